@@ -1,0 +1,43 @@
+# apikeys -- API keys for PostgreSQL
+#
+#   make demo    install what is missing, build, and show the main job on a throwaway cluster
+#   make test    install what is missing, build, and run every test suite
+#   make bench   pgbench benchmarks (not part of make test)
+
+EXTENSION   = apikeys
+EXTVERSION  = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\(.*\)'/\1/p" $(EXTENSION).control)
+MODULE_big  = apikeys
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA        = $(wildcard $(EXTENSION)--*.sql)
+PGFILEDESC  = "apikeys - API key issuance, verification and row-level security"
+PG_CPPFLAGS = -I$(srcdir)/src
+
+REGRESS        = init cleanup
+REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
+ISOLATION      =
+ISOLATION_OPTS = --inputdir=test/isolation
+TAP_TESTS      = 1
+PROVE_TESTS   ?= test/t/*.pl
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Everything below drives the throwaway clusters; see test/run.sh.
+.PHONY: test demo bench deps fuzz check-memory
+
+deps:
+	@test/deps.sh
+
+test: deps
+	@test/run.sh
+
+demo: deps
+	@test/demo.sh
+
+bench: deps
+	@bench/run.sh
+
+# print-VAR: lets test/run.sh read REGRESS and ISOLATION from this file.
+print-%:
+	@echo $($*)

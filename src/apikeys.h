@@ -1,0 +1,73 @@
+/*-------------------------------------------------------------------------
+ *
+ * apikeys.h
+ *	  Shared constants, types and module entry points of the apikeys
+ *	  extension.
+ *
+ * IDENTIFICATION
+ *	  src/apikeys.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEYS_H
+#define APIKEYS_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+#define APIKEYS_SCHEMA_NAME			"apikeys"
+#define APIKEYS_KEYS_TABLE			"keys"
+
+/* Token layout (see token.c for the design notes) */
+#define APIKEYS_PREFIX_MAXLEN		20
+#define APIKEYS_CLIENT_RANDOM_LEN	16
+#define APIKEYS_SECRET_LEN			43	/* 43 base62 chars = 256 bits */
+#define APIKEYS_CHECKSUM_LEN		6	/* CRC-32C in base62 */
+#define APIKEYS_CLIENT_ID_MAXLEN	(APIKEYS_PREFIX_MAXLEN + 1 + APIKEYS_CLIENT_RANDOM_LEN)
+#define APIKEYS_TOKEN_MAXLEN		(APIKEYS_CLIENT_ID_MAXLEN + 1 + APIKEYS_SECRET_LEN + APIKEYS_CHECKSUM_LEN)
+#define APIKEYS_HASH_LEN			32	/* SHA-256 / HMAC-SHA-256 */
+
+/* Hash algorithms recorded per key, so a pepper can be added later */
+#define APIKEYS_HASH_SHA256			's'
+#define APIKEYS_HASH_HMAC			'h'
+
+/* Verification outcome codes, in the order checks are made */
+typedef enum ApikeysCode
+{
+	APIKEYS_VALID = 0,
+	APIKEYS_MALFORMED,
+	APIKEYS_NOT_FOUND,
+	APIKEYS_EXPIRED,
+	APIKEYS_DISABLED,
+	APIKEYS_REVOKED,
+	APIKEYS_INSUFFICIENT_SCOPE,
+	APIKEYS_IP_NOT_ALLOWED,
+	APIKEYS_RATE_LIMITED,
+	APIKEYS_NUM_CODES
+} ApikeysCode;
+
+extern const char *const ApikeysCodeNames[APIKEYS_NUM_CODES];
+
+/* GUC variables (guc.c) */
+extern char *apikeys_token_prefix;
+extern char *apikeys_pepper;
+extern int	apikeys_default_max_keys;
+extern int	apikeys_default_max_lifetime;
+extern bool apikeys_trust_forwarded_for;
+extern int	apikeys_last_used_granularity;
+extern int	apikeys_flush_interval;
+extern int	apikeys_cache_size;
+extern int	apikeys_max_failures;
+extern int	apikeys_failure_window;
+
+/* Module initialisers, called from _PG_init */
+extern void ApikeysDefineGucs(void);
+extern void ApikeysContextInit(void);
+extern void ApikeysCatalogInit(void);
+extern void ApikeysShmemInit(void);
+
+/* true when loaded through shared_preload_libraries */
+extern bool apikeys_preloaded;
+
+#endif							/* APIKEYS_H */

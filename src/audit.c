@@ -1,0 +1,130 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *	  Backend state that labels audit rows, and the caller's identity.
+ *
+ * Every change to apikeys.keys is audited by one row trigger, whatever
+ * made it, so that a DBA's direct UPDATE in psql is recorded exactly like
+ * a call to revoke_key.  The extension's own functions tell the trigger
+ * which event they are performing (rotated, disabled, ...) and why,
+ * through the small piece of state here; with no such label the trigger
+ * records a "direct_update" or "direct_delete".  The same label unlocks
+ * the append-only audit log for apikeys.purge_audit alone.
+ *
+ * The label is backend-private and cleared at the end of every
+ * transaction, so it cannot leak from one request into the next.  Only
+ * the extension owner may set it.
+ *
+ * IDENTIFICATION
+ *	  src/audit.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "apikeys.h"
+
+static char *op_event = NULL;
+static Jsonb *op_detail = NULL;
+static bool callback_registered = false;
+
+/* OpClear forgets the current label. */
+static void
+OpClear(void)
+{
+	if (op_event != NULL)
+		pfree(op_event);
+	if (op_detail != NULL)
+		pfree(op_detail);
+	op_event = NULL;
+	op_detail = NULL;
+}
+
+/* OpXactCallback clears the label at the end of every transaction. */
+static void
+OpXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		OpClear();
+}
+
+PG_FUNCTION_INFO_V1(apikeys_op_begin);
+PG_FUNCTION_INFO_V1(apikeys_op_end);
+PG_FUNCTION_INFO_V1(apikeys_op_event);
+PG_FUNCTION_INFO_V1(apikeys_op_detail);
+PG_FUNCTION_INFO_V1(apikeys_outer_user);
+
+/* SQL function: apikeys._op_begin(event text, detail jsonb) returns void */
+Datum
+apikeys_op_begin(PG_FUNCTION_ARGS)
+{
+	MemoryContext old;
+
+	if (!callback_registered)
+	{
+		RegisterXactCallback(OpXactCallback, NULL);
+		callback_registered = true;
+	}
+	OpClear();
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	op_event = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!PG_ARGISNULL(1))
+	{
+		Jsonb	   *j = PG_GETARG_JSONB_P(1);
+
+		op_detail = palloc(VARSIZE(j));
+		memcpy(op_detail, j, VARSIZE(j));
+	}
+	MemoryContextSwitchTo(old);
+	PG_RETURN_VOID();
+}
+
+/* SQL function: apikeys._op_end() returns void */
+Datum
+apikeys_op_end(PG_FUNCTION_ARGS)
+{
+	OpClear();
+	PG_RETURN_VOID();
+}
+
+/* SQL function: apikeys._op_event() returns text */
+Datum
+apikeys_op_event(PG_FUNCTION_ARGS)
+{
+	if (op_event == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(op_event));
+}
+
+/* SQL function: apikeys._op_detail() returns jsonb */
+Datum
+apikeys_op_detail(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *copy;
+
+	if (op_detail == NULL)
+		PG_RETURN_NULL();
+	copy = palloc(VARSIZE(op_detail));
+	memcpy(copy, op_detail, VARSIZE(op_detail));
+	PG_RETURN_JSONB_P(copy);
+}
+
+/*
+ * SQL function: apikeys._outer_user() returns text
+ *
+ * current_user as the caller set it (SET ROLE), not the owner a SECURITY
+ * DEFINER function runs as: that is who to record in the audit trail.
+ */
+Datum
+apikeys_outer_user(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(GetUserNameFromId(GetOuterUserId(), false)));
+}

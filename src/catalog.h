@@ -1,0 +1,45 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *	  Cached OIDs of the extension's tables and the layout of apikeys.keys.
+ *
+ * IDENTIFICATION
+ *	  src/catalog.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEYS_CATALOG_H
+#define APIKEYS_CATALOG_H
+
+#include "apikeys.h"
+
+/* Column numbers of apikeys.keys, checked against the catalog on load. */
+#define Anum_keys_client_id			1
+#define Anum_keys_owner				2
+#define Anum_keys_name				3
+#define Anum_keys_scopes			4
+#define Anum_keys_secret_hash		5
+#define Anum_keys_hash_alg			6
+#define Anum_keys_expires_at		7
+#define Anum_keys_created_at		8
+#define Anum_keys_created_by		9
+#define Anum_keys_disabled_at		10
+#define Anum_keys_revoked_at		11
+#define Anum_keys_prev_secret_hash	12
+#define Anum_keys_prev_hash_alg		13
+#define Anum_keys_prev_expires_at	14
+#define Anum_keys_last_used_at		15
+#define Anum_keys_description		16
+#define Anum_keys_contact_email		17
+#define Anum_keys_contact_phone		18
+#define Anum_keys_allowed_cidrs		19
+#define Anum_keys_metadata			20
+#define Anum_keys_db_role			21
+#define Anum_keys_rate_limit		22
+#define Anum_keys_rate_window		23
+#define Natts_keys					23
+
+extern Oid	ApikeysKeysRelid(void);
+extern Oid	ApikeysExtensionOwner(void);
+
+#endif							/* APIKEYS_CATALOG_H */

@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * context.c
+ *	  authenticate() and the context functions RLS policies read.
+ *
+ * Hand-rolled schemes keep "who is calling" in a custom setting
+ * (set_config('app.key_id', ...)), which any SQL the client sends can
+ * overwrite.  Here the authenticated identity lives in backend-private C
+ * memory, written only by authenticate() and pre_request() after a
+ * successful verification, and read only through the functions below.
+ * No SET, set_config(), ALTER ROLE ... SET or forged request.jwt.claims
+ * reaches it.
+ *
+ * Lifetime: the context belongs to the transaction that set it.  It is
+ * cleared at commit, abort and prepare, and when the subtransaction that
+ * set it rolls back (a failed SAVEPOINT block cannot leave an identity
+ * behind).  When that subtransaction commits, the context passes to its
+ * parent.  A new transaction therefore always starts anonymous, which is
+ * what a pooled connection (PostgREST) needs.
+ *
+ * IDENTIFICATION
+ *	  src/context.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "context.h"
+
+typedef struct RequestContext
+{
+	bool		set;
+	SubTransactionId subid;		/* subtransaction that set it */
+	char	   *client_id;
+	char	   *owner;
+	ArrayType  *scopes;
+} RequestContext;
+
+static RequestContext ctx;
+static MemoryContext ContextMemory = NULL;
+
+/* ContextClear forgets the identity and frees its memory. */
+static void
+ContextClear(void)
+{
+	ctx.set = false;
+	ctx.client_id = NULL;
+	ctx.owner = NULL;
+	ctx.scopes = NULL;
+	if (ContextMemory != NULL)
+		MemoryContextReset(ContextMemory);
+}
+
+/* ContextXactCallback clears the context when the transaction ends. */
+static void
+ContextXactCallback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			ContextClear();
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * ContextSubXactCallback clears the context when the subtransaction that
+ * set it aborts, and hands it to the parent when it commits.
+ */
+static void
+ContextSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (!ctx.set || ctx.subid != mySubid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		ContextClear();
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		ctx.subid = parentSubid;
+}
+
+/* ApikeysContextInit registers the transaction callbacks. */
+void
+ApikeysContextInit(void)
+{
+	RegisterXactCallback(ContextXactCallback, NULL);
+	RegisterSubXactCallback(ContextSubXactCallback, NULL);
+}
+
+/* ContextSet records a verified key as this transaction's identity. */
+void
+ContextSet(const VerifyResult *res)
+{
+	MemoryContext old;
+
+	Assert(res->code == APIKEYS_VALID);
+	if (ContextMemory == NULL)
+		ContextMemory = AllocSetContextCreate(TopMemoryContext,
+											  "apikeys request context",
+											  ALLOCSET_SMALL_SIZES);
+	ContextClear();
+	old = MemoryContextSwitchTo(ContextMemory);
+	ctx.client_id = pstrdup(res->key.client_id);
+	ctx.owner = pstrdup(res->key.owner);
+	ctx.scopes = (ArrayType *) palloc(VARSIZE(res->key.scopes));
+	memcpy(ctx.scopes, res->key.scopes, VARSIZE(res->key.scopes));
+	MemoryContextSwitchTo(old);
+	ctx.subid = GetCurrentSubTransactionId();
+	ctx.set = true;
+}
+
+/*
+ * ContextRaiseFailure raises the error authenticate() gives for a failed
+ * verification: 28000 for a credential that is no good, 42501 for a good
+ * one that may not do this, 54000 when rate limited.  Messages name the
+ * client ID at most, never the token.
+ */
+void
+ContextRaiseFailure(const VerifyResult *res)
+{
+	const char *cid = res->have_key ? res->key.client_id : NULL;
+
+	switch (res->code)
+	{
+		case APIKEYS_MALFORMED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("malformed API key"),
+					 errhint("Check that the whole token was sent, unchanged.")));
+			break;
+		case APIKEYS_NOT_FOUND:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("invalid API key")));
+			break;
+		case APIKEYS_EXPIRED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("API key \"%s\" has expired", cid),
+					 errhint("Ask an administrator for a new key.")));
+			break;
+		case APIKEYS_DISABLED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("API key \"%s\" is disabled", cid)));
+			break;
+		case APIKEYS_REVOKED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("API key \"%s\" has been revoked", cid)));
+			break;
+		case APIKEYS_INSUFFICIENT_SCOPE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("API key \"%s\" lacks the required scope", cid)));
+			break;
+		case APIKEYS_IP_NOT_ALLOWED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("API key \"%s\" may not be used from this address", cid)));
+			break;
+		case APIKEYS_RATE_LIMITED:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many requests"),
+					 errdetail("Retry after %d seconds.", res->retry_after)));
+			break;
+		default:
+			elog(ERROR, "unexpected verification code %d", (int) res->code);
+	}
+}
+
+PG_FUNCTION_INFO_V1(apikeys_authenticate);
+PG_FUNCTION_INFO_V1(apikeys_current_client_id);
+PG_FUNCTION_INFO_V1(apikeys_current_owner);
+PG_FUNCTION_INFO_V1(apikeys_current_scopes);
+PG_FUNCTION_INFO_V1(apikeys_has_scope);
+PG_FUNCTION_INFO_V1(apikeys_require_scope);
+PG_FUNCTION_INFO_V1(apikeys_field_allowed);
+
+/*
+ * SQL function: apikeys.authenticate(token text, required_scope text,
+ *				client_ip inet) returns apikeys.verification
+ *
+ * Verifies like apikeys.verify, then either sets this transaction's
+ * context and returns the verification, or raises.
+ */
+Datum
+apikeys_authenticate(PG_FUNCTION_ARGS)
+{
+	Scope		scope_buf;
+	const Scope *required = VerifyRequiredScopeArg(fcinfo, 1, &scope_buf);
+	Datum		addr = (Datum) 0;
+	bool		ip_known = VerifyClientAddressArg(fcinfo, 2, &addr);
+	VerifyResult res;
+
+	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+				required, ip_known, addr, &res);
+	if (res.code != APIKEYS_VALID)
+		ContextRaiseFailure(&res);
+	ContextSet(&res);
+	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
+}
+
+/* SQL function: apikeys.current_client_id() returns text */
+Datum
+apikeys_current_client_id(PG_FUNCTION_ARGS)
+{
+	if (!ctx.set)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(ctx.client_id));
+}
+
+/* SQL function: apikeys.current_owner() returns text */
+Datum
+apikeys_current_owner(PG_FUNCTION_ARGS)
+{
+	if (!ctx.set)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(ctx.owner));
+}
+
+/* SQL function: apikeys.current_scopes() returns text[] */
+Datum
+apikeys_current_scopes(PG_FUNCTION_ARGS)
+{
+	ArrayType  *copy;
+
+	if (!ctx.set)
+		PG_RETURN_NULL();
+	copy = (ArrayType *) palloc(VARSIZE(ctx.scopes));
+	memcpy(copy, ctx.scopes, VARSIZE(ctx.scopes));
+	ARR_ELEMTYPE(copy) = TEXTOID;
+	PG_RETURN_ARRAYTYPE_P(copy);
+}
+
+/*
+ * SQL function: apikeys.has_scope(scope text) returns boolean
+ *
+ * False when no key is authenticated.  A malformed scope is an error in
+ * the policy that asks, so it raises 22023 rather than quietly denying.
+ */
+Datum
+apikeys_has_scope(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	Scope		s;
+
+	ScopeParseOrError(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &s);
+	if (!ctx.set)
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(ScopeArrayGrants(ctx.scopes, &s));
+}
+
+/* SQL function: apikeys.require_scope(scope text) returns void; raises 42501 */
+Datum
+apikeys_require_scope(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	Scope		s;
+
+	ScopeParseOrError(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &s);
+	if (!ctx.set)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("an API key with scope \"%s\" is required",
+						text_to_cstring(t)),
+				 errhint("Call apikeys.authenticate() first in this transaction.")));
+	if (!ScopeArrayGrants(ctx.scopes, &s))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("API key \"%s\" lacks scope \"%s\"",
+						ctx.client_id, text_to_cstring(t))));
+	PG_RETURN_VOID();
+}
+
+/*
+ * SQL function: apikeys.field_allowed(resource text, field text) returns boolean
+ *
+ * May the authenticated key read this field of this resource?
+ */
+Datum
+apikeys_field_allowed(PG_FUNCTION_ARGS)
+{
+	text	   *r = PG_GETARG_TEXT_PP(0);
+	text	   *f = PG_GETARG_TEXT_PP(1);
+
+	if (!ctx.set)
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(ScopeArrayAllowsField(ctx.scopes,
+										 VARDATA_ANY(r), VARSIZE_ANY_EXHDR(r),
+										 VARDATA_ANY(f), VARSIZE_ANY_EXHDR(f)));
+}

@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * context.h
+ *	  The transaction-scoped, unforgeable request context.
+ *
+ * IDENTIFICATION
+ *	  src/context.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEYS_CONTEXT_H
+#define APIKEYS_CONTEXT_H
+
+#include "verify.h"
+
+extern void ContextSet(const VerifyResult *res);
+extern void ContextRaiseFailure(const VerifyResult *res);
+
+#endif							/* APIKEYS_CONTEXT_H */

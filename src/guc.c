@@ -1,0 +1,185 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  The apikeys.* configuration parameters.
+ *
+ * GUCs hold configuration only.  The authenticated request context is
+ * never a GUC: any PGC_USERSET setting can be changed by the client, and
+ * the context must not be forgeable (see context.c).
+ *
+ * IDENTIFICATION
+ *	  src/guc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "apikeys.h"
+#include "token.h"
+
+char	   *apikeys_token_prefix = NULL;
+char	   *apikeys_pepper = NULL;
+int			apikeys_default_max_keys = 5;
+int			apikeys_default_max_lifetime = 365 * 24 * 3600;
+bool		apikeys_trust_forwarded_for = false;
+int			apikeys_last_used_granularity = 60;
+int			apikeys_flush_interval = 10;
+int			apikeys_cache_size = 100000;
+int			apikeys_max_failures = 100;
+int			apikeys_failure_window = 3600;
+
+/*
+ * CheckTokenPrefix accepts a lowercase prefix that token.c can parse back
+ * out of a token.
+ */
+static bool
+CheckTokenPrefix(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || !TokenPrefixIsValid(*newval, strlen(*newval)))
+	{
+		GUC_check_errdetail("A token prefix is 1 to %d characters: a lowercase letter, then lowercase letters, digits or underscores, not ending in an underscore.",
+							APIKEYS_PREFIX_MAXLEN);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * ApikeysDefineGucs defines every apikeys.* setting and reserves the
+ * prefix so that a typo is an error rather than a silent placeholder.
+ */
+void
+ApikeysDefineGucs(void)
+{
+	DefineCustomStringVariable("apikeys.token_prefix",
+							   "Sets the prefix of newly issued tokens and client IDs.",
+							   "Existing keys keep the prefix they were issued with.",
+							   &apikeys_token_prefix,
+							   "ak",
+							   PGC_SUSET,
+							   0,
+							   CheckTokenPrefix,
+							   NULL,
+							   NULL);
+
+	DefineCustomStringVariable("apikeys.pepper",
+							   "Sets a server-side secret mixed into stored secret hashes (HMAC-SHA-256).",
+							   "Empty means plain SHA-256. Keys issued with a pepper verify only while the same pepper is set.",
+							   &apikeys_pepper,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomIntVariable("apikeys.default_max_keys",
+							"Sets the number of live keys an owner may hold when no owner policy says otherwise.",
+							NULL,
+							&apikeys_default_max_keys,
+							5,
+							1,
+							1000000,
+							PGC_SUSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.default_max_lifetime",
+							"Sets the longest lifetime of a key when no owner policy says otherwise.",
+							NULL,
+							&apikeys_default_max_lifetime,
+							365 * 24 * 3600,
+							60,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomBoolVariable("apikeys.trust_forwarded_for",
+							 "Takes the client address from the first X-Forwarded-For entry in pre_request.",
+							 "Turn on only behind a proxy that sets the header itself.",
+							 &apikeys_trust_forwarded_for,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomIntVariable("apikeys.last_used_granularity",
+							"Sets how often last_used_at is written per key when the library is not preloaded.",
+							NULL,
+							&apikeys_last_used_granularity,
+							60,
+							1,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.flush_interval",
+							"Sets how often the background worker writes usage and last-used times to tables.",
+							NULL,
+							&apikeys_flush_interval,
+							10,
+							1,
+							3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	/* PGC_POSTMASTER settings can only be defined while preloading */
+	if (apikeys_preloaded)
+		DefineCustomIntVariable("apikeys.cache_size",
+								"Sets the number of keys held in the shared verification cache.",
+								"Used only when apikeys is in shared_preload_libraries.",
+								&apikeys_cache_size,
+								100000,
+								64,
+								INT_MAX / 1024,
+								PGC_POSTMASTER,
+								0,
+								NULL,
+								NULL,
+								NULL);
+
+	DefineCustomIntVariable("apikeys.max_failures",
+							"Sets how many failed verifications from one address are allowed within apikeys.failure_window.",
+							NULL,
+							&apikeys_max_failures,
+							100,
+							1,
+							INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.failure_window",
+							"Sets the window over which failed verifications are counted per address.",
+							NULL,
+							&apikeys_failure_window,
+							3600,
+							1,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	MarkGUCPrefixReserved("apikeys");
+}

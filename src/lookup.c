@@ -1,0 +1,139 @@
+/*-------------------------------------------------------------------------
+ *
+ * lookup.c
+ *	  Finding a key's verification data by client ID.
+ *
+ * Verification reads apikeys.keys through its primary-key index directly
+ * (table_open + index scan), not through SPI.  That skips parsing,
+ * planning and the executor, and it needs no privilege on the table, so
+ * apikeys_verifier can verify without being able to read a single hash.
+ *
+ * The scan uses the latest snapshot, not the statement's: a revoke,
+ * disable or rotation that committed before this call is always seen,
+ * even inside a REPEATABLE READ transaction that began earlier.  Our own
+ * transaction's uncommitted changes are seen as well.
+ *
+ * IDENTIFICATION
+ *	  src/lookup.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_collation.h"
+#include "executor/tuptable.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "lookup.h"
+
+/* CopyHash copies a 32-byte bytea into dst; false when it has another size. */
+static bool
+CopyHash(Datum d, uint8 *dst)
+{
+	bytea	   *b = DatumGetByteaPP(d);
+
+	if (VARSIZE_ANY_EXHDR(b) != APIKEYS_HASH_LEN)
+		return false;
+	memcpy(dst, VARDATA_ANY(b), APIKEYS_HASH_LEN);
+	return true;
+}
+
+/*
+ * KeyLookup fills out with the key whose client ID is client_id[0..len).
+ * Returns false when there is no such key.  Allocations are made in the
+ * current memory context.
+ */
+bool
+KeyLookup(const char *client_id, int len, KeyInfo *out)
+{
+	Relation	rel;
+	Relation	idx;
+	Oid			idxoid;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData skey;
+	text	   *key_text;
+	bool		found = false;
+
+	rel = table_open(ApikeysKeysRelid(), AccessShareLock);
+	idxoid = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(idxoid))
+		elog(ERROR, "apikeys.keys has no primary key");
+	idx = index_open(idxoid, AccessShareLock);
+
+	key_text = cstring_to_text_with_len(client_id, len);
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(key_text));
+	skey.sk_collation = C_COLLATION_OID;
+
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, snapshot, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		Datum	   *v;
+		bool	   *n;
+
+		slot_getallattrs(slot);
+		v = slot->tts_values;
+		n = slot->tts_isnull;
+
+		memset(out, 0, sizeof(KeyInfo));
+		memcpy(out->client_id, client_id, len);
+		out->client_id[len] = '\0';
+		out->owner = TextDatumGetCString(v[Anum_keys_owner - 1]);
+		out->scopes = DatumGetArrayTypePCopy(v[Anum_keys_scopes - 1]);
+		out->expires_at = DatumGetTimestampTz(v[Anum_keys_expires_at - 1]);
+		out->disabled = !n[Anum_keys_disabled_at - 1];
+		out->revoked = !n[Anum_keys_revoked_at - 1];
+		out->hash_alg = DatumGetChar(v[Anum_keys_hash_alg - 1]);
+		if (!CopyHash(v[Anum_keys_secret_hash - 1], out->hash))
+			out->hash_alg = '\0';	/* never matches */
+		if (!n[Anum_keys_prev_secret_hash - 1] && !n[Anum_keys_prev_expires_at - 1])
+		{
+			out->has_prev = CopyHash(v[Anum_keys_prev_secret_hash - 1], out->prev_hash);
+			out->prev_hash_alg = n[Anum_keys_prev_hash_alg - 1] ? APIKEYS_HASH_SHA256 :
+				DatumGetChar(v[Anum_keys_prev_hash_alg - 1]);
+			out->prev_expires_at = DatumGetTimestampTz(v[Anum_keys_prev_expires_at - 1]);
+		}
+		if (!n[Anum_keys_allowed_cidrs - 1])
+			out->allowed_cidrs = DatumGetArrayTypePCopy(v[Anum_keys_allowed_cidrs - 1]);
+		if (!n[Anum_keys_db_role - 1])
+			out->db_role = TextDatumGetCString(v[Anum_keys_db_role - 1]);
+		if (!n[Anum_keys_rate_limit - 1])
+		{
+			Interval   *w = n[Anum_keys_rate_window - 1] ? NULL :
+				DatumGetIntervalP(v[Anum_keys_rate_window - 1]);
+
+			out->rate_limit = DatumGetInt32(v[Anum_keys_rate_limit - 1]);
+			out->rate_window_us = w ? w->time + (int64) w->day * USECS_PER_DAY +
+				(int64) w->month * 30 * USECS_PER_DAY : 60 * USECS_PER_SEC;
+		}
+		if (!n[Anum_keys_last_used_at - 1])
+		{
+			out->has_last_used = true;
+			out->last_used_at = DatumGetTimestampTz(v[Anum_keys_last_used_at - 1]);
+		}
+		found = true;
+	}
+
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	pfree(key_text);
+	return found;
+}

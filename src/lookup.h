@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * lookup.h
+ *	  Finding a key's verification data by client ID.
+ *
+ * IDENTIFICATION
+ *	  src/lookup.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEYS_LOOKUP_H
+#define APIKEYS_LOOKUP_H
+
+#include "apikeys.h"
+#include "utils/array.h"
+
+/* What verification needs to know of one key. */
+typedef struct KeyInfo
+{
+	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
+	char	   *owner;
+	ArrayType  *scopes;			/* apikeys.scope[] */
+	TimestampTz expires_at;
+	bool		disabled;
+	bool		revoked;
+	char		hash_alg;
+	uint8		hash[APIKEYS_HASH_LEN];
+	bool		has_prev;		/* rotation grace: the previous secret */
+	char		prev_hash_alg;
+	uint8		prev_hash[APIKEYS_HASH_LEN];
+	TimestampTz prev_expires_at;
+	ArrayType  *allowed_cidrs;	/* NULL: any address */
+	char	   *db_role;		/* NULL: none */
+	int32		rate_limit;		/* 0: none */
+	int64		rate_window_us;
+	bool		has_last_used;
+	TimestampTz last_used_at;
+} KeyInfo;
+
+extern bool KeyLookup(const char *client_id, int len, KeyInfo *out);
+
+#endif							/* APIKEYS_LOOKUP_H */

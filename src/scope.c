@@ -1,0 +1,398 @@
+/*-------------------------------------------------------------------------
+ *
+ * scope.c
+ *	  The apikeys.scope type: grammar, canonical form and matching.
+ *
+ * A scope is one of
+ *		*								full access
+ *		resource:*						every action on resource, every field
+ *		resource:action					one action, every field
+ *		resource:action(field, ...)		one action, only those fields
+ * resource is [a-z0-9_./-]+, action a lowercase word ([a-z][a-z_]*), field
+ * [a-z_][a-z0-9_]*.  The standard actions are create, read, update,
+ * delete and download, but any lowercase word is accepted so products can
+ * add their own ("approve", "export").
+ *
+ * Matching (does a key holding "granted" satisfy "required"?):
+ * - "*" grants everything; nothing but "*" grants "*".
+ * - The resource must be equal: there is no hierarchy, so "a" does not
+ *   grant "a/b".  Explicit beats clever for a security boundary.
+ * - "res:*" grants any action, and any field, on res; "res:*" is required
+ *   only by itself or "*".
+ * - "res:act" grants "res:act" and "res:act(any fields)".
+ * - "res:act(a,b)" grants "res:act" (the key may use the action, limited to
+ *   those fields) and "res:act(f,...)" when every f is in {a, b}.
+ * Over a set of granted scopes a required field list is satisfied field by
+ * field, so "r:read(a)" plus "r:read(b)" grant "r:read(a,b)", and a
+ * field-less grant of an action wins over any field-limited one.
+ *
+ * The type stores the canonical text (no blanks), so equality is byte
+ * equality and every stored scope has already passed the grammar.
+ *
+ * IDENTIFICATION
+ *	  src/scope.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "scope.h"
+
+#define SCOPE_FORM_DETAIL "A scope has the form resource:action, resource:action(field, ...), resource:* or *."
+
+static inline bool
+IsLower(char c)
+{
+	return c >= 'a' && c <= 'z';
+}
+
+static inline bool
+IsDigit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static inline bool
+IsResourceChar(char c)
+{
+	return IsLower(c) || IsDigit(c) || c == '_' || c == '-' || c == '.' || c == '/';
+}
+
+static inline bool
+SpanEq(const ScopeSpan *a, const ScopeSpan *b)
+{
+	return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+}
+
+static inline bool
+SpanIsStar(const ScopeSpan *a)
+{
+	return a->len == 1 && a->p[0] == '*';
+}
+
+/*
+ * ScopeParse parses s[0..len) into out.  On failure returns false and sets
+ * *why to a sentence for errdetail.
+ */
+bool
+ScopeParse(const char *s, size_t len, Scope *out, const char **why)
+{
+	size_t		i = 0;
+
+	memset(out, 0, offsetof(Scope, fields));
+	*why = SCOPE_FORM_DETAIL;
+
+	if (len == 0)
+	{
+		*why = "A scope cannot be empty.";
+		return false;
+	}
+	if (len > APIKEYS_SCOPE_MAXLEN)
+	{
+		*why = "A scope is at most 256 characters long.";
+		return false;
+	}
+	if (len == 1 && s[0] == '*')
+	{
+		out->all = true;
+		return true;
+	}
+
+	/* resource */
+	out->resource.p = s;
+	while (i < len && IsResourceChar(s[i]))
+		i++;
+	out->resource.len = (int) i;
+	if (i == 0 || i >= len || s[i] != ':')
+	{
+		if (i < len && s[i] >= 'A' && s[i] <= 'Z')
+			*why = "Resources, actions and fields are lowercase.";
+		return false;
+	}
+	i++;
+
+	/* action */
+	out->action.p = s + i;
+	if (i < len && s[i] == '*')
+		i++;
+	else
+	{
+		if (i >= len || !IsLower(s[i]))
+		{
+			if (i < len && s[i] >= 'A' && s[i] <= 'Z')
+				*why = "Resources, actions and fields are lowercase.";
+			return false;
+		}
+		while (i < len && (IsLower(s[i]) || s[i] == '_'))
+			i++;
+	}
+	out->action.len = (int) (s + i - out->action.p);
+
+	if (i == len)
+		return true;
+
+	/* optional field list */
+	if (s[i] != '(')
+		return false;
+	if (SpanIsStar(&out->action))
+	{
+		*why = "A field list cannot follow the action \"*\".";
+		return false;
+	}
+	i++;
+	for (;;)
+	{
+		ScopeSpan  *f;
+
+		while (i < len && s[i] == ' ')
+			i++;
+		if (i >= len || !(IsLower(s[i]) || s[i] == '_'))
+		{
+			*why = "A field list holds one or more field names, separated by commas.";
+			return false;
+		}
+		if (out->nfields >= APIKEYS_SCOPE_MAXFIELDS)
+		{
+			*why = "A scope names at most 64 fields.";
+			return false;
+		}
+		f = &out->fields[out->nfields++];
+		f->p = s + i;
+		while (i < len && (IsLower(s[i]) || IsDigit(s[i]) || s[i] == '_'))
+			i++;
+		f->len = (int) (s + i - f->p);
+		while (i < len && s[i] == ' ')
+			i++;
+		if (i < len && s[i] == ',')
+		{
+			i++;
+			continue;
+		}
+		if (i < len && s[i] == ')' && i + 1 == len)
+			return true;
+		*why = "A field list holds one or more field names, separated by commas.";
+		return false;
+	}
+}
+
+/* ScopeParseOrError parses a scope or raises 22023 naming it. */
+void
+ScopeParseOrError(const char *s, size_t len, Scope *out)
+{
+	const char *why;
+
+	if (!ScopeParse(s, len, out, &why))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid scope \"%.*s\"", (int) Min(len, 200), s),
+				 errdetail("%s", why)));
+}
+
+/* FieldIn says whether f is one of g's fields. */
+static bool
+FieldIn(const ScopeSpan *f, const Scope *g)
+{
+	for (int i = 0; i < g->nfields; i++)
+		if (SpanEq(f, &g->fields[i]))
+			return true;
+	return false;
+}
+
+/*
+ * ScopeGrantsAction says whether granted covers required's resource and
+ * action, ignoring fields.
+ */
+static bool
+ScopeGrantsAction(const Scope *granted, const Scope *required)
+{
+	if (granted->all)
+		return true;
+	if (required->all)
+		return false;
+	if (!SpanEq(&granted->resource, &required->resource))
+		return false;
+	if (SpanIsStar(&granted->action))
+		return true;
+	if (SpanIsStar(&required->action))
+		return false;
+	return SpanEq(&granted->action, &required->action);
+}
+
+/* GrantCoversField: granted covers the action and (all fields or f). */
+static bool
+GrantCoversField(const Scope *granted, const Scope *required, const ScopeSpan *f)
+{
+	if (!ScopeGrantsAction(granted, required))
+		return false;
+	if (granted->all || SpanIsStar(&granted->action) || granted->nfields == 0)
+		return true;
+	return FieldIn(f, granted);
+}
+
+/* ScopeGrants: does one granted scope satisfy required? */
+bool
+ScopeGrants(const Scope *granted, const Scope *required)
+{
+	if (!ScopeGrantsAction(granted, required))
+		return false;
+	for (int i = 0; i < required->nfields; i++)
+		if (!GrantCoversField(granted, required, &required->fields[i]))
+			return false;
+	return true;
+}
+
+/*
+ * ScopeArrayGrants: does a set of granted scopes (an apikeys.scope[] of
+ * canonical, already validated strings) satisfy required?  Fields are
+ * satisfied one by one across the set.
+ */
+bool
+ScopeArrayGrants(ArrayType *granted, const Scope *required)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	Scope	   *parsed;
+	int			nparsed = 0;
+	bool		result = false;
+
+	deconstruct_array(granted, ARR_ELEMTYPE(granted), -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	parsed = palloc(sizeof(Scope) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		text	   *t;
+		const char *why;
+
+		if (nulls[i])
+			continue;
+		t = DatumGetTextPP(elems[i]);
+		if (!ScopeParse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &parsed[nparsed], &why))
+			continue;			/* cannot happen for a stored scope */
+		if (ScopeGrantsAction(&parsed[nparsed], required))
+			nparsed++;
+	}
+
+	if (nparsed > 0)
+	{
+		result = true;
+		for (int f = 0; f < required->nfields && result; f++)
+		{
+			bool		covered = false;
+
+			for (int g = 0; g < nparsed && !covered; g++)
+				covered = GrantCoversField(&parsed[g], required, &required->fields[f]);
+			result = covered;
+		}
+	}
+	pfree(parsed);
+	return result;
+}
+
+/*
+ * ScopeArrayAllowsField: may a key holding granted read this field of this
+ * resource?
+ */
+bool
+ScopeArrayAllowsField(ArrayType *granted, const char *resource, size_t rlen,
+					  const char *field, size_t flen)
+{
+	Scope		req;
+
+	memset(&req, 0, sizeof(req));
+	req.resource.p = resource;
+	req.resource.len = (int) rlen;
+	req.action.p = "read";
+	req.action.len = 4;
+	req.nfields = 1;
+	req.fields[0].p = field;
+	req.fields[0].len = (int) flen;
+	return ScopeArrayGrants(granted, &req);
+}
+
+/* ScopeCanonical renders a parsed scope without blanks. */
+static text *
+ScopeCanonical(const Scope *s)
+{
+	StringInfoData buf;
+	text	   *result;
+
+	initStringInfo(&buf);
+	if (s->all)
+		appendStringInfoChar(&buf, '*');
+	else
+	{
+		appendBinaryStringInfo(&buf, s->resource.p, s->resource.len);
+		appendStringInfoChar(&buf, ':');
+		appendBinaryStringInfo(&buf, s->action.p, s->action.len);
+		if (s->nfields > 0)
+		{
+			appendStringInfoChar(&buf, '(');
+			for (int i = 0; i < s->nfields; i++)
+			{
+				if (i > 0)
+					appendStringInfoChar(&buf, ',');
+				appendBinaryStringInfo(&buf, s->fields[i].p, s->fields[i].len);
+			}
+			appendStringInfoChar(&buf, ')');
+		}
+	}
+	result = cstring_to_text_with_len(buf.data, buf.len);
+	pfree(buf.data);
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(apikeys_scope_in);
+PG_FUNCTION_INFO_V1(apikeys_scope_out);
+PG_FUNCTION_INFO_V1(apikeys_scope_grants);
+PG_FUNCTION_INFO_V1(apikeys_scopes_grant);
+
+/* SQL function: apikeys.scope_in(cstring) returns apikeys.scope */
+Datum
+apikeys_scope_in(PG_FUNCTION_ARGS)
+{
+	char	   *str = PG_GETARG_CSTRING(0);
+	Scope		s;
+
+	ScopeParseOrError(str, strlen(str), &s);
+	PG_RETURN_TEXT_P(ScopeCanonical(&s));
+}
+
+/* SQL function: apikeys.scope_out(apikeys.scope) returns cstring */
+Datum
+apikeys_scope_out(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CSTRING(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+}
+
+/* SQL function: apikeys.scope_grants(granted scope, required scope) returns boolean */
+Datum
+apikeys_scope_grants(PG_FUNCTION_ARGS)
+{
+	text	   *g = PG_GETARG_TEXT_PP(0);
+	text	   *r = PG_GETARG_TEXT_PP(1);
+	Scope		gs,
+				rs;
+
+	ScopeParseOrError(VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g), &gs);
+	ScopeParseOrError(VARDATA_ANY(r), VARSIZE_ANY_EXHDR(r), &rs);
+	PG_RETURN_BOOL(ScopeGrants(&gs, &rs));
+}
+
+/* SQL function: apikeys.scopes_grant(granted scope[], required scope) returns boolean */
+Datum
+apikeys_scopes_grant(PG_FUNCTION_ARGS)
+{
+	ArrayType  *g = PG_GETARG_ARRAYTYPE_P(0);
+	text	   *r = PG_GETARG_TEXT_PP(1);
+	Scope		rs;
+
+	ScopeParseOrError(VARDATA_ANY(r), VARSIZE_ANY_EXHDR(r), &rs);
+	PG_RETURN_BOOL(ScopeArrayGrants(g, &rs));
+}

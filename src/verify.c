@@ -1,0 +1,311 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify.c
+ *	  apikeys.verify and apikeys.verify_client: the per-request check.
+ *
+ * Verification never raises for a bad credential; it answers with a code.
+ * The checks run in this order, so that what a caller learns depends only
+ * on what it has proved:
+ *
+ *	1. format and checksum		MALFORMED (no table is touched)
+ *	2. lookup + secret			NOT_FOUND (unknown client ID or wrong secret)
+ *	3. revoked					REVOKED
+ *	4. disabled					DISABLED
+ *	5. expiry, rotation grace	EXPIRED
+ *	6. client address			IP_NOT_ALLOWED
+ *	7. required scope			INSUFFICIENT_SCOPE
+ *	8. rate limit				RATE_LIMITED
+ *
+ * An unknown client ID and a wrong secret are indistinguishable: both
+ * hash the presented secret (a dummy comparison when there is no key) and
+ * both answer NOT_FOUND, so neither the code nor the time tells a caller
+ * which client IDs exist.  A key's status is revealed only to a caller
+ * holding its secret.
+ *
+ * IDENTIFICATION
+ *	  src/verify.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/inet.h"
+#include "utils/timestamp.h"
+
+#include "secret.h"
+#include "token.h"
+#include "usage.h"
+#include "verify.h"
+
+/* Hashed when the client ID is unknown, so both paths cost the same. */
+static const uint8 dummy_hash[APIKEYS_HASH_LEN] = {0};
+
+/*
+ * ConnectionAddress sets *addr to the connection's client address and
+ * returns true, or returns false for a unix-socket or background session.
+ */
+bool
+ConnectionAddress(Datum *addr)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+	Datum		d;
+
+	/* inet_client_addr() answers NULL for a unix socket or no client */
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	d = inet_client_addr(fcinfo);
+	if (fcinfo->isnull)
+		return false;
+	*addr = d;
+	return true;
+}
+
+/* AddressAllowed: is addr inside one of the cidr[] entries? */
+static bool
+AddressAllowed(ArrayType *cidrs, Datum addr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(cidrs, CIDROID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			continue;
+		if (DatumGetBool(DirectFunctionCall2(network_subeq, addr, elems[i])))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * VerifyCredentials checks a client ID and secret (already known to be
+ * well-formed) and fills res.  ip_known false means no address is known,
+ * which fails closed for a key with allowed_cidrs.
+ */
+void
+VerifyCredentials(const char *client_id, int cid_len,
+				  const char *secret, int secret_len,
+				  const Scope *required,
+				  bool ip_known, Datum client_ip,
+				  VerifyResult *res)
+{
+	uint8		presented[APIKEYS_HASH_LEN];
+	bool		found;
+	bool		current_ok = false;
+	bool		prev_ok = false;
+	TimestampTz now;
+	KeyInfo    *key = &res->key;
+
+	memset(res, 0, offsetof(VerifyResult, key));
+	res->retry_after = 0;
+
+	if (UsageAddressBlocked(ip_known, client_ip, &res->retry_after))
+	{
+		res->code = APIKEYS_RATE_LIMITED;
+		return;
+	}
+
+	found = KeyLookup(client_id, cid_len, key);
+
+	if (found && SecretHash(secret, secret_len, key->hash_alg, presented))
+		current_ok = SecretHashEqual(presented, key->hash);
+	else if (!found)
+	{
+		/* same work as a wrong secret: hash, then compare */
+		SecretHash(secret, secret_len, APIKEYS_HASH_SHA256, presented);
+		(void) SecretHashEqual(presented, dummy_hash);
+	}
+
+	if (found && !current_ok && key->has_prev)
+	{
+		if (key->prev_hash_alg == key->hash_alg ||
+			SecretHash(secret, secret_len, key->prev_hash_alg, presented))
+			prev_ok = SecretHashEqual(presented, key->prev_hash);
+	}
+	explicit_bzero(presented, sizeof(presented));
+
+	if (!current_ok && !prev_ok)
+	{
+		res->code = APIKEYS_NOT_FOUND;
+		UsageRecordFailure(found ? client_id : NULL, cid_len, ip_known, client_ip);
+		return;
+	}
+
+	res->have_key = true;
+	now = GetCurrentTimestamp();
+
+	if (key->revoked)
+		res->code = APIKEYS_REVOKED;
+	else if (key->disabled)
+		res->code = APIKEYS_DISABLED;
+	else if (now >= key->expires_at ||
+			 (prev_ok && now >= key->prev_expires_at))
+		res->code = APIKEYS_EXPIRED;
+	else if (key->allowed_cidrs != NULL &&
+			 (!ip_known || !AddressAllowed(key->allowed_cidrs, client_ip)))
+		res->code = APIKEYS_IP_NOT_ALLOWED;
+	else if (required != NULL && !ScopeArrayGrants(key->scopes, required))
+		res->code = APIKEYS_INSUFFICIENT_SCOPE;
+	else if (key->rate_limit > 0 &&
+			 UsageRateLimited(key->client_id, key->rate_limit,
+							  key->rate_window_us, &res->retry_after))
+		res->code = APIKEYS_RATE_LIMITED;
+	else
+		res->code = APIKEYS_VALID;
+
+	UsageRecord(key, res->code, now);
+}
+
+/*
+ * VerifyToken parses a whole token and verifies it.  NULL, empty, huge and
+ * non-UTF-8 input all answer MALFORMED.
+ */
+void
+VerifyToken(text *token, const Scope *required,
+			bool ip_known, Datum client_ip, VerifyResult *res)
+{
+	ParsedToken pt;
+
+	if (token == NULL ||
+		!TokenParse(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &pt))
+	{
+		memset(res, 0, sizeof(VerifyResult));
+		res->code = APIKEYS_MALFORMED;
+		return;
+	}
+	VerifyCredentials(pt.client_id, pt.client_id_len, pt.secret, pt.secret_len,
+					  required, ip_known, client_ip, res);
+}
+
+/*
+ * VerificationDatum builds an apikeys.verification row.  The blessed tuple
+ * descriptor is kept in fn_extra, so the type is looked up once per query.
+ */
+Datum
+VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
+{
+	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	Datum		values[7];
+	bool		nulls[7] = {false};
+
+	if (tupdesc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		fcinfo->flinfo->fn_extra = tupdesc;
+		MemoryContextSwitchTo(old);
+	}
+
+	values[0] = BoolGetDatum(r->code == APIKEYS_VALID);
+	values[1] = CStringGetTextDatum(ApikeysCodeNames[r->code]);
+	if (r->have_key)
+	{
+		ArrayType  *scopes = (ArrayType *) palloc(VARSIZE(r->key.scopes));
+
+		/* apikeys.scope is binary-compatible with text */
+		memcpy(scopes, r->key.scopes, VARSIZE(r->key.scopes));
+		ARR_ELEMTYPE(scopes) = TEXTOID;
+		values[2] = CStringGetTextDatum(r->key.client_id);
+		values[3] = CStringGetTextDatum(r->key.owner);
+		values[4] = PointerGetDatum(scopes);
+		values[5] = TimestampTzGetDatum(r->key.expires_at);
+	}
+	else
+		nulls[2] = nulls[3] = nulls[4] = nulls[5] = true;
+	if (r->code == APIKEYS_RATE_LIMITED)
+		values[6] = Int32GetDatum(r->retry_after);
+	else
+		nulls[6] = true;
+
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/*
+ * VerifyRequiredScopeArg parses the optional required_scope argument; a
+ * malformed one is the caller's bug and raises 22023.
+ */
+const Scope *
+VerifyRequiredScopeArg(FunctionCallInfo fcinfo, int argno, Scope *buf)
+{
+	text	   *t;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	t = PG_GETARG_TEXT_PP(argno);
+	ScopeParseOrError(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), buf);
+	return buf;
+}
+
+/* VerifyClientAddressArg takes client_ip from the argument or the connection. */
+bool
+VerifyClientAddressArg(FunctionCallInfo fcinfo, int argno, Datum *addr)
+{
+	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
+	{
+		*addr = PG_GETARG_DATUM(argno);
+		return true;
+	}
+	return ConnectionAddress(addr);
+}
+
+PG_FUNCTION_INFO_V1(apikeys_verify);
+PG_FUNCTION_INFO_V1(apikeys_verify_client);
+
+/*
+ * SQL function: apikeys.verify(token text, required_scope text,
+ *								client_ip inet) returns apikeys.verification
+ */
+Datum
+apikeys_verify(PG_FUNCTION_ARGS)
+{
+	Scope		scope_buf;
+	const Scope *required = VerifyRequiredScopeArg(fcinfo, 1, &scope_buf);
+	Datum		addr = (Datum) 0;
+	bool		ip_known = VerifyClientAddressArg(fcinfo, 2, &addr);
+	VerifyResult res;
+
+	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+				required, ip_known, addr, &res);
+	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
+}
+
+/*
+ * SQL function: apikeys.verify_client(client_id text, client_secret text,
+ *				required_scope text, client_ip inet) returns apikeys.verification
+ */
+Datum
+apikeys_verify_client(PG_FUNCTION_ARGS)
+{
+	Scope		scope_buf;
+	const Scope *required = VerifyRequiredScopeArg(fcinfo, 2, &scope_buf);
+	Datum		addr = (Datum) 0;
+	bool		ip_known = VerifyClientAddressArg(fcinfo, 3, &addr);
+	VerifyResult res;
+	text	   *cid = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	text	   *secret = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+
+	if (cid == NULL || secret == NULL ||
+		!ClientIdIsWellFormed(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid)) ||
+		!SecretIsWellFormed(VARDATA_ANY(secret), VARSIZE_ANY_EXHDR(secret)))
+	{
+		memset(&res, 0, sizeof(res));
+		res.code = APIKEYS_MALFORMED;
+	}
+	else
+		VerifyCredentials(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid),
+						  VARDATA_ANY(secret), VARSIZE_ANY_EXHDR(secret),
+						  required, ip_known, addr, &res);
+	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
+}

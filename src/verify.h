@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify.h
+ *	  Verification of tokens and client ID / secret pairs.
+ *
+ * IDENTIFICATION
+ *	  src/verify.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEYS_VERIFY_H
+#define APIKEYS_VERIFY_H
+
+#include "apikeys.h"
+#include "fmgr.h"
+#include "lookup.h"
+#include "scope.h"
+
+typedef struct VerifyResult
+{
+	ApikeysCode code;
+	bool		have_key;		/* the secret matched: key fields are set */
+	KeyInfo		key;
+	int			retry_after;	/* seconds, for RATE_LIMITED */
+} VerifyResult;
+
+extern void VerifyCredentials(const char *client_id, int cid_len,
+							  const char *secret, int secret_len,
+							  const Scope *required,
+							  bool ip_known, Datum client_ip,
+							  VerifyResult *res);
+extern void VerifyToken(text *token, const Scope *required,
+						bool ip_known, Datum client_ip, VerifyResult *res);
+extern bool ConnectionAddress(Datum *addr);
+extern const Scope *VerifyRequiredScopeArg(FunctionCallInfo fcinfo, int argno, Scope *buf);
+extern bool VerifyClientAddressArg(FunctionCallInfo fcinfo, int argno, Datum *addr);
+extern Datum VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r);
+
+#endif							/* APIKEYS_VERIFY_H */
