@@ -336,6 +336,9 @@ AS $$
 DECLARE
     k apikeys.keys;
 BEGIN
+    IF p_client_id IS NULL THEN
+        RAISE EXCEPTION 'client_id cannot be NULL' USING ERRCODE = '22023';
+    END IF;
     SELECT * INTO k FROM apikeys.keys
      WHERE client_id OPERATOR(pg_catalog.=) p_client_id
      FOR UPDATE;
