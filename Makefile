@@ -14,7 +14,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 REGRESS        = init token create_key verify lifecycle audit privileges cleanup
 REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
-ISOLATION      =
+ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace
 ISOLATION_OPTS = --inputdir=test/isolation
 TAP_TESTS      = 1
 PROVE_TESTS   ?= test/t/*.pl
