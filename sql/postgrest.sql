@@ -217,17 +217,24 @@ EXECUTE pgrst_config('GET', '/expenses', :'h_acme_cats') \gset cfg_
 SELECT apikeys.pre_request();
 EXECUTE get_expenses;
 COMMIT;
--- ... while pre_request(required_scope), called by a db-pre-request wrapper
--- that maps method and path to a scope, answers 403.
+-- ... while pre_request(required_scope), called by the example's
+-- db-pre-request wrapper api_auth.pre_request() that maps method and path
+-- to a scope, answers 403.
 BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 EXECUTE pgrst_config('GET', '/expenses', :'h_acme_cats') \gset cfg_
-SELECT apikeys.pre_request('expenses:read');
+SELECT api_auth.pre_request();
 \echo :LAST_ERROR_SQLSTATE
 ABORT;
 BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
-EXECUTE pgrst_config('GET', '/expenses', :'h_acme') \gset cfg_
-SELECT apikeys.pre_request('expenses:read');
+EXECUTE pgrst_config('GET', '/categories', :'h_acme_cats') \gset cfg_
+SELECT api_auth.pre_request();
 EXECUTE who_am_i;
+COMMIT;
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_acme') \gset cfg_
+SELECT api_auth.pre_request();
+EXECUTE who_am_i;
+EXECUTE get_expense(1);
 COMMIT;
 -- with no key the scope is not asked for: anonymous, public rows
 BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
@@ -257,10 +264,10 @@ SELECT apikeys.pre_request();
 EXECUTE post_expense('{"category":"meals","description":"Not allowed","amount":2}');
 \echo :LAST_ERROR_SQLSTATE
 ABORT;
--- ... or up front with 403 by the scope-checking form
+-- ... or up front with 403 by the scope-checking wrapper
 BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
 EXECUTE pgrst_config('POST', '/expenses', :'h_acme_ro') \gset cfg_
-SELECT apikeys.pre_request('expenses:create');
+SELECT api_auth.pre_request();
 \echo :LAST_ERROR_SQLSTATE
 ABORT;
 -- anonymous POST: anon has no INSERT privilege at all
@@ -330,7 +337,7 @@ SELECT err($$SELECT apikeys.pre_request('expenses')$$) AS bad_scope;
 SELECT id, owner, description, amount, public FROM api.expenses ORDER BY id;
 
 -- clean up the example
-DROP SCHEMA api CASCADE;
+DROP SCHEMA api, api_auth CASCADE;
 DELETE FROM apikeys.protected_tables WHERE tbl::text LIKE 'api.%' OR tbl::text ~ '^[0-9]+$';
 REVOKE apikeys_verifier FROM anon;
 DROP ROLE authenticator, anon, api_user;

@@ -68,6 +68,33 @@ GRANT SELECT ON api.expenses TO anon;
 GRANT SELECT, INSERT, DELETE ON api.expenses TO api_user;
 GRANT UPDATE (spent_on, category, description, amount, public) ON api.expenses TO api_user;
 
+-- Optional: check the route's scope up front.  With db-pre-request =
+-- "api_auth.pre_request", a key lacking expenses:read gets 403 on
+-- GET /expenses instead of just the public rows, and POST needs
+-- expenses:create before anything runs.  Requests without a key stay
+-- anonymous.  The schema is not in db-schemas, so it is not an endpoint.
+-- No SET clause on purpose: it would undo pre_request's SET ROLE on return.
+CREATE SCHEMA api_auth;
+GRANT USAGE ON SCHEMA api_auth TO anon;
+CREATE FUNCTION api_auth.pre_request() RETURNS void
+    LANGUAGE plpgsql AS $$
+DECLARE
+    resource text := pg_catalog.split_part(pg_catalog.current_setting('request.path', true), '/', 2);
+    method text := pg_catalog.current_setting('request.method', true);
+    action text;
+BEGIN
+    action := CASE WHEN method IN ('GET', 'HEAD') THEN 'read'
+                   WHEN method = 'POST' THEN 'create'
+                   WHEN method IN ('PATCH', 'PUT') THEN 'update'
+                   WHEN method = 'DELETE' THEN 'delete' END;
+    IF resource IN ('expenses', 'categories') AND action IS NOT NULL THEN
+        PERFORM apikeys.pre_request(resource || ':' || action);
+    ELSE
+        PERFORM apikeys.pre_request();   -- /rpc/..., / (OpenAPI), others
+    END IF;
+END
+$$;
+
 -- Keys are issued by an apikeys_admin, for example:
 --   SELECT token FROM apikeys.create_key('acme', 'acme bookkeeping',
 --            ARRAY['expenses:read', 'expenses:create'], db_role => 'api_user');
