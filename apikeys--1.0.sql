@@ -1046,8 +1046,16 @@ BEGIN
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
-    INSERT INTO apikeys.protected_tables (tbl, owner_column, resource, public_filter, enabled_rls, forced_rls)
-    VALUES (p_tbl, p_owner_column, p_resource, p_public_filter, p_enabled_rls, p_forced_rls);
+    -- A row left by a dropped table whose OID was reused is replaced.
+    INSERT INTO apikeys.protected_tables AS t (tbl, owner_column, resource, public_filter, enabled_rls, forced_rls)
+    VALUES (p_tbl, p_owner_column, p_resource, p_public_filter, p_enabled_rls, p_forced_rls)
+    ON CONFLICT (tbl) DO UPDATE
+       SET owner_column = EXCLUDED.owner_column, resource = EXCLUDED.resource,
+           public_filter = EXCLUDED.public_filter, enabled_rls = EXCLUDED.enabled_rls,
+           forced_rls = EXCLUDED.forced_rls;
+    -- Forget tables dropped without unprotect().
+    DELETE FROM apikeys.protected_tables t
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
 END
 $$;
 
@@ -1084,6 +1092,7 @@ DECLARE
     v_res text;
     v_own text;
     v_pub text;
+    v_type text;
     c record;
 BEGIN
     IF tbl IS NULL OR owner_column IS NULL THEN
@@ -1098,10 +1107,12 @@ BEGIN
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                    WHERE attrelid OPERATOR(pg_catalog.=) tbl
-                      AND attname OPERATOR(pg_catalog.=) owner_column
-                      AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped) THEN
+    SELECT pg_catalog.format_type(a.atttypid, NULL) INTO v_type
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+       AND a.attname OPERATOR(pg_catalog.=) owner_column
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF v_type IS NULL THEN
         RAISE EXCEPTION 'column "%" of table % does not exist', owner_column, tbl
             USING ERRCODE = '22023';
     END IF;
@@ -1118,7 +1129,12 @@ BEGIN
           FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
     END IF;
 
-    v_own := pg_catalog.format('(%I OPERATOR(pg_catalog.=) apikeys.current_owner())', owner_column);
+    -- The key's owner is cast to the column's type (text, uuid, bigint ...),
+    -- so an index on the owner column serves the policy.  The type modifier
+    -- is dropped: a cast to varchar(n) would truncate, and a truncated
+    -- owner could match someone else's rows.
+    v_own := pg_catalog.format('(%I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%s)',
+                               owner_column, v_type);
     v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter OPERATOR(pg_catalog.<>) ''
                   THEN pg_catalog.format(' OR (%s)', public_filter) ELSE '' END;
 

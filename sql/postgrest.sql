@@ -26,6 +26,9 @@ SELECT (k).token AS acme_cats
 SELECT (k).token AS acme_net
   FROM (SELECT apikeys.create_key('acme', 'acme office', ARRAY['expenses:read'],
                                   allowed_cidrs => '{203.0.113.0/24}') AS k) s \gset
+SELECT (k).token AS acme_foreign_role
+  FROM (SELECT apikeys.create_key('acme', 'acme foreign role', ARRAY['expenses:read'],
+                                  db_role => 'regress_nobody') AS k) s \gset
 SELECT (k).token AS globex
   FROM (SELECT apikeys.create_key('globex', 'globex books', ARRAY['expenses:*'],
                                   db_role => 'api_user') AS k) s \gset
@@ -62,7 +65,14 @@ SELECT json_build_object('accept', '*/*', 'host', 'localhost:3000', 'user-agent'
        json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', '203.0.113.9, 10.0.0.1')::text AS h_xff_in,
        json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', '198.51.100.1')::text AS h_xff_out,
        json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', 'unknown')::text AS h_xff_junk,
-       json_build_object('accept', '*/*', 'x-api-key', :'acme_net')::text AS h_net
+       json_build_object('accept', '*/*', 'x-api-key', :'acme_net')::text AS h_net,
+       json_build_object('accept', '*/*', 'authorization', 'Bearer ' || :'acme')::text AS h_bearer,
+       json_build_object('accept', '*/*', 'authorization', 'Basic !!not-base64!!')::text AS h_basic_junk,
+       json_build_object('accept', '*/*', 'authorization',
+           'Basic ' || encode(convert_to('no colon here', 'UTF8'), 'base64'))::text AS h_basic_nocolon,
+       json_build_object('accept', '*/*', 'x-api-key', :'acme', 'authorization',
+           'basic ' || replace(encode(convert_to(:'acme_cid' || ':' || :'acme_secret', 'UTF8'), 'base64'), E'\n', ''))::text AS h_both,
+       json_build_object('accept', '*/*', 'x-api-key', :'acme_foreign_role')::text AS h_foreign_role
 \gset
 
 -- Everything below runs as PostgREST's login role.
@@ -175,10 +185,39 @@ EXECUTE who_am_i;
 EXECUTE get_expense(1);
 COMMIT;
 
+-- Bearer is PostgREST's JWT: pre_request never reads it (anonymous here)
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_bearer') \gset cfg_
+SELECT apikeys.pre_request();
+SELECT current_user, apikeys.current_owner() IS NULL AS anonymous;
+COMMIT;
+-- x-api-key wins over Basic, and both credentials are scrubbed
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_both') \gset cfg_
+SELECT apikeys.pre_request();
+EXECUTE who_am_i;
+COMMIT;
+-- a key whose db_role authenticator may not switch to: the request fails
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_foreign_role') \gset cfg_
+SELECT apikeys.pre_request();
+\echo :LAST_ERROR_SQLSTATE
+ABORT;
+
 -- Unusable keys: SQLSTATE PGRST; PostgREST answers with the status and
 -- headers of the detail (401 + WWW-Authenticate).
 BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 EXECUTE pgrst_config('GET', '/expenses', :'h_basic_bad') \gset cfg_
+SELECT apikeys.pre_request();
+\echo :LAST_ERROR_SQLSTATE
+ABORT;
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_basic_junk') \gset cfg_
+SELECT apikeys.pre_request();
+\echo :LAST_ERROR_SQLSTATE
+ABORT;
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_basic_nocolon') \gset cfg_
 SELECT apikeys.pre_request();
 \echo :LAST_ERROR_SQLSTATE
 ABORT;

@@ -20,6 +20,9 @@
  * - a bad key: raises SQLSTATE PGRST, whose message and detail PostgREST
  *   turns into the HTTP response: 401 with WWW-Authenticate for an
  *   unusable key, 403 for scope or address, 429 with Retry-After.
+ * - pre_request(required_scope) also demands a scope of a presented key,
+ *   for a db-pre-request wrapper that maps method and path to a scope;
+ *   pre_request() alone leaves what a key may see to RLS.
  *
  * It writes nothing, since PostgREST runs GET and HEAD in READ ONLY
  * transactions (and hot standbys can serve them).
@@ -254,7 +257,13 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		RaisePgrst(&res);
 
 	ContextSet(&res);
-	ScrubHeaders(headers, scrub, (key != NULL) ? 2 : 3);
+	/*
+	 * Scrub every credential we read: both key headers, and Authorization
+	 * when it holds Basic credentials (even if x-api-key won).  A Bearer
+	 * value is PostgREST's JWT, already parsed: leave it alone.
+	 */
+	ScrubHeaders(headers, scrub,
+				 (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0) ? 3 : 2);
 
 	if (res.key.db_role != NULL)
 		(void) set_config_option("role", res.key.db_role,
