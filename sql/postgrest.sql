@@ -369,6 +369,12 @@ SELECT p.oid::regprocedure, p.prosecdef,
        has_function_privilege('anon', p.oid, 'EXECUTE') AS anon_may,
        has_function_privilege('regress_nobody', p.oid, 'EXECUTE') AS nobody_may
   FROM pg_proc p WHERE p.proname = 'pre_request' ORDER BY 1::text;
+-- Outside PostgREST (no request.headers at all) pre_request does nothing.
+BEGIN READ ONLY;
+SET LOCAL ROLE regress_verifier;
+SELECT apikeys.pre_request();
+SELECT current_user, apikeys.current_owner() IS NULL AS anonymous;
+COMMIT;
 -- Invalid input: a malformed required scope is the wrapper's bug (22023)
 SELECT err($$SELECT apikeys.pre_request('expenses')$$) AS bad_scope;
 
