@@ -12,7 +12,8 @@ DATA        = $(wildcard $(EXTENSION)--*.sql)
 PGFILEDESC  = "apikeys - API key issuance, verification and row-level security"
 PG_CPPFLAGS = -I$(srcdir)/src
 
-REGRESS        = init token create_key verify lifecycle audit privileges cleanup
+REGRESS        = init token scopes create_key verify lifecycle audit authenticate \
+                 context rls postgrest privileges cleanup
 REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
 ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace
 ISOLATION_OPTS = --inputdir=test/isolation

@@ -59,13 +59,15 @@ CREATE TYPE apikeys.scope (
 CREATE CAST (apikeys.scope AS pg_catalog.text) WITHOUT FUNCTION AS IMPLICIT;
 CREATE CAST (pg_catalog.text AS apikeys.scope) WITH INOUT AS ASSIGNMENT;
 
+-- Bytewise (scopes are canonical), so no collation is needed: the built-in
+-- texteq would fail for lack of one, as the type is not collatable.
 CREATE FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) RETURNS boolean
-    AS 'texteq'
-    LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'apikeys_scope_eq'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) RETURNS boolean
-    AS 'textne'
-    LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'apikeys_scope_ne'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE OPERATOR apikeys.= (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
@@ -301,6 +303,11 @@ CREATE FUNCTION apikeys.field_allowed(resource text, field text) RETURNS boolean
 CREATE FUNCTION apikeys.pre_request() RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_pre_request'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- The same, also requiring a scope of a presented key (403 without it).
+CREATE FUNCTION apikeys.pre_request(required_scope text) RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_pre_request'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 
 --------------------------------------------------------------------------------
 -- Internal SQL helpers
@@ -1042,8 +1049,16 @@ BEGIN
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
-    INSERT INTO apikeys.protected_tables (tbl, owner_column, resource, public_filter, enabled_rls, forced_rls)
-    VALUES (p_tbl, p_owner_column, p_resource, p_public_filter, p_enabled_rls, p_forced_rls);
+    -- A row left by a dropped table whose OID was reused is replaced.
+    INSERT INTO apikeys.protected_tables AS t (tbl, owner_column, resource, public_filter, enabled_rls, forced_rls)
+    VALUES (p_tbl, p_owner_column, p_resource, p_public_filter, p_enabled_rls, p_forced_rls)
+    ON CONFLICT (tbl) DO UPDATE
+       SET owner_column = EXCLUDED.owner_column, resource = EXCLUDED.resource,
+           public_filter = EXCLUDED.public_filter, enabled_rls = EXCLUDED.enabled_rls,
+           forced_rls = EXCLUDED.forced_rls;
+    -- Forget tables dropped without unprotect().
+    DELETE FROM apikeys.protected_tables t
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
 END
 $$;
 
@@ -1080,6 +1095,7 @@ DECLARE
     v_res text;
     v_own text;
     v_pub text;
+    v_type text;
     c record;
 BEGIN
     IF tbl IS NULL OR owner_column IS NULL THEN
@@ -1094,10 +1110,12 @@ BEGIN
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                    WHERE attrelid OPERATOR(pg_catalog.=) tbl
-                      AND attname OPERATOR(pg_catalog.=) owner_column
-                      AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped) THEN
+    SELECT pg_catalog.format_type(a.atttypid, NULL) INTO v_type
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+       AND a.attname OPERATOR(pg_catalog.=) owner_column
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF v_type IS NULL THEN
         RAISE EXCEPTION 'column "%" of table % does not exist', owner_column, tbl
             USING ERRCODE = '22023';
     END IF;
@@ -1114,7 +1132,12 @@ BEGIN
           FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
     END IF;
 
-    v_own := pg_catalog.format('(%I OPERATOR(pg_catalog.=) apikeys.current_owner())', owner_column);
+    -- The key's owner is cast to the column's type (text, uuid, bigint ...),
+    -- so an index on the owner column serves the policy.  The type modifier
+    -- is dropped: a cast to varchar(n) would truncate, and a truncated
+    -- owner could match someone else's rows.
+    v_own := pg_catalog.format('(%I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%s)',
+                               owner_column, v_type);
     v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter OPERATOR(pg_catalog.<>) ''
                   THEN pg_catalog.format(' OR (%s)', public_filter) ELSE '' END;
 
@@ -1168,7 +1191,8 @@ $$;
 -- create_field_view: a view of a protected table that shows each column
 -- only to keys allowed to read that field (resource:read(field, ...));
 -- other columns read as NULL.  The view is security_invoker, so the
--- table's RLS still decides which rows are visible.
+-- table's RLS still decides which rows are visible.  An unqualified
+-- view_name is created in the table's schema.
 CREATE FUNCTION apikeys.create_field_view(view_name text, tbl regclass,
                                           resource text DEFAULT NULL,
                                           always_visible name[] DEFAULT '{}')
@@ -1179,9 +1203,26 @@ AS $$
 DECLARE
     v_res text;
     cols text;
+    v_name text[];
+    v_view text;
 BEGIN
     IF view_name IS NULL OR view_name OPERATOR(pg_catalog.=) '' OR tbl IS NULL THEN
         RAISE EXCEPTION 'view name and table are required' USING ERRCODE = '22023';
+    END IF;
+    -- This function runs with search_path = pg_catalog, so an unqualified
+    -- name would land there: it goes into the table's schema instead.
+    v_name := pg_catalog.parse_ident(view_name);
+    IF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 1 THEN
+        v_view := pg_catalog.format('%I.%I',
+                      (SELECT n.nspname FROM pg_catalog.pg_class c
+                         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                        WHERE c.oid OPERATOR(pg_catalog.=) tbl),
+                      v_name[1]);
+    ELSIF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 2 THEN
+        v_view := pg_catalog.format('%I.%I', v_name[1], v_name[2]);
+    ELSE
+        RAISE EXCEPTION 'invalid view name "%"', view_name USING ERRCODE = '22023',
+            HINT = 'Give a view name, optionally qualified by a schema name.';
     END IF;
     v_res := COALESCE(resource, (SELECT relname FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl));
     PERFORM (v_res OPERATOR(pg_catalog.||) ':read')::apikeys.scope;
@@ -1197,7 +1238,7 @@ BEGIN
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
 
     EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
-                              view_name, cols, tbl);
+                              v_view, cols, tbl);
 END
 $$;
 
@@ -1240,7 +1281,8 @@ GRANT EXECUTE ON FUNCTION
     apikeys.verify(text, text, inet),
     apikeys.verify_client(text, text, text, inet),
     apikeys.authenticate(text, text, inet),
-    apikeys.pre_request()
+    apikeys.pre_request(),
+    apikeys.pre_request(text)
 TO apikeys_verifier, apikeys_admin;
 
 GRANT EXECUTE ON FUNCTION
@@ -1295,6 +1337,7 @@ COMMENT ON FUNCTION apikeys.current_scopes() IS 'Scopes of the key authenticated
 COMMENT ON FUNCTION apikeys.has_scope(text) IS 'Does the key authenticated in this transaction hold this scope?';
 COMMENT ON FUNCTION apikeys.require_scope(text) IS 'Raises 42501 unless the key authenticated in this transaction holds this scope';
 COMMENT ON FUNCTION apikeys.field_allowed(text, text) IS 'May the key authenticated in this transaction read this field of this resource?';
+COMMENT ON FUNCTION apikeys.pre_request(text) IS 'Like pre_request(), and a presented key must also hold required_scope (else PGRST 403); for a db-pre-request wrapper that maps method and path to a scope';
 COMMENT ON FUNCTION apikeys.pre_request() IS 'PostgREST db-pre-request: authenticates x-api-key / apikey / Basic, raises PGRST with the HTTP status on failure';
 COMMENT ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval) IS 'Issues a key; returns its secret and token, shown this once';
 COMMENT ON FUNCTION apikeys.rotate_key(text, interval) IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';

@@ -6,7 +6,7 @@
 -- Every argument of the contract.
 SELECT (k).client_id AS cid, (k).expires_at AS exp
   FROM (SELECT apikeys.create_key(
-            owner => 'globex', name => 'billing sync',
+            owner => 'globo', name => 'billing sync',
             scopes => ARRAY['invoices:read', 'invoices:create', 'invoices:read',
                             'employees:read(name, start_date)'],
             expires_at => now() + interval '30 days',
@@ -25,7 +25,7 @@ SELECT owner, name, description, scopes, status, created_by,
   FROM apikeys.key_list WHERE client_id = :'cid';
 
 -- Defaults: expiry = now() + the owner's max lifetime (1 year), empty metadata.
-SELECT (k).client_id AS cid2 FROM (SELECT apikeys.create_key('globex', 'defaults', '{}') AS k) s \gset
+SELECT (k).client_id AS cid2 FROM (SELECT apikeys.create_key('globo', 'defaults', '{}') AS k) s \gset
 SELECT scopes, expires_at - created_at AS lifetime, metadata, rate_limit, rate_window,
        description IS NULL AS no_description
   FROM apikeys.key_list WHERE client_id = :'cid2';
@@ -79,32 +79,32 @@ SELECT count(*) - :keys_before AS keys_written, (SELECT count(*) FROM apikeys.au
   FROM apikeys.keys;
 
 -- The key cap: at most max_keys live keys per owner (default 5), 54000 after.
-SELECT count(*) FROM (SELECT apikeys.create_key('initech', 'k' || i, '{}') FROM generate_series(1, 5) i) s;
-SELECT err($$SELECT apikeys.create_key('initech', 'sixth', '{}')$$);
+SELECT count(*) FROM (SELECT apikeys.create_key('initrode', 'k' || i, '{}') FROM generate_series(1, 5) i) s;
+SELECT err($$SELECT apikeys.create_key('initrode', 'sixth', '{}')$$);
 -- revoked and expired keys do not count; disabled ones do
-SELECT client_id AS first_cid FROM apikeys.key_list WHERE owner = 'initech' ORDER BY created_at, client_id LIMIT 1 \gset
+SELECT client_id AS first_cid FROM apikeys.key_list WHERE owner = 'initrode' ORDER BY created_at, client_id LIMIT 1 \gset
 SELECT apikeys.revoke_key(:'first_cid');
-SELECT err($$SELECT apikeys.create_key('initech', 'sixth', '{}')$$);
-SELECT client_id AS second_cid FROM apikeys.key_list WHERE owner = 'initech' AND status = 'active' ORDER BY client_id LIMIT 1 \gset
+SELECT err($$SELECT apikeys.create_key('initrode', 'sixth', '{}')$$);
+SELECT client_id AS second_cid FROM apikeys.key_list WHERE owner = 'initrode' AND status = 'active' ORDER BY client_id LIMIT 1 \gset
 SELECT apikeys.disable_key(:'second_cid');
-SELECT err($$SELECT apikeys.create_key('initech', 'seventh', '{}')$$);
+SELECT err($$SELECT apikeys.create_key('initrode', 'seventh', '{}')$$);
 UPDATE apikeys.keys SET expires_at = now() - interval '1 second' WHERE client_id = :'second_cid';
-SELECT err($$SELECT apikeys.create_key('initech', 'seventh', '{}')$$);
-SELECT status, count(*) FROM apikeys.key_list WHERE owner = 'initech' GROUP BY 1 ORDER BY 1;
+SELECT err($$SELECT apikeys.create_key('initrode', 'seventh', '{}')$$);
+SELECT status, count(*) FROM apikeys.key_list WHERE owner = 'initrode' GROUP BY 1 ORDER BY 1;
 
 -- A policy raises or lowers the cap and the lifetime.
-SELECT apikeys.set_owner_policy('initech', max_keys => 7, max_lifetime => '90 days');
-SELECT err($$SELECT apikeys.create_key('initech', 'eighth', '{}')$$);
-SELECT err($$SELECT apikeys.create_key('initech', 'ninth', '{}', expires_at => now() + interval '91 days')$$);
-SELECT expires_at - created_at AS default_lifetime FROM apikeys.key_list WHERE owner = 'initech' AND name = 'eighth';
-SELECT err($$SELECT apikeys.create_key('initech', 'ninth', '{}')$$);
-SELECT err($$SELECT apikeys.create_key('initech', 'tenth', '{}')$$);
+SELECT apikeys.set_owner_policy('initrode', max_keys => 7, max_lifetime => '90 days');
+SELECT err($$SELECT apikeys.create_key('initrode', 'eighth', '{}')$$);
+SELECT err($$SELECT apikeys.create_key('initrode', 'ninth', '{}', expires_at => now() + interval '91 days')$$);
+SELECT expires_at - created_at AS default_lifetime FROM apikeys.key_list WHERE owner = 'initrode' AND name = 'eighth';
+SELECT err($$SELECT apikeys.create_key('initrode', 'ninth', '{}')$$);
+SELECT err($$SELECT apikeys.create_key('initrode', 'tenth', '{}')$$);
 
 -- The default cap and lifetime come from settings.
 SET apikeys.default_max_keys = 1;
-SELECT err($$SELECT apikeys.create_key('hooli', 'a', '{}')$$);
-SELECT err($$SELECT apikeys.create_key('hooli', 'b', '{}')$$);
+SELECT err($$SELECT apikeys.create_key('hooly', 'a', '{}')$$);
+SELECT err($$SELECT apikeys.create_key('hooly', 'b', '{}')$$);
 RESET apikeys.default_max_keys;
 SET apikeys.default_max_lifetime = '1d';
-SELECT err($$SELECT apikeys.create_key('hooli', 'c', '{}', expires_at => now() + interval '2 days')$$);
+SELECT err($$SELECT apikeys.create_key('hooly', 'c', '{}', expires_at => now() + interval '2 days')$$);
 RESET apikeys.default_max_lifetime;

@@ -2,11 +2,11 @@
 -- token: the token format, checksum, prefix and hashing.
 --
 \set VERBOSITY terse
-SELECT apikeys.set_owner_policy('acme', max_keys => 20);
+SELECT apikeys.set_owner_policy('acme-token', max_keys => 20);
 
 -- Shape: prefix, client ID, secret, checksum; [A-Za-z0-9_] only.
 SELECT (k).client_id AS cid, (k).client_secret AS secret, (k).token AS tok
-  FROM (SELECT apikeys.create_key('acme', 'shape', '{invoices:read}') AS k) s \gset
+  FROM (SELECT apikeys.create_key('acme-token', 'shape', '{invoices:read}') AS k) s \gset
 SELECT :'tok' ~ '^ak_[A-Za-z0-9]{16}_[A-Za-z0-9]{49}$' AS token_shape,
        length(:'tok') AS token_length,
        :'cid' ~ '^ak_[A-Za-z0-9]{16}$' AS client_id_shape,
@@ -54,7 +54,7 @@ SELECT apikeys.token_client_id('nonsense') IS NULL AS junk_has_no_client_id;
 
 -- The prefix is configurable (superuser); older tokens keep verifying.
 SET apikeys.token_prefix = 'acme_live';
-SELECT (k).token AS tok2 FROM (SELECT apikeys.create_key('acme', 'live', '{}') AS k) s \gset
+SELECT (k).token AS tok2 FROM (SELECT apikeys.create_key('acme-token', 'live', '{}') AS k) s \gset
 RESET apikeys.token_prefix;
 SELECT :'tok2' ~ '^acme_live_[A-Za-z0-9]{16}_[A-Za-z0-9]{49}$' AS prefixed,
        (apikeys.verify(:'tok2')).code AS prefixed_verifies,
@@ -69,7 +69,7 @@ SET apikeys.token_prefix = 'waytoolongprefixforatoken';
 -- A pepper turns the stored hash into HMAC-SHA-256(pepper, secret).
 SET apikeys.pepper = 'pepper-for-tests';
 SELECT (k).client_id AS pcid, (k).client_secret AS psecret, (k).token AS ptok
-  FROM (SELECT apikeys.create_key('acme', 'peppered', '{}') AS k) s \gset
+  FROM (SELECT apikeys.create_key('acme-token', 'peppered', '{}') AS k) s \gset
 SELECT k.hash_alg, k.secret_hash = hmac(:'psecret', 'pepper-for-tests', 'sha256') AS hash_is_hmac
   FROM apikeys.keys k WHERE k.client_id = :'pcid';
 SELECT (apikeys.verify(:'ptok')).code AS with_pepper,

@@ -20,6 +20,9 @@
  * - a bad key: raises SQLSTATE PGRST, whose message and detail PostgREST
  *   turns into the HTTP response: 401 with WWW-Authenticate for an
  *   unusable key, 403 for scope or address, 429 with Retry-After.
+ * - pre_request(required_scope) also demands a scope of a presented key,
+ *   for a db-pre-request wrapper that maps method and path to a scope;
+ *   pre_request() alone leaves what a key may see to RLS.
  *
  * It writes nothing, since PostgREST runs GET and HEAD in READ ONLY
  * transactions (and hot standbys can serve them).
@@ -177,10 +180,20 @@ ScrubHeaders(Jsonb *headers, const char *const *names, int n)
 
 PG_FUNCTION_INFO_V1(apikeys_pre_request);
 
-/* SQL function: apikeys.pre_request() returns void */
+/*
+ * SQL function: apikeys.pre_request() returns void
+ * SQL function: apikeys.pre_request(required_scope text) returns void
+ *
+ * The one-argument form also requires a scope of a presented key (a key
+ * without it gets 403), for a db-pre-request wrapper that derives the
+ * scope from request.method and request.path.  No key stays anonymous
+ * either way: what anonymous requests may see is for RLS to decide.
+ */
 Datum
 apikeys_pre_request(PG_FUNCTION_ARGS)
 {
+	Scope		scope_buf;
+	const Scope *required = VerifyRequiredScopeArg(fcinfo, 0, &scope_buf);
 	const char *raw = GetConfigOption("request.headers", true, false);
 	Jsonb	   *headers;
 	char	   *key;
@@ -209,7 +222,7 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 	auth = HeaderValue(headers, "authorization");
 
 	if (key != NULL)
-		VerifyToken(cstring_to_text(key), NULL, ip_known, addr, &res);
+		VerifyToken(cstring_to_text(key), required, ip_known, addr, &res);
 	else if (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0)
 	{
 		const char *b64 = auth + 6;
@@ -233,7 +246,7 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		}
 		else
 			VerifyCredentials(dec, colon - dec, colon + 1, APIKEYS_SECRET_LEN,
-							  NULL, ip_known, addr, &res);
+							  required, ip_known, addr, &res);
 		if (declen > 0)
 			explicit_bzero(dec, declen);
 	}
@@ -244,7 +257,13 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		RaisePgrst(&res);
 
 	ContextSet(&res);
-	ScrubHeaders(headers, scrub, (key != NULL) ? 2 : 3);
+	/*
+	 * Scrub every credential we read: both key headers, and Authorization
+	 * when it holds Basic credentials (even if x-api-key won).  A Bearer
+	 * value is PostgREST's JWT, already parsed: leave it alone.
+	 */
+	ScrubHeaders(headers, scrub,
+				 (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0) ? 3 : 2);
 
 	if (res.key.db_role != NULL)
 		(void) set_config_option("role", res.key.db_role,

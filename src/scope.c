@@ -26,8 +26,9 @@
  * field, so "r:read(a)" plus "r:read(b)" grant "r:read(a,b)", and a
  * field-less grant of an action wins over any field-limited one.
  *
- * The type stores the canonical text (no blanks), so equality is byte
- * equality and every stored scope has already passed the grammar.
+ * The type stores the canonical text (no blanks, fields sorted and
+ * deduplicated), so equality is byte equality and every stored scope has
+ * already passed the grammar.
  *
  * IDENTIFICATION
  *	  src/scope.c
@@ -316,9 +317,25 @@ ScopeArrayAllowsField(ArrayType *granted, const char *resource, size_t rlen,
 	return ScopeArrayGrants(granted, &req);
 }
 
-/* ScopeCanonical renders a parsed scope without blanks. */
+/* SpanCmp orders field names bytewise, for qsort. */
+static int
+SpanCmp(const void *a, const void *b)
+{
+	const ScopeSpan *x = (const ScopeSpan *) a;
+	const ScopeSpan *y = (const ScopeSpan *) b;
+	int			c = memcmp(x->p, y->p, Min(x->len, y->len));
+
+	return c != 0 ? c : x->len - y->len;
+}
+
+/*
+ * ScopeCanonical renders a parsed scope without blanks, its fields sorted
+ * and without duplicates: a field list is a set, so "r:read(b,a,a)" and
+ * "r:read(a,b)" are the same scope and must compare equal bytewise.
+ * Sorts s->fields in place.
+ */
 static text *
-ScopeCanonical(const Scope *s)
+ScopeCanonical(Scope *s)
 {
 	StringInfoData buf;
 	text	   *result;
@@ -333,9 +350,12 @@ ScopeCanonical(const Scope *s)
 		appendBinaryStringInfo(&buf, s->action.p, s->action.len);
 		if (s->nfields > 0)
 		{
+			qsort(s->fields, s->nfields, sizeof(ScopeSpan), SpanCmp);
 			appendStringInfoChar(&buf, '(');
 			for (int i = 0; i < s->nfields; i++)
 			{
+				if (i > 0 && SpanEq(&s->fields[i], &s->fields[i - 1]))
+					continue;
 				if (i > 0)
 					appendStringInfoChar(&buf, ',');
 				appendBinaryStringInfo(&buf, s->fields[i].p, s->fields[i].len);
@@ -350,6 +370,8 @@ ScopeCanonical(const Scope *s)
 
 PG_FUNCTION_INFO_V1(apikeys_scope_in);
 PG_FUNCTION_INFO_V1(apikeys_scope_out);
+PG_FUNCTION_INFO_V1(apikeys_scope_eq);
+PG_FUNCTION_INFO_V1(apikeys_scope_ne);
 PG_FUNCTION_INFO_V1(apikeys_scope_grants);
 PG_FUNCTION_INFO_V1(apikeys_scopes_grant);
 
@@ -369,6 +391,32 @@ Datum
 apikeys_scope_out(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_CSTRING(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+}
+
+/*
+ * ScopeDatumEq compares two stored scopes.  They are canonical, so byte
+ * equality is scope equality; no collation is involved (texteq would
+ * demand one, and the type is not collatable).
+ */
+static bool
+ScopeDatumEq(text *a, text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/* SQL function: apikeys.scope_eq(scope, scope) returns boolean */
+Datum
+apikeys_scope_eq(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ScopeDatumEq(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)));
+}
+
+/* SQL function: apikeys.scope_ne(scope, scope) returns boolean */
+Datum
+apikeys_scope_ne(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!ScopeDatumEq(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)));
 }
 
 /* SQL function: apikeys.scope_grants(granted scope, required scope) returns boolean */

@@ -1,0 +1,100 @@
+--
+-- examples/postgrest/setup.sql -- a small "expenses" API served by PostgREST
+-- and guarded by apikeys.  Run as a superuser in the database PostgREST
+-- serves:
+--
+--     psql -v ON_ERROR_STOP=1 -d mydb -f setup.sql
+--
+-- What it creates:
+--   authenticator  the role PostgREST logs in as (LOGIN NOINHERIT): it can
+--                  only switch to anon or to a key's db_role
+--   anon           the role of every request before pre_request runs; it
+--                  may read public data only
+--   api_user       the db_role of keys that may write (create_key(...,
+--                  db_role => 'api_user'))
+--   api.categories public reference data, readable by everyone
+--   api.expenses   one row per expense, owned by an apikeys owner; a row is
+--                  visible to keys of its owner holding expenses:read, and to
+--                  everyone when it is marked public
+--
+-- The login password of authenticator is set outside this script, e.g.
+--     ALTER ROLE authenticator PASSWORD '...';
+--
+
+CREATE EXTENSION IF NOT EXISTS apikeys CASCADE;
+
+-- Roles ----------------------------------------------------------------------
+CREATE ROLE authenticator LOGIN NOINHERIT;
+CREATE ROLE anon NOLOGIN;
+CREATE ROLE api_user NOLOGIN;
+-- authenticator may switch to anon and to the key role; NOINHERIT so that it
+-- has no privileges of its own.
+GRANT anon, api_user TO authenticator;
+-- pre_request runs as anon (PostgREST switches to db-anon-role first), so
+-- anon is the role that needs the verifier's rights.
+GRANT apikeys_verifier TO anon;
+
+-- The API schema -------------------------------------------------------------
+CREATE SCHEMA api;
+GRANT USAGE ON SCHEMA api TO anon, api_user;
+
+CREATE TABLE api.categories (
+    id          text PRIMARY KEY,
+    label       text NOT NULL
+);
+INSERT INTO api.categories VALUES
+    ('travel', 'Travel'), ('meals', 'Meals'), ('office', 'Office supplies');
+GRANT SELECT ON api.categories TO anon, api_user;
+
+CREATE TABLE api.expenses (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- the apikeys owner: filled in from the authenticated key
+    owner       text NOT NULL DEFAULT apikeys.current_owner(),
+    spent_on    date NOT NULL DEFAULT CURRENT_DATE,
+    category    text NOT NULL REFERENCES api.categories,
+    description text NOT NULL,
+    amount      numeric(12,2) NOT NULL CHECK (amount >= 0),
+    -- published expense reports: readable without a key
+    public      boolean NOT NULL DEFAULT false
+);
+CREATE INDEX ON api.expenses (owner);
+
+-- Row-level security: a key of the row's owner with expenses:read sees the
+-- row, expenses:create may add rows for its own owner only, and so on;
+-- rows marked public are readable by anyone.
+SELECT apikeys.protect('api.expenses', 'owner', 'expenses', public_filter => 'public');
+
+GRANT SELECT ON api.expenses TO anon;
+GRANT SELECT, INSERT, DELETE ON api.expenses TO api_user;
+GRANT UPDATE (spent_on, category, description, amount, public) ON api.expenses TO api_user;
+
+-- Optional: check the route's scope up front.  With db-pre-request =
+-- "api_auth.pre_request", a key lacking expenses:read gets 403 on
+-- GET /expenses instead of just the public rows, and POST needs
+-- expenses:create before anything runs.  Requests without a key stay
+-- anonymous.  The schema is not in db-schemas, so it is not an endpoint.
+-- No SET clause on purpose: it would undo pre_request's SET ROLE on return.
+CREATE SCHEMA api_auth;
+GRANT USAGE ON SCHEMA api_auth TO anon;
+CREATE FUNCTION api_auth.pre_request() RETURNS void
+    LANGUAGE plpgsql AS $$
+DECLARE
+    resource text := pg_catalog.split_part(pg_catalog.current_setting('request.path', true), '/', 2);
+    method text := pg_catalog.current_setting('request.method', true);
+    action text;
+BEGIN
+    action := CASE WHEN method IN ('GET', 'HEAD') THEN 'read'
+                   WHEN method = 'POST' THEN 'create'
+                   WHEN method IN ('PATCH', 'PUT') THEN 'update'
+                   WHEN method = 'DELETE' THEN 'delete' END;
+    IF resource IN ('expenses', 'categories') AND action IS NOT NULL THEN
+        PERFORM apikeys.pre_request(resource || ':' || action);
+    ELSE
+        PERFORM apikeys.pre_request();   -- /rpc/..., / (OpenAPI), others
+    END IF;
+END
+$$;
+
+-- Keys are issued by an apikeys_admin, for example:
+--   SELECT token FROM apikeys.create_key('acme', 'acme bookkeeping',
+--            ARRAY['expenses:read', 'expenses:create'], db_role => 'api_user');
