@@ -83,6 +83,72 @@ CREATE OPERATOR apikeys.<> (
     RESTRICT = neqsel, JOIN = neqjoinsel
 );
 
+-- A total bytewise order and a hash, so scopes and scope[] columns can be
+-- sorted, grouped, indexed and ANALYZEd (autovacuum's ANALYZE of
+-- apikeys.keys needs them: without an operator class of its own the type
+-- would borrow text's, which demands a collation it does not have).
+CREATE FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) RETURNS integer
+    AS 'MODULE_PATHNAME', 'apikeys_scope_cmp'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_scope_lt'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_scope_le'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_scope_gt'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_scope_ge'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION apikeys.scope_hash(apikeys.scope) RETURNS integer
+    AS 'MODULE_PATHNAME', 'apikeys_scope_hash'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OPERATOR apikeys.< (
+    LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_lt,
+    COMMUTATOR = OPERATOR(apikeys.>), NEGATOR = OPERATOR(apikeys.>=),
+    RESTRICT = scalarltsel, JOIN = scalarltjoinsel
+);
+
+CREATE OPERATOR apikeys.<= (
+    LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_le,
+    COMMUTATOR = OPERATOR(apikeys.>=), NEGATOR = OPERATOR(apikeys.>),
+    RESTRICT = scalarlesel, JOIN = scalarlejoinsel
+);
+
+CREATE OPERATOR apikeys.> (
+    LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_gt,
+    COMMUTATOR = OPERATOR(apikeys.<), NEGATOR = OPERATOR(apikeys.<=),
+    RESTRICT = scalargtsel, JOIN = scalargtjoinsel
+);
+
+CREATE OPERATOR apikeys.>= (
+    LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_ge,
+    COMMUTATOR = OPERATOR(apikeys.<=), NEGATOR = OPERATOR(apikeys.<),
+    RESTRICT = scalargesel, JOIN = scalargejoinsel
+);
+
+CREATE OPERATOR CLASS apikeys.scope_ops
+    DEFAULT FOR TYPE apikeys.scope USING btree AS
+        OPERATOR 1 apikeys.<,
+        OPERATOR 2 apikeys.<=,
+        OPERATOR 3 apikeys.=,
+        OPERATOR 4 apikeys.>=,
+        OPERATOR 5 apikeys.>,
+        FUNCTION 1 apikeys.scope_cmp(apikeys.scope, apikeys.scope);
+
+CREATE OPERATOR CLASS apikeys.scope_hash_ops
+    DEFAULT FOR TYPE apikeys.scope USING hash AS
+        OPERATOR 1 apikeys.=,
+        FUNCTION 1 apikeys.scope_hash(apikeys.scope);
+
 CREATE FUNCTION apikeys.scope_grants(granted apikeys.scope, required apikeys.scope)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_grants'
@@ -1260,6 +1326,12 @@ GRANT EXECUTE ON FUNCTION
     apikeys.scope_out(apikeys.scope),
     apikeys.scope_eq(apikeys.scope, apikeys.scope),
     apikeys.scope_ne(apikeys.scope, apikeys.scope),
+    apikeys.scope_cmp(apikeys.scope, apikeys.scope),
+    apikeys.scope_lt(apikeys.scope, apikeys.scope),
+    apikeys.scope_le(apikeys.scope, apikeys.scope),
+    apikeys.scope_gt(apikeys.scope, apikeys.scope),
+    apikeys.scope_ge(apikeys.scope, apikeys.scope),
+    apikeys.scope_hash(apikeys.scope),
     apikeys.scope_grants(apikeys.scope, apikeys.scope),
     apikeys.scopes_grant(apikeys.scope[], apikeys.scope),
     apikeys.token_client_id(text),
@@ -1325,6 +1397,12 @@ COMMENT ON FUNCTION apikeys.scope_in(cstring) IS 'Input function of apikeys.scop
 COMMENT ON FUNCTION apikeys.scope_out(apikeys.scope) IS 'Output function of apikeys.scope';
 COMMENT ON FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) IS 'Equality of canonical scopes';
 COMMENT ON FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) IS 'Inequality of canonical scopes';
+COMMENT ON FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes (btree support)';
+COMMENT ON FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
+COMMENT ON FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
+COMMENT ON FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
+COMMENT ON FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
+COMMENT ON FUNCTION apikeys.scope_hash(apikeys.scope) IS 'Hash of a canonical scope (hash index and hash join support)';
 COMMENT ON FUNCTION apikeys.scope_grants(apikeys.scope, apikeys.scope) IS 'Does the granted scope satisfy the required one? (operator @>)';
 COMMENT ON FUNCTION apikeys.scopes_grant(apikeys.scope[], apikeys.scope) IS 'Does a set of granted scopes satisfy the required one? (operator @>)';
 COMMENT ON FUNCTION apikeys.token_client_id(text) IS 'The client ID inside a well-formed token (checksum checked), or NULL';

@@ -151,3 +151,20 @@ SET ROLE regress_nobody;
 SELECT 'expenses:read(b,a)'::apikeys.scope OPERATOR(apikeys.@>) 'expenses:read(a)'::apikeys.scope AS as_nobody;
 RESET ROLE;
 RESET search_path;
+
+-- Scopes sort, group and hash without a collation, so scope[] columns can
+-- be ANALYZEd (autovacuum analyzes apikeys.keys) and indexed.
+SELECT s FROM unnest('{b:read, a:write, a:read, *, a:read}'::apikeys.scope[]) s
+ ORDER BY s USING OPERATOR(apikeys.<);
+SELECT s, count(*) FROM unnest('{b:read, a:read, "a:read(y, x)", "a:read(x,y)"}'::apikeys.scope[]) s
+ GROUP BY s ORDER BY s USING OPERATOR(apikeys.<);
+CREATE TEMP TABLE scope_stats (s apikeys.scope, ss apikeys.scope[]);
+INSERT INTO scope_stats SELECT ('r' || i % 7 || ':read')::apikeys.scope,
+                               ARRAY[('r' || i % 5 || ':read')::apikeys.scope] FROM generate_series(1, 500) i;
+ANALYZE scope_stats;
+SELECT attname, n_distinct FROM pg_stats WHERE tablename = 'scope_stats' ORDER BY attname;
+CREATE INDEX ON scope_stats (s);
+CREATE INDEX ON scope_stats USING hash (s);
+SELECT count(*) FROM scope_stats WHERE s OPERATOR(apikeys.=) 'r3:read';
+ANALYZE apikeys.keys;
+SELECT count(*) > 0 AS keys_analyzed FROM pg_stats WHERE schemaname = 'apikeys' AND tablename = 'keys';

@@ -38,6 +38,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
@@ -417,6 +418,75 @@ Datum
 apikeys_scope_ne(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(!ScopeDatumEq(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)));
+}
+
+/*
+ * ScopeDatumCmp orders stored scopes bytewise.  The order means nothing
+ * beyond being total and stable; it exists so that scopes (and scope[]
+ * columns) can be sorted, grouped, indexed and ANALYZEd without a
+ * collation.
+ */
+static int
+ScopeDatumCmp(text *a, text *b)
+{
+	int			la = VARSIZE_ANY_EXHDR(a);
+	int			lb = VARSIZE_ANY_EXHDR(b);
+	int			c = memcmp(VARDATA_ANY(a), VARDATA_ANY(b), Min(la, lb));
+
+	if (c != 0)
+		return c < 0 ? -1 : 1;
+	return (la > lb) - (la < lb);
+}
+
+PG_FUNCTION_INFO_V1(apikeys_scope_cmp);
+PG_FUNCTION_INFO_V1(apikeys_scope_lt);
+PG_FUNCTION_INFO_V1(apikeys_scope_le);
+PG_FUNCTION_INFO_V1(apikeys_scope_gt);
+PG_FUNCTION_INFO_V1(apikeys_scope_ge);
+PG_FUNCTION_INFO_V1(apikeys_scope_hash);
+
+/* SQL function: apikeys.scope_cmp(scope, scope) returns integer */
+Datum
+apikeys_scope_cmp(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(ScopeDatumCmp(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)));
+}
+
+/* SQL function: apikeys.scope_lt(scope, scope) returns boolean */
+Datum
+apikeys_scope_lt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ScopeDatumCmp(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)) < 0);
+}
+
+/* SQL function: apikeys.scope_le(scope, scope) returns boolean */
+Datum
+apikeys_scope_le(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ScopeDatumCmp(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)) <= 0);
+}
+
+/* SQL function: apikeys.scope_gt(scope, scope) returns boolean */
+Datum
+apikeys_scope_gt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ScopeDatumCmp(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)) > 0);
+}
+
+/* SQL function: apikeys.scope_ge(scope, scope) returns boolean */
+Datum
+apikeys_scope_ge(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ScopeDatumCmp(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)) >= 0);
+}
+
+/* SQL function: apikeys.scope_hash(scope) returns integer */
+Datum
+apikeys_scope_hash(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+
+	return hash_any((const unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
 /* SQL function: apikeys.scope_grants(granted scope, required scope) returns boolean */
