@@ -4,6 +4,56 @@
 \echo Use "CREATE EXTENSION apikeys" to load this file. \quit
 
 --------------------------------------------------------------------------------
+-- Schema guard
+--
+-- CREATE EXTENSION reuses an existing schema "apikeys".  Whoever owns that
+-- schema can later rename it and put their own apikeys.* functions in its
+-- place, which the SECURITY DEFINER functions below would then run as the
+-- extension owner; anything already in it could shadow our objects.  So
+-- refuse a schema that a non-superuser owns, that someone else may create
+-- objects in, or that is not empty.  (The schema CREATE EXTENSION makes
+-- itself is owned by the installing superuser and empty.)
+--------------------------------------------------------------------------------
+DO $guard$
+DECLARE
+    v_nsp oid;
+    v_owner name;
+    v_super boolean;
+BEGIN
+    SELECT n.oid, r.rolname, r.rolsuper INTO v_nsp, v_owner, v_super
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'apikeys';
+    IF NOT v_super THEN
+        RAISE EXCEPTION 'schema "apikeys" is owned by role "%", which is not a superuser', v_owner
+            USING ERRCODE = '42501',
+                  DETAIL = 'The owner of the schema could replace the extension''s functions.',
+                  HINT = 'Drop the schema, or make a superuser its owner, then create the extension again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n,
+                      pg_catalog.aclexplode(n.nspacl) a
+                WHERE n.oid OPERATOR(pg_catalog.=) v_nsp
+                  AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+                  AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner) THEN
+        RAISE EXCEPTION 'schema "apikeys" grants CREATE to roles other than its owner'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Those roles could add objects that shadow the extension''s.',
+                  HINT = 'Revoke CREATE on the schema, then create the extension again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                  AND d.refobjid OPERATOR(pg_catalog.=) v_nsp
+                  -- the extension itself depends on its schema
+                  AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_extension'::pg_catalog.regclass) THEN
+        RAISE EXCEPTION 'schema "apikeys" is not empty'
+            USING ERRCODE = '55000',
+                  DETAIL = 'Objects created before the extension could shadow its own.',
+                  HINT = 'Drop or move the objects in schema apikeys, then create the extension again.';
+    END IF;
+END
+$guard$;
+
+--------------------------------------------------------------------------------
 -- Roles
 --
 -- apikeys_admin     issues and manages keys, reads key_list and audit_log.
@@ -416,6 +466,12 @@ BEGIN
      WHERE client_id OPERATOR(pg_catalog.=) p_client_id
      FOR UPDATE;
     IF NOT FOUND THEN
+        -- a whole token where a client ID belongs: never echo the secret
+        IF apikeys.token_client_id(p_client_id) IS NOT NULL THEN
+            RAISE EXCEPTION 'a token was given where a client ID is expected'
+                USING ERRCODE = '22023',
+                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
+        END IF;
         RAISE EXCEPTION 'API key "%" does not exist', p_client_id
             USING ERRCODE = '42704';
     END IF;
@@ -1268,6 +1324,7 @@ CREATE FUNCTION apikeys.create_field_view(view_name text, tbl regclass,
 AS $$
 DECLARE
     v_res text;
+    v_view text;
     cols text;
     v_name text[];
     v_view text;
@@ -1302,6 +1359,11 @@ BEGIN
       INTO cols
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+
+    -- the name is an identifier, possibly qualified, never SQL: re-quote it
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(u.part), '.' ORDER BY u.o)
+      INTO v_view
+      FROM pg_catalog.unnest(pg_catalog.parse_ident(view_name)) WITH ORDINALITY AS u(part, o);
 
     EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
                               v_view, cols, tbl);
