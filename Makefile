@@ -39,6 +39,14 @@ demo: deps
 bench: deps
 	@bench/run.sh
 
+# libFuzzer + ASan targets for the token and scope parsers (FUZZ_SECONDS=60 each)
+fuzz:
+	@fuzz/run.sh
+
+# the pg_regress suite with every backend under valgrind memcheck
+check-memory: deps
+	@test/check-memory.sh
+
 # print-VAR: lets test/run.sh read REGRESS and ISOLATION from this file.
 print-%:
 	@echo $($*)

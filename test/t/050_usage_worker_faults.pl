@@ -1,0 +1,134 @@
+# test/t/050_usage_worker_faults.pl
+#
+# The usage background worker under faults (apikeys in
+# shared_preload_libraries, apikeys.flush_interval = 1s):
+#   - usage counted in shared memory reaches apikeys.usage after a flush;
+#   - the worker survives being killed: SIGTERM (the postmaster restarts it
+#     after bgw_restart_time) and SIGKILL (the postmaster resets every
+#     process and starts it again);
+#   - a crash loses at most the usage counted since the last flush (one
+#     flush interval), and nothing else: keys, audit rows and flushed usage
+#     stay.
+# Skipped when the extension has no usage worker (apikeys.flush_usage()).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('worker');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'apikeys'
+apikeys.flush_interval = 1
+restart_after_crash = on
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
+if ($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_proc WHERE proname = 'flush_usage' AND pronamespace = 'apikeys'::regnamespace") eq '0')
+{
+	$node->stop;
+	plan skip_all => 'this build has no usage worker (apikeys.flush_usage)';
+}
+
+my ($cid, $tok) = split /\|/,
+  $node->safe_psql('postgres', "SELECT client_id, token FROM apikeys.create_key('acme', 'k', ARRAY['docs:read'])");
+
+sub verify_n
+{
+	my ($n) = @_;
+	$node->safe_psql('postgres',
+		"SELECT count(*) FROM generate_series(1, $n) g WHERE (apikeys.verify('$tok')).code = 'VALID'");
+}
+
+sub flushed
+{
+	return $node->safe_psql('postgres',
+		"SELECT COALESCE(sum(count), 0) FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'");
+}
+
+# launcher_pid: the launcher has no database connection, so it is not in
+# pg_stat_activity; find the postmaster's child with its process title.
+sub launcher_pid
+{
+	my $pm = (split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0];
+	for my $stat (glob '/proc/[0-9]*/stat')
+	{
+		my ($pid) = $stat =~ m{/proc/(\d+)/stat};
+		open my $fh, '<', $stat or next;
+		my $line = <$fh>;
+		close $fh;
+		next unless defined $line && $line =~ /\)\s+\S+\s+(\d+)/ && $1 == $pm;
+		open $fh, '<', "/proc/$pid/cmdline" or next;
+		my $cmd = <$fh> // '';
+		close $fh;
+		return $pid if $cmd =~ /apikeys usage flusher/;
+	}
+	return undef;
+}
+
+# wait_launcher(NOT_PID): until a launcher other than NOT_PID runs
+sub wait_launcher
+{
+	my ($not) = @_;
+	for (1 .. 300)
+	{
+		my $pid = launcher_pid();
+		return $pid if defined $pid && (!defined $not || $pid != $not);
+		select undef, undef, undef, 0.2;
+	}
+	return undef;
+}
+
+# the launcher runs, and usage arrives after a flush
+ok(defined wait_launcher(), 'the usage worker is running');
+verify_n(100);
+ok($node->poll_query_until('postgres',
+		"SELECT COALESCE(sum(count), 0) = 100 FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'"),
+	'100 verifications reach apikeys.usage after a flush');
+ok($node->poll_query_until('postgres', "SELECT last_used_at IS NOT NULL FROM apikeys.keys WHERE client_id = '$cid'"),
+	'last_used_at is written by the flush');
+
+# SIGTERM: the postmaster restarts the worker
+my $pid = launcher_pid();
+kill 'TERM', $pid;
+ok(defined wait_launcher($pid), 'after SIGTERM the worker is restarted');
+verify_n(10);
+ok($node->poll_query_until('postgres',
+		"SELECT COALESCE(sum(count), 0) = 110 FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'"),
+	'... and flushes again');
+
+# SIGKILL of the worker: a crash of the whole server; the worker comes back
+$pid = launcher_pid();
+my $log_offset = -s $node->logfile;
+kill 'KILL', $pid;
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+$node->poll_query_until('postgres', 'SELECT 1', '1');
+ok(defined wait_launcher($pid), 'after SIGKILL the server recovers and the worker runs again');
+is(flushed(), '110', 'flushed usage survives the crash');
+
+# A crash loses at most one interval: count, let a flush pass, count more,
+# crash at once.  Everything before the last flush is kept.
+verify_n(50);
+ok($node->poll_query_until('postgres',
+		"SELECT COALESCE(sum(count), 0) = 160 FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'"),
+	'usage before the crash is flushed');
+my $before = flushed();
+verify_n(30);
+my $audit = $node->safe_psql('postgres', 'SELECT count(*) FROM apikeys.audit_log');
+$node->stop('immediate');
+$node->start;
+my $after = flushed();
+ok($after >= $before && $after <= $before + 30,
+	"an immediate shutdown loses at most the unflushed interval ($before flushed before, $after after, 30 in flight)");
+is($node->safe_psql('postgres', "SELECT (apikeys.verify('$tok')).code"), 'VALID', 'keys survive');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM apikeys.audit_log'), $audit, 'audit rows survive');
+verify_n(5);
+ok($node->poll_query_until('postgres',
+		"SELECT COALESCE(sum(count), 0) = $after + 6 FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'"),
+	'counting and flushing resume after the crash');
+
+$node->stop;
+done_testing();
