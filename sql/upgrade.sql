@@ -22,7 +22,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION apikeys;
 SELECT extversion AS direct_version FROM pg_extension WHERE extname = 'apikeys' \gset
 :objects_sql \gset direct_
-SELECT count(*) AS direct_members FROM pg_depend
+SELECT count(*) > 0 AS direct_has_members FROM pg_depend
  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'apikeys');
 
