@@ -1324,7 +1324,6 @@ CREATE FUNCTION apikeys.create_field_view(view_name text, tbl regclass,
 AS $$
 DECLARE
     v_res text;
-    v_view text;
     cols text;
     v_name text[];
     v_view text;
@@ -1359,11 +1358,6 @@ BEGIN
       INTO cols
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
-
-    -- the name is an identifier, possibly qualified, never SQL: re-quote it
-    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(u.part), '.' ORDER BY u.o)
-      INTO v_view
-      FROM pg_catalog.unnest(pg_catalog.parse_ident(view_name)) WITH ORDINALITY AS u(part, o);
 
     EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
                               v_view, cols, tbl);
