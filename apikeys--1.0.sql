@@ -909,7 +909,11 @@ BEGIN
                              ELSE NULLIF(update_key.description, '') END,
         scopes        = COALESCE(v_scopes, keys.scopes),
         expires_at    = COALESCE(update_key.expires_at, keys.expires_at),
-        prev_expires_at = LEAST(keys.prev_expires_at, COALESCE(update_key.expires_at, keys.expires_at)),
+        -- a rotation's grace never outlives a shortened expiry (LEAST
+        -- ignores NULLs, so a key never rotated must stay NULL here)
+        prev_expires_at = CASE WHEN keys.prev_expires_at IS NOT NULL
+                               THEN LEAST(keys.prev_expires_at,
+                                          COALESCE(update_key.expires_at, keys.expires_at)) END,
         contact_email = CASE WHEN update_key.contact_email IS NULL THEN keys.contact_email
                              ELSE NULLIF(update_key.contact_email, '') END,
         contact_phone = CASE WHEN update_key.contact_phone IS NULL THEN keys.contact_phone

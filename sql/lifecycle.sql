@@ -37,7 +37,8 @@ SELECT apikeys.update_key(:'cid');   -- nothing given: nothing changes
 -- expiry: can be brought forward, never extended
 SELECT expires_at AS old_exp FROM apikeys.key_list WHERE client_id = :'cid' \gset
 SELECT apikeys.update_key(:'cid', expires_at => now() + interval '10 days');
-SELECT expires_at < :'old_exp' AS shortened FROM apikeys.key_list WHERE client_id = :'cid';
+SELECT expires_at < :'old_exp' AS shortened, old_secret_valid_until IS NULL AS no_grace_invented
+  FROM apikeys.key_list WHERE client_id = :'cid';
 SELECT err(format($$SELECT apikeys.update_key(%L, expires_at => now() + interval '20 days')$$, :'cid'));
 SELECT err(format($$SELECT apikeys.update_key(%L, expires_at => now() - interval '1 day')$$, :'cid'));
 
