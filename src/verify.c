@@ -39,6 +39,7 @@
 #include "utils/inet.h"
 #include "utils/timestamp.h"
 
+#include "cache.h"
 #include "secret.h"
 #include "token.h"
 #include "usage.h"
@@ -114,7 +115,7 @@ VerifyCredentials(const char *client_id, int cid_len,
 		return;
 	}
 
-	found = KeyLookup(client_id, cid_len, key);
+	found = KeyLookupCached(client_id, cid_len, key);
 
 	if (found && SecretHash(secret, secret_len, key->hash_alg, presented))
 		current_ok = SecretHashEqual(presented, key->hash);
