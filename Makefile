@@ -23,6 +23,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# secret.c calls OpenSSL's EVP API directly when PostgreSQL uses OpenSSL
+SHLIB_LINK += $(filter -lcrypto, $(LIBS))
+
 # Everything below drives the throwaway clusters; see test/run.sh.
 .PHONY: test demo bench deps fuzz check-memory
 

@@ -151,9 +151,20 @@ typedef struct CacheShared
 	uint32		nsets;			/* a multiple of APIKEYS_CACHE_PARTITIONS */
 	CachePartition parts[APIKEYS_CACHE_PARTITIONS];
 	CacheEntry	entries[FLEXIBLE_ARRAY_MEMBER];
+	/* then uint32 tags[nsets][CACHE_WAYS] (see CacheTags) */
 } CacheShared;
 
 static CacheShared *cache = NULL;
+
+/*
+ * Each way has a 32-bit tag (the client ID's hash with the low bit set; 0
+ * for a free way), kept apart from the 256-byte entries so that a lookup
+ * reads one cache line of tags and then only the matching entry, instead
+ * of eight entries (32 cache lines).
+ */
+static uint32 *cache_tags = NULL;
+
+#define TAG_OF(hash)	((hash) | 1)
 
 /* Partitions this transaction has marked pending (W1), released at end. */
 static bool xact_marked[APIKEYS_CACHE_PARTITIONS];
@@ -178,8 +189,11 @@ CacheSets(void)
 Size
 CacheShmemSize(void)
 {
-	return add_size(offsetof(CacheShared, entries),
-					mul_size(mul_size(CacheSets(), CACHE_WAYS), sizeof(CacheEntry)));
+	Size		ways = mul_size(CacheSets(), CACHE_WAYS);
+
+	return add_size(add_size(offsetof(CacheShared, entries),
+							 mul_size(ways, sizeof(CacheEntry))),
+					mul_size(ways, sizeof(uint32)));
 }
 
 /* CacheShmemInit creates or attaches the cache (AddinShmemInitLock held). */
@@ -199,8 +213,9 @@ CacheShmemInit(void)
 			pg_atomic_init_u32(&cache->parts[i].invalidations, 0);
 		}
 		memset(cache->entries, 0,
-			   (Size) cache->nsets * CACHE_WAYS * sizeof(CacheEntry));
+			   (Size) cache->nsets * CACHE_WAYS * (sizeof(CacheEntry) + sizeof(uint32)));
 	}
+	cache_tags = (uint32 *) &cache->entries[(Size) cache->nsets * CACHE_WAYS];
 }
 
 /* ClientIdHash: the hash that picks a key's partition and set. */
@@ -358,6 +373,7 @@ CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
 	if (victim < 0)
 		victim = start;
 	memcpy(&set[victim], img, sizeof(CacheEntry));
+	cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS + victim] = TAG_OF(hash);
 }
 
 /*
@@ -392,10 +408,14 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 	g0 = pg_atomic_read_u64(&cp->gen);
 	if (!pending)
 	{
+		uint32	   *tags = &cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS];
+
 		for (int w = 0; w < CACHE_WAYS; w++)
 		{
 			CacheEntry *e = &set[w];
 
+			if (tags[w] != TAG_OF(hash))
+				continue;
 			if (EntryMatches(e, relid, client_id, len) && e->h.gen == g0)
 			{
 				EntryToKey(e, out);
@@ -450,7 +470,10 @@ CacheMarkAndRemove(const char *client_id, int len)
 
 		if (e->h.dbid != InvalidOid && e->h.cid_len == len &&
 			memcmp(e->h.client_id, client_id, len) == 0)
+		{
 			e->h.dbid = InvalidOid;
+			cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS + w] = 0;
+		}
 	}
 	LWLockRelease(PartitionLock(part));
 }

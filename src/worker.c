@@ -38,12 +38,13 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "shmem.h"
 
 #define APIKEYS_MAX_FLUSH_DATABASES	64
 
-PGDLLEXPORT void ApikeysLauncherMain(Datum arg);
+PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
 PGDLLEXPORT void ApikeysFlushWorkerMain(Datum arg);
 
 /* WorkerRegister registers the launcher (from _PG_init, preloaded only). */
@@ -106,36 +107,45 @@ void
 ApikeysLauncherMain(Datum arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	/* die: CHECK_FOR_INTERRUPTS ends waits on flush workers at shutdown */
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
 	for (;;)
 	{
 		Oid			dbids[APIKEYS_MAX_FLUSH_DATABASES];
 		int			n;
+		TimestampTz next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   apikeys_flush_interval * 1000);
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) apikeys_flush_interval * 1000L,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-
-		if (ShutdownRequestPending)
-			break;
-		if (ConfigReloadPending)
+		/* wake at least every second, so shutdown never waits on us */
+		while (GetCurrentTimestamp() < next)
 		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			long		ms = Min(1000, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next));
+
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Max(ms, 1), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+				next = Min(next, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 apikeys_flush_interval * 1000));
+			}
 		}
 		if (RecoveryInProgress())
 			continue;
 
 		n = UsageDatabasesPending(dbids, APIKEYS_MAX_FLUSH_DATABASES);
-		for (int i = 0; i < n && !ShutdownRequestPending; i++)
+		for (int i = 0; i < n; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
 			FlushOneDatabase(dbids[i]);
+		}
 	}
-	proc_exit(0);
 }
 
 /*
