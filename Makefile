@@ -14,7 +14,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 REGRESS        = init cleanup
 REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
-ISOLATION      =
+ISOLATION      = cache_invalidation
 ISOLATION_OPTS = --inputdir=test/isolation
 TAP_TESTS      = 1
 PROVE_TESTS   ?= test/t/*.pl

@@ -54,7 +54,7 @@ WorkerRegister(void)
 	BackgroundWorker worker;
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 5;
 	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
@@ -110,6 +110,9 @@ ApikeysLauncherMain(Datum arg)
 	/* die: CHECK_FOR_INTERRUPTS ends waits on flush workers at shutdown */
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	/* no database: this only makes the launcher visible in pg_stat_activity */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("apikeys usage flusher");
 
 	for (;;)
 	{
