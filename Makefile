@@ -12,7 +12,7 @@ DATA        = $(wildcard $(EXTENSION)--*.sql)
 PGFILEDESC  = "apikeys - API key issuance, verification and row-level security"
 PG_CPPFLAGS = -I$(srcdir)/src
 
-REGRESS        = init cleanup
+REGRESS        = init usage cleanup
 REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
 ISOLATION      = cache_invalidation
 ISOLATION_OPTS = --inputdir=test/isolation

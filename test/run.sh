@@ -80,6 +80,7 @@ as_pg mkdir -p "$WORK/tap"
 for t in "$ROOT"/test/t/*.pl; do
 	[ -e "$t" ] || continue
 	name=$(basename "$t" .pl)
+	as_pg mkdir -p "$WORK/tap/$name"
 	( cd "$WORK/tap" && as_pg env TESTDIR="$WORK/tap/$name" PG_REGRESS="$PGXSDIR/src/test/regress/pg_regress" \
 		APIKEYS_ROOT="$ROOT" PGXSDIR="$PGXSDIR" \
 		perl -I "$PGXSDIR/src/test/perl" -I "$ROOT/test/t" "$t" ) >"$WORK/tap/$name.out" 2>"$WORK/tap/$name.err"
