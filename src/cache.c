@@ -97,6 +97,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "shmem.h"
+#include "usage.h"
 
 #define CACHE_WAYS			8
 #define CACHE_ENTRY_SIZE	256
@@ -166,6 +167,23 @@ static uint32 *cache_tags = NULL;
 
 #define TAG_OF(hash)	((hash) | 1)
 
+/*
+ * Usage counters of the key in each way, beside the entries: a cached
+ * verification counts its outcome in the slot of the entry it just used,
+ * one lock and no second lookup.  When an entry is evicted or invalidated,
+ * its counts move to the per-key table of usage.c, so nothing is lost.
+ */
+typedef struct CacheUsageSlot
+{
+	pg_atomic_uint32 counts[APIKEYS_NUM_CODES];
+	pg_atomic_uint64 last_used;	/* 0: no VALID use since the last flush */
+} CacheUsageSlot;
+
+static CacheUsageSlot *cache_usage = NULL;
+
+/* The way this backend's last cached lookup used, for CacheCountUsage. */
+static int64 last_way = -1;
+
 /* Partitions this transaction has marked pending (W1), released at end. */
 static bool xact_marked[APIKEYS_CACHE_PARTITIONS];
 static bool xact_any_marked = false;
@@ -192,8 +210,8 @@ CacheShmemSize(void)
 	Size		ways = mul_size(CacheSets(), CACHE_WAYS);
 
 	return add_size(add_size(offsetof(CacheShared, entries),
-							 mul_size(ways, sizeof(CacheEntry))),
-					mul_size(ways, sizeof(uint32)));
+							 mul_size(ways, sizeof(CacheEntry) + sizeof(uint32))),
+					add_size(mul_size(ways, sizeof(CacheUsageSlot)), MAXIMUM_ALIGNOF));
 }
 
 /* CacheShmemInit creates or attaches the cache (AddinShmemInitLock held). */
@@ -216,6 +234,41 @@ CacheShmemInit(void)
 			   (Size) cache->nsets * CACHE_WAYS * (sizeof(CacheEntry) + sizeof(uint32)));
 	}
 	cache_tags = (uint32 *) &cache->entries[(Size) cache->nsets * CACHE_WAYS];
+	cache_usage = (CacheUsageSlot *)
+		MAXALIGN(&cache_tags[(Size) cache->nsets * CACHE_WAYS]);
+	if (!found)
+	{
+		for (Size i = 0; i < (Size) cache->nsets * CACHE_WAYS; i++)
+		{
+			for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+				pg_atomic_init_u32(&cache_usage[i].counts[c], 0);
+			pg_atomic_init_u64(&cache_usage[i].last_used, 0);
+		}
+	}
+}
+
+/*
+ * DrainWay moves the usage counted in a way to usage.c's per-key table
+ * before the way is reused or emptied (partition lock held exclusively).
+ */
+static void
+DrainWay(Size way)
+{
+	CacheEntry *e = &cache->entries[way];
+	uint32		counts[APIKEYS_NUM_CODES];
+	bool		any = false;
+	TimestampTz last_used;
+
+	if (e->h.dbid == InvalidOid)
+		return;
+	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+	{
+		counts[c] = pg_atomic_exchange_u32(&cache_usage[way].counts[c], 0);
+		any |= counts[c] != 0;
+	}
+	last_used = (TimestampTz) pg_atomic_exchange_u64(&cache_usage[way].last_used, 0);
+	if (any || last_used != 0)
+		UsageAddCounts(e->h.dbid, e->h.client_id, e->h.cid_len, counts, last_used);
 }
 
 /* ClientIdHash: the hash that picks a key's partition and set. */
@@ -344,7 +397,7 @@ KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, CacheEntry *e
  * over an entry of the same key, else a free way, else the first way
  * without its second-chance bit.
  */
-static void
+static Size
 CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
 {
 	CacheEntry *set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
@@ -372,8 +425,10 @@ CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
 	}
 	if (victim < 0)
 		victim = start;
+	DrainWay((Size) (hash % cache->nsets) * CACHE_WAYS + victim);
 	memcpy(&set[victim], img, sizeof(CacheEntry));
 	cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS + victim] = TAG_OF(hash);
+	return (Size) (hash % cache->nsets) * CACHE_WAYS + victim;
 }
 
 /*
@@ -422,12 +477,14 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 				if (e->h.used == 0)
 					e->h.used = 1;	/* a byte store; a lost race costs nothing */
 				LWLockRelease(PartitionLock(part));
+				last_way = (int64) ((hash % cache->nsets) * CACHE_WAYS + w);
 				local_hits++;
 				return true;
 			}
 		}
 	}
 	LWLockRelease(PartitionLock(part));
+	last_way = -1;
 	local_misses++;
 
 	/* miss: g0 was read before the fresh snapshot KeyLookup takes */
@@ -438,9 +495,83 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 	LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
 	if (pg_atomic_read_u32(&cp->pending) == 0 &&
 		pg_atomic_read_u64(&cp->gen) == g0)
-		CacheInsert(hash, &img, relid);
+		last_way = (int64) CacheInsert(hash, &img, relid);
 	LWLockRelease(PartitionLock(part));
 	return true;
+}
+
+/*
+ * CacheCountUsage counts a verification's outcome in the usage slot of
+ * the entry this backend's last lookup used, if that entry still holds
+ * the key.  False when the key is not cached: the caller counts it in
+ * usage.c's per-key table instead.
+ */
+bool
+CacheCountUsage(const char *client_id, int len, ApikeysCode code, TimestampTz now)
+{
+	uint32		hash;
+	uint32		part;
+	bool		counted = false;
+
+	if (last_way < 0 || !CacheUsable())
+		return false;
+	hash = ClientIdHash(client_id, len);
+	part = hash % APIKEYS_CACHE_PARTITIONS;
+	if ((Size) last_way / CACHE_WAYS != hash % cache->nsets)
+		return false;
+
+	LWLockAcquire(PartitionLock(part), LW_SHARED);
+	if (cache_tags[last_way] == TAG_OF(hash) &&
+		EntryMatches(&cache->entries[last_way], ApikeysKeysRelid(), client_id, len))
+	{
+		CacheUsageSlot *u = &cache_usage[last_way];
+
+		pg_atomic_fetch_add_u32(&u->counts[code], 1);
+		if (code == APIKEYS_VALID && (uint64) now > pg_atomic_read_u64(&u->last_used))
+			pg_atomic_write_u64(&u->last_used, (uint64) now);
+		counted = true;
+	}
+	LWLockRelease(PartitionLock(part));
+	return counted;
+}
+
+/*
+ * CacheDrainUsage hands every cached key's usage in database dbid to fn
+ * and zeroes it (the flush).  Each partition is held only while it is
+ * scanned, shared: counters are taken with atomic exchanges.
+ */
+void
+CacheDrainUsage(Oid dbid, CacheUsageFn fn, void *arg)
+{
+	if (!apikeys_shmem_ready || cache == NULL)
+		return;
+	for (uint32 part = 0; part < APIKEYS_CACHE_PARTITIONS; part++)
+	{
+		LWLockAcquire(PartitionLock(part), LW_SHARED);
+		for (uint32 s = part; s < cache->nsets; s += APIKEYS_CACHE_PARTITIONS)
+		{
+			for (int w = 0; w < CACHE_WAYS; w++)
+			{
+				Size		way = (Size) s * CACHE_WAYS + w;
+				CacheEntry *e = &cache->entries[way];
+				uint32		counts[APIKEYS_NUM_CODES];
+				bool		any = false;
+				TimestampTz last_used;
+
+				if (e->h.dbid != dbid)
+					continue;
+				for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+				{
+					counts[c] = pg_atomic_exchange_u32(&cache_usage[way].counts[c], 0);
+					any |= counts[c] != 0;
+				}
+				last_used = (TimestampTz) pg_atomic_exchange_u64(&cache_usage[way].last_used, 0);
+				if (any || last_used != 0)
+					fn(e->h.client_id, e->h.cid_len, counts, last_used, arg);
+			}
+		}
+		LWLockRelease(PartitionLock(part));
+	}
 }
 
 /*
@@ -471,6 +602,7 @@ CacheMarkAndRemove(const char *client_id, int len)
 		if (e->h.dbid != InvalidOid && e->h.cid_len == len &&
 			memcmp(e->h.client_id, client_id, len) == 0)
 		{
+			DrainWay((Size) (hash % cache->nsets) * CACHE_WAYS + w);
 			e->h.dbid = InvalidOid;
 			cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS + w] = 0;
 		}

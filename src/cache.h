@@ -13,6 +13,13 @@
 
 #include "lookup.h"
 
+typedef void (*CacheUsageFn) (const char *client_id, int len,
+							  const uint32 *counts, TimestampTz last_used,
+							  void *arg);
+
 extern bool KeyLookupCached(const char *client_id, int len, KeyInfo *out);
+extern bool CacheCountUsage(const char *client_id, int len, ApikeysCode code,
+							TimestampTz now);
+extern void CacheDrainUsage(Oid dbid, CacheUsageFn fn, void *arg);
 
 #endif							/* APIKEYS_CACHE_H */

@@ -29,6 +29,9 @@
 
 #define APIKEYS_TRANCHE_NAME		"apikeys"
 
+/* Databases the background worker keeps track of */
+#define APIKEYS_MAX_FLUSH_DATABASES	64
+
 /* Tracked client addresses (IPv4, or IPv6 /64 networks) */
 #define APIKEYS_MAX_ADDRESSES		16384
 

@@ -11,9 +11,12 @@
  * Preloaded (shared_preload_libraries): everything lives in shared memory
  * and survives the request transaction, so a rolled-back request still
  * counts.
- *	- Per key (a hash table of apikeys.cache_size entries): counts by
- *	  outcome code, the last VALID use, and the key's rate-limit window.
- *	  Counters are atomics under a shared lock, so concurrent requests on
+ *	- Per key: counts by outcome code and the last VALID use.  A key
+ *	  found in the shared cache counts in its cache entry's usage slot
+ *	  (cache.c: same lock, no second lookup); other keys, and the counts
+ *	  of entries the cache evicts, go to a hash table of
+ *	  apikeys.cache_size entries, which also holds rate-limit windows.
+ *	  Counters are atomics under shared locks, so concurrent requests on
  *	  one key do not serialise.  The background worker (worker.c) moves
  *	  counts into apikeys.usage (per key, per hour, per code) and last-use
  *	  times into apikeys.keys.last_used_at every apikeys.flush_interval;
@@ -81,6 +84,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "cache.h"
 #include "catalog.h"
 #include "shmem.h"
 #include "usage.h"
@@ -96,8 +100,7 @@ typedef struct UsageEntry
 {
 	UsageKey	key;
 	pg_atomic_uint32 counts[APIKEYS_NUM_CODES];
-	pg_atomic_uint64 last_used;		/* 0: none since the entry was made */
-	TimestampTz last_used_flushed;	/* last value handed to a flush */
+	pg_atomic_uint64 last_used;		/* 0: no VALID use since the last flush */
 	int			idle_flushes;	/* flushes that found nothing to write */
 	slock_t		mutex;			/* protects the rate-limit window */
 	TimestampTz rl_start;
@@ -123,6 +126,9 @@ typedef struct AddressEntry
 
 typedef struct UsageShared
 {
+	/* databases with usage not yet flushed: the launcher's worklist */
+	Oid			dbids[APIKEYS_MAX_FLUSH_DATABASES];
+	pg_atomic_uint32 dirty[APIKEYS_MAX_FLUSH_DATABASES];
 	pg_atomic_uint64 block_horizon; /* no address is blocked at or after */
 	pg_atomic_uint64 dropped_keys;	/* per-key records lost: table full */
 	pg_atomic_uint64 dropped_addresses;
@@ -175,6 +181,11 @@ UsageShmemInit(void)
 	usage_shared = ShmemInitStruct("apikeys usage", sizeof(UsageShared), &found);
 	if (!found)
 	{
+		for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES; i++)
+		{
+			usage_shared->dbids[i] = InvalidOid;
+			pg_atomic_init_u32(&usage_shared->dirty[i], 0);
+		}
 		pg_atomic_init_u64(&usage_shared->block_horizon, 0);
 		pg_atomic_init_u64(&usage_shared->dropped_keys, 0);
 		pg_atomic_init_u64(&usage_shared->dropped_addresses, 0);
@@ -199,16 +210,23 @@ SharedReady(void)
 	return apikeys_shmem_ready && usage_hash != NULL;
 }
 
-/* MakeUsageKey fills a zero-padded key for the current database. */
+/* MakeUsageKeyDb fills a zero-padded key. */
 static bool
-MakeUsageKey(const char *client_id, int len, UsageKey *k)
+MakeUsageKeyDb(Oid dbid, const char *client_id, int len, UsageKey *k)
 {
 	if (len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
 		return false;
 	memset(k, 0, sizeof(UsageKey));
-	k->dbid = MyDatabaseId;
+	k->dbid = dbid;
 	memcpy(k->client_id, client_id, len);
 	return true;
+}
+
+/* MakeUsageKey fills a zero-padded key for the current database. */
+static inline bool
+MakeUsageKey(const char *client_id, int len, UsageKey *k)
+{
+	return MakeUsageKeyDb(MyDatabaseId, client_id, len, k);
 }
 
 /*
@@ -242,7 +260,6 @@ UsageEntryAcquire(const UsageKey *k)
 		for (int i = 0; i < APIKEYS_NUM_CODES; i++)
 			pg_atomic_init_u32(&e->counts[i], 0);
 		pg_atomic_init_u64(&e->last_used, 0);
-		e->last_used_flushed = 0;
 		e->idle_flushes = 0;
 		SpinLockInit(&e->mutex);
 		e->rl_start = 0;
@@ -256,6 +273,49 @@ static inline void
 UsageEntryRelease(void)
 {
 	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+}
+
+/*
+ * DatabaseSlot finds (or claims) dbid's slot in the launcher's worklist;
+ * -1 when more than APIKEYS_MAX_FLUSH_DATABASES databases use the
+ * extension (their usage is then flushed only by apikeys.flush_usage()).
+ */
+static int
+DatabaseSlot(Oid dbid)
+{
+	static Oid	cached_db = InvalidOid;
+	static int	cached_slot = -1;
+	int			slot = -1;
+
+	if (dbid == cached_db && cached_slot >= 0)
+		return cached_slot;
+	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_EXCLUSIVE);
+	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && slot < 0; i++)
+		if (usage_shared->dbids[i] == dbid)
+			slot = i;
+	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && slot < 0; i++)
+		if (usage_shared->dbids[i] == InvalidOid)
+		{
+			usage_shared->dbids[i] = dbid;
+			slot = i;
+		}
+	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+	if (dbid == MyDatabaseId)
+	{
+		cached_db = dbid;
+		cached_slot = slot;
+	}
+	return slot;
+}
+
+/* MarkDirty puts dbid on the launcher's worklist (one read when it is). */
+static inline void
+MarkDirty(Oid dbid)
+{
+	int			slot = DatabaseSlot(dbid);
+
+	if (slot >= 0 && pg_atomic_read_u32(&usage_shared->dirty[slot]) == 0)
+		pg_atomic_write_u32(&usage_shared->dirty[slot], 1);
 }
 
 /* MakeAddressKey: the tracked unit of an inet (IPv6 cut to its /64). */
@@ -336,7 +396,13 @@ CountCode(const char *client_id, int len, ApikeysCode code, TimestampTz now)
 	UsageKey	k;
 	UsageEntry *e;
 
-	if (RecoveryInProgress() || !MakeUsageKey(client_id, len, &k))
+	if (RecoveryInProgress())
+		return;
+	MarkDirty(MyDatabaseId);
+	/* the common case: the key was just found in the shared cache */
+	if (CacheCountUsage(client_id, len, code, now))
+		return;
+	if (!MakeUsageKey(client_id, len, &k))
 		return;
 	e = UsageEntryAcquire(&k);
 	if (e == NULL)
@@ -345,6 +411,33 @@ CountCode(const char *client_id, int len, ApikeysCode code, TimestampTz now)
 	if (code == APIKEYS_VALID &&
 		(uint64) now > pg_atomic_read_u64(&e->last_used))
 		pg_atomic_write_u64(&e->last_used, (uint64) now);
+	UsageEntryRelease();
+}
+
+/*
+ * UsageAddCounts adds counts and a last-use time to a key's entry; the
+ * cache calls it for an entry it evicts or invalidates (in whatever
+ * database the evicting backend is), so no count is lost.
+ */
+void
+UsageAddCounts(Oid dbid, const char *client_id, int len,
+			   const uint32 *counts, TimestampTz last_used)
+{
+	UsageKey	k;
+	UsageEntry *e;
+
+	if (!SharedReady() || !MakeUsageKeyDb(dbid, client_id, len, &k))
+		return;
+	/* called under a cache partition lock: the order is partition, usage */
+	MarkDirty(dbid);
+	e = UsageEntryAcquire(&k);
+	if (e == NULL)
+		return;
+	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+		if (counts[c] != 0)
+			pg_atomic_fetch_add_u32(&e->counts[c], counts[c]);
+	if (last_used != 0 && (uint64) last_used > pg_atomic_read_u64(&e->last_used))
+		pg_atomic_write_u64(&e->last_used, (uint64) last_used);
 	UsageEntryRelease();
 }
 
@@ -543,35 +636,52 @@ UsageRecord(const KeyInfo *key, ApikeysCode code, TimestampTz now)
 int
 UsageDatabasesPending(Oid *dbids, int max)
 {
-	HASH_SEQ_STATUS st;
-	UsageEntry *e;
 	int			n = 0;
 
 	if (!SharedReady())
 		return 0;
-	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_SHARED);
-	hash_seq_init(&st, usage_hash);
-	while ((e = hash_seq_search(&st)) != NULL)
+	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && n < max; i++)
 	{
-		int			i;
+		Oid			db = usage_shared->dbids[i];
 
-		for (i = 0; i < n; i++)
-			if (dbids[i] == e->key.dbid)
-				break;
-		if (i == n && n < max)
-			dbids[n++] = e->key.dbid;
+		if (db != InvalidOid && pg_atomic_exchange_u32(&usage_shared->dirty[i], 0) != 0)
+			dbids[n++] = db;
 	}
-	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
 	return n;
 }
 
-/* A key's unflushed numbers, copied out under the lock. */
+/* A key's unflushed numbers, gathered from the cache and the table. */
 typedef struct FlushItem
 {
-	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
-	uint32		counts[APIKEYS_NUM_CODES];
+	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];	/* hash key */
+	uint64		counts[APIKEYS_NUM_CODES];
 	TimestampTz last_used;		/* 0: nothing new */
 } FlushItem;
+
+/* FlushAccumulate adds one source's numbers for a key to the flush. */
+static void
+FlushAccumulate(const char *client_id, int len, const uint32 *counts,
+				TimestampTz last_used, void *arg)
+{
+	HTAB	   *items = (HTAB *) arg;
+	char		key[APIKEYS_CLIENT_ID_MAXLEN + 1] = {0};
+	FlushItem  *it;
+	bool		found;
+
+	if (len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
+		return;
+	memcpy(key, client_id, len);
+	it = hash_search(items, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		memset(it->counts, 0, sizeof(it->counts));
+		it->last_used = 0;
+	}
+	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+		it->counts[c] += counts[c];
+	if (last_used > it->last_used)
+		it->last_used = last_used;
+}
 
 /* RestoreLastUsed hands a last-used time back for the next flush. */
 static void
@@ -582,12 +692,12 @@ RestoreLastUsed(const char *client_id, TimestampTz t)
 
 	if (!MakeUsageKey(client_id, strlen(client_id), &k))
 		return;
+	MarkDirty(MyDatabaseId);
 	e = UsageEntryAcquire(&k);
 	if (e == NULL)
 		return;
 	if ((uint64) t > pg_atomic_read_u64(&e->last_used))
 		pg_atomic_write_u64(&e->last_used, (uint64) t);
-	e->last_used_flushed = 0;	/* racy by design: at worst one extra write */
 	UsageEntryRelease();
 }
 
@@ -602,10 +712,11 @@ int64
 UsageFlushDatabase(void)
 {
 	HASH_SEQ_STATUS st;
+	HASH_SEQ_STATUS fst;
 	UsageEntry *e;
-	FlushItem  *items;
-	int			nitems = 0;
-	int			maxitems;
+	HTAB	   *items;
+	FlushItem  *it;
+	long		nitems;
 	TimestampTz now = GetCurrentTimestamp();
 	Datum	   *u_cid,
 			   *u_code,
@@ -628,36 +739,38 @@ UsageFlushDatabase(void)
 				 errhint("Usage is flushed on the primary; a standby does not count it.")));
 	(void) ApikeysKeysRelid();	/* the extension must be installed here */
 
-	maxitems = USAGE_MAX_KEYS();
-	items = palloc_extended(sizeof(FlushItem) * (Size) maxitems, MCXT_ALLOC_HUGE);
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = APIKEYS_CLIENT_ID_MAXLEN + 1;
+		ctl.entrysize = sizeof(FlushItem);
+		ctl.hcxt = CurrentMemoryContext;
+		items = hash_create("apikeys usage flush", 1024, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	/* keys in the cache count in its slots; the others in our table */
+	CacheDrainUsage(MyDatabaseId, FlushAccumulate, items);
 
 	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_EXCLUSIVE);
 	hash_seq_init(&st, usage_hash);
 	while ((e = hash_seq_search(&st)) != NULL)
 	{
-		FlushItem  *it = &items[nitems];
+		uint32		counts[APIKEYS_NUM_CODES];
 		bool		any = false;
 		TimestampTz lu;
 
 		if (e->key.dbid != MyDatabaseId)
 			continue;
-		memset(it, 0, sizeof(FlushItem));
 		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
 		{
-			it->counts[c] = pg_atomic_exchange_u32(&e->counts[c], 0);
-			any |= it->counts[c] != 0;
+			counts[c] = pg_atomic_exchange_u32(&e->counts[c], 0);
+			any |= counts[c] != 0;
 		}
-		lu = (TimestampTz) pg_atomic_read_u64(&e->last_used);
-		if (lu != 0 && lu != e->last_used_flushed)
+		lu = (TimestampTz) pg_atomic_exchange_u64(&e->last_used, 0);
+		if (any || lu != 0)
 		{
-			it->last_used = lu;
-			e->last_used_flushed = lu;
-			any = true;
-		}
-		if (any)
-		{
-			strlcpy(it->client_id, e->key.client_id, sizeof(it->client_id));
-			nitems++;
+			FlushAccumulate(e->key.client_id, strlen(e->key.client_id), counts, lu, items);
 			e->idle_flushes = 0;
 		}
 		else if (++e->idle_flushes >= 2 &&
@@ -666,9 +779,10 @@ UsageFlushDatabase(void)
 	}
 	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
 
+	nitems = hash_get_num_entries(items);
 	if (nitems == 0)
 	{
-		pfree(items);
+		hash_destroy(items);
 		return 0;
 	}
 
@@ -677,23 +791,24 @@ UsageFlushDatabase(void)
 	u_count = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
 	l_cid = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
 	l_time = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
-	for (int i = 0; i < nitems; i++)
+	hash_seq_init(&fst, items);
+	while ((it = hash_seq_search(&fst)) != NULL)
 	{
-		Datum		cid = CStringGetTextDatum(items[i].client_id);
+		Datum		cid = CStringGetTextDatum(it->client_id);
 
 		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
 		{
-			if (items[i].counts[c] == 0)
+			if (it->counts[c] == 0)
 				continue;
 			u_cid[nu] = cid;
 			u_code[nu] = CStringGetTextDatum(ApikeysCodeNames[c]);
-			u_count[nu] = Int64GetDatum((int64) items[i].counts[c]);
+			u_count[nu] = Int64GetDatum((int64) it->counts[c]);
 			nu++;
 		}
-		if (items[i].last_used != 0)
+		if (it->last_used != 0)
 		{
 			l_cid[nl] = cid;
-			l_time[nl] = TimestampTzGetDatum(items[i].last_used);
+			l_time[nl] = TimestampTzGetDatum(it->last_used);
 			nl++;
 		}
 	}

@@ -42,8 +42,6 @@
 
 #include "shmem.h"
 
-#define APIKEYS_MAX_FLUSH_DATABASES	64
-
 PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
 PGDLLEXPORT void ApikeysFlushWorkerMain(Datum arg);
 

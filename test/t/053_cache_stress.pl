@@ -62,6 +62,13 @@ is($wrong, 0, "$n changes each seen by the next verification under concurrent lo
 
 IPC::Run::finish($bench);
 like($out, qr/number of transactions actually processed: [1-9]/, 'pgbench verified concurrently');
+my ($tx) = $out =~ /number of transactions actually processed: (\d+)/;
+
+# every verification is counted once, although entries were evicted and
+# invalidated all along (their counts move to the per-key table)
+$node->safe_psql('postgres', 'SELECT apikeys.flush_usage()');
+is($node->safe_psql('postgres', 'SELECT sum(count) FROM apikeys.key_usage'), $tx + 3 * 240,
+	'usage counts every verification exactly once');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM tok WHERE (apikeys.verify(token)).valid}),
 	'60', 'the 60 untouched keys still verify');
 is($node->safe_psql('postgres', q{SELECT invalidations >= 240 FROM apikeys.cache_stats()}),
