@@ -13,9 +13,10 @@
  * hot standby (see below), every verification reads the table (lookup.c),
  * which is always correct.
  *
- * Layout: a set-associative array of fixed 256-byte entries, 8 ways per
- * set.  A client ID hashes to one set, so a lookup compares at most 8
- * entries, eviction is a second-chance clock within the set, and nothing
+ * Layout: a set-associative array of fixed 256-byte entries, 16 ways per
+ * set, with the ways' 32-bit tags in one cache line per set.  A client ID
+ * hashes to one set, so a lookup reads one line of tags and the matching
+ * entry, eviction is a second-chance clock within the set, and nothing
  * is ever allocated after start-up.  Variable data (owner, scopes,
  * allowed networks, role) is stored packed in the entry; a key whose
  * data does not fit is simply never cached.  Entries are tagged with the
@@ -99,7 +100,7 @@
 #include "shmem.h"
 #include "usage.h"
 
-#define CACHE_WAYS			8
+#define CACHE_WAYS			16
 #define CACHE_ENTRY_SIZE	256
 
 /* Fixed part of an entry; the rest of its 256 bytes holds packed data. */
@@ -161,7 +162,7 @@ static CacheShared *cache = NULL;
  * Each way has a 32-bit tag (the client ID's hash with the low bit set; 0
  * for a free way), kept apart from the 256-byte entries so that a lookup
  * reads one cache line of tags and then only the matching entry, instead
- * of eight entries (32 cache lines).
+ * of sixteen entries (64 cache lines).
  */
 static uint32 *cache_tags = NULL;
 
@@ -211,7 +212,7 @@ CacheShmemSize(void)
 
 	return add_size(add_size(offsetof(CacheShared, entries),
 							 mul_size(ways, sizeof(CacheEntry) + sizeof(uint32))),
-					add_size(mul_size(ways, sizeof(CacheUsageSlot)), MAXIMUM_ALIGNOF));
+					add_size(mul_size(ways, sizeof(CacheUsageSlot)), 2 * PG_CACHE_LINE_SIZE));
 }
 
 /* CacheShmemInit creates or attaches the cache (AddinShmemInitLock held). */
@@ -231,9 +232,13 @@ CacheShmemInit(void)
 			pg_atomic_init_u32(&cache->parts[i].invalidations, 0);
 		}
 		memset(cache->entries, 0,
-			   (Size) cache->nsets * CACHE_WAYS * (sizeof(CacheEntry) + sizeof(uint32)));
+			   (Size) cache->nsets * CACHE_WAYS * sizeof(CacheEntry));
 	}
-	cache_tags = (uint32 *) &cache->entries[(Size) cache->nsets * CACHE_WAYS];
+	/* a set's 16 tags fill one cache line */
+	cache_tags = (uint32 *) TYPEALIGN(PG_CACHE_LINE_SIZE,
+									  &cache->entries[(Size) cache->nsets * CACHE_WAYS]);
+	if (!found)
+		memset(cache_tags, 0, (Size) cache->nsets * CACHE_WAYS * sizeof(uint32));
 	cache_usage = (CacheUsageSlot *)
 		MAXALIGN(&cache_tags[(Size) cache->nsets * CACHE_WAYS]);
 	if (!found)

@@ -158,7 +158,8 @@ UsageInit(void)
 	RegisterXactCallback(UsageXactCallback, NULL);
 }
 
-#define USAGE_MAX_KEYS()	Max(apikeys_cache_size, 1024)
+/* cached keys count in the cache; this table holds the rest and evicted counts */
+#define USAGE_MAX_KEYS()	Max(apikeys_cache_size / 4, 10000)
 
 /* UsageShmemSize: bytes for the shared header and both hash tables. */
 Size
