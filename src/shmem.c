@@ -64,8 +64,9 @@ ApikeysShmemStartup(void)
 }
 
 /*
- * ApikeysShmemInit installs the hooks and registers the background worker,
- * only when the library is being preloaded.
+ * ApikeysShmemInit registers usage.c's transaction callback (always), and
+ * only when the library is being preloaded installs the shared-memory
+ * hooks, the cache's transaction callback and the background worker.
  */
 void
 ApikeysShmemInit(void)
