@@ -12,10 +12,10 @@ DATA        = $(wildcard $(EXTENSION)--*.sql)
 PGFILEDESC  = "apikeys - API key issuance, verification and row-level security"
 PG_CPPFLAGS = -I$(srcdir)/src
 
-REGRESS        = init token scopes create_key verify lifecycle audit authenticate \
+REGRESS        = init token scopes create_key verify lifecycle audit usage authenticate \
                  context rls postgrest privileges security security_inventory upgrade cleanup
 REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
-ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace
+ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace cache_invalidation
 ISOLATION_OPTS = --inputdir=test/isolation
 TAP_TESTS      = 1
 PROVE_TESTS   ?= test/t/*.pl
@@ -23,6 +23,9 @@ PROVE_TESTS   ?= test/t/*.pl
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# secret.c calls OpenSSL's EVP API directly when PostgreSQL uses OpenSSL
+SHLIB_LINK += $(filter -lcrypto, $(LIBS))
 
 # Everything below drives the throwaway clusters; see test/run.sh.
 .PHONY: test demo bench deps fuzz check-memory

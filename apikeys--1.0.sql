@@ -1508,3 +1508,145 @@ COMMENT ON FUNCTION apikeys._protected_forget(regclass) IS 'Internal: forgets an
 COMMENT ON FUNCTION apikeys._keys_audit_trigger() IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
 COMMENT ON FUNCTION apikeys._audit_append_only_trigger() IS 'Internal: keeps apikeys.audit_log append-only';
 COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger() IS 'Internal: refuses TRUNCATE of apikeys.keys';
+
+--------------------------------------------------------------------------------
+-- Usage, rate limits and the background worker
+--
+-- With apikeys in shared_preload_libraries, verification counts usage,
+-- failures per client address and rate-limit windows in shared memory and
+-- writes nothing; a background worker moves usage into apikeys.usage and
+-- last-use times into apikeys.keys.last_used_at every apikeys.flush_interval
+-- (src/usage.c, src/worker.c).  The keys it verifies are cached in shared
+-- memory, invalidated by a row trigger (src/cache.c).  Without preloading,
+-- last_used_at is written at most once per key per
+-- apikeys.last_used_granularity and nothing else is kept.
+--------------------------------------------------------------------------------
+
+-- Verification counts per key, per hour, per outcome code.  One row per
+-- (key, hour, code), never one per request.
+CREATE TABLE apikeys.usage (
+    client_id   text COLLATE "C" NOT NULL,
+    hour        timestamptz NOT NULL,
+    code        text NOT NULL,
+    count       bigint NOT NULL,
+    CONSTRAINT usage_pkey PRIMARY KEY (client_id, hour, code),
+    CONSTRAINT usage_count_check CHECK (count OPERATOR(pg_catalog.>=) 0)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('apikeys.usage', '');
+ALTER TABLE apikeys.usage ENABLE ROW LEVEL SECURITY;
+
+-- Room on each page, so the flush's last_used_at updates are HOT (that
+-- column is in no index): no index writes, far less WAL and bloat.
+ALTER TABLE apikeys.keys SET (fillfactor = 90);
+
+-- Invalidates the shared verification cache when a key changes.  ENABLE
+-- ALWAYS: it must also fire under session_replication_role = replica
+-- (logical replication apply).
+CREATE FUNCTION apikeys._keys_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE TRIGGER keys_cache
+    AFTER UPDATE OR DELETE ON apikeys.keys
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
+ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
+
+CREATE FUNCTION apikeys._preloaded()
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+
+-- Rate limits need shared memory: say so when one is set without it.
+CREATE FUNCTION apikeys._rate_limit_warning_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.rate_limit IS NOT NULL AND NOT apikeys._preloaded() THEN
+        RAISE WARNING 'rate limit of API key "%" is not enforced', NEW.client_id
+            USING DETAIL = 'Rate limits are kept in shared memory.',
+                  HINT = 'Add apikeys to "shared_preload_libraries" and restart the server.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER keys_rate_limit_warning
+    AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys
+    FOR EACH ROW EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();
+
+CREATE FUNCTION apikeys.flush_usage()
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_flush_usage'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures integer,
+                                           OUT window_start timestamptz,
+                                           OUT window_end timestamptz,
+                                           OUT blocked boolean,
+                                           OUT blocked_attempts bigint)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
+                                    OUT entries bigint, OUT entry_bytes integer,
+                                    OUT shared_bytes bigint, OUT invalidations bigint,
+                                    OUT session_hits bigint, OUT session_misses bigint)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_cache_stats'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+CREATE FUNCTION apikeys.usage_stats(OUT shared boolean, OUT tracked_keys bigint,
+                                    OUT key_capacity bigint, OUT tracked_addresses bigint,
+                                    OUT address_capacity bigint, OUT dropped_keys bigint,
+                                    OUT dropped_addresses bigint, OUT shared_bytes bigint)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_usage_stats'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- Usage for administrators (the table itself is the extension owner's).
+CREATE VIEW apikeys.key_usage AS
+SELECT u.client_id, u.hour, u.code, u.count
+  FROM apikeys.usage u;
+
+-- The noisiest client addresses (IPv4, or IPv6 /64) in their current
+-- failure window: one row per address, never one per attempt.
+CREATE VIEW apikeys.failing_addresses AS
+SELECT f.address, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts
+  FROM apikeys._failing_addresses() f
+ ORDER BY f.failures DESC, f.address;
+
+REVOKE ALL ON FUNCTION
+    apikeys._keys_cache_trigger(),
+    apikeys._preloaded(),
+    apikeys._rate_limit_warning_trigger(),
+    apikeys.flush_usage(),
+    apikeys._failing_addresses(),
+    apikeys.cache_stats(),
+    apikeys.usage_stats()
+FROM PUBLIC;
+REVOKE ALL ON apikeys.usage, apikeys.key_usage, apikeys.failing_addresses FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+    apikeys.flush_usage(),
+    apikeys._failing_addresses(),
+    apikeys.cache_stats(),
+    apikeys.usage_stats()
+TO apikeys_admin;
+GRANT SELECT ON apikeys.key_usage, apikeys.failing_addresses TO apikeys_admin;
+
+COMMENT ON TABLE apikeys.usage IS 'Verification counts per key, per hour, per outcome code, written by the usage flush (extension owner only)';
+COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (flushed every apikeys.flush_interval when preloaded)';
+COMMENT ON VIEW apikeys.failing_addresses IS 'Client addresses (IPv6: /64) with failed verifications in their current window, noisiest first';
+COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures: attempts answer RATE_LIMITED until window_end';
+COMMENT ON FUNCTION apikeys.flush_usage() IS 'Writes this database''s usage counts and last-use times now; returns usage rows written';
+COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
+COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
+COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
+COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
+COMMENT ON FUNCTION apikeys._preloaded() IS 'Internal: is apikeys in shared_preload_libraries?';
+COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger() IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';

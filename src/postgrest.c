@@ -47,6 +47,7 @@
 
 #include "context.h"
 #include "token.h"
+#include "usage.h"
 
 #define ERRCODE_PGRST	MAKE_SQLSTATE('P','G','R','S','T')
 
@@ -221,6 +222,8 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		key = HeaderValue(headers, "apikey");
 	auth = HeaderValue(headers, "authorization");
 
+	/* the contract: pre_request writes nothing (usage.c reads this) */
+	UsageWritesSuppressed = true;
 	if (key != NULL)
 		VerifyToken(cstring_to_text(key), required, ip_known, addr, &res);
 	else if (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0)
@@ -251,7 +254,11 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 			explicit_bzero(dec, declen);
 	}
 	else
+	{
+		UsageWritesSuppressed = false;
 		PG_RETURN_VOID();		/* anonymous */
+	}
+	UsageWritesSuppressed = false;
 
 	if (res.code != APIKEYS_VALID)
 		RaisePgrst(&res);

@@ -37,8 +37,11 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inet.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
 #include "utils/timestamp.h"
 
+#include "cache.h"
 #include "secret.h"
 #include "token.h"
 #include "usage.h"
@@ -114,7 +117,7 @@ VerifyCredentials(const char *client_id, int cid_len,
 		return;
 	}
 
-	found = KeyLookup(client_id, cid_len, key);
+	found = KeyLookupCached(client_id, cid_len, key);
 
 	if (found && SecretHash(secret, secret_len, key->hash_alg, presented))
 		current_ok = SecretHashEqual(presented, key->hash);
@@ -187,26 +190,34 @@ VerifyToken(text *token, const Scope *required,
 }
 
 /*
- * VerificationDatum builds an apikeys.verification row.  The blessed tuple
- * descriptor is kept in fn_extra, so the type is looked up once per query.
+ * VerificationDatum builds an apikeys.verification row.
+ *
+ * The row type's descriptor comes from the typcache, found through the
+ * function's return type, which is looked up once per backend and function
+ * (not per statement: fn_extra starts empty at every execution of a
+ * prepared statement, and get_call_result_type + BlessTupleDesc there cost
+ * more than the rest of a cached verification).
  */
 Datum
 VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 {
-	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	static Oid	cached_fn = InvalidOid;
+	static Oid	cached_type = InvalidOid;
+	TupleDesc	tupdesc;
+	HeapTuple	tuple;
 	Datum		values[7];
 	bool		nulls[7] = {false};
 
-	if (tupdesc == NULL)
+	if (fcinfo->flinfo->fn_oid != cached_fn || !OidIsValid(cached_fn))
 	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		Oid			rettype = get_func_rettype(fcinfo->flinfo->fn_oid);
 
-		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		if (!type_is_rowtype(rettype))
 			elog(ERROR, "return type must be a row type");
-		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
-		fcinfo->flinfo->fn_extra = tupdesc;
-		MemoryContextSwitchTo(old);
+		cached_type = rettype;
+		cached_fn = fcinfo->flinfo->fn_oid;
 	}
+	tupdesc = lookup_rowtype_tupdesc(cached_type, -1);
 
 	values[0] = BoolGetDatum(r->code == APIKEYS_VALID);
 	values[1] = CStringGetTextDatum(ApikeysCodeNames[r->code]);
@@ -229,7 +240,9 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 	else
 		nulls[6] = true;
 
-	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+	tuple = heap_form_tuple(tupdesc, values, nulls);
+	ReleaseTupleDesc(tupdesc);
+	return HeapTupleGetDatum(tuple);
 }
 
 /*

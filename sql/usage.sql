@@ -1,0 +1,96 @@
+--
+-- usage: the shared cache, usage counters, failing addresses and rate
+-- limits, as seen from SQL (the test clusters preload apikeys).
+--
+SET client_min_messages = warning;
+SELECT (k).client_id AS cid, (k).token AS tok
+  FROM apikeys.create_key('usage-owner', 'usage key', ARRAY['docs:read']) k \gset
+SELECT (k).client_id AS lcid, (k).token AS ltok
+  FROM apikeys.create_key('usage-owner', 'limited key', ARRAY['docs:read'],
+                          rate_limit => 2, rate_window => '1 hour') k \gset
+RESET client_min_messages;
+
+-- the cache and the shared tables exist; sizes are stated
+SELECT shared, capacity >= 10000 AS capacity_ok, entry_bytes, shared_bytes > 0 AS has_memory
+  FROM apikeys.cache_stats();
+SELECT shared, key_capacity >= 10000 AS key_capacity_ok, address_capacity, dropped_keys
+  FROM apikeys.usage_stats();
+
+-- a hit after a fill
+SELECT (apikeys.verify(:'tok', 'docs:read')).code;
+SELECT (apikeys.verify(:'tok', 'docs:read')).code;
+SELECT session_hits >= 1 AS hit FROM apikeys.cache_stats();
+
+-- rate limit: third request in the window answers RATE_LIMITED with retry_after
+SELECT (v).code, (v).retry_after BETWEEN 3500 AND 3600 AS retry_about_an_hour
+  FROM (SELECT apikeys.verify(:'ltok') AS v FROM generate_series(1, 3)) s;
+-- authenticate raises 54000 for it
+SELECT err(format('SELECT apikeys.authenticate(%L)', :'ltok'));
+-- scope is checked before the rate limit
+SELECT (apikeys.verify(:'ltok', 'docs:write')).code;
+
+-- usage is flushed into apikeys.usage, one row per key, hour and code
+SELECT apikeys.flush_usage() > 0 AS flushed;
+SELECT code, count FROM apikeys.key_usage WHERE client_id = :'cid' ORDER BY code;
+SELECT code, count FROM apikeys.key_usage WHERE client_id = :'lcid' ORDER BY code;
+SELECT hour = date_trunc('hour', hour) AS hourly FROM apikeys.key_usage LIMIT 1;
+SELECT last_used_at IS NOT NULL AS used FROM apikeys.key_list WHERE client_id = :'cid';
+
+-- failed verifications are counted per address, one row per address
+SELECT (apikeys.verify_client(:'cid', repeat('A', 43), NULL, '192.0.2.99')).code
+  FROM generate_series(1, 2);
+SELECT address, failures, blocked, blocked_attempts FROM apikeys.failing_addresses
+ WHERE address = '192.0.2.99';
+
+-- PREPARE TRANSACTION after changing a key is refused (the cache must see
+-- the change when it commits)
+BEGIN;
+SELECT apikeys.disable_key(:'cid');
+PREPARE TRANSACTION 'usage_test';
+SELECT (apikeys.verify(:'tok')).code AS after_refused_prepare;
+
+-- an update of last_used_at alone leaves the cache entry (and writes no audit row)
+SELECT count(*) AS audit_rows FROM apikeys.audit_log WHERE client_id = :'cid' \gset
+SELECT (apikeys.verify(:'tok')).code;
+UPDATE apikeys.keys SET last_used_at = now() WHERE client_id = :'cid';
+SELECT count(*) = :audit_rows AS no_audit_row FROM apikeys.audit_log WHERE client_id = :'cid';
+
+-- Privileges: admins read usage and addresses, verifiers and others cannot
+SET ROLE regress_admin;
+SELECT count(*) > 0 AS admin_reads_usage FROM apikeys.key_usage;
+SELECT count(*) >= 1 AS admin_reads_addresses FROM apikeys.failing_addresses;
+SELECT shared FROM apikeys.cache_stats();
+SELECT shared FROM apikeys.usage_stats();
+SELECT apikeys.flush_usage() >= 0 AS admin_flushes;
+SELECT err('SELECT * FROM apikeys.usage');
+RESET ROLE;
+SET ROLE regress_verifier;
+SELECT err('SELECT * FROM apikeys.key_usage');
+SELECT err('SELECT * FROM apikeys.failing_addresses');
+SELECT err('SELECT * FROM apikeys._failing_addresses()');
+SELECT err('SELECT apikeys.flush_usage()');
+SELECT err('SELECT * FROM apikeys.cache_stats()');
+SELECT err('SELECT * FROM apikeys.usage_stats()');
+SELECT err('SELECT * FROM apikeys.usage');
+RESET ROLE;
+SET ROLE regress_nobody;
+SELECT err('SELECT * FROM apikeys.key_usage');
+SELECT err('SELECT apikeys.flush_usage()');
+SELECT err('SELECT apikeys._preloaded()');
+RESET ROLE;
+
+-- who may execute the new functions
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('apikeys_admin', p.oid, 'EXECUTE') AS admin,
+       has_function_privilege('apikeys_verifier', p.oid, 'EXECUTE') AS verifier,
+       has_function_privilege('regress_nobody', p.oid, 'EXECUTE') AS nobody
+  FROM pg_proc p
+ WHERE p.pronamespace = 'apikeys'::regnamespace
+   AND p.proname IN ('flush_usage', '_failing_addresses', 'cache_stats', 'usage_stats',
+                     '_keys_cache_trigger', '_preloaded', '_rate_limit_warning_trigger')
+ ORDER BY 1::text;
+
+-- clean up this test's keys
+SET client_min_messages = warning;
+SELECT apikeys.delete_key(:'cid'), apikeys.delete_key(:'lcid');
+RESET client_min_messages;

@@ -1,0 +1,802 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache.c
+ *	  The shared verification cache and its invalidation protocol.
+ *
+ * Why a cache: a direct index scan of apikeys.keys costs about a quarter
+ * of a simple request; a hit in memory costs a few percent.  Why shared:
+ * a per-connection copy prewarmed at connect costs memory and seconds per
+ * connection (192 MiB and 1 s at 1M keys in a prototype), and a per-
+ * backend cache filled lazily starts cold on every new connection.  One
+ * bounded cache per server, sized by apikeys.cache_size, serves them all.
+ * It exists only when the library is preloaded; without that, and on a
+ * hot standby (see below), every verification reads the table (lookup.c),
+ * which is always correct.
+ *
+ * Layout: a set-associative array of fixed 256-byte entries, 16 ways per
+ * set, with the ways' 32-bit tags in one cache line per set.  A client ID
+ * hashes to one set, so a lookup reads one line of tags and the matching
+ * entry, eviction is a second-chance clock within the set, and nothing
+ * is ever allocated after start-up.  Variable data (owner, scopes,
+ * allowed networks, role) is stored packed in the entry; a key whose
+ * data does not fit is simply never cached.  Entries are tagged with the
+ * database and the OID of apikeys.keys, so DROP/CREATE EXTENSION (which
+ * fires no row trigger) can never resurrect an old key.
+ *
+ * The rule: an entry must never answer for a key whose revoke, disable,
+ * rotation, update or delete committed before the verifying call began.
+ *
+ * The protocol.  Client IDs hash into APIKEYS_CACHE_PARTITIONS partitions;
+ * each has an LWLock, a generation counter and a "pending" count of
+ * transactions holding uncommitted changes to keys of the partition.
+ *
+ *	Writer (row trigger AFTER UPDATE OR DELETE on apikeys.keys, ENABLE
+ *	ALWAYS so logical replication apply fires it too):
+ *	  W1. the first time this transaction touches the partition:
+ *		  pending[p] += 1 (remembered in a backend-local set);
+ *	  W2. remove the key's entry under the partition lock;
+ *	  W3. commit (ProcArrayEndTransaction: the change becomes visible);
+ *	  W4. transaction callback at commit or abort: gen[p] += 1, then
+ *		  pending[p] -= 1.
+ *	Callbacks run after ProcArrayEndTransaction, so the mark must be taken
+ *	at write time (W1), never at commit: between W3 and W4 other backends
+ *	already see the change while the generation is still the old one.
+ *
+ *	Reader, hit: under the partition lock (shared), read pending[p], then
+ *	gen[p]; use the entry only if pending == 0 and entry.gen == gen[p].
+ *
+ *	Reader, miss (or pending != 0): g0 = gen[p]; look the key up with a
+ *	fresh snapshot (GetLatestSnapshot, never the statement's); then under
+ *	the partition lock (exclusive) insert the entry, tagged g0, only if
+ *	gen[p] == g0 and pending[p] == 0.
+ *
+ * Why it holds.  Let W commit (W3) before the verifying call V starts.
+ * Since W1 < W3 < V, at V either pending[p] > 0 (W4 not done: V bypasses
+ * the cache and reads with a snapshot taken after W3), or W4 is done and
+ * gen[p] has moved past every value read before W4.  An entry tagged with
+ * the current generation was therefore filled by a reader whose g0 was
+ * read after W4, hence whose snapshot was taken after W3: it reflects W.
+ * A fill that read g0 before W4 either finds pending > 0 (inside W1..W4)
+ * or gen[p] != g0 (after W4) and inserts nothing, or inserted before W1,
+ * in which case W2 removes it and W4 outdates it anyway.  Our own
+ * uncommitted changes mark the partition pending, so our own verifications
+ * read the table and see them.  Aborted writers only cost a refill.
+ *
+ * Limits of the protocol, by design:
+ *	- a hot standby replays changes without firing triggers, so the cache
+ *	  is not used during recovery (verification there reads the table);
+ *	- PREPARE TRANSACTION after changing keys is refused: the change would
+ *	  become visible at COMMIT PREPARED, after our callback has run;
+ *	- ALTER TABLE apikeys.keys DISABLE TRIGGER (superuser) disables the
+ *	  invalidation; only superusers can do that, as they can alter keys.
+ *	- a long transaction that changed keys of a partition makes that
+ *	  partition bypass the cache until it ends.
+ *
+ * Updates that change only last_used_at (the usage flush) do not
+ * invalidate, so the background worker does not empty the cache.
+ *
+ * IDENTIFICATION
+ *	  src/cache.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/rel.h"
+
+#include "cache.h"
+#include "catalog.h"
+#include "shmem.h"
+#include "usage.h"
+
+#define CACHE_WAYS			16
+#define CACHE_ENTRY_SIZE	256
+
+/* Fixed part of an entry; the rest of its 256 bytes holds packed data. */
+typedef struct CacheEntryHead
+{
+	Oid			dbid;			/* InvalidOid: free slot */
+	Oid			relid;			/* OID of apikeys.keys when filled */
+	uint64		gen;			/* partition generation when filled */
+	uint8		used;			/* second-chance bit */
+	uint8		cid_len;
+	char		hash_alg;
+	char		prev_hash_alg;
+	bool		disabled;
+	bool		revoked;
+	bool		has_prev;
+	bool		has_role;
+	int32		rate_limit;
+	uint16		owner_len;
+	uint16		role_len;
+	uint16		scopes_len;
+	uint16		cidrs_len;		/* 0: no allowed_cidrs */
+	TimestampTz expires_at;
+	TimestampTz prev_expires_at;
+	int64		rate_window_us;
+	uint8		hash[APIKEYS_HASH_LEN];
+	uint8		prev_hash[APIKEYS_HASH_LEN];
+	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
+} CacheEntryHead;
+
+#define CACHE_DATA_LEN	(CACHE_ENTRY_SIZE - sizeof(CacheEntryHead))
+
+typedef struct CacheEntry
+{
+	CacheEntryHead h;
+	char		data[CACHE_DATA_LEN];
+} CacheEntry;
+
+StaticAssertDecl(sizeof(CacheEntry) == CACHE_ENTRY_SIZE,
+				 "cache entries are 256 bytes");
+
+typedef struct CachePartition
+{
+	pg_atomic_uint64 gen;
+	pg_atomic_uint32 pending;
+	pg_atomic_uint32 invalidations;
+} CachePartition;
+
+typedef struct CacheShared
+{
+	uint32		nsets;			/* a multiple of APIKEYS_CACHE_PARTITIONS */
+	CachePartition parts[APIKEYS_CACHE_PARTITIONS];
+	CacheEntry	entries[FLEXIBLE_ARRAY_MEMBER];
+	/* then uint32 tags[nsets][CACHE_WAYS] (see CacheTags) */
+} CacheShared;
+
+static CacheShared *cache = NULL;
+
+/*
+ * Each way has a 32-bit tag (the client ID's hash with the low bit set; 0
+ * for a free way), kept apart from the 256-byte entries so that a lookup
+ * reads one cache line of tags and then only the matching entry, instead
+ * of sixteen entries (64 cache lines).
+ */
+static uint32 *cache_tags = NULL;
+
+#define TAG_OF(hash)	((hash) | 1)
+
+/*
+ * Usage counters of the key in each way, beside the entries: a cached
+ * verification counts its outcome in the slot of the entry it just used,
+ * one lock and no second lookup.  When an entry is evicted or invalidated,
+ * its counts move to the per-key table of usage.c, so nothing is lost.
+ */
+typedef struct CacheUsageSlot
+{
+	pg_atomic_uint32 counts[APIKEYS_NUM_CODES];
+	pg_atomic_uint64 last_used;	/* 0: no VALID use since the last flush */
+} CacheUsageSlot;
+
+static CacheUsageSlot *cache_usage = NULL;
+
+/* The way this backend's last cached lookup used, for CacheCountUsage. */
+static int64 last_way = -1;
+
+/* Partitions this transaction has marked pending (W1), released at end. */
+static bool xact_marked[APIKEYS_CACHE_PARTITIONS];
+static bool xact_any_marked = false;
+
+/* Backend-local counters, for apikeys.cache_stats() of this session. */
+static uint64 local_hits = 0;
+static uint64 local_misses = 0;
+
+/* CacheSets: sets needed for apikeys.cache_size entries. */
+static uint32
+CacheSets(void)
+{
+	uint64		sets = ((uint64) apikeys_cache_size + CACHE_WAYS - 1) / CACHE_WAYS;
+
+	sets = ((sets + APIKEYS_CACHE_PARTITIONS - 1) / APIKEYS_CACHE_PARTITIONS) *
+		APIKEYS_CACHE_PARTITIONS;
+	return (uint32) sets;
+}
+
+/* CacheShmemSize: bytes of shared memory the cache needs. */
+Size
+CacheShmemSize(void)
+{
+	Size		ways = mul_size(CacheSets(), CACHE_WAYS);
+
+	return add_size(add_size(offsetof(CacheShared, entries),
+							 mul_size(ways, sizeof(CacheEntry) + sizeof(uint32))),
+					add_size(mul_size(ways, sizeof(CacheUsageSlot)), 2 * PG_CACHE_LINE_SIZE));
+}
+
+/* CacheShmemInit creates or attaches the cache (AddinShmemInitLock held). */
+void
+CacheShmemInit(void)
+{
+	bool		found;
+
+	cache = ShmemInitStruct("apikeys verification cache", CacheShmemSize(), &found);
+	if (!found)
+	{
+		cache->nsets = CacheSets();
+		for (int i = 0; i < APIKEYS_CACHE_PARTITIONS; i++)
+		{
+			pg_atomic_init_u64(&cache->parts[i].gen, 1);
+			pg_atomic_init_u32(&cache->parts[i].pending, 0);
+			pg_atomic_init_u32(&cache->parts[i].invalidations, 0);
+		}
+		memset(cache->entries, 0,
+			   (Size) cache->nsets * CACHE_WAYS * sizeof(CacheEntry));
+	}
+	/* a set's 16 tags fill one cache line */
+	cache_tags = (uint32 *) TYPEALIGN(PG_CACHE_LINE_SIZE,
+									  &cache->entries[(Size) cache->nsets * CACHE_WAYS]);
+	if (!found)
+		memset(cache_tags, 0, (Size) cache->nsets * CACHE_WAYS * sizeof(uint32));
+	cache_usage = (CacheUsageSlot *)
+		MAXALIGN(&cache_tags[(Size) cache->nsets * CACHE_WAYS]);
+	if (!found)
+	{
+		for (Size i = 0; i < (Size) cache->nsets * CACHE_WAYS; i++)
+		{
+			for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+				pg_atomic_init_u32(&cache_usage[i].counts[c], 0);
+			pg_atomic_init_u64(&cache_usage[i].last_used, 0);
+		}
+	}
+}
+
+/*
+ * DrainWay moves the usage counted in a way to usage.c's per-key table
+ * before the way is reused or emptied (partition lock held exclusively).
+ */
+static void
+DrainWay(Size way)
+{
+	CacheEntry *e = &cache->entries[way];
+	uint32		counts[APIKEYS_NUM_CODES];
+	bool		any = false;
+	TimestampTz last_used;
+
+	if (e->h.dbid == InvalidOid)
+		return;
+	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+	{
+		counts[c] = pg_atomic_exchange_u32(&cache_usage[way].counts[c], 0);
+		any |= counts[c] != 0;
+	}
+	last_used = (TimestampTz) pg_atomic_exchange_u64(&cache_usage[way].last_used, 0);
+	if (any || last_used != 0)
+		UsageAddCounts(e->h.dbid, e->h.client_id, e->h.cid_len, counts, last_used);
+}
+
+/* ClientIdHash: the hash that picks a key's partition and set. */
+static inline uint32
+ClientIdHash(const char *client_id, int len)
+{
+	return hash_bytes((const unsigned char *) client_id, len);
+}
+
+static inline LWLock *
+PartitionLock(uint32 part)
+{
+	return &apikeys_locks[part].lock;
+}
+
+/* CacheUsable: may this process use the cache now? */
+static inline bool
+CacheUsable(void)
+{
+	return apikeys_shmem_ready && cache != NULL && !RecoveryInProgress();
+}
+
+/* EntryMatches: is e the entry of this key in this database's table? */
+static inline bool
+EntryMatches(const CacheEntry *e, Oid relid, const char *client_id, int len)
+{
+	return e->h.dbid == MyDatabaseId && e->h.relid == relid &&
+		e->h.cid_len == len && memcmp(e->h.client_id, client_id, len) == 0;
+}
+
+/*
+ * EntryToKey copies a cache entry into out, allocating owner, scopes,
+ * networks and role in the current memory context (the caller's per-call
+ * memory, as KeyLookup does).
+ */
+static void
+EntryToKey(const CacheEntry *e, KeyInfo *out)
+{
+	const char *p = e->data;
+
+	memset(out, 0, sizeof(KeyInfo));
+	memcpy(out->client_id, e->h.client_id, e->h.cid_len);
+	out->client_id[e->h.cid_len] = '\0';
+	out->owner = pnstrdup(p, e->h.owner_len);
+	p += e->h.owner_len;
+	if (e->h.has_role)
+		out->db_role = pnstrdup(p, e->h.role_len);
+	p += e->h.role_len;
+	out->scopes = (ArrayType *) palloc(e->h.scopes_len);
+	memcpy(out->scopes, p, e->h.scopes_len);
+	p += e->h.scopes_len;
+	if (e->h.cidrs_len > 0)
+	{
+		out->allowed_cidrs = (ArrayType *) palloc(e->h.cidrs_len);
+		memcpy(out->allowed_cidrs, p, e->h.cidrs_len);
+	}
+	out->expires_at = e->h.expires_at;
+	out->disabled = e->h.disabled;
+	out->revoked = e->h.revoked;
+	out->hash_alg = e->h.hash_alg;
+	memcpy(out->hash, e->h.hash, APIKEYS_HASH_LEN);
+	out->has_prev = e->h.has_prev;
+	out->prev_hash_alg = e->h.prev_hash_alg;
+	memcpy(out->prev_hash, e->h.prev_hash, APIKEYS_HASH_LEN);
+	out->prev_expires_at = e->h.prev_expires_at;
+	out->rate_limit = e->h.rate_limit;
+	out->rate_window_us = e->h.rate_window_us;
+	/* last_used_at is tracked in shared memory when the cache exists */
+}
+
+/*
+ * KeyToEntry packs key into a local entry image; false when the key's
+ * variable data does not fit (it is then never cached).
+ */
+static bool
+KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, CacheEntry *e)
+{
+	Size		owner_len = strlen(key->owner);
+	Size		role_len = key->db_role ? strlen(key->db_role) : 0;
+	Size		scopes_len = VARSIZE(key->scopes);
+	Size		cidrs_len = key->allowed_cidrs ? VARSIZE(key->allowed_cidrs) : 0;
+	char	   *p;
+
+	if (owner_len + role_len + scopes_len + cidrs_len > CACHE_DATA_LEN)
+		return false;
+
+	memset(e, 0, sizeof(CacheEntry));
+	e->h.dbid = MyDatabaseId;
+	e->h.relid = relid;
+	e->h.gen = gen;
+	e->h.used = 1;
+	e->h.cid_len = cid_len;
+	memcpy(e->h.client_id, key->client_id, cid_len);
+	e->h.hash_alg = key->hash_alg;
+	e->h.prev_hash_alg = key->prev_hash_alg;
+	e->h.disabled = key->disabled;
+	e->h.revoked = key->revoked;
+	e->h.has_prev = key->has_prev;
+	e->h.has_role = key->db_role != NULL;
+	e->h.rate_limit = key->rate_limit;
+	e->h.owner_len = owner_len;
+	e->h.role_len = role_len;
+	e->h.scopes_len = scopes_len;
+	e->h.cidrs_len = cidrs_len;
+	e->h.expires_at = key->expires_at;
+	e->h.prev_expires_at = key->prev_expires_at;
+	e->h.rate_window_us = key->rate_window_us;
+	memcpy(e->h.hash, key->hash, APIKEYS_HASH_LEN);
+	memcpy(e->h.prev_hash, key->prev_hash, APIKEYS_HASH_LEN);
+
+	p = e->data;
+	memcpy(p, key->owner, owner_len);
+	p += owner_len;
+	if (role_len)
+		memcpy(p, key->db_role, role_len);
+	p += role_len;
+	memcpy(p, key->scopes, scopes_len);
+	p += scopes_len;
+	if (cidrs_len)
+		memcpy(p, key->allowed_cidrs, cidrs_len);
+	return true;
+}
+
+/*
+ * CacheInsert stores img in its set (partition lock held exclusively):
+ * over an entry of the same key, else a free way, else the first way
+ * without its second-chance bit.
+ */
+static Size
+CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
+{
+	CacheEntry *set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
+	int			victim = -1;
+	int			start = (hash >> 24) % CACHE_WAYS;
+
+	for (int w = 0; w < CACHE_WAYS; w++)
+	{
+		if (EntryMatches(&set[w], relid, img->h.client_id, img->h.cid_len))
+		{
+			victim = w;
+			break;
+		}
+		if (victim < 0 && set[w].h.dbid == InvalidOid)
+			victim = w;
+	}
+	for (int i = 0; victim < 0 && i < 2 * CACHE_WAYS; i++)
+	{
+		int			w = (start + i) % CACHE_WAYS;
+
+		if (set[w].h.used == 0)
+			victim = w;
+		else
+			set[w].h.used = 0;
+	}
+	if (victim < 0)
+		victim = start;
+	DrainWay((Size) (hash % cache->nsets) * CACHE_WAYS + victim);
+	memcpy(&set[victim], img, sizeof(CacheEntry));
+	cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS + victim] = TAG_OF(hash);
+	return (Size) (hash % cache->nsets) * CACHE_WAYS + victim;
+}
+
+/*
+ * KeyLookupCached is KeyLookup through the shared cache, under the
+ * protocol described at the top of this file.
+ */
+bool
+KeyLookupCached(const char *client_id, int len, KeyInfo *out)
+{
+	Oid			relid;
+	uint32		hash;
+	uint32		part;
+	CachePartition *cp;
+	CacheEntry *set;
+	uint64		g0;
+	bool		pending;
+	bool		found;
+	CacheEntry	img;
+
+	if (!CacheUsable())
+		return KeyLookup(client_id, len, out);
+
+	relid = ApikeysKeysRelid();
+	hash = ClientIdHash(client_id, len);
+	part = hash % APIKEYS_CACHE_PARTITIONS;
+	cp = &cache->parts[part];
+	set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
+
+	LWLockAcquire(PartitionLock(part), LW_SHARED);
+	pending = pg_atomic_read_u32(&cp->pending) != 0;
+	pg_read_barrier();
+	g0 = pg_atomic_read_u64(&cp->gen);
+	if (!pending)
+	{
+		uint32	   *tags = &cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS];
+
+		for (int w = 0; w < CACHE_WAYS; w++)
+		{
+			CacheEntry *e = &set[w];
+
+			if (tags[w] != TAG_OF(hash))
+				continue;
+			if (EntryMatches(e, relid, client_id, len) && e->h.gen == g0)
+			{
+				EntryToKey(e, out);
+				if (e->h.used == 0)
+					e->h.used = 1;	/* a byte store; a lost race costs nothing */
+				LWLockRelease(PartitionLock(part));
+				last_way = (int64) ((hash % cache->nsets) * CACHE_WAYS + w);
+				local_hits++;
+				return true;
+			}
+		}
+	}
+	LWLockRelease(PartitionLock(part));
+	last_way = -1;
+	local_misses++;
+
+	/* miss: g0 was read before the fresh snapshot KeyLookup takes */
+	found = KeyLookup(client_id, len, out);
+	if (!found || pending || !KeyToEntry(out, len, relid, g0, &img))
+		return found;
+
+	LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
+	if (pg_atomic_read_u32(&cp->pending) == 0 &&
+		pg_atomic_read_u64(&cp->gen) == g0)
+		last_way = (int64) CacheInsert(hash, &img, relid);
+	LWLockRelease(PartitionLock(part));
+	return true;
+}
+
+/*
+ * CacheCountUsage counts a verification's outcome in the usage slot of
+ * the entry this backend's last lookup used, if that entry still holds
+ * the key.  False when the key is not cached: the caller counts it in
+ * usage.c's per-key table instead.
+ */
+bool
+CacheCountUsage(const char *client_id, int len, ApikeysCode code, TimestampTz now)
+{
+	uint32		hash;
+	uint32		part;
+	bool		counted = false;
+
+	if (last_way < 0 || !CacheUsable())
+		return false;
+	hash = ClientIdHash(client_id, len);
+	part = hash % APIKEYS_CACHE_PARTITIONS;
+	if ((Size) last_way / CACHE_WAYS != hash % cache->nsets)
+		return false;
+
+	LWLockAcquire(PartitionLock(part), LW_SHARED);
+	if (cache_tags[last_way] == TAG_OF(hash) &&
+		EntryMatches(&cache->entries[last_way], ApikeysKeysRelid(), client_id, len))
+	{
+		CacheUsageSlot *u = &cache_usage[last_way];
+
+		pg_atomic_fetch_add_u32(&u->counts[code], 1);
+		if (code == APIKEYS_VALID && (uint64) now > pg_atomic_read_u64(&u->last_used))
+			pg_atomic_write_u64(&u->last_used, (uint64) now);
+		counted = true;
+	}
+	LWLockRelease(PartitionLock(part));
+	return counted;
+}
+
+/*
+ * CacheDrainUsage hands every cached key's usage in database dbid to fn
+ * and zeroes it (the flush).  Each partition is held only while it is
+ * scanned, shared: counters are taken with atomic exchanges.
+ */
+void
+CacheDrainUsage(Oid dbid, CacheUsageFn fn, void *arg)
+{
+	if (!apikeys_shmem_ready || cache == NULL)
+		return;
+	for (uint32 part = 0; part < APIKEYS_CACHE_PARTITIONS; part++)
+	{
+		LWLockAcquire(PartitionLock(part), LW_SHARED);
+		for (uint32 s = part; s < cache->nsets; s += APIKEYS_CACHE_PARTITIONS)
+		{
+			for (int w = 0; w < CACHE_WAYS; w++)
+			{
+				Size		way = (Size) s * CACHE_WAYS + w;
+				CacheEntry *e = &cache->entries[way];
+				uint32		counts[APIKEYS_NUM_CODES];
+				bool		any = false;
+				TimestampTz last_used;
+
+				if (e->h.dbid != dbid)
+					continue;
+				for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+				{
+					counts[c] = pg_atomic_exchange_u32(&cache_usage[way].counts[c], 0);
+					any |= counts[c] != 0;
+				}
+				last_used = (TimestampTz) pg_atomic_exchange_u64(&cache_usage[way].last_used, 0);
+				if (any || last_used != 0)
+					fn(e->h.client_id, e->h.cid_len, counts, last_used, arg);
+			}
+		}
+		LWLockRelease(PartitionLock(part));
+	}
+}
+
+/*
+ * CacheMarkAndRemove is steps W1 and W2 for one client ID: mark its
+ * partition pending for the rest of this transaction and drop its entry.
+ */
+static void
+CacheMarkAndRemove(const char *client_id, int len)
+{
+	uint32		hash = ClientIdHash(client_id, len);
+	uint32		part = hash % APIKEYS_CACHE_PARTITIONS;
+	CacheEntry *set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
+
+	if (!xact_marked[part])
+	{
+		/* remember first, so the callback releases whatever we took */
+		xact_marked[part] = true;
+		xact_any_marked = true;
+		pg_atomic_fetch_add_u32(&cache->parts[part].pending, 1);
+	}
+	pg_atomic_fetch_add_u32(&cache->parts[part].invalidations, 1);
+
+	LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
+	for (int w = 0; w < CACHE_WAYS; w++)
+	{
+		CacheEntry *e = &set[w];
+
+		if (e->h.dbid != InvalidOid && e->h.cid_len == len &&
+			memcmp(e->h.client_id, client_id, len) == 0)
+		{
+			DrainWay((Size) (hash % cache->nsets) * CACHE_WAYS + w);
+			e->h.dbid = InvalidOid;
+			cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS + w] = 0;
+		}
+	}
+	LWLockRelease(PartitionLock(part));
+}
+
+/*
+ * CacheReleaseMarks is step W4: for every partition this transaction
+ * marked, advance the generation, then drop the pending mark.
+ */
+static void
+CacheReleaseMarks(void)
+{
+	if (!xact_any_marked)
+		return;
+	for (int i = 0; i < APIKEYS_CACHE_PARTITIONS; i++)
+	{
+		if (!xact_marked[i])
+			continue;
+		pg_atomic_fetch_add_u64(&cache->parts[i].gen, 1);
+		pg_atomic_fetch_sub_u32(&cache->parts[i].pending, 1);
+		xact_marked[i] = false;
+	}
+	xact_any_marked = false;
+}
+
+/*
+ * CacheXactCallback releases the marks at commit and abort (after the
+ * change is visible, or known never to be), and refuses PREPARE of a
+ * transaction that changed keys: its changes would become visible at
+ * COMMIT PREPARED, outside this protocol.
+ */
+static void
+CacheXactCallback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (xact_any_marked)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that changed API keys"),
+						 errdetail("The verification cache must see the change when it commits.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			CacheReleaseMarks();
+			break;
+		default:
+			break;
+	}
+}
+
+/* CacheXactInit registers the transaction callback (preloaded only). */
+void
+CacheXactInit(void)
+{
+	RegisterXactCallback(CacheXactCallback, NULL);
+}
+
+/*
+ * OnlyLastUsedChanged: does an UPDATE change nothing but last_used_at?
+ * Binary comparison: a value rewritten to an equal but differently
+ * stored form counts as a change, which only costs a refill.
+ */
+static bool
+OnlyLastUsedChanged(Relation rel, HeapTuple oldtup, HeapTuple newtup)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		n1,
+					n2;
+		Datum		d1,
+					d2;
+
+		if (att->attisdropped || att->attnum == Anum_keys_last_used_at)
+			continue;
+		d1 = heap_getattr(oldtup, att->attnum, desc, &n1);
+		d2 = heap_getattr(newtup, att->attnum, desc, &n2);
+		if (n1 != n2)
+			return false;
+		if (!n1 && !datumIsEqual(d1, d2, att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
+/* InvalidateTupleKey runs W1 and W2 for the client ID of tup. */
+static void
+InvalidateTupleKey(Relation rel, HeapTuple tup)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, Anum_keys_client_id, RelationGetDescr(rel), &isnull);
+	text	   *t;
+
+	if (isnull)
+		return;
+	t = DatumGetTextPP(d);
+	if (VARSIZE_ANY_EXHDR(t) > APIKEYS_CLIENT_ID_MAXLEN)
+		return;					/* never a cached client ID */
+	CacheMarkAndRemove(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+PG_FUNCTION_INFO_V1(apikeys_keys_cache_trigger);
+PG_FUNCTION_INFO_V1(apikeys_cache_stats);
+
+/*
+ * SQL function: apikeys._keys_cache_trigger() returns trigger
+ *
+ * AFTER UPDATE OR DELETE FOR EACH ROW on apikeys.keys: invalidates the
+ * key's cache entry (both client IDs if the client ID itself changed).
+ * Without shared memory there is no cache and nothing to do.
+ */
+Datum
+apikeys_keys_cache_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "apikeys._keys_cache_trigger must be an AFTER ROW trigger");
+
+	if (apikeys_shmem_ready && cache != NULL)
+	{
+		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		{
+			if (!OnlyLastUsedChanged(td->tg_relation, td->tg_trigtuple, td->tg_newtuple))
+			{
+				InvalidateTupleKey(td->tg_relation, td->tg_trigtuple);
+				InvalidateTupleKey(td->tg_relation, td->tg_newtuple);
+			}
+		}
+		else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+			InvalidateTupleKey(td->tg_relation, td->tg_trigtuple);
+	}
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * SQL function: apikeys.cache_stats() returns record
+ *
+ * The cache's size and use, so operators can size apikeys.cache_size:
+ * capacity and entries in use (counted now, under each partition lock),
+ * bytes per entry and in total, and this session's hits and misses.
+ */
+Datum
+apikeys_cache_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8] = {false};
+	int64		used = 0;
+	int64		invalidations = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	values[0] = BoolGetDatum(apikeys_shmem_ready && cache != NULL);
+	if (!(apikeys_shmem_ready && cache != NULL))
+	{
+		for (int i = 1; i < 6; i++)
+			nulls[i] = true;
+	}
+	else
+	{
+		for (uint32 part = 0; part < APIKEYS_CACHE_PARTITIONS; part++)
+		{
+			LWLockAcquire(PartitionLock(part), LW_SHARED);
+			for (uint32 s = part; s < cache->nsets; s += APIKEYS_CACHE_PARTITIONS)
+				for (int w = 0; w < CACHE_WAYS; w++)
+					if (cache->entries[(Size) s * CACHE_WAYS + w].h.dbid != InvalidOid)
+						used++;
+			LWLockRelease(PartitionLock(part));
+			invalidations += pg_atomic_read_u32(&cache->parts[part].invalidations);
+		}
+		values[1] = Int64GetDatum((int64) cache->nsets * CACHE_WAYS);
+		values[2] = Int64GetDatum(used);
+		values[3] = Int32GetDatum((int32) sizeof(CacheEntry));
+		values[4] = Int64GetDatum((int64) CacheShmemSize());
+		values[5] = Int64GetDatum(invalidations);
+	}
+	values[6] = Int64GetDatum((int64) local_hits);
+	values[7] = Int64GetDatum((int64) local_misses);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

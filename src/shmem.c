@@ -1,0 +1,85 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Requesting and attaching the extension's shared memory.
+ *
+ * When apikeys is in shared_preload_libraries, _PG_init (in the
+ * postmaster) requests one block of shared memory and a tranche of
+ * LWLocks, as pg_stat_statements does on PostgreSQL 15: the request is
+ * made from shmem_request_hook, the block is found or created in
+ * shmem_startup_hook.  Every backend then inherits the attachment.
+ *
+ * Without preloading there is no shared memory: verification reads the
+ * table directly, usage is not counted, failure counters and rate limits
+ * are not kept.  Each module checks apikeys_shmem_ready.
+ *
+ * IDENTIFICATION
+ *	  src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#include "shmem.h"
+#include "usage.h"
+
+bool		apikeys_shmem_ready = false;
+LWLockPadded *apikeys_locks = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* ApikeysShmemRequest asks the postmaster for our memory and locks. */
+static void
+ApikeysShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(add_size(CacheShmemSize(), UsageShmemSize()));
+	RequestNamedLWLockTranche(APIKEYS_TRANCHE_NAME, APIKEYS_NUM_LOCKS);
+}
+
+/*
+ * ApikeysShmemStartup creates (postmaster) or attaches to the shared
+ * structures.  It runs again after a crash restart, which starts every
+ * structure afresh: usage not yet flushed is lost, nothing else.
+ */
+static void
+ApikeysShmemStartup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	apikeys_locks = GetNamedLWLockTranche(APIKEYS_TRANCHE_NAME);
+	CacheShmemInit();
+	UsageShmemInit();
+	LWLockRelease(AddinShmemInitLock);
+	apikeys_shmem_ready = true;
+}
+
+/*
+ * ApikeysShmemInit registers usage.c's transaction callback (always), and
+ * only when the library is being preloaded installs the shared-memory
+ * hooks, the cache's transaction callback and the background worker.
+ */
+void
+ApikeysShmemInit(void)
+{
+	UsageInit();
+	if (!apikeys_preloaded)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ApikeysShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ApikeysShmemStartup;
+
+	CacheXactInit();
+	WorkerRegister();
+}

@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *	  Shared memory of the apikeys extension: the verification cache, usage
+ *	  counters, failure counters and rate limits (when preloaded).
+ *
+ * IDENTIFICATION
+ *	  src/shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEYS_SHMEM_H
+#define APIKEYS_SHMEM_H
+
+#include "apikeys.h"
+#include "storage/lwlock.h"
+
+/*
+ * Client IDs hash into this many partitions.  Each has an LWLock guarding
+ * its part of the cache, an invalidation generation and a count of
+ * transactions with uncommitted changes to its keys (see cache.c).
+ */
+#define APIKEYS_CACHE_PARTITIONS	128
+
+/* LWLocks of the "apikeys" tranche */
+#define APIKEYS_LOCK_USAGE			APIKEYS_CACHE_PARTITIONS
+#define APIKEYS_LOCK_ADDRESSES		(APIKEYS_CACHE_PARTITIONS + 1)
+#define APIKEYS_NUM_LOCKS			(APIKEYS_CACHE_PARTITIONS + 2)
+
+#define APIKEYS_TRANCHE_NAME		"apikeys"
+
+/* Databases the background worker keeps track of */
+#define APIKEYS_MAX_FLUSH_DATABASES	64
+
+/* Tracked client addresses (IPv4, or IPv6 /64 networks) */
+#define APIKEYS_MAX_ADDRESSES		16384
+
+/* true once this process is attached to the extension's shared memory */
+extern bool apikeys_shmem_ready;
+extern LWLockPadded *apikeys_locks;
+
+/* Sizes and set-up of each shared structure (shmem.c calls these) */
+extern Size CacheShmemSize(void);
+extern void CacheShmemInit(void);
+extern Size UsageShmemSize(void);
+extern void UsageShmemInit(void);
+extern void CacheXactInit(void);
+
+/* Background worker (worker.c) */
+extern void WorkerRegister(void);
+
+/* Flushing usage into tables of the current database (usage.c) */
+extern int64 UsageFlushDatabase(void);
+extern int	UsageDatabasesPending(Oid *dbids, int max);
+extern void UsageDiscardDatabase(void);
+
+#endif							/* APIKEYS_SHMEM_H */

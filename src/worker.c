@@ -1,0 +1,187 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The background worker that flushes usage to tables.
+ *
+ * Verification counts usage in shared memory (usage.c) and never writes.
+ * A launcher worker, registered at preload and restarted by the postmaster
+ * if it dies (bgw_restart_time), wakes every apikeys.flush_interval on a
+ * primary.  A background worker can connect to only one database, and
+ * keys may be verified in several, so for each database with unflushed
+ * usage the launcher starts a short-lived flush worker connected to it
+ * and waits for it to finish.  During recovery it does nothing: a standby
+ * does not count usage.
+ *
+ * The flush runs as the extension owner, updates only last_used_at of
+ * apikeys.keys (which neither the audit trigger nor the cache trigger
+ * react to) and upserts apikeys.usage, so it produces no audit rows and
+ * leaves the verification cache alone.
+ *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "shmem.h"
+
+PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
+PGDLLEXPORT void ApikeysFlushWorkerMain(Datum arg);
+
+/* WorkerRegister registers the launcher (from _PG_init, preloaded only). */
+void
+WorkerRegister(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ApikeysLauncherMain", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "apikeys usage flusher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "apikeys usage flusher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * FlushOneDatabase starts a flush worker for dbid and waits for it.  A
+ * failure to start (no free worker slot) is logged; the usage stays in
+ * shared memory for the next round.
+ */
+static void
+FlushOneDatabase(Oid dbid)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ApikeysFlushWorkerMain", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys usage flush for database %u", dbid);
+	strlcpy(worker.bgw_type, "apikeys usage flush", BGW_MAXLEN);
+	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		ereport(LOG,
+				(errmsg("could not start an apikeys usage flush worker"),
+				 errhint("Raise \"max_worker_processes\".")));
+		return;
+	}
+	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
+		(void) WaitForBackgroundWorkerShutdown(handle);
+	pfree(handle);
+}
+
+/*
+ * ApikeysLauncherMain: every apikeys.flush_interval, on a primary, flush
+ * each database that has usage waiting.
+ */
+void
+ApikeysLauncherMain(Datum arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	/* die: CHECK_FOR_INTERRUPTS ends waits on flush workers at shutdown */
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	/* no database: this only makes the launcher visible in pg_stat_activity */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("apikeys usage flusher");
+
+	for (;;)
+	{
+		Oid			dbids[APIKEYS_MAX_FLUSH_DATABASES];
+		int			n;
+		TimestampTz next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   apikeys_flush_interval * 1000);
+
+		/* wake at least every second, so shutdown never waits on us */
+		while (GetCurrentTimestamp() < next)
+		{
+			long		ms = Min(1000, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next));
+
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Max(ms, 1), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+				next = Min(next, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 apikeys_flush_interval * 1000));
+			}
+		}
+		if (RecoveryInProgress())
+			continue;
+
+		n = UsageDatabasesPending(dbids, APIKEYS_MAX_FLUSH_DATABASES);
+		for (int i = 0; i < n; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			FlushOneDatabase(dbids[i]);
+		}
+	}
+}
+
+/*
+ * ApikeysFlushWorkerMain connects to one database and flushes its usage
+ * in one transaction.  A database without the extension (dropped since)
+ * has its counts discarded.
+ */
+void
+ApikeysFlushWorkerMain(Datum arg)
+{
+	Oid			dbid = DatumGetObjectId(arg);
+	int64		rows;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+
+	pgstat_report_appname("apikeys usage flush");
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "apikeys usage flush");
+
+	if (OidIsValid(get_namespace_oid("apikeys", true)) &&
+		OidIsValid(get_relname_relid("usage", get_namespace_oid("apikeys", true))))
+		rows = UsageFlushDatabase();
+	else
+	{
+		UsageDiscardDatabase();
+		rows = 0;
+	}
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	elog(DEBUG1, "apikeys flushed " INT64_FORMAT " usage rows", rows);
+	proc_exit(0);
+}

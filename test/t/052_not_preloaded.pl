@@ -1,0 +1,77 @@
+# Without shared_preload_libraries the extension still works fully:
+# verification reads the table directly, last_used_at is written at most
+# once per key per apikeys.last_used_granularity, only in read-write
+# transactions and never from pre_request; rate limits are not enforced
+# (with a WARNING when set) and nothing is counted in shared memory.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('plain');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
+
+sub sq { return $node->safe_psql('postgres', $_[0]); }
+
+sq(q{CREATE TABLE tok AS SELECT (k).client_id, (k).token
+       FROM apikeys.create_key('np-owner', 'k', ARRAY['docs:read']) k});
+my $v = "(SELECT token FROM tok)";
+my $cid = sq("SELECT client_id FROM tok");
+sub last_used { return sq("SELECT coalesce(last_used_at::text, 'never') FROM apikeys.key_list WHERE client_id = '$cid'"); }
+
+is(sq("SELECT shared FROM apikeys.cache_stats()"), 'f', 'no shared memory without preloading');
+
+# READ ONLY: verifies, writes nothing
+is(sq("BEGIN READ ONLY; SELECT (apikeys.verify($v)).code; COMMIT;"), 'VALID', 'VALID in a READ ONLY transaction');
+is(last_used(), 'never', 'no last_used_at write from a READ ONLY transaction');
+
+# pre_request never writes, even in a read-write transaction
+my $hdr = sq("SELECT json_build_object('x-api-key', token)::text FROM tok");
+sq("BEGIN; SELECT set_config('request.headers', '$hdr', true); SELECT apikeys.pre_request(); COMMIT;");
+my @out = split /\n/, sq("BEGIN; SELECT set_config('request.headers', '$hdr', true) IS NOT NULL; SELECT apikeys.pre_request(); SELECT apikeys.current_client_id(); COMMIT;");
+is($out[-1], $cid, 'pre_request authenticates');
+is(last_used(), 'never', 'pre_request wrote nothing');
+
+# read-write: first use writes, later uses within the granularity do not
+is(sq("SELECT (apikeys.verify($v)).code"), 'VALID', 'VALID in a read-write transaction');
+my $first = last_used();
+isnt($first, 'never', 'first use wrote last_used_at');
+sq("SELECT apikeys.verify($v) FROM generate_series(1, 20)");
+is(last_used(), $first, 'no rewrite within apikeys.last_used_granularity');
+my $xmin = sq("SELECT xmin FROM apikeys.keys WHERE client_id = '$cid'");
+sq("SELECT apikeys.verify($v)");
+is(sq("SELECT xmin FROM apikeys.keys WHERE client_id = '$cid'"), $xmin, 'no new row version either');
+
+# after the granularity it is written again
+$node->append_conf('postgresql.conf', 'apikeys.last_used_granularity = 1');
+$node->reload;
+sleep(1.2);
+sq("SELECT apikeys.verify($v)");
+isnt(last_used(), $first, 'rewritten once the granularity has passed');
+
+# a verification never waits for a row lock on the key (SKIP LOCKED)
+my $bg = $node->background_psql('postgres');
+$bg->query_safe("BEGIN; SELECT 1 FROM apikeys.keys WHERE client_id = '$cid' FOR UPDATE;");
+sleep(1.2);
+is(sq("SET statement_timeout = '3s'; SELECT (apikeys.verify($v)).code"), 'VALID',
+	'verification does not wait for a locked key row');
+$bg->query_safe('COMMIT');
+$bg->quit;
+
+# no audit rows from last-used writes
+is(sq("SELECT count(*) FROM apikeys.audit_log WHERE client_id = '$cid'"), '1', 'only the creation is audited');
+
+# rate limits: a WARNING, not enforced; no failure counting
+my ($ret, $out, $err) = $node->psql('postgres',
+	"SELECT apikeys.create_key('np-owner', 'limited', ARRAY['docs:read'], rate_limit => 1) IS NOT NULL");
+like($err, qr/WARNING:  rate limit of API key "[^"]+" is not enforced/, 'WARNING when a rate limit is set without preloading');
+is(sq("SELECT string_agg((apikeys.verify($v)).code, ',') FROM generate_series(1, 3)"), 'VALID,VALID,VALID',
+	'verification works with no shared memory');
+is(sq("SELECT apikeys.flush_usage()"), '0', 'flush_usage has nothing to flush');
+is(sq("SELECT count(*) FROM apikeys.failing_addresses"), '0', 'no address throttling without preloading');
+
+$node->stop;
+done_testing();
