@@ -8,6 +8,9 @@
 -- Both: id % 1000 = 7 revoked, 8 expired, 9 disabled (0.3 % of keys fail verification), and
 -- every key has been used in the last day (last_used_at set, as a used key is the common case).
 SET synchronous_commit = off;  -- loader only; the benchmark runs with the default (on)
+-- loader only: no row triggers (an AFTER INSERT trigger would queue a million events for
+-- nothing; no key is changed or deleted here, which is what the audit and cache triggers watch)
+SET session_replication_role = replica;
 
 INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg, expires_at,
                           revoked_at, disabled_at, last_used_at)
