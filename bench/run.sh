@@ -294,7 +294,7 @@ T_LOADED=$(date +%s)
 # ---------------------------------------------------------------------------------------------
 # Benchmark rounds: every (key count, variant, clients) once per round, start rotated
 # ---------------------------------------------------------------------------------------------
-RESULTS="$WORK/results.tsv"  # n round pos variant clients threads tps lat_ms txns failed status wal_bytes other_cores
+RESULTS="$WORK/results.tsv"  # n round pos variant clients threads tps lat_ms txns failed status wal_bytes other_cores cpu_us_per_txn
 : >"$RESULTS"
 ROUND_LOAD=()
 
@@ -309,7 +309,7 @@ proc_cpu() { # pid [with_children]: utime+stime (+cutime+cstime) in ticks
 cpu_snapshot() { # busy ticks of the machine, our ticks, time
 	echo "$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat) $(( $(proc_cpu "$PMPID" 1) + $(proc_cpu $$ 1) )) $(date +%s.%N)"
 }
-other_cores() { # snapshot-before: cores used by others since then
+other_cores() { # snapshot-before: "cores used by others since then" "CPU ticks we used"
 	local b0 o0 t0 b1 o1 t1 i
 	# the run's backends count as ours only once the postmaster has reaped them
 	for ((i = 0; i < 100; i++)); do
@@ -318,12 +318,12 @@ other_cores() { # snapshot-before: cores used by others since then
 	done
 	read -r b0 o0 t0 <<<"$1"; read -r b1 o1 t1 <<<"$(cpu_snapshot)"
 	awk -v b="$(( b1 - b0 ))" -v o="$(( o1 - o0 ))" -v hz="$TICKS" -v s0="$t0" -v s1="$t1" \
-		'BEGIN { x = (b - o) / hz / (s1 - s0); printf "%.2f", x < 0 ? 0 : x }'
+		'BEGIN { x = (b - o) / hz / (s1 - s0); printf "%.2f %d", x < 0 ? 0 : x, o }'
 }
 
 run_one() { # n variant clients round pos
 	local n=$1 v=$2 c=$3 round=$4 pos=$5 db="bench_$1"
-	local j=$(( c < 2 ? c : 2 )) logf="$WORK/logs/run-$1-$2-c$3-r$4.log" rc=0 t lsn0 wal snap others
+	local j=$(( c < 2 ? c : 2 )) logf="$WORK/logs/run-$1-$2-c$3-r$4.log" rc=0 t lsn0 wal snap others ours
 	# same starting state for every run: no dead tuples left by a writing run, no dirty buffers
 	for t in $(psqlv "$db" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables WHERE n_dead_tup > 0"); do
 		psqlc "$db" -c "VACUUM $t" >/dev/null
@@ -332,7 +332,7 @@ run_one() { # n variant clients round pos
 	lsn0=$(lsn)
 	snap=$(cpu_snapshot)
 	pgb "$db" "$v" "$c" "$j" -T "$DURATION" >"$logf" 2>&1 || rc=$?
-	others=$(other_cores "$snap")
+	read -r others ours <<<"$(other_cores "$snap")"
 	wal=$(wal_since "$lsn0")
 	local tps lat txns failed status=ok
 	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$logf" | head -n 1)
@@ -340,8 +340,9 @@ run_one() { # n variant clients round pos
 	txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$logf" | head -n 1)
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$logf" | head -n 1)
 	{ [ "$rc" -eq 0 ] && [ -n "$tps" ]; } || status="rc=$rc"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$round" "$pos" "$v" "$c" "$j" \
-		"${tps:-NA}" "${lat:-NA}" "${txns:-NA}" "${failed:-0}" "$status" "$wal" "$others" >>"$RESULTS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$round" "$pos" "$v" "$c" "$j" \
+		"${tps:-NA}" "${lat:-NA}" "${txns:-NA}" "${failed:-0}" "$status" "$wal" "$others" \
+		"$(awk -v o="$ours" -v t="${txns:-0}" -v hz="$TICKS" 'BEGIN { if (t > 0) printf "%.2f", o * 1e6 / hz / t; else print "NA" }')" >>"$RESULTS"
 	log "  r$round #$pos N=$n $v -c $c: ${tps:-NA} tps, ${lat:-NA} ms, $wal B WAL, others used $others cores ($status)"
 }
 
@@ -467,6 +468,20 @@ pair_ratio() { # nA vA cA nB vB cB: median over rounds of tps(A) / tps(B) within
 			if (!m) { print "NA"; exit } asort_(x, m); print (m % 2) ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2 }
 		function asort_(a, k,   i, j, t) { for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }' "$RESULTS"
 }
+cpu_ratio() { # n v c: median over rounds of (ceiling CPU per call / variant CPU per call)
+	awk -F'\t' -v n="$1" -v va="$2" -v vb="$(ceiling_of "$2")" -v c="$3" '
+		$11 == "ok" && $1 == n && $4 == va && $5 == c && $14 > 0 { a[$2] = $14 }
+		$11 == "ok" && $1 == n && $4 == vb && $5 == c && $14 > 0 { b[$2] = $14 }
+		END { for (r in a) if (r in b) x[++m] = b[r] / a[r]
+			if (!m) { print "NA"; exit } asort_(x, m); print (m % 2) ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2 }
+		function asort_(a, k,   i, j, t) { for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }' "$RESULTS"
+}
+median_col() { # n v c column
+	awk -F'\t' -v n="$1" -v v="$2" -v c="$3" -v f="$4" '
+		$11 == "ok" && $1 == n && $4 == v && $5 == c && $f != "NA" { x[++m] = $f }
+		END { if (!m) { print "NA"; exit } asort_(x, m); print (m % 2) ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2 }
+		function asort_(a, k,   i, j, t) { for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }' "$RESULTS"
+}
 per_round() { # n v c field(7 tps, 13 other cores) -> "r1 / r2 / r3"
 	awk -F'\t' -v n="$1" -v v="$2" -v c="$3" -v f="$4" '
 		$1 == n && $4 == v && $5 == c { x[$2] = ($11 == "ok") ? (f == 7 ? sprintf("%.0f", $f) : $f) : "ERR"; if ($2 > m) m = $2 }
@@ -492,6 +507,7 @@ mmss() { printf '%d min %02d s' $(( $1 / 60 )) $(( $1 % 60 )); }
 L=$LARGEST; S=$SMALLEST; HL=$(human "$L"); HS=$(human "$S")
 # headline figures (2 clients unless said otherwise)
 R_API=$(pair_ratio "$L" apikeys 2 "$L" ceiling 2)
+C_API=$(cpu_ratio "$L" apikeys 2); C_TAB=$(cpu_ratio "$L" apikeys_tab 2); C_HOT=$(cpu_ratio "$L" apikeys_hot 8)
 R_TAB=$(pair_ratio "$L" apikeys_tab 2 "$L" ceiling_tab 2)
 R_SQL=$(pair_ratio "$L" sha256_sql 2 "$L" ceiling 2)
 R_PLP=$(pair_ratio "$L" sha256 2 "$L" ceiling 2)
@@ -501,6 +517,7 @@ X_FAST=$(pair_ratio "$L" apikeys 2 "$L" "$FASTEST" 2)
 X_TOUCH=$(pair_ratio "$L" apikeys 2 "$L" sha256_touch 2)
 X_SIZE=$(pair_ratio "$L" apikeys 2 "$S" apikeys 2)
 X_SIZE_TAB=$(pair_ratio "$L" apikeys_tab 2 "$S" apikeys_tab 2)
+X_SIZE_CPU=$(div "$(median_col "$S" apikeys 2 14)" "$(median_col "$L" apikeys 2 14)")
 X_SIZE_CEIL=$(div "$(pair_ratio "$L" apikeys 2 "$L" ceiling 2)" "$(pair_ratio "$S" apikeys 2 "$S" ceiling 2)")
 R_HOT=$(pair_ratio "$L" apikeys_hot 8 "$L" ceiling 8)
 R_HOT_S=$(pair_ratio "$S" apikeys_hot 8 "$S" ceiling 8)
@@ -545,6 +562,7 @@ echo
 echo "- Keys: ids 1..N, loaded straight into \`apikeys.keys\` (one scope \`api:read\`, no description, secret_hash = pgcrypto \`digest(secret, 'sha256')\`, hash_alg \`s\`) and into the hand-rolled \`baseline.keys\` of \`../shared/bench/run_baselines.sh\` (same client IDs; its 64-character secret, of which the apikeys secret is the first 43 characters). 0.3 % of the keys are revoked, expired or disabled (id % 1000 = 7, 8, 9) in both, so about 0.3 % of random calls take the reject path; keys 1..$BCRYPT_ROWS carry cost-4 bcrypt hashes (the others one shared placeholder hash of the same size). Indexes are built or rebuilt after the load (compact best case, as in the shared harness). Uniformly drawn keys that verify: $(for n in "${KEY_COUNTS[@]}"; do printf '%s %s %%; ' "$(human "$n")" "${VALID_FRACTION[$n]}"; done)"
 echo "- Every run: \`pgbench -M prepared -n -T $DURATION\`, \`-c 2 -j 2\` or \`-c 8 -j 2\`, one statement per transaction, key id from \`\\set id random(1, N)\` (or the hot key $HOT_ID). Before each run, tables with dead tuples are VACUUMed and a CHECKPOINT is taken. All runs of all key counts are interleaved, $ROUNDS rounds, the starting run rotated each round."
 echo "- **Two ways to present a token.** apikeys tokens end in a CRC-32C checksum, which SQL on PostgreSQL 15 cannot compute, so the shared harness's trick (build the token in SQL from \`:id\`) cannot make a valid \`verify()\` token. (1) **expr** variants build everything in SQL from \`:id\` with the harness's md5 pieces: the baselines and the ceiling use its token expression unchanged, apikeys gets the same client ID and secret as two expressions for \`verify_client()\` (3 md5 calls either way). This ceiling is the one the issue's targets were measured against. (2) **tab** variants read the full token from \`bench.tokens\` (id primary key) and call \`verify(token)\`, checksum included; their ceiling reads the same row, so both pay the same extra index lookup and the ratio is closer to 1 than the expr one for the same verify cost."
+echo "- CPU us/call: CPU time this cluster (backends, autovacuum) and pgbench used during the run, per transaction; CPU ratio: the ceiling's CPU per call / the variant's, median over rounds. Other people's load changes TPS a lot on a shared machine but the CPU cost of a call much less, so on a noisy run the CPU ratio is the steadier estimate of the TPS ratio a quiet machine would give for CPU-bound variants (not for variants that wait on WAL flushes or row locks: sha256_touch*). The targets are judged on the TPS ratio, as the issue defines them."
 echo "- Ratio: for each round, variant TPS / TPS of its group's ceiling at the same key count and client count in the same round; the table gives the median over rounds. TPS: median over rounds. WAL/call: WAL bytes written during the run (pg_current_wal_lsn before and after) / transactions, median over rounds; the runs after a CHECKPOINT, so a writing variant pays its full-page images."
 echo "- WAL per verification: after the rounds, $WAL_CALLS calls of \`apikeys.verify\` (apikeys_tab, 2 clients); pg_current_wal_lsn before and after the calls$( if [ "$HAS_FLUSH_FN" = t ]; then echo ", and again after \`apikeys.flush_usage()\`, so that what the background worker would write for these calls is counted (the rounds' usage was flushed before the first LSN, and tables the rounds changed were VACUUM ANALYZEd)"; elif [ "$FLUSH_WORKERS" -gt 0 ]; then echo ", and again one flush interval later (${FLUSH_INTERVAL} s + 2 s), so that the background worker's writes for these calls are counted"; else echo " (this build has no deferred usage writes to wait for)"; fi)."
 echo
@@ -555,15 +573,16 @@ echo
 echo "## Results"
 echo
 hdr="| variant | -c |"; sep="|---|---|"
-for n in "${KEY_COUNTS[@]}"; do hdr+=" $(human "$n") TPS | $(human "$n") ratio |"; sep+="---:|---:|"; done
+for n in "${KEY_COUNTS[@]}"; do hdr+=" $(human "$n") TPS | $(human "$n") ratio | $(human "$n") CPU us/call | $(human "$n") CPU ratio |"; sep+="---:|---:|---:|---:|"; done
 echo "$hdr WAL B/call ($HL) |"
 echo "$sep---:|"
 for v in "${V_ORDER[@]}"; do
 	for c in ${V_CLIENTS[$v]}; do
 		row="| $v | $c |"
 		for n in "${KEY_COUNTS[@]}"; do
-			if [ -n "${SKIPPED[$n:$v]:-}" ]; then row+=" skipped | |"; continue; fi
-			row+=" $(f0 "$(median_tps "$n" "$v" "$c")") | $(ratio "$n" "$v" "$c") |"
+			if [ -n "${SKIPPED[$n:$v]:-}" ]; then row+=" skipped | | | |"; continue; fi
+			row+=" $(f0 "$(median_tps "$n" "$v" "$c")") | $(ratio "$n" "$v" "$c") | $(f1 "$(median_col "$n" "$v" "$c" 14)") |"
+			if [[ $v == ceiling* ]]; then row+=" 1 (ref) |"; else row+=" $(f3 "$(cpu_ratio "$n" "$v" "$c")") |"; fi
 		done
 		echo "$row $(f1 "$(median_wal_per_call "$L" "$v" "$c")") |"
 	done
@@ -574,11 +593,11 @@ echo "## Targets (issue 5)"
 echo
 echo "| target | measured | |"
 echo "|---|---|---|"
-echo "| verify >= 0.90 x the ceiling, 2 clients, $HL keys, last-used tracking on | expr: $(f3 "$R_API"); tab: $(f3 "$R_TAB"); tracking ${TRACKING%%:*} | $(ge "$R_API" 0.90) |"
+echo "| verify >= 0.90 x the ceiling, 2 clients, $HL keys, last-used tracking on | expr: $(f3 "$R_API"); tab: $(f3 "$R_TAB"); tracking ${TRACKING%%:*} (CPU ratio expr $(f3 "$C_API"), tab $(f3 "$C_TAB")) | $(ge "$R_API" 0.90) |"
 echo "| >= 1.4 x the fastest hand-rolled ($FASTEST) | $(f2 "$X_FAST") x | $(ge "$X_FAST" 1.4) |"
 echo "| >= 15 x the hand-rolled one that records last use (sha256_touch) | $(f1 "$X_TOUCH") x | $(ge "$X_TOUCH" 15) |"
-echo "| $HL keys within 5 % of $HS keys (TPS $HL / $HS, same round) | expr: $(f3 "$X_SIZE") (ratio to the ceiling $HL / $HS: $(f3 "$X_SIZE_CEIL")); tab: $(f3 "$X_SIZE_TAB") | $(ge "$X_SIZE" 0.95) |"
-echo "| 8 clients on one key >= 0.85 x the ceiling | $HL: $(f3 "$R_HOT") ($HS: $(f3 "$R_HOT_S"); tab $HL: $(f3 "$R_HOT_TAB")) | $(ge "$R_HOT" 0.85) |"
+echo "| $HL keys within 5 % of $HS keys (TPS $HL / $HS, same round) | expr: $(f3 "$X_SIZE") (ratio to the ceiling $HL / $HS: $(f3 "$X_SIZE_CEIL"); CPU per call $HS / $HL: $(f3 "$X_SIZE_CPU")); tab: $(f3 "$X_SIZE_TAB") | $(ge "$X_SIZE" 0.95) |"
+echo "| 8 clients on one key >= 0.85 x the ceiling | $HL: $(f3 "$R_HOT") ($HS: $(f3 "$R_HOT_S"); tab $HL: $(f3 "$R_HOT_TAB"); CPU ratio $HL: $(f3 "$C_HOT")) | $(ge "$R_HOT" 0.85) |"
 echo "| WAL per verification < 1 byte (steady state) | $HL: $(f3 "$WPV_ALL") B ($(f3 "$WPV_REQ") B during the calls); $HS: $(f3 "$WPV_ALL_S") B ($(f3 "$WPV_REQ_S") B) | $(awk -v a="$WPV_ALL" -v b="$WPV_ALL_S" 'BEGIN { print (a < 1 && b < 1) ? "**reached**" : "**not reached**" }') |"
 echo "| table + index bytes per key <= 1.5 x 238 B | $(f1 "$BPK") B/key (the baseline layout in this run: $(f1 "$BPK_BASE") B/key) | $(le "$BPK" 357) |"
 echo
@@ -625,10 +644,10 @@ for n in "${KEY_COUNTS[@]}"; do
 	done
 done
 echo
-echo "Raw runs: \`$(basename "$TSV")\` (n, round, position, variant, clients, threads, tps, latency ms, transactions, failed, status, WAL bytes, cores used by others)."
+echo "Raw runs: \`$(basename "$TSV")\` (n, round, position, variant, clients, threads, tps, latency ms, transactions, failed, status, WAL bytes, cores used by others, our CPU us per transaction)."
 } >"$OUT"
 {
-	printf 'n\tround\tpos\tvariant\tclients\tthreads\ttps\tlatency_ms\ttransactions\tfailed\tstatus\twal_bytes\tother_cores\n'
+	printf 'n\tround\tpos\tvariant\tclients\tthreads\ttps\tlatency_ms\ttransactions\tfailed\tstatus\twal_bytes\tother_cores\tcpu_us_per_txn\n'
 	cat "$RESULTS"
 } >"$TSV"
 
