@@ -339,9 +339,18 @@ flush_now() { # db: write the usage kept in shared memory now; no-op without api
 	psqlc "$1" -c 'SELECT apikeys.flush_usage()' >/dev/null || die "apikeys.flush_usage() failed in $1"
 }
 
+flush_timed() { # db: flush, print the seconds the server spent on it (0 without the function)
+	if [ "$HAS_FLUSH_FN" = t ]; then
+		psqlv "$1" -c "SELECT round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 3)
+		               FROM (SELECT apikeys.flush_usage() OFFSET 0) f" || die "apikeys.flush_usage() failed in $1"
+	else
+		echo 0
+	fi
+}
+
 run_one() { # n variant clients round pos
 	local n=$1 v=$2 c=$3 round=$4 pos=$5 db="bench_$1"
-	local j=$(( c < 2 ? c : 2 )) logf="$WORK/logs/run-$1-$2-c$3-r$4.log" rc=0 t lsn0 wal snap others ours f0 flush_s m raw
+	local j=$(( c < 2 ? c : 2 )) logf="$WORK/logs/run-$1-$2-c$3-r$4.log" rc=0 t lsn0 wal snap others ours flush_s m raw
 	# same starting state for every run: no dead tuples left by a writing run, no dirty buffers
 	for t in $(psqlv "$db" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables WHERE n_dead_tup > 0"); do
 		psqlc "$db" -c "VACUUM $t" >/dev/null
@@ -351,9 +360,7 @@ run_one() { # n variant clients round pos
 	lsn0=$(lsn)
 	snap=$(cpu_snapshot)
 	pgb "$db" "$v" "$c" "$j" -T "$DURATION" >"$logf" 2>&1 || rc=$?
-	f0=$(date +%s.%N)
-	flush_now "$db"
-	flush_s=$(awk -v a="$f0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+	flush_s=$(flush_timed "$db")
 	read -r others ours <<<"$(other_cores "$snap")"
 	wal=$(wal_since "$lsn0")
 	local tps lat txns failed status=ok
