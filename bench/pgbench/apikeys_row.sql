@@ -1,0 +1,4 @@
+-- as apikeys.sql, but the client reads valid, code, owner and scopes (what an application uses)
+-- (E'api\x3aread' is the scope "api" colon "read": pgbench takes a colon and a name for a variable)
+\set id random(1, :nkeys)
+SELECT v.valid, v.code, v.owner, v.scopes FROM apikeys.verify_client(('ak_' || substr(md5((:id)::text || '#cid'), 1, 16)), substr(md5((:id)::text || '#s1') || md5((:id)::text || '#s2'), 1, 43), E'api\x3aread') v;
