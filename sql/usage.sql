@@ -94,3 +94,17 @@ SELECT p.oid::regprocedure AS function,
 SET client_min_messages = warning;
 SELECT apikeys.delete_key(:'cid'), apikeys.delete_key(:'lcid');
 RESET client_min_messages;
+
+-- RATE_LIMITED as the request paths report it: authenticate raises 54000,
+-- pre_request answers PGRST with status 429 and a Retry-After header.
+SELECT token AS rtok FROM apikeys.create_key('usage-rate', 'limited', '{docs:read}',
+                                             rate_limit => 1, rate_window => '1 hour') \gset
+BEGIN;
+SELECT (apikeys.authenticate(:'rtok')).code;
+COMMIT;
+SELECT regexp_replace(err(format('SELECT apikeys.authenticate(%L)', :'rtok')), '[0-9]+ seconds', '<n> seconds') AS authenticate;
+SELECT set_config('request.headers', json_build_object('x-api-key', :'rtok')::text, false) IS NOT NULL AS headers_set;
+SELECT regexp_replace(err('SELECT apikeys.pre_request()'), '"Retry-After":"[0-9]+"', '"Retry-After":"<seconds>"') AS pre_request;
+SELECT regexp_replace(err('SELECT apikeys.pre_request()'), '"Retry-After":"[0-9]+"', '"Retry-After":"<seconds>"') ~ '"Retry-After":"<seconds>"' AS has_retry_after;
+SELECT set_config('request.headers', '', false) IS NOT NULL AS headers_cleared;
+SELECT (apikeys.verify(:'rtok')).retry_after BETWEEN 3500 AND 3600 AS retry_after_in_window;
