@@ -200,14 +200,9 @@ PG_FUNCTION_INFO_V1(apikeys_field_allowed);
 Datum
 apikeys_authenticate(PG_FUNCTION_ARGS)
 {
-	Scope		scope_buf;
-	const Scope *required = VerifyRequiredScopeArg(fcinfo, 1, &scope_buf);
-	Datum		addr = (Datum) 0;
-	bool		ip_known = VerifyClientAddressArg(fcinfo, 2, &addr);
 	VerifyResult res;
 
-	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
-				required, ip_known, addr, &res);
+	VerifyTokenArgs(fcinfo, &res);
 	if (res.code != APIKEYS_VALID)
 		ContextRaiseFailure(&res);
 	ContextSet(&res);

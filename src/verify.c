@@ -273,6 +273,22 @@ VerifyClientAddressArg(FunctionCallInfo fcinfo, int argno, Datum *addr)
 	return ConnectionAddress(addr);
 }
 
+/*
+ * VerifyTokenArgs verifies the (token, required_scope, client_ip)
+ * arguments shared by apikeys.verify and apikeys.authenticate.
+ */
+void
+VerifyTokenArgs(FunctionCallInfo fcinfo, VerifyResult *res)
+{
+	Scope		scope_buf;
+	const Scope *required = VerifyRequiredScopeArg(fcinfo, 1, &scope_buf);
+	Datum		addr = (Datum) 0;
+	bool		ip_known = VerifyClientAddressArg(fcinfo, 2, &addr);
+
+	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+				required, ip_known, addr, res);
+}
+
 PG_FUNCTION_INFO_V1(apikeys_verify);
 PG_FUNCTION_INFO_V1(apikeys_verify_client);
 
@@ -283,14 +299,9 @@ PG_FUNCTION_INFO_V1(apikeys_verify_client);
 Datum
 apikeys_verify(PG_FUNCTION_ARGS)
 {
-	Scope		scope_buf;
-	const Scope *required = VerifyRequiredScopeArg(fcinfo, 1, &scope_buf);
-	Datum		addr = (Datum) 0;
-	bool		ip_known = VerifyClientAddressArg(fcinfo, 2, &addr);
 	VerifyResult res;
 
-	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
-				required, ip_known, addr, &res);
+	VerifyTokenArgs(fcinfo, &res);
 	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
 }
 

@@ -35,5 +35,6 @@ extern bool ConnectionAddress(Datum *addr);
 extern const Scope *VerifyRequiredScopeArg(FunctionCallInfo fcinfo, int argno, Scope *buf);
 extern bool VerifyClientAddressArg(FunctionCallInfo fcinfo, int argno, Datum *addr);
 extern Datum VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r);
+extern void VerifyTokenArgs(FunctionCallInfo fcinfo, VerifyResult *res);
 
 #endif							/* APIKEYS_VERIFY_H */
