@@ -121,9 +121,12 @@ VerifyCredentials(const char *client_id, int cid_len,
 
 	if (found && SecretHash(secret, secret_len, key->hash_alg, presented))
 		current_ok = SecretHashEqual(presented, key->hash);
-	else if (!found)
+	else
 	{
-		/* same work as a wrong secret: hash, then compare */
+		/*
+		 * Same work as a wrong secret: hash, then compare.  This covers an
+		 * unknown client ID and a peppered key while no pepper is set.
+		 */
 		SecretHash(secret, secret_len, APIKEYS_HASH_SHA256, presented);
 		(void) SecretHashEqual(presented, dummy_hash);
 	}

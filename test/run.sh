@@ -89,6 +89,8 @@ for t in "$ROOT"/test/t/*.pl; do
 	bad=$(grep -cE '^not ok ' "$WORK/tap/$name.out" || true)
 	plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$WORK/tap/$name.out" | head -1)
 	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+	# a file that asserted nothing (skip_all, or died early) is a failure
+	if [ $((ok + bad)) -eq 0 ]; then bad=1; fi
 	if [ -n "$plan" ] && [ $((ok + bad)) -lt "$plan" ] && [ "$bad" -eq 0 ]; then bad=1; fi
 	passed=$((passed + ok))
 	failed=$((failed + bad))

@@ -9,7 +9,6 @@
 #   - a crash loses at most the usage counted since the last flush (one
 #     flush interval), and nothing else: keys, audit rows and flushed usage
 #     stay.
-# Skipped when the extension has no usage worker (apikeys.flush_usage()).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -26,12 +25,6 @@ restart_after_crash = on
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
-if ($node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_proc WHERE proname = 'flush_usage' AND pronamespace = 'apikeys'::regnamespace") eq '0')
-{
-	$node->stop;
-	plan skip_all => 'this build has no usage worker (apikeys.flush_usage)';
-}
 
 my ($cid, $tok) = split /\|/,
   $node->safe_psql('postgres', "SELECT client_id, token FROM apikeys.create_key('acme', 'k', ARRAY['docs:read'])");
