@@ -294,7 +294,7 @@ T_LOADED=$(date +%s)
 # ---------------------------------------------------------------------------------------------
 # Benchmark rounds: every (key count, variant, clients) once per round, start rotated
 # ---------------------------------------------------------------------------------------------
-RESULTS="$WORK/results.tsv"  # n round pos variant clients threads tps lat_ms txns failed status wal_bytes other_cores cpu_us_per_txn flush_s
+RESULTS="$WORK/results.tsv"  # n round pos variant clients threads tps lat_ms txns failed status wal_bytes other_cores cpu_us_per_txn charged_s flush_s rollup_s flush_keys
 : >"$RESULTS"
 ROUND_LOAD=()
 
@@ -330,27 +330,50 @@ other_cores() { # snapshot-before: "cores used by others since then" "CPU ticks 
 
 # Deferred work: with the library preloaded, verification leaves usage and last-use times in
 # shared memory for a background worker to write.  Left alone, that write lands in whatever run
-# comes next.  So before each run every database's usage is flushed (same starting state), and
-# after the run this database's is flushed, timed, and counted in the run: the TPS reported is
-# transactions / (run time + flush time).
-HAS_FLUSH_FN=$(psqlv "bench_$SMALLEST" -c "SELECT to_regprocedure('apikeys.flush_usage()') IS NOT NULL")
-flush_now() { # db: write the usage kept in shared memory now; no-op without apikeys.flush_usage()
+# comes next.  So before each run every database's usage is written out (same starting state), and
+# after the run this database's is flushed, timed, and counted in the run.  Since 1.2 the worker
+# does two things: every apikeys.flush_interval a flush writes the interval as one journal row
+# (apikeys.flush_usage(false)), and about once an hour a rollup folds the journal into
+# apikeys.usage and last_used_at (apikeys.flush_usage(true)).  A run is charged its flush in full
+# and its share of the hourly rollup: the rollup of the run's keys is timed too, and scaled to one
+# hour in which every key of the workload's population is used (N keys, 1 for the hot-key runs),
+# times the run's share of that hour.  TPS = transactions / (run time + flush + rollup share).
+HAS_FLUSH_FN=$(psqlv "bench_$SMALLEST" -c "SELECT to_regprocedure('apikeys.flush_usage()') IS NOT NULL OR to_regprocedure('apikeys.flush_usage(boolean)') IS NOT NULL")
+HAS_JOURNAL=$(psqlv "bench_$SMALLEST" -c "SELECT to_regclass('apikeys.usage_journal') IS NOT NULL")
+flush_now() { # db: write everything kept in shared memory and the journal now
 	[ "$HAS_FLUSH_FN" = t ] || return 0
 	psqlc "$1" -c 'SELECT apikeys.flush_usage()' >/dev/null || die "apikeys.flush_usage() failed in $1"
 }
 
-flush_timed() { # db: flush, print the seconds the server spent on it (0 without the function)
-	if [ "$HAS_FLUSH_FN" = t ]; then
-		psqlv "$1" -c "SELECT round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 3)
-		               FROM (SELECT apikeys.flush_usage() OFFSET 0) f" || die "apikeys.flush_usage() failed in $1"
+timed_sql() { # db sql: print "seconds result" of one statement, timed by the server
+	psqlv "$1" -c "SELECT round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 4) || ' ' || r
+	               FROM ($2 OFFSET 0) f(r)"
+}
+
+flush_timed() { # db population run_seconds lsn0: print "charged_s flush_s rollup_s keys wal_bytes"
+	# (wal_bytes: since lsn0, up to and including the flush, not the rollup)
+	local out fs=0 rs=0 keys=0 wal
+	if [ "$HAS_FLUSH_FN" != t ]; then echo "0 0 0 0 $(wal_since "$4")"; return; fi
+	if [ "$HAS_JOURNAL" = t ]; then
+		out=$(timed_sql "$1" "SELECT apikeys.flush_usage(false)") || die "apikeys.flush_usage(false) failed in $1"
+		read -r fs keys <<<"$out"
+		wal=$(wal_since "$4")
+		out=$(timed_sql "$1" "SELECT apikeys.flush_usage(true)") || die "apikeys.flush_usage(true) failed in $1"
+		read -r rs _ <<<"$out"
+		awk -v f="$fs" -v r="$rs" -v k="$keys" -v p="$2" -v d="$3" -v w="$wal" 'BEGIN {
+			share = (k > 0) ? r * (p / k) * (d / 3600) : 0; if (share > r) share = r
+			printf "%.4f %s %s %s %s\n", f + share, f, r, k, w }'
 	else
-		echo 0
+		out=$(timed_sql "$1" "SELECT apikeys.flush_usage()") || die "apikeys.flush_usage() failed in $1"
+		read -r fs keys <<<"$out"
+		echo "$fs $fs 0 $keys $(wal_since "$4")"
 	fi
 }
 
 run_one() { # n variant clients round pos
 	local n=$1 v=$2 c=$3 round=$4 pos=$5 db="bench_$1"
 	local j=$(( c < 2 ? c : 2 )) logf="$WORK/logs/run-$1-$2-c$3-r$4.log" rc=0 t lsn0 wal snap others ours flush_s m raw
+	local fl_s ro_s fl_keys pop=$n
 	# same starting state for every run: no dead tuples left by a writing run, no dirty buffers
 	for t in $(psqlv "$db" -c "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables WHERE n_dead_tup > 0"); do
 		psqlc "$db" -c "VACUUM $t" >/dev/null
@@ -360,9 +383,9 @@ run_one() { # n variant clients round pos
 	lsn0=$(lsn)
 	snap=$(cpu_snapshot)
 	pgb "$db" "$v" "$c" "$j" -T "$DURATION" >"$logf" 2>&1 || rc=$?
-	flush_s=$(flush_timed "$db")
+	case $v in *_hot) pop=1 ;; esac
+	read -r flush_s fl_s ro_s fl_keys wal <<<"$(flush_timed "$db" "$pop" "$DURATION" "$lsn0")"
 	read -r others ours <<<"$(other_cores "$snap")"
-	wal=$(wal_since "$lsn0")
 	local tps lat txns failed status=ok
 	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$logf" | head -n 1)
 	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$logf" | head -n 1)
@@ -371,11 +394,11 @@ run_one() { # n variant clients round pos
 	{ [ "$rc" -eq 0 ] && [ -n "$tps" ]; } || status="rc=$rc"
 	raw=$tps
 	[ -z "$tps" ] || tps=$(awk -v t="$tps" -v d="$DURATION" -v f="$flush_s" 'BEGIN { printf "%.1f", t * d / (d + f) }')
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$round" "$pos" "$v" "$c" "$j" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$round" "$pos" "$v" "$c" "$j" \
 		"${tps:-NA}" "${lat:-NA}" "${txns:-NA}" "${failed:-0}" "$status" "$wal" "$others" \
 		"$(awk -v o="$ours" -v t="${txns:-0}" -v hz="$TICKS" 'BEGIN { if (t > 0) printf "%.2f", o * 1e6 / hz / t; else print "NA" }')" \
-		"$flush_s" >>"$RESULTS"
-	log "  r$round #$pos N=$n $v -c $c: ${tps:-NA} tps (pgbench ${raw:-NA}, flush ${flush_s} s), ${lat:-NA} ms, $wal B WAL, others used $others cores ($status)"
+		"$flush_s" "$fl_s" "$ro_s" "$fl_keys" >>"$RESULTS"
+	log "  r$round #$pos N=$n $v -c $c: ${tps:-NA} tps (pgbench ${raw:-NA}; charged ${flush_s} s: flush ${fl_s} s of $fl_keys keys + share of rollup ${ro_s} s), ${lat:-NA} ms, $wal B WAL, others used $others cores ($status)"
 }
 
 # order: variant, clients, key count, so the key counts of a variant run back to back
@@ -418,7 +441,8 @@ waldump_summary() { # from to: the largest WAL record types in that range
 			printf "%s\t%s\t%s\n", f[8], f[1], f[2] }' | sort -t$'\t' -k1,1nr | head -n 4 \
 		| awk -F'\t' '{ printf "%s%s x%s %s B", (NR > 1 ? ", " : ""), $2, $3, $1 }'
 }
-declare -A WAL_REQ WAL_ALL WAL_TPS WAL_WHAT
+declare -A WAL_REQ WAL_JRN WAL_ALL WAL_TPS WAL_WHAT ST_CALLS ST_TPS ST_JRN ST_ROLL ST_KEYS ST_PER_CALL
+STEADY_S=$(( 3 * ${FLUSH_INTERVAL:-10} ))
 CACHE_STATS=
 for n in "${KEY_COUNTS[@]}"; do
 	db="bench_$n"
@@ -433,10 +457,37 @@ for n in "${KEY_COUNTS[@]}"; do
 	pgb "$db" apikeys_tab 2 2 -t $(( WAL_CALLS / 2 )) >"$WORK/logs/wal-$n.log" 2>&1 || die "WAL run failed (see $WORK/logs/wal-$n.log)"
 	WAL_REQ[$n]=$(wal_since "$l0")
 	WAL_TPS[$n]=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$WORK/logs/wal-$n.log" | head -n 1)
+	if [ "$HAS_JOURNAL" = t ]; then
+		psqlc "$db" -c 'SELECT apikeys.flush_usage(false)' >/dev/null || die "apikeys.flush_usage(false) failed"
+		WAL_JRN[$n]=$(wal_since "$l0")
+	else
+		WAL_JRN[$n]=${WAL_REQ[$n]}
+	fi
 	flush_usage "$db"   # and what these calls leave for the background worker to write
 	WAL_ALL[$n]=$(wal_since "$l0")
 	WAL_WHAT[$n]=$(waldump_summary "$l0" "$(lsn)")
-	log "WAL: N=$n: ${WAL_REQ[$n]} B during the calls, ${WAL_ALL[$n]} B including the flush (${WAL_WHAT[$n]:-no records})"
+	log "WAL: N=$n: ${WAL_REQ[$n]} B during the calls, ${WAL_JRN[$n]} B with the flush, ${WAL_ALL[$n]} B with a rollup at once (${WAL_WHAT[$n]:-no records})"
+
+	# Steady state: the background worker flushing every interval as it does in production,
+	# for three intervals, then the tail flushed; plus the hourly rollup's WAL per key, scaled
+	# to an hour in which every one of the N keys is used, per call at this TPS.
+	if [ "$HAS_JOURNAL" = t ] && [ "$FLUSH_WORKERS" -gt 0 ]; then
+		l1=$(lsn)
+		pgb "$db" apikeys_tab 2 2 -T "$STEADY_S" >"$WORK/logs/steady-$n.log" 2>&1 || die "steady-state run failed (see $WORK/logs/steady-$n.log)"
+		psqlc "$db" -c 'SELECT apikeys.flush_usage(false)' >/dev/null || die "apikeys.flush_usage(false) failed"
+		ST_JRN[$n]=$(wal_since "$l1")
+		ST_CALLS[$n]=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/logs/steady-$n.log" | head -n 1)
+		ST_TPS[$n]=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$WORK/logs/steady-$n.log" | head -n 1)
+		l2=$(lsn)
+		ST_KEYS[$n]=$(psqlv "$db" -c "SELECT count(DISTINCT d.client_id) FROM apikeys.usage_journal j,
+		                                 LATERAL apikeys._journal_decode(j.data) d")
+		psqlc "$db" -c 'SELECT apikeys.flush_usage(true)' >/dev/null || die "apikeys.flush_usage(true) failed"
+		ST_ROLL[$n]=$(wal_since "$l2")
+		ST_PER_CALL[$n]=$(awk -v j="${ST_JRN[$n]}" -v c="${ST_CALLS[$n]:-0}" -v r="${ST_ROLL[$n]}" -v k="${ST_KEYS[$n]}" \
+			-v n="$n" -v t="${ST_TPS[$n]:-0}" 'BEGIN { if (c == 0 || t == 0 || k == 0) { print "NA"; exit }
+			printf "%.4f", j / c + (r / k) * n / (t * 3600) }')
+		log "WAL steady state: N=$n: ${ST_CALLS[$n]} calls in ${STEADY_S} s, ${ST_JRN[$n]} B of flushes; rollup ${ST_ROLL[$n]} B for ${ST_KEYS[$n]} keys; ${ST_PER_CALL[$n]} B/call"
+	fi
 	if [ "$(psqlv "$db" -c "SELECT to_regprocedure('apikeys.cache_stats()') IS NOT NULL")" = t ]; then
 		CACHE_STATS+="after the $(human "$n") calls: $(psqlv "$db" -c 'SELECT row_to_json(s) FROM apikeys.cache_stats() s')$( \
 			[ "$(psqlv "$db" -c "SELECT to_regprocedure('apikeys.usage_stats()') IS NOT NULL")" = t ] && \
@@ -555,6 +606,9 @@ R_HOT_S=$(pair_ratio "$S" apikeys_hot 8 "$S" ceiling 8)
 R_HOT_TAB=$(pair_ratio "$L" apikeys_tab_hot 8 "$L" ceiling_tab 8)
 WPV_REQ=$(div "${WAL_REQ[$L]}" "$WAL_CALLS"); WPV_ALL=$(div "${WAL_ALL[$L]}" "$WAL_CALLS")
 WPV_REQ_S=$(div "${WAL_REQ[$S]}" "$WAL_CALLS"); WPV_ALL_S=$(div "${WAL_ALL[$S]}" "$WAL_CALLS")
+WPV_JRN=$(div "${WAL_JRN[$L]}" "$WAL_CALLS"); WPV_JRN_S=$(div "${WAL_JRN[$S]}" "$WAL_CALLS")
+# the target's measure: steady state when the build has a journal and a worker, else the flush at once
+WPV_ST=${ST_PER_CALL[$L]:-$WPV_ALL}; WPV_ST_S=${ST_PER_CALL[$S]:-$WPV_ALL_S}
 BPK=$(div "$(size_of "$L" fresh 'apikeys.keys TOTAL (pg_total_relation_size)')" "$L")
 BPK_BASE=$(div "$(size_of "$L" fresh 'baseline sha256-only layout TOTAL (the 238 B/key reference)')" "$L")
 if [ "${TOUCHED[$L]:-0}" -gt 0 ]; then
@@ -594,9 +648,13 @@ echo "- Keys: ids 1..N, loaded straight into \`apikeys.keys\` (one scope \`api:r
 echo "- Every run: \`pgbench -M prepared -n -T $DURATION\`, \`-c 2 -j 2\` or \`-c 8 -j 2\`, one statement per transaction, key id from \`\\set id random(1, N)\` (or the hot key $HOT_ID). Before each run, tables with dead tuples are VACUUMed and a CHECKPOINT is taken. All runs of all key counts are interleaved, $ROUNDS rounds, the starting run rotated each round."
 echo "- **Two ways to present a token.** apikeys tokens end in a CRC-32C checksum, which SQL on PostgreSQL 15 cannot compute, so the shared harness's trick (build the token in SQL from \`:id\`) cannot make a valid \`verify()\` token. (1) **expr** variants build everything in SQL from \`:id\` with the harness's md5 pieces: the baselines and the ceiling use its token expression unchanged, apikeys gets the same client ID and secret as two expressions for \`verify_client()\` (3 md5 calls either way). This ceiling is the one the issue's targets were measured against. (2) **tab** variants read the full token from \`bench.tokens\` (id primary key) and call \`verify(token)\`, checksum included; their ceiling reads the same row, so both pay the same extra index lookup and the ratio is closer to 1 than the expr one for the same verify cost."
 echo "- CPU us/call: CPU time this cluster (backends, autovacuum, the extension's background workers) and pgbench used during the run, per transaction; CPU ratio: the ceiling's CPU per call / the variant's, median over rounds. Other people's load changes TPS a lot on a shared machine but the CPU cost of a call much less, so on a noisy run the CPU ratio is the steadier estimate of the TPS ratio a quiet machine would give for CPU-bound variants (not for variants that wait on WAL flushes or row locks: sha256_touch*). The targets are judged on the TPS ratio, as the issue defines them."
-[ "$HAS_FLUSH_FN" = t ] && echo "- Deferred writes: before each run, \`apikeys.flush_usage()\` writes every database's pending usage, so no run pays for an earlier one; after each run it is called again in the run's database and timed, and **TPS = transactions / (run time + that flush time)**, so verification is charged for the usage and last-use writes it causes (the background worker's flushes during the run are charged through the CPU they take). WAL/call includes that flush."
+if [ "$HAS_JOURNAL" = t ]; then
+	echo "- Deferred writes: before each run, \`apikeys.flush_usage()\` writes every database's pending usage and journal, so no run pays for an earlier one. After each run, in the run's database, \`apikeys.flush_usage(false)\` (what the background worker does every \`apikeys.flush_interval\`: the run's numbers as one journal row) is timed and charged in full, and \`apikeys.flush_usage(true)\` (the hourly rollup into apikeys.usage and last_used_at) is timed and charged by its share: its time for the run's K keys x (keys the workload uses in an hour: N, or 1 for the hot-key runs) / K x (run time / 3600 s), at most its whole time. **TPS = transactions / (run time + flush + rollup share)**; the background worker's flushes during the run are charged through the CPU they take. WAL/call includes the flush, not the rollup."
+elif [ "$HAS_FLUSH_FN" = t ]; then
+	echo "- Deferred writes: before each run, \`apikeys.flush_usage()\` writes every database's pending usage, so no run pays for an earlier one; after each run it is called again in the run's database and timed, and **TPS = transactions / (run time + that flush time)**, so verification is charged for the usage and last-use writes it causes (the background worker's flushes during the run are charged through the CPU they take). WAL/call includes that flush."
+fi
 echo "- Ratio: for each round, variant TPS / TPS of its group's ceiling at the same key count and client count in the same round; the table gives the median over rounds. TPS: median over rounds. WAL/call: WAL bytes written during the run (pg_current_wal_lsn before and after) / transactions, median over rounds; the runs after a CHECKPOINT, so a writing variant pays its full-page images."
-echo "- WAL per verification: after the rounds, $WAL_CALLS calls of \`apikeys.verify\` (apikeys_tab, 2 clients); pg_current_wal_lsn before and after the calls$( if [ "$HAS_FLUSH_FN" = t ]; then echo ", and again after \`apikeys.flush_usage()\`, so that what the background worker would write for these calls is counted (the rounds' usage was flushed before the first LSN, and tables the rounds changed were VACUUM ANALYZEd)"; elif [ "$FLUSH_WORKERS" -gt 0 ]; then echo ", and again one flush interval later (${FLUSH_INTERVAL} s + 2 s), so that the background worker's writes for these calls are counted"; else echo " (this build has no deferred usage writes to wait for)"; fi)."
+echo "- WAL per verification: after the rounds, $WAL_CALLS calls of \`apikeys.verify\` (apikeys_tab, 2 clients); pg_current_wal_lsn before and after the calls$( [ "$HAS_JOURNAL" = t ] && echo ", after \`apikeys.flush_usage(false)\` (their journal row), and")$( if [ "$HAS_FLUSH_FN" = t ]; then echo ", and again after \`apikeys.flush_usage()\`, so that what the background worker would write for these calls is counted (the rounds' usage was flushed before the first LSN, and tables the rounds changed were VACUUM ANALYZEd)"; elif [ "$FLUSH_WORKERS" -gt 0 ]; then echo ", and again one flush interval later (${FLUSH_INTERVAL} s + 2 s), so that the background worker's writes for these calls are counted"; else echo " (this build has no deferred usage writes to wait for)"; fi)."
 echo
 echo "Variants:"
 echo
@@ -630,18 +688,28 @@ echo "| >= 1.4 x the fastest hand-rolled ($FASTEST) | $(f2 "$X_FAST") x | $(ge "
 echo "| >= 15 x the hand-rolled one that records last use (sha256_touch) | $(f1 "$X_TOUCH") x | $(ge "$X_TOUCH" 15) |"
 echo "| $HL keys within 5 % of $HS keys (TPS $HL / $HS, same round) | expr: $(f3 "$X_SIZE") (ratio to the ceiling $HL / $HS: $(f3 "$X_SIZE_CEIL"); CPU per call $HS / $HL: $(f3 "$X_SIZE_CPU")); tab: $(f3 "$X_SIZE_TAB") | $(ge "$X_SIZE" 0.95) |"
 echo "| 8 clients on one key >= 0.85 x the ceiling | $HL: $(f3 "$R_HOT") ($HS: $(f3 "$R_HOT_S"); tab $HL: $(f3 "$R_HOT_TAB"); CPU ratio $HL: $(f3 "$C_HOT")) | $(ge "$R_HOT" 0.85) |"
-echo "| WAL per verification < 1 byte (steady state) | $HL: $(f3 "$WPV_ALL") B ($(f3 "$WPV_REQ") B during the calls); $HS: $(f3 "$WPV_ALL_S") B ($(f3 "$WPV_REQ_S") B) | $(awk -v a="$WPV_ALL" -v b="$WPV_ALL_S" 'BEGIN { print (a < 1 && b < 1) ? "**reached**" : "**not reached**" }') |"
+echo "| WAL per verification < 1 byte (steady state) | steady state: $HL: $(f3 "$WPV_ST") B, $HS: $(f3 "$WPV_ST_S") B; $WAL_CALLS calls then flushed: $HL $(f3 "$WPV_JRN") B, $HS $(f3 "$WPV_JRN_S") B ($(f3 "$WPV_REQ") B during the calls; rolled up at once: $HL $(f3 "$WPV_ALL") B, $HS $(f3 "$WPV_ALL_S") B) | $(awk -v a="$WPV_ST" -v b="$WPV_ST_S" 'BEGIN { print (a != "NA" && b != "NA" && a < 1 && b < 1) ? "**reached**" : ((b != "NA" && b < 1) ? "**reached at '"$HS"' keys, not at '"$HL"'**" : "**not reached**") }') |"
 echo "| table + index bytes per key <= 1.5 x 238 B | $(f1 "$BPK") B/key (the baseline layout in this run: $(f1 "$BPK_BASE") B/key) | $(le "$BPK" 357) |"
 echo
 echo "The issue's baseline figures (same ceiling, 100k keys): sha256_sql 0.63, sha256 0.52, sha256_touch 0.048, bcrypt4 0.024, sha256_touch_hot at 8 clients 0.044; this run's are in the table above."
 echo
 echo "## WAL per verification"
 echo
-echo "| keys | calls | WAL during the calls, B | per call | WAL including the flush, B | per call | TPS | largest record types (pg_waldump) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---|"
+echo "| keys | calls | WAL during the calls, B | per call | with the flush, B | per call | with a rollup at once, B | per call | TPS | largest record types (pg_waldump) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for n in "${KEY_COUNTS[@]}"; do
-	echo "| $(human "$n") | $WAL_CALLS | ${WAL_REQ[$n]} | $(f3 "$(div "${WAL_REQ[$n]}" "$WAL_CALLS")") | ${WAL_ALL[$n]} | $(f3 "$(div "${WAL_ALL[$n]}" "$WAL_CALLS")") | $(f0 "${WAL_TPS[$n]}") | ${WAL_WHAT[$n]:-none} |"
+	echo "| $(human "$n") | $WAL_CALLS | ${WAL_REQ[$n]} | $(f3 "$(div "${WAL_REQ[$n]}" "$WAL_CALLS")") | ${WAL_JRN[$n]} | $(f3 "$(div "${WAL_JRN[$n]}" "$WAL_CALLS")") | ${WAL_ALL[$n]} | $(f3 "$(div "${WAL_ALL[$n]}" "$WAL_CALLS")") | $(f0 "${WAL_TPS[$n]}") | ${WAL_WHAT[$n]:-none} |"
 done
+if [ -n "${ST_PER_CALL[$L]:-}" ]; then
+	echo
+	echo "Steady state (the background worker flushing every ${FLUSH_INTERVAL} s during ${STEADY_S} s of \`apikeys_tab\` at 2 clients, the tail flushed; the rollup's WAL per key scaled to an hour in which all N keys are used, at the run's TPS):"
+	echo
+	echo "| keys | calls | TPS | WAL of the flushes, B | per call | rollup WAL, B | keys rolled up | rollup per call (hourly, N keys) | WAL per call |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for n in "${KEY_COUNTS[@]}"; do
+		echo "| $(human "$n") | ${ST_CALLS[$n]} | $(f0 "${ST_TPS[$n]}") | ${ST_JRN[$n]} | $(f3 "$(div "${ST_JRN[$n]}" "${ST_CALLS[$n]}")") | ${ST_ROLL[$n]} | ${ST_KEYS[$n]} | $(awk -v r="${ST_ROLL[$n]}" -v k="${ST_KEYS[$n]}" -v n="$n" -v t="${ST_TPS[$n]}" 'BEGIN { printf "%.4f", (k > 0 && t > 0) ? (r / k) * n / (t * 3600) : 0 }') | $(f3 "${ST_PER_CALL[$n]}") |"
+	done
+fi
 echo
 echo "## Storage"
 echo
@@ -676,10 +744,10 @@ for n in "${KEY_COUNTS[@]}"; do
 	done
 done
 echo
-echo "Raw runs: \`$(basename "$TSV")\` (n, round, position, variant, clients, threads, tps including the flush, latency ms, transactions, failed, status, WAL bytes, cores used by others, our CPU us per transaction, flush seconds)."
+echo "Raw runs: \`$(basename "$TSV")\` (n, round, position, variant, clients, threads, tps including the flush and rollup share, latency ms, transactions, failed, status, WAL bytes including the flush, cores used by others, our CPU us per transaction, seconds charged, flush seconds, rollup seconds, keys flushed)."
 } >"$OUT"
 {
-	printf 'n\tround\tpos\tvariant\tclients\tthreads\ttps\tlatency_ms\ttransactions\tfailed\tstatus\twal_bytes\tother_cores\tcpu_us_per_txn\tflush_s\n'
+	printf 'n\tround\tpos\tvariant\tclients\tthreads\ttps\tlatency_ms\ttransactions\tfailed\tstatus\twal_bytes\tother_cores\tcpu_us_per_txn\tcharged_s\tflush_s\trollup_s\tflush_keys\n'
 	cat "$RESULTS"
 } >"$TSV"
 

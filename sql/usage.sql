@@ -36,6 +36,53 @@ SELECT code, count FROM apikeys.key_usage WHERE client_id = :'lcid' ORDER BY cod
 SELECT hour = date_trunc('hour', hour) AS hourly FROM apikeys.key_usage LIMIT 1;
 SELECT last_used_at IS NOT NULL AS used FROM apikeys.key_list WHERE client_id = :'cid';
 
+-- The usage journal.  The background worker's flush (flush_usage(false))
+-- writes the interval as one packed row of apikeys.usage_journal, not a
+-- row per key: apikeys.usage and apikeys.keys are untouched until the
+-- rollup, yet key_usage and key_list show the numbers at once.
+SET client_min_messages = warning;
+SELECT (k).client_id AS jcid, (k).token AS jtok
+  FROM apikeys.create_key('usage-owner', 'journal key', ARRAY['docs:read']) k \gset
+RESET client_min_messages;
+SELECT (apikeys.verify(:'jtok', 'docs:read')).code FROM generate_series(1, 3);
+SELECT (apikeys.verify(:'jtok', 'docs:write')).code;
+SELECT apikeys.flush_usage(false) >= 0 AS journaled;
+SELECT d.code, sum(d.count) AS count, count(DISTINCT d.last_used) = 1 AS one_last_use
+  FROM apikeys.usage_journal j, apikeys._journal_decode(j.data) d
+ WHERE d.client_id = :'jcid' GROUP BY d.code ORDER BY d.code;
+-- about 30 bytes per key, whatever the number of calls
+SELECT bool_and(length(data) < 16 + 48 * keys) AS compact FROM apikeys.usage_journal;
+SELECT count(*) AS usage_rows FROM apikeys.usage WHERE client_id = :'jcid';
+SELECT last_used_at IS NULL AS stored_not_yet FROM apikeys.keys WHERE client_id = :'jcid';
+SELECT last_used_at IS NOT NULL AS listed FROM apikeys.key_list WHERE client_id = :'jcid';
+SELECT code, count FROM apikeys.key_usage WHERE client_id = :'jcid' ORDER BY code;
+-- the rollup (flush_usage(), and NULL means the same) empties the journal
+-- into apikeys.usage and last_used_at; the numbers seen do not change
+SELECT apikeys.flush_usage(NULL) > 0 AS rolled_up;
+SELECT count(*) AS journal_rows_with_key FROM apikeys.usage_journal j, apikeys._journal_decode(j.data) d
+ WHERE d.client_id = :'jcid';
+SELECT code, count FROM apikeys.usage WHERE client_id = :'jcid' ORDER BY code;
+SELECT code, count FROM apikeys.key_usage WHERE client_id = :'jcid' ORDER BY code;
+SELECT k.last_used_at = l.last_used_at AS stored_equals_listed
+  FROM apikeys.keys k JOIN apikeys.key_list l USING (client_id) WHERE client_id = :'jcid';
+-- more use after the rollup adds to the same hour's row
+SELECT (apikeys.verify(:'jtok', 'docs:read')).code;
+SELECT apikeys.flush_usage() > 0 AS rolled_up_again;
+SELECT code, count FROM apikeys.usage WHERE client_id = :'jcid' ORDER BY code;
+SELECT apikeys._recent_use(NULL) IS NULL AS no_key_no_time,
+       apikeys._recent_use('ak_nosuchkey') IS NULL AS unknown_key_no_time;
+-- journal data is checked as it is read: every malformed row is an error,
+-- never a wrong count
+SELECT err($$SELECT * FROM apikeys._journal_decode('\x'::bytea)$$) AS empty;
+SELECT err($$SELECT * FROM apikeys._journal_decode('\x02000000000000000000'::bytea)$$) AS bad_version;
+SELECT err($$SELECT * FROM apikeys._journal_decode('\x0100000000000000'::bytea)$$) AS short_header;
+SELECT err($$SELECT * FROM apikeys._journal_decode('\x01000000000000000000'::bytea)$$) AS empty_client_id;
+SELECT err($$SELECT * FROM apikeys._journal_decode('\x010000000000000000056162636465'::bytea)$$) AS no_mask;
+SELECT err($$SELECT * FROM apikeys._journal_decode('\x01000000000000000001610200'::bytea)$$) AS unknown_code;
+SELECT err($$SELECT * FROM apikeys._journal_decode('\x0100000000000000000161000180'::bytea)$$) AS cut_varint;
+SELECT err($$SELECT * FROM apikeys._journal_decode('\x01000000000000000001610001ffffffffffffffffffff01'::bytea)$$) AS long_varint;
+SELECT * FROM apikeys._journal_decode('\x010000000000000000016100010500'::bytea);
+
 -- failed verifications are counted per address, one row per address
 SELECT (apikeys.verify_client(:'cid', repeat('A', 43), NULL, '192.0.2.99')).code
   FROM generate_series(1, 2);
@@ -63,6 +110,8 @@ SELECT shared FROM apikeys.cache_stats();
 SELECT shared FROM apikeys.usage_stats();
 SELECT apikeys.flush_usage() >= 0 AS admin_flushes;
 SELECT err('SELECT * FROM apikeys.usage');
+SELECT err('SELECT * FROM apikeys.usage_journal');
+SELECT err('DELETE FROM apikeys.usage_journal');
 RESET ROLE;
 SET ROLE regress_verifier;
 SELECT err('SELECT * FROM apikeys.key_usage');
@@ -76,6 +125,9 @@ RESET ROLE;
 SET ROLE regress_nobody;
 SELECT err('SELECT * FROM apikeys.key_usage');
 SELECT err('SELECT apikeys.flush_usage()');
+SELECT err('SELECT apikeys.flush_usage(false)');
+SELECT err('SELECT apikeys._recent_use(NULL)');
+SELECT err($$SELECT * FROM apikeys._journal_decode('\x'::bytea)$$);
 SELECT err('SELECT apikeys._preloaded()');
 RESET ROLE;
 

@@ -50,8 +50,8 @@ extern void CacheXactInit(void);
 extern void WorkerRegister(void);
 
 /* Flushing usage into tables of the current database (usage.c) */
-extern int64 UsageFlushDatabase(void);
-extern int	UsageDatabasesPending(Oid *dbids, int max);
+extern int64 UsageFlushDatabase(bool rollup);
+extern int	UsageDatabasesPending(Oid *dbids, bool *rollup, int max);
 extern void UsageDiscardDatabase(void);
 
 #endif							/* APIKEYS_SHMEM_H */

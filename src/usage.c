@@ -129,13 +129,28 @@ typedef struct UsageShared
 	/* databases with usage not yet flushed: the launcher's worklist */
 	Oid			dbids[APIKEYS_MAX_FLUSH_DATABASES];
 	pg_atomic_uint32 dirty[APIKEYS_MAX_FLUSH_DATABASES];
+	/* oldest row of each database's usage journal (0: none known) */
+	pg_atomic_uint64 journal_since[APIKEYS_MAX_FLUSH_DATABASES];
+	/* the recent-use table filled up: roll up at the next visit */
+	pg_atomic_uint32 rollup_wanted[APIKEYS_MAX_FLUSH_DATABASES];
 	pg_atomic_uint64 block_horizon; /* no address is blocked at or after */
 	pg_atomic_uint64 dropped_keys;	/* per-key records lost: table full */
 	pg_atomic_uint64 dropped_addresses;
 } UsageShared;
 
+/*
+ * Last-use times written to the usage journal but not yet rolled up into
+ * apikeys.keys, for key_list (keyed like the per-key table).
+ */
+typedef struct RecentEntry
+{
+	UsageKey	key;
+	TimestampTz last_used;
+} RecentEntry;
+
 static UsageShared *usage_shared = NULL;
 static HTAB *usage_hash = NULL;
+static HTAB *recent_hash = NULL;
 static HTAB *address_hash = NULL;
 
 /* Set by pre_request around its verification: never write from there. */
@@ -168,6 +183,7 @@ UsageShmemSize(void)
 	Size		size = MAXALIGN(sizeof(UsageShared));
 
 	size = add_size(size, hash_estimate_size(USAGE_MAX_KEYS(), sizeof(UsageEntry)));
+	size = add_size(size, hash_estimate_size(USAGE_MAX_KEYS(), sizeof(RecentEntry)));
 	size = add_size(size, hash_estimate_size(APIKEYS_MAX_ADDRESSES, sizeof(AddressEntry)));
 	return size;
 }
@@ -186,6 +202,8 @@ UsageShmemInit(void)
 		{
 			usage_shared->dbids[i] = InvalidOid;
 			pg_atomic_init_u32(&usage_shared->dirty[i], 0);
+			pg_atomic_init_u64(&usage_shared->journal_since[i], 0);
+			pg_atomic_init_u32(&usage_shared->rollup_wanted[i], 0);
 		}
 		pg_atomic_init_u64(&usage_shared->block_horizon, 0);
 		pg_atomic_init_u64(&usage_shared->dropped_keys, 0);
@@ -197,6 +215,12 @@ UsageShmemInit(void)
 	usage_hash = ShmemInitHash("apikeys usage by key",
 							   USAGE_MAX_KEYS(), USAGE_MAX_KEYS(),
 							   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+
+	info.keysize = sizeof(UsageKey);
+	info.entrysize = sizeof(RecentEntry);
+	recent_hash = ShmemInitHash("apikeys recent use by key",
+								USAGE_MAX_KEYS(), USAGE_MAX_KEYS(),
+								&info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 
 	info.keysize = sizeof(AddressKey);
 	info.entrysize = sizeof(AddressEntry);
@@ -631,48 +655,70 @@ UsageRecord(const KeyInfo *key, ApikeysCode code, TimestampTz now)
 }
 
 /*
- * UsageDatabasesPending lists (up to max) databases with unflushed usage,
- * for the background worker to visit.
+ * UsageDatabasesPending lists (up to max) databases for the background
+ * worker to visit: those with unflushed usage, and those whose usage
+ * journal is due for a rollup (its oldest row is from an earlier hour, or
+ * the recent-use table filled up), with rollup[i] set.
  */
 int
-UsageDatabasesPending(Oid *dbids, int max)
+UsageDatabasesPending(Oid *dbids, bool *rollup, int max)
 {
 	int			n = 0;
+	uint64		this_hour = (uint64) GetCurrentTimestamp() / USECS_PER_HOUR;
 
 	if (!SharedReady())
 		return 0;
 	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && n < max; i++)
 	{
 		Oid			db = usage_shared->dbids[i];
+		uint64		since;
+		bool		due;
+		bool		dirty;
 
-		if (db != InvalidOid && pg_atomic_exchange_u32(&usage_shared->dirty[i], 0) != 0)
-			dbids[n++] = db;
+		if (db == InvalidOid)
+			continue;
+		since = pg_atomic_read_u64(&usage_shared->journal_since[i]);
+		due = (since != 0 && since / USECS_PER_HOUR < this_hour) ||
+			pg_atomic_read_u32(&usage_shared->rollup_wanted[i]) != 0;
+		dirty = pg_atomic_exchange_u32(&usage_shared->dirty[i], 0) != 0;
+		if (dirty || due)
+		{
+			dbids[n] = db;
+			rollup[n] = due;
+			n++;
+		}
 	}
 	return n;
 }
 
-/* A key's unflushed numbers, gathered from the cache and the table. */
-typedef struct FlushItem
+/* UsageItemsCreate: an empty set of per-key, per-hour numbers. */
+HTAB *
+UsageItemsCreate(void)
 {
-	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];	/* hash key */
-	uint64		counts[APIKEYS_NUM_CODES];
-	TimestampTz last_used;		/* 0: nothing new */
-} FlushItem;
+	HASHCTL		ctl;
 
-/* FlushAccumulate adds one source's numbers for a key to the flush. */
-static void
-FlushAccumulate(const char *client_id, int len, const uint32 *counts,
-				TimestampTz last_used, void *arg)
+	ctl.keysize = sizeof(UsageItemKey);
+	ctl.entrysize = sizeof(UsageItem);
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("apikeys usage items", 1024, &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* UsageItemAdd adds one source's numbers for a key and hour to a set. */
+void
+UsageItemAdd(HTAB *items, const char *client_id, int len, TimestampTz hour,
+			 const uint64 *counts, TimestampTz last_used)
 {
-	HTAB	   *items = (HTAB *) arg;
-	char		key[APIKEYS_CLIENT_ID_MAXLEN + 1] = {0};
-	FlushItem  *it;
+	UsageItemKey key;
+	UsageItem  *it;
 	bool		found;
 
 	if (len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
 		return;
-	memcpy(key, client_id, len);
-	it = hash_search(items, key, HASH_ENTER, &found);
+	memset(&key, 0, sizeof(key));
+	memcpy(key.client_id, client_id, len);
+	key.hour = hour;
+	it = hash_search(items, &key, HASH_ENTER, &found);
 	if (!found)
 	{
 		memset(it->counts, 0, sizeof(it->counts));
@@ -684,74 +730,47 @@ FlushAccumulate(const char *client_id, int len, const uint32 *counts,
 		it->last_used = last_used;
 }
 
-/* RestoreLastUsed hands a last-used time back for the next flush. */
-static void
-RestoreLastUsed(const char *client_id, TimestampTz t)
+/* What UsageCollect's drain callback needs. */
+typedef struct CollectArg
 {
-	UsageKey	k;
-	UsageEntry *e;
+	HTAB	   *items;
+	TimestampTz hour;
+} CollectArg;
 
-	if (!MakeUsageKey(client_id, strlen(client_id), &k))
-		return;
-	MarkDirty(MyDatabaseId);
-	e = UsageEntryAcquire(&k);
-	if (e == NULL)
-		return;
-	if ((uint64) t > pg_atomic_read_u64(&e->last_used))
-		pg_atomic_write_u64(&e->last_used, (uint64) t);
-	UsageEntryRelease();
+static void
+CollectOne(const char *client_id, int len, const uint32 *counts,
+		   TimestampTz last_used, void *arg)
+{
+	CollectArg *ca = (CollectArg *) arg;
+	uint64		c64[APIKEYS_NUM_CODES];
+
+	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+		c64[c] = counts[c];
+	UsageItemAdd(ca->items, client_id, len, ca->hour, c64, last_used);
 }
 
 /*
- * UsageFlushDatabase moves this database's counts into apikeys.usage and
- * last-use times into apikeys.keys, in the current transaction, as the
- * extension owner.  Returns the number of usage rows written.  Counts are
- * taken out of shared memory first: if the transaction fails they are
- * lost (at most one interval), never counted twice.
+ * UsageCollect takes this database's counts and last-use times out of
+ * shared memory (the cache's slots and the per-key table) into items,
+ * all under the given hour.  Counts are taken, not copied: if the
+ * caller's transaction fails they are lost (at most one interval), never
+ * counted twice.
  */
-int64
-UsageFlushDatabase(void)
+void
+UsageCollect(HTAB *items, TimestampTz hour)
 {
 	HASH_SEQ_STATUS st;
-	HASH_SEQ_STATUS fst;
 	UsageEntry *e;
-	HTAB	   *items;
-	FlushItem  *it;
-	long		nitems;
+	CollectArg	ca;
 	TimestampTz now = GetCurrentTimestamp();
-	Datum	   *u_cid,
-			   *u_code,
-			   *u_count,
-			   *l_cid,
-			   *l_time;
-	int			nu = 0,
-				nl = 0;
-	int64		written = 0;
-	Oid			save_userid;
-	int			save_sec;
-	int			guc_nest;
 
 	if (!SharedReady())
-		return 0;
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot flush API key usage during recovery"),
-				 errhint("Usage is flushed on the primary; a standby does not count it.")));
-	(void) ApikeysKeysRelid();	/* the extension must be installed here */
-
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = APIKEYS_CLIENT_ID_MAXLEN + 1;
-		ctl.entrysize = sizeof(FlushItem);
-		ctl.hcxt = CurrentMemoryContext;
-		items = hash_create("apikeys usage flush", 1024, &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+		return;
+	ca.items = items;
+	ca.hour = hour;
 
 	/* keys in the cache count in its slots; the others in our table */
-	CacheDrainUsage(MyDatabaseId, FlushAccumulate, items);
+	CacheDrainUsage(MyDatabaseId, CollectOne, &ca);
 
 	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_EXCLUSIVE);
 	hash_seq_init(&st, usage_hash);
@@ -771,7 +790,7 @@ UsageFlushDatabase(void)
 		lu = (TimestampTz) pg_atomic_exchange_u64(&e->last_used, 0);
 		if (any || lu != 0)
 		{
-			FlushAccumulate(e->key.client_id, strlen(e->key.client_id), counts, lu, items);
+			CollectOne(e->key.client_id, strlen(e->key.client_id), counts, lu, &ca);
 			e->idle_flushes = 0;
 		}
 		else if (++e->idle_flushes >= 2 &&
@@ -779,132 +798,140 @@ UsageFlushDatabase(void)
 			hash_search(usage_hash, &e->key, HASH_REMOVE, NULL);
 	}
 	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+}
 
-	nitems = hash_get_num_entries(items);
-	if (nitems == 0)
+/* UsageRestoreLastUsed hands a last-use time back for the next flush. */
+void
+UsageRestoreLastUsed(const char *client_id, TimestampTz t)
+{
+	UsageKey	k;
+	UsageEntry *e;
+
+	if (!SharedReady() || !MakeUsageKey(client_id, strlen(client_id), &k))
+		return;
+	MarkDirty(MyDatabaseId);
+	e = UsageEntryAcquire(&k);
+	if (e == NULL)
+		return;
+	if ((uint64) t > pg_atomic_read_u64(&e->last_used))
+		pg_atomic_write_u64(&e->last_used, (uint64) t);
+	UsageEntryRelease();
+}
+
+/*
+ * UsageNoteRecent remembers the last-use times just written to the usage
+ * journal, so that key_list shows them before the rollup copies them into
+ * apikeys.keys.  When the table is full the rest are not remembered
+ * (key_list shows the stored time meanwhile) and a rollup is asked for,
+ * which empties it.
+ */
+void
+UsageNoteRecent(HTAB *items)
+{
+	HASH_SEQ_STATUS st;
+	UsageItem  *it;
+	bool		full = false;
+	int			slot;
+
+	if (!SharedReady())
+		return;
+	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_EXCLUSIVE);
+	hash_seq_init(&st, items);
+	while ((it = hash_seq_search(&st)) != NULL)
 	{
-		hash_destroy(items);
+		UsageKey	k;
+		RecentEntry *r;
+		bool		found;
+
+		if (it->last_used == 0 || full ||
+			!MakeUsageKey(it->key.client_id, strlen(it->key.client_id), &k))
+			continue;
+		r = hash_search(recent_hash, &k, HASH_ENTER_NULL, &found);
+		if (r == NULL)
+		{
+			full = true;
+			continue;
+		}
+		if (!found || it->last_used > r->last_used)
+			r->last_used = it->last_used;
+	}
+	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+	if (full && (slot = DatabaseSlot(MyDatabaseId)) >= 0)
+		pg_atomic_write_u32(&usage_shared->rollup_wanted[slot], 1);
+}
+
+/*
+ * UsageForgetRecent drops remembered last-use times that the rollup has
+ * now written to apikeys.keys (those no later than what it wrote).
+ */
+void
+UsageForgetRecent(HTAB *items)
+{
+	HASH_SEQ_STATUS st;
+	UsageItem  *it;
+
+	if (!SharedReady())
+		return;
+	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_EXCLUSIVE);
+	hash_seq_init(&st, items);
+	while ((it = hash_seq_search(&st)) != NULL)
+	{
+		UsageKey	k;
+		RecentEntry *r;
+
+		if (it->last_used == 0 ||
+			!MakeUsageKey(it->key.client_id, strlen(it->key.client_id), &k))
+			continue;
+		r = hash_search(recent_hash, &k, HASH_FIND, NULL);
+		if (r != NULL && r->last_used <= it->last_used)
+			hash_search(recent_hash, &k, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+}
+
+/* UsageRecentUse: the remembered last use of a key (0: none). */
+TimestampTz
+UsageRecentUse(const char *client_id, int len)
+{
+	UsageKey	k;
+	RecentEntry *r;
+	TimestampTz t = 0;
+
+	if (!SharedReady() || !MakeUsageKey(client_id, len, &k))
 		return 0;
-	}
+	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_SHARED);
+	r = hash_search(recent_hash, &k, HASH_FIND, NULL);
+	if (r != NULL)
+		t = r->last_used;
+	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+	return t;
+}
 
-	u_cid = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	u_code = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	u_count = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	l_cid = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
-	l_time = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
-	hash_seq_init(&fst, items);
-	while ((it = hash_seq_search(&fst)) != NULL)
+/*
+ * UsageJournalState records what this database's usage journal holds
+ * after a write or a rollup: the time of its oldest row (0: empty), from
+ * which the launcher knows when a rollup is due.  A write only sets it
+ * when it was empty.
+ */
+void
+UsageJournalState(TimestampTz oldest, bool after_rollup)
+{
+	int			slot;
+
+	if (!SharedReady() || (slot = DatabaseSlot(MyDatabaseId)) < 0)
+		return;
+	if (after_rollup)
 	{
-		Datum		cid = CStringGetTextDatum(it->client_id);
-
-		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
-		{
-			if (it->counts[c] == 0)
-				continue;
-			u_cid[nu] = cid;
-			u_code[nu] = CStringGetTextDatum(ApikeysCodeNames[c]);
-			u_count[nu] = Int64GetDatum((int64) it->counts[c]);
-			nu++;
-		}
-		if (it->last_used != 0)
-		{
-			l_cid[nl] = cid;
-			l_time[nl] = TimestampTzGetDatum(it->last_used);
-			nl++;
-		}
+		pg_atomic_write_u64(&usage_shared->journal_since[slot], (uint64) oldest);
+		pg_atomic_write_u32(&usage_shared->rollup_wanted[slot], 0);
 	}
-
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(ApikeysExtensionOwner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-
-	/*
-	 * The flush changes nothing but last_used_at, which the audit trigger
-	 * ignores; yet as a PL/pgSQL row trigger it would cost tens of
-	 * microseconds per key (to_jsonb of both row versions).  Run the
-	 * writes with session_replication_role = replica, undone when we are
-	 * done even inside a caller's transaction: ordinary triggers skip,
-	 * the cache trigger (ENABLE ALWAYS) still fires and ignores the change.
-	 */
-	guc_nest = NewGUCNestLevel();
-	(void) set_config_option("session_replication_role", "replica",
-							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-
-	if (nu > 0)
+	else
 	{
-		Oid			types[3] = {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-		Datum		args[3];
+		uint64		expected = 0;
 
-		args[0] = PointerGetDatum(construct_array(u_cid, nu, TEXTOID, -1, false, TYPALIGN_INT));
-		args[1] = PointerGetDatum(construct_array(u_code, nu, TEXTOID, -1, false, TYPALIGN_INT));
-		args[2] = PointerGetDatum(construct_array(u_count, nu, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		if (SPI_execute_with_args(
-			"INSERT INTO apikeys.usage AS u (client_id, hour, code, count) "
-			"SELECT v.c, pg_catalog.date_trunc('hour', pg_catalog.now()), v.o, v.n "
-			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS v(c, o, n) "
-			"ON CONFLICT ON CONSTRAINT usage_pkey DO UPDATE "
-			"   SET count = u.count OPERATOR(pg_catalog.+) EXCLUDED.count",
-			3, types, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write API key usage");
-		written = SPI_processed;
+		(void) pg_atomic_compare_exchange_u64(&usage_shared->journal_since[slot],
+											  &expected, (uint64) oldest);
 	}
-
-	if (nl > 0)
-	{
-		Oid			types[3] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INTERVALOID};
-		Datum		args[3];
-		Interval   *gran = palloc0(sizeof(Interval));
-
-		gran->time = (int64) apikeys_last_used_granularity * USECS_PER_SEC;
-		args[0] = PointerGetDatum(construct_array(l_cid, nl, TEXTOID, -1, false, TYPALIGN_INT));
-		args[1] = PointerGetDatum(construct_array(l_time, nl, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = IntervalPGetDatum(gran);
-
-		/*
-		 * Rows locked by an admin change are skipped (never wait, never
-		 * deadlock) and their times handed back for the next flush.
-		 */
-		if (SPI_execute_with_args(
-			"WITH v AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS v(c, t)), "
-			"l AS (SELECT k.client_id FROM apikeys.keys k JOIN v "
-			"        ON k.client_id OPERATOR(pg_catalog.=) v.c "
-			"      WHERE k.last_used_at IS NULL "
-			"         OR k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3) "
-			"      ORDER BY k.client_id FOR UPDATE OF k SKIP LOCKED), "
-			"u AS (UPDATE apikeys.keys k SET last_used_at = v.t FROM v, l "
-			"       WHERE k.client_id OPERATOR(pg_catalog.=) l.client_id "
-			"         AND v.c OPERATOR(pg_catalog.=) l.client_id RETURNING k.client_id) "
-			"SELECT v.c, v.t FROM v "
-			" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.client_id OPERATOR(pg_catalog.=) v.c) "
-			"   AND EXISTS (SELECT 1 FROM apikeys.keys k "
-			"                WHERE k.client_id OPERATOR(pg_catalog.=) v.c "
-			"                  AND (k.last_used_at IS NULL OR "
-			"                       k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3)))",
-			3, types, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not write API key last-use times");
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			bool		n1,
-						n2;
-			Datum		c = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &n1);
-			Datum		t = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &n2);
-
-			if (!n1 && !n2)
-				RestoreLastUsed(TextDatumGetCString(c), DatumGetTimestampTz(t));
-		}
-	}
-
-	PopActiveSnapshot();
-	SPI_finish();
-	AtEOXact_GUC(true, guc_nest);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	return written;
 }
 
 /*
@@ -924,26 +951,20 @@ UsageDiscardDatabase(void)
 	while ((e = hash_seq_search(&st)) != NULL)
 		if (e->key.dbid == MyDatabaseId)
 			hash_search(usage_hash, &e->key, HASH_REMOVE, NULL);
+	{
+		RecentEntry *r;
+
+		hash_seq_init(&st, recent_hash);
+		while ((r = hash_seq_search(&st)) != NULL)
+			if (r->key.dbid == MyDatabaseId)
+				hash_search(recent_hash, &r->key, HASH_REMOVE, NULL);
+	}
 	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
 }
 
-PG_FUNCTION_INFO_V1(apikeys_flush_usage);
 PG_FUNCTION_INFO_V1(apikeys_failing_addresses);
 PG_FUNCTION_INFO_V1(apikeys_usage_stats);
 PG_FUNCTION_INFO_V1(apikeys_preloaded_fn);
-
-/*
- * SQL function: apikeys.flush_usage() returns bigint
- *
- * Writes this database's usage and last-use times now (the background
- * worker does it every apikeys.flush_interval).  Returns the usage rows
- * written; 0 when the library is not preloaded (nothing is counted).
- */
-Datum
-apikeys_flush_usage(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT64(UsageFlushDatabase());
-}
 
 /* InetFromKey rebuilds an inet (an address or a /64) for display. */
 static Datum

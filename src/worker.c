@@ -12,10 +12,14 @@
  * and waits for it to finish.  During recovery it does nothing: a standby
  * does not count usage.
  *
- * The flush runs as the extension owner, updates only last_used_at of
+ * A flush writes the interval's usage as one row of the usage journal;
+ * about once an hour (or when the recent-use table fills) the visit is a
+ * rollup, which folds the journal into apikeys.usage and last_used_at of
+ * apikeys.keys (journal.c).  At start the launcher rolls up every
+ * database once, so what a crash left in a journal reaches the tables.
+ * Both run as the extension owner and touch only last_used_at of
  * apikeys.keys (which neither the audit trigger nor the cache trigger
- * react to) and upserts apikeys.usage, so it produces no audit rows and
- * leaves the verification cache alone.
+ * react to), so they produce no audit rows and leave the cache alone.
  *
  * IDENTIFICATION
  *	  src/worker.c
@@ -24,9 +28,14 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -68,7 +77,7 @@ WorkerRegister(void)
  * shared memory for the next round.
  */
 static void
-FlushOneDatabase(Oid dbid)
+FlushOneDatabase(Oid dbid, bool rollup)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -83,6 +92,7 @@ FlushOneDatabase(Oid dbid)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys usage flush for database %u", dbid);
 	strlcpy(worker.bgw_type, "apikeys usage flush", BGW_MAXLEN);
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
+	worker.bgw_extra[0] = rollup ? 'r' : 'f';
 	worker.bgw_notify_pid = MyProcPid;
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
@@ -98,8 +108,44 @@ FlushOneDatabase(Oid dbid)
 }
 
 /*
- * ApikeysLauncherMain: every apikeys.flush_interval, on a primary, flush
- * each database that has usage waiting.
+ * ConnectableDatabases lists the databases a flush worker could visit
+ * (allowing connections, not templates), in the caller's memory context.
+ */
+static List *
+ConnectableDatabases(void)
+{
+	List	   *dbs = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		if (!d->datallowconn || d->datistemplate)
+			continue;
+		old = MemoryContextSwitchTo(caller);
+		dbs = lappend_oid(dbs, d->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dbs;
+}
+
+/*
+ * ApikeysLauncherMain: at start, on a primary, roll up every database's
+ * usage journal (what a crash left there); then every
+ * apikeys.flush_interval flush each database that has usage waiting,
+ * rolling up those that are due.
  */
 void
 ApikeysLauncherMain(Datum arg)
@@ -112,9 +158,23 @@ ApikeysLauncherMain(Datum arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("apikeys usage flusher");
 
+	if (!RecoveryInProgress())
+	{
+		List	   *dbs = ConnectableDatabases();
+		ListCell   *lc;
+
+		foreach(lc, dbs)
+		{
+			CHECK_FOR_INTERRUPTS();
+			FlushOneDatabase(lfirst_oid(lc), true);
+		}
+		list_free(dbs);
+	}
+
 	for (;;)
 	{
 		Oid			dbids[APIKEYS_MAX_FLUSH_DATABASES];
+		bool		rollup[APIKEYS_MAX_FLUSH_DATABASES];
 		int			n;
 		TimestampTz next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   apikeys_flush_interval * 1000);
@@ -140,24 +200,25 @@ ApikeysLauncherMain(Datum arg)
 		if (RecoveryInProgress())
 			continue;
 
-		n = UsageDatabasesPending(dbids, APIKEYS_MAX_FLUSH_DATABASES);
+		n = UsageDatabasesPending(dbids, rollup, APIKEYS_MAX_FLUSH_DATABASES);
 		for (int i = 0; i < n; i++)
 		{
 			CHECK_FOR_INTERRUPTS();
-			FlushOneDatabase(dbids[i]);
+			FlushOneDatabase(dbids[i], rollup[i]);
 		}
 	}
 }
 
 /*
- * ApikeysFlushWorkerMain connects to one database and flushes its usage
- * in one transaction.  A database without the extension (dropped since)
- * has its counts discarded.
+ * ApikeysFlushWorkerMain connects to one database and flushes (or rolls
+ * up) its usage in one transaction.  A database without the extension
+ * (dropped since) has its counts discarded.
  */
 void
 ApikeysFlushWorkerMain(Datum arg)
 {
 	Oid			dbid = DatumGetObjectId(arg);
+	bool		rollup = MyBgworkerEntry->bgw_extra[0] == 'r';
 	int64		rows;
 
 	pqsignal(SIGTERM, die);
@@ -172,7 +233,7 @@ ApikeysFlushWorkerMain(Datum arg)
 
 	if (OidIsValid(get_namespace_oid("apikeys", true)) &&
 		OidIsValid(get_relname_relid("usage", get_namespace_oid("apikeys", true))))
-		rows = UsageFlushDatabase();
+		rows = UsageFlushDatabase(rollup);
 	else
 	{
 		UsageDiscardDatabase();
@@ -182,6 +243,6 @@ ApikeysFlushWorkerMain(Datum arg)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	elog(DEBUG1, "apikeys flushed " INT64_FORMAT " usage rows", rows);
+	elog(DEBUG1, "apikeys %s " INT64_FORMAT " rows", rollup ? "rolled up usage:" : "journaled usage of", rows);
 	proc_exit(0);
 }

@@ -7,7 +7,8 @@
 #
 # Environment: ACCEPT=1 copies actual pg_regress/isolation results into the
 # expected files (for a new test; review the diff before committing);
-# KEEP_WORK=1 keeps the temp directory with logs and clusters.
+# KEEP_WORK=1 keeps the temp directory with logs and clusters; TAP_ONLY=glob
+# (say 050_*) runs only those TAP files and no other suite, for development.
 #
 # One failing suite does not hide the others.  The last line is
 # "N passed, N failed" over every test of every suite; the exit status is
@@ -35,6 +36,7 @@ count_regress() {
 	[ "$bad" -gt 0 ] && failures+=("$2")
 }
 
+if [ -z "${TAP_ONLY:-}" ]; then
 # pg_regress
 msg "pg_regress: $(make_var REGRESS)"
 as_pg mkdir -p "$WORK/regress"
@@ -73,11 +75,12 @@ count_regress "$WORK/isolation.log" isolation $rc
 [ -f "$WORK/isolation/regression.diffs" ] && cat "$WORK/isolation/regression.diffs"
 [ -n "${ACCEPT:-}" ] && cp "$WORK"/isolation/results/*.out "$ROOT/test/isolation/expected/" 2>/dev/null
 fi
+fi
 
 # TAP: one count per assertion, read from each file's own TAP stream
 msg "TAP: test/t"
 as_pg mkdir -p "$WORK/tap"
-for t in "$ROOT"/test/t/*.pl; do
+for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 	[ -e "$t" ] || continue
 	name=$(basename "$t" .pl)
 	as_pg mkdir -p "$WORK/tap/$name"

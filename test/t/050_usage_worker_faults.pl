@@ -2,13 +2,15 @@
 #
 # The usage background worker under faults (apikeys in
 # shared_preload_libraries, apikeys.flush_interval = 1s):
-#   - usage counted in shared memory reaches apikeys.usage after a flush;
+#   - usage counted in shared memory reaches apikeys.key_usage and
+#     key_list.last_used_at after a flush (as one usage journal row), and
+#     apikeys.usage and apikeys.keys.last_used_at after a rollup;
 #   - the worker survives being killed: SIGTERM (the postmaster restarts it
 #     after bgw_restart_time) and SIGKILL (the postmaster resets every
 #     process and starts it again);
 #   - a crash loses at most the usage counted since the last flush (one
 #     flush interval), and nothing else: keys, audit rows and flushed usage
-#     stay.
+##     stay; at start the worker rolls the journal up.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -39,7 +41,7 @@ sub verify_n
 sub flushed
 {
 	return $node->safe_psql('postgres',
-		"SELECT COALESCE(sum(count), 0) FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'");
+		"SELECT COALESCE(sum(count), 0) FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'");
 }
 
 # launcher_pid: the launcher has no database connection, so it is not in
@@ -79,10 +81,16 @@ sub wait_launcher
 ok(defined wait_launcher(), 'the usage worker is running');
 verify_n(100);
 ok($node->poll_query_until('postgres',
-		"SELECT COALESCE(sum(count), 0) = 100 FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'"),
-	'100 verifications reach apikeys.usage after a flush');
-ok($node->poll_query_until('postgres', "SELECT last_used_at IS NOT NULL FROM apikeys.keys WHERE client_id = '$cid'"),
-	'last_used_at is written by the flush');
+		"SELECT COALESCE(sum(count), 0) = 100 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
+	'100 verifications reach apikeys.key_usage after a flush');
+ok($node->poll_query_until('postgres', "SELECT last_used_at IS NOT NULL FROM apikeys.key_list WHERE client_id = '$cid'"),
+	'key_list shows the last use after the flush');
+# the flush wrote journal rows, not a row per key: the rollup is hourly
+is($node->safe_psql('postgres',
+		"SELECT (SELECT count(*) > 0 FROM apikeys.usage_journal)
+		     || ' ' || (SELECT count(*) FROM apikeys.usage)
+		     || ' ' || (SELECT last_used_at IS NULL FROM apikeys.keys WHERE client_id = '$cid')"),
+	'true 0 true', 'the worker\'s flush writes the journal only, not apikeys.usage or apikeys.keys');
 
 # SIGTERM: the postmaster restarts the worker
 my $pid = launcher_pid();
@@ -90,7 +98,7 @@ kill 'TERM', $pid;
 ok(defined wait_launcher($pid), 'after SIGTERM the worker is restarted');
 verify_n(10);
 ok($node->poll_query_until('postgres',
-		"SELECT COALESCE(sum(count), 0) = 110 FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'"),
+		"SELECT COALESCE(sum(count), 0) = 110 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
 	'... and flushes again');
 
 # SIGKILL of the worker: a crash of the whole server; the worker comes back
@@ -101,12 +109,19 @@ $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_of
 $node->poll_query_until('postgres', 'SELECT 1', '1');
 ok(defined wait_launcher($pid), 'after SIGKILL the server recovers and the worker runs again');
 is(flushed(), '110', 'flushed usage survives the crash');
+# at start the launcher rolls every journal up
+ok($node->poll_query_until('postgres', 'SELECT NOT EXISTS (SELECT FROM apikeys.usage_journal)'),
+	'after the crash the worker rolls the journal up');
+is($node->safe_psql('postgres',
+		"SELECT (SELECT sum(count) FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID')
+		     || ' ' || (SELECT last_used_at IS NOT NULL FROM apikeys.keys WHERE client_id = '$cid')"),
+	'110 true', '... into apikeys.usage and apikeys.keys.last_used_at');
 
 # A crash loses at most one interval: count, let a flush pass, count more,
 # crash at once.  Everything before the last flush is kept.
 verify_n(50);
 ok($node->poll_query_until('postgres',
-		"SELECT COALESCE(sum(count), 0) = 160 FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'"),
+		"SELECT COALESCE(sum(count), 0) = 160 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
 	'usage before the crash is flushed');
 my $before = flushed();
 verify_n(30);
@@ -120,7 +135,7 @@ is($node->safe_psql('postgres', "SELECT (apikeys.verify('$tok')).code"), 'VALID'
 is($node->safe_psql('postgres', 'SELECT count(*) FROM apikeys.audit_log'), $audit, 'audit rows survive');
 verify_n(5);
 ok($node->poll_query_until('postgres',
-		"SELECT COALESCE(sum(count), 0) = $after + 6 FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID'"),
+		"SELECT COALESCE(sum(count), 0) = $after + 6 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
 	'counting and flushing resume after the crash');
 
 $node->stop;

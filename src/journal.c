@@ -1,0 +1,683 @@
+/*-------------------------------------------------------------------------
+ *
+ * journal.c
+ *	  Writing usage to tables: the usage journal and its hourly rollup.
+ *
+ * Verification counts usage in shared memory (usage.c).  Every
+ * apikeys.flush_interval the background worker takes those numbers out
+ * and must make them durable (a crash may lose at most one interval).
+ * Upserting one apikeys.usage row and updating one apikeys.keys row per
+ * key used in the interval costs two row versions, their WAL and two
+ * index probes per key, every ten seconds: at a million keys that is more
+ * work than verification itself.  So a flush writes the interval's
+ * numbers as one compact row of apikeys.usage_journal (about 30 bytes per
+ * key used, no index, no row per key), and a rollup, about once an hour,
+ * folds the journal into apikeys.usage (per key, per hour, per code) and
+ * apikeys.keys.last_used_at in one transaction, then deletes what it
+ * folded.  A key busy all hour thus costs one usage row and one
+ * last_used_at update per hour instead of 360 of each.
+ *
+ * Readers do not wait for the rollup: apikeys.key_usage adds the journal
+ * to apikeys.usage, and key_list shows the last-use times of the journal
+ * from a shared table that the flush fills and the rollup empties
+ * (usage.c).  After a crash the launcher rolls up every database's
+ * journal at start, so key_list needs no shared memory to be right.
+ *
+ * Journal row format (data bytea), big-endian:
+ *	 uint8  version (1)
+ *	 int64  base: the flush's time, in PostgreSQL microseconds
+ *	 entries until the end, each:
+ *	   uint8  client ID length, then the client ID's bytes
+ *	   uint16 mask of the outcome codes counted (bit n: code n)
+ *	   varint count, for each code in the mask, lowest first
+ *	   varint 0 when the key had no VALID use, else 1 + (base - last use)
+ * Varints are unsigned LEB128 (7 bits per byte, low bits first).
+ *
+ * IDENTIFICATION
+ *	  src/journal.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "shmem.h"
+#include "usage.h"
+
+#define JOURNAL_VERSION		1
+#define JOURNAL_HEADER_LEN	(1 + 8)
+
+StaticAssertDecl(APIKEYS_NUM_CODES <= 16, "the code mask is 16 bits");
+
+/* ---- encoding ---- */
+
+static void
+AppendVarint(StringInfo buf, uint64 v)
+{
+	do
+	{
+		uint8		b = v & 0x7F;
+
+		v >>= 7;
+		if (v != 0)
+			b |= 0x80;
+		appendStringInfoCharMacro(buf, (char) b);
+	} while (v != 0);
+}
+
+/*
+ * JournalEncode packs items (all of one hour) into a journal row's data;
+ * *nentries gets the number of keys in it.
+ */
+static bytea *
+JournalEncode(HTAB *items, TimestampTz base, int64 *nentries)
+{
+	StringInfoData buf;
+	HASH_SEQ_STATUS st;
+	UsageItem  *it;
+	uint64		be;
+	bytea	   *result;
+
+	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);	/* the varlena header */
+	appendStringInfoCharMacro(&buf, (char) JOURNAL_VERSION);
+	be = pg_hton64((uint64) base);
+	appendBinaryStringInfo(&buf, (char *) &be, 8);
+
+	*nentries = 0;
+	hash_seq_init(&st, items);
+	while ((it = hash_seq_search(&st)) != NULL)
+	{
+		int			len = strlen(it->key.client_id);
+		uint16		mask = 0;
+		uint16		bemask;
+
+		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+			if (it->counts[c] != 0)
+				mask |= (uint16) 1 << c;
+		if (mask == 0 && it->last_used == 0)
+			continue;
+		appendStringInfoCharMacro(&buf, (char) len);
+		appendBinaryStringInfo(&buf, it->key.client_id, len);
+		bemask = pg_hton16(mask);
+		appendBinaryStringInfo(&buf, (char *) &bemask, 2);
+		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+			if (mask & ((uint16) 1 << c))
+				AppendVarint(&buf, it->counts[c]);
+		if (it->last_used == 0)
+			AppendVarint(&buf, 0);
+		else
+			AppendVarint(&buf, 1 + (uint64) Max(base - it->last_used, 0));
+		(*nentries)++;
+	}
+	result = (bytea *) buf.data;
+	SET_VARSIZE(result, buf.len);
+	return result;
+}
+
+/* ---- decoding ---- */
+
+typedef void (*JournalEntryFn) (const char *client_id, int len,
+								const uint64 *counts, TimestampTz last_used,
+								void *arg);
+
+static void
+pg_attribute_noreturn()
+JournalCorrupt(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("invalid API key usage journal data"),
+			 errhint("Rows of apikeys.usage_journal are written by the usage flush and must not be edited.")));
+}
+
+static uint64
+ReadVarint(const uint8 **p, const uint8 *end)
+{
+	uint64		v = 0;
+	int			shift = 0;
+
+	for (;;)
+	{
+		uint8		b;
+
+		if (*p >= end || shift > 63)
+			JournalCorrupt();
+		b = *(*p)++;
+		v |= (uint64) (b & 0x7F) << shift;
+		if ((b & 0x80) == 0)
+			return v;
+		shift += 7;
+	}
+}
+
+/* JournalDecode calls fn for each key of a journal row's data. */
+static void
+JournalDecode(bytea *data, JournalEntryFn fn, void *arg)
+{
+	const uint8 *p = (const uint8 *) VARDATA_ANY(data);
+	const uint8 *end = p + VARSIZE_ANY_EXHDR(data);
+	uint64		be;
+	TimestampTz base;
+
+	if (end - p < JOURNAL_HEADER_LEN || p[0] != JOURNAL_VERSION)
+		JournalCorrupt();
+	memcpy(&be, p + 1, 8);
+	base = (TimestampTz) pg_ntoh64(be);
+	p += JOURNAL_HEADER_LEN;
+
+	while (p < end)
+	{
+		int			len = *p++;
+		const char *cid = (const char *) p;
+		uint16		mask;
+		uint64		counts[APIKEYS_NUM_CODES] = {0};
+		uint64		lu;
+		TimestampTz last_used = 0;
+
+		if (len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN || end - p < len + 2)
+			JournalCorrupt();
+		p += len;
+		memcpy(&mask, p, 2);
+		mask = pg_ntoh16(mask);
+		p += 2;
+		if (mask >> APIKEYS_NUM_CODES)
+			JournalCorrupt();
+		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+			if (mask & ((uint16) 1 << c))
+				counts[c] = ReadVarint(&p, end);
+		lu = ReadVarint(&p, end);
+		if (lu != 0)
+		{
+			if (pg_sub_s64_overflow(base, (int64) (lu - 1), &last_used) ||
+				lu - 1 > (uint64) PG_INT64_MAX)
+				JournalCorrupt();
+		}
+		fn(cid, len, counts, last_used, arg);
+	}
+}
+
+/* ---- writing ---- */
+
+/* Runs fn's SQL as the extension owner, with ordinary triggers off. */
+typedef struct OwnerContext
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			guc_nest;
+} OwnerContext;
+
+static void
+EnterOwnerContext(OwnerContext *oc)
+{
+	GetUserIdAndSecContext(&oc->save_userid, &oc->save_sec);
+	SetUserIdAndSecContext(ApikeysExtensionOwner(),
+						   oc->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+
+	/*
+	 * The rollup changes nothing in apikeys.keys but last_used_at, which
+	 * the audit trigger ignores; yet as a PL/pgSQL row trigger it would
+	 * cost tens of microseconds per key (to_jsonb of both row versions).
+	 * Run the writes with session_replication_role = replica, undone when
+	 * we are done even inside a caller's transaction: ordinary triggers
+	 * skip, the cache trigger (ENABLE ALWAYS) still fires and ignores the
+	 * change.
+	 */
+	oc->guc_nest = NewGUCNestLevel();
+	(void) set_config_option("session_replication_role", "replica",
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+LeaveOwnerContext(OwnerContext *oc)
+{
+	PopActiveSnapshot();
+	SPI_finish();
+	AtEOXact_GUC(true, oc->guc_nest);
+	SetUserIdAndSecContext(oc->save_userid, oc->save_sec);
+}
+
+/* JournalWrite stores items as one journal row; returns the keys in it. */
+static int64
+JournalWrite(HTAB *items, TimestampTz base)
+{
+	int64		nentries;
+	bytea	   *data = JournalEncode(items, base, &nentries);
+	Oid			types[3] = {TIMESTAMPTZOID, INT4OID, BYTEAOID};
+	Datum		args[3];
+
+	if (nentries == 0)
+		return 0;
+	args[0] = TimestampTzGetDatum(base);
+	args[1] = Int32GetDatum((int32) Min(nentries, PG_INT32_MAX));
+	args[2] = PointerGetDatum(data);
+	if (SPI_execute_with_args(
+		"INSERT INTO apikeys.usage_journal (flushed_at, keys, data) VALUES ($1, $2, $3)",
+		3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the API key usage journal");
+	return nentries;
+}
+
+/* What JournalTake's decode callback needs. */
+typedef struct TakeArg
+{
+	HTAB	   *items;
+	TimestampTz hour;
+} TakeArg;
+
+static void
+TakeOne(const char *client_id, int len, const uint64 *counts,
+		TimestampTz last_used, void *arg)
+{
+	TakeArg    *ta = (TakeArg *) arg;
+
+	UsageItemAdd(ta->items, client_id, len, ta->hour, counts, last_used);
+}
+
+/*
+ * JournalTake moves every journal row into items and deletes it.  Rows
+ * another rollup holds are skipped (never counted twice, never waited on).
+ */
+static void
+JournalTake(HTAB *items)
+{
+	Portal		portal;
+	List	   *tids = NIL;
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT j.ctid, pg_catalog.date_trunc('hour', j.flushed_at), j.data "
+									   "  FROM apikeys.usage_journal j FOR UPDATE SKIP LOCKED",
+									   0, NULL, NULL, NULL, false, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 8);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+			bool		n1,
+						n2,
+						n3;
+			Datum		tid = SPI_getbinval(tup, td, 1, &n1);
+			Datum		hour = SPI_getbinval(tup, td, 2, &n2);
+			Datum		data = SPI_getbinval(tup, td, 3, &n3);
+			TakeArg		ta;
+			ItemPointer copy;
+			MemoryContext old;
+
+			if (n1 || n2 || n3)
+				JournalCorrupt();
+			ta.items = items;
+			ta.hour = DatumGetTimestampTz(hour);
+			JournalDecode(DatumGetByteaPP(data), TakeOne, &ta);
+
+			old = MemoryContextSwitchTo(TopTransactionContext);
+			copy = palloc(sizeof(ItemPointerData));
+			ItemPointerCopy((ItemPointer) DatumGetPointer(tid), copy);
+			tids = lappend(tids, copy);
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+
+	if (tids != NIL)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * list_length(tids));
+		int			n = 0;
+		ListCell   *lc;
+		Oid			types[1] = {TIDARRAYOID};
+		Datum		args[1];
+
+		foreach(lc, tids)
+			elems[n++] = PointerGetDatum(lfirst(lc));
+		args[0] = PointerGetDatum(construct_array(elems, n, TIDOID,
+												  sizeof(ItemPointerData), false,
+												  TYPALIGN_SHORT));
+		if (SPI_execute_with_args(
+			"DELETE FROM apikeys.usage_journal WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
+			1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete from the API key usage journal");
+		list_free_deep(tids);
+	}
+}
+
+/* qsort comparator: items by client ID, then hour (a stable lock order) */
+static int
+ItemCmp(const void *a, const void *b)
+{
+	const UsageItem *x = *(UsageItem *const *) a;
+	const UsageItem *y = *(UsageItem *const *) b;
+	int			c = strcmp(x->key.client_id, y->key.client_id);
+
+	if (c != 0)
+		return c;
+	return (x->key.hour > y->key.hour) - (x->key.hour < y->key.hour);
+}
+
+/*
+ * UsageApply adds items to apikeys.usage and moves their last-use times
+ * into apikeys.keys.last_used_at; returns the usage rows written.  Rows
+ * are written in client-ID order, so two rollups never deadlock.
+ */
+static int64
+UsageApply(HTAB *items)
+{
+	HASH_SEQ_STATUS st;
+	UsageItem  *it;
+	UsageItem **sorted;
+	long		nitems = hash_get_num_entries(items);
+	long		k = 0;
+	Datum	   *u_cid,
+			   *u_hour,
+			   *u_code,
+			   *u_count,
+			   *l_cid,
+			   *l_time;
+	int			nu = 0,
+				nl = 0;
+	int64		written = 0;
+
+	if (nitems == 0)
+		return 0;
+	sorted = palloc_extended(sizeof(UsageItem *) * (Size) nitems, MCXT_ALLOC_HUGE);
+	hash_seq_init(&st, items);
+	while ((it = hash_seq_search(&st)) != NULL)
+		sorted[k++] = it;
+	qsort(sorted, nitems, sizeof(UsageItem *), ItemCmp);
+
+	u_cid = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
+	u_hour = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
+	u_code = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
+	u_count = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
+	l_cid = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
+	l_time = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
+	for (k = 0; k < nitems; k++)
+	{
+		Datum		cid;
+
+		it = sorted[k];
+		cid = CStringGetTextDatum(it->key.client_id);
+		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+		{
+			if (it->counts[c] == 0)
+				continue;
+			u_cid[nu] = cid;
+			u_hour[nu] = TimestampTzGetDatum(it->key.hour);
+			u_code[nu] = CStringGetTextDatum(ApikeysCodeNames[c]);
+			u_count[nu] = Int64GetDatum((int64) Min(it->counts[c], (uint64) PG_INT64_MAX));
+			nu++;
+		}
+		if (it->last_used != 0)
+		{
+			l_cid[nl] = cid;
+			l_time[nl] = TimestampTzGetDatum(it->last_used);
+			nl++;
+		}
+	}
+
+	if (nu > 0)
+	{
+		Oid			types[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+		Datum		args[4];
+
+		args[0] = PointerGetDatum(construct_array(u_cid, nu, TEXTOID, -1, false, TYPALIGN_INT));
+		args[1] = PointerGetDatum(construct_array(u_hour, nu, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(u_code, nu, TEXTOID, -1, false, TYPALIGN_INT));
+		args[3] = PointerGetDatum(construct_array(u_count, nu, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (SPI_execute_with_args(
+			"INSERT INTO apikeys.usage AS u (client_id, hour, code, count) "
+			"SELECT v.c, v.h, v.o, v.n "
+			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+			"                  pg_catalog.unnest($3), pg_catalog.unnest($4)) "
+			"       WITH ORDINALITY AS v(c, h, o, n, i) "
+			" ORDER BY v.i "
+			"ON CONFLICT ON CONSTRAINT usage_pkey DO UPDATE "
+			"   SET count = u.count OPERATOR(pg_catalog.+) EXCLUDED.count",
+			4, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write API key usage");
+		written = SPI_processed;
+	}
+
+	if (nl > 0)
+	{
+		Oid			types[3] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INTERVALOID};
+		Datum		args[3];
+		Interval   *gran = palloc0(sizeof(Interval));
+
+		gran->time = (int64) apikeys_last_used_granularity * USECS_PER_SEC;
+		args[0] = PointerGetDatum(construct_array(l_cid, nl, TEXTOID, -1, false, TYPALIGN_INT));
+		args[1] = PointerGetDatum(construct_array(l_time, nl, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = IntervalPGetDatum(gran);
+
+		/*
+		 * One time per key (the latest of its hours).  Rows locked by an
+		 * admin change are skipped (never wait, never deadlock) and their
+		 * times handed back for the next flush.
+		 */
+		if (SPI_execute_with_args(
+			"WITH v AS (SELECT x.c, pg_catalog.max(x.t) AS t "
+			"             FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS x(c, t) "
+			"            GROUP BY x.c), "
+			"l AS (SELECT k.client_id FROM apikeys.keys k JOIN v "
+			"        ON k.client_id OPERATOR(pg_catalog.=) v.c "
+			"      WHERE k.last_used_at IS NULL "
+			"         OR k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3) "
+			"      ORDER BY k.client_id FOR UPDATE OF k SKIP LOCKED), "
+			"u AS (UPDATE apikeys.keys k SET last_used_at = v.t FROM v, l "
+			"       WHERE k.client_id OPERATOR(pg_catalog.=) l.client_id "
+			"         AND v.c OPERATOR(pg_catalog.=) l.client_id RETURNING k.client_id) "
+			"SELECT v.c, v.t FROM v "
+			" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.client_id OPERATOR(pg_catalog.=) v.c) "
+			"   AND EXISTS (SELECT 1 FROM apikeys.keys k "
+			"                WHERE k.client_id OPERATOR(pg_catalog.=) v.c "
+			"                  AND (k.last_used_at IS NULL OR "
+			"                       k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3)))",
+			3, types, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not write API key last-use times");
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		n1,
+						n2;
+			Datum		c = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &n1);
+			Datum		t = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &n2);
+
+			if (!n1 && !n2)
+				UsageRestoreLastUsed(TextDatumGetCString(c), DatumGetTimestampTz(t));
+		}
+	}
+	return written;
+}
+
+/* JournalOldest: flushed_at of the oldest journal row, 0 when empty. */
+static TimestampTz
+JournalOldest(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute("SELECT pg_catalog.min(flushed_at) FROM apikeys.usage_journal",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the API key usage journal");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+/*
+ * UsageFlushDatabase writes this database's usage, in the current
+ * transaction, as the extension owner.
+ *	rollup false (the worker, every interval): the counts in shared memory
+ *	  become one journal row; returns the keys in it.
+ *	rollup true: those counts and the whole journal go into apikeys.usage
+ *	  and apikeys.keys.last_used_at; returns the usage rows written.
+ * With the 1.0 or 1.1 schema (no journal table) both write directly.
+ */
+int64
+UsageFlushDatabase(bool rollup)
+{
+	HTAB	   *items;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz hour;
+	Oid			nsp;
+	bool		has_journal;
+	int64		written;
+	OwnerContext oc;
+
+	if (!apikeys_shmem_ready)
+		return 0;
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot flush API key usage during recovery"),
+				 errhint("Usage is flushed on the primary; a standby does not count it.")));
+	(void) ApikeysKeysRelid();	/* the extension must be installed here */
+	nsp = get_namespace_oid(APIKEYS_SCHEMA_NAME, false);
+	has_journal = OidIsValid(get_relname_relid("usage_journal", nsp));
+
+	hour = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_trunc,
+												   CStringGetTextDatum("hour"),
+												   TimestampTzGetDatum(now)));
+	items = UsageItemsCreate();
+	UsageCollect(items, hour);
+	if (hash_get_num_entries(items) == 0 && !(rollup && has_journal))
+		return 0;
+
+	EnterOwnerContext(&oc);
+	if (!has_journal)
+		written = UsageApply(items);
+	else if (!rollup)
+	{
+		written = JournalWrite(items, now);
+		UsageNoteRecent(items);
+		UsageJournalState(now, false);
+	}
+	else
+	{
+		JournalTake(items);
+		written = UsageApply(items);
+		UsageForgetRecent(items);
+		UsageJournalState(JournalOldest(), true);
+	}
+	LeaveOwnerContext(&oc);
+	hash_destroy(items);
+	return written;
+}
+
+PG_FUNCTION_INFO_V1(apikeys_flush_usage);
+PG_FUNCTION_INFO_V1(apikeys_journal_decode);
+PG_FUNCTION_INFO_V1(apikeys_recent_use);
+
+/*
+ * SQL function: apikeys.flush_usage(rollup boolean DEFAULT true) returns bigint
+ *
+ * Writes this database's usage now.  With rollup (the default, and the
+ * only form before 1.2) everything reaches apikeys.usage and
+ * apikeys.keys.last_used_at; without, only what the background worker
+ * writes every interval (one journal row).  0 when the library is not
+ * preloaded (nothing is counted).
+ */
+Datum
+apikeys_flush_usage(PG_FUNCTION_ARGS)
+{
+	bool		rollup = PG_NARGS() < 1 || PG_ARGISNULL(0) || PG_GETARG_BOOL(0);
+
+	PG_RETURN_INT64(UsageFlushDatabase(rollup));
+}
+
+/* What the decoder SRF's callback needs. */
+typedef struct DecodeArg
+{
+	ReturnSetInfo *rsinfo;
+} DecodeArg;
+
+static void
+DecodeOne(const char *client_id, int len, const uint64 *counts,
+		  TimestampTz last_used, void *arg)
+{
+	ReturnSetInfo *rsinfo = ((DecodeArg *) arg)->rsinfo;
+	Datum		values[4];
+	bool		nulls[4] = {false};
+	bool		any = false;
+
+	values[0] = PointerGetDatum(cstring_to_text_with_len(client_id, len));
+	values[3] = TimestampTzGetDatum(last_used);
+	nulls[3] = last_used == 0;
+	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+	{
+		if (counts[c] == 0)
+			continue;
+		values[1] = CStringGetTextDatum(ApikeysCodeNames[c]);
+		values[2] = Int64GetDatum((int64) Min(counts[c], (uint64) PG_INT64_MAX));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		any = true;
+	}
+	if (!any)
+	{
+		nulls[1] = nulls[2] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * SQL function: apikeys._journal_decode(data bytea)
+ *	 returns setof (client_id text, code text, count bigint, last_used timestamptz)
+ *
+ * One row per key and outcome code counted in a journal row (one with a
+ * NULL code for a key that has only a last-use time).
+ */
+Datum
+apikeys_journal_decode(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	DecodeArg	da;
+
+	InitMaterializedSRF(fcinfo, 0);
+	da.rsinfo = rsinfo;
+	JournalDecode(PG_GETARG_BYTEA_PP(0), DecodeOne, &da);
+	return (Datum) 0;
+}
+
+/*
+ * SQL function: apikeys._recent_use(client_id text) returns timestamptz
+ *
+ * The key's last use written to the usage journal and not yet rolled up
+ * into apikeys.keys; NULL when there is none (or not preloaded).
+ */
+Datum
+apikeys_recent_use(PG_FUNCTION_ARGS)
+{
+	text	   *cid;
+	TimestampTz t;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	cid = PG_GETARG_TEXT_PP(0);
+	t = UsageRecentUse(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid));
+	if (t == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(t);
+}
