@@ -558,19 +558,33 @@ CacheDrainUsage(Oid dbid, CacheUsageFn fn, void *arg)
 			for (int w = 0; w < CACHE_WAYS; w++)
 			{
 				Size		way = (Size) s * CACHE_WAYS + w;
-				CacheEntry *e = &cache->entries[way];
+				CacheUsageSlot *u = &cache_usage[way];
+				CacheEntry *e;
 				uint32		counts[APIKEYS_NUM_CODES];
 				bool		any = false;
 				TimestampTz last_used;
 
+				/*
+				 * Most ways were not used since the last flush: find out from
+				 * the compact slot array with plain reads, before touching
+				 * the 256-byte entry or taking anything with an atomic
+				 * exchange (a million-entry cache is scanned every flush).
+				 */
+				for (int c = 0; c < APIKEYS_NUM_CODES && !any; c++)
+					any = pg_atomic_read_u32(&u->counts[c]) != 0;
+				if (!any && pg_atomic_read_u64(&u->last_used) == 0)
+					continue;
+				e = &cache->entries[way];
 				if (e->h.dbid != dbid)
 					continue;
+				any = false;
 				for (int c = 0; c < APIKEYS_NUM_CODES; c++)
 				{
-					counts[c] = pg_atomic_exchange_u32(&cache_usage[way].counts[c], 0);
+					counts[c] = pg_atomic_read_u32(&u->counts[c]) != 0 ?
+						pg_atomic_exchange_u32(&u->counts[c], 0) : 0;
 					any |= counts[c] != 0;
 				}
-				last_used = (TimestampTz) pg_atomic_exchange_u64(&cache_usage[way].last_used, 0);
+				last_used = (TimestampTz) pg_atomic_exchange_u64(&u->last_used, 0);
 				if (any || last_used != 0)
 					fn(e->h.client_id, e->h.cid_len, counts, last_used, arg);
 			}

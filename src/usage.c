@@ -176,6 +176,13 @@ UsageInit(void)
 /* cached keys count in the cache; this table holds the rest and evicted counts */
 #define USAGE_MAX_KEYS()	Max(apikeys_cache_size / 4, 10000)
 
+/*
+ * the last-use times of every key used between two rollups: as many as
+ * the cache holds (sized for the active keys), so that a full table, which
+ * makes the worker roll up early, means more active keys than planned
+ */
+#define RECENT_MAX_KEYS()	Max(apikeys_cache_size, 10000)
+
 /* UsageShmemSize: bytes for the shared header and both hash tables. */
 Size
 UsageShmemSize(void)
@@ -183,7 +190,7 @@ UsageShmemSize(void)
 	Size		size = MAXALIGN(sizeof(UsageShared));
 
 	size = add_size(size, hash_estimate_size(USAGE_MAX_KEYS(), sizeof(UsageEntry)));
-	size = add_size(size, hash_estimate_size(USAGE_MAX_KEYS(), sizeof(RecentEntry)));
+	size = add_size(size, hash_estimate_size(RECENT_MAX_KEYS(), sizeof(RecentEntry)));
 	size = add_size(size, hash_estimate_size(APIKEYS_MAX_ADDRESSES, sizeof(AddressEntry)));
 	return size;
 }
@@ -219,7 +226,7 @@ UsageShmemInit(void)
 	info.keysize = sizeof(UsageKey);
 	info.entrysize = sizeof(RecentEntry);
 	recent_hash = ShmemInitHash("apikeys recent use by key",
-								USAGE_MAX_KEYS(), USAGE_MAX_KEYS(),
+								RECENT_MAX_KEYS(), RECENT_MAX_KEYS(),
 								&info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 
 	info.keysize = sizeof(AddressKey);
