@@ -4,7 +4,7 @@
 \echo Use "ALTER EXTENSION apikeys UPDATE TO '1.2'" to load this file. \quit
 
 --------------------------------------------------------------------------------
--- 1.2: the usage journal
+-- 1.2: the usage journal, and apikeys.cache_prewarm()
 --
 -- Until 1.1 the background worker upserted one apikeys.usage row and
 -- updated one apikeys.keys row per key used, every apikeys.flush_interval:
@@ -66,6 +66,20 @@ GRANT EXECUTE ON FUNCTION
     apikeys._recent_use(text),
     apikeys.flush_usage(boolean)
 TO apikeys_admin;
+
+-- After a restart the shared cache is empty, and every key's first
+-- verification is a miss; this fills it at once, as pg_prewarm does for
+-- buffers.  It reads apikeys.keys as the extension owner.
+CREATE FUNCTION apikeys.cache_prewarm()
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_cache_prewarm'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+REVOKE ALL ON FUNCTION apikeys.cache_prewarm() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.cache_prewarm() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.cache_prewarm() IS 'Fills the shared verification cache with this database''s live keys, most recently used first, up to its capacity; returns keys loaded (0 when not preloaded or on a standby)';
 
 -- Last use: the stored time, or a later one still in the journal.
 CREATE OR REPLACE VIEW apikeys.key_list AS

@@ -289,6 +289,23 @@ COLWIDTHS=$(psqlv "bench_$LARGEST" -F ' ' -c "SELECT 'row ' || round(avg(pg_colu
 	|| ', scopes ' || round(avg(pg_column_size(scopes))) || ', secret_hash ' || round(avg(pg_column_size(secret_hash)))
 	|| ', created_by ' || round(avg(pg_column_size(created_by)))
 	FROM apikeys.keys k")
+timed_sql() { # db sql: print "seconds result" of one statement, timed by the server
+	psqlv "$1" -c "SELECT round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 4) || ' ' || r
+	               FROM ($2 OFFSET 0) f(r)"
+}
+
+# A server that has run for a while has its active keys in the shared cache; a freshly loaded
+# one has none, and runs of a few seconds over 1M keys would mostly time first-use misses.
+# apikeys.cache_prewarm() (1.2) fills the cache as an operator would after a restart.
+PREWARM=
+for n in "${KEY_COUNTS[@]}"; do
+	if [ "$(psqlv "bench_$n" -c "SELECT to_regprocedure('apikeys.cache_prewarm()') IS NOT NULL")" = t ]; then
+		out=$(timed_sql "bench_$n" "SELECT apikeys.cache_prewarm()") || die "apikeys.cache_prewarm() failed"
+		read -r ps pk <<<"$out"
+		log "N=$n: cache_prewarm() loaded $pk keys in $ps s"
+		PREWARM+="$(human "$n"): $pk keys in $ps s; "
+	fi
+done
 T_LOADED=$(date +%s)
 
 # ---------------------------------------------------------------------------------------------
@@ -345,10 +362,6 @@ flush_now() { # db: write everything kept in shared memory and the journal now
 	psqlc "$1" -c 'SELECT apikeys.flush_usage()' >/dev/null || die "apikeys.flush_usage() failed in $1"
 }
 
-timed_sql() { # db sql: print "seconds result" of one statement, timed by the server
-	psqlv "$1" -c "SELECT round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 4) || ' ' || r
-	               FROM ($2 OFFSET 0) f(r)"
-}
 
 flush_timed() { # db population run_seconds lsn0: print "charged_s flush_s rollup_s keys wal_bytes"
 	# (wal_bytes: since lsn0, up to and including the flush, not the rollup)
@@ -648,6 +661,7 @@ echo
 echo "## Method"
 echo
 echo "- Keys: ids 1..N, loaded straight into \`apikeys.keys\` (one scope \`api:read\`, no description, secret_hash = pgcrypto \`digest(secret, 'sha256')\`, hash_alg \`s\`) and into the hand-rolled \`baseline.keys\` of \`../shared/bench/run_baselines.sh\` (same client IDs; its 64-character secret, of which the apikeys secret is the first 43 characters). 0.3 % of the keys are revoked, expired or disabled (id % 1000 = 7, 8, 9) in both, so about 0.3 % of random calls take the reject path; keys 1..$BCRYPT_ROWS carry cost-4 bcrypt hashes (the others one shared placeholder hash of the same size). Indexes are built or rebuilt after the load (compact best case, as in the shared harness). Uniformly drawn keys that verify: $(for n in "${KEY_COUNTS[@]}"; do printf '%s %s %%; ' "$(human "$n")" "${VALID_FRACTION[$n]}"; done)"
+[ -n "$PREWARM" ] && echo "- Shared cache prewarmed after the load with \`apikeys.cache_prewarm()\` (as after a server restart; a server that has run a while has its active keys cached): $PREWARM"
 echo "- Every run: \`pgbench -M prepared -n -T $DURATION\`, \`-c 2 -j 2\` or \`-c 8 -j 2\`, one statement per transaction, key id from \`\\set id random(1, N)\` (or the hot key $HOT_ID). Before each run, tables with dead tuples are VACUUMed and a CHECKPOINT is taken. All runs of all key counts are interleaved, $ROUNDS rounds, the starting run rotated each round."
 echo "- **Two ways to present a token.** apikeys tokens end in a CRC-32C checksum, which SQL on PostgreSQL 15 cannot compute, so the shared harness's trick (build the token in SQL from \`:id\`) cannot make a valid \`verify()\` token. (1) **expr** variants build everything in SQL from \`:id\` with the harness's md5 pieces: the baselines and the ceiling use its token expression unchanged, apikeys gets the same client ID and secret as two expressions for \`verify_client()\` (3 md5 calls either way). This ceiling is the one the issue's targets were measured against. (2) **tab** variants read the full token from \`bench.tokens\` (id primary key) and call \`verify(token)\`, checksum included; their ceiling reads the same row, so both pay the same extra index lookup and the ratio is closer to 1 than the expr one for the same verify cost."
 echo "- CPU us/call: CPU time this cluster (backends, autovacuum, the extension's background workers) and pgbench used during the run, per transaction; CPU ratio: the ceiling's CPU per call / the variant's, median over rounds. Other people's load changes TPS a lot on a shared machine but the CPU cost of a call much less, so on a noisy run the CPU ratio is the steadier estimate of the TPS ratio a quiet machine would give for CPU-bound variants (not for variants that wait on WAL flushes or row locks: sha256_touch*). The targets are judged on the TPS ratio, as the issue defines them."

@@ -71,6 +71,19 @@ SELECT apikeys.flush_usage() > 0 AS rolled_up_again;
 SELECT code, count FROM apikeys.usage WHERE client_id = :'jcid' ORDER BY code;
 SELECT apikeys._recent_use(NULL) IS NULL AS no_key_no_time,
        apikeys._recent_use('ak_nosuchkey') IS NULL AS unknown_key_no_time;
+-- cache_prewarm() fills the shared cache with the live keys, so even a key
+-- never verified yet answers from the cache
+SET client_min_messages = warning;
+SELECT (k).token AS pwtok
+  FROM apikeys.create_key('usage-owner', 'prewarm key', ARRAY['docs:read']) k \gset
+RESET client_min_messages;
+SELECT apikeys.cache_prewarm() = (SELECT count(*) FROM apikeys.keys WHERE revoked_at IS NULL)
+       AS prewarmed_every_live_key;
+SELECT session_hits AS hits_before, session_misses AS misses_before FROM apikeys.cache_stats() \gset
+SELECT (apikeys.verify(:'pwtok', 'docs:read')).code AS first_verification;
+SELECT session_hits = :hits_before + 1 AS hit, session_misses = :misses_before AS no_miss
+  FROM apikeys.cache_stats();
+
 -- journal data is checked as it is read: every malformed row is an error,
 -- never a wrong count
 SELECT err($$SELECT * FROM apikeys._journal_decode('\x'::bytea)$$) AS empty;
@@ -109,12 +122,14 @@ SELECT count(*) >= 1 AS admin_reads_addresses FROM apikeys.failing_addresses;
 SELECT shared FROM apikeys.cache_stats();
 SELECT shared FROM apikeys.usage_stats();
 SELECT apikeys.flush_usage() >= 0 AS admin_flushes;
+SELECT apikeys.cache_prewarm() > 0 AS admin_prewarms;
 SELECT err('SELECT * FROM apikeys.usage');
 SELECT err('SELECT * FROM apikeys.usage_journal');
 SELECT err('DELETE FROM apikeys.usage_journal');
 RESET ROLE;
 SET ROLE regress_verifier;
 SELECT err('SELECT * FROM apikeys.key_usage');
+SELECT err('SELECT apikeys.cache_prewarm()');
 SELECT err('SELECT * FROM apikeys.failing_addresses');
 SELECT err('SELECT * FROM apikeys._failing_addresses()');
 SELECT err('SELECT apikeys.flush_usage()');

@@ -86,6 +86,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -734,6 +735,7 @@ InvalidateTupleKey(Relation rel, HeapTuple tup)
 
 PG_FUNCTION_INFO_V1(apikeys_keys_cache_trigger);
 PG_FUNCTION_INFO_V1(apikeys_cache_stats);
+PG_FUNCTION_INFO_V1(apikeys_cache_prewarm);
 
 /*
  * SQL function: apikeys._keys_cache_trigger() returns trigger
@@ -813,4 +815,66 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
 	values[6] = Int64GetDatum((int64) local_hits);
 	values[7] = Int64GetDatum((int64) local_misses);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * SQL function: apikeys.cache_prewarm() returns bigint
+ *
+ * Fills the shared cache with this database's keys, most recently used
+ * first, up to its capacity, as pg_prewarm does for buffers: after a
+ * restart every key's first verification would otherwise be a miss.  Each
+ * key goes through the ordinary miss path (fresh snapshot, generation
+ * check), so a key changed meanwhile is never cached stale.  Returns the
+ * keys looked up; 0 where the cache is not used (not preloaded, standby).
+ * SECURITY DEFINER in SQL: it reads apikeys.keys as the extension owner.
+ */
+Datum
+apikeys_cache_prewarm(PG_FUNCTION_ARGS)
+{
+	int64		loaded = 0;
+	int64		capacity;
+	Portal		portal;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+
+	if (!CacheUsable())
+		PG_RETURN_INT64(0);
+	(void) ApikeysKeysRelid();	/* the extension must be installed here */
+	capacity = (int64) cache->nsets * CACHE_WAYS;
+	args[0] = Int64GetDatum(capacity);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT k.client_id FROM apikeys.keys k "
+									   " WHERE k.revoked_at IS NULL "
+									   " ORDER BY k.last_used_at DESC NULLS LAST, k.client_id "
+									   " LIMIT $1",
+									   1, types, args, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+			text	   *cid;
+			KeyInfo		key;
+
+			CHECK_FOR_INTERRUPTS();
+			if (isnull)
+				continue;
+			cid = DatumGetTextPP(d);
+			if (VARSIZE_ANY_EXHDR(cid) > APIKEYS_CLIENT_ID_MAXLEN)
+				continue;
+			(void) KeyLookupCached(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid), &key);
+			loaded++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	PG_RETURN_INT64(loaded);
 }
