@@ -69,6 +69,34 @@ SELECT k.last_used_at = l.last_used_at AS stored_equals_listed
 SELECT (apikeys.verify(:'jtok', 'docs:read')).code;
 SELECT apikeys.flush_usage() > 0 AS rolled_up_again;
 SELECT code, count FROM apikeys.usage WHERE client_id = :'jcid' ORDER BY code;
+-- a rollup over several hours (as after a long outage of the worker): one
+-- usage row per hour, and last_used_at the latest use whatever the hours
+-- between (here the middle hour has counts but no VALID use)
+SET client_min_messages = warning;
+SELECT (k).client_id AS hcid
+  FROM apikeys.create_key('usage-owner', 'hours key', ARRAY['docs:read']) k \gset
+RESET client_min_messages;
+CREATE FUNCTION pg_temp.journal_row(cid text, base timestamptz, valid int, used boolean)
+RETURNS bytea LANGUAGE sql AS $$
+  SELECT '\x01'::bytea
+      || int8send(((extract(epoch FROM base) - 946684800) * 1000000)::int8)
+      || set_byte('\x00'::bytea, 0, length(cid)) || convert_to(cid, 'UTF8')
+      || CASE WHEN valid > 0 THEN '\x0001'::bytea || set_byte('\x00'::bytea, 0, valid)
+              ELSE '\x0004'::bytea || '\x01'::bytea END   -- one NOT_FOUND
+      || CASE WHEN used THEN '\x01'::bytea ELSE '\x00'::bytea END
+$$;
+SELECT date_trunc('hour', now()) - interval '3 hours' + interval '10 minutes' AS h1,
+       date_trunc('hour', now()) - interval '2 hours' + interval '10 minutes' AS h2,
+       date_trunc('hour', now()) - interval '1 hour' + interval '10 minutes' AS h3 \gset
+INSERT INTO apikeys.usage_journal (flushed_at, keys, data) VALUES
+  (:'h1', 1, pg_temp.journal_row(:'hcid', :'h1', 2, true)),
+  (:'h2', 1, pg_temp.journal_row(:'hcid', :'h2', 0, false)),
+  (:'h3', 1, pg_temp.journal_row(:'hcid', :'h3', 3, true));
+SELECT apikeys.flush_usage() >= 3 AS rolled_up_hours;
+SELECT hour - date_trunc('hour', :'h1'::timestamptz) AS after_first_hour, code, count
+  FROM apikeys.usage WHERE client_id = :'hcid' ORDER BY hour, code;
+SELECT last_used_at = :'h3'::timestamptz AS latest_use FROM apikeys.keys WHERE client_id = :'hcid';
+
 SELECT apikeys._recent_use(NULL) IS NULL AS no_key_no_time,
        apikeys._recent_use('ak_nosuchkey') IS NULL AS unknown_key_no_time;
 -- cache_prewarm() fills the shared cache with the live keys, so even a key

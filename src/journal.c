@@ -400,6 +400,7 @@ UsageApply(HTAB *items)
 			   *l_time;
 	int			nu = 0,
 				nl = 0;
+	const char *l_last = NULL;	/* client ID of l_cid[nl - 1] */
 	int64		written = 0;
 
 	if (nitems == 0)
@@ -435,8 +436,7 @@ UsageApply(HTAB *items)
 		/* one time per key, the latest of its hours (items are sorted) */
 		if (it->last_used != 0)
 		{
-			if (nl > 0 && k > 0 && strcmp(sorted[k - 1]->key.client_id, it->key.client_id) == 0 &&
-				sorted[k - 1]->last_used != 0)
+			if (nl > 0 && strcmp(l_last, it->key.client_id) == 0)
 			{
 				if (it->last_used > DatumGetTimestampTz(l_time[nl - 1]))
 					l_time[nl - 1] = TimestampTzGetDatum(it->last_used);
@@ -445,6 +445,7 @@ UsageApply(HTAB *items)
 			{
 				l_cid[nl] = cid;
 				l_time[nl] = TimestampTzGetDatum(it->last_used);
+				l_last = it->key.client_id;
 				nl++;
 			}
 		}
