@@ -23,15 +23,7 @@
  * (usage.c).  After a crash the launcher rolls up every database's
  * journal at start, so key_list needs no shared memory to be right.
  *
- * Journal row format (data bytea), big-endian:
- *	 uint8  version (1)
- *	 int64  base: the flush's time, in PostgreSQL microseconds
- *	 entries until the end, each:
- *	   uint8  client ID length, then the client ID's bytes
- *	   uint16 mask of the outcome codes counted (bit n: code n)
- *	   varint count, for each code in the mask, lowest first
- *	   varint 0 when the key had no VALID use, else 1 + (base - last use)
- * Varints are unsigned LEB128 (7 bits per byte, low bits first).
+ * The row format is in journal_codec.c.
  *
  * IDENTIFICATION
  *	  src/journal.c
@@ -44,12 +36,10 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "common/int.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "port/pg_bswap.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -58,29 +48,9 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "journal_codec.h"
 #include "shmem.h"
 #include "usage.h"
-
-#define JOURNAL_VERSION		1
-#define JOURNAL_HEADER_LEN	(1 + 8)
-
-StaticAssertDecl(APIKEYS_NUM_CODES <= 16, "the code mask is 16 bits");
-
-/* ---- encoding ---- */
-
-static void
-AppendVarint(StringInfo buf, uint64 v)
-{
-	do
-	{
-		uint8		b = v & 0x7F;
-
-		v >>= 7;
-		if (v != 0)
-			b |= 0x80;
-		appendStringInfoCharMacro(buf, (char) b);
-	} while (v != 0);
-}
 
 /*
  * JournalEncode packs items (all of one hour) into a journal row's data;
@@ -92,39 +62,25 @@ JournalEncode(HTAB *items, TimestampTz base, int64 *nentries)
 	StringInfoData buf;
 	HASH_SEQ_STATUS st;
 	UsageItem  *it;
-	uint64		be;
 	bytea	   *result;
 
 	initStringInfo(&buf);
-	appendStringInfoSpaces(&buf, VARHDRSZ);	/* the varlena header */
-	appendStringInfoCharMacro(&buf, (char) JOURNAL_VERSION);
-	be = pg_hton64((uint64) base);
-	appendBinaryStringInfo(&buf, (char *) &be, 8);
+	appendStringInfoSpaces(&buf, VARHDRSZ + JOURNAL_HEADER_LEN);
+	JournalPutHeader((uint8 *) buf.data + VARHDRSZ, base);
 
 	*nentries = 0;
 	hash_seq_init(&st, items);
 	while ((it = hash_seq_search(&st)) != NULL)
 	{
-		int			len = strlen(it->key.client_id);
-		uint16		mask = 0;
-		uint16		bemask;
+		size_t		n;
 
-		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
-			if (it->counts[c] != 0)
-				mask |= (uint16) 1 << c;
-		if (mask == 0 && it->last_used == 0)
+		enlargeStringInfo(&buf, JOURNAL_ENTRY_MAXLEN);
+		n = JournalPutEntry((uint8 *) buf.data + buf.len, base,
+							it->key.client_id, strlen(it->key.client_id),
+							it->counts, it->last_used);
+		if (n == 0)
 			continue;
-		appendStringInfoCharMacro(&buf, (char) len);
-		appendBinaryStringInfo(&buf, it->key.client_id, len);
-		bemask = pg_hton16(mask);
-		appendBinaryStringInfo(&buf, (char *) &bemask, 2);
-		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
-			if (mask & ((uint16) 1 << c))
-				AppendVarint(&buf, it->counts[c]);
-		if (it->last_used == 0)
-			AppendVarint(&buf, 0);
-		else
-			AppendVarint(&buf, 1 + (uint64) Max(base - it->last_used, 0));
+		buf.len += n;
 		(*nentries)++;
 	}
 	result = (bytea *) buf.data;
@@ -132,86 +88,16 @@ JournalEncode(HTAB *items, TimestampTz base, int64 *nentries)
 	return result;
 }
 
-/* ---- decoding ---- */
-
-typedef void (*JournalEntryFn) (const char *client_id, int len,
-								const uint64 *counts, TimestampTz last_used,
-								void *arg);
-
-static void
-pg_attribute_noreturn()
-JournalCorrupt(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("invalid API key usage journal data"),
-			 errhint("Rows of apikeys.usage_journal are written by the usage flush and must not be edited.")));
-}
-
-static uint64
-ReadVarint(const uint8 **p, const uint8 *end)
-{
-	uint64		v = 0;
-	int			shift = 0;
-
-	for (;;)
-	{
-		uint8		b;
-
-		if (*p >= end || shift > 63)
-			JournalCorrupt();
-		b = *(*p)++;
-		v |= (uint64) (b & 0x7F) << shift;
-		if ((b & 0x80) == 0)
-			return v;
-		shift += 7;
-	}
-}
-
 /* JournalDecode calls fn for each key of a journal row's data. */
 static void
 JournalDecode(bytea *data, JournalEntryFn fn, void *arg)
 {
-	const uint8 *p = (const uint8 *) VARDATA_ANY(data);
-	const uint8 *end = p + VARSIZE_ANY_EXHDR(data);
-	uint64		be;
-	TimestampTz base;
-
-	if (end - p < JOURNAL_HEADER_LEN || p[0] != JOURNAL_VERSION)
-		JournalCorrupt();
-	memcpy(&be, p + 1, 8);
-	base = (TimestampTz) pg_ntoh64(be);
-	p += JOURNAL_HEADER_LEN;
-
-	while (p < end)
-	{
-		int			len = *p++;
-		const char *cid = (const char *) p;
-		uint16		mask;
-		uint64		counts[APIKEYS_NUM_CODES] = {0};
-		uint64		lu;
-		TimestampTz last_used = 0;
-
-		if (len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN || end - p < len + 2)
-			JournalCorrupt();
-		p += len;
-		memcpy(&mask, p, 2);
-		mask = pg_ntoh16(mask);
-		p += 2;
-		if (mask >> APIKEYS_NUM_CODES)
-			JournalCorrupt();
-		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
-			if (mask & ((uint16) 1 << c))
-				counts[c] = ReadVarint(&p, end);
-		lu = ReadVarint(&p, end);
-		if (lu != 0)
-		{
-			if (pg_sub_s64_overflow(base, (int64) (lu - 1), &last_used) ||
-				lu - 1 > (uint64) PG_INT64_MAX)
-				JournalCorrupt();
-		}
-		fn(cid, len, counts, last_used, arg);
-	}
+	if (!JournalDecodeBytes((const uint8 *) VARDATA_ANY(data),
+							VARSIZE_ANY_EXHDR(data), fn, arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid API key usage journal data"),
+				 errhint("Rows of apikeys.usage_journal are written by the usage flush and must not be edited.")));
 }
 
 /* ---- writing ---- */
@@ -330,7 +216,7 @@ JournalTake(HTAB *items)
 			MemoryContext old;
 
 			if (n1 || n2 || n3)
-				JournalCorrupt();
+				elog(ERROR, "unexpected NULL in apikeys.usage_journal");
 			ta.items = items;
 			ta.hour = DatumGetTimestampTz(hour);
 			JournalDecode(DatumGetByteaPP(data), TakeOne, &ta);
