@@ -65,6 +65,11 @@ SELECT count(*) AS audit_rows_before,
   FROM apikeys.audit_log a \gset
 SELECT md5(string_agg((to_jsonb(k) - 'last_used_at')::text, ',' ORDER BY client_id)) AS keys_before FROM apikeys.keys k \gset
 
+-- the current library under the 1.0 schema (no usage journal) writes usage
+-- straight into apikeys.usage, as 1.0 did
+SELECT apikeys.flush_usage() >= 0 AS flushed_under_1_0;
+SELECT count(*) > 0 AS usage_rows_under_1_0 FROM apikeys.usage;
+
 ALTER EXTENSION apikeys UPDATE;
 SELECT extversion = :'direct_version' AS updated_to_default FROM pg_extension WHERE extname = 'apikeys';
 

@@ -166,22 +166,6 @@ JournalWrite(HTAB *items, TimestampTz base)
 	return nentries;
 }
 
-/* What JournalTake's decode callback needs. */
-typedef struct TakeArg
-{
-	HTAB	   *items;
-	TimestampTz hour;
-} TakeArg;
-
-static void
-TakeOne(const char *client_id, int len, const uint64 *counts,
-		TimestampTz last_used, void *arg)
-{
-	TakeArg    *ta = (TakeArg *) arg;
-
-	UsageItemAdd(ta->items, client_id, len, ta->hour, counts, last_used);
-}
-
 /*
  * JournalTake moves every journal row into items and deletes it.  Rows
  * another rollup holds are skipped (never counted twice, never waited on).
@@ -211,15 +195,15 @@ JournalTake(HTAB *items)
 			Datum		tid = SPI_getbinval(tup, td, 1, &n1);
 			Datum		hour = SPI_getbinval(tup, td, 2, &n2);
 			Datum		data = SPI_getbinval(tup, td, 3, &n3);
-			TakeArg		ta;
+			UsageItemSink sink;
 			ItemPointer copy;
 			MemoryContext old;
 
 			if (n1 || n2 || n3)
 				elog(ERROR, "unexpected NULL in apikeys.usage_journal");
-			ta.items = items;
-			ta.hour = DatumGetTimestampTz(hour);
-			JournalDecode(DatumGetByteaPP(data), TakeOne, &ta);
+			sink.items = items;
+			sink.hour = DatumGetTimestampTz(hour);
+			JournalDecode(DatumGetByteaPP(data), UsageItemSinkAdd, &sink);
 
 			old = MemoryContextSwitchTo(TopTransactionContext);
 			copy = palloc(sizeof(ItemPointerData));
@@ -460,7 +444,10 @@ UsageFlushDatabase(bool rollup)
 	items = UsageItemsCreate();
 	UsageCollect(items, hour);
 	if (hash_get_num_entries(items) == 0 && !(rollup && has_journal))
+	{
+		hash_destroy(items);
 		return 0;
+	}
 
 	EnterOwnerContext(&oc);
 	if (!has_journal)

@@ -737,23 +737,26 @@ UsageItemAdd(HTAB *items, const char *client_id, int len, TimestampTz hour,
 		it->last_used = last_used;
 }
 
-/* What UsageCollect's drain callback needs. */
-typedef struct CollectArg
+/* UsageItemSinkAdd adds a key's numbers to sink's items under sink's hour. */
+void
+UsageItemSinkAdd(const char *client_id, int len, const uint64 *counts,
+				 TimestampTz last_used, void *sink)
 {
-	HTAB	   *items;
-	TimestampTz hour;
-} CollectArg;
+	UsageItemSink *s = (UsageItemSink *) sink;
 
+	UsageItemAdd(s->items, client_id, len, s->hour, counts, last_used);
+}
+
+/* CollectOne: UsageItemSinkAdd for the 32-bit counters of shared memory. */
 static void
 CollectOne(const char *client_id, int len, const uint32 *counts,
-		   TimestampTz last_used, void *arg)
+		   TimestampTz last_used, void *sink)
 {
-	CollectArg *ca = (CollectArg *) arg;
 	uint64		c64[APIKEYS_NUM_CODES];
 
 	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
 		c64[c] = counts[c];
-	UsageItemAdd(ca->items, client_id, len, ca->hour, c64, last_used);
+	UsageItemSinkAdd(client_id, len, c64, last_used, sink);
 }
 
 /*
@@ -768,16 +771,16 @@ UsageCollect(HTAB *items, TimestampTz hour)
 {
 	HASH_SEQ_STATUS st;
 	UsageEntry *e;
-	CollectArg	ca;
+	UsageItemSink sink;
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (!SharedReady())
 		return;
-	ca.items = items;
-	ca.hour = hour;
+	sink.items = items;
+	sink.hour = hour;
 
 	/* keys in the cache count in its slots; the others in our table */
-	CacheDrainUsage(MyDatabaseId, CollectOne, &ca);
+	CacheDrainUsage(MyDatabaseId, CollectOne, &sink);
 
 	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_EXCLUSIVE);
 	hash_seq_init(&st, usage_hash);
@@ -797,7 +800,7 @@ UsageCollect(HTAB *items, TimestampTz hour)
 		lu = (TimestampTz) pg_atomic_exchange_u64(&e->last_used, 0);
 		if (any || lu != 0)
 		{
-			CollectOne(e->key.client_id, strlen(e->key.client_id), counts, lu, &ca);
+			CollectOne(e->key.client_id, strlen(e->key.client_id), counts, lu, &sink);
 			e->idle_flushes = 0;
 		}
 		else if (++e->idle_flushes >= 2 &&

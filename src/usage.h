@@ -40,7 +40,17 @@ typedef struct UsageItem
 	TimestampTz last_used;		/* 0: no VALID use */
 } UsageItem;
 
+/* Where drained or decoded numbers go: a set of items, under one hour. */
+typedef struct UsageItemSink
+{
+	HTAB	   *items;
+	TimestampTz hour;
+} UsageItemSink;
+
 extern HTAB *UsageItemsCreate(void);
+extern void UsageItemSinkAdd(const char *client_id, int len,
+							 const uint64 *counts, TimestampTz last_used,
+							 void *sink);
 extern void UsageItemAdd(HTAB *items, const char *client_id, int len,
 						 TimestampTz hour, const uint64 *counts,
 						 TimestampTz last_used);

@@ -10,7 +10,9 @@
 #     process and starts it again);
 #   - a crash loses at most the usage counted since the last flush (one
 #     flush interval), and nothing else: keys, audit rows and flushed usage
-##     stay; at start the worker rolls the journal up.
+##     stay; at start the worker rolls the journal up;
+#   - more keys used between rollups than the recent-use table holds make
+#     the worker roll up early, so no last use waits for the hour.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -23,6 +25,7 @@ $node->append_conf(
 	'postgresql.conf', q{
 shared_preload_libraries = 'apikeys'
 apikeys.flush_interval = 1
+apikeys.cache_size = 10000
 restart_after_crash = on
 });
 $node->start;
@@ -137,6 +140,23 @@ verify_n(5);
 ok($node->poll_query_until('postgres',
 		"SELECT COALESCE(sum(count), 0) = $after + 6 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
 	'counting and flushing resume after the crash');
+
+# 10,100 keys used, the recent-use table holds 10,000 (cache_size): the
+# flush that fills it asks for a rollup, and the worker does it at its next
+# visit instead of at the next hour.
+$node->safe_psql('postgres', q{
+INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg, expires_at)
+SELECT 'ak_' || lpad(g::text, 16, '0'), 'bulk', 'bulk ' || g, '{docs:read}'::apikeys.scope[],
+       sha256(convert_to('S' || lpad(g::text, 42, '0'), 'UTF8')), 's', now() + interval '30 days'
+  FROM generate_series(1, 10100) g});
+is($node->safe_psql('postgres', q{
+SELECT count(*) FROM generate_series(1, 10100) g
+ WHERE (apikeys.verify_client('ak_' || lpad(g::text, 16, '0'), 'S' || lpad(g::text, 42, '0'))).valid}),
+	'10100', '10,100 keys verify');
+ok($node->poll_query_until('postgres', q{
+SELECT NOT EXISTS (SELECT FROM apikeys.usage_journal)
+   AND (SELECT count(*) FROM apikeys.keys WHERE owner = 'bulk' AND last_used_at IS NOT NULL) = 10100}),
+	'a full recent-use table makes the worker roll up early: every last use is stored');
 
 $node->stop;
 done_testing();
