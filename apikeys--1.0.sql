@@ -318,6 +318,32 @@ CREATE TABLE apikeys.protected_tables (
     forced_rls      boolean NOT NULL
 );
 
+-- Verification counts per key, per hour, per outcome code.  One row per
+-- (key, hour, code), never one per request; written by the hourly rollup.
+CREATE TABLE apikeys.usage (
+    client_id   text COLLATE "C" NOT NULL,
+    hour        timestamptz NOT NULL,
+    code        text NOT NULL,
+    count       bigint NOT NULL,
+    CONSTRAINT usage_pkey PRIMARY KEY (client_id, hour, code),
+    CONSTRAINT usage_count_check CHECK (count OPERATOR(pg_catalog.>=) 0)
+);
+
+-- One row per flush: the numbers of every key used in the interval, packed
+-- (format in src/journal.c; decode with apikeys._journal_decode()).
+CREATE TABLE apikeys.usage_journal (
+    flushed_at  timestamptz NOT NULL,
+    keys        integer NOT NULL,
+    data        bytea NOT NULL,
+    CONSTRAINT usage_journal_keys_check CHECK (keys OPERATOR(pg_catalog.>) 0)
+);
+-- client IDs are random: compression would cost time and save nothing
+ALTER TABLE apikeys.usage_journal ALTER COLUMN data SET STORAGE EXTERNAL;
+
+-- Room on each page, so the rollup's last_used_at updates are HOT (that
+-- column is in no index): no index writes, far less WAL and bloat.
+ALTER TABLE apikeys.keys SET (fillfactor = 90);
+
 --------------------------------------------------------------------------------
 -- Dump configuration: keys, policies and the audit trail are user data.
 --------------------------------------------------------------------------------
@@ -326,6 +352,8 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.owner_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.protected_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.usage', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_journal', '');
 
 --------------------------------------------------------------------------------
 -- Row-level security on our own tables: no policies, so only the owner
@@ -334,6 +362,8 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.protected_tables', '');
 ALTER TABLE apikeys.keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.owner_policies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.protected_tables ENABLE ROW LEVEL SECURITY;
+ALTER TABLE apikeys.usage ENABLE ROW LEVEL SECURITY;
+ALTER TABLE apikeys.usage_journal ENABLE ROW LEVEL SECURITY;
 
 --------------------------------------------------------------------------------
 -- C functions
@@ -424,6 +454,83 @@ CREATE FUNCTION apikeys.pre_request() RETURNS void
 CREATE FUNCTION apikeys.pre_request(required_scope text) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_pre_request'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+-- Usage, the shared cache and the background worker (src/usage.c,
+-- src/cache.c, src/journal.c, src/worker.c).  With apikeys in
+-- shared_preload_libraries, verification counts usage, failures per client
+-- address and rate-limit windows in shared memory and writes nothing; the
+-- worker writes each apikeys.flush_interval's usage as one row of
+-- apikeys.usage_journal, and a rollup about once an hour folds the journal
+-- into apikeys.usage and apikeys.keys.last_used_at.  Without preloading,
+-- last_used_at is written at most once per key per
+-- apikeys.last_used_granularity and nothing else is kept.
+
+CREATE FUNCTION apikeys._keys_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION apikeys._preloaded()
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+
+-- Without an argument (or NULL) a rollup; with false, the worker's flush.
+-- Not STRICT: a STRICT call with NULL constants is folded away before the
+-- EXECUTE privilege is checked.
+CREATE FUNCTION apikeys.flush_usage(rollup boolean DEFAULT true)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_flush_usage'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures integer,
+                                           OUT window_start timestamptz,
+                                           OUT window_end timestamptz,
+                                           OUT blocked boolean,
+                                           OUT blocked_attempts bigint)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
+                                    OUT entries bigint, OUT entry_bytes integer,
+                                    OUT shared_bytes bigint, OUT invalidations bigint,
+                                    OUT session_hits bigint, OUT session_misses bigint)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_cache_stats'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+CREATE FUNCTION apikeys.usage_stats(OUT shared boolean, OUT tracked_keys bigint,
+                                    OUT key_capacity bigint, OUT tracked_addresses bigint,
+                                    OUT address_capacity bigint, OUT dropped_keys bigint,
+                                    OUT dropped_addresses bigint, OUT shared_bytes bigint)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_usage_stats'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- The packed journal row (format in src/journal_codec.c) and the last-use
+-- times awaiting the rollup, for the views below.
+CREATE FUNCTION apikeys._journal_decode(data bytea,
+                                        OUT client_id text, OUT code text,
+                                        OUT count bigint, OUT last_used timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'apikeys_journal_decode'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    ROWS 1000;
+
+CREATE FUNCTION apikeys._recent_use(client_id text)
+    RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'apikeys_recent_use'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+
+-- After a restart the shared cache is empty, and every key's first
+-- verification is a miss; this fills it at once, as pg_prewarm does for
+-- buffers.  It reads apikeys.keys as the extension owner.
+CREATE FUNCTION apikeys.cache_prewarm()
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_cache_prewarm'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
 
 --------------------------------------------------------------------------------
 -- Internal SQL helpers
@@ -1124,11 +1231,39 @@ $$;
 CREATE TRIGGER keys_no_truncate
     BEFORE TRUNCATE ON apikeys.keys
     FOR EACH STATEMENT EXECUTE FUNCTION apikeys._keys_no_truncate_trigger();
+-- Invalidates the shared verification cache when a key changes.  ENABLE
+-- ALWAYS: it must also fire under session_replication_role = replica
+-- (logical replication apply).
+CREATE TRIGGER keys_cache
+    AFTER UPDATE OR DELETE ON apikeys.keys
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
+ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
+
+-- Rate limits need shared memory: say so when one is set without it.
+CREATE FUNCTION apikeys._rate_limit_warning_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.rate_limit IS NOT NULL AND NOT apikeys._preloaded() THEN
+        RAISE WARNING 'rate limit of API key "%" is not enforced', NEW.client_id
+            USING DETAIL = 'Rate limits are kept in shared memory.',
+                  HINT = 'Add apikeys to "shared_preload_libraries" and restart the server.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER keys_rate_limit_warning
+    AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys
+    FOR EACH ROW EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();
 
 --------------------------------------------------------------------------------
 -- Views
 --------------------------------------------------------------------------------
 
+-- Last use: the stored time, or a later one still in the journal.
 CREATE VIEW apikeys.key_list AS
 SELECT k.client_id,
        k.owner,
@@ -1142,7 +1277,7 @@ SELECT k.client_id,
        k.created_at,
        k.created_by,
        k.expires_at,
-       k.last_used_at,
+       GREATEST(k.last_used_at, apikeys._recent_use(k.client_id)) AS last_used_at,
        k.contact_email,
        k.contact_phone,
        k.allowed_cidrs,
@@ -1154,6 +1289,73 @@ SELECT k.client_id,
        k.revoked_at,
        k.prev_expires_at AS old_secret_valid_until
   FROM apikeys.keys k;
+
+-- apikeys.key_hygiene: the keys an administrator should look at, each with
+-- its findings, so a periodic review (or an alert) is one SELECT:
+--   full_access          holds the lone "*" scope
+--   expires_soon         expires within 14 days (plan the replacement)
+--   never_used           not used in the 7 days since it was issued
+--   unused_90_days       last used more than 90 days ago (revoke it?)
+--   no_contact           no contact email or phone to warn before expiry
+--   old_secret_in_grace  a rotation's previous secret still works
+-- Only live keys (active or disabled) appear, and only with a finding.
+-- A view over apikeys.keys, run with the extension owner's rights like
+-- key_list, showing no secret or hash.
+CREATE VIEW apikeys.key_hygiene AS
+SELECT k.client_id,
+       k.owner,
+       k.name,
+       CASE WHEN k.disabled_at IS NOT NULL THEN 'disabled' ELSE 'active' END AS status,
+       k.created_at,
+       k.expires_at,
+       k.last_used_at,
+       f.findings
+  FROM (SELECT k0.client_id, k0.owner, k0.name, k0.disabled_at, k0.revoked_at,
+               k0.created_at, k0.expires_at, k0.scopes, k0.contact_email,
+               k0.contact_phone, k0.prev_secret_hash, k0.prev_expires_at,
+               GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id)) AS last_used_at
+          FROM apikeys.keys k0) k,
+       LATERAL (SELECT pg_catalog.array_remove(ARRAY[
+                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (k.scopes::text[])
+                         THEN 'full_access' END,
+                    CASE WHEN k.expires_at OPERATOR(pg_catalog.<)
+                              (pg_catalog.now() OPERATOR(pg_catalog.+) '14 days'::interval)
+                         THEN 'expires_soon' END,
+                    CASE WHEN k.last_used_at IS NULL
+                          AND k.created_at OPERATOR(pg_catalog.<)
+                              (pg_catalog.now() OPERATOR(pg_catalog.-) '7 days'::interval)
+                         THEN 'never_used' END,
+                    CASE WHEN k.last_used_at OPERATOR(pg_catalog.<)
+                              (pg_catalog.now() OPERATOR(pg_catalog.-) '90 days'::interval)
+                         THEN 'unused_90_days' END,
+                    CASE WHEN k.contact_email IS NULL AND k.contact_phone IS NULL
+                         THEN 'no_contact' END,
+                    CASE WHEN k.prev_secret_hash IS NOT NULL
+                          AND k.prev_expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+                         THEN 'old_secret_in_grace' END
+                ]::text[], NULL) AS findings) f
+ WHERE k.revoked_at IS NULL
+   AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+   AND pg_catalog.cardinality(f.findings) OPERATOR(pg_catalog.>) 0;
+
+-- Usage: the rolled-up hours plus what the journal holds.
+CREATE VIEW apikeys.key_usage AS
+SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
+  FROM (SELECT u.client_id, u.hour, u.code, u.count
+          FROM apikeys.usage u
+        UNION ALL
+        SELECT d.client_id COLLATE "C", pg_catalog.date_trunc('hour', j.flushed_at), d.code, d.count
+          FROM apikeys.usage_journal j,
+               LATERAL apikeys._journal_decode(j.data) d
+         WHERE d.code IS NOT NULL) s
+ GROUP BY s.client_id, s.hour, s.code;
+
+-- The noisiest client addresses (IPv4, or IPv6 /64) in their current
+-- failure window: one row per address, never one per attempt.
+CREATE VIEW apikeys.failing_addresses AS
+SELECT f.address, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts
+  FROM apikeys._failing_addresses() f
+ ORDER BY f.failures DESC, f.address;
 
 --------------------------------------------------------------------------------
 -- Row-level security for user tables
@@ -1432,6 +1634,18 @@ TO apikeys_admin;
 
 GRANT SELECT ON apikeys.key_list, apikeys.audit_log TO apikeys_admin;
 
+GRANT EXECUTE ON FUNCTION
+    apikeys.flush_usage(boolean),
+    apikeys._failing_addresses(),
+    apikeys._journal_decode(bytea),
+    apikeys._recent_use(text),
+    apikeys.cache_stats(),
+    apikeys.usage_stats(),
+    apikeys.cache_prewarm()
+TO apikeys_admin;
+
+GRANT SELECT ON apikeys.key_usage, apikeys.failing_addresses, apikeys.key_hygiene TO apikeys_admin;
+
 --------------------------------------------------------------------------------
 -- Comments
 --------------------------------------------------------------------------------
@@ -1509,144 +1723,21 @@ COMMENT ON FUNCTION apikeys._keys_audit_trigger() IS 'Internal: audits every UPD
 COMMENT ON FUNCTION apikeys._audit_append_only_trigger() IS 'Internal: keeps apikeys.audit_log append-only';
 COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger() IS 'Internal: refuses TRUNCATE of apikeys.keys';
 
---------------------------------------------------------------------------------
--- Usage, rate limits and the background worker
---
--- With apikeys in shared_preload_libraries, verification counts usage,
--- failures per client address and rate-limit windows in shared memory and
--- writes nothing; a background worker moves usage into apikeys.usage and
--- last-use times into apikeys.keys.last_used_at every apikeys.flush_interval
--- (src/usage.c, src/worker.c).  The keys it verifies are cached in shared
--- memory, invalidated by a row trigger (src/cache.c).  Without preloading,
--- last_used_at is written at most once per key per
--- apikeys.last_used_granularity and nothing else is kept.
---------------------------------------------------------------------------------
-
--- Verification counts per key, per hour, per outcome code.  One row per
--- (key, hour, code), never one per request.
-CREATE TABLE apikeys.usage (
-    client_id   text COLLATE "C" NOT NULL,
-    hour        timestamptz NOT NULL,
-    code        text NOT NULL,
-    count       bigint NOT NULL,
-    CONSTRAINT usage_pkey PRIMARY KEY (client_id, hour, code),
-    CONSTRAINT usage_count_check CHECK (count OPERATOR(pg_catalog.>=) 0)
-);
-
-SELECT pg_catalog.pg_extension_config_dump('apikeys.usage', '');
-ALTER TABLE apikeys.usage ENABLE ROW LEVEL SECURITY;
-
--- Room on each page, so the flush's last_used_at updates are HOT (that
--- column is in no index): no index writes, far less WAL and bloat.
-ALTER TABLE apikeys.keys SET (fillfactor = 90);
-
--- Invalidates the shared verification cache when a key changes.  ENABLE
--- ALWAYS: it must also fire under session_replication_role = replica
--- (logical replication apply).
-CREATE FUNCTION apikeys._keys_cache_trigger()
-    RETURNS trigger
-    AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
-    LANGUAGE C VOLATILE PARALLEL UNSAFE;
-
-CREATE TRIGGER keys_cache
-    AFTER UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
-ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
-
-CREATE FUNCTION apikeys._preloaded()
-    RETURNS boolean
-    AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
-    LANGUAGE C VOLATILE PARALLEL SAFE;
-
--- Rate limits need shared memory: say so when one is set without it.
-CREATE FUNCTION apikeys._rate_limit_warning_trigger()
-    RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NEW.rate_limit IS NOT NULL AND NOT apikeys._preloaded() THEN
-        RAISE WARNING 'rate limit of API key "%" is not enforced', NEW.client_id
-            USING DETAIL = 'Rate limits are kept in shared memory.',
-                  HINT = 'Add apikeys to "shared_preload_libraries" and restart the server.';
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER keys_rate_limit_warning
-    AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();
-
-CREATE FUNCTION apikeys.flush_usage()
-    RETURNS bigint
-    AS 'MODULE_PATHNAME', 'apikeys_flush_usage'
-    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-
-CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures integer,
-                                           OUT window_start timestamptz,
-                                           OUT window_end timestamptz,
-                                           OUT blocked boolean,
-                                           OUT blocked_attempts bigint)
-    RETURNS SETOF record
-    AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
-    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-
-CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
-                                    OUT entries bigint, OUT entry_bytes integer,
-                                    OUT shared_bytes bigint, OUT invalidations bigint,
-                                    OUT session_hits bigint, OUT session_misses bigint)
-    RETURNS record
-    AS 'MODULE_PATHNAME', 'apikeys_cache_stats'
-    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-
-CREATE FUNCTION apikeys.usage_stats(OUT shared boolean, OUT tracked_keys bigint,
-                                    OUT key_capacity bigint, OUT tracked_addresses bigint,
-                                    OUT address_capacity bigint, OUT dropped_keys bigint,
-                                    OUT dropped_addresses bigint, OUT shared_bytes bigint)
-    RETURNS record
-    AS 'MODULE_PATHNAME', 'apikeys_usage_stats'
-    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-
--- Usage for administrators (the table itself is the extension owner's).
-CREATE VIEW apikeys.key_usage AS
-SELECT u.client_id, u.hour, u.code, u.count
-  FROM apikeys.usage u;
-
--- The noisiest client addresses (IPv4, or IPv6 /64) in their current
--- failure window: one row per address, never one per attempt.
-CREATE VIEW apikeys.failing_addresses AS
-SELECT f.address, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts
-  FROM apikeys._failing_addresses() f
- ORDER BY f.failures DESC, f.address;
-
-REVOKE ALL ON FUNCTION
-    apikeys._keys_cache_trigger(),
-    apikeys._preloaded(),
-    apikeys._rate_limit_warning_trigger(),
-    apikeys.flush_usage(),
-    apikeys._failing_addresses(),
-    apikeys.cache_stats(),
-    apikeys.usage_stats()
-FROM PUBLIC;
-REVOKE ALL ON apikeys.usage, apikeys.key_usage, apikeys.failing_addresses FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION
-    apikeys.flush_usage(),
-    apikeys._failing_addresses(),
-    apikeys.cache_stats(),
-    apikeys.usage_stats()
-TO apikeys_admin;
-GRANT SELECT ON apikeys.key_usage, apikeys.failing_addresses TO apikeys_admin;
-
-COMMENT ON TABLE apikeys.usage IS 'Verification counts per key, per hour, per outcome code, written by the usage flush (extension owner only)';
-COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (flushed every apikeys.flush_interval when preloaded)';
+COMMENT ON TABLE apikeys.usage IS 'Verification counts per key, per hour, per outcome code, written by the hourly rollup of the usage journal (extension owner only)';
 COMMENT ON VIEW apikeys.failing_addresses IS 'Client addresses (IPv6: /64) with failed verifications in their current window, noisiest first';
 COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures: attempts answer RATE_LIMITED until window_end';
-COMMENT ON FUNCTION apikeys.flush_usage() IS 'Writes this database''s usage counts and last-use times now; returns usage rows written';
 COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
 COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
 COMMENT ON FUNCTION apikeys._preloaded() IS 'Internal: is apikeys in shared_preload_libraries?';
 COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger() IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
+COMMENT ON VIEW apikeys.key_hygiene IS 'Live keys that need attention, with findings: full_access, expires_soon, never_used, unused_90_days, no_contact, old_secret_in_grace';
+COMMENT ON COLUMN apikeys.key_hygiene.findings IS 'Why the key is listed; see the view''s comment';
+COMMENT ON FUNCTION apikeys.cache_prewarm() IS 'Fills the shared verification cache with this database''s live keys, most recently used first, up to its capacity; returns keys loaded (0 when not preloaded or on a standby)';
+COMMENT ON TABLE apikeys.usage_journal IS 'Usage flushed from shared memory and not yet rolled up into apikeys.usage: one packed row per flush (extension owner only)';
+COMMENT ON COLUMN apikeys.usage_journal.keys IS 'Keys whose numbers the row holds';
+COMMENT ON FUNCTION apikeys._journal_decode(bytea) IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+COMMENT ON FUNCTION apikeys._recent_use(text) IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
+COMMENT ON FUNCTION apikeys.flush_usage(boolean) IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage and last_used_at, returning usage rows written; without, as one journal row like the background worker, returning keys written';
+COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';

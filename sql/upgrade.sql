@@ -1,19 +1,33 @@
 --
--- upgrade: ALTER EXTENSION apikeys UPDATE from every released version keeps
--- every key verifying the same and every audit row; and an installation at
--- the default version has exactly the objects (definitions, grants,
--- settings) of one that was updated to it.
+-- upgrade: ALTER EXTENSION apikeys UPDATE from the first released version
+-- keeps every key verifying the same and every audit row; and an
+-- installation at the default version has exactly the objects (definitions,
+-- grants, settings, triggers and their firing modes, constraints, indexes,
+-- storage options) of one that was updated to it.
+--
+-- 1.0 is the only version so far, so the update below is a no-op today and
+-- the comparison checks that a walk changes nothing; when 1.1 ships (with
+-- apikeys--1.0--1.1.sql), this same file walks 1.0 -> 1.1 unchanged.  Keep
+-- :from_version at the oldest version still supported.
 --
 -- Runs in databases of its own: the test database has the extension at
 -- the default version already.
 --
 SET client_min_messages = warning;
 SELECT current_user AS regress_superuser \gset
+\set from_version '1.0'
+
+-- the versions and update paths there are: adding a version changes this
+SELECT version FROM pg_available_extension_versions WHERE name = 'apikeys' ORDER BY 1;
+SELECT source, target, path FROM pg_extension_update_paths('apikeys')
+ WHERE path IS NOT NULL ORDER BY 1, 2;
 
 -- objects(): a fingerprint of every member of the extension, with what
--- matters for security and behaviour (definition, owner-relative grants,
--- settings, RLS, columns)
-\set objects_sql 'SELECT string_agg(d.member || '' '' || md5(d.def), E''\\n'' ORDER BY d.member) FROM (SELECT pg_describe_object(e.classid, e.objid, e.objsubid) AS member, COALESCE(CASE e.classid WHEN ''pg_proc''::regclass THEN (SELECT pg_get_functiondef(p.oid) || COALESCE(p.proacl::text, '''') FROM pg_proc p WHERE p.oid = e.objid AND p.prokind <> ''a'') WHEN ''pg_class''::regclass THEN (SELECT c.relkind::text || c.relrowsecurity::text || COALESCE(c.relacl::text, '''') || COALESCE(pg_get_viewdef(c.oid), '''') || (SELECT string_agg(a.attname || '':'' || format_type(a.atttypid, a.atttypmod) || a.attnotnull::text || COALESCE(pg_get_expr(ad.adbin, ad.adrelid), ''''), '','' ORDER BY a.attnum) FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) FROM pg_class c WHERE c.oid = e.objid) WHEN ''pg_type''::regclass THEN (SELECT format_type(t.oid, NULL) || t.typtype::text || COALESCE(t.typacl::text, '''') FROM pg_type t WHERE t.oid = e.objid) END, '''') AS def FROM pg_depend e WHERE e.refclassid = ''pg_extension''::regclass AND e.deptype = ''e'' AND e.refobjid = (SELECT oid FROM pg_extension WHERE extname = ''apikeys'')) d'
+-- matters for security and behaviour: definition, owner-relative grants,
+-- settings, RLS, columns and their storage, table options, and each
+-- table's triggers (with their ENABLE mode), constraints and indexes,
+-- which are not members themselves
+\set objects_sql 'SELECT string_agg(d.member || '' '' || md5(d.def), E''\\n'' ORDER BY d.member) FROM (SELECT pg_describe_object(e.classid, e.objid, e.objsubid) AS member, COALESCE(CASE e.classid WHEN ''pg_proc''::regclass THEN (SELECT pg_get_functiondef(p.oid) || COALESCE(p.proacl::text, '''') FROM pg_proc p WHERE p.oid = e.objid AND p.prokind <> ''a'') WHEN ''pg_class''::regclass THEN (SELECT c.relkind::text || c.relrowsecurity::text || COALESCE(c.relacl::text, '''') || COALESCE(c.reloptions::text, '''') || COALESCE(pg_get_viewdef(c.oid), '''') || COALESCE((SELECT string_agg(a.attname || '':'' || format_type(a.atttypid, a.atttypmod) || a.attnotnull::text || a.attstorage::text || COALESCE(pg_get_expr(ad.adbin, ad.adrelid), ''''), '','' ORDER BY a.attnum) FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '''') || COALESCE((SELECT string_agg(tg.tgname || tg.tgenabled::text || pg_get_triggerdef(tg.oid), '','' ORDER BY tg.tgname) FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal), '''') || COALESCE((SELECT string_agg(co.conname || pg_get_constraintdef(co.oid), '','' ORDER BY co.conname) FROM pg_constraint co WHERE co.conrelid = c.oid), '''') || COALESCE((SELECT string_agg(pg_get_indexdef(i.indexrelid), '','' ORDER BY i.indexrelid::regclass::text) FROM pg_index i WHERE i.indrelid = c.oid), '''') FROM pg_class c WHERE c.oid = e.objid) WHEN ''pg_type''::regclass THEN (SELECT format_type(t.oid, NULL) || t.typtype::text || COALESCE(t.typacl::text, '''') FROM pg_type t WHERE t.oid = e.objid) END, '''') AS def FROM pg_depend e WHERE e.refclassid = ''pg_extension''::regclass AND e.deptype = ''e'' AND e.refobjid = (SELECT oid FROM pg_extension WHERE extname = ''apikeys'')) d'
 
 -- 1. The default version, installed directly
 CREATE DATABASE regress_upgrade_direct;
@@ -26,12 +40,12 @@ SELECT count(*) > 0 AS direct_has_members FROM pg_depend
  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'apikeys');
 
--- 2. Version 1.0, with keys in every state and their audit rows, updated
+-- 2. The first released version, with keys in every state and their audit rows, updated
 \c contrib_regression
 CREATE DATABASE regress_upgrade_walk;
 \c regress_upgrade_walk
 SET client_min_messages = warning;
-CREATE EXTENSION apikeys VERSION '1.0';
+CREATE EXTENSION apikeys VERSION :'from_version';
 SELECT extversion FROM pg_extension WHERE extname = 'apikeys';
 CREATE TABLE public.docs (id int, owner text);
 SELECT apikeys.protect('public.docs', 'owner');
@@ -65,11 +79,6 @@ SELECT count(*) AS audit_rows_before,
   FROM apikeys.audit_log a \gset
 SELECT md5(string_agg((to_jsonb(k) - 'last_used_at')::text, ',' ORDER BY client_id)) AS keys_before FROM apikeys.keys k \gset
 
--- the current library under the 1.0 schema (no usage journal) writes usage
--- straight into apikeys.usage, as 1.0 did
-SELECT apikeys.flush_usage() >= 0 AS flushed_under_1_0;
-SELECT count(*) > 0 AS usage_rows_under_1_0 FROM apikeys.usage;
-
 ALTER EXTENSION apikeys UPDATE;
 SELECT extversion = :'direct_version' AS updated_to_default FROM pg_extension WHERE extname = 'apikeys';
 
@@ -102,23 +111,39 @@ EXCEPT SELECT unnest(string_to_array(:'direct_string_agg', E'\n'));
 SELECT m AS only_in_direct FROM unnest(string_to_array(:'direct_string_agg', E'\n')) m
 EXCEPT SELECT unnest(string_to_array(:'walk_string_agg', E'\n'));
 
--- 4. What 1.1 adds: apikeys.key_hygiene, for admins only
--- (age two keys: 8 issued a month ago and never used, 2 last used long ago)
-UPDATE apikeys.keys SET created_at = now() - interval '30 days', last_used_at = NULL
- WHERE client_id = (SELECT client_id FROM issued WHERE n = 8);
-UPDATE apikeys.keys SET last_used_at = now() - interval '100 days'
- WHERE client_id = (SELECT client_id FROM issued WHERE n = 2);
-SELECT i.n, h.status, h.findings
-  FROM apikeys.key_hygiene h JOIN issued i USING (client_id) ORDER BY i.n;
-CREATE ROLE regress_upgrade_admin IN ROLE apikeys_admin;
-CREATE ROLE regress_upgrade_verifier IN ROLE apikeys_verifier;
-SET ROLE regress_upgrade_admin;
-SELECT count(*) > 0 AS admin_reads_hygiene FROM apikeys.key_hygiene;
-RESET ROLE;
-SET ROLE regress_upgrade_verifier;
-SELECT * FROM apikeys.key_hygiene;
-RESET ROLE;
-DROP ROLE regress_upgrade_admin, regress_upgrade_verifier;
+-- 4. The fingerprint sees what a walk could get wrong: each change below,
+-- rolled back, must alter it (a fingerprint blind to one of them would let
+-- an upgrade script forget it unnoticed)
+CREATE TEMP TABLE fingerprint_changes (change text, stmt text);
+INSERT INTO fingerprint_changes VALUES
+    ('trigger demoted from ALWAYS', 'ALTER TABLE apikeys.keys ENABLE TRIGGER keys_cache'),
+    ('trigger disabled', 'ALTER TABLE apikeys.audit_log DISABLE TRIGGER audit_log_append_only'),
+    ('constraint dropped', 'ALTER TABLE apikeys.keys DROP CONSTRAINT keys_secret_hash_check'),
+    ('index dropped', 'DROP INDEX apikeys.keys_owner_idx'),
+    ('index redefined', 'DROP INDEX apikeys.audit_log_at_idx; CREATE INDEX audit_log_at_idx ON apikeys.audit_log (at DESC)'),
+    ('storage option', 'ALTER TABLE apikeys.keys SET (fillfactor = 100)'),
+    ('column storage', 'ALTER TABLE apikeys.usage_journal ALTER COLUMN data SET STORAGE EXTENDED'),
+    ('view redefined', 'CREATE OR REPLACE VIEW apikeys.failing_addresses AS SELECT f.address, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts FROM apikeys._failing_addresses() f'),
+    ('function grant', 'GRANT EXECUTE ON FUNCTION apikeys.delete_key(text) TO apikeys_verifier');
+CREATE FUNCTION pg_temp.objects() RETURNS text LANGUAGE sql AS :'objects_sql';
+CREATE FUNCTION pg_temp.fingerprint_after(stmt text) RETURNS text
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    fp text;
+BEGIN
+    BEGIN
+        EXECUTE stmt;
+        fp := pg_temp.objects();
+        RAISE EXCEPTION 'undo';
+    EXCEPTION WHEN raise_exception THEN
+        NULL;           -- the change is rolled back, fp is kept
+    END;
+    RETURN fp;
+END
+$fn$;
+SELECT change, pg_temp.fingerprint_after(stmt) IS DISTINCT FROM :'walk_string_agg' AS fingerprint_changed
+  FROM fingerprint_changes ORDER BY change;
+SELECT pg_temp.objects() = :'walk_string_agg' AS changes_rolled_back;
 
 \c contrib_regression
 DROP DATABASE regress_upgrade_direct;

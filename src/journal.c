@@ -414,7 +414,6 @@ JournalOldest(void)
  *	  become one journal row; returns the keys in it.
  *	rollup true: those counts and the whole journal go into apikeys.usage
  *	  and apikeys.keys.last_used_at; returns the usage rows written.
- * With the 1.0 or 1.1 schema (no journal table) both write directly.
  */
 int64
 UsageFlushDatabase(bool rollup)
@@ -422,8 +421,6 @@ UsageFlushDatabase(bool rollup)
 	HTAB	   *items;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz hour;
-	Oid			nsp;
-	bool		has_journal;
 	int64		written;
 	OwnerContext oc;
 
@@ -435,24 +432,20 @@ UsageFlushDatabase(bool rollup)
 				 errmsg("cannot flush API key usage during recovery"),
 				 errhint("Usage is flushed on the primary; a standby does not count it.")));
 	(void) ApikeysKeysRelid();	/* the extension must be installed here */
-	nsp = get_namespace_oid(APIKEYS_SCHEMA_NAME, false);
-	has_journal = OidIsValid(get_relname_relid("usage_journal", nsp));
 
 	hour = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_trunc,
 												   CStringGetTextDatum("hour"),
 												   TimestampTzGetDatum(now)));
 	items = UsageItemsCreate();
 	UsageCollect(items, hour);
-	if (hash_get_num_entries(items) == 0 && !(rollup && has_journal))
+	if (hash_get_num_entries(items) == 0 && !rollup)
 	{
 		hash_destroy(items);
 		return 0;
 	}
 
 	EnterOwnerContext(&oc);
-	if (!has_journal)
-		written = UsageApply(items);
-	else if (!rollup)
+	if (!rollup)
 	{
 		written = JournalWrite(items, now);
 		UsageNoteRecent(items);
@@ -477,8 +470,7 @@ PG_FUNCTION_INFO_V1(apikeys_recent_use);
 /*
  * SQL function: apikeys.flush_usage(rollup boolean DEFAULT true) returns bigint
  *
- * Writes this database's usage now.  With rollup (the default, and the
- * only form before 1.2) everything reaches apikeys.usage and
+ * Writes this database's usage now.  With rollup (the default) everything reaches apikeys.usage and
  * apikeys.keys.last_used_at; without, only what the background worker
  * writes every interval (one journal row).  0 when the library is not
  * preloaded (nothing is counted).
