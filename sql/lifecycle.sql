@@ -78,7 +78,7 @@ SELECT name, scopes FROM apikeys.key_list WHERE client_id = :'cid';
 SELECT pg_temp.snap(:'cid') = :'before' AS unchanged;
 -- the same outside err(): each call its own failing transaction
 SELECT apikeys.update_key(:'cid', contact_email => 'nope');
-SELECT apikeys.update_key(:'cid', expires_at => now() + interval '20 days');
+SELECT apikeys.update_key(:'cid', rate_limit => -1);
 SELECT apikeys.update_key(:'cid', name => 'valid', scopes => '{BAD}');
 SELECT pg_temp.snap(:'cid') = :'before' AS unchanged;
 
