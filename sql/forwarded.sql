@@ -126,6 +126,9 @@ SELECT err($$SET apikeys.trusted_proxies = '10.0.0.0/8, proxy.example'$$) AS nam
 SELECT err($$SET apikeys.trusted_proxies = '10/8'$$) AS classful;
 SET apikeys.trusted_proxies = '10.0.0.0/8,2001:db8::/32 ::ffff:192.168.0.0/112';
 SHOW apikeys.trusted_proxies;
+SELECT set_config('apikeys.trusted_proxies', E'192.0.2.1\t192.0.2.2\t192.0.2.3\t192.0.2.4', false) IS NOT NULL AS tabs_separate;
+SELECT fwd_try(:'k_net', '{"x-forwarded-for": "203.0.113.5, 192.0.2.4, 192.0.2.1"}') AS tab_list_entries;
+SET apikeys.trusted_proxies = '10.0.0.0/8,2001:db8::/32 ::ffff:192.168.0.0/112';
 SELECT fwd_try(:'k_net', '{"x-forwarded-for": "203.0.113.5, 192.168.3.4, 10.9.9.9"}') AS mapped_proxy_entry;
 RESET apikeys.trusted_proxies;
 SET ROLE regress_admin;

@@ -65,7 +65,7 @@ CheckTrustedProxies(char **newval, void **extra, GucSource source)
 	ApikeysNetList *list;
 
 	for (const char *q = p; *q; q++)
-		if (*q == ',' || *q == ' ')
+		if (*q == ',' || *q == ' ' || *q == '\t')
 			max++;
 	/* extra must be malloc'd: the GUC machinery free()s it */
 	list = malloc(offsetof(ApikeysNetList, nets) + max * sizeof(ApikeysNet));

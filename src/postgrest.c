@@ -24,6 +24,13 @@
  *   for a db-pre-request wrapper that maps method and path to a scope;
  *   pre_request() alone leaves what a key may see to RLS.
  *
+ * - the client address: the connection's, or with
+ *   apikeys.trust_forwarded_for the rightmost X-Forwarded-For or
+ *   Forwarded entry that is not in apikeys.trusted_proxies (each proxy
+ *   appends, so the left part is the client's own writing); a forwarding
+ *   header without a readable client entry answers 400 for a presented key
+ *   (see ForwardedClient).
+ *
  * It writes nothing, since PostgREST runs GET and HEAD in READ ONLY
  * transactions (and hot standbys can serve them).
  *

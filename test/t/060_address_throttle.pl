@@ -126,13 +126,20 @@ sub best_of
 	return $best;
 }
 
+# ten addresses (of ten /24s, none blocked as a network) blocked before the flood
+sq("SELECT " . wrong("100.64.$_.9")) for map { ($_) x 5 } 1 .. 10;
+is(sq("SELECT count(*) FROM apikeys.failing_addresses WHERE address << '100.64.0.0/16' AND blocked"), '10',
+	'ten addresses blocked before the flood, and not their networks');
+
 my $alone = best_of();
-is(sq(v4flood(1, 20000)), '20000', 'a flood of 20,000 distinct IPv4 addresses fails');
+is(sq(v4flood(1, 40000)), '40000', 'a flood of 40,000 distinct IPv4 addresses fails');
 my ($tracked, $capacity, $dropped) = split /\|/,
   sq('SELECT tracked_addresses, address_capacity, dropped_addresses FROM apikeys.usage_stats()');
 ok($tracked > 0.9 * $capacity && $dropped > 0,
 	"the address table filled up and evicted ($tracked of $capacity tracked, $dropped dropped)");
-is(sq("SELECT " . right('192.0.2.10')), 'RATE_LIMITED', 'an address blocked before the flood stays blocked');
+is(sq("SELECT count(*) FROM generate_series(1, 10) i WHERE "
+	  . "(apikeys.verify((SELECT token FROM tok WHERE name = 'plain'), NULL, ('100.64.' || i || '.9')::inet)).code = 'RATE_LIMITED'"),
+	'10', 'the addresses blocked before the flood stay blocked');
 @answers = ();
 push @answers, sq("SELECT " . wrong('172.16.5.5')) for 1 .. 7;
 is(join(',', @answers), join(',', ('NOT_FOUND') x 5, ('RATE_LIMITED') x 2),
@@ -162,11 +169,16 @@ sub during
 # the slowdown that is only two processes on the machine's cores
 my $cpu = during("SELECT count(*) /* cpu_load */ FROM generate_series(1, 1000000000) g WHERE g % 7 = 8",
 	'cpu_load');
-my $during = during(v4flood(20001, 400000) =~ s/generate_series/generate_series \/* v4_flood *\//r, 'v4_flood');
+my $during = during(v4flood(40001, 400000) =~ s/generate_series/generate_series \/* v4_flood *\//r, 'v4_flood');
 my $ratio = $during / $alone;
 diag(sprintf('20,000 valid verifications: %.1f ms alone, %.1f ms beside a CPU-bound backend (%.2fx), '
 	  . '%.1f ms during an IPv4 flood (%.2fx)', $alone, $cpu, $cpu / $alone, $during, $ratio));
 ok($ratio < 5, sprintf('valid verifications during a flood cost %.2fx (bound 5x)', $ratio));
+
+# IPv4: one failure from each of 60 addresses of one /24
+is(sq("SELECT string_agg(c || ' ' || n, ',') FROM (SELECT c, count(*) n FROM (SELECT (apikeys.verify_client('$cid', repeat('A', 43), NULL, "
+	  . "('100.65.7.' || g)::inet)).code c FROM generate_series(1, 60) g) s GROUP BY c ORDER BY c) t"),
+	'NOT_FOUND 50,RATE_LIMITED 10', 'walking through the addresses of a /24 is throttled after max_network_failures');
 
 # IPv6: 20,000 /64s of one /48
 is(sq("SELECT " . wrong('2001:db8:a000:ffff::1')), 'NOT_FOUND', 'the /48 starts unthrottled');
