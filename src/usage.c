@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * usage.c
- *	  Usage counters, last-used times, failure counters and rate limits.
+ *	  Usage counters and last-used times.
  *
  * Hand-rolled key tables record last_used_at with an UPDATE per request:
  * a row version and WAL per request, a row lock that serialises requests
@@ -15,7 +15,7 @@
  *	  found in the shared cache counts in its cache entry's usage slot
  *	  (cache.c: same lock, no second lookup); other keys, and the counts
  *	  of entries the cache evicts, go to a hash table of
- *	  apikeys.cache_size entries, which also holds rate-limit windows.
+ *	  a quarter of apikeys.cache_size entries (at least 10,000).
  *	  Counters are atomics under shared locks, so concurrent requests on
  *	  one key do not serialise.  The background worker (worker.c) moves
  *	  counts into apikeys.usage (per key, per hour, per code) and last-use
@@ -25,10 +25,10 @@
  *	  rewritten only when it moves by apikeys.last_used_granularity, so a
  *	  busy key costs one small row update per granularity, not one per
  *	  flush.  Usage is not counted during recovery (a standby cannot write
- *	  it anywhere); failure counters and rate limits are kept there too,
- *	  per server.
+ *	  it anywhere).
  *	Failed verifications per client address and per-key rate-limit
- *	windows, which can answer RATE_LIMITED, are in throttle.c.
+ *	windows, which can answer RATE_LIMITED, are in throttle.c (kept on a
+ *	standby too, per server).
  *	When the per-key table is full, new keys are not counted until the
  *	next flush frees entries (counted in apikeys.usage_stats()).
  *

@@ -43,8 +43,8 @@
 
 #include "cache.h"
 #include "secret.h"
-#include "token.h"
 #include "throttle.h"
+#include "token.h"
 #include "usage.h"
 #include "verify.h"
 
@@ -178,7 +178,7 @@ VerifyCredentials(const char *client_id, int cid_len,
 		res->code = APIKEYS_INSUFFICIENT_SCOPE;
 	else if (key->rate_limit > 0 &&
 			 ThrottleRateLimited(key->client_id, key->rate_limit,
-							  key->rate_window_us, &res->retry_after))
+								 key->rate_window_us, &res->retry_after))
 		res->code = APIKEYS_RATE_LIMITED;
 	else
 		res->code = APIKEYS_VALID;
