@@ -1350,8 +1350,9 @@ SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
          WHERE d.code IS NOT NULL) s
  GROUP BY s.client_id, s.hour, s.code;
 
--- The noisiest client addresses (IPv4, or IPv6 /64) in their current
--- failure window: one row per address, never one per attempt.
+-- The noisiest client addresses (IPv4, IPv6 /64, ::1) and networks (IPv4 /24,
+-- IPv6 /48) in their current failure window: one row per address, never one
+-- per attempt.
 CREATE VIEW apikeys.failing_addresses AS
 SELECT f.address, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts
   FROM apikeys._failing_addresses() f
@@ -1724,7 +1725,7 @@ COMMENT ON FUNCTION apikeys._audit_append_only_trigger() IS 'Internal: keeps api
 COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger() IS 'Internal: refuses TRUNCATE of apikeys.keys';
 
 COMMENT ON TABLE apikeys.usage IS 'Verification counts per key, per hour, per outcome code, written by the hourly rollup of the usage journal (extension owner only)';
-COMMENT ON VIEW apikeys.failing_addresses IS 'Client addresses (IPv6: /64) with failed verifications in their current window, noisiest first';
+COMMENT ON VIEW apikeys.failing_addresses IS 'Client addresses (IPv4, IPv6 /64, ::1) and networks (IPv4 /24, IPv6 /48) with failed verifications in their current window, noisiest first';
 COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures: attempts answer RATE_LIMITED until window_end';
 COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';

@@ -62,7 +62,7 @@ SELECT json_build_object('accept', '*/*', 'host', 'localhost:3000', 'user-agent'
        json_build_object('accept', '*/*', 'x-api-key', :'dis_tok')::text AS h_disabled,
        json_build_object('accept', '*/*', 'x-api-key', :'rev_tok')::text AS h_revoked,
        json_build_object('accept', '*/*', 'x-api-key', :'exp_tok')::text AS h_expired,
-       json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', '203.0.113.9, 10.0.0.1')::text AS h_xff_in,
+       json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', '10.0.0.1, 203.0.113.9')::text AS h_xff_in,
        json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', '198.51.100.1')::text AS h_xff_out,
        json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', 'unknown')::text AS h_xff_junk,
        json_build_object('accept', '*/*', 'x-api-key', :'acme_net')::text AS h_net,
@@ -343,6 +343,8 @@ ABORT;
 
 -- apikeys.trust_forwarded_for is superuser-only (set in postgresql.conf
 -- for the authenticator's database); here: set, then become authenticator.
+-- The client is the rightmost entry (the one the proxy appended); an entry
+-- that is no address answers 400 (sql/forwarded.sql has every form).
 \c - :superuser
 SET apikeys.trust_forwarded_for = on;
 SET SESSION AUTHORIZATION authenticator;
