@@ -941,6 +941,20 @@ DECLARE
 BEGIN
     PERFORM apikeys._check_text('owner', revoke_all_keys.owner, 256, true);
     PERFORM apikeys._check_text('reason', reason, 1024, false);
+
+    -- Take the lock create_key takes: the owner's policy row, made here if
+    -- missing (a concurrent first create_key and this upsert then wait for
+    -- each other on the primary key).  A create that got the lock first has
+    -- committed when we get it, and the UPDATE below (a new snapshot in READ
+    -- COMMITTED) sees its key; one that comes later waits for our commit, so
+    -- its key is made after the revocation.  Under REPEATABLE READ a key
+    -- committed since our snapshot makes this upsert fail to serialize
+    -- instead of leaving the key live.
+    INSERT INTO apikeys.owner_policies AS p (owner)
+    VALUES (revoke_all_keys.owner)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey
+    DO UPDATE SET keys_issued = p.keys_issued;
+
     PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object('reason', reason, 'all', true));
     UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
      WHERE keys.owner OPERATOR(pg_catalog.=) revoke_all_keys.owner
