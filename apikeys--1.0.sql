@@ -600,6 +600,11 @@ CREATE FUNCTION apikeys._owner_limits(p_owner text, OUT max_keys integer, OUT ma
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- The apikeys.* settings exist once the library is loaded, and in a new
+    -- session without preloading nothing may have loaded it yet: calling
+    -- one of its C functions does (its _PG_init defines the settings, with
+    -- the value from postgresql.conf or the default).
+    PERFORM apikeys._preloaded();
     SELECT p.max_keys, p.max_lifetime INTO max_keys, max_lifetime
       FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
     max_keys := COALESCE(max_keys,
