@@ -536,7 +536,8 @@ CREATE FUNCTION apikeys.cache_prewarm()
 -- Internal SQL helpers
 --------------------------------------------------------------------------------
 
--- _audit appends one audit row and tells listeners (NOTIFY apikeys_events).
+-- _audit appends one audit row and wakes listeners (NOTIFY apikeys_events
+-- with the event and the client ID only).
 -- It is the only writer of audit_log, so every row has the same shape.
 CREATE FUNCTION apikeys._audit(p_event text, p_client_id text, p_owner text, p_detail jsonb)
     RETURNS void
@@ -549,9 +550,11 @@ BEGIN
     VALUES (p_event, p_client_id, p_owner, COALESCE(p_detail, '{}'::jsonb),
             apikeys._outer_user(),
             pg_catalog.current_setting('application_name', true));
+    -- Any role may LISTEN on any channel, so the payload holds only what
+    -- is public: the event and the client ID.  Owners, names, reasons and
+    -- the rest are in audit_log, which only apikeys_admin reads.
     PERFORM pg_catalog.pg_notify('apikeys_events',
-        pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id,
-                                      'owner', p_owner)::text);
+        pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id)::text);
 END
 $$;
 
