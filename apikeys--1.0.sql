@@ -1460,8 +1460,12 @@ BEGIN
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501';
     END IF;
-    SELECT pg_catalog.format_type(a.atttypid, NULL) INTO v_type
+    -- the type by its qualified name, which carries no type modifier
+    -- (format_type() would say "character", which means char(1))
+    SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) INTO v_type
       FROM pg_catalog.pg_attribute a
+      JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
        AND a.attname OPERATOR(pg_catalog.=) owner_column
        AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
@@ -1482,11 +1486,24 @@ BEGIN
           FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
     END IF;
 
-    -- The key's owner is cast to the column's type (text, uuid, bigint ...),
-    -- so an index on the owner column serves the policy.  The type modifier
-    -- is dropped: a cast to varchar(n) would truncate, and a truncated
-    -- owner could match someone else's rows.
-    v_own := pg_catalog.format('(%I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%s)',
+    -- A key matches a row only when the row's owner, written back as text,
+    -- is exactly the key's owner.  Two conditions:
+    --  1. the key's owner cast to the column's type (text, uuid, bigint ...)
+    --     equals the column, so an index on the owner column serves the
+    --     policy (the type modifier is dropped: a cast to varchar(n) or
+    --     char(n) would truncate);
+    --  2. the column cast to text equals the key's owner bytewise (COLLATE
+    --     "C"), which rejects what the cast and the type's equality blur:
+    --     '07', '+7' or ' 7' for integer 7, '7' for numeric 7.0, an
+    --     upper-case uuid, a 64-character owner truncated to a 63-character
+    --     name, 'acme ' for char(n) 'acme', 'ACME' for 'acme' under a
+    --     case-insensitive collation.
+    -- char(n)::text drops the padding, so a char(n) owner 'acme' matches
+    -- the key owner 'acme', and an owner ending in a blank never matches.
+    -- An owner that is not a valid value of the type (a key of owner
+    -- 'acme' on a bigint column) makes the cast, and so the query, fail.
+    v_own := pg_catalog.format('(%1$I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%2$s AND '
+                               '(%1$I)::pg_catalog.text COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) apikeys.current_owner())',
                                owner_column, v_type);
     v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter OPERATOR(pg_catalog.<>) ''
                   THEN pg_catalog.format(' OR (%s)', public_filter) ELSE '' END;
