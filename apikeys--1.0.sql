@@ -1576,6 +1576,12 @@ BEGIN
     IF view_name IS NULL OR view_name OPERATOR(pg_catalog.=) '' OR tbl IS NULL THEN
         RAISE EXCEPTION 'view name and table are required' USING ERRCODE = '22023';
     END IF;
+    -- as protect(): only the table's owner decides how keys see it
+    IF NOT pg_catalog.pg_has_role(CURRENT_USER,
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501',
+            HINT = 'A field view is made by the owner of its table.';
+    END IF;
     -- This function runs with search_path = pg_catalog, so an unqualified
     -- name would land there: it goes into the table's schema instead.
     v_name := pg_catalog.parse_ident(view_name);

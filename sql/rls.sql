@@ -223,6 +223,14 @@ SELECT err($$SELECT apikeys.create_field_view('bad name', 'rls.employees')$$) AS
 SELECT err($$SELECT apikeys.create_field_view('v', 'rls.employees', 'Employees')$$) AS bad_resource;
 SELECT err($$SELECT apikeys.create_field_view('employee_directory', 'rls.employees')$$) AS exists_already;
 RESET ROLE;
+-- only the table's owner may make a field view of it, even into a schema
+-- the caller may create in
+CREATE SCHEMA rls_nobody AUTHORIZATION regress_nobody;
+SET ROLE regress_nobody;
+SELECT err($$SELECT apikeys.create_field_view('rls_nobody.peek', 'rls.employees', 'employees')$$) AS field_view_not_owner;
+RESET ROLE;
+SELECT count(*) AS views_in_rls_nobody FROM pg_class WHERE relnamespace = 'rls_nobody'::regnamespace;
+DROP SCHEMA rls_nobody CASCADE;
 
 -- Owner columns of other types: the key's owner is cast to the column's
 -- type (so an owner index serves the policy), without a type modifier, so
