@@ -275,11 +275,11 @@ RESET ROLE;
 -- alone would let '07', '+7' and ' 7' read owner 7's rows of an integer
 -- column, '7' read the 7.0 rows of a numeric one, an upper-case uuid read
 -- the lower-case one's, a 64-character owner read the 63-character one's
--- in a name column (truncated to 63), 'acme ' read 'acme' in char(n)
--- (padding is not significant there), and 'ACME' read 'acme' in a column
+-- in a name column (truncated to 63), 'vandelay ' read 'vandelay' in char(n)
+-- (padding is not significant there), and 'VANDELAY' read 'vandelay' in a column
 -- with a case-insensitive collation.  char(n): the stored padding is not
--- part of the owner (char(n)::text drops it), so 'acme' matches a
--- char(8) 'acme' and an owner ending in a blank matches no char(n) row.
+-- part of the owner (char(n)::text drops it), so 'vandelay' matches a
+-- char(8) 'vandelay' and an owner ending in a blank matches no char(n) row.
 SET ROLE regress_rls_owner;
 CREATE TABLE rls.t_text (id int, o text NOT NULL);
 CREATE TABLE rls.t_varchar (id int, o varchar(10) NOT NULL);
@@ -290,11 +290,11 @@ CREATE TABLE rls.t_uuid (id int, o uuid NOT NULL);
 CREATE TABLE rls.t_int (id int, o integer NOT NULL);
 CREATE TABLE rls.t_bigint (id int, o bigint NOT NULL);
 CREATE TABLE rls.t_numeric (id int, o numeric NOT NULL);
-INSERT INTO rls.t_text VALUES (1, 'acme'), (2, 'acme '), (3, 'ACME');
-INSERT INTO rls.t_varchar VALUES (1, 'acme'), (2, 'acme '), (3, 'ACME');
-INSERT INTO rls.t_char VALUES (1, 'acme'), (3, 'ACME'), (5, 'a');
-INSERT INTO rls.t_name VALUES (1, 'acme'), (4, repeat('x', 63));
-INSERT INTO rls.t_ci VALUES (1, 'acme');
+INSERT INTO rls.t_text VALUES (1, 'vandelay'), (2, 'vandelay '), (3, 'VANDELAY');
+INSERT INTO rls.t_varchar VALUES (1, 'vandelay'), (2, 'vandelay '), (3, 'VANDELAY');
+INSERT INTO rls.t_char VALUES (1, 'vandelay'), (3, 'VANDELAY'), (5, 'a'), (6, 'v');
+INSERT INTO rls.t_name VALUES (1, 'vandelay'), (4, repeat('x', 63));
+INSERT INTO rls.t_ci VALUES (1, 'vandelay');
 INSERT INTO rls.t_uuid VALUES (1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
 INSERT INTO rls.t_int VALUES (1, 7), (2, 70);
 INSERT INTO rls.t_bigint VALUES (1, 7), (2, 70);
@@ -320,7 +320,7 @@ CREATE TEMP TABLE typed_keys (owner text, token text);
 GRANT SELECT ON typed_keys TO regress_verifier;
 INSERT INTO typed_keys
 SELECT o, (apikeys.create_key(o, 'typed', ARRAY['typed:read', 'typed:create'])).token
-  FROM unnest(ARRAY['acme', 'acme ', 'ACME', repeat('x', 63), repeat('x', 64),
+  FROM unnest(ARRAY['vandelay', 'vandelay ', 'VANDELAY', repeat('x', 63), repeat('x', 64),
                     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
                     '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}', 'a0eebc999c0b4ef8bb6d6bb9bd380a11',
                     '7', '07', '+7', ' 7', '7 ', '7.0', '7.00', '7e0']) o;
@@ -373,12 +373,15 @@ EXPLAIN (COSTS OFF) SELECT id FROM rls.t_bigint;
 EXPLAIN (COSTS OFF) SELECT id FROM rls.t_numeric;
 ROLLBACK;
 BEGIN;
-SELECT code FROM apikeys.authenticate((SELECT token FROM typed_keys WHERE owner = 'acme'));
+SELECT code FROM apikeys.authenticate((SELECT token FROM typed_keys WHERE owner = 'vandelay'));
 SET LOCAL enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM rls.t_char;
 EXPLAIN (COSTS OFF) SELECT id FROM rls.t_name;
 EXPLAIN (COSTS OFF) SELECT id FROM rls.t_text;
 ROLLBACK;
+RESET ROLE;
+SET ROLE regress_admin;
+SELECT sum(apikeys.revoke_all_keys(owner)) AS typed_keys_revoked FROM (SELECT DISTINCT owner FROM typed_keys) o;
 RESET ROLE;
 SET ROLE regress_rls_owner;
 DO $$
