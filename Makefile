@@ -28,7 +28,7 @@ include $(PGXS)
 SHLIB_LINK += $(filter -lcrypto, $(LIBS))
 
 # Everything below drives the throwaway clusters; see test/run.sh.
-.PHONY: test demo bench deps fuzz check-memory
+.PHONY: test demo bench deps fuzz check-memory indent
 
 deps:
 	@test/deps.sh
@@ -41,6 +41,10 @@ demo: deps
 
 bench: deps
 	@bench/run.sh
+
+# PostgreSQL's layout (pgindent's pg_bsd_indent options) for src/; make test checks it
+indent: deps
+	@test/indent.sh
 
 # libFuzzer + ASan targets for the token and scope parsers (FUZZ_SECONDS=60 each)
 fuzz:

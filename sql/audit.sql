@@ -70,6 +70,21 @@ SELECT apikeys.purge_audit('1 day') AS purged_recent;
 RESET ROLE;
 SELECT count(*) - :total_before AS added FROM apikeys.audit_log;
 SELECT event, detail FROM apikeys.audit_log ORDER BY id DESC LIMIT 1;
+-- Back-dated rows (inserted with an old "at", as a restore would bring them)
+-- are what a purge is for: exactly the rows older than the cut go, the
+-- count returned says so, and the purge's own row records it.
+INSERT INTO apikeys.audit_log (at, event, client_id, owner, detail)
+SELECT now() - interval '1 day' * d, 'regress_old', 'ak_backdated' || d, 'regress_purge', '{}'
+  FROM (VALUES (40), (35), (31), (29), (2)) v(d);
+SELECT count(*) AS total_before FROM apikeys.audit_log \gset
+SELECT count(*) AS older_than_30_days FROM apikeys.audit_log WHERE at < now() - interval '30 days';
+SET ROLE regress_admin;
+SELECT apikeys.purge_audit('30 days') AS purged;
+RESET ROLE;
+SELECT count(*) - :total_before AS rows_changed FROM apikeys.audit_log;
+SELECT client_id FROM apikeys.audit_log WHERE event = 'regress_old' ORDER BY id;
+SELECT event, actor, db_user, detail FROM apikeys.audit_log ORDER BY id DESC LIMIT 1;
+SELECT count(*) AS older_than_30_days FROM apikeys.audit_log WHERE at < now() - interval '30 days';
 -- after purging, the append-only rule holds again in the same transaction
 BEGIN;
 SELECT apikeys.purge_audit('100 years');

@@ -65,6 +65,17 @@ ROLLBACK;
 SELECT pg_temp.who() AS after_error;
 SELECT code FROM apikeys.authenticate(:'tok');
 SELECT pg_temp.who() AS next_statement;
+-- PREPARE TRANSACTION ends the transaction in this backend: the identity
+-- goes with it, and COMMIT PREPARED (here, or from any session) brings
+-- none back.  (No temp objects inside: they cannot be prepared.)
+BEGIN;
+SELECT code FROM apikeys.authenticate(:'tok');
+SELECT apikeys.current_owner() AS before_prepare;
+PREPARE TRANSACTION 'regress_ctx_prepare';
+SELECT pg_temp.who() AS after_prepare;
+SELECT gid FROM pg_prepared_xacts WHERE gid = 'regress_ctx_prepare';
+COMMIT PREPARED 'regress_ctx_prepare';
+SELECT pg_temp.who() AS after_commit_prepared;
 
 -- Lifetime: subtransactions.
 BEGIN;

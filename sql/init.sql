@@ -34,3 +34,46 @@ GRANT EXECUTE ON FUNCTION public.err(text) TO PUBLIC;
 
 SELECT extname, extversion, extrelocatable FROM pg_extension WHERE extname = 'apikeys';
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'apikeys%' ORDER BY 1;
+
+-- An independent CRC-32C (Castagnoli, reflected polynomial 0x82F63B78),
+-- written here in PL/pgSQL so that the C code's checksum is checked against
+-- something that does not share its code, and so that tests can build
+-- well-formed tokens around a secret of their choice (forge_token).
+CREATE FUNCTION public.crc32c(data bytea) RETURNS bigint LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+    crc bigint := 4294967295;
+BEGIN
+    FOR i IN 0 .. length(data) - 1 LOOP
+        crc := crc # get_byte(data, i);
+        FOR b IN 1 .. 8 LOOP
+            IF crc & 1 = 1 THEN
+                crc := (crc >> 1) # 2197175160;   -- 0x82F63B78
+            ELSE
+                crc := crc >> 1;
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN crc # 4294967295;
+END
+$$;
+-- token_checksum(text): the CRC-32C of the text as 6 base62 digits, most
+-- significant first, as the token format documents it.
+CREATE FUNCTION public.token_checksum(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+    v bigint := public.crc32c(convert_to(t, 'UTF8'));
+    s text := '';
+BEGIN
+    FOR i IN 1 .. 6 LOOP
+        s := substr('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', (v % 62)::int + 1, 1) || s;
+        v := v / 62;
+    END LOOP;
+    RETURN s;
+END
+$$;
+-- forge_token(client_id, secret): a token that passes the format and the
+-- checksum, so that verification gets as far as comparing the secret.
+CREATE FUNCTION public.forge_token(client_id text, secret text) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT client_id || '_' || secret || public.token_checksum(client_id || '_' || secret)
+$$;
+GRANT EXECUTE ON FUNCTION public.crc32c(bytea), public.token_checksum(text),
+                          public.forge_token(text, text) TO PUBLIC;

@@ -4,6 +4,16 @@
 --
 \set VERBOSITY terse
 SELECT apikeys.set_owner_policy('wayne', max_keys => 20);
+-- snap(cid): what a change to the key would alter, including what survives
+-- a rollback: the key's row (as key_list shows it), its audit rows, the
+-- audit log's identity sequence and the shared cache's invalidation count.
+-- A "no change" below compares two snapshots.
+CREATE FUNCTION pg_temp.snap(cid text) RETURNS text LANGUAGE sql AS $$
+    SELECT md5((SELECT (to_jsonb(l) - 'last_used_at')::text FROM apikeys.key_list l WHERE l.client_id = cid))
+           || ' audit=' || (SELECT count(*) FROM apikeys.audit_log a WHERE a.client_id = cid)
+           || ' seq=' || (SELECT last_value FROM apikeys.audit_log_id_seq)
+           || ' inval=' || (SELECT invalidations FROM apikeys.cache_stats())
+$$;
 SELECT (k).client_id AS cid, (k).token AS tok
   FROM (SELECT apikeys.create_key('wayne', 'main', '{cases:read}') AS k) s \gset
 
@@ -11,11 +21,21 @@ SELECT (k).client_id AS cid, (k).token AS tok
 SELECT apikeys.disable_key(:'cid', 'suspicious traffic');
 SELECT status, disabled_at IS NOT NULL AS disabled FROM apikeys.key_list WHERE client_id = :'cid';
 SELECT (apikeys.verify(:'tok')).code;
+SELECT pg_temp.snap(:'cid') AS before \gset
 SELECT apikeys.disable_key(:'cid');  -- already disabled: no change, no error
+SELECT pg_temp.snap(:'cid') = :'before' AS unchanged;
 SELECT apikeys.enable_key(:'cid');
 SELECT status FROM apikeys.key_list WHERE client_id = :'cid';
 SELECT (apikeys.verify(:'tok')).code;
+SELECT pg_temp.snap(:'cid') AS before \gset
 SELECT apikeys.enable_key(:'cid');   -- already enabled: no change
+SELECT pg_temp.snap(:'cid') = :'before' AS unchanged;
+-- (and a real change moves every part of the snapshot)
+SELECT apikeys.disable_key(:'cid');
+SELECT pg_temp.snap(:'cid') AS after_disable \gset
+SELECT split_part(:'before', ' ', g) <> split_part(:'after_disable', ' ', g) AS moved
+  FROM generate_series(1, 4) g;
+SELECT apikeys.enable_key(:'cid');
 
 -- update_key: each setting; NULL leaves it, '' / {} / 0 clears it
 SELECT apikeys.update_key(:'cid', name => 'renamed', description => 'now with a description',
@@ -32,7 +52,9 @@ SELECT apikeys.update_key(:'cid', description => '', contact_email => '', contac
 SELECT name, description, scopes, contact_email, contact_phone, allowed_cidrs, metadata,
        db_role, rate_limit, rate_window
   FROM apikeys.key_list WHERE client_id = :'cid';
+SELECT pg_temp.snap(:'cid') AS before \gset
 SELECT apikeys.update_key(:'cid');   -- nothing given: nothing changes
+SELECT pg_temp.snap(:'cid') = :'before' AS unchanged;
 
 -- expiry: can be brought forward, never extended
 SELECT expires_at AS old_exp FROM apikeys.key_list WHERE client_id = :'cid' \gset
@@ -42,7 +64,9 @@ SELECT expires_at < :'old_exp' AS shortened, old_secret_valid_until IS NULL AS n
 SELECT err(format($$SELECT apikeys.update_key(%L, expires_at => now() + interval '20 days')$$, :'cid'));
 SELECT err(format($$SELECT apikeys.update_key(%L, expires_at => now() - interval '1 day')$$, :'cid'));
 
--- Invalid input to update_key: 22023, nothing changes
+-- Invalid input to update_key: 22023, nothing changes (the snapshot includes
+-- what err()'s rollback cannot undo: audit ids used and cache invalidations)
+SELECT pg_temp.snap(:'cid') AS before \gset
 SELECT err(format($$SELECT apikeys.update_key(%L, name => '')$$, :'cid'));
 SELECT err(format($$SELECT apikeys.update_key(%L, scopes => '{BAD}')$$, :'cid'));
 SELECT err(format($$SELECT apikeys.update_key(%L, contact_email => 'nope')$$, :'cid'));
@@ -51,6 +75,12 @@ SELECT err(format($$SELECT apikeys.update_key(%L, rate_limit => -1)$$, :'cid'));
 SELECT err(format($$SELECT apikeys.update_key(%L, metadata => '"x"')$$, :'cid'));
 SELECT err(format($$SELECT apikeys.update_key(%L, db_role => 'postgres')$$, :'cid'));
 SELECT name, scopes FROM apikeys.key_list WHERE client_id = :'cid';
+SELECT pg_temp.snap(:'cid') = :'before' AS unchanged;
+-- the same outside err(): each call its own failing transaction
+SELECT apikeys.update_key(:'cid', contact_email => 'nope');
+SELECT apikeys.update_key(:'cid', rate_limit => -1);
+SELECT apikeys.update_key(:'cid', name => 'valid', scopes => '{BAD}');
+SELECT pg_temp.snap(:'cid') = :'before' AS unchanged;
 
 -- rotate_key without grace: the new secret works at once, the old one stops
 SELECT (k).token AS tok_r1, (k).client_id = :'cid' AS same_client_id, (k).expires_at = k2.expires_at AS same_expiry
@@ -78,10 +108,19 @@ SELECT err(format($$SELECT apikeys.rotate_key(%L, '-1 hour')$$, :'cid'));
 SELECT err(format($$SELECT apikeys.rotate_key(%L, NULL)$$, :'cid'));
 
 -- an expired key cannot be rotated: issue a new one
-SELECT (k).client_id AS exp_cid FROM (SELECT apikeys.create_key('wayne', 'old', '{}') AS k) s \gset
+SELECT (k).client_id AS exp_cid, (k).token AS exp_tok FROM (SELECT apikeys.create_key('wayne', 'old', '{}') AS k) s \gset
+SELECT apikeys.disable_key(:'exp_cid', 'before it expired');
 UPDATE apikeys.keys SET expires_at = now() - interval '1 second' WHERE client_id = :'exp_cid';
 SELECT status FROM apikeys.key_list WHERE client_id = :'exp_cid';
 SELECT err(format($$SELECT apikeys.rotate_key(%L)$$, :'exp_cid'));
+-- nor re-enabled into life: enable_key lifts the disable (audited), and the
+-- key stays expired (status expired, verify EXPIRED)
+SELECT (apikeys.verify(:'exp_tok')).code AS disabled_and_expired;
+SELECT apikeys.enable_key(:'exp_cid');
+SELECT status, disabled_at IS NULL AS not_disabled, expires_at < now() AS still_past_expiry
+  FROM apikeys.key_list WHERE client_id = :'exp_cid';
+SELECT (apikeys.verify(:'exp_tok')).code AS after_enable;
+SELECT event FROM apikeys.audit_log WHERE client_id = :'exp_cid' ORDER BY id;
 
 -- revoke_key: irreversible; REVOKED forever; any further change is 55000
 SELECT apikeys.revoke_key(:'cid', 'laptop stolen');
@@ -137,6 +176,16 @@ SET ROLE regress_nobody;
 SELECT apikeys.report_leaked('garbage');
 SELECT apikeys.report_leaked(NULL);
 SELECT apikeys.report_leaked('ak_0000000000000000_' || substr(:'leak_tok', 21));
+-- a well-formed token (valid checksum) with the real client ID and a wrong
+-- secret: verify gets to the secret and answers NOT_FOUND, and the key
+-- must stay active (a report_leaked that revoked by client ID would not)
+SELECT apikeys.report_leaked(forge_token(:'leak_cid', repeat('x', 43)));
+RESET ROLE;
+SELECT (apikeys.verify(forge_token(:'leak_cid', repeat('x', 43)))).code AS forged_code,
+       status AS after_wrong_secret,
+       (SELECT count(*) FROM apikeys.audit_log WHERE client_id = :'leak_cid' AND event = 'revoked') AS revoked_rows
+  FROM apikeys.key_list WHERE client_id = :'leak_cid';
+SET ROLE regress_nobody;
 SELECT apikeys.report_leaked(:'leak_tok');
 SELECT apikeys.report_leaked(:'leak_tok');
 RESET ROLE;

@@ -70,8 +70,10 @@ SELECT json_build_object('accept', '*/*', 'host', 'localhost:3000', 'user-agent'
        json_build_object('accept', '*/*', 'authorization', 'Basic !!not-base64!!')::text AS h_basic_junk,
        json_build_object('accept', '*/*', 'authorization',
            'Basic ' || encode(convert_to('no colon here', 'UTF8'), 'base64'))::text AS h_basic_nocolon,
-       json_build_object('accept', '*/*', 'x-api-key', :'acme', 'authorization',
-           'basic ' || replace(encode(convert_to(:'acme_cid' || ':' || :'acme_secret', 'UTF8'), 'base64'), E'\n', ''))::text AS h_both,
+       json_build_object('accept', '*/*', 'authorization',
+           'basic ' || replace(encode(convert_to(:'acme_cid' || ':' || :'acme_secret', 'UTF8'), 'base64'), E'\n', ''),
+           'x-api-key', :'globex')::text AS h_both,
+       json_build_object('accept', '*/*', 'apikey', :'acme', 'x-api-key', :'globex')::text AS h_xapi_apikey,
        json_build_object('accept', '*/*', 'x-api-key', :'acme_foreign_role')::text AS h_foreign_role
 \gset
 
@@ -191,9 +193,17 @@ EXECUTE pgrst_config('GET', '/expenses', :'h_bearer') \gset cfg_
 SELECT apikeys.pre_request();
 SELECT current_user, apikeys.current_owner() IS NULL AS anonymous;
 COMMIT;
--- x-api-key wins over Basic, and both credentials are scrubbed
+-- x-api-key wins over Basic, and both credentials are scrubbed: globex's
+-- token in x-api-key, acme's pair in Basic (sent first): the owner is globex
 BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 EXECUTE pgrst_config('GET', '/expenses', :'h_both') \gset cfg_
+SELECT apikeys.pre_request();
+EXECUTE who_am_i;
+COMMIT;
+-- x-api-key wins over apikey: globex's in x-api-key, acme's in apikey
+-- (sent first); both headers are scrubbed
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_xapi_apikey') \gset cfg_
 SELECT apikeys.pre_request();
 EXECUTE who_am_i;
 COMMIT;

@@ -270,6 +270,48 @@ SELECT err($$SELECT count(*) FROM rls.tenant_notes$$) AS owner_not_a_uuid;
 COMMIT;
 RESET ROLE;
 
+-- An index on the owner column serves the policy: with sequential scans
+-- priced out, the plan still has to be able to use the index, for a text
+-- and for a uuid owner column (a policy that cast the column, or a
+-- volatile current_owner(), could not use it and would scan).
+SET ROLE regress_rls_owner;
+CREATE TABLE rls.many (id int, owner text NOT NULL, tenant uuid NOT NULL, note text);
+INSERT INTO rls.many
+SELECT i, 'owner' || (i % 200), ('00000000-0000-0000-0000-' || lpad((i % 200)::text, 12, '0'))::uuid, 'n'
+  FROM generate_series(1, 20000) i;
+CREATE INDEX many_owner_idx ON rls.many (owner);
+CREATE INDEX many_tenant_idx ON rls.many (tenant);
+ANALYZE rls.many;
+SELECT apikeys.protect('rls.many', 'owner', 'many');
+CREATE TABLE rls.many_uuid AS SELECT * FROM rls.many;
+CREATE INDEX many_uuid_tenant_idx ON rls.many_uuid (tenant);
+ANALYZE rls.many_uuid;
+SELECT apikeys.protect('rls.many_uuid', 'tenant', 'many');
+GRANT SELECT ON rls.many, rls.many_uuid TO regress_verifier;
+RESET ROLE;
+SET ROLE regress_admin;
+SELECT (k).token AS many_tok FROM (SELECT apikeys.create_key('owner7', 'many', ARRAY['many:read']) AS k) s \gset
+SELECT (k).token AS many_uuid_tok FROM (SELECT apikeys.create_key('00000000-0000-0000-0000-000000000007', 'many uuid', ARRAY['many:read']) AS k) s \gset
+RESET ROLE;
+SET ROLE regress_verifier;
+BEGIN;
+SET LOCAL enable_seqscan = off;
+SELECT code FROM apikeys.authenticate(:'many_tok');
+EXPLAIN (COSTS OFF) SELECT * FROM rls.many;
+SELECT count(*) AS rows_seen FROM rls.many;
+COMMIT;
+BEGIN;
+SET LOCAL enable_seqscan = off;
+SELECT code FROM apikeys.authenticate(:'many_uuid_tok');
+EXPLAIN (COSTS OFF) SELECT * FROM rls.many_uuid;
+SELECT count(*) AS rows_seen FROM rls.many_uuid;
+COMMIT;
+RESET ROLE;
+SET ROLE regress_rls_owner;
+SELECT apikeys.unprotect('rls.many'), apikeys.unprotect('rls.many_uuid');
+DROP TABLE rls.many, rls.many_uuid;
+RESET ROLE;
+
 -- Owner columns of every common type.  A key matches a row only when the
 -- row's owner, written back as text, is exactly the key's owner: a cast
 -- alone would let '07', '+7' and ' 7' read owner 7's rows of an integer

@@ -2,7 +2,7 @@
 -- token: the token format, checksum, prefix and hashing.
 --
 \set VERBOSITY terse
-SELECT apikeys.set_owner_policy('acme-token', max_keys => 20);
+SELECT apikeys.set_owner_policy('acme-token', max_keys => 40);
 
 -- Shape: prefix, client ID, secret, checksum; [A-Za-z0-9_] only.
 SELECT (k).client_id AS cid, (k).client_secret AS secret, (k).token AS tok
@@ -13,6 +13,22 @@ SELECT :'tok' ~ '^ak_[A-Za-z0-9]{16}_[A-Za-z0-9]{49}$' AS token_shape,
        length(:'secret') AS secret_length,
        :'tok' = :'cid' || '_' || :'secret' || right(:'tok', 6) AS token_is_id_secret_checksum,
        apikeys.token_client_id(:'tok') = :'cid' AS client_id_extracted;
+
+-- The checksum is CRC-32C, checked against an independent implementation
+-- (public.crc32c in init.sql, PL/pgSQL).  That implementation first meets
+-- the standard check values (iSCSI, RFC 3720 B.4), then recomputes the
+-- checksum of fresh tokens, so a C checksum that is not CRC-32C, or not
+-- over everything before it, or not written most significant digit first,
+-- fails here.
+SELECT to_hex(crc32c(convert_to('123456789', 'UTF8'))) AS check_123456789,   -- e3069283
+       to_hex(crc32c(''::bytea)) AS check_empty,                              -- 0
+       to_hex(crc32c(decode(repeat('00', 32), 'hex'))) AS check_32_zeros,      -- 8a9136aa
+       to_hex(crc32c(decode(repeat('ff', 32), 'hex'))) AS check_32_ones;       -- 62a8ab43
+SELECT right(:'tok', 6) = token_checksum(left(:'tok', -6)) AS checksum_is_crc32c,
+       forge_token(:'cid', :'secret') = :'tok' AS token_rebuilt;
+SELECT count(*) AS tokens,
+       count(*) FILTER (WHERE right((k).token, 6) = token_checksum(left((k).token, -6))) AS checksums_match
+  FROM (SELECT apikeys.create_key('acme-token', 'crc ' || i, '{}') AS k FROM generate_series(1, 10) i) s;
 
 -- The database stores only SHA-256 of the secret (pgcrypto as the oracle).
 SELECT k.secret_hash = digest(:'secret', 'sha256') AS hash_is_sha256,

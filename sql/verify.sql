@@ -65,6 +65,34 @@ SELECT apikeys.revoke_key(:'exp_cid');
 SELECT (apikeys.verify(:'exp_tok')).code AS revoked_disabled_expired;
 SELECT (apikeys.verify(:'ip_tok', 'payroll:read', '198.51.100.1')).code AS address_before_scope;
 
+-- A key's status is told only to a holder of its secret: against revoked,
+-- disabled, expired, IP-limited and rate-limited keys, the right secret
+-- hears the status and a wrong one (in a token with a valid checksum, and
+-- as a pair) hears NOT_FOUND with nothing about the key.
+SELECT (k).client_id AS st_rev_cid, (k).token AS st_rev_tok
+  FROM (SELECT apikeys.create_key('umbrella', 'st revoked', '{docs:read}') AS k) s \gset
+SELECT (k).client_id AS st_dis_cid, (k).token AS st_dis_tok
+  FROM (SELECT apikeys.create_key('umbrella', 'st disabled', '{docs:read}') AS k) s \gset
+SELECT (k).client_id AS st_exp_cid, (k).token AS st_exp_tok
+  FROM (SELECT apikeys.create_key('umbrella', 'st expired', '{docs:read}') AS k) s \gset
+SELECT (k).client_id AS st_rl_cid, (k).token AS st_rl_tok
+  FROM (SELECT apikeys.create_key('umbrella', 'st limited', '{docs:read}', rate_limit => 1, rate_window => '1 hour') AS k) s \gset
+SELECT apikeys.revoke_key(:'st_rev_cid'), apikeys.disable_key(:'st_dis_cid');
+UPDATE apikeys.keys SET expires_at = now() - interval '1 second' WHERE client_id = :'st_exp_cid';
+SELECT (apikeys.verify(:'st_rl_tok')).code AS uses_the_one_request;
+SELECT label,
+       (apikeys.verify(tok, NULL, '198.51.100.1')).code AS right_secret,
+       v.code AS wrong_secret, v.valid, v.client_id, v.owner, v.scopes, v.expires_at, v.retry_after,
+       (apikeys.verify_client(cid, repeat('x', 43), NULL, '198.51.100.1')).code AS wrong_pair,
+       (apikeys.verify_client(cid, repeat('x', 43), NULL, '198.51.100.1')).owner AS wrong_pair_owner
+  FROM (VALUES ('revoked', :'st_rev_cid', :'st_rev_tok'),
+               ('disabled', :'st_dis_cid', :'st_dis_tok'),
+               ('expired', :'st_exp_cid', :'st_exp_tok'),
+               ('ip limited', :'ip_cid', :'ip_tok'),
+               ('rate limited', :'st_rl_cid', :'st_rl_tok')) AS k(label, cid, tok),
+       apikeys.verify(forge_token(cid, repeat('x', 43)), NULL, '198.51.100.1') AS v
+ ORDER BY 1;
+
 -- Invalid input: a malformed required scope is the caller's bug (22023).
 SELECT err($$SELECT apikeys.verify('x', 'not a scope')$$);
 SELECT err($$SELECT apikeys.verify_client('x', 'y', 'Read')$$);

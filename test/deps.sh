@@ -6,7 +6,7 @@
 # IPC::Run (TAP tests).  As another user it only checks and says what is
 # missing.
 set -u
-pkgs="postgresql-15 postgresql-server-dev-15 postgresql-contrib libipc-run-perl make gcc"
+pkgs="postgresql-15 postgresql-server-dev-15 postgresql-contrib libipc-run-perl make gcc pg-bsd-indent"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
