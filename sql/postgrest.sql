@@ -375,6 +375,20 @@ ABORT;
 RESET SESSION AUTHORIZATION;
 RESET apikeys.trust_forwarded_for;
 
+-- pre_request ends an identity that authenticate() set earlier in the
+-- transaction, both when the request presents no key and when its key is
+-- bad and the PGRST error is caught: the request is not that key
+BEGIN;
+SELECT (apikeys.authenticate(:'acme')).code AS earlier_identity;
+SELECT set_config('request.headers', :'h_none', true) IS NOT NULL AS no_key_headers;
+SELECT apikeys.pre_request();
+SELECT apikeys.current_owner() IS NULL AS cleared_by_no_key;
+SELECT (apikeys.authenticate(:'acme')).code AS earlier_identity;
+SELECT set_config('request.headers', :'h_revoked', true) IS NOT NULL AS bad_key_headers;
+DO $$ BEGIN PERFORM apikeys.pre_request(); EXCEPTION WHEN SQLSTATE 'PGRST' THEN NULL; END $$;
+SELECT apikeys.current_owner() IS NULL AS cleared_by_bad_key;
+ROLLBACK;
+
 -- pre_request is SECURITY INVOKER (it must be, to SET ROLE) and needs the
 -- verifier's rights: the role PostgREST runs it as is anon.
 SELECT p.oid::regprocedure, p.prosecdef,

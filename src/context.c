@@ -46,8 +46,12 @@ typedef struct RequestContext
 static RequestContext ctx;
 static MemoryContext ContextMemory = NULL;
 
-/* ContextClear forgets the identity and frees its memory. */
-static void
+/*
+ * ContextClear forgets the identity and frees its memory.  pre_request
+ * calls it too: a request that presents no key, or a bad one, is not the
+ * identity an earlier authenticate() in the transaction set.
+ */
+void
 ContextClear(void)
 {
 	ctx.set = false;

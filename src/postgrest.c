@@ -504,12 +504,16 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 	else
 	{
 		UsageWritesSuppressed = false;
+		ContextClear();
 		PG_RETURN_VOID();		/* anonymous */
 	}
 	UsageWritesSuppressed = false;
 
 	if (res.code != APIKEYS_VALID)
+	{
+		ContextClear();
 		RaisePgrst(&res);
+	}
 
 	ContextSet(&res);
 	/*
