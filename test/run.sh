@@ -145,17 +145,18 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 		APIKEYS_ROOT="$ROOT" PGXSDIR="$PGXSDIR" \
 		perl -I "$PGXSDIR/src/test/perl" -I "$ROOT/test/t" "$t" ) >"$WORK/tap/$name.out" 2>"$WORK/tap/$name.err"
 	rc=$?
-	ok=$(grep -cE '^ok ' "$WORK/tap/$name.out" || true)
-	bad=$(grep -cE '^not ok ' "$WORK/tap/$name.out" || true)
-	plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$WORK/tap/$name.out" | head -1)
 	why=()
+	[ -f "$WORK/tap/$name.out" ] || { why+=("no TAP output"); : >"$WORK/tap/$name.out"; }
+	ok=$(grep -cE '^ok ' "$WORK/tap/$name.out" || true); ok=${ok:-0}
+	bad=$(grep -cE '^not ok ' "$WORK/tap/$name.out" || true); bad=${bad:-0}
+	plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$WORK/tap/$name.out" | head -1)
 	[ "$rc" -eq 124 ] && why+=("timed out after ${TEST_TIMEOUT}s")
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$bad" -eq 0 ] && why+=("exit status $rc")
 	# a file that asserted nothing (skip_all, or died early) is a failure
 	[ $((ok + bad)) -eq 0 ] && why+=("no assertion ran")
 	[ -n "$plan" ] && [ $((ok + bad)) -ne "$plan" ] && why+=("$((ok + bad)) results for a plan of $plan")
 	# a skip is a test that did not run: skip_all, "ok N # SKIP", "# skip"
-	skips=$(grep -ciE '^1\.\.0( |$)|^ok .*# *skip|^# *skip' "$WORK/tap/$name.out" || true)
+	skips=$(grep -ciE '^1\.\.0( |$)|^ok .*# *skip|^# *skip' "$WORK/tap/$name.out" || true); skips=${skips:-0}
 	[ "$skips" -gt 0 ] && why+=("$skips skipped")
 	passed=$((passed + ok - (skips < ok ? skips : ok)))
 	[ ${#why[@]} -gt 0 ] && [ "$bad" -eq 0 ] && bad=1
@@ -163,7 +164,7 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 	if [ "$bad" -gt 0 ]; then
 		failures+=("tap/$name")
 		echo "--- $name: FAILED (${why[*]:-exit $rc})"
-		grep -iE '^not ok|^#|^ok .*# *skip|^1\.\.' "$WORK/tap/$name.out" | head -60
+		grep -iE '^not ok|^ok .*# *skip|^1\.\.' "$WORK/tap/$name.out" | head -60
 		tail -40 "$WORK/tap/$name.err"
 		find "$WORK/tap/$name" -name '*.log' -newer "$t" 2>/dev/null | head -5 | while read -r f; do
 			echo "--- tail of $f"; tail -20 "$f"; done
@@ -173,6 +174,7 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 done
 [ "$ntap" -eq 0 ] && fail_with tap "no TAP file matches test/t/${TAP_ONLY:-*}.pl"
 
+[ $((passed + failed)) -eq 0 ] && fail_with run "no test ran"
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
