@@ -73,6 +73,20 @@ count_regress() {
 	failed=$((failed + bad))
 }
 
+# tap_counts FILE: prints "ok not_ok top": the assertions that passed and
+# failed, subtests' own summary lines left out, and the number of
+# top-level results (what a plan counts).
+tap_counts() {
+	perl -ne '
+		if (/^\s*# Subtest: (.*?)\s*$/) { $sub{$1}++; next; }
+		next unless /^(\s*)(not )?ok \d+(?: - (.*?))?(?:\s+#.*)?\s*$/;
+		$top++ if $1 eq "";
+		my $n = defined $3 ? $3 : "";
+		if ($sub{$n}) { $sub{$n}--; next; }
+		if ($2) { $bad++ } else { $ok++ }
+		END { printf "%d %d %d\n", $ok, $bad, $top }' "$1"
+}
+
 # accept RESULTS_DIR EXPECTED_DIR: ACCEPT=1 copies results over expected
 # files, after listing those that change; refuses when nothing ran.
 accept() {
@@ -147,16 +161,17 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 	rc=$?
 	why=()
 	[ -f "$WORK/tap/$name.out" ] || { why+=("no TAP output"); : >"$WORK/tap/$name.out"; }
-	ok=$(grep -cE '^ok ' "$WORK/tap/$name.out" || true); ok=${ok:-0}
-	bad=$(grep -cE '^not ok ' "$WORK/tap/$name.out" || true); bad=${bad:-0}
+	# counts: assertions (a subtest's own summary line is not one), and
+	# top-level results against the plan
+	read -r ok bad top < <(tap_counts "$WORK/tap/$name.out")
 	plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$WORK/tap/$name.out" | head -1)
 	[ "$rc" -eq 124 ] && why+=("timed out after ${TEST_TIMEOUT}s")
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$bad" -eq 0 ] && why+=("exit status $rc")
 	# a file that asserted nothing (skip_all, or died early) is a failure
 	[ $((ok + bad)) -eq 0 ] && why+=("no assertion ran")
-	[ -n "$plan" ] && [ $((ok + bad)) -ne "$plan" ] && why+=("$((ok + bad)) results for a plan of $plan")
+	[ -n "$plan" ] && [ "$top" -ne "$plan" ] && why+=("$top results for a plan of $plan")
 	# a skip is a test that did not run: skip_all, "ok N # SKIP", "# skip"
-	skips=$(grep -ciE '^1\.\.0( |$)|^ok .*# *skip|^# *skip' "$WORK/tap/$name.out" || true); skips=${skips:-0}
+	skips=$(grep -ciE '^ *1\.\.0( |$)|^ *ok .*# *skip|^ *# *skip' "$WORK/tap/$name.out" || true); skips=${skips:-0}
 	[ "$skips" -gt 0 ] && why+=("$skips skipped")
 	passed=$((passed + ok - (skips < ok ? skips : ok)))
 	[ ${#why[@]} -gt 0 ] && [ "$bad" -eq 0 ] && bad=1
@@ -164,7 +179,7 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 	if [ "$bad" -gt 0 ]; then
 		failures+=("tap/$name")
 		echo "--- $name: FAILED (${why[*]:-exit $rc})"
-		grep -iE '^not ok|^ok .*# *skip|^1\.\.' "$WORK/tap/$name.out" | head -60
+		grep -iE '^ *not ok|^ *ok .*# *skip|^1\.\.' "$WORK/tap/$name.out" | head -60
 		tail -40 "$WORK/tap/$name.err"
 		find "$WORK/tap/$name" -name '*.log' -newer "$t" 2>/dev/null | head -5 | while read -r f; do
 			echo "--- tail of $f"; tail -20 "$f"; done
