@@ -1509,7 +1509,7 @@ DECLARE
 BEGIN
     UPDATE apikeys.claims SET
         failures = failures OPERATOR(pg_catalog.+) 1,
-        locked_at = CASE WHEN failures OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) 5
+        locked_at = CASE WHEN (failures OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.>=) 5
                          THEN pg_catalog.now() END
      WHERE id OPERATOR(pg_catalog.=) p_claim_id
        AND claimed_at IS NULL AND locked_at IS NULL AND superseded_at IS NULL
@@ -1703,7 +1703,7 @@ BEGIN
         UPDATE apikeys.outbox o SET
             attempts = o.attempts OPERATOR(pg_catalog.+) 1,
             leased_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) lease,
-            leased_by = pg_catalog.format('%s pid %s', SESSION_USER, pg_catalog.pg_backend_pid())
+            leased_by = pg_catalog.format('%s pid %s', apikeys._outer_user(), pg_catalog.pg_backend_pid())
           FROM due
          WHERE o.id OPERATOR(pg_catalog.=) due.id
         RETURNING o.*)
@@ -1821,10 +1821,10 @@ BEGIN
     PERFORM apikeys._outbox_housekeeping();
     IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
         DELETE FROM apikeys.outbox o
-         WHERE o.delivered_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) v_retention
-            OR o.failed_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) v_retention;
+         WHERE o.delivered_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention)
+            OR o.failed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
         DELETE FROM apikeys.claims c
-         WHERE c.expires_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) v_retention;
+         WHERE c.expires_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
     END IF;
 
     FOR r IN
@@ -1855,7 +1855,7 @@ BEGIN
         IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
             v_last := GREATEST(k.last_used_at, apikeys._recent_use(k.client_id));
             IF COALESCE(v_last, k.created_at) OPERATOR(pg_catalog.<)
-               pg_catalog.now() OPERATOR(pg_catalog.-) r.unused_after THEN
+               (pg_catalog.now() OPERATOR(pg_catalog.-) r.unused_after) THEN
                 PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object(
                     'reason', 'unused', 'policy', 'revoke_unused_after',
                     'unused_after', r.unused_after, 'last_used_at', v_last));
@@ -1876,7 +1876,7 @@ BEGIN
         END IF;
 
         IF r.warn_before OPERATOR(pg_catalog.>) '0'::interval AND
-           k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before THEN
+           k.expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before) THEN
             IF apikeys._policy_notice(k, 'expires_soon', k.expires_at,
                    pg_catalog.jsonb_build_object('expires_at', k.expires_at)) THEN
                 n := n OPERATOR(pg_catalog.+) 1;
@@ -1884,7 +1884,7 @@ BEGIN
         END IF;
 
         IF r.rotate_every OPERATOR(pg_catalog.>) '0'::interval AND k.pending_since IS NULL AND
-           k.secret_set_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every THEN
+           k.secret_set_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every) THEN
             IF apikeys._policy_notice(k, 'rotation_due', k.secret_set_at,
                    pg_catalog.jsonb_build_object('secret_set_at', k.secret_set_at,
                                                  'rotate_every', r.rotate_every)) THEN
