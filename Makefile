@@ -15,7 +15,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 REGRESS        = init token scopes create_key verify lifecycle handoff outbox policies audit usage hygiene authenticate \
                  context rls postgrest privileges security security_inventory upgrade cleanup
 REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
-ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace cache_invalidation concurrent_rollup
+ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace cache_invalidation concurrent_rollup claim_race outbox_take_race
 ISOLATION_OPTS = --inputdir=test/isolation
 TAP_TESTS      = 1
 PROVE_TESTS   ?= test/t/*.pl
