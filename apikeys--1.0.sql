@@ -623,10 +623,12 @@ CREATE FUNCTION apikeys._claim_secrets(OUT claim_token text, OUT code text)
     AS 'MODULE_PATHNAME', 'apikeys_claim_secrets'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
+-- Not STRICT, like flush_usage: a STRICT call with NULL constants is
+-- folded away before the EXECUTE privilege is checked.
 CREATE FUNCTION apikeys._hash_equal(a bytea, b bytea)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 CREATE FUNCTION apikeys._claim_blocked()
     RETURNS boolean
@@ -1372,9 +1374,11 @@ END
 $$;
 
 -- Every audit row written by this transaction becomes an outbox event
--- (channel NULL).  Rows restored from a dump carry another transaction's
--- txid and are skipped, and so are rows whose event is already in the
--- outbox as a delivery (detail names its outbox_id).
+-- (channel NULL).  Rows restored from a dump (COPY) are skipped: they carry
+-- the time and txid of the transaction that wrote them, and a restoring
+-- transaction never has both (the txid alone can coincide between two
+-- young clusters).  So are rows whose event is already in the outbox as a
+-- delivery (detail names its outbox_id).
 CREATE FUNCTION apikeys._audit_outbox_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
@@ -1393,7 +1397,8 @@ $$;
 CREATE TRIGGER audit_log_outbox
     AFTER INSERT ON apikeys.audit_log
     FOR EACH ROW
-    WHEN (NEW.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()
+    WHEN (NEW.at OPERATOR(pg_catalog.=) pg_catalog.now()
+          AND NEW.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()
           AND NOT (NEW.detail OPERATOR(pg_catalog.?) 'outbox_id'))
     EXECUTE FUNCTION apikeys._audit_outbox_trigger();
 

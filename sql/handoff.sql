@@ -3,7 +3,6 @@
 -- admin never sees the secret: the integrator gets a claim link by email
 -- and a code by SMS (both in the outbox) and trades them for it once.
 --
-CREATE ROLE regress_delivery LOGIN IN ROLE apikeys_delivery;
 DELETE FROM apikeys.outbox;
 
 -- Invalid input: a handoff needs both contacts; nothing is written

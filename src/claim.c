@@ -115,9 +115,16 @@ apikeys_claim_secrets(PG_FUNCTION_ARGS)
 Datum
 apikeys_hash_equal(PG_FUNCTION_ARGS)
 {
-	bytea	   *a = PG_GETARG_BYTEA_PP(0);
-	bytea	   *b = PG_GETARG_BYTEA_PP(1);
-	size_t		len = VARSIZE_ANY_EXHDR(a);
+	bytea	   *a;
+	bytea	   *b;
+	size_t		len;
+
+	/* NULL equals nothing (the function is not STRICT: see the script) */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	a = PG_GETARG_BYTEA_PP(0);
+	b = PG_GETARG_BYTEA_PP(1);
+	len = VARSIZE_ANY_EXHDR(a);
 
 	if (len != VARSIZE_ANY_EXHDR(b))
 		PG_RETURN_BOOL(false);
