@@ -210,3 +210,67 @@ SELECT err(format('SELECT apikeys.claim_key(%L, %L)', :'claim4', :'code4'));
 SET ROLE regress_admin;
 SELECT err(format('SELECT apikeys.claim_key(%L, %L)', :'claim4', :'code4'));
 RESET ROLE;
+
+-- search_path hijack: the new SECURITY DEFINER functions under an
+-- attacker's search_path (planted public functions, pg_temp operators and
+-- tables) run none of it and write only their own tables
+SET client_min_messages = warning;
+CREATE TABLE public.handoff_hijack_log (run_as text, what text);
+GRANT INSERT, SELECT ON public.handoff_hijack_log TO PUBLIC;
+CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO public.handoff_hijack_log VALUES (current_user, 'now'); RETURN '2000-01-01'; END $$;
+CREATE FUNCTION public.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO public.handoff_hijack_log VALUES (current_user, 'clock_timestamp'); RETURN '2000-01-01'; END $$;
+CREATE FUNCTION public.sha256(bytea) RETURNS bytea LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO public.handoff_hijack_log VALUES (current_user, 'sha256'); RETURN '\x00'; END $$;
+CREATE FUNCTION public.convert_to(text, name) RETURNS bytea LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO public.handoff_hijack_log VALUES (current_user, 'convert_to'); RETURN '\x00'; END $$;
+CREATE FUNCTION public.current_setting(text, boolean) RETURNS text LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO public.handoff_hijack_log VALUES (current_user, 'current_setting'); RETURN '1'; END $$;
+CREATE FUNCTION public.pg_notify(text, text) RETURNS void LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO public.handoff_hijack_log VALUES (current_user, 'pg_notify'); END $$;
+CREATE FUNCTION pg_temp.evil_eq(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO public.handoff_hijack_log VALUES (current_user, '='); RETURN true; END $$;
+CREATE OPERATOR pg_temp.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = pg_temp.evil_eq);
+CREATE TEMP TABLE outbox (id bigint, payload jsonb);
+CREATE TEMP TABLE claims (id bigint, token_hash bytea);
+GRANT ALL ON pg_temp.outbox, pg_temp.claims TO PUBLIC;
+RESET client_min_messages;
+DELETE FROM apikeys.outbox;
+SET ROLE regress_admin;
+SET search_path = pg_temp, public, pg_catalog;
+-- control: the trap catches an unpinned caller
+SELECT now() = '2000-01-01' AS control_trapped;
+SELECT client_id AS hj FROM apikeys.create_key('spektrix', 'hijack', '{events:read}',
+        contact_email => 'int@example.com', contact_phone => '+447894123456', handoff => true) \gset
+SELECT apikeys.reset_key(:'hj');
+SELECT apikeys.set_owner_policy('spektrix', rotate_every => '1 day');
+SELECT apikeys.apply_policies() >= 0 AS applied;
+RESET search_path;
+RESET ROLE;
+SELECT payload->>'claim_token' AS hjc FROM apikeys.outbox
+ WHERE client_id = :'hj' AND event = 'handoff_link' ORDER BY id DESC LIMIT 1 \gset
+SELECT payload->>'code' AS hjd FROM apikeys.outbox
+ WHERE client_id = :'hj' AND event = 'handoff_code' ORDER BY id DESC LIMIT 1 \gset
+SET ROLE regress_verifier;
+SET search_path = pg_temp, public, pg_catalog;
+SELECT err(format('SELECT apikeys.claim_key(%L, %L)', :'hjc', '000000')) LIKE '28000:%' AS wrong_refused
+ WHERE :'hjd' <> '000000';
+SELECT (apikeys.claim_key(:'hjc', :'hjd')).token IS NOT NULL AS claimed;
+RESET search_path;
+SET ROLE regress_delivery;
+SET search_path = pg_temp, public, pg_catalog;
+SELECT count(*) > 0 AS taken FROM apikeys.outbox_take(100, '1 minute');
+SELECT apikeys.outbox_done(min(id)) FROM apikeys.outbox;
+SELECT apikeys.outbox_retry(max(id), 'x') FROM apikeys.outbox;
+RESET search_path;
+RESET ROLE;
+SELECT run_as, what FROM public.handoff_hijack_log;
+SELECT (SELECT count(*) FROM pg_temp.outbox) AS temp_outbox, (SELECT count(*) FROM pg_temp.claims) AS temp_claims;
+SELECT status FROM apikeys.key_list WHERE client_id = :'hj';
+SELECT failures, claimed_at IS NOT NULL AS claimed FROM apikeys.claims WHERE client_id = :'hj' ORDER BY id;
+DROP FUNCTION public.now(), public.clock_timestamp(), public.sha256(bytea), public.convert_to(text, name),
+     public.current_setting(text, boolean), public.pg_notify(text, text);
+DROP OPERATOR pg_temp.= (bigint, bigint);
+DROP FUNCTION pg_temp.evil_eq(bigint, bigint);
+DROP TABLE public.handoff_hijack_log, pg_temp.outbox, pg_temp.claims;
