@@ -58,6 +58,7 @@ $guard$;
 --
 -- apikeys_admin     issues and manages keys, reads key_list and audit_log.
 -- apikeys_verifier  verifies keys and uses the context functions; nothing else.
+-- apikeys_delivery  drains the outbox (reads it, takes, marks done or retry).
 -- Both are NOLOGIN: grant them to login roles.  Created only when missing, so
 -- re-creating the extension keeps existing grants.
 --------------------------------------------------------------------------------
@@ -68,6 +69,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'apikeys_verifier') THEN
         EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', 'apikeys_verifier');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'apikeys_delivery') THEN
+        EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', 'apikeys_delivery');
     END IF;
 END
 $roles$;
@@ -273,6 +277,10 @@ CREATE TABLE apikeys.keys (
     db_role             text,
     rate_limit          integer,
     rate_window         interval,
+    -- handoff: set while the key waits for claim_key (its hash is of a
+    -- secret nobody has); when the current secret was set (rotation policy)
+    pending_since       timestamptz,
+    secret_set_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
@@ -286,6 +294,12 @@ CREATE TABLE apikeys.owner_policies (
     max_lifetime    interval,
     keys_issued     bigint NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- lifecycle policies: NULL takes the apikeys.default_* setting, '0' is off
+    revoke_unused_after interval,
+    warn_before_expiry  interval,
+    rotate_every        interval,
+    rate_limit          integer,
+    rate_window         interval,
     CONSTRAINT owner_policies_max_keys_check CHECK (max_keys OPERATOR(pg_catalog.>) 0),
     CONSTRAINT owner_policies_max_lifetime_check CHECK (max_lifetime OPERATOR(pg_catalog.>) '0'::interval)
 );
@@ -340,6 +354,65 @@ CREATE TABLE apikeys.usage_journal (
 -- client IDs are random: compression would cost time and save nothing
 ALTER TABLE apikeys.usage_journal ALTER COLUMN data SET STORAGE EXTERNAL;
 
+-- Handoff claims: one row per link and code sent.  Only hashes are kept:
+-- of the claim token, and of the token with the code (so the code's small
+-- space cannot be searched without the token).  No foreign key to
+-- apikeys.keys, so dump/restore needs no table order; claim_key checks
+-- that the key still exists.
+CREATE TABLE apikeys.claims (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    client_id       text COLLATE "C" NOT NULL,
+    token_hash      bytea NOT NULL,
+    code_hash       bytea NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at      timestamptz NOT NULL,
+    failures        integer NOT NULL DEFAULT 0,
+    claimed_at      timestamptz,
+    locked_at       timestamptz,
+    superseded_at   timestamptz,
+    CONSTRAINT claims_token_hash_key UNIQUE (token_hash)
+);
+
+CREATE INDEX claims_client_id_idx ON apikeys.claims (client_id);
+
+-- The outbox: durable events and deliveries, written in the transaction of
+-- the change they report and drained by apikeys_delivery through
+-- outbox_take / outbox_done / outbox_retry (at-least-once, leased).
+CREATE TABLE apikeys.outbox (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    event           text NOT NULL,
+    client_id       text,
+    owner           text,
+    channel         text,
+    recipient       text,
+    payload         jsonb NOT NULL DEFAULT '{}',
+    attempts        integer NOT NULL DEFAULT 0,
+    available_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    delivered_at    timestamptz,
+    leased_until    timestamptz,
+    leased_by       text,
+    last_error      text,
+    failed_at       timestamptz,
+    claim_id        bigint,
+    CONSTRAINT outbox_channel_check CHECK (channel OPERATOR(pg_catalog.=) ANY (ARRAY['email'::text, 'sms'::text]))
+);
+
+CREATE INDEX outbox_pending_idx ON apikeys.outbox (id)
+    WHERE delivered_at IS NULL AND failed_at IS NULL;
+CREATE INDEX outbox_claim_idx ON apikeys.outbox (claim_id) WHERE claim_id IS NOT NULL;
+
+-- What apply_policies has already sent, so each notice goes out once: the
+-- subject is the key's expires_at (expires_soon) or secret_set_at
+-- (rotation_due), so a changed expiry or a new secret starts afresh.
+CREATE TABLE apikeys.policy_notices (
+    client_id       text COLLATE "C" NOT NULL,
+    event           text NOT NULL,
+    subject         timestamptz NOT NULL,
+    sent_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT policy_notices_pkey PRIMARY KEY (client_id, event, subject)
+);
+
 -- Room on each page, so the rollup's last_used_at updates are HOT (that
 -- column is in no index): no index writes, far less WAL and bloat.
 ALTER TABLE apikeys.keys SET (fillfactor = 90);
@@ -354,6 +427,11 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.protected_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_journal', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.claims', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.claims_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.policy_notices', '');
 
 --------------------------------------------------------------------------------
 -- Row-level security on our own tables: no policies, so only the owner
@@ -364,6 +442,12 @@ ALTER TABLE apikeys.owner_policies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.protected_tables ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.usage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.usage_journal ENABLE ROW LEVEL SECURITY;
+ALTER TABLE apikeys.claims ENABLE ROW LEVEL SECURITY;
+ALTER TABLE apikeys.policy_notices ENABLE ROW LEVEL SECURITY;
+-- the delivery role reads every outbox row (it is granted SELECT below);
+-- nobody else has a policy
+ALTER TABLE apikeys.outbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY outbox_delivery_read ON apikeys.outbox FOR SELECT TO apikeys_delivery USING (true);
 
 --------------------------------------------------------------------------------
 -- C functions
@@ -531,6 +615,31 @@ CREATE FUNCTION apikeys.cache_prewarm()
     LANGUAGE C VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
+
+-- Handoff (src/claim.c): claim secrets from pg_strong_random(), constant-
+-- time hash comparison, and the claim's use of the address throttle.
+CREATE FUNCTION apikeys._claim_secrets(OUT claim_token text, OUT code text)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_claim_secrets'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+-- Not STRICT, like flush_usage: a STRICT call with NULL constants is
+-- folded away before the EXECUTE privilege is checked.
+CREATE FUNCTION apikeys._hash_equal(a bytea, b bytea)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+CREATE FUNCTION apikeys._claim_blocked()
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_claim_blocked'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- Not STRICT: a NULL claim ID (unknown token) still counts for the address.
+CREATE FUNCTION apikeys._claim_failed(claim_id bigint)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_claim_failed'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 
 --------------------------------------------------------------------------------
 -- Internal SQL helpers
@@ -770,7 +879,8 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    metadata jsonb DEFAULT '{}',
                                    db_role name DEFAULT NULL,
                                    rate_limit integer DEFAULT NULL,
-                                   rate_window interval DEFAULT '1 minute')
+                                   rate_window interval DEFAULT '1 minute',
+                                   handoff boolean DEFAULT false)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -783,6 +893,7 @@ DECLARE
     v_live bigint;
     v_expires timestamptz;
     m record;
+    v_key apikeys.keys;
 BEGIN
     PERFORM apikeys._check_text('owner', create_key.owner, 256, true);
     PERFORM apikeys._check_text('name', create_key.name, 128, true);
@@ -799,6 +910,16 @@ BEGIN
                     create_key.allowed_cidrs, create_key.metadata,
                     create_key.db_role::text, create_key.rate_limit,
                     CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END);
+    IF create_key.handoff IS NULL THEN
+        RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    IF create_key.handoff AND
+       (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
+        RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
+            USING ERRCODE = '22023',
+                  DETAIL = 'The claim link goes to the email address and the code to the phone.',
+                  HINT = 'Give contact_email and contact_phone.';
+    END IF;
 
     -- Serialise creates for this owner: the upsert row-locks the owner's
     -- policy row, and a REPEATABLE READ transaction racing another create
@@ -826,24 +947,35 @@ BEGIN
                   HINT = 'Revoke a key, or raise max_keys with apikeys.set_owner_policy().';
     END IF;
 
+    -- With handoff, the secret minted here is dropped unseen: the stored
+    -- hash matches nothing anybody has, so the key answers NOT_FOUND until
+    -- claim_key mints the real one.
     m := apikeys._mint(NULL);
 
     INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                               expires_at, created_by, description, contact_email,
                               contact_phone, allowed_cidrs, metadata, db_role,
-                              rate_limit, rate_window)
+                              rate_limit, rate_window, pending_since)
     VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
             m.hash_alg, v_expires, apikeys._outer_user(),
             NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
             NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
             NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
             create_key.rate_limit,
-            CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END);
+            CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
+            CASE WHEN create_key.handoff THEN pg_catalog.now() END)
+    RETURNING * INTO v_key;
 
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
-                                      'expires_at', v_expires));
+                                      'expires_at', v_expires)
+        OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
+                                     THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
+    IF create_key.handoff THEN
+        PERFORM apikeys._handoff_start(v_key);
+        RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
+    END IF;
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
 END
 $$;
@@ -867,6 +999,12 @@ BEGIN
         RAISE EXCEPTION 'API key "%" has expired', rotate_key.client_id
             USING ERRCODE = '55000',
                   HINT = 'An expired key cannot be rotated; issue a new key with apikeys.create_key().';
+    END IF;
+    -- a rotation would show the admin the secret the handoff keeps from them
+    IF k.pending_since IS NOT NULL THEN
+        RAISE EXCEPTION 'API key "%" is waiting to be claimed', rotate_key.client_id
+            USING ERRCODE = '55000',
+                  HINT = 'Use apikeys.reset_key() to send a new claim link and code.';
     END IF;
 
     m := apikeys._mint(k.client_id);
@@ -1065,7 +1203,12 @@ END
 $$;
 
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
-                                         max_lifetime interval DEFAULT NULL)
+                                         max_lifetime interval DEFAULT NULL,
+                                         revoke_unused_after interval DEFAULT NULL,
+                                         warn_before_expiry interval DEFAULT NULL,
+                                         rotate_every interval DEFAULT NULL,
+                                         rate_limit integer DEFAULT NULL,
+                                         rate_window interval DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1073,6 +1216,9 @@ CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NU
 AS $$
 DECLARE
     old_p apikeys.owner_policies;
+    new_p apikeys.owner_policies;
+    det jsonb := '{}'::jsonb;
+    col text;
 BEGIN
     PERFORM apikeys._check_text('owner', set_owner_policy.owner, 256, true);
     IF set_owner_policy.max_keys IS NOT NULL AND
@@ -1085,25 +1231,73 @@ BEGIN
         set_owner_policy.max_lifetime OPERATOR(pg_catalog.>) '100 years'::interval) THEN
         RAISE EXCEPTION 'max_lifetime must be between 1 minute and 100 years' USING ERRCODE = '22023';
     END IF;
+    -- the lifecycle intervals: '0' turns a policy off for this owner
+    IF set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'revoke_unused_after must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'warn_before_expiry must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.rotate_every OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.rotate_every OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'rotate_every must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.rate_limit OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
+            HINT = 'Use 0 for no owner-wide limit.';
+    END IF;
+    IF set_owner_policy.rate_window IS NOT NULL AND
+       (set_owner_policy.rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
+        set_owner_policy.rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+        RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
 
     SELECT * INTO old_p FROM apikeys.owner_policies p
      WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
 
     PERFORM apikeys._op_begin('policy_changed', NULL);
-    INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime)
-    VALUES (set_owner_policy.owner, set_owner_policy.max_keys, set_owner_policy.max_lifetime)
+    INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, revoke_unused_after,
+                                             warn_before_expiry, rotate_every, rate_limit,
+                                             rate_window)
+    VALUES (set_owner_policy.owner, set_owner_policy.max_keys, set_owner_policy.max_lifetime,
+            set_owner_policy.revoke_unused_after, set_owner_policy.warn_before_expiry,
+            set_owner_policy.rotate_every, NULLIF(set_owner_policy.rate_limit, 0),
+            CASE WHEN NULLIF(set_owner_policy.rate_limit, 0) IS NOT NULL
+                 THEN COALESCE(set_owner_policy.rate_window, '1 minute'::interval) END)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE SET
         max_keys = COALESCE(EXCLUDED.max_keys, p.max_keys),
         max_lifetime = COALESCE(EXCLUDED.max_lifetime, p.max_lifetime),
-        updated_at = pg_catalog.now();
+        revoke_unused_after = COALESCE(EXCLUDED.revoke_unused_after, p.revoke_unused_after),
+        warn_before_expiry = COALESCE(EXCLUDED.warn_before_expiry, p.warn_before_expiry),
+        rotate_every = COALESCE(EXCLUDED.rotate_every, p.rotate_every),
+        rate_limit = CASE WHEN set_owner_policy.rate_limit IS NULL THEN p.rate_limit
+                          ELSE EXCLUDED.rate_limit END,
+        rate_window = CASE WHEN set_owner_policy.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+                           ELSE COALESCE(set_owner_policy.rate_window, p.rate_window,
+                                         EXCLUDED.rate_window) END,
+        updated_at = pg_catalog.now()
+    RETURNING * INTO new_p;
     PERFORM apikeys._op_end();
 
-    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner,
-        pg_catalog.jsonb_build_object(
-            'max_keys', pg_catalog.jsonb_build_object('old', old_p.max_keys,
-                'new', COALESCE(set_owner_policy.max_keys, old_p.max_keys)),
-            'max_lifetime', pg_catalog.jsonb_build_object('old', old_p.max_lifetime,
-                'new', COALESCE(set_owner_policy.max_lifetime, old_p.max_lifetime))));
+    -- old -> new of every setting that changed
+    FOREACH col IN ARRAY ARRAY['max_keys', 'max_lifetime', 'revoke_unused_after',
+                               'warn_before_expiry', 'rotate_every', 'rate_limit',
+                               'rate_window'] LOOP
+        IF (pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col) IS DISTINCT FROM
+           (pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col) OR
+           col OPERATOR(pg_catalog.=) ANY (ARRAY['max_keys', 'max_lifetime']) THEN
+            det := det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
+                pg_catalog.jsonb_build_object(
+                    'old', pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col,
+                    'new', pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col));
+        END IF;
+    END LOOP;
+    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
 END
 $$;
 
@@ -1155,6 +1349,581 @@ END
 $$;
 
 --------------------------------------------------------------------------------
+-- Handoff, outbox and lifecycle policies
+--
+-- A handoff key is created pending, with a hash of a secret nobody has, so
+-- it answers NOT_FOUND.  _handoff_start puts a claim token (by email) and a
+-- 6-digit code (by SMS) in the outbox; claim_key trades the two for the real
+-- secret, once.  Every audited change also lands in the outbox (trigger on
+-- audit_log), and deliveries to people go through _deliver.  apikeys_delivery
+-- drains the outbox with outbox_take / outbox_done / outbox_retry.
+--------------------------------------------------------------------------------
+
+-- _setting_interval: an apikeys.* duration setting as an interval, with a
+-- fallback for a session where the library is not loaded yet (its settings
+-- are then unknown to the server).
+CREATE FUNCTION apikeys._setting_interval(p_name text, p_default interval)
+    RETURNS interval
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(NULLIF(pg_catalog.current_setting(p_name, true), '')::interval, p_default)
+$$;
+
+-- _deliver appends one outbox row addressed to a person (channel email or
+-- sms) or to applications (channel NULL) and sends a wake-up NOTIFY that
+-- names only the event and the row.  The one writer of deliveries.
+CREATE FUNCTION apikeys._deliver(p_event text, p_client_id text, p_owner text,
+                                 p_channel text, p_recipient text, p_payload jsonb,
+                                 p_claim_id bigint DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO apikeys.outbox (event, client_id, owner, channel, recipient, payload, claim_id)
+    VALUES (p_event, p_client_id, p_owner, p_channel, p_recipient,
+            COALESCE(p_payload, '{}'::jsonb), p_claim_id)
+    RETURNING id INTO v_id;
+    PERFORM pg_catalog.pg_notify('apikeys_events',
+        pg_catalog.jsonb_build_object('event', p_event, 'outbox_id', v_id)::text);
+    RETURN v_id;
+END
+$$;
+
+-- Every audit row written by this transaction becomes an outbox event
+-- (channel NULL).  Rows restored from a dump (COPY) are skipped: they carry
+-- the time and txid of the transaction that wrote them, and a restoring
+-- transaction never has both (the txid alone can coincide between two
+-- young clusters).  So are rows whose event is already in the outbox as a
+-- delivery (detail names its outbox_id).
+CREATE FUNCTION apikeys._audit_outbox_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO apikeys.outbox (event, client_id, owner, payload)
+    VALUES (NEW.event, NEW.client_id, NEW.owner,
+            pg_catalog.jsonb_build_object('audit_id', NEW.id, 'at', NEW.at,
+                                          'actor', NEW.actor, 'detail', NEW.detail));
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER audit_log_outbox
+    AFTER INSERT ON apikeys.audit_log
+    FOR EACH ROW
+    WHEN (NEW.at OPERATOR(pg_catalog.=) pg_catalog.now()
+          AND NEW.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()
+          AND NOT (NEW.detail OPERATOR(pg_catalog.?) 'outbox_id'))
+    EXECUTE FUNCTION apikeys._audit_outbox_trigger();
+
+-- Keeps keys.secret_set_at: when the current secret was set (rotation
+-- policy).
+CREATE FUNCTION apikeys._keys_secret_set_at_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.secret_hash IS DISTINCT FROM OLD.secret_hash THEN
+        NEW.secret_set_at := pg_catalog.now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER keys_secret_set_at
+    BEFORE UPDATE OF secret_hash ON apikeys.keys
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_secret_set_at_trigger();
+
+-- _outbox_erase removes the one-time secrets (claim token, code) from the
+-- outbox rows of the given claims.
+CREATE FUNCTION apikeys._outbox_erase(p_claim_ids bigint[])
+    RETURNS void
+    LANGUAGE sql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE apikeys.outbox o
+       SET payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[]
+     WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
+       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+$$;
+
+-- _handoff_start: a new claim for a pending key (any earlier open claim
+-- is superseded and its secrets erased), its two deliveries and the
+-- handoff_sent audit row.  Returns when the claim expires.
+CREATE FUNCTION apikeys._handoff_start(k apikeys.keys)
+    RETURNS timestamptz
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    v_old bigint[];
+    v_claim bigint;
+    v_exp timestamptz;
+BEGIN
+    WITH sup AS (
+        UPDATE apikeys.claims c SET superseded_at = pg_catalog.now()
+         WHERE c.client_id OPERATOR(pg_catalog.=) k.client_id
+           AND c.claimed_at IS NULL AND c.superseded_at IS NULL
+        RETURNING c.id)
+    SELECT pg_catalog.array_agg(id) INTO v_old FROM sup;
+    IF v_old IS NOT NULL THEN
+        PERFORM apikeys._outbox_erase(v_old);
+    END IF;
+
+    s := apikeys._claim_secrets();
+    v_exp := pg_catalog.now() OPERATOR(pg_catalog.+)
+             apikeys._setting_interval('apikeys.claim_lifetime', '24 hours');
+    INSERT INTO apikeys.claims (client_id, token_hash, code_hash, expires_at)
+    VALUES (k.client_id,
+            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token, 'UTF8')),
+            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token OPERATOR(pg_catalog.||) ':'
+                                                    OPERATOR(pg_catalog.||) s.code, 'UTF8')),
+            v_exp)
+    RETURNING id INTO v_claim;
+
+    PERFORM apikeys._deliver('handoff_link', k.client_id, k.owner, 'email', k.contact_email,
+        pg_catalog.jsonb_build_object('claim_token', s.claim_token, 'client_id', k.client_id,
+                                      'name', k.name, 'claim_expires_at', v_exp),
+        v_claim);
+    PERFORM apikeys._deliver('handoff_code', k.client_id, k.owner, 'sms', k.contact_phone,
+        pg_catalog.jsonb_build_object('code', s.code, 'client_id', k.client_id,
+                                      'claim_expires_at', v_exp),
+        v_claim);
+    PERFORM apikeys._audit('handoff_sent', k.client_id, k.owner,
+        pg_catalog.jsonb_build_object('claim_expires_at', v_exp,
+                                      'email', k.contact_email, 'phone', k.contact_phone));
+    RETURN v_exp;
+END
+$$;
+
+-- _claim_refuse: the one answer to every failed claim, whatever was wrong.
+CREATE FUNCTION apikeys._claim_refuse()
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'could not claim the API key'
+        USING ERRCODE = '28000',
+              DETAIL = 'The link or the code is wrong, used or expired, or the claim is locked.',
+              HINT = 'Ask the administrator of the key for a new link and code.';
+END
+$$;
+
+-- _claim_count_failure: one more wrong code for an open claim; the fifth
+-- locks it (audited, its secrets erased).  Called by the background worker
+-- of src/claim.c in its own transaction, so it survives claim_key's error.
+CREATE FUNCTION apikeys._claim_count_failure(p_claim_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c apikeys.claims;
+BEGIN
+    UPDATE apikeys.claims SET
+        failures = failures OPERATOR(pg_catalog.+) 1,
+        locked_at = CASE WHEN (failures OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.>=) 5
+                         THEN pg_catalog.now() END
+     WHERE id OPERATOR(pg_catalog.=) p_claim_id
+       AND claimed_at IS NULL AND locked_at IS NULL AND superseded_at IS NULL
+    RETURNING * INTO c;
+    IF FOUND AND c.locked_at IS NOT NULL THEN
+        PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+        PERFORM apikeys._audit('claim_locked', c.client_id,
+            (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
+            pg_catalog.jsonb_build_object('failures', c.failures));
+    END IF;
+END
+$$;
+
+-- claim_key: the integrator's side of the handoff (apikeys_verifier).  The
+-- claim is read unlocked to check the code, so a wrong code can be counted
+-- by a worker that must not wait for this transaction; a right one is then
+-- locked and checked again, so of two concurrent claims one wins.
+CREATE FUNCTION apikeys.claim_key(claim_token text, code text)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c apikeys.claims;
+    k apikeys.keys;
+    m record;
+    v_ok boolean := false;
+    v_wrong_code bigint;     -- the claim a wrong code counts against
+BEGIN
+    -- Every failure ends at the one RAISE below, so not even the error's
+    -- CONTEXT line tells which check failed.
+    IF NOT apikeys._claim_blocked() AND claim_key.claim_token IS NOT NULL AND
+       pg_catalog.length(claim_key.claim_token) OPERATOR(pg_catalog.<=) 256 THEN
+        SELECT * INTO c FROM apikeys.claims cl
+         WHERE cl.token_hash OPERATOR(pg_catalog.=)
+               pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token, 'UTF8'));
+        IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
+           c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN
+            IF claim_key.code IS NOT NULL AND
+               apikeys._hash_equal(c.code_hash,
+                   pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
+                                                           OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
+                -- the code is right: lock, and look again (a concurrent
+                -- claim may have won meanwhile)
+                SELECT * INTO c FROM apikeys.claims cl
+                 WHERE cl.id OPERATOR(pg_catalog.=) c.id FOR UPDATE;
+                SELECT * INTO k FROM apikeys.keys kk
+                 WHERE kk.client_id OPERATOR(pg_catalog.=) c.client_id FOR UPDATE;
+                v_ok := c.claimed_at IS NULL AND c.locked_at IS NULL AND c.superseded_at IS NULL AND
+                        k.client_id IS NOT NULL AND k.revoked_at IS NULL AND
+                        k.pending_since IS NOT NULL AND
+                        k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+            ELSE
+                v_wrong_code := c.id;
+            END IF;
+        END IF;
+        IF NOT v_ok THEN
+            PERFORM apikeys._claim_failed(v_wrong_code);
+        END IF;
+    END IF;
+    IF NOT v_ok THEN
+        PERFORM apikeys._claim_refuse();
+    END IF;
+
+    m := apikeys._mint(k.client_id);
+    PERFORM apikeys._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
+    UPDATE apikeys.keys SET
+        secret_hash = m.secret_hash,
+        hash_alg = m.hash_alg,
+        prev_secret_hash = NULL,
+        prev_hash_alg = NULL,
+        prev_expires_at = NULL,
+        pending_since = NULL
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
+    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+
+    RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
+END
+$$;
+
+-- reset_key: Spektrix's "Reset API key".  The current secret (and any
+-- rotation grace) stops at once; the key is pending again and a new link
+-- and code go out.
+CREATE FUNCTION apikeys.reset_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    m record;
+BEGIN
+    k := apikeys._key_row(reset_key.client_id);
+    IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+        RAISE EXCEPTION 'API key "%" has expired', reset_key.client_id
+            USING ERRCODE = '55000',
+                  HINT = 'An expired key cannot be reset; issue a new key with apikeys.create_key().';
+    END IF;
+    IF k.contact_email IS NULL OR k.contact_phone IS NULL THEN
+        RAISE EXCEPTION 'API key "%" has no contact email and phone for a handoff', reset_key.client_id
+            USING ERRCODE = '22023',
+                  HINT = 'Set contact_email and contact_phone with apikeys.update_key() first.';
+    END IF;
+
+    m := apikeys._mint(k.client_id);   -- its secret is dropped unseen
+    PERFORM apikeys._op_begin('reset', NULL);
+    UPDATE apikeys.keys SET
+        secret_hash = m.secret_hash,
+        hash_alg = m.hash_alg,
+        prev_secret_hash = NULL,
+        prev_hash_alg = NULL,
+        prev_expires_at = NULL,
+        pending_since = pg_catalog.now()
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+    RETURNING * INTO k;
+    PERFORM apikeys._op_end();
+    PERFORM apikeys._handoff_start(k);
+END
+$$;
+
+-- _outbox_housekeeping: rows of claims that expired lose their one-time
+-- secrets (and, undelivered, are given up: the link is dead); rows whose
+-- last allowed attempt's lease ran out are given up.
+CREATE FUNCTION apikeys._outbox_housekeeping()
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max integer := COALESCE(NULLIF(pg_catalog.current_setting('apikeys.outbox_max_attempts', true), '')::integer, 10);
+BEGIN
+    UPDATE apikeys.outbox o SET
+        payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[],
+        failed_at = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
+                         THEN pg_catalog.now() ELSE o.failed_at END,
+        last_error = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
+                          THEN 'the claim expired before delivery' ELSE o.last_error END,
+        leased_until = NULL
+      FROM apikeys.claims c
+     WHERE o.claim_id OPERATOR(pg_catalog.=) c.id
+       AND c.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+
+    UPDATE apikeys.outbox o SET
+        failed_at = pg_catalog.now(),
+        last_error = COALESCE(o.last_error, 'the lease of the last attempt ran out'),
+        leased_until = NULL
+     WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
+       AND o.attempts OPERATOR(pg_catalog.>=) v_max
+       AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
+END
+$$;
+
+-- outbox_take: due, undelivered rows, oldest first, each leased to the
+-- caller until now() + lease.  FOR UPDATE SKIP LOCKED: concurrent takers
+-- skip each other's rows instead of waiting, and a leased row is not due
+-- again until its lease ends (a taker that died leaves it to come back).
+CREATE FUNCTION apikeys.outbox_take(max_rows integer DEFAULT 100, lease interval DEFAULT '1 minute')
+    RETURNS SETOF apikeys.outbox
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max integer := COALESCE(NULLIF(pg_catalog.current_setting('apikeys.outbox_max_attempts', true), '')::integer, 10);
+BEGIN
+    IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 10000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 10000' USING ERRCODE = '22023';
+    END IF;
+    IF lease IS NULL OR lease OPERATOR(pg_catalog.<) '1 second'::interval OR
+       lease OPERATOR(pg_catalog.>) '1 day'::interval THEN
+        RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
+    PERFORM apikeys._outbox_housekeeping();
+    RETURN QUERY
+    WITH due AS (
+        SELECT o.id FROM apikeys.outbox o
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
+           AND o.available_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
+           AND (o.leased_until IS NULL OR o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+           AND o.attempts OPERATOR(pg_catalog.<) v_max
+         ORDER BY o.id
+         LIMIT max_rows
+         FOR UPDATE SKIP LOCKED),
+    taken AS (
+        UPDATE apikeys.outbox o SET
+            attempts = o.attempts OPERATOR(pg_catalog.+) 1,
+            leased_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) lease,
+            leased_by = pg_catalog.format('%s pid %s', apikeys._outer_user(), pg_catalog.pg_backend_pid())
+          FROM due
+         WHERE o.id OPERATOR(pg_catalog.=) due.id
+        RETURNING o.*)
+    SELECT * FROM taken ORDER BY taken.id;
+END
+$$;
+
+-- outbox_done: the row was delivered.  Its one-time secrets are erased.
+-- Idempotent: at-least-once delivery may report a row twice.
+CREATE FUNCTION apikeys.outbox_done(id bigint)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE apikeys.outbox o SET
+        delivered_at = COALESCE(o.delivered_at, pg_catalog.now()),
+        leased_until = NULL,
+        payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[]
+     WHERE o.id OPERATOR(pg_catalog.=) outbox_done.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox row % does not exist', COALESCE(outbox_done.id::text, 'NULL')
+            USING ERRCODE = '42704';
+    END IF;
+END
+$$;
+
+-- outbox_retry: delivery failed; the row is due again after a backoff of
+-- apikeys.outbox_backoff doubled per attempt (at most
+-- apikeys.outbox_max_backoff), and given up after
+-- apikeys.outbox_max_attempts attempts.
+CREATE FUNCTION apikeys.outbox_retry(id bigint, error text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o apikeys.outbox;
+    v_max integer := COALESCE(NULLIF(pg_catalog.current_setting('apikeys.outbox_max_attempts', true), '')::integer, 10);
+    v_delay interval;
+BEGIN
+    SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id OPERATOR(pg_catalog.=) outbox_retry.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox row % does not exist', COALESCE(outbox_retry.id::text, 'NULL')
+            USING ERRCODE = '42704';
+    END IF;
+    IF o.delivered_at IS NOT NULL THEN
+        RAISE EXCEPTION 'outbox row % has already been delivered', o.id
+            USING ERRCODE = '55000';
+    END IF;
+    v_delay := LEAST(apikeys._setting_interval('apikeys.outbox_backoff', '10 seconds')
+                     OPERATOR(pg_catalog.*)
+                     pg_catalog.power(2::double precision,
+                                      (LEAST(GREATEST(o.attempts, 1), 30) OPERATOR(pg_catalog.-) 1)::double precision),
+                     apikeys._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
+    UPDATE apikeys.outbox ob SET
+        leased_until = NULL,
+        last_error = pg_catalog."left"(COALESCE(outbox_retry.error, ''), 1000),
+        available_at = pg_catalog.now() OPERATOR(pg_catalog.+) v_delay,
+        failed_at = CASE WHEN o.attempts OPERATOR(pg_catalog.>=) v_max THEN pg_catalog.now() END
+     WHERE ob.id OPERATOR(pg_catalog.=) o.id;
+END
+$$;
+
+-- _policy_notice: one expires_soon / rotation_due notice for a key, unless
+-- already sent for this subject; audited, delivered to the key's contact
+-- email (or to applications when it has none).  True when sent.
+CREATE FUNCTION apikeys._policy_notice(k apikeys.keys, p_event text, p_subject timestamptz,
+                                       p_payload jsonb)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO apikeys.policy_notices (client_id, event, subject)
+    VALUES (k.client_id, p_event, p_subject)
+    ON CONFLICT ON CONSTRAINT policy_notices_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    v_id := apikeys._deliver(p_event, k.client_id, k.owner,
+                             CASE WHEN k.contact_email IS NOT NULL THEN 'email' END,
+                             k.contact_email,
+                             p_payload OPERATOR(pg_catalog.||)
+                             pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name));
+    PERFORM apikeys._audit(p_event, k.client_id, k.owner,
+        p_payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('outbox_id', v_id));
+    RETURN true;
+END
+$$;
+
+-- apply_policies: one pass of the lifecycle policies over live keys, plus
+-- outbox housekeeping and retention.  Returns the number of actions
+-- (revocations and notices).  Safe to run twice or concurrently: a revoke
+-- re-checks revoked_at under the row lock, a notice is sent once per
+-- (key, event, subject).
+CREATE FUNCTION apikeys.apply_policies()
+    RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := 0;
+    r record;
+    k apikeys.keys;
+    v_retention interval := apikeys._setting_interval('apikeys.outbox_retention', '7 days');
+    v_last timestamptz;
+BEGIN
+    PERFORM apikeys._outbox_housekeeping();
+    IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
+        DELETE FROM apikeys.outbox o
+         WHERE o.delivered_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention)
+            OR o.failed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+        DELETE FROM apikeys.claims c
+         WHERE c.expires_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+    END IF;
+
+    FOR r IN
+        SELECT kk.client_id,
+               COALESCE(p.revoke_unused_after,
+                        apikeys._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
+               COALESCE(p.warn_before_expiry,
+                        apikeys._setting_interval('apikeys.default_warn_before_expiry', '0')) AS warn_before,
+               COALESCE(p.rotate_every,
+                        apikeys._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
+          FROM apikeys.keys kk
+          LEFT JOIN apikeys.owner_policies p ON p.owner OPERATOR(pg_catalog.=) kk.owner
+         WHERE kk.revoked_at IS NULL
+           AND kk.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+         ORDER BY kk.client_id
+    LOOP
+        IF r.unused_after OPERATOR(pg_catalog.<=) '0'::interval AND
+           r.warn_before OPERATOR(pg_catalog.<=) '0'::interval AND
+           r.rotate_every OPERATOR(pg_catalog.<=) '0'::interval THEN
+            CONTINUE;
+        END IF;
+        SELECT * INTO k FROM apikeys.keys kk WHERE kk.client_id OPERATOR(pg_catalog.=) r.client_id;
+        IF NOT FOUND THEN
+            CONTINUE;
+        END IF;
+
+        -- revoke_unused_after: never used counts from creation
+        IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
+            v_last := GREATEST(k.last_used_at, apikeys._recent_use(k.client_id));
+            IF COALESCE(v_last, k.created_at) OPERATOR(pg_catalog.<)
+               (pg_catalog.now() OPERATOR(pg_catalog.-) r.unused_after) THEN
+                PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object(
+                    'reason', 'unused', 'policy', 'revoke_unused_after',
+                    'unused_after', r.unused_after, 'last_used_at', v_last));
+                UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
+                 WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id AND revoked_at IS NULL;
+                IF FOUND THEN
+                    PERFORM apikeys._op_end();
+                    PERFORM apikeys._deliver('revoked_unused', k.client_id, k.owner,
+                        CASE WHEN k.contact_email IS NOT NULL THEN 'email' END, k.contact_email,
+                        pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name,
+                                                      'last_used_at', v_last,
+                                                      'unused_after', r.unused_after));
+                    n := n OPERATOR(pg_catalog.+) 1;
+                    CONTINUE;
+                END IF;
+                PERFORM apikeys._op_end();
+            END IF;
+        END IF;
+
+        IF r.warn_before OPERATOR(pg_catalog.>) '0'::interval AND
+           k.expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before) THEN
+            IF apikeys._policy_notice(k, 'expires_soon', k.expires_at,
+                   pg_catalog.jsonb_build_object('expires_at', k.expires_at)) THEN
+                n := n OPERATOR(pg_catalog.+) 1;
+            END IF;
+        END IF;
+
+        IF r.rotate_every OPERATOR(pg_catalog.>) '0'::interval AND k.pending_since IS NULL AND
+           k.secret_set_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every) THEN
+            IF apikeys._policy_notice(k, 'rotation_due', k.secret_set_at,
+                   pg_catalog.jsonb_build_object('secret_set_at', k.secret_set_at,
+                                                 'rotate_every', r.rotate_every)) THEN
+                n := n OPERATOR(pg_catalog.+) 1;
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+--------------------------------------------------------------------------------
 -- Triggers: every change to a key is audited; the audit log is append-only
 --------------------------------------------------------------------------------
 
@@ -1177,7 +1946,7 @@ DECLARE
     changes jsonb := '{}'::jsonb;
     col text;
     hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
-                          'prev_expires_at', 'last_used_at'];
+                          'prev_expires_at', 'last_used_at', 'secret_set_at'];
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
@@ -1295,6 +2064,7 @@ SELECT k.client_id,
        CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
             WHEN k.disabled_at IS NOT NULL THEN 'disabled'
             WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+            WHEN k.pending_since IS NOT NULL THEN 'pending'
             ELSE 'active' END AS status,
        k.created_at,
        k.created_by,
@@ -1622,9 +2392,11 @@ $$;
 -- The rule: PUBLIC gets the context functions (RLS policies on user tables
 -- call them), report_leaked and the scope type's functions.
 -- apikeys_verifier gets verify, verify_client, authenticate and
--- pre_request.  apikeys_admin gets those, every key-management function
--- and SELECT on key_list and audit_log.  Internal functions (_*) and the
--- tables belong to the extension owner alone.
+-- pre_request, and claim_key.  apikeys_admin gets those (but claim_key),
+-- every key-management function and SELECT on key_list and audit_log.
+-- apikeys_delivery gets SELECT on the outbox and the three outbox
+-- functions.  Internal functions (_*) and the other tables belong to the
+-- extension owner alone.
 --------------------------------------------------------------------------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA apikeys FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA apikeys FROM PUBLIC;
@@ -1666,17 +2438,32 @@ GRANT EXECUTE ON FUNCTION
 TO apikeys_verifier, apikeys_admin;
 
 GRANT EXECUTE ON FUNCTION
-    apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval),
+    apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean),
     apikeys.rotate_key(text, interval),
+    apikeys.reset_key(text),
+    apikeys.apply_policies(),
     apikeys.disable_key(text, text),
     apikeys.enable_key(text),
     apikeys.revoke_key(text, text),
     apikeys.revoke_all_keys(text, text),
     apikeys.delete_key(text),
     apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval),
-    apikeys.set_owner_policy(text, integer, interval),
+    apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval),
     apikeys.purge_audit(interval)
 TO apikeys_admin;
+
+-- The integrator claims a handoff key through the application (PostgREST).
+GRANT EXECUTE ON FUNCTION apikeys.claim_key(text, text) TO apikeys_verifier;
+
+-- The delivery role reads the outbox and drains it; nothing else.  The
+-- outbox holds claim links and codes until delivered, so neither
+-- apikeys_admin nor apikeys_verifier may read it.
+GRANT SELECT ON apikeys.outbox TO apikeys_delivery;
+GRANT EXECUTE ON FUNCTION
+    apikeys.outbox_take(integer, interval),
+    apikeys.outbox_done(bigint),
+    apikeys.outbox_retry(bigint, text)
+TO apikeys_delivery;
 
 GRANT SELECT ON apikeys.key_list, apikeys.audit_log TO apikeys_admin;
 
@@ -1710,7 +2497,7 @@ COMMENT ON VIEW apikeys.key_list IS 'API keys for administrators: metadata and s
 COMMENT ON COLUMN apikeys.audit_log.actor IS 'session_user of the change';
 COMMENT ON COLUMN apikeys.audit_log.db_user IS 'current_user as set by the caller (SET ROLE), outside SECURITY DEFINER';
 COMMENT ON COLUMN apikeys.audit_log.detail IS 'What changed (old -> new), reasons and counts; never secrets';
-COMMENT ON COLUMN apikeys.key_list.status IS 'active, disabled, revoked or expired';
+COMMENT ON COLUMN apikeys.key_list.status IS 'active, disabled, revoked, expired, or pending (a handoff key not yet claimed)';
 COMMENT ON COLUMN apikeys.key_list.old_secret_valid_until IS 'After a rotation with grace: when the previous secret stops working';
 
 COMMENT ON FUNCTION apikeys.scope_in(cstring) IS 'Input function of apikeys.scope (validates the grammar, SQLSTATE 22023)';
@@ -1737,7 +2524,7 @@ COMMENT ON FUNCTION apikeys.require_scope(text) IS 'Raises 42501 unless the key 
 COMMENT ON FUNCTION apikeys.field_allowed(text, text) IS 'May the key authenticated in this transaction read this field of this resource?';
 COMMENT ON FUNCTION apikeys.pre_request(text) IS 'Like pre_request(), and a presented key must also hold required_scope (else PGRST 403); for a db-pre-request wrapper that maps method and path to a scope';
 COMMENT ON FUNCTION apikeys.pre_request() IS 'PostgREST db-pre-request: authenticates x-api-key / apikey / Basic, raises PGRST with the HTTP status on failure';
-COMMENT ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval) IS 'Issues a key; returns its secret and token, shown this once';
+COMMENT ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean) IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
 COMMENT ON FUNCTION apikeys.rotate_key(text, interval) IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
 COMMENT ON FUNCTION apikeys.disable_key(text, text) IS 'Disables a key until enable_key (reversible)';
 COMMENT ON FUNCTION apikeys.enable_key(text) IS 'Re-enables a disabled key';
@@ -1745,7 +2532,7 @@ COMMENT ON FUNCTION apikeys.revoke_key(text, text) IS 'Revokes a key forever';
 COMMENT ON FUNCTION apikeys.revoke_all_keys(text, text) IS 'Revokes every key of an owner forever; returns how many';
 COMMENT ON FUNCTION apikeys.delete_key(text) IS 'Deletes a key; its audit trail stays';
 COMMENT ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
-COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval) IS 'Sets an owner''s key cap and maximum key lifetime';
+COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) IS 'Sets an owner''s key cap, maximum key lifetime and lifecycle policies; NULL leaves a setting, 0 turns a lifecycle policy off';
 COMMENT ON FUNCTION apikeys.purge_audit(interval) IS 'Deletes audit rows older than the interval; leaves its own audit row';
 COMMENT ON FUNCTION apikeys.report_leaked(text) IS 'Anyone may report a leaked token: a valid one is revoked; says nothing either way';
 COMMENT ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
@@ -1787,3 +2574,31 @@ COMMENT ON FUNCTION apikeys._journal_decode(bytea) IS 'Internal: the keys, codes
 COMMENT ON FUNCTION apikeys._recent_use(text) IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
 COMMENT ON FUNCTION apikeys.flush_usage(boolean) IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage and last_used_at, returning usage rows written; without, as one journal row like the background worker, returning keys written';
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
+COMMENT ON TABLE apikeys.claims IS 'Handoff claims: hashes of each claim token and code, expiry, failures (extension owner only)';
+COMMENT ON TABLE apikeys.outbox IS 'Durable events and deliveries, written with the change they report; drained by apikeys_delivery (holds claim links and codes until delivered)';
+COMMENT ON COLUMN apikeys.outbox.channel IS 'email or sms: a delivery to recipient; NULL: an event for applications';
+COMMENT ON COLUMN apikeys.outbox.attempts IS 'How many times outbox_take has handed the row out';
+COMMENT ON COLUMN apikeys.outbox.leased_until IS 'Until then the row belongs to the taker named in leased_by';
+COMMENT ON COLUMN apikeys.outbox.failed_at IS 'Delivery given up (apikeys.outbox_max_attempts, or the claim expired)';
+COMMENT ON COLUMN apikeys.outbox.claim_id IS 'The handoff claim whose one-time secrets the payload holds';
+COMMENT ON TABLE apikeys.policy_notices IS 'Lifecycle notices already sent, one per key, event and subject (extension owner only)';
+COMMENT ON FUNCTION apikeys.claim_key(text, text) IS 'Trades a handoff''s claim token and code for the key''s secret, once; every failure is the same 28000 error';
+COMMENT ON FUNCTION apikeys.reset_key(text) IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
+COMMENT ON FUNCTION apikeys.outbox_take(integer, interval) IS 'Leases up to max_rows due, undelivered outbox rows, oldest first; concurrent takers never get the same row while its lease runs';
+COMMENT ON FUNCTION apikeys.outbox_done(bigint) IS 'Marks an outbox row delivered and erases its one-time secrets (idempotent)';
+COMMENT ON FUNCTION apikeys.outbox_retry(bigint, text) IS 'Returns an outbox row to the queue after an exponential backoff; gives up after apikeys.outbox_max_attempts';
+COMMENT ON FUNCTION apikeys.apply_policies() IS 'Applies the lifecycle policies (revoke unused keys, expires_soon, rotation_due) and outbox retention; returns the number of actions';
+COMMENT ON FUNCTION apikeys._claim_secrets() IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
+COMMENT ON FUNCTION apikeys._hash_equal(bytea, bytea) IS 'Internal: constant-time equality of two hashes';
+COMMENT ON FUNCTION apikeys._claim_blocked() IS 'Internal: is the caller''s address blocked by the failure throttle?';
+COMMENT ON FUNCTION apikeys._claim_failed(bigint) IS 'Internal: counts a failed claim against the address and, with a claim ID, durably against the claim';
+COMMENT ON FUNCTION apikeys._claim_count_failure(bigint) IS 'Internal: adds a wrong code to a claim and locks it at the fifth (run by a worker in its own transaction)';
+COMMENT ON FUNCTION apikeys._claim_refuse() IS 'Internal: raises the one error of every failed claim';
+COMMENT ON FUNCTION apikeys._setting_interval(text, interval) IS 'Internal: an apikeys.* duration setting as an interval';
+COMMENT ON FUNCTION apikeys._deliver(text, text, text, text, text, jsonb, bigint) IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
+COMMENT ON FUNCTION apikeys._audit_outbox_trigger() IS 'Internal: copies each audit row of this transaction into the outbox';
+COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger() IS 'Internal: records when a key''s secret was set';
+COMMENT ON FUNCTION apikeys._outbox_erase(bigint[]) IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
+COMMENT ON FUNCTION apikeys._handoff_start(apikeys.keys) IS 'Internal: opens a claim for a pending key and enqueues its link and code';
+COMMENT ON FUNCTION apikeys._outbox_housekeeping() IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
+COMMENT ON FUNCTION apikeys._policy_notice(apikeys.keys, text, timestamptz, jsonb) IS 'Internal: sends a lifecycle notice once per key, event and subject';

@@ -35,6 +35,15 @@ int			apikeys_cache_size = 100000;
 int			apikeys_max_failures = 100;
 int			apikeys_max_network_failures = 1000;
 int			apikeys_failure_window = 3600;
+int			apikeys_claim_lifetime = 24 * 3600;
+int			apikeys_outbox_max_attempts = 10;
+int			apikeys_outbox_backoff = 10;
+int			apikeys_outbox_max_backoff = 3600;
+int			apikeys_outbox_retention = 7 * 24 * 3600;
+int			apikeys_policy_interval = 3600;
+int			apikeys_default_revoke_unused_after = 0;
+int			apikeys_default_warn_before_expiry = 0;
+int			apikeys_default_rotate_every = 0;
 
 /*
  * CheckTokenPrefix accepts a lowercase prefix that token.c can parse back
@@ -255,6 +264,123 @@ ApikeysDefineGucs(void)
 							&apikeys_failure_window,
 							3600,
 							1,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.claim_lifetime",
+							"Sets how long a handoff claim (link and code) can be used.",
+							"After that the key stays pending until apikeys.reset_key() sends a new handoff.",
+							&apikeys_claim_lifetime,
+							24 * 3600,
+							60,
+							30 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.outbox_max_attempts",
+							"Sets how many times an outbox row is handed out before delivery is given up.",
+							NULL,
+							&apikeys_outbox_max_attempts,
+							10,
+							1,
+							1000,
+							PGC_SUSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.outbox_backoff",
+							"Sets the delay before an outbox row is retried the first time; each further retry doubles it.",
+							NULL,
+							&apikeys_outbox_backoff,
+							10,
+							1,
+							24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.outbox_max_backoff",
+							"Sets the longest delay between two attempts to deliver an outbox row.",
+							NULL,
+							&apikeys_outbox_max_backoff,
+							3600,
+							1,
+							7 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.outbox_retention",
+							"Sets how long delivered and abandoned outbox rows are kept.",
+							"apikeys.apply_policies() deletes older ones; 0 keeps them forever.",
+							&apikeys_outbox_retention,
+							7 * 24 * 3600,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.policy_interval",
+							"Sets how often the background worker runs apikeys.apply_policies() in each database.",
+							"Used only when apikeys is in shared_preload_libraries.",
+							&apikeys_policy_interval,
+							3600,
+							1,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.default_revoke_unused_after",
+							"Sets after how long unused keys are revoked when no owner policy says otherwise.",
+							"0 turns it off.",
+							&apikeys_default_revoke_unused_after,
+							0,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.default_warn_before_expiry",
+							"Sets how long before expiry a key's contact is warned when no owner policy says otherwise.",
+							"0 turns it off.",
+							&apikeys_default_warn_before_expiry,
+							0,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.default_rotate_every",
+							"Sets the age of a secret after which rotation is asked for when no owner policy says otherwise.",
+							"0 turns it off.",
+							&apikeys_default_rotate_every,
+							0,
+							0,
 							INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_S,
