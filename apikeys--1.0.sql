@@ -1292,9 +1292,9 @@ $$;
 -- the owner's cap and policies apply unchanged.
 --------------------------------------------------------------------------------
 
--- _acting_row: the authenticated key's current row, share-locked, if it is
--- live and its scopes (sets expanded) grant p_scope; else 42501, or NULL
--- when p_raise is false.
+-- _acting_row: the authenticated key's current row, if it is live and its
+-- scopes (sets expanded) grant p_scope; else 42501.  With p_raise false
+-- (for reading, my_keys): NULL instead of the error, and no row lock.
 CREATE FUNCTION apikeys._acting_row(p_scope text, p_raise boolean DEFAULT true)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
@@ -1311,9 +1311,17 @@ BEGIN
             USING ERRCODE = '42501',
                   HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
     END IF;
-    SELECT * INTO k FROM apikeys.keys a
-     WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
-     FOR SHARE;
+    IF p_raise THEN
+        -- a change follows: serialise with a concurrent revoke of this key
+        SELECT * INTO k FROM apikeys.keys a
+         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
+         FOR SHARE;
+    ELSE
+        -- reading only (my_keys): no lock, so it works in READ ONLY
+        -- transactions (PostgREST's GET) and on a standby
+        SELECT * INTO k FROM apikeys.keys a
+         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid;
+    END IF;
     IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
        k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() OR
        NOT apikeys.scopes_grant(apikeys._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
