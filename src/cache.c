@@ -124,7 +124,6 @@ typedef struct CacheEntryHead
 	Oid			dbid;			/* InvalidOid: free slot */
 	Oid			relid;			/* OID of apikeys.keys when filled */
 	uint64		gen;			/* partition generation when filled */
-	uint64		setgen;			/* scope-set generation when filled */
 	uint8		used;			/* second-chance bit */
 	uint8		cid_len;
 	char		hash_alg;
@@ -138,6 +137,9 @@ typedef struct CacheEntryHead
 	uint16		role_len;
 	uint16		scopes_len;
 	uint16		cidrs_len;		/* 0: no allowed_cidrs */
+	uint32		setgen;			/* scope-set generation when filled (low 32
+								 * bits: fills what was padding, so entries
+								 * keep their room for data) */
 	TimestampTz expires_at;
 	TimestampTz prev_expires_at;
 	int64		rate_window_us;
@@ -404,7 +406,7 @@ KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, uint64 setgen
 	e->h.dbid = MyDatabaseId;
 	e->h.relid = relid;
 	e->h.gen = gen;
-	e->h.setgen = setgen;
+	e->h.setgen = (uint32) setgen;
 	e->h.used = 1;
 	e->h.cid_len = cid_len;
 	memcpy(e->h.client_id, key->client_id, cid_len);
@@ -523,7 +525,7 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 			if (tags[w] != TAG_OF(hash))
 				continue;
 			if (EntryMatches(e, relid, client_id, len) && e->h.gen == g0 &&
-				e->h.setgen == s0)
+				e->h.setgen == (uint32) s0)
 			{
 				EntryToKey(e, out);
 				if (e->h.used == 0)
