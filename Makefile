@@ -13,9 +13,9 @@ PGFILEDESC  = "apikeys - API key issuance, verification and row-level security"
 PG_CPPFLAGS = -I$(srcdir)/src
 
 REGRESS        = init token scopes create_key verify lifecycle audit usage hygiene authenticate \
-                 context rls postgrest selfservice privileges security security_inventory upgrade cleanup
+                 context rls postgrest forwarded selfservice privileges security security_inventory upgrade cleanup
 REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
-ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace cache_invalidation concurrent_rollup \
+ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace cache_invalidation concurrent_rollup revoke_all_vs_create \
                  selfservice_revoke_race selfservice_cap_race scope_set_vs_verify
 ISOLATION_OPTS = --inputdir=test/isolation
 TAP_TESTS      = 1

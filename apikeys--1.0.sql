@@ -425,15 +425,17 @@ CREATE FUNCTION apikeys._acting_key() RETURNS text
 -- Internal: may a key holding granted give a key the scope required?  As
 -- scopes_grant, except that a field-less scope needs a field-less grant
 -- (the no-escalation subset test, src/scope.c ScopeArrayCovers).
+-- Not STRICT (NULL in, NULL out, in C): a STRICT call with NULL constants
+-- would be folded away before the EXECUTE privilege is checked.
 CREATE FUNCTION apikeys._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scopes_cover'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 -- Internal: scopes with every '@name' replaced by the set's scopes, read
 -- with the latest snapshot: the expansion verification makes (src/scopeset.c).
 CREATE FUNCTION apikeys._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
     AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
-    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+    LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 CREATE FUNCTION apikeys.token_client_id(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_client_id'
@@ -579,7 +581,8 @@ CREATE FUNCTION apikeys.cache_prewarm()
 -- Internal SQL helpers
 --------------------------------------------------------------------------------
 
--- _audit appends one audit row and tells listeners (NOTIFY apikeys_events).
+-- _audit appends one audit row and wakes listeners (NOTIFY apikeys_events
+-- with the event and the client ID only).
 -- It is the only writer of audit_log, so every row has the same shape.
 CREATE FUNCTION apikeys._audit(p_event text, p_client_id text, p_owner text, p_detail jsonb)
     RETURNS void
@@ -595,9 +598,11 @@ BEGIN
                      ELSE pg_catalog.jsonb_build_object('by_key', apikeys._acting_key()) END,
             apikeys._outer_user(),
             pg_catalog.current_setting('application_name', true));
+    -- Any role may LISTEN on any channel, so the payload holds only what
+    -- is public: the event and the client ID.  Owners, names, reasons and
+    -- the rest are in audit_log, which only apikeys_admin reads.
     PERFORM pg_catalog.pg_notify('apikeys_events',
-        pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id,
-                                      'owner', p_owner)::text);
+        pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id)::text);
 END
 $$;
 
@@ -646,6 +651,11 @@ CREATE FUNCTION apikeys._owner_limits(p_owner text, OUT max_keys integer, OUT ma
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- The apikeys.* settings exist once the library is loaded, and in a new
+    -- session without preloading nothing may have loaded it yet: calling
+    -- one of its C functions does (its _PG_init defines the settings, with
+    -- the value from postgresql.conf or the default).
+    PERFORM apikeys._preloaded();
     SELECT p.max_keys, p.max_lifetime INTO max_keys, max_lifetime
       FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
     max_keys := COALESCE(max_keys,
@@ -1000,6 +1010,20 @@ DECLARE
 BEGIN
     PERFORM apikeys._check_text('owner', revoke_all_keys.owner, 256, true);
     PERFORM apikeys._check_text('reason', reason, 1024, false);
+
+    -- Take the lock create_key takes: the owner's policy row, made here if
+    -- missing (a concurrent first create_key and this upsert then wait for
+    -- each other on the primary key).  A create that got the lock first has
+    -- committed when we get it, and the UPDATE below (a new snapshot in READ
+    -- COMMITTED) sees its key; one that comes later waits for our commit, so
+    -- its key is made after the revocation.  Under REPEATABLE READ a key
+    -- committed since our snapshot makes this upsert fail to serialize
+    -- instead of leaving the key live.
+    INSERT INTO apikeys.owner_policies AS p (owner)
+    VALUES (revoke_all_keys.owner)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey
+    DO UPDATE SET keys_issued = p.keys_issued;
+
     PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object('reason', reason, 'all', true));
     UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
      WHERE keys.owner OPERATOR(pg_catalog.=) revoke_all_keys.owner
@@ -1868,8 +1892,9 @@ SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
          WHERE d.code IS NOT NULL) s
  GROUP BY s.client_id, s.hour, s.code;
 
--- The noisiest client addresses (IPv4, or IPv6 /64) in their current
--- failure window: one row per address, never one per attempt.
+-- The noisiest client addresses (IPv4, IPv6 /64, ::1) and networks (IPv4 /24,
+-- IPv6 /48) in their current failure window: one row per address, never one
+-- per attempt.
 CREATE VIEW apikeys.failing_addresses AS
 SELECT f.address, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts
   FROM apikeys._failing_addresses() f
@@ -1956,8 +1981,12 @@ BEGIN
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501';
     END IF;
-    SELECT pg_catalog.format_type(a.atttypid, NULL) INTO v_type
+    -- the type by its qualified name, which carries no type modifier
+    -- (format_type() would say "character", which means char(1))
+    SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) INTO v_type
       FROM pg_catalog.pg_attribute a
+      JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
        AND a.attname OPERATOR(pg_catalog.=) owner_column
        AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
@@ -1978,11 +2007,24 @@ BEGIN
           FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
     END IF;
 
-    -- The key's owner is cast to the column's type (text, uuid, bigint ...),
-    -- so an index on the owner column serves the policy.  The type modifier
-    -- is dropped: a cast to varchar(n) would truncate, and a truncated
-    -- owner could match someone else's rows.
-    v_own := pg_catalog.format('(%I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%s)',
+    -- A key matches a row only when the row's owner, written back as text,
+    -- is exactly the key's owner.  Two conditions:
+    --  1. the key's owner cast to the column's type (text, uuid, bigint ...)
+    --     equals the column, so an index on the owner column serves the
+    --     policy (the type modifier is dropped: a cast to varchar(n) or
+    --     char(n) would truncate);
+    --  2. the column cast to text equals the key's owner bytewise (COLLATE
+    --     "C"), which rejects what the cast and the type's equality blur:
+    --     '07', '+7' or ' 7' for integer 7, '7' for numeric 7.0, an
+    --     upper-case uuid, a 64-character owner truncated to a 63-character
+    --     name, 'acme ' for char(n) 'acme', 'ACME' for 'acme' under a
+    --     case-insensitive collation.
+    -- char(n)::text drops the padding, so a char(n) owner 'acme' matches
+    -- the key owner 'acme', and an owner ending in a blank never matches.
+    -- An owner that is not a valid value of the type (a key of owner
+    -- 'acme' on a bigint column) makes the cast, and so the query, fail.
+    v_own := pg_catalog.format('(%1$I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%2$s AND '
+                               '(%1$I)::pg_catalog.text COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) apikeys.current_owner())',
                                owner_column, v_type);
     v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter OPERATOR(pg_catalog.<>) ''
                   THEN pg_catalog.format(' OR (%s)', public_filter) ELSE '' END;
@@ -2054,6 +2096,12 @@ DECLARE
 BEGIN
     IF view_name IS NULL OR view_name OPERATOR(pg_catalog.=) '' OR tbl IS NULL THEN
         RAISE EXCEPTION 'view name and table are required' USING ERRCODE = '22023';
+    END IF;
+    -- as protect(): only the table's owner decides how keys see it
+    IF NOT pg_catalog.pg_has_role(CURRENT_USER,
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501',
+            HINT = 'A field view is made by the owner of its table.';
     END IF;
     -- This function runs with search_path = pg_catalog, so an unqualified
     -- name would land there: it goes into the table's schema instead.
@@ -2209,6 +2257,15 @@ COMMENT ON FUNCTION apikeys.my_disable_key(text, text) IS 'Self-service: the aut
 COMMENT ON FUNCTION apikeys.my_enable_key(text) IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
 COMMENT ON FUNCTION apikeys.my_revoke_key(text, text) IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
 COMMENT ON FUNCTION apikeys.my_delete_key(text) IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
+COMMENT ON FUNCTION apikeys._acting_begin(text) IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
+COMMENT ON FUNCTION apikeys._acting_key() IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
+COMMENT ON FUNCTION apikeys._acting_row(text, boolean) IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
+COMMENT ON FUNCTION apikeys._target_row(apikeys.keys, text) IS 'Internal: a key of the acting key''s owner, locked; 42704 for any other';
+COMMENT ON FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text, integer, interval, cidr[]) IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
+COMMENT ON FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
+COMMENT ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
+COMMENT ON FUNCTION apikeys._my_keys() IS 'Internal: the rows of my_keys, read as the extension owner';
+COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger() IS 'Internal: outdates every cached key of the database when a scope set changes';
 COMMENT ON VIEW apikeys.my_keys IS 'Self-service: key_list for the authenticated key''s owner; empty unless that key is live and holds apikeys:read';
 COMMENT ON TABLE apikeys.audit_log IS 'Append-only audit trail of every key change; never holds a secret or hash';
 COMMENT ON TABLE apikeys.protected_tables IS 'Tables set up by apikeys.protect(), so unprotect() can undo exactly that';
@@ -2277,7 +2334,7 @@ COMMENT ON FUNCTION apikeys._audit_append_only_trigger() IS 'Internal: keeps api
 COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger() IS 'Internal: refuses TRUNCATE of apikeys.keys';
 
 COMMENT ON TABLE apikeys.usage IS 'Verification counts per key, per hour, per outcome code, written by the hourly rollup of the usage journal (extension owner only)';
-COMMENT ON VIEW apikeys.failing_addresses IS 'Client addresses (IPv6: /64) with failed verifications in their current window, noisiest first';
+COMMENT ON VIEW apikeys.failing_addresses IS 'Client addresses (IPv4, IPv6 /64, ::1) and networks (IPv4 /24, IPv6 /48) with failed verifications in their current window, noisiest first';
 COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures: attempts answer RATE_LIMITED until window_end';
 COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';

@@ -85,13 +85,26 @@ SELECT count(*) AS messages,
   FROM (SELECT err(format('SELECT apikeys.authenticate(%L, %L, %L)', token, scope, ip)) AS e
           FROM attempts) s;
 
--- A failed authenticate sets nothing, and leaves an earlier success alone.
+-- A failed authenticate sets nothing, and also ends an earlier success,
+-- even when its error is caught (err() catches it in an exception block,
+-- a subtransaction): the transaction goes on anonymous, never as the
+-- earlier key.
 BEGIN;
 SELECT err(format('SELECT apikeys.authenticate(%L)', :'tok_dis')) <> 'ok' AS failed;
 SELECT apikeys.current_client_id() IS NULL AS still_anonymous;
 SELECT code FROM apikeys.authenticate(:'tok');
 SELECT err(format('SELECT apikeys.authenticate(%L)', :'tok_rev')) <> 'ok' AS failed;
-SELECT apikeys.current_client_id() = :'cid' AS earlier_identity_kept;
+SELECT apikeys.current_client_id() IS NULL AS earlier_identity_cleared,
+       apikeys.current_owner() IS NULL AS no_owner, apikeys.has_scope('docs:read') AS has_scope;
+-- the same with a key that is good but lacks the scope, and with junk
+SELECT code FROM apikeys.authenticate(:'tok');
+SELECT err(format('SELECT apikeys.authenticate(%L, %L)', :'tok', 'other:read')) <> 'ok' AS failed;
+SELECT apikeys.current_client_id() IS NULL AS cleared_by_insufficient_scope;
+SELECT code FROM apikeys.authenticate(:'tok');
+SAVEPOINT s;
+SELECT apikeys.authenticate('not a token');
+ROLLBACK TO SAVEPOINT s;
+SELECT apikeys.current_client_id() IS NULL AS cleared_after_savepoint_rollback;
 COMMIT;
 -- A failure outside a savepoint aborts the transaction, and the context too.
 BEGIN;

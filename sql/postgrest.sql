@@ -62,7 +62,7 @@ SELECT json_build_object('accept', '*/*', 'host', 'localhost:3000', 'user-agent'
        json_build_object('accept', '*/*', 'x-api-key', :'dis_tok')::text AS h_disabled,
        json_build_object('accept', '*/*', 'x-api-key', :'rev_tok')::text AS h_revoked,
        json_build_object('accept', '*/*', 'x-api-key', :'exp_tok')::text AS h_expired,
-       json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', '203.0.113.9, 10.0.0.1')::text AS h_xff_in,
+       json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', '10.0.0.1, 203.0.113.9')::text AS h_xff_in,
        json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', '198.51.100.1')::text AS h_xff_out,
        json_build_object('accept', '*/*', 'x-api-key', :'acme_net', 'x-forwarded-for', 'unknown')::text AS h_xff_junk,
        json_build_object('accept', '*/*', 'x-api-key', :'acme_net')::text AS h_net,
@@ -343,6 +343,8 @@ ABORT;
 
 -- apikeys.trust_forwarded_for is superuser-only (set in postgresql.conf
 -- for the authenticator's database); here: set, then become authenticator.
+-- The client is the rightmost entry (the one the proxy appended); an entry
+-- that is no address answers 400 (sql/forwarded.sql has every form).
 \c - :superuser
 SET apikeys.trust_forwarded_for = on;
 SET SESSION AUTHORIZATION authenticator;
@@ -466,6 +468,20 @@ ABORT;
 RESET SESSION AUTHORIZATION;
 SELECT event, detail ? 'by_key' AS names_acting_key FROM apikeys.audit_log
  WHERE client_id = :'integration_cid' ORDER BY id;
+
+-- pre_request ends an identity that authenticate() set earlier in the
+-- transaction, both when the request presents no key and when its key is
+-- bad and the PGRST error is caught: the request is not that key
+BEGIN;
+SELECT (apikeys.authenticate(:'acme')).code AS earlier_identity;
+SELECT set_config('request.headers', :'h_none', true) IS NOT NULL AS no_key_headers;
+SELECT apikeys.pre_request();
+SELECT apikeys.current_owner() IS NULL AS cleared_by_no_key;
+SELECT (apikeys.authenticate(:'acme')).code AS earlier_identity;
+SELECT set_config('request.headers', :'h_revoked', true) IS NOT NULL AS bad_key_headers;
+DO $$ BEGIN PERFORM apikeys.pre_request(); EXCEPTION WHEN SQLSTATE 'PGRST' THEN NULL; END $$;
+SELECT apikeys.current_owner() IS NULL AS cleared_by_bad_key;
+ROLLBACK;
 
 -- pre_request is SECURITY INVOKER (it must be, to SET ROLE) and needs the
 -- verifier's rights: the role PostgREST runs it as is anon.

@@ -70,3 +70,29 @@ SELECT p.proname AS uncommented_function
 SELECT c.relname AS uncommented_relation
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'apikeys' AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL;
+
+-- Internal functions (_*) belong to the extension owner, with the
+-- exceptions README lists: the two _protected_* helpers protect() calls
+-- (PUBLIC; they act only for the table's owner) and the three the admin
+-- views call.  PostgreSQL checks EXECUTE on a function that a view calls
+-- as the user querying the view, not as the view's owner, so
+-- apikeys_admin needs them for key_list, key_hygiene, key_usage and
+-- failing_addresses.  They show only what those views show.
+SELECT p.proname AS internal_function,
+       string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', '
+                  ORDER BY 1) AS grantees
+  FROM pg_proc p, aclexplode(p.proacl) a
+ WHERE p.pronamespace = 'apikeys'::regnamespace AND p.proname LIKE '\_%'
+   AND a.grantee <> p.proowner
+ GROUP BY p.proname ORDER BY 1;
+-- without the grant, the view fails for the admin
+BEGIN;
+REVOKE EXECUTE ON FUNCTION apikeys._recent_use(text) FROM apikeys_admin;
+SET ROLE regress_admin;
+SELECT err($$SELECT count(*) FROM apikeys.key_list$$) AS key_list_without_recent_use;
+ROLLBACK;
+BEGIN;
+REVOKE EXECUTE ON FUNCTION apikeys._journal_decode(bytea) FROM apikeys_admin;
+SET ROLE regress_admin;
+SELECT err($$SELECT count(*) FROM apikeys.key_usage$$) AS key_usage_without_journal_decode;
+ROLLBACK;

@@ -3,6 +3,7 @@
 --
 SELECT current_user AS superuser \gset
 CREATE ROLE regress_rls_owner LOGIN;
+CREATE COLLATION regress_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE SCHEMA rls AUTHORIZATION regress_rls_owner;
 GRANT USAGE ON SCHEMA rls TO PUBLIC;
 CREATE SCHEMA rls_api AUTHORIZATION regress_rls_owner;
@@ -222,6 +223,14 @@ SELECT err($$SELECT apikeys.create_field_view('bad name', 'rls.employees')$$) AS
 SELECT err($$SELECT apikeys.create_field_view('v', 'rls.employees', 'Employees')$$) AS bad_resource;
 SELECT err($$SELECT apikeys.create_field_view('employee_directory', 'rls.employees')$$) AS exists_already;
 RESET ROLE;
+-- only the table's owner may make a field view of it, even into a schema
+-- the caller may create in
+CREATE SCHEMA rls_nobody AUTHORIZATION regress_nobody;
+SET ROLE regress_nobody;
+SELECT err($$SELECT apikeys.create_field_view('rls_nobody.peek', 'rls.employees', 'employees')$$) AS field_view_not_owner;
+RESET ROLE;
+SELECT count(*) AS views_in_rls_nobody FROM pg_class WHERE relnamespace = 'rls_nobody'::regnamespace;
+DROP SCHEMA rls_nobody CASCADE;
 
 -- Owner columns of other types: the key's owner is cast to the column's
 -- type (so an owner index serves the policy), without a type modifier, so
@@ -303,6 +312,140 @@ SELECT apikeys.unprotect('rls.many'), apikeys.unprotect('rls.many_uuid');
 DROP TABLE rls.many, rls.many_uuid;
 RESET ROLE;
 
+-- Owner columns of every common type.  A key matches a row only when the
+-- row's owner, written back as text, is exactly the key's owner: a cast
+-- alone would let '07', '+7' and ' 7' read owner 7's rows of an integer
+-- column, '7' read the 7.0 rows of a numeric one, an upper-case uuid read
+-- the lower-case one's, a 64-character owner read the 63-character one's
+-- in a name column (truncated to 63), 'vandelay ' read 'vandelay' in char(n)
+-- (padding is not significant there), and 'VANDELAY' read 'vandelay' in a column
+-- with a case-insensitive collation.  char(n): the stored padding is not
+-- part of the owner (char(n)::text drops it), so 'vandelay' matches a
+-- char(8) 'vandelay' and an owner ending in a blank matches no char(n) row.
+SET ROLE regress_rls_owner;
+CREATE TABLE rls.t_text (id int, o text NOT NULL);
+CREATE TABLE rls.t_varchar (id int, o varchar(10) NOT NULL);
+CREATE TABLE rls.t_char (id int, o char(8) NOT NULL);
+CREATE TABLE rls.t_name (id int, o name NOT NULL);
+CREATE TABLE rls.t_ci (id int, o text COLLATE regress_ci NOT NULL);
+CREATE TABLE rls.t_uuid (id int, o uuid NOT NULL);
+CREATE TABLE rls.t_int (id int, o integer NOT NULL);
+CREATE TABLE rls.t_bigint (id int, o bigint NOT NULL);
+CREATE TABLE rls.t_numeric (id int, o numeric NOT NULL);
+INSERT INTO rls.t_text VALUES (1, 'vandelay'), (2, 'vandelay '), (3, 'VANDELAY');
+INSERT INTO rls.t_varchar VALUES (1, 'vandelay'), (2, 'vandelay '), (3, 'VANDELAY');
+INSERT INTO rls.t_char VALUES (1, 'vandelay'), (3, 'VANDELAY'), (5, 'a'), (6, 'v');
+INSERT INTO rls.t_name VALUES (1, 'vandelay'), (4, repeat('x', 63));
+INSERT INTO rls.t_ci VALUES (1, 'vandelay');
+INSERT INTO rls.t_uuid VALUES (1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
+INSERT INTO rls.t_int VALUES (1, 7), (2, 70);
+INSERT INTO rls.t_bigint VALUES (1, 7), (2, 70);
+INSERT INTO rls.t_numeric VALUES (1, 7), (2, 7.0), (3, 7.00);
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['t_text', 't_varchar', 't_char', 't_name', 't_ci', 't_uuid',
+                             't_int', 't_bigint', 't_numeric'] LOOP
+        EXECUTE format('CREATE INDEX ON rls.%I (o)', t);
+        EXECUTE format('GRANT SELECT, INSERT ON rls.%I TO regress_verifier', t);
+        PERFORM apikeys.protect(format('rls.%I', t)::regclass, 'o', 'typed');
+    END LOOP;
+END
+$$;
+-- the policy compares in the column's type (index) and rechecks as text
+SELECT tablename, qual FROM pg_policies
+ WHERE schemaname = 'rls' AND policyname = 'apikeys_read' AND tablename IN ('t_char', 't_bigint')
+ ORDER BY 1;
+RESET ROLE;
+SET ROLE regress_admin;
+CREATE TEMP TABLE typed_keys (owner text, token text);
+GRANT SELECT ON typed_keys TO regress_verifier;
+INSERT INTO typed_keys
+SELECT o, (apikeys.create_key(o, 'typed', ARRAY['typed:read', 'typed:create'])).token
+  FROM unnest(ARRAY['vandelay', 'vandelay ', 'VANDELAY', repeat('x', 63), repeat('x', 64),
+                    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
+                    '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}', 'a0eebc999c0b4ef8bb6d6bb9bd380a11',
+                    '7', '07', '+7', ' 7', '7 ', '7.0', '7.00', '7e0']) o;
+RESET ROLE;
+-- rows(tbl): the ids a table shows to the current key, or the error
+CREATE FUNCTION rls.rows(tbl text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+    EXECUTE format('SELECT coalesce(string_agg(id::text, '','' ORDER BY id), ''-'') FROM rls.%I', tbl) INTO r;
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    RETURN 'ERROR ' || SQLSTATE;
+END
+$$;
+-- visible(token): one line per key, one column per table
+CREATE FUNCTION rls.visible(tok text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text := '';
+        t text;
+BEGIN
+    PERFORM apikeys.authenticate(tok);
+    FOREACH t IN ARRAY ARRAY['t_text', 't_varchar', 't_char', 't_name', 't_ci', 't_uuid',
+                             't_int', 't_bigint', 't_numeric'] LOOP
+        r := r || substr(t, 3) || '=' || rls.rows(t) || ' ';
+    END LOOP;
+    RETURN r;
+END
+$$;
+GRANT EXECUTE ON FUNCTION rls.rows(text), rls.visible(text) TO regress_verifier;
+SET ROLE regress_verifier;
+SELECT CASE WHEN length(owner) > 20 THEN left(owner, 3) || '…(' || length(owner) || ')' ELSE quote_literal(owner) END AS key_owner,
+       rls.visible(token) AS visible
+  FROM typed_keys ORDER BY owner COLLATE "C";
+-- writing: WITH CHECK applies the same exact match
+BEGIN;
+SELECT code FROM apikeys.authenticate((SELECT token FROM typed_keys WHERE owner = '07'));
+SELECT err($$INSERT INTO rls.t_bigint VALUES (9, 7)$$) AS insert_as_07_for_7;
+ROLLBACK;
+BEGIN;
+SELECT code FROM apikeys.authenticate((SELECT token FROM typed_keys WHERE owner = '7'));
+INSERT INTO rls.t_bigint VALUES (9, 7);
+INSERT INTO rls.t_numeric VALUES (9, 7);
+SELECT err($$INSERT INTO rls.t_numeric VALUES (10, 7.0)$$) AS insert_as_7_for_7_0;
+ROLLBACK;
+-- the owner index still serves the policy: an index condition in the
+-- column's type, the exact text comparison as a filter
+BEGIN;
+SELECT code FROM apikeys.authenticate((SELECT token FROM typed_keys WHERE owner = '7'));
+SET LOCAL enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM rls.t_bigint;
+EXPLAIN (COSTS OFF) SELECT id FROM rls.t_int;
+EXPLAIN (COSTS OFF) SELECT id FROM rls.t_numeric;
+ROLLBACK;
+BEGIN;
+SELECT code FROM apikeys.authenticate((SELECT token FROM typed_keys WHERE owner = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'));
+SET LOCAL enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM rls.t_uuid;
+ROLLBACK;
+BEGIN;
+SELECT code FROM apikeys.authenticate((SELECT token FROM typed_keys WHERE owner = 'vandelay'));
+SET LOCAL enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM rls.t_char;
+EXPLAIN (COSTS OFF) SELECT id FROM rls.t_name;
+EXPLAIN (COSTS OFF) SELECT id FROM rls.t_text;
+EXPLAIN (COSTS OFF) SELECT id FROM rls.t_varchar;
+ROLLBACK;
+RESET ROLE;
+SET ROLE regress_admin;
+SELECT sum(apikeys.revoke_all_keys(owner)) AS typed_keys_revoked FROM (SELECT DISTINCT owner FROM typed_keys) o;
+RESET ROLE;
+SET ROLE regress_rls_owner;
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['t_text', 't_varchar', 't_char', 't_name', 't_ci', 't_uuid',
+                             't_int', 't_bigint', 't_numeric'] LOOP
+        PERFORM apikeys.unprotect(format('rls.%I', t)::regclass);
+        EXECUTE format('DROP TABLE rls.%I', t);
+    END LOOP;
+END
+$$;
+RESET ROLE;
+DROP FUNCTION rls.visible(text), rls.rows(text);
+
 -- A table dropped without unprotect() leaves a bookkeeping row until the
 -- next protect(), which forgets rows of tables that no longer exist.
 SET ROLE regress_rls_owner;
@@ -323,3 +466,4 @@ SELECT count(*) AS bookkeeping_left FROM apikeys.protected_tables;
 DROP SCHEMA rls_api CASCADE;
 DROP SCHEMA rls CASCADE;
 DROP ROLE regress_rls_owner;
+DROP COLLATION regress_ci;

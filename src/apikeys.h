@@ -59,6 +59,7 @@ extern int	apikeys_last_used_granularity;
 extern int	apikeys_flush_interval;
 extern int	apikeys_cache_size;
 extern int	apikeys_max_failures;
+extern int	apikeys_max_network_failures;
 extern int	apikeys_failure_window;
 
 /* Module initialisers, called from _PG_init */

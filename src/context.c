@@ -12,9 +12,10 @@
  * reaches it.
  *
  * Lifetime: the context belongs to the transaction that set it.  It is
- * cleared at commit, abort and prepare, and when the subtransaction that
- * set it rolls back (a failed SAVEPOINT block cannot leave an identity
- * behind).  When that subtransaction commits, the context passes to its
+ * cleared at commit, abort and prepare, when the subtransaction that set
+ * it rolls back (a failed SAVEPOINT block cannot leave an identity
+ * behind), and by a failing authenticate() even when its error is caught
+ * (the caller never falls back to an earlier key).  When that subtransaction commits, the context passes to its
  * parent.  A new transaction therefore always starts anonymous, which is
  * what a pooled connection (PostgREST) needs.
  *
@@ -45,8 +46,12 @@ typedef struct RequestContext
 static RequestContext ctx;
 static MemoryContext ContextMemory = NULL;
 
-/* ContextClear forgets the identity and frees its memory. */
-static void
+/*
+ * ContextClear forgets the identity and frees its memory.  pre_request
+ * calls it too: a request that presents no key, or a bad one, is not the
+ * identity an earlier authenticate() in the transaction set.
+ */
+void
 ContextClear(void)
 {
 	ctx.set = false;
@@ -204,7 +209,17 @@ apikeys_authenticate(PG_FUNCTION_ARGS)
 
 	VerifyTokenArgs(fcinfo, &res);
 	if (res.code != APIKEYS_VALID)
+	{
+		/*
+		 * A failed attempt also ends an identity set earlier in the
+		 * transaction: a caller that catches the error (a savepoint, a
+		 * PL/pgSQL exception block) goes on anonymous, never as the
+		 * earlier key.  The clearing is not undone when the subtransaction
+		 * rolls back.
+		 */
+		ContextClear();
 		ContextRaiseFailure(&res);
+	}
 	ContextSet(&res);
 	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
 }

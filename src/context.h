@@ -14,6 +14,7 @@
 #include "verify.h"
 
 extern void ContextSet(const VerifyResult *res);
+extern void ContextClear(void);
 extern void ContextRaiseFailure(const VerifyResult *res);
 
 #endif							/* APIKEYS_CONTEXT_H */

@@ -19,6 +19,7 @@
 #include "utils/guc.h"
 
 #include "apikeys.h"
+#include "throttle.h"
 #include "token.h"
 
 char	   *apikeys_token_prefix = NULL;
@@ -26,10 +27,13 @@ char	   *apikeys_pepper = NULL;
 int			apikeys_default_max_keys = 5;
 int			apikeys_default_max_lifetime = 365 * 24 * 3600;
 bool		apikeys_trust_forwarded_for = false;
+char	   *apikeys_trusted_proxies = NULL;
+const ApikeysNetList *apikeys_trusted_proxy_list = NULL;
 int			apikeys_last_used_granularity = 60;
 int			apikeys_flush_interval = 10;
 int			apikeys_cache_size = 100000;
 int			apikeys_max_failures = 100;
+int			apikeys_max_network_failures = 1000;
 int			apikeys_failure_window = 3600;
 
 /*
@@ -46,6 +50,59 @@ CheckTokenPrefix(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * CheckTrustedProxies accepts a list of addresses and CIDR networks
+ * separated by commas or spaces, and hands the parsed list (normalised:
+ * ::ffff:10.0.0.0/104 is 10.0.0.0/8) to AssignTrustedProxies.
+ */
+static bool
+CheckTrustedProxies(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval != NULL ? *newval : "";
+	int			max = 1;
+	ApikeysNetList *list;
+
+	for (const char *q = p; *q; q++)
+		if (*q == ',' || *q == ' ' || *q == '\t')
+			max++;
+	/* extra must be malloc'd: the GUC machinery free()s it */
+	list = malloc(offsetof(ApikeysNetList, nets) + max * sizeof(ApikeysNet));
+	if (list == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		return false;
+	}
+	list->n = 0;
+	while (*p)
+	{
+		int			len = 0;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		while (p[len] != '\0' && p[len] != ',' && p[len] != ' ' && p[len] != '\t')
+			len++;
+		if (len == 0)
+			break;
+		if (!NetParse(p, len, true, &list->nets[list->n]))
+		{
+			GUC_check_errdetail("\"%.*s\" is not an IP address or a CIDR network with no bits set past its prefix.",
+								Min(len, 64), p);
+			free(list);
+			return false;
+		}
+		list->n++;
+		p += len;
+	}
+	*extra = list;
+	return true;
+}
+
+static void
+AssignTrustedProxies(const char *newval, void *extra)
+{
+	apikeys_trusted_proxy_list = (const ApikeysNetList *) extra;
 }
 
 /*
@@ -104,8 +161,8 @@ ApikeysDefineGucs(void)
 							NULL);
 
 	DefineCustomBoolVariable("apikeys.trust_forwarded_for",
-							 "Takes the client address from the first X-Forwarded-For entry in pre_request.",
-							 "Turn on only behind a proxy that sets the header itself.",
+							 "Takes the client address from X-Forwarded-For or Forwarded in pre_request.",
+							 "Turn on only behind a proxy that appends to the header. The address used is the rightmost entry not in apikeys.trusted_proxies.",
 							 &apikeys_trust_forwarded_for,
 							 false,
 							 PGC_SUSET,
@@ -113,6 +170,17 @@ ApikeysDefineGucs(void)
 							 NULL,
 							 NULL,
 							 NULL);
+
+	DefineCustomStringVariable("apikeys.trusted_proxies",
+							   "Sets the addresses and networks of proxies whose X-Forwarded-For or Forwarded entries are skipped.",
+							   "A list of CIDR networks separated by commas. pre_request takes the rightmost entry not in the list; empty: the rightmost entry.",
+							   &apikeys_trusted_proxies,
+							   "",
+							   PGC_SUSET,
+							   GUC_LIST_INPUT,
+							   CheckTrustedProxies,
+							   AssignTrustedProxies,
+							   NULL);
 
 	DefineCustomIntVariable("apikeys.last_used_granularity",
 							"Sets how often last_used_at is written per key when the library is not preloaded.",
@@ -160,6 +228,19 @@ ApikeysDefineGucs(void)
 							NULL,
 							&apikeys_max_failures,
 							100,
+							1,
+							INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.max_network_failures",
+							"Sets how many failed verifications from one network (IPv4 /24, IPv6 /48) are allowed within apikeys.failure_window.",
+							"Stops a client that rotates through the addresses of its network.",
+							&apikeys_max_network_failures,
+							1000,
 							1,
 							INT_MAX,
 							PGC_SUSET,

@@ -24,6 +24,13 @@
  *   for a db-pre-request wrapper that maps method and path to a scope;
  *   pre_request() alone leaves what a key may see to RLS.
  *
+ * - the client address: the connection's, or with
+ *   apikeys.trust_forwarded_for the rightmost X-Forwarded-For or
+ *   Forwarded entry that is not in apikeys.trusted_proxies (each proxy
+ *   appends, so the left part is the client's own writing); a forwarding
+ *   header without a readable client entry answers 400 for a presented key
+ *   (see ForwardedClient).
+ *
  * It writes nothing, since PostgREST runs GET and HEAD in READ ONLY
  * transactions (and hot standbys can serve them).
  *
@@ -46,6 +53,7 @@
 #include "utils/jsonb.h"
 
 #include "context.h"
+#include "throttle.h"
 #include "token.h"
 #include "usage.h"
 
@@ -68,32 +76,269 @@ HeaderValue(Jsonb *headers, const char *name)
 }
 
 /*
- * ForwardedAddress parses the first X-Forwarded-For entry into an inet
- * datum.  Returns false for anything that is not an IP address, which
- * leaves the address unknown (keys with allowed_cidrs then fail closed).
+ * HeaderAnyCase finds the header name in any letter case (PostgREST sends
+ * lower-case names, but request.headers is only a JSON object, and case
+ * variants are the same HTTP header).  Returns how many keys matched;
+ * *value is the string value of the last, or NULL when it is not a string.
+ */
+static int
+HeaderAnyCase(Jsonb *headers, const char *name, char **value)
+{
+	JsonbIterator *it = JsonbIteratorInit(&headers->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			nlen = strlen(name);
+	int			count = 0;
+	bool		want = false;
+
+	*value = NULL;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			want = v.val.string.len == nlen &&
+				pg_strncasecmp(v.val.string.val, name, nlen) == 0;
+		else if (tok == WJB_VALUE && want)
+		{
+			count++;
+			*value = v.type == jbvString ?
+				pnstrdup(v.val.string.val, v.val.string.len) : NULL;
+			want = false;
+		}
+	}
+	return count;
+}
+
+/* IsPort: 1 to 5 digits. */
+static bool
+IsPort(const char *s, int len)
+{
+	if (len < 1 || len > 5)
+		return false;
+	for (int i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/*
+ * ParseNode reads one node of a forwarding header: "a.b.c.d",
+ * "a.b.c.d:port", a bare IPv6 address, "[v6]" or "[v6]:port".  Anything
+ * else (a name, "unknown", an obfuscated "_x", a prefix, junk) is false.
  */
 static bool
-ForwardedAddress(const char *xff, Datum *addr)
+ParseNode(const char *s, int len, ApikeysNet *out)
 {
-	char		buf[64];
-	const char *p = xff;
-	int			n = 0;
-	unsigned char dst[16];
+	int			colons = 0;
 
-	while (*p == ' ')
-		p++;
-	while (p[n] != '\0' && p[n] != ',' && p[n] != ' ' && n < (int) sizeof(buf) - 1)
-	{
-		buf[n] = p[n];
-		n++;
-	}
-	buf[n] = '\0';
-	if (n == 0 ||
-		(pg_inet_net_pton(PGSQL_AF_INET, buf, dst, -1) < 0 &&
-		 pg_inet_net_pton(PGSQL_AF_INET6, buf, dst, -1) < 0))
+	while (len > 0 && (*s == ' ' || *s == '\t'))
+		s++, len--;
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len <= 0)
 		return false;
-	*addr = DirectFunctionCall1(inet_in, CStringGetDatum(buf));
-	return true;
+	if (s[0] == '[')
+	{
+		const char *close = memchr(s, ']', len);
+		int			alen;
+
+		if (close == NULL)
+			return false;
+		alen = close - (s + 1);
+		if (memchr(s + 1, ':', alen) == NULL)
+			return false;		/* brackets are for IPv6 only */
+		if (close + 1 != s + len &&
+			(close[1] != ':' || !IsPort(close + 2, s + len - (close + 2))))
+			return false;
+		return NetParse(s + 1, alen, false, out);
+	}
+	for (int i = 0; i < len; i++)
+		colons += s[i] == ':';
+	if (colons == 1)
+	{
+		const char *c = memchr(s, ':', len);
+
+		if (!IsPort(c + 1, s + len - (c + 1)) || memchr(s, '.', c - s) == NULL)
+			return false;
+		len = c - s;			/* IPv4 with a port */
+	}
+	return NetParse(s, len, false, out);
+}
+
+/*
+ * ForwardedFor reads the "for" parameter of one RFC 7239 element
+ * ("for=192.0.2.60;proto=http", "for=\"[2001:db8::1]:4711\"") and parses
+ * its node.  An element without exactly one "for", an "unknown" or
+ * obfuscated ("_hidden") node, or junk is false.
+ */
+static bool
+ForwardedFor(const char *s, int len, ApikeysNet *out)
+{
+	const char *end = s + len;
+	const char *p = s;
+	StringInfoData node;
+	int			found = 0;
+
+	initStringInfo(&node);
+	while (p < end)
+	{
+		const char *name;
+		int			name_len;
+		bool		is_for;
+
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
+			p++;
+		if (p >= end)
+			break;
+		name = p;
+		while (p < end && *p != '=' && *p != ';')
+			p++;
+		if (p >= end || *p != '=')
+			return false;
+		name_len = p - name;
+		while (name_len > 0 && (name[name_len - 1] == ' ' || name[name_len - 1] == '\t'))
+			name_len--;
+		is_for = name_len == 3 && pg_strncasecmp(name, "for", 3) == 0;
+		p++;
+		if (is_for)
+		{
+			found++;
+			resetStringInfo(&node);
+		}
+		if (p < end && *p == '"')
+		{
+			p++;
+			while (p < end && *p != '"')
+			{
+				if (*p == '\\' && p + 1 < end)
+					p++;
+				if (is_for)
+					appendStringInfoChar(&node, *p);
+				p++;
+			}
+			if (p >= end)
+				return false;	/* unterminated quoted string */
+			p++;
+		}
+		else
+		{
+			while (p < end && *p != ';')
+			{
+				if (is_for)
+					appendStringInfoChar(&node, *p);
+				p++;
+			}
+		}
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (p < end && *p != ';')
+			return false;
+	}
+	if (found != 1)
+		return false;
+	return ParseNode(node.data, node.len, out);
+}
+
+/* IsTrustedProxy: is addr inside apikeys.trusted_proxies? */
+static bool
+IsTrustedProxy(const ApikeysNet *addr)
+{
+	const ApikeysNetList *l = apikeys_trusted_proxy_list;
+
+	if (l == NULL)
+		return false;
+	for (int i = 0; i < l->n; i++)
+		if (NetContains(&l->nets[i], addr))
+			return true;
+	return false;
+}
+
+typedef enum ForwardedResult
+{
+	FORWARDED_NONE,				/* no forwarding header */
+	FORWARDED_ADDRESS,			/* *addr is the client */
+	FORWARDED_INVALID			/* present, but no client address in it */
+} ForwardedResult;
+
+/*
+ * ForwardedClient finds the client address in X-Forwarded-For or
+ * Forwarded the way proxies mean it: each proxy appends the address it
+ * received the request from, so entries on the left are whatever the
+ * client wrote.  The client is the rightmost entry that is not a trusted
+ * proxy (apikeys.trusted_proxies; with none listed, the rightmost entry);
+ * when every entry is a trusted proxy, the leftmost.  Entries left of the
+ * one chosen are never read.  FORWARDED_INVALID when that entry is not an
+ * address, when both headers are present, or when a header appears twice
+ * (under names of different case): there is no telling then which part a
+ * proxy wrote.
+ */
+static ForwardedResult
+ForwardedClient(Jsonb *headers, Datum *addr)
+{
+	char	   *xff;
+	char	   *fwd;
+	int			nx = HeaderAnyCase(headers, "x-forwarded-for", &xff);
+	int			nf = HeaderAnyCase(headers, "forwarded", &fwd);
+	const char *list;
+	bool		rfc7239;
+	int			end;
+	ApikeysNet	client;
+	bool		have = false;
+
+	if (nx + nf == 0)
+		return FORWARDED_NONE;
+	if (nx + nf > 1 || (nx == 1 && xff == NULL) || (nf == 1 && fwd == NULL))
+		return FORWARDED_INVALID;
+	rfc7239 = nf == 1;
+	list = rfc7239 ? fwd : xff;
+	end = strlen(list);
+
+	while (end >= 0)
+	{
+		int			start = end - 1;
+		bool		in_quotes = false;
+		ApikeysNet	node;
+		bool		ok;
+
+		/* back to the previous comma outside a quoted string */
+		for (; start >= 0; start--)
+		{
+			if (rfc7239 && list[start] == '"' &&
+				(start == 0 || list[start - 1] != '\\'))
+				in_quotes = !in_quotes;
+			else if (list[start] == ',' && !in_quotes)
+				break;
+		}
+		if (in_quotes)
+			return FORWARDED_INVALID;
+		ok = rfc7239 ?
+			ForwardedFor(list + start + 1, end - start - 1, &node) :
+			ParseNode(list + start + 1, end - start - 1, &node);
+		if (!ok)
+			return FORWARDED_INVALID;
+		client = node;
+		have = true;
+		if (!IsTrustedProxy(&node))
+			break;
+		end = start;			/* a trusted proxy: its client is on the left */
+	}
+	if (!have)
+		return FORWARDED_INVALID;
+	*addr = InetFromNet(&client);
+	return FORWARDED_ADDRESS;
+}
+
+/*
+ * RaiseBadForwarded answers 400 through SQLSTATE PGRST: a forwarding
+ * header with no usable client address must neither go unthrottled nor
+ * borrow the proxy's address (which a key's allowed_cidrs may admit).
+ */
+static void
+RaiseBadForwarded(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PGRST),
+			 errmsg("{\"code\":\"INVALID_FORWARDED\",\"message\":\"The client address in X-Forwarded-For or Forwarded cannot be read.\",\"details\":null,\"hint\":null}"),
+			 errdetail("{\"status\":400,\"headers\":{}}")));
 }
 
 /*
@@ -199,9 +444,9 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 	Jsonb	   *headers;
 	char	   *key;
 	char	   *auth;
-	char	   *xff;
 	Datum		addr = (Datum) 0;
 	bool		ip_known;
+	ForwardedResult fwd = FORWARDED_NONE;
 	VerifyResult res;
 	static const char *const scrub[] = {"x-api-key", "apikey", "authorization"};
 
@@ -211,16 +456,19 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 	if (!JB_ROOT_IS_OBJECT(headers))
 		PG_RETURN_VOID();
 
-	if (apikeys_trust_forwarded_for &&
-		(xff = HeaderValue(headers, "x-forwarded-for")) != NULL)
-		ip_known = ForwardedAddress(xff, &addr);
-	else
-		ip_known = ConnectionAddress(&addr);
+	if (apikeys_trust_forwarded_for)
+		fwd = ForwardedClient(headers, &addr);
+	ip_known = fwd == FORWARDED_ADDRESS || ConnectionAddress(&addr);
 
 	key = HeaderValue(headers, "x-api-key");
 	if (key == NULL)
 		key = HeaderValue(headers, "apikey");
 	auth = HeaderValue(headers, "authorization");
+
+	/* the address matters only to a presented key */
+	if (fwd == FORWARDED_INVALID &&
+		(key != NULL || (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0)))
+		RaiseBadForwarded();
 
 	/* the contract: pre_request writes nothing (usage.c reads this) */
 	UsageWritesSuppressed = true;
@@ -256,12 +504,16 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 	else
 	{
 		UsageWritesSuppressed = false;
+		ContextClear();
 		PG_RETURN_VOID();		/* anonymous */
 	}
 	UsageWritesSuppressed = false;
 
 	if (res.code != APIKEYS_VALID)
+	{
+		ContextClear();
 		RaisePgrst(&res);
+	}
 
 	ContextSet(&res);
 	/*

@@ -618,9 +618,14 @@ PG_FUNCTION_INFO_V1(apikeys_scopes_cover);
 Datum
 apikeys_scopes_cover(PG_FUNCTION_ARGS)
 {
-	ArrayType  *g = PG_GETARG_ARRAYTYPE_P(0);
-	text	   *r = PG_GETARG_TEXT_PP(1);
+	ArrayType  *g;
+	text	   *r;
 	Scope		rs;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	g = PG_GETARG_ARRAYTYPE_P(0);
+	r = PG_GETARG_TEXT_PP(1);
 
 	ScopeParseOrError(VARDATA_ANY(r), VARSIZE_ANY_EXHDR(r), &rs);
 	PG_RETURN_BOOL(ScopeArrayCovers(g, &rs));

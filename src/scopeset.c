@@ -211,5 +211,7 @@ PG_FUNCTION_INFO_V1(apikeys_expand_scopes);
 Datum
 apikeys_expand_scopes(PG_FUNCTION_ARGS)
 {
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
 	PG_RETURN_ARRAYTYPE_P(ScopeSetExpand(PG_GETARG_ARRAYTYPE_P(0)));
 }

@@ -40,7 +40,8 @@ ApikeysShmemRequest(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(add_size(CacheShmemSize(), UsageShmemSize()));
+	RequestAddinShmemSpace(add_size(add_size(CacheShmemSize(), UsageShmemSize()),
+									 ThrottleShmemSize()));
 	RequestNamedLWLockTranche(APIKEYS_TRANCHE_NAME, APIKEYS_NUM_LOCKS);
 }
 
@@ -59,6 +60,7 @@ ApikeysShmemStartup(void)
 	apikeys_locks = GetNamedLWLockTranche(APIKEYS_TRANCHE_NAME);
 	CacheShmemInit();
 	UsageShmemInit();
+	ThrottleShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 	apikeys_shmem_ready = true;
 }

@@ -22,17 +22,24 @@
  */
 #define APIKEYS_CACHE_PARTITIONS	128
 
+/*
+ * The address throttle and the rate-limit windows (throttle.c) are split
+ * into this many partitions each, with a lock per partition.
+ */
+#define APIKEYS_THROTTLE_PARTITIONS	64
+
 /* LWLocks of the "apikeys" tranche */
 #define APIKEYS_LOCK_USAGE			APIKEYS_CACHE_PARTITIONS
-#define APIKEYS_LOCK_ADDRESSES		(APIKEYS_CACHE_PARTITIONS + 1)
-#define APIKEYS_NUM_LOCKS			(APIKEYS_CACHE_PARTITIONS + 2)
+#define APIKEYS_LOCK_THROTTLE		(APIKEYS_LOCK_USAGE + 1)
+#define APIKEYS_LOCK_RATE			(APIKEYS_LOCK_THROTTLE + APIKEYS_THROTTLE_PARTITIONS)
+#define APIKEYS_NUM_LOCKS			(APIKEYS_LOCK_RATE + APIKEYS_THROTTLE_PARTITIONS)
 
 #define APIKEYS_TRANCHE_NAME		"apikeys"
 
 /* Databases the background worker keeps track of */
 #define APIKEYS_MAX_FLUSH_DATABASES	64
 
-/* Tracked client addresses (IPv4, or IPv6 /64 networks) */
+/* Address throttle records (addresses and networks; see throttle.c) */
 #define APIKEYS_MAX_ADDRESSES		16384
 
 /* true once this process is attached to the extension's shared memory */
@@ -44,6 +51,8 @@ extern Size CacheShmemSize(void);
 extern void CacheShmemInit(void);
 extern Size UsageShmemSize(void);
 extern void UsageShmemInit(void);
+extern Size ThrottleShmemSize(void);
+extern void ThrottleShmemInit(void);
 extern void CacheXactInit(void);
 
 /* Background worker (worker.c) */

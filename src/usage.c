@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * usage.c
- *	  Usage counters, last-used times, failure counters and rate limits.
+ *	  Usage counters and last-used times.
  *
  * Hand-rolled key tables record last_used_at with an UPDATE per request:
  * a row version and WAL per request, a row lock that serialises requests
@@ -15,7 +15,7 @@
  *	  found in the shared cache counts in its cache entry's usage slot
  *	  (cache.c: same lock, no second lookup); other keys, and the counts
  *	  of entries the cache evicts, go to a hash table of
- *	  apikeys.cache_size entries, which also holds rate-limit windows.
+ *	  a quarter of apikeys.cache_size entries (at least 10,000).
  *	  Counters are atomics under shared locks, so concurrent requests on
  *	  one key do not serialise.  The background worker (worker.c) moves
  *	  counts into apikeys.usage (per key, per hour, per code) and last-use
@@ -25,26 +25,12 @@
  *	  rewritten only when it moves by apikeys.last_used_granularity, so a
  *	  busy key costs one small row update per granularity, not one per
  *	  flush.  Usage is not counted during recovery (a standby cannot write
- *	  it anywhere); failure counters and rate limits are kept there too,
- *	  per server.
- *	- Per client address (IPv4 address, or IPv6 /64 network, since one
- *	  IPv6 host owns a whole /64): failed verifications in a fixed window
- *	  of apikeys.failure_window starting at the first failure.  Once
- *	  apikeys.max_failures are reached, attempts from that address answer
- *	  RATE_LIMITED until the window ends.  Client IDs are public, so the
- *	  count is never per key: a flood against a key from one address never
- *	  stops its owner elsewhere.  A single atomic "block horizon" (the
- *	  latest end of any block) lets the common case skip the address table.
- *	  Connections with no address (unix sockets) are not throttled.
- *	- Rate limits: rate_limit requests per rate_window per key, in a fixed
- *	  window starting at the first request; exceeded answers RATE_LIMITED
- *	  with the seconds until the window ends.  Only VALID-bound requests
- *	  count (the check is the last one).  Per server: a standby counts its
- *	  own.
- *	When a table is full, new keys or addresses are not tracked until the
- *	next flush frees entries (counted in apikeys.usage_stats()): rate
- *	limits of such keys are not enforced meanwhile (fail open, never a
- *	lock-out).
+ *	  it anywhere).
+ *	Failed verifications per client address and per-key rate-limit
+ *	windows, which can answer RATE_LIMITED, are in throttle.c (kept on a
+ *	standby too, per server).
+ *	When the per-key table is full, new keys are not counted until the
+ *	next flush frees entries (counted in apikeys.usage_stats()).
  *
  * Not preloaded: nothing is shared.  last_used_at is written directly,
  * at most once per key per apikeys.last_used_granularity, only from a
@@ -52,7 +38,7 @@
  * extension owner, with FOR UPDATE SKIP LOCKED so a verification never
  * waits for a row lock, inside a subtransaction so that a failure there
  * never fails the verification.  Usage counts, address throttling and
- * rate limits need shared memory and are not available.
+ * rate limits (throttle.c) need shared memory and are not available.
  *
  * IDENTIFICATION
  *	  src/usage.c
@@ -60,8 +46,6 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <sys/socket.h>
 
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -73,11 +57,9 @@
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
-#include "storage/spin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/inet.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -87,6 +69,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "shmem.h"
+#include "throttle.h"
 #include "usage.h"
 
 /* Key of the per-key table: zero-padded, hashed as bytes. */
@@ -102,27 +85,7 @@ typedef struct UsageEntry
 	pg_atomic_uint32 counts[APIKEYS_NUM_CODES];
 	pg_atomic_uint64 last_used;		/* 0: no VALID use since the last flush */
 	int			idle_flushes;	/* flushes that found nothing to write */
-	slock_t		mutex;			/* protects the rate-limit window */
-	TimestampTz rl_start;
-	int64		rl_window_us;
-	int32		rl_count;
 } UsageEntry;
-
-/* Key of the per-address table: IPv4 address or IPv6 /64, zero-padded. */
-typedef struct AddressKey
-{
-	uint8		family;
-	uint8		addr[16];
-} AddressKey;
-
-typedef struct AddressEntry
-{
-	AddressKey	key;
-	TimestampTz window_start;
-	int64		window_us;
-	int32		failures;
-	pg_atomic_uint32 blocked;	/* attempts answered RATE_LIMITED */
-} AddressEntry;
 
 typedef struct UsageShared
 {
@@ -133,9 +96,7 @@ typedef struct UsageShared
 	pg_atomic_uint64 journal_since[APIKEYS_MAX_FLUSH_DATABASES];
 	/* the recent-use table filled up: roll up at the next visit */
 	pg_atomic_uint32 rollup_wanted[APIKEYS_MAX_FLUSH_DATABASES];
-	pg_atomic_uint64 block_horizon; /* no address is blocked at or after */
 	pg_atomic_uint64 dropped_keys;	/* per-key records lost: table full */
-	pg_atomic_uint64 dropped_addresses;
 } UsageShared;
 
 /*
@@ -151,7 +112,6 @@ typedef struct RecentEntry
 static UsageShared *usage_shared = NULL;
 static HTAB *usage_hash = NULL;
 static HTAB *recent_hash = NULL;
-static HTAB *address_hash = NULL;
 
 /* Set by pre_request around its verification: never write from there. */
 bool		UsageWritesSuppressed = false;
@@ -191,7 +151,6 @@ UsageShmemSize(void)
 
 	size = add_size(size, hash_estimate_size(USAGE_MAX_KEYS(), sizeof(UsageEntry)));
 	size = add_size(size, hash_estimate_size(RECENT_MAX_KEYS(), sizeof(RecentEntry)));
-	size = add_size(size, hash_estimate_size(APIKEYS_MAX_ADDRESSES, sizeof(AddressEntry)));
 	return size;
 }
 
@@ -212,9 +171,7 @@ UsageShmemInit(void)
 			pg_atomic_init_u64(&usage_shared->journal_since[i], 0);
 			pg_atomic_init_u32(&usage_shared->rollup_wanted[i], 0);
 		}
-		pg_atomic_init_u64(&usage_shared->block_horizon, 0);
 		pg_atomic_init_u64(&usage_shared->dropped_keys, 0);
-		pg_atomic_init_u64(&usage_shared->dropped_addresses, 0);
 	}
 
 	info.keysize = sizeof(UsageKey);
@@ -229,11 +186,6 @@ UsageShmemInit(void)
 								RECENT_MAX_KEYS(), RECENT_MAX_KEYS(),
 								&info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 
-	info.keysize = sizeof(AddressKey);
-	info.entrysize = sizeof(AddressEntry);
-	address_hash = ShmemInitHash("apikeys failures by address",
-								 APIKEYS_MAX_ADDRESSES, APIKEYS_MAX_ADDRESSES,
-								 &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 }
 
 static inline bool
@@ -293,10 +245,6 @@ UsageEntryAcquire(const UsageKey *k)
 			pg_atomic_init_u32(&e->counts[i], 0);
 		pg_atomic_init_u64(&e->last_used, 0);
 		e->idle_flushes = 0;
-		SpinLockInit(&e->mutex);
-		e->rl_start = 0;
-		e->rl_window_us = 0;
-		e->rl_count = 0;
 	}
 	return e;
 }
@@ -348,77 +296,6 @@ MarkDirty(Oid dbid)
 
 	if (slot >= 0 && pg_atomic_read_u32(&usage_shared->dirty[slot]) == 0)
 		pg_atomic_write_u32(&usage_shared->dirty[slot], 1);
-}
-
-/* MakeAddressKey: the tracked unit of an inet (IPv6 cut to its /64). */
-static void
-MakeAddressKey(Datum addr, AddressKey *k)
-{
-	inet	   *ip = DatumGetInetPP(addr);
-
-	memset(k, 0, sizeof(AddressKey));
-	k->family = ip_family(ip);
-	if (k->family == PGSQL_AF_INET)
-		memcpy(k->addr, ip_addr(ip), 4);
-	else
-		memcpy(k->addr, ip_addr(ip), 8);
-}
-
-/* SecondsUntil: whole seconds from now until t, at least 1. */
-static int
-SecondsUntil(TimestampTz t, TimestampTz now)
-{
-	int64		us = t - now;
-
-	return (int) Max(1, (us + USECS_PER_SEC - 1) / USECS_PER_SEC);
-}
-
-/*
- * UsageAddressBlocked: has this address used up its failures?  Sets
- * *retry_after to the seconds until its window ends.
- */
-bool
-UsageAddressBlocked(bool ip_known, Datum addr, int *retry_after)
-{
-	TimestampTz now;
-	AddressKey	k;
-	AddressEntry *e;
-	bool		blocked = false;
-
-	if (!ip_known || !SharedReady())
-		return false;
-	now = GetCurrentTimestamp();
-	if ((uint64) now >= pg_atomic_read_u64(&usage_shared->block_horizon))
-		return false;			/* nobody is blocked: the common case */
-
-	MakeAddressKey(addr, &k);
-	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_ADDRESSES].lock, LW_SHARED);
-	e = hash_search(address_hash, &k, HASH_FIND, NULL);
-	if (e != NULL && e->failures >= apikeys_max_failures &&
-		now < e->window_start + e->window_us)
-	{
-		blocked = true;
-		*retry_after = SecondsUntil(e->window_start + e->window_us, now);
-		pg_atomic_fetch_add_u32(&e->blocked, 1);
-	}
-	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_ADDRESSES].lock);
-	return blocked;
-}
-
-/*
- * SweepAddresses removes entries whose window has passed, to make room
- * (address lock held exclusively).
- */
-static void
-SweepAddresses(TimestampTz now)
-{
-	HASH_SEQ_STATUS st;
-	AddressEntry *e;
-
-	hash_seq_init(&st, address_hash);
-	while ((e = hash_seq_search(&st)) != NULL)
-		if (now >= e->window_start + e->window_us)
-			hash_search(address_hash, &e->key, HASH_REMOVE, NULL);
 }
 
 /* CountCode adds one outcome to a key's counters (not during recovery). */
@@ -474,106 +351,16 @@ UsageAddCounts(Oid dbid, const char *client_id, int len,
 }
 
 /*
- * UsageRecordFailure counts a NOT_FOUND: against the key when the client
- * ID exists (usage, per outcome), and against the client address.  Both
- * are in shared memory, so the count survives the request's rollback.
+ * UsageRecordFailure counts a NOT_FOUND against the key, when the client
+ * ID exists (usage, per outcome), in shared memory, so the count survives
+ * the request's rollback.  The address is counted by throttle.c.
  */
 void
-UsageRecordFailure(const char *client_id, int cid_len, bool ip_known, Datum addr)
+UsageRecordFailure(const char *client_id, int cid_len)
 {
-	TimestampTz now;
-	AddressKey	k;
-	AddressEntry *e;
-	bool		found;
-	LWLock	   *lock;
-
-	if (!SharedReady())
+	if (!SharedReady() || client_id == NULL)
 		return;
-	now = GetCurrentTimestamp();
-	if (client_id != NULL)
-		CountCode(client_id, cid_len, APIKEYS_NOT_FOUND, now);
-	if (!ip_known)
-		return;
-
-	MakeAddressKey(addr, &k);
-	lock = &apikeys_locks[APIKEYS_LOCK_ADDRESSES].lock;
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	e = hash_search(address_hash, &k, HASH_ENTER_NULL, &found);
-	if (e == NULL)
-	{
-		SweepAddresses(now);
-		e = hash_search(address_hash, &k, HASH_ENTER_NULL, &found);
-	}
-	if (e == NULL)
-	{
-		LWLockRelease(lock);
-		pg_atomic_fetch_add_u64(&usage_shared->dropped_addresses, 1);
-		return;
-	}
-	if (!found)
-	{
-		e->failures = 0;
-		e->window_start = now;
-		e->window_us = (int64) apikeys_failure_window * USECS_PER_SEC;
-		pg_atomic_init_u32(&e->blocked, 0);
-	}
-	else if (now >= e->window_start + e->window_us)
-	{
-		e->failures = 0;
-		e->window_start = now;
-		e->window_us = (int64) apikeys_failure_window * USECS_PER_SEC;
-		pg_atomic_write_u32(&e->blocked, 0);
-	}
-	e->failures++;
-	if (e->failures >= apikeys_max_failures)
-	{
-		uint64		until = (uint64) (e->window_start + e->window_us);
-		uint64		cur = pg_atomic_read_u64(&usage_shared->block_horizon);
-
-		while (cur < until &&
-			   !pg_atomic_compare_exchange_u64(&usage_shared->block_horizon, &cur, until))
-			;
-	}
-	LWLockRelease(lock);
-}
-
-/*
- * UsageRateLimited: is this request over the key's limit?  Counts it
- * when it is not, and sets *retry_after when it is.
- */
-bool
-UsageRateLimited(const char *client_id, int32 limit, int64 window_us, int *retry_after)
-{
-	UsageKey	k;
-	UsageEntry *e;
-	TimestampTz now;
-	bool		limited = false;
-
-	if (!SharedReady() || limit <= 0 || window_us <= 0 ||
-		!MakeUsageKey(client_id, strlen(client_id), &k))
-		return false;
-	e = UsageEntryAcquire(&k);
-	if (e == NULL)
-		return false;			/* table full: fail open until the next flush */
-	now = GetCurrentTimestamp();
-	SpinLockAcquire(&e->mutex);
-	if (e->rl_start == 0 || window_us != e->rl_window_us ||
-		now >= e->rl_start + e->rl_window_us)
-	{
-		e->rl_start = now;
-		e->rl_window_us = window_us;
-		e->rl_count = 0;
-	}
-	if (e->rl_count >= limit)
-	{
-		limited = true;
-		*retry_after = SecondsUntil(e->rl_start + e->rl_window_us, now);
-	}
-	else
-		e->rl_count++;
-	SpinLockRelease(&e->mutex);
-	UsageEntryRelease();
-	return limited;
+	CountCode(client_id, cid_len, APIKEYS_NOT_FOUND, GetCurrentTimestamp());
 }
 
 /*
@@ -772,7 +559,6 @@ UsageCollect(HTAB *items, TimestampTz hour)
 	HASH_SEQ_STATUS st;
 	UsageEntry *e;
 	UsageItemSink sink;
-	TimestampTz now = GetCurrentTimestamp();
 
 	if (!SharedReady())
 		return;
@@ -803,8 +589,7 @@ UsageCollect(HTAB *items, TimestampTz hour)
 			CollectOne(e->key.client_id, strlen(e->key.client_id), counts, lu, &sink);
 			e->idle_flushes = 0;
 		}
-		else if (++e->idle_flushes >= 2 &&
-				 (e->rl_start == 0 || now >= e->rl_start + e->rl_window_us))
+		else if (++e->idle_flushes >= 2)
 			hash_search(usage_hash, &e->key, HASH_REMOVE, NULL);
 	}
 	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
@@ -972,71 +757,8 @@ UsageDiscardDatabase(void)
 	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
 }
 
-PG_FUNCTION_INFO_V1(apikeys_failing_addresses);
 PG_FUNCTION_INFO_V1(apikeys_usage_stats);
 PG_FUNCTION_INFO_V1(apikeys_preloaded_fn);
-
-/* InetFromKey rebuilds an inet (an address or a /64) for display. */
-static Datum
-InetFromKey(const AddressKey *k)
-{
-	inet	   *ip = palloc0(sizeof(inet));
-
-	ip_family(ip) = k->family;
-	if (k->family == PGSQL_AF_INET)
-	{
-		ip_bits(ip) = 32;
-		memcpy(ip_addr(ip), k->addr, 4);
-	}
-	else
-	{
-		ip_bits(ip) = 64;
-		memcpy(ip_addr(ip), k->addr, 16);
-	}
-	SET_INET_VARSIZE(ip);
-	return InetPGetDatum(ip);
-}
-
-/*
- * SQL function: apikeys._failing_addresses() returns setof record
- *	 (address inet, failures integer, window_start timestamptz,
- *	  window_end timestamptz, blocked boolean, blocked_attempts bigint)
- *
- * The addresses with failed verifications in their current window; the
- * view apikeys.failing_addresses orders them, noisiest first.
- */
-Datum
-apikeys_failing_addresses(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HASH_SEQ_STATUS st;
-	AddressEntry *e;
-	TimestampTz now = GetCurrentTimestamp();
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (!SharedReady())
-		return (Datum) 0;
-
-	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_ADDRESSES].lock, LW_SHARED);
-	hash_seq_init(&st, address_hash);
-	while ((e = hash_seq_search(&st)) != NULL)
-	{
-		Datum		values[6];
-		bool		nulls[6] = {false};
-
-		if (now >= e->window_start + e->window_us)
-			continue;
-		values[0] = InetFromKey(&e->key);
-		values[1] = Int32GetDatum(e->failures);
-		values[2] = TimestampTzGetDatum(e->window_start);
-		values[3] = TimestampTzGetDatum(e->window_start + e->window_us);
-		values[4] = BoolGetDatum(e->failures >= apikeys_max_failures);
-		values[5] = Int64GetDatum((int64) pg_atomic_read_u32(&e->blocked));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_ADDRESSES].lock);
-	return (Datum) 0;
-}
 
 /*
  * SQL function: apikeys.usage_stats() returns record
@@ -1060,17 +782,20 @@ apikeys_usage_stats(PG_FUNCTION_ARGS)
 	}
 	else
 	{
+		int64		tracked;
+		int64		capacity;
+		int64		dropped;
+
 		LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_SHARED);
 		values[1] = Int64GetDatum(hash_get_num_entries(usage_hash));
 		LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
 		values[2] = Int64GetDatum(USAGE_MAX_KEYS());
-		LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_ADDRESSES].lock, LW_SHARED);
-		values[3] = Int64GetDatum(hash_get_num_entries(address_hash));
-		LWLockRelease(&apikeys_locks[APIKEYS_LOCK_ADDRESSES].lock);
-		values[4] = Int64GetDatum(APIKEYS_MAX_ADDRESSES);
+		ThrottleAddressStats(&tracked, &capacity, &dropped);
+		values[3] = Int64GetDatum(tracked);
+		values[4] = Int64GetDatum(capacity);
 		values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&usage_shared->dropped_keys));
-		values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&usage_shared->dropped_addresses));
-		values[7] = Int64GetDatum((int64) UsageShmemSize());
+		values[6] = Int64GetDatum(dropped);
+		values[7] = Int64GetDatum((int64) add_size(UsageShmemSize(), ThrottleShmemSize()));
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

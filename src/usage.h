@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * usage.h
- *	  Usage counters, last-used times, failure counters and rate limits.
+ *	  Usage counters and last-used times.
  *
  * IDENTIFICATION
  *	  src/usage.h
@@ -15,11 +15,7 @@
 #include "lookup.h"
 #include "utils/hsearch.h"
 
-extern bool UsageAddressBlocked(bool ip_known, Datum addr, int *retry_after);
-extern void UsageRecordFailure(const char *client_id, int cid_len,
-							   bool ip_known, Datum addr);
-extern bool UsageRateLimited(const char *client_id, int32 limit,
-							 int64 window_us, int *retry_after);
+extern void UsageRecordFailure(const char *client_id, int cid_len);
 extern void UsageRecord(const KeyInfo *key, ApikeysCode code, TimestampTz now);
 extern void UsageInit(void);
 extern void UsageAddCounts(Oid dbid, const char *client_id, int len,

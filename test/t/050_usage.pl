@@ -117,7 +117,14 @@ for my $i (1 .. 6)
 }
 is(sq(q{SELECT failures || ' ' || blocked FROM apikeys.failing_addresses WHERE address = '2001:db8:2::/64'}),
 	'5 true', 'IPv6 failures are counted per /64 (blocked attempts are not failures)');
-is(sq(q{SELECT count(*) FROM apikeys.failing_addresses}), '4', 'one row per address, never per attempt');
+is(sq(q{SELECT count(*) FROM apikeys.failing_addresses WHERE masklen(address) IN (32, 64)}), '4',
+	'one row per address, never per attempt');
+is(sq(q{SELECT count(*) FROM apikeys.failing_addresses a
+		 WHERE masklen(a.address) IN (32, 64)
+		   AND NOT EXISTS (SELECT FROM apikeys.failing_addresses n
+						   WHERE masklen(n.address) = CASE family(a.address) WHEN 4 THEN 24 ELSE 48 END
+							 AND a.address <<= n.address AND n.failures >= a.failures)}), '0',
+	'and each address counts in its network (IPv4 /24, IPv6 /48) too');
 sleep(10.2);
 is(sq("SELECT (apikeys.verify($v, NULL, '203.0.113.66')).code"), 'VALID',
 	'the address works again after the window');

@@ -73,5 +73,64 @@ is(sq("SELECT string_agg((apikeys.verify($v)).code, ',') FROM generate_series(1,
 is(sq("SELECT apikeys.flush_usage()"), '0', 'flush_usage has nothing to flush');
 is(sq("SELECT count(*) FROM apikeys.failing_addresses"), '0', 'no address throttling without preloading');
 
+# Every admin function works as the first statement of a new connection.
+# Without preloading nothing has loaded the library in such a session, so
+# the apikeys.* settings are not defined yet; a SQL function that reads one
+# (update_key's expiry check reads apikeys.default_max_lifetime) must load
+# the library first rather than fail with "unrecognized configuration
+# parameter".  Each statement below runs in a fresh connection (safe_psql
+# connects anew each time) as a plain login member of apikeys_admin.
+sq(q{CREATE ROLE np_admin LOGIN IN ROLE apikeys_admin;
+     CREATE SCHEMA np AUTHORIZATION np_admin;
+     CREATE TABLE np.docs (id int PRIMARY KEY, owner text NOT NULL, body text);
+     ALTER TABLE np.docs OWNER TO np_admin});
+sub first_statement
+{
+	my ($sql) = @_;
+	my ($rc, $out, $err) = $node->psql('postgres', $sql, extra_params => [ '-X', '-U', 'np_admin' ]);
+	return ($rc, $out, $err);
+}
+my ($fresh_cid, $fresh_token) = split /\|/, sq(q{
+	SELECT client_id || '|' || token FROM apikeys.create_key('np-fresh', 'f', ARRAY['docs:read'])});
+my ($other_cid) = sq(q{SELECT client_id FROM apikeys.create_key('np-fresh', 'g', ARRAY['docs:read'])});
+my ($leak_token) = sq(q{SELECT token FROM apikeys.create_key('np-fresh', 'h', ARRAY['docs:read'])});
+my @first = (
+	"SELECT count(*) FROM apikeys.create_key('np-fresh2', 'k', ARRAY['docs:read'])",
+	"SELECT apikeys.update_key('$fresh_cid', expires_at => now() + interval '30 days')",
+	"SELECT apikeys.update_key('$fresh_cid', name => 'renamed')",
+	"SELECT apikeys.update_key('$fresh_cid', scopes => ARRAY['docs:read', 'docs:update'])",
+	"SELECT apikeys.update_key('$fresh_cid', description => 'd', contact_email => 'a\@example.com', contact_phone => '+447894123456', allowed_cidrs => '{10.0.0.0/8}', metadata => '{\"a\": 1}', rate_limit => 0)",
+	"SELECT count(*) FROM apikeys.rotate_key('$fresh_cid', interval '1 minute')",
+	"SELECT apikeys.disable_key('$fresh_cid', 'pause')",
+	"SELECT apikeys.enable_key('$fresh_cid')",
+	"SELECT apikeys.revoke_key('$other_cid', 'gone')",
+	"SELECT apikeys.delete_key('$other_cid')",
+	"SELECT apikeys.set_owner_policy('np-fresh', max_keys => 10, max_lifetime => interval '30 days')",
+	"SELECT apikeys.set_owner_policy('np-new-owner', max_keys => 3)",
+	"SELECT apikeys.purge_audit(interval '100 years')",
+	"SELECT apikeys.report_leaked('$leak_token')",
+	"SELECT (apikeys.verify('$fresh_token')).code",
+	"SELECT apikeys.flush_usage()",
+	"SELECT apikeys.flush_usage(false)",
+	"SELECT shared FROM apikeys.cache_stats()",
+	"SELECT shared FROM apikeys.usage_stats()",
+	"SELECT apikeys.cache_prewarm()",
+	"SELECT count(*) FROM apikeys.key_list",
+	"SELECT count(*) FROM apikeys.key_usage",
+	"SELECT count(*) FROM apikeys.key_hygiene",
+	"SELECT count(*) FROM apikeys.failing_addresses",
+	"SELECT count(*) FROM apikeys.audit_log",
+	"SELECT apikeys.protect('np.docs', 'owner')",
+	"SELECT apikeys.create_field_view('docs_view', 'np.docs')",
+	"SELECT apikeys.unprotect('np.docs')",
+	"SELECT apikeys.revoke_all_keys('np-fresh', 'done')",
+);
+for my $stmt (@first)
+{
+	my ($rc, $out, $err) = first_statement($stmt);
+	ok($rc == 0 && $err !~ /ERROR/, "first statement of a new connection: $stmt")
+	  or diag $err;
+}
+
 $node->stop;
 done_testing();
