@@ -286,6 +286,9 @@ CREATE TABLE apikeys.owner_policies (
     max_lifetime    interval,
     keys_issued     bigint NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- one rate-limit window shared by all keys of the owner (src/ownerlimit.c)
+    rate_limit      integer,
+    rate_window     interval,
     CONSTRAINT owner_policies_max_keys_check CHECK (max_keys OPERATOR(pg_catalog.>) 0),
     CONSTRAINT owner_policies_max_lifetime_check CHECK (max_lifetime OPERATOR(pg_catalog.>) '0'::interval)
 );
@@ -502,6 +505,13 @@ CREATE FUNCTION apikeys.pre_request(required_scope text) RETURNS void
 -- into apikeys.usage and apikeys.keys.last_used_at.  Without preloading,
 -- last_used_at is written at most once per key per
 -- apikeys.last_used_granularity and nothing else is kept.
+
+-- Tells every backend to forget its cached owner-wide rate limits when an
+-- owner's limit changes (src/ownerlimit.c).
+CREATE FUNCTION apikeys._owner_limit_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Outdates every cached key of the database when a scope set changes.
 CREATE FUNCTION apikeys._scope_sets_cache_trigger()
@@ -1126,7 +1136,12 @@ END
 $$;
 
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
-                                         max_lifetime interval DEFAULT NULL)
+                                         max_lifetime interval DEFAULT NULL,
+                                         revoke_unused_after interval DEFAULT NULL,
+                                         warn_before_expiry interval DEFAULT NULL,
+                                         rotate_every interval DEFAULT NULL,
+                                         rate_limit integer DEFAULT NULL,
+                                         rate_window interval DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1134,7 +1149,26 @@ CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NU
 AS $$
 DECLARE
     old_p apikeys.owner_policies;
+    new_p apikeys.owner_policies;
+    det jsonb;
 BEGIN
+    -- the lifecycle policies of the contract come with apply_policies()
+    IF set_owner_policy.revoke_unused_after IS NOT NULL OR
+       set_owner_policy.warn_before_expiry IS NOT NULL OR
+       set_owner_policy.rotate_every IS NOT NULL THEN
+        RAISE EXCEPTION 'lifecycle policies are not available yet'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'revoke_unused_after, warn_before_expiry and rotate_every need apply_policies().';
+    END IF;
+    IF set_owner_policy.rate_limit OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
+            HINT = 'Use 0 for no owner-wide limit.';
+    END IF;
+    IF set_owner_policy.rate_window IS NOT NULL AND
+       (set_owner_policy.rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
+        set_owner_policy.rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+        RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
     PERFORM apikeys._check_text('owner', set_owner_policy.owner, 256, true);
     IF set_owner_policy.max_keys IS NOT NULL AND
        (set_owner_policy.max_keys OPERATOR(pg_catalog.<) 1 OR
@@ -1151,20 +1185,38 @@ BEGIN
      WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
 
     PERFORM apikeys._op_begin('policy_changed', NULL);
-    INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime)
-    VALUES (set_owner_policy.owner, set_owner_policy.max_keys, set_owner_policy.max_lifetime)
+    -- rate_limit NULL leaves the owner-wide limit as it is, 0 removes it;
+    -- rate_window defaults to 1 minute
+    INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, rate_limit, rate_window)
+    VALUES (set_owner_policy.owner, set_owner_policy.max_keys, set_owner_policy.max_lifetime,
+            NULLIF(set_owner_policy.rate_limit, 0),
+            CASE WHEN NULLIF(set_owner_policy.rate_limit, 0) IS NOT NULL
+                 THEN COALESCE(set_owner_policy.rate_window, '1 minute'::interval) END)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE SET
         max_keys = COALESCE(EXCLUDED.max_keys, p.max_keys),
         max_lifetime = COALESCE(EXCLUDED.max_lifetime, p.max_lifetime),
-        updated_at = pg_catalog.now();
+        rate_limit = CASE WHEN set_owner_policy.rate_limit IS NULL THEN p.rate_limit
+                          ELSE EXCLUDED.rate_limit END,
+        rate_window = CASE WHEN set_owner_policy.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+                           WHEN set_owner_policy.rate_limit IS NULL AND p.rate_limit IS NULL THEN NULL
+                           ELSE COALESCE(set_owner_policy.rate_window, p.rate_window,
+                                         EXCLUDED.rate_window) END,
+        updated_at = pg_catalog.now()
+    RETURNING * INTO new_p;
     PERFORM apikeys._op_end();
 
-    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner,
-        pg_catalog.jsonb_build_object(
+    det := pg_catalog.jsonb_build_object(
             'max_keys', pg_catalog.jsonb_build_object('old', old_p.max_keys,
                 'new', COALESCE(set_owner_policy.max_keys, old_p.max_keys)),
             'max_lifetime', pg_catalog.jsonb_build_object('old', old_p.max_lifetime,
-                'new', COALESCE(set_owner_policy.max_lifetime, old_p.max_lifetime))));
+                'new', COALESCE(set_owner_policy.max_lifetime, old_p.max_lifetime)));
+    IF old_p.rate_limit IS DISTINCT FROM new_p.rate_limit OR
+       old_p.rate_window IS DISTINCT FROM new_p.rate_window THEN
+        det := det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+            'rate_limit', pg_catalog.jsonb_build_object('old', old_p.rate_limit, 'new', new_p.rate_limit),
+            'rate_window', pg_catalog.jsonb_build_object('old', old_p.rate_window, 'new', new_p.rate_window));
+    END IF;
+    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
 END
 $$;
 
@@ -1747,6 +1799,14 @@ CREATE TRIGGER keys_cache
     FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
+-- An owner-wide rate limit's change reaches every connection's cache of
+-- owner limits (a relcache invalidation of owner_policies, sent at commit).
+-- ENABLE ALWAYS: also under logical replication apply.
+CREATE TRIGGER owner_policies_limit_cache
+    AFTER INSERT OR DELETE OR UPDATE OF rate_limit, rate_window ON apikeys.owner_policies
+    FOR EACH ROW EXECUTE FUNCTION apikeys._owner_limit_cache_trigger();
+ALTER TABLE apikeys.owner_policies ENABLE ALWAYS TRIGGER owner_policies_limit_cache;
+
 -- A scope set's change outdates every cached key of the database at
 -- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.
 CREATE TRIGGER scope_sets_cache
@@ -2197,7 +2257,7 @@ GRANT EXECUTE ON FUNCTION
     apikeys.revoke_all_keys(text, text),
     apikeys.delete_key(text),
     apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval),
-    apikeys.set_owner_policy(text, integer, interval),
+    apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval),
     apikeys.purge_audit(interval)
 TO apikeys_admin;
 
@@ -2265,6 +2325,7 @@ COMMENT ON FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], ti
 COMMENT ON FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
 COMMENT ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
 COMMENT ON FUNCTION apikeys._my_keys() IS 'Internal: the rows of my_keys, read as the extension owner';
+COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger() IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
 COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger() IS 'Internal: outdates every cached key of the database when a scope set changes';
 COMMENT ON VIEW apikeys.my_keys IS 'Self-service: key_list for the authenticated key''s owner; empty unless that key is live and holds apikeys:read';
 COMMENT ON TABLE apikeys.audit_log IS 'Append-only audit trail of every key change; never holds a secret or hash';
@@ -2309,7 +2370,7 @@ COMMENT ON FUNCTION apikeys.revoke_key(text, text) IS 'Revokes a key forever';
 COMMENT ON FUNCTION apikeys.revoke_all_keys(text, text) IS 'Revokes every key of an owner forever; returns how many';
 COMMENT ON FUNCTION apikeys.delete_key(text) IS 'Deletes a key; its audit trail stays';
 COMMENT ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
-COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval) IS 'Sets an owner''s key cap and maximum key lifetime';
+COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) IS 'Sets an owner''s key cap, maximum key lifetime and owner-wide rate limit';
 COMMENT ON FUNCTION apikeys.purge_audit(interval) IS 'Deletes audit rows older than the interval; leaves its own audit row';
 COMMENT ON FUNCTION apikeys.report_leaked(text) IS 'Anyone may report a leaked token: a valid one is revoked; says nothing either way';
 COMMENT ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
