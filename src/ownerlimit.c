@@ -191,7 +191,7 @@ OwnerLimit(const char *owner)
 
 		ReadOwnerLimit(owner, &tmp);
 		if (owner_limits == NULL)
-			return NULL;		/* forgotten meanwhile: uncached, read again next time */
+			return NULL;		/* forgotten meanwhile: read again */
 		e = hash_search(owner_limits, owner, HASH_ENTER, &found);
 		e->limit = tmp.limit;
 		e->window_us = tmp.window_us;

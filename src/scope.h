@@ -28,7 +28,7 @@ typedef struct ScopeSpan
 typedef struct Scope
 {
 	bool		all;			/* the lone "*" */
-	bool		set;			/* "@name": a named scope set (resource = name) */
+	bool		set;			/* "@name": a scope set named by resource */
 	ScopeSpan	resource;
 	ScopeSpan	action;			/* "*" matches every action */
 	int			nfields;		/* 0: every field */
