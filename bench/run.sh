@@ -233,7 +233,7 @@ check_one() { # n
 	got=$(psqlv "$db" -c "SELECT (apikeys.verify(token)).code FROM bench.set_tokens WHERE kind = 'set' AND id = 1" \
 		-c "SELECT (apikeys.verify(token)).code FROM bench.set_tokens WHERE kind = 'set' AND id = 1" \
 		-c "SELECT session_hits FROM apikeys.cache_stats()" | tail -n 1)
-	[ "$got" = 1 ] || die "a scope-set key was not served from the shared cache (session_hits $got)"
+	[ "$got" -ge 1 ] 2>/dev/null || die "a scope-set key was not served from the shared cache (session_hits $got)"
 	VALID_FRACTION[$n]=$(psqlv "$db" -c "SELECT round(100.0 * avg(((apikeys.verify(token, 'api:read')).valid)::int), 2)
 	    FROM bench.tokens WHERE id IN (SELECT i * 7919 % $n + 1 FROM generate_series(0, least($n, 20000) - 1) i)")
 	# the baseline, as the shared harness checks it
