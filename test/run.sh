@@ -6,9 +6,19 @@
 #   TAP            test/t/*.pl                 (PostgreSQL::Test::Cluster)
 #
 # Environment: ACCEPT=1 copies actual pg_regress/isolation results into the
-# expected files (for a new test; review the diff before committing);
-# KEEP_WORK=1 keeps the temp directory with logs and clusters; TAP_ONLY=glob
-# (say 050_*) runs only those TAP files and no other suite, for development.
+# expected files (for a new test; review the diff before committing): it
+# first lists which expected files change, and copies nothing when no test
+# ran; KEEP_WORK=1 keeps the temp directory with logs and clusters;
+# TAP_ONLY=glob (say 050_*) runs only those TAP files and no other suite, for
+# development; TEST_TIMEOUT (seconds, default 600) bounds each TAP file and
+# SUITE_TIMEOUT (default 1200) each pg_regress/isolation run.
+#
+# Nothing passes that did not run: a test listed in the Makefile (REGRESS,
+# ISOLATION) with no result line is a failure, and so is a run whose number
+# of results differs from the number of tests listed, a TAP_ONLY glob that
+# matches no file, a TAP file that skips anything (skip_all, "ok ... # SKIP",
+# a "# skip" comment), a TAP file with fewer results than its plan, and a
+# suite or file that outlives its timeout.
 #
 # One failing suite does not hide the others.  The last line is
 # "N passed, N failed" over every test of every suite; the exit status is
@@ -24,23 +34,80 @@ failures=()
 
 make_var() { make -s -C "$ROOT" --no-print-directory "print-$1"; }
 
-# count_regress LOG SUITE RC: count "ok"/"FAILED" test lines of pg_regress
-# output; a run that failed without naming a test counts as one failure.
+TEST_TIMEOUT=${TEST_TIMEOUT:-600}
+SUITE_TIMEOUT=${SUITE_TIMEOUT:-1200}
+
+# fail_with SUITE REASON: one failure that no test line reported.
+fail_with() {
+	echo "FAILED $1: $2"
+	failed=$((failed + 1))
+	failures+=("$1")
+}
+
+# count_regress LOG SUITE RC TESTS...: count the result line of each listed
+# test in pg_regress output ("test NAME ... ok" or "... FAILED").  A listed
+# test without exactly one result line, a result line for a test not
+# listed, and a run that failed without naming a test each count as one
+# failure.
 count_regress() {
-	local ok bad
-	ok=$(grep -cE '\.\.\. ok' "$1" || true)
-	bad=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$1" || true)
-	if [ "$3" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+	local log=$1 suite=$2 rc=$3 ok=0 bad=0 t n lines
+	shift 3
+	for t in "$@"; do
+		n=$(grep -cE "^(test| ) +$t +\.\.\. +(ok|FAILED|failed)" "$log" || true)
+		if [ "$n" -ne 1 ]; then
+			fail_with "$suite/$t" "listed in the Makefile, $n result lines (test did not run?)"
+		elif grep -qE "^(test| ) +$t +\.\.\. +ok" "$log"; then
+			ok=$((ok + 1))
+		else
+			bad=$((bad + 1)); failures+=("$suite/$t")
+		fi
+	done
+	lines=$(grep -cE '^(test| ) +[^ ]+ +\.\.\. +(ok|FAILED|failed)' "$log" || true)
+	if [ "$lines" -ne $# ]; then
+		fail_with "$suite" "$lines results for $# tests listed in the Makefile"
+	fi
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$bad" -eq 0 ]; then
+		fail_with "$suite" "exit status $rc with no failing test named"
+	fi
 	passed=$((passed + ok))
 	failed=$((failed + bad))
-	[ "$bad" -gt 0 ] && failures+=("$2")
+}
+
+# tap_counts FILE: prints "ok not_ok top": the assertions that passed and
+# failed, subtests' own summary lines left out, and the number of
+# top-level results (what a plan counts).
+tap_counts() {
+	perl -ne '
+		if (/^\s*# Subtest: (.*?)\s*$/) { $sub{$1}++; next; }
+		next unless /^(\s*)(not )?ok \d+(?: - (.*?))?(?:\s+#.*)?\s*$/;
+		$top++ if $1 eq "";
+		my $n = defined $3 ? $3 : "";
+		if ($sub{$n}) { $sub{$n}--; next; }
+		if ($2) { $bad++ } else { $ok++ }
+		END { printf "%d %d %d\n", $ok, $bad, $top }' "$1"
+}
+
+# accept RESULTS_DIR EXPECTED_DIR: ACCEPT=1 copies results over expected
+# files, after listing those that change; refuses when nothing ran.
+accept() {
+	local res=$1 exp=$2 f base
+	ls "$res"/*.out >/dev/null 2>&1 || { fail_with accept "no results in $res: nothing to accept"; return; }
+	mkdir -p "$exp"
+	for f in "$res"/*.out; do
+		base=$(basename "$f")
+		if ! cmp -s "$f" "$exp/$base"; then
+			if [ -e "$exp/$base" ]; then echo "ACCEPT: changes $exp/$base"; else echo "ACCEPT: creates $exp/$base"; fi
+			diff -u "$exp/$base" "$f" 2>/dev/null | head -40 || true
+			cp "$f" "$exp/$base"
+		fi
+	done
 }
 
 if [ -z "${TAP_ONLY:-}" ]; then
 # pg_regress
 msg "pg_regress: $(make_var REGRESS)"
 as_pg mkdir -p "$WORK/regress"
-as_pg "$PGXSDIR/src/test/regress/pg_regress" \
+as_pg timeout -k 20 "$SUITE_TIMEOUT" "$PGXSDIR/src/test/regress/pg_regress" \
 	--temp-instance="$WORK/regress/instance" \
 	--temp-config="$ROOT/test/regress.conf" \
 	--bindir="$INSTBIN" \
@@ -50,19 +117,17 @@ as_pg "$PGXSDIR/src/test/regress/pg_regress" \
 	$(make_var REGRESS) >"$WORK/regress.log" 2>&1
 rc=$?
 cat "$WORK/regress.log"
-count_regress "$WORK/regress.log" pg_regress $rc
+[ "$rc" -eq 124 ] && fail_with pg_regress "timed out after ${SUITE_TIMEOUT}s"
+count_regress "$WORK/regress.log" pg_regress $rc $(make_var REGRESS)
 [ -f "$WORK/regress/regression.diffs" ] && cat "$WORK/regress/regression.diffs"
 # ACCEPT=1 copies actual results over expected ones (review the diff!)
-if [ -n "${ACCEPT:-}" ]; then
-	cp "$WORK"/regress/results/*.out "$ROOT/expected/" 2>/dev/null
-	mkdir -p "$ROOT/test/isolation/expected"
-fi
+[ -n "${ACCEPT:-}" ] && accept "$WORK/regress/results" "$ROOT/expected"
 
 # isolation
 if [ -n "$(make_var ISOLATION)" ]; then
 msg "isolation: $(make_var ISOLATION)"
 as_pg mkdir -p "$WORK/isolation"
-as_pg "$PGXSDIR/src/test/isolation/pg_isolation_regress" \
+as_pg timeout -k 20 "$SUITE_TIMEOUT" "$PGXSDIR/src/test/isolation/pg_isolation_regress" \
 	--temp-instance="$WORK/isolation/instance" \
 	--temp-config="$ROOT/test/regress.conf" \
 	--bindir="$INSTBIN" \
@@ -71,36 +136,50 @@ as_pg "$PGXSDIR/src/test/isolation/pg_isolation_regress" \
 	$(make_var ISOLATION) >"$WORK/isolation.log" 2>&1
 rc=$?
 cat "$WORK/isolation.log"
-count_regress "$WORK/isolation.log" isolation $rc
+[ "$rc" -eq 124 ] && fail_with isolation "timed out after ${SUITE_TIMEOUT}s"
+count_regress "$WORK/isolation.log" isolation $rc $(make_var ISOLATION)
 [ -f "$WORK/isolation/regression.diffs" ] && cat "$WORK/isolation/regression.diffs"
-[ -n "${ACCEPT:-}" ] && cp "$WORK"/isolation/results/*.out "$ROOT/test/isolation/expected/" 2>/dev/null
+[ -n "${ACCEPT:-}" ] && accept "$WORK/isolation/results" "$ROOT/test/isolation/expected"
 fi
+elif [ -n "${ACCEPT:-}" ]; then
+	fail_with accept "ACCEPT=1 with TAP_ONLY runs no pg_regress/isolation test: nothing to accept"
 fi
 
 # TAP: one count per assertion, read from each file's own TAP stream
 msg "TAP: test/t"
 as_pg mkdir -p "$WORK/tap"
+ntap=0
 for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 	[ -e "$t" ] || continue
+	ntap=$((ntap + 1))
 	name=$(basename "$t" .pl)
 	as_pg mkdir -p "$WORK/tap/$name"
-	( cd "$WORK/tap" && as_pg env TESTDIR="$WORK/tap/$name" PG_REGRESS="$PGXSDIR/src/test/regress/pg_regress" \
+	( cd "$WORK/tap" && as_pg timeout -k 20 "$TEST_TIMEOUT" env TESTDIR="$WORK/tap/$name" \
+		PG_REGRESS="$PGXSDIR/src/test/regress/pg_regress" \
 		APIKEYS_ROOT="$ROOT" PGXSDIR="$PGXSDIR" \
 		perl -I "$PGXSDIR/src/test/perl" -I "$ROOT/test/t" "$t" ) >"$WORK/tap/$name.out" 2>"$WORK/tap/$name.err"
 	rc=$?
-	ok=$(grep -cE '^ok ' "$WORK/tap/$name.out" || true)
-	bad=$(grep -cE '^not ok ' "$WORK/tap/$name.out" || true)
+	why=()
+	[ -f "$WORK/tap/$name.out" ] || { why+=("no TAP output"); : >"$WORK/tap/$name.out"; }
+	# counts: assertions (a subtest's own summary line is not one), and
+	# top-level results against the plan
+	read -r ok bad top < <(tap_counts "$WORK/tap/$name.out")
 	plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$WORK/tap/$name.out" | head -1)
-	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+	[ "$rc" -eq 124 ] && why+=("timed out after ${TEST_TIMEOUT}s")
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$bad" -eq 0 ] && why+=("exit status $rc")
 	# a file that asserted nothing (skip_all, or died early) is a failure
-	if [ $((ok + bad)) -eq 0 ]; then bad=1; fi
-	if [ -n "$plan" ] && [ $((ok + bad)) -lt "$plan" ] && [ "$bad" -eq 0 ]; then bad=1; fi
-	passed=$((passed + ok))
+	[ $((ok + bad)) -eq 0 ] && why+=("no assertion ran")
+	[ -n "$plan" ] && [ "$top" -ne "$plan" ] && why+=("$top results for a plan of $plan")
+	# a skip is a test that did not run: skip_all, "ok N # SKIP", "# skip"
+	skips=$(grep -ciE '^ *1\.\.0( |$)|^ *ok .*# *skip|^ *# *skip' "$WORK/tap/$name.out" || true); skips=${skips:-0}
+	[ "$skips" -gt 0 ] && why+=("$skips skipped")
+	passed=$((passed + ok - (skips < ok ? skips : ok)))
+	[ ${#why[@]} -gt 0 ] && [ "$bad" -eq 0 ] && bad=1
 	failed=$((failed + bad))
 	if [ "$bad" -gt 0 ]; then
 		failures+=("tap/$name")
-		echo "--- $name: FAILED (exit $rc)"
-		grep -E '^not ok|^#' "$WORK/tap/$name.out" | head -60
+		echo "--- $name: FAILED (${why[*]:-exit $rc})"
+		grep -iE '^ *not ok|^ *ok .*# *skip|^1\.\.' "$WORK/tap/$name.out" | head -60
 		tail -40 "$WORK/tap/$name.err"
 		find "$WORK/tap/$name" -name '*.log' -newer "$t" 2>/dev/null | head -5 | while read -r f; do
 			echo "--- tail of $f"; tail -20 "$f"; done
@@ -108,7 +187,9 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 		echo "ok   $name ($ok assertions)"
 	fi
 done
+[ "$ntap" -eq 0 ] && fail_with tap "no TAP file matches test/t/${TAP_ONLY:-*}.pl"
 
+[ $((passed + failed)) -eq 0 ] && fail_with run "no test ran"
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,26 +1,44 @@
 # Keys, policies and the audit trail survive pg_dump and a restore into a
 # new cluster: the same tokens verify the same way there.  Neither the dump
 # nor the server log (log_statement = all) contains a secret.
+#
+# It runs twice: without and with apikeys in shared_preload_libraries on
+# both clusters (README's setup), each in a subtest.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $src = PostgreSQL::Test::Cluster->new('source');
+my %tok;
+
+for my $preload (0, 1)
+{
+	my $libs = $preload ? 'apikeys' : '';
+	subtest "shared_preload_libraries = '$libs'" => sub { run_config($preload, $libs) };
+}
+done_testing();
+
+sub run_config
+{
+my ($preload, $libs) = @_;
+%tok = ();
+my $src = PostgreSQL::Test::Cluster->new($preload ? 'source_preloaded' : 'source');
 $src->init;
 $src->append_conf('postgresql.conf', qq(
 log_statement = 'all'
 log_min_duration_statement = 0
 log_min_messages = debug1
+shared_preload_libraries = '$libs'
 ));
 $src->start;
+is($src->safe_psql('postgres', "SELECT current_setting('shared_preload_libraries')"), $libs,
+	"source runs with shared_preload_libraries = '$libs'");
 $src->safe_psql('postgres', 'CREATE DATABASE app');
 $src->safe_psql('app', 'CREATE EXTENSION apikeys');
 $src->safe_psql('app', "SELECT apikeys.set_owner_policy('dump-owner', 10)");
 
 # issue keys in every state; remember their tokens and secrets
-my %tok;
 my @secrets;
 for my $name (qw(active disabled revoked rotated expired scoped)) {
 	my $row = $src->safe_psql('app',
@@ -47,15 +65,6 @@ is($leaks_log, 0, 'no secret or token in the server log (log_statement = all) af
 
 # From here on the test itself sends tokens to verify(): a client's own
 # statement text is logged by log_statement, which is the client's choice.
-sub codes
-{
-	my ($node) = @_;
-	my %c;
-	for my $k (sort keys %tok) {
-		$c{$k} = $node->safe_psql('app', "SELECT (apikeys.verify('$tok{$k}{token}', 'docs:read')).code");
-	}
-	return \%c;
-}
 my $before = codes($src);
 is_deeply($before, {
 	active => 'VALID', disabled => 'DISABLED', revoked => 'REVOKED', rotated => 'VALID',
@@ -75,8 +84,9 @@ like($dump, qr/COPY apikeys\.audit_log/, 'the dump carries the audit log');
 my $leaks_dump = grep { index($dump, $_) >= 0 } @secrets;
 is($leaks_dump, 0, 'no secret or token in the dump');
 
-my $dst = PostgreSQL::Test::Cluster->new('restored');
+my $dst = PostgreSQL::Test::Cluster->new($preload ? 'restored_preloaded' : 'restored');
 $dst->init;
+$dst->append_conf('postgresql.conf', "shared_preload_libraries = '$libs'\n");
 $dst->start;
 $dst->safe_psql('postgres', 'CREATE DATABASE app');
 $dst->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $dst->connstr('app'), '-f', $dumpfile ],
@@ -97,5 +107,16 @@ is($dst->safe_psql('app', "SELECT count(*) FROM apikeys.audit_log WHERE detail->
 	'1', 'new audit rows continue the sequence');
 my ($ret, $out, $err) = $dst->psql('app', 'UPDATE apikeys.audit_log SET event = \'x\'');
 like($err, qr/append-only/, 'the audit log is still append-only after the restore');
+$src->stop;
+$dst->stop;
+}
 
-done_testing();
+sub codes
+{
+	my ($node) = @_;
+	my %c;
+	for my $k (sort keys %tok) {
+		$c{$k} = $node->safe_psql('app', "SELECT (apikeys.verify('$tok{$k}{token}', 'docs:read')).code");
+	}
+	return \%c;
+}

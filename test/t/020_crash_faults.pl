@@ -1,11 +1,17 @@
 # test/t/020_crash_faults.pl
 #
 # Crashes in the middle of key changes.  A backend is killed with SIGKILL
-# while it is inside create_key, rotate_key or revoke_all_keys (blocked on a
-# row lock that another open transaction holds, after part of its work),
-# which makes the postmaster reset every backend and recover from WAL; then
-# the server is stopped in immediate mode with transactions open.  After
-# each recovery:
+# after create_key, rotate_key or revoke_all_keys has done all its writes
+# (key rows and audit rows, its transaction ID assigned) and before its
+# commit: a deferred constraint trigger the test puts on apikeys.audit_log
+# makes the commit wait on an advisory lock the test holds.  The kill makes
+# the postmaster reset every backend and recover from WAL; then the server
+# is stopped in immediate mode with transactions open.  Another open
+# transaction holds uncommitted changes of its own at each crash.
+#
+# All of it runs twice: without and with apikeys in
+# shared_preload_libraries (README's setup: shared cache, usage worker),
+# each in a subtest.  After each recovery:
 #   - every committed change is there and no uncommitted one is;
 #   - tokens verify exactly as the committed state says;
 #   - the audit trail matches the keys: one "created" row per key, a
@@ -18,11 +24,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf('postgresql.conf', "restart_after_crash = on\n");
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
+my $node;
 
 # issue OWNER NAME: returns (client_id, token), committed
 sub issue
@@ -79,13 +81,44 @@ sub check_consistent
 	is($node->safe_psql('postgres', $audit_check), '', "$label: audit trail matches the keys");
 }
 
-# wait_blocked PID: until that backend waits on a lock
-sub wait_blocked
+# The hold: with test.hold = on, a transaction that wrote an audit row
+# waits at its commit (deferred trigger) for advisory lock 4242.
+my $hold_sql = q{
+CREATE FUNCTION public.hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF current_setting('test.hold', true) = 'on' THEN
+		PERFORM pg_advisory_xact_lock(4242);
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT ON apikeys.audit_log
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.hold_commit();
+};
+
+# start_held SQL: a session whose statement SQL runs and then waits at its
+# commit (the holder session keeps advisory lock 4242); returns the
+# sessions and the waiting backend's PID once it has written: it waits on
+# the advisory lock with its transaction ID assigned and row locks on
+# apikeys.keys and apikeys.audit_log.
+sub start_held
 {
-	my ($pid) = @_;
-	$node->poll_query_until('postgres',
-		"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $pid")
-	  or die "backend $pid never blocked";
+	my ($sql) = @_;
+	my $holder = $node->background_psql('postgres');
+	$holder->query_safe('SELECT pg_advisory_lock(4242)');
+	my $s = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $s->query_safe('SELECT pg_backend_pid()');
+	chomp $pid;
+	$s->query_safe('SET test.hold = on');
+	$s->{stdin} .= "$sql;\n";
+	$s->{run}->pump_nb;
+	$node->poll_query_until('postgres', qq{
+		SELECT a.wait_event = 'advisory' AND a.backend_xid IS NOT NULL
+		   AND (SELECT count(DISTINCT l.relation) FROM pg_locks l
+		         WHERE l.pid = a.pid AND l.mode = 'RowExclusiveLock'
+		           AND l.relation IN ('apikeys.keys'::regclass, 'apikeys.audit_log'::regclass)) = 2
+		  FROM pg_stat_activity a WHERE a.pid = $pid})
+	  or die "backend $pid never reached its commit having written";
+	return ($holder, $s, $pid);
 }
 
 # kill9_and_recover PID: SIGKILL one backend; the postmaster resets all of
@@ -101,6 +134,25 @@ sub kill9_and_recover
 	$node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()', 't');
 }
 
+for my $preload (0, 1)
+{
+	my $libs = $preload ? 'apikeys' : '';
+	subtest "shared_preload_libraries = '$libs'" => sub { run_config($preload, $libs) };
+}
+done_testing();
+
+sub run_config
+{
+my ($preload, $libs) = @_;
+$node = PostgreSQL::Test::Cluster->new($preload ? 'crash_preloaded' : 'crash');
+$node->init;
+$node->append_conf('postgresql.conf', "restart_after_crash = on\nshared_preload_libraries = '$libs'\n");
+$node->start;
+is($node->safe_psql('postgres', "SELECT current_setting('shared_preload_libraries')"), $libs,
+	"running with shared_preload_libraries = '$libs'");
+$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
+$node->safe_psql('postgres', $hold_sql);
+
 # committed state before any crash
 my ($c1, $t1) = issue('alice', 'committed 1');
 my ($c2, $t2) = issue('alice', 'committed 2');
@@ -110,28 +162,28 @@ my ($c5, $t5) = issue('carol', 'carol 1');
 check_consistent('before');
 
 #
-# 1. create_key: an open transaction created a key for alice (and holds
-#    her policy row); a second create_key for alice is killed while it
-#    waits inside the function.  Meanwhile another session commits a key.
+# 1. create_key: an open transaction created a key for alice; a create_key
+#    for gina is killed at its commit, its key and audit rows written.
+#    Meanwhile another session commits a key.
 #
 my $s1 = $node->background_psql('postgres');
-my $s2 = $node->background_psql('postgres', on_error_stop => 0);
 $s1->query_safe('BEGIN');
 my $uncommitted = $s1->query_safe(
 	"SELECT client_id FROM apikeys.create_key('alice', 'uncommitted', ARRAY['docs:read'])");
 chomp $uncommitted;
-my $s2pid = $s2->query_safe('SELECT pg_backend_pid()');
-$s2->{stdin} .= "SELECT client_id FROM apikeys.create_key('alice', 'killed mid-call', ARRAY['docs:read']);\n";
-$s2->{run}->pump_nb;
-wait_blocked($s2pid);
+my ($holder, $s2, $s2pid) = start_held(
+	"SELECT client_id FROM apikeys.create_key('gina', 'killed mid-commit', ARRAY['docs:read'])");
+pass('create_key: the killed call had written its rows and waited at its commit');
 my ($c6, $t6) = issue('dave', 'committed during');
 kill9_and_recover($s2pid);
-$s1->{run}->kill_kill; $s2->{run}->kill_kill;
+$_->{run}->kill_kill for $s1, $s2, $holder;
 
 is($node->safe_psql('postgres', "SELECT count(*) FROM apikeys.keys WHERE client_id = '$uncommitted'"),
 	'0', 'create_key: the uncommitted key is gone');
-is($node->safe_psql('postgres', "SELECT count(*) FROM apikeys.keys WHERE name = 'killed mid-call'"),
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikeys.keys WHERE owner = 'gina'"),
 	'0', 'create_key: the killed call left no key');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikeys.audit_log WHERE owner = 'gina'"),
+	'0', 'create_key: ... and no audit row');
 is($node->safe_psql('postgres', "SELECT count(*) FROM apikeys.audit_log WHERE client_id = '$uncommitted'"),
 	'0', 'create_key: ... and no audit row');
 is(code($t6), 'VALID', 'create_key: the key committed just before the crash verifies');
@@ -142,26 +194,27 @@ check_consistent('after killing create_key');
 
 #
 # 2. rotate_key: an open transaction rotated c1 (new secret written, row
-#    locked); a second rotate_key of c1 is killed inside the function.
+#    locked); a rotate_key of c5 is killed at its commit, its new secret
+#    and audit row written.
 #
 $s1 = $node->background_psql('postgres');
-$s2 = $node->background_psql('postgres', on_error_stop => 0);
 $s1->query_safe('BEGIN');
 my $newtok = $s1->query_safe("SELECT token FROM apikeys.rotate_key('$c1')");
 chomp $newtok;
-$s2pid = $s2->query_safe('SELECT pg_backend_pid()');
-$s2->{stdin} .= "SELECT token FROM apikeys.rotate_key('$c1');\n";
-$s2->{run}->pump_nb;
-wait_blocked($s2pid);
+($holder, $s2, $s2pid) = start_held("SELECT token FROM apikeys.rotate_key('$c5')");
+pass('rotate_key: the killed call had written its rows and waited at its commit');
 # a committed rotation of another key, with its audit row
 my $rot2 = $node->safe_psql('postgres', "SELECT token FROM apikeys.rotate_key('$c2')");
 kill9_and_recover($s2pid);
-$s1->{run}->kill_kill; $s2->{run}->kill_kill;
+$_->{run}->kill_kill for $s1, $s2, $holder;
 
 is(code($t1), 'VALID', 'rotate_key: the old secret still works (rotation never committed)');
 is(code($newtok), 'NOT_FOUND', 'rotate_key: the uncommitted new secret does not');
 is( $node->safe_psql('postgres', "SELECT count(*) FROM apikeys.audit_log WHERE client_id = '$c1' AND event = 'rotated'"),
 	'0', 'rotate_key: no rotated row for the uncommitted rotation');
+is(code($t5), 'VALID', 'rotate_key: the key whose rotation was killed keeps its secret');
+is( $node->safe_psql('postgres', "SELECT count(*) FROM apikeys.audit_log WHERE client_id = '$c5' AND event = 'rotated'"),
+	'0', 'rotate_key: ... and has no rotated row');
 is(code($rot2), 'VALID', 'rotate_key: a rotation committed before the crash holds');
 is(code($t2), 'NOT_FOUND', 'rotate_key: ... and its old secret is dead');
 is( $node->safe_psql('postgres', "SELECT count(*) FROM apikeys.audit_log WHERE client_id = '$c2' AND event = 'rotated'"),
@@ -170,27 +223,27 @@ check_consistent('after killing rotate_key');
 
 #
 # 3. revoke_all_keys: an open transaction revoked all of bob's keys; a
-#    second revoke_all_keys('bob') is killed inside the function.  Carol's
-#    keys are revoked and committed meanwhile.
+#    revoke_all_keys('dave') is killed at its commit, its revocation and
+#    audit rows written.  Carol's keys are revoked and committed meanwhile.
 #
 $s1 = $node->background_psql('postgres');
-$s2 = $node->background_psql('postgres', on_error_stop => 0);
 $s1->query_safe('BEGIN');
 is($s1->query_safe("SELECT apikeys.revoke_all_keys('bob', 'uncommitted')"), '2',
 	'revoke_all_keys: two keys revoked in the open transaction');
-$s2pid = $s2->query_safe('SELECT pg_backend_pid()');
-$s2->{stdin} .= "SELECT apikeys.revoke_all_keys('bob', 'killed');\n";
-$s2->{run}->pump_nb;
-wait_blocked($s2pid);
+($holder, $s2, $s2pid) = start_held("SELECT apikeys.revoke_all_keys('dave', 'killed')");
+pass('revoke_all_keys: the killed call had written its rows and waited at its commit');
 is($node->safe_psql('postgres', "SELECT apikeys.revoke_all_keys('carol', 'committed')"),
 	'1', 'revoke_all_keys: a committed revocation meanwhile');
 kill9_and_recover($s2pid);
-$s1->{run}->kill_kill; $s2->{run}->kill_kill;
+$_->{run}->kill_kill for $s1, $s2, $holder;
 
 is(code($t3), 'VALID', 'revoke_all_keys: bob\'s keys were never revoked');
 is(code($t4), 'VALID', 'revoke_all_keys: ... both of them');
 is( $node->safe_psql('postgres', "SELECT count(*) FROM apikeys.audit_log WHERE owner = 'bob' AND event IN ('revoked', 'revoked_all')"),
 	'0', 'revoke_all_keys: no audit row for the uncommitted revocation');
+is(code($t6), 'VALID', 'revoke_all_keys: dave\'s key was never revoked');
+is( $node->safe_psql('postgres', "SELECT count(*) FROM apikeys.audit_log WHERE owner = 'dave' AND event IN ('revoked', 'revoked_all')"),
+	'0', 'revoke_all_keys: ... and has no audit row for the killed revocation');
 is(code($t5), 'REVOKED', 'revoke_all_keys: carol\'s committed revocation holds');
 check_consistent('after killing revoke_all_keys');
 
@@ -227,4 +280,4 @@ is( $node->safe_psql('postgres', 'SELECT count(*) FROM apikeys.keys'),
 	'8', 'eight keys in all: five before, three committed during the test');
 
 $node->stop;
-done_testing();
+}

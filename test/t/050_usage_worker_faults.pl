@@ -12,7 +12,11 @@
 #     flush interval), and nothing else: keys, audit rows and flushed usage
 ##     stay; at start the worker rolls the journal up;
 #   - more keys used between rollups than the recent-use table holds make
-#     the worker roll up early, so no last use waits for the hour.
+#     the worker roll up early, so no last use waits for the hour.  The
+#     hourly rollup would do the same once the hour turns, so that part
+#     starts at least five minutes before the top of the hour (sleeping
+#     past it if need be) and asserts that the hour did not turn before
+#     the rollup was seen.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -136,6 +140,16 @@ ok($after >= $before && $after <= $before + 30,
 	"an immediate shutdown loses at most the unflushed interval ($before flushed before, $after after, 30 in flight)");
 is($node->safe_psql('postgres', "SELECT (apikeys.verify('$tok')).code"), 'VALID', 'keys survive');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM apikeys.audit_log'), $audit, 'audit rows survive');
+
+# From the first flush after this restart (the oldest journal row the
+# worker knows of) to the early rollup below, the hour must not turn.
+my $to_hour = $node->safe_psql('postgres', 'SELECT 3600 - extract(epoch FROM now())::bigint % 3600');
+if ($to_hour < 300)
+{
+	note("sleeping ${to_hour}s past the top of the hour");
+	sleep($to_hour + 5);
+}
+my $hour0 = $node->safe_psql('postgres', 'SELECT extract(epoch FROM now())::bigint / 3600');
 verify_n(5);
 ok($node->poll_query_until('postgres',
 		"SELECT COALESCE(sum(count), 0) = $after + 6 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
@@ -157,6 +171,8 @@ ok($node->poll_query_until('postgres', q{
 SELECT NOT EXISTS (SELECT FROM apikeys.usage_journal)
    AND (SELECT count(*) FROM apikeys.keys WHERE owner = 'bulk' AND last_used_at IS NOT NULL) = 10100}),
 	'a full recent-use table makes the worker roll up early: every last use is stored');
+is($node->safe_psql('postgres', 'SELECT extract(epoch FROM now())::bigint / 3600'), $hour0,
+	'... within the hour of the journal\'s first row, so not the hourly rollup');
 
 $node->stop;
 done_testing();

@@ -66,8 +66,14 @@ is(sq("SELECT count(*) FROM apikeys.audit_log WHERE client_id = '$cid'"), '1', '
 
 # rate limits: a WARNING, not enforced; no failure counting
 my ($ret, $out, $err) = $node->psql('postgres',
-	"SELECT apikeys.create_key('np-owner', 'limited', ARRAY['docs:read'], rate_limit => 1) IS NOT NULL");
+	"CREATE TABLE tok2 AS SELECT (k).client_id, (k).token
+	   FROM apikeys.create_key('np-owner', 'limited', ARRAY['docs:read'], rate_limit => 1, rate_window => '1 hour') k");
 like($err, qr/WARNING:  rate limit of API key "[^"]+" is not enforced/, 'WARNING when a rate limit is set without preloading');
+my $l = "(SELECT token FROM tok2)";
+is(sq("SELECT rate_limit FROM apikeys.keys WHERE client_id = (SELECT client_id FROM tok2)"), '1',
+	'the rate-limited key was issued');
+is(sq("SELECT string_agg((apikeys.verify($l)).code, ',') FROM generate_series(1, 3)"), 'VALID,VALID,VALID',
+	'a key limited to 1 use an hour verifies 3 times: the limit is not enforced');
 is(sq("SELECT string_agg((apikeys.verify($v)).code, ',') FROM generate_series(1, 3)"), 'VALID,VALID,VALID',
 	'verification works with no shared memory');
 is(sq("SELECT apikeys.flush_usage()"), '0', 'flush_usage has nothing to flush');
