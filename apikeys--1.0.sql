@@ -304,6 +304,18 @@ CREATE TABLE apikeys.owner_policies (
     CONSTRAINT owner_policies_max_lifetime_check CHECK (max_lifetime OPERATOR(pg_catalog.>) '0'::interval)
 );
 
+-- Named scope sets ("roles"): a key holding '@name' grants what the set
+-- grants at each verification (src/scopeset.c expands it when the key is
+-- loaded).  The column order is part of the C code: add columns at the end.
+CREATE TABLE apikeys.scope_sets (
+    name            text COLLATE "C" PRIMARY KEY,
+    scopes          apikeys.scope[] NOT NULL,
+    description     text,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT scope_sets_name_check CHECK (name OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,62}$')
+);
+
 -- The append-only audit trail.  Never holds a secret or a hash.
 CREATE TABLE apikeys.audit_log (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -422,6 +434,7 @@ ALTER TABLE apikeys.keys SET (fillfactor = 90);
 --------------------------------------------------------------------------------
 SELECT pg_catalog.pg_extension_config_dump('apikeys.keys', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.owner_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.scope_sets', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.protected_tables', '');
@@ -439,6 +452,7 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.policy_notices', '');
 --------------------------------------------------------------------------------
 ALTER TABLE apikeys.keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.owner_policies ENABLE ROW LEVEL SECURITY;
+ALTER TABLE apikeys.scope_sets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.protected_tables ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.usage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.usage_journal ENABLE ROW LEVEL SECURITY;
@@ -481,6 +495,31 @@ CREATE FUNCTION apikeys._op_detail() RETURNS jsonb
 CREATE FUNCTION apikeys._outer_user() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_outer_user'
     LANGUAGE C STABLE PARALLEL SAFE;
+
+-- Internal: the key a self-service function (my_*) acts for, named in the
+-- audit rows of its changes (detail.by_key); cleared at transaction end.
+CREATE FUNCTION apikeys._acting_begin(client_id text) RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_acting_begin'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION apikeys._acting_key() RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_acting_key'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Internal: may a key holding granted give a key the scope required?  As
+-- scopes_grant, except that a field-less scope needs a field-less grant
+-- (the no-escalation subset test, src/scope.c ScopeArrayCovers).
+-- Not STRICT (NULL in, NULL out, in C): a STRICT call with NULL constants
+-- would be folded away before the EXECUTE privilege is checked.
+CREATE FUNCTION apikeys._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_scopes_cover'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Internal: scopes with every '@name' replaced by the set's scopes, read
+-- with the latest snapshot: the expansion verification makes (src/scopeset.c).
+CREATE FUNCTION apikeys._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
+    AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
+    LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 CREATE FUNCTION apikeys.token_client_id(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_client_id'
@@ -547,6 +586,19 @@ CREATE FUNCTION apikeys.pre_request(required_scope text) RETURNS void
 -- into apikeys.usage and apikeys.keys.last_used_at.  Without preloading,
 -- last_used_at is written at most once per key per
 -- apikeys.last_used_granularity and nothing else is kept.
+
+-- Tells every backend to forget its cached owner-wide rate limits when an
+-- owner's limit changes (src/ownerlimit.c).
+CREATE FUNCTION apikeys._owner_limit_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Outdates every cached key of the database when a scope set changes.
+CREATE FUNCTION apikeys._scope_sets_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_scope_sets_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION apikeys._keys_cache_trigger()
     RETURNS trigger
@@ -656,7 +708,10 @@ CREATE FUNCTION apikeys._audit(p_event text, p_client_id text, p_owner text, p_d
 AS $$
 BEGIN
     INSERT INTO apikeys.audit_log (event, client_id, owner, detail, db_user, application_name)
-    VALUES (p_event, p_client_id, p_owner, COALESCE(p_detail, '{}'::jsonb),
+    VALUES (p_event, p_client_id, p_owner,
+            COALESCE(p_detail, '{}'::jsonb) OPERATOR(pg_catalog.||)
+                CASE WHEN apikeys._acting_key() IS NULL THEN '{}'::jsonb
+                     ELSE pg_catalog.jsonb_build_object('by_key', apikeys._acting_key()) END,
             apikeys._outer_user(),
             pg_catalog.current_setting('application_name', true));
     -- Any role may LISTEN on any channel, so the payload holds only what
@@ -757,7 +812,7 @@ CREATE FUNCTION apikeys._check_settings(p_scopes text[], p_description text,
                                         p_rate_window interval)
     RETURNS apikeys.scope[]
     LANGUAGE plpgsql
-    STABLE
+    VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -779,6 +834,19 @@ BEGIN
           FROM (SELECT s::apikeys.scope::text AS s, pg_catalog.min(pos) AS first_pos
                   FROM pg_catalog.unnest(p_scopes) WITH ORDINALITY AS u(s, pos)
                  GROUP BY 1) d;
+        -- every '@name' names a defined set; the share lock makes a
+        -- concurrent drop_scope_set wait for this key and then see it
+        FOR r IN SELECT pg_catalog.substr(u.s::text, 2) AS name
+                   FROM pg_catalog.unnest(v_scopes) AS u(s)
+                  WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@' LOOP
+            PERFORM 1 FROM apikeys.scope_sets ss
+              WHERE ss.name OPERATOR(pg_catalog.=) r.name FOR KEY SHARE;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'scope set "%" does not exist', r.name
+                    USING ERRCODE = '22023',
+                          HINT = 'Define it first with apikeys.define_scope_set().';
+            END IF;
+        END LOOP;
     END IF;
 
     PERFORM apikeys._check_text('description', p_description, 1024, false);
@@ -1278,6 +1346,7 @@ BEGIN
         rate_limit = CASE WHEN set_owner_policy.rate_limit IS NULL THEN p.rate_limit
                           ELSE EXCLUDED.rate_limit END,
         rate_window = CASE WHEN set_owner_policy.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+                           WHEN set_owner_policy.rate_limit IS NULL AND p.rate_limit IS NULL THEN NULL
                            ELSE COALESCE(set_owner_policy.rate_window, p.rate_window,
                                          EXCLUDED.rate_window) END,
         updated_at = pg_catalog.now()
@@ -1924,6 +1993,427 @@ END
 $$;
 
 --------------------------------------------------------------------------------
+-- Named scope sets (apikeys_admin)
+--
+-- A set is a named list of plain scopes; a key's scopes may name it as
+-- '@name'.  Verification expands the set when it loads the key, so a
+-- redefinition takes effect for every key holding the set when it commits,
+-- on every connection: the statement trigger scope_sets_cache outdates
+-- every cached key of the database (src/cache.c, "Named scope sets").
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION apikeys.define_scope_set(name text, scopes text[], description text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_scopes apikeys.scope[];
+    old_s apikeys.scope_sets;
+BEGIN
+    IF define_scope_set.name IS NULL OR
+       define_scope_set.name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid scope set name "%"', define_scope_set.name
+            USING ERRCODE = '22023',
+                  DETAIL = 'A scope set name is a lowercase letter followed by up to 62 lowercase letters, digits or underscores.';
+    END IF;
+    IF define_scope_set.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    v_scopes := apikeys._check_settings(define_scope_set.scopes, define_scope_set.description,
+                    NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scopes) u(s)
+                WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@') THEN
+        RAISE EXCEPTION 'a scope set cannot contain another scope set'
+            USING ERRCODE = '22023',
+                  HINT = 'List the other set''s scopes instead.';
+    END IF;
+
+    SELECT * INTO old_s FROM apikeys.scope_sets ss
+     WHERE ss.name OPERATOR(pg_catalog.=) define_scope_set.name FOR UPDATE;
+    INSERT INTO apikeys.scope_sets AS ss (name, scopes, description)
+    VALUES (define_scope_set.name, v_scopes, NULLIF(define_scope_set.description, ''))
+    ON CONFLICT ON CONSTRAINT scope_sets_pkey DO UPDATE SET
+        scopes = EXCLUDED.scopes,
+        description = COALESCE(EXCLUDED.description, ss.description),
+        updated_at = pg_catalog.now();
+    PERFORM apikeys._audit('scope_set_defined', NULL, NULL,
+        pg_catalog.jsonb_build_object('name', define_scope_set.name,
+            'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
+END
+$$;
+
+CREATE FUNCTION apikeys.drop_scope_set(name text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    -- the row lock first: a create_key/update_key naming the set holds a
+    -- share lock on it until it commits, and the count below (a new
+    -- statement) then sees its key
+    PERFORM 1 FROM apikeys.scope_sets ss
+      WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
+            USING ERRCODE = '42704';
+    END IF;
+    SELECT pg_catalog.count(*) INTO n FROM apikeys.keys k
+     WHERE ('@' OPERATOR(pg_catalog.||) drop_scope_set.name)::apikeys.scope
+           OPERATOR(apikeys.=) ANY (k.scopes)
+       AND k.revoked_at IS NULL
+       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    IF n OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
+            USING ERRCODE = '2BP01',
+                  DETAIL = pg_catalog.format('Live keys holding "@%s": %s.', drop_scope_set.name, n),
+                  HINT = 'Change those keys'' scopes with apikeys.update_key(), or revoke them, first.';
+    END IF;
+    DELETE FROM apikeys.scope_sets ss WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name;
+    PERFORM apikeys._audit('scope_set_dropped', NULL, NULL,
+        pg_catalog.jsonb_build_object('name', drop_scope_set.name));
+END
+$$;
+
+--------------------------------------------------------------------------------
+-- Tenant self-service (apikeys_verifier): keys that manage their owner's keys
+--
+-- The my_* functions act for the key authenticated in this transaction
+-- (authenticate or pre_request).  Each one re-reads that key's row and
+-- share-locks it (_acting_row), so a key revoked, disabled or stripped of
+-- its apikeys:* scope earlier in the same transaction, or by a transaction
+-- that committed meanwhile, can do nothing; a revoke racing a my_* call
+-- waits for it (or makes it wait and then refuses it).  The rule that a
+-- key never grants more than it holds is checked in one place,
+-- _check_grant, and the work itself is done by the admin functions, so
+-- the owner's cap and policies apply unchanged.
+--------------------------------------------------------------------------------
+
+-- _acting_row: the authenticated key's current row, if it is live and its
+-- scopes (sets expanded) grant p_scope; else 42501.  With p_raise false
+-- (for reading, my_keys): NULL instead of the error, and no row lock.
+CREATE FUNCTION apikeys._acting_row(p_scope text, p_raise boolean DEFAULT true)
+    RETURNS apikeys.keys
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cid text := apikeys.current_client_id();
+    k apikeys.keys;
+BEGIN
+    IF v_cid IS NULL THEN
+        IF NOT p_raise THEN RETURN NULL; END IF;
+        RAISE EXCEPTION 'no API key is authenticated'
+            USING ERRCODE = '42501',
+                  HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
+    END IF;
+    IF p_raise THEN
+        -- a change follows: serialise with a concurrent revoke of this key
+        SELECT * INTO k FROM apikeys.keys a
+         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
+         FOR SHARE;
+    ELSE
+        -- reading only (my_keys): no lock, so it works in READ ONLY
+        -- transactions (PostgREST's GET) and on a standby
+        SELECT * INTO k FROM apikeys.keys a
+         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid;
+    END IF;
+    IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
+       k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() OR
+       NOT apikeys.scopes_grant(apikeys._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
+        IF NOT p_raise THEN RETURN NULL; END IF;
+        RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('This needs a live key holding the scope %s.', p_scope);
+    END IF;
+    RETURN k;
+END
+$$;
+
+-- _target_row: a key of the acting key's owner, locked for the change; a
+-- key of another owner is 42704, exactly as if it did not exist.
+CREATE FUNCTION apikeys._target_row(p_acting apikeys.keys, p_client_id text)
+    RETURNS apikeys.keys
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t apikeys.keys;
+BEGIN
+    IF p_client_id IS NULL THEN
+        RAISE EXCEPTION 'client_id cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO t FROM apikeys.keys k
+     WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
+       AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
+     FOR UPDATE;
+    IF NOT FOUND THEN
+        IF apikeys.token_client_id(p_client_id) IS NOT NULL THEN
+            RAISE EXCEPTION 'a token was given where a client ID is expected'
+                USING ERRCODE = '22023',
+                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
+        END IF;
+        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
+            USING ERRCODE = '42704';
+    END IF;
+    RETURN t;
+END
+$$;
+
+-- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
+-- may give a key (new, or changed, or rotated so that it learns the
+-- secret) only what it holds itself:
+--   scopes       each one covered by the acting key's scopes, both sides
+--                with '@set' expanded, matched by the scope type itself
+--                (_scopes_cover: so apikeys:* or * only from a key holding
+--                it, and a field list only narrower than the acting key's;
+--                a field-less scope only from a field-less grant)
+--   expiry       not later than the acting key's
+--   db_role      the acting key's own (NULL too: no role switch)
+--   rate limit   none only if the acting key has none; else at most the
+--                acting key's rate (limit per window length)
+--   networks     none only if the acting key has none; else each network
+--                inside one of the acting key's
+-- Anything else: 42501.
+CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
+                                     p_scopes apikeys.scope[], p_expires_at timestamptz,
+                                     p_db_role text, p_rate_limit integer,
+                                     p_rate_window interval, p_allowed_cidrs cidr[])
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_held apikeys.scope[] := apikeys._expand_scopes(p_acting.scopes);
+    v_what text := CASE WHEN p_client_id IS NULL THEN 'a new API key'
+                        ELSE pg_catalog.format('API key "%s"', p_client_id) END;
+    s apikeys.scope;
+    c cidr;
+BEGIN
+    FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
+    LOOP
+        IF NOT apikeys._scopes_cover(v_held, s) THEN
+            RAISE EXCEPTION 'API key "%" cannot give % the scope "%"', p_acting.client_id, v_what, s::text
+                USING ERRCODE = '42501',
+                      DETAIL = 'A key can only give scopes its own scopes grant.';
+        END IF;
+    END LOOP;
+    IF p_expires_at OPERATOR(pg_catalog.>) p_acting.expires_at THEN
+        RAISE EXCEPTION 'API key "%" cannot give % an expiry later than its own', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('The acting key expires at %s.', p_acting.expires_at);
+    END IF;
+    IF p_db_role IS DISTINCT FROM p_acting.db_role THEN
+        RAISE EXCEPTION 'API key "%" cannot give % another db_role', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = 'A key can only give its own db_role.';
+    END IF;
+    IF p_acting.rate_limit IS NOT NULL AND
+       (p_rate_limit IS NULL OR
+        (p_rate_limit::numeric OPERATOR(pg_catalog.*) pg_catalog.date_part('epoch', p_acting.rate_window)::numeric)
+          OPERATOR(pg_catalog.>)
+        (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*) pg_catalog.date_part('epoch', p_rate_window)::numeric)) THEN
+        RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('The acting key allows %s requests per %s.',
+                                             p_acting.rate_limit, p_acting.rate_window);
+    END IF;
+    IF p_acting.allowed_cidrs IS NOT NULL THEN
+        IF p_allowed_cidrs IS NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501';
+        END IF;
+        FOREACH c IN ARRAY p_allowed_cidrs
+        LOOP
+            IF NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p_acting.allowed_cidrs) a(n)
+                            WHERE c OPERATOR(pg_catalog.<<=) a.n) THEN
+                RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
+                    USING ERRCODE = '42501',
+                          DETAIL = pg_catalog.format('The network %s is outside the acting key''s allowed_cidrs.', c);
+            END IF;
+        END LOOP;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
+                                      expires_at timestamptz DEFAULT NULL,
+                                      description text DEFAULT NULL,
+                                      contact_email text DEFAULT NULL,
+                                      contact_phone text DEFAULT NULL,
+                                      allowed_cidrs cidr[] DEFAULT NULL,
+                                      metadata jsonb DEFAULT '{}',
+                                      handoff boolean DEFAULT false)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:create');
+    v_scopes apikeys.scope[];
+    v_max_lifetime interval;
+    v_expires timestamptz;
+    v_cidrs cidr[];
+    r apikeys.new_key;
+BEGIN
+    IF my_create_key.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
+            HINT = 'Give an empty array for a key that may do nothing yet.';
+    END IF;
+    v_scopes := apikeys._check_settings(my_create_key.scopes, NULL, NULL, NULL,
+                    my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    -- defaults inherit from the acting key: never more than it has
+    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(a.owner) l;
+    v_expires := COALESCE(my_create_key.expires_at,
+                          LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
+    v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
+    PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
+                                 a.rate_limit, a.rate_window, v_cidrs);
+
+    PERFORM apikeys._acting_begin(a.client_id);
+    r := apikeys.create_key(a.owner, my_create_key.name, my_create_key.scopes, v_expires,
+                            my_create_key.description, my_create_key.contact_email,
+                            my_create_key.contact_phone, v_cidrs,
+                            my_create_key.metadata, a.db_role::name, a.rate_limit,
+                            COALESCE(a.rate_window, '1 minute'::interval),
+                            COALESCE(my_create_key.handoff, false));
+    PERFORM apikeys._acting_begin(NULL);
+    RETURN r;
+END
+$$;
+
+CREATE FUNCTION apikeys.my_update_key(client_id text,
+                                      name text DEFAULT NULL,
+                                      description text DEFAULT NULL,
+                                      scopes text[] DEFAULT NULL,
+                                      expires_at timestamptz DEFAULT NULL,
+                                      contact_email text DEFAULT NULL,
+                                      contact_phone text DEFAULT NULL,
+                                      allowed_cidrs cidr[] DEFAULT NULL,
+                                      metadata jsonb DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id);
+    v_scopes apikeys.scope[];
+BEGIN
+    v_scopes := apikeys._check_settings(my_update_key.scopes, NULL, NULL, NULL,
+                    my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    -- the key as it will be afterwards must be within the acting key's power
+    PERFORM apikeys._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
+        COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
+        t.rate_limit, t.rate_window,
+        CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
+             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END);
+
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
+                               my_update_key.scopes, my_update_key.expires_at,
+                               my_update_key.contact_email, my_update_key.contact_phone,
+                               my_update_key.allowed_cidrs, my_update_key.metadata);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0')
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_rotate_key.client_id);
+    r apikeys.new_key;
+BEGIN
+    -- the acting key learns the new secret: the key must be within its power
+    PERFORM apikeys._check_grant(a, t.client_id, t.scopes, t.expires_at, t.db_role,
+                                 t.rate_limit, t.rate_window, t.allowed_cidrs);
+    PERFORM apikeys._acting_begin(a.client_id);
+    r := apikeys.rotate_key(t.client_id, my_rotate_key.grace);
+    PERFORM apikeys._acting_begin(NULL);
+    RETURN r;
+END
+$$;
+
+CREATE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_disable_key.client_id);
+BEGIN
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.disable_key(t.client_id, my_disable_key.reason);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+CREATE FUNCTION apikeys.my_enable_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_enable_key.client_id);
+BEGIN
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.enable_key(t.client_id);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+CREATE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys._target_row(a, my_revoke_key.client_id);
+BEGIN
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.revoke_key(t.client_id, my_revoke_key.reason);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+CREATE FUNCTION apikeys.my_delete_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys._target_row(a, my_delete_key.client_id);
+BEGIN
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.delete_key(t.client_id);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+--------------------------------------------------------------------------------
 -- Triggers: every change to a key is audited; the audit log is append-only
 --------------------------------------------------------------------------------
 
@@ -2030,6 +2520,21 @@ CREATE TRIGGER keys_cache
     FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
+-- An owner-wide rate limit's change reaches every connection's cache of
+-- owner limits (a relcache invalidation of owner_policies, sent at commit).
+-- ENABLE ALWAYS: also under logical replication apply.
+CREATE TRIGGER owner_policies_limit_cache
+    AFTER INSERT OR DELETE OR UPDATE OF rate_limit, rate_window ON apikeys.owner_policies
+    FOR EACH ROW EXECUTE FUNCTION apikeys._owner_limit_cache_trigger();
+ALTER TABLE apikeys.owner_policies ENABLE ALWAYS TRIGGER owner_policies_limit_cache;
+
+-- A scope set's change outdates every cached key of the database at
+-- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.
+CREATE TRIGGER scope_sets_cache
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.scope_sets
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._scope_sets_cache_trigger();
+ALTER TABLE apikeys.scope_sets ENABLE ALWAYS TRIGGER scope_sets_cache;
+
 -- Rate limits need shared memory: say so when one is set without it.
 CREATE FUNCTION apikeys._rate_limit_warning_trigger()
     RETURNS trigger
@@ -2082,9 +2587,36 @@ SELECT k.client_id,
        k.prev_expires_at AS old_secret_valid_until
   FROM apikeys.keys k;
 
+-- The authenticated key's own owner's keys, for tenant self-service
+-- (granted to apikeys_verifier): key_list's columns, only while the key
+-- authenticated in this transaction is live and holds apikeys:read.
+-- _my_keys reads key_list as the extension owner; the view over it is what
+-- callers use.
+CREATE FUNCTION apikeys._my_keys()
+    RETURNS SETOF apikeys.key_list
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:read', false);
+BEGIN
+    IF a.client_id IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT l.* FROM apikeys.key_list l
+                  WHERE l.owner OPERATOR(pg_catalog.=) a.owner
+                  ORDER BY l.created_at, l.client_id;
+END
+$$;
+
+CREATE VIEW apikeys.my_keys AS
+SELECT * FROM apikeys._my_keys();
+
 -- apikeys.key_hygiene: the keys an administrator should look at, each with
 -- its findings, so a periodic review (or an alert) is one SELECT:
---   full_access          holds the lone "*" scope
+--   full_access          holds the lone "*" scope (itself or through a scope set)
 --   expires_soon         expires within 14 days (plan the replacement)
 --   never_used           not used in the 7 days since it was issued
 --   unused_90_days       last used more than 90 days ago (revoke it?)
@@ -2108,7 +2640,7 @@ SELECT k.client_id,
                GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id)) AS last_used_at
           FROM apikeys.keys k0) k,
        LATERAL (SELECT pg_catalog.array_remove(ARRAY[
-                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (k.scopes::text[])
+                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])
                          THEN 'full_access' END,
                     CASE WHEN k.expires_at OPERATOR(pg_catalog.<)
                               (pg_catalog.now() OPERATOR(pg_catalog.+) '14 days'::interval)
@@ -2392,11 +2924,14 @@ $$;
 -- The rule: PUBLIC gets the context functions (RLS policies on user tables
 -- call them), report_leaked and the scope type's functions.
 -- apikeys_verifier gets verify, verify_client, authenticate and
--- pre_request, and claim_key.  apikeys_admin gets those (but claim_key),
--- every key-management function and SELECT on key_list and audit_log.
--- apikeys_delivery gets SELECT on the outbox and the three outbox
--- functions.  Internal functions (_*) and the other tables belong to the
--- extension owner alone.
+-- pre_request, claim_key, the tenant self-service functions (my_*, which
+-- act only for the key authenticated in the transaction) and SELECT on
+-- my_keys.  apikeys_admin gets those (but claim_key), every key-management
+-- function and SELECT on key_list and audit_log.  apikeys_delivery gets
+-- SELECT on the outbox and the three outbox functions.  Internal functions
+-- (_*) and the other tables belong to the extension owner alone, except the
+-- few that views call (views run their functions as the caller:
+-- _recent_use, _expand_scopes, _my_keys).
 --------------------------------------------------------------------------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA apikeys FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA apikeys FROM PUBLIC;
@@ -2468,6 +3003,27 @@ TO apikeys_delivery;
 GRANT SELECT ON apikeys.key_list, apikeys.audit_log TO apikeys_admin;
 
 GRANT EXECUTE ON FUNCTION
+    apikeys.define_scope_set(text, text[], text),
+    apikeys.drop_scope_set(text),
+    apikeys._expand_scopes(apikeys.scope[])
+TO apikeys_admin;
+
+-- Tenant self-service: the my_* functions act only for the key
+-- authenticated in the transaction, so the verifier (PostgREST) may call
+-- them; _my_keys is the my_keys view's body.
+GRANT EXECUTE ON FUNCTION
+    apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean),
+    apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb),
+    apikeys.my_rotate_key(text, interval),
+    apikeys.my_disable_key(text, text),
+    apikeys.my_enable_key(text),
+    apikeys.my_revoke_key(text, text),
+    apikeys.my_delete_key(text),
+    apikeys._my_keys()
+TO apikeys_verifier, apikeys_admin;
+GRANT SELECT ON apikeys.my_keys TO apikeys_verifier, apikeys_admin;
+
+GRANT EXECUTE ON FUNCTION
     apikeys.flush_usage(boolean),
     apikeys._failing_addresses(),
     apikeys._journal_decode(bytea),
@@ -2484,12 +3040,33 @@ GRANT SELECT ON apikeys.key_usage, apikeys.failing_addresses, apikeys.key_hygien
 --------------------------------------------------------------------------------
 COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes and row-level security';
 
-COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action(field, ...), resource:* or *';
+COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action(field, ...), resource:*, * or @set';
 COMMENT ON TYPE apikeys.new_key IS 'A newly issued or rotated key; the only place its secret ever appears';
 COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, and the key''s identity once its secret matched';
 
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
 COMMENT ON TABLE apikeys.owner_policies IS 'Per-owner key cap and maximum lifetime (extension owner only)';
+COMMENT ON TABLE apikeys.scope_sets IS 'Named scope sets: a key holding @name grants the set''s scopes at each verification (extension owner only)';
+COMMENT ON FUNCTION apikeys.define_scope_set(text, text[], text) IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
+COMMENT ON FUNCTION apikeys.drop_scope_set(text) IS 'Drops a named scope set; 2BP01 while a live key holds it';
+COMMENT ON FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean) IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
+COMMENT ON FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb) IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
+COMMENT ON FUNCTION apikeys.my_rotate_key(text, interval) IS 'Self-service: the authenticated key (apikeys:update) rotates a key of its own owner that is within its own power';
+COMMENT ON FUNCTION apikeys.my_disable_key(text, text) IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
+COMMENT ON FUNCTION apikeys.my_enable_key(text) IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
+COMMENT ON FUNCTION apikeys.my_revoke_key(text, text) IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
+COMMENT ON FUNCTION apikeys.my_delete_key(text) IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
+COMMENT ON FUNCTION apikeys._acting_begin(text) IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
+COMMENT ON FUNCTION apikeys._acting_key() IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
+COMMENT ON FUNCTION apikeys._acting_row(text, boolean) IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
+COMMENT ON FUNCTION apikeys._target_row(apikeys.keys, text) IS 'Internal: a key of the acting key''s owner, locked; 42704 for any other';
+COMMENT ON FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text, integer, interval, cidr[]) IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
+COMMENT ON FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
+COMMENT ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
+COMMENT ON FUNCTION apikeys._my_keys() IS 'Internal: the rows of my_keys, read as the extension owner';
+COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger() IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
+COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger() IS 'Internal: outdates every cached key of the database when a scope set changes';
+COMMENT ON VIEW apikeys.my_keys IS 'Self-service: key_list for the authenticated key''s owner; empty unless that key is live and holds apikeys:read';
 COMMENT ON TABLE apikeys.audit_log IS 'Append-only audit trail of every key change; never holds a secret or hash';
 COMMENT ON TABLE apikeys.protected_tables IS 'Tables set up by apikeys.protect(), so unprotect() can undo exactly that';
 COMMENT ON VIEW apikeys.key_list IS 'API keys for administrators: metadata and status, never secrets or hashes';
@@ -2532,7 +3109,7 @@ COMMENT ON FUNCTION apikeys.revoke_key(text, text) IS 'Revokes a key forever';
 COMMENT ON FUNCTION apikeys.revoke_all_keys(text, text) IS 'Revokes every key of an owner forever; returns how many';
 COMMENT ON FUNCTION apikeys.delete_key(text) IS 'Deletes a key; its audit trail stays';
 COMMENT ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
-COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) IS 'Sets an owner''s key cap, maximum key lifetime and lifecycle policies; NULL leaves a setting, 0 turns a lifecycle policy off';
+COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
 COMMENT ON FUNCTION apikeys.purge_audit(interval) IS 'Deletes audit rows older than the interval; leaves its own audit row';
 COMMENT ON FUNCTION apikeys.report_leaked(text) IS 'Anyone may report a leaked token: a valid one is revoked; says nothing either way';
 COMMENT ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';

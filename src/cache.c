@@ -72,6 +72,19 @@
  *	- a long transaction that changed keys of a partition makes that
  *	  partition bypass the cache until it ends.
  *
+ * Named scope sets.  A cached key holds its "@name" scopes expanded
+ * (scopeset.c), so a change to apikeys.scope_sets must outdate every
+ * cached key of the database.  Each database hashes to one of
+ * CACHE_SETGEN_SLOTS "scope-set generation" slots, a generation and a
+ * pending count run by the same protocol as a partition's: the statement
+ * trigger on apikeys.scope_sets is W1 (pending += 1, once per transaction;
+ * no W2: the generation outdates every entry at once), the transaction
+ * callback is W4 (generation += 1, then pending -= 1).  Entries carry the
+ * slot's generation when filled; a hit needs both the partition's and the
+ * slot's generation to match and neither to be pending, and a fill is
+ * inserted only if neither moved.  The argument above applies word for
+ * word.  Databases sharing a slot only cost each other refills.
+ *
  * Updates that change only last_used_at (the usage flush) do not
  * invalidate, so the background worker does not empty the cache.
  *
@@ -103,6 +116,7 @@
 
 #define CACHE_WAYS			16
 #define CACHE_ENTRY_SIZE	256
+#define CACHE_SETGEN_SLOTS	64	/* scope-set generations, by database */
 
 /* Fixed part of an entry; the rest of its 256 bytes holds packed data. */
 typedef struct CacheEntryHead
@@ -123,6 +137,9 @@ typedef struct CacheEntryHead
 	uint16		role_len;
 	uint16		scopes_len;
 	uint16		cidrs_len;		/* 0: no allowed_cidrs */
+	uint32		setgen;			/* scope-set generation when filled (low 32
+								 * bits: fills what was padding, so entries
+								 * keep their room for data) */
 	TimestampTz expires_at;
 	TimestampTz prev_expires_at;
 	int64		rate_window_us;
@@ -149,10 +166,18 @@ typedef struct CachePartition
 	pg_atomic_uint32 invalidations;
 } CachePartition;
 
+/* A database's scope-set generation (see "Named scope sets" above). */
+typedef struct CacheSetGen
+{
+	pg_atomic_uint64 gen;
+	pg_atomic_uint32 pending;
+} CacheSetGen;
+
 typedef struct CacheShared
 {
 	uint32		nsets;			/* a multiple of APIKEYS_CACHE_PARTITIONS */
 	CachePartition parts[APIKEYS_CACHE_PARTITIONS];
+	CacheSetGen setgens[CACHE_SETGEN_SLOTS];
 	CacheEntry	entries[FLEXIBLE_ARRAY_MEMBER];
 	/* then uint32 tags[nsets][CACHE_WAYS] (see CacheTags) */
 } CacheShared;
@@ -189,6 +214,9 @@ static int64 last_way = -1;
 /* Partitions this transaction has marked pending (W1), released at end. */
 static bool xact_marked[APIKEYS_CACHE_PARTITIONS];
 static bool xact_any_marked = false;
+
+/* Whether this transaction has marked its database's scope-set slot. */
+static bool xact_setgen_marked = false;
 
 /* Backend-local counters, for apikeys.cache_stats() of this session. */
 static uint64 local_hits = 0;
@@ -231,6 +259,11 @@ CacheShmemInit(void)
 			pg_atomic_init_u64(&cache->parts[i].gen, 1);
 			pg_atomic_init_u32(&cache->parts[i].pending, 0);
 			pg_atomic_init_u32(&cache->parts[i].invalidations, 0);
+		}
+		for (int i = 0; i < CACHE_SETGEN_SLOTS; i++)
+		{
+			pg_atomic_init_u64(&cache->setgens[i].gen, 1);
+			pg_atomic_init_u32(&cache->setgens[i].pending, 0);
 		}
 		memset(cache->entries, 0,
 			   (Size) cache->nsets * CACHE_WAYS * sizeof(CacheEntry));
@@ -297,6 +330,13 @@ CacheUsable(void)
 	return apikeys_shmem_ready && cache != NULL && !RecoveryInProgress();
 }
 
+/* MySetGen: this database's scope-set generation slot. */
+static inline CacheSetGen *
+MySetGen(void)
+{
+	return &cache->setgens[MyDatabaseId % CACHE_SETGEN_SLOTS];
+}
+
 /* EntryMatches: is e the entry of this key in this database's table? */
 static inline bool
 EntryMatches(const CacheEntry *e, Oid relid, const char *client_id, int len)
@@ -350,7 +390,8 @@ EntryToKey(const CacheEntry *e, KeyInfo *out)
  * variable data does not fit (it is then never cached).
  */
 static bool
-KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, CacheEntry *e)
+KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, uint64 setgen,
+		   CacheEntry *e)
 {
 	Size		owner_len = strlen(key->owner);
 	Size		role_len = key->db_role ? strlen(key->db_role) : 0;
@@ -365,6 +406,7 @@ KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, CacheEntry *e
 	e->h.dbid = MyDatabaseId;
 	e->h.relid = relid;
 	e->h.gen = gen;
+	e->h.setgen = (uint32) setgen;
 	e->h.used = 1;
 	e->h.cid_len = cid_len;
 	memcpy(e->h.client_id, key->client_id, cid_len);
@@ -448,8 +490,10 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 	uint32		hash;
 	uint32		part;
 	CachePartition *cp;
+	CacheSetGen *sg;
 	CacheEntry *set;
 	uint64		g0;
+	uint64		s0;
 	bool		pending;
 	bool		found;
 	CacheEntry	img;
@@ -461,12 +505,15 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 	hash = ClientIdHash(client_id, len);
 	part = hash % APIKEYS_CACHE_PARTITIONS;
 	cp = &cache->parts[part];
+	sg = MySetGen();
 	set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
 
 	LWLockAcquire(PartitionLock(part), LW_SHARED);
-	pending = pg_atomic_read_u32(&cp->pending) != 0;
+	pending = pg_atomic_read_u32(&cp->pending) != 0 ||
+		pg_atomic_read_u32(&sg->pending) != 0;
 	pg_read_barrier();
 	g0 = pg_atomic_read_u64(&cp->gen);
+	s0 = pg_atomic_read_u64(&sg->gen);
 	if (!pending)
 	{
 		uint32	   *tags = &cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS];
@@ -477,7 +524,8 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 
 			if (tags[w] != TAG_OF(hash))
 				continue;
-			if (EntryMatches(e, relid, client_id, len) && e->h.gen == g0)
+			if (EntryMatches(e, relid, client_id, len) && e->h.gen == g0 &&
+				e->h.setgen == (uint32) s0)
 			{
 				EntryToKey(e, out);
 				if (e->h.used == 0)
@@ -493,14 +541,16 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 	last_way = -1;
 	local_misses++;
 
-	/* miss: g0 was read before the fresh snapshot KeyLookup takes */
+	/* miss: g0 and s0 were read before the fresh snapshot KeyLookup takes */
 	found = KeyLookup(client_id, len, out);
-	if (!found || pending || !KeyToEntry(out, len, relid, g0, &img))
+	if (!found || pending || !KeyToEntry(out, len, relid, g0, s0, &img))
 		return found;
 
 	LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
 	if (pg_atomic_read_u32(&cp->pending) == 0 &&
-		pg_atomic_read_u64(&cp->gen) == g0)
+		pg_atomic_read_u32(&sg->pending) == 0 &&
+		pg_atomic_read_u64(&cp->gen) == g0 &&
+		pg_atomic_read_u64(&sg->gen) == s0)
 		last_way = (int64) CacheInsert(hash, &img, relid);
 	LWLockRelease(PartitionLock(part));
 	return true;
@@ -637,6 +687,14 @@ CacheMarkAndRemove(const char *client_id, int len)
 static void
 CacheReleaseMarks(void)
 {
+	if (xact_setgen_marked)
+	{
+		CacheSetGen *sg = MySetGen();
+
+		pg_atomic_fetch_add_u64(&sg->gen, 1);
+		pg_atomic_fetch_sub_u32(&sg->pending, 1);
+		xact_setgen_marked = false;
+	}
 	if (!xact_any_marked)
 		return;
 	for (int i = 0; i < APIKEYS_CACHE_PARTITIONS; i++)
@@ -662,7 +720,7 @@ CacheXactCallback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			if (xact_any_marked)
+			if (xact_any_marked || xact_setgen_marked)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that changed API keys"),
@@ -734,6 +792,7 @@ InvalidateTupleKey(Relation rel, HeapTuple tup)
 }
 
 PG_FUNCTION_INFO_V1(apikeys_keys_cache_trigger);
+PG_FUNCTION_INFO_V1(apikeys_scope_sets_cache_trigger);
 PG_FUNCTION_INFO_V1(apikeys_cache_stats);
 PG_FUNCTION_INFO_V1(apikeys_cache_prewarm);
 
@@ -765,6 +824,32 @@ apikeys_keys_cache_trigger(PG_FUNCTION_ARGS)
 		}
 		else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 			InvalidateTupleKey(td->tg_relation, td->tg_trigtuple);
+	}
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * SQL function: apikeys._scope_sets_cache_trigger() returns trigger
+ *
+ * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on
+ * apikeys.scope_sets: step W1 for this database's scope-set generation,
+ * so every cached key of the database is outdated when this transaction
+ * ends (see "Named scope sets" at the top of this file).
+ */
+Datum
+apikeys_scope_sets_cache_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		elog(ERROR, "apikeys._scope_sets_cache_trigger must be an AFTER STATEMENT trigger");
+
+	if (apikeys_shmem_ready && cache != NULL && !xact_setgen_marked)
+	{
+		/* remember first, so the callback releases whatever we took */
+		xact_setgen_marked = true;
+		pg_atomic_fetch_add_u32(&MySetGen()->pending, 1);
 	}
 	return PointerGetDatum(NULL);
 }

@@ -13,6 +13,9 @@
  * even inside a REPEATABLE READ transaction that began earlier.  Our own
  * transaction's uncommitted changes are seen as well.
  *
+ * A key's named scope sets ("@name") are expanded here, so everything
+ * downstream (matching, the context, the shared cache) sees plain scopes.
+ *
  * IDENTIFICATION
  *	  src/lookup.c
  *
@@ -35,6 +38,7 @@
 
 #include "catalog.h"
 #include "lookup.h"
+#include "scopeset.h"
 
 /* CopyHash copies a 32-byte bytea into dst; false when it has another size. */
 static bool
@@ -135,5 +139,9 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	pfree(key_text);
+
+	/* "@name" scopes become the set's scopes (scopeset.c), once, here */
+	if (found)
+		out->scopes = ScopeSetExpand(out->scopes);
 	return found;
 }
