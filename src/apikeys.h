@@ -60,6 +60,7 @@ extern int	apikeys_flush_interval;
 extern int	apikeys_cache_size;
 extern int	apikeys_max_failures;
 extern int	apikeys_failure_window;
+extern int	apikeys_lock_timeout;
 
 /* Module initialisers, called from _PG_init */
 extern void ApikeysDefineGucs(void);

@@ -33,6 +33,7 @@ int			apikeys_flush_interval = 10;
 int			apikeys_cache_size = 100000;
 int			apikeys_max_failures = 100;
 int			apikeys_failure_window = 3600;
+int			apikeys_lock_timeout = 1000;
 
 /*
  * CheckTokenPrefix accepts a lowercase prefix that token.c can parse back
@@ -259,6 +260,19 @@ ApikeysDefineGucs(void)
 							INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.lock_timeout",
+							"Sets the longest wait of a verification for a lock on apikeys.keys.",
+							"A verification that must read the table while a conflicting lock is held fails after this wait instead of hanging. 0 waits as long as lock_timeout says.",
+							&apikeys_lock_timeout,
+							1000,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL,
 							NULL,
 							NULL);
