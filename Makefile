@@ -13,7 +13,7 @@ PGFILEDESC  = "apikeys - API key issuance, verification and row-level security"
 PG_CPPFLAGS = -I$(srcdir)/src
 
 REGRESS        = init token scopes create_key verify lifecycle audit usage hygiene authenticate \
-                 context rls postgrest privileges security security_inventory upgrade cleanup
+                 context rls postgrest privileges security security_inventory security_edges upgrade cleanup
 REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
 ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace cache_invalidation concurrent_rollup
 ISOLATION_OPTS = --inputdir=test/isolation

@@ -786,6 +786,7 @@ DECLARE
     v_max_lifetime interval;
     v_live bigint;
     v_expires timestamptz;
+    v_cid text;
     m record;
 BEGIN
     PERFORM apikeys._check_text('owner', create_key.owner, 256, true);
@@ -830,19 +831,33 @@ BEGIN
                   HINT = 'Revoke a key, or raise max_keys with apikeys.set_owner_policy().';
     END IF;
 
-    m := apikeys._mint(NULL);
+    -- A client ID that already exists (96 random bits: never in practice)
+    -- must not surface as a unique violation whose DETAIL names another
+    -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
+    -- misses fail with a message of our own.
+    FOR attempt IN 1..3 LOOP
+        m := apikeys._mint(NULL);
 
-    INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
-                              expires_at, created_by, description, contact_email,
-                              contact_phone, allowed_cidrs, metadata, db_role,
-                              rate_limit, rate_window)
-    VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
-            m.hash_alg, v_expires, apikeys._outer_user(),
-            NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
-            NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
-            NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
-            create_key.rate_limit,
-            CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END);
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role,
+                                  rate_limit, rate_window)
+        VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
+                m.hash_alg, v_expires, apikeys._outer_user(),
+                NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
+                NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
+                NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
+                create_key.rate_limit,
+                CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END)
+        ON CONFLICT (client_id) DO NOTHING
+        RETURNING keys.client_id INTO v_cid;
+        EXIT WHEN v_cid IS NOT NULL;
+    END LOOP;
+    IF v_cid IS NULL THEN
+        RAISE EXCEPTION 'could not issue a unique client ID'
+            USING ERRCODE = '23505',
+                  HINT = 'Try again.';
+    END IF;
 
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
