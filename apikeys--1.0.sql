@@ -605,6 +605,18 @@ CREATE FUNCTION apikeys._keys_cache_trigger()
     AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+CREATE FUNCTION apikeys._cache_invalidate_all()
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_cache_invalidate_all'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Is this session a logical replication apply worker?  Not settable from
+-- SQL: it is the process's kind, fixed when the server started it.
+CREATE FUNCTION apikeys._in_apply_worker()
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_in_apply_worker'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+
 CREATE FUNCTION apikeys._preloaded()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
@@ -1018,21 +1030,35 @@ BEGIN
     -- With handoff, the secret minted here is dropped unseen: the stored
     -- hash matches nothing anybody has, so the key answers NOT_FOUND until
     -- claim_key mints the real one.
-    m := apikeys._mint(NULL);
+    --
+    -- A client ID that already exists (96 random bits: never in practice)
+    -- must not surface as a unique violation whose DETAIL names another
+    -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
+    -- misses fail with a message of our own.
+    FOR attempt IN 1..3 LOOP
+        m := apikeys._mint(NULL);
 
-    INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
-                              expires_at, created_by, description, contact_email,
-                              contact_phone, allowed_cidrs, metadata, db_role,
-                              rate_limit, rate_window, pending_since)
-    VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
-            m.hash_alg, v_expires, apikeys._outer_user(),
-            NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
-            NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
-            NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
-            create_key.rate_limit,
-            CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
-            CASE WHEN create_key.handoff THEN pg_catalog.now() END)
-    RETURNING * INTO v_key;
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role,
+                                  rate_limit, rate_window, pending_since)
+        VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
+                m.hash_alg, v_expires, apikeys._outer_user(),
+                NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
+                NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
+                NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
+                create_key.rate_limit,
+                CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
+                CASE WHEN create_key.handoff THEN pg_catalog.now() END)
+        ON CONFLICT (client_id) DO NOTHING
+        RETURNING * INTO v_key;
+        EXIT WHEN v_key.client_id IS NOT NULL;
+    END LOOP;
+    IF v_key.client_id IS NULL THEN
+        RAISE EXCEPTION 'could not issue a unique client ID'
+            USING ERRCODE = '23505',
+                  HINT = 'Try again.';
+    END IF;
 
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
@@ -2470,7 +2496,10 @@ CREATE TRIGGER keys_audit
     FOR EACH ROW EXECUTE FUNCTION apikeys._keys_audit_trigger();
 
 -- Refuses UPDATE, DELETE and TRUNCATE of audit rows, except inside
--- apikeys.purge_audit, which audits itself.
+-- apikeys.purge_audit, which audits itself, and except a DELETE applied by
+-- a logical replication apply worker: that is the publisher's purge_audit
+-- (whose own audit row replicates as an INSERT), and the publisher's copy
+-- of this trigger let nothing else through.
 CREATE FUNCTION apikeys._audit_append_only_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
@@ -2478,8 +2507,8 @@ CREATE FUNCTION apikeys._audit_append_only_trigger()
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_OP OPERATOR(pg_catalog.<>) 'TRUNCATE' AND
-       apikeys._op_event() IS NOT DISTINCT FROM 'purge' AND TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND
+       (apikeys._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys._in_apply_worker()) THEN
         RETURN OLD;
     END IF;
     RAISE EXCEPTION 'the API key audit log is append-only'
@@ -2495,6 +2524,13 @@ CREATE TRIGGER audit_log_append_only
 CREATE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON apikeys.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION apikeys._audit_append_only_trigger();
+
+-- ENABLE ALWAYS: a session with session_replication_role = replica (a
+-- superuser's, a restore's, a logical replication apply worker's) must not
+-- get around append-only either.  Apply workers may still apply the
+-- publisher's purge (see the function above).
+ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
 -- A TRUNCATE of the keys would bypass the row trigger: refuse it.
 CREATE FUNCTION apikeys._keys_no_truncate_trigger()
@@ -2512,6 +2548,10 @@ $$;
 CREATE TRIGGER keys_no_truncate
     BEFORE TRUNCATE ON apikeys.keys
     FOR EACH STATEMENT EXECUTE FUNCTION apikeys._keys_no_truncate_trigger();
+-- ALWAYS as well: a replica-mode TRUNCATE would empty the table behind the
+-- cache's back.  Replica-mode INSERT, UPDATE and DELETE (restore, logical
+-- replication apply) stay allowed: keys_cache sees them.
+ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_no_truncate;
 -- Invalidates the shared verification cache when a key changes.  ENABLE
 -- ALWAYS: it must also fire under session_replication_role = replica
 -- (logical replication apply).
@@ -2534,6 +2574,56 @@ CREATE TRIGGER scope_sets_cache
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.scope_sets
     FOR EACH STATEMENT EXECUTE FUNCTION apikeys._scope_sets_cache_trigger();
 ALTER TABLE apikeys.scope_sets ENABLE ALWAYS TRIGGER scope_sets_cache;
+
+-- ALTER TABLE fires no row trigger, yet it can change what the cache must
+-- answer: ALTER COLUMN ... TYPE ... USING rewrites every row, and DISABLE
+-- TRIGGER ALL / ENABLE TRIGGER ALL (which pg_restore --disable-triggers
+-- emits) turns the ALWAYS triggers above into ORIGIN ones, so a replica-mode
+-- UPDATE (restore, logical replication apply) would no longer invalidate and
+-- a replica-mode TRUNCATE or DELETE of audit rows would get through.  After
+-- every ALTER TABLE of keys or audit_log this event trigger sets those
+-- triggers back to ENABLE ALWAYS (also when they were disabled: none of them
+-- fires on the INSERTs or COPY a restore runs) and outdates the whole shared
+-- cache at commit.  SECURITY DEFINER because it runs for every ALTER TABLE
+-- in the database, also of roles that cannot see this schema.
+CREATE FUNCTION apikeys._ddl_guard()
+    RETURNS event_trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                    WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND (c.objid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
+                           OR c.objid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass)) THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT tg.tgrelid::pg_catalog.regclass AS rel, tg.tgname
+               FROM pg_catalog.pg_trigger tg
+              WHERE ((tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
+                      AND (tg.tgname OPERATOR(pg_catalog.=) 'keys_cache'
+                           OR tg.tgname OPERATOR(pg_catalog.=) 'keys_no_truncate'))
+                  OR (tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass
+                      AND (tg.tgname OPERATOR(pg_catalog.=) 'audit_log_append_only'
+                           OR tg.tgname OPERATOR(pg_catalog.=) 'audit_log_no_truncate')))
+                AND tg.tgenabled OPERATOR(pg_catalog.<>) 'A'
+    LOOP
+        -- nested ALTER TABLE: fires this again, which then finds nothing to do
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
+    END LOOP;
+    PERFORM apikeys._cache_invalidate_all();
+END
+$$;
+
+CREATE EVENT TRIGGER apikeys_ddl_guard
+    ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION apikeys._ddl_guard();
+-- event triggers, too, follow session_replication_role unless ALWAYS
+ALTER EVENT TRIGGER apikeys_ddl_guard ENABLE ALWAYS;
 
 -- Rate limits need shared memory: say so when one is set without it.
 CREATE FUNCTION apikeys._rate_limit_warning_trigger()
@@ -3140,6 +3230,10 @@ COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verific
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
 COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
+COMMENT ON FUNCTION apikeys._cache_invalidate_all() IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
+COMMENT ON FUNCTION apikeys._in_apply_worker() IS 'Internal: is this session a logical replication apply worker?';
+COMMENT ON FUNCTION apikeys._ddl_guard() IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
+COMMENT ON EVENT TRIGGER apikeys_ddl_guard IS 'Keeps the ALWAYS triggers of apikeys.keys and apikeys.audit_log ALWAYS, and the shared cache fresh, after ALTER TABLE';
 COMMENT ON FUNCTION apikeys._preloaded() IS 'Internal: is apikeys in shared_preload_libraries?';
 COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger() IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
 COMMENT ON VIEW apikeys.key_hygiene IS 'Live keys that need attention, with findings: full_access, expires_soon, never_used, unused_90_days, no_contact, old_secret_in_grace';

@@ -24,6 +24,7 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -126,6 +127,7 @@ apikeys_acting_key(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(acting_key));
 }
+PG_FUNCTION_INFO_V1(apikeys_in_apply_worker);
 
 /* SQL function: apikeys._op_begin(event text, detail jsonb) returns void */
 Datum
@@ -188,4 +190,21 @@ Datum
 apikeys_outer_user(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(GetUserNameFromId(GetOuterUserId(), false)));
+}
+
+/*
+ * SQL function: apikeys._in_apply_worker() returns boolean
+ *
+ * True in a logical replication apply (or table sync) worker: a background
+ * worker the server itself started at ApplyWorkerMain.  Nothing a session
+ * can SET changes it, unlike session_replication_role, which any superuser
+ * session may set.  The audit log's append-only trigger lets such a worker
+ * apply the publisher's purge_audit.
+ */
+Datum
+apikeys_in_apply_worker(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(MyBackendType == B_BG_WORKER && MyBgworkerEntry != NULL &&
+				   strcmp(MyBgworkerEntry->bgw_library_name, "postgres") == 0 &&
+				   strcmp(MyBgworkerEntry->bgw_function_name, "ApplyWorkerMain") == 0);
 }

@@ -20,8 +20,12 @@
  * is ever allocated after start-up.  Variable data (owner, scopes,
  * allowed networks, role) is stored packed in the entry; a key whose
  * data does not fit is simply never cached.  Entries are tagged with the
- * database and the OID of apikeys.keys, so DROP/CREATE EXTENSION (which
- * fires no row trigger) can never resurrect an old key.
+ * identity of the table they were read from (ApikeysKeysIdentity: the
+ * database OID and its pg_database row's xmin, the OID of apikeys.keys and
+ * its relfilenode), so changes that fire no row trigger can never bring an
+ * old key back: DROP/CREATE EXTENSION (new OID), a database dropped and
+ * re-created with the same OID from the same template (new xmin), a table
+ * rewrite such as ALTER COLUMN ... TYPE ... USING (new relfilenode).
  *
  * The rule: an entry must never answer for a key whose revoke, disable,
  * rotation, update or delete committed before the verifying call began.
@@ -67,8 +71,13 @@
  *	  is not used during recovery (verification there reads the table);
  *	- PREPARE TRANSACTION after changing keys is refused: the change would
  *	  become visible at COMMIT PREPARED, after our callback has run;
- *	- ALTER TABLE apikeys.keys DISABLE TRIGGER (superuser) disables the
- *	  invalidation; only superusers can do that, as they can alter keys.
+ *	- the row trigger is ENABLE ALWAYS, and so are the no-TRUNCATE trigger
+ *	  and the audit log's append-only ones; ALTER TABLE ... DISABLE TRIGGER
+ *	  (ALL), or ENABLE TRIGGER, which would make them ORIGIN triggers, is
+ *	  undone by the event trigger apikeys_ddl_guard at the end of the same
+ *	  command, which also outdates the whole cache at commit (CacheMarkAll).
+ *	  A superuser who drops or disables that event trigger can still turn
+ *	  the invalidation off, as superusers can alter keys anyway.
  *	- a long transaction that changed keys of a partition makes that
  *	  partition bypass the cache until it ends.
  *
@@ -122,7 +131,9 @@
 typedef struct CacheEntryHead
 {
 	Oid			dbid;			/* InvalidOid: free slot */
+	TransactionId dbxmin;		/* the database's pg_database row xmin */
 	Oid			relid;			/* OID of apikeys.keys when filled */
+	Oid			relfilenode;	/* and its relfilenode */
 	uint64		gen;			/* partition generation when filled */
 	uint8		used;			/* second-chance bit */
 	uint8		cid_len;
@@ -337,11 +348,15 @@ MySetGen(void)
 	return &cache->setgens[MyDatabaseId % CACHE_SETGEN_SLOTS];
 }
 
-/* EntryMatches: is e the entry of this key in this database's table? */
+/*
+ * EntryMatches: is e the entry of this key in this incarnation of this
+ * database's table (see ApikeysKeysIdentity)?
+ */
 static inline bool
-EntryMatches(const CacheEntry *e, Oid relid, const char *client_id, int len)
+EntryMatches(const CacheEntry *e, const ApikeysKeysId *id, const char *client_id, int len)
 {
-	return e->h.dbid == MyDatabaseId && e->h.relid == relid &&
+	return e->h.dbid == id->dbid && e->h.relid == id->relid &&
+		e->h.relfilenode == id->relfilenode && e->h.dbxmin == id->dbxmin &&
 		e->h.cid_len == len && memcmp(e->h.client_id, client_id, len) == 0;
 }
 
@@ -390,7 +405,7 @@ EntryToKey(const CacheEntry *e, KeyInfo *out)
  * variable data does not fit (it is then never cached).
  */
 static bool
-KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, uint64 setgen,
+KeyToEntry(const KeyInfo *key, int cid_len, const ApikeysKeysId *id, uint64 gen, uint64 setgen,
 		   CacheEntry *e)
 {
 	Size		owner_len = strlen(key->owner);
@@ -403,8 +418,10 @@ KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, uint64 setgen
 		return false;
 
 	memset(e, 0, sizeof(CacheEntry));
-	e->h.dbid = MyDatabaseId;
-	e->h.relid = relid;
+	e->h.dbid = id->dbid;
+	e->h.dbxmin = id->dbxmin;
+	e->h.relid = id->relid;
+	e->h.relfilenode = id->relfilenode;
 	e->h.gen = gen;
 	e->h.setgen = (uint32) setgen;
 	e->h.used = 1;
@@ -446,7 +463,7 @@ KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, uint64 setgen
  * without its second-chance bit.
  */
 static Size
-CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
+CacheInsert(uint32 hash, const CacheEntry *img, const ApikeysKeysId *id)
 {
 	CacheEntry *set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
 	int			victim = -1;
@@ -454,7 +471,7 @@ CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
 
 	for (int w = 0; w < CACHE_WAYS; w++)
 	{
-		if (EntryMatches(&set[w], relid, img->h.client_id, img->h.cid_len))
+		if (EntryMatches(&set[w], id, img->h.client_id, img->h.cid_len))
 		{
 			victim = w;
 			break;
@@ -486,7 +503,7 @@ CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
 bool
 KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 {
-	Oid			relid;
+	ApikeysKeysId id;
 	uint32		hash;
 	uint32		part;
 	CachePartition *cp;
@@ -501,7 +518,7 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 	if (!CacheUsable())
 		return KeyLookup(client_id, len, out);
 
-	relid = ApikeysKeysRelid();
+	ApikeysKeysIdentity(&id);
 	hash = ClientIdHash(client_id, len);
 	part = hash % APIKEYS_CACHE_PARTITIONS;
 	cp = &cache->parts[part];
@@ -524,7 +541,7 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 
 			if (tags[w] != TAG_OF(hash))
 				continue;
-			if (EntryMatches(e, relid, client_id, len) && e->h.gen == g0 &&
+			if (EntryMatches(e, &id, client_id, len) && e->h.gen == g0 &&
 				e->h.setgen == (uint32) s0)
 			{
 				EntryToKey(e, out);
@@ -543,7 +560,7 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 
 	/* miss: g0 and s0 were read before the fresh snapshot KeyLookup takes */
 	found = KeyLookup(client_id, len, out);
-	if (!found || pending || !KeyToEntry(out, len, relid, g0, s0, &img))
+	if (!found || pending || !KeyToEntry(out, len, &id, g0, s0, &img))
 		return found;
 
 	LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
@@ -551,7 +568,7 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 		pg_atomic_read_u32(&sg->pending) == 0 &&
 		pg_atomic_read_u64(&cp->gen) == g0 &&
 		pg_atomic_read_u64(&sg->gen) == s0)
-		last_way = (int64) CacheInsert(hash, &img, relid);
+		last_way = (int64) CacheInsert(hash, &img, &id);
 	LWLockRelease(PartitionLock(part));
 	return true;
 }
@@ -568,9 +585,11 @@ CacheCountUsage(const char *client_id, int len, ApikeysCode code, TimestampTz no
 	uint32		hash;
 	uint32		part;
 	bool		counted = false;
+	ApikeysKeysId id;
 
 	if (last_way < 0 || !CacheUsable())
 		return false;
+	ApikeysKeysIdentity(&id);
 	hash = ClientIdHash(client_id, len);
 	part = hash % APIKEYS_CACHE_PARTITIONS;
 	if ((Size) last_way / CACHE_WAYS != hash % cache->nsets)
@@ -578,7 +597,7 @@ CacheCountUsage(const char *client_id, int len, ApikeysCode code, TimestampTz no
 
 	LWLockAcquire(PartitionLock(part), LW_SHARED);
 	if (cache_tags[last_way] == TAG_OF(hash) &&
-		EntryMatches(&cache->entries[last_way], ApikeysKeysRelid(), client_id, len))
+		EntryMatches(&cache->entries[last_way], &id, client_id, len))
 	{
 		CacheUsageSlot *u = &cache_usage[last_way];
 
@@ -678,6 +697,27 @@ CacheMarkAndRemove(const char *client_id, int len)
 		}
 	}
 	LWLockRelease(PartitionLock(part));
+}
+
+/*
+ * CacheMarkAll is step W1 for every partition: at the end of this
+ * transaction every entry of every database is outdated.  For changes that
+ * fire no row trigger (ALTER TABLE of apikeys.keys, such as a rewrite with
+ * ALTER COLUMN ... TYPE ... USING or a trigger toggle); they are rare, and
+ * the other databases' entries only cost a refill.
+ */
+static void
+CacheMarkAll(void)
+{
+	for (int part = 0; part < APIKEYS_CACHE_PARTITIONS; part++)
+	{
+		if (xact_marked[part])
+			continue;
+		xact_marked[part] = true;
+		xact_any_marked = true;
+		pg_atomic_fetch_add_u32(&cache->parts[part].pending, 1);
+		pg_atomic_fetch_add_u32(&cache->parts[part].invalidations, 1);
+	}
 }
 
 /*
@@ -792,6 +832,7 @@ InvalidateTupleKey(Relation rel, HeapTuple tup)
 }
 
 PG_FUNCTION_INFO_V1(apikeys_keys_cache_trigger);
+PG_FUNCTION_INFO_V1(apikeys_cache_invalidate_all);
 PG_FUNCTION_INFO_V1(apikeys_scope_sets_cache_trigger);
 PG_FUNCTION_INFO_V1(apikeys_cache_stats);
 PG_FUNCTION_INFO_V1(apikeys_cache_prewarm);
@@ -852,6 +893,20 @@ apikeys_scope_sets_cache_trigger(PG_FUNCTION_ARGS)
 		pg_atomic_fetch_add_u32(&MySetGen()->pending, 1);
 	}
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * SQL function: apikeys._cache_invalidate_all() returns void
+ *
+ * Outdates the whole shared cache when this transaction ends (CacheMarkAll).
+ * Called by the event trigger on ALTER TABLE of the extension's tables.
+ */
+Datum
+apikeys_cache_invalidate_all(PG_FUNCTION_ARGS)
+{
+	if (apikeys_shmem_ready && cache != NULL)
+		CacheMarkAll();
+	PG_RETURN_VOID();
 }
 
 /*
