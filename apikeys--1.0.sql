@@ -346,11 +346,15 @@ CREATE TABLE apikeys.protected_tables (
 
 -- Verification counts per key, per hour, per outcome code.  One row per
 -- (key, hour, code), never one per request; written by the hourly rollup.
+-- The VALID row of a key and hour also holds the key's last use in that
+-- hour: key_list.last_used_at reads it from here (the rollup never updates
+-- apikeys.keys, whose last_used_at is written only without preloading).
 CREATE TABLE apikeys.usage (
     client_id   text COLLATE "C" NOT NULL,
     hour        timestamptz NOT NULL,
     code        text NOT NULL,
     count       bigint NOT NULL,
+    last_used_at timestamptz,
     CONSTRAINT usage_pkey PRIMARY KEY (client_id, hour, code),
     CONSTRAINT usage_count_check CHECK (count OPERATOR(pg_catalog.>=) 0)
 );
@@ -583,7 +587,7 @@ CREATE FUNCTION apikeys.pre_request(required_scope text) RETURNS void
 -- address and rate-limit windows in shared memory and writes nothing; the
 -- worker writes each apikeys.flush_interval's usage as one row of
 -- apikeys.usage_journal, and a rollup about once an hour folds the journal
--- into apikeys.usage and apikeys.keys.last_used_at.  Without preloading,
+-- into apikeys.usage (counts and last-use times).  Without preloading,
 -- last_used_at is written at most once per key per
 -- apikeys.last_used_granularity and nothing else is kept.
 
@@ -1975,7 +1979,10 @@ BEGIN
 
         -- revoke_unused_after: never used counts from creation
         IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
-            v_last := GREATEST(k.last_used_at, apikeys._recent_use(k.client_id));
+            v_last := GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
+                (SELECT u.last_used_at FROM apikeys.usage u
+                  WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id AND u.last_used_at IS NOT NULL
+                  ORDER BY u.hour DESC LIMIT 1));
             IF COALESCE(v_last, k.created_at) OPERATOR(pg_catalog.<)
                (pg_catalog.now() OPERATOR(pg_catalog.-) r.unused_after) THEN
                 PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object(
@@ -2664,7 +2671,10 @@ SELECT k.client_id,
        k.created_at,
        k.created_by,
        k.expires_at,
-       GREATEST(k.last_used_at, apikeys._recent_use(k.client_id)) AS last_used_at,
+       GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
+                (SELECT u.last_used_at FROM apikeys.usage u
+                  WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id AND u.last_used_at IS NOT NULL
+                  ORDER BY u.hour DESC LIMIT 1)) AS last_used_at,
        k.contact_email,
        k.contact_phone,
        k.allowed_cidrs,
@@ -2727,7 +2737,10 @@ SELECT k.client_id,
   FROM (SELECT k0.client_id, k0.owner, k0.name, k0.disabled_at, k0.revoked_at,
                k0.created_at, k0.expires_at, k0.scopes, k0.contact_email,
                k0.contact_phone, k0.prev_secret_hash, k0.prev_expires_at,
-               GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id)) AS last_used_at
+               GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id),
+                (SELECT u.last_used_at FROM apikeys.usage u
+                  WHERE u.client_id OPERATOR(pg_catalog.=) k0.client_id AND u.last_used_at IS NOT NULL
+                  ORDER BY u.hour DESC LIMIT 1)) AS last_used_at
           FROM apikeys.keys k0) k,
        LATERAL (SELECT pg_catalog.array_remove(ARRAY[
                     CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])
@@ -3239,11 +3252,12 @@ COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger() IS 'Internal: warns th
 COMMENT ON VIEW apikeys.key_hygiene IS 'Live keys that need attention, with findings: full_access, expires_soon, never_used, unused_90_days, no_contact, old_secret_in_grace';
 COMMENT ON COLUMN apikeys.key_hygiene.findings IS 'Why the key is listed; see the view''s comment';
 COMMENT ON FUNCTION apikeys.cache_prewarm() IS 'Fills the shared verification cache with this database''s live keys, most recently used first, up to its capacity; returns keys loaded (0 when not preloaded or on a standby)';
+COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s last valid use in that hour (what key_list.last_used_at shows once rolled up)';
 COMMENT ON TABLE apikeys.usage_journal IS 'Usage flushed from shared memory and not yet rolled up into apikeys.usage: one packed row per flush (extension owner only)';
 COMMENT ON COLUMN apikeys.usage_journal.keys IS 'Keys whose numbers the row holds';
 COMMENT ON FUNCTION apikeys._journal_decode(bytea) IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
 COMMENT ON FUNCTION apikeys._recent_use(text) IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
-COMMENT ON FUNCTION apikeys.flush_usage(boolean) IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage and last_used_at, returning usage rows written; without, as one journal row like the background worker, returning keys written';
+COMMENT ON FUNCTION apikeys.flush_usage(boolean) IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage (counts and last-use times), returning usage rows written; without, as one journal row like the background worker, returning keys written';
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
 COMMENT ON TABLE apikeys.claims IS 'Handoff claims: hashes of each claim token and code, expiry, failures (extension owner only)';
 COMMENT ON TABLE apikeys.outbox IS 'Durable events and deliveries, written with the change they report; drained by apikeys_delivery (holds claim links and codes until delivered)';

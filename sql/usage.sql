@@ -57,14 +57,17 @@ SELECT last_used_at IS NULL AS stored_not_yet FROM apikeys.keys WHERE client_id 
 SELECT last_used_at IS NOT NULL AS listed FROM apikeys.key_list WHERE client_id = :'jcid';
 SELECT code, count FROM apikeys.key_usage WHERE client_id = :'jcid' ORDER BY code;
 -- the rollup (flush_usage(), and NULL means the same) empties the journal
--- into apikeys.usage and last_used_at; the numbers seen do not change
+-- into apikeys.usage, the last use on the VALID row; apikeys.keys stays
+-- untouched; the numbers seen do not change
 SELECT apikeys.flush_usage(NULL) > 0 AS rolled_up;
 SELECT count(*) AS journal_rows_with_key FROM apikeys.usage_journal j, apikeys._journal_decode(j.data) d
  WHERE d.client_id = :'jcid';
 SELECT code, count FROM apikeys.usage WHERE client_id = :'jcid' ORDER BY code;
 SELECT code, count FROM apikeys.key_usage WHERE client_id = :'jcid' ORDER BY code;
-SELECT k.last_used_at = l.last_used_at AS stored_equals_listed
-  FROM apikeys.keys k JOIN apikeys.key_list l USING (client_id) WHERE client_id = :'jcid';
+SELECT u.last_used_at = l.last_used_at AS rolled_up_equals_listed, k.last_used_at IS NULL AS keys_row_untouched
+  FROM apikeys.usage u JOIN apikeys.key_list l USING (client_id) JOIN apikeys.keys k USING (client_id)
+ WHERE client_id = :'jcid' AND u.code = 'VALID';
+SELECT code, last_used_at IS NOT NULL AS has_last_use FROM apikeys.usage WHERE client_id = :'jcid' ORDER BY code;
 -- more use after the rollup adds to the same hour's row
 SELECT (apikeys.verify(:'jtok', 'docs:read')).code;
 SELECT apikeys.flush_usage() > 0 AS rolled_up_again;
@@ -95,7 +98,8 @@ INSERT INTO apikeys.usage_journal (flushed_at, keys, data) VALUES
 SELECT apikeys.flush_usage() >= 3 AS rolled_up_hours;
 SELECT hour - date_trunc('hour', :'h1'::timestamptz) AS after_first_hour, code, count
   FROM apikeys.usage WHERE client_id = :'hcid' ORDER BY hour, code;
-SELECT last_used_at = :'h3'::timestamptz AS latest_use FROM apikeys.keys WHERE client_id = :'hcid';
+SELECT l.last_used_at = :'h3'::timestamptz AS latest_use, k.last_used_at IS NULL AS keys_row_untouched
+  FROM apikeys.key_list l JOIN apikeys.keys k USING (client_id) WHERE client_id = :'hcid';
 
 SELECT apikeys._recent_use(NULL) IS NULL AS no_key_no_time,
        apikeys._recent_use('ak_nosuchkey') IS NULL AS unknown_key_no_time;

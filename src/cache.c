@@ -988,7 +988,11 @@ apikeys_cache_prewarm(PG_FUNCTION_ARGS)
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT k.client_id FROM apikeys.keys k "
 									   " WHERE k.revoked_at IS NULL "
-									   " ORDER BY k.last_used_at DESC NULLS LAST, k.client_id "
+									   " ORDER BY GREATEST(k.last_used_at, "
+									   "          (SELECT u.last_used_at FROM apikeys.usage u "
+									   "            WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id "
+									   "              AND u.last_used_at IS NOT NULL "
+									   "            ORDER BY u.hour DESC LIMIT 1)) DESC NULLS LAST, k.client_id "
 									   " LIMIT $1",
 									   1, types, args, NULL, true, 0);
 	for (;;)

@@ -12,15 +12,15 @@
  * work than verification itself.  So a flush writes the interval's
  * numbers as one compact row of apikeys.usage_journal (about 30 bytes per
  * key used, no index, no row per key), and a rollup, about once an hour,
- * folds the journal into apikeys.usage (per key, per hour, per code) and
- * apikeys.keys.last_used_at in one transaction, then deletes what it
- * folded.  A key busy all hour thus costs one usage row and one
- * last_used_at update per hour instead of 360 of each.
+ * folds the journal's past hours into apikeys.usage (per key, per hour,
+ * per code; the VALID row holds the hour's last use) in one transaction,
+ * then deletes what it folded.  A key busy all hour thus costs one usage
+ * row per hour instead of 360, and no write to apikeys.keys at all.
  *
  * Readers do not wait for the rollup: apikeys.key_usage adds the journal
- * to apikeys.usage, and key_list shows the last-use times of the journal
- * from a shared table that the flush fills and the rollup empties
- * (usage.c).  After a crash the launcher rolls up every database's
+ * to apikeys.usage, and key_list shows the latest of apikeys.usage's
+ * last-use times and those of the journal, from a shared table that the
+ * flush fills and the rollup empties (usage.c).  After a crash the launcher rolls up every database's
  * journal at start, so key_list needs no shared memory to be right.
  *
  * The row format is in journal_codec.c.
@@ -35,11 +35,13 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -166,20 +168,49 @@ JournalWrite(HTAB *items, TimestampTz base)
 	return nentries;
 }
 
+/* JournalRelid: the OID of apikeys.usage_journal (an error when missing). */
+static Oid
+JournalRelid(void)
+{
+	Oid			relid = get_relname_relid("usage_journal",
+										  get_namespace_oid("apikeys", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "could not find apikeys.usage_journal");
+	return relid;
+}
+
 /*
- * JournalTake moves every journal row into items and deletes it.  Rows
- * another rollup holds are skipped (never counted twice, never waited on).
+ * JournalTake moves the journal rows flushed before `before` (0: all) into
+ * items and deletes them; returns false, taking nothing, when another
+ * rollup is under way.
+ *
+ * Two rollups at once must neither count a row twice nor wait for each
+ * other.  Row locks (FOR UPDATE SKIP LOCKED) did that, but a row lock is a
+ * WAL record and, on the first touch of a page after a checkpoint, a
+ * full-page image.  Instead, a rollup holds one transaction-scoped lock on
+ * the journal table as an object (not the relation lock, so flushes,
+ * readers and autovacuum never conflict with it), taken without waiting.
+ * The winner's DELETE removes exactly the rows it read: a flush that
+ * commits meanwhile adds rows it did not see, which stay for the next one.
  */
-static void
-JournalTake(HTAB *items)
+static bool
+JournalTake(HTAB *items, TimestampTz before)
 {
 	Portal		portal;
 	List	   *tids = NIL;
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		args[1];
 
+	if (!ConditionalLockDatabaseObject(RelationRelationId, JournalRelid(),
+									   0, ExclusiveLock))
+		return false;
+	args[0] = TimestampTzGetDatum(before == 0 ? DT_NOEND : before);
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT j.ctid, pg_catalog.date_trunc('hour', j.flushed_at), j.data "
-									   "  FROM apikeys.usage_journal j FOR UPDATE SKIP LOCKED",
-									   0, NULL, NULL, NULL, false, 0);
+									   "  FROM apikeys.usage_journal j "
+									   " WHERE j.flushed_at OPERATOR(pg_catalog.<) $1",
+									   1, types, args, NULL, false, 0);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 8);
@@ -234,6 +265,7 @@ JournalTake(HTAB *items)
 			elog(ERROR, "could not delete from the API key usage journal");
 		list_free_deep(tids);
 	}
+	return true;
 }
 
 /* qsort comparator: items by client ID, then hour (a stable lock order) */
@@ -250,9 +282,17 @@ ItemCmp(const void *a, const void *b)
 }
 
 /*
- * UsageApply adds items to apikeys.usage and moves their last-use times
- * into apikeys.keys.last_used_at; returns the usage rows written.  Rows
- * are written in client-ID order, so two rollups never deadlock.
+ * UsageApply adds items to apikeys.usage, one row per key, hour and code
+ * used, the VALID row also holding the key's last use in that hour (which
+ * key_list.last_used_at reads); returns the usage rows written.
+ *
+ * This is the rollup's whole write, and it is sized for a million keys
+ * used per hour: plain inserts of new (key, hour) rows, in client-ID
+ * order, and nothing else.  It used to update apikeys.keys.last_used_at
+ * too, after locking each key's row: a row lock, a heap update and, for
+ * every page of apikeys.keys touched after a checkpoint, a full-page
+ * image, about 2 KB of WAL per key used.  A row that already exists (the
+ * key's hour was rolled up before, by flush_usage()) is added to.
  */
 static int64
 UsageApply(HTAB *items)
@@ -266,11 +306,9 @@ UsageApply(HTAB *items)
 			   *u_hour,
 			   *u_code,
 			   *u_count,
-			   *l_cid,
-			   *l_time;
-	int			nu = 0,
-				nl = 0;
-	const char *l_last = NULL;	/* client ID of l_cid[nl - 1] */
+			   *u_last;
+	bool	   *u_lastnull;
+	int			nu = 0;
 	int64		written = 0;
 
 	if (nitems == 0)
@@ -285,8 +323,8 @@ UsageApply(HTAB *items)
 	u_hour = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
 	u_code = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
 	u_count = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	l_cid = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
-	l_time = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
+	u_last = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
+	u_lastnull = palloc_extended(sizeof(bool) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
 	for (k = 0; k < nitems; k++)
 	{
 		Datum		cid;
@@ -295,100 +333,63 @@ UsageApply(HTAB *items)
 		cid = CStringGetTextDatum(it->key.client_id);
 		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
 		{
-			if (it->counts[c] == 0)
+			bool		valid = (c == APIKEYS_VALID);
+
+			/* a last use is kept on the VALID row, even one of count 0 */
+			if (it->counts[c] == 0 && !(valid && it->last_used != 0))
 				continue;
 			u_cid[nu] = cid;
 			u_hour[nu] = TimestampTzGetDatum(it->key.hour);
 			u_code[nu] = CStringGetTextDatum(ApikeysCodeNames[c]);
 			u_count[nu] = Int64GetDatum((int64) Min(it->counts[c], (uint64) PG_INT64_MAX));
+			u_last[nu] = TimestampTzGetDatum(it->last_used);
+			u_lastnull[nu] = !(valid && it->last_used != 0);
 			nu++;
-		}
-		/* one time per key, the latest of its hours (items are sorted) */
-		if (it->last_used != 0)
-		{
-			if (nl > 0 && strcmp(l_last, it->key.client_id) == 0)
-			{
-				if (it->last_used > DatumGetTimestampTz(l_time[nl - 1]))
-					l_time[nl - 1] = TimestampTzGetDatum(it->last_used);
-			}
-			else
-			{
-				l_cid[nl] = cid;
-				l_time[nl] = TimestampTzGetDatum(it->last_used);
-				l_last = it->key.client_id;
-				nl++;
-			}
 		}
 	}
 
 	if (nu > 0)
 	{
-		Oid			types[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-		Datum		args[4];
+		Oid			types[5] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+		INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+		Datum		args[5];
+		int			dims[1] = {nu};
+		int			lbs[1] = {1};
 
 		args[0] = PointerGetDatum(construct_array(u_cid, nu, TEXTOID, -1, false, TYPALIGN_INT));
 		args[1] = PointerGetDatum(construct_array(u_hour, nu, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		args[2] = PointerGetDatum(construct_array(u_code, nu, TEXTOID, -1, false, TYPALIGN_INT));
 		args[3] = PointerGetDatum(construct_array(u_count, nu, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		if (SPI_execute_with_args(
-			"INSERT INTO apikeys.usage AS u (client_id, hour, code, count) "
-			"SELECT v.c, v.h, v.o, v.n "
-			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
-			"                  pg_catalog.unnest($3), pg_catalog.unnest($4)) "
-			"       WITH ORDINALITY AS v(c, h, o, n, i) "
-			" ORDER BY v.i "
-			"ON CONFLICT ON CONSTRAINT usage_pkey DO UPDATE "
-			"   SET count = u.count OPERATOR(pg_catalog.+) EXCLUDED.count",
-			4, types, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write API key usage");
-		written = SPI_processed;
-	}
-
-	if (nl > 0)
-	{
-		Oid			types[3] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INTERVALOID};
-		Datum		args[3];
-		Interval   *gran = palloc0(sizeof(Interval));
-
-		gran->time = (int64) apikeys_last_used_granularity * USECS_PER_SEC;
-		args[0] = PointerGetDatum(construct_array(l_cid, nl, TEXTOID, -1, false, TYPALIGN_INT));
-		args[1] = PointerGetDatum(construct_array(l_time, nl, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = IntervalPGetDatum(gran);
-
+		args[4] = PointerGetDatum(construct_md_array(u_last, u_lastnull, 1, dims, lbs,
+													 TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+													 TYPALIGN_DOUBLE));
 		/*
-		 * One time per key (merged above: a GROUP BY here would hide the
-		 * row count from the planner, which then picks nested loops).
-		 * Rows locked by an admin change are skipped (never wait, never
-		 * deadlock) and their times handed back for the next flush.
+		 * Not INSERT ... ON CONFLICT: its speculative insertion writes a
+		 * second WAL record per row (Heap/CONFIRM, about 50 bytes).  Only
+		 * one rollup applies at a time (the caller holds the journal's
+		 * lock), so adding to the rows that exist and inserting the others
+		 * cannot race with another rollup.
 		 */
 		if (SPI_execute_with_args(
-			"WITH v AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS v(c, t)), "
-			"l AS (SELECT k.client_id FROM apikeys.keys k JOIN v "
-			"        ON k.client_id OPERATOR(pg_catalog.=) v.c "
-			"      WHERE k.last_used_at IS NULL "
-			"         OR k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3) "
-			"      ORDER BY k.client_id FOR UPDATE OF k SKIP LOCKED), "
-			"u AS (UPDATE apikeys.keys k SET last_used_at = v.t FROM v, l "
-			"       WHERE k.client_id OPERATOR(pg_catalog.=) l.client_id "
-			"         AND v.c OPERATOR(pg_catalog.=) l.client_id RETURNING k.client_id) "
-			"SELECT v.c, v.t FROM v "
-			" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.client_id OPERATOR(pg_catalog.=) v.c) "
-			"   AND EXISTS (SELECT 1 FROM apikeys.keys k "
-			"                WHERE k.client_id OPERATOR(pg_catalog.=) v.c "
-			"                  AND (k.last_used_at IS NULL OR "
-			"                       k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3)))",
-			3, types, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not write API key last-use times");
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			bool		n1,
-						n2;
-			Datum		c = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &n1);
-			Datum		t = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &n2);
-
-			if (!n1 && !n2)
-				UsageRestoreLastUsed(TextDatumGetCString(c), DatumGetTimestampTz(t));
-		}
+			"WITH v AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+			"                  pg_catalog.unnest($3), pg_catalog.unnest($4), "
+			"                  pg_catalog.unnest($5)) "
+			"       WITH ORDINALITY AS v(c, h, o, n, t, i)), "
+			"upd AS (UPDATE apikeys.usage u "
+			"           SET count = u.count OPERATOR(pg_catalog.+) v.n, "
+			"               last_used_at = GREATEST(u.last_used_at, v.t) "
+			"          FROM v "
+			"         WHERE u.client_id OPERATOR(pg_catalog.=) v.c "
+			"           AND u.hour OPERATOR(pg_catalog.=) v.h "
+			"           AND u.code OPERATOR(pg_catalog.=) v.o "
+			"        RETURNING v.i) "
+			"INSERT INTO apikeys.usage (client_id, hour, code, count, last_used_at) "
+			"SELECT v.c, v.h, v.o, v.n, v.t FROM v "
+			" WHERE NOT EXISTS (SELECT FROM upd WHERE upd.i OPERATOR(pg_catalog.=) v.i) "
+			" ORDER BY v.i",
+			5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write API key usage");
+		written = nu;
 	}
 	return written;
 }
@@ -412,11 +413,25 @@ JournalOldest(void)
  * transaction, as the extension owner.
  *	rollup false (the worker, every interval): the counts in shared memory
  *	  become one journal row; returns the keys in it.
- *	rollup true: those counts and the whole journal go into apikeys.usage
- *	  and apikeys.keys.last_used_at; returns the usage rows written.
+ *	rollup true (flush_usage(), the worker at start): those counts and the
+ *	  whole journal go into apikeys.usage; returns the usage rows written.
  */
 int64
 UsageFlushDatabase(bool rollup)
+{
+	return UsageWrite(rollup ? USAGE_ROLLUP_ALL : USAGE_FLUSH);
+}
+
+/*
+ * UsageWrite does the work of UsageFlushDatabase, and for the worker's
+ * hourly rollup (USAGE_ROLLUP_PAST_HOURS) rolls up only the hours that
+ * are over: the counts in shared memory are journaled like a flush, and
+ * journal rows of the current hour stay.  A rollup in the middle of an
+ * hour would write rows the next one adds to, a conflicting upsert (a row
+ * lock and an update) per key; hours that are over are plain inserts.
+ */
+int64
+UsageWrite(UsageWriteMode mode)
 {
 	HTAB	   *items;
 	TimestampTz now = GetCurrentTimestamp();
@@ -438,25 +453,45 @@ UsageFlushDatabase(bool rollup)
 												   TimestampTzGetDatum(now)));
 	items = UsageItemsCreate();
 	UsageCollect(items, hour);
-	if (hash_get_num_entries(items) == 0 && !rollup)
+	if (hash_get_num_entries(items) == 0 && mode == USAGE_FLUSH)
 	{
 		hash_destroy(items);
 		return 0;
 	}
 
 	EnterOwnerContext(&oc);
-	if (!rollup)
+	if (mode != USAGE_ROLLUP_ALL)
 	{
 		written = JournalWrite(items, now);
 		UsageNoteRecent(items);
 		UsageJournalState(now, false);
 	}
-	else
+	if (mode != USAGE_FLUSH)
 	{
-		JournalTake(items);
-		written = UsageApply(items);
-		UsageForgetRecent(items);
-		UsageJournalState(JournalOldest(), true);
+		if (mode == USAGE_ROLLUP_PAST_HOURS)
+		{
+			hash_destroy(items);
+			items = UsageItemsCreate();
+		}
+		if (JournalTake(items, mode == USAGE_ROLLUP_PAST_HOURS ? hour : 0))
+		{
+			written = UsageApply(items);
+			UsageForgetRecent(items);
+			UsageJournalState(JournalOldest(), true);
+		}
+		else if (mode == USAGE_ROLLUP_ALL)
+		{
+			/*
+			 * Another rollup is under way: this one is a flush, and tells
+			 * the worker how old the journal's oldest row is (it may hold
+			 * hours the worker does not know of yet).
+			 */
+			written = JournalWrite(items, now);
+			UsageNoteRecent(items);
+			UsageJournalState(JournalOldest(), false);
+		}
+		else
+			written = 0;
 	}
 	LeaveOwnerContext(&oc);
 	hash_destroy(items);

@@ -60,6 +60,17 @@ extern void WorkerRegister(void);
 
 /* Flushing usage into tables of the current database (usage.c) */
 extern int64 UsageFlushDatabase(bool rollup);
+
+/* What UsageWrite does (journal.c) */
+typedef enum UsageWriteMode
+{
+	USAGE_FLUSH,				/* shared memory into one journal row */
+	USAGE_ROLLUP_ALL,			/* shared memory and the journal into usage */
+	USAGE_ROLLUP_PAST_HOURS		/* flush, then the journal's past hours */
+} UsageWriteMode;
+
+extern int64 UsageWrite(UsageWriteMode mode);
+extern bool UsageRollupWanted(void);
 extern int	UsageDatabasesPending(Oid *dbids, bool *rollup, int max);
 extern void UsageDiscardDatabase(void);
 

@@ -18,14 +18,13 @@
  *	  a quarter of apikeys.cache_size entries (at least 10,000).
  *	  Counters are atomics under shared locks, so concurrent requests on
  *	  one key do not serialise.  The background worker (worker.c) moves
- *	  counts into apikeys.usage (per key, per hour, per code) and last-use
- *	  times into apikeys.keys.last_used_at every apikeys.flush_interval;
- *	  apikeys.flush_usage() does it at once.  A crash loses what was not
- *	  yet flushed (at most one interval) and nothing else.  last_used_at is
- *	  rewritten only when it moves by apikeys.last_used_granularity, so a
- *	  busy key costs one small row update per granularity, not one per
- *	  flush.  Usage is not counted during recovery (a standby cannot write
- *	  it anywhere).
+ *	  counts and last-use times into the usage journal every
+ *	  apikeys.flush_interval and into apikeys.usage (per key, per hour,
+ *	  per code, the VALID row holding the hour's last use) hourly
+ *	  (journal.c); apikeys.flush_usage() does it at once.  A crash loses
+ *	  what was not yet flushed (at most one interval) and nothing else.
+ *	  apikeys.keys is never written.  Usage is not counted during recovery
+ *	  (a standby cannot write it anywhere).
  *	Failed verifications per client address and per-key rate-limit
  *	windows, which can answer RATE_LIMITED, are in throttle.c (kept on a
  *	standby too, per server).
@@ -708,8 +707,8 @@ UsageRecentUse(const char *client_id, int len)
 /*
  * UsageJournalState records what this database's usage journal holds
  * after a write or a rollup: the time of its oldest row (0: empty), from
- * which the launcher knows when a rollup is due.  A write only sets it
- * when it was empty.
+ * which the launcher knows when a rollup is due.  A write only moves it
+ * earlier (or sets it when it was empty).
  */
 void
 UsageJournalState(TimestampTz oldest, bool after_rollup)
@@ -725,11 +724,30 @@ UsageJournalState(TimestampTz oldest, bool after_rollup)
 	}
 	else
 	{
-		uint64		expected = 0;
+		uint64		cur = pg_atomic_read_u64(&usage_shared->journal_since[slot]);
 
-		(void) pg_atomic_compare_exchange_u64(&usage_shared->journal_since[slot],
-											  &expected, (uint64) oldest);
+		while (oldest != 0 && (cur == 0 || (uint64) oldest < cur))
+		{
+			if (pg_atomic_compare_exchange_u64(&usage_shared->journal_since[slot],
+											   &cur, (uint64) oldest))
+				break;
+		}
 	}
+}
+
+/*
+ * UsageRollupWanted: has the recent-use table filled up with this
+ * database's keys, so that only a full rollup (of the current hour too)
+ * frees it?
+ */
+bool
+UsageRollupWanted(void)
+{
+	int			slot;
+
+	if (!SharedReady() || (slot = DatabaseSlot(MyDatabaseId)) < 0)
+		return false;
+	return pg_atomic_read_u32(&usage_shared->rollup_wanted[slot]) != 0;
 }
 
 /*

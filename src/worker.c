@@ -13,13 +13,13 @@
  * does not count usage.
  *
  * A flush writes the interval's usage as one row of the usage journal;
- * about once an hour (or when the recent-use table fills) the visit is a
- * rollup, which folds the journal into apikeys.usage and last_used_at of
- * apikeys.keys (journal.c).  At start the launcher rolls up every
- * database once, so what a crash left in a journal reaches the tables.
- * Both run as the extension owner and touch only last_used_at of
- * apikeys.keys (which neither the audit trigger nor the cache trigger
- * react to), so they produce no audit rows and leave the cache alone.
+ * once an hour the visit is a rollup of the hours that are over, which
+ * folds their journal rows into apikeys.usage, last-use times included
+ * (journal.c); when the recent-use table fills, and at start, the launcher
+ * rolls up everything, so what a crash left in a journal reaches the
+ * tables.  Both run as the extension owner and write only apikeys.usage
+ * and the journal (never apikeys.keys), so they produce no audit rows and
+ * leave the cache alone.
  *
  * Every apikeys.policy_interval (first one interval after start) the
  * launcher also visits every connectable database with a policy worker,
@@ -81,9 +81,9 @@ WorkerRegister(void)
 
 /*
  * VisitDatabase starts a worker for dbid and waits for it: kind 'f' a
- * flush, 'r' a rollup, 'p' a policy run.  A failure to start (no free
- * worker slot) is logged; usage stays in shared memory for the next round,
- * policies wait for the next interval.
+ * flush, 'r' a rollup of everything, 'h' the hourly rollup, 'p' a policy
+ * run.  A failure to start (no free worker slot) is logged; usage stays in
+ * shared memory for the next round, policies wait for the next interval.
  */
 static void
 VisitDatabase(Oid dbid, char kind)
@@ -229,7 +229,7 @@ ApikeysLauncherMain(Datum arg)
 		for (int i = 0; i < n; i++)
 		{
 			CHECK_FOR_INTERRUPTS();
-			VisitDatabase(dbids[i], rollup[i] ? 'r' : 'f');
+			VisitDatabase(dbids[i], rollup[i] ? 'h' : 'f');
 		}
 
 		/* policies: checked after each flush round, so at that granularity */
@@ -292,7 +292,8 @@ void
 ApikeysFlushWorkerMain(Datum arg)
 {
 	Oid			dbid = DatumGetObjectId(arg);
-	bool		rollup = MyBgworkerEntry->bgw_extra[0] == 'r';
+	char		kind = MyBgworkerEntry->bgw_extra[0];
+	bool		rollup = kind == 'r' || kind == 'h';
 	int64		rows;
 
 	pqsignal(SIGTERM, die);
@@ -313,7 +314,9 @@ ApikeysFlushWorkerMain(Datum arg)
 
 	if (OidIsValid(get_namespace_oid("apikeys", true)) &&
 		OidIsValid(get_relname_relid("usage", get_namespace_oid("apikeys", true))))
-		rows = UsageFlushDatabase(rollup);
+		rows = UsageWrite(kind == 'f' ? USAGE_FLUSH :
+						  kind == 'r' || UsageRollupWanted() ? USAGE_ROLLUP_ALL :
+						  USAGE_ROLLUP_PAST_HOURS);
 	else
 	{
 		UsageDiscardDatabase();
