@@ -2,7 +2,7 @@
 #
 #   make demo    install what is missing, build, and show the main job on a throwaway cluster
 #   make test    install what is missing, build, and run every test suite
-#   make bench   pgbench benchmarks, ~25 min (not part of make test; BENCH_ARGS=--quick: ~8 min check)
+#   make bench   pgbench benchmarks, ~25 min (not part of make test; BENCH_ARGS=--quick: ~6 min check)
 
 EXTENSION   = apikeys
 EXTVERSION  = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\(.*\)'/\1/p" $(EXTENSION).control)
