@@ -974,14 +974,14 @@ echo
 echo "| population | calls | WAL during the calls, B | per call | with the flush, B | per call | with a rollup at once, B | per call | TPS | largest record types (pg_waldump) |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for n in "${KEY_COUNTS[@]}"; do
-	echo "| $(pop_label "$n") | $WAL_CALLS | ${WAL_REQ[$n]} | $(f3 "$(div "${WAL_REQ[$n]}" "$WAL_CALLS")") | ${WAL_JRN[$n]} | $(f3 "$(div "${WAL_JRN[$n]}" "$WAL_CALLS")") | ${WAL_ALL[$n]} | $(f3 "$(div "${WAL_ALL[$n]}" "$WAL_CALLS")") | $(f0 "${WAL_TPS[$n]}") | ${WAL_WHAT[$n]:-none} |"
+	echo "| $(pop_label "$n") | $WAL_CALLS | ${WAL_REQ[$n]} | $(f3 "$(div "${WAL_REQ[$n]}" "$WAL_CALLS")") | ${WAL_JRN[$n]} | $(f3 "$(div "${WAL_JRN[$n]}" "$WAL_CALLS")") | ${WAL_ALL[$n]} | $(f3 "$(div "${WAL_ALL[$n]}" "$WAL_CALLS")") | $(f0 "${WAL_TPS[$n]}") | ${WAL_WHAT[$n]:-$( [ "${WAL_ALL[$n]:-0}" -gt 0 ] && echo "n/a (segments already recycled)" || echo none)} |"
 done
 echo
 echo "**Steady state** ($PL): \`apikeys_tab\` at 2 clients for $WAL_WINDOW s with the background worker at its defaults (\`apikeys.flush_interval\` = ${FLUSH_INTERVAL:-n/a} s), everything the cluster wrote in the window counted (flushes, checkpoints' full-page images, autovacuum), the tail flushed; then the rollup of what the window journaled, its WAL per key scaled to an hour in which all $HL keys are used, per call at the window's TPS.$( [ "$ST_CROSSED" = yes ] && echo " **The window crossed an hour boundary**: the worker's own rollup may lie inside it, counted there and again as the share.")"
 echo
 echo "| calls | TPS | WAL in the window + tail flush, B | per call | rollup WAL, B | keys rolled up | rollup per key, B | rollup share per call | **WAL per call** | rollup's largest record types |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-echo "| $ST_CALLS | $(f0 "$ST_TPS") | $ST_JRN | $(f3 "$(div "$ST_JRN" "$ST_CALLS")") | $ST_ROLL | $ST_KEYS | $ROLL_PER_KEY | $(awk -v r="$ST_ROLL" -v k="$ST_KEYS" -v n="$L" -v t="${ST_TPS:-0}" 'BEGIN { printf "%.4f", (k > 0 && t > 0) ? (r / k) * n / (t * 3600) : 0 }') | **$(f3 "$ST_PER_CALL")** | ${ST_ROLL_WHAT:-none} |"
+echo "| $ST_CALLS | $(f0 "$ST_TPS") | $ST_JRN | $(f3 "$(div "$ST_JRN" "$ST_CALLS")") | $ST_ROLL | $ST_KEYS | $ROLL_PER_KEY | $(awk -v r="$ST_ROLL" -v k="$ST_KEYS" -v n="$L" -v t="${ST_TPS:-0}" 'BEGIN { printf "%.4f", (k > 0 && t > 0) ? (r / k) * n / (t * 3600) : 0 }') | **$(f3 "$ST_PER_CALL")** | ${ST_ROLL_WHAT:-$( [ "${ST_ROLL:-0}" -gt 0 ] && echo "n/a (pg_waldump could not read the range: segments already recycled)" || echo none)} |"
 echo
 echo "## Restart warm-up"
 echo
