@@ -22,8 +22,6 @@ PG_MODULE_MAGIC;
 
 PGDLLEXPORT void _PG_init(void);
 
-bool		apikeys_preloaded = false;
-
 const char *const ApikeysCodeNames[APIKEYS_NUM_CODES] = {
 	"VALID",
 	"MALFORMED",
@@ -43,8 +41,6 @@ const char *const ApikeysCodeNames[APIKEYS_NUM_CODES] = {
 void
 _PG_init(void)
 {
-	apikeys_preloaded = process_shared_preload_libraries_in_progress;
-
 	ApikeysDefineGucs();
 	ApikeysCatalogInit();
 	ApikeysContextInit();

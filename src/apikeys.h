@@ -78,7 +78,4 @@ extern void ApikeysContextInit(void);
 extern void ApikeysCatalogInit(void);
 extern void ApikeysShmemInit(void);
 
-/* true when loaded through shared_preload_libraries */
-extern bool apikeys_preloaded;
-
 #endif							/* APIKEYS_H */

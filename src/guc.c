@@ -17,6 +17,7 @@
 #include <limits.h>
 
 #include "access/parallel.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "apikeys.h"
@@ -301,7 +302,7 @@ ApikeysDefineGucs(void)
 							NULL);
 
 	/* PGC_POSTMASTER settings can only be defined while preloading */
-	if (apikeys_preloaded)
+	if (process_shared_preload_libraries_in_progress)
 		DefineCustomIntVariable("apikeys.cache_size",
 								"Sets the number of keys held in the shared verification cache.",
 								"Used only when apikeys is in shared_preload_libraries.",
@@ -491,7 +492,7 @@ ApikeysDefineGucs(void)
 	 * placeholder setting, which every role can read with SHOW.  Only
 	 * preloading loads us before any session can run a query.
 	 */
-	if (!apikeys_preloaded && apikeys_pepper != NULL && apikeys_pepper[0] != '\0')
+	if (!process_shared_preload_libraries_in_progress && apikeys_pepper != NULL && apikeys_pepper[0] != '\0')
 		ereport(WARNING,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("\"apikeys.pepper\" is set but apikeys is not in \"shared_preload_libraries\""),

@@ -48,7 +48,11 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "counters.h"
+#include "dblist.h"
+#include "journal.h"
 #include "journal_codec.h"
+#include "recent.h"
 #include "shmem.h"
 #include "usage.h"
 
@@ -105,18 +109,14 @@ JournalDecode(bytea *data, JournalEntryFn fn, void *arg)
 /* Runs fn's SQL as the extension owner, with ordinary triggers off. */
 typedef struct OwnerContext
 {
-	Oid			save_userid;
-	int			save_sec;
+	ApikeysSavedUser saved;
 	int			guc_nest;
 } OwnerContext;
 
 static void
 EnterOwnerContext(OwnerContext *oc)
 {
-	GetUserIdAndSecContext(&oc->save_userid, &oc->save_sec);
-	SetUserIdAndSecContext(ApikeysExtensionOwner(),
-						   oc->save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	ApikeysBecomeOwner(&oc->saved);
 
 	/*
 	 * The rollup changes nothing in apikeys.keys but last_used_at, which
@@ -142,7 +142,7 @@ LeaveOwnerContext(OwnerContext *oc)
 	PopActiveSnapshot();
 	SPI_finish();
 	AtEOXact_GUC(true, oc->guc_nest);
-	SetUserIdAndSecContext(oc->save_userid, oc->save_sec);
+	ApikeysRestoreUser(&oc->saved);
 }
 
 /* JournalWrite stores items as one journal row; returns the keys in it. */
@@ -387,7 +387,7 @@ UsageApply(HTAB *items)
 			Datum		t = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &n2);
 
 			if (!n1 && !n2)
-				UsageRestoreLastUsed(TextDatumGetCString(c), DatumGetTimestampTz(t));
+				CountersRestoreLastUsed(TextDatumGetCString(c), DatumGetTimestampTz(t));
 		}
 	}
 	return written;
@@ -424,7 +424,7 @@ UsageFlushDatabase(bool rollup)
 	int64		written;
 	OwnerContext oc;
 
-	if (!apikeys_shmem_ready)
+	if (!ApikeysSharedReady())
 		return 0;
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -448,15 +448,15 @@ UsageFlushDatabase(bool rollup)
 	if (!rollup)
 	{
 		written = JournalWrite(items, now);
-		UsageNoteRecent(items);
-		UsageJournalState(now, false);
+		RecentNote(items);
+		DbListJournalState(MyDatabaseId, now, false);
 	}
 	else
 	{
 		JournalTake(items);
 		written = UsageApply(items);
-		UsageForgetRecent(items);
-		UsageJournalState(JournalOldest(), true);
+		RecentForget(items);
+		DbListJournalState(MyDatabaseId, JournalOldest(), true);
 	}
 	LeaveOwnerContext(&oc);
 	hash_destroy(items);
@@ -551,7 +551,7 @@ apikeys_recent_use(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	cid = PG_GETARG_TEXT_PP(0);
-	t = UsageRecentUse(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid));
+	t = RecentUse(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid));
 	if (t == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_TIMESTAMPTZ(t);

@@ -55,7 +55,6 @@
 #include "context.h"
 #include "throttle.h"
 #include "token.h"
-#include "usage.h"
 
 #define ERRCODE_PGRST	MAKE_SQLSTATE('P','G','R','S','T')
 
@@ -470,10 +469,9 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		(key != NULL || (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0)))
 		RaiseBadForwarded();
 
-	/* the contract: pre_request writes nothing (usage.c reads this) */
-	UsageWritesSuppressed = true;
+	/* the contract: pre_request writes nothing (may_write = false) */
 	if (key != NULL)
-		VerifyToken(cstring_to_text(key), required, ip_known, addr, &res);
+		VerifyToken(cstring_to_text(key), required, ip_known, addr, false, &res);
 	else if (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0)
 	{
 		const char *b64 = auth + 6;
@@ -488,26 +486,18 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		dec = palloc(pg_b64_dec_len(b64len) + 1);
 		declen = pg_b64_decode(b64, b64len, dec, pg_b64_dec_len(b64len));
 		colon = declen > 0 ? memchr(dec, ':', declen) : NULL;
-		if (colon == NULL ||
-			!ClientIdIsWellFormed(dec, colon - dec) ||
-			!SecretIsWellFormed(colon + 1, declen - (colon + 1 - dec)))
-		{
-			memset(&res, 0, sizeof(res));
-			res.code = APIKEYS_MALFORMED;
-		}
-		else
-			VerifyCredentials(dec, colon - dec, colon + 1, APIKEYS_SECRET_LEN,
-							  required, ip_known, addr, &res);
+		VerifyClientSecret(colon ? dec : NULL, colon ? colon - dec : 0,
+						   colon ? colon + 1 : NULL,
+						   colon ? declen - (colon + 1 - dec) : 0,
+						   required, ip_known, addr, false, &res);
 		if (declen > 0)
 			explicit_bzero(dec, declen);
 	}
 	else
 	{
-		UsageWritesSuppressed = false;
 		ContextClear();
 		PG_RETURN_VOID();		/* anonymous */
 	}
-	UsageWritesSuppressed = false;
 
 	if (res.code != APIKEYS_VALID)
 	{

@@ -57,6 +57,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "counters.h"
+#include "dblist.h"
+#include "journal.h"
+#include "recent.h"
 #include "shmem.h"
 
 PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
@@ -225,7 +229,7 @@ ApikeysLauncherMain(Datum arg)
 		if (RecoveryInProgress())
 			continue;
 
-		n = UsageDatabasesPending(dbids, rollup, APIKEYS_MAX_FLUSH_DATABASES);
+		n = DbListPending(dbids, rollup, APIKEYS_MAX_FLUSH_DATABASES);
 		for (int i = 0; i < n; i++)
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -316,7 +320,8 @@ ApikeysFlushWorkerMain(Datum arg)
 		rows = UsageFlushDatabase(rollup);
 	else
 	{
-		UsageDiscardDatabase();
+		CountersDiscardDatabase(MyDatabaseId);
+		RecentDiscardDatabase(MyDatabaseId);
 		rows = 0;
 	}
 
