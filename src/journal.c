@@ -299,7 +299,7 @@ UsageApply(HTAB *items)
 				continue;
 			u_cid[nu] = cid;
 			u_hour[nu] = TimestampTzGetDatum(it->key.hour);
-			u_code[nu] = CStringGetTextDatum(ApikeysCodeNames[c]);
+			u_code[nu] = CStringGetTextDatum(ApikeysOutcomes[c].name);
 			u_count[nu] = Int64GetDatum((int64) Min(it->counts[c], (uint64) PG_INT64_MAX));
 			nu++;
 		}
@@ -505,7 +505,7 @@ DecodeOne(const char *client_id, int len, const uint64 *counts,
 	{
 		if (counts[c] == 0)
 			continue;
-		values[1] = CStringGetTextDatum(ApikeysCodeNames[c]);
+		values[1] = CStringGetTextDatum(ApikeysOutcomes[c].name);
 		values[2] = Int64GetDatum((int64) Min(counts[c], (uint64) PG_INT64_MAX));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		any = true;

@@ -342,55 +342,22 @@ RaiseBadForwarded(void)
 
 /*
  * RaisePgrst raises SQLSTATE PGRST with the JSON message and detail that
- * PostgREST turns into an HTTP status, headers and body.
+ * PostgREST turns into an HTTP status, headers and body, as the outcome
+ * table (apikeys.c) says.
  */
 static void
 RaisePgrst(const VerifyResult *res)
 {
 	StringInfoData msg;
 	StringInfoData detail;
-	int			status;
-	const char *text;
+	const ApikeysOutcome *o = &ApikeysOutcomes[res->code];
+	int			status = o->http_status;
 
-	switch (res->code)
-	{
-		case APIKEYS_INSUFFICIENT_SCOPE:
-			status = 403;
-			text = "The API key lacks the required scope.";
-			break;
-		case APIKEYS_IP_NOT_ALLOWED:
-			status = 403;
-			text = "The API key may not be used from this address.";
-			break;
-		case APIKEYS_RATE_LIMITED:
-			status = 429;
-			text = "Too many requests.";
-			break;
-		case APIKEYS_EXPIRED:
-			status = 401;
-			text = "The API key has expired.";
-			break;
-		case APIKEYS_DISABLED:
-			status = 401;
-			text = "The API key is disabled.";
-			break;
-		case APIKEYS_REVOKED:
-			status = 401;
-			text = "The API key has been revoked.";
-			break;
-		case APIKEYS_MALFORMED:
-			status = 401;
-			text = "The API key is malformed.";
-			break;
-		default:
-			status = 401;
-			text = "The API key is not valid.";
-			break;
-	}
+	Assert(res->code != APIKEYS_VALID);
 
 	initStringInfo(&msg);
-	appendStringInfo(&msg, "{\"code\":\"%s\",\"message\":", ApikeysCodeNames[res->code]);
-	escape_json(&msg, text);
+	appendStringInfo(&msg, "{\"code\":\"%s\",\"message\":", o->name);
+	escape_json(&msg, o->http_message);
 	appendStringInfoString(&msg, ",\"details\":null,\"hint\":null}");
 
 	initStringInfo(&detail);
@@ -398,7 +365,7 @@ RaisePgrst(const VerifyResult *res)
 	if (status == 401)
 		appendStringInfo(&detail,
 						 "\"WWW-Authenticate\":\"ApiKey realm=\\\"api\\\", error=\\\"invalid_key\\\", error_description=\\\"%s\\\"\"",
-						 ApikeysCodeNames[res->code]);
+						 o->name);
 	else if (status == 429)
 		appendStringInfo(&detail, "\"Retry-After\":\"%d\"", Max(res->retry_after, 1));
 	appendStringInfoString(&detail, "}}");

@@ -283,7 +283,7 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 	tupdesc = lookup_rowtype_tupdesc(cached_type, -1);
 
 	values[0] = BoolGetDatum(r->code == APIKEYS_VALID);
-	values[1] = CStringGetTextDatum(ApikeysCodeNames[r->code]);
+	values[1] = CStringGetTextDatum(ApikeysOutcomes[r->code].name);
 	if (r->have_key)
 	{
 		ArrayType  *scopes = (ArrayType *) palloc(VARSIZE(r->key.scopes));
