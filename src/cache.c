@@ -94,7 +94,8 @@
  * inserted only if neither moved.  The argument above applies word for
  * word.  Databases sharing a slot only cost each other refills.
  *
- * Updates that change only last_used_at (the usage flush) do not
+ * Updates that change only last_used_at (the hourly rollup of the usage
+ * journal, journal.c, and the non-preloaded write of lastused.c) do not
  * invalidate, so the background worker does not empty the cache.
  *
  * IDENTIFICATION

@@ -201,6 +201,9 @@ AssignPepper(const char *newval, void *extra)
 /*
  * ApikeysDefineGucs defines every apikeys.* setting and reserves the
  * prefix so that a typo is an error rather than a silent placeholder.
+ * Longer than 100 lines on purpose: one DefineCustom*Variable call per
+ * setting, one argument per line (STYLE.md), in one flat list that reads
+ * like the settings table in README.
  */
 void
 ApikeysDefineGucs(void)
@@ -276,7 +279,7 @@ ApikeysDefineGucs(void)
 							   NULL);
 
 	DefineCustomIntVariable("apikeys.last_used_granularity",
-							"Sets how often last_used_at is written per key when the library is not preloaded.",
+							"Sets the smallest change of a key's stored last_used_at that is written.",
 							NULL,
 							&apikeys_last_used_granularity,
 							60,
@@ -289,7 +292,7 @@ ApikeysDefineGucs(void)
 							NULL);
 
 	DefineCustomIntVariable("apikeys.flush_interval",
-							"Sets how often the background worker writes usage and last-used times to tables.",
+							"Sets how often the background worker writes usage and last-used times to the usage journal.",
 							NULL,
 							&apikeys_flush_interval,
 							10,

@@ -3,7 +3,9 @@
  * worker.c
  *	  The background worker that flushes usage to tables.
  *
- * Verification counts usage in shared memory (usage.c) and never writes.
+ * Verification counts usage in shared memory (usage.c, counters.c) and
+ * never writes.  Which databases to visit, and when a rollup is due, is
+ * kept in dblist.c.
  * A launcher worker, registered at preload and restarted by the postmaster
  * if it dies (bgw_restart_time), wakes every apikeys.flush_interval on a
  * primary.  A background worker can connect to only one database, and
