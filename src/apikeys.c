@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * apikeys.c
- *	  Module entry point: PG_MODULE_MAGIC and _PG_init.
+ *	  Module entry point: PG_MODULE_MAGIC, _PG_init, and the table of what
+ *	  each verification outcome means to each interface (ApikeysOutcomes).
  *
  * _PG_init only calls each module's initialiser, so every concern keeps
  * its set-up beside its code.

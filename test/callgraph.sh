@@ -1,9 +1,10 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # test/callgraph.sh: the calls between the C files of src/, from their
 # object files (make first).  An edge "a -> b" means a.c calls a function
 # defined in b.c; reads of another file's variables (GUCs, the outcome
 # table, apikeys_locks) are data, not calls, and are not edges.  Prints
-# the edges, then fails if the calls form a cycle (tsort finds them).
+# the edges, then fails if the calls form a cycle (tsort finds them), or
+# if README's Architecture table does not name exactly the files of src/.
 #
 #   test/callgraph.sh            edges, one per line, and the cycle check
 #   test/callgraph.sh --dot      the graph in Graphviz form
@@ -28,9 +29,19 @@ if [ "$1" = "--dot" ]; then
 	exit 0
 fi
 awk '{ print $1 " -> " $2 }' "$edges"
+status=0
+listed=$(sed -n '/^## Architecture/,/^## /p' ../README.md | grep '^| `' | cut -d'|' -f2 |
+	grep -oE '[a-z_]+\.[ch]' | sort)
+present=$(ls *.c *.h | sort)
+if [ "$listed" != "$present" ]; then
+	echo "README's Architecture table and src/ differ (< README, > src/):" >&2
+	diff <(echo "$listed") <(echo "$present") >&2 || true
+	status=1
+fi
 if tsort "$edges" > /dev/null 2> "$defs.err"; then
 	echo "no cycle of calls between files"
 	rm -f "$defs.err"
+	exit $status
 else
 	cat "$defs.err" >&2
 	rm -f "$defs.err"
