@@ -3,7 +3,7 @@
  * journal.c
  *	  Writing usage to tables: the usage journal and its hourly rollup.
  *
- * Verification counts usage in shared memory (usage.c).  Every
+ * Verification counts usage in shared memory (usage.c, counters.c).  Every
  * apikeys.flush_interval the background worker takes those numbers out
  * and must make them durable (a crash may lose at most one interval).
  * Upserting one apikeys.usage row and updating one apikeys.keys row per
@@ -20,7 +20,8 @@
  * Readers do not wait for the rollup: apikeys.key_usage adds the journal
  * to apikeys.usage, and key_list shows the latest of apikeys.usage's
  * last-use times and those of the journal, from a shared table that the
- * flush fills and the rollup empties (usage.c).  After a crash the launcher rolls up every database's
+ * flush fills and the rollup empties (recent.c).  After a crash the
+ * launcher rolls up every database's
  * journal at start, so key_list needs no shared memory to be right.
  *
  * The row format is in journal_codec.c.
@@ -50,7 +51,11 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "counters.h"
+#include "dblist.h"
+#include "journal.h"
 #include "journal_codec.h"
+#include "recent.h"
 #include "shmem.h"
 #include "usage.h"
 
@@ -107,18 +112,14 @@ JournalDecode(bytea *data, JournalEntryFn fn, void *arg)
 /* Runs fn's SQL as the extension owner, with ordinary triggers off. */
 typedef struct OwnerContext
 {
-	Oid			save_userid;
-	int			save_sec;
+	ApikeysSavedUser saved;
 	int			guc_nest;
 } OwnerContext;
 
 static void
 EnterOwnerContext(OwnerContext *oc)
 {
-	GetUserIdAndSecContext(&oc->save_userid, &oc->save_sec);
-	SetUserIdAndSecContext(ApikeysExtensionOwner(),
-						   oc->save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	ApikeysBecomeOwner(&oc->saved);
 
 	/*
 	 * The rollup writes only apikeys.usage and the journal (no longer
@@ -143,7 +144,7 @@ LeaveOwnerContext(OwnerContext *oc)
 	PopActiveSnapshot();
 	SPI_finish();
 	AtEOXact_GUC(true, oc->guc_nest);
-	SetUserIdAndSecContext(oc->save_userid, oc->save_sec);
+	ApikeysRestoreUser(&oc->saved);
 }
 
 /* JournalWrite stores items as one journal row; returns the keys in it. */
@@ -339,7 +340,7 @@ UsageApply(HTAB *items)
 				continue;
 			u_cid[nu] = cid;
 			u_hour[nu] = TimestampTzGetDatum(it->key.hour);
-			u_code[nu] = CStringGetTextDatum(ApikeysCodeNames[c]);
+			u_code[nu] = CStringGetTextDatum(ApikeysOutcomes[c].name);
 			u_count[nu] = Int64GetDatum((int64) Min(it->counts[c], (uint64) PG_INT64_MAX));
 			u_last[nu] = TimestampTzGetDatum(it->last_used);
 			u_lastnull[nu] = !(valid && it->last_used != 0);
@@ -448,7 +449,7 @@ UsageWrite(UsageWriteMode mode)
 	int64		written;
 	OwnerContext oc;
 
-	if (!apikeys_shmem_ready)
+	if (!ApikeysSharedReady())
 		return 0;
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -472,8 +473,8 @@ UsageWrite(UsageWriteMode mode)
 	if (mode != USAGE_ROLLUP_ALL)
 	{
 		written = JournalWrite(items, now);
-		UsageNoteRecent(items);
-		UsageJournalState(now, false);
+		RecentNote(items);
+		DbListJournalState(MyDatabaseId, now, false);
 	}
 	if (mode != USAGE_FLUSH)
 	{
@@ -485,8 +486,8 @@ UsageWrite(UsageWriteMode mode)
 		if (JournalTake(items, mode == USAGE_ROLLUP_PAST_HOURS ? hour : 0))
 		{
 			written = UsageApply(items);
-			UsageForgetRecent(items);
-			UsageJournalState(JournalOldest(), true);
+			RecentForget(items);
+			DbListJournalState(MyDatabaseId, JournalOldest(), true);
 		}
 		else if (mode == USAGE_ROLLUP_ALL)
 		{
@@ -496,8 +497,8 @@ UsageWrite(UsageWriteMode mode)
 			 * hours the worker does not know of yet).
 			 */
 			written = JournalWrite(items, now);
-			UsageNoteRecent(items);
-			UsageJournalState(JournalOldest(), false);
+			RecentNote(items);
+			DbListJournalState(MyDatabaseId, JournalOldest(), false);
 		}
 		else
 			written = 0;
@@ -514,10 +515,10 @@ PG_FUNCTION_INFO_V1(apikeys_recent_use);
 /*
  * SQL function: apikeys.flush_usage(rollup boolean DEFAULT true) returns bigint
  *
- * Writes this database's usage now.  With rollup (the default) everything reaches apikeys.usage and
- * apikeys.keys.last_used_at; without, only what the background worker
- * writes every interval (one journal row).  0 when the library is not
- * preloaded (nothing is counted).
+ * Writes this database's usage now.  With rollup (the default) everything
+ * reaches apikeys.usage, last uses included; without, only what the
+ * background worker writes every interval (one journal row).  0 when the
+ * library is not preloaded (nothing is counted).
  */
 Datum
 apikeys_flush_usage(PG_FUNCTION_ARGS)
@@ -549,7 +550,7 @@ DecodeOne(const char *client_id, int len, const uint64 *counts,
 	{
 		if (counts[c] == 0)
 			continue;
-		values[1] = CStringGetTextDatum(ApikeysCodeNames[c]);
+		values[1] = CStringGetTextDatum(ApikeysOutcomes[c].name);
 		values[2] = Int64GetDatum((int64) Min(counts[c], (uint64) PG_INT64_MAX));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		any = true;
@@ -584,7 +585,7 @@ apikeys_journal_decode(PG_FUNCTION_ARGS)
  * SQL function: apikeys._recent_use(client_id text) returns timestamptz
  *
  * The key's last use written to the usage journal and not yet rolled up
- * into apikeys.keys; NULL when there is none (or not preloaded).
+ * into apikeys.usage; NULL when there is none (or not preloaded).
  */
 Datum
 apikeys_recent_use(PG_FUNCTION_ARGS)
@@ -595,7 +596,7 @@ apikeys_recent_use(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	cid = PG_GETARG_TEXT_PP(0);
-	t = UsageRecentUse(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid));
+	t = RecentUse(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid));
 	if (t == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_TIMESTAMPTZ(t);
