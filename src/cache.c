@@ -522,7 +522,7 @@ static bool
 KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 {
 	Oid			relid = ApikeysKeysRelid();
-	RelFileNode rnode;
+	Relation	rel;
 	ApikeysKeysId id;
 	uint32		hash = ClientIdHash(client_id, len);
 	uint32		part = hash % APIKEYS_CACHE_PARTITIONS;
@@ -531,11 +531,11 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 	bool		found;
 	CacheEntry	img;
 
-	if (KeyOriginLock(relid, &rnode))
+	if ((rel = KeyOriginLock(relid)) != NULL)
 	{
 		/* the lock processed invalidations: the identity is current now */
 		ApikeysKeysIdentity(&id);
-		if (id.relid == relid && id.relfilenode == rnode.relNode)
+		if (id.relid == relid && id.relfilenode == rel->rd_node.relNode)
 		{
 			KeyOrigin	origin;
 
@@ -558,9 +558,9 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 			}
 			LWLockRelease(PartitionLock(part));
 			/* the page check runs outside the partition lock */
-			hit = hit && KeyOriginUnchanged(rnode, &origin);
+			hit = hit && KeyOriginUnchanged(rel, &origin);
 		}
-		KeyOriginUnlock(relid);
+		KeyOriginUnlock(rel);
 	}
 	last_way = -1;				/* a standby counts no usage */
 	if (hit)

@@ -34,6 +34,7 @@ const ApikeysNetList *apikeys_trusted_proxy_list = NULL;
 int			apikeys_last_used_granularity = 60;
 int			apikeys_flush_interval = 10;
 int			apikeys_cache_size = 100000;
+bool		apikeys_prewarm = true;
 int			apikeys_max_failures = 100;
 int			apikeys_max_network_failures = 1000;
 int			apikeys_failure_window = 3600;
@@ -299,6 +300,17 @@ ApikeysDefineGucs(void)
 							NULL,
 							NULL,
 							NULL);
+
+	DefineCustomBoolVariable("apikeys.prewarm",
+							 "Reloads the shared verification cache in the background when the server starts.",
+							 "The most recently used keys of every database are loaded first, up to apikeys.cache_size.",
+							 &apikeys_prewarm,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
 
 	/* PGC_POSTMASTER settings can only be defined while preloading */
 	if (apikeys_preloaded)

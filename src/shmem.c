@@ -25,6 +25,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
+#include "prewarm.h"
 #include "shmem.h"
 #include "usage.h"
 
@@ -84,4 +85,5 @@ ApikeysShmemInit(void)
 
 	CacheXactInit();
 	WorkerRegister();
+	PrewarmRegister();
 }

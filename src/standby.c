@@ -12,10 +12,12 @@
  * buffer that held the page), and every hit re-checks that row version in
  * the buffer before the entry is used:
  *
- *	  the buffer still holds that block of the table's current relfilenode
- *	  (ReadRecentBuffer: a pin, no buffer-mapping lookup), and under a share
- *	  content lock the line pointer is LP_NORMAL, its tuple has the same raw
- *	  xmin, and no xmax other than a row lock (HEAP_XMAX_IS_LOCKED_ONLY).
+ *	  the block is read from the table's current relfilenode (usually
+ *	  through ReadRecentBuffer: a pin of the remembered buffer, no
+ *	  buffer-mapping lookup; if the page was evicted, an ordinary read of
+ *	  that one block), and under a share content lock the line pointer is
+ *	  LP_NORMAL, its tuple has the same raw xmin, and no xmax other than a
+ *	  row lock (HEAP_XMAX_IS_LOCKED_ONLY).
  *
  * Anything else is a miss, which reads the table with a fresh snapshot
  * (lookup.c), exactly what a standby did before it had a cache.
@@ -53,10 +55,12 @@
  *	  current one; we take AccessShareLock on the table first, which
  *	  processes pending relcache invalidations, so "current" is current.
  *	  Truncation by VACUUM or dropping the table drops the buffers, and the
- *	  hint then fails.  The lock also keeps either from happening while we
- *	  read the page; it is taken conditionally, and a conflict is a miss.
- *	- Eviction of the page from shared buffers makes the hint fail: a miss,
- *	  and the refill remembers the new buffer.
+ *	  hint then fails; a block past the end is a miss.  The lock also keeps
+ *	  either from happening while we read the page; it is taken
+ *	  conditionally, and a conflict is a miss.
+ *	- Eviction of the page from shared buffers makes the hint fail: the
+ *	  block is read again (RelationGetNumberOfBlocks first, so a truncated
+ *	  table is a miss, never an error).
  *	- A key whose scopes name a scope set holds the set expanded; a change
  *	  to apikeys.scope_sets touches no key row, so such keys are never
  *	  cached during recovery (they read the table each time).
@@ -111,32 +115,30 @@ KeyOriginFromSlot(TupleTableSlot *slot, KeyOrigin *origin)
 
 /*
  * KeyOriginLock takes AccessShareLock on relid without waiting, which also
- * processes pending invalidations, and returns the table's current
- * relfilenode in *rnode.  False (and no lock held) when the lock is not
- * free at once or the table is gone: the caller reads the table instead.
+ * processes pending invalidations, and returns the table, open.  NULL (and
+ * no lock held) when the lock is not free at once or the table is gone:
+ * the caller reads the table instead.
  */
-bool
-KeyOriginLock(Oid relid, RelFileNode *rnode)
+Relation
+KeyOriginLock(Oid relid)
 {
 	Relation	rel;
 
 	if (!ConditionalLockRelationOid(relid, AccessShareLock))
-		return false;
+		return NULL;
 	rel = RelationIdGetRelation(relid);
 	if (rel == NULL)
-	{
 		UnlockRelationOid(relid, AccessShareLock);
-		return false;
-	}
-	*rnode = rel->rd_node;
-	RelationClose(rel);
-	return true;
+	return rel;
 }
 
-/* KeyOriginUnlock releases what KeyOriginLock took. */
+/* KeyOriginUnlock closes and unlocks what KeyOriginLock returned. */
 void
-KeyOriginUnlock(Oid relid)
+KeyOriginUnlock(Relation rel)
 {
+	Oid			relid = RelationGetRelid(rel);
+
+	RelationClose(rel);
 	UnlockRelationOid(relid, AccessShareLock);
 }
 
@@ -146,18 +148,24 @@ KeyOriginUnlock(Oid relid)
  * See the top of this file.  The caller holds KeyOriginLock.
  */
 bool
-KeyOriginUnchanged(RelFileNode rnode, const KeyOrigin *origin)
+KeyOriginUnchanged(Relation rel, const KeyOrigin *origin)
 {
 	Buffer		buf = origin->buffer;
+	BlockNumber blk = ItemPointerGetBlockNumberNoCheck(&origin->tid);
 	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(&origin->tid);
 	bool		ok = false;
 	Page		page;
 
-	if (!origin->valid || buf < 1 || buf > NBuffers)
+	if (!origin->valid)
 		return false;
-	if (!ReadRecentBuffer(rnode, MAIN_FORKNUM,
-						  ItemPointerGetBlockNumberNoCheck(&origin->tid), buf))
-		return false;
+	if (buf < 1 || buf > NBuffers ||
+		!ReadRecentBuffer(rel->rd_node, MAIN_FORKNUM, blk, buf))
+	{
+		/* evicted (or never a shared buffer): read the block, if it exists */
+		if (blk >= RelationGetNumberOfBlocks(rel))
+			return false;
+		buf = ReadBufferExtended(rel, MAIN_FORKNUM, blk, RBM_NORMAL, NULL);
+	}
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);

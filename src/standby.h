@@ -15,6 +15,7 @@
 #include "storage/buf.h"
 #include "storage/itemptr.h"
 #include "storage/relfilenode.h"
+#include "utils/relcache.h"
 
 /* Where a key's data was read from: one row version of apikeys.keys. */
 typedef struct KeyOrigin
@@ -26,8 +27,8 @@ typedef struct KeyOrigin
 } KeyOrigin;
 
 extern void KeyOriginFromSlot(TupleTableSlot *slot, KeyOrigin *origin);
-extern bool KeyOriginLock(Oid relid, RelFileNode *rnode);
-extern void KeyOriginUnlock(Oid relid);
-extern bool KeyOriginUnchanged(RelFileNode rnode, const KeyOrigin *origin);
+extern Relation KeyOriginLock(Oid relid);
+extern void KeyOriginUnlock(Relation rel);
+extern bool KeyOriginUnchanged(Relation rel, const KeyOrigin *origin);
 
 #endif							/* APIKEYS_STANDBY_H */
