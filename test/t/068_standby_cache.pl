@@ -24,6 +24,7 @@ $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'apikeys'
 apikeys.cache_size = 1000
+apikeys.prewarm = off    # the standby starts cold: fills are seen (069 tests the reload)
 });
 $primary->start;
 $primary->safe_psql('postgres', q{
