@@ -281,11 +281,17 @@ CREATE TABLE apikeys.keys (
     -- secret nobody has); when the current secret was set (rotation policy)
     pending_since       timestamptz,
     secret_set_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- self-service: the key that created this one (my_create_key), so that
+    -- revoking a manager also revokes a child whose creation it was waiting
+    -- for (revoke_key)
+    created_by_key      text,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
 
 CREATE INDEX keys_owner_idx ON apikeys.keys (owner);
+CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
+    WHERE created_by_key IS NOT NULL;
 
 -- Per-owner limits; a row appears when an owner gets a first key or a policy.
 CREATE TABLE apikeys.owner_policies (
@@ -1041,7 +1047,7 @@ BEGIN
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role,
-                                  rate_limit, rate_window, pending_since)
+                                  rate_limit, rate_window, pending_since, created_by_key)
         VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
                 m.hash_alg, v_expires, apikeys._outer_user(),
                 NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
@@ -1049,7 +1055,8 @@ BEGIN
                 NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
                 create_key.rate_limit,
                 CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
-                CASE WHEN create_key.handoff THEN pg_catalog.now() END)
+                CASE WHEN create_key.handoff THEN pg_catalog.now() END,
+                apikeys._acting_key())
         ON CONFLICT (client_id) DO NOTHING
         RETURNING * INTO v_key;
         EXIT WHEN v_key.client_id IS NOT NULL;
@@ -1160,13 +1167,32 @@ CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL)
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_children text[];
+    c text;
 BEGIN
     PERFORM apikeys._check_text('reason', reason, 1024, false);
+    -- A key may be creating a child (my_create_key holds it FOR SHARE) as
+    -- we come: _key_row then waits for that creation to commit.  A child
+    -- that appears while we wait was made by a key being revoked, so it
+    -- goes with it.  Children that existed before we came stay: they were
+    -- made while their creator was live.
+    v_children := ARRAY(SELECT k.client_id FROM apikeys.keys k
+                         WHERE k.created_by_key OPERATOR(pg_catalog.=) revoke_key.client_id);
     PERFORM apikeys._key_row(revoke_key.client_id);
     PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object('reason', reason));
     UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) revoke_key.client_id;
     PERFORM apikeys._op_end();
+    FOR c IN SELECT k.client_id FROM apikeys.keys k
+              WHERE k.created_by_key OPERATOR(pg_catalog.=) revoke_key.client_id
+                AND k.revoked_at IS NULL
+                AND k.client_id OPERATOR(pg_catalog.<>) ALL (v_children)
+              ORDER BY k.client_id
+    LOOP
+        PERFORM apikeys.revoke_key(c, pg_catalog.format(
+            'created by %s while it was being revoked', revoke_key.client_id));
+    END LOOP;
 END
 $$;
 
