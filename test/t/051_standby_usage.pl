@@ -18,6 +18,7 @@ shared_preload_libraries = 'apikeys'
 apikeys.cache_size = 1000
 apikeys.flush_interval = 1
 apikeys.max_failures = 3
+apikeys.prewarm = off    # so the cache holds exactly what was verified
 });
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION apikeys');
