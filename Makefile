@@ -2,7 +2,7 @@
 #
 #   make demo    install what is missing, build, and show the main job on a throwaway cluster
 #   make test    install what is missing, build, and run every test suite
-#   make bench   pgbench benchmarks (not part of make test)
+#   make bench   pgbench benchmarks, ~25 min (not part of make test; BENCH_ARGS=--quick: ~6 min check)
 
 EXTENSION   = apikeys
 EXTVERSION  = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\(.*\)'/\1/p" $(EXTENSION).control)
@@ -43,7 +43,7 @@ demo: deps
 	@test/demo.sh
 
 bench: deps
-	@bench/run.sh
+	@bench/run.sh $(BENCH_ARGS)
 
 # PostgreSQL's layout (pgindent's pg_bsd_indent options) for src/; make test checks it
 indent: deps

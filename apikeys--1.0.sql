@@ -584,7 +584,7 @@ CREATE FUNCTION apikeys.pre_request(required_scope text) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_pre_request'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 -- Usage, the shared cache and the background worker (src/usage.c,
--- src/cache.c, src/journal.c, src/worker.c).  With apikeys in
+-- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
 -- shared_preload_libraries, verification counts usage, failures per client
 -- address and rate-limit windows in shared memory and writes nothing; the
 -- worker writes each apikeys.flush_interval's usage as one row of

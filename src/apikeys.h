@@ -32,7 +32,12 @@
 #define APIKEYS_HASH_SHA256			's'
 #define APIKEYS_HASH_HMAC			'h'
 
-/* Verification outcome codes, in the order checks are made */
+/*
+ * Verification outcome codes.  The values index the per-code counters in
+ * shared memory and the code mask of usage journal rows, so they are
+ * fixed: a new code goes at the end.  They are not in the order the
+ * checks are made; that order is in verify.c.
+ */
 typedef enum ApikeysCode
 {
 	APIKEYS_VALID = 0,
@@ -47,7 +52,22 @@ typedef enum ApikeysCode
 	APIKEYS_NUM_CODES
 } ApikeysCode;
 
-extern const char *const ApikeysCodeNames[APIKEYS_NUM_CODES];
+/*
+ * What each outcome means to each interface, in one table (apikeys.c):
+ * its name in apikeys.verification.code, the error apikeys.authenticate
+ * raises, and the HTTP answer apikeys.pre_request gives PostgREST.
+ */
+typedef struct ApikeysOutcome
+{
+	const char *name;			/* apikeys.verification.code */
+	int			sqlstate;		/* authenticate's SQLSTATE (0: VALID) */
+	const char *message;		/* its message; a "%s" is the client ID */
+	const char *hint;			/* its hint, or NULL */
+	int			http_status;	/* pre_request's HTTP status (0: VALID) */
+	const char *http_message;	/* the JSON body's message */
+} ApikeysOutcome;
+
+extern const ApikeysOutcome ApikeysOutcomes[APIKEYS_NUM_CODES];
 
 /* GUC variables (guc.c) */
 extern char *apikeys_token_prefix;
@@ -78,8 +98,5 @@ extern void ApikeysDefineGucs(void);
 extern void ApikeysContextInit(void);
 extern void ApikeysCatalogInit(void);
 extern void ApikeysShmemInit(void);
-
-/* true when loaded through shared_preload_libraries */
-extern bool apikeys_preloaded;
 
 #endif							/* APIKEYS_H */

@@ -96,7 +96,8 @@
  * inserted only if neither moved.  The argument above applies word for
  * word.  Databases sharing a slot only cost each other refills.
  *
- * Updates that change only last_used_at (the usage flush) do not
+ * Updates that change only last_used_at (the hourly rollup of the usage
+ * journal, journal.c, and the non-preloaded write of lastused.c) do not
  * invalidate, so the background worker does not empty the cache.
  *
  * IDENTIFICATION
@@ -124,7 +125,6 @@
 #include "catalog.h"
 #include "shmem.h"
 #include "standby.h"
-#include "usage.h"
 
 #define CACHE_WAYS			16
 #define CACHE_ENTRY_SIZE	256
@@ -212,7 +212,7 @@ static uint32 *cache_tags = NULL;
  * Usage counters of the key in each way, beside the entries: a cached
  * verification counts its outcome in the slot of the entry it just used,
  * one lock and no second lookup.  When an entry is evicted or invalidated,
- * its counts move to the per-key table of usage.c, so nothing is lost.
+ * its counts move to the per-key table of counters.c, so nothing is lost.
  */
 typedef struct CacheUsageSlot
 {
@@ -230,9 +230,6 @@ static CacheUsageSlot *cache_usage = NULL;
 static KeyOrigin *cache_origins = NULL;
 
 #define STANDBY_GEN		0
-
-/* The way this backend's last cached lookup used, for CacheCountUsage. */
-static int64 last_way = -1;
 
 /* Partitions this transaction has marked pending (W1), released at end. */
 static bool xact_marked[APIKEYS_CACHE_PARTITIONS];
@@ -315,7 +312,7 @@ CacheShmemInit(void)
 }
 
 /*
- * DrainWay moves the usage counted in a way to usage.c's per-key table
+ * DrainWay moves the usage counted in a way to counters.c's per-key table
  * before the way is reused or emptied (partition lock held exclusively).
  */
 static void
@@ -335,7 +332,7 @@ DrainWay(Size way)
 	}
 	last_used = (TimestampTz) pg_atomic_exchange_u64(&cache_usage[way].last_used, 0);
 	if (any || last_used != 0)
-		UsageAddCounts(e->h.dbid, e->h.client_id, e->h.cid_len, counts, last_used);
+		CountersAdd(e->h.dbid, e->h.client_id, e->h.cid_len, counts, last_used);
 }
 
 /* ClientIdHash: the hash that picks a key's partition and set. */
@@ -351,11 +348,15 @@ PartitionLock(uint32 part)
 	return &apikeys_locks[part].lock;
 }
 
-/* CacheUsable: may this process use the cache now? */
+/*
+ * CacheUsable: may this process use the cache now?  Shared memory must be
+ * attached, and the server must not be in recovery (a standby replays
+ * changes without firing the invalidation trigger: see the top).
+ */
 static inline bool
 CacheUsable(void)
 {
-	return apikeys_shmem_ready && cache != NULL && !RecoveryInProgress();
+	return ApikeysSharedReady() && !RecoveryInProgress();
 }
 
 /* MySetGen: this database's scope-set generation slot. */
@@ -562,7 +563,7 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 		}
 		KeyOriginUnlock(rel);
 	}
-	last_way = -1;				/* a standby counts no usage */
+	/* a standby counts no usage: the caller's handle stays "not cached" */
 	if (hit)
 	{
 		local_hits++;
@@ -586,8 +587,10 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
  * protocol described at the top of this file.
  */
 bool
-KeyLookupCached(const char *client_id, int len, KeyInfo *out)
+KeyLookupCached(const char *client_id, int len, KeyInfo *out,
+				CacheHandle *handle)
 {
+	CacheHandle local;
 	ApikeysKeysId id;
 	uint32		hash;
 	uint32		part;
@@ -600,15 +603,20 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 	bool		found;
 	CacheEntry	img;
 
+	if (handle == NULL)
+		handle = &local;
+	handle->way = -1;
 	if (!CacheUsable())
 	{
-		if (apikeys_shmem_ready && cache != NULL && RecoveryInProgress())
-			return KeyLookupStandby(client_id, len, out);
+		if (ApikeysSharedReady() && RecoveryInProgress())
+			return KeyLookupStandby(client_id, len, out);	/* handle->way < 0 */
 		return KeyLookup(client_id, len, out);
 	}
 
 	ApikeysKeysIdentity(&id);
 	hash = ClientIdHash(client_id, len);
+	handle->hash = hash;
+	handle->id = id;
 	part = hash % APIKEYS_CACHE_PARTITIONS;
 	cp = &cache->parts[part];
 	sg = MySetGen();
@@ -637,14 +645,13 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 				if (e->h.used == 0)
 					e->h.used = 1;	/* a byte store; a lost race costs nothing */
 				LWLockRelease(PartitionLock(part));
-				last_way = (int64) ((hash % cache->nsets) * CACHE_WAYS + w);
+				handle->way = (int64) ((hash % cache->nsets) * CACHE_WAYS + w);
 				local_hits++;
 				return true;
 			}
 		}
 	}
 	LWLockRelease(PartitionLock(part));
-	last_way = -1;
 	local_misses++;
 
 	/* miss: g0 and s0 were read before the fresh snapshot KeyLookup takes */
@@ -657,38 +664,37 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 		pg_atomic_read_u32(&sg->pending) == 0 &&
 		pg_atomic_read_u64(&cp->gen) == g0 &&
 		pg_atomic_read_u64(&sg->gen) == s0)
-		last_way = (int64) CacheInsert(hash, &img, &id);
+		handle->way = (int64) CacheInsert(hash, &img, &id);
 	LWLockRelease(PartitionLock(part));
 	return true;
 }
 
 /*
  * CacheCountUsage counts a verification's outcome in the usage slot of
- * the entry this backend's last lookup used, if that entry still holds
- * the key.  False when the key is not cached: the caller counts it in
- * usage.c's per-key table instead.
+ * the entry handle names (filled by this verification's KeyLookupCached),
+ * if that entry still holds the key: it may have been evicted or
+ * invalidated since, and then its counts have gone to counters.c and this
+ * one must too.  Any entry of the same key in the same table will do, even
+ * one refilled after an invalidation: the counts belong to the key.  False
+ * when the key is not cached: the caller counts it in counters.c instead.
  */
 bool
-CacheCountUsage(const char *client_id, int len, ApikeysCode code, TimestampTz now)
+CacheCountUsage(const CacheHandle *handle, const char *client_id, int len,
+				ApikeysCode code, TimestampTz now)
 {
-	uint32		hash;
 	uint32		part;
 	bool		counted = false;
-	ApikeysKeysId id;
 
-	if (last_way < 0 || !CacheUsable())
+	if (handle == NULL || handle->way < 0 || !CacheUsable())
 		return false;
-	ApikeysKeysIdentity(&id);
-	hash = ClientIdHash(client_id, len);
-	part = hash % APIKEYS_CACHE_PARTITIONS;
-	if ((Size) last_way / CACHE_WAYS != hash % cache->nsets)
-		return false;
+	Assert((Size) handle->way / CACHE_WAYS == handle->hash % cache->nsets);
+	part = handle->hash % APIKEYS_CACHE_PARTITIONS;
 
 	LWLockAcquire(PartitionLock(part), LW_SHARED);
-	if (cache_tags[last_way] == TAG_OF(hash) &&
-		EntryMatches(&cache->entries[last_way], &id, client_id, len))
+	if (cache_tags[handle->way] == TAG_OF(handle->hash) &&
+		EntryMatches(&cache->entries[handle->way], &handle->id, client_id, len))
 	{
-		CacheUsageSlot *u = &cache_usage[last_way];
+		CacheUsageSlot *u = &cache_usage[handle->way];
 
 		pg_atomic_fetch_add_u32(&u->counts[code], 1);
 		if (code == APIKEYS_VALID && (uint64) now > pg_atomic_read_u64(&u->last_used))
@@ -705,9 +711,9 @@ CacheCountUsage(const char *client_id, int len, ApikeysCode code, TimestampTz no
  * scanned, shared: counters are taken with atomic exchanges.
  */
 void
-CacheDrainUsage(Oid dbid, CacheUsageFn fn, void *arg)
+CacheDrainUsage(Oid dbid, UsageCountsFn fn, void *arg)
 {
-	if (!apikeys_shmem_ready || cache == NULL)
+	if (!ApikeysSharedReady())
 		return;
 	for (uint32 part = 0; part < APIKEYS_CACHE_PARTITIONS; part++)
 	{
@@ -942,7 +948,7 @@ apikeys_keys_cache_trigger(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "apikeys._keys_cache_trigger must be an AFTER ROW trigger");
 
-	if (apikeys_shmem_ready && cache != NULL)
+	if (ApikeysSharedReady())
 	{
 		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		{
@@ -975,7 +981,7 @@ apikeys_scope_sets_cache_trigger(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "apikeys._scope_sets_cache_trigger must be an AFTER STATEMENT trigger");
 
-	if (apikeys_shmem_ready && cache != NULL && !xact_setgen_marked)
+	if (ApikeysSharedReady() && !xact_setgen_marked)
 	{
 		/* remember first, so the callback releases whatever we took */
 		xact_setgen_marked = true;
@@ -993,7 +999,7 @@ apikeys_scope_sets_cache_trigger(PG_FUNCTION_ARGS)
 Datum
 apikeys_cache_invalidate_all(PG_FUNCTION_ARGS)
 {
-	if (apikeys_shmem_ready && cache != NULL)
+	if (ApikeysSharedReady())
 		CacheMarkAll();
 	PG_RETURN_VOID();
 }
@@ -1017,8 +1023,8 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	values[0] = BoolGetDatum(apikeys_shmem_ready && cache != NULL);
-	if (!(apikeys_shmem_ready && cache != NULL))
+	values[0] = BoolGetDatum(ApikeysSharedReady());
+	if (!ApikeysSharedReady())
 	{
 		for (int i = 1; i < 6; i++)
 			nulls[i] = true;
@@ -1067,7 +1073,7 @@ apikeys_cache_prewarm(PG_FUNCTION_ARGS)
 	Oid			types[1] = {INT8OID};
 	Datum		args[1];
 
-	if (!apikeys_shmem_ready || cache == NULL)
+	if (!ApikeysSharedReady())
 		PG_RETURN_INT64(0);
 	(void) ApikeysKeysRelid();	/* the extension must be installed here */
 	capacity = (int64) cache->nsets * CACHE_WAYS;
@@ -1099,7 +1105,7 @@ apikeys_cache_prewarm(PG_FUNCTION_ARGS)
 			cid = DatumGetTextPP(d);
 			if (VARSIZE_ANY_EXHDR(cid) > APIKEYS_CLIENT_ID_MAXLEN)
 				continue;
-			(void) KeyLookupCached(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid), &key);
+			(void) KeyLookupCached(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid), &key, NULL);
 			loaded++;
 		}
 		SPI_freetuptable(SPI_tuptable);

@@ -11,15 +11,27 @@
 #ifndef APIKEYS_CACHE_H
 #define APIKEYS_CACHE_H
 
+#include "catalog.h"
+#include "counters.h"
 #include "lookup.h"
 
-typedef void (*CacheUsageFn) (const char *client_id, int len,
-							  const uint32 *counts, TimestampTz last_used,
-							  void *arg);
+/*
+ * Where a lookup found (or put) the key: KeyLookupCached fills it, the
+ * caller hands it to CacheCountUsage, so counting needs no second search
+ * and no state left behind in cache.c.  way < 0: the key is not cached.
+ */
+typedef struct CacheHandle
+{
+	int64		way;			/* index of the entry, set * CACHE_WAYS + way */
+	uint32		hash;			/* ClientIdHash of the client ID */
+	ApikeysKeysId id;			/* the table the entry must belong to */
+} CacheHandle;
 
-extern bool KeyLookupCached(const char *client_id, int len, KeyInfo *out);
-extern bool CacheCountUsage(const char *client_id, int len, ApikeysCode code,
-							TimestampTz now);
-extern void CacheDrainUsage(Oid dbid, CacheUsageFn fn, void *arg);
+extern bool KeyLookupCached(const char *client_id, int len, KeyInfo *out,
+							CacheHandle *handle);
+extern bool CacheCountUsage(const CacheHandle *handle,
+							const char *client_id, int len,
+							ApikeysCode code, TimestampTz now);
+extern void CacheDrainUsage(Oid dbid, UsageCountsFn fn, void *arg);
 
 #endif							/* APIKEYS_CACHE_H */

@@ -153,3 +153,29 @@ ApikeysExtensionOwner(void)
 	}
 	return extension_owner;
 }
+
+/*
+ * ApikeysBecomeOwner saves the current user and security context in saved
+ * and runs on as the extension owner, in a restricted operation (no
+ * SET ROLE, no temporary objects), as pg_cron writes its metadata: C code
+ * that must write tables the caller cannot write directly.  Every caller
+ * restores with ApikeysRestoreUser, on success and in its error path (an
+ * error that reaches the transaction's end is restored by the abort).
+ */
+void
+ApikeysBecomeOwner(ApikeysSavedUser *saved)
+{
+	Oid			owner = ApikeysExtensionOwner();
+
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(owner,
+						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/* ApikeysRestoreUser goes back to the identity ApikeysBecomeOwner saved. */
+void
+ApikeysRestoreUser(const ApikeysSavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}

@@ -52,4 +52,14 @@ extern Oid	ApikeysKeysRelid(void);
 extern void ApikeysKeysIdentity(ApikeysKeysId *id);
 extern Oid	ApikeysExtensionOwner(void);
 
+/* The caller's identity, saved by ApikeysBecomeOwner for ApikeysRestoreUser. */
+typedef struct ApikeysSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} ApikeysSavedUser;
+
+extern void ApikeysBecomeOwner(ApikeysSavedUser *saved);
+extern void ApikeysRestoreUser(const ApikeysSavedUser *saved);
+
 #endif							/* APIKEYS_CATALOG_H */

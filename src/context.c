@@ -128,63 +128,27 @@ ContextSet(const VerifyResult *res)
 
 /*
  * ContextRaiseFailure raises the error authenticate() gives for a failed
- * verification: 28000 for a credential that is no good, 42501 for a good
- * one that may not do this, 54000 when rate limited.  Messages name the
- * client ID at most, never the token.
+ * verification, as the outcome table (apikeys.c) says: 28000 for a
+ * credential that is no good, 42501 for a good one that may not do this,
+ * 54000 when rate limited.  Messages name the client ID at most, never
+ * the token.
  */
 void
 ContextRaiseFailure(const VerifyResult *res)
 {
-	const char *cid = res->have_key ? res->key.client_id : NULL;
+	const ApikeysOutcome *o;
 
-	switch (res->code)
-	{
-		case APIKEYS_MALFORMED:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("malformed API key"),
-					 errhint("Check that the whole token was sent, unchanged.")));
-			break;
-		case APIKEYS_NOT_FOUND:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("invalid API key")));
-			break;
-		case APIKEYS_EXPIRED:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("API key \"%s\" has expired", cid),
-					 errhint("Ask an administrator for a new key.")));
-			break;
-		case APIKEYS_DISABLED:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("API key \"%s\" is disabled", cid)));
-			break;
-		case APIKEYS_REVOKED:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("API key \"%s\" has been revoked", cid)));
-			break;
-		case APIKEYS_INSUFFICIENT_SCOPE:
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("API key \"%s\" lacks the required scope", cid)));
-			break;
-		case APIKEYS_IP_NOT_ALLOWED:
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("API key \"%s\" may not be used from this address", cid)));
-			break;
-		case APIKEYS_RATE_LIMITED:
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many requests"),
-					 errdetail("Retry after %d seconds.", res->retry_after)));
-			break;
-		default:
-			elog(ERROR, "unexpected verification code %d", (int) res->code);
-	}
+	if (res->code <= APIKEYS_VALID || res->code >= APIKEYS_NUM_CODES)
+		elog(ERROR, "unexpected verification code %d", (int) res->code);
+	o = &ApikeysOutcomes[res->code];
+	/* only codes reached with the secret proved name the client ID */
+	Assert(res->have_key || strstr(o->message, "%s") == NULL);
+	ereport(ERROR,
+			(errcode(o->sqlstate),
+			 errmsg(o->message, res->have_key ? res->key.client_id : ""),
+			 o->hint ? errhint("%s", o->hint) : 0,
+			 res->code == APIKEYS_RATE_LIMITED ?
+			 errdetail("Retry after %d seconds.", res->retry_after) : 0));
 }
 
 PG_FUNCTION_INFO_V1(apikeys_authenticate);

@@ -17,6 +17,7 @@
 #include <limits.h>
 
 #include "access/parallel.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "apikeys.h"
@@ -201,6 +202,9 @@ AssignPepper(const char *newval, void *extra)
 /*
  * ApikeysDefineGucs defines every apikeys.* setting and reserves the
  * prefix so that a typo is an error rather than a silent placeholder.
+ * Longer than 100 lines on purpose: one DefineCustom*Variable call per
+ * setting, one argument per line (STYLE.md), in one flat list that reads
+ * like the settings table in README.
  */
 void
 ApikeysDefineGucs(void)
@@ -276,7 +280,7 @@ ApikeysDefineGucs(void)
 							   NULL);
 
 	DefineCustomIntVariable("apikeys.last_used_granularity",
-							"Sets how often last_used_at is written per key when the library is not preloaded.",
+							"Sets the smallest change of a key's stored last_used_at that is written.",
 							NULL,
 							&apikeys_last_used_granularity,
 							60,
@@ -289,7 +293,7 @@ ApikeysDefineGucs(void)
 							NULL);
 
 	DefineCustomIntVariable("apikeys.flush_interval",
-							"Sets how often the background worker writes usage and last-used times to tables.",
+							"Sets how often the background worker writes usage and last-used times to the usage journal.",
 							NULL,
 							&apikeys_flush_interval,
 							10,
@@ -313,7 +317,7 @@ ApikeysDefineGucs(void)
 							 NULL);
 
 	/* PGC_POSTMASTER settings can only be defined while preloading */
-	if (apikeys_preloaded)
+	if (process_shared_preload_libraries_in_progress)
 		DefineCustomIntVariable("apikeys.cache_size",
 								"Sets the number of keys held in the shared verification cache.",
 								"Used only when apikeys is in shared_preload_libraries.",
@@ -503,7 +507,7 @@ ApikeysDefineGucs(void)
 	 * placeholder setting, which every role can read with SHOW.  Only
 	 * preloading loads us before any session can run a query.
 	 */
-	if (!apikeys_preloaded && apikeys_pepper != NULL && apikeys_pepper[0] != '\0')
+	if (!process_shared_preload_libraries_in_progress && apikeys_pepper != NULL && apikeys_pepper[0] != '\0')
 		ereport(WARNING,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("\"apikeys.pepper\" is set but apikeys is not in \"shared_preload_libraries\""),

@@ -3,7 +3,7 @@
  * journal.c
  *	  Writing usage to tables: the usage journal and its hourly rollup.
  *
- * Verification counts usage in shared memory (usage.c).  Every
+ * Verification counts usage in shared memory (usage.c, counters.c).  Every
  * apikeys.flush_interval the background worker takes those numbers out
  * and must make them durable (a crash may lose at most one interval).
  * Upserting one apikeys.usage row and updating one apikeys.keys row per
@@ -20,7 +20,7 @@
  * Readers do not wait for the rollup: apikeys.key_usage adds the journal
  * to apikeys.usage, and key_list shows the last-use times of the journal
  * from a shared table that the flush fills and the rollup empties
- * (usage.c).  After a crash the launcher rolls up every database's
+ * (recent.c).  After a crash the launcher rolls up every database's
  * journal at start, so key_list needs no shared memory to be right.
  *
  * The row format is in journal_codec.c.
@@ -48,7 +48,11 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "counters.h"
+#include "dblist.h"
+#include "journal.h"
 #include "journal_codec.h"
+#include "recent.h"
 #include "shmem.h"
 #include "usage.h"
 
@@ -105,18 +109,14 @@ JournalDecode(bytea *data, JournalEntryFn fn, void *arg)
 /* Runs fn's SQL as the extension owner, with ordinary triggers off. */
 typedef struct OwnerContext
 {
-	Oid			save_userid;
-	int			save_sec;
+	ApikeysSavedUser saved;
 	int			guc_nest;
 } OwnerContext;
 
 static void
 EnterOwnerContext(OwnerContext *oc)
 {
-	GetUserIdAndSecContext(&oc->save_userid, &oc->save_sec);
-	SetUserIdAndSecContext(ApikeysExtensionOwner(),
-						   oc->save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	ApikeysBecomeOwner(&oc->saved);
 
 	/*
 	 * The rollup changes nothing in apikeys.keys but last_used_at, which
@@ -142,7 +142,7 @@ LeaveOwnerContext(OwnerContext *oc)
 	PopActiveSnapshot();
 	SPI_finish();
 	AtEOXact_GUC(true, oc->guc_nest);
-	SetUserIdAndSecContext(oc->save_userid, oc->save_sec);
+	ApikeysRestoreUser(&oc->saved);
 }
 
 /* JournalWrite stores items as one journal row; returns the keys in it. */
@@ -250,6 +250,87 @@ ItemCmp(const void *a, const void *b)
 }
 
 /*
+ * WriteUsageRows adds n (client ID, hour, code, count) rows, given as
+ * arrays in client-ID order, to apikeys.usage; returns the rows written.
+ */
+static int64
+WriteUsageRows(Datum *cid, Datum *hour, Datum *code, Datum *count, int n)
+{
+	Oid			types[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		args[4];
+
+	args[0] = PointerGetDatum(construct_array(cid, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(hour, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(code, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(count, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args(
+		"INSERT INTO apikeys.usage AS u (client_id, hour, code, count) "
+		"SELECT v.c, v.h, v.o, v.n "
+		"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+		"                  pg_catalog.unnest($3), pg_catalog.unnest($4)) "
+		"       WITH ORDINALITY AS v(c, h, o, n, i) "
+		" ORDER BY v.i "
+		"ON CONFLICT ON CONSTRAINT usage_pkey DO UPDATE "
+		"   SET count = u.count OPERATOR(pg_catalog.+) EXCLUDED.count",
+		4, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write API key usage");
+	return (int64) SPI_processed;
+}
+
+/*
+ * WriteLastUsed moves n last-use times (one per key, in client-ID order)
+ * into apikeys.keys.last_used_at, handing back to counters.c those it
+ * had to skip.
+ */
+static void
+WriteLastUsed(Datum *cid, Datum *when, int n)
+{
+	Oid			types[3] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INTERVALOID};
+	Datum		args[3];
+	Interval   *gran = palloc0(sizeof(Interval));
+
+	gran->time = (int64) apikeys_last_used_granularity * USECS_PER_SEC;
+	args[0] = PointerGetDatum(construct_array(cid, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(when, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = IntervalPGetDatum(gran);
+
+	/*
+	 * One time per key (UsageApply merged them: a GROUP BY here would hide the
+	 * row count from the planner, which then picks nested loops).
+	 * Rows locked by an admin change are skipped (never wait, never
+	 * deadlock) and their times handed back for the next flush.
+	 */
+	if (SPI_execute_with_args(
+		"WITH v AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS v(c, t)), "
+		"l AS (SELECT k.client_id FROM apikeys.keys k JOIN v "
+		"        ON k.client_id OPERATOR(pg_catalog.=) v.c "
+		"      WHERE k.last_used_at IS NULL "
+		"         OR k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3) "
+		"      ORDER BY k.client_id FOR UPDATE OF k SKIP LOCKED), "
+		"u AS (UPDATE apikeys.keys k SET last_used_at = v.t FROM v, l "
+		"       WHERE k.client_id OPERATOR(pg_catalog.=) l.client_id "
+		"         AND v.c OPERATOR(pg_catalog.=) l.client_id RETURNING k.client_id) "
+		"SELECT v.c, v.t FROM v "
+		" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.client_id OPERATOR(pg_catalog.=) v.c) "
+		"   AND EXISTS (SELECT 1 FROM apikeys.keys k "
+		"                WHERE k.client_id OPERATOR(pg_catalog.=) v.c "
+		"                  AND (k.last_used_at IS NULL OR "
+		"                       k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3)))",
+		3, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not write API key last-use times");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		n1,
+					n2;
+		Datum		c = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &n1);
+		Datum		t = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &n2);
+
+		if (!n1 && !n2)
+			CountersRestoreLastUsed(TextDatumGetCString(c), DatumGetTimestampTz(t));
+	}
+}
+
+/*
  * UsageApply adds items to apikeys.usage and moves their last-use times
  * into apikeys.keys.last_used_at; returns the usage rows written.  Rows
  * are written in client-ID order, so two rollups never deadlock.
@@ -299,7 +380,7 @@ UsageApply(HTAB *items)
 				continue;
 			u_cid[nu] = cid;
 			u_hour[nu] = TimestampTzGetDatum(it->key.hour);
-			u_code[nu] = CStringGetTextDatum(ApikeysCodeNames[c]);
+			u_code[nu] = CStringGetTextDatum(ApikeysOutcomes[c].name);
 			u_count[nu] = Int64GetDatum((int64) Min(it->counts[c], (uint64) PG_INT64_MAX));
 			nu++;
 		}
@@ -322,74 +403,9 @@ UsageApply(HTAB *items)
 	}
 
 	if (nu > 0)
-	{
-		Oid			types[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-		Datum		args[4];
-
-		args[0] = PointerGetDatum(construct_array(u_cid, nu, TEXTOID, -1, false, TYPALIGN_INT));
-		args[1] = PointerGetDatum(construct_array(u_hour, nu, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(u_code, nu, TEXTOID, -1, false, TYPALIGN_INT));
-		args[3] = PointerGetDatum(construct_array(u_count, nu, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		if (SPI_execute_with_args(
-			"INSERT INTO apikeys.usage AS u (client_id, hour, code, count) "
-			"SELECT v.c, v.h, v.o, v.n "
-			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
-			"                  pg_catalog.unnest($3), pg_catalog.unnest($4)) "
-			"       WITH ORDINALITY AS v(c, h, o, n, i) "
-			" ORDER BY v.i "
-			"ON CONFLICT ON CONSTRAINT usage_pkey DO UPDATE "
-			"   SET count = u.count OPERATOR(pg_catalog.+) EXCLUDED.count",
-			4, types, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write API key usage");
-		written = SPI_processed;
-	}
-
+		written = WriteUsageRows(u_cid, u_hour, u_code, u_count, nu);
 	if (nl > 0)
-	{
-		Oid			types[3] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INTERVALOID};
-		Datum		args[3];
-		Interval   *gran = palloc0(sizeof(Interval));
-
-		gran->time = (int64) apikeys_last_used_granularity * USECS_PER_SEC;
-		args[0] = PointerGetDatum(construct_array(l_cid, nl, TEXTOID, -1, false, TYPALIGN_INT));
-		args[1] = PointerGetDatum(construct_array(l_time, nl, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = IntervalPGetDatum(gran);
-
-		/*
-		 * One time per key (merged above: a GROUP BY here would hide the
-		 * row count from the planner, which then picks nested loops).
-		 * Rows locked by an admin change are skipped (never wait, never
-		 * deadlock) and their times handed back for the next flush.
-		 */
-		if (SPI_execute_with_args(
-			"WITH v AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS v(c, t)), "
-			"l AS (SELECT k.client_id FROM apikeys.keys k JOIN v "
-			"        ON k.client_id OPERATOR(pg_catalog.=) v.c "
-			"      WHERE k.last_used_at IS NULL "
-			"         OR k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3) "
-			"      ORDER BY k.client_id FOR UPDATE OF k SKIP LOCKED), "
-			"u AS (UPDATE apikeys.keys k SET last_used_at = v.t FROM v, l "
-			"       WHERE k.client_id OPERATOR(pg_catalog.=) l.client_id "
-			"         AND v.c OPERATOR(pg_catalog.=) l.client_id RETURNING k.client_id) "
-			"SELECT v.c, v.t FROM v "
-			" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.client_id OPERATOR(pg_catalog.=) v.c) "
-			"   AND EXISTS (SELECT 1 FROM apikeys.keys k "
-			"                WHERE k.client_id OPERATOR(pg_catalog.=) v.c "
-			"                  AND (k.last_used_at IS NULL OR "
-			"                       k.last_used_at OPERATOR(pg_catalog.<=) (v.t OPERATOR(pg_catalog.-) $3)))",
-			3, types, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not write API key last-use times");
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			bool		n1,
-						n2;
-			Datum		c = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &n1);
-			Datum		t = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &n2);
-
-			if (!n1 && !n2)
-				UsageRestoreLastUsed(TextDatumGetCString(c), DatumGetTimestampTz(t));
-		}
-	}
+		WriteLastUsed(l_cid, l_time, nl);
 	return written;
 }
 
@@ -424,7 +440,7 @@ UsageFlushDatabase(bool rollup)
 	int64		written;
 	OwnerContext oc;
 
-	if (!apikeys_shmem_ready)
+	if (!ApikeysSharedReady())
 		return 0;
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -448,15 +464,15 @@ UsageFlushDatabase(bool rollup)
 	if (!rollup)
 	{
 		written = JournalWrite(items, now);
-		UsageNoteRecent(items);
-		UsageJournalState(now, false);
+		RecentNote(items);
+		DbListJournalState(MyDatabaseId, now, false);
 	}
 	else
 	{
 		JournalTake(items);
 		written = UsageApply(items);
-		UsageForgetRecent(items);
-		UsageJournalState(JournalOldest(), true);
+		RecentForget(items);
+		DbListJournalState(MyDatabaseId, JournalOldest(), true);
 	}
 	LeaveOwnerContext(&oc);
 	hash_destroy(items);
@@ -505,7 +521,7 @@ DecodeOne(const char *client_id, int len, const uint64 *counts,
 	{
 		if (counts[c] == 0)
 			continue;
-		values[1] = CStringGetTextDatum(ApikeysCodeNames[c]);
+		values[1] = CStringGetTextDatum(ApikeysOutcomes[c].name);
 		values[2] = Int64GetDatum((int64) Min(counts[c], (uint64) PG_INT64_MAX));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		any = true;
@@ -551,7 +567,7 @@ apikeys_recent_use(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	cid = PG_GETARG_TEXT_PP(0);
-	t = UsageRecentUse(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid));
+	t = RecentUse(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid));
 	if (t == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_TIMESTAMPTZ(t);

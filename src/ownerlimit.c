@@ -211,7 +211,7 @@ OwnerRateLimited(const char *owner, int *retry_after)
 	size_t		len;
 	char		name[APIKEYS_CLIENT_ID_MAXLEN + 1];
 
-	if (!apikeys_shmem_ready || owner == NULL)
+	if (!ApikeysSharedReady() || owner == NULL)
 		return false;
 	len = strlen(owner);
 	if (len == 0 || len > OWNER_MAXLEN)

@@ -55,7 +55,6 @@
 #include "context.h"
 #include "throttle.h"
 #include "token.h"
-#include "usage.h"
 
 #define ERRCODE_PGRST	MAKE_SQLSTATE('P','G','R','S','T')
 
@@ -343,55 +342,22 @@ RaiseBadForwarded(void)
 
 /*
  * RaisePgrst raises SQLSTATE PGRST with the JSON message and detail that
- * PostgREST turns into an HTTP status, headers and body.
+ * PostgREST turns into an HTTP status, headers and body, as the outcome
+ * table (apikeys.c) says.
  */
 static void
 RaisePgrst(const VerifyResult *res)
 {
 	StringInfoData msg;
 	StringInfoData detail;
-	int			status;
-	const char *text;
+	const ApikeysOutcome *o = &ApikeysOutcomes[res->code];
+	int			status = o->http_status;
 
-	switch (res->code)
-	{
-		case APIKEYS_INSUFFICIENT_SCOPE:
-			status = 403;
-			text = "The API key lacks the required scope.";
-			break;
-		case APIKEYS_IP_NOT_ALLOWED:
-			status = 403;
-			text = "The API key may not be used from this address.";
-			break;
-		case APIKEYS_RATE_LIMITED:
-			status = 429;
-			text = "Too many requests.";
-			break;
-		case APIKEYS_EXPIRED:
-			status = 401;
-			text = "The API key has expired.";
-			break;
-		case APIKEYS_DISABLED:
-			status = 401;
-			text = "The API key is disabled.";
-			break;
-		case APIKEYS_REVOKED:
-			status = 401;
-			text = "The API key has been revoked.";
-			break;
-		case APIKEYS_MALFORMED:
-			status = 401;
-			text = "The API key is malformed.";
-			break;
-		default:
-			status = 401;
-			text = "The API key is not valid.";
-			break;
-	}
+	Assert(res->code != APIKEYS_VALID);
 
 	initStringInfo(&msg);
-	appendStringInfo(&msg, "{\"code\":\"%s\",\"message\":", ApikeysCodeNames[res->code]);
-	escape_json(&msg, text);
+	appendStringInfo(&msg, "{\"code\":\"%s\",\"message\":", o->name);
+	escape_json(&msg, o->http_message);
 	appendStringInfoString(&msg, ",\"details\":null,\"hint\":null}");
 
 	initStringInfo(&detail);
@@ -399,7 +365,7 @@ RaisePgrst(const VerifyResult *res)
 	if (status == 401)
 		appendStringInfo(&detail,
 						 "\"WWW-Authenticate\":\"ApiKey realm=\\\"api\\\", error=\\\"invalid_key\\\", error_description=\\\"%s\\\"\"",
-						 ApikeysCodeNames[res->code]);
+						 o->name);
 	else if (status == 429)
 		appendStringInfo(&detail, "\"Retry-After\":\"%d\"", Max(res->retry_after, 1));
 	appendStringInfoString(&detail, "}}");
@@ -470,10 +436,9 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		(key != NULL || (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0)))
 		RaiseBadForwarded();
 
-	/* the contract: pre_request writes nothing (usage.c reads this) */
-	UsageWritesSuppressed = true;
+	/* the contract: pre_request writes nothing (may_write = false) */
 	if (key != NULL)
-		VerifyToken(cstring_to_text(key), required, ip_known, addr, &res);
+		VerifyToken(cstring_to_text(key), required, ip_known, addr, false, &res);
 	else if (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0)
 	{
 		const char *b64 = auth + 6;
@@ -488,26 +453,18 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		dec = palloc(pg_b64_dec_len(b64len) + 1);
 		declen = pg_b64_decode(b64, b64len, dec, pg_b64_dec_len(b64len));
 		colon = declen > 0 ? memchr(dec, ':', declen) : NULL;
-		if (colon == NULL ||
-			!ClientIdIsWellFormed(dec, colon - dec) ||
-			!SecretIsWellFormed(colon + 1, declen - (colon + 1 - dec)))
-		{
-			memset(&res, 0, sizeof(res));
-			res.code = APIKEYS_MALFORMED;
-		}
-		else
-			VerifyCredentials(dec, colon - dec, colon + 1, APIKEYS_SECRET_LEN,
-							  required, ip_known, addr, &res);
+		VerifyClientSecret(colon ? dec : NULL, colon ? colon - dec : 0,
+						   colon ? colon + 1 : NULL,
+						   colon ? declen - (colon + 1 - dec) : 0,
+						   required, ip_known, addr, false, &res);
 		if (declen > 0)
 			explicit_bzero(dec, declen);
 	}
 	else
 	{
-		UsageWritesSuppressed = false;
 		ContextClear();
 		PG_RETURN_VOID();		/* anonymous */
 	}
-	UsageWritesSuppressed = false;
 
 	if (res.code != APIKEYS_VALID)
 	{

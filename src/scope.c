@@ -85,7 +85,11 @@ SpanIsStar(const ScopeSpan *a)
 
 /*
  * ScopeParse parses s[0..len) into out.  On failure returns false and sets
- * *why to a sentence for errdetail.
+ * *why to a sentence for errdetail.  Over 100 lines on purpose: one pass
+ * over the grammar (resource, ':', action, optional field list), each
+ * rejection next to the character that causes it with its own errdetail
+ * sentence; split into pieces it would need a cursor struct threaded
+ * through them and read worse.
  */
 bool
 ScopeParse(const char *s, size_t len, Scope *out, const char **why)

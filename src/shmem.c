@@ -11,7 +11,12 @@
  *
  * Without preloading there is no shared memory: verification reads the
  * table directly, usage is not counted, failure counters and rate limits
- * are not kept.  Each module checks apikeys_shmem_ready.
+ * are not kept.  Each module checks ApikeysSharedReady() (shmem.h).
+ *
+ * Each structure is defined, sized and set up in the file that owns it:
+ * the cache (cache.c), per-key counters (counters.c), the recent-use
+ * table (recent.c), the worker's database list (dblist.c), the address
+ * throttle and rate-limit windows (throttle.c).
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -25,9 +30,11 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
+#include "counters.h"
+#include "dblist.h"
 #include "prewarm.h"
+#include "recent.h"
 #include "shmem.h"
-#include "usage.h"
 
 bool		apikeys_shmem_ready = false;
 LWLockPadded *apikeys_locks = NULL;
@@ -39,10 +46,15 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static void
 ApikeysShmemRequest(void)
 {
+	Size		size = CacheShmemSize();
+
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(add_size(add_size(CacheShmemSize(), UsageShmemSize()),
-									 ThrottleShmemSize()));
+	size = add_size(size, CountersShmemSize());
+	size = add_size(size, RecentShmemSize());
+	size = add_size(size, DbListShmemSize());
+	size = add_size(size, ThrottleShmemSize());
+	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(APIKEYS_TRANCHE_NAME, APIKEYS_NUM_LOCKS);
 }
 
@@ -60,22 +72,23 @@ ApikeysShmemStartup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	apikeys_locks = GetNamedLWLockTranche(APIKEYS_TRANCHE_NAME);
 	CacheShmemInit();
-	UsageShmemInit();
+	CountersShmemInit();
+	RecentShmemInit();
+	DbListShmemInit();
 	ThrottleShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 	apikeys_shmem_ready = true;
 }
 
 /*
- * ApikeysShmemInit registers usage.c's transaction callback (always), and
- * only when the library is being preloaded installs the shared-memory
- * hooks, the cache's transaction callback and the background worker.
+ * ApikeysShmemInit, only when the library is being preloaded, installs
+ * the shared-memory hooks, the cache's transaction callback and the
+ * background worker.
  */
 void
 ApikeysShmemInit(void)
 {
-	UsageInit();
-	if (!apikeys_preloaded)
+	if (!process_shared_preload_libraries_in_progress)
 		return;
 
 	prev_shmem_request_hook = shmem_request_hook;

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.h
- *	  Shared memory of the apikeys extension: the verification cache, usage
- *	  counters, failure counters and rate limits (when preloaded).
+ *	  Shared memory of the apikeys extension (when preloaded): the lock
+ *	  tranche, the readiness test, and the size and set-up functions of
+ *	  each shared structure.
  *
  * IDENTIFICATION
  *	  src/shmem.h
@@ -28,7 +29,11 @@
  */
 #define APIKEYS_THROTTLE_PARTITIONS	64
 
-/* LWLocks of the "apikeys" tranche */
+/*
+ * LWLocks of the "apikeys" tranche: one per cache partition, then the
+ * usage lock (counters.c, recent.c and dblist.c share it), then the
+ * throttle's and the rate limits' partitions.
+ */
 #define APIKEYS_LOCK_USAGE			APIKEYS_CACHE_PARTITIONS
 #define APIKEYS_LOCK_THROTTLE		(APIKEYS_LOCK_USAGE + 1)
 #define APIKEYS_LOCK_RATE			(APIKEYS_LOCK_THROTTLE + APIKEYS_THROTTLE_PARTITIONS)
@@ -42,25 +47,34 @@
 /* Address throttle records (addresses and networks; see throttle.c) */
 #define APIKEYS_MAX_ADDRESSES		16384
 
-/* true once this process is attached to the extension's shared memory */
+/* set by shmem.c once every shared structure is attached; read it through
+ * ApikeysSharedReady() */
 extern bool apikeys_shmem_ready;
 extern LWLockPadded *apikeys_locks;
 
-/* Sizes and set-up of each shared structure (shmem.c calls these) */
-extern Size CacheShmemSize(void);
+/*
+ * ApikeysSharedReady: is this process attached to the extension's shared
+ * memory (the library was preloaded and shmem_startup_hook has run)?  The
+ * one readiness test: every shared structure is set up before it turns
+ * true, so no module needs to test its own pointers too.
+ */
+static inline bool
+ApikeysSharedReady(void)
+{
+	return apikeys_shmem_ready;
+}
+
+/*
+ * Sizes and set-up of each shared structure; shmem.c calls these, each
+ * defined in the file that owns the structure.
+ */
+extern Size CacheShmemSize(void);	/* cache.c */
 extern void CacheShmemInit(void);
-extern Size UsageShmemSize(void);
-extern void UsageShmemInit(void);
-extern Size ThrottleShmemSize(void);
-extern void ThrottleShmemInit(void);
 extern void CacheXactInit(void);
+extern Size ThrottleShmemSize(void);	/* throttle.c */
+extern void ThrottleShmemInit(void);
 
 /* Background worker (worker.c) */
 extern void WorkerRegister(void);
-
-/* Flushing usage into tables of the current database (usage.c) */
-extern int64 UsageFlushDatabase(bool rollup);
-extern int	UsageDatabasesPending(Oid *dbids, bool *rollup, int max);
-extern void UsageDiscardDatabase(void);
 
 #endif							/* APIKEYS_SHMEM_H */

@@ -192,12 +192,6 @@ ThrottleShmemInit(void)
 		memset(rate_slots, 0, rate_bytes);
 }
 
-static inline bool
-ThrottleReady(void)
-{
-	return apikeys_shmem_ready && throttle != NULL;
-}
-
 /* ---------------------------------------------------------------------
  * Address forms
  * ---------------------------------------------------------------------
@@ -459,7 +453,7 @@ ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after)
 	TimestampTz now;
 	bool		blocked = false;
 
-	if (!ip_known || !ThrottleReady())
+	if (!ip_known || !ApikeysSharedReady())
 		return false;
 	nkeys = ThrottleKeys(addr, keys);
 	now = GetCurrentTimestamp();
@@ -590,7 +584,7 @@ ThrottleRecordFailure(bool ip_known, Datum addr)
 	int			nkeys;
 	TimestampTz now;
 
-	if (!ip_known || !ThrottleReady())
+	if (!ip_known || !ApikeysSharedReady())
 		return;
 	nkeys = ThrottleKeys(addr, keys);
 	now = GetCurrentTimestamp();
@@ -607,7 +601,7 @@ ThrottleAddressStats(int64 *tracked, int64 *capacity, int64 *dropped)
 	*tracked = 0;
 	*capacity = APIKEYS_MAX_ADDRESSES;
 	*dropped = 0;
-	if (!ThrottleReady())
+	if (!ApikeysSharedReady())
 		return;
 	for (int part = 0; part < APIKEYS_THROTTLE_PARTITIONS; part++)
 	{
@@ -648,7 +642,7 @@ ThrottleRateLimited(const char *client_id, int32 limit, int64 window_us, int *re
 	TimestampTz now;
 	bool		limited = false;
 
-	if (!ThrottleReady() || limit <= 0 || window_us <= 0 ||
+	if (!ApikeysSharedReady() || limit <= 0 || window_us <= 0 ||
 		len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
 		return false;
 	memset(&k, 0, sizeof(k));
@@ -709,7 +703,7 @@ ThrottleDiscardDatabase(void)
 {
 	int			per = RATE_SLOTS_PER_PART();
 
-	if (!ThrottleReady())
+	if (!ApikeysSharedReady())
 		return;
 	for (int part = 0; part < APIKEYS_THROTTLE_PARTITIONS; part++)
 	{
@@ -741,7 +735,7 @@ apikeys_failing_addresses(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (!ThrottleReady())
+	if (!ApikeysSharedReady())
 		return (Datum) 0;
 
 	for (int part = 0; part < APIKEYS_THROTTLE_PARTITIONS; part++)

@@ -8,14 +8,21 @@
  * on what it has proved:
  *
  *	1. format and checksum		MALFORMED (no table is touched)
- *	2. lookup + secret			NOT_FOUND (unknown client ID or wrong secret)
- *	3. revoked					REVOKED
- *	4. disabled					DISABLED
- *	5. expiry, rotation grace	EXPIRED
- *	6. client address			IP_NOT_ALLOWED
- *	7. required scope			INSUFFICIENT_SCOPE
- *	8. rate limit: the key's, then	RATE_LIMITED
+ *	2. the client address's		RATE_LIMITED (throttle.c: too many recent
+ *	   failures					failures from it or its network; before
+ *								any lookup, so a blocked address learns
+ *								nothing, not even whether a key is right)
+ *	3. lookup + secret			NOT_FOUND (unknown client ID or wrong secret)
+ *	4. revoked					REVOKED
+ *	5. disabled					DISABLED
+ *	6. expiry, rotation grace	EXPIRED
+ *	7. client address			IP_NOT_ALLOWED
+ *	8. required scope			INSUFFICIENT_SCOPE
+ *	9. rate limit: the key's, then	RATE_LIMITED
  *	   its owner's (ownerlimit.c)
+ *
+ * Then the outcome is counted (usage.c), through the handle the lookup
+ * gave back (cache.c), so counting needs no second search.
  *
  * An unknown client ID and a wrong secret both hash the presented secret
  * (a dummy comparison when there is no key) and both answer NOT_FOUND, so
@@ -106,16 +113,19 @@ AddressAllowed(ArrayType *cidrs, Datum addr)
 /*
  * VerifyCredentials checks a client ID and secret (already known to be
  * well-formed) and fills res.  ip_known false means no address is known,
- * which fails closed for a key with allowed_cidrs.
+ * which fails closed for a key with allowed_cidrs.  may_write false
+ * (pre_request) means the verification must write no table: the
+ * non-preloaded last_used_at write is skipped.
  */
 void
 VerifyCredentials(const char *client_id, int cid_len,
 				  const char *secret, int secret_len,
 				  const Scope *required,
 				  bool ip_known, Datum client_ip,
-				  VerifyResult *res)
+				  bool may_write, VerifyResult *res)
 {
 	uint8		presented[APIKEYS_HASH_LEN];
+	CacheHandle handle;
 	bool		found;
 	bool		current_ok = false;
 	bool		prev_ok = false;
@@ -135,7 +145,7 @@ VerifyCredentials(const char *client_id, int cid_len,
 		return;
 	}
 
-	found = KeyLookupCached(client_id, cid_len, key);
+	found = KeyLookupCached(client_id, cid_len, key, &handle);
 
 	if (found && SecretHash(secret, secret_len, key->hash_alg, presented))
 		current_ok = SecretHashEqual(presented, key->hash);
@@ -160,7 +170,7 @@ VerifyCredentials(const char *client_id, int cid_len,
 	if (!current_ok && !prev_ok)
 	{
 		res->code = APIKEYS_NOT_FOUND;
-		UsageRecordFailure(found ? client_id : NULL, cid_len);
+		UsageRecordFailure(&handle, found ? client_id : NULL, cid_len);
 		ThrottleRecordFailure(ip_known, client_ip);
 		return;
 	}
@@ -189,7 +199,15 @@ VerifyCredentials(const char *client_id, int cid_len,
 	else
 		res->code = APIKEYS_VALID;
 
-	UsageRecord(key, res->code, now);
+	UsageRecord(&handle, key, res->code, now, may_write);
+}
+
+/* SetMalformed: the answer to input that is not a credential at all. */
+static void
+SetMalformed(VerifyResult *res)
+{
+	memset(res, 0, sizeof(VerifyResult));
+	res->code = APIKEYS_MALFORMED;
 }
 
 /*
@@ -198,19 +216,40 @@ VerifyCredentials(const char *client_id, int cid_len,
  */
 void
 VerifyToken(text *token, const Scope *required,
-			bool ip_known, Datum client_ip, VerifyResult *res)
+			bool ip_known, Datum client_ip, bool may_write, VerifyResult *res)
 {
 	ParsedToken pt;
 
 	if (token == NULL ||
 		!TokenParse(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &pt))
 	{
-		memset(res, 0, sizeof(VerifyResult));
-		res->code = APIKEYS_MALFORMED;
+		SetMalformed(res);
 		return;
 	}
 	VerifyCredentials(pt.client_id, pt.client_id_len, pt.secret, pt.secret_len,
-					  required, ip_known, client_ip, res);
+					  required, ip_known, client_ip, may_write, res);
+}
+
+/*
+ * VerifyClientSecret verifies a separate client ID and secret (verify_client,
+ * HTTP Basic): the MALFORMED pre-check of both, then VerifyCredentials.
+ * A NULL client_id or secret answers MALFORMED.
+ */
+void
+VerifyClientSecret(const char *client_id, int cid_len,
+				   const char *secret, int secret_len,
+				   const Scope *required, bool ip_known, Datum client_ip,
+				   bool may_write, VerifyResult *res)
+{
+	if (client_id == NULL || secret == NULL ||
+		!ClientIdIsWellFormed(client_id, cid_len) ||
+		!SecretIsWellFormed(secret, secret_len))
+	{
+		SetMalformed(res);
+		return;
+	}
+	VerifyCredentials(client_id, cid_len, secret, secret_len,
+					  required, ip_known, client_ip, may_write, res);
 }
 
 /*
@@ -244,7 +283,7 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 	tupdesc = lookup_rowtype_tupdesc(cached_type, -1);
 
 	values[0] = BoolGetDatum(r->code == APIKEYS_VALID);
-	values[1] = CStringGetTextDatum(ApikeysCodeNames[r->code]);
+	values[1] = CStringGetTextDatum(ApikeysOutcomes[r->code].name);
 	if (r->have_key)
 	{
 		ArrayType  *scopes = (ArrayType *) palloc(VARSIZE(r->key.scopes));
@@ -310,7 +349,7 @@ VerifyTokenArgs(FunctionCallInfo fcinfo, VerifyResult *res)
 	bool		ip_known = VerifyClientAddressArg(fcinfo, 2, &addr);
 
 	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
-				required, ip_known, addr, res);
+				required, ip_known, addr, true, res);
 }
 
 PG_FUNCTION_INFO_V1(apikeys_verify);
@@ -344,16 +383,10 @@ apikeys_verify_client(PG_FUNCTION_ARGS)
 	text	   *cid = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	text	   *secret = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
 
-	if (cid == NULL || secret == NULL ||
-		!ClientIdIsWellFormed(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid)) ||
-		!SecretIsWellFormed(VARDATA_ANY(secret), VARSIZE_ANY_EXHDR(secret)))
-	{
-		memset(&res, 0, sizeof(res));
-		res.code = APIKEYS_MALFORMED;
-	}
-	else
-		VerifyCredentials(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid),
-						  VARDATA_ANY(secret), VARSIZE_ANY_EXHDR(secret),
-						  required, ip_known, addr, &res);
+	VerifyClientSecret(cid ? VARDATA_ANY(cid) : NULL,
+					   cid ? VARSIZE_ANY_EXHDR(cid) : 0,
+					   secret ? VARDATA_ANY(secret) : NULL,
+					   secret ? VARSIZE_ANY_EXHDR(secret) : 0,
+					   required, ip_known, addr, true, &res);
 	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
 }

@@ -28,9 +28,15 @@ extern void VerifyCredentials(const char *client_id, int cid_len,
 							  const char *secret, int secret_len,
 							  const Scope *required,
 							  bool ip_known, Datum client_ip,
-							  VerifyResult *res);
+							  bool may_write, VerifyResult *res);
 extern void VerifyToken(text *token, const Scope *required,
-						bool ip_known, Datum client_ip, VerifyResult *res);
+						bool ip_known, Datum client_ip, bool may_write,
+						VerifyResult *res);
+extern void VerifyClientSecret(const char *client_id, int cid_len,
+							   const char *secret, int secret_len,
+							   const Scope *required,
+							   bool ip_known, Datum client_ip,
+							   bool may_write, VerifyResult *res);
 extern bool ConnectionAddress(Datum *addr);
 extern const Scope *VerifyRequiredScopeArg(FunctionCallInfo fcinfo, int argno, Scope *buf);
 extern bool VerifyClientAddressArg(FunctionCallInfo fcinfo, int argno, Datum *addr);

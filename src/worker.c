@@ -3,7 +3,9 @@
  * worker.c
  *	  The background worker that flushes usage to tables.
  *
- * Verification counts usage in shared memory (usage.c) and never writes.
+ * Verification counts usage in shared memory (usage.c, counters.c) and
+ * never writes.  Which databases to visit, and when a rollup is due, is
+ * kept in dblist.c.
  * A launcher worker, registered at preload and restarted by the postmaster
  * if it dies (bgw_restart_time), wakes every apikeys.flush_interval on a
  * primary.  A background worker can connect to only one database, and
@@ -57,6 +59,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "counters.h"
+#include "dblist.h"
+#include "journal.h"
+#include "recent.h"
 #include "shmem.h"
 
 PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
@@ -225,7 +231,7 @@ ApikeysLauncherMain(Datum arg)
 		if (RecoveryInProgress())
 			continue;
 
-		n = UsageDatabasesPending(dbids, rollup, APIKEYS_MAX_FLUSH_DATABASES);
+		n = DbListPending(dbids, rollup, APIKEYS_MAX_FLUSH_DATABASES);
 		for (int i = 0; i < n; i++)
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -316,7 +322,8 @@ ApikeysFlushWorkerMain(Datum arg)
 		rows = UsageFlushDatabase(rollup);
 	else
 	{
-		UsageDiscardDatabase();
+		CountersDiscardDatabase(MyDatabaseId);
+		RecentDiscardDatabase(MyDatabaseId);
 		rows = 0;
 	}
 

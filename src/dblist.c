@@ -1,0 +1,200 @@
+/*-------------------------------------------------------------------------
+ *
+ * dblist.c
+ *	  The background worker's list of databases and their journal
+ *	  schedule.
+ *
+ * Usage is counted in shared memory for every database of the server,
+ * and the launcher (worker.c) must know which databases to visit: those
+ * with usage not yet flushed ("dirty"), and those whose usage journal is
+ * due for a rollup (its oldest row is from an earlier hour, or the
+ * recent-use table of recent.c filled up).  This file holds that list, in
+ * shared memory, one slot per database, at most
+ * APIKEYS_MAX_FLUSH_DATABASES of them; a database beyond that is flushed
+ * only by apikeys.flush_usage().
+ *
+ * It is a leaf: counters.c marks databases dirty, journal.c records what
+ * each journal holds, recent.c asks for an early rollup, and worker.c
+ * reads the list.  All under the usage lock (APIKEYS_LOCK_USAGE) when a
+ * slot is claimed; the flags themselves are atomics.
+ *
+ * IDENTIFICATION
+ *	  src/dblist.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "dblist.h"
+#include "shmem.h"
+
+typedef struct DbListShared
+{
+	/* databases with usage not yet flushed: the launcher's worklist */
+	Oid			dbids[APIKEYS_MAX_FLUSH_DATABASES];
+	pg_atomic_uint32 dirty[APIKEYS_MAX_FLUSH_DATABASES];
+	/* oldest row of each database's usage journal (0: none known) */
+	pg_atomic_uint64 journal_since[APIKEYS_MAX_FLUSH_DATABASES];
+	/* the recent-use table filled up: roll up at the next visit */
+	pg_atomic_uint32 rollup_wanted[APIKEYS_MAX_FLUSH_DATABASES];
+} DbListShared;
+
+static DbListShared *dblist = NULL;
+
+/* DbListShmemSize: bytes of the shared list. */
+Size
+DbListShmemSize(void)
+{
+	return MAXALIGN(sizeof(DbListShared));
+}
+
+/* DbListShmemInit creates or attaches the list (AddinShmemInitLock held). */
+void
+DbListShmemInit(void)
+{
+	bool		found;
+
+	dblist = ShmemInitStruct("apikeys database list", sizeof(DbListShared), &found);
+	if (!found)
+	{
+		for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES; i++)
+		{
+			dblist->dbids[i] = InvalidOid;
+			pg_atomic_init_u32(&dblist->dirty[i], 0);
+			pg_atomic_init_u64(&dblist->journal_since[i], 0);
+			pg_atomic_init_u32(&dblist->rollup_wanted[i], 0);
+		}
+	}
+}
+
+/*
+ * DatabaseSlot finds (or claims) dbid's slot in the launcher's worklist;
+ * -1 when more than APIKEYS_MAX_FLUSH_DATABASES databases use the
+ * extension (their usage is then flushed only by apikeys.flush_usage()).
+ * The slot of this backend's own database is remembered: slots are never
+ * given back while the server runs, so the answer cannot go stale.
+ */
+static int
+DatabaseSlot(Oid dbid)
+{
+	static Oid	cached_db = InvalidOid;
+	static int	cached_slot = -1;
+	int			slot = -1;
+
+	if (dbid == cached_db && cached_slot >= 0)
+		return cached_slot;
+	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_EXCLUSIVE);
+	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && slot < 0; i++)
+		if (dblist->dbids[i] == dbid)
+			slot = i;
+	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && slot < 0; i++)
+		if (dblist->dbids[i] == InvalidOid)
+		{
+			dblist->dbids[i] = dbid;
+			slot = i;
+		}
+	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+	if (dbid == MyDatabaseId)
+	{
+		cached_db = dbid;
+		cached_slot = slot;
+	}
+	return slot;
+}
+
+/*
+ * DbListMarkDirty puts dbid on the launcher's worklist (one read when it
+ * is).  Takes the usage lock only the first time a database is seen, so
+ * callers must not hold it.
+ */
+void
+DbListMarkDirty(Oid dbid)
+{
+	int			slot;
+
+	if (!ApikeysSharedReady())
+		return;
+	slot = DatabaseSlot(dbid);
+	if (slot >= 0 && pg_atomic_read_u32(&dblist->dirty[slot]) == 0)
+		pg_atomic_write_u32(&dblist->dirty[slot], 1);
+}
+
+/* DbListWantRollup asks for a rollup of dbid's journal at the next visit. */
+void
+DbListWantRollup(Oid dbid)
+{
+	int			slot;
+
+	if (ApikeysSharedReady() && (slot = DatabaseSlot(dbid)) >= 0)
+		pg_atomic_write_u32(&dblist->rollup_wanted[slot], 1);
+}
+
+/*
+ * DbListJournalState records what dbid's usage journal holds after a
+ * write or a rollup: the time of its oldest row (0: empty), from which
+ * the launcher knows when a rollup is due.  A write only sets it when it
+ * was empty.
+ */
+void
+DbListJournalState(Oid dbid, TimestampTz oldest, bool after_rollup)
+{
+	int			slot;
+
+	if (!ApikeysSharedReady() || (slot = DatabaseSlot(dbid)) < 0)
+		return;
+	if (after_rollup)
+	{
+		pg_atomic_write_u64(&dblist->journal_since[slot], (uint64) oldest);
+		pg_atomic_write_u32(&dblist->rollup_wanted[slot], 0);
+	}
+	else
+	{
+		uint64		expected = 0;
+
+		(void) pg_atomic_compare_exchange_u64(&dblist->journal_since[slot],
+											  &expected, (uint64) oldest);
+	}
+}
+
+/*
+ * DbListPending lists (up to max) databases for the background worker to
+ * visit: those with unflushed usage, and those whose usage journal is due
+ * for a rollup (its oldest row is from an earlier hour, or the recent-use
+ * table filled up), with rollup[i] set.  Clears the dirty flags it reads.
+ */
+int
+DbListPending(Oid *dbids, bool *rollup, int max)
+{
+	int			n = 0;
+	uint64		this_hour = (uint64) GetCurrentTimestamp() / USECS_PER_HOUR;
+
+	if (!ApikeysSharedReady())
+		return 0;
+	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && n < max; i++)
+	{
+		Oid			db = dblist->dbids[i];
+		uint64		since;
+		bool		due;
+		bool		dirty;
+
+		if (db == InvalidOid)
+			continue;
+		since = pg_atomic_read_u64(&dblist->journal_since[i]);
+		due = (since != 0 && since / USECS_PER_HOUR < this_hour) ||
+			pg_atomic_read_u32(&dblist->rollup_wanted[i]) != 0;
+		dirty = pg_atomic_exchange_u32(&dblist->dirty[i], 0) != 0;
+		if (dirty || due)
+		{
+			dbids[n] = db;
+			rollup[n] = due;
+			n++;
+		}
+	}
+	return n;
+}

@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * dblist.h
+ *	  The background worker's list of databases and their journal
+ *	  schedule.
+ *
+ * IDENTIFICATION
+ *	  src/dblist.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEYS_DBLIST_H
+#define APIKEYS_DBLIST_H
+
+#include "apikeys.h"
+
+extern Size DbListShmemSize(void);
+extern void DbListShmemInit(void);
+extern void DbListMarkDirty(Oid dbid);
+extern void DbListWantRollup(Oid dbid);
+extern void DbListJournalState(Oid dbid, TimestampTz oldest, bool after_rollup);
+extern int	DbListPending(Oid *dbids, bool *rollup, int max);
+
+#endif							/* APIKEYS_DBLIST_H */

@@ -1,0 +1,193 @@
+/*-------------------------------------------------------------------------
+ *
+ * recent.c
+ *	  Last-use times written to the usage journal but not yet rolled up.
+ *
+ * A flush writes last-use times to apikeys.usage_journal, and only the
+ * hourly rollup copies them into apikeys.keys.last_used_at (journal.c).
+ * So that apikeys.key_list shows them meanwhile, the flush also notes
+ * them here (RecentNote), in a shared hash table keyed by database and
+ * client ID, and the rollup forgets what it wrote (RecentForget).  The
+ * table holds as many keys as the cache (apikeys.cache_size, at least
+ * 10,000), sized for the active keys: when it is full the rest are not
+ * noted (key_list shows the stored time meanwhile) and an early rollup is
+ * asked for (dblist.c), which empties it.  After a crash the launcher
+ * rolls every journal up at start, so key_list needs no shared memory to
+ * be right.
+ *
+ * Under the usage lock (APIKEYS_LOCK_USAGE).  Calls only dblist.c.
+ *
+ * IDENTIFICATION
+ *	  src/recent.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#include "dblist.h"
+#include "recent.h"
+#include "shmem.h"
+#include "usageitem.h"
+
+/* Keyed like counters.c's table: zero-padded, hashed as bytes. */
+typedef struct RecentKey
+{
+	Oid			dbid;
+	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
+} RecentKey;
+
+typedef struct RecentEntry
+{
+	RecentKey	key;
+	TimestampTz last_used;
+} RecentEntry;
+
+static HTAB *recent_hash = NULL;
+
+/*
+ * the last-use times of every key used between two rollups: as many as
+ * the cache holds (sized for the active keys), so that a full table, which
+ * makes the worker roll up early, means more active keys than planned
+ */
+#define RECENT_MAX_KEYS()	Max(apikeys_cache_size, 10000)
+
+#define UsageLock()			(&apikeys_locks[APIKEYS_LOCK_USAGE].lock)
+
+/* RecentShmemSize: bytes of the hash table. */
+Size
+RecentShmemSize(void)
+{
+	return hash_estimate_size(RECENT_MAX_KEYS(), sizeof(RecentEntry));
+}
+
+/* RecentShmemInit creates or attaches the table (AddinShmemInitLock held). */
+void
+RecentShmemInit(void)
+{
+	HASHCTL		info;
+
+	info.keysize = sizeof(RecentKey);
+	info.entrysize = sizeof(RecentEntry);
+	recent_hash = ShmemInitHash("apikeys recent use by key",
+								RECENT_MAX_KEYS(), RECENT_MAX_KEYS(),
+								&info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+}
+
+/* MakeRecentKey fills a zero-padded key of this database. */
+static bool
+MakeRecentKey(const char *client_id, int len, RecentKey *k)
+{
+	if (len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
+		return false;
+	memset(k, 0, sizeof(RecentKey));
+	k->dbid = MyDatabaseId;
+	memcpy(k->client_id, client_id, len);
+	return true;
+}
+
+/*
+ * RecentNote remembers the last-use times of items, just written to the
+ * usage journal.  When the table is full the rest are not remembered and
+ * a rollup is asked for, which empties it.
+ */
+void
+RecentNote(HTAB *items)
+{
+	HASH_SEQ_STATUS st;
+	UsageItem  *it;
+	bool		full = false;
+
+	if (!ApikeysSharedReady())
+		return;
+	LWLockAcquire(UsageLock(), LW_EXCLUSIVE);
+	hash_seq_init(&st, items);
+	while ((it = hash_seq_search(&st)) != NULL)
+	{
+		RecentKey	k;
+		RecentEntry *r;
+		bool		found;
+
+		if (it->last_used == 0 || full ||
+			!MakeRecentKey(it->key.client_id, strlen(it->key.client_id), &k))
+			continue;
+		r = hash_search(recent_hash, &k, HASH_ENTER_NULL, &found);
+		if (r == NULL)
+		{
+			full = true;
+			continue;
+		}
+		if (!found || it->last_used > r->last_used)
+			r->last_used = it->last_used;
+	}
+	LWLockRelease(UsageLock());
+	if (full)
+		DbListWantRollup(MyDatabaseId);
+}
+
+/*
+ * RecentForget drops remembered last-use times that the rollup has now
+ * written to apikeys.keys (those no later than what it wrote).
+ */
+void
+RecentForget(HTAB *items)
+{
+	HASH_SEQ_STATUS st;
+	UsageItem  *it;
+
+	if (!ApikeysSharedReady())
+		return;
+	LWLockAcquire(UsageLock(), LW_EXCLUSIVE);
+	hash_seq_init(&st, items);
+	while ((it = hash_seq_search(&st)) != NULL)
+	{
+		RecentKey	k;
+		RecentEntry *r;
+
+		if (it->last_used == 0 ||
+			!MakeRecentKey(it->key.client_id, strlen(it->key.client_id), &k))
+			continue;
+		r = hash_search(recent_hash, &k, HASH_FIND, NULL);
+		if (r != NULL && r->last_used <= it->last_used)
+			hash_search(recent_hash, &k, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(UsageLock());
+}
+
+/* RecentUse: the remembered last use of a key of this database (0: none). */
+TimestampTz
+RecentUse(const char *client_id, int len)
+{
+	RecentKey	k;
+	RecentEntry *r;
+	TimestampTz t = 0;
+
+	if (!ApikeysSharedReady() || !MakeRecentKey(client_id, len, &k))
+		return 0;
+	LWLockAcquire(UsageLock(), LW_SHARED);
+	r = hash_search(recent_hash, &k, HASH_FIND, NULL);
+	if (r != NULL)
+		t = r->last_used;
+	LWLockRelease(UsageLock());
+	return t;
+}
+
+/* RecentDiscardDatabase drops the entries of database dbid. */
+void
+RecentDiscardDatabase(Oid dbid)
+{
+	HASH_SEQ_STATUS st;
+	RecentEntry *r;
+
+	if (!ApikeysSharedReady())
+		return;
+	LWLockAcquire(UsageLock(), LW_EXCLUSIVE);
+	hash_seq_init(&st, recent_hash);
+	while ((r = hash_seq_search(&st)) != NULL)
+		if (r->key.dbid == dbid)
+			hash_search(recent_hash, &r->key, HASH_REMOVE, NULL);
+	LWLockRelease(UsageLock());
+}
