@@ -35,7 +35,7 @@ const ApikeysNetList *apikeys_trusted_proxy_list = NULL;
 int			apikeys_last_used_granularity = 60;
 int			apikeys_flush_interval = 10;
 int			apikeys_cache_size = 100000;
-bool		apikeys_prewarm = true;
+bool		apikeys_prewarm = false;
 int			apikeys_max_failures = 100;
 int			apikeys_max_network_failures = 1000;
 int			apikeys_failure_window = 3600;
@@ -309,7 +309,7 @@ ApikeysDefineGucs(void)
 							 "Reloads the shared verification cache in the background when the server starts.",
 							 "The most recently used keys of every database are loaded first, up to apikeys.cache_size.",
 							 &apikeys_prewarm,
-							 true,
+							 false,
 							 PGC_SIGHUP,
 							 0,
 							 NULL,

@@ -18,6 +18,7 @@ $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'apikeys'
 apikeys.cache_size = 10000
+apikeys.prewarm = on
 });
 $primary->start;
 $primary->safe_psql('postgres', qq{
@@ -72,7 +73,7 @@ $standby->start;
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 reload_seen($standby, 'hot standby', 'database system is ready to accept read-only connections', 0, 5);
 
-# apikeys.prewarm = off: after a restart the first verifications are misses
+# apikeys.prewarm = off (the default): after a restart the first verifications are misses
 $primary->append_conf('postgresql.conf', 'apikeys.prewarm = off');
 $primary->restart;
 is(three($primary), 'VALID,VALID,VALID|0|3', 'apikeys.prewarm = off: nothing is reloaded');
