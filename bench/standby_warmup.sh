@@ -35,6 +35,7 @@ unix_socket_directories = '$W'
 shared_preload_libraries = 'apikeys'
 shared_buffers = 1GB
 apikeys.cache_size = $((N + N / 10))
+apikeys.prewarm = on    # B reloads at start (off by default); A warns and ignores it
 max_connections = 20
 CONF
 ctl B primary start
