@@ -45,8 +45,8 @@ inc=$(${PG_CONFIG:-pg_config} --includedir-server)
 
 changed=0
 for f in "$ROOT"/src/*.c "$ROOT"/src/*.h; do
-	cp "$f" "$tmp/src.c"
-	"$INDENT" $OPTS -U"$tmp/typedefs" "$tmp/src.c" 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+	# input and output named: pg_bsd_indent then leaves no .BAK file behind
+	"$INDENT" $OPTS -U"$tmp/typedefs" "$f" "$tmp/src.c" 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
 	[ -s "$tmp/err" ] && { echo "indent: $f: $(cat "$tmp/err")" >&2; exit 1; }
 	sed -i -E 's/^([A-Za-z_][^[:space:]]*)[[:space:]]+\*$/\1 */' "$tmp/src.c"
 	if ! cmp -s "$f" "$tmp/src.c"; then
