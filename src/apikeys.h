@@ -78,6 +78,7 @@ extern bool apikeys_trust_forwarded_for;
 extern int	apikeys_last_used_granularity;
 extern int	apikeys_flush_interval;
 extern int	apikeys_cache_size;
+extern bool apikeys_prewarm;
 extern int	apikeys_max_failures;
 extern int	apikeys_max_network_failures;
 extern int	apikeys_failure_window;

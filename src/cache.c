@@ -9,9 +9,10 @@
  * connection (192 MiB and 1 s at 1M keys in a prototype), and a per-
  * backend cache filled lazily starts cold on every new connection.  One
  * bounded cache per server, sized by apikeys.cache_size, serves them all.
- * It exists only when the library is preloaded; without that, and on a
- * hot standby (see below), every verification reads the table (lookup.c),
- * which is always correct.
+ * It exists only when the library is preloaded; without that every
+ * verification reads the table (lookup.c), which is always correct.  On a
+ * hot standby entries are validated against the heap tuple they were
+ * filled from instead of by this file's protocol (standby.c).
  *
  * Layout: a set-associative array of fixed 256-byte entries, 16 ways per
  * set, with the ways' 32-bit tags in one cache line per set.  A client ID
@@ -67,8 +68,9 @@
  * read the table and see them.  Aborted writers only cost a refill.
  *
  * Limits of the protocol, by design:
- *	- a hot standby replays changes without firing triggers, so the cache
- *	  is not used during recovery (verification there reads the table);
+ *	- a hot standby replays changes without firing triggers, so during
+ *	  recovery the cache runs standby.c's protocol instead: each entry
+ *	  remembers its row version (cache_origins) and each hit re-checks it;
  *	- PREPARE TRANSACTION after changing keys is refused: the change would
  *	  become visible at COMMIT PREPARED, after our callback has run;
  *	- the row trigger is ENABLE ALWAYS, and so are the no-TRUNCATE trigger
@@ -122,6 +124,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "shmem.h"
+#include "standby.h"
 
 #define CACHE_WAYS			16
 #define CACHE_ENTRY_SIZE	256
@@ -219,6 +222,15 @@ typedef struct CacheUsageSlot
 
 static CacheUsageSlot *cache_usage = NULL;
 
+/*
+ * The row version each way was filled from, for entries filled during
+ * recovery (standby.c); such entries carry generation 0, which the primary
+ * protocol never issues, so a promoted standby never uses them unchecked.
+ */
+static KeyOrigin *cache_origins = NULL;
+
+#define STANDBY_GEN		0
+
 /* Partitions this transaction has marked pending (W1), released at end. */
 static bool xact_marked[APIKEYS_CACHE_PARTITIONS];
 static bool xact_any_marked = false;
@@ -249,7 +261,8 @@ CacheShmemSize(void)
 
 	return add_size(add_size(offsetof(CacheShared, entries),
 							 mul_size(ways, sizeof(CacheEntry) + sizeof(uint32))),
-					add_size(mul_size(ways, sizeof(CacheUsageSlot)), 2 * PG_CACHE_LINE_SIZE));
+					add_size(mul_size(ways, sizeof(CacheUsageSlot) + sizeof(KeyOrigin)),
+							 3 * PG_CACHE_LINE_SIZE));
 }
 
 /* CacheShmemInit creates or attaches the cache (AddinShmemInitLock held). */
@@ -292,6 +305,10 @@ CacheShmemInit(void)
 			pg_atomic_init_u64(&cache_usage[i].last_used, 0);
 		}
 	}
+	cache_origins = (KeyOrigin *)
+		MAXALIGN(&cache_usage[(Size) cache->nsets * CACHE_WAYS]);
+	if (!found)
+		memset(cache_origins, 0, (Size) cache->nsets * CACHE_WAYS * sizeof(KeyOrigin));
 }
 
 /*
@@ -498,6 +515,74 @@ CacheInsert(uint32 hash, const CacheEntry *img, const ApikeysKeysId *id)
 }
 
 /*
+ * KeyLookupStandby is KeyLookupCached during recovery: a hit is used only
+ * if the row version it was filled from is still current (standby.c); a
+ * fill remembers that row version and carries generation STANDBY_GEN.
+ */
+static bool
+KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
+{
+	Oid			relid = ApikeysKeysRelid();
+	Relation	rel;
+	ApikeysKeysId id;
+	uint32		hash = ClientIdHash(client_id, len);
+	uint32		part = hash % APIKEYS_CACHE_PARTITIONS;
+	Size		base = (Size) (hash % cache->nsets) * CACHE_WAYS;
+	bool		hit = false;
+	bool		found;
+	CacheEntry	img;
+
+	if ((rel = KeyOriginLock(relid)) != NULL)
+	{
+		/* the lock processed invalidations: the identity is current now */
+		ApikeysKeysIdentity(&id);
+		if (id.relid == relid && id.relfilenode == rel->rd_node.relNode)
+		{
+			KeyOrigin	origin;
+
+			LWLockAcquire(PartitionLock(part), LW_SHARED);
+			for (int w = 0; w < CACHE_WAYS; w++)
+			{
+				CacheEntry *e = &cache->entries[base + w];
+
+				if (cache_tags[base + w] == TAG_OF(hash) &&
+					EntryMatches(e, &id, client_id, len) &&
+					e->h.gen == STANDBY_GEN && cache_origins[base + w].valid)
+				{
+					EntryToKey(e, out);
+					origin = cache_origins[base + w];
+					if (e->h.used == 0)
+						e->h.used = 1;
+					hit = true;
+					break;
+				}
+			}
+			LWLockRelease(PartitionLock(part));
+			/* the page check runs outside the partition lock */
+			hit = hit && KeyOriginUnchanged(rel, &origin);
+		}
+		KeyOriginUnlock(rel);
+	}
+	/* a standby counts no usage: the caller's handle stays "not cached" */
+	if (hit)
+	{
+		local_hits++;
+		return true;
+	}
+	local_misses++;
+
+	ApikeysKeysIdentity(&id);
+	found = KeyLookup(client_id, len, out);
+	if (!found || !out->origin.valid ||
+		!KeyToEntry(out, len, &id, STANDBY_GEN, 0, &img))
+		return found;
+	LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
+	cache_origins[CacheInsert(hash, &img, &id)] = out->origin;
+	LWLockRelease(PartitionLock(part));
+	return true;
+}
+
+/*
  * KeyLookupCached is KeyLookup through the shared cache, under the
  * protocol described at the top of this file.
  */
@@ -522,7 +607,11 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 		handle = &local;
 	handle->way = -1;
 	if (!CacheUsable())
+	{
+		if (ApikeysSharedReady() && RecoveryInProgress())
+			return KeyLookupStandby(client_id, len, out);	/* handle->way < 0 */
 		return KeyLookup(client_id, len, out);
+	}
 
 	ApikeysKeysIdentity(&id);
 	hash = ClientIdHash(client_id, len);
@@ -970,8 +1059,9 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
  * first, up to its capacity, as pg_prewarm does for buffers: after a
  * restart every key's first verification would otherwise be a miss.  Each
  * key goes through the ordinary miss path (fresh snapshot, generation
- * check), so a key changed meanwhile is never cached stale.  Returns the
- * keys looked up; 0 where the cache is not used (not preloaded, standby).
+ * check; on a standby, standby.c's), so a key changed meanwhile is never
+ * cached stale.  Returns the keys looked up; 0 without the cache (not
+ * preloaded).
  * SECURITY DEFINER in SQL: it reads apikeys.keys as the extension owner.
  */
 Datum
@@ -983,7 +1073,7 @@ apikeys_cache_prewarm(PG_FUNCTION_ARGS)
 	Oid			types[1] = {INT8OID};
 	Datum		args[1];
 
-	if (!CacheUsable())
+	if (!ApikeysSharedReady())
 		PG_RETURN_INT64(0);
 	(void) ApikeysKeysRelid();	/* the extension must be installed here */
 	capacity = (int64) cache->nsets * CACHE_WAYS;

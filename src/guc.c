@@ -35,6 +35,7 @@ const ApikeysNetList *apikeys_trusted_proxy_list = NULL;
 int			apikeys_last_used_granularity = 60;
 int			apikeys_flush_interval = 10;
 int			apikeys_cache_size = 100000;
+bool		apikeys_prewarm = false;
 int			apikeys_max_failures = 100;
 int			apikeys_max_network_failures = 1000;
 int			apikeys_failure_window = 3600;
@@ -303,6 +304,17 @@ ApikeysDefineGucs(void)
 							NULL,
 							NULL,
 							NULL);
+
+	DefineCustomBoolVariable("apikeys.prewarm",
+							 "Reloads the shared verification cache in the background when the server starts.",
+							 "The most recently used keys of every database are loaded first, up to apikeys.cache_size.",
+							 &apikeys_prewarm,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
 
 	/* PGC_POSTMASTER settings can only be defined while preloading */
 	if (process_shared_preload_libraries_in_progress)

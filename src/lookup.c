@@ -189,6 +189,7 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 			out->has_last_used = true;
 			out->last_used_at = DatumGetTimestampTz(v[Anum_keys_last_used_at - 1]);
 		}
+		KeyOriginFromSlot(slot, &out->origin);
 		found = true;
 	}
 
@@ -201,6 +202,12 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 
 	/* "@name" scopes become the set's scopes (scopeset.c), once, here */
 	if (found)
-		out->scopes = ScopeSetExpand(out->scopes);
+	{
+		ArrayType  *raw = out->scopes;
+
+		out->scopes = ScopeSetExpand(raw);
+		if (out->scopes != raw)
+			out->origin.valid = false;	/* the set's rows are not the key's */
+	}
 	return found;
 }

@@ -12,6 +12,7 @@
 #define APIKEYS_LOOKUP_H
 
 #include "apikeys.h"
+#include "standby.h"
 #include "utils/array.h"
 
 /* What verification needs to know of one key. */
@@ -35,6 +36,7 @@ typedef struct KeyInfo
 	int64		rate_window_us;
 	bool		has_last_used;
 	TimestampTz last_used_at;
+	KeyOrigin	origin;			/* the row version read (standby.c) */
 } KeyInfo;
 
 extern bool KeyLookup(const char *client_id, int len, KeyInfo *out);

@@ -32,6 +32,7 @@
 
 #include "counters.h"
 #include "dblist.h"
+#include "prewarm.h"
 #include "recent.h"
 #include "shmem.h"
 
@@ -97,4 +98,5 @@ ApikeysShmemInit(void)
 
 	CacheXactInit();
 	WorkerRegister();
+	PrewarmRegister();
 }
