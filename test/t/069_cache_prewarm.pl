@@ -33,9 +33,9 @@ my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'bk', has_streaming => 1);
 
 # verifications of three keys in one fresh session: "codes|hits|misses";
-# the standby verifies other keys than the primary: the primary's usage
-# rollup rewrites the used keys' rows (last_used_at), and a standby entry
-# of a row version that replay replaced is a miss (standby.c)
+# the standby verifies other keys than the primary: a row version that
+# replay replaced makes a standby entry a miss (standby.c); the usage
+# rollup no longer rewrites key rows, but keeping them apart costs nothing
 sub three
 {
 	my ($node, $base) = @_;
