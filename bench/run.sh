@@ -4,7 +4,7 @@
 # Builds the extension, installs it into a private copy of PostgreSQL (test/lib.sh), starts a
 # throwaway cluster with apikeys in shared_preload_libraries and shared_buffers = 256MB (every
 # other setting, durability included, left at its default), loads the same deterministic keys
-# into apikeys.keys and into the hand-rolled baseline of ../shared/bench/ (one database per key
+# into apikeys.keys and into the hand-rolled baseline of bench/sql/schema.sql (one database per key
 # count), runs every pgbench variant of every key count interleaved in rounds, and prints a
 # Markdown report (also written to bench/results/<date>.md).  The cluster is stopped and removed
 # on exit.  Progress goes to stderr, the report to stdout.
@@ -92,7 +92,7 @@ T_START=$(date +%s)
 # A variant's ratio is to its group's ceiling (ceiling or ceiling_tab) at the same key count,
 # client count and round.
 # ---------------------------------------------------------------------------------------------
-VARIANT_TABLE='ceiling|expr|2 8|`SELECT length(token)`, the token built in SQL from :id with md5 (shared harness expression): round trip + token construction
+VARIANT_TABLE='ceiling|expr|2 8|`SELECT length(token)`, the token built in SQL from :id with md5 (baseline harness expression): round trip + token construction
 apikeys|expr|2|`apikeys.verify_client(client_id, secret, '"'"'api:read'"'"')` with both built in SQL from :id by the same md5 pieces; returns `valid`
 apikeys_row|expr|2|as apikeys, the client reads `valid, code, owner, scopes` from the verification row
 apikeys_hot|expr|8|as apikeys, every client presents the same key
@@ -221,7 +221,7 @@ check_one() { # n
 	[ "$got" = MALFORMED ] || die "apikeys.verify with a bad checksum answered $got"
 	VALID_FRACTION[$n]=$(psqlv "$db" -c "SELECT round(100.0 * avg(((apikeys.verify(token, 'api:read')).valid)::int), 2)
 	    FROM bench.tokens WHERE id IN (SELECT i * 7919 % $n + 1 FROM generate_series(0, least($n, 20000) - 1) i)")
-	# the baseline, as the shared harness checks it
+	# the baseline, as the baseline harness checks it
 	psqlc "$db" >/dev/null <<EOF || die "baseline checks failed"
 DO \$chk\$
 BEGIN
@@ -660,10 +660,10 @@ echo "- pgbench over the unix socket; throwaway cluster, durability defaults kep
 echo
 echo "## Method"
 echo
-echo "- Keys: ids 1..N, loaded straight into \`apikeys.keys\` (one scope \`api:read\`, no description, secret_hash = pgcrypto \`digest(secret, 'sha256')\`, hash_alg \`s\`) and into the hand-rolled \`baseline.keys\` of \`../shared/bench/run_baselines.sh\` (same client IDs; its 64-character secret, of which the apikeys secret is the first 43 characters). 0.3 % of the keys are revoked, expired or disabled (id % 1000 = 7, 8, 9) in both, so about 0.3 % of random calls take the reject path; keys 1..$BCRYPT_ROWS carry cost-4 bcrypt hashes (the others one shared placeholder hash of the same size). Indexes are built or rebuilt after the load (compact best case, as in the shared harness). Uniformly drawn keys that verify: $(for n in "${KEY_COUNTS[@]}"; do printf '%s %s %%; ' "$(human "$n")" "${VALID_FRACTION[$n]}"; done)"
+echo "- Keys: ids 1..N, loaded straight into \`apikeys.keys\` (one scope \`api:read\`, no description, secret_hash = pgcrypto \`digest(secret, 'sha256')\`, hash_alg \`s\`) and into the hand-rolled \`baseline.keys\` of \`bench/sql/schema.sql\` (same client IDs; its 64-character secret, of which the apikeys secret is the first 43 characters). 0.3 % of the keys are revoked, expired or disabled (id % 1000 = 7, 8, 9) in both, so about 0.3 % of random calls take the reject path; keys 1..$BCRYPT_ROWS carry cost-4 bcrypt hashes (the others one shared placeholder hash of the same size). Indexes are built or rebuilt after the load (compact best case, as in the baseline harness). Uniformly drawn keys that verify: $(for n in "${KEY_COUNTS[@]}"; do printf '%s %s %%; ' "$(human "$n")" "${VALID_FRACTION[$n]}"; done)"
 [ -n "$PREWARM" ] && echo "- Shared cache prewarmed after the load with \`apikeys.cache_prewarm()\` (as after a server restart; a server that has run a while has its active keys cached): $PREWARM"
 echo "- Every run: \`pgbench -M prepared -n -T $DURATION\`, \`-c 2 -j 2\` or \`-c 8 -j 2\`, one statement per transaction, key id from \`\\set id random(1, N)\` (or the hot key $HOT_ID). Before each run, tables with dead tuples are VACUUMed and a CHECKPOINT is taken. All runs of all key counts are interleaved, $ROUNDS rounds, the starting run rotated each round."
-echo "- **Two ways to present a token.** apikeys tokens end in a CRC-32C checksum, which SQL on PostgreSQL 15 cannot compute, so the shared harness's trick (build the token in SQL from \`:id\`) cannot make a valid \`verify()\` token. (1) **expr** variants build everything in SQL from \`:id\` with the harness's md5 pieces: the baselines and the ceiling use its token expression unchanged, apikeys gets the same client ID and secret as two expressions for \`verify_client()\` (3 md5 calls either way). This ceiling is the one the issue's targets were measured against. (2) **tab** variants read the full token from \`bench.tokens\` (id primary key) and call \`verify(token)\`, checksum included; their ceiling reads the same row, so both pay the same extra index lookup and the ratio is closer to 1 than the expr one for the same verify cost."
+echo "- **Two ways to present a token.** apikeys tokens end in a CRC-32C checksum, which SQL on PostgreSQL 15 cannot compute, so the baseline harness's trick (build the token in SQL from \`:id\`) cannot make a valid \`verify()\` token. (1) **expr** variants build everything in SQL from \`:id\` with the harness's md5 pieces: the baselines and the ceiling use its token expression unchanged, apikeys gets the same client ID and secret as two expressions for \`verify_client()\` (3 md5 calls either way). This ceiling is the one the issue's targets were measured against. (2) **tab** variants read the full token from \`bench.tokens\` (id primary key) and call \`verify(token)\`, checksum included; their ceiling reads the same row, so both pay the same extra index lookup and the ratio is closer to 1 than the expr one for the same verify cost."
 echo "- CPU us/call: CPU time this cluster (backends, autovacuum, the extension's background workers) and pgbench used during the run, per transaction; CPU ratio: the ceiling's CPU per call / the variant's, median over rounds. Other people's load changes TPS a lot on a shared machine but the CPU cost of a call much less, so on a noisy run the CPU ratio is the steadier estimate of the TPS ratio a quiet machine would give for CPU-bound variants (not for variants that wait on WAL flushes or row locks: sha256_touch*). The targets are judged on the TPS ratio, as the issue defines them."
 if [ "$HAS_JOURNAL" = t ]; then
 	echo "- Deferred writes: before each run, \`apikeys.flush_usage()\` writes every database's pending usage and journal, so no run pays for an earlier one. After each run, in the run's database, \`apikeys.flush_usage(false)\` (what the background worker does every \`apikeys.flush_interval\`: the run's numbers as one journal row) is timed and charged in full, and \`apikeys.flush_usage(true)\` (the hourly rollup into apikeys.usage and last_used_at) is timed and charged by its share: its time for the K keys it folds (the run's, including what the worker journaled during the run) x (keys the workload uses in an hour: N, or 1 for the hot-key runs) / K x (run time / 3600 s), at most its whole time. **TPS = transactions / (run time + flush + rollup share)**; the background worker's flushes during the run are charged through the CPU they take. WAL/call includes the flush, not the rollup."

@@ -183,6 +183,18 @@ run_suite() {
 	[ -n "${ACCEPT:-}" ] && accept_mode "$out/results" "$expdir" "$mode"
 }
 
+# bench/ is self-contained: a path out of the repository (../shared, the
+# developers' /work, a home directory) is one failure per line naming it.
+check_bench_self_contained() {
+	local hits
+	hits=$(grep -rnE '\.\./(shared|\.\.)|/work/|\$HOME|~/' "$ROOT/bench" --include='*.sh' --include='*.sql' --include='*.c' || true)
+	[ -z "$hits" ] && return
+	while IFS= read -r line; do
+		fail_with bench "refers outside the repository: ${line#"$ROOT/"}"
+	done <<<"$hits"
+}
+check_bench_self_contained
+
 if [ -z "${TAP_ONLY:-}" ]; then
 # pg_regress, then isolation: each with apikeys preloaded, then without,
 # so both variants of the expected files are checked on every run

@@ -4,7 +4,7 @@
 --
 -- The same deterministic keys go into apikeys.keys (bulk INSERT as superuser: secret_hash is
 -- SHA-256 of the 43-character secret, hash_alg 's', one scope, api:read) and into the baseline table
--- (loaded as ../shared/bench/run_baselines.sh does, minus its cost-10 bcrypt keys).
+-- (loaded as the baseline harness it was ported from loads it, minus its cost-10 bcrypt keys).
 -- Both: id % 1000 = 7 revoked, 8 expired, 9 disabled (0.3 % of keys fail verification), and
 -- every key has been used in the last day (last_used_at set, as a used key is the common case).
 SET synchronous_commit = off;  -- loader only; the benchmark runs with the default (on)
