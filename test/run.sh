@@ -4,21 +4,39 @@
 #   pg_regress     sql/ + expected/           (REGRESS in the Makefile)
 #   isolation      test/isolation/specs/       (ISOLATION)
 #   TAP            test/t/*.pl                 (PostgreSQL::Test::Cluster)
+#   installcheck   test/installcheck.sh        (make install && make installcheck
+#                                               as a PGXS user runs them, both modes)
+#
+# pg_regress and isolation run twice: on a server with apikeys in
+# shared_preload_libraries (test/regress.conf), then on one without
+# (test/regress-not-preloaded.conf, as make installcheck meets a stock
+# server).  A test whose output differs without preloading has an alternate
+# expected file NAME_1.out, and prints apikeys._preloaded() near its top, so
+# a run in one mode can never pass by matching the other mode's file; a
+# NAME_1.out whose guard does not read "t" in NAME.out and "f" in NAME_1.out
+# is a failure.
 #
 # Environment: ACCEPT=1 copies actual pg_regress/isolation results into the
 # expected files (for a new test; review the diff before committing): it
 # first lists which expected files change, and copies nothing when no test
-# ran; KEEP_WORK=1 keeps the temp directory with logs and clusters;
-# TAP_ONLY=glob (say 050_*) runs only those TAP files and no other suite, for
-# development; TEST_TIMEOUT (seconds, default 600) bounds each TAP file and
-# SUITE_TIMEOUT (default 1200) each pg_regress/isolation run.
+# ran; the preloaded run writes NAME.out, the other NAME_1.out (only when it
+# differs from NAME.out, and only for a test that prints the guard; an
+# alternate no longer needed is removed); KEEP_WORK=1 keeps the temp
+# directory with logs and clusters; TAP_ONLY=glob (say 050_*) runs only those
+# TAP files and no other suite, for development; SKIP_TAP=1 runs only
+# pg_regress and isolation, SKIP_INSTALLCHECK=1 skips the installcheck
+# suite, both for development; TEST_TIMEOUT (seconds, default 600) bounds
+# each TAP file and SUITE_TIMEOUT (default 1200) each pg_regress/isolation
+# run and the installcheck suite.
 #
 # Nothing passes that did not run: a test listed in the Makefile (REGRESS,
 # ISOLATION) with no result line is a failure, and so is a run whose number
 # of results differs from the number of tests listed, a TAP_ONLY glob that
 # matches no file, a TAP file that skips anything (skip_all, "ok ... # SKIP",
-# a "# skip" comment), a TAP file with fewer results than its plan, and a
-# suite or file that outlives its timeout.
+# a "# skip" comment), a TAP file with fewer results than its plan, an
+# installcheck mode without its result line, and a suite or file that
+# outlives its timeout.  A path out of the repository in bench/ is a failure
+# too.
 #
 # One failing suite does not hide the others.  The last line is
 # "N passed, N failed" over every test of every suite; the exit status is
@@ -262,6 +280,30 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 	fi
 done
 [ "$ntap" -eq 0 ] && fail_with tap "no TAP file matches test/t/${TAP_ONLY:-*}.pl"
+
+# make install && make installcheck as a PGXS user runs them, against a
+# stock server without and with preloading (test/installcheck.sh): one
+# result per mode, and a mode without its result line is a failure.
+if [ -z "${TAP_ONLY:-}" ] && [ -z "${SKIP_INSTALLCHECK:-}" ]; then
+	msg "installcheck: test/installcheck.sh"
+	export WORK INSTBIN PGXSDIR
+	timeout -k 20 "$SUITE_TIMEOUT" "$ROOT/test/installcheck.sh" >"$WORK/installcheck.log" 2>&1
+	rc=$?
+	cat "$WORK/installcheck.log"
+	[ "$rc" -eq 124 ] && fail_with installcheck "timed out after ${SUITE_TIMEOUT}s"
+	icbad=0
+	for mode in not_preloaded preloaded; do
+		n=$(grep -cE "^installcheck $mode \.\.\. " "$WORK/installcheck.log" || true)
+		if [ "$n" -ne 1 ]; then
+			fail_with "installcheck/$mode" "$n result lines (did not run?)"; icbad=1
+		elif grep -qE "^installcheck $mode \.\.\. ok$" "$WORK/installcheck.log"; then
+			passed=$((passed + 1))
+		else
+			failed=$((failed + 1)); failures+=("installcheck/$mode"); icbad=1
+		fi
+	done
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$icbad" -eq 0 ] && fail_with installcheck "exit status $rc with no failing mode named"
+fi
 
 [ $((passed + failed)) -eq 0 ] && fail_with run "no test ran"
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
