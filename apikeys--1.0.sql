@@ -58,6 +58,7 @@ $guard$;
 --
 -- apikeys_admin     issues and manages keys, reads key_list and audit_log.
 -- apikeys_verifier  verifies keys and uses the context functions; nothing else.
+-- apikeys_delivery  drains the outbox (reads it, takes, marks done or retry).
 -- Both are NOLOGIN: grant them to login roles.  Created only when missing, so
 -- re-creating the extension keeps existing grants.
 --------------------------------------------------------------------------------
@@ -68,6 +69,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'apikeys_verifier') THEN
         EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', 'apikeys_verifier');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'apikeys_delivery') THEN
+        EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', 'apikeys_delivery');
     END IF;
 END
 $roles$;
@@ -273,11 +277,21 @@ CREATE TABLE apikeys.keys (
     db_role             text,
     rate_limit          integer,
     rate_window         interval,
+    -- handoff: set while the key waits for claim_key (its hash is of a
+    -- secret nobody has); when the current secret was set (rotation policy)
+    pending_since       timestamptz,
+    secret_set_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- self-service: the key that created this one (my_create_key), so that
+    -- revoking a manager also revokes a child whose creation it was waiting
+    -- for (revoke_key)
+    created_by_key      text,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
 
 CREATE INDEX keys_owner_idx ON apikeys.keys (owner);
+CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
+    WHERE created_by_key IS NOT NULL;
 
 -- Per-owner limits; a row appears when an owner gets a first key or a policy.
 CREATE TABLE apikeys.owner_policies (
@@ -286,8 +300,26 @@ CREATE TABLE apikeys.owner_policies (
     max_lifetime    interval,
     keys_issued     bigint NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- lifecycle policies: NULL takes the apikeys.default_* setting, '0' is off
+    revoke_unused_after interval,
+    warn_before_expiry  interval,
+    rotate_every        interval,
+    rate_limit          integer,
+    rate_window         interval,
     CONSTRAINT owner_policies_max_keys_check CHECK (max_keys OPERATOR(pg_catalog.>) 0),
     CONSTRAINT owner_policies_max_lifetime_check CHECK (max_lifetime OPERATOR(pg_catalog.>) '0'::interval)
+);
+
+-- Named scope sets ("roles"): a key holding '@name' grants what the set
+-- grants at each verification (src/scopeset.c expands it when the key is
+-- loaded).  The column order is part of the C code: add columns at the end.
+CREATE TABLE apikeys.scope_sets (
+    name            text COLLATE "C" PRIMARY KEY,
+    scopes          apikeys.scope[] NOT NULL,
+    description     text,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT scope_sets_name_check CHECK (name OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,62}$')
 );
 
 -- The append-only audit trail.  Never holds a secret or a hash.
@@ -340,6 +372,65 @@ CREATE TABLE apikeys.usage_journal (
 -- client IDs are random: compression would cost time and save nothing
 ALTER TABLE apikeys.usage_journal ALTER COLUMN data SET STORAGE EXTERNAL;
 
+-- Handoff claims: one row per link and code sent.  Only hashes are kept:
+-- of the claim token, and of the token with the code (so the code's small
+-- space cannot be searched without the token).  No foreign key to
+-- apikeys.keys, so dump/restore needs no table order; claim_key checks
+-- that the key still exists.
+CREATE TABLE apikeys.claims (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    client_id       text COLLATE "C" NOT NULL,
+    token_hash      bytea NOT NULL,
+    code_hash       bytea NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at      timestamptz NOT NULL,
+    failures        integer NOT NULL DEFAULT 0,
+    claimed_at      timestamptz,
+    locked_at       timestamptz,
+    superseded_at   timestamptz,
+    CONSTRAINT claims_token_hash_key UNIQUE (token_hash)
+);
+
+CREATE INDEX claims_client_id_idx ON apikeys.claims (client_id);
+
+-- The outbox: durable events and deliveries, written in the transaction of
+-- the change they report and drained by apikeys_delivery through
+-- outbox_take / outbox_done / outbox_retry (at-least-once, leased).
+CREATE TABLE apikeys.outbox (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    event           text NOT NULL,
+    client_id       text,
+    owner           text,
+    channel         text,
+    recipient       text,
+    payload         jsonb NOT NULL DEFAULT '{}',
+    attempts        integer NOT NULL DEFAULT 0,
+    available_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    delivered_at    timestamptz,
+    leased_until    timestamptz,
+    leased_by       text,
+    last_error      text,
+    failed_at       timestamptz,
+    claim_id        bigint,
+    CONSTRAINT outbox_channel_check CHECK (channel OPERATOR(pg_catalog.=) ANY (ARRAY['email'::text, 'sms'::text]))
+);
+
+CREATE INDEX outbox_pending_idx ON apikeys.outbox (id)
+    WHERE delivered_at IS NULL AND failed_at IS NULL;
+CREATE INDEX outbox_claim_idx ON apikeys.outbox (claim_id) WHERE claim_id IS NOT NULL;
+
+-- What apply_policies has already sent, so each notice goes out once: the
+-- subject is the key's expires_at (expires_soon) or secret_set_at
+-- (rotation_due), so a changed expiry or a new secret starts afresh.
+CREATE TABLE apikeys.policy_notices (
+    client_id       text COLLATE "C" NOT NULL,
+    event           text NOT NULL,
+    subject         timestamptz NOT NULL,
+    sent_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT policy_notices_pkey PRIMARY KEY (client_id, event, subject)
+);
+
 -- Room on each page, so the rollup's last_used_at updates are HOT (that
 -- column is in no index): no index writes, far less WAL and bloat.
 ALTER TABLE apikeys.keys SET (fillfactor = 90);
@@ -349,11 +440,17 @@ ALTER TABLE apikeys.keys SET (fillfactor = 90);
 --------------------------------------------------------------------------------
 SELECT pg_catalog.pg_extension_config_dump('apikeys.keys', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.owner_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.scope_sets', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.protected_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_journal', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.claims', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.claims_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.policy_notices', '');
 
 --------------------------------------------------------------------------------
 -- Row-level security on our own tables: no policies, so only the owner
@@ -361,9 +458,16 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_journal', '');
 --------------------------------------------------------------------------------
 ALTER TABLE apikeys.keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.owner_policies ENABLE ROW LEVEL SECURITY;
+ALTER TABLE apikeys.scope_sets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.protected_tables ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.usage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE apikeys.usage_journal ENABLE ROW LEVEL SECURITY;
+ALTER TABLE apikeys.claims ENABLE ROW LEVEL SECURITY;
+ALTER TABLE apikeys.policy_notices ENABLE ROW LEVEL SECURITY;
+-- the delivery role reads every outbox row (it is granted SELECT below);
+-- nobody else has a policy
+ALTER TABLE apikeys.outbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY outbox_delivery_read ON apikeys.outbox FOR SELECT TO apikeys_delivery USING (true);
 
 --------------------------------------------------------------------------------
 -- C functions
@@ -397,6 +501,31 @@ CREATE FUNCTION apikeys._op_detail() RETURNS jsonb
 CREATE FUNCTION apikeys._outer_user() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_outer_user'
     LANGUAGE C STABLE PARALLEL SAFE;
+
+-- Internal: the key a self-service function (my_*) acts for, named in the
+-- audit rows of its changes (detail.by_key); cleared at transaction end.
+CREATE FUNCTION apikeys._acting_begin(client_id text) RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_acting_begin'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION apikeys._acting_key() RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_acting_key'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Internal: may a key holding granted give a key the scope required?  As
+-- scopes_grant, except that a field-less scope needs a field-less grant
+-- (the no-escalation subset test, src/scope.c ScopeArrayCovers).
+-- Not STRICT (NULL in, NULL out, in C): a STRICT call with NULL constants
+-- would be folded away before the EXECUTE privilege is checked.
+CREATE FUNCTION apikeys._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_scopes_cover'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Internal: scopes with every '@name' replaced by the set's scopes, read
+-- with the latest snapshot: the expansion verification makes (src/scopeset.c).
+CREATE FUNCTION apikeys._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
+    AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
+    LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 CREATE FUNCTION apikeys.token_client_id(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_client_id'
@@ -464,10 +593,35 @@ CREATE FUNCTION apikeys.pre_request(required_scope text) RETURNS void
 -- last_used_at is written at most once per key per
 -- apikeys.last_used_granularity and nothing else is kept.
 
+-- Tells every backend to forget its cached owner-wide rate limits when an
+-- owner's limit changes (src/ownerlimit.c).
+CREATE FUNCTION apikeys._owner_limit_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Outdates every cached key of the database when a scope set changes.
+CREATE FUNCTION apikeys._scope_sets_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_scope_sets_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION apikeys._keys_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION apikeys._cache_invalidate_all()
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_cache_invalidate_all'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Is this session a logical replication apply worker?  Not settable from
+-- SQL: it is the process's kind, fixed when the server started it.
+CREATE FUNCTION apikeys._in_apply_worker()
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_in_apply_worker'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
 
 CREATE FUNCTION apikeys._preloaded()
     RETURNS boolean
@@ -532,6 +686,31 @@ CREATE FUNCTION apikeys.cache_prewarm()
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
+-- Handoff (src/claim.c): claim secrets from pg_strong_random(), constant-
+-- time hash comparison, and the claim's use of the address throttle.
+CREATE FUNCTION apikeys._claim_secrets(OUT claim_token text, OUT code text)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_claim_secrets'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+-- Not STRICT, like flush_usage: a STRICT call with NULL constants is
+-- folded away before the EXECUTE privilege is checked.
+CREATE FUNCTION apikeys._hash_equal(a bytea, b bytea)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+CREATE FUNCTION apikeys._claim_blocked()
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_claim_blocked'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- Not STRICT: a NULL claim ID (unknown token) still counts for the address.
+CREATE FUNCTION apikeys._claim_failed(claim_id bigint)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_claim_failed'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
 --------------------------------------------------------------------------------
 -- Internal SQL helpers
 --------------------------------------------------------------------------------
@@ -547,7 +726,10 @@ CREATE FUNCTION apikeys._audit(p_event text, p_client_id text, p_owner text, p_d
 AS $$
 BEGIN
     INSERT INTO apikeys.audit_log (event, client_id, owner, detail, db_user, application_name)
-    VALUES (p_event, p_client_id, p_owner, COALESCE(p_detail, '{}'::jsonb),
+    VALUES (p_event, p_client_id, p_owner,
+            COALESCE(p_detail, '{}'::jsonb) OPERATOR(pg_catalog.||)
+                CASE WHEN apikeys._acting_key() IS NULL THEN '{}'::jsonb
+                     ELSE pg_catalog.jsonb_build_object('by_key', apikeys._acting_key()) END,
             apikeys._outer_user(),
             pg_catalog.current_setting('application_name', true));
     -- Any role may LISTEN on any channel, so the payload holds only what
@@ -648,7 +830,7 @@ CREATE FUNCTION apikeys._check_settings(p_scopes text[], p_description text,
                                         p_rate_window interval)
     RETURNS apikeys.scope[]
     LANGUAGE plpgsql
-    STABLE
+    VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -670,6 +852,19 @@ BEGIN
           FROM (SELECT s::apikeys.scope::text AS s, pg_catalog.min(pos) AS first_pos
                   FROM pg_catalog.unnest(p_scopes) WITH ORDINALITY AS u(s, pos)
                  GROUP BY 1) d;
+        -- every '@name' names a defined set; the share lock makes a
+        -- concurrent drop_scope_set wait for this key and then see it
+        FOR r IN SELECT pg_catalog.substr(u.s::text, 2) AS name
+                   FROM pg_catalog.unnest(v_scopes) AS u(s)
+                  WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@' LOOP
+            PERFORM 1 FROM apikeys.scope_sets ss
+              WHERE ss.name OPERATOR(pg_catalog.=) r.name FOR KEY SHARE;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'scope set "%" does not exist', r.name
+                    USING ERRCODE = '22023',
+                          HINT = 'Define it first with apikeys.define_scope_set().';
+            END IF;
+        END LOOP;
     END IF;
 
     PERFORM apikeys._check_text('description', p_description, 1024, false);
@@ -770,7 +965,8 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    metadata jsonb DEFAULT '{}',
                                    db_role name DEFAULT NULL,
                                    rate_limit integer DEFAULT NULL,
-                                   rate_window interval DEFAULT '1 minute')
+                                   rate_window interval DEFAULT '1 minute',
+                                   handoff boolean DEFAULT false)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -783,6 +979,7 @@ DECLARE
     v_live bigint;
     v_expires timestamptz;
     m record;
+    v_key apikeys.keys;
 BEGIN
     PERFORM apikeys._check_text('owner', create_key.owner, 256, true);
     PERFORM apikeys._check_text('name', create_key.name, 128, true);
@@ -799,6 +996,16 @@ BEGIN
                     create_key.allowed_cidrs, create_key.metadata,
                     create_key.db_role::text, create_key.rate_limit,
                     CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END);
+    IF create_key.handoff IS NULL THEN
+        RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    IF create_key.handoff AND
+       (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
+        RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
+            USING ERRCODE = '22023',
+                  DETAIL = 'The claim link goes to the email address and the code to the phone.',
+                  HINT = 'Give contact_email and contact_phone.';
+    END IF;
 
     -- Serialise creates for this owner: the upsert row-locks the owner's
     -- policy row, and a REPEATABLE READ transaction racing another create
@@ -826,24 +1033,50 @@ BEGIN
                   HINT = 'Revoke a key, or raise max_keys with apikeys.set_owner_policy().';
     END IF;
 
-    m := apikeys._mint(NULL);
+    -- With handoff, the secret minted here is dropped unseen: the stored
+    -- hash matches nothing anybody has, so the key answers NOT_FOUND until
+    -- claim_key mints the real one.
+    --
+    -- A client ID that already exists (96 random bits: never in practice)
+    -- must not surface as a unique violation whose DETAIL names another
+    -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
+    -- misses fail with a message of our own.
+    FOR attempt IN 1..3 LOOP
+        m := apikeys._mint(NULL);
 
-    INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
-                              expires_at, created_by, description, contact_email,
-                              contact_phone, allowed_cidrs, metadata, db_role,
-                              rate_limit, rate_window)
-    VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
-            m.hash_alg, v_expires, apikeys._outer_user(),
-            NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
-            NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
-            NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
-            create_key.rate_limit,
-            CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END);
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role,
+                                  rate_limit, rate_window, pending_since, created_by_key)
+        VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
+                m.hash_alg, v_expires, apikeys._outer_user(),
+                NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
+                NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
+                NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
+                create_key.rate_limit,
+                CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
+                CASE WHEN create_key.handoff THEN pg_catalog.now() END,
+                apikeys._acting_key())
+        ON CONFLICT (client_id) DO NOTHING
+        RETURNING * INTO v_key;
+        EXIT WHEN v_key.client_id IS NOT NULL;
+    END LOOP;
+    IF v_key.client_id IS NULL THEN
+        RAISE EXCEPTION 'could not issue a unique client ID'
+            USING ERRCODE = '23505',
+                  HINT = 'Try again.';
+    END IF;
 
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
-                                      'expires_at', v_expires));
+                                      'expires_at', v_expires)
+        OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
+                                     THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
+    IF create_key.handoff THEN
+        PERFORM apikeys._handoff_start(v_key);
+        RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
+    END IF;
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
 END
 $$;
@@ -867,6 +1100,12 @@ BEGIN
         RAISE EXCEPTION 'API key "%" has expired', rotate_key.client_id
             USING ERRCODE = '55000',
                   HINT = 'An expired key cannot be rotated; issue a new key with apikeys.create_key().';
+    END IF;
+    -- a rotation would show the admin the secret the handoff keeps from them
+    IF k.pending_since IS NOT NULL THEN
+        RAISE EXCEPTION 'API key "%" is waiting to be claimed', rotate_key.client_id
+            USING ERRCODE = '55000',
+                  HINT = 'Use apikeys.reset_key() to send a new claim link and code.';
     END IF;
 
     m := apikeys._mint(k.client_id);
@@ -928,13 +1167,32 @@ CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL)
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_children text[];
+    c text;
 BEGIN
     PERFORM apikeys._check_text('reason', reason, 1024, false);
+    -- A key may be creating a child (my_create_key holds it FOR SHARE) as
+    -- we come: _key_row then waits for that creation to commit.  A child
+    -- that appears while we wait was made by a key being revoked, so it
+    -- goes with it.  Children that existed before we came stay: they were
+    -- made while their creator was live.
+    v_children := ARRAY(SELECT k.client_id FROM apikeys.keys k
+                         WHERE k.created_by_key OPERATOR(pg_catalog.=) revoke_key.client_id);
     PERFORM apikeys._key_row(revoke_key.client_id);
     PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object('reason', reason));
     UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) revoke_key.client_id;
     PERFORM apikeys._op_end();
+    FOR c IN SELECT k.client_id FROM apikeys.keys k
+              WHERE k.created_by_key OPERATOR(pg_catalog.=) revoke_key.client_id
+                AND k.revoked_at IS NULL
+                AND k.client_id OPERATOR(pg_catalog.<>) ALL (v_children)
+              ORDER BY k.client_id
+    LOOP
+        PERFORM apikeys.revoke_key(c, pg_catalog.format(
+            'created by %s while it was being revoked', revoke_key.client_id));
+    END LOOP;
 END
 $$;
 
@@ -1065,7 +1323,12 @@ END
 $$;
 
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
-                                         max_lifetime interval DEFAULT NULL)
+                                         max_lifetime interval DEFAULT NULL,
+                                         revoke_unused_after interval DEFAULT NULL,
+                                         warn_before_expiry interval DEFAULT NULL,
+                                         rotate_every interval DEFAULT NULL,
+                                         rate_limit integer DEFAULT NULL,
+                                         rate_window interval DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1073,6 +1336,9 @@ CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NU
 AS $$
 DECLARE
     old_p apikeys.owner_policies;
+    new_p apikeys.owner_policies;
+    det jsonb := '{}'::jsonb;
+    col text;
 BEGIN
     PERFORM apikeys._check_text('owner', set_owner_policy.owner, 256, true);
     IF set_owner_policy.max_keys IS NOT NULL AND
@@ -1085,25 +1351,74 @@ BEGIN
         set_owner_policy.max_lifetime OPERATOR(pg_catalog.>) '100 years'::interval) THEN
         RAISE EXCEPTION 'max_lifetime must be between 1 minute and 100 years' USING ERRCODE = '22023';
     END IF;
+    -- the lifecycle intervals: '0' turns a policy off for this owner
+    IF set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'revoke_unused_after must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'warn_before_expiry must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.rotate_every OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.rotate_every OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'rotate_every must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.rate_limit OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
+            HINT = 'Use 0 for no owner-wide limit.';
+    END IF;
+    IF set_owner_policy.rate_window IS NOT NULL AND
+       (set_owner_policy.rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
+        set_owner_policy.rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+        RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
 
     SELECT * INTO old_p FROM apikeys.owner_policies p
      WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
 
     PERFORM apikeys._op_begin('policy_changed', NULL);
-    INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime)
-    VALUES (set_owner_policy.owner, set_owner_policy.max_keys, set_owner_policy.max_lifetime)
+    INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, revoke_unused_after,
+                                             warn_before_expiry, rotate_every, rate_limit,
+                                             rate_window)
+    VALUES (set_owner_policy.owner, set_owner_policy.max_keys, set_owner_policy.max_lifetime,
+            set_owner_policy.revoke_unused_after, set_owner_policy.warn_before_expiry,
+            set_owner_policy.rotate_every, NULLIF(set_owner_policy.rate_limit, 0),
+            CASE WHEN NULLIF(set_owner_policy.rate_limit, 0) IS NOT NULL
+                 THEN COALESCE(set_owner_policy.rate_window, '1 minute'::interval) END)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE SET
         max_keys = COALESCE(EXCLUDED.max_keys, p.max_keys),
         max_lifetime = COALESCE(EXCLUDED.max_lifetime, p.max_lifetime),
-        updated_at = pg_catalog.now();
+        revoke_unused_after = COALESCE(EXCLUDED.revoke_unused_after, p.revoke_unused_after),
+        warn_before_expiry = COALESCE(EXCLUDED.warn_before_expiry, p.warn_before_expiry),
+        rotate_every = COALESCE(EXCLUDED.rotate_every, p.rotate_every),
+        rate_limit = CASE WHEN set_owner_policy.rate_limit IS NULL THEN p.rate_limit
+                          ELSE EXCLUDED.rate_limit END,
+        rate_window = CASE WHEN set_owner_policy.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+                           WHEN set_owner_policy.rate_limit IS NULL AND p.rate_limit IS NULL THEN NULL
+                           ELSE COALESCE(set_owner_policy.rate_window, p.rate_window,
+                                         EXCLUDED.rate_window) END,
+        updated_at = pg_catalog.now()
+    RETURNING * INTO new_p;
     PERFORM apikeys._op_end();
 
-    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner,
-        pg_catalog.jsonb_build_object(
-            'max_keys', pg_catalog.jsonb_build_object('old', old_p.max_keys,
-                'new', COALESCE(set_owner_policy.max_keys, old_p.max_keys)),
-            'max_lifetime', pg_catalog.jsonb_build_object('old', old_p.max_lifetime,
-                'new', COALESCE(set_owner_policy.max_lifetime, old_p.max_lifetime))));
+    -- old -> new of every setting that changed
+    FOREACH col IN ARRAY ARRAY['max_keys', 'max_lifetime', 'revoke_unused_after',
+                               'warn_before_expiry', 'rotate_every', 'rate_limit',
+                               'rate_window'] LOOP
+        IF (pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col) IS DISTINCT FROM
+           (pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col) OR
+           col OPERATOR(pg_catalog.=) ANY (ARRAY['max_keys', 'max_lifetime']) THEN
+            det := det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
+                pg_catalog.jsonb_build_object(
+                    'old', pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col,
+                    'new', pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col));
+        END IF;
+    END LOOP;
+    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
 END
 $$;
 
@@ -1155,6 +1470,1002 @@ END
 $$;
 
 --------------------------------------------------------------------------------
+-- Handoff, outbox and lifecycle policies
+--
+-- A handoff key is created pending, with a hash of a secret nobody has, so
+-- it answers NOT_FOUND.  _handoff_start puts a claim token (by email) and a
+-- 6-digit code (by SMS) in the outbox; claim_key trades the two for the real
+-- secret, once.  Every audited change also lands in the outbox (trigger on
+-- audit_log), and deliveries to people go through _deliver.  apikeys_delivery
+-- drains the outbox with outbox_take / outbox_done / outbox_retry.
+--------------------------------------------------------------------------------
+
+-- _setting_interval: an apikeys.* duration setting as an interval, with a
+-- fallback for a session where the library is not loaded yet (its settings
+-- are then unknown to the server).
+CREATE FUNCTION apikeys._setting_interval(p_name text, p_default interval)
+    RETURNS interval
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(NULLIF(pg_catalog.current_setting(p_name, true), '')::interval, p_default)
+$$;
+
+-- _deliver appends one outbox row addressed to a person (channel email or
+-- sms) or to applications (channel NULL) and sends a wake-up NOTIFY that
+-- names only the event and the row.  The one writer of deliveries.
+CREATE FUNCTION apikeys._deliver(p_event text, p_client_id text, p_owner text,
+                                 p_channel text, p_recipient text, p_payload jsonb,
+                                 p_claim_id bigint DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO apikeys.outbox (event, client_id, owner, channel, recipient, payload, claim_id)
+    VALUES (p_event, p_client_id, p_owner, p_channel, p_recipient,
+            COALESCE(p_payload, '{}'::jsonb), p_claim_id)
+    RETURNING id INTO v_id;
+    PERFORM pg_catalog.pg_notify('apikeys_events',
+        pg_catalog.jsonb_build_object('event', p_event, 'outbox_id', v_id)::text);
+    RETURN v_id;
+END
+$$;
+
+-- Every audit row written by this transaction becomes an outbox event
+-- (channel NULL).  Rows restored from a dump (COPY) are skipped: they carry
+-- the time and txid of the transaction that wrote them, and a restoring
+-- transaction never has both (the txid alone can coincide between two
+-- young clusters).  So are rows whose event is already in the outbox as a
+-- delivery (detail names its outbox_id).
+CREATE FUNCTION apikeys._audit_outbox_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO apikeys.outbox (event, client_id, owner, payload)
+    VALUES (NEW.event, NEW.client_id, NEW.owner,
+            pg_catalog.jsonb_build_object('audit_id', NEW.id, 'at', NEW.at,
+                                          'actor', NEW.actor, 'detail', NEW.detail));
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER audit_log_outbox
+    AFTER INSERT ON apikeys.audit_log
+    FOR EACH ROW
+    WHEN (NEW.at OPERATOR(pg_catalog.=) pg_catalog.now()
+          AND NEW.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()
+          AND NOT (NEW.detail OPERATOR(pg_catalog.?) 'outbox_id'))
+    EXECUTE FUNCTION apikeys._audit_outbox_trigger();
+
+-- Keeps keys.secret_set_at: when the current secret was set (rotation
+-- policy).
+CREATE FUNCTION apikeys._keys_secret_set_at_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.secret_hash IS DISTINCT FROM OLD.secret_hash THEN
+        NEW.secret_set_at := pg_catalog.now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER keys_secret_set_at
+    BEFORE UPDATE OF secret_hash ON apikeys.keys
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_secret_set_at_trigger();
+
+-- _outbox_erase removes the one-time secrets (claim token, code) from the
+-- outbox rows of the given claims.
+CREATE FUNCTION apikeys._outbox_erase(p_claim_ids bigint[])
+    RETURNS void
+    LANGUAGE sql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE apikeys.outbox o
+       SET payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[]
+     WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
+       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+$$;
+
+-- _handoff_start: a new claim for a pending key (any earlier open claim
+-- is superseded and its secrets erased), its two deliveries and the
+-- handoff_sent audit row.  Returns when the claim expires.
+CREATE FUNCTION apikeys._handoff_start(k apikeys.keys)
+    RETURNS timestamptz
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    v_old bigint[];
+    v_claim bigint;
+    v_exp timestamptz;
+BEGIN
+    WITH sup AS (
+        UPDATE apikeys.claims c SET superseded_at = pg_catalog.now()
+         WHERE c.client_id OPERATOR(pg_catalog.=) k.client_id
+           AND c.claimed_at IS NULL AND c.superseded_at IS NULL
+        RETURNING c.id)
+    SELECT pg_catalog.array_agg(id) INTO v_old FROM sup;
+    IF v_old IS NOT NULL THEN
+        PERFORM apikeys._outbox_erase(v_old);
+    END IF;
+
+    s := apikeys._claim_secrets();
+    v_exp := pg_catalog.now() OPERATOR(pg_catalog.+)
+             apikeys._setting_interval('apikeys.claim_lifetime', '24 hours');
+    INSERT INTO apikeys.claims (client_id, token_hash, code_hash, expires_at)
+    VALUES (k.client_id,
+            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token, 'UTF8')),
+            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token OPERATOR(pg_catalog.||) ':'
+                                                    OPERATOR(pg_catalog.||) s.code, 'UTF8')),
+            v_exp)
+    RETURNING id INTO v_claim;
+
+    PERFORM apikeys._deliver('handoff_link', k.client_id, k.owner, 'email', k.contact_email,
+        pg_catalog.jsonb_build_object('claim_token', s.claim_token, 'client_id', k.client_id,
+                                      'name', k.name, 'claim_expires_at', v_exp),
+        v_claim);
+    PERFORM apikeys._deliver('handoff_code', k.client_id, k.owner, 'sms', k.contact_phone,
+        pg_catalog.jsonb_build_object('code', s.code, 'client_id', k.client_id,
+                                      'claim_expires_at', v_exp),
+        v_claim);
+    PERFORM apikeys._audit('handoff_sent', k.client_id, k.owner,
+        pg_catalog.jsonb_build_object('claim_expires_at', v_exp,
+                                      'email', k.contact_email, 'phone', k.contact_phone));
+    RETURN v_exp;
+END
+$$;
+
+-- _claim_refuse: the one answer to every failed claim, whatever was wrong.
+CREATE FUNCTION apikeys._claim_refuse()
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'could not claim the API key'
+        USING ERRCODE = '28000',
+              DETAIL = 'The link or the code is wrong, used or expired, or the claim is locked.',
+              HINT = 'Ask the administrator of the key for a new link and code.';
+END
+$$;
+
+-- _claim_count_failure: one more wrong code for an open claim; the fifth
+-- locks it (audited, its secrets erased).  Called by the background worker
+-- of src/claim.c in its own transaction, so it survives claim_key's error.
+CREATE FUNCTION apikeys._claim_count_failure(p_claim_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c apikeys.claims;
+BEGIN
+    UPDATE apikeys.claims SET
+        failures = failures OPERATOR(pg_catalog.+) 1,
+        locked_at = CASE WHEN (failures OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.>=) 5
+                         THEN pg_catalog.now() END
+     WHERE id OPERATOR(pg_catalog.=) p_claim_id
+       AND claimed_at IS NULL AND locked_at IS NULL AND superseded_at IS NULL
+    RETURNING * INTO c;
+    IF FOUND AND c.locked_at IS NOT NULL THEN
+        PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+        PERFORM apikeys._audit('claim_locked', c.client_id,
+            (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
+            pg_catalog.jsonb_build_object('failures', c.failures));
+    END IF;
+END
+$$;
+
+-- claim_key: the integrator's side of the handoff (apikeys_verifier).  The
+-- claim is read unlocked to check the code, so a wrong code can be counted
+-- by a worker that must not wait for this transaction; a right one is then
+-- locked and checked again, so of two concurrent claims one wins.
+CREATE FUNCTION apikeys.claim_key(claim_token text, code text)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c apikeys.claims;
+    k apikeys.keys;
+    m record;
+    v_ok boolean := false;
+    v_wrong_code bigint;     -- the claim a wrong code counts against
+BEGIN
+    -- Every failure ends at the one RAISE below, so not even the error's
+    -- CONTEXT line tells which check failed.
+    IF NOT apikeys._claim_blocked() AND claim_key.claim_token IS NOT NULL AND
+       pg_catalog.length(claim_key.claim_token) OPERATOR(pg_catalog.<=) 256 THEN
+        SELECT * INTO c FROM apikeys.claims cl
+         WHERE cl.token_hash OPERATOR(pg_catalog.=)
+               pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token, 'UTF8'));
+        IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
+           c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN
+            IF claim_key.code IS NOT NULL AND
+               apikeys._hash_equal(c.code_hash,
+                   pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
+                                                           OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
+                -- the code is right: lock, and look again (a concurrent
+                -- claim may have won meanwhile)
+                SELECT * INTO c FROM apikeys.claims cl
+                 WHERE cl.id OPERATOR(pg_catalog.=) c.id FOR UPDATE;
+                SELECT * INTO k FROM apikeys.keys kk
+                 WHERE kk.client_id OPERATOR(pg_catalog.=) c.client_id FOR UPDATE;
+                v_ok := c.claimed_at IS NULL AND c.locked_at IS NULL AND c.superseded_at IS NULL AND
+                        k.client_id IS NOT NULL AND k.revoked_at IS NULL AND
+                        k.pending_since IS NOT NULL AND
+                        k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+            ELSE
+                v_wrong_code := c.id;
+            END IF;
+        END IF;
+        IF NOT v_ok THEN
+            PERFORM apikeys._claim_failed(v_wrong_code);
+        END IF;
+    END IF;
+    IF NOT v_ok THEN
+        PERFORM apikeys._claim_refuse();
+    END IF;
+
+    m := apikeys._mint(k.client_id);
+    PERFORM apikeys._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
+    UPDATE apikeys.keys SET
+        secret_hash = m.secret_hash,
+        hash_alg = m.hash_alg,
+        prev_secret_hash = NULL,
+        prev_hash_alg = NULL,
+        prev_expires_at = NULL,
+        pending_since = NULL
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
+    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+
+    RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
+END
+$$;
+
+-- reset_key: Spektrix's "Reset API key".  The current secret (and any
+-- rotation grace) stops at once; the key is pending again and a new link
+-- and code go out.
+CREATE FUNCTION apikeys.reset_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    m record;
+BEGIN
+    k := apikeys._key_row(reset_key.client_id);
+    IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+        RAISE EXCEPTION 'API key "%" has expired', reset_key.client_id
+            USING ERRCODE = '55000',
+                  HINT = 'An expired key cannot be reset; issue a new key with apikeys.create_key().';
+    END IF;
+    IF k.contact_email IS NULL OR k.contact_phone IS NULL THEN
+        RAISE EXCEPTION 'API key "%" has no contact email and phone for a handoff', reset_key.client_id
+            USING ERRCODE = '22023',
+                  HINT = 'Set contact_email and contact_phone with apikeys.update_key() first.';
+    END IF;
+
+    m := apikeys._mint(k.client_id);   -- its secret is dropped unseen
+    PERFORM apikeys._op_begin('reset', NULL);
+    UPDATE apikeys.keys SET
+        secret_hash = m.secret_hash,
+        hash_alg = m.hash_alg,
+        prev_secret_hash = NULL,
+        prev_hash_alg = NULL,
+        prev_expires_at = NULL,
+        pending_since = pg_catalog.now()
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+    RETURNING * INTO k;
+    PERFORM apikeys._op_end();
+    PERFORM apikeys._handoff_start(k);
+END
+$$;
+
+-- _outbox_housekeeping: rows of claims that expired lose their one-time
+-- secrets (and, undelivered, are given up: the link is dead); rows whose
+-- last allowed attempt's lease ran out are given up.
+CREATE FUNCTION apikeys._outbox_housekeeping()
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max integer := COALESCE(NULLIF(pg_catalog.current_setting('apikeys.outbox_max_attempts', true), '')::integer, 10);
+BEGIN
+    UPDATE apikeys.outbox o SET
+        payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[],
+        failed_at = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
+                         THEN pg_catalog.now() ELSE o.failed_at END,
+        last_error = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
+                          THEN 'the claim expired before delivery' ELSE o.last_error END,
+        leased_until = NULL
+      FROM apikeys.claims c
+     WHERE o.claim_id OPERATOR(pg_catalog.=) c.id
+       AND c.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+
+    UPDATE apikeys.outbox o SET
+        failed_at = pg_catalog.now(),
+        last_error = COALESCE(o.last_error, 'the lease of the last attempt ran out'),
+        leased_until = NULL
+     WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
+       AND o.attempts OPERATOR(pg_catalog.>=) v_max
+       AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
+END
+$$;
+
+-- outbox_take: due, undelivered rows, oldest first, each leased to the
+-- caller until now() + lease.  FOR UPDATE SKIP LOCKED: concurrent takers
+-- skip each other's rows instead of waiting, and a leased row is not due
+-- again until its lease ends (a taker that died leaves it to come back).
+CREATE FUNCTION apikeys.outbox_take(max_rows integer DEFAULT 100, lease interval DEFAULT '1 minute')
+    RETURNS SETOF apikeys.outbox
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max integer := COALESCE(NULLIF(pg_catalog.current_setting('apikeys.outbox_max_attempts', true), '')::integer, 10);
+BEGIN
+    IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 10000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 10000' USING ERRCODE = '22023';
+    END IF;
+    IF lease IS NULL OR lease OPERATOR(pg_catalog.<) '1 second'::interval OR
+       lease OPERATOR(pg_catalog.>) '1 day'::interval THEN
+        RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
+    PERFORM apikeys._outbox_housekeeping();
+    RETURN QUERY
+    WITH due AS (
+        SELECT o.id FROM apikeys.outbox o
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
+           AND o.available_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
+           AND (o.leased_until IS NULL OR o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+           AND o.attempts OPERATOR(pg_catalog.<) v_max
+         ORDER BY o.id
+         LIMIT max_rows
+         FOR UPDATE SKIP LOCKED),
+    taken AS (
+        UPDATE apikeys.outbox o SET
+            attempts = o.attempts OPERATOR(pg_catalog.+) 1,
+            leased_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) lease,
+            leased_by = pg_catalog.format('%s pid %s', apikeys._outer_user(), pg_catalog.pg_backend_pid())
+          FROM due
+         WHERE o.id OPERATOR(pg_catalog.=) due.id
+        RETURNING o.*)
+    SELECT * FROM taken ORDER BY taken.id;
+END
+$$;
+
+-- outbox_done: the row was delivered.  Its one-time secrets are erased.
+-- Idempotent: at-least-once delivery may report a row twice.
+CREATE FUNCTION apikeys.outbox_done(id bigint)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE apikeys.outbox o SET
+        delivered_at = COALESCE(o.delivered_at, pg_catalog.now()),
+        leased_until = NULL,
+        payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[]
+     WHERE o.id OPERATOR(pg_catalog.=) outbox_done.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox row % does not exist', COALESCE(outbox_done.id::text, 'NULL')
+            USING ERRCODE = '42704';
+    END IF;
+END
+$$;
+
+-- outbox_retry: delivery failed; the row is due again after a backoff of
+-- apikeys.outbox_backoff doubled per attempt (at most
+-- apikeys.outbox_max_backoff), and given up after
+-- apikeys.outbox_max_attempts attempts.
+CREATE FUNCTION apikeys.outbox_retry(id bigint, error text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o apikeys.outbox;
+    v_max integer := COALESCE(NULLIF(pg_catalog.current_setting('apikeys.outbox_max_attempts', true), '')::integer, 10);
+    v_delay interval;
+BEGIN
+    SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id OPERATOR(pg_catalog.=) outbox_retry.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox row % does not exist', COALESCE(outbox_retry.id::text, 'NULL')
+            USING ERRCODE = '42704';
+    END IF;
+    IF o.delivered_at IS NOT NULL THEN
+        RAISE EXCEPTION 'outbox row % has already been delivered', o.id
+            USING ERRCODE = '55000';
+    END IF;
+    v_delay := LEAST(apikeys._setting_interval('apikeys.outbox_backoff', '10 seconds')
+                     OPERATOR(pg_catalog.*)
+                     pg_catalog.power(2::double precision,
+                                      (LEAST(GREATEST(o.attempts, 1), 30) OPERATOR(pg_catalog.-) 1)::double precision),
+                     apikeys._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
+    UPDATE apikeys.outbox ob SET
+        leased_until = NULL,
+        last_error = pg_catalog."left"(COALESCE(outbox_retry.error, ''), 1000),
+        available_at = pg_catalog.now() OPERATOR(pg_catalog.+) v_delay,
+        failed_at = CASE WHEN o.attempts OPERATOR(pg_catalog.>=) v_max THEN pg_catalog.now() END
+     WHERE ob.id OPERATOR(pg_catalog.=) o.id;
+END
+$$;
+
+-- _policy_notice: one expires_soon / rotation_due notice for a key, unless
+-- already sent for this subject; audited, delivered to the key's contact
+-- email (or to applications when it has none).  True when sent.
+CREATE FUNCTION apikeys._policy_notice(k apikeys.keys, p_event text, p_subject timestamptz,
+                                       p_payload jsonb)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO apikeys.policy_notices (client_id, event, subject)
+    VALUES (k.client_id, p_event, p_subject)
+    ON CONFLICT ON CONSTRAINT policy_notices_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    v_id := apikeys._deliver(p_event, k.client_id, k.owner,
+                             CASE WHEN k.contact_email IS NOT NULL THEN 'email' END,
+                             k.contact_email,
+                             p_payload OPERATOR(pg_catalog.||)
+                             pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name));
+    PERFORM apikeys._audit(p_event, k.client_id, k.owner,
+        p_payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('outbox_id', v_id));
+    RETURN true;
+END
+$$;
+
+-- apply_policies: one pass of the lifecycle policies over live keys, plus
+-- outbox housekeeping and retention.  Returns the number of actions
+-- (revocations and notices).  Safe to run twice or concurrently: a revoke
+-- re-checks revoked_at under the row lock, a notice is sent once per
+-- (key, event, subject).
+CREATE FUNCTION apikeys.apply_policies()
+    RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := 0;
+    r record;
+    k apikeys.keys;
+    v_retention interval := apikeys._setting_interval('apikeys.outbox_retention', '7 days');
+    v_last timestamptz;
+BEGIN
+    PERFORM apikeys._outbox_housekeeping();
+    IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
+        DELETE FROM apikeys.outbox o
+         WHERE o.delivered_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention)
+            OR o.failed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+        DELETE FROM apikeys.claims c
+         WHERE c.expires_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+    END IF;
+
+    FOR r IN
+        SELECT kk.client_id,
+               COALESCE(p.revoke_unused_after,
+                        apikeys._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
+               COALESCE(p.warn_before_expiry,
+                        apikeys._setting_interval('apikeys.default_warn_before_expiry', '0')) AS warn_before,
+               COALESCE(p.rotate_every,
+                        apikeys._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
+          FROM apikeys.keys kk
+          LEFT JOIN apikeys.owner_policies p ON p.owner OPERATOR(pg_catalog.=) kk.owner
+         WHERE kk.revoked_at IS NULL
+           AND kk.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+         ORDER BY kk.client_id
+    LOOP
+        IF r.unused_after OPERATOR(pg_catalog.<=) '0'::interval AND
+           r.warn_before OPERATOR(pg_catalog.<=) '0'::interval AND
+           r.rotate_every OPERATOR(pg_catalog.<=) '0'::interval THEN
+            CONTINUE;
+        END IF;
+        SELECT * INTO k FROM apikeys.keys kk WHERE kk.client_id OPERATOR(pg_catalog.=) r.client_id;
+        IF NOT FOUND THEN
+            CONTINUE;
+        END IF;
+
+        -- revoke_unused_after: never used counts from creation
+        IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
+            v_last := GREATEST(k.last_used_at, apikeys._recent_use(k.client_id));
+            IF COALESCE(v_last, k.created_at) OPERATOR(pg_catalog.<)
+               (pg_catalog.now() OPERATOR(pg_catalog.-) r.unused_after) THEN
+                PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object(
+                    'reason', 'unused', 'policy', 'revoke_unused_after',
+                    'unused_after', r.unused_after, 'last_used_at', v_last));
+                UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
+                 WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id AND revoked_at IS NULL;
+                IF FOUND THEN
+                    PERFORM apikeys._op_end();
+                    PERFORM apikeys._deliver('revoked_unused', k.client_id, k.owner,
+                        CASE WHEN k.contact_email IS NOT NULL THEN 'email' END, k.contact_email,
+                        pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name,
+                                                      'last_used_at', v_last,
+                                                      'unused_after', r.unused_after));
+                    n := n OPERATOR(pg_catalog.+) 1;
+                    CONTINUE;
+                END IF;
+                PERFORM apikeys._op_end();
+            END IF;
+        END IF;
+
+        IF r.warn_before OPERATOR(pg_catalog.>) '0'::interval AND
+           k.expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before) THEN
+            IF apikeys._policy_notice(k, 'expires_soon', k.expires_at,
+                   pg_catalog.jsonb_build_object('expires_at', k.expires_at)) THEN
+                n := n OPERATOR(pg_catalog.+) 1;
+            END IF;
+        END IF;
+
+        IF r.rotate_every OPERATOR(pg_catalog.>) '0'::interval AND k.pending_since IS NULL AND
+           k.secret_set_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every) THEN
+            IF apikeys._policy_notice(k, 'rotation_due', k.secret_set_at,
+                   pg_catalog.jsonb_build_object('secret_set_at', k.secret_set_at,
+                                                 'rotate_every', r.rotate_every)) THEN
+                n := n OPERATOR(pg_catalog.+) 1;
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+--------------------------------------------------------------------------------
+-- Named scope sets (apikeys_admin)
+--
+-- A set is a named list of plain scopes; a key's scopes may name it as
+-- '@name'.  Verification expands the set when it loads the key, so a
+-- redefinition takes effect for every key holding the set when it commits,
+-- on every connection: the statement trigger scope_sets_cache outdates
+-- every cached key of the database (src/cache.c, "Named scope sets").
+--------------------------------------------------------------------------------
+
+CREATE FUNCTION apikeys.define_scope_set(name text, scopes text[], description text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_scopes apikeys.scope[];
+    old_s apikeys.scope_sets;
+BEGIN
+    IF define_scope_set.name IS NULL OR
+       define_scope_set.name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid scope set name "%"', define_scope_set.name
+            USING ERRCODE = '22023',
+                  DETAIL = 'A scope set name is a lowercase letter followed by up to 62 lowercase letters, digits or underscores.';
+    END IF;
+    IF define_scope_set.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    v_scopes := apikeys._check_settings(define_scope_set.scopes, define_scope_set.description,
+                    NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scopes) u(s)
+                WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@') THEN
+        RAISE EXCEPTION 'a scope set cannot contain another scope set'
+            USING ERRCODE = '22023',
+                  HINT = 'List the other set''s scopes instead.';
+    END IF;
+
+    SELECT * INTO old_s FROM apikeys.scope_sets ss
+     WHERE ss.name OPERATOR(pg_catalog.=) define_scope_set.name FOR UPDATE;
+    INSERT INTO apikeys.scope_sets AS ss (name, scopes, description)
+    VALUES (define_scope_set.name, v_scopes, NULLIF(define_scope_set.description, ''))
+    ON CONFLICT ON CONSTRAINT scope_sets_pkey DO UPDATE SET
+        scopes = EXCLUDED.scopes,
+        description = COALESCE(EXCLUDED.description, ss.description),
+        updated_at = pg_catalog.now();
+    PERFORM apikeys._audit('scope_set_defined', NULL, NULL,
+        pg_catalog.jsonb_build_object('name', define_scope_set.name,
+            'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
+END
+$$;
+
+CREATE FUNCTION apikeys.drop_scope_set(name text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    -- the row lock first: a create_key/update_key naming the set holds a
+    -- share lock on it until it commits, and the count below (a new
+    -- statement) then sees its key
+    PERFORM 1 FROM apikeys.scope_sets ss
+      WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
+            USING ERRCODE = '42704';
+    END IF;
+    SELECT pg_catalog.count(*) INTO n FROM apikeys.keys k
+     WHERE ('@' OPERATOR(pg_catalog.||) drop_scope_set.name)::apikeys.scope
+           OPERATOR(apikeys.=) ANY (k.scopes)
+       AND k.revoked_at IS NULL
+       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    IF n OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
+            USING ERRCODE = '2BP01',
+                  DETAIL = pg_catalog.format('Live keys holding "@%s": %s.', drop_scope_set.name, n),
+                  HINT = 'Change those keys'' scopes with apikeys.update_key(), or revoke them, first.';
+    END IF;
+    DELETE FROM apikeys.scope_sets ss WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name;
+    PERFORM apikeys._audit('scope_set_dropped', NULL, NULL,
+        pg_catalog.jsonb_build_object('name', drop_scope_set.name));
+END
+$$;
+
+--------------------------------------------------------------------------------
+-- Tenant self-service (apikeys_verifier): keys that manage their owner's keys
+--
+-- The my_* functions act for the key authenticated in this transaction
+-- (authenticate or pre_request).  Each one re-reads that key's row and
+-- share-locks it (_acting_row), so a key revoked, disabled or stripped of
+-- its apikeys:* scope earlier in the same transaction, or by a transaction
+-- that committed meanwhile, can do nothing; a revoke racing a my_* call
+-- waits for it (or makes it wait and then refuses it).  The rule that a
+-- key never grants more than it holds is checked in one place,
+-- _check_grant, and the work itself is done by the admin functions, so
+-- the owner's cap and policies apply unchanged.
+--------------------------------------------------------------------------------
+
+-- _acting_row: the authenticated key's current row, if it is live and its
+-- scopes (sets expanded) grant p_scope; else 42501.  With p_raise false
+-- (for reading, my_keys): NULL instead of the error, and no row lock.
+CREATE FUNCTION apikeys._acting_row(p_scope text, p_raise boolean DEFAULT true)
+    RETURNS apikeys.keys
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cid text := apikeys.current_client_id();
+    k apikeys.keys;
+BEGIN
+    IF v_cid IS NULL THEN
+        IF NOT p_raise THEN RETURN NULL; END IF;
+        RAISE EXCEPTION 'no API key is authenticated'
+            USING ERRCODE = '42501',
+                  HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
+    END IF;
+    IF p_raise THEN
+        -- a change follows: serialise with a concurrent revoke of this key
+        SELECT * INTO k FROM apikeys.keys a
+         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
+         FOR SHARE;
+    ELSE
+        -- reading only (my_keys): no lock, so it works in READ ONLY
+        -- transactions (PostgREST's GET) and on a standby
+        SELECT * INTO k FROM apikeys.keys a
+         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid;
+    END IF;
+    IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
+       k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() OR
+       NOT apikeys.scopes_grant(apikeys._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
+        IF NOT p_raise THEN RETURN NULL; END IF;
+        RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('This needs a live key holding the scope %s.', p_scope);
+    END IF;
+    RETURN k;
+END
+$$;
+
+-- _target_row: a key of the acting key's owner, locked for the change; a
+-- key of another owner is 42704, exactly as if it did not exist.
+CREATE FUNCTION apikeys._target_row(p_acting apikeys.keys, p_client_id text)
+    RETURNS apikeys.keys
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t apikeys.keys;
+BEGIN
+    IF p_client_id IS NULL THEN
+        RAISE EXCEPTION 'client_id cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO t FROM apikeys.keys k
+     WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
+       AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
+     FOR UPDATE;
+    IF NOT FOUND THEN
+        IF apikeys.token_client_id(p_client_id) IS NOT NULL THEN
+            RAISE EXCEPTION 'a token was given where a client ID is expected'
+                USING ERRCODE = '22023',
+                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
+        END IF;
+        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
+            USING ERRCODE = '42704';
+    END IF;
+    RETURN t;
+END
+$$;
+
+-- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
+-- may give a key (new, or changed, or rotated so that it learns the
+-- secret) only what it holds itself:
+--   scopes       each one covered by the acting key's scopes, both sides
+--                with '@set' expanded, matched by the scope type itself
+--                (_scopes_cover: so apikeys:* or * only from a key holding
+--                it, and a field list only narrower than the acting key's;
+--                a field-less scope only from a field-less grant)
+--   expiry       not later than the acting key's
+--   db_role      the acting key's own (NULL too: no role switch)
+--   rate limit   none only if the acting key has none; else at most the
+--                acting key's rate (limit per window length)
+--   networks     none only if the acting key has none; else each network
+--                inside one of the acting key's
+-- Anything else: 42501.
+CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
+                                     p_scopes apikeys.scope[], p_expires_at timestamptz,
+                                     p_db_role text, p_rate_limit integer,
+                                     p_rate_window interval, p_allowed_cidrs cidr[])
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_held apikeys.scope[] := apikeys._expand_scopes(p_acting.scopes);
+    v_what text := CASE WHEN p_client_id IS NULL THEN 'a new API key'
+                        ELSE pg_catalog.format('API key "%s"', p_client_id) END;
+    s apikeys.scope;
+    c cidr;
+BEGIN
+    FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
+    LOOP
+        IF NOT apikeys._scopes_cover(v_held, s) THEN
+            RAISE EXCEPTION 'API key "%" cannot give % the scope "%"', p_acting.client_id, v_what, s::text
+                USING ERRCODE = '42501',
+                      DETAIL = 'A key can only give scopes its own scopes grant.';
+        END IF;
+    END LOOP;
+    IF p_expires_at OPERATOR(pg_catalog.>) p_acting.expires_at THEN
+        RAISE EXCEPTION 'API key "%" cannot give % an expiry later than its own', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('The acting key expires at %s.', p_acting.expires_at);
+    END IF;
+    IF p_db_role IS DISTINCT FROM p_acting.db_role THEN
+        RAISE EXCEPTION 'API key "%" cannot give % another db_role', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = 'A key can only give its own db_role.';
+    END IF;
+    IF p_acting.rate_limit IS NOT NULL AND
+       (p_rate_limit IS NULL OR
+        (p_rate_limit::numeric OPERATOR(pg_catalog.*) pg_catalog.date_part('epoch', p_acting.rate_window)::numeric)
+          OPERATOR(pg_catalog.>)
+        (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*) pg_catalog.date_part('epoch', p_rate_window)::numeric)) THEN
+        RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('The acting key allows %s requests per %s.',
+                                             p_acting.rate_limit, p_acting.rate_window);
+    END IF;
+    IF p_acting.allowed_cidrs IS NOT NULL THEN
+        IF p_allowed_cidrs IS NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501';
+        END IF;
+        FOREACH c IN ARRAY p_allowed_cidrs
+        LOOP
+            IF NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p_acting.allowed_cidrs) a(n)
+                            WHERE c OPERATOR(pg_catalog.<<=) a.n) THEN
+                RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
+                    USING ERRCODE = '42501',
+                          DETAIL = pg_catalog.format('The network %s is outside the acting key''s allowed_cidrs.', c);
+            END IF;
+        END LOOP;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
+                                      expires_at timestamptz DEFAULT NULL,
+                                      description text DEFAULT NULL,
+                                      contact_email text DEFAULT NULL,
+                                      contact_phone text DEFAULT NULL,
+                                      allowed_cidrs cidr[] DEFAULT NULL,
+                                      metadata jsonb DEFAULT '{}',
+                                      handoff boolean DEFAULT false)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:create');
+    v_scopes apikeys.scope[];
+    v_max_lifetime interval;
+    v_expires timestamptz;
+    v_cidrs cidr[];
+    r apikeys.new_key;
+BEGIN
+    IF my_create_key.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
+            HINT = 'Give an empty array for a key that may do nothing yet.';
+    END IF;
+    v_scopes := apikeys._check_settings(my_create_key.scopes, NULL, NULL, NULL,
+                    my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    -- defaults inherit from the acting key: never more than it has
+    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(a.owner) l;
+    v_expires := COALESCE(my_create_key.expires_at,
+                          LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
+    v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
+    PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
+                                 a.rate_limit, a.rate_window, v_cidrs);
+
+    PERFORM apikeys._acting_begin(a.client_id);
+    r := apikeys.create_key(a.owner, my_create_key.name, my_create_key.scopes, v_expires,
+                            my_create_key.description, my_create_key.contact_email,
+                            my_create_key.contact_phone, v_cidrs,
+                            my_create_key.metadata, a.db_role::name, a.rate_limit,
+                            COALESCE(a.rate_window, '1 minute'::interval),
+                            COALESCE(my_create_key.handoff, false));
+    PERFORM apikeys._acting_begin(NULL);
+    RETURN r;
+END
+$$;
+
+CREATE FUNCTION apikeys.my_update_key(client_id text,
+                                      name text DEFAULT NULL,
+                                      description text DEFAULT NULL,
+                                      scopes text[] DEFAULT NULL,
+                                      expires_at timestamptz DEFAULT NULL,
+                                      contact_email text DEFAULT NULL,
+                                      contact_phone text DEFAULT NULL,
+                                      allowed_cidrs cidr[] DEFAULT NULL,
+                                      metadata jsonb DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id);
+    v_scopes apikeys.scope[];
+BEGIN
+    v_scopes := apikeys._check_settings(my_update_key.scopes, NULL, NULL, NULL,
+                    my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    -- the key as it will be afterwards must be within the acting key's power
+    PERFORM apikeys._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
+        COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
+        t.rate_limit, t.rate_window,
+        CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
+             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END);
+
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
+                               my_update_key.scopes, my_update_key.expires_at,
+                               my_update_key.contact_email, my_update_key.contact_phone,
+                               my_update_key.allowed_cidrs, my_update_key.metadata);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0')
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_rotate_key.client_id);
+    r apikeys.new_key;
+BEGIN
+    -- the acting key learns the new secret: the key must be within its power
+    PERFORM apikeys._check_grant(a, t.client_id, t.scopes, t.expires_at, t.db_role,
+                                 t.rate_limit, t.rate_window, t.allowed_cidrs);
+    PERFORM apikeys._acting_begin(a.client_id);
+    r := apikeys.rotate_key(t.client_id, my_rotate_key.grace);
+    PERFORM apikeys._acting_begin(NULL);
+    RETURN r;
+END
+$$;
+
+CREATE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_disable_key.client_id);
+BEGIN
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.disable_key(t.client_id, my_disable_key.reason);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+CREATE FUNCTION apikeys.my_enable_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_enable_key.client_id);
+BEGIN
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.enable_key(t.client_id);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+CREATE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys._target_row(a, my_revoke_key.client_id);
+BEGIN
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.revoke_key(t.client_id, my_revoke_key.reason);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+CREATE FUNCTION apikeys.my_delete_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys._target_row(a, my_delete_key.client_id);
+BEGIN
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.delete_key(t.client_id);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+--------------------------------------------------------------------------------
 -- Triggers: every change to a key is audited; the audit log is append-only
 --------------------------------------------------------------------------------
 
@@ -1177,7 +2488,7 @@ DECLARE
     changes jsonb := '{}'::jsonb;
     col text;
     hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
-                          'prev_expires_at', 'last_used_at'];
+                          'prev_expires_at', 'last_used_at', 'secret_set_at'];
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
@@ -1211,7 +2522,10 @@ CREATE TRIGGER keys_audit
     FOR EACH ROW EXECUTE FUNCTION apikeys._keys_audit_trigger();
 
 -- Refuses UPDATE, DELETE and TRUNCATE of audit rows, except inside
--- apikeys.purge_audit, which audits itself.
+-- apikeys.purge_audit, which audits itself, and except a DELETE applied by
+-- a logical replication apply worker: that is the publisher's purge_audit
+-- (whose own audit row replicates as an INSERT), and the publisher's copy
+-- of this trigger let nothing else through.
 CREATE FUNCTION apikeys._audit_append_only_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
@@ -1219,8 +2533,8 @@ CREATE FUNCTION apikeys._audit_append_only_trigger()
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_OP OPERATOR(pg_catalog.<>) 'TRUNCATE' AND
-       apikeys._op_event() IS NOT DISTINCT FROM 'purge' AND TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND
+       (apikeys._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys._in_apply_worker()) THEN
         RETURN OLD;
     END IF;
     RAISE EXCEPTION 'the API key audit log is append-only'
@@ -1236,6 +2550,13 @@ CREATE TRIGGER audit_log_append_only
 CREATE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON apikeys.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION apikeys._audit_append_only_trigger();
+
+-- ENABLE ALWAYS: a session with session_replication_role = replica (a
+-- superuser's, a restore's, a logical replication apply worker's) must not
+-- get around append-only either.  Apply workers may still apply the
+-- publisher's purge (see the function above).
+ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
 -- A TRUNCATE of the keys would bypass the row trigger: refuse it.
 CREATE FUNCTION apikeys._keys_no_truncate_trigger()
@@ -1253,6 +2574,10 @@ $$;
 CREATE TRIGGER keys_no_truncate
     BEFORE TRUNCATE ON apikeys.keys
     FOR EACH STATEMENT EXECUTE FUNCTION apikeys._keys_no_truncate_trigger();
+-- ALWAYS as well: a replica-mode TRUNCATE would empty the table behind the
+-- cache's back.  Replica-mode INSERT, UPDATE and DELETE (restore, logical
+-- replication apply) stay allowed: keys_cache sees them.
+ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_no_truncate;
 -- Invalidates the shared verification cache when a key changes.  ENABLE
 -- ALWAYS: it must also fire under session_replication_role = replica
 -- (logical replication apply).
@@ -1260,6 +2585,71 @@ CREATE TRIGGER keys_cache
     AFTER UPDATE OR DELETE ON apikeys.keys
     FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
+
+-- An owner-wide rate limit's change reaches every connection's cache of
+-- owner limits (a relcache invalidation of owner_policies, sent at commit).
+-- ENABLE ALWAYS: also under logical replication apply.
+CREATE TRIGGER owner_policies_limit_cache
+    AFTER INSERT OR DELETE OR UPDATE OF rate_limit, rate_window ON apikeys.owner_policies
+    FOR EACH ROW EXECUTE FUNCTION apikeys._owner_limit_cache_trigger();
+ALTER TABLE apikeys.owner_policies ENABLE ALWAYS TRIGGER owner_policies_limit_cache;
+
+-- A scope set's change outdates every cached key of the database at
+-- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.
+CREATE TRIGGER scope_sets_cache
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.scope_sets
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._scope_sets_cache_trigger();
+ALTER TABLE apikeys.scope_sets ENABLE ALWAYS TRIGGER scope_sets_cache;
+
+-- ALTER TABLE fires no row trigger, yet it can change what the cache must
+-- answer: ALTER COLUMN ... TYPE ... USING rewrites every row, and DISABLE
+-- TRIGGER ALL / ENABLE TRIGGER ALL (which pg_restore --disable-triggers
+-- emits) turns the ALWAYS triggers above into ORIGIN ones, so a replica-mode
+-- UPDATE (restore, logical replication apply) would no longer invalidate and
+-- a replica-mode TRUNCATE or DELETE of audit rows would get through.  After
+-- every ALTER TABLE of keys or audit_log this event trigger sets those
+-- triggers back to ENABLE ALWAYS (also when they were disabled: none of them
+-- fires on the INSERTs or COPY a restore runs) and outdates the whole shared
+-- cache at commit.  SECURITY DEFINER because it runs for every ALTER TABLE
+-- in the database, also of roles that cannot see this schema.
+CREATE FUNCTION apikeys._ddl_guard()
+    RETURNS event_trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                    WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND (c.objid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
+                           OR c.objid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass)) THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT tg.tgrelid::pg_catalog.regclass AS rel, tg.tgname
+               FROM pg_catalog.pg_trigger tg
+              WHERE ((tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
+                      AND (tg.tgname OPERATOR(pg_catalog.=) 'keys_cache'
+                           OR tg.tgname OPERATOR(pg_catalog.=) 'keys_no_truncate'))
+                  OR (tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass
+                      AND (tg.tgname OPERATOR(pg_catalog.=) 'audit_log_append_only'
+                           OR tg.tgname OPERATOR(pg_catalog.=) 'audit_log_no_truncate')))
+                AND tg.tgenabled OPERATOR(pg_catalog.<>) 'A'
+    LOOP
+        -- nested ALTER TABLE: fires this again, which then finds nothing to do
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
+    END LOOP;
+    PERFORM apikeys._cache_invalidate_all();
+END
+$$;
+
+CREATE EVENT TRIGGER apikeys_ddl_guard
+    ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION apikeys._ddl_guard();
+-- event triggers, too, follow session_replication_role unless ALWAYS
+ALTER EVENT TRIGGER apikeys_ddl_guard ENABLE ALWAYS;
 
 -- Rate limits need shared memory: say so when one is set without it.
 CREATE FUNCTION apikeys._rate_limit_warning_trigger()
@@ -1295,6 +2685,7 @@ SELECT k.client_id,
        CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
             WHEN k.disabled_at IS NOT NULL THEN 'disabled'
             WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+            WHEN k.pending_since IS NOT NULL THEN 'pending'
             ELSE 'active' END AS status,
        k.created_at,
        k.created_by,
@@ -1312,9 +2703,36 @@ SELECT k.client_id,
        k.prev_expires_at AS old_secret_valid_until
   FROM apikeys.keys k;
 
+-- The authenticated key's own owner's keys, for tenant self-service
+-- (granted to apikeys_verifier): key_list's columns, only while the key
+-- authenticated in this transaction is live and holds apikeys:read.
+-- _my_keys reads key_list as the extension owner; the view over it is what
+-- callers use.
+CREATE FUNCTION apikeys._my_keys()
+    RETURNS SETOF apikeys.key_list
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:read', false);
+BEGIN
+    IF a.client_id IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT l.* FROM apikeys.key_list l
+                  WHERE l.owner OPERATOR(pg_catalog.=) a.owner
+                  ORDER BY l.created_at, l.client_id;
+END
+$$;
+
+CREATE VIEW apikeys.my_keys AS
+SELECT * FROM apikeys._my_keys();
+
 -- apikeys.key_hygiene: the keys an administrator should look at, each with
 -- its findings, so a periodic review (or an alert) is one SELECT:
---   full_access          holds the lone "*" scope
+--   full_access          holds the lone "*" scope (itself or through a scope set)
 --   expires_soon         expires within 14 days (plan the replacement)
 --   never_used           not used in the 7 days since it was issued
 --   unused_90_days       last used more than 90 days ago (revoke it?)
@@ -1338,7 +2756,7 @@ SELECT k.client_id,
                GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id)) AS last_used_at
           FROM apikeys.keys k0) k,
        LATERAL (SELECT pg_catalog.array_remove(ARRAY[
-                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (k.scopes::text[])
+                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])
                          THEN 'full_access' END,
                     CASE WHEN k.expires_at OPERATOR(pg_catalog.<)
                               (pg_catalog.now() OPERATOR(pg_catalog.+) '14 days'::interval)
@@ -1622,9 +3040,14 @@ $$;
 -- The rule: PUBLIC gets the context functions (RLS policies on user tables
 -- call them), report_leaked and the scope type's functions.
 -- apikeys_verifier gets verify, verify_client, authenticate and
--- pre_request.  apikeys_admin gets those, every key-management function
--- and SELECT on key_list and audit_log.  Internal functions (_*) and the
--- tables belong to the extension owner alone.
+-- pre_request, claim_key, the tenant self-service functions (my_*, which
+-- act only for the key authenticated in the transaction) and SELECT on
+-- my_keys.  apikeys_admin gets those (but claim_key), every key-management
+-- function and SELECT on key_list and audit_log.  apikeys_delivery gets
+-- SELECT on the outbox and the three outbox functions.  Internal functions
+-- (_*) and the other tables belong to the extension owner alone, except the
+-- few that views call (views run their functions as the caller:
+-- _recent_use, _expand_scopes, _my_keys).
 --------------------------------------------------------------------------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA apikeys FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA apikeys FROM PUBLIC;
@@ -1666,19 +3089,55 @@ GRANT EXECUTE ON FUNCTION
 TO apikeys_verifier, apikeys_admin;
 
 GRANT EXECUTE ON FUNCTION
-    apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval),
+    apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean),
     apikeys.rotate_key(text, interval),
+    apikeys.reset_key(text),
+    apikeys.apply_policies(),
     apikeys.disable_key(text, text),
     apikeys.enable_key(text),
     apikeys.revoke_key(text, text),
     apikeys.revoke_all_keys(text, text),
     apikeys.delete_key(text),
     apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval),
-    apikeys.set_owner_policy(text, integer, interval),
+    apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval),
     apikeys.purge_audit(interval)
 TO apikeys_admin;
 
+-- The integrator claims a handoff key through the application (PostgREST).
+GRANT EXECUTE ON FUNCTION apikeys.claim_key(text, text) TO apikeys_verifier;
+
+-- The delivery role reads the outbox and drains it; nothing else.  The
+-- outbox holds claim links and codes until delivered, so neither
+-- apikeys_admin nor apikeys_verifier may read it.
+GRANT SELECT ON apikeys.outbox TO apikeys_delivery;
+GRANT EXECUTE ON FUNCTION
+    apikeys.outbox_take(integer, interval),
+    apikeys.outbox_done(bigint),
+    apikeys.outbox_retry(bigint, text)
+TO apikeys_delivery;
+
 GRANT SELECT ON apikeys.key_list, apikeys.audit_log TO apikeys_admin;
+
+GRANT EXECUTE ON FUNCTION
+    apikeys.define_scope_set(text, text[], text),
+    apikeys.drop_scope_set(text),
+    apikeys._expand_scopes(apikeys.scope[])
+TO apikeys_admin;
+
+-- Tenant self-service: the my_* functions act only for the key
+-- authenticated in the transaction, so the verifier (PostgREST) may call
+-- them; _my_keys is the my_keys view's body.
+GRANT EXECUTE ON FUNCTION
+    apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean),
+    apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb),
+    apikeys.my_rotate_key(text, interval),
+    apikeys.my_disable_key(text, text),
+    apikeys.my_enable_key(text),
+    apikeys.my_revoke_key(text, text),
+    apikeys.my_delete_key(text),
+    apikeys._my_keys()
+TO apikeys_verifier, apikeys_admin;
+GRANT SELECT ON apikeys.my_keys TO apikeys_verifier, apikeys_admin;
 
 GRANT EXECUTE ON FUNCTION
     apikeys.flush_usage(boolean),
@@ -1697,12 +3156,33 @@ GRANT SELECT ON apikeys.key_usage, apikeys.failing_addresses, apikeys.key_hygien
 --------------------------------------------------------------------------------
 COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes and row-level security';
 
-COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action(field, ...), resource:* or *';
+COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action(field, ...), resource:*, * or @set';
 COMMENT ON TYPE apikeys.new_key IS 'A newly issued or rotated key; the only place its secret ever appears';
 COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, and the key''s identity once its secret matched';
 
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
 COMMENT ON TABLE apikeys.owner_policies IS 'Per-owner key cap and maximum lifetime (extension owner only)';
+COMMENT ON TABLE apikeys.scope_sets IS 'Named scope sets: a key holding @name grants the set''s scopes at each verification (extension owner only)';
+COMMENT ON FUNCTION apikeys.define_scope_set(text, text[], text) IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
+COMMENT ON FUNCTION apikeys.drop_scope_set(text) IS 'Drops a named scope set; 2BP01 while a live key holds it';
+COMMENT ON FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean) IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
+COMMENT ON FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb) IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
+COMMENT ON FUNCTION apikeys.my_rotate_key(text, interval) IS 'Self-service: the authenticated key (apikeys:update) rotates a key of its own owner that is within its own power';
+COMMENT ON FUNCTION apikeys.my_disable_key(text, text) IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
+COMMENT ON FUNCTION apikeys.my_enable_key(text) IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
+COMMENT ON FUNCTION apikeys.my_revoke_key(text, text) IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
+COMMENT ON FUNCTION apikeys.my_delete_key(text) IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
+COMMENT ON FUNCTION apikeys._acting_begin(text) IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
+COMMENT ON FUNCTION apikeys._acting_key() IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
+COMMENT ON FUNCTION apikeys._acting_row(text, boolean) IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
+COMMENT ON FUNCTION apikeys._target_row(apikeys.keys, text) IS 'Internal: a key of the acting key''s owner, locked; 42704 for any other';
+COMMENT ON FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text, integer, interval, cidr[]) IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
+COMMENT ON FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
+COMMENT ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
+COMMENT ON FUNCTION apikeys._my_keys() IS 'Internal: the rows of my_keys, read as the extension owner';
+COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger() IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
+COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger() IS 'Internal: outdates every cached key of the database when a scope set changes';
+COMMENT ON VIEW apikeys.my_keys IS 'Self-service: key_list for the authenticated key''s owner; empty unless that key is live and holds apikeys:read';
 COMMENT ON TABLE apikeys.audit_log IS 'Append-only audit trail of every key change; never holds a secret or hash';
 COMMENT ON TABLE apikeys.protected_tables IS 'Tables set up by apikeys.protect(), so unprotect() can undo exactly that';
 COMMENT ON VIEW apikeys.key_list IS 'API keys for administrators: metadata and status, never secrets or hashes';
@@ -1710,7 +3190,7 @@ COMMENT ON VIEW apikeys.key_list IS 'API keys for administrators: metadata and s
 COMMENT ON COLUMN apikeys.audit_log.actor IS 'session_user of the change';
 COMMENT ON COLUMN apikeys.audit_log.db_user IS 'current_user as set by the caller (SET ROLE), outside SECURITY DEFINER';
 COMMENT ON COLUMN apikeys.audit_log.detail IS 'What changed (old -> new), reasons and counts; never secrets';
-COMMENT ON COLUMN apikeys.key_list.status IS 'active, disabled, revoked or expired';
+COMMENT ON COLUMN apikeys.key_list.status IS 'active, disabled, revoked, expired, or pending (a handoff key not yet claimed)';
 COMMENT ON COLUMN apikeys.key_list.old_secret_valid_until IS 'After a rotation with grace: when the previous secret stops working';
 
 COMMENT ON FUNCTION apikeys.scope_in(cstring) IS 'Input function of apikeys.scope (validates the grammar, SQLSTATE 22023)';
@@ -1737,7 +3217,7 @@ COMMENT ON FUNCTION apikeys.require_scope(text) IS 'Raises 42501 unless the key 
 COMMENT ON FUNCTION apikeys.field_allowed(text, text) IS 'May the key authenticated in this transaction read this field of this resource?';
 COMMENT ON FUNCTION apikeys.pre_request(text) IS 'Like pre_request(), and a presented key must also hold required_scope (else PGRST 403); for a db-pre-request wrapper that maps method and path to a scope';
 COMMENT ON FUNCTION apikeys.pre_request() IS 'PostgREST db-pre-request: authenticates x-api-key / apikey / Basic, raises PGRST with the HTTP status on failure';
-COMMENT ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval) IS 'Issues a key; returns its secret and token, shown this once';
+COMMENT ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean) IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
 COMMENT ON FUNCTION apikeys.rotate_key(text, interval) IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
 COMMENT ON FUNCTION apikeys.disable_key(text, text) IS 'Disables a key until enable_key (reversible)';
 COMMENT ON FUNCTION apikeys.enable_key(text) IS 'Re-enables a disabled key';
@@ -1745,7 +3225,7 @@ COMMENT ON FUNCTION apikeys.revoke_key(text, text) IS 'Revokes a key forever';
 COMMENT ON FUNCTION apikeys.revoke_all_keys(text, text) IS 'Revokes every key of an owner forever; returns how many';
 COMMENT ON FUNCTION apikeys.delete_key(text) IS 'Deletes a key; its audit trail stays';
 COMMENT ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
-COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval) IS 'Sets an owner''s key cap and maximum key lifetime';
+COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
 COMMENT ON FUNCTION apikeys.purge_audit(interval) IS 'Deletes audit rows older than the interval; leaves its own audit row';
 COMMENT ON FUNCTION apikeys.report_leaked(text) IS 'Anyone may report a leaked token: a valid one is revoked; says nothing either way';
 COMMENT ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
@@ -1776,6 +3256,10 @@ COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verific
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
 COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
+COMMENT ON FUNCTION apikeys._cache_invalidate_all() IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
+COMMENT ON FUNCTION apikeys._in_apply_worker() IS 'Internal: is this session a logical replication apply worker?';
+COMMENT ON FUNCTION apikeys._ddl_guard() IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
+COMMENT ON EVENT TRIGGER apikeys_ddl_guard IS 'Keeps the ALWAYS triggers of apikeys.keys and apikeys.audit_log ALWAYS, and the shared cache fresh, after ALTER TABLE';
 COMMENT ON FUNCTION apikeys._preloaded() IS 'Internal: is apikeys in shared_preload_libraries?';
 COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger() IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
 COMMENT ON VIEW apikeys.key_hygiene IS 'Live keys that need attention, with findings: full_access, expires_soon, never_used, unused_90_days, no_contact, old_secret_in_grace';
@@ -1787,3 +3271,31 @@ COMMENT ON FUNCTION apikeys._journal_decode(bytea) IS 'Internal: the keys, codes
 COMMENT ON FUNCTION apikeys._recent_use(text) IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
 COMMENT ON FUNCTION apikeys.flush_usage(boolean) IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage and last_used_at, returning usage rows written; without, as one journal row like the background worker, returning keys written';
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
+COMMENT ON TABLE apikeys.claims IS 'Handoff claims: hashes of each claim token and code, expiry, failures (extension owner only)';
+COMMENT ON TABLE apikeys.outbox IS 'Durable events and deliveries, written with the change they report; drained by apikeys_delivery (holds claim links and codes until delivered)';
+COMMENT ON COLUMN apikeys.outbox.channel IS 'email or sms: a delivery to recipient; NULL: an event for applications';
+COMMENT ON COLUMN apikeys.outbox.attempts IS 'How many times outbox_take has handed the row out';
+COMMENT ON COLUMN apikeys.outbox.leased_until IS 'Until then the row belongs to the taker named in leased_by';
+COMMENT ON COLUMN apikeys.outbox.failed_at IS 'Delivery given up (apikeys.outbox_max_attempts, or the claim expired)';
+COMMENT ON COLUMN apikeys.outbox.claim_id IS 'The handoff claim whose one-time secrets the payload holds';
+COMMENT ON TABLE apikeys.policy_notices IS 'Lifecycle notices already sent, one per key, event and subject (extension owner only)';
+COMMENT ON FUNCTION apikeys.claim_key(text, text) IS 'Trades a handoff''s claim token and code for the key''s secret, once; every failure is the same 28000 error';
+COMMENT ON FUNCTION apikeys.reset_key(text) IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
+COMMENT ON FUNCTION apikeys.outbox_take(integer, interval) IS 'Leases up to max_rows due, undelivered outbox rows, oldest first; concurrent takers never get the same row while its lease runs';
+COMMENT ON FUNCTION apikeys.outbox_done(bigint) IS 'Marks an outbox row delivered and erases its one-time secrets (idempotent)';
+COMMENT ON FUNCTION apikeys.outbox_retry(bigint, text) IS 'Returns an outbox row to the queue after an exponential backoff; gives up after apikeys.outbox_max_attempts';
+COMMENT ON FUNCTION apikeys.apply_policies() IS 'Applies the lifecycle policies (revoke unused keys, expires_soon, rotation_due) and outbox retention; returns the number of actions';
+COMMENT ON FUNCTION apikeys._claim_secrets() IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
+COMMENT ON FUNCTION apikeys._hash_equal(bytea, bytea) IS 'Internal: constant-time equality of two hashes';
+COMMENT ON FUNCTION apikeys._claim_blocked() IS 'Internal: is the caller''s address blocked by the failure throttle?';
+COMMENT ON FUNCTION apikeys._claim_failed(bigint) IS 'Internal: counts a failed claim against the address and, with a claim ID, durably against the claim';
+COMMENT ON FUNCTION apikeys._claim_count_failure(bigint) IS 'Internal: adds a wrong code to a claim and locks it at the fifth (run by a worker in its own transaction)';
+COMMENT ON FUNCTION apikeys._claim_refuse() IS 'Internal: raises the one error of every failed claim';
+COMMENT ON FUNCTION apikeys._setting_interval(text, interval) IS 'Internal: an apikeys.* duration setting as an interval';
+COMMENT ON FUNCTION apikeys._deliver(text, text, text, text, text, jsonb, bigint) IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
+COMMENT ON FUNCTION apikeys._audit_outbox_trigger() IS 'Internal: copies each audit row of this transaction into the outbox';
+COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger() IS 'Internal: records when a key''s secret was set';
+COMMENT ON FUNCTION apikeys._outbox_erase(bigint[]) IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
+COMMENT ON FUNCTION apikeys._handoff_start(apikeys.keys) IS 'Internal: opens a claim for a pending key and enqueues its link and code';
+COMMENT ON FUNCTION apikeys._outbox_housekeeping() IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
+COMMENT ON FUNCTION apikeys._policy_notice(apikeys.keys, text, timestamptz, jsonb) IS 'Internal: sends a lifecycle notice once per key, event and subject';

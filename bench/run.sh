@@ -103,7 +103,9 @@ bcrypt4|expr|2|hand-rolled: PL/pgSQL `baseline.verify_bcrypt`, cost-4 bcrypt has
 sha256_touch_hot|expr|8|hand-rolled with the UPDATE, every client presents the same key
 ceiling_tab|tab|2 8|`SELECT length(token) FROM bench.tokens WHERE id = :id`: round trip + token read from a table
 apikeys_tab|tab|2|`apikeys.verify(token, '"'"'api:read'"'"')` on the full token read from bench.tokens; returns `valid`
-apikeys_tab_hot|tab|8|as apikeys_tab, every client presents the same key'
+apikeys_tab_hot|tab|8|as apikeys_tab, every client presents the same key
+apikeys_set|tab|2|`apikeys.verify(token, '"'"'api:read'"'"')` on one of 1000 keys holding the scope set `@bench_reader` (2 scopes)
+apikeys_inline|tab|2|as apikeys_set, on one of 1000 keys holding the same 2 scopes inline (compare with apikeys_set)'
 
 declare -A V_GROUP V_CLIENTS V_DESC
 V_ORDER=()
@@ -192,6 +194,7 @@ load_one() { # n
 		| "$WORK/token_checksum" \
 		| psqlc "$db" -c "COPY bench.tokens (id, token) FROM STDIN" || die "loading bench.tokens failed"
 	psqlc "$db" -v n="$n" -f "$ROOT/bench/sql/finish_load.sql" >/dev/null || die "index build failed"
+	psqlc "$db" -f "$ROOT/bench/sql/scope_sets.sql" >/dev/null || die "loading the scope-set keys failed"
 	# ANALYZE apikeys.keys fails on the foundation code ("could not determine which collation to
 	# use for string hashing" on the scopes column), and then autovacuum retries it every minute
 	# in every database, sampling the table each time: noise in every run.  Until that is fixed,
@@ -219,6 +222,18 @@ check_one() { # n
 	[ "$got" = NOT_FOUND ] || die "apikeys.verify_client with a wrong secret answered $got"
 	got=$(psqlv "$db" -c "SELECT (apikeys.verify(left(token, -1) || 'x', 'api:read')).code FROM bench.tokens WHERE id = 1")
 	[ "$got" = MALFORMED ] || die "apikeys.verify with a bad checksum answered $got"
+	# the scope-set keys: both kinds grant api:read and docs:read, and verify to the same scopes
+	got=$(psqlv "$db" -F ' ' -c "SELECT string_agg(DISTINCT kind || '=' || (apikeys.verify(token, 'api:read')).code
+	                                || ',' || (apikeys.verify(token, 'api:write')).code
+	                                || ',' || array_to_string((apikeys.verify(token)).scopes, ';'), ' ')
+	                            FROM bench.set_tokens WHERE id <= 50")
+	[ "$got" = "inline=VALID,INSUFFICIENT_SCOPE,api:read;docs:read set=VALID,INSUFFICIENT_SCOPE,api:read;docs:read" ] \
+		|| die "the scope-set keys verified as: $got"
+	# ... and are served from the shared cache, so the comparison is of cached keys
+	got=$(psqlv "$db" -c "SELECT (apikeys.verify(token)).code FROM bench.set_tokens WHERE kind = 'set' AND id = 1" \
+		-c "SELECT (apikeys.verify(token)).code FROM bench.set_tokens WHERE kind = 'set' AND id = 1" \
+		-c "SELECT session_hits FROM apikeys.cache_stats()" | tail -n 1)
+	[ "$got" -ge 1 ] 2>/dev/null || die "a scope-set key was not served from the shared cache (session_hits $got)"
 	VALID_FRACTION[$n]=$(psqlv "$db" -c "SELECT round(100.0 * avg(((apikeys.verify(token, 'api:read')).valid)::int), 2)
 	    FROM bench.tokens WHERE id IN (SELECT i * 7919 % $n + 1 FROM generate_series(0, least($n, 20000) - 1) i)")
 	# the baseline, as the baseline harness checks it

@@ -5,10 +5,11 @@ SET client_min_messages = warning;
 CREATE EXTENSION apikeys;
 RESET client_min_messages;
 
--- test roles: an admin, a verifier, and a role with neither
+-- test roles: an admin, a verifier, a delivery worker, and a role with none
 CREATE ROLE regress_admin LOGIN IN ROLE apikeys_admin;
 CREATE ROLE regress_verifier LOGIN IN ROLE apikeys_verifier;
 CREATE ROLE regress_nobody LOGIN;
+CREATE ROLE regress_delivery LOGIN IN ROLE apikeys_delivery;
 
 -- err(sql): runs a statement and shows SQLSTATE, message, detail and hint
 -- on one line instead of raising, so invalid-input cases read as a table.

@@ -378,6 +378,100 @@ ABORT;
 RESET SESSION AUTHORIZATION;
 RESET apikeys.trust_forwarded_for;
 
+-- Tenant self-service (examples/postgrest/setup.sql, api.my_*): a tenant
+-- admin key (apikeys:*) creates a read-only key for an integration with
+-- POST /rpc/my_create_key, lists with GET /my_keys and revokes; without a
+-- key 401, with a key lacking the apikeys scopes or asking for more than
+-- it holds 403, another owner's key 404.
+SELECT apikeys.set_owner_policy('acme', max_keys => 10);
+SET ROLE regress_admin;
+SELECT (k).token AS acme_console
+  FROM (SELECT apikeys.create_key('acme', 'acme console', ARRAY['apikeys:*', 'expenses:read']) k) s \gset
+RESET ROLE;
+SELECT json_build_object('accept', 'application/json', 'content-type', 'application/json',
+                         'x-api-key', :'acme_console')::text AS h_console,
+       apikeys.token_client_id(:'globex') AS globex_cid \gset
+SET SESSION AUTHORIZATION authenticator;
+BEGIN;
+SET LOCAL ROLE anon;
+-- POST /rpc/my_create_key with a JSON body, as PostgREST sends it
+PREPARE rpc_my_create_key(json) AS
+WITH pgrst_payload AS (SELECT $1 AS json_data),
+     pgrst_body AS (SELECT CASE WHEN json_typeof(json_data) = 'array' THEN json_data
+                                ELSE json_build_array(json_data) END AS val FROM pgrst_payload),
+     pgrst_args AS (SELECT * FROM json_to_recordset((SELECT val FROM pgrst_body)) AS _("name" text, "scopes" text[]))
+SELECT null::bigint AS total_result_set, 1 AS page_total,
+       coalesce(json_agg(_postgrest_t)->0, 'null') AS body
+  FROM (SELECT pgrst_call.* FROM "api"."my_create_key"(
+            "name" := (SELECT "name" FROM pgrst_args LIMIT 1),
+            "scopes" := (SELECT "scopes" FROM pgrst_args LIMIT 1)) pgrst_call) _postgrest_t;
+-- GET /my_keys?select=name,scopes,status&order=created_at
+PREPARE get_my_keys AS
+WITH pgrst_source AS (SELECT "api"."my_keys".* FROM "api"."my_keys" ORDER BY "my_keys"."created_at")
+SELECT null::bigint AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total,
+       coalesce(json_agg(_postgrest_t), '[]') AS body
+  FROM (SELECT "name", "scopes", "status" FROM pgrst_source) _postgrest_t;
+COMMIT;
+
+-- POST /rpc/my_create_key {"name": "acme integration", "scopes": ["expenses:read"]}
+BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+EXECUTE pgrst_config('POST', '/rpc/my_create_key', :'h_console') \gset cfg_
+SELECT apikeys.pre_request();
+EXECUTE rpc_my_create_key('{"name": "acme integration", "scopes": ["expenses:read"]}') \gset rpc_
+COMMIT;
+SELECT :'rpc_body'::json->>'token' ~ '^ak_[A-Za-z0-9_]+$' AS token_shape,
+       :'rpc_body'::json->>'client_secret' IS NOT NULL AS has_secret,
+       (:'rpc_body'::json->>'expires_at')::timestamptz > now() AS expires_later;
+-- the new key works at once, read-only
+SELECT json_build_object('accept', '*/*', 'x-api-key', :'rpc_body'::json->>'token')::text AS h_integration,
+       :'rpc_body'::json->>'client_id' AS integration_cid \gset
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_integration') \gset cfg_
+SELECT apikeys.pre_request();
+SELECT apikeys.current_owner(), apikeys.has_scope('expenses:read') AS reads,
+       apikeys.has_scope('expenses:create') AS writes, apikeys.has_scope('apikeys:read') AS manages;
+COMMIT;
+-- GET /my_keys: the tenant's keys, no other owner's
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/my_keys', :'h_console') \gset cfg_
+SELECT apikeys.pre_request();
+EXECUTE get_my_keys;
+COMMIT;
+-- Refusals, through the same functions the RPCs call (err() masks client
+-- IDs): the PGRST detail carries the HTTP status
+BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+EXECUTE pgrst_config('POST', '/rpc/my_create_key', :'h_console') \gset cfg_
+SELECT apikeys.pre_request();
+SELECT err($$SELECT api.my_create_key('wider', ARRAY['expenses:*'])$$) AS broader_scope;
+SELECT err($$SELECT api.my_create_key('manager', ARRAY['apikeys:*', 'expenses:read', 'categories:read'])$$) AS scope_it_lacks;
+SELECT err(format('SELECT api.my_revoke_key(%L)', :'globex_cid')) AS other_owner;
+COMMIT;
+BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+EXECUTE pgrst_config('POST', '/rpc/my_create_key', :'h_acme_ro') \gset cfg_
+SELECT apikeys.pre_request();
+SELECT err($$SELECT api.my_create_key('x', ARRAY['expenses:read'])$$) AS key_without_apikeys_scope;
+EXECUTE get_my_keys;
+COMMIT;
+BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+EXECUTE pgrst_config('POST', '/rpc/my_create_key', :'h_none') \gset cfg_
+SELECT apikeys.pre_request();
+SELECT err($$SELECT api.my_create_key('x', ARRAY['expenses:read'])$$) AS no_key;
+COMMIT;
+-- POST /rpc/my_revoke_key {"client_id": ...}: the integration key stops at once
+BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+EXECUTE pgrst_config('POST', '/rpc/my_revoke_key', :'h_console') \gset cfg_
+SELECT apikeys.pre_request();
+SELECT api.my_revoke_key(:'integration_cid', 'integration retired');
+COMMIT;
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_integration') \gset cfg_
+SELECT apikeys.pre_request();
+\echo :LAST_ERROR_SQLSTATE
+ABORT;
+RESET SESSION AUTHORIZATION;
+SELECT event, detail ? 'by_key' AS names_acting_key FROM apikeys.audit_log
+ WHERE client_id = :'integration_cid' ORDER BY id;
+
 -- pre_request ends an identity that authenticate() set earlier in the
 -- transaction, both when the request presents no key and when its key is
 -- bad and the PGRST error is caught: the request is not that key
@@ -412,6 +506,7 @@ SELECT id, owner, description, amount, public FROM api.expenses ORDER BY id;
 
 -- clean up the example
 DROP SCHEMA api, api_auth CASCADE;
+REVOKE apikeys_verifier FROM api_user;
 DELETE FROM apikeys.protected_tables WHERE tbl::text LIKE 'api.%' OR tbl::text ~ '^[0-9]+$';
 REVOKE apikeys_verifier FROM anon;
 DROP ROLE authenticator, anon, api_user;

@@ -102,6 +102,19 @@ SET apikeys.pepper = 'x';
 SET apikeys.token_prefix = 'x';
 RESET ROLE;
 
+-- Nobody reads the pepper through SQL, superusers included: the setting
+-- holds a mask, the key is kept apart (src/guc.c); test/t/062 covers
+-- pg_monitor members, pg_settings and reloads.
+SET apikeys.pepper = 'pepper-for-tests';
+SHOW apikeys.pepper;
+SELECT current_setting('apikeys.pepper') AS shown,
+       (apikeys.verify(:'ptok')).code AS still_verifies;
+RESET apikeys.pepper;
+SELECT current_setting('apikeys.pepper') = '' AS empty_when_unset;
+-- Invalid input: the mask itself, and settings stored in readable catalogs.
+SET apikeys.pepper = '********';
+ALTER ROLE regress_admin SET apikeys.pepper = 'x';
+
 -- 10,000 keys issued in one transaction are all distinct and all verify.
 BEGIN;
 CREATE TEMP TABLE bulk AS

@@ -61,6 +61,16 @@ extern int	apikeys_cache_size;
 extern int	apikeys_max_failures;
 extern int	apikeys_max_network_failures;
 extern int	apikeys_failure_window;
+extern int	apikeys_claim_lifetime;
+extern int	apikeys_outbox_max_attempts;
+extern int	apikeys_outbox_backoff;
+extern int	apikeys_outbox_max_backoff;
+extern int	apikeys_outbox_retention;
+extern int	apikeys_policy_interval;
+extern int	apikeys_default_revoke_unused_after;
+extern int	apikeys_default_warn_before_expiry;
+extern int	apikeys_default_rotate_every;
+extern int	apikeys_lock_timeout;
 
 /* Module initialisers, called from _PG_init */
 extern void ApikeysDefineGucs(void);

@@ -24,6 +24,7 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -31,6 +32,14 @@
 #include "apikeys.h"
 
 static char *op_event = NULL;
+
+/*
+ * The key a tenant self-service function (apikeys.my_*) acts for, set by
+ * apikeys._acting_begin() around the admin function it calls, so every
+ * audit row of that change names it (detail.by_key).  Backend memory,
+ * cleared at the end of the transaction, like the label.
+ */
+static char acting_key[APIKEYS_CLIENT_ID_MAXLEN + 1];
 static Jsonb *op_detail = NULL;
 static bool callback_registered = false;
 
@@ -46,6 +55,34 @@ OpClear(void)
 	op_detail = NULL;
 }
 
+/* EnsureCallback registers the end-of-transaction cleanup once. */
+static void OpXactCallback(XactEvent event, void *arg);
+
+/*
+ * ActingSubXactCallback forgets the acting key when a subtransaction
+ * aborts: a my_* function that failed after naming its key (a savepoint
+ * or an EXCEPTION block caught the error) must not leave the name on the
+ * audit rows of later changes.
+ */
+static void
+ActingSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		acting_key[0] = '\0';
+}
+
+static void
+EnsureCallback(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(OpXactCallback, NULL);
+		RegisterSubXactCallback(ActingSubXactCallback, NULL);
+		callback_registered = true;
+	}
+}
+
 /* OpXactCallback clears the label at the end of every transaction. */
 static void
 OpXactCallback(XactEvent event, void *arg)
@@ -53,7 +90,10 @@ OpXactCallback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		OpClear();
+		acting_key[0] = '\0';
+	}
 }
 
 PG_FUNCTION_INFO_V1(apikeys_op_begin);
@@ -61,6 +101,33 @@ PG_FUNCTION_INFO_V1(apikeys_op_end);
 PG_FUNCTION_INFO_V1(apikeys_op_event);
 PG_FUNCTION_INFO_V1(apikeys_op_detail);
 PG_FUNCTION_INFO_V1(apikeys_outer_user);
+PG_FUNCTION_INFO_V1(apikeys_acting_begin);
+PG_FUNCTION_INFO_V1(apikeys_acting_key);
+
+/*
+ * SQL function: apikeys._acting_begin(client_id text) returns void
+ *
+ * Names the key the following changes are made for; NULL forgets it.
+ */
+Datum
+apikeys_acting_begin(PG_FUNCTION_ARGS)
+{
+	EnsureCallback();
+	acting_key[0] = '\0';
+	if (!PG_ARGISNULL(0))
+		text_to_cstring_buffer(PG_GETARG_TEXT_PP(0), acting_key, sizeof(acting_key));
+	PG_RETURN_VOID();
+}
+
+/* SQL function: apikeys._acting_key() returns text (NULL: none) */
+Datum
+apikeys_acting_key(PG_FUNCTION_ARGS)
+{
+	if (acting_key[0] == '\0')
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(acting_key));
+}
+PG_FUNCTION_INFO_V1(apikeys_in_apply_worker);
 
 /* SQL function: apikeys._op_begin(event text, detail jsonb) returns void */
 Datum
@@ -68,11 +135,7 @@ apikeys_op_begin(PG_FUNCTION_ARGS)
 {
 	MemoryContext old;
 
-	if (!callback_registered)
-	{
-		RegisterXactCallback(OpXactCallback, NULL);
-		callback_registered = true;
-	}
+	EnsureCallback();
 	OpClear();
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	op_event = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -127,4 +190,21 @@ Datum
 apikeys_outer_user(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(GetUserNameFromId(GetOuterUserId(), false)));
+}
+
+/*
+ * SQL function: apikeys._in_apply_worker() returns boolean
+ *
+ * True in a logical replication apply (or table sync) worker: a background
+ * worker the server itself started at ApplyWorkerMain.  Nothing a session
+ * can SET changes it, unlike session_replication_role, which any superuser
+ * session may set.  The audit log's append-only trigger lets such a worker
+ * apply the publisher's purge_audit.
+ */
+Datum
+apikeys_in_apply_worker(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(MyBackendType == B_BG_WORKER && MyBgworkerEntry != NULL &&
+				   strcmp(MyBgworkerEntry->bgw_library_name, "postgres") == 0 &&
+				   strcmp(MyBgworkerEntry->bgw_function_name, "ApplyWorkerMain") == 0);
 }

@@ -20,8 +20,12 @@
  * is ever allocated after start-up.  Variable data (owner, scopes,
  * allowed networks, role) is stored packed in the entry; a key whose
  * data does not fit is simply never cached.  Entries are tagged with the
- * database and the OID of apikeys.keys, so DROP/CREATE EXTENSION (which
- * fires no row trigger) can never resurrect an old key.
+ * identity of the table they were read from (ApikeysKeysIdentity: the
+ * database OID and its pg_database row's xmin, the OID of apikeys.keys and
+ * its relfilenode), so changes that fire no row trigger can never bring an
+ * old key back: DROP/CREATE EXTENSION (new OID), a database dropped and
+ * re-created with the same OID from the same template (new xmin), a table
+ * rewrite such as ALTER COLUMN ... TYPE ... USING (new relfilenode).
  *
  * The rule: an entry must never answer for a key whose revoke, disable,
  * rotation, update or delete committed before the verifying call began.
@@ -67,10 +71,28 @@
  *	  is not used during recovery (verification there reads the table);
  *	- PREPARE TRANSACTION after changing keys is refused: the change would
  *	  become visible at COMMIT PREPARED, after our callback has run;
- *	- ALTER TABLE apikeys.keys DISABLE TRIGGER (superuser) disables the
- *	  invalidation; only superusers can do that, as they can alter keys.
+ *	- the row trigger is ENABLE ALWAYS, and so are the no-TRUNCATE trigger
+ *	  and the audit log's append-only ones; ALTER TABLE ... DISABLE TRIGGER
+ *	  (ALL), or ENABLE TRIGGER, which would make them ORIGIN triggers, is
+ *	  undone by the event trigger apikeys_ddl_guard at the end of the same
+ *	  command, which also outdates the whole cache at commit (CacheMarkAll).
+ *	  A superuser who drops or disables that event trigger can still turn
+ *	  the invalidation off, as superusers can alter keys anyway.
  *	- a long transaction that changed keys of a partition makes that
  *	  partition bypass the cache until it ends.
+ *
+ * Named scope sets.  A cached key holds its "@name" scopes expanded
+ * (scopeset.c), so a change to apikeys.scope_sets must outdate every
+ * cached key of the database.  Each database hashes to one of
+ * CACHE_SETGEN_SLOTS "scope-set generation" slots, a generation and a
+ * pending count run by the same protocol as a partition's: the statement
+ * trigger on apikeys.scope_sets is W1 (pending += 1, once per transaction;
+ * no W2: the generation outdates every entry at once), the transaction
+ * callback is W4 (generation += 1, then pending -= 1).  Entries carry the
+ * slot's generation when filled; a hit needs both the partition's and the
+ * slot's generation to match and neither to be pending, and a fill is
+ * inserted only if neither moved.  The argument above applies word for
+ * word.  Databases sharing a slot only cost each other refills.
  *
  * Updates that change only last_used_at (the usage flush) do not
  * invalidate, so the background worker does not empty the cache.
@@ -103,12 +125,15 @@
 
 #define CACHE_WAYS			16
 #define CACHE_ENTRY_SIZE	256
+#define CACHE_SETGEN_SLOTS	64	/* scope-set generations, by database */
 
 /* Fixed part of an entry; the rest of its 256 bytes holds packed data. */
 typedef struct CacheEntryHead
 {
 	Oid			dbid;			/* InvalidOid: free slot */
+	TransactionId dbxmin;		/* the database's pg_database row xmin */
 	Oid			relid;			/* OID of apikeys.keys when filled */
+	Oid			relfilenode;	/* and its relfilenode */
 	uint64		gen;			/* partition generation when filled */
 	uint8		used;			/* second-chance bit */
 	uint8		cid_len;
@@ -123,6 +148,9 @@ typedef struct CacheEntryHead
 	uint16		role_len;
 	uint16		scopes_len;
 	uint16		cidrs_len;		/* 0: no allowed_cidrs */
+	uint32		setgen;			/* scope-set generation when filled (low 32
+								 * bits: fills what was padding, so entries
+								 * keep their room for data) */
 	TimestampTz expires_at;
 	TimestampTz prev_expires_at;
 	int64		rate_window_us;
@@ -149,10 +177,18 @@ typedef struct CachePartition
 	pg_atomic_uint32 invalidations;
 } CachePartition;
 
+/* A database's scope-set generation (see "Named scope sets" above). */
+typedef struct CacheSetGen
+{
+	pg_atomic_uint64 gen;
+	pg_atomic_uint32 pending;
+} CacheSetGen;
+
 typedef struct CacheShared
 {
 	uint32		nsets;			/* a multiple of APIKEYS_CACHE_PARTITIONS */
 	CachePartition parts[APIKEYS_CACHE_PARTITIONS];
+	CacheSetGen setgens[CACHE_SETGEN_SLOTS];
 	CacheEntry	entries[FLEXIBLE_ARRAY_MEMBER];
 	/* then uint32 tags[nsets][CACHE_WAYS] (see CacheTags) */
 } CacheShared;
@@ -189,6 +225,9 @@ static int64 last_way = -1;
 /* Partitions this transaction has marked pending (W1), released at end. */
 static bool xact_marked[APIKEYS_CACHE_PARTITIONS];
 static bool xact_any_marked = false;
+
+/* Whether this transaction has marked its database's scope-set slot. */
+static bool xact_setgen_marked = false;
 
 /* Backend-local counters, for apikeys.cache_stats() of this session. */
 static uint64 local_hits = 0;
@@ -231,6 +270,11 @@ CacheShmemInit(void)
 			pg_atomic_init_u64(&cache->parts[i].gen, 1);
 			pg_atomic_init_u32(&cache->parts[i].pending, 0);
 			pg_atomic_init_u32(&cache->parts[i].invalidations, 0);
+		}
+		for (int i = 0; i < CACHE_SETGEN_SLOTS; i++)
+		{
+			pg_atomic_init_u64(&cache->setgens[i].gen, 1);
+			pg_atomic_init_u32(&cache->setgens[i].pending, 0);
 		}
 		memset(cache->entries, 0,
 			   (Size) cache->nsets * CACHE_WAYS * sizeof(CacheEntry));
@@ -297,11 +341,22 @@ CacheUsable(void)
 	return apikeys_shmem_ready && cache != NULL && !RecoveryInProgress();
 }
 
-/* EntryMatches: is e the entry of this key in this database's table? */
-static inline bool
-EntryMatches(const CacheEntry *e, Oid relid, const char *client_id, int len)
+/* MySetGen: this database's scope-set generation slot. */
+static inline CacheSetGen *
+MySetGen(void)
 {
-	return e->h.dbid == MyDatabaseId && e->h.relid == relid &&
+	return &cache->setgens[MyDatabaseId % CACHE_SETGEN_SLOTS];
+}
+
+/*
+ * EntryMatches: is e the entry of this key in this incarnation of this
+ * database's table (see ApikeysKeysIdentity)?
+ */
+static inline bool
+EntryMatches(const CacheEntry *e, const ApikeysKeysId *id, const char *client_id, int len)
+{
+	return e->h.dbid == id->dbid && e->h.relid == id->relid &&
+		e->h.relfilenode == id->relfilenode && e->h.dbxmin == id->dbxmin &&
 		e->h.cid_len == len && memcmp(e->h.client_id, client_id, len) == 0;
 }
 
@@ -350,7 +405,8 @@ EntryToKey(const CacheEntry *e, KeyInfo *out)
  * variable data does not fit (it is then never cached).
  */
 static bool
-KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, CacheEntry *e)
+KeyToEntry(const KeyInfo *key, int cid_len, const ApikeysKeysId *id, uint64 gen, uint64 setgen,
+		   CacheEntry *e)
 {
 	Size		owner_len = strlen(key->owner);
 	Size		role_len = key->db_role ? strlen(key->db_role) : 0;
@@ -362,9 +418,12 @@ KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, CacheEntry *e
 		return false;
 
 	memset(e, 0, sizeof(CacheEntry));
-	e->h.dbid = MyDatabaseId;
-	e->h.relid = relid;
+	e->h.dbid = id->dbid;
+	e->h.dbxmin = id->dbxmin;
+	e->h.relid = id->relid;
+	e->h.relfilenode = id->relfilenode;
 	e->h.gen = gen;
+	e->h.setgen = (uint32) setgen;
 	e->h.used = 1;
 	e->h.cid_len = cid_len;
 	memcpy(e->h.client_id, key->client_id, cid_len);
@@ -404,7 +463,7 @@ KeyToEntry(const KeyInfo *key, int cid_len, Oid relid, uint64 gen, CacheEntry *e
  * without its second-chance bit.
  */
 static Size
-CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
+CacheInsert(uint32 hash, const CacheEntry *img, const ApikeysKeysId *id)
 {
 	CacheEntry *set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
 	int			victim = -1;
@@ -412,7 +471,7 @@ CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
 
 	for (int w = 0; w < CACHE_WAYS; w++)
 	{
-		if (EntryMatches(&set[w], relid, img->h.client_id, img->h.cid_len))
+		if (EntryMatches(&set[w], id, img->h.client_id, img->h.cid_len))
 		{
 			victim = w;
 			break;
@@ -444,12 +503,14 @@ CacheInsert(uint32 hash, const CacheEntry *img, Oid relid)
 bool
 KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 {
-	Oid			relid;
+	ApikeysKeysId id;
 	uint32		hash;
 	uint32		part;
 	CachePartition *cp;
+	CacheSetGen *sg;
 	CacheEntry *set;
 	uint64		g0;
+	uint64		s0;
 	bool		pending;
 	bool		found;
 	CacheEntry	img;
@@ -457,16 +518,19 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 	if (!CacheUsable())
 		return KeyLookup(client_id, len, out);
 
-	relid = ApikeysKeysRelid();
+	ApikeysKeysIdentity(&id);
 	hash = ClientIdHash(client_id, len);
 	part = hash % APIKEYS_CACHE_PARTITIONS;
 	cp = &cache->parts[part];
+	sg = MySetGen();
 	set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
 
 	LWLockAcquire(PartitionLock(part), LW_SHARED);
-	pending = pg_atomic_read_u32(&cp->pending) != 0;
+	pending = pg_atomic_read_u32(&cp->pending) != 0 ||
+		pg_atomic_read_u32(&sg->pending) != 0;
 	pg_read_barrier();
 	g0 = pg_atomic_read_u64(&cp->gen);
+	s0 = pg_atomic_read_u64(&sg->gen);
 	if (!pending)
 	{
 		uint32	   *tags = &cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS];
@@ -477,7 +541,8 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 
 			if (tags[w] != TAG_OF(hash))
 				continue;
-			if (EntryMatches(e, relid, client_id, len) && e->h.gen == g0)
+			if (EntryMatches(e, &id, client_id, len) && e->h.gen == g0 &&
+				e->h.setgen == (uint32) s0)
 			{
 				EntryToKey(e, out);
 				if (e->h.used == 0)
@@ -493,15 +558,17 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out)
 	last_way = -1;
 	local_misses++;
 
-	/* miss: g0 was read before the fresh snapshot KeyLookup takes */
+	/* miss: g0 and s0 were read before the fresh snapshot KeyLookup takes */
 	found = KeyLookup(client_id, len, out);
-	if (!found || pending || !KeyToEntry(out, len, relid, g0, &img))
+	if (!found || pending || !KeyToEntry(out, len, &id, g0, s0, &img))
 		return found;
 
 	LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
 	if (pg_atomic_read_u32(&cp->pending) == 0 &&
-		pg_atomic_read_u64(&cp->gen) == g0)
-		last_way = (int64) CacheInsert(hash, &img, relid);
+		pg_atomic_read_u32(&sg->pending) == 0 &&
+		pg_atomic_read_u64(&cp->gen) == g0 &&
+		pg_atomic_read_u64(&sg->gen) == s0)
+		last_way = (int64) CacheInsert(hash, &img, &id);
 	LWLockRelease(PartitionLock(part));
 	return true;
 }
@@ -518,9 +585,11 @@ CacheCountUsage(const char *client_id, int len, ApikeysCode code, TimestampTz no
 	uint32		hash;
 	uint32		part;
 	bool		counted = false;
+	ApikeysKeysId id;
 
 	if (last_way < 0 || !CacheUsable())
 		return false;
+	ApikeysKeysIdentity(&id);
 	hash = ClientIdHash(client_id, len);
 	part = hash % APIKEYS_CACHE_PARTITIONS;
 	if ((Size) last_way / CACHE_WAYS != hash % cache->nsets)
@@ -528,7 +597,7 @@ CacheCountUsage(const char *client_id, int len, ApikeysCode code, TimestampTz no
 
 	LWLockAcquire(PartitionLock(part), LW_SHARED);
 	if (cache_tags[last_way] == TAG_OF(hash) &&
-		EntryMatches(&cache->entries[last_way], ApikeysKeysRelid(), client_id, len))
+		EntryMatches(&cache->entries[last_way], &id, client_id, len))
 	{
 		CacheUsageSlot *u = &cache_usage[last_way];
 
@@ -631,12 +700,41 @@ CacheMarkAndRemove(const char *client_id, int len)
 }
 
 /*
+ * CacheMarkAll is step W1 for every partition: at the end of this
+ * transaction every entry of every database is outdated.  For changes that
+ * fire no row trigger (ALTER TABLE of apikeys.keys, such as a rewrite with
+ * ALTER COLUMN ... TYPE ... USING or a trigger toggle); they are rare, and
+ * the other databases' entries only cost a refill.
+ */
+static void
+CacheMarkAll(void)
+{
+	for (int part = 0; part < APIKEYS_CACHE_PARTITIONS; part++)
+	{
+		if (xact_marked[part])
+			continue;
+		xact_marked[part] = true;
+		xact_any_marked = true;
+		pg_atomic_fetch_add_u32(&cache->parts[part].pending, 1);
+		pg_atomic_fetch_add_u32(&cache->parts[part].invalidations, 1);
+	}
+}
+
+/*
  * CacheReleaseMarks is step W4: for every partition this transaction
  * marked, advance the generation, then drop the pending mark.
  */
 static void
 CacheReleaseMarks(void)
 {
+	if (xact_setgen_marked)
+	{
+		CacheSetGen *sg = MySetGen();
+
+		pg_atomic_fetch_add_u64(&sg->gen, 1);
+		pg_atomic_fetch_sub_u32(&sg->pending, 1);
+		xact_setgen_marked = false;
+	}
 	if (!xact_any_marked)
 		return;
 	for (int i = 0; i < APIKEYS_CACHE_PARTITIONS; i++)
@@ -662,7 +760,7 @@ CacheXactCallback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			if (xact_any_marked)
+			if (xact_any_marked || xact_setgen_marked)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that changed API keys"),
@@ -734,6 +832,8 @@ InvalidateTupleKey(Relation rel, HeapTuple tup)
 }
 
 PG_FUNCTION_INFO_V1(apikeys_keys_cache_trigger);
+PG_FUNCTION_INFO_V1(apikeys_cache_invalidate_all);
+PG_FUNCTION_INFO_V1(apikeys_scope_sets_cache_trigger);
 PG_FUNCTION_INFO_V1(apikeys_cache_stats);
 PG_FUNCTION_INFO_V1(apikeys_cache_prewarm);
 
@@ -767,6 +867,46 @@ apikeys_keys_cache_trigger(PG_FUNCTION_ARGS)
 			InvalidateTupleKey(td->tg_relation, td->tg_trigtuple);
 	}
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * SQL function: apikeys._scope_sets_cache_trigger() returns trigger
+ *
+ * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on
+ * apikeys.scope_sets: step W1 for this database's scope-set generation,
+ * so every cached key of the database is outdated when this transaction
+ * ends (see "Named scope sets" at the top of this file).
+ */
+Datum
+apikeys_scope_sets_cache_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		elog(ERROR, "apikeys._scope_sets_cache_trigger must be an AFTER STATEMENT trigger");
+
+	if (apikeys_shmem_ready && cache != NULL && !xact_setgen_marked)
+	{
+		/* remember first, so the callback releases whatever we took */
+		xact_setgen_marked = true;
+		pg_atomic_fetch_add_u32(&MySetGen()->pending, 1);
+	}
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * SQL function: apikeys._cache_invalidate_all() returns void
+ *
+ * Outdates the whole shared cache when this transaction ends (CacheMarkAll).
+ * Called by the event trigger on ALTER TABLE of the extension's tables.
+ */
+Datum
+apikeys_cache_invalidate_all(PG_FUNCTION_ARGS)
+{
+	if (apikeys_shmem_ready && cache != NULL)
+		CacheMarkAll();
+	PG_RETURN_VOID();
 }
 
 /*

@@ -20,6 +20,7 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -28,7 +29,9 @@
 #include "catalog.h"
 
 static Oid	keys_relid = InvalidOid;
+static Oid	keys_relfilenode = InvalidOid;
 static Oid	extension_owner = InvalidOid;
+static TransactionId database_xmin = InvalidTransactionId;
 
 static const char *const keys_columns[Natts_keys] = {
 	"client_id", "owner", "name", "scopes", "secret_hash", "hash_alg",
@@ -45,6 +48,7 @@ InvalidateKeysRelid(Datum arg, Oid relid)
 	if (relid == InvalidOid || relid == keys_relid)
 	{
 		keys_relid = InvalidOid;
+		keys_relfilenode = InvalidOid;
 		extension_owner = InvalidOid;
 	}
 }
@@ -82,8 +86,55 @@ ApikeysKeysRelid(void)
 			elog(ERROR, "apikeys.keys column \"%s\" is not at position %d",
 				 keys_columns[i], i + 1);
 
+	{
+		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+		if (!HeapTupleIsValid(tp))
+			elog(ERROR, "cache lookup failed for relation %u", relid);
+		keys_relfilenode = ((Form_pg_class) GETSTRUCT(tp))->relfilenode;
+		ReleaseSysCache(tp);
+	}
 	keys_relid = relid;
 	return relid;
+}
+
+/*
+ * ApikeysKeysIdentity fills id with what tells this database's apikeys.keys
+ * apart from every other table that ever had the same OIDs: the database
+ * OID, the raw xmin of the database's pg_database row, the table's OID and
+ * its relfilenode.
+ *
+ * Why each: PostgreSQL 15 lets a CREATEDB role re-create a dropped database
+ * with the same OID (CREATE DATABASE ... OID n), and a database cloned from
+ * the same template has the same table OIDs, so the OIDs alone may name a
+ * table with other rows.  The new pg_database row has a new xmin (freezing
+ * keeps the raw xmin; an ALTER DATABASE that rewrites the row gives a new
+ * one, which only costs misses in backends that started before it).  A
+ * rewrite of the table (ALTER TABLE ... TYPE ... USING, which fires no row
+ * trigger) gives it a new relfilenode and sends a relcache invalidation,
+ * which makes us read the new one.  VACUUM FULL and CLUSTER also give a new
+ * relfilenode: that costs a refill, nothing more.
+ *
+ * Per backend, the database part is read once (a backend never changes
+ * database) and the table part when the table's OID is looked up, so the
+ * cost per verification is comparing four words.
+ */
+void
+ApikeysKeysIdentity(ApikeysKeysId *id)
+{
+	id->relid = ApikeysKeysRelid();
+	if (!TransactionIdIsValid(database_xmin))
+	{
+		HeapTuple	tp = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+
+		if (!HeapTupleIsValid(tp))
+			elog(ERROR, "cache lookup failed for database %u", MyDatabaseId);
+		database_xmin = HeapTupleHeaderGetRawXmin(tp->t_data);
+		ReleaseSysCache(tp);
+	}
+	id->dbid = MyDatabaseId;
+	id->dbxmin = database_xmin;
+	id->relfilenode = keys_relfilenode;
 }
 
 /* ApikeysExtensionOwner returns the role that owns the extension. */

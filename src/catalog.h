@@ -39,7 +39,17 @@
 #define Anum_keys_rate_window		23
 #define Natts_keys					23
 
+/* What identifies this database's apikeys.keys (see ApikeysKeysIdentity). */
+typedef struct ApikeysKeysId
+{
+	Oid			dbid;
+	TransactionId dbxmin;
+	Oid			relid;
+	Oid			relfilenode;
+} ApikeysKeysId;
+
 extern Oid	ApikeysKeysRelid(void);
+extern void ApikeysKeysIdentity(ApikeysKeysId *id);
 extern Oid	ApikeysExtensionOwner(void);
 
 #endif							/* APIKEYS_CATALOG_H */

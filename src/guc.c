@@ -16,6 +16,7 @@
 
 #include <limits.h>
 
+#include "access/parallel.h"
 #include "utils/guc.h"
 
 #include "apikeys.h"
@@ -23,7 +24,8 @@
 #include "token.h"
 
 char	   *apikeys_token_prefix = NULL;
-char	   *apikeys_pepper = NULL;
+char	   *apikeys_pepper = NULL;	/* the key itself, set by AssignPepper */
+static char *pepper_shown = NULL;	/* what SQL sees: PEPPER_MASK or "" */
 int			apikeys_default_max_keys = 5;
 int			apikeys_default_max_lifetime = 365 * 24 * 3600;
 bool		apikeys_trust_forwarded_for = false;
@@ -35,6 +37,16 @@ int			apikeys_cache_size = 100000;
 int			apikeys_max_failures = 100;
 int			apikeys_max_network_failures = 1000;
 int			apikeys_failure_window = 3600;
+int			apikeys_lock_timeout = 1000;
+int			apikeys_claim_lifetime = 24 * 3600;
+int			apikeys_outbox_max_attempts = 10;
+int			apikeys_outbox_backoff = 10;
+int			apikeys_outbox_max_backoff = 3600;
+int			apikeys_outbox_retention = 7 * 24 * 3600;
+int			apikeys_policy_interval = 3600;
+int			apikeys_default_revoke_unused_after = 0;
+int			apikeys_default_warn_before_expiry = 0;
+int			apikeys_default_rotate_every = 0;
 
 /*
  * CheckTokenPrefix accepts a lowercase prefix that token.c can parse back
@@ -106,6 +118,86 @@ AssignTrustedProxies(const char *newval, void *extra)
 }
 
 /*
+ * The pepper is readable by nobody through SQL.  GUC_SUPERUSER_ONLY does
+ * not hide a setting from members of pg_read_all_settings (so pg_monitor):
+ * PostgreSQL lets them read it with SHOW, current_setting() and pg_settings,
+ * and a show hook would not cover pg_settings.reset_val and boot_val, which
+ * print the stored value.  So the stored value never is the key: the check
+ * hook moves the key into the setting's "extra" (which PostgreSQL keeps,
+ * stacks and restores with each value, for SET LOCAL, RESET and rollback)
+ * and stores PEPPER_MASK in its place, or "" when no pepper is set.  The
+ * assign hook points apikeys_pepper at the key in extra.
+ *
+ * A parallel worker receives the leader's settings as their stored text,
+ * the mask, and so gets no pepper; nothing that hashes a secret is parallel
+ * safe (verify and verify_client are PARALLEL RESTRICTED).  Anywhere else
+ * the mask itself is refused as a pepper, so it always means "hidden".
+ *
+ * Catalog-stored settings (ALTER ROLE/DATABASE ... SET, CREATE FUNCTION
+ * ... SET) keep their text in pg_db_role_setting and pg_proc, which every
+ * role can read, so they are refused where PostgreSQL validates them
+ * (source PGC_S_TEST) and ignored where they would apply.
+ */
+#define PEPPER_MASK "********"
+
+static bool
+CheckPepper(char **newval, void **extra, GucSource source)
+{
+	char	   *key;
+
+	if (*newval == NULL)
+		return true;
+	if (source == PGC_S_TEST || source == PGC_S_DATABASE || source == PGC_S_USER ||
+		source == PGC_S_DATABASE_USER || source == PGC_S_GLOBAL)
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("\"apikeys.pepper\" cannot be stored in the system catalogs");
+		GUC_check_errdetail("Every role can read settings stored with ALTER ROLE, ALTER DATABASE or CREATE FUNCTION.");
+		GUC_check_errhint("Set it in postgresql.conf, readable only by the server's operating system user.");
+		return false;
+	}
+	if (strcmp(*newval, PEPPER_MASK) == 0)
+	{
+		if (!IsParallelWorker())
+		{
+			GUC_check_errdetail("\"%s\" is how a hidden pepper is shown.", PEPPER_MASK);
+			return false;
+		}
+		key = strdup("");
+	}
+	else
+		key = strdup(*newval);
+	if (key == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		return false;
+	}
+	if (key[0] != '\0')
+	{
+		char	   *shown = strdup(PEPPER_MASK);
+
+		if (shown == NULL)
+		{
+			explicit_bzero(key, strlen(key));
+			free(key);
+			GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+			return false;
+		}
+		explicit_bzero(*newval, strlen(*newval));
+		free(*newval);
+		*newval = shown;
+	}
+	*extra = key;
+	return true;
+}
+
+static void
+AssignPepper(const char *newval, void *extra)
+{
+	apikeys_pepper = (char *) extra;
+}
+
+/*
  * ApikeysDefineGucs defines every apikeys.* setting and reserves the
  * prefix so that a typo is an error rather than a silent placeholder.
  */
@@ -126,12 +218,12 @@ ApikeysDefineGucs(void)
 	DefineCustomStringVariable("apikeys.pepper",
 							   "Sets a server-side secret mixed into stored secret hashes (HMAC-SHA-256).",
 							   "Empty means plain SHA-256. Keys issued with a pepper verify only while the same pepper is set.",
-							   &apikeys_pepper,
+							   &pepper_shown,
 							   "",
 							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
-							   NULL,
-							   NULL,
+							   CheckPepper,
+							   AssignPepper,
 							   NULL);
 
 	DefineCustomIntVariable("apikeys.default_max_keys",
@@ -262,5 +354,147 @@ ApikeysDefineGucs(void)
 							NULL,
 							NULL);
 
+	DefineCustomIntVariable("apikeys.claim_lifetime",
+							"Sets how long a handoff claim (link and code) can be used.",
+							"After that the key stays pending until apikeys.reset_key() sends a new handoff.",
+							&apikeys_claim_lifetime,
+							24 * 3600,
+							60,
+							30 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.outbox_max_attempts",
+							"Sets how many times an outbox row is handed out before delivery is given up.",
+							NULL,
+							&apikeys_outbox_max_attempts,
+							10,
+							1,
+							1000,
+							PGC_SUSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.outbox_backoff",
+							"Sets the delay before an outbox row is retried the first time; each further retry doubles it.",
+							NULL,
+							&apikeys_outbox_backoff,
+							10,
+							1,
+							24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.outbox_max_backoff",
+							"Sets the longest delay between two attempts to deliver an outbox row.",
+							NULL,
+							&apikeys_outbox_max_backoff,
+							3600,
+							1,
+							7 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.outbox_retention",
+							"Sets how long delivered and abandoned outbox rows are kept.",
+							"apikeys.apply_policies() deletes older ones; 0 keeps them forever.",
+							&apikeys_outbox_retention,
+							7 * 24 * 3600,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.policy_interval",
+							"Sets how often the background worker runs apikeys.apply_policies() in each database.",
+							"Used only when apikeys is in shared_preload_libraries.",
+							&apikeys_policy_interval,
+							3600,
+							1,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.default_revoke_unused_after",
+							"Sets after how long unused keys are revoked when no owner policy says otherwise.",
+							"0 turns it off.",
+							&apikeys_default_revoke_unused_after,
+							0,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.default_warn_before_expiry",
+							"Sets how long before expiry a key's contact is warned when no owner policy says otherwise.",
+							"0 turns it off.",
+							&apikeys_default_warn_before_expiry,
+							0,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.default_rotate_every",
+							"Sets the age of a secret after which rotation is asked for when no owner policy says otherwise.",
+							"0 turns it off.",
+							&apikeys_default_rotate_every,
+							0,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.lock_timeout",
+							"Sets the longest wait of a verification for a lock on apikeys.keys.",
+							"A verification that must read the table while a conflicting lock is held fails after this wait instead of hanging. 0 waits as long as lock_timeout says.",
+							&apikeys_lock_timeout,
+							1000,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
 	MarkGUCPrefixReserved("apikeys");
+
+	/*
+	 * Until the library is loaded, a pepper in postgresql.conf is a
+	 * placeholder setting, which every role can read with SHOW.  Only
+	 * preloading loads us before any session can run a query.
+	 */
+	if (!apikeys_preloaded && apikeys_pepper != NULL && apikeys_pepper[0] != '\0')
+		ereport(WARNING,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("\"apikeys.pepper\" is set but apikeys is not in \"shared_preload_libraries\""),
+				 errdetail("Before the library is loaded, any role can read the pepper with SHOW."),
+				 errhint("Add apikeys to \"shared_preload_libraries\" and restart the server.")));
 }

@@ -13,6 +13,18 @@
  * even inside a REPEATABLE READ transaction that began earlier.  Our own
  * transaction's uncommitted changes are seen as well.
  *
+ * A key's named scope sets ("@name") are expanded here, so everything
+ * downstream (matching, the context, the shared cache) sees plain scopes.
+ *
+ * Locks.  An admin transaction that changed a key (or holds it FOR UPDATE)
+ * holds a row lock, which a snapshot read never waits for: the lookup sees
+ * the last committed row.  A table lock that conflicts with ours (LOCK
+ * TABLE ... IN ACCESS EXCLUSIVE MODE, a long ALTER TABLE) would make every
+ * verification that misses the cache wait for it, and a request wait for
+ * ever: so we wait at most apikeys.lock_timeout (or the session's shorter
+ * lock_timeout), then fail with PostgreSQL's lock timeout error (55P03).
+ * Failing closed: verification never answers without reading the table.
+ *
  * IDENTIFICATION
  *	  src/lookup.c
  *
@@ -27,14 +39,18 @@
 #include "access/tableam.h"
 #include "catalog/pg_collation.h"
 #include "executor/tuptable.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
 #include "lookup.h"
+#include "scopeset.h"
 
 /* CopyHash copies a 32-byte bytea into dst; false when it has another size. */
 static bool
@@ -46,6 +62,52 @@ CopyHash(Datum d, uint8 *dst)
 		return false;
 	memcpy(dst, VARDATA_ANY(b), APIKEYS_HASH_LEN);
 	return true;
+}
+
+/*
+ * LookupLockTimeoutBegin lowers lock_timeout to apikeys.lock_timeout for
+ * what follows, unless the session's own is shorter; returns the GUC nest
+ * level to give LookupLockTimeoutEnd.  An error on the way unwinds it with
+ * the (sub)transaction.
+ */
+int
+LookupLockTimeoutBegin(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	if (apikeys_lock_timeout > 0 &&
+		(LockTimeout == 0 || LockTimeout > apikeys_lock_timeout))
+	{
+		char		buf[32];
+
+		snprintf(buf, sizeof(buf), "%d", apikeys_lock_timeout);
+		(void) set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
+	return nest;
+}
+
+void
+LookupLockTimeoutEnd(int nest)
+{
+	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * LockKeys takes AccessShareLock on apikeys.keys: at once when nothing
+ * conflicts (the usual case costs one lock-table probe), else waiting at
+ * most apikeys.lock_timeout.
+ */
+static void
+LockKeys(Oid relid)
+{
+	int			nest;
+
+	if (ConditionalLockRelationOid(relid, AccessShareLock))
+		return;
+	nest = LookupLockTimeoutBegin();
+	LockRelationOid(relid, AccessShareLock);
+	LookupLockTimeoutEnd(nest);
 }
 
 /*
@@ -66,7 +128,8 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 	text	   *key_text;
 	bool		found = false;
 
-	rel = table_open(ApikeysKeysRelid(), AccessShareLock);
+	LockKeys(ApikeysKeysRelid());
+	rel = table_open(ApikeysKeysRelid(), NoLock);
 	idxoid = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(idxoid))
 		elog(ERROR, "apikeys.keys has no primary key");
@@ -135,5 +198,9 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	pfree(key_text);
+
+	/* "@name" scopes become the set's scopes (scopeset.c), once, here */
+	if (found)
+		out->scopes = ScopeSetExpand(out->scopes);
 	return found;
 }

@@ -8,6 +8,7 @@
  *		resource:*						every action on resource, every field
  *		resource:action					one action, every field
  *		resource:action(field, ...)		one action, only those fields
+ *		@name							a named scope set (apikeys.scope_sets)
  * resource is [a-z0-9_./-]+, action a lowercase word ([a-z][a-z_]*), field
  * [a-z_][a-z0-9_]*.  The standard actions are create, read, update,
  * delete and download, but any lowercase word is accepted so products can
@@ -22,6 +23,10 @@
  * - "res:act" grants "res:act" and "res:act(any fields)".
  * - "res:act(a,b)" grants "res:act" (the key may use the action, limited to
  *   those fields) and "res:act(f,...)" when every f is in {a, b}.
+ * - "@name" matches nothing here, either way: a key's sets are replaced by
+ *   their scopes when the key is loaded for verification (scopeset.c), and
+ *   the no-escalation check expands them first as well.  An unexpanded set
+ *   reference therefore fails closed.
  * Over a set of granted scopes a required field list is satisfied field by
  * field, so "r:read(a)" plus "r:read(b)" grant "r:read(a,b)", and a
  * field-less grant of an action wins over any field-limited one.
@@ -103,6 +108,31 @@ ScopeParse(const char *s, size_t len, Scope *out, const char **why)
 	if (len == 1 && s[0] == '*')
 	{
 		out->all = true;
+		return true;
+	}
+
+	/* @name: a named scope set; the name is [a-z][a-z0-9_]* */
+	if (s[0] == '@')
+	{
+		out->set = true;
+		out->resource.p = s + 1;
+		out->resource.len = (int) (len - 1);
+		if (len < 2 || !IsLower(s[1]))
+		{
+			*why = "A scope set name starts with a lowercase letter.";
+			return false;
+		}
+		for (i = 2; i < len; i++)
+			if (!(IsLower(s[i]) || IsDigit(s[i]) || s[i] == '_'))
+			{
+				*why = "A scope set name has only lowercase letters, digits and underscores.";
+				return false;
+			}
+		if (len - 1 > APIKEYS_SCOPE_SET_MAXLEN)
+		{
+			*why = "A scope set name is at most 63 characters long.";
+			return false;
+		}
 		return true;
 	}
 
@@ -213,6 +243,9 @@ FieldIn(const ScopeSpan *f, const Scope *g)
 static bool
 ScopeGrantsAction(const Scope *granted, const Scope *required)
 {
+	/* set references are expanded before matching: unexpanded, fail closed */
+	if (granted->set || required->set)
+		return false;
 	if (granted->all)
 		return true;
 	if (required->all)
@@ -298,6 +331,77 @@ ScopeArrayGrants(ArrayType *granted, const Scope *required)
 }
 
 /*
+ * ScopeArrayCovers: may a key holding granted give a key the scope
+ * required?  Stricter than ScopeArrayGrants in one way only: a field-less
+ * scope means every field, so it is covered only by a field-less grant of
+ * the action ("res:act", "res:*" or "*"); "res:act(a,b)" lets its holder
+ * use the action, but give it only with fields among a and b.  A field
+ * list is covered field by field, as in ScopeArrayGrants.  This is the
+ * subset test of the no-escalation rule (apikeys._check_grant).
+ */
+bool
+ScopeArrayCovers(ArrayType *granted, const Scope *required)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	bool		result = false;
+
+	if (required->nfields > 0 || required->all || required->set ||
+		SpanIsStar(&required->action))
+		return ScopeArrayGrants(granted, required);
+
+	deconstruct_array(granted, ARR_ELEMTYPE(granted), -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n && !result; i++)
+	{
+		text	   *t;
+		Scope		g;
+		const char *why;
+
+		if (nulls[i])
+			continue;
+		t = DatumGetTextPP(elems[i]);
+		if (!ScopeParse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &g, &why))
+			continue;
+		result = ScopeGrantsAction(&g, required) &&
+			(g.all || SpanIsStar(&g.action) || g.nfields == 0);
+	}
+	pfree(elems);
+	pfree(nulls);
+	return result;
+}
+
+/*
+ * ScopeArrayHasSet: does an apikeys.scope[] name a scope set ("@name")?
+ * Stored scopes are canonical, so a set reference is exactly an element
+ * starting with '@'.
+ */
+bool
+ScopeArrayHasSet(ArrayType *scopes)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	bool		found = false;
+
+	deconstruct_array(scopes, ARR_ELEMTYPE(scopes), -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n && !found; i++)
+	{
+		text	   *t;
+
+		if (nulls[i])
+			continue;
+		t = DatumGetTextPP(elems[i]);
+		found = VARSIZE_ANY_EXHDR(t) > 0 && VARDATA_ANY(t)[0] == '@';
+	}
+	pfree(elems);
+	pfree(nulls);
+	return found;
+}
+
+/*
  * ScopeArrayAllowsField: may a key holding granted read this field of this
  * resource?
  */
@@ -344,6 +448,11 @@ ScopeCanonical(Scope *s)
 	initStringInfo(&buf);
 	if (s->all)
 		appendStringInfoChar(&buf, '*');
+	else if (s->set)
+	{
+		appendStringInfoChar(&buf, '@');
+		appendBinaryStringInfo(&buf, s->resource.p, s->resource.len);
+	}
 	else
 	{
 		appendBinaryStringInfo(&buf, s->resource.p, s->resource.len);
@@ -501,6 +610,25 @@ apikeys_scope_grants(PG_FUNCTION_ARGS)
 	ScopeParseOrError(VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g), &gs);
 	ScopeParseOrError(VARDATA_ANY(r), VARSIZE_ANY_EXHDR(r), &rs);
 	PG_RETURN_BOOL(ScopeGrants(&gs, &rs));
+}
+
+PG_FUNCTION_INFO_V1(apikeys_scopes_cover);
+
+/* SQL function: apikeys._scopes_cover(granted scope[], required scope) returns boolean */
+Datum
+apikeys_scopes_cover(PG_FUNCTION_ARGS)
+{
+	ArrayType  *g;
+	text	   *r;
+	Scope		rs;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	g = PG_GETARG_ARRAYTYPE_P(0);
+	r = PG_GETARG_TEXT_PP(1);
+
+	ScopeParseOrError(VARDATA_ANY(r), VARSIZE_ANY_EXHDR(r), &rs);
+	PG_RETURN_BOOL(ScopeArrayCovers(g, &rs));
 }
 
 /* SQL function: apikeys.scopes_grant(granted scope[], required scope) returns boolean */

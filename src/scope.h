@@ -16,6 +16,7 @@
 
 #define APIKEYS_SCOPE_MAXLEN		256
 #define APIKEYS_SCOPE_MAXFIELDS		64
+#define APIKEYS_SCOPE_SET_MAXLEN	63	/* of a set's name, without the @ */
 
 typedef struct ScopeSpan
 {
@@ -27,6 +28,7 @@ typedef struct ScopeSpan
 typedef struct Scope
 {
 	bool		all;			/* the lone "*" */
+	bool		set;			/* "@name": a scope set named by resource */
 	ScopeSpan	resource;
 	ScopeSpan	action;			/* "*" matches every action */
 	int			nfields;		/* 0: every field */
@@ -37,6 +39,8 @@ extern bool ScopeParse(const char *s, size_t len, Scope *out, const char **why);
 extern void ScopeParseOrError(const char *s, size_t len, Scope *out);
 extern bool ScopeGrants(const Scope *granted, const Scope *required);
 extern bool ScopeArrayGrants(ArrayType *granted, const Scope *required);
+extern bool ScopeArrayHasSet(ArrayType *scopes);
+extern bool ScopeArrayCovers(ArrayType *granted, const Scope *required);
 extern bool ScopeArrayAllowsField(ArrayType *granted, const char *resource,
 								  size_t rlen, const char *field, size_t flen);
 

@@ -366,7 +366,8 @@ UsageRecordFailure(const char *client_id, int cid_len)
 /*
  * LastUsedWriteDirect is the non-preloaded last-used write: at most once
  * per key per apikeys.last_used_granularity, read-write primary
- * transactions only, never from pre_request, never waiting on a lock.
+ * transactions only, never from pre_request, never waiting long on a lock
+ * (row locks: SKIP LOCKED; table locks: apikeys.lock_timeout, then skipped).
  */
 static void
 LastUsedWriteDirect(const KeyInfo *key, TimestampTz now)
@@ -392,6 +393,8 @@ LastUsedWriteDirect(const KeyInfo *key, TimestampTz now)
 		SetUserIdAndSecContext(ApikeysExtensionOwner(),
 							   save_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
+		/* a table lock (CREATE INDEX's SHARE) must not hold the request */
+		(void) LookupLockTimeoutBegin();	/* unwound with the subtransaction */
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		if (plan == NULL)

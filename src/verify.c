@@ -14,7 +14,8 @@
  *	5. expiry, rotation grace	EXPIRED
  *	6. client address			IP_NOT_ALLOWED
  *	7. required scope			INSUFFICIENT_SCOPE
- *	8. rate limit				RATE_LIMITED
+ *	8. rate limit: the key's, then	RATE_LIMITED
+ *	   its owner's (ownerlimit.c)
  *
  * An unknown client ID and a wrong secret both hash the presented secret
  * (a dummy comparison when there is no key) and both answer NOT_FOUND, so
@@ -45,6 +46,7 @@
 
 #include "cache.h"
 #include "secret.h"
+#include "ownerlimit.h"
 #include "throttle.h"
 #include "token.h"
 #include "usage.h"
@@ -182,6 +184,8 @@ VerifyCredentials(const char *client_id, int cid_len,
 			 ThrottleRateLimited(key->client_id, key->rate_limit,
 								 key->rate_window_us, &res->retry_after))
 		res->code = APIKEYS_RATE_LIMITED;
+	else if (OwnerRateLimited(key->owner, &res->retry_after))
+		res->code = APIKEYS_RATE_LIMITED;	/* the owner's shared window */
 	else
 		res->code = APIKEYS_VALID;
 

@@ -21,6 +21,12 @@
  * apikeys.keys (which neither the audit trigger nor the cache trigger
  * react to), so they produce no audit rows and leave the cache alone.
  *
+ * Every apikeys.policy_interval (first one interval after start) the
+ * launcher also visits every connectable database with a policy worker,
+ * which runs apikeys.apply_policies() where the extension is installed:
+ * lifecycle policies, outbox retention and claim expiry.  Its actions are
+ * audited like any other change.
+ *
  * IDENTIFICATION
  *	  src/worker.c
  *
@@ -36,6 +42,8 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_database.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -72,12 +80,13 @@ WorkerRegister(void)
 }
 
 /*
- * FlushOneDatabase starts a flush worker for dbid and waits for it.  A
- * failure to start (no free worker slot) is logged; the usage stays in
- * shared memory for the next round.
+ * VisitDatabase starts a worker for dbid and waits for it: kind 'f' a
+ * flush, 'r' a rollup, 'p' a policy run.  A failure to start (no free
+ * worker slot) is logged; usage stays in shared memory for the next round,
+ * policies wait for the next interval.
  */
 static void
-FlushOneDatabase(Oid dbid, bool rollup)
+VisitDatabase(Oid dbid, char kind)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -89,16 +98,25 @@ FlushOneDatabase(Oid dbid, bool rollup)
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "ApikeysFlushWorkerMain", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys usage flush for database %u", dbid);
-	strlcpy(worker.bgw_type, "apikeys usage flush", BGW_MAXLEN);
+	if (kind == 'p')
+	{
+		snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys policies for database %u", dbid);
+		strlcpy(worker.bgw_type, "apikeys policies", BGW_MAXLEN);
+	}
+	else
+	{
+		snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys usage flush for database %u", dbid);
+		strlcpy(worker.bgw_type, "apikeys usage flush", BGW_MAXLEN);
+	}
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
-	worker.bgw_extra[0] = rollup ? 'r' : 'f';
+	worker.bgw_extra[0] = kind;
 	worker.bgw_notify_pid = MyProcPid;
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
 		ereport(LOG,
-				(errmsg("could not start an apikeys usage flush worker"),
+				(errmsg("could not start an apikeys %s worker",
+						kind == 'p' ? "policy" : "usage flush"),
 				 errhint("Raise \"max_worker_processes\".")));
 		return;
 	}
@@ -150,6 +168,8 @@ ConnectableDatabases(void)
 void
 ApikeysLauncherMain(Datum arg)
 {
+	TimestampTz next_policy;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	/* die: CHECK_FOR_INTERRUPTS ends waits on flush workers at shutdown */
 	pqsignal(SIGTERM, die);
@@ -166,11 +186,13 @@ ApikeysLauncherMain(Datum arg)
 		foreach(lc, dbs)
 		{
 			CHECK_FOR_INTERRUPTS();
-			FlushOneDatabase(lfirst_oid(lc), true);
+			VisitDatabase(lfirst_oid(lc), 'r');
 		}
 		list_free(dbs);
 	}
 
+	next_policy = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											  (int64) apikeys_policy_interval * 1000);
 	for (;;)
 	{
 		Oid			dbids[APIKEYS_MAX_FLUSH_DATABASES];
@@ -195,6 +217,9 @@ ApikeysLauncherMain(Datum arg)
 				ProcessConfigFile(PGC_SIGHUP);
 				next = Min(next, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															 apikeys_flush_interval * 1000));
+				next_policy = Min(next_policy,
+								  TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															  (int64) apikeys_policy_interval * 1000));
 			}
 		}
 		if (RecoveryInProgress())
@@ -204,9 +229,58 @@ ApikeysLauncherMain(Datum arg)
 		for (int i = 0; i < n; i++)
 		{
 			CHECK_FOR_INTERRUPTS();
-			FlushOneDatabase(dbids[i], rollup[i]);
+			VisitDatabase(dbids[i], rollup[i] ? 'r' : 'f');
+		}
+
+		/* policies: checked after each flush round, so at that granularity */
+		if (GetCurrentTimestamp() >= next_policy)
+		{
+			List	   *dbs = ConnectableDatabases();
+			ListCell   *lc;
+
+			foreach(lc, dbs)
+			{
+				CHECK_FOR_INTERRUPTS();
+				VisitDatabase(lfirst_oid(lc), 'p');
+			}
+			list_free(dbs);
+			next_policy = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  (int64) apikeys_policy_interval * 1000);
 		}
 	}
+}
+
+/*
+ * PolicyRun runs apikeys.apply_policies() in one transaction, when the
+ * extension is installed in this database.  An error ends the worker (and
+ * is logged); the next interval tries again.
+ */
+static void
+PolicyRun(void)
+{
+	int64		actions = 0;
+
+	pgstat_report_appname("apikeys policies");
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid("apikeys", true)))
+	{
+		bool		isnull;
+
+		pgstat_report_activity(STATE_RUNNING, "SELECT apikeys.apply_policies()");
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute("SELECT apikeys.apply_policies()", false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not run apikeys.apply_policies()");
+		actions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	elog(DEBUG1, "apikeys policies: " INT64_FORMAT " actions", actions);
 }
 
 /*
@@ -224,6 +298,12 @@ ApikeysFlushWorkerMain(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+
+	if (MyBgworkerEntry->bgw_extra[0] == 'p')
+	{
+		PolicyRun();
+		proc_exit(0);
+	}
 
 	pgstat_report_appname("apikeys usage flush");
 	SetCurrentStatementStartTimestamp();

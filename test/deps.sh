@@ -2,20 +2,35 @@
 # test/deps.sh -- install what make test / make demo need, when missing.
 #
 # On Debian 12 as root this installs the PostgreSQL 15 server, its
-# development files, contrib (pgcrypto, the tests' independent oracle) and
-# IPC::Run (TAP tests).  As another user it only checks and says what is
-# missing.
+# development files, contrib (pgcrypto, the tests' independent oracle),
+# pg_cron (the policy-scheduling TAP test), IPC::Run (TAP tests), and
+# Node.js with npm when no node is on PATH (the delivery example's test);
+# then the example's npm packages (npm ci, from package-lock.json).  As
+# another user it only checks and says what is missing.
 set -u
-pkgs="postgresql-15 postgresql-server-dev-15 postgresql-contrib libipc-run-perl make gcc pg-bsd-indent"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+pkgs="postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron libipc-run-perl make gcc pg-bsd-indent"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-if [ "$(id -u)" != 0 ]; then
-	echo "missing packages:$missing (install them as root: apt-get install$missing)" >&2
-	exit 1
+# a node from elsewhere (e.g. NodeSource, which bundles npm) will do
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing packages:$missing (install them as root: apt-get install$missing)" >&2
+		exit 1
+	fi
+	echo "==> installing:$missing" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $missing >/dev/null || exit 1
 fi
-echo "==> installing:$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $missing >/dev/null
+
+# the delivery example's packages, when missing or older than the lock file
+ex="$ROOT/examples/delivery"
+if [ ! -d "$ex/node_modules/pg" ] || [ "$ex/package-lock.json" -nt "$ex/node_modules/.package-lock.json" ]; then
+	echo "==> npm ci in examples/delivery" >&2
+	(cd "$ex" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || exit 1
+fi
+exit 0

@@ -16,6 +16,8 @@
 --   api.expenses   one row per expense, owned by an apikeys owner; a row is
 --                  visible to keys of its owner holding expenses:read, and to
 --                  everyone when it is marked public
+--   api.my_*       tenant self-service: a key holding apikeys:* manages its
+--                  owner's keys (POST /rpc/my_create_key, GET /my_keys, ...)
 --
 -- The login password of authenticator is set outside this script, e.g.
 --     ALTER ROLE authenticator PASSWORD '...';
@@ -75,7 +77,7 @@ GRANT UPDATE (spent_on, category, description, amount, public) ON api.expenses T
 -- anonymous.  The schema is not in db-schemas, so it is not an endpoint.
 -- No SET clause on purpose: it would undo pre_request's SET ROLE on return.
 CREATE SCHEMA api_auth;
-GRANT USAGE ON SCHEMA api_auth TO anon;
+GRANT USAGE ON SCHEMA api_auth TO anon, api_user;
 CREATE FUNCTION api_auth.pre_request() RETURNS void
     LANGUAGE plpgsql AS $$
 DECLARE
@@ -94,6 +96,84 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Tenant self-service: the API access page of a tenant -------------------------
+-- A key holding apikeys:* scopes (a "tenant admin key") manages its owner's
+-- keys through POST /rpc/my_create_key, /rpc/my_rotate_key, ... and
+-- GET /my_keys.  The functions below are thin wrappers in the served schema
+-- around apikeys.my_*, which act only for the key of the request and never
+-- give a key more than that key holds.  They also turn the refusals into the
+-- right HTTP status: PostgREST answers 42501 with 401 when no JWT was sent,
+-- and an API key is not a JWT, so without the wrapper every refusal would be
+-- a 401; 54000 (the owner's key cap) and 55000 (a revoked key) would be 500.
+--   no API key                     401 + WWW-Authenticate
+--   key without the apikeys scope,
+--   or asking for more than it has 403
+--   another owner's or no such key 404
+--   key cap reached, key revoked   409
+-- Runs as the caller (anon, or the key's db_role), like every request.
+GRANT apikeys_verifier TO api_user;   -- keys with db_role api_user may self-serve too
+
+CREATE FUNCTION api_auth.refuse(state text, msg text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    status integer := CASE WHEN state = '42501' AND apikeys.current_client_id() IS NULL THEN 401
+                           WHEN state = '42501' THEN 403
+                           WHEN state = '42704' THEN 404
+                           ELSE 409 END;
+BEGIN
+    RAISE SQLSTATE 'PGRST' USING
+        MESSAGE = json_build_object('code', state, 'message', msg, 'details', null, 'hint', null)::text,
+        DETAIL = json_build_object('status', status, 'headers',
+                     CASE WHEN status = 401 THEN json_build_object('WWW-Authenticate', 'ApiKey realm="api"')
+                          ELSE '{}'::json END)::text;
+END
+$$;
+
+CREATE FUNCTION api.my_create_key(name text, scopes text[], expires_at timestamptz DEFAULT NULL,
+                                  description text DEFAULT NULL, contact_email text DEFAULT NULL)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN apikeys.my_create_key(name, scopes, expires_at, description, contact_email);
+EXCEPTION WHEN insufficient_privilege OR undefined_object OR program_limit_exceeded
+               OR object_not_in_prerequisite_state THEN
+    PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION api.my_rotate_key(client_id text, grace interval DEFAULT '0')
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN apikeys.my_rotate_key(client_id, grace);
+EXCEPTION WHEN insufficient_privilege OR undefined_object OR object_not_in_prerequisite_state THEN
+    PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION api.my_revoke_key(client_id text, reason text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM apikeys.my_revoke_key(client_id, reason);
+EXCEPTION WHEN insufficient_privilege OR undefined_object OR object_not_in_prerequisite_state THEN
+    PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
+END
+$$;
+
+-- GET /my_keys: the tenant's keys (empty without apikeys:read)
+CREATE VIEW api.my_keys WITH (security_invoker = true) AS
+    SELECT client_id, name, description, scopes, status, created_at, expires_at, last_used_at
+      FROM apikeys.my_keys;
+
+REVOKE ALL ON FUNCTION api_auth.refuse(text, text), api.my_create_key(text, text[], timestamptz, text, text),
+       api.my_rotate_key(text, interval), api.my_revoke_key(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api_auth.refuse(text, text), api.my_create_key(text, text[], timestamptz, text, text),
+      api.my_rotate_key(text, interval), api.my_revoke_key(text, text) TO anon, api_user;
+GRANT SELECT ON api.my_keys TO anon, api_user;
 
 -- Keys are issued by an apikeys_admin, for example:
 --   SELECT token FROM apikeys.create_key('acme', 'acme bookkeeping',

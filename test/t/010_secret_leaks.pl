@@ -56,6 +56,7 @@ CREATE EXTENSION pg_stat_statements;
 CREATE EXTENSION apikeys;
 CREATE ROLE admin LOGIN IN ROLE apikeys_admin;
 CREATE ROLE app LOGIN IN ROLE apikeys_verifier;
+CREATE ROLE deliv LOGIN IN ROLE apikeys_delivery;
 });
 
 # Issue, rotate and otherwise manage keys as an admin; collect every secret
@@ -116,6 +117,49 @@ ok(@notes > 0, 'NOTIFY apikeys_events was received');
 # that rotation's secret is in the query result itself, so look only at the notes
 my $notes = join("\n", @notes);
 ok(!grep({ index($notes, $_) >= 0 } @secrets, @tokens), 'no NOTIFY payload holds a secret or token');
+
+# A handoff key's secret exists only once claim_key returns it: before
+# that it is in no result, audit row, outbox row or NOTIFY payload (and
+# after, in none of those but claim_key's own result).
+my ($hrc, $hout, $herr) = $node->psql('postgres',
+	q{LISTEN apikeys_events;
+	  SELECT client_id || '|' || coalesce(client_secret, 'NULL') || '|' || coalesce(token, 'NULL')
+	    FROM apikeys.create_key('owner6', 'handed off', ARRAY['docs:read'],
+	         contact_email => 'int@example.com', contact_phone => '+447894123456', handoff => true);
+	  SELECT 1;},
+	extra_params => [ '-U', 'admin' ]);
+my ($hline) = grep { /^ak_\w+\|/ } split /\n/, $hout;
+my ($hcid, $hsec, $htok) = split /\|/, $hline;
+is("$hsec|$htok", 'NULL|NULL', 'create_key with handoff returns no secret or token');
+my @hnotes = grep { /Asynchronous notification/ } split /\n/, $hout . $herr;
+ok(@hnotes >= 3, 'the handoff sent wake-ups');
+my ($claim, $code) = split /\|/, $node->safe_psql('postgres',
+	qq{SELECT (SELECT payload->>'claim_token' FROM apikeys.outbox WHERE client_id = '$hcid' AND event = 'handoff_link')
+	    || '|' || (SELECT payload->>'code' FROM apikeys.outbox WHERE client_id = '$hcid' AND event = 'handoff_code')},
+	extra_params => [ '-U', 'deliv' ]);
+like($claim, qr/^[A-Za-z0-9]{32}$/, 'the delivery role reads the claim link');
+my $pre_claim = $node->safe_psql('postgres',
+	q{SELECT string_agg(a::text, E'\n') FROM apikeys.audit_log a}) . "\n"
+  . $node->safe_psql('postgres', q{SELECT string_agg(o::text, E'\n') FROM apikeys.outbox o}) . "\n"
+  . join("\n", @hnotes);
+($hrc, $hout, $herr) = $node->psql('postgres',
+	"LISTEN apikeys_events; SELECT 'claimed=' || token FROM apikeys.claim_key('$claim', '$code'); SELECT 1;",
+	extra_params => [ '-U', 'app' ]);
+my ($htoken) = $hout =~ /claimed=(\w+)/;
+like($htoken, qr/^\Q$hcid\E_[A-Za-z0-9]{49}$/, 'claim_key returned the token');
+my $hsecret = substr($htoken, length($hcid) + 1, 43);
+my @cnotes = grep { /Asynchronous notification/ } split /\n/, $hout . $herr;
+ok(@cnotes >= 1, 'the claim sent a wake-up');
+my $post_claim = $node->safe_psql('postgres',
+	q{SELECT string_agg(a::text, E'\n') FROM apikeys.audit_log a}) . "\n"
+  . $node->safe_psql('postgres', q{SELECT string_agg(o::text, E'\n') FROM apikeys.outbox o}) . "\n"
+  . join("\n", @cnotes);
+is(index($pre_claim, $hsecret), -1, 'before the claim: no audit row, outbox row or NOTIFY holds the secret');
+is(index($post_claim, $hsecret), -1, 'after the claim: no audit row, outbox row or NOTIFY holds the secret');
+is(index($post_claim, $claim), -1, 'after the claim the outbox no longer holds the claim token');
+push @secrets, $hsecret;
+push @tokens, $htoken;
+$token{$hcid} = $htoken;
 
 # The application verifies with bind parameters, good and bad credentials.
 my $script = $node->basedir . '/verify.sql';
@@ -237,7 +281,7 @@ command_ok([ 'pg_dump', '-h', $node->host, '-p', $node->port, '-f', $dump, 'post
 	'pg_dump');
 my $dumped = slurp_file($dump);
 like($dumped, qr/COPY apikeys\.keys/, 'the dump holds the keys');
-for my $what ([ secret => \@secrets ], [ token => \@tokens ])
+for my $what ([ secret => \@secrets ], [ token => \@tokens ], [ 'claim token' => [$claim] ])
 {
 	my @found = grep { index($dumped, $_) >= 0 } @{ $what->[1] };
 	is(scalar(@found), 0, "no $what->[0] in pg_dump output");

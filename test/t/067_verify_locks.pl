@@ -1,0 +1,114 @@
+# Verification while a long admin transaction holds locks on apikeys.keys
+# (src/lookup.c): it neither hangs nor fails open.
+#   - row locks (an open UPDATE of the key, SELECT ... FOR UPDATE) never
+#     block: the lookup reads the last committed row;
+#   - a conflicting table lock (LOCK TABLE ... IN ACCESS EXCLUSIVE MODE)
+#     makes a lookup that misses the cache fail after apikeys.lock_timeout
+#     with SQLSTATE 55P03 (or after statement_timeout, if shorter, 57014);
+#     never VALID without reading the table;
+#   - without preloading, the last_used_at write under a SHARE lock (CREATE
+#     INDEX) is skipped after apikeys.lock_timeout: the request still gets
+#     its answer.
+# The bounds are loose (seconds) for a loaded machine; the point is that
+# nothing waits for the admin transaction to end.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+# timed($node, $sql): (elapsed seconds, psql rc, stdout, stderr); every
+# statement runs with statement_timeout = 30s, so the old behaviour (wait
+# for the lock holder) shows up as a 57014 after 30 s rather than a hang.
+sub timed
+{
+	my ($node, $sql) = @_;
+	my $t0 = time;
+	my ($ret, $out, $err) = $node->psql('postgres', "SET statement_timeout = '30s'; $sql");
+	return (time - $t0, $ret, $out, $err);
+}
+
+sub issue
+{
+	my ($node, $name) = @_;
+	my $row = $node->safe_psql('postgres',
+		"SELECT client_id || '|' || token FROM apikeys.create_key('lock-owner', '$name', ARRAY['docs:read'])");
+	return split /\|/, $row;
+}
+
+for my $preloaded (1, 0)
+{
+	my $mode = $preloaded ? 'preloaded' : 'not preloaded';
+	my $node = PostgreSQL::Test::Cluster->new($preloaded ? 'locks_pre' : 'locks_nopre');
+	$node->init;
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'apikeys'\n")
+	  if $preloaded;
+	$node->append_conf('postgresql.conf', "apikeys.last_used_granularity = 1\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
+	my ($c1, $t1) = issue($node, 'held');
+	my ($c2, $t2) = issue($node, 'other');
+	my ($c3, $t3) = issue($node, 'never verified');	# never in the cache
+	# $t2 answered once, so it is in the shared cache when there is one
+	$node->safe_psql('postgres', "SELECT apikeys.verify('$t2')");
+
+	# row locks: an open UPDATE of the key, then FOR UPDATE
+	my $admin = $node->background_psql('postgres');
+	$admin->query_safe('BEGIN');
+	$admin->query_safe("SELECT apikeys.update_key('$c1', name => 'renamed in an open transaction')");
+	my ($secs, $ret, $out, $err) = timed($node, "SELECT (apikeys.verify('$t1')).code");
+	is($out, 'VALID', "$mode: a key whose row an open transaction updated verifies");
+	cmp_ok($secs, '<', 10, "$mode: ... without waiting for that transaction");
+	$admin->query_safe('ROLLBACK');
+	$admin->query_safe('BEGIN');
+	$admin->query_safe("SELECT 1 FROM apikeys.keys WHERE client_id = '$c1' FOR UPDATE");
+	($secs, $ret, $out, $err) = timed($node, "SELECT (apikeys.verify('$t1')).code");
+	is($out, 'VALID', "$mode: a key held FOR UPDATE verifies");
+	cmp_ok($secs, '<', 10, "$mode: ... without waiting");
+	$admin->query_safe('ROLLBACK');
+
+	# ACCESS EXCLUSIVE: a lookup ($t3 is in no cache) fails after
+	# apikeys.lock_timeout (1 s).  $t2 is verified again first: the
+	# rolled-back UPDATE of $t1 above outdated its partition, which may be
+	# $t2's too (1 in 128), and then $t2 would have to read the table.
+	$node->safe_psql('postgres', "SELECT apikeys.verify('$t2')");
+	$admin->query_safe('BEGIN');
+	$admin->query_safe('LOCK TABLE apikeys.keys IN ACCESS EXCLUSIVE MODE');
+	($secs, $ret, $out, $err) = timed($node,
+		"\\set VERBOSITY verbose\nSELECT (apikeys.verify('$t3')).code");
+	isnt($ret, 0, "$mode: under ACCESS EXCLUSIVE a lookup fails");
+	isnt($out, 'VALID', "$mode: ... and never answers VALID");
+	like($err, qr/55P03/, "$mode: ... with the lock timeout error");
+	cmp_ok($secs, '<', 20, "$mode: ... after apikeys.lock_timeout, not when the lock is released");
+	($secs, $ret, $out, $err) = timed($node,
+		"SET statement_timeout = '200ms'; SET apikeys.lock_timeout = 0;\n\\set VERBOSITY verbose\nSELECT (apikeys.verify('$t3')).code");
+	like($err, qr/57014/, "$mode: with a shorter statement_timeout, that one cancels it");
+	($secs, $ret, $out, $err) = timed($node, "SELECT (apikeys.authenticate('$t3')).code");
+	isnt($ret, 0, "$mode: authenticate fails closed too");
+	if ($preloaded)
+	{
+		# nothing that committed changed: the cache may answer
+		($secs, $ret, $out, $err) = timed($node, "SELECT (apikeys.verify('$t2')).code");
+		is($out, 'VALID', 'preloaded: a cached key is answered from the cache meanwhile');
+	}
+	$admin->query_safe('ROLLBACK');
+
+	# SHARE (CREATE INDEX): reading is fine; the last_used_at write of the
+	# non-preloaded mode must not wait for it
+	$admin->query_safe('BEGIN');
+	$admin->query_safe('LOCK TABLE apikeys.keys IN SHARE MODE');
+	sleep 1.1;		# last_used_granularity = 1: a write is due
+	($secs, $ret, $out, $err) = timed($node, "SELECT (apikeys.verify('$t1')).code");
+	is($out, 'VALID', "$mode: under a SHARE lock the key verifies");
+	cmp_ok($secs, '<', 20, "$mode: ... without waiting for the lock holder");
+	$admin->query_safe('ROLLBACK');
+	$admin->quit;
+
+	# and with statement_timeout set, ordinary verification works
+	($secs, $ret, $out, $err) = timed($node,
+		"SET statement_timeout = '5s'; SELECT (apikeys.verify('$t1')).code");
+	is($out, 'VALID', "$mode: verification under a statement_timeout");
+	$node->stop;
+}
+done_testing();
