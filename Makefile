@@ -3,6 +3,8 @@
 #   make demo    install what is missing, build, and show the main job on a throwaway cluster
 #   make test    install what is missing, build, and run every test suite
 #   make bench   pgbench benchmarks, ~25 min (not part of make test; BENCH_ARGS=--quick: ~6 min check)
+#   make installcheck   (PGXS) the pg_regress, isolation and TAP suites against your running
+#                server, with the extension installed; passes with and without preloading
 
 EXTENSION   = apikeys
 EXTVERSION  = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\(.*\)'/\1/p" $(EXTENSION).control)

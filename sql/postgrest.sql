@@ -77,8 +77,11 @@ SELECT json_build_object('accept', '*/*', 'host', 'localhost:3000', 'user-agent'
        json_build_object('accept', '*/*', 'x-api-key', :'acme_foreign_role')::text AS h_foreign_role
 \gset
 
--- Everything below runs as PostgREST's login role.
-\c - authenticator
+-- Everything below runs as PostgREST's login role (a fresh session whose
+-- session user is authenticator; SET SESSION AUTHORIZATION rather than a
+-- login, so that installcheck passes under peer authentication too).
+\c -
+SET SESSION AUTHORIZATION authenticator;
 -- PostgREST's statements, prepared as it prepares them (extended protocol).
 -- 1. the transaction settings, one SELECT, in this order:
 PREPARE pgrst_config(text, text, text) AS
@@ -345,7 +348,7 @@ ABORT;
 -- for the authenticator's database); here: set, then become authenticator.
 -- The client is the rightmost entry (the one the proxy appended); an entry
 -- that is no address answers 400 (sql/forwarded.sql has every form).
-\c - :superuser
+\c -
 SET apikeys.trust_forwarded_for = on;
 SET SESSION AUTHORIZATION authenticator;
 PREPARE pgrst_config(text, text, text) AS

@@ -511,14 +511,16 @@ SELECT count(*) FILTER (WHERE left(err(pg_temp.call_sql(p.oid)), 5) = '42501') A
  WHERE p.pronamespace = 'apikeys'::regnamespace
    AND NOT has_function_privilege('regress_nobody', p.oid, 'EXECUTE');
 RESET ROLE;
--- Role switches are checked against the session user, so log in as the
--- verifier for real (SET ROLE from a superuser session would not show it).
-SELECT current_user AS regress_superuser \gset
+-- Role switches are checked against the session user, so make the
+-- verifier the session user of a fresh session (SET ROLE from a superuser
+-- session would not show it; SET SESSION AUTHORIZATION rather than a login,
+-- so that installcheck passes under peer authentication too).
 SET ROLE regress_admin;
 SELECT token AS r_tok FROM apikeys.create_key('regress_role', 'role', ARRAY['docs:read'],
                                               db_role => 'pg_execute_server_program') \gset
 RESET ROLE;
-\c - regress_verifier
+\c -
+SET SESSION AUTHORIZATION regress_verifier;
 SELECT session_user, current_user;
 SELECT err('SET ROLE apikeys_admin') AS set_role_admin;
 SELECT err('SET ROLE regress_admin') AS set_role_regress_admin;
@@ -529,7 +531,7 @@ SELECT err(format($q$SELECT set_config('request.headers', %L, true), apikeys.pre
                   jsonb_build_object('x-api-key', :'r_tok')::text)) AS pre_request_foreign_role;
 SELECT current_user, apikeys.current_client_id() IS NULL AS anonymous;
 COMMIT;
-\c - :regress_superuser
+\c -
 
 --------------------------------------------------------------------------------
 -- 5. CREATE EXTENSION into a pre-created schema apikeys

@@ -7,6 +7,10 @@
 -- expected output.  Update expected/security_inventory.out only after
 -- reviewing the grants (see the grants section of apikeys--*.sql).
 --
+-- Without apikeys preloaded the output differs: expected/security_inventory_1.out.
+-- This line keeps each run to its own expected file (test/run.sh checks
+-- that every file with an alternate prints it).
+SELECT apikeys._preloaded() AS preloaded;
 
 -- grantees(acl, owner, privilege): who besides the owner holds a privilege
 CREATE FUNCTION pg_temp.grantees(acl aclitem[], owner oid, priv text, kind "char")

@@ -74,6 +74,7 @@ SELECT (k).client_id AS mgr_cid, (k).token AS mgr
           expires_at => now() + interval '30 days') k) s \gset
 SELECT (k).client_id AS co_cid, (k).token AS create_only
   FROM (SELECT apikeys.create_key('ss_acme', 'create only', ARRAY['apikeys:create', 'orders:read']) k) s \gset
+SET client_min_messages = error;   -- the rate-limit warning (random client ID) without preloading
 SELECT (k).client_id AS lim_cid, (k).token AS limited
   FROM (SELECT apikeys.create_key('ss_acme', 'limited admin', ARRAY['apikeys:*', 'orders:read'],
           db_role => 'regress_ss_role_a', rate_limit => 10, rate_window => '1 minute',
@@ -102,6 +103,7 @@ SELECT (k).client_id AS role_a_anynet_cid
   FROM (SELECT apikeys.create_key('ss_acme', 'role a any network', ARRAY['orders:read'],
           db_role => 'regress_ss_role_a', rate_limit => 5,
           expires_at => now() + interval '20 days') k) s \gset
+SET client_min_messages = warning;
 SELECT (k).client_id AS wide_cid
   FROM (SELECT apikeys.create_key('ss_acme', 'wide sibling', ARRAY['orders:*'],
           expires_at => now() + interval '20 days') k) s \gset
@@ -228,10 +230,12 @@ ROLLBACK;
 BEGIN;
 SELECT code FROM apikeys.authenticate(:'limited', client_ip => '10.2.3.4');
 -- a child inherits the admin key's role, limit and networks
+SET client_min_messages = error;   -- the rate-limit warning (random client ID) without preloading
 SELECT (k).client_id AS lchild_cid
   FROM (SELECT apikeys.my_create_key('limited child', ARRAY['orders:read']) k) s \gset
 SELECT db_role, rate_limit, rate_window, allowed_cidrs FROM apikeys.my_keys WHERE client_id = :'lchild_cid';
 SELECT (apikeys.my_create_key('narrower net', ARRAY['orders:read'], allowed_cidrs => '{10.9.0.0/16}')).client_id IS NOT NULL AS narrower_net;
+SET client_min_messages = warning;
 SELECT err($$SELECT apikeys.my_create_key('x', ARRAY['orders:read'], allowed_cidrs => '{192.168.0.0/16}')$$);
 SELECT err($$SELECT apikeys.my_create_key('x', ARRAY['orders:read'], allowed_cidrs => '{0.0.0.0/0}')$$);
 SELECT err(format('SELECT apikeys.my_update_key(%L, allowed_cidrs => %L)', :'lchild_cid', '{}'));

@@ -4,21 +4,39 @@
 #   pg_regress     sql/ + expected/           (REGRESS in the Makefile)
 #   isolation      test/isolation/specs/       (ISOLATION)
 #   TAP            test/t/*.pl                 (PostgreSQL::Test::Cluster)
+#   installcheck   test/installcheck.sh        (make install && make installcheck
+#                                               as a PGXS user runs them, both modes)
+#
+# pg_regress and isolation run twice: on a server with apikeys in
+# shared_preload_libraries (test/regress.conf), then on one without
+# (test/regress-not-preloaded.conf, as make installcheck meets a stock
+# server).  A test whose output differs without preloading has an alternate
+# expected file NAME_1.out, and prints apikeys._preloaded() near its top, so
+# a run in one mode can never pass by matching the other mode's file; a
+# NAME_1.out whose guard does not read "t" in NAME.out and "f" in NAME_1.out
+# is a failure.
 #
 # Environment: ACCEPT=1 copies actual pg_regress/isolation results into the
 # expected files (for a new test; review the diff before committing): it
 # first lists which expected files change, and copies nothing when no test
-# ran; KEEP_WORK=1 keeps the temp directory with logs and clusters;
-# TAP_ONLY=glob (say 050_*) runs only those TAP files and no other suite, for
-# development; TEST_TIMEOUT (seconds, default 600) bounds each TAP file and
-# SUITE_TIMEOUT (default 1200) each pg_regress/isolation run.
+# ran; the preloaded run writes NAME.out, the other NAME_1.out (only when it
+# differs from NAME.out, and only for a test that prints the guard; an
+# alternate no longer needed is removed); KEEP_WORK=1 keeps the temp
+# directory with logs and clusters; TAP_ONLY=glob (say 050_*) runs only those
+# TAP files and no other suite, for development; SKIP_TAP=1 skips the TAP
+# files, SKIP_INSTALLCHECK=1 the installcheck suite, both for development;
+# TEST_TIMEOUT (seconds, default 600) bounds
+# each TAP file and SUITE_TIMEOUT (default 1200) each pg_regress/isolation
+# run and the installcheck suite.
 #
 # Nothing passes that did not run: a test listed in the Makefile (REGRESS,
 # ISOLATION) with no result line is a failure, and so is a run whose number
 # of results differs from the number of tests listed, a TAP_ONLY glob that
 # matches no file, a TAP file that skips anything (skip_all, "ok ... # SKIP",
-# a "# skip" comment), a TAP file with fewer results than its plan, and a
-# suite or file that outlives its timeout.
+# a "# skip" comment), a TAP file with fewer results than its plan, an
+# installcheck mode without its result line, and a suite or file that
+# outlives its timeout.  A path out of the repository in bench/ is a failure
+# too.
 #
 # One failing suite does not hide the others.  The last line is
 # "N passed, N failed" over every test of every suite; the exit status is
@@ -103,48 +121,116 @@ accept() {
 	done
 }
 
-if [ -z "${TAP_ONLY:-}" ]; then
-# pg_regress
-msg "pg_regress: $(make_var REGRESS)"
-as_pg mkdir -p "$WORK/regress"
-as_pg timeout -k 20 "$SUITE_TIMEOUT" "$PGXSDIR/src/test/regress/pg_regress" \
-	--temp-instance="$WORK/regress/instance" \
-	--temp-config="$ROOT/test/regress.conf" \
-	--bindir="$INSTBIN" \
-	--inputdir="$ROOT" --outputdir="$WORK/regress" \
-	--dbname=contrib_regression \
-	--load-extension=pgcrypto \
-	$(make_var REGRESS) >"$WORK/regress.log" 2>&1
-rc=$?
-cat "$WORK/regress.log"
-[ "$rc" -eq 124 ] && fail_with pg_regress "timed out after ${SUITE_TIMEOUT}s"
-count_regress "$WORK/regress.log" pg_regress $rc $(make_var REGRESS)
-[ -f "$WORK/regress/regression.diffs" ] && cat "$WORK/regress/regression.diffs"
-# ACCEPT=1 copies actual results over expected ones (review the diff!)
-[ -n "${ACCEPT:-}" ] && accept "$WORK/regress/results" "$ROOT/expected"
+# check_alternates DIR: an alternate expected file (NAME_1.out, the output
+# without apikeys preloaded) is honest only when its test prints
+# apikeys._preloaded(): "t" in NAME.out, "f" in NAME_1.out, so a preloaded
+# run can never pass by matching the other file.  One failure per file that
+# does not.
+check_alternates() {
+	local dir=$1 f base main
+	for f in "$dir"/*_1.out; do
+		[ -e "$f" ] || continue
+		base=$(basename "$f" _1.out); main="$dir/$base.out"
+		if [ "$(guard_value "$main")" != t ] || [ "$(guard_value "$f")" != f ]; then
+			fail_with "alternates/$base" "$base.out must print apikeys._preloaded() as t and ${base}_1.out as f"
+		fi
+	done
+}
 
-# isolation
+# guard_value FILE: the value printed under "SELECT apikeys._preloaded() AS
+# preloaded;" (or under the permutation step that runs it, in isolation
+# output), or nothing.
+guard_value() {
+	[ -f "$1" ] || return 0
+	awk '/apikeys\._preloaded\(\) AS preloaded/ { on = 1; next }
+	     on && /^ *[tf] *$/ { gsub(/ /, ""); print; exit }' "$1"
+}
+
+# accept_mode RESULTS_DIR EXPECTED_DIR MODE: ACCEPT=1 for one mode.
+# preloaded: results go to NAME.out.  not_preloaded: a result equal to
+# NAME.out needs no alternate (an alternate left over is removed); any
+# other goes to NAME_1.out, and only for a test that prints the guard.
+accept_mode() {
+	local res=$1 exp=$2 mode=$3 f base
+	if [ "$mode" = preloaded ]; then accept "$res" "$exp"; return; fi
+	ls "$res"/*.out >/dev/null 2>&1 || { fail_with accept "no results in $res: nothing to accept"; return; }
+	for f in "$res"/*.out; do
+		base=$(basename "$f" .out)
+		if cmp -s "$f" "$exp/$base.out"; then
+			[ -e "$exp/${base}_1.out" ] && { echo "ACCEPT: removes $exp/${base}_1.out (no longer needed)"; rm -f "$exp/${base}_1.out"; }
+		elif [ "$(guard_value "$f")" != f ]; then
+			fail_with "accept/$base" "differs without preloading, but does not print apikeys._preloaded() near its top: add the guard, then accept"
+		elif ! cmp -s "$f" "$exp/${base}_1.out"; then
+			if [ -e "$exp/${base}_1.out" ]; then echo "ACCEPT: changes $exp/${base}_1.out"; else echo "ACCEPT: creates $exp/${base}_1.out"; fi
+			diff -u "$exp/${base}_1.out" "$f" 2>/dev/null | head -40 || true
+			cp "$f" "$exp/${base}_1.out"
+		fi
+	done
+}
+
+# run_suite KIND MODE: one pg_regress (KIND regress) or isolation run on a
+# temporary instance with apikeys preloaded (MODE preloaded:
+# test/regress.conf) or not (not_preloaded: test/regress-not-preloaded.conf,
+# as `make installcheck` against a stock server sees it).
+run_suite() {
+	local kind=$1 mode=$2 suite prog inputdir expdir db tests conf
+	case $kind in
+	regress)   prog="$PGXSDIR/src/test/regress/pg_regress"; inputdir=$ROOT; expdir=$ROOT/expected
+	           db=contrib_regression; tests=$(make_var REGRESS); suite=pg_regress ;;
+	isolation) prog="$PGXSDIR/src/test/isolation/pg_isolation_regress"; inputdir=$ROOT/test/isolation
+	           expdir=$ROOT/test/isolation/expected; db=isolation_regression; tests=$(make_var ISOLATION); suite=isolation ;;
+	esac
+	if [ "$mode" = preloaded ]; then conf=$ROOT/test/regress.conf; else conf=$ROOT/test/regress-not-preloaded.conf; suite="$suite($mode)"; fi
+	local out="$WORK/$kind-$mode"
+	msg "$suite: $tests"
+	as_pg mkdir -p "$out"
+	as_pg timeout -k 20 "$SUITE_TIMEOUT" "$prog" \
+		--temp-instance="$out/instance" \
+		--temp-config="$conf" \
+		--bindir="$INSTBIN" \
+		--inputdir="$inputdir" --outputdir="$out" \
+		--dbname=$db \
+		$([ "$kind" = regress ] && echo --load-extension=pgcrypto) \
+		$tests >"$out.log" 2>&1
+	local rc=$?
+	cat "$out.log"
+	[ "$rc" -eq 124 ] && fail_with "$suite" "timed out after ${SUITE_TIMEOUT}s"
+	count_regress "$out.log" "$suite" $rc $tests
+	[ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"
+	# ACCEPT=1 copies actual results over expected ones (review the diff!)
+	[ -n "${ACCEPT:-}" ] && accept_mode "$out/results" "$expdir" "$mode"
+}
+
+# bench/ is self-contained: a path out of the repository (../shared, the
+# developers' /work, a home directory) is one failure per line naming it.
+check_bench_self_contained() {
+	local hits
+	hits=$(grep -rnE '\.\./(shared|\.\.)|/work/|\$HOME|~/' "$ROOT/bench" --include='*.sh' --include='*.sql' --include='*.c' || true)
+	[ -z "$hits" ] && return
+	while IFS= read -r line; do
+		fail_with bench "refers outside the repository: ${line#"$ROOT/"}"
+	done <<<"$hits"
+}
+check_bench_self_contained
+
+if [ -z "${TAP_ONLY:-}" ]; then
+# pg_regress, then isolation: each with apikeys preloaded, then without,
+# so both variants of the expected files are checked on every run
+check_alternates "$ROOT/expected"
+check_alternates "$ROOT/test/isolation/expected"
+run_suite regress preloaded
+run_suite regress not_preloaded
 if [ -n "$(make_var ISOLATION)" ]; then
-msg "isolation: $(make_var ISOLATION)"
-as_pg mkdir -p "$WORK/isolation"
-as_pg timeout -k 20 "$SUITE_TIMEOUT" "$PGXSDIR/src/test/isolation/pg_isolation_regress" \
-	--temp-instance="$WORK/isolation/instance" \
-	--temp-config="$ROOT/test/regress.conf" \
-	--bindir="$INSTBIN" \
-	--inputdir="$ROOT/test/isolation" --outputdir="$WORK/isolation" \
-	--dbname=isolation_regression \
-	$(make_var ISOLATION) >"$WORK/isolation.log" 2>&1
-rc=$?
-cat "$WORK/isolation.log"
-[ "$rc" -eq 124 ] && fail_with isolation "timed out after ${SUITE_TIMEOUT}s"
-count_regress "$WORK/isolation.log" isolation $rc $(make_var ISOLATION)
-[ -f "$WORK/isolation/regression.diffs" ] && cat "$WORK/isolation/regression.diffs"
-[ -n "${ACCEPT:-}" ] && accept "$WORK/isolation/results" "$ROOT/test/isolation/expected"
+	run_suite isolation preloaded
+	run_suite isolation not_preloaded
 fi
 elif [ -n "${ACCEPT:-}" ]; then
 	fail_with accept "ACCEPT=1 with TAP_ONLY runs no pg_regress/isolation test: nothing to accept"
 fi
 
+if [ -n "${SKIP_TAP:-}" ]; then
+	msg "TAP: skipped (SKIP_TAP=1, for development)"
+else
 # TAP: one count per assertion, read from each file's own TAP stream
 msg "TAP: test/t"
 as_pg mkdir -p "$WORK/tap"
@@ -188,6 +274,31 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 	fi
 done
 [ "$ntap" -eq 0 ] && fail_with tap "no TAP file matches test/t/${TAP_ONLY:-*}.pl"
+fi
+
+# make install && make installcheck as a PGXS user runs them, against a
+# stock server without and with preloading (test/installcheck.sh): one
+# result per mode, and a mode without its result line is a failure.
+if [ -z "${TAP_ONLY:-}" ] && [ -z "${SKIP_INSTALLCHECK:-}" ]; then
+	msg "installcheck: test/installcheck.sh"
+	export WORK INSTBIN PGXSDIR
+	timeout -k 20 "$SUITE_TIMEOUT" "$ROOT/test/installcheck.sh" >"$WORK/installcheck.log" 2>&1
+	rc=$?
+	cat "$WORK/installcheck.log"
+	[ "$rc" -eq 124 ] && fail_with installcheck "timed out after ${SUITE_TIMEOUT}s"
+	icbad=0
+	for mode in not_preloaded preloaded; do
+		n=$(grep -cE "^installcheck $mode \.\.\. " "$WORK/installcheck.log" || true)
+		if [ "$n" -ne 1 ]; then
+			fail_with "installcheck/$mode" "$n result lines (did not run?)"; icbad=1
+		elif grep -qE "^installcheck $mode \.\.\. ok$" "$WORK/installcheck.log"; then
+			passed=$((passed + 1))
+		else
+			failed=$((failed + 1)); failures+=("installcheck/$mode"); icbad=1
+		fi
+	done
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$icbad" -eq 0 ] && fail_with installcheck "exit status $rc with no failing mode named"
+fi
 
 [ $((passed + failed)) -eq 0 ] && fail_with run "no test ran"
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"

@@ -1,4 +1,4 @@
-# test/t/050_usage_worker_faults.pl
+# test/t/054_usage_worker_faults.pl
 #
 # The usage background worker under faults (apikeys in
 # shared_preload_libraries, apikeys.flush_interval = 1s):
