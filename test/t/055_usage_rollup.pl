@@ -1,4 +1,4 @@
-# test/t/054_usage_rollup.pl
+# test/t/055_usage_rollup.pl
 #
 # The hourly rollup (src/journal.c) with apikeys preloaded:
 #   - the worker's hourly rollup folds only the hours that are over into
