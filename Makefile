@@ -29,6 +29,11 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies (unless the server was configured with
+# --enable-depend): rebuild every object when one of our headers changes, so
+# a merged header change can never meet stale objects
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 # secret.c calls OpenSSL's EVP API directly when PostgreSQL uses OpenSSL
 SHLIB_LINK += $(filter -lcrypto, $(LIBS))
 
