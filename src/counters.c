@@ -194,27 +194,6 @@ CountersAdd(Oid dbid, const char *client_id, int len,
 }
 
 /*
- * CountersRestoreLastUsed hands a last-use time back for the next flush
- * (the flush that took it could not write it).
- */
-void
-CountersRestoreLastUsed(const char *client_id, TimestampTz t)
-{
-	UsageKey	k;
-	UsageEntry *e;
-
-	if (!ApikeysSharedReady() ||
-		!MakeUsageKey(MyDatabaseId, client_id, strlen(client_id), &k))
-		return;
-	DbListMarkDirty(MyDatabaseId);
-	e = UsageEntryAcquire(&k);
-	if (e == NULL)
-		return;
-	NoteLastUsed(e, t);
-	LWLockRelease(UsageLock());
-}
-
-/*
  * CountersDrain hands the counts and last-use times of database dbid's
  * entries to fn and zeroes them.  Counts are taken, not copied: if the
  * caller's transaction fails they are lost (at most one interval), never

@@ -24,7 +24,6 @@ extern void CountersCountOne(const char *client_id, int len, ApikeysCode code,
 							 TimestampTz now);
 extern void CountersAdd(Oid dbid, const char *client_id, int len,
 						const uint32 *counts, TimestampTz last_used);
-extern void CountersRestoreLastUsed(const char *client_id, TimestampTz t);
 extern void CountersDrain(Oid dbid, UsageCountsFn fn, void *arg);
 extern void CountersDiscardDatabase(Oid dbid);
 extern void CountersStats(int64 *tracked, int64 *capacity, int64 *dropped);
