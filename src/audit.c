@@ -127,6 +127,7 @@ apikeys_acting_key(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(acting_key));
 }
+
 PG_FUNCTION_INFO_V1(apikeys_in_apply_worker);
 
 /* SQL function: apikeys._op_begin(event text, detail jsonb) returns void */

@@ -217,7 +217,7 @@ static uint32 *cache_tags = NULL;
 typedef struct CacheUsageSlot
 {
 	pg_atomic_uint32 counts[APIKEYS_NUM_CODES];
-	pg_atomic_uint64 last_used;	/* 0: no VALID use since the last flush */
+	pg_atomic_uint64 last_used; /* 0: no VALID use since the last flush */
 } CacheUsageSlot;
 
 static CacheUsageSlot *cache_usage = NULL;

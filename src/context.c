@@ -177,9 +177,9 @@ apikeys_authenticate(PG_FUNCTION_ARGS)
 		/*
 		 * A failed attempt also ends an identity set earlier in the
 		 * transaction: a caller that catches the error (a savepoint, a
-		 * PL/pgSQL exception block) goes on anonymous, never as the
-		 * earlier key.  The clearing is not undone when the subtransaction
-		 * rolls back.
+		 * PL/pgSQL exception block) goes on anonymous, never as the earlier
+		 * key.  The clearing is not undone when the subtransaction rolls
+		 * back.
 		 */
 		ContextClear();
 		ContextRaiseFailure(&res);

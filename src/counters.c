@@ -49,7 +49,7 @@ typedef struct UsageEntry
 {
 	UsageKey	key;
 	pg_atomic_uint32 counts[APIKEYS_NUM_CODES];
-	pg_atomic_uint64 last_used;		/* 0: no VALID use since the last flush */
+	pg_atomic_uint64 last_used; /* 0: no VALID use since the last flush */
 	int			idle_flushes;	/* flushes that found nothing to write */
 } UsageEntry;
 

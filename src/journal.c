@@ -124,10 +124,10 @@ EnterOwnerContext(OwnerContext *oc)
 	/*
 	 * The rollup writes only apikeys.usage and the journal (no longer
 	 * apikeys.keys), which have no triggers of ours.  The writes still run
-	 * with session_replication_role = replica, undone when we are done
-	 * even inside a caller's transaction, so that a row trigger someone
-	 * added there (tens of microseconds per key for a PL/pgSQL one) does
-	 * not fire once per key.
+	 * with session_replication_role = replica, undone when we are done even
+	 * inside a caller's transaction, so that a row trigger someone added
+	 * there (tens of microseconds per key for a PL/pgSQL one) does not fire
+	 * once per key.
 	 */
 	oc->guc_nest = NewGUCNestLevel();
 	(void) set_config_option("session_replication_role", "replica",
@@ -162,8 +162,8 @@ JournalWrite(HTAB *items, TimestampTz base)
 	args[1] = Int32GetDatum((int32) Min(nentries, PG_INT32_MAX));
 	args[2] = PointerGetDatum(data);
 	if (SPI_execute_with_args(
-		"INSERT INTO apikeys.usage_journal (flushed_at, keys, data) VALUES ($1, $2, $3)",
-		3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+							  "INSERT INTO apikeys.usage_journal (flushed_at, keys, data) VALUES ($1, $2, $3)",
+							  3, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the API key usage journal");
 	return nentries;
 }
@@ -260,8 +260,8 @@ JournalTake(HTAB *items, TimestampTz before)
 												  sizeof(ItemPointerData), false,
 												  TYPALIGN_SHORT));
 		if (SPI_execute_with_args(
-			"DELETE FROM apikeys.usage_journal WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
-			1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+								  "DELETE FROM apikeys.usage_journal WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
+								  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not delete from the API key usage journal");
 		list_free_deep(tids);
 	}
@@ -363,41 +363,41 @@ UsageApply(HTAB *items)
 		args[4] = PointerGetDatum(construct_md_array(u_last, u_lastnull, 1, dims, lbs,
 													 TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
 													 TYPALIGN_DOUBLE));
+
 		/*
 		 * Not INSERT ... ON CONFLICT: its speculative insertion writes a
-		 * second WAL record per row (Heap/CONFIRM, about 50 bytes).  Only
-		 * one rollup applies at a time (the caller holds the journal's
-		 * lock), so adding to the rows that exist and inserting the others
-		 * cannot race with another rollup.  Both look rows up in the
-		 * primary key, one probe per row: with a million rows the planner
-		 * would rather hash them and read all of apikeys.usage, every hour
-		 * of every key, so hash and merge joins are off here (until
-		 * LeaveOwnerContext).
+		 * second WAL record per row (Heap/CONFIRM, about 50 bytes).  Only one
+		 * rollup applies at a time (the caller holds the journal's lock), so
+		 * adding to the rows that exist and inserting the others cannot race
+		 * with another rollup.  Both look rows up in the primary key, one
+		 * probe per row: with a million rows the planner would rather hash
+		 * them and read all of apikeys.usage, every hour of every key, so
+		 * hash and merge joins are off here (until LeaveOwnerContext).
 		 */
 		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 		if (SPI_execute_with_args(
-			"WITH v AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
-			"                  pg_catalog.unnest($3), pg_catalog.unnest($4), "
-			"                  pg_catalog.unnest($5)) "
-			"       WITH ORDINALITY AS v(c, h, o, n, t, i)), "
-			"upd AS (UPDATE apikeys.usage u "
-			"           SET count = u.count OPERATOR(pg_catalog.+) v.n, "
-			"               last_used_at = GREATEST(u.last_used_at, v.t) "
-			"          FROM v "
-			"         WHERE u.client_id OPERATOR(pg_catalog.=) v.c "
-			"           AND u.hour OPERATOR(pg_catalog.=) v.h "
-			"           AND u.code OPERATOR(pg_catalog.=) v.o) "
-			"INSERT INTO apikeys.usage (client_id, hour, code, count, last_used_at) "
-			"SELECT v.c, v.h, v.o, v.n, v.t FROM v "
-			" WHERE NOT EXISTS (SELECT FROM apikeys.usage u "
-			"                    WHERE u.client_id OPERATOR(pg_catalog.=) v.c "
-			"                      AND u.hour OPERATOR(pg_catalog.=) v.h "
-			"                      AND u.code OPERATOR(pg_catalog.=) v.o) "
-			" ORDER BY v.i",
-			5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+								  "WITH v AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+								  "                  pg_catalog.unnest($3), pg_catalog.unnest($4), "
+								  "                  pg_catalog.unnest($5)) "
+								  "       WITH ORDINALITY AS v(c, h, o, n, t, i)), "
+								  "upd AS (UPDATE apikeys.usage u "
+								  "           SET count = u.count OPERATOR(pg_catalog.+) v.n, "
+								  "               last_used_at = GREATEST(u.last_used_at, v.t) "
+								  "          FROM v "
+								  "         WHERE u.client_id OPERATOR(pg_catalog.=) v.c "
+								  "           AND u.hour OPERATOR(pg_catalog.=) v.h "
+								  "           AND u.code OPERATOR(pg_catalog.=) v.o) "
+								  "INSERT INTO apikeys.usage (client_id, hour, code, count, last_used_at) "
+								  "SELECT v.c, v.h, v.o, v.n, v.t FROM v "
+								  " WHERE NOT EXISTS (SELECT FROM apikeys.usage u "
+								  "                    WHERE u.client_id OPERATOR(pg_catalog.=) v.c "
+								  "                      AND u.hour OPERATOR(pg_catalog.=) v.h "
+								  "                      AND u.code OPERATOR(pg_catalog.=) v.o) "
+								  " ORDER BY v.i",
+								  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write API key usage");
 		written = nu;
 	}
@@ -492,9 +492,9 @@ UsageWrite(UsageWriteMode mode)
 		else if (mode == USAGE_ROLLUP_ALL)
 		{
 			/*
-			 * Another rollup is under way: this one is a flush, and tells
-			 * the worker how old the journal's oldest row is (it may hold
-			 * hours the worker does not know of yet).
+			 * Another rollup is under way: this one is a flush, and tells the
+			 * worker how old the journal's oldest row is (it may hold hours
+			 * the worker does not know of yet).
 			 */
 			written = JournalWrite(items, now);
 			RecentNote(items);

@@ -73,13 +73,13 @@ LastUsedWriteDirect(const KeyInfo *key, TimestampTz now)
 		{
 			Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 			SPIPlanPtr	p = SPI_prepare(
-				"UPDATE apikeys.keys k SET last_used_at = $2 "
-				"  FROM (SELECT l.client_id FROM apikeys.keys l "
-				"         WHERE l.client_id OPERATOR(pg_catalog.=) $1 "
-				"           AND (l.last_used_at IS NULL OR l.last_used_at OPERATOR(pg_catalog.<) $3) "
-				"         FOR UPDATE SKIP LOCKED) s "
-				" WHERE k.client_id OPERATOR(pg_catalog.=) s.client_id",
-				3, types);
+										"UPDATE apikeys.keys k SET last_used_at = $2 "
+										"  FROM (SELECT l.client_id FROM apikeys.keys l "
+										"         WHERE l.client_id OPERATOR(pg_catalog.=) $1 "
+										"           AND (l.last_used_at IS NULL OR l.last_used_at OPERATOR(pg_catalog.<) $3) "
+										"         FOR UPDATE SKIP LOCKED) s "
+										" WHERE k.client_id OPERATOR(pg_catalog.=) s.client_id",
+										3, types);
 
 			if (p == NULL || SPI_keepplan(p) != 0)
 				elog(ERROR, "could not prepare the last-used update");

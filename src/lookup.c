@@ -178,7 +178,7 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 		if (!n[Anum_keys_rate_limit - 1])
 		{
 			Interval   *w = n[Anum_keys_rate_window - 1] ? NULL :
-				DatumGetIntervalP(v[Anum_keys_rate_window - 1]);
+			DatumGetIntervalP(v[Anum_keys_rate_window - 1]);
 
 			out->rate_limit = DatumGetInt32(v[Anum_keys_rate_limit - 1]);
 			out->rate_window_us = w ? w->time + (int64) w->day * USECS_PER_DAY +

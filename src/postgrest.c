@@ -473,6 +473,7 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 	}
 
 	ContextSet(&res);
+
 	/*
 	 * Scrub every credential we read: both key headers, and Authorization
 	 * when it holds Basic credentials (even if x-api-key won).  A Bearer

@@ -134,7 +134,7 @@ typedef struct ThrottleShared
 static void NetTruncate(ApikeysNet *n, int bits);
 
 static ThrottleShared *throttle = NULL;
-static RateSlot *rate_slots = NULL;		/* partition p: [p * per, (p+1) * per) */
+static RateSlot *rate_slots = NULL; /* partition p: [p * per, (p+1) * per) */
 
 /* rate-limit windows: as many as the per-key usage table holds */
 #define RATE_SLOTS_PER_PART() \

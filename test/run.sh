@@ -36,7 +36,7 @@
 # a "# skip" comment), a TAP file with fewer results than its plan, an
 # installcheck mode without its result line, and a suite or file that
 # outlives its timeout.  A path out of the repository in bench/ is a failure
-# too.
+# too, and so is a file of src/ that make indent would change.
 #
 # One failing suite does not hide the others.  The last line is
 # "N passed, N failed" over every test of every suite; the exit status is
@@ -212,6 +212,20 @@ check_bench_self_contained() {
 	done <<<"$hits"
 }
 check_bench_self_contained
+
+# The layout of src/: every file as make indent (pgindent's pg_bsd_indent
+# options) would write it, and every typedef of src/ in typedefs.list; one
+# result.  Compiler warnings already fail the build (-Werror, test/lib.sh).
+check_indent() {
+	if "$ROOT/test/indent.sh" --check >"$WORK/indent.log" 2>&1; then
+		echo "indent ... ok"
+		passed=$((passed + 1))
+	else
+		cat "$WORK/indent.log"
+		fail_with indent "src/ is not laid out as make indent would lay it out (run make indent)"
+	fi
+}
+[ -z "${TAP_ONLY:-}" ] && check_indent
 
 if [ -z "${TAP_ONLY:-}" ]; then
 # pg_regress, then isolation: each with apikeys preloaded, then without,
