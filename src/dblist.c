@@ -25,10 +25,17 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "dblist.h"
@@ -215,4 +222,39 @@ DbListPending(Oid *dbids, bool *rollup, int max)
 		}
 	}
 	return n;
+}
+
+/*
+ * DbListConnectable lists the databases a background worker of ours can
+ * visit (allowing connections, not templates), in the caller's memory
+ * context: the flush launcher's and the prewarm worker's round.
+ */
+List *
+DbListConnectable(void)
+{
+	List	   *dbs = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		if (!d->datallowconn || d->datistemplate)
+			continue;
+		old = MemoryContextSwitchTo(caller);
+		dbs = lappend_oid(dbs, d->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dbs;
 }

@@ -13,6 +13,7 @@
 #define APIKEYS_DBLIST_H
 
 #include "apikeys.h"
+#include "nodes/pg_list.h"
 
 extern Size DbListShmemSize(void);
 extern void DbListShmemInit(void);
@@ -21,5 +22,6 @@ extern void DbListWantRollup(Oid dbid);
 extern bool DbListRollupWanted(Oid dbid);
 extern void DbListJournalState(Oid dbid, TimestampTz oldest, bool after_rollup);
 extern int	DbListPending(Oid *dbids, bool *rollup, int max);
+extern List *DbListConnectable(void);
 
 #endif							/* APIKEYS_DBLIST_H */

@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "apikeys.h"
+#include "dblist.h"
 #include "prewarm.h"
 
 PGDLLEXPORT void ApikeysPrewarmMain(Datum arg) pg_attribute_noreturn();
@@ -78,37 +79,6 @@ PrewarmRegister(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* PrewarmDatabases: the OIDs of connectable, non-template databases. */
-static List *
-PrewarmDatabases(void)
-{
-	List	   *dbs = NIL;
-	MemoryContext caller = CurrentMemoryContext;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
-	{
-		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
-		MemoryContext old;
-
-		if (!d->datallowconn || d->datistemplate)
-			continue;
-		old = MemoryContextSwitchTo(caller);
-		dbs = lappend_oid(dbs, d->oid);
-		MemoryContextSwitchTo(old);
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return dbs;
-}
-
 /*
  * ApikeysPrewarmMain visits each database in turn with a worker that runs
  * the reload there, then exits.
@@ -126,7 +96,7 @@ ApikeysPrewarmMain(Datum arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("apikeys cache prewarm");
 
-	dbs = PrewarmDatabases();
+	dbs = DbListConnectable();
 	foreach(lc, dbs)
 	{
 		BackgroundWorker worker;

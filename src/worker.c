@@ -132,40 +132,6 @@ VisitDatabase(Oid dbid, char kind)
 }
 
 /*
- * ConnectableDatabases lists the databases a flush worker could visit
- * (allowing connections, not templates), in the caller's memory context.
- */
-static List *
-ConnectableDatabases(void)
-{
-	List	   *dbs = NIL;
-	MemoryContext caller = CurrentMemoryContext;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
-	{
-		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
-		MemoryContext old;
-
-		if (!d->datallowconn || d->datistemplate)
-			continue;
-		old = MemoryContextSwitchTo(caller);
-		dbs = lappend_oid(dbs, d->oid);
-		MemoryContextSwitchTo(old);
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return dbs;
-}
-
-/*
  * ApikeysLauncherMain: at start, on a primary, roll up every database's
  * usage journal (what a crash left there); then every
  * apikeys.flush_interval flush each database that has usage waiting,
@@ -186,7 +152,7 @@ ApikeysLauncherMain(Datum arg)
 
 	if (!RecoveryInProgress())
 	{
-		List	   *dbs = ConnectableDatabases();
+		List	   *dbs = DbListConnectable();
 		ListCell   *lc;
 
 		foreach(lc, dbs)
@@ -241,7 +207,7 @@ ApikeysLauncherMain(Datum arg)
 		/* policies: checked after each flush round, so at that granularity */
 		if (GetCurrentTimestamp() >= next_policy)
 		{
-			List	   *dbs = ConnectableDatabases();
+			List	   *dbs = DbListConnectable();
 			ListCell   *lc;
 
 			foreach(lc, dbs)
