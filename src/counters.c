@@ -152,19 +152,11 @@ NoteLastUsed(UsageEntry *e, TimestampTz t)
 void
 CountersCountOne(const char *client_id, int len, ApikeysCode code, TimestampTz now)
 {
-	UsageKey	k;
-	UsageEntry *e;
+	uint32		counts[APIKEYS_NUM_CODES] = {0};
 
-	if (!ApikeysSharedReady() || !MakeUsageKey(MyDatabaseId, client_id, len, &k))
-		return;
-	DbListMarkDirty(MyDatabaseId);
-	e = UsageEntryAcquire(&k);
-	if (e == NULL)
-		return;
-	pg_atomic_fetch_add_u32(&e->counts[code], 1);
-	if (code == APIKEYS_VALID)
-		NoteLastUsed(e, now);
-	LWLockRelease(UsageLock());
+	counts[code] = 1;
+	CountersAdd(MyDatabaseId, client_id, len, counts,
+				code == APIKEYS_VALID ? now : 0);
 }
 
 /*
