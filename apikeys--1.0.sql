@@ -640,7 +640,8 @@ CREATE FUNCTION apikeys.flush_usage(rollup boolean DEFAULT true)
     AS 'MODULE_PATHNAME', 'apikeys_flush_usage'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures integer,
+CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT client_id text,
+                                           OUT failures integer,
                                            OUT window_start timestamptz,
                                            OUT window_end timestamptz,
                                            OUT blocked boolean,
@@ -648,6 +649,14 @@ CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures intege
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- Removes the failure records of an address or network (for
+-- apikeys.unblock_address, which audits it).
+CREATE FUNCTION apikeys._unblock_address(address inet, OUT blocks_lifted integer,
+                                         OUT records_cleared integer)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_unblock'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
@@ -2803,13 +2812,42 @@ SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
          WHERE d.code IS NOT NULL) s
  GROUP BY s.client_id, s.hour, s.code;
 
--- The noisiest client addresses (IPv4, IPv6 /64, ::1) and networks (IPv4 /24,
--- IPv6 /48) in their current failure window: one row per address, never one
--- per attempt.
+-- The noisiest callers (an IPv4 address, IPv6 /64 or ::1 with the client ID
+-- its attempts named) and networks (IPv4 /24, IPv6 /48) in their current
+-- failure window: one row per caller or network, never one per attempt.
 CREATE VIEW apikeys.failing_addresses AS
-SELECT f.address, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts
+SELECT f.address, f.client_id, f.failures, f.window_start, f.window_end, f.blocked,
+       f.blocked_attempts
   FROM apikeys._failing_addresses() f
- ORDER BY f.failures DESC, f.address;
+ ORDER BY f.failures DESC, f.address, f.client_id;
+
+-- unblock_address lifts the failure throttle's records of an address (its
+-- /32, /64 or ::1, whatever client IDs were named from it) or, given a
+-- network, of everything inside it; audited when it removed anything.
+CREATE FUNCTION apikeys.unblock_address(address inet)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF unblock_address.address IS NULL THEN
+        RAISE EXCEPTION 'address cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    r := apikeys._unblock_address(unblock_address.address);
+    IF r.records_cleared OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM apikeys._audit('address_unblocked', NULL, NULL,
+            pg_catalog.jsonb_build_object('address', pg_catalog.host(unblock_address.address)
+                                              OPERATOR(pg_catalog.||) '/'
+                                              OPERATOR(pg_catalog.||) pg_catalog.masklen(unblock_address.address),
+                                          'blocks_lifted', r.blocks_lifted,
+                                          'records_cleared', r.records_cleared));
+    END IF;
+    RETURN r.blocks_lifted OPERATOR(pg_catalog.>) 0;
+END
+$$;
 
 --------------------------------------------------------------------------------
 -- Row-level security for user tables
@@ -3155,6 +3193,7 @@ GRANT SELECT ON apikeys.my_keys TO apikeys_verifier, apikeys_admin;
 GRANT EXECUTE ON FUNCTION
     apikeys.flush_usage(boolean),
     apikeys._failing_addresses(),
+    apikeys.unblock_address(inet),
     apikeys._journal_decode(bytea),
     apikeys._recent_use(text),
     apikeys.cache_stats(),
@@ -3263,8 +3302,11 @@ COMMENT ON FUNCTION apikeys._audit_append_only_trigger() IS 'Internal: keeps api
 COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger() IS 'Internal: refuses TRUNCATE of apikeys.keys';
 
 COMMENT ON TABLE apikeys.usage IS 'Verification counts per key, per hour, per outcome code, written by the hourly rollup of the usage journal (extension owner only)';
-COMMENT ON VIEW apikeys.failing_addresses IS 'Client addresses (IPv4, IPv6 /64, ::1) and networks (IPv4 /24, IPv6 /48) with failed verifications in their current window, noisiest first';
-COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures: attempts answer RATE_LIMITED until window_end';
+COMMENT ON VIEW apikeys.failing_addresses IS 'Callers (IPv4 address, IPv6 /64 or ::1, with the client ID they named) and networks (IPv4 /24, IPv6 /48) with failed attempts in their current window, noisiest first';
+COMMENT ON COLUMN apikeys.failing_addresses.client_id IS 'The client ID the failing attempts named, as presented (it may not exist); NULL for a network, or for attempts that named none';
+COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures (a caller) or apikeys.max_network_failures (a network): its failing attempts answer RATE_LIMITED until window_end; a correct secret is never refused';
+COMMENT ON FUNCTION apikeys.unblock_address(inet) IS 'Lifts the failure throttle''s records of an address (every client ID named from it) or of every caller and network inside a network; true if a block was lifted; audited';
+COMMENT ON FUNCTION apikeys._unblock_address(inet) IS 'Internal: removes failure throttle records, for unblock_address';
 COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';

@@ -12,11 +12,18 @@
  *   "Authorization: Basic base64(client_id:client_secret)".  Bearer is
  *   never read: PostgREST parses a Bearer value as a JWT before any SQL.
  * - no key: returns, leaving the request anonymous (context NULL).
- * - a good key: sets the transaction's context, removes the key from
- *   request.headers for the rest of the request (so no later SQL, log or
- *   error can echo it) and, when the key has a db_role, switches to it
- *   with a transaction-local SET ROLE.  That is why it is SECURITY
- *   INVOKER: the authenticator role must be a member of the key's role.
+ * - first of all it ends any identity set earlier in the transaction
+ *   (by authenticate() or an earlier pre_request()): the request is what
+ *   its own headers prove and nothing else, on every path out, including
+ *   every error (a bad key, an unreadable forwarding header, request.headers
+ *   that is not JSON, a malformed required scope), caught or not.
+ * - a good key: when the key has a db_role, switches to it with a
+ *   transaction-local SET ROLE (refused when the role has become a
+ *   superuser or has BYPASSRLS since the key was issued), removes the key
+ *   from request.headers for the rest of the request (so no later SQL, log
+ *   or error can echo it) and, last, sets the transaction's context.
+ *   SECURITY INVOKER, for the SET ROLE: the authenticator role must be a
+ *   member of the key's role.
  * - a bad key: raises SQLSTATE PGRST, whose message and detail PostgREST
  *   turns into the HTTP response: 401 with WWW-Authenticate for an
  *   unusable key, 403 for scope or address, 429 with Retry-After.
@@ -45,6 +52,8 @@
 
 #include "common/base64.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -390,6 +399,31 @@ ScrubHeaders(Jsonb *headers, const char *const *names, int n)
 							 true, 0, false);
 }
 
+/*
+ * SwitchToKeyRole switches to the key's db_role for the rest of the
+ * transaction.  create_key refuses superuser and BYPASSRLS roles, but a
+ * role can gain either later; switching to it then would lift the request
+ * out of row-level security, so that is refused here, at every use.
+ * set_config_option checks that the session user may become the role.
+ */
+static void
+SwitchToKeyRole(const KeyInfo *key)
+{
+	Oid			roleid = get_role_oid(key->db_role, true);
+
+	if (OidIsValid(roleid) &&
+		(superuser_arg(roleid) || has_bypassrls_privilege(roleid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" of API key \"%s\" cannot be used",
+						key->db_role, key->client_id),
+				 errdetail("The role is a superuser or has BYPASSRLS, which would escape row-level security."),
+				 errhint("Remove SUPERUSER and BYPASSRLS from the role, or give the key another db_role with apikeys.update_key().")));
+	(void) set_config_option("role", key->db_role,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
+}
+
 PG_FUNCTION_INFO_V1(apikeys_pre_request);
 
 /*
@@ -405,8 +439,8 @@ Datum
 apikeys_pre_request(PG_FUNCTION_ARGS)
 {
 	Scope		scope_buf;
-	const Scope *required = VerifyRequiredScopeArg(fcinfo, 0, &scope_buf);
-	const char *raw = GetConfigOption("request.headers", true, false);
+	const Scope *required;
+	const char *raw;
 	Jsonb	   *headers;
 	char	   *key;
 	char	   *auth;
@@ -416,6 +450,16 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 	VerifyResult res;
 	static const char *const scrub[] = {"x-api-key", "apikey", "authorization"};
 
+	/*
+	 * Fail closed: the one place that ends an earlier identity, before
+	 * anything that can return or raise.  Only a VALID key below sets one
+	 * again, as the last step.  (A clearing is never undone, not even when a
+	 * caller catches the error and its subtransaction rolls back.)
+	 */
+	ContextClear();
+
+	required = VerifyRequiredScopeArg(fcinfo, 0, &scope_buf);
+	raw = GetConfigOption("request.headers", true, false);
 	if (raw == NULL || raw[0] == '\0')
 		PG_RETURN_VOID();
 	headers = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(raw)));
@@ -461,18 +505,13 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 			explicit_bzero(dec, declen);
 	}
 	else
-	{
-		ContextClear();
 		PG_RETURN_VOID();		/* anonymous */
-	}
 
 	if (res.code != APIKEYS_VALID)
-	{
-		ContextClear();
 		RaisePgrst(&res);
-	}
 
-	ContextSet(&res);
+	if (res.key.db_role != NULL)
+		SwitchToKeyRole(&res.key);
 
 	/*
 	 * Scrub every credential we read: both key headers, and Authorization
@@ -482,9 +521,6 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 	ScrubHeaders(headers, scrub,
 				 (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0) ? 3 : 2);
 
-	if (res.key.db_role != NULL)
-		(void) set_config_option("role", res.key.db_role,
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
-								 true, 0, false);
+	ContextSet(&res);
 	PG_RETURN_VOID();
 }

@@ -15,39 +15,60 @@
  * of two IPv4 clients are two buckets, not one ::/64.  The loopback ::1
  * and the unspecified :: stay IPv6; ::1 is its own bucket (an /128).
  *
- * Address throttle.  Every NOT_FOUND counts against the client's address
- * (an IPv4 address, or the /64 of an IPv6 one, since one IPv6 host owns a
- * whole /64) and against its network (IPv4 /24, IPv6 /48), each in a
- * fixed window of apikeys.failure_window starting at its first failure.
- * An address is blocked after apikeys.max_failures failures, a network
- * after apikeys.max_network_failures; while either is blocked, attempts
- * from the address answer RATE_LIMITED until the window ends.  The
- * network count is what stops an attacker who walks through the 2^16
- * /64s of one /48 (or the addresses of a /24): each of them fails once,
- * the network fails every time.  Client IDs are public, so nothing is
- * counted per key here: a flood against a key never locks its owner out
- * from elsewhere.
+ * Failure throttle.  The rule: a correct credential is never refused
+ * because other callers failed from the same address.  Behind PostgREST,
+ * an application backend, a NAT or a corporate proxy one address is
+ * shared by many callers, so an address can never be the unit that is
+ * refused.  Every attempt is therefore judged by its own credential: the
+ * key is looked up and the secret compared whatever the address did
+ * before, a correct secret is answered as usual (VALID, or the key's
+ * REVOKED, EXPIRED, ...), and only a failing attempt asks this file
+ * whether its caller has used up its failures, in which case it answers
+ * RATE_LIMITED (with retry_after) instead of NOT_FOUND.  Secrets have 256
+ * bits: the throttle does not stop guessing (nothing needs to), it tells
+ * a misbehaving client to back off and bounds what it costs.
+ *
+ * Each failure counts in two records:
+ *	- its caller: the client address (an IPv4 address, the /64 of an IPv6
+ *	  one, since one IPv6 host owns a whole /64, or ::1) together with the
+ *	  identity the attempt named (the presented client ID, whether or not
+ *	  it exists, so that the answers never tell which client IDs exist);
+ *	  blocked after apikeys.max_failures;
+ *	- its network (IPv4 /24, IPv6 /48; ::1 is its own), whatever the
+ *	  attempt named; blocked after apikeys.max_network_failures.  This is
+ *	  what catches junk: an attacker naming a new client ID every time, or
+ *	  walking through the 2^16 /64s of one /48, is a new caller every time
+ *	  and the same network every time.
+ * Each record counts in a fixed window of apikeys.failure_window from its
+ * first failure.  A failing attempt answers RATE_LIMITED when either of
+ * its records was already blocked; it then takes only shared locks and
+ * adds to an atomic counter.  A valid verification never reaches this
+ * file at all.  So one stranger failing through a shared address slows
+ * itself (after max_failures, the attempts naming what it names) and, past
+ * max_network_failures, the failing attempts of its network, never a
+ * correct credential.  Records belong to one database (keys do).
+ *
+ * Cost.  What a failing attempt costs is bounded by what any verification
+ * costs: one lookup (shared cache or index), one SHA-256, and at most two
+ * partition locks here, each held for at most THROTTLE_PROBE slots.  The
+ * throttle writes no table and no WAL, and holds a fixed number of records,
+ * so a flood can neither grow it nor make it slower.
  *
  * Layout and locking.  The table is a fixed array of APIKEYS_MAX_ADDRESSES
  * slots in APIKEYS_THROTTLE_PARTITIONS partitions, each with its own
  * LWLock and its own "block horizon" (an atomic: no entry of the partition
- * is blocked at or after it).  A key hashes (with a seed drawn at start-up,
- * so an attacker cannot aim at one partition) to a partition and a start
- * slot, and lives in one of the THROTTLE_PROBE slots from there.  So:
- *	- a verification from an address with no blocked record, the common
- *	  case also during a flood, reads two partition horizons and takes no
- *	  lock and writes nothing shared;
- *	- otherwise it takes two partition locks shared, one after the other,
- *	  and reads at most THROTTLE_PROBE slots of each;
- *	- a failure takes two partition locks exclusively, one at a time, and
- *	  touches at most THROTTLE_PROBE slots of each.  There is no global
- *	  lock and no sweep of the table.
- * When all probed slots are live, the record with the fewest failures
- * (then the oldest) is evicted; an address record with more than one
- * failure is never evicted for a new address (the new address then counts
- * only in its network's record, which may evict).  Either way a flood of
- * new addresses can never make throttling stop: their networks keep
- * counting, a blocked address stays blocked, and evictions are counted in
+ * is blocked at or after it).  A record key hashes (with a seed drawn at
+ * start-up, so an attacker cannot aim at one partition) to a partition and
+ * a start slot, and lives in one of the THROTTLE_PROBE slots from there.
+ * A failure whose record may be blocked (its partition's horizon is in the
+ * future) looks under the lock shared first; otherwise, or when it is not
+ * blocked, it counts under the lock exclusive.  There is no global lock
+ * and no sweep of the table.  When all probed slots are live, the record
+ * with the fewest failures (then the oldest) is evicted; a caller record
+ * with more than one failure is never evicted for a new caller (the new
+ * caller then counts only in its network's record, which may evict).
+ * Either way a flood of new callers can never make throttling stop: their
+ * networks keep counting, and evictions are counted in
  * apikeys.usage_stats().dropped_addresses.
  *
  * Rate limits.  rate_limit requests per rate_window per key, in a fixed
@@ -72,6 +93,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "access/htup_details.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -90,18 +112,30 @@
 
 #define ADDR_SLOTS_PER_PART	(APIKEYS_MAX_ADDRESSES / APIKEYS_THROTTLE_PARTITIONS)
 
-/* what a record counts: one address, or a network */
-#define KIND_ADDRESS		0
+/* what a record counts: a caller (an address and what it named), or a network */
+#define KIND_CALLER			0
 #define KIND_NETWORK		1
+
+/*
+ * The key of a record.  Built zeroed (ThrottleKeys), so that padding and
+ * the unused tail of ident hash and compare alike.
+ */
+typedef struct ThrottleKey
+{
+	ApikeysNet	net;
+	uint8		kind;
+	uint8		ident_len;		/* 0: the attempt named nothing */
+	Oid			dbid;
+	char		ident[APIKEYS_CLIENT_ID_MAXLEN + 1];	/* zero-padded */
+} ThrottleKey;
 
 typedef struct AddressSlot
 {
-	ApikeysNet	key;			/* family 0: empty slot */
-	uint8		kind;
+	ThrottleKey key;			/* net.family 0: empty slot */
 	int32		failures;
 	TimestampTz window_start;
 	int64		window_us;
-	pg_atomic_uint32 blocked;	/* attempts answered RATE_LIMITED */
+	pg_atomic_uint32 blocked;	/* failing attempts answered RATE_LIMITED */
 } AddressSlot;
 
 typedef struct AddressPartition
@@ -128,6 +162,8 @@ typedef struct ThrottleShared
 {
 	uint64		seed;
 	pg_atomic_uint64 dropped_addresses;
+	pg_atomic_uint64 failures;	/* failures counted since start-up */
+	pg_atomic_uint64 throttled; /* of them answered RATE_LIMITED */
 	AddressPartition parts[APIKEYS_THROTTLE_PARTITIONS];
 } ThrottleShared;
 
@@ -177,12 +213,14 @@ ThrottleShmemInit(void)
 		if (!pg_strong_random(&throttle->seed, sizeof(throttle->seed)))
 			throttle->seed = (uint64) GetCurrentTimestamp();
 		pg_atomic_init_u64(&throttle->dropped_addresses, 0);
+		pg_atomic_init_u64(&throttle->failures, 0);
+		pg_atomic_init_u64(&throttle->throttled, 0);
 		for (int p = 0; p < APIKEYS_THROTTLE_PARTITIONS; p++)
 		{
 			pg_atomic_init_u64(&throttle->parts[p].horizon, 0);
 			for (int i = 0; i < ADDR_SLOTS_PER_PART; i++)
 			{
-				memset(&throttle->parts[p].slots[i].key, 0, sizeof(ApikeysNet));
+				memset(&throttle->parts[p].slots[i].key, 0, sizeof(ThrottleKey));
 				pg_atomic_init_u32(&throttle->parts[p].slots[i].blocked, 0);
 			}
 		}
@@ -370,41 +408,57 @@ NetTruncate(ApikeysNet *n, int bits)
 }
 
 /*
- * ThrottleKeys: the record keys of a client address, its own (IPv4 /32,
- * IPv6 /64, ::1 /128) and its network's (IPv4 /24, IPv6 /48; none for ::1).
- * Returns how many (1 or 2).
+ * AddressKey sets *out to the form of a client address that one caller
+ * owns: an IPv4 address (/32), the /64 of an IPv6 one, or ::1 (/128).
+ * false when addr is not an address.
  */
-static int
-ThrottleKeys(Datum addr, ApikeysNet *keys)
+static bool
+AddressKey(Datum addr, ApikeysNet *out)
 {
 	static const uint8 loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+	if (!NetFromInet(addr, out))
+		return false;
+	if (out->family == PGSQL_AF_INET6 && memcmp(out->addr, loopback, 16) == 0)
+		out->bits = 128;
+	else
+		NetTruncate(out, out->family == PGSQL_AF_INET ? 32 : 64);
+	return true;
+}
+
+/*
+ * ThrottleKeys: the two record keys of a failure, its caller's (the
+ * address with what the attempt named, ident of ident_len bytes, NULL for
+ * nothing) and its network's (IPv4 /24, IPv6 /48, ::1 itself).  An
+ * identity longer than a client ID is cut to that length.  false when
+ * addr is not an address.
+ */
+static bool
+ThrottleKeys(Datum addr, const char *ident, int ident_len, ThrottleKey *keys)
+{
 	ApikeysNet	n;
 
-	if (!NetFromInet(addr, &n))
-		return 0;
-	if (n.family == PGSQL_AF_INET6 && memcmp(n.addr, loopback, 16) == 0)
+	if (!AddressKey(addr, &n))
+		return false;
+	memset(keys, 0, 2 * sizeof(ThrottleKey));
+	keys[0].net = n;
+	keys[0].kind = KIND_CALLER;
+	keys[0].dbid = MyDatabaseId;
+	if (ident != NULL && ident_len > 0)
 	{
-		keys[0] = n;
-		keys[0].bits = 128;
-		return 1;
+		keys[0].ident_len = (uint8) Min(ident_len, APIKEYS_CLIENT_ID_MAXLEN);
+		memcpy(keys[0].ident, ident, keys[0].ident_len);
 	}
-	keys[0] = n;
-	keys[1] = n;
-	if (n.family == PGSQL_AF_INET)
-	{
-		NetTruncate(&keys[0], 32);
-		NetTruncate(&keys[1], 24);
-	}
-	else
-	{
-		NetTruncate(&keys[0], 64);
-		NetTruncate(&keys[1], 48);
-	}
-	return 2;
+	keys[1].net = n;
+	keys[1].kind = KIND_NETWORK;
+	keys[1].dbid = MyDatabaseId;
+	if (n.bits != 128)
+		NetTruncate(&keys[1].net, n.family == PGSQL_AF_INET ? 24 : 48);
+	return true;
 }
 
 /* ---------------------------------------------------------------------
- * Address throttle
+ * Failure throttle
  * ---------------------------------------------------------------------
  */
 
@@ -420,16 +474,29 @@ KeyHash(const void *key, Size len, int per_part, int *part, int *slot)
 }
 
 static inline bool
-NetEqual(const ApikeysNet *a, const ApikeysNet *b)
+KeyEqual(const ThrottleKey *a, const ThrottleKey *b)
 {
-	return a->family == b->family && a->bits == b->bits &&
-		memcmp(a->addr, b->addr, 16) == 0;
+	return memcmp(a, b, sizeof(ThrottleKey)) == 0;
 }
 
 static inline int32
 KindLimit(int kind)
 {
 	return kind == KIND_NETWORK ? apikeys_max_network_failures : apikeys_max_failures;
+}
+
+/* SlotLive: does the slot hold a record whose window has not ended? */
+static inline bool
+SlotLive(const AddressSlot *s, TimestampTz now)
+{
+	return s->key.net.family != 0 && now < s->window_start + s->window_us;
+}
+
+/* SlotBlocked: a live record that has used up its failures. */
+static inline bool
+SlotBlocked(const AddressSlot *s, TimestampTz now)
+{
+	return SlotLive(s, now) && s->failures >= KindLimit(s->key.kind);
 }
 
 /* SecondsUntil: whole seconds from now until t, at least 1. */
@@ -442,61 +509,32 @@ SecondsUntil(TimestampTz t, TimestampTz now)
 }
 
 /*
- * ThrottleAddressBlocked: has this address, or its network, used up its
- * failures?  Sets *retry_after to the seconds until the later window ends.
+ * FindBlocked looks for key's record among its probed slots (the
+ * partition's lock held) and returns it when it is blocked, else NULL.
  */
-bool
-ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after)
+static AddressSlot *
+FindBlocked(AddressPartition *p, int start, const ThrottleKey *key, TimestampTz now)
 {
-	ApikeysNet	keys[2];
-	int			nkeys;
-	TimestampTz now;
-	bool		blocked = false;
-
-	if (!ip_known || !ApikeysSharedReady())
-		return false;
-	nkeys = ThrottleKeys(addr, keys);
-	now = GetCurrentTimestamp();
-	for (int k = 0; k < nkeys; k++)
+	for (int i = 0; i < THROTTLE_PROBE; i++)
 	{
-		int			part;
-		int			start;
-		AddressPartition *p;
+		AddressSlot *s = &p->slots[(start + i) % ADDR_SLOTS_PER_PART];
 
-		KeyHash(&keys[k], sizeof(ApikeysNet), ADDR_SLOTS_PER_PART, &part, &start);
-		p = &throttle->parts[part];
-		if ((uint64) now >= pg_atomic_read_u64(&p->horizon))
-			continue;			/* nothing blocked here: the common case */
-		LWLockAcquire(AddressLock(part), LW_SHARED);
-		for (int i = 0; i < THROTTLE_PROBE; i++)
-		{
-			AddressSlot *s = &p->slots[(start + i) % ADDR_SLOTS_PER_PART];
-
-			if (!NetEqual(&s->key, &keys[k]))
-				continue;
-			if (s->failures >= KindLimit(s->kind) &&
-				now < s->window_start + s->window_us)
-			{
-				int			secs = SecondsUntil(s->window_start + s->window_us, now);
-
-				if (!blocked || secs > *retry_after)
-					*retry_after = secs;
-				blocked = true;
-				pg_atomic_fetch_add_u32(&s->blocked, 1);
-			}
-			break;
-		}
-		LWLockRelease(AddressLock(part));
+		if (KeyEqual(&s->key, key))
+			return SlotBlocked(s, now) ? s : NULL;
 	}
-	return blocked;
+	return NULL;
 }
 
 /*
- * CountFailure adds one failure to the record of key (kind KIND_*),
- * creating it, in a free or expired slot or by eviction (see the header).
+ * CountFailure adds one failure to key's record and returns false, or,
+ * when the record has already used up its failures, counts the attempt as
+ * blocked and returns true with *secs until its window ends.  A blocked
+ * record is found under the lock shared (the horizon says when to look);
+ * otherwise the record is counted under the lock exclusive, created in a
+ * free or expired slot or by eviction (see the header).
  */
-static void
-CountFailure(const ApikeysNet *key, int kind, TimestampTz now)
+static bool
+CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
 {
 	int			part;
 	int			start;
@@ -506,21 +544,36 @@ CountFailure(const ApikeysNet *key, int kind, TimestampTz now)
 	AddressSlot *victim = NULL;
 	int64		window_us = (int64) apikeys_failure_window * USECS_PER_SEC;
 
-	KeyHash(key, sizeof(ApikeysNet), ADDR_SLOTS_PER_PART, &part, &start);
+	KeyHash(key, sizeof(ThrottleKey), ADDR_SLOTS_PER_PART, &part, &start);
 	p = &throttle->parts[part];
+
+	if ((uint64) now < pg_atomic_read_u64(&p->horizon))
+	{
+		LWLockAcquire(AddressLock(part), LW_SHARED);
+		s = FindBlocked(p, start, key, now);
+		if (s != NULL)
+		{
+			pg_atomic_fetch_add_u32(&s->blocked, 1);
+			*secs = SecondsUntil(s->window_start + s->window_us, now);
+		}
+		LWLockRelease(AddressLock(part));
+		if (s != NULL)
+			return true;
+	}
+
 	LWLockAcquire(AddressLock(part), LW_EXCLUSIVE);
 	for (int i = 0; i < THROTTLE_PROBE; i++)
 	{
 		AddressSlot *c = &p->slots[(start + i) % ADDR_SLOTS_PER_PART];
 
-		if (c->key.family != 0 && NetEqual(&c->key, key))
+		if (c->key.net.family != 0 && KeyEqual(&c->key, key))
 		{
 			s = c;
 			break;
 		}
 		if (free_slot != NULL)
 			continue;
-		if (c->key.family == 0 || now >= c->window_start + c->window_us)
+		if (!SlotLive(c, now))
 			free_slot = c;
 		else if (victim == NULL || c->failures < victim->failures ||
 				 (c->failures == victim->failures &&
@@ -528,7 +581,15 @@ CountFailure(const ApikeysNet *key, int kind, TimestampTz now)
 			victim = c;
 	}
 
-	if (s != NULL && now >= s->window_start + s->window_us)
+	if (s != NULL && SlotBlocked(s, now))
+	{
+		/* blocked since we looked (or the horizon was not yet raised) */
+		pg_atomic_fetch_add_u32(&s->blocked, 1);
+		*secs = SecondsUntil(s->window_start + s->window_us, now);
+		LWLockRelease(AddressLock(part));
+		return true;
+	}
+	if (s != NULL && !SlotLive(s, now))
 	{
 		/* its window has passed: a new one starts */
 		s->failures = 0;
@@ -540,7 +601,7 @@ CountFailure(const ApikeysNet *key, int kind, TimestampTz now)
 	{
 		if (free_slot != NULL)
 			s = free_slot;
-		else if (kind == KIND_NETWORK || victim->failures <= 1)
+		else if (key->kind == KIND_NETWORK || victim->failures <= 1)
 		{
 			s = victim;
 			pg_atomic_fetch_add_u64(&throttle->dropped_addresses, 1);
@@ -550,10 +611,9 @@ CountFailure(const ApikeysNet *key, int kind, TimestampTz now)
 			/* every probed record has failed more: the network counts it */
 			LWLockRelease(AddressLock(part));
 			pg_atomic_fetch_add_u64(&throttle->dropped_addresses, 1);
-			return;
+			return false;
 		}
 		s->key = *key;
-		s->kind = kind;
 		s->failures = 0;
 		s->window_start = now;
 		s->window_us = window_us;
@@ -561,7 +621,7 @@ CountFailure(const ApikeysNet *key, int kind, TimestampTz now)
 	}
 
 	s->failures++;
-	if (s->failures >= KindLimit(kind))
+	if (s->failures >= KindLimit(key->kind))
 	{
 		uint64		until = (uint64) (s->window_start + s->window_us);
 		uint64		cur = pg_atomic_read_u64(&p->horizon);
@@ -571,36 +631,107 @@ CountFailure(const ApikeysNet *key, int kind, TimestampTz now)
 			pg_atomic_write_u64(&p->horizon, until);
 	}
 	LWLockRelease(AddressLock(part));
+	return false;
 }
 
 /*
- * ThrottleRecordFailure counts a NOT_FOUND against the client address and
- * its network.  Shared memory: the count survives the request's rollback.
+ * ThrottleFailure is the one entry point for a failed attempt (a wrong
+ * secret, an unknown client ID, a wrong claim code): call it after the
+ * credential was judged and found wrong, never before.  It counts the
+ * failure against its caller (addr with ident, the identity the attempt
+ * named, as presented: NULL or length 0 when it named none) and its
+ * network, and returns true when either had already used up its failures:
+ * the attempt then answers RATE_LIMITED, with *retry_after the seconds
+ * until the later window ends.  Shared memory: the count survives the
+ * request's rollback.  false with no address (unix socket) or without
+ * preloading.
+ *
+ * ident must be a public identifier (a client ID): it is listed, to
+ * apikeys_admin, in apikeys.failing_addresses.
  */
+bool
+ThrottleFailure(bool ip_known, Datum addr, const char *ident, int ident_len,
+				int *retry_after)
+{
+	ThrottleKey keys[2];
+	TimestampTz now;
+	bool		throttled = false;
+
+	if (!ip_known || !ApikeysSharedReady() || !ThrottleKeys(addr, ident, ident_len, keys))
+		return false;
+	now = GetCurrentTimestamp();
+	for (int k = 0; k < 2; k++)
+	{
+		int			secs = 0;
+
+		if (CountFailure(&keys[k], now, &secs))
+		{
+			if (!throttled || secs > *retry_after)
+				*retry_after = secs;
+			throttled = true;
+		}
+	}
+	pg_atomic_fetch_add_u64(&throttle->failures, 1);
+	if (throttled)
+		pg_atomic_fetch_add_u64(&throttle->throttled, 1);
+	return throttled;
+}
+
+/*
+ * ThrottleAddressBlocked: has the caller at addr that named nothing (a
+ * claim with an unknown token) used up its failures?  For claim.c, which
+ * asks before it compares; verification never asks before it has judged
+ * the credential (ThrottleFailure).
+ */
+bool
+ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after)
+{
+	ThrottleKey keys[2];
+	TimestampTz now;
+	int			part;
+	int			start;
+	AddressPartition *p;
+	AddressSlot *s;
+
+	if (!ip_known || !ApikeysSharedReady() || !ThrottleKeys(addr, NULL, 0, keys))
+		return false;
+	now = GetCurrentTimestamp();
+	KeyHash(&keys[0], sizeof(ThrottleKey), ADDR_SLOTS_PER_PART, &part, &start);
+	p = &throttle->parts[part];
+	if ((uint64) now >= pg_atomic_read_u64(&p->horizon))
+		return false;
+	LWLockAcquire(AddressLock(part), LW_SHARED);
+	s = FindBlocked(p, start, &keys[0], now);
+	if (s != NULL)
+	{
+		*retry_after = SecondsUntil(s->window_start + s->window_us, now);
+		pg_atomic_fetch_add_u32(&s->blocked, 1);
+	}
+	LWLockRelease(AddressLock(part));
+	return s != NULL;
+}
+
+/* ThrottleRecordFailure: ThrottleFailure for an attempt that named nothing. */
 void
 ThrottleRecordFailure(bool ip_known, Datum addr)
 {
-	ApikeysNet	keys[2];
-	int			nkeys;
-	TimestampTz now;
+	int			retry_after = 0;
 
-	if (!ip_known || !ApikeysSharedReady())
-		return;
-	nkeys = ThrottleKeys(addr, keys);
-	now = GetCurrentTimestamp();
-	for (int k = 0; k < nkeys; k++)
-		CountFailure(&keys[k], k == 0 ? KIND_ADDRESS : KIND_NETWORK, now);
+	(void) ThrottleFailure(ip_known, addr, NULL, 0, &retry_after);
 }
 
-/* ThrottleAddressStats: live records, capacity, and records dropped. */
+/*
+ * ThrottleStats reports the failure throttle's counters, server-wide: live
+ * and blocked records, capacity, records dropped, and failures counted and
+ * answered RATE_LIMITED since start-up.  All zero without preloading.
+ */
 void
-ThrottleAddressStats(int64 *tracked, int64 *capacity, int64 *dropped)
+ThrottleStats(ThrottleStatsData *st)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	*tracked = 0;
-	*capacity = APIKEYS_MAX_ADDRESSES;
-	*dropped = 0;
+	memset(st, 0, sizeof(ThrottleStatsData));
+	st->capacity = APIKEYS_MAX_ADDRESSES;
 	if (!ApikeysSharedReady())
 		return;
 	for (int part = 0; part < APIKEYS_THROTTLE_PARTITIONS; part++)
@@ -610,12 +741,78 @@ ThrottleAddressStats(int64 *tracked, int64 *capacity, int64 *dropped)
 		{
 			AddressSlot *s = &throttle->parts[part].slots[i];
 
-			if (s->key.family != 0 && now < s->window_start + s->window_us)
-				(*tracked)++;
+			if (SlotLive(s, now))
+				st->tracked++;
+			if (SlotBlocked(s, now))
+				st->blocked++;
 		}
 		LWLockRelease(AddressLock(part));
 	}
-	*dropped = (int64) pg_atomic_read_u64(&throttle->dropped_addresses);
+	st->dropped = (int64) pg_atomic_read_u64(&throttle->dropped_addresses);
+	st->failures = (int64) pg_atomic_read_u64(&throttle->failures);
+	st->throttled = (int64) pg_atomic_read_u64(&throttle->throttled);
+}
+
+/* ThrottleAddressStats: live records, capacity, and records dropped. */
+void
+ThrottleAddressStats(int64 *tracked, int64 *capacity, int64 *dropped)
+{
+	ThrottleStatsData st;
+
+	ThrottleStats(&st);
+	*tracked = st.tracked;
+	*capacity = st.capacity;
+	*dropped = st.dropped;
+}
+
+/*
+ * ThrottleUnblock removes the current database's records of an address or
+ * network and returns how many were blocked; *cleared is how many were
+ * removed.  A host address (/32, /128) means the records of its caller
+ * form (its /32, /64 or ::1: every identity named from there); a shorter
+ * prefix means every record inside it, networks included.
+ */
+int
+ThrottleUnblock(Datum addr, int *cleared)
+{
+	ApikeysNet	target;
+	bool		host;
+	TimestampTz now = GetCurrentTimestamp();
+	int			lifted = 0;
+
+	*cleared = 0;
+	if (!ApikeysSharedReady() || !NetFromInet(addr, &target))
+		return 0;
+	host = target.bits == (target.family == PGSQL_AF_INET ? 32 : 128);
+	if (host && !AddressKey(addr, &target))
+		return 0;
+	for (int part = 0; part < APIKEYS_THROTTLE_PARTITIONS; part++)
+	{
+		LWLockAcquire(AddressLock(part), LW_EXCLUSIVE);
+		for (int i = 0; i < ADDR_SLOTS_PER_PART; i++)
+		{
+			AddressSlot *s = &throttle->parts[part].slots[i];
+			const ApikeysNet *n = &s->key.net;
+
+			if (n->family == 0 || s->key.dbid != MyDatabaseId)
+				continue;
+			if (host ? !(n->family == target.family && n->bits == target.bits &&
+						 memcmp(n->addr, target.addr, 16) == 0)
+				: !NetContains(&target, n))
+				continue;
+			if (SlotLive(s, now))
+			{
+				(*cleared)++;
+				if (SlotBlocked(s, now))
+					lifted++;
+			}
+			memset(&s->key, 0, sizeof(ThrottleKey));
+			s->failures = 0;
+			pg_atomic_write_u32(&s->blocked, 0);
+		}
+		LWLockRelease(AddressLock(part));
+	}
+	return lifted;
 }
 
 /* ---------------------------------------------------------------------
@@ -696,7 +893,7 @@ ThrottleRateLimited(const char *client_id, int32 limit, int64 window_us, int *re
 
 /*
  * ThrottleDiscardDatabase drops the current database's rate-limit windows
- * (the extension is no longer installed there).
+ * and failure records (the extension is no longer installed there).
  */
 void
 ThrottleDiscardDatabase(void)
@@ -708,25 +905,37 @@ ThrottleDiscardDatabase(void)
 	for (int part = 0; part < APIKEYS_THROTTLE_PARTITIONS; part++)
 	{
 		RateSlot   *base = rate_slots + (Size) part * per;
+		AddressPartition *p = &throttle->parts[part];
 
 		LWLockAcquire(RateLock(part), LW_EXCLUSIVE);
 		for (int i = 0; i < per; i++)
 			if (base[i].key.dbid == MyDatabaseId)
 				memset(&base[i], 0, sizeof(RateSlot));
 		LWLockRelease(RateLock(part));
+
+		LWLockAcquire(AddressLock(part), LW_EXCLUSIVE);
+		for (int i = 0; i < ADDR_SLOTS_PER_PART; i++)
+			if (p->slots[i].key.net.family != 0 &&
+				p->slots[i].key.dbid == MyDatabaseId)
+				memset(&p->slots[i].key, 0, sizeof(ThrottleKey));
+		LWLockRelease(AddressLock(part));
 	}
 }
 
 PG_FUNCTION_INFO_V1(apikeys_failing_addresses);
+PG_FUNCTION_INFO_V1(apikeys_unblock);
 
 /*
  * SQL function: apikeys._failing_addresses() returns setof record
- *	 (address inet, failures integer, window_start timestamptz,
- *	  window_end timestamptz, blocked boolean, blocked_attempts bigint)
+ *	 (address inet, client_id text, failures integer,
+ *	  window_start timestamptz, window_end timestamptz, blocked boolean,
+ *	  blocked_attempts bigint)
  *
- * The addresses (IPv4 /32, IPv6 /64, ::1) and networks (IPv4 /24, IPv6
- * /48) with failed verifications in their current window; the view
- * apikeys.failing_addresses orders them, noisiest first.
+ * This database's failure records in their current window: callers (an
+ * IPv4 address, IPv6 /64 or ::1, with the client ID their attempts named;
+ * NULL when they named none) and networks (IPv4 /24, IPv6 /48, ::1;
+ * client_id NULL).  The view apikeys.failing_addresses orders them,
+ * noisiest first.
  */
 Datum
 apikeys_failing_addresses(PG_FUNCTION_ARGS)
@@ -744,20 +953,48 @@ apikeys_failing_addresses(PG_FUNCTION_ARGS)
 		for (int i = 0; i < ADDR_SLOTS_PER_PART; i++)
 		{
 			AddressSlot *s = &throttle->parts[part].slots[i];
-			Datum		values[6];
-			bool		nulls[6] = {false};
+			Datum		values[7];
+			bool		nulls[7] = {false};
 
-			if (s->key.family == 0 || now >= s->window_start + s->window_us)
+			if (!SlotLive(s, now) || s->key.dbid != MyDatabaseId)
 				continue;
-			values[0] = InetFromNet(&s->key);
-			values[1] = Int32GetDatum(s->failures);
-			values[2] = TimestampTzGetDatum(s->window_start);
-			values[3] = TimestampTzGetDatum(s->window_start + s->window_us);
-			values[4] = BoolGetDatum(s->failures >= KindLimit(s->kind));
-			values[5] = Int64GetDatum((int64) pg_atomic_read_u32(&s->blocked));
+			values[0] = InetFromNet(&s->key.net);
+			if (s->key.ident_len > 0)
+				values[1] = PointerGetDatum(cstring_to_text_with_len(s->key.ident,
+																	 s->key.ident_len));
+			else
+				nulls[1] = true;
+			values[2] = Int32GetDatum(s->failures);
+			values[3] = TimestampTzGetDatum(s->window_start);
+			values[4] = TimestampTzGetDatum(s->window_start + s->window_us);
+			values[5] = BoolGetDatum(SlotBlocked(s, now));
+			values[6] = Int64GetDatum((int64) pg_atomic_read_u32(&s->blocked));
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 		LWLockRelease(AddressLock(part));
 	}
 	return (Datum) 0;
+}
+
+/*
+ * SQL function: apikeys._unblock_address(address inet, OUT blocks_lifted
+ *				integer, OUT records_cleared integer) returns record
+ *
+ * ThrottleUnblock, for apikeys.unblock_address(), which audits it.
+ */
+Datum
+apikeys_unblock(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false};
+	int			cleared = 0;
+	int			lifted;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	lifted = ThrottleUnblock(PG_GETARG_DATUM(0), &cleared);
+	values[0] = Int32GetDatum(lifted);
+	values[1] = Int32GetDatum(cleared);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * throttle.h
- *	  Failed verifications per client address, per-key rate-limit windows,
- *	  and the address forms both are keyed by.
+ *	  The failure throttle (failed attempts per caller and network),
+ *	  per-key rate-limit windows, and the address forms both are keyed by.
  *
  * IDENTIFICATION
  *	  src/throttle.h
@@ -42,12 +42,35 @@ typedef struct ApikeysNetList
 
 extern const ApikeysNetList *apikeys_trusted_proxy_list;
 
-/* Address throttle and rate limits (shared memory; no-ops without it) */
+/*
+ * The failure throttle (shared memory; no-ops without it).  A failed
+ * attempt calls ThrottleFailure after its credential was judged wrong,
+ * with the identity it named (a client ID, as presented; NULL for none):
+ * true means answer RATE_LIMITED.  A correct credential never asks.
+ */
+extern bool ThrottleFailure(bool ip_known, Datum addr, const char *ident,
+							int ident_len, int *retry_after);
 extern bool ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after);
 extern void ThrottleRecordFailure(bool ip_known, Datum addr);
+extern int	ThrottleUnblock(Datum addr, int *cleared);
+
+/* The failure throttle's counters, server-wide (ThrottleStats). */
+typedef struct ThrottleStatsData
+{
+	int64		tracked;		/* live records (callers and networks) */
+	int64		capacity;		/* records the table holds */
+	int64		blocked;		/* live records past their limit now */
+	int64		dropped;		/* records evicted or not stored */
+	int64		failures;		/* failed attempts counted since start-up */
+	int64		throttled;		/* of them answered RATE_LIMITED */
+} ThrottleStatsData;
+
+extern void ThrottleStats(ThrottleStatsData *st);
+extern void ThrottleAddressStats(int64 *tracked, int64 *capacity, int64 *dropped);
+
+/* Per-key and per-owner rate limits */
 extern bool ThrottleRateLimited(const char *client_id, int32 limit,
 								int64 window_us, int *retry_after);
-extern void ThrottleAddressStats(int64 *tracked, int64 *capacity, int64 *dropped);
 extern void ThrottleDiscardDatabase(void);
 
 #endif							/* APIKEYS_THROTTLE_H */

@@ -8,18 +8,21 @@
  * on what it has proved:
  *
  *	1. format and checksum		MALFORMED (no table is touched)
- *	2. the client address's		RATE_LIMITED (throttle.c: too many recent
- *	   failures					failures from it or its network; before
- *								any lookup, so a blocked address learns
- *								nothing, not even whether a key is right)
- *	3. lookup + secret			NOT_FOUND (unknown client ID or wrong secret)
- *	4. revoked					REVOKED
- *	5. disabled					DISABLED
- *	6. expiry, rotation grace	EXPIRED
- *	7. client address			IP_NOT_ALLOWED
- *	8. required scope			INSUFFICIENT_SCOPE
- *	9. rate limit: the key's, then	RATE_LIMITED
+ *	2. lookup + secret			NOT_FOUND (unknown client ID or wrong secret),
+ *								or RATE_LIMITED when this failing caller
+ *								or its network has used up its failures
+ *								(throttle.c)
+ *	3. revoked					REVOKED
+ *	4. disabled					DISABLED
+ *	5. expiry, rotation grace	EXPIRED
+ *	6. client address			IP_NOT_ALLOWED
+ *	7. required scope			INSUFFICIENT_SCOPE
+ *	8. rate limit: the key's, then	RATE_LIMITED
  *	   its owner's (ownerlimit.c)
+ *
+ * Every attempt is judged by its own credential: nothing another caller
+ * did from the same address stops a correct secret (the failure throttle
+ * is asked only once the secret has failed; see throttle.c).
  *
  * Then the outcome is counted (usage.c), through the handle the lookup
  * gave back (cache.c), so counting needs no second search.
@@ -139,12 +142,6 @@ VerifyCredentials(const char *client_id, int cid_len,
 	if (ip_known)
 		client_ip = AddressNormalize(client_ip);
 
-	if (ThrottleAddressBlocked(ip_known, client_ip, &res->retry_after))
-	{
-		res->code = APIKEYS_RATE_LIMITED;
-		return;
-	}
-
 	found = KeyLookupCached(client_id, cid_len, key, &handle);
 
 	if (found && SecretHash(secret, secret_len, key->hash_alg, presented))
@@ -169,9 +166,11 @@ VerifyCredentials(const char *client_id, int cid_len,
 
 	if (!current_ok && !prev_ok)
 	{
-		res->code = APIKEYS_NOT_FOUND;
+		/* the caller is the address with the client ID it presented */
 		UsageRecordFailure(&handle, found ? client_id : NULL, cid_len);
-		ThrottleRecordFailure(ip_known, client_ip);
+		res->code = ThrottleFailure(ip_known, client_ip, client_id, cid_len,
+									&res->retry_after) ?
+			APIKEYS_RATE_LIMITED : APIKEYS_NOT_FOUND;
 		return;
 	}
 

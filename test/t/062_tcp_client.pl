@@ -2,28 +2,33 @@
 #
 # A real TCP client on 127.0.0.1 (the cluster listens there, with host
 # trust authentication in pg_hba.conf) and apikeys preloaded, as README
-# recommends.  Without client_ip, verification takes the connection's
-# address:
+# recommends, with the default throttle settings.  Without client_ip,
+# verification takes the connection's address:
 #   - allowed_cidrs applies to it: 127.0.0.0/8 accepted, 10.0.0.0/8 refused
 #     (and the same keys over a unix socket, where no address is known,
 #     fail closed);
-#   - failed verifications are throttled per address: after
-#     apikeys.max_failures failures from 127.0.0.1 the right secret from
-#     there answers RATE_LIMITED, while a unix-socket client is unaffected;
+#   - failed verifications are throttled per caller (the address with the
+#     client ID it names): after apikeys.max_failures failures, that
+#     caller's failing attempts answer RATE_LIMITED, while correct secrets
+#     from the same address, the same key's included, stay VALID;
+#   - one stranger sending 10,000 failures through 127.0.0.1 (wrong
+#     secrets of another caller's key, and junk) never makes a valid key of
+#     the other callers behind that address answer anything but VALID,
+#     through verify, verify_client, authenticate and pre_request (the
+#     PostgREST case, trust_forwarded_for off: PostgREST's own address);
 #   - the audit log records the client's address.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes;
 
 my $node = PostgreSQL::Test::Cluster->new('tcp');
 $node->init;
 $node->append_conf('postgresql.conf', q{
 listen_addresses = '127.0.0.1'
 shared_preload_libraries = 'apikeys'
-apikeys.max_failures = 3
-apikeys.failure_window = '1h'
 });
 my $hba = $node->data_dir . '/pg_hba.conf';
 my $hba_text = slurp_file($hba);
@@ -54,6 +59,30 @@ uq(q{CREATE TABLE tok AS
 	  FROM apikeys.create_key('tcp-owner', 'open', ARRAY['docs:read']) k});
 sub tok { return "(SELECT token FROM tok WHERE name = '$_[0]')"; }
 sub cid { return uq("SELECT client_id FROM tok WHERE name = '$_[0]'"); }
+# try_pre(headers): what pre_request answers for these request.headers:
+# "ok" (the key is the request's identity) or the HTTP status and code;
+# try_auth(token): what authenticate() answers, the code or the SQLSTATE
+uq(q{CREATE FUNCTION try_pre(headers jsonb) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE m text; d text;
+BEGIN
+    PERFORM set_config('request.headers', headers::text, true);
+    PERFORM apikeys.pre_request();
+    RETURN CASE WHEN apikeys.current_client_id() IS NOT NULL THEN 'ok' ELSE 'anonymous' END;
+EXCEPTION WHEN SQLSTATE 'PGRST' THEN
+    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL;
+    RETURN (d::jsonb ->> 'status') || ' ' || (m::jsonb ->> 'code');
+END $$});
+uq(q{CREATE FUNCTION try_auth(tok text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN (apikeys.authenticate(tok)).code;
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END $$});
+# Basic credentials: a client ID with a secret
+sub basic
+{
+	return "jsonb_build_object('authorization', 'Basic ' || replace(encode(convert_to($_[0] || ':' || $_[1], 'UTF8'), 'base64'), E'\\n', ''))";
+}
 
 # allowed_cidrs against the connection's address
 is(tq("SELECT (apikeys.verify(" . tok('loopback') . ")).code"), 'VALID',
@@ -68,20 +97,86 @@ my ($rc, $out, $err) = $node->psql('postgres',
 	"BEGIN; SELECT apikeys.authenticate(" . tok('ten') . "); COMMIT;", connstr => $tcp);
 like($err, qr/ERROR:  .*API key/, 'authenticate over TCP refuses the 10.0.0.0/8 key from 127.0.0.1');
 
-# per-address throttling of failures, from the connection's address
+# per-caller throttling of failures, from the connection's address
+# (defaults: apikeys.max_failures 100, max_network_failures 1000, 1 h)
 my $ocid = cid('open');
 my $bad = 'A' x 43;
-is(tq("SELECT string_agg((apikeys.verify_client('$ocid', '$bad')).code, ',') FROM generate_series(1, 3)"),
-	'NOT_FOUND,NOT_FOUND,NOT_FOUND', 'three wrong secrets from 127.0.0.1');
-is(uq("SELECT string_agg(address::text || ' ' || failures || ' ' || blocked::int, ',' ORDER BY address) FROM apikeys.failing_addresses"),
-	'127.0.0.0/24 3 0,127.0.0.1/32 3 1',
-	'the failures are counted against 127.0.0.1, which is blocked, and its /24, which is not');
-is(tq("SELECT v.code || ' ' || (v.retry_after > 0)::int FROM apikeys.verify(" . tok('open') . ") v"),
-	'RATE_LIMITED 1', 'the right secret from 127.0.0.1 now answers RATE_LIMITED with retry_after');
+is(tq("SELECT string_agg(c || ' ' || n, ',' ORDER BY c) FROM (SELECT (apikeys.verify_client('$ocid', '$bad')).code c, count(*) n "
+	  . "FROM generate_series(1, 101) GROUP BY 1) s"),
+	'NOT_FOUND 100,RATE_LIMITED 1', '101 wrong secrets from 127.0.0.1: 100 NOT_FOUND, then RATE_LIMITED');
+is(tq("SELECT string_agg(c || ' ' || n, ',') FROM (SELECT (apikeys.verify_client('$ocid', '$bad')).code c, count(*) n "
+	  . "FROM generate_series(1, 5) GROUP BY 1) s"),
+	'RATE_LIMITED 5', 'the failing caller stays slowed');
+is(tq("SELECT v.code || ' ' || (v.retry_after IS NULL)::int FROM apikeys.verify(" . tok('open') . ") v"),
+	'VALID 1', 'the right secret of the very key attacked, from 127.0.0.1, is VALID');
+is(tq("SELECT (apikeys.verify_client('$ocid', '$bad')).retry_after > 0"), 't',
+	'... while a wrong one answers RATE_LIMITED with retry_after');
 is(uq("SELECT (apikeys.verify(" . tok('open') . ")).code"), 'VALID',
-	'the right secret over the unix socket still verifies');
-is(tq("SELECT (apikeys.verify(" . tok('open') . ", NULL, '192.0.2.9')).code"), 'VALID',
-	'... and so does an explicit client_ip of another address');
+	'the right secret over the unix socket verifies');
+
+# --- one stranger, 10,000 failures through one address, while the other
+# callers behind it verify throughout (one TCP session per statement, all
+# from 127.0.0.1)
+uq(q{CREATE TABLE others AS
+	SELECT 'other' || i AS name, (k).client_id, (k).client_secret, (k).token
+	  FROM generate_series(1, 3) i, apikeys.create_key('tcp-owner-' || i, 'other' || i, ARRAY['docs:read']) k});
+my $victim = uq("SELECT client_id FROM others WHERE name = 'other1'");
+# what the other callers get: every verification path, from 127.0.0.1
+my $others_sql = q{
+SELECT string_agg(r, ',' ORDER BY r) FROM (
+  SELECT DISTINCT (apikeys.verify(o.token)).code AS r FROM others o
+  UNION
+  SELECT DISTINCT (apikeys.verify_client(o.client_id, o.client_secret, 'docs:read')).code FROM others o
+  UNION
+  SELECT DISTINCT try_auth(o.token) FROM others o) s};
+my $others_pre = q{SELECT string_agg(try_pre(jsonb_build_object('x-api-key', o.token)), ',' ORDER BY o.name) FROM others o};
+my ($rounds, $all_valid, $pre_ok, %attacker) = (20, 0, 0, NOT_FOUND => 0, RATE_LIMITED => 0);
+my $t0 = Time::HiRes::time();
+for my $round (1 .. $rounds)
+{
+	# 500 failures per round: wrong secrets of other1's key, and junk
+	# client IDs (a new one each time), half and half
+	my $r = tq("SELECT string_agg(c || ' ' || n, ',' ORDER BY c) FROM (SELECT c, count(*) n FROM ("
+		  . "SELECT (apikeys.verify_client(CASE WHEN g % 2 = 0 THEN '$victim' "
+		  . "ELSE 'ak_' || lpad(($round * 1000 + g)::text, 16, 'x') END, '$bad')).code c "
+		  . "FROM generate_series(1, 500) g) s GROUP BY c) t");
+	for (split /,/, $r) { my ($c, $n) = split / /; $attacker{$c} += $n; }
+	$all_valid++ if tq($others_sql) eq 'VALID';
+	$pre_ok++ if tq($others_pre) eq 'ok,ok,ok';
+}
+my $elapsed = Time::HiRes::time() - $t0;
+is($attacker{NOT_FOUND} + $attacker{RATE_LIMITED}, 10000, 'the stranger failed 10,000 times from 127.0.0.1');
+ok($attacker{RATE_LIMITED} >= 9000,
+	"and was slowed: $attacker{RATE_LIMITED} of its attempts answered RATE_LIMITED");
+is($all_valid, $rounds, "other callers' keys through 127.0.0.1 stayed VALID in all $rounds rounds "
+	  . '(verify, verify_client, authenticate)');
+is($pre_ok, $rounds, "... and through pre_request with the connection's address (PostgREST, default settings)");
+is(tq("SELECT try_pre(" . basic("'$victim'", "'$bad'") . ")"), '429 RATE_LIMITED',
+	"the stranger's wrong secret through pre_request answers 429");
+is(tq("SELECT try_pre(" . basic("'$victim'", "(SELECT client_secret FROM others WHERE name = 'other1')") . ")"), 'ok',
+	'the right secret of the key it guessed 5,000 times, through pre_request (Basic): the request is that key');
+is(uq("SELECT string_agg(address || ' ' || who || ' ' || failures, ',' ORDER BY address, who) FROM ("
+	  . "SELECT address, coalesce(CASE client_id WHEN '$ocid' THEN 'open' WHEN '$victim' THEN 'other1' END, '-') who, failures "
+	  . "FROM apikeys.failing_addresses WHERE blocked) s"),
+	'127.0.0.0/24 - 1000,127.0.0.1/32 open 100,127.0.0.1/32 other1 100',
+	'listed as blocked: 127.0.0.1 naming each attacked client ID (max_failures), and its /24 (max_network_failures)');
+is(uq("SELECT count(*) FROM apikeys.failing_addresses WHERE client_id LIKE 'ak\\_x%' AND failures = 1 AND NOT blocked"), '5000',
+	'each junk client ID is a caller of its own, with one failure');
+diag(sprintf('10,000 failures from one caller and %d rounds of valid checks over TCP: %.1f s', $rounds, $elapsed));
+
+# an admin lifts the blocks
+is(uq("SELECT apikeys.unblock_address('127.0.0.1')"), 't', 'unblock_address(127.0.0.1) lifts the callers\' blocks');
+is(uq("SELECT count(*) FROM apikeys.failing_addresses WHERE address = '127.0.0.1'"), '0',
+	'every caller record of 127.0.0.1 is gone');
+is(uq("SELECT blocked FROM apikeys.failing_addresses WHERE address = '127.0.0.0/24'"), 't',
+	'the network record is not');
+is(uq("SELECT apikeys.unblock_address('127.0.0.0/24')"), 't', 'unblock_address(127.0.0.0/24) lifts it');
+is(tq("SELECT (apikeys.verify_client('$ocid', '$bad')).code"), 'NOT_FOUND',
+	'a wrong secret from 127.0.0.1 counts anew');
+is(uq("SELECT apikeys.unblock_address('192.0.2.1')"), 'f', 'nothing to lift: false');
+is(uq("SELECT string_agg(detail->>'address' || ' ' || (detail->>'blocks_lifted'), ',' ORDER BY id) "
+	  . "FROM apikeys.audit_log WHERE event = 'address_unblocked'"),
+	'127.0.0.1/32 2,127.0.0.0/24 1', 'both lifts are audited, the no-op is not');
 
 # the audit log records the connection's address
 tq("SELECT apikeys.disable_key('$ocid', 'over tcp')");
