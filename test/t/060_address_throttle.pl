@@ -1,8 +1,10 @@
-# The failure throttle by client address (src/throttle.c) against the
-# attacks of issue 10: a forged X-Forwarded-For entry behind an appending
-# proxy, address forms that shared one bucket, and a flood of distinct
-# addresses that filled the table (fail open) and stalled valid
-# verifications behind a global lock.
+# The failure throttle (src/throttle.c) against the attacks of issue 10: a
+# forged X-Forwarded-For entry behind an appending proxy, address forms
+# that shared one bucket, and a flood of distinct addresses that filled the
+# table (fail open) and stalled valid verifications behind a global lock;
+# and of issue 18: a blocked address or network must never refuse a
+# correct secret (only the failing attempts answer RATE_LIMITED), and the
+# answers must not tell which client IDs exist.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -86,15 +88,31 @@ is(sq("SELECT count(*) FROM apikeys.failing_addresses WHERE address << '10.0.0.0
 sq("SELECT " . wrong('::ffff:192.0.2.10')) for 1 .. 5;
 is(sq("SELECT failures || ' ' || blocked FROM apikeys.failing_addresses WHERE address = '192.0.2.10'"),
 	'5 true', 'failures from ::ffff:192.0.2.10 count against 192.0.2.10');
-is(sq("SELECT " . right('192.0.2.10') . ", " . right('::192.0.2.10') . ", " . right('::ffff:192.0.2.10')),
+is(sq("SELECT " . wrong('192.0.2.10') . ", " . wrong('::192.0.2.10') . ", " . wrong('::ffff:192.0.2.10')),
 	'RATE_LIMITED|RATE_LIMITED|RATE_LIMITED', 'its plain, compatible and mapped forms are one bucket');
-is(sq("SELECT " . right('::ffff:192.0.2.11') . ", " . right('192.0.2.11') . ", " . right('::1')),
-	'VALID|VALID|VALID', 'another mapped address and the loopback are not blocked with it');
-sq("SELECT " . wrong('::1')) for 1 .. 5;
-is(sq("SELECT " . right('::1') . ", " . right('::ffff:192.0.2.12') . ", " . right('2001:db8:5::1')),
-	'RATE_LIMITED|VALID|VALID', '::1 blocked alone: mapped addresses and other IPv6 unaffected');
-is(sq("SELECT failures FROM apikeys.failing_addresses WHERE address = '::1'"), '5',
+is(sq("SELECT " . right('192.0.2.10') . ", " . right('::192.0.2.10') . ", " . right('::ffff:192.0.2.10')),
+	'VALID|VALID|VALID', 'the right secret of that very key from there is VALID in every form');
+is(sq("SELECT " . wrong('::ffff:192.0.2.11') . ", " . wrong('192.0.2.12') . ", " . wrong('::1')),
+	'NOT_FOUND|NOT_FOUND|NOT_FOUND', 'another mapped address and the loopback are not blocked with it');
+sq("SELECT " . wrong('::1')) for 1 .. 4;
+is(sq("SELECT " . wrong('::1') . ", " . right('::1') . ", " . wrong('::ffff:192.0.2.13') . ", " . wrong('2001:db8:5::1')),
+	'RATE_LIMITED|VALID|NOT_FOUND|NOT_FOUND', '::1 blocked alone: mapped addresses and other IPv6 unaffected');
+is(sq("SELECT failures FROM apikeys.failing_addresses WHERE address = '::1' AND client_id IS NOT NULL"), '5',
 	'::1 is listed as itself, not as ::/64');
+
+# --- the answers do not tell which client IDs exist: a failing caller is
+# the address with the client ID it names, whether or not that exists
+my $ghost = 'ak_' . ('Q' x 16);
+is(sq("SELECT string_agg((apikeys.verify_client('$ghost', repeat('A', 43), NULL, '192.0.2.77')).code, ',') FROM generate_series(1, 6)")
+	  . ' / ' . sq("SELECT string_agg((apikeys.verify_client('$cid', repeat('A', 43), NULL, '192.0.2.78')).code, ',') FROM generate_series(1, 6)"),
+	join(',', ('NOT_FOUND') x 5, 'RATE_LIMITED') . ' / ' . join(',', ('NOT_FOUND') x 5, 'RATE_LIMITED'),
+	'failures naming an unknown client ID and an existing one are throttled alike');
+is(sq("SELECT " . wrong('192.0.2.77') . ", " . wrong('192.0.2.78') . ", "
+	  . "(apikeys.verify_client('ak_' || repeat('R', 16), repeat('A', 43), NULL, '192.0.2.78')).code"),
+	'NOT_FOUND|RATE_LIMITED|NOT_FOUND', '... and a blocked caller says nothing about other client IDs from the same address');
+is(sq("SELECT string_agg((client_id = '$ghost' OR client_id = '$cid')::text, ',') FROM apikeys.failing_addresses "
+	  . "WHERE address IN ('192.0.2.77', '192.0.2.78') AND blocked"),
+	'true,true', 'both are listed as blocked callers, with the client ID as presented');
 
 # --- a flood of distinct addresses
 # Valid verifications from an address that never fails, timed in the
@@ -138,8 +156,11 @@ my ($tracked, $capacity, $dropped) = split /\|/,
 ok($tracked > 0.9 * $capacity && $dropped > 0,
 	"the address table filled up and evicted ($tracked of $capacity tracked, $dropped dropped)");
 is(sq("SELECT count(*) FROM generate_series(1, 10) i WHERE "
-	  . "(apikeys.verify((SELECT token FROM tok WHERE name = 'plain'), NULL, ('100.64.' || i || '.9')::inet)).code = 'RATE_LIMITED'"),
-	'10', 'the addresses blocked before the flood stay blocked');
+	  . "(apikeys.verify_client('$cid', repeat('A', 43), NULL, ('100.64.' || i || '.9')::inet)).code = 'RATE_LIMITED'"),
+	'10', 'the callers blocked before the flood stay blocked');
+is(sq("SELECT count(*) FROM generate_series(1, 10) i WHERE "
+	  . "(apikeys.verify((SELECT token FROM tok WHERE name = 'plain'), NULL, ('100.64.' || i || '.9')::inet)).code = 'VALID'"),
+	'10', '... and the right secret from each of them is VALID');
 @answers = ();
 push @answers, sq("SELECT " . wrong('172.16.5.5')) for 1 .. 7;
 is(join(',', @answers), join(',', ('NOT_FOUND') x 5, ('RATE_LIMITED') x 2),
@@ -187,7 +208,27 @@ is(sq("SELECT string_agg(c, ',') FROM (SELECT c, count(*) FROM (SELECT (apikeys.
 	'NOT_FOUND,RATE_LIMITED', 'a flood from 20,000 /64s of one /48 ends in RATE_LIMITED');
 is(sq("SELECT blocked FROM apikeys.failing_addresses WHERE address = '2001:db8:a000::/48'"), 't',
 	'the /48 is blocked as a network');
-is(sq("SELECT " . wrong('2001:db8:a000:abcd::1') . ", " . right('2001:db8:b000::1')),
-	'RATE_LIMITED|VALID', 'a fresh /64 of that /48 is throttled, another /48 is not');
+is(sq("SELECT " . wrong('2001:db8:a000:abcd::1') . ", " . wrong('2001:db8:b000::1')),
+	'RATE_LIMITED|NOT_FOUND', 'a failure from a fresh /64 of that /48 is throttled, from another /48 not');
+is(sq("SELECT " . right('2001:db8:a000:abcd::1') . ", " . right('2001:db8:a000:1234::1')),
+	'VALID|VALID', 'the right secret from inside the blocked /48 is VALID');
+
+# --- unblock_address: an address lifts its callers, a network everything in it
+is(sq("SELECT apikeys.unblock_address('2001:db8:a000:abcd::1')"), 'f',
+	'an IPv6 address means its /64, which had no blocked caller');
+is(sq("SELECT count(*) FROM apikeys.failing_addresses WHERE address = '2001:db8:a000:abcd::/64'"), '0',
+	'... its record is cleared all the same');
+is(sq("SELECT apikeys.unblock_address('2001:db8:a000::/48')"), 't', 'the /48 is lifted');
+is(sq("SELECT count(*) FROM apikeys.failing_addresses WHERE address <<= '2001:db8:a000::/48'"), '0',
+	'with every caller inside it');
+is(sq("SELECT " . wrong('2001:db8:a000:abcd::1')), 'NOT_FOUND', 'a failure from it counts anew');
+is(sq("SELECT apikeys.unblock_address('::ffff:192.0.2.10')"), 't', 'a mapped address lifts its IPv4 caller');
+is(sq("SELECT count(*) FROM apikeys.failing_addresses WHERE address = '192.0.2.10'"), '0', '... which is gone');
+is(sq("SELECT string_agg(detail->>'address', ',' ORDER BY id) FROM apikeys.audit_log WHERE event = 'address_unblocked'"),
+	'2001:db8:a000:abcd::1/128,2001:db8:a000::/48,::ffff:192.0.2.10/128', 'each lift is audited as given');
+my ($rc, $out, $err) = $node->psql('postgres', "SET ROLE apikeys_verifier; SELECT apikeys.unblock_address('192.0.2.77')");
+like($err, qr/permission denied/, 'apikeys_verifier may not unblock');
+($rc, $out, $err) = $node->psql('postgres', "SELECT apikeys.unblock_address(NULL)");
+like($err, qr/address cannot be NULL/, 'a NULL address is refused (22023)');
 
 done_testing();
