@@ -486,6 +486,79 @@ DO $$ BEGIN PERFORM apikeys.pre_request(); EXCEPTION WHEN SQLSTATE 'PGRST' THEN 
 SELECT apikeys.current_owner() IS NULL AS cleared_by_bad_key;
 ROLLBACK;
 
+-- ... and on every other way out of pre_request, each error caught as the
+-- bad key's was: a forwarding header it cannot read (INVALID_FORWARDED),
+-- request.headers that is not JSON, a malformed required scope; and a
+-- request with no headers at all, or no key, or another key.
+-- The request is never the earlier key (issue 18 item 9; on the old code
+-- all five errors, the empty headers and the non-object left acme's
+-- identity in place).
+CREATE FUNCTION pg_temp.after(headers text, scope text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    st text;
+BEGIN
+    IF (apikeys.authenticate(current_setting('pr.acme'))).code <> 'VALID' THEN
+        RETURN 'no earlier identity';
+    END IF;
+    PERFORM set_config('request.headers', headers, true);
+    BEGIN
+        IF scope IS NULL THEN
+            PERFORM apikeys.pre_request();
+        ELSE
+            PERFORM apikeys.pre_request(scope);
+        END IF;
+        st := 'no error';
+    EXCEPTION WHEN OTHERS THEN
+        st := SQLSTATE;
+    END;
+    RETURN st || ', ' || coalesce('still ' || apikeys.current_owner(), 'anonymous');
+END
+$$;
+BEGIN;
+SELECT set_config('pr.acme', :'acme', true) IS NOT NULL AS set;
+SET LOCAL apikeys.trust_forwarded_for = on;
+SELECT pg_temp.after(json_build_object('x-api-key', :'acme', 'x-forwarded-for', 'unknown')::text) AS invalid_forwarded,
+       pg_temp.after(json_build_object('x-api-key', :'acme', 'x-forwarded-for', '1.2.3.4', 'forwarded', 'for=1.2.3.4')::text) AS two_forwarding_headers,
+       pg_temp.after('{"x-api-key": ') AS non_json_headers,
+       pg_temp.after(:'h_acme', 'expenses') AS malformed_scope,
+       pg_temp.after(:'h_acme', 'expenses:(') AS malformed_scope_2;
+SELECT pg_temp.after('') AS no_headers,
+       pg_temp.after('[1, 2]') AS headers_not_an_object,
+       pg_temp.after(:'h_none') AS no_key,
+       pg_temp.after(:'h_globex') AS another_key;
+ROLLBACK;
+
+-- A key's db_role that has become superuser or BYPASSRLS since the key was
+-- issued (create_key refuses both): pre_request refuses to switch to it,
+-- 42501, and the request has no identity.  On the old code the request
+-- ran as that role.
+ALTER ROLE api_user BYPASSRLS;
+SET SESSION AUTHORIZATION authenticator;
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_acme') \gset cfg_
+SELECT err('SELECT apikeys.pre_request()') AS bypassrls_role;
+SELECT current_user, apikeys.current_owner() IS NULL AS anonymous;
+ABORT;
+RESET SESSION AUTHORIZATION;
+ALTER ROLE api_user NOBYPASSRLS SUPERUSER;
+SET SESSION AUTHORIZATION authenticator;
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_acme') \gset cfg_
+SELECT err('SELECT apikeys.pre_request()') AS superuser_role;
+SELECT current_user, apikeys.current_owner() IS NULL AS anonymous;
+ABORT;
+RESET SESSION AUTHORIZATION;
+ALTER ROLE api_user NOSUPERUSER;
+-- the role made ordinary again: the key works as before
+SET SESSION AUTHORIZATION authenticator;
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_acme') \gset cfg_
+SELECT apikeys.pre_request();
+SELECT current_user, apikeys.current_owner();
+ABORT;
+RESET SESSION AUTHORIZATION;
+
 -- pre_request is SECURITY INVOKER (it must be, to SET ROLE) and needs the
 -- verifier's rights: the role PostgREST runs it as is anon.
 SELECT p.oid::regprocedure, p.prosecdef,
