@@ -129,12 +129,15 @@ typedef struct ThrottleKey
 	char		ident[APIKEYS_CLIENT_ID_MAXLEN + 1];	/* zero-padded */
 } ThrottleKey;
 
+/*
+ * A record: 80 bytes.  Its window ends apikeys.failure_window after
+ * window_start, as the setting is now (a reload applies to every record).
+ */
 typedef struct AddressSlot
 {
 	ThrottleKey key;			/* net.family 0: empty slot */
-	int32		failures;
 	TimestampTz window_start;
-	int64		window_us;
+	int32		failures;
 	pg_atomic_uint32 blocked;	/* failing attempts answered RATE_LIMITED */
 } AddressSlot;
 
@@ -485,11 +488,18 @@ KindLimit(int kind)
 	return kind == KIND_NETWORK ? apikeys_max_network_failures : apikeys_max_failures;
 }
 
+/* WindowEnd: when a record's window ends. */
+static inline TimestampTz
+WindowEnd(const AddressSlot *s)
+{
+	return s->window_start + (int64) apikeys_failure_window * USECS_PER_SEC;
+}
+
 /* SlotLive: does the slot hold a record whose window has not ended? */
 static inline bool
 SlotLive(const AddressSlot *s, TimestampTz now)
 {
-	return s->key.net.family != 0 && now < s->window_start + s->window_us;
+	return s->key.net.family != 0 && now < WindowEnd(s);
 }
 
 /* SlotBlocked: a live record that has used up its failures. */
@@ -542,7 +552,6 @@ CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
 	AddressSlot *s = NULL;
 	AddressSlot *free_slot = NULL;
 	AddressSlot *victim = NULL;
-	int64		window_us = (int64) apikeys_failure_window * USECS_PER_SEC;
 
 	KeyHash(key, sizeof(ThrottleKey), ADDR_SLOTS_PER_PART, &part, &start);
 	p = &throttle->parts[part];
@@ -554,7 +563,7 @@ CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
 		if (s != NULL)
 		{
 			pg_atomic_fetch_add_u32(&s->blocked, 1);
-			*secs = SecondsUntil(s->window_start + s->window_us, now);
+			*secs = SecondsUntil(WindowEnd(s), now);
 		}
 		LWLockRelease(AddressLock(part));
 		if (s != NULL)
@@ -585,7 +594,7 @@ CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
 	{
 		/* blocked since we looked (or the horizon was not yet raised) */
 		pg_atomic_fetch_add_u32(&s->blocked, 1);
-		*secs = SecondsUntil(s->window_start + s->window_us, now);
+		*secs = SecondsUntil(WindowEnd(s), now);
 		LWLockRelease(AddressLock(part));
 		return true;
 	}
@@ -594,7 +603,6 @@ CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
 		/* its window has passed: a new one starts */
 		s->failures = 0;
 		s->window_start = now;
-		s->window_us = window_us;
 		pg_atomic_write_u32(&s->blocked, 0);
 	}
 	else if (s == NULL)
@@ -616,14 +624,13 @@ CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
 		s->key = *key;
 		s->failures = 0;
 		s->window_start = now;
-		s->window_us = window_us;
 		pg_atomic_write_u32(&s->blocked, 0);
 	}
 
 	s->failures++;
 	if (s->failures >= KindLimit(key->kind))
 	{
-		uint64		until = (uint64) (s->window_start + s->window_us);
+		uint64		until = (uint64) WindowEnd(s);
 		uint64		cur = pg_atomic_read_u64(&p->horizon);
 
 		/* under the partition lock: the only writer of this horizon */
@@ -704,7 +711,7 @@ ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after)
 	s = FindBlocked(p, start, &keys[0], now);
 	if (s != NULL)
 	{
-		*retry_after = SecondsUntil(s->window_start + s->window_us, now);
+		*retry_after = SecondsUntil(WindowEnd(s), now);
 		pg_atomic_fetch_add_u32(&s->blocked, 1);
 	}
 	LWLockRelease(AddressLock(part));
@@ -966,7 +973,7 @@ apikeys_failing_addresses(PG_FUNCTION_ARGS)
 				nulls[1] = true;
 			values[2] = Int32GetDatum(s->failures);
 			values[3] = TimestampTzGetDatum(s->window_start);
-			values[4] = TimestampTzGetDatum(s->window_start + s->window_us);
+			values[4] = TimestampTzGetDatum(WindowEnd(s));
 			values[5] = BoolGetDatum(SlotBlocked(s, now));
 			values[6] = Int64GetDatum((int64) pg_atomic_read_u32(&s->blocked));
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
