@@ -231,4 +231,39 @@ like($err, qr/permission denied/, 'apikeys_verifier may not unblock');
 ($rc, $out, $err) = $node->psql('postgres', "SELECT apikeys.unblock_address(NULL)");
 like($err, qr/address cannot be NULL/, 'a NULL address is refused (22023)');
 
+# --- what a throttled caller costs (issue 18: the throttle contains cost):
+# failing attempts answered RATE_LIMITED, from a blocked caller (a wrong
+# secret of an existing key: a cache hit and a hash) and from a blocked
+# network with a new junk client ID each (an index lookup, a hash, a new
+# caller record), against valid verifications; best of three runs of
+# 20,000, ms
+sq(qq{CREATE FUNCTION fail_run(n integer, junk boolean, addr inet) RETURNS float8 LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz := clock_timestamp(); c integer;
+BEGIN
+    SELECT count(*) INTO c FROM generate_series(1, n) g
+     WHERE (apikeys.verify_client(CASE WHEN junk THEN 'ak_' || lpad(g::text, 16, '0') ELSE '$cid' END,
+                                  repeat('A', 43), NULL, addr)).code = 'RATE_LIMITED';
+    IF c <> n THEN RAISE EXCEPTION 'only % of % throttled', c, n; END IF;
+    RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END \$\$});
+sub best_fail
+{
+	my ($junk, $addr) = @_;
+	my $best;
+	for (1 .. 3)
+	{
+		my $ms = sq("SELECT fail_run(20000, $junk, '$addr')");
+		$best = $ms if !defined $best || $ms < $best;
+	}
+	return $best;
+}
+my $valid_ms = best_of();
+my $blocked_ms = best_fail('false', '100.64.1.9');
+my $junk_ms = best_fail('true', '100.65.7.200');
+diag(sprintf('20,000 attempts: %.1f ms valid, %.1f ms failing from a blocked caller (%.2fx), '
+	  . '%.1f ms junk from a blocked network (%.2fx)',
+	$valid_ms, $blocked_ms, $blocked_ms / $valid_ms, $junk_ms, $junk_ms / $valid_ms));
+ok($blocked_ms / $valid_ms < 3, sprintf('a blocked caller\'s attempt costs about a verification (%.2fx, bound 3x)', $blocked_ms / $valid_ms));
+ok($junk_ms / $valid_ms < 8, sprintf('a junk attempt from a blocked network costs at most a cache miss more (%.2fx, bound 8x)', $junk_ms / $valid_ms));
+
 done_testing();
