@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * throttle.c
- *	  Failed verifications per client address, per-key rate-limit windows,
- *	  and the address forms both are keyed by.
+ *	  The failure throttle (failed attempts per caller and network),
+ *	  per-key rate-limit windows, and the address forms both are keyed by.
  *
  * This file holds the two things that can answer RATE_LIMITED, both in
  * shared memory (so only when preloaded), plus the address normalisation
@@ -46,7 +46,9 @@
  * file at all.  So one stranger failing through a shared address slows
  * itself (after max_failures, the attempts naming what it names) and, past
  * max_network_failures, the failing attempts of its network, never a
- * correct credential.  Records belong to one database (keys do).
+ * correct credential.  Records belong to one database (keys do).  Every
+ * kind of failed attempt (a verification, a claim) comes in through one
+ * function, ThrottleFailure, called once the attempt has been judged.
  *
  * Cost.  What a failing attempt costs is bounded by what any verification
  * costs: one lookup (shared cache or index), one SHA-256, and at most two
