@@ -55,12 +55,18 @@
 #include "throttle.h"
 
 #define OWNER_POLICIES_TABLE	"owner_policies"
-#define OWNER_MAXLEN			256 /* create_key's limit on owner names */
 #define OWNER_CACHE_MAX			4096	/* entries before the table is reset */
+#define OWNER_NAME_LEN			33	/* '@' and 32 hex digits */
 
+/*
+ * Entries are keyed by the owner's window name (a hash of the owner), so an
+ * owner of any length the SQL functions accept (APIKEYS_OWNER_MAX_CHARS
+ * characters, whatever their bytes) has a fixed-size key: nothing here
+ * measures an owner name, so no owner is left unlimited for its length.
+ */
 typedef struct OwnerLimitEntry
 {
-	char		owner[OWNER_MAXLEN + 1];	/* hash key */
+	char		name[OWNER_NAME_LEN + 1];	/* hash key */
 	int32		limit;			/* 0: no owner-wide limit */
 	int64		window_us;
 } OwnerLimitEntry;
@@ -83,8 +89,13 @@ ForgetOwnerLimits(Datum arg, Oid relid)
 	}
 }
 
-/* IntervalUs: an interval's length in microseconds (a month is 30 days). */
-static int64
+/*
+ * IntervalUs: an interval's length in microseconds, a month being 30 days
+ * and a day 24 hours (as PostgreSQL compares intervals).  The one measure
+ * of a rate window: verification (lookup.c, here) and the no-escalation
+ * check (apikeys._interval_us) use it.
+ */
+int64
 IntervalUs(const Interval *w)
 {
 	return w->time + (int64) w->day * USECS_PER_DAY +
@@ -160,7 +171,7 @@ ReadOwnerLimit(const char *owner, OwnerLimitEntry *e)
 
 /* OwnerLimit: the owner's limit, from this backend's table or the row. */
 static const OwnerLimitEntry *
-OwnerLimit(const char *owner)
+OwnerLimit(const char *owner, const char *name)
 {
 	OwnerLimitEntry *e;
 	bool		found;
@@ -176,12 +187,12 @@ OwnerLimit(const char *owner)
 	{
 		HASHCTL		ctl;
 
-		ctl.keysize = OWNER_MAXLEN + 1;
+		ctl.keysize = OWNER_NAME_LEN + 1;
 		ctl.entrysize = sizeof(OwnerLimitEntry);
 		owner_limits = hash_create("apikeys owner limits", 256, &ctl,
 								   HASH_ELEM | HASH_STRINGS);
 	}
-	e = hash_search(owner_limits, owner, HASH_FIND, NULL);
+	e = hash_search(owner_limits, name, HASH_FIND, NULL);
 	if (e != NULL)
 		return e;
 
@@ -192,7 +203,7 @@ OwnerLimit(const char *owner)
 		ReadOwnerLimit(owner, &tmp);
 		if (owner_limits == NULL)
 			return NULL;		/* forgotten meanwhile: read again */
-		e = hash_search(owner_limits, owner, HASH_ENTER, &found);
+		e = hash_search(owner_limits, name, HASH_ENTER, &found);
 		e->limit = tmp.limit;
 		e->window_us = tmp.window_us;
 	}
@@ -209,14 +220,19 @@ OwnerRateLimited(const char *owner, int *retry_after)
 	const OwnerLimitEntry *e;
 	OwnerLimitEntry uncached;
 	size_t		len;
-	char		name[APIKEYS_CLIENT_ID_MAXLEN + 1];
+	char		name[OWNER_NAME_LEN + 1];
 
+	StaticAssertStmt(OWNER_NAME_LEN <= APIKEYS_CLIENT_ID_MAXLEN,
+					 "an owner's window name fits where client IDs go");
 	if (!ApikeysSharedReady() || owner == NULL)
 		return false;
 	len = strlen(owner);
-	if (len == 0 || len > OWNER_MAXLEN)
+	if (len == 0)
 		return false;
-	e = OwnerLimit(owner);
+	snprintf(name, sizeof(name), "@%016llx%016llx",
+			 (unsigned long long) hash_bytes_extended((const unsigned char *) owner, len, 0),
+			 (unsigned long long) hash_bytes_extended((const unsigned char *) owner, len, 1));
+	e = OwnerLimit(owner, name);
 	if (e == NULL)
 	{
 		ReadOwnerLimit(owner, &uncached);
@@ -224,11 +240,21 @@ OwnerRateLimited(const char *owner, int *retry_after)
 	}
 	if (e->limit <= 0)
 		return false;
-
-	snprintf(name, sizeof(name), "@%016llx%016llx",
-			 (unsigned long long) hash_bytes_extended((const unsigned char *) owner, len, 0),
-			 (unsigned long long) hash_bytes_extended((const unsigned char *) owner, len, 1));
 	return ThrottleRateLimited(name, e->limit, e->window_us, retry_after);
+}
+
+PG_FUNCTION_INFO_V1(apikeys_owner_max_length);
+
+/*
+ * SQL function: apikeys._owner_max_length() returns integer
+ *
+ * The longest owner name in characters: the one limit, checked by
+ * apikeys._check_owner for every function that takes an owner.
+ */
+Datum
+apikeys_owner_max_length(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(APIKEYS_OWNER_MAX_CHARS);
 }
 
 PG_FUNCTION_INFO_V1(apikeys_owner_limit_cache_trigger);
