@@ -2305,7 +2305,7 @@ DECLARE
     v_now timestamptz := pg_catalog.clock_timestamp();
     v_n integer;
 BEGIN
-    IF v_max OPERATOR(pg_catalog.<=) 0 THEN
+    IF v_max OPERATOR(pg_catalog.<=) 0 OR p_owner IS NULL THEN
         RETURN;
     END IF;
     INSERT INTO apikeys.owner_policies AS p (owner, actions_since, actions)
@@ -2350,6 +2350,9 @@ BEGIN
                   HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
     END IF;
     IF p_raise THEN
+        -- counted first: the owner's policy row is locked before the key
+        -- row, in the order create_key and revoke_all_keys take them
+        PERFORM apikeys._count_tenant_action(apikeys.current_owner());
         -- a change follows: serialise with a concurrent revoke of this key
         SELECT * INTO k FROM apikeys.keys a
          WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
@@ -2367,9 +2370,6 @@ BEGIN
         RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
             USING ERRCODE = '42501',
                   DETAIL = pg_catalog.format('This needs a live key holding the scope %s.', p_scope);
-    END IF;
-    IF p_raise THEN
-        PERFORM apikeys._count_tenant_action(k.owner);
     END IF;
     RETURN k;
 END
