@@ -85,6 +85,9 @@ SELECT esc_as(:'mgr_tok', format('SELECT apikeys.my_disable_key(%L)', :'small_ci
 SELECT apikeys.disable_key(:'small_cid', 'platform, too');
 SELECT esc_as(:'mgr_tok', format('SELECT apikeys.my_enable_key(%L)', :'small_cid')) AS enable_after_platform;
 SELECT status FROM apikeys.key_list WHERE client_id = :'small_cid';
+-- nor can a key make an admin's disable its own by disabling again
+SELECT esc_as(:'mgr_tok', format('SELECT apikeys.my_disable_key(%L)', :'small_cid')) AS disable_again;
+SELECT esc_as(:'mgr_tok', format('SELECT apikeys.my_enable_key(%L)', :'small_cid')) AS enable_after_disable_again;
 SELECT apikeys.enable_key(:'small_cid');
 -- a key may act on itself
 SELECT (k).client_id AS self_cid, (k).token AS self_tok
