@@ -1212,19 +1212,21 @@ $$;
 -- _revoke_key: the one revocation; revoke_key, my_revoke_key,
 -- revoke_all_keys, report_leaked and the revoke_unused_after policy all
 -- come here.  It locks the key, revokes it (one audit row, labelled with
--- p_detail), and then revokes every key the revoked key created through
--- self-service (created_by_key) that is not revoked yet and either
---   - appeared while we waited for the lock: a key may be creating a child
---     as we come (my_create_key holds it FOR SHARE), and a child that
---     appears while we wait was made by a key being revoked, so it goes
---     with it (children that existed before we came stay: they were made
---     while their creator was live); or
---   - any child at all, with p_with_descendants (a leaked manager key):
---     and theirs, recursively.
--- Each of those is revoked by this function too, so it is audited on its
--- own row and its own children are handled alike.  p_strict: a missing or
--- revoked key raises (42704, 55000, as _key_row); otherwise it is skipped.
--- Returns the number of keys revoked.
+-- p_detail), and then revokes, each through this function again (so each
+-- on its own audit row):
+--   - every key the revoked key created through self-service
+--     (created_by_key) that appeared while we waited for the lock: a key
+--     may be creating a child as we come (my_create_key holds it FOR
+--     SHARE), and a child that appears while we wait was made by a key
+--     being revoked, so it goes with it (children that existed before we
+--     came stay: they were made while their creator was live);
+--   - with p_with_descendants (a leaked manager key), every key it
+--     created, and theirs, recursively, that is not revoked yet; the walk
+--     goes through revoked and expired keys (their children are
+--     descendants too) and is a query, not a recursion, so no chain of
+--     keys is too deep for it.
+-- p_strict: a missing or revoked key raises (42704, 55000, as _key_row);
+-- otherwise it is skipped.  Returns the number of keys revoked.
 CREATE FUNCTION apikeys._revoke_key(p_client_id text, p_detail jsonb,
                                     p_with_descendants boolean DEFAULT false,
                                     p_strict boolean DEFAULT true)
@@ -1236,7 +1238,7 @@ AS $$
 DECLARE
     v_before text[];
     k apikeys.keys;
-    c record;
+    c text;
     n integer := 0;
 BEGIN
     IF p_with_descendants IS NULL THEN
@@ -1262,23 +1264,36 @@ BEGIN
         n := 1;
     END IF;
     PERFORM apikeys._op_end();
-    FOR c IN SELECT k2.client_id,
-                    k2.client_id OPERATOR(pg_catalog.=) ANY (v_before) AS older
-               FROM apikeys.keys k2
+
+    FOR c IN SELECT k2.client_id FROM apikeys.keys k2
               WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
                 AND k2.revoked_at IS NULL
-                AND (p_with_descendants OR
-                     k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before))
+                AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
               ORDER BY k2.client_id
     LOOP
-        n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c.client_id,
-            pg_catalog.jsonb_build_object('reason',
-                CASE WHEN c.older
-                     THEN pg_catalog.format('created by %s, revoked with it', k.client_id)
-                     ELSE pg_catalog.format('created by %s while it was being revoked', k.client_id)
-                END),
-            p_with_descendants, false);
+        n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+            pg_catalog.jsonb_build_object('reason', pg_catalog.format(
+                'created by %s while it was being revoked', k.client_id)), false, false);
     END LOOP;
+
+    IF p_with_descendants THEN
+        FOR c IN WITH RECURSIVE d(client_id) AS (
+                     SELECT k2.client_id FROM apikeys.keys k2
+                      WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
+                     UNION
+                     SELECT k3.client_id FROM apikeys.keys k3, d
+                      WHERE k3.created_by_key OPERATOR(pg_catalog.=) d.client_id)
+                 SELECT d.client_id FROM d, apikeys.keys k4
+                  WHERE k4.client_id OPERATOR(pg_catalog.=) d.client_id
+                    AND k4.revoked_at IS NULL
+                  ORDER BY d.client_id
+        LOOP
+            n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+                pg_catalog.jsonb_build_object('reason', pg_catalog.format(
+                    'created by %s or its descendants, revoked with it', k.client_id)),
+                false, false);
+        END LOOP;
+    END IF;
     RETURN n;
 END
 $$;

@@ -184,7 +184,8 @@ SELECT (k).client_id AS grandkid_cid
   FROM (SELECT apikeys.my_create_key('grandkid', ARRAY['docs:read']) k) s \gset
 COMMIT;
 SELECT apikeys.create_key('esc_tree', 'unrelated', ARRAY['docs:read']) IS NOT NULL AS unrelated;
-SELECT apikeys.revoke_key(:'kid2_cid', 'already gone');
+-- a revoked key's children are descendants too
+SELECT apikeys.revoke_key(:'kid_cid', 'already gone');
 SELECT err(format('SELECT apikeys.revoke_key(%L, NULL, NULL)', :'root_cid')) AS null_flag;
 -- without the flag only the key itself (what revoke_key always did) ...
 BEGIN;
