@@ -142,7 +142,7 @@ SET client_min_messages = warning;
 -- 2e. A manager key that expires inside an open transaction ----------------
 SELECT (k).token AS short_tok, (k).expires_at AS short_exp
   FROM (SELECT apikeys.create_key('esc_t', 'short manager', ARRAY['apikeys:*', 'orders:read'],
-                                  expires_at => clock_timestamp() + '2.5 seconds') k) s \gset
+                                  expires_at => clock_timestamp() + '4 seconds') k) s \gset
 BEGIN;
 SELECT valid FROM apikeys.authenticate(:'short_tok');
 SELECT err($$SELECT apikeys.my_create_key('before expiry', ARRAY['orders:read'])$$) AS before_expiry;
@@ -198,7 +198,7 @@ SELECT name, status FROM apikeys.key_list WHERE owner = 'esc_tree' ORDER BY name
 SELECT k.name, replace(replace(a.detail->>'reason', :'root_cid', '<root>'), :'kid_cid', '<kid>') AS reason,
        a.detail->'with_descendants' AS flag
   FROM apikeys.audit_log a JOIN apikeys.key_list k USING (client_id)
- WHERE a.owner = 'esc_tree' AND a.event = 'revoked' ORDER BY a.id;
+ WHERE a.owner = 'esc_tree' AND a.event = 'revoked' ORDER BY k.name;
 SELECT err(format('SELECT apikeys.revoke_key(%L, NULL, true)', :'root_cid')) AS again;
 -- revoke_all_keys and report_leaked go through it too (counted, audited)
 SELECT apikeys.revoke_all_keys('esc_tree', 'offboarded') AS revoked_all;
