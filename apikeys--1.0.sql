@@ -285,6 +285,9 @@ CREATE TABLE apikeys.keys (
     -- revoking a manager also revokes a child whose creation it was waiting
     -- for (revoke_key)
     created_by_key      text,
+    -- self-service: the key that disabled this one (my_disable_key); NULL
+    -- while disabled means an admin disabled it, and no key may enable it
+    disabled_by_key     text,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
@@ -306,6 +309,10 @@ CREATE TABLE apikeys.owner_policies (
     rotate_every        interval,
     rate_limit          integer,
     rate_window         interval,
+    -- self-service: management actions of the owner's keys in the current
+    -- minute (apikeys.max_tenant_actions; _count_tenant_action)
+    actions_since       timestamptz,
+    actions             integer NOT NULL DEFAULT 0,
     CONSTRAINT owner_policies_max_keys_check CHECK (max_keys OPERATOR(pg_catalog.>) 0),
     CONSTRAINT owner_policies_max_lifetime_check CHECK (max_lifetime OPERATOR(pg_catalog.>) '0'::interval)
 );
@@ -530,6 +537,19 @@ CREATE FUNCTION apikeys._scopes_cover(granted apikeys.scope[], required apikeys.
 CREATE FUNCTION apikeys._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
     AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Internal: the first network of inner outside every network of outer,
+-- both normalised as verification normalises them (src/grant.c); NULL
+-- when all are inside.
+CREATE FUNCTION apikeys._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
+    AS 'MODULE_PATHNAME', 'apikeys_cidrs_outside'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Internal: an interval's length in microseconds as verification measures
+-- a rate window (a month is 30 days; src/grant.c).
+CREATE FUNCTION apikeys._interval_us(w interval) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_interval_us'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 CREATE FUNCTION apikeys.token_client_id(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_client_id'
@@ -834,6 +854,25 @@ BEGIN
 END
 $$;
 
+-- The longest owner name, in characters (length(), as every _check_text
+-- measures), from the one constant the C code uses too (ownerlimit.h).
+CREATE FUNCTION apikeys._owner_max_length() RETURNS integer
+    AS 'MODULE_PATHNAME', 'apikeys_owner_max_length'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- _check_owner: an owner name is non-empty and at most _owner_max_length()
+-- characters; every function taking an owner checks it here.
+CREATE FUNCTION apikeys._check_owner(p_owner text)
+    RETURNS void
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys._check_text('owner', p_owner, apikeys._owner_max_length(), true);
+END
+$$;
+
 -- _check_settings validates every optional setting of a key; 22023 naming
 -- the field on the first bad one.  NULL means "not given".
 CREATE FUNCTION apikeys._check_settings(p_scopes text[], p_description text,
@@ -994,7 +1033,7 @@ DECLARE
     m record;
     v_key apikeys.keys;
 BEGIN
-    PERFORM apikeys._check_text('owner', create_key.owner, 256, true);
+    PERFORM apikeys._check_owner(create_key.owner);
     PERFORM apikeys._check_text('name', create_key.name, 128, true);
     IF create_key.scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
@@ -1151,9 +1190,14 @@ BEGIN
     PERFORM apikeys._check_text('reason', reason, 1024, false);
     PERFORM apikeys._key_row(disable_key.client_id);
     PERFORM apikeys._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
-    UPDATE apikeys.keys SET disabled_at = pg_catalog.now()
+    -- who disabled it: a key (self-service) or an admin (NULL).  An admin's
+    -- disable of a key a key disabled makes it the admin's, so that no key
+    -- can lift it (_check_target).
+    UPDATE apikeys.keys SET disabled_at = COALESCE(disabled_at, pg_catalog.now()),
+                            disabled_by_key = apikeys._acting_key()
      WHERE keys.client_id OPERATOR(pg_catalog.=) disable_key.client_id
-       AND disabled_at IS NULL;
+       AND (disabled_at IS NULL OR
+            (disabled_by_key IS NOT NULL AND apikeys._acting_key() IS NULL));
     PERFORM apikeys._op_end();
 END
 $$;
@@ -1167,45 +1211,117 @@ AS $$
 BEGIN
     PERFORM apikeys._key_row(enable_key.client_id);
     PERFORM apikeys._op_begin('enabled', NULL);
-    UPDATE apikeys.keys SET disabled_at = NULL
+    UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
      WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
        AND disabled_at IS NOT NULL;
     PERFORM apikeys._op_end();
 END
 $$;
 
-CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL)
-    RETURNS void
+-- _revoke_key: the one revocation; revoke_key, my_revoke_key,
+-- revoke_all_keys, report_leaked and the revoke_unused_after policy all
+-- come here.  It locks the key, revokes it (one audit row, labelled with
+-- p_detail), and then revokes, each through this function again (so each
+-- on its own audit row):
+--   - every key the revoked key created through self-service
+--     (created_by_key) that appeared while we waited for the lock: a key
+--     may be creating a child as we come (my_create_key holds it FOR
+--     SHARE), and a child that appears while we wait was made by a key
+--     being revoked, so it goes with it (children that existed before we
+--     came stay: they were made while their creator was live);
+--   - with p_with_descendants (a leaked manager key), every key it
+--     created, and theirs, recursively, that is not revoked yet; the walk
+--     goes through revoked and expired keys (their children are
+--     descendants too) and is a query, not a recursion, so no chain of
+--     keys is too deep for it.
+-- p_strict: a missing or revoked key raises (42704, 55000, as _key_row);
+-- otherwise it is skipped.  Returns the number of keys revoked.
+CREATE FUNCTION apikeys._revoke_key(p_client_id text, p_detail jsonb,
+                                    p_with_descendants boolean DEFAULT false,
+                                    p_strict boolean DEFAULT true)
+    RETURNS integer
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_children text[];
+    v_before text[];
+    k apikeys.keys;
     c text;
+    n integer := 0;
+BEGIN
+    IF p_with_descendants IS NULL THEN
+        RAISE EXCEPTION 'with_descendants cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    v_before := ARRAY(SELECT k2.client_id FROM apikeys.keys k2
+                       WHERE k2.created_by_key OPERATOR(pg_catalog.=) p_client_id);
+    IF p_strict THEN
+        k := apikeys._key_row(p_client_id);
+    ELSE
+        SELECT * INTO k FROM apikeys.keys k2
+         WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id
+         FOR UPDATE;
+        IF NOT FOUND OR k.revoked_at IS NOT NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    PERFORM apikeys._op_begin('revoked', p_detail);
+    UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+       AND revoked_at IS NULL;
+    IF FOUND THEN
+        n := 1;
+    END IF;
+    PERFORM apikeys._op_end();
+
+    FOR c IN SELECT k2.client_id FROM apikeys.keys k2
+              WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
+                AND k2.revoked_at IS NULL
+                AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
+              ORDER BY k2.client_id
+    LOOP
+        n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+            pg_catalog.jsonb_build_object('reason', pg_catalog.format(
+                'created by %s while it was being revoked', k.client_id)), false, false);
+    END LOOP;
+
+    IF p_with_descendants THEN
+        FOR c IN WITH RECURSIVE d(client_id) AS (
+                     SELECT k2.client_id FROM apikeys.keys k2
+                      WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
+                     UNION
+                     SELECT k3.client_id FROM apikeys.keys k3, d
+                      WHERE k3.created_by_key OPERATOR(pg_catalog.=) d.client_id)
+                 SELECT d.client_id FROM d, apikeys.keys k4
+                  WHERE k4.client_id OPERATOR(pg_catalog.=) d.client_id
+                    AND k4.revoked_at IS NULL
+                  ORDER BY d.client_id
+        LOOP
+            n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+                pg_catalog.jsonb_build_object('reason', pg_catalog.format(
+                    'created by %s or its descendants, revoked with it', k.client_id)),
+                false, false);
+        END LOOP;
+    END IF;
+    RETURN n;
+END
+$$;
+
+CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL,
+                                   with_descendants boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     PERFORM apikeys._check_text('reason', reason, 1024, false);
-    -- A key may be creating a child (my_create_key holds it FOR SHARE) as
-    -- we come: _key_row then waits for that creation to commit.  A child
-    -- that appears while we wait was made by a key being revoked, so it
-    -- goes with it.  Children that existed before we came stay: they were
-    -- made while their creator was live.
-    v_children := ARRAY(SELECT k.client_id FROM apikeys.keys k
-                         WHERE k.created_by_key OPERATOR(pg_catalog.=) revoke_key.client_id);
-    PERFORM apikeys._key_row(revoke_key.client_id);
-    PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object('reason', reason));
-    UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) revoke_key.client_id;
-    PERFORM apikeys._op_end();
-    FOR c IN SELECT k.client_id FROM apikeys.keys k
-              WHERE k.created_by_key OPERATOR(pg_catalog.=) revoke_key.client_id
-                AND k.revoked_at IS NULL
-                AND k.client_id OPERATOR(pg_catalog.<>) ALL (v_children)
-              ORDER BY k.client_id
-    LOOP
-        PERFORM apikeys.revoke_key(c, pg_catalog.format(
-            'created by %s while it was being revoked', revoke_key.client_id));
-    END LOOP;
+    PERFORM apikeys._revoke_key(revoke_key.client_id,
+        pg_catalog.jsonb_build_object('reason', reason)
+        OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
+                                     THEN '{"with_descendants": true}'::jsonb
+                                     ELSE '{}'::jsonb END,
+        revoke_key.with_descendants, true);
 END
 $$;
 
@@ -1216,9 +1332,10 @@ CREATE FUNCTION apikeys.revoke_all_keys(owner text, reason text DEFAULT NULL)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n integer;
+    n integer := 0;
+    c text;
 BEGIN
-    PERFORM apikeys._check_text('owner', revoke_all_keys.owner, 256, true);
+    PERFORM apikeys._check_owner(revoke_all_keys.owner);
     PERFORM apikeys._check_text('reason', reason, 1024, false);
 
     -- Take the lock create_key takes: the owner's policy row, made here if
@@ -1234,12 +1351,17 @@ BEGIN
     ON CONFLICT ON CONSTRAINT owner_policies_pkey
     DO UPDATE SET keys_issued = p.keys_issued;
 
-    PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object('reason', reason, 'all', true));
-    UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
-     WHERE keys.owner OPERATOR(pg_catalog.=) revoke_all_keys.owner
-       AND revoked_at IS NULL;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM apikeys._op_end();
+    -- one key at a time through the one revocation (a new statement for
+    -- each, so a key committed by a create that held the lock before us is
+    -- seen); keys another key of the owner created are the owner's too
+    FOR c IN SELECT k.client_id FROM apikeys.keys k
+              WHERE k.owner OPERATOR(pg_catalog.=) revoke_all_keys.owner
+                AND k.revoked_at IS NULL
+              ORDER BY k.client_id
+    LOOP
+        n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+            pg_catalog.jsonb_build_object('reason', reason, 'all', true), false, false);
+    END LOOP;
     PERFORM apikeys._audit('revoked_all', NULL, revoke_all_keys.owner,
         pg_catalog.jsonb_build_object('reason', reason, 'count', n));
     RETURN n;
@@ -1353,7 +1475,7 @@ DECLARE
     det jsonb := '{}'::jsonb;
     col text;
 BEGIN
-    PERFORM apikeys._check_text('owner', set_owner_policy.owner, 256, true);
+    PERFORM apikeys._check_owner(set_owner_policy.owner);
     IF set_owner_policy.max_keys IS NOT NULL AND
        (set_owner_policy.max_keys OPERATOR(pg_catalog.<) 1 OR
         set_owner_policy.max_keys OPERATOR(pg_catalog.>) 1000000) THEN
@@ -1474,11 +1596,8 @@ BEGIN
     IF v.client_id IS NULL OR v.code OPERATOR(pg_catalog.=) 'REVOKED' THEN
         RETURN;
     END IF;
-    PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object(
-        'reason', 'leaked', 'reported_by', SESSION_USER));
-    UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
-     WHERE client_id OPERATOR(pg_catalog.=) v.client_id AND revoked_at IS NULL;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys._revoke_key(v.client_id, pg_catalog.jsonb_build_object(
+        'reason', 'leaked', 'reported_by', SESSION_USER), false, false);
 END
 $$;
 
@@ -1493,16 +1612,43 @@ $$;
 -- drains the outbox with outbox_take / outbox_done / outbox_retry.
 --------------------------------------------------------------------------------
 
--- _setting_interval: an apikeys.* duration setting as an interval, with a
--- fallback for a session where the library is not loaded yet (its settings
--- are then unknown to the server).
+-- _setting: an apikeys.* setting as the library registered it.  Before the
+-- library is loaded in a session, any role may SET apikeys.anything and
+-- create a placeholder that current_setting() would return; loading the
+-- library (calling one of its C functions) replaces every placeholder by
+-- the registered setting, and drops a value that the role who set it was
+-- not allowed to set (they are superuser-only).  So: load, then read.
+CREATE FUNCTION apikeys._setting(p_name text)
+    RETURNS text
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys._preloaded();
+    RETURN NULLIF(pg_catalog.current_setting(p_name, true), '');
+END
+$$;
+
+-- _setting_interval: an apikeys.* duration setting as an interval (read
+-- through _setting), with a fallback when it is unset.
 CREATE FUNCTION apikeys._setting_interval(p_name text, p_default interval)
     RETURNS interval
     LANGUAGE sql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(NULLIF(pg_catalog.current_setting(p_name, true), '')::interval, p_default)
+    SELECT COALESCE(apikeys._setting(p_name)::interval, p_default)
+$$;
+
+-- _setting_integer: the same for an integer setting.
+CREATE FUNCTION apikeys._setting_integer(p_name text, p_default integer)
+    RETURNS integer
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(apikeys._setting(p_name)::integer, p_default)
 $$;
 
 -- _deliver appends one outbox row addressed to a person (channel email or
@@ -1805,7 +1951,7 @@ CREATE FUNCTION apikeys._outbox_housekeeping()
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := COALESCE(NULLIF(pg_catalog.current_setting('apikeys.outbox_max_attempts', true), '')::integer, 10);
+    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     UPDATE apikeys.outbox o SET
         payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[],
@@ -1840,7 +1986,7 @@ CREATE FUNCTION apikeys.outbox_take(max_rows integer DEFAULT 100, lease interval
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := COALESCE(NULLIF(pg_catalog.current_setting('apikeys.outbox_max_attempts', true), '')::integer, 10);
+    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 10000 THEN
         RAISE EXCEPTION 'max_rows must be between 1 and 10000' USING ERRCODE = '22023';
@@ -1905,7 +2051,7 @@ CREATE FUNCTION apikeys.outbox_retry(id bigint, error text)
 AS $$
 DECLARE
     o apikeys.outbox;
-    v_max integer := COALESCE(NULLIF(pg_catalog.current_setting('apikeys.outbox_max_attempts', true), '')::integer, 10);
+    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
     v_delay interval;
 BEGIN
     SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id OPERATOR(pg_catalog.=) outbox_retry.id FOR UPDATE;
@@ -2020,13 +2166,10 @@ BEGIN
                   ORDER BY u.hour DESC LIMIT 1));
             IF COALESCE(v_last, k.created_at) OPERATOR(pg_catalog.<)
                (pg_catalog.now() OPERATOR(pg_catalog.-) r.unused_after) THEN
-                PERFORM apikeys._op_begin('revoked', pg_catalog.jsonb_build_object(
-                    'reason', 'unused', 'policy', 'revoke_unused_after',
-                    'unused_after', r.unused_after, 'last_used_at', v_last));
-                UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
-                 WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id AND revoked_at IS NULL;
-                IF FOUND THEN
-                    PERFORM apikeys._op_end();
+                IF apikeys._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
+                       'reason', 'unused', 'policy', 'revoke_unused_after',
+                       'unused_after', r.unused_after, 'last_used_at', v_last),
+                       false, false) OPERATOR(pg_catalog.>) 0 THEN
                     PERFORM apikeys._deliver('revoked_unused', k.client_id, k.owner,
                         CASE WHEN k.contact_email IS NOT NULL THEN 'email' END, k.contact_email,
                         pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name,
@@ -2035,7 +2178,6 @@ BEGIN
                     n := n OPERATOR(pg_catalog.+) 1;
                     CONTINUE;
                 END IF;
-                PERFORM apikeys._op_end();
             END IF;
         END IF;
 
@@ -2152,18 +2294,69 @@ $$;
 --
 -- The my_* functions act for the key authenticated in this transaction
 -- (authenticate or pre_request).  Each one re-reads that key's row and
--- share-locks it (_acting_row), so a key revoked, disabled or stripped of
--- its apikeys:* scope earlier in the same transaction, or by a transaction
+-- share-locks it (_acting_row), so a key revoked, disabled, expired (at the
+-- time of the call, not of the transaction's start) or stripped of its
+-- apikeys:* scope earlier in the same transaction, or by a transaction
 -- that committed meanwhile, can do nothing; a revoke racing a my_* call
--- waits for it (or makes it wait and then refuses it).  The rule that a
--- key never grants more than it holds is checked in one place,
--- _check_grant, and the work itself is done by the admin functions, so
--- the owner's cap and policies apply unchanged.
+-- waits for it (or makes it wait and then refuses it).  _acting_row also
+-- counts the action against the owner's apikeys.max_tenant_actions per
+-- minute.  Three rules, each in one function every my_* path calls:
+--   _check_grant   a key never gives more than it holds (new keys, and
+--                  a key as it will be after a change);
+--   _check_target  a key changes only keys within its own power, and
+--                  never lifts an admin's disable (_target_row calls it);
+--   _grant_scopes  what a key gives is plain scopes: a '@set' is
+--                  expanded when it is given, so a later redefinition of
+--                  a set (which only admins make) never widens a key that
+--                  a tenant made.
+-- The work itself is done by the admin functions, so the owner's cap and
+-- policies apply unchanged.
 --------------------------------------------------------------------------------
 
--- _acting_row: the authenticated key's current row, if it is live and its
--- scopes (sets expanded) grant p_scope; else 42501.  With p_raise false
--- (for reading, my_keys): NULL instead of the error, and no row lock.
+-- _count_tenant_action: one management action of the owner's keys; more
+-- than apikeys.max_tenant_actions in a minute is 54000 (audit and outbox
+-- floods).  The owner's policy row is locked until commit, so concurrent
+-- actions of one owner are counted exactly; a refused or rolled-back
+-- action is not counted (it wrote nothing).
+CREATE FUNCTION apikeys._count_tenant_action(p_owner text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max integer := apikeys._setting_integer('apikeys.max_tenant_actions', 60);
+    v_now timestamptz := pg_catalog.clock_timestamp();
+    v_n integer;
+BEGIN
+    IF v_max OPERATOR(pg_catalog.<=) 0 OR p_owner IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO apikeys.owner_policies AS p (owner, actions_since, actions)
+    VALUES (p_owner, v_now, 1)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE SET
+        actions = CASE WHEN p.actions_since IS NULL OR
+                            p.actions_since OPERATOR(pg_catalog.<=) (v_now OPERATOR(pg_catalog.-) '1 minute'::interval)
+                       THEN 1 ELSE p.actions OPERATOR(pg_catalog.+) 1 END,
+        actions_since = CASE WHEN p.actions_since IS NULL OR
+                                  p.actions_since OPERATOR(pg_catalog.<=) (v_now OPERATOR(pg_catalog.-) '1 minute'::interval)
+                             THEN v_now ELSE p.actions_since END
+    RETURNING p.actions INTO v_n;
+    IF v_n OPERATOR(pg_catalog.>) v_max THEN
+        RAISE EXCEPTION 'too many key management actions for this owner'
+            USING ERRCODE = '54000',
+                  DETAIL = pg_catalog.format('The keys of an owner make at most %s management actions a minute.', v_max),
+                  HINT = 'Wait a minute and try again; apikeys.max_tenant_actions sets the limit.';
+    END IF;
+END
+$$;
+
+-- _acting_row: the authenticated key's current row, if it is live at the
+-- time of the call (clock_timestamp(): a transaction opened before the key
+-- expired must not keep managing keys) and its scopes (sets expanded) grant
+-- p_scope; else 42501.  The one liveness check of management actions; it
+-- counts the action (_count_tenant_action).  With p_raise false (for
+-- reading, my_keys): NULL instead of the error, no row lock, not counted.
 CREATE FUNCTION apikeys._acting_row(p_scope text, p_raise boolean DEFAULT true)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
@@ -2181,6 +2374,9 @@ BEGIN
                   HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
     END IF;
     IF p_raise THEN
+        -- counted first: the owner's policy row is locked before the key
+        -- row, in the order create_key and revoke_all_keys take them
+        PERFORM apikeys._count_tenant_action(apikeys.current_owner());
         -- a change follows: serialise with a concurrent revoke of this key
         SELECT * INTO k FROM apikeys.keys a
          WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
@@ -2192,7 +2388,7 @@ BEGIN
          WHERE a.client_id OPERATOR(pg_catalog.=) v_cid;
     END IF;
     IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
-       k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() OR
+       k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() OR
        NOT apikeys.scopes_grant(apikeys._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
@@ -2203,9 +2399,36 @@ BEGIN
 END
 $$;
 
--- _target_row: a key of the acting key's owner, locked for the change; a
--- key of another owner is 42704, exactly as if it did not exist.
-CREATE FUNCTION apikeys._target_row(p_acting apikeys.keys, p_client_id text)
+-- _check_target: may the acting key change this key at all?  Only a key
+-- within its own power (_check_grant of the key as it is: a narrower key
+-- must not rotate, disable, revoke or delete a broader one), and never by
+-- enabling a key an admin disabled (disabled_by_key NULL): a tenant does
+-- not undo the platform.  Every my_* change reaches it through _target_row.
+CREATE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
+                                 p_target.expires_at, p_target.db_role, p_target.rate_limit,
+                                 p_target.rate_window, p_target.allowed_cidrs);
+    IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
+       p_target.disabled_by_key IS NULL THEN
+        RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
+            USING ERRCODE = '42501',
+                  DETAIL = 'An administrator disabled that key.',
+                  HINT = 'Only an administrator can enable it (apikeys.enable_key()).';
+    END IF;
+END
+$$;
+
+-- _target_row: a key of the acting key's owner, locked for the change and
+-- checked by _check_target for p_action; a key of another owner is 42704,
+-- exactly as if it did not exist.
+CREATE FUNCTION apikeys._target_row(p_acting apikeys.keys, p_client_id text, p_action text)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -2230,24 +2453,54 @@ BEGIN
         RAISE EXCEPTION 'API key "%" does not exist', p_client_id
             USING ERRCODE = '42704';
     END IF;
+    PERFORM apikeys._check_target(p_acting, t, p_action);
     RETURN t;
 END
 $$;
 
+-- _grant_scopes: the scopes a key gives, validated (_check_settings) and
+-- with every '@set' replaced by the set's scopes as they are now.  A set
+-- is global and only admins define it: a key made through self-service
+-- holds plain scopes, so widening a set later widens only the keys an
+-- admin gave it to.  NULL stays NULL (not given).
+CREATE FUNCTION apikeys._grant_scopes(p_scopes text[])
+    RETURNS apikeys.scope[]
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_scopes apikeys.scope[];
+BEGIN
+    IF p_scopes IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_scopes := apikeys._check_settings(p_scopes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    -- expanded, then validated again: duplicates go, at most 100 scopes
+    RETURN apikeys._check_settings(apikeys._expand_scopes(v_scopes)::text[],
+                                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+END
+$$;
+
 -- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
--- may give a key (new, or changed, or rotated so that it learns the
--- secret) only what it holds itself:
+-- may give a key (new, or changed, or one it acts on: _check_target) only
+-- what it holds itself:
 --   scopes       each one covered by the acting key's scopes, both sides
 --                with '@set' expanded, matched by the scope type itself
 --                (_scopes_cover: so apikeys:* or * only from a key holding
 --                it, and a field list only narrower than the acting key's;
 --                a field-less scope only from a field-less grant)
---   expiry       not later than the acting key's
+--   expiry       not later than the acting key's, to the microsecond
 --   db_role      the acting key's own (NULL too: no role switch)
 --   rate limit   none only if the acting key has none; else at most the
---                acting key's rate (limit per window length)
+--                acting key's rate (limit per window length), the windows
+--                measured as verification measures them (_interval_us:
+--                '1 year -359 days' is one day to both)
 --   networks     none only if the acting key has none; else each network
---                inside one of the acting key's
+--                inside one of the acting key's, both normalised as
+--                verification normalises them (_cidrs_outside:
+--                ::ffff:0.0.0.0/96 is IPv4 0.0.0.0/0, outside ::/0)
 -- Anything else: 42501.
 CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
@@ -2274,7 +2527,7 @@ BEGIN
                       DETAIL = 'A key can only give scopes its own scopes grant.';
         END IF;
     END LOOP;
-    IF p_expires_at OPERATOR(pg_catalog.>) p_acting.expires_at THEN
+    IF p_expires_at IS NULL OR p_expires_at OPERATOR(pg_catalog.>) p_acting.expires_at THEN
         RAISE EXCEPTION 'API key "%" cannot give % an expiry later than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = pg_catalog.format('The acting key expires at %s.', p_acting.expires_at);
@@ -2284,11 +2537,14 @@ BEGIN
             USING ERRCODE = '42501',
                   DETAIL = 'A key can only give its own db_role.';
     END IF;
+    -- a missing window is one minute, as verification reads it (lookup.c)
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
-        (p_rate_limit::numeric OPERATOR(pg_catalog.*) pg_catalog.date_part('epoch', p_acting.rate_window)::numeric)
+        (p_rate_limit::numeric OPERATOR(pg_catalog.*)
+         COALESCE(apikeys._interval_us(p_acting.rate_window), 60000000)::numeric)
           OPERATOR(pg_catalog.>)
-        (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*) pg_catalog.date_part('epoch', p_rate_window)::numeric)) THEN
+        (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*)
+         COALESCE(apikeys._interval_us(p_rate_window), 60000000)::numeric)) THEN
         RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = pg_catalog.format('The acting key allows %s requests per %s.',
@@ -2299,15 +2555,12 @@ BEGIN
             RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501';
         END IF;
-        FOREACH c IN ARRAY p_allowed_cidrs
-        LOOP
-            IF NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p_acting.allowed_cidrs) a(n)
-                            WHERE c OPERATOR(pg_catalog.<<=) a.n) THEN
-                RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
-                    USING ERRCODE = '42501',
-                          DETAIL = pg_catalog.format('The network %s is outside the acting key''s allowed_cidrs.', c);
-            END IF;
-        END LOOP;
+        c := apikeys._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
+        IF c IS NOT NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The network %s is outside the acting key''s allowed_cidrs.', c);
+        END IF;
     END IF;
 END
 $$;
@@ -2333,12 +2586,22 @@ DECLARE
     v_cidrs cidr[];
     r apikeys.new_key;
 BEGIN
+    -- A handoff sends an e-mail and an SMS to addresses the caller chooses;
+    -- through self-service that is a paid-message pump (create, delete,
+    -- repeat).  Refused: an admin's create_key(handoff => true) does it.
+    IF my_create_key.handoff THEN
+        RAISE EXCEPTION 'a self-service key cannot start a handoff'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'A handoff sends an e-mail and an SMS to the addresses given.',
+                  HINT = 'Create the key without handoff and pass its secret on yourself, or ask an administrator for apikeys.create_key(..., handoff => true).';
+    END IF;
     IF my_create_key.scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
     END IF;
-    v_scopes := apikeys._check_settings(my_create_key.scopes, NULL, NULL, NULL,
-                    my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    v_scopes := apikeys._grant_scopes(my_create_key.scopes);
+    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+                                    my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- defaults inherit from the acting key: never more than it has
     SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(a.owner) l;
     v_expires := COALESCE(my_create_key.expires_at,
@@ -2348,12 +2611,11 @@ BEGIN
                                  a.rate_limit, a.rate_window, v_cidrs);
 
     PERFORM apikeys._acting_begin(a.client_id);
-    r := apikeys.create_key(a.owner, my_create_key.name, my_create_key.scopes, v_expires,
+    r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
                             my_create_key.description, my_create_key.contact_email,
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
-                            COALESCE(a.rate_window, '1 minute'::interval),
-                            COALESCE(my_create_key.handoff, false));
+                            COALESCE(a.rate_window, '1 minute'::interval), false);
     PERFORM apikeys._acting_begin(NULL);
     RETURN r;
 END
@@ -2375,11 +2637,12 @@ CREATE FUNCTION apikeys.my_update_key(client_id text,
 AS $$
 DECLARE
     a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id);
+    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id, 'update');
     v_scopes apikeys.scope[];
 BEGIN
-    v_scopes := apikeys._check_settings(my_update_key.scopes, NULL, NULL, NULL,
-                    my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    v_scopes := apikeys._grant_scopes(my_update_key.scopes);
+    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+                                    my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- the key as it will be afterwards must be within the acting key's power
     PERFORM apikeys._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
@@ -2389,7 +2652,7 @@ BEGIN
 
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
-                               my_update_key.scopes, my_update_key.expires_at,
+                               v_scopes::text[], my_update_key.expires_at,
                                my_update_key.contact_email, my_update_key.contact_phone,
                                my_update_key.allowed_cidrs, my_update_key.metadata);
     PERFORM apikeys._acting_begin(NULL);
@@ -2404,12 +2667,11 @@ CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0'
 AS $$
 DECLARE
     a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_rotate_key.client_id);
+    -- the acting key learns the new secret: _target_row checks the key is
+    -- within its power
+    t apikeys.keys := apikeys._target_row(a, my_rotate_key.client_id, 'rotate');
     r apikeys.new_key;
 BEGIN
-    -- the acting key learns the new secret: the key must be within its power
-    PERFORM apikeys._check_grant(a, t.client_id, t.scopes, t.expires_at, t.db_role,
-                                 t.rate_limit, t.rate_window, t.allowed_cidrs);
     PERFORM apikeys._acting_begin(a.client_id);
     r := apikeys.rotate_key(t.client_id, my_rotate_key.grace);
     PERFORM apikeys._acting_begin(NULL);
@@ -2425,7 +2687,7 @@ CREATE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
 AS $$
 DECLARE
     a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_disable_key.client_id);
+    t apikeys.keys := apikeys._target_row(a, my_disable_key.client_id, 'disable');
 BEGIN
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.disable_key(t.client_id, my_disable_key.reason);
@@ -2441,7 +2703,7 @@ CREATE FUNCTION apikeys.my_enable_key(client_id text)
 AS $$
 DECLARE
     a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_enable_key.client_id);
+    t apikeys.keys := apikeys._target_row(a, my_enable_key.client_id, 'enable');
 BEGIN
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.enable_key(t.client_id);
@@ -2457,7 +2719,7 @@ CREATE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
 AS $$
 DECLARE
     a apikeys.keys := apikeys._acting_row('apikeys:delete');
-    t apikeys.keys := apikeys._target_row(a, my_revoke_key.client_id);
+    t apikeys.keys := apikeys._target_row(a, my_revoke_key.client_id, 'revoke');
 BEGIN
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.revoke_key(t.client_id, my_revoke_key.reason);
@@ -2473,7 +2735,7 @@ CREATE FUNCTION apikeys.my_delete_key(client_id text)
 AS $$
 DECLARE
     a apikeys.keys := apikeys._acting_row('apikeys:delete');
-    t apikeys.keys := apikeys._target_row(a, my_delete_key.client_id);
+    t apikeys.keys := apikeys._target_row(a, my_delete_key.client_id, 'delete');
 BEGIN
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.delete_key(t.client_id);
@@ -3146,7 +3408,7 @@ GRANT EXECUTE ON FUNCTION
     apikeys.apply_policies(),
     apikeys.disable_key(text, text),
     apikeys.enable_key(text),
-    apikeys.revoke_key(text, text),
+    apikeys.revoke_key(text, text, boolean),
     apikeys.revoke_all_keys(text, text),
     apikeys.delete_key(text),
     apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval),
@@ -3227,11 +3489,18 @@ COMMENT ON FUNCTION apikeys.my_delete_key(text) IS 'Self-service: the authentica
 COMMENT ON FUNCTION apikeys._acting_begin(text) IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
 COMMENT ON FUNCTION apikeys._acting_key() IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
 COMMENT ON FUNCTION apikeys._acting_row(text, boolean) IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
-COMMENT ON FUNCTION apikeys._target_row(apikeys.keys, text) IS 'Internal: a key of the acting key''s owner, locked; 42704 for any other';
+COMMENT ON FUNCTION apikeys._target_row(apikeys.keys, text, text) IS 'Internal: a key of the acting key''s owner, locked and checked by _check_target; 42704 for any other';
+COMMENT ON FUNCTION apikeys._check_target(apikeys.keys, apikeys.keys, text) IS 'Internal: 42501 unless the acting key may change that key (within its power; an admin''s disable is not lifted)';
+COMMENT ON FUNCTION apikeys._grant_scopes(text[]) IS 'Internal: scopes a key gives through self-service, validated, with every @set expanded into plain scopes';
+COMMENT ON FUNCTION apikeys._count_tenant_action(text) IS 'Internal: counts a self-service management action of the owner; 54000 above apikeys.max_tenant_actions a minute';
+COMMENT ON FUNCTION apikeys._cidrs_outside(cidr[], cidr[]) IS 'Internal: the first network of inner outside outer, normalised as verification normalises addresses';
+COMMENT ON FUNCTION apikeys._interval_us(interval) IS 'Internal: a rate window in microseconds, as verification measures it';
 COMMENT ON FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text, integer, interval, cidr[]) IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
 COMMENT ON FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
 COMMENT ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
 COMMENT ON FUNCTION apikeys._my_keys() IS 'Internal: the rows of my_keys, read as the extension owner';
+COMMENT ON FUNCTION apikeys._owner_max_length() IS 'Internal: the longest owner name in characters (the constant the C code uses)';
+COMMENT ON FUNCTION apikeys._check_owner(text) IS 'Internal: 22023 unless the owner name is non-empty and at most _owner_max_length() characters';
 COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger() IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
 COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger() IS 'Internal: outdates every cached key of the database when a scope set changes';
 COMMENT ON VIEW apikeys.my_keys IS 'Self-service: key_list for the authenticated key''s owner; empty unless that key is live and holds apikeys:read';
@@ -3273,7 +3542,8 @@ COMMENT ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, te
 COMMENT ON FUNCTION apikeys.rotate_key(text, interval) IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
 COMMENT ON FUNCTION apikeys.disable_key(text, text) IS 'Disables a key until enable_key (reversible)';
 COMMENT ON FUNCTION apikeys.enable_key(text) IS 'Re-enables a disabled key';
-COMMENT ON FUNCTION apikeys.revoke_key(text, text) IS 'Revokes a key forever';
+COMMENT ON FUNCTION apikeys.revoke_key(text, text, boolean) IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs';
+COMMENT ON FUNCTION apikeys._revoke_key(text, jsonb, boolean, boolean) IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
 COMMENT ON FUNCTION apikeys.revoke_all_keys(text, text) IS 'Revokes every key of an owner forever; returns how many';
 COMMENT ON FUNCTION apikeys.delete_key(text) IS 'Deletes a key; its audit trail stays';
 COMMENT ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
@@ -3348,6 +3618,8 @@ COMMENT ON FUNCTION apikeys._claim_failed(bigint) IS 'Internal: counts a failed 
 COMMENT ON FUNCTION apikeys._claim_count_failure(bigint) IS 'Internal: adds a wrong code to a claim and locks it at the fifth (run by a worker in its own transaction)';
 COMMENT ON FUNCTION apikeys._claim_refuse() IS 'Internal: raises the one error of every failed claim';
 COMMENT ON FUNCTION apikeys._setting_interval(text, interval) IS 'Internal: an apikeys.* duration setting as an interval';
+COMMENT ON FUNCTION apikeys._setting(text) IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';
+COMMENT ON FUNCTION apikeys._setting_integer(text, integer) IS 'Internal: an apikeys.* integer setting, read through _setting';
 COMMENT ON FUNCTION apikeys._deliver(text, text, text, text, text, jsonb, bigint) IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
 COMMENT ON FUNCTION apikeys._audit_outbox_trigger() IS 'Internal: copies each audit row of this transaction into the outbox';
 COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger() IS 'Internal: records when a key''s secret was set';

@@ -91,6 +91,7 @@ extern int	apikeys_policy_interval;
 extern int	apikeys_default_revoke_unused_after;
 extern int	apikeys_default_warn_before_expiry;
 extern int	apikeys_default_rotate_every;
+extern int	apikeys_max_tenant_actions;
 extern int	apikeys_lock_timeout;
 
 /* Module initialisers, called from _PG_init */

@@ -49,6 +49,7 @@ int			apikeys_policy_interval = 3600;
 int			apikeys_default_revoke_unused_after = 0;
 int			apikeys_default_warn_before_expiry = 0;
 int			apikeys_default_rotate_every = 0;
+int			apikeys_max_tenant_actions = 60;
 
 /*
  * CheckTokenPrefix accepts a lowercase prefix that token.c can parse back
@@ -483,6 +484,19 @@ ApikeysDefineGucs(void)
 							INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.max_tenant_actions",
+							"Sets how many key management actions (my_* functions) the keys of one owner may take per minute.",
+							"More are refused with SQLSTATE 54000. 0 means no limit.",
+							&apikeys_max_tenant_actions,
+							60,
+							0,
+							1000000,
+							PGC_SUSET,
+							0,
 							NULL,
 							NULL,
 							NULL);

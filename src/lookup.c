@@ -50,6 +50,7 @@
 
 #include "catalog.h"
 #include "lookup.h"
+#include "ownerlimit.h"
 #include "scopeset.h"
 
 /* CopyHash copies a 32-byte bytea into dst; false when it has another size. */
@@ -181,8 +182,7 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 			DatumGetIntervalP(v[Anum_keys_rate_window - 1]);
 
 			out->rate_limit = DatumGetInt32(v[Anum_keys_rate_limit - 1]);
-			out->rate_window_us = w ? w->time + (int64) w->day * USECS_PER_DAY +
-				(int64) w->month * 30 * USECS_PER_DAY : 60 * USECS_PER_SEC;
+			out->rate_window_us = w ? IntervalUs(w) : 60 * USECS_PER_SEC;
 		}
 		if (!n[Anum_keys_last_used_at - 1])
 		{

@@ -46,6 +46,7 @@
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -55,17 +56,27 @@
 #include "throttle.h"
 
 #define OWNER_POLICIES_TABLE	"owner_policies"
-#define OWNER_MAXLEN			256 /* create_key's limit on owner names */
 #define OWNER_CACHE_MAX			4096	/* entries before the table is reset */
+#define OWNER_NAME_LEN			33	/* '@' and 32 hex digits */
 
+/*
+ * Entries are keyed by a 64-bit hash of the owner and hold the owner itself
+ * (in owner_cxt), compared on every hit: an owner of any length the SQL
+ * functions accept (APIKEYS_OWNER_MAX_CHARS characters, whatever their
+ * bytes) has a fixed-size key, and nothing here measures an owner name, so
+ * no owner is left unlimited for its length.  Of two owners with one hash,
+ * the second's limit is read from the table each time.
+ */
 typedef struct OwnerLimitEntry
 {
-	char		owner[OWNER_MAXLEN + 1];	/* hash key */
+	uint64		hash;			/* hash key */
+	char	   *owner;
 	int32		limit;			/* 0: no owner-wide limit */
 	int64		window_us;
 } OwnerLimitEntry;
 
 static HTAB *owner_limits = NULL;
+static MemoryContext owner_cxt = NULL;	/* the table and its owner names */
 static Oid	policies_relid = InvalidOid;
 static bool callback_registered = false;
 
@@ -76,15 +87,21 @@ ForgetOwnerLimits(Datum arg, Oid relid)
 	if (relid != InvalidOid && relid != policies_relid)
 		return;
 	policies_relid = InvalidOid;
-	if (owner_limits != NULL)
+	if (owner_cxt != NULL)
 	{
-		hash_destroy(owner_limits);
+		MemoryContextDelete(owner_cxt);
+		owner_cxt = NULL;
 		owner_limits = NULL;
 	}
 }
 
-/* IntervalUs: an interval's length in microseconds (a month is 30 days). */
-static int64
+/*
+ * IntervalUs: an interval's length in microseconds, a month being 30 days
+ * and a day 24 hours (as PostgreSQL compares intervals).  The one measure
+ * of a rate window: verification (lookup.c, here) and the no-escalation
+ * check (apikeys._interval_us) use it.
+ */
+int64
 IntervalUs(const Interval *w)
 {
 	return w->time + (int64) w->day * USECS_PER_DAY +
@@ -158,11 +175,15 @@ ReadOwnerLimit(const char *owner, OwnerLimitEntry *e)
 	pfree(key_text);
 }
 
-/* OwnerLimit: the owner's limit, from this backend's table or the row. */
+/*
+ * OwnerLimit: the owner's limit, from this backend's table or the row;
+ * NULL when it cannot be cached (then the caller reads the row).
+ */
 static const OwnerLimitEntry *
-OwnerLimit(const char *owner)
+OwnerLimit(const char *owner, uint64 hash)
 {
 	OwnerLimitEntry *e;
+	OwnerLimitEntry tmp;
 	bool		found;
 
 	if (!callback_registered)
@@ -176,26 +197,26 @@ OwnerLimit(const char *owner)
 	{
 		HASHCTL		ctl;
 
-		ctl.keysize = OWNER_MAXLEN + 1;
+		owner_cxt = AllocSetContextCreate(TopMemoryContext, "apikeys owner limits",
+										  ALLOCSET_SMALL_SIZES);
+		ctl.keysize = sizeof(uint64);
 		ctl.entrysize = sizeof(OwnerLimitEntry);
+		ctl.hcxt = owner_cxt;
 		owner_limits = hash_create("apikeys owner limits", 256, &ctl,
-								   HASH_ELEM | HASH_STRINGS);
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	e = hash_search(owner_limits, owner, HASH_FIND, NULL);
+	e = hash_search(owner_limits, &hash, HASH_FIND, NULL);
 	if (e != NULL)
-		return e;
+		return strcmp(e->owner, owner) == 0 ? e : NULL;
 
 	/* read first: an invalidation while reading may drop the table */
-	{
-		OwnerLimitEntry tmp;
-
-		ReadOwnerLimit(owner, &tmp);
-		if (owner_limits == NULL)
-			return NULL;		/* forgotten meanwhile: read again */
-		e = hash_search(owner_limits, owner, HASH_ENTER, &found);
-		e->limit = tmp.limit;
-		e->window_us = tmp.window_us;
-	}
+	ReadOwnerLimit(owner, &tmp);
+	if (owner_limits == NULL)
+		return NULL;			/* forgotten meanwhile: read again */
+	e = hash_search(owner_limits, &hash, HASH_ENTER, &found);
+	e->owner = MemoryContextStrdup(owner_cxt, owner);
+	e->limit = tmp.limit;
+	e->window_us = tmp.window_us;
 	return e;
 }
 
@@ -209,14 +230,18 @@ OwnerRateLimited(const char *owner, int *retry_after)
 	const OwnerLimitEntry *e;
 	OwnerLimitEntry uncached;
 	size_t		len;
-	char		name[APIKEYS_CLIENT_ID_MAXLEN + 1];
+	uint64		h0;
+	char		name[OWNER_NAME_LEN + 1];
 
+	StaticAssertStmt(OWNER_NAME_LEN <= APIKEYS_CLIENT_ID_MAXLEN,
+					 "an owner's window name fits where client IDs go");
 	if (!ApikeysSharedReady() || owner == NULL)
 		return false;
 	len = strlen(owner);
-	if (len == 0 || len > OWNER_MAXLEN)
+	if (len == 0)
 		return false;
-	e = OwnerLimit(owner);
+	h0 = hash_bytes_extended((const unsigned char *) owner, len, 0);
+	e = OwnerLimit(owner, h0);
 	if (e == NULL)
 	{
 		ReadOwnerLimit(owner, &uncached);
@@ -224,11 +249,23 @@ OwnerRateLimited(const char *owner, int *retry_after)
 	}
 	if (e->limit <= 0)
 		return false;
-
-	snprintf(name, sizeof(name), "@%016llx%016llx",
-			 (unsigned long long) hash_bytes_extended((const unsigned char *) owner, len, 0),
+	snprintf(name, sizeof(name), "@%016llx%016llx", (unsigned long long) h0,
 			 (unsigned long long) hash_bytes_extended((const unsigned char *) owner, len, 1));
 	return ThrottleRateLimited(name, e->limit, e->window_us, retry_after);
+}
+
+PG_FUNCTION_INFO_V1(apikeys_owner_max_length);
+
+/*
+ * SQL function: apikeys._owner_max_length() returns integer
+ *
+ * The longest owner name in characters: the one limit, checked by
+ * apikeys._check_owner for every function that takes an owner.
+ */
+Datum
+apikeys_owner_max_length(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(APIKEYS_OWNER_MAX_CHARS);
 }
 
 PG_FUNCTION_INFO_V1(apikeys_owner_limit_cache_trigger);

@@ -13,6 +13,16 @@
 
 #include "apikeys.h"
 
+#include "datatype/timestamp.h"
+
+/*
+ * The longest owner name, in characters (SQL's length(), whatever the
+ * bytes: 256 CJK characters are 768 bytes).  apikeys._check_owner checks
+ * it through apikeys._owner_max_length(); nothing in C measures owners.
+ */
+#define APIKEYS_OWNER_MAX_CHARS		256
+
 extern bool OwnerRateLimited(const char *owner, int *retry_after);
+extern int64 IntervalUs(const Interval *w);
 
 #endif							/* APIKEYS_OWNERLIMIT_H */

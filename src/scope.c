@@ -181,6 +181,13 @@ ScopeParse(const char *s, size_t len, Scope *out, const char **why)
 		*why = "A field list cannot follow the action \"*\".";
 		return false;
 	}
+	/* the reserved resource's scopes are all or nothing: see scope.h */
+	if (out->resource.len == sizeof(APIKEYS_RESERVED_RESOURCE) - 1 &&
+		memcmp(out->resource.p, APIKEYS_RESERVED_RESOURCE, out->resource.len) == 0)
+	{
+		*why = "The scopes of the reserved resource \"apikeys\" take no field list.";
+		return false;
+	}
 	i++;
 	for (;;)
 	{

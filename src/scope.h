@@ -18,6 +18,14 @@
 #define APIKEYS_SCOPE_MAXFIELDS		64
 #define APIKEYS_SCOPE_SET_MAXLEN	63	/* of a set's name, without the @ */
 
+/*
+ * The resource whose scopes let a key manage keys (apikeys:read, :create,
+ * :update, :delete).  A field list on it would restrict nothing the
+ * self-service functions look at, so the grammar refuses one rather than
+ * accept and ignore it.
+ */
+#define APIKEYS_RESERVED_RESOURCE	"apikeys"
+
 typedef struct ScopeSpan
 {
 	const char *p;
