@@ -96,7 +96,6 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "postgrest.h"
 #include "shmem.h"
 #include "throttle.h"
 #include "token.h"

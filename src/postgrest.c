@@ -53,7 +53,6 @@
 #include "utils/jsonb.h"
 
 #include "context.h"
-#include "postgrest.h"
 #include "throttle.h"
 #include "token.h"
 
