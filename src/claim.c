@@ -133,6 +133,7 @@ typedef struct ClaimShared
 {
 	uint64		seed;
 	pg_atomic_uint64 refused_full;	/* claims refused: table full */
+	pg_atomic_uint64 last_no_slot_log;	/* when "no slot" was last logged */
 	ClaimSlot	slots[APIKEYS_CLAIM_SLOTS];
 } ClaimShared;
 
@@ -194,6 +195,7 @@ ClaimShmemInit(void)
 		if (!pg_strong_random(&claims->seed, sizeof(claims->seed)))
 			claims->seed = (uint64) GetCurrentTimestamp();
 		pg_atomic_init_u64(&claims->refused_full, 0);
+		pg_atomic_init_u64(&claims->last_no_slot_log, 0);
 	}
 }
 
@@ -494,6 +496,13 @@ ClaimSync(void)
 	handle = ClaimStartWorker("ApikeysClaimSyncMain", "apikeys claim sync", (Datum) 0);
 	if (handle == NULL)
 	{
+		TimestampTz now = GetCurrentTimestamp();
+		uint64		last = pg_atomic_read_u64(&claims->last_no_slot_log);
+
+		/* at most once a minute: refused attempts must not flood the log */
+		if (now - (TimestampTz) last < 60 * USECS_PER_SEC ||
+			!pg_atomic_compare_exchange_u64(&claims->last_no_slot_log, &last, (uint64) now))
+			return;
 		ereport(LOG,
 				(errmsg("could not write claim attempts to their claims: no background worker slot is free"),
 				 errdetail("The attempts are counted in shared memory and refused there; only their copy in apikeys.claims waits."),
@@ -747,6 +756,9 @@ ApikeysClaimSyncMain(Datum arg)
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		/* claim rows are skipped when locked; nothing else may hold it up */
+		if (SPI_execute("SELECT pg_catalog.set_config('lock_timeout', '1s', true)", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not set lock_timeout");
 		plan = SPI_prepare("SELECT apikeys._claim_record($1, $2, $3, $4)", 4, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the claim sync");
