@@ -253,6 +253,10 @@ SELECT payload->>'claim_token' AS hjc FROM apikeys.outbox
  WHERE client_id = :'hj' AND event = 'handoff_link' ORDER BY id DESC LIMIT 1 \gset
 SELECT payload->>'code' AS hjd FROM apikeys.outbox
  WHERE client_id = :'hj' AND event = 'handoff_code' ORDER BY id DESC LIMIT 1 \gset
+-- reset_key superseded the first claim while it was open: its link and
+-- code left the outbox, only the new claim's two rows hold secrets
+SELECT count(*) AS rows_with_secrets, count(DISTINCT claim_id) AS claims FROM apikeys.outbox
+ WHERE client_id = :'hj' AND payload ?| ARRAY['claim_token', 'code'];
 SET ROLE regress_verifier;
 SET search_path = pg_temp, public, pg_catalog;
 SELECT err(format('SELECT apikeys.claim_key(%L, %L)', :'hjc', '000000')) LIKE '28000:%' AS wrong_refused

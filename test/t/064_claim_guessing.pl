@@ -10,7 +10,8 @@
 #      compared every code: the right one, tried after ten wrong ones, won.)
 #   2. A restart: what the claim sync worker wrote to the claim's row is
 #      the floor of the new count, and five wrong codes in all lock it
-#      durably (locked_at, audit row).
+#      durably (locked_at, audit row).  And 24 sessions sending 480 wrong
+#      codes at once (pgbench) get five compared.
 #   3. Without preloading and without a free slot the claim is refused
 #      (53400) with no code compared: fail closed.  With a slot, five wrong
 #      codes lock it.
@@ -28,6 +29,7 @@ $node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'apikeys'
 max_worker_processes = 0
+max_connections = 40
 });
 $node->start;
 $node->safe_psql('postgres', q{
@@ -105,6 +107,25 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM apikeys.audit_log WHERE client_id = '$cid2' AND event = 'claim_locked'"),
 	'1', 'and the lock is audited once');
+
+# 24 sessions guessing at once (the old design compared 153 codes so):
+# 480 wrong codes, five compared
+my ($cid5, $claim5, $code5) = handoff($node, 'concurrent');
+$node->pgbench(
+	'--no-vacuum --client=24 --jobs=4 --transactions=20',
+	0, [qr{processed: 480/480}], [qr{}],
+	'24 sessions send 480 wrong codes at once',
+	{
+		'064_guess' => "DO \$\$ BEGIN PERFORM apikeys.claim_key('$claim5', "
+		  . "lpad((($code5 + 1 + floor(random() * 999998)::int) % 1000000)::text, 6, '0')); "
+		  . "EXCEPTION WHEN OTHERS THEN NULL; END \$\$;"
+	});
+is($node->safe_psql('postgres', "SELECT a.attempts, a.wrong FROM apikeys._claim_attempts() a JOIN apikeys.claims c ON c.id = a.claim_id AND substr(c.code_hash, 1, 8) = a.tag WHERE c.client_id = '$cid5'"),
+	'5|5', 'five of them were compared, no more');
+is(claim($node, $claim5, $code5), '28000', 'the right code after them is refused');
+is($node->safe_psql('postgres',
+		"SELECT failures, locked_at IS NOT NULL FROM apikeys.claims WHERE client_id = '$cid5'"),
+	'5|t', 'the claim is locked in its row');
 
 #
 # 3. not preloaded: fail closed without a slot
