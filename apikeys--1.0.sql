@@ -733,16 +733,31 @@ CREATE FUNCTION apikeys._hash_equal(a bytea, b bytea)
     AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
-CREATE FUNCTION apikeys._claim_blocked()
-    RETURNS boolean
-    AS 'MODULE_PATHNAME', 'apikeys_claim_blocked'
-    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+-- Refuses at once on a standby; the caller's address (client_ip, else as
+-- pre_request chooses it).  Not STRICT: NULL client_ip is the usual call.
+CREATE FUNCTION apikeys._claim_begin(client_ip inet)
+    RETURNS inet
+    AS 'MODULE_PATHNAME', 'apikeys_claim_begin'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 
--- Not STRICT: a NULL claim ID (unknown token) still counts for the address.
-CREATE FUNCTION apikeys._claim_failed(claim_id bigint)
+-- Counts one code comparison (before comparing), then compares.
+CREATE FUNCTION apikeys._claim_attempt(claim_id bigint, failures integer, expires_at timestamptz,
+                                       code_hash bytea, presented bytea)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_claim_attempt'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+-- Not STRICT: a NULL address (unix socket) is a call like any other.
+CREATE FUNCTION apikeys._claim_failed(address inet)
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_claim_failed'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION apikeys._claim_attempts(OUT claim_id bigint, OUT tag bytea, OUT attempts integer,
+                                        OUT wrong integer, OUT synced integer)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'apikeys_claim_attempts'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
 --------------------------------------------------------------------------------
 -- Internal SQL helpers
@@ -1802,11 +1817,70 @@ BEGIN
 END
 $$;
 
--- _claim_count_failure: one more wrong code for an open claim; the fifth
--- locks it (audited, its secrets erased).  Called by the background worker
--- of src/claim.c in its own transaction, so it survives claim_key's error.
-CREATE FUNCTION apikeys._claim_count_failure(p_claim_id bigint)
+-- _claim_record writes a claim's attempt count from the shared-memory
+-- table (src/claim.c) to its row: failures never goes down, and with
+-- p_lock (five wrong codes) the claim is locked, its secrets erased and the
+-- lock audited, once.  Run by the claim sync worker in its own
+-- transaction.  A row locked by someone else is skipped, never waited for
+-- (false: try again later); a claim that is gone counts as written.
+CREATE FUNCTION apikeys._claim_record(p_claim_id bigint, p_tag bytea, p_attempts integer,
+                                      p_lock boolean)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c apikeys.claims;
+    v_locks boolean;
+BEGIN
+    SELECT * INTO c FROM apikeys.claims cl
+     WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
+       AND pg_catalog.substr(cl.code_hash, 1, 8) OPERATOR(pg_catalog.=) p_tag
+       FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NOT EXISTS (SELECT 1 FROM apikeys.claims cl
+                            WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
+                              AND pg_catalog.substr(cl.code_hash, 1, 8) OPERATOR(pg_catalog.=) p_tag);
+    END IF;
+    v_locks := p_lock AND c.locked_at IS NULL AND c.claimed_at IS NULL AND c.superseded_at IS NULL;
+    UPDATE apikeys.claims cl SET
+        failures = GREATEST(cl.failures, p_attempts),
+        locked_at = CASE WHEN v_locks THEN pg_catalog.now() ELSE cl.locked_at END
+     WHERE cl.id OPERATOR(pg_catalog.=) c.id
+    RETURNING * INTO c;
+    IF v_locks THEN
+        PERFORM apikeys._claim_locked(c);
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- _claim_locked: what follows the lock of a claim (five wrong codes): its
+-- secrets leave the outbox and the lock is audited.
+CREATE FUNCTION apikeys._claim_locked(c apikeys.claims)
     RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+    PERFORM apikeys._audit('claim_locked', c.client_id,
+        (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
+        pg_catalog.jsonb_build_object('failures', c.failures));
+END
+$$;
+
+-- _claim_count_attempt: without preloading, one code comparison counted in
+-- the claim's row before it is made, and made.  Run by the claim count
+-- worker of src/claim.c in its own transaction (so the count survives
+-- claim_key's error), under a short lock_timeout.  NULL: the claim allows no
+-- more comparisons (or is closed); true: the code is right; false: wrong,
+-- and the fifth wrong code locks the claim.  "failures < 5" in the UPDATE
+-- makes count-and-check one atomic step under any concurrency.
+CREATE FUNCTION apikeys._claim_count_attempt(p_claim_id bigint, p_presented bytea)
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -1814,27 +1888,38 @@ AS $$
 DECLARE
     c apikeys.claims;
 BEGIN
-    UPDATE apikeys.claims SET
-        failures = failures OPERATOR(pg_catalog.+) 1,
-        locked_at = CASE WHEN (failures OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.>=) 5
-                         THEN pg_catalog.now() END
-     WHERE id OPERATOR(pg_catalog.=) p_claim_id
-       AND claimed_at IS NULL AND locked_at IS NULL AND superseded_at IS NULL
+    UPDATE apikeys.claims cl SET failures = cl.failures OPERATOR(pg_catalog.+) 1
+     WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
+       AND cl.claimed_at IS NULL AND cl.locked_at IS NULL AND cl.superseded_at IS NULL
+       AND cl.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+       AND cl.failures OPERATOR(pg_catalog.<) 5
     RETURNING * INTO c;
-    IF FOUND AND c.locked_at IS NOT NULL THEN
-        PERFORM apikeys._outbox_erase(ARRAY[c.id]);
-        PERFORM apikeys._audit('claim_locked', c.client_id,
-            (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
-            pg_catalog.jsonb_build_object('failures', c.failures));
+    IF NOT FOUND THEN
+        RETURN NULL;
     END IF;
+    IF apikeys._hash_equal(c.code_hash, p_presented) THEN
+        RETURN true;
+    END IF;
+    IF c.failures OPERATOR(pg_catalog.>=) 5 THEN
+        UPDATE apikeys.claims cl SET locked_at = pg_catalog.now()
+         WHERE cl.id OPERATOR(pg_catalog.=) c.id
+        RETURNING * INTO c;
+        PERFORM apikeys._claim_locked(c);
+    END IF;
+    RETURN false;
 END
 $$;
 
--- claim_key: the integrator's side of the handoff (apikeys_verifier).  The
--- claim is read unlocked to check the code, so a wrong code can be counted
--- by a worker that must not wait for this transaction; a right one is then
--- locked and checked again, so of two concurrent claims one wins.
-CREATE FUNCTION apikeys.claim_key(claim_token text, code text)
+-- claim_key: the integrator's side of the handoff (apikeys_verifier).
+-- Every code comparison is counted before it is made, where the error
+-- that ends a failed claim cannot undo it (apikeys._claim_attempt, see
+-- src/claim.c): at most five per claim, ever.  A right code then locks the
+-- claim and its key without waiting (a concurrent claim holding them
+-- wins) and looks again.  The caller's address (client_ip, else as
+-- pre_request chooses it) only counts failures in the address throttle:
+-- it never refuses a claim, so junk sent through a shared proxy cannot
+-- block anyone else's.
+CREATE FUNCTION apikeys.claim_key(claim_token text, code text, client_ip inet DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1844,41 +1929,42 @@ DECLARE
     c apikeys.claims;
     k apikeys.keys;
     m record;
+    v_addr inet;
     v_ok boolean := false;
-    v_wrong_code bigint;     -- the claim a wrong code counts against
 BEGIN
+    -- a standby refuses here, at once (25006)
+    v_addr := apikeys._claim_begin(claim_key.client_ip);
     -- Every failure ends at the one RAISE below, so not even the error's
     -- CONTEXT line tells which check failed.
-    IF NOT apikeys._claim_blocked() AND claim_key.claim_token IS NOT NULL AND
+    IF claim_key.claim_token IS NOT NULL AND claim_key.code IS NOT NULL AND
        pg_catalog.length(claim_key.claim_token) OPERATOR(pg_catalog.<=) 256 THEN
         SELECT * INTO c FROM apikeys.claims cl
          WHERE cl.token_hash OPERATOR(pg_catalog.=)
                pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token, 'UTF8'));
         IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
-           c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN
-            IF claim_key.code IS NOT NULL AND
-               apikeys._hash_equal(c.code_hash,
-                   pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
-                                                           OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
-                -- the code is right: lock, and look again (a concurrent
-                -- claim may have won meanwhile)
+           c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND
+           c.failures OPERATOR(pg_catalog.<) 5 AND
+           apikeys._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
+               pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
+                                                       OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
+            -- the code is right: lock without waiting, and look again (a
+            -- concurrent claim may have won meanwhile)
+            BEGIN
                 SELECT * INTO c FROM apikeys.claims cl
-                 WHERE cl.id OPERATOR(pg_catalog.=) c.id FOR UPDATE;
+                 WHERE cl.id OPERATOR(pg_catalog.=) c.id FOR UPDATE NOWAIT;
                 SELECT * INTO k FROM apikeys.keys kk
-                 WHERE kk.client_id OPERATOR(pg_catalog.=) c.client_id FOR UPDATE;
+                 WHERE kk.client_id OPERATOR(pg_catalog.=) c.client_id FOR UPDATE NOWAIT;
                 v_ok := c.claimed_at IS NULL AND c.locked_at IS NULL AND c.superseded_at IS NULL AND
                         k.client_id IS NOT NULL AND k.revoked_at IS NULL AND
                         k.pending_since IS NOT NULL AND
                         k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
-            ELSE
-                v_wrong_code := c.id;
-            END IF;
-        END IF;
-        IF NOT v_ok THEN
-            PERFORM apikeys._claim_failed(v_wrong_code);
+            EXCEPTION WHEN lock_not_available THEN
+                v_ok := false;
+            END;
         END IF;
     END IF;
     IF NOT v_ok THEN
+        PERFORM apikeys._claim_failed(v_addr);
         PERFORM apikeys._claim_refuse();
     END IF;
 
@@ -3417,7 +3503,7 @@ GRANT EXECUTE ON FUNCTION
 TO apikeys_admin;
 
 -- The integrator claims a handoff key through the application (PostgREST).
-GRANT EXECUTE ON FUNCTION apikeys.claim_key(text, text) TO apikeys_verifier;
+GRANT EXECUTE ON FUNCTION apikeys.claim_key(text, text, inet) TO apikeys_verifier;
 
 -- The delivery role reads the outbox and drains it; nothing else.  The
 -- outbox holds claim links and codes until delivered, so neither
@@ -3605,7 +3691,7 @@ COMMENT ON COLUMN apikeys.outbox.leased_until IS 'Until then the row belongs to 
 COMMENT ON COLUMN apikeys.outbox.failed_at IS 'Delivery given up (apikeys.outbox_max_attempts, or the claim expired)';
 COMMENT ON COLUMN apikeys.outbox.claim_id IS 'The handoff claim whose one-time secrets the payload holds';
 COMMENT ON TABLE apikeys.policy_notices IS 'Lifecycle notices already sent, one per key, event and subject (extension owner only)';
-COMMENT ON FUNCTION apikeys.claim_key(text, text) IS 'Trades a handoff''s claim token and code for the key''s secret, once; every failure is the same 28000 error';
+COMMENT ON FUNCTION apikeys.claim_key(text, text, inet) IS 'Trades a handoff''s claim token and code for the key''s secret, once; every failure is the same 28000 error; at most five codes are ever compared per claim; client_ip: the caller''s address when a trusted backend claims on its behalf';
 COMMENT ON FUNCTION apikeys.reset_key(text) IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
 COMMENT ON FUNCTION apikeys.outbox_take(integer, interval) IS 'Leases up to max_rows due, undelivered outbox rows, oldest first; concurrent takers never get the same row while its lease runs';
 COMMENT ON FUNCTION apikeys.outbox_done(bigint) IS 'Marks an outbox row delivered and erases its one-time secrets (idempotent)';
@@ -3613,9 +3699,13 @@ COMMENT ON FUNCTION apikeys.outbox_retry(bigint, text) IS 'Returns an outbox row
 COMMENT ON FUNCTION apikeys.apply_policies() IS 'Applies the lifecycle policies (revoke unused keys, expires_soon, rotation_due) and outbox retention; returns the number of actions';
 COMMENT ON FUNCTION apikeys._claim_secrets() IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
 COMMENT ON FUNCTION apikeys._hash_equal(bytea, bytea) IS 'Internal: constant-time equality of two hashes';
-COMMENT ON FUNCTION apikeys._claim_blocked() IS 'Internal: is the caller''s address blocked by the failure throttle?';
-COMMENT ON FUNCTION apikeys._claim_failed(bigint) IS 'Internal: counts a failed claim against the address and, with a claim ID, durably against the claim';
-COMMENT ON FUNCTION apikeys._claim_count_failure(bigint) IS 'Internal: adds a wrong code to a claim and locks it at the fifth (run by a worker in its own transaction)';
+COMMENT ON FUNCTION apikeys._claim_begin(inet) IS 'Internal: refuses a claim on a standby; the caller''s address (client_ip, else as pre_request chooses it)';
+COMMENT ON FUNCTION apikeys._claim_attempt(bigint, integer, timestamptz, bytea, bytea) IS 'Internal: counts one code comparison of a claim before making it (at most five, ever), then compares';
+COMMENT ON FUNCTION apikeys._claim_failed(inet) IS 'Internal: counts a failed claim against the caller''s address in the throttle';
+COMMENT ON FUNCTION apikeys._claim_attempts() IS 'Internal: this database''s claim attempts counted in shared memory (none without preloading)';
+COMMENT ON FUNCTION apikeys._claim_record(bigint, bytea, integer, boolean) IS 'Internal: writes a claim''s attempt count (and its lock) to its row; run by the claim sync worker';
+COMMENT ON FUNCTION apikeys._claim_locked(apikeys.claims) IS 'Internal: erases a locked claim''s secrets from the outbox and audits the lock';
+COMMENT ON FUNCTION apikeys._claim_count_attempt(bigint, bytea) IS 'Internal: without preloading, counts one comparison in the claim''s row and makes it (run by the claim count worker)';
 COMMENT ON FUNCTION apikeys._claim_refuse() IS 'Internal: raises the one error of every failed claim';
 COMMENT ON FUNCTION apikeys._setting_interval(text, interval) IS 'Internal: an apikeys.* duration setting as an interval';
 COMMENT ON FUNCTION apikeys._setting(text) IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';

@@ -74,7 +74,8 @@ SELECT err(format('SELECT apikeys.claim_key(%L, %L)', 'no-such-claim', :'code'))
 SELECT err(format('SELECT apikeys.claim_key(%L, %L)', NULL, :'code')) AS null_token;
 SELECT err(format('SELECT apikeys.claim_key(%L, %L)', repeat('x', 300), :'code')) AS long_token;
 RESET ROLE;
--- wrong codes counted durably against the claim (not unknown tokens)
+-- wrong codes counted durably against the claim (not unknown tokens, nor a
+-- NULL code, which compares nothing)
 SELECT failures, locked_at IS NULL AS open FROM apikeys.claims WHERE client_id = :'cid';
 SELECT status FROM apikeys.key_list WHERE client_id = :'cid';
 
@@ -252,6 +253,10 @@ SELECT payload->>'claim_token' AS hjc FROM apikeys.outbox
  WHERE client_id = :'hj' AND event = 'handoff_link' ORDER BY id DESC LIMIT 1 \gset
 SELECT payload->>'code' AS hjd FROM apikeys.outbox
  WHERE client_id = :'hj' AND event = 'handoff_code' ORDER BY id DESC LIMIT 1 \gset
+-- reset_key superseded the first claim while it was open: its link and
+-- code left the outbox, only the new claim's two rows hold secrets
+SELECT count(*) AS rows_with_secrets, count(DISTINCT claim_id) AS claims FROM apikeys.outbox
+ WHERE client_id = :'hj' AND payload ?| ARRAY['claim_token', 'code'];
 SET ROLE regress_verifier;
 SET search_path = pg_temp, public, pg_catalog;
 SELECT err(format('SELECT apikeys.claim_key(%L, %L)', :'hjc', '000000')) LIKE '28000:%' AS wrong_refused
@@ -268,7 +273,7 @@ RESET ROLE;
 SELECT run_as, what FROM public.handoff_hijack_log;
 SELECT (SELECT count(*) FROM pg_temp.outbox) AS temp_outbox, (SELECT count(*) FROM pg_temp.claims) AS temp_claims;
 SELECT status FROM apikeys.key_list WHERE client_id = :'hj';
-SELECT failures, claimed_at IS NOT NULL AS claimed FROM apikeys.claims WHERE client_id = :'hj' ORDER BY id;
+SELECT claimed_at IS NOT NULL AS claimed FROM apikeys.claims WHERE client_id = :'hj' ORDER BY id;
 DROP FUNCTION public.now(), public.clock_timestamp(), public.sha256(bytea), public.convert_to(text, name),
      public.current_setting(text, boolean), public.pg_notify(text, text);
 DROP OPERATOR pg_temp.= (bigint, bigint);

@@ -136,6 +136,41 @@ RESET ROLE;
 SELECT count(*) AS purged FROM apikeys.outbox WHERE id = :r1;
 SELECT count(*) AS recent_kept FROM apikeys.outbox WHERE id IN (:r2, :r5);
 
+-- One-time secrets leave a delivery row when it is done (issue 18 item
+-- 11; before, only a TAP file read the payload after outbox_done): a
+-- retried row keeps them (it must still be delivered), outbox_done erases
+-- the claim token from the link row and the code from the code row, each
+-- on its own, and keeps the rest of the payload
+SET ROLE regress_admin;
+SELECT client_id AS hcid FROM apikeys.create_key('outbox', 'handed off', '{docs:read}',
+        contact_email => 'int@example.com', contact_phone => '+447894123456', handoff => true) \gset
+RESET ROLE;
+SELECT id AS link_row FROM apikeys.outbox WHERE client_id = :'hcid' AND event = 'handoff_link' \gset
+SELECT id AS code_row FROM apikeys.outbox WHERE client_id = :'hcid' AND event = 'handoff_code' \gset
+SET ROLE regress_delivery;
+SELECT count(*) AS taken FROM apikeys.outbox_take(100) WHERE client_id = :'hcid' AND channel IS NOT NULL;
+SELECT apikeys.outbox_retry(:link_row, 'SMTP 451 try later');
+SELECT event, payload ? 'claim_token' AS has_token, payload ? 'code' AS has_code
+  FROM apikeys.outbox WHERE id IN (:link_row, :code_row) ORDER BY id;
+SELECT apikeys.outbox_done(:code_row);
+SELECT event, payload ? 'claim_token' AS has_token, payload ? 'code' AS has_code,
+       (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(payload) k) AS payload_keys
+  FROM apikeys.outbox WHERE id IN (:link_row, :code_row) ORDER BY id;
+RESET ROLE;
+UPDATE apikeys.outbox SET available_at = now() WHERE id = :link_row;
+SET ROLE regress_delivery;
+SELECT count(*) AS retaken FROM apikeys.outbox_take(100) WHERE id = :link_row;
+SELECT apikeys.outbox_done(:link_row);
+-- and a second outbox_done (at-least-once delivery) changes nothing
+SELECT apikeys.outbox_done(:link_row);
+SELECT event, payload ? 'claim_token' AS has_token, payload ? 'code' AS has_code,
+       delivered_at IS NOT NULL AS delivered,
+       (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(payload) k) AS payload_keys
+  FROM apikeys.outbox WHERE id IN (:link_row, :code_row) ORDER BY id;
+RESET ROLE;
+SELECT count(*) AS rows_with_secrets FROM apikeys.outbox
+ WHERE client_id = :'hcid' AND payload ?| ARRAY['claim_token', 'code'];
+
 
 -- Privileges: the delivery role reads the outbox and calls the three
 -- functions; nothing else

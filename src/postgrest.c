@@ -350,6 +350,34 @@ RaiseBadForwarded(void)
 }
 
 /*
+ * RequestClientAddress sets *addr to the client address of the current
+ * request exactly as pre_request chooses it: with
+ * apikeys.trust_forwarded_for, the client ForwardedClient finds in the
+ * request.headers PostgREST set for this request; else (or with no
+ * forwarding header) the connection's.  Returns false when no address is
+ * known.  A forwarding header with no readable client raises
+ * INVALID_FORWARDED (400), as for a key presented to pre_request.  For
+ * callers other than pre_request that take a credential (claim_key).
+ */
+bool
+RequestClientAddress(Datum *addr)
+{
+	const char *raw = GetConfigOption("request.headers", true, false);
+	ForwardedResult fwd = FORWARDED_NONE;
+
+	if (apikeys_trust_forwarded_for && raw != NULL && raw[0] != '\0')
+	{
+		Jsonb	   *headers = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(raw)));
+
+		if (JB_ROOT_IS_OBJECT(headers))
+			fwd = ForwardedClient(headers, addr);
+	}
+	if (fwd == FORWARDED_INVALID)
+		RaiseBadForwarded();
+	return fwd == FORWARDED_ADDRESS || ConnectionAddress(addr);
+}
+
+/*
  * RaisePgrst raises SQLSTATE PGRST with the JSON message and detail that
  * PostgREST turns into an HTTP status, headers and body, as the outcome
  * table (apikeys.c) says.

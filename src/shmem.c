@@ -54,6 +54,7 @@ ApikeysShmemRequest(void)
 	size = add_size(size, RecentShmemSize());
 	size = add_size(size, DbListShmemSize());
 	size = add_size(size, ThrottleShmemSize());
+	size = add_size(size, ClaimShmemSize());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(APIKEYS_TRANCHE_NAME, APIKEYS_NUM_LOCKS);
 }
@@ -76,6 +77,7 @@ ApikeysShmemStartup(void)
 	RecentShmemInit();
 	DbListShmemInit();
 	ThrottleShmemInit();
+	ClaimShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 	apikeys_shmem_ready = true;
 }

@@ -32,12 +32,14 @@
 /*
  * LWLocks of the "apikeys" tranche: one per cache partition, then the
  * usage lock (counters.c, recent.c and dblist.c share it), then the
- * throttle's and the rate limits' partitions.
+ * throttle's and the rate limits' partitions, then the claim attempt
+ * table's lock (claim.c).
  */
 #define APIKEYS_LOCK_USAGE			APIKEYS_CACHE_PARTITIONS
 #define APIKEYS_LOCK_THROTTLE		(APIKEYS_LOCK_USAGE + 1)
 #define APIKEYS_LOCK_RATE			(APIKEYS_LOCK_THROTTLE + APIKEYS_THROTTLE_PARTITIONS)
-#define APIKEYS_NUM_LOCKS			(APIKEYS_LOCK_RATE + APIKEYS_THROTTLE_PARTITIONS)
+#define APIKEYS_LOCK_CLAIM			(APIKEYS_LOCK_RATE + APIKEYS_THROTTLE_PARTITIONS)
+#define APIKEYS_NUM_LOCKS			(APIKEYS_LOCK_CLAIM + 1)
 
 #define APIKEYS_TRANCHE_NAME		"apikeys"
 
@@ -73,6 +75,8 @@ extern void CacheShmemInit(void);
 extern void CacheXactInit(void);
 extern Size ThrottleShmemSize(void);	/* throttle.c */
 extern void ThrottleShmemInit(void);
+extern Size ClaimShmemSize(void);	/* claim.c */
+extern void ClaimShmemInit(void);
 
 /* Background worker (worker.c) */
 extern void WorkerRegister(void);

@@ -38,6 +38,7 @@ extern void VerifyClientSecret(const char *client_id, int cid_len,
 							   bool ip_known, Datum client_ip,
 							   bool may_write, VerifyResult *res);
 extern bool ConnectionAddress(Datum *addr);
+extern bool RequestClientAddress(Datum *addr);	/* postgrest.c */
 extern const Scope *VerifyRequiredScopeArg(FunctionCallInfo fcinfo, int argno, Scope *buf);
 extern bool VerifyClientAddressArg(FunctionCallInfo fcinfo, int argno, Datum *addr);
 extern Datum VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r);
