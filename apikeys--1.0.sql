@@ -665,6 +665,29 @@ CREATE FUNCTION apikeys.usage_stats(OUT shared boolean, OUT tracked_keys bigint,
     AS 'MODULE_PATHNAME', 'apikeys_usage_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
+-- The server-wide counters behind apikeys.stats (src/stats.c): totals
+-- since stats_since, NULL without shared_preload_libraries.
+CREATE FUNCTION apikeys._stats(OUT stats_since timestamptz,
+                               OUT verifications_valid bigint,
+                               OUT verifications_malformed bigint,
+                               OUT verifications_not_found bigint,
+                               OUT verifications_expired bigint,
+                               OUT verifications_disabled bigint,
+                               OUT verifications_revoked bigint,
+                               OUT verifications_insufficient_scope bigint,
+                               OUT verifications_ip_not_allowed bigint,
+                               OUT verifications_rate_limited bigint,
+                               OUT cache_hits bigint, OUT cache_misses bigint,
+                               OUT cache_evictions bigint,
+                               OUT usage_keys_pending bigint, OUT usage_keys_dropped bigint,
+                               OUT usage_flushes bigint, OUT usage_last_flush timestamptz,
+                               OUT policy_runs bigint, OUT policy_actions bigint,
+                               OUT policy_last_run timestamptz,
+                               OUT addresses_failing bigint, OUT addresses_dropped bigint)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_stats'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
 -- The packed journal row (format in src/journal_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
 CREATE FUNCTION apikeys._journal_decode(data bytea,
@@ -2811,6 +2834,57 @@ SELECT f.address, f.failures, f.window_start, f.window_end, f.blocked, f.blocked
   FROM apikeys._failing_addresses() f
  ORDER BY f.failures DESC, f.address;
 
+-- The gauges of apikeys.stats that tables and locked-down functions hold:
+-- the cache's fill, blocked addresses (a count, never an address) and this
+-- database's outbox backlog.  SECURITY DEFINER, so pg_monitor can read the
+-- numbers without reading the addresses or the outbox.
+CREATE FUNCTION apikeys._stats_gauges(OUT cache_entries bigint, OUT cache_capacity bigint,
+                                      OUT cache_invalidations bigint,
+                                      OUT addresses_blocked bigint,
+                                      OUT outbox_backlog bigint, OUT outbox_failed bigint,
+                                      OUT outbox_oldest timestamptz)
+    RETURNS record
+    LANGUAGE sql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT c.entries, c.capacity, c.invalidations,
+       (SELECT pg_catalog.count(*) FROM apikeys._failing_addresses() f WHERE f.blocked),
+       (SELECT pg_catalog.count(*) FROM apikeys.outbox o
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL),
+       (SELECT pg_catalog.count(*) FROM apikeys.outbox o WHERE o.failed_at IS NOT NULL),
+       (SELECT pg_catalog.min(o.created_at) FROM apikeys.outbox o
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL)
+  FROM apikeys.cache_stats() c
+$$;
+
+-- The operator's view: one row, cheap enough to scrape every 15 seconds.
+-- Counters (verifications_*, cache_hits/misses/evictions, usage_flushes,
+-- policy_*) are server-wide totals since stats_since; the rest are gauges.
+CREATE VIEW apikeys.stats AS
+SELECT s.stats_since,
+       (s.verifications_valid OPERATOR(pg_catalog.+) s.verifications_malformed
+        OPERATOR(pg_catalog.+) s.verifications_not_found OPERATOR(pg_catalog.+) s.verifications_expired
+        OPERATOR(pg_catalog.+) s.verifications_disabled OPERATOR(pg_catalog.+) s.verifications_revoked
+        OPERATOR(pg_catalog.+) s.verifications_insufficient_scope
+        OPERATOR(pg_catalog.+) s.verifications_ip_not_allowed
+        OPERATOR(pg_catalog.+) s.verifications_rate_limited) AS verifications,
+       s.verifications_valid, s.verifications_malformed, s.verifications_not_found,
+       s.verifications_expired, s.verifications_disabled, s.verifications_revoked,
+       s.verifications_insufficient_scope, s.verifications_ip_not_allowed,
+       s.verifications_rate_limited,
+       s.cache_hits, s.cache_misses, s.cache_evictions,
+       g.cache_entries, g.cache_capacity, g.cache_invalidations,
+       s.addresses_failing, g.addresses_blocked, s.addresses_dropped,
+       s.usage_keys_pending, s.usage_keys_dropped, s.usage_flushes, s.usage_last_flush,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) s.usage_last_flush)
+           AS usage_flush_age_seconds,
+       s.policy_runs, s.policy_actions, s.policy_last_run,
+       g.outbox_backlog, g.outbox_failed,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
+           AS outbox_oldest_age_seconds
+  FROM apikeys._stats() s, apikeys._stats_gauges() g;
+
 --------------------------------------------------------------------------------
 -- Row-level security for user tables
 --------------------------------------------------------------------------------
@@ -3164,6 +3238,10 @@ TO apikeys_admin;
 
 GRANT SELECT ON apikeys.key_usage, apikeys.failing_addresses, apikeys.key_hygiene TO apikeys_admin;
 
+-- apikeys.stats: numbers only, for admins and monitoring (pg_monitor).
+GRANT EXECUTE ON FUNCTION apikeys._stats(), apikeys._stats_gauges() TO apikeys_admin, pg_monitor;
+GRANT SELECT ON apikeys.stats TO apikeys_admin, pg_monitor;
+
 --------------------------------------------------------------------------------
 -- Comments
 --------------------------------------------------------------------------------
@@ -3267,6 +3345,11 @@ COMMENT ON VIEW apikeys.failing_addresses IS 'Client addresses (IPv4, IPv6 /64, 
 COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures: attempts answer RATE_LIMITED until window_end';
 COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
+COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
+COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';
+COMMENT ON COLUMN apikeys.stats.outbox_backlog IS 'Undelivered, not failed outbox rows of this database';
+COMMENT ON FUNCTION apikeys._stats() IS 'Internal: the shared-memory counters behind apikeys.stats';
+COMMENT ON FUNCTION apikeys._stats_gauges() IS 'Internal: the gauges behind apikeys.stats (counts only)';
 COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
 COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
 COMMENT ON FUNCTION apikeys._cache_invalidate_all() IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';

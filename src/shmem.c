@@ -35,6 +35,7 @@
 #include "prewarm.h"
 #include "recent.h"
 #include "shmem.h"
+#include "stats.h"
 
 bool		apikeys_shmem_ready = false;
 LWLockPadded *apikeys_locks = NULL;
@@ -54,6 +55,7 @@ ApikeysShmemRequest(void)
 	size = add_size(size, RecentShmemSize());
 	size = add_size(size, DbListShmemSize());
 	size = add_size(size, ThrottleShmemSize());
+	size = add_size(size, ServerStatsShmemSize());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(APIKEYS_TRANCHE_NAME, APIKEYS_NUM_LOCKS);
 }
@@ -76,6 +78,7 @@ ApikeysShmemStartup(void)
 	RecentShmemInit();
 	DbListShmemInit();
 	ThrottleShmemInit();
+	ServerStatsShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 	apikeys_shmem_ready = true;
 }
