@@ -1057,7 +1057,10 @@ BEGIN
         RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', create_key.owner
             USING ERRCODE = '54000',
                   DETAIL = pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys),
-                  HINT = 'Revoke a key, or raise max_keys with apikeys.set_owner_policy().';
+                  -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
+                  HINT = CASE WHEN apikeys.current_client_id() IS NULL
+                              THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
+                              ELSE 'Revoke a key you no longer need with apikeys.my_revoke_key() (expired keys do not count), then try again; only an administrator can raise the limit.' END;
     END IF;
 
     -- With handoff, the secret minted here is dropped unseen: the stored
@@ -2003,11 +2006,11 @@ BEGIN
     END IF;
 
     FOR r IN
-        SELECT kk.client_id,
+        SELECT kk.client_id, kk.expires_at,
                COALESCE(p.revoke_unused_after,
                         apikeys._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
                COALESCE(p.warn_before_expiry,
-                        apikeys._setting_interval('apikeys.default_warn_before_expiry', '0')) AS warn_before,
+                        apikeys._setting_interval('apikeys.default_warn_before_expiry', '14 days')) AS warn_before,
                COALESCE(p.rotate_every,
                         apikeys._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
           FROM apikeys.keys kk
@@ -2016,8 +2019,11 @@ BEGIN
            AND kk.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
          ORDER BY kk.client_id
     LOOP
+        -- nothing to do for this key: skip the row fetch (with the default
+        -- expiry warning on, most keys are far from their expiry)
         IF r.unused_after OPERATOR(pg_catalog.<=) '0'::interval AND
-           r.warn_before OPERATOR(pg_catalog.<=) '0'::interval AND
+           (r.warn_before OPERATOR(pg_catalog.<=) '0'::interval OR
+            r.expires_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before)) AND
            r.rotate_every OPERATOR(pg_catalog.<=) '0'::interval THEN
             CONTINUE;
         END IF;
