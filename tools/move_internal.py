@@ -21,7 +21,7 @@ What it does (idempotent: a second run changes nothing):
      apikeys, and comments it;
   3. rewrites every reference apikeys._name -> apikeys_internal._name in
      every tracked text file (install script, C strings, tests, harness,
-     bench, docs);
+     bench, docs), also "apikeys"."_name" and apikeys\._name in patterns;
   4. in tests, widens schema filters (x = 'apikeys'::regnamespace,
      nspname = 'apikeys') to both schemas, so the privilege, comment,
      search_path and inventory checks keep covering the internal functions
@@ -78,10 +78,13 @@ def main():
 
     ref = re.compile(r'\bapikeys\.(' + '|'.join(map(re.escape, names)) + r')\b')
     quoted = re.compile(r'"apikeys"\."(' + '|'.join(map(re.escape, names)) + r')"')
+    # the same name inside a regular expression (awk, grep, Perl): apikeys\._name
+    escaped = re.compile(r'\bapikeys\\\.(' + '|'.join(map(re.escape, names)) + r')\b')
     changed = {}
     for f, t in files.items():
         n = ref.sub(NEW + r'.\1', t)
         n = quoted.sub('"' + NEW + r'"."\1"', n)
+        n = escaped.sub(lambda m: NEW + '\\.' + m.group(1), n)
         if f.startswith(('sql/', 'test/')):
             n = re.sub(r"\b((?:\w+\.)?(?:pronamespace|relnamespace|typnamespace|refobjid))\s*=\s*'apikeys'::regnamespace",
                        r"\1 IN ('apikeys'::regnamespace, '" + NEW + r"'::regnamespace)", n)
