@@ -2850,7 +2850,7 @@ CREATE FUNCTION apikeys._stats_gauges(OUT cache_entries bigint, OUT cache_capaci
                                       OUT outbox_backlog bigint, OUT outbox_failed bigint,
                                       OUT outbox_oldest timestamptz)
     RETURNS record
-    LANGUAGE sql STABLE
+    LANGUAGE sql VOLATILE PARALLEL RESTRICTED
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
