@@ -694,6 +694,29 @@ CREATE FUNCTION apikeys.usage_stats(OUT shared boolean, OUT tracked_keys bigint,
     AS 'MODULE_PATHNAME', 'apikeys_usage_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
+-- The server-wide counters behind apikeys.stats (src/stats.c): totals
+-- since stats_since, NULL without shared_preload_libraries.
+CREATE FUNCTION apikeys._stats(OUT stats_since timestamptz,
+                               OUT verifications_valid bigint,
+                               OUT verifications_malformed bigint,
+                               OUT verifications_not_found bigint,
+                               OUT verifications_expired bigint,
+                               OUT verifications_disabled bigint,
+                               OUT verifications_revoked bigint,
+                               OUT verifications_insufficient_scope bigint,
+                               OUT verifications_ip_not_allowed bigint,
+                               OUT verifications_rate_limited bigint,
+                               OUT cache_hits bigint, OUT cache_misses bigint,
+                               OUT cache_evictions bigint,
+                               OUT usage_keys_pending bigint, OUT usage_keys_dropped bigint,
+                               OUT usage_flushes bigint, OUT usage_last_flush timestamptz,
+                               OUT policy_runs bigint, OUT policy_actions bigint,
+                               OUT policy_last_run timestamptz,
+                               OUT addresses_failing bigint, OUT addresses_dropped bigint)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_stats'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
 -- The packed journal row (format in src/journal_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
 CREATE FUNCTION apikeys._journal_decode(data bytea,
@@ -1097,7 +1120,10 @@ BEGIN
         RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', create_key.owner
             USING ERRCODE = '54000',
                   DETAIL = pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys),
-                  HINT = 'Revoke a key, or raise max_keys with apikeys.set_owner_policy().';
+                  -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
+                  HINT = CASE WHEN apikeys.current_client_id() IS NULL
+                              THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
+                              ELSE 'Revoke a key you no longer need with apikeys.my_revoke_key() (expired keys do not count), then try again; only an administrator can raise the limit.' END;
     END IF;
 
     -- With handoff, the secret minted here is dropped unseen: the stored
@@ -2221,11 +2247,11 @@ BEGIN
     END IF;
 
     FOR r IN
-        SELECT kk.client_id,
+        SELECT kk.client_id, kk.expires_at,
                COALESCE(p.revoke_unused_after,
                         apikeys._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
                COALESCE(p.warn_before_expiry,
-                        apikeys._setting_interval('apikeys.default_warn_before_expiry', '0')) AS warn_before,
+                        apikeys._setting_interval('apikeys.default_warn_before_expiry', '14 days')) AS warn_before,
                COALESCE(p.rotate_every,
                         apikeys._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
           FROM apikeys.keys kk
@@ -2234,8 +2260,11 @@ BEGIN
            AND kk.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
          ORDER BY kk.client_id
     LOOP
+        -- nothing to do for this key: skip the row fetch (with the default
+        -- expiry warning on, most keys are far from their expiry)
         IF r.unused_after OPERATOR(pg_catalog.<=) '0'::interval AND
-           r.warn_before OPERATOR(pg_catalog.<=) '0'::interval AND
+           (r.warn_before OPERATOR(pg_catalog.<=) '0'::interval OR
+            r.expires_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before)) AND
            r.rotate_every OPERATOR(pg_catalog.<=) '0'::interval THEN
             CONTINUE;
         END IF;
@@ -3197,6 +3226,57 @@ BEGIN
 END
 $$;
 
+-- The gauges of apikeys.stats that tables and locked-down functions hold:
+-- the cache's fill, blocked addresses (a count, never an address) and this
+-- database's outbox backlog.  SECURITY DEFINER, so pg_monitor can read the
+-- numbers without reading the addresses or the outbox.
+CREATE FUNCTION apikeys._stats_gauges(OUT cache_entries bigint, OUT cache_capacity bigint,
+                                      OUT cache_invalidations bigint,
+                                      OUT addresses_blocked bigint,
+                                      OUT outbox_backlog bigint, OUT outbox_failed bigint,
+                                      OUT outbox_oldest timestamptz)
+    RETURNS record
+    LANGUAGE sql VOLATILE PARALLEL RESTRICTED
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT c.entries, c.capacity, c.invalidations,
+       (SELECT pg_catalog.count(*) FROM apikeys._failing_addresses() f WHERE f.blocked),
+       (SELECT pg_catalog.count(*) FROM apikeys.outbox o
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL),
+       (SELECT pg_catalog.count(*) FROM apikeys.outbox o WHERE o.failed_at IS NOT NULL),
+       (SELECT pg_catalog.min(o.created_at) FROM apikeys.outbox o
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL)
+  FROM apikeys.cache_stats() c
+$$;
+
+-- The operator's view: one row, cheap enough to scrape every 15 seconds.
+-- Counters (verifications_*, cache_hits/misses/evictions, usage_flushes,
+-- policy_*) are server-wide totals since stats_since; the rest are gauges.
+CREATE VIEW apikeys.stats AS
+SELECT s.stats_since,
+       (s.verifications_valid OPERATOR(pg_catalog.+) s.verifications_malformed
+        OPERATOR(pg_catalog.+) s.verifications_not_found OPERATOR(pg_catalog.+) s.verifications_expired
+        OPERATOR(pg_catalog.+) s.verifications_disabled OPERATOR(pg_catalog.+) s.verifications_revoked
+        OPERATOR(pg_catalog.+) s.verifications_insufficient_scope
+        OPERATOR(pg_catalog.+) s.verifications_ip_not_allowed
+        OPERATOR(pg_catalog.+) s.verifications_rate_limited) AS verifications,
+       s.verifications_valid, s.verifications_malformed, s.verifications_not_found,
+       s.verifications_expired, s.verifications_disabled, s.verifications_revoked,
+       s.verifications_insufficient_scope, s.verifications_ip_not_allowed,
+       s.verifications_rate_limited,
+       s.cache_hits, s.cache_misses, s.cache_evictions,
+       g.cache_entries, g.cache_capacity, g.cache_invalidations,
+       s.addresses_failing, g.addresses_blocked, s.addresses_dropped,
+       s.usage_keys_pending, s.usage_keys_dropped, s.usage_flushes, s.usage_last_flush,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) s.usage_last_flush)
+           AS usage_flush_age_seconds,
+       s.policy_runs, s.policy_actions, s.policy_last_run,
+       g.outbox_backlog, g.outbox_failed,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
+           AS outbox_oldest_age_seconds
+  FROM apikeys._stats() s, apikeys._stats_gauges() g;
+
 --------------------------------------------------------------------------------
 -- Row-level security for user tables
 --------------------------------------------------------------------------------
@@ -3551,6 +3631,10 @@ TO apikeys_admin;
 
 GRANT SELECT ON apikeys.key_usage, apikeys.failing_addresses, apikeys.key_hygiene TO apikeys_admin;
 
+-- apikeys.stats: numbers only, for admins and monitoring (pg_monitor).
+GRANT EXECUTE ON FUNCTION apikeys._stats(), apikeys._stats_gauges() TO apikeys_admin, pg_monitor;
+GRANT SELECT ON apikeys.stats TO apikeys_admin, pg_monitor;
+
 --------------------------------------------------------------------------------
 -- Comments
 --------------------------------------------------------------------------------
@@ -3665,6 +3749,11 @@ COMMENT ON FUNCTION apikeys.unblock_address(inet) IS 'Lifts the failure throttle
 COMMENT ON FUNCTION apikeys._unblock_address(inet) IS 'Internal: removes failure throttle records, for unblock_address';
 COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
+COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
+COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';
+COMMENT ON COLUMN apikeys.stats.outbox_backlog IS 'Undelivered, not failed outbox rows of this database';
+COMMENT ON FUNCTION apikeys._stats() IS 'Internal: the shared-memory counters behind apikeys.stats';
+COMMENT ON FUNCTION apikeys._stats_gauges() IS 'Internal: the gauges behind apikeys.stats (counts only)';
 COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
 COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
 COMMENT ON FUNCTION apikeys._cache_invalidate_all() IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';

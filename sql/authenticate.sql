@@ -130,3 +130,28 @@ BEGIN READ ONLY;
 SET LOCAL ROLE regress_verifier;
 SELECT code FROM apikeys.authenticate(:'tok');
 COMMIT;
+
+-- Outside a transaction block the context ends with authenticate()'s own
+-- statement, so an app that authenticates and then queries in a second
+-- statement would query as nobody (under RLS: no rows and no error).
+-- authenticate() warns then, with SET LOCAL's SQLSTATE 25P01.
+SET ROLE regress_verifier;
+\set VERBOSITY sqlstate
+SELECT code FROM apikeys.authenticate(:'tok');
+\set VERBOSITY default
+SELECT apikeys.current_client_id() IS NULL AS next_statement_is_anonymous;
+-- In one statement the context is there, and the warning says it is only there.
+SELECT (apikeys.authenticate(:'tok')).code, apikeys.current_client_id() = :'cid' AS same_statement;
+-- No warning inside BEGIN ... COMMIT, in a savepoint, or in a query string
+-- of several statements (an implicit transaction block, as for SET LOCAL).
+BEGIN;
+SELECT code FROM apikeys.authenticate(:'tok');
+SELECT apikeys.current_client_id() = :'cid' AS in_block;
+SAVEPOINT s;
+SELECT code FROM apikeys.authenticate(:'tok');
+RELEASE SAVEPOINT s;
+COMMIT;
+SELECT code FROM apikeys.authenticate(:'tok') \; SELECT apikeys.current_client_id() = :'cid' AS same_query_string;
+-- A failure raises its error, never the warning.
+SELECT err(format('SELECT apikeys.authenticate(%L)', 'not a token')) AS outside_block_failure;
+RESET ROLE;

@@ -48,9 +48,15 @@ RESET ROLE;
 SELECT secret_set_at > now() - interval '1 minute' AS just_set FROM apikeys.keys WHERE client_id = :'fresh';
 SELECT revoked_at AS revoked_at_before FROM apikeys.keys WHERE client_id = :'revoked' \gset
 
--- Off by default: no policy, no action
+-- Without a policy only the expiry warning is on
+-- (apikeys.default_warn_before_expiry, 14 days): a key never dies
+-- unannounced.  With that off too: no action.
+SET apikeys.default_warn_before_expiry = 0;
 SET ROLE regress_admin;
 SELECT apikeys.apply_policies() AS actions;
+RESET ROLE;
+RESET apikeys.default_warn_before_expiry;
+SET ROLE regress_admin;
 SELECT apikeys.set_owner_policy('hygiene', revoke_unused_after => '90 days',
         warn_before_expiry => '14 days', rotate_every => '30 days');
 RESET ROLE;
@@ -103,6 +109,19 @@ SELECT owner, status FROM apikeys.key_list WHERE owner IN ('defaults', 'optout')
 RESET ROLE;
 RESET apikeys.default_revoke_unused_after;
 SELECT event, channel, recipient FROM apikeys.outbox WHERE client_id = :'dflt' ORDER BY id;
+-- the default expiry warning: a key of an owner without a policy, 10 days
+-- from its expiry, is warned (to its contact); an owner's '0' turns it off
+SET ROLE regress_admin;
+SELECT (k).client_id AS dflt_exp FROM (SELECT apikeys.create_key('defaults', 'ending', '{}',
+        expires_at => now() + interval '10 days', contact_email => 'dev@example.com') AS k) s \gset
+SELECT (k).client_id AS optout_exp FROM (SELECT apikeys.create_key('optout', 'ending', '{}',
+        expires_at => now() + interval '10 days', contact_email => 'dev@example.com') AS k) s \gset
+SELECT apikeys.set_owner_policy('optout', warn_before_expiry => '0');
+SELECT apikeys.apply_policies() AS actions;
+RESET ROLE;
+SELECT k.owner, o.event, o.channel, o.recipient
+  FROM apikeys.outbox o JOIN apikeys.keys k USING (client_id)
+ WHERE o.client_id IN (:'dflt_exp', :'optout_exp') AND o.event = 'expires_soon';
 
 -- Privileges
 SET ROLE regress_verifier;

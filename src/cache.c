@@ -125,6 +125,7 @@
 #include "catalog.h"
 #include "shmem.h"
 #include "standby.h"
+#include "stats.h"
 
 #define CACHE_WAYS			16
 #define CACHE_ENTRY_SIZE	256
@@ -497,6 +498,8 @@ CacheInsert(uint32 hash, const CacheEntry *img, const ApikeysKeysId *id)
 		if (victim < 0 && set[w].h.dbid == InvalidOid)
 			victim = w;
 	}
+	if (victim < 0)
+		ServerStatsCount(STATS_CACHE_EVICTION, 1);	/* a live entry goes */
 	for (int i = 0; victim < 0 && i < 2 * CACHE_WAYS; i++)
 	{
 		int			w = (start + i) % CACHE_WAYS;
@@ -567,9 +570,11 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 	if (hit)
 	{
 		local_hits++;
+		ServerStatsCount(STATS_CACHE_HIT, 1);
 		return true;
 	}
 	local_misses++;
+	ServerStatsCount(STATS_CACHE_MISS, 1);
 
 	ApikeysKeysIdentity(&id);
 	found = KeyLookup(client_id, len, out);
@@ -647,12 +652,14 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 				LWLockRelease(PartitionLock(part));
 				handle->way = (int64) ((hash % cache->nsets) * CACHE_WAYS + w);
 				local_hits++;
+				ServerStatsCount(STATS_CACHE_HIT, 1);
 				return true;
 			}
 		}
 	}
 	LWLockRelease(PartitionLock(part));
 	local_misses++;
+	ServerStatsCount(STATS_CACHE_MISS, 1);
 
 	/* miss: g0 and s0 were read before the fresh snapshot KeyLookup takes */
 	found = KeyLookup(client_id, len, out);

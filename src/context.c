@@ -151,6 +151,28 @@ ContextRaiseFailure(const VerifyResult *res)
 			 errdetail("Retry after %d seconds.", res->retry_after) : 0));
 }
 
+/*
+ * ContextWarnOutsideBlock warns, as SET LOCAL does, when authenticate()
+ * runs in a transaction of its own: outside BEGIN ... COMMIT the context
+ * ends with the statement that set it, so an app that authenticates and
+ * then sends its query as a second statement queries as nobody (under
+ * RLS: no rows, no error).  A WARNING rather than an error, because one
+ * statement (or one function call) that authenticates and reads in the
+ * same statement is correct; a multi-statement query string and a
+ * subtransaction count as a block, as for SET LOCAL.
+ */
+static void
+ContextWarnOutsideBlock(void)
+{
+	if (IsTransactionBlock() || IsSubTransaction())
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+			 errmsg("apikeys.authenticate() outside a transaction block authenticates only its own statement"),
+			 errdetail("The key's context ends when this statement's transaction ends."),
+			 errhint("Call apikeys.authenticate() after BEGIN, in the same transaction as the queries it protects.")));
+}
+
 PG_FUNCTION_INFO_V1(apikeys_authenticate);
 PG_FUNCTION_INFO_V1(apikeys_current_client_id);
 PG_FUNCTION_INFO_V1(apikeys_current_owner);
@@ -184,6 +206,7 @@ apikeys_authenticate(PG_FUNCTION_ARGS)
 		ContextClear();
 		ContextRaiseFailure(&res);
 	}
+	ContextWarnOutsideBlock();
 	ContextSet(&res);
 	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
 }

@@ -47,7 +47,7 @@ int			apikeys_outbox_max_backoff = 3600;
 int			apikeys_outbox_retention = 7 * 24 * 3600;
 int			apikeys_policy_interval = 3600;
 int			apikeys_default_revoke_unused_after = 0;
-int			apikeys_default_warn_before_expiry = 0;
+int			apikeys_default_warn_before_expiry = 14 * 24 * 3600;
 int			apikeys_default_rotate_every = 0;
 int			apikeys_max_tenant_actions = 60;
 
@@ -464,9 +464,9 @@ ApikeysDefineGucs(void)
 
 	DefineCustomIntVariable("apikeys.default_warn_before_expiry",
 							"Sets how long before expiry a key's contact is warned when no owner policy says otherwise.",
-							"0 turns it off.",
+							"0 turns it off.  On by default: keys expire (after a year unless the owner's policy says otherwise), and a key should not die unannounced.",
 							&apikeys_default_warn_before_expiry,
-							0,
+							14 * 24 * 3600,
 							0,
 							INT_MAX,
 							PGC_SUSET,

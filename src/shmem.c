@@ -35,6 +35,7 @@
 #include "prewarm.h"
 #include "recent.h"
 #include "shmem.h"
+#include "stats.h"
 
 bool		apikeys_shmem_ready = false;
 LWLockPadded *apikeys_locks = NULL;
@@ -55,6 +56,7 @@ ApikeysShmemRequest(void)
 	size = add_size(size, DbListShmemSize());
 	size = add_size(size, ThrottleShmemSize());
 	size = add_size(size, ClaimShmemSize());
+	size = add_size(size, ServerStatsShmemSize());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(APIKEYS_TRANCHE_NAME, APIKEYS_NUM_LOCKS);
 }
@@ -78,6 +80,7 @@ ApikeysShmemStartup(void)
 	DbListShmemInit();
 	ThrottleShmemInit();
 	ClaimShmemInit();
+	ServerStatsShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 	apikeys_shmem_ready = true;
 }

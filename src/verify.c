@@ -56,6 +56,7 @@
 
 #include "cache.h"
 #include "secret.h"
+#include "stats.h"
 #include "ownerlimit.h"
 #include "throttle.h"
 #include "token.h"
@@ -223,10 +224,12 @@ VerifyToken(text *token, const Scope *required,
 		!TokenParse(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &pt))
 	{
 		SetMalformed(res);
+		ServerStatsCountVerification(res->code);
 		return;
 	}
 	VerifyCredentials(pt.client_id, pt.client_id_len, pt.secret, pt.secret_len,
 					  required, ip_known, client_ip, may_write, res);
+	ServerStatsCountVerification(res->code);
 }
 
 /*
@@ -245,10 +248,12 @@ VerifyClientSecret(const char *client_id, int cid_len,
 		!SecretIsWellFormed(secret, secret_len))
 	{
 		SetMalformed(res);
+		ServerStatsCountVerification(res->code);
 		return;
 	}
 	VerifyCredentials(client_id, cid_len, secret, secret_len,
 					  required, ip_known, client_ip, may_write, res);
+	ServerStatsCountVerification(res->code);
 }
 
 /*

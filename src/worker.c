@@ -64,6 +64,7 @@
 #include "journal.h"
 #include "recent.h"
 #include "shmem.h"
+#include "stats.h"
 
 PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
 PGDLLEXPORT void ApikeysFlushWorkerMain(Datum arg);
@@ -251,6 +252,7 @@ PolicyRun(void)
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	ServerStatsNotePolicyRun(actions);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	elog(DEBUG1, "apikeys policies: " INT64_FORMAT " actions", actions);
 }
@@ -298,6 +300,7 @@ ApikeysFlushWorkerMain(Datum arg)
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	ServerStatsNoteUsageFlush();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	elog(DEBUG1, "apikeys %s " INT64_FORMAT " rows", rollup ? "rolled up usage:" : "journaled usage of", rows);
 	proc_exit(0);

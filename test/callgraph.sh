@@ -4,7 +4,8 @@
 # defined in b.c; reads of another file's variables (GUCs, the outcome
 # table, apikeys_locks) are data, not calls, and are not edges.  Prints
 # the edges, then fails if the calls form a cycle (tsort finds them), or
-# if README's Architecture table does not name exactly the files of src/.
+# if the Files table of docs/architecture.md does not name exactly the
+# files of src/.
 #
 #   test/callgraph.sh            edges, one per line, and the cycle check
 #   test/callgraph.sh --dot      the graph in Graphviz form
@@ -30,11 +31,11 @@ if [ "$1" = "--dot" ]; then
 fi
 awk '{ print $1 " -> " $2 }' "$edges"
 status=0
-listed=$(sed -n '/^## Architecture/,/^## /p' ../README.md | grep '^| `' | cut -d'|' -f2 |
+listed=$(sed -n '/^## Files/,/^## /p' ../docs/architecture.md | grep '^| `' | cut -d'|' -f2 |
 	grep -oE '[a-z_]+\.[ch]' | sort)
 present=$(ls *.c *.h | sort)
 if [ "$listed" != "$present" ]; then
-	echo "README's Architecture table and src/ differ (< README, > src/):" >&2
+	echo "docs/architecture.md's Files table and src/ differ (< docs, > src/):" >&2
 	diff <(echo "$listed") <(echo "$present") >&2 || true
 	status=1
 fi

@@ -17,7 +17,10 @@
 --                  visible to keys of its owner holding expenses:read, and to
 --                  everyone when it is marked public
 --   api.my_*       tenant self-service: a key holding apikeys:* manages its
---                  owner's keys (POST /rpc/my_create_key, GET /my_keys, ...)
+--                  owner's keys (POST /rpc/my_create_key, my_update_key,
+--                  my_rotate_key, my_disable_key, my_enable_key, my_revoke_key,
+--                  my_delete_key; GET /my_keys)
+--   api.claim_key  the secret handoff's claim (POST /rpc/claim_key)
 --
 -- The login password of authenticator is set outside this script, e.g.
 --     ALTER ROLE authenticator PASSWORD '...';
@@ -110,6 +113,7 @@ $$;
 --   key without the apikeys scope,
 --   or asking for more than it has 403
 --   another owner's or no such key 404
+--   invalid input                  400
 --   key cap reached, key revoked   409
 -- Runs as the caller (anon, or the key's db_role), like every request.
 GRANT apikeys_verifier TO api_user;   -- keys with db_role api_user may self-serve too
@@ -120,6 +124,7 @@ DECLARE
     status integer := CASE WHEN state = '42501' AND apikeys.current_client_id() IS NULL THEN 401
                            WHEN state = '42501' THEN 403
                            WHEN state = '42704' THEN 404
+                           WHEN state = '22023' THEN 400
                            ELSE 409 END;
 BEGIN
     RAISE SQLSTATE 'PGRST' USING
@@ -130,16 +135,37 @@ BEGIN
 END
 $$;
 
+-- POST /rpc/my_create_key: every argument of apikeys.my_create_key;
+-- handoff => true sends the new key's secret to its contacts instead
 CREATE FUNCTION api.my_create_key(name text, scopes text[], expires_at timestamptz DEFAULT NULL,
-                                  description text DEFAULT NULL, contact_email text DEFAULT NULL)
+                                  description text DEFAULT NULL, contact_email text DEFAULT NULL,
+                                  contact_phone text DEFAULT NULL, allowed_cidrs cidr[] DEFAULT NULL,
+                                  metadata jsonb DEFAULT '{}', handoff boolean DEFAULT false)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RETURN apikeys.my_create_key(name, scopes, expires_at, description, contact_email);
+    RETURN apikeys.my_create_key(name, scopes, expires_at, description, contact_email,
+                                 contact_phone, allowed_cidrs, COALESCE(metadata, '{}'), handoff);
 EXCEPTION WHEN insufficient_privilege OR undefined_object OR program_limit_exceeded
-               OR object_not_in_prerequisite_state THEN
+               OR object_not_in_prerequisite_state OR invalid_parameter_value THEN
     PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
     RETURN NULL;
+END
+$$;
+
+-- POST /rpc/my_update_key: NULL (or a missing field) leaves a setting
+CREATE FUNCTION api.my_update_key(client_id text, name text DEFAULT NULL, description text DEFAULT NULL,
+                                  scopes text[] DEFAULT NULL, expires_at timestamptz DEFAULT NULL,
+                                  contact_email text DEFAULT NULL, contact_phone text DEFAULT NULL,
+                                  allowed_cidrs cidr[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM apikeys.my_update_key(client_id, name, description, scopes, expires_at, contact_email,
+                                  contact_phone, allowed_cidrs, metadata);
+EXCEPTION WHEN insufficient_privilege OR undefined_object OR object_not_in_prerequisite_state
+               OR invalid_parameter_value THEN
+    PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
 END
 $$;
 
@@ -148,9 +174,31 @@ CREATE FUNCTION api.my_rotate_key(client_id text, grace interval DEFAULT '0')
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN apikeys.my_rotate_key(client_id, grace);
-EXCEPTION WHEN insufficient_privilege OR undefined_object OR object_not_in_prerequisite_state THEN
+EXCEPTION WHEN insufficient_privilege OR undefined_object OR object_not_in_prerequisite_state
+               OR invalid_parameter_value THEN
     PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
     RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION api.my_disable_key(client_id text, reason text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM apikeys.my_disable_key(client_id, reason);
+EXCEPTION WHEN insufficient_privilege OR undefined_object OR object_not_in_prerequisite_state
+               OR invalid_parameter_value THEN
+    PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
+END
+$$;
+
+CREATE FUNCTION api.my_enable_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM apikeys.my_enable_key(client_id);
+EXCEPTION WHEN insufficient_privilege OR undefined_object OR object_not_in_prerequisite_state THEN
+    PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
 END
 $$;
 
@@ -159,20 +207,45 @@ CREATE FUNCTION api.my_revoke_key(client_id text, reason text DEFAULT NULL)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM apikeys.my_revoke_key(client_id, reason);
+EXCEPTION WHEN insufficient_privilege OR undefined_object OR object_not_in_prerequisite_state
+               OR invalid_parameter_value THEN
+    PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
+END
+$$;
+
+CREATE FUNCTION api.my_delete_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM apikeys.my_delete_key(client_id);
 EXCEPTION WHEN insufficient_privilege OR undefined_object OR object_not_in_prerequisite_state THEN
     PERFORM api_auth.refuse(SQLSTATE, SQLERRM);
 END
 $$;
 
--- GET /my_keys: the tenant's keys (empty without apikeys:read)
+-- GET /my_keys: the tenant's keys, every column of apikeys.my_keys (empty
+-- without apikeys:read)
 CREATE VIEW api.my_keys WITH (security_invoker = true) AS
-    SELECT client_id, name, description, scopes, status, created_at, expires_at, last_used_at
-      FROM apikeys.my_keys;
+    SELECT * FROM apikeys.my_keys;
 
-REVOKE ALL ON FUNCTION api_auth.refuse(text, text), api.my_create_key(text, text[], timestamptz, text, text),
-       api.my_rotate_key(text, interval), api.my_revoke_key(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION api_auth.refuse(text, text), api.my_create_key(text, text[], timestamptz, text, text),
-      api.my_rotate_key(text, interval), api.my_revoke_key(text, text) TO anon, api_user;
+-- The secret handoff's claim page (no key needed): POST /rpc/claim_key
+-- {"claim_token": "...", "code": "123456"} answers the new key's token,
+-- once.  Every failure is the same 403 (SQLSTATE 28000), whatever was wrong.
+CREATE FUNCTION api.claim_key(claim_token text, code text)
+    RETURNS apikeys.new_key
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp
+    RETURN apikeys.claim_key(claim_token, code);
+
+REVOKE ALL ON FUNCTION api_auth.refuse(text, text),
+       api.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean),
+       api.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb),
+       api.my_rotate_key(text, interval), api.my_disable_key(text, text), api.my_enable_key(text),
+       api.my_revoke_key(text, text), api.my_delete_key(text), api.claim_key(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api_auth.refuse(text, text),
+      api.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean),
+      api.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb),
+      api.my_rotate_key(text, interval), api.my_disable_key(text, text), api.my_enable_key(text),
+      api.my_revoke_key(text, text), api.my_delete_key(text), api.claim_key(text, text) TO anon, api_user;
 GRANT SELECT ON api.my_keys TO anon, api_user;
 
 -- Keys are issued by an apikeys_admin, for example:
