@@ -239,7 +239,13 @@ CREATE TYPE apikeys.verification AS (
     owner           text,
     scopes          text[],
     expires_at      timestamptz,
-    retry_after     integer
+    retry_after     integer,
+    http_status     integer,        -- what an HTTP API should answer: 200, 401, 403 or 429
+    name            text,           -- the key's name and metadata, once its secret matched
+    metadata        jsonb,
+    rate_limit      integer,        -- the key's own rate limit (NULL: none) ...
+    rate_remaining  integer,        -- ... requests left in its window after this one ...
+    rate_reset      timestamptz     -- ... and when the window ends (NULL unless consulted)
 );
 
 --------------------------------------------------------------------------------
@@ -3171,7 +3177,7 @@ COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes an
 
 COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action(field, ...), resource:*, * or @set';
 COMMENT ON TYPE apikeys.new_key IS 'A newly issued or rotated key; the only place its secret ever appears';
-COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, and the key''s identity once its secret matched';
+COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, and its rate-limit window';
 
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
 COMMENT ON TABLE apikeys.owner_policies IS 'Per-owner key cap and maximum lifetime (extension owner only)';

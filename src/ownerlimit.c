@@ -231,6 +231,23 @@ OwnerRateLimited(const char *owner, int *retry_after)
 	return ThrottleRateLimited(name, e->limit, e->window_us, retry_after);
 }
 
+/*
+ * OwnerLimitKnownNone: does this backend already know, without reading
+ * anything, that owner has no rate limit?  A cache hit counts a VALID
+ * outcome under the cache lock only then (verify.c), since reading the
+ * policy there is not allowed.
+ */
+bool
+OwnerLimitKnownNone(const char *owner)
+{
+	OwnerLimitEntry *e;
+
+	if (owner_limits == NULL || strlen(owner) > OWNER_MAXLEN)
+		return false;
+	e = hash_search(owner_limits, owner, HASH_FIND, NULL);
+	return e != NULL && e->limit <= 0;
+}
+
 PG_FUNCTION_INFO_V1(apikeys_owner_limit_cache_trigger);
 
 /*

@@ -14,5 +14,6 @@
 #include "apikeys.h"
 
 extern bool OwnerRateLimited(const char *owner, int *retry_after);
+extern bool OwnerLimitKnownNone(const char *owner);
 
 #endif							/* APIKEYS_OWNERLIMIT_H */

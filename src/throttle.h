@@ -47,6 +47,9 @@ extern bool ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after);
 extern void ThrottleRecordFailure(bool ip_known, Datum addr);
 extern bool ThrottleRateLimited(const char *client_id, int32 limit,
 								int64 window_us, int *retry_after);
+extern bool ThrottleRateWindow(const char *client_id, int32 limit,
+							   int64 window_us, int *retry_after,
+							   int32 *remaining, TimestampTz *reset);
 extern void ThrottleAddressStats(int64 *tracked, int64 *capacity, int64 *dropped);
 extern void ThrottleDiscardDatabase(void);
 

@@ -63,6 +63,19 @@
 static const uint8 dummy_hash[APIKEYS_HASH_LEN] = {0};
 
 /*
+ * ApikeysHttpStatus: the HTTP status an API should answer for a
+ * verification outcome (200, 401, 403 or 429), as the outcome table
+ * (apikeys.c) says.  The verification row's http_status and pre_request's
+ * response both come from here.
+ */
+int
+ApikeysHttpStatus(ApikeysCode code)
+{
+	Assert(code >= APIKEYS_VALID && code < APIKEYS_NUM_CODES);
+	return code == APIKEYS_VALID ? 200 : ApikeysOutcomes[code].http_status;
+}
+
+/*
  * ConnectionAddress sets *addr to the connection's client address and
  * returns true, or returns false for a unix-socket or background session.
  */
@@ -110,6 +123,91 @@ AddressAllowed(ArrayType *cidrs, Datum addr)
 	return false;
 }
 
+/* What JudgeKey needs besides the key, and what it found. */
+typedef struct Judgement
+{
+	const char *secret;
+	int			secret_len;
+	const Scope *required;
+	bool		ip_known;
+	Datum		client_ip;
+	bool		judged;			/* JudgeHit ran: code is set */
+	ApikeysCode code;
+} Judgement;
+
+/*
+ * JudgeKey: checks 3 to 8 of the list at the top (secret, status, expiry,
+ * address, scope) for key (found false: no such key, the secret is still
+ * hashed and compared).  VALID here means "all but the rate limits".
+ * Takes no lock and reads no table: it may run under the cache's
+ * partition lock (JudgeHit).
+ */
+static ApikeysCode
+JudgeKey(const KeyInfo *key, bool found, const Judgement *j)
+{
+	uint8		presented[APIKEYS_HASH_LEN];
+	bool		current_ok = false;
+	bool		prev_ok = false;
+	TimestampTz now;
+
+	if (found && SecretHash(j->secret, j->secret_len, key->hash_alg, presented))
+		current_ok = SecretHashEqual(presented, key->hash);
+	else
+	{
+		/*
+		 * Same work as a wrong secret: hash, then compare.  This covers an
+		 * unknown client ID and a peppered key while no pepper is set.
+		 */
+		SecretHash(j->secret, j->secret_len, APIKEYS_HASH_SHA256, presented);
+		(void) SecretHashEqual(presented, dummy_hash);
+	}
+
+	if (found && !current_ok && key->has_prev)
+	{
+		if (key->prev_hash_alg == key->hash_alg ||
+			SecretHash(j->secret, j->secret_len, key->prev_hash_alg, presented))
+			prev_ok = SecretHashEqual(presented, key->prev_hash);
+	}
+	explicit_bzero(presented, sizeof(presented));
+
+	if (!current_ok && !prev_ok)
+		return APIKEYS_NOT_FOUND;
+
+	now = GetCurrentTimestamp();
+	if (key->revoked)
+		return APIKEYS_REVOKED;
+	if (key->disabled)
+		return APIKEYS_DISABLED;
+	if (now >= key->expires_at || (prev_ok && now >= key->prev_expires_at))
+		return APIKEYS_EXPIRED;
+	if (key->allowed_cidrs != NULL &&
+		(!j->ip_known || !AddressAllowed(key->allowed_cidrs, j->client_ip)))
+		return APIKEYS_IP_NOT_ALLOWED;
+	if (j->required != NULL && !ScopeArrayGrants(key->scopes, j->required))
+		return APIKEYS_INSUFFICIENT_SCOPE;
+	return APIKEYS_VALID;
+}
+
+/*
+ * JudgeHit is the cache's CacheHitJudge: JudgeKey under the partition
+ * lock, so that the outcome is counted in the same lock hold.  An outcome
+ * that a rate limit may still change is left to be counted afterwards: a
+ * key with its own limit, or whose owner this backend does not yet know
+ * to have none.
+ */
+static ApikeysCode
+JudgeHit(const KeyInfo *key, void *arg)
+{
+	Judgement  *j = (Judgement *) arg;
+
+	j->code = JudgeKey(key, true, j);
+	j->judged = true;
+	if (j->code == APIKEYS_VALID &&
+		(key->rate_limit > 0 || !OwnerLimitKnownNone(key->owner)))
+		return APIKEYS_NUM_CODES;
+	return j->code;
+}
+
 /*
  * VerifyCredentials checks a client ID and secret (already known to be
  * well-formed) and fills res.  ip_known false means no address is known,
@@ -124,16 +222,17 @@ VerifyCredentials(const char *client_id, int cid_len,
 				  bool ip_known, Datum client_ip,
 				  bool may_write, VerifyResult *res)
 {
-	uint8		presented[APIKEYS_HASH_LEN];
 	CacheHandle handle;
 	bool		found;
-	bool		current_ok = false;
-	bool		prev_ok = false;
-	TimestampTz now;
+	Judgement	j;
 	KeyInfo    *key = &res->key;
 
 	memset(res, 0, offsetof(VerifyResult, key));
 	res->retry_after = 0;
+	res->rate_limit = 0;
+	res->rate_known = false;
+	res->rate_remaining = 0;
+	res->rate_reset = 0;
 
 	/* an IPv4-mapped or -compatible address is its IPv4 address */
 	if (ip_known)
@@ -145,61 +244,38 @@ VerifyCredentials(const char *client_id, int cid_len,
 		return;
 	}
 
-	found = KeyLookupCached(client_id, cid_len, key, &handle);
+	j.secret = secret;
+	j.secret_len = secret_len;
+	j.required = required;
+	j.ip_known = ip_known;
+	j.client_ip = client_ip;
+	j.judged = false;
+	found = KeyLookupCached(client_id, cid_len, key, &handle, JudgeHit, &j);
+	res->code = j.judged ? j.code : JudgeKey(key, found, &j);
 
-	if (found && SecretHash(secret, secret_len, key->hash_alg, presented))
-		current_ok = SecretHashEqual(presented, key->hash);
-	else
+	if (res->code == APIKEYS_NOT_FOUND)
 	{
-		/*
-		 * Same work as a wrong secret: hash, then compare.  This covers an
-		 * unknown client ID and a peppered key while no pepper is set.
-		 */
-		SecretHash(secret, secret_len, APIKEYS_HASH_SHA256, presented);
-		(void) SecretHashEqual(presented, dummy_hash);
-	}
-
-	if (found && !current_ok && key->has_prev)
-	{
-		if (key->prev_hash_alg == key->hash_alg ||
-			SecretHash(secret, secret_len, key->prev_hash_alg, presented))
-			prev_ok = SecretHashEqual(presented, key->prev_hash);
-	}
-	explicit_bzero(presented, sizeof(presented));
-
-	if (!current_ok && !prev_ok)
-	{
-		res->code = APIKEYS_NOT_FOUND;
 		UsageRecordFailure(&handle, found ? client_id : NULL, cid_len);
 		ThrottleRecordFailure(ip_known, client_ip);
 		return;
 	}
 
 	res->have_key = true;
-	now = GetCurrentTimestamp();
-
-	if (key->revoked)
-		res->code = APIKEYS_REVOKED;
-	else if (key->disabled)
-		res->code = APIKEYS_DISABLED;
-	else if (now >= key->expires_at ||
-			 (prev_ok && now >= key->prev_expires_at))
-		res->code = APIKEYS_EXPIRED;
-	else if (key->allowed_cidrs != NULL &&
-			 (!ip_known || !AddressAllowed(key->allowed_cidrs, client_ip)))
-		res->code = APIKEYS_IP_NOT_ALLOWED;
-	else if (required != NULL && !ScopeArrayGrants(key->scopes, required))
-		res->code = APIKEYS_INSUFFICIENT_SCOPE;
-	else if (key->rate_limit > 0 &&
-			 ThrottleRateLimited(key->client_id, key->rate_limit,
-								 key->rate_window_us, &res->retry_after))
-		res->code = APIKEYS_RATE_LIMITED;
-	else if (OwnerRateLimited(key->owner, &res->retry_after))
+	if (key->rate_limit > 0)
+		res->rate_limit = key->rate_limit;
+	if (res->code == APIKEYS_VALID && key->rate_limit > 0)
+	{
+		res->rate_known = true;
+		if (ThrottleRateWindow(key->client_id, key->rate_limit,
+							   key->rate_window_us, &res->retry_after,
+							   &res->rate_remaining, &res->rate_reset))
+			res->code = APIKEYS_RATE_LIMITED;
+	}
+	if (res->code == APIKEYS_VALID &&
+		OwnerRateLimited(key->owner, &res->retry_after))
 		res->code = APIKEYS_RATE_LIMITED;	/* the owner's shared window */
-	else
-		res->code = APIKEYS_VALID;
 
-	UsageRecord(&handle, key, res->code, now, may_write);
+	UsageRecord(&handle, key, res->code, GetCurrentTimestamp(), may_write);
 }
 
 /* SetMalformed: the answer to input that is not a credential at all. */
@@ -268,8 +344,8 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 	static Oid	cached_type = InvalidOid;
 	TupleDesc	tupdesc;
 	HeapTuple	tuple;
-	Datum		values[7];
-	bool		nulls[7] = {false};
+	Datum		values[13];
+	bool		nulls[13] = {false};
 
 	if (fcinfo->flinfo->fn_oid != cached_fn || !OidIsValid(cached_fn))
 	{
@@ -302,6 +378,27 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 		values[6] = Int32GetDatum(r->retry_after);
 	else
 		nulls[6] = true;
+	values[7] = Int32GetDatum(ApikeysHttpStatus(r->code));
+	if (r->have_key && r->key.name != NULL)
+		values[8] = CStringGetTextDatum(r->key.name);
+	else
+		nulls[8] = true;
+	if (r->have_key && r->key.metadata != NULL)
+		values[9] = JsonbPGetDatum(r->key.metadata);
+	else
+		nulls[9] = true;
+	if (r->have_key && r->rate_limit > 0)
+		values[10] = Int32GetDatum(r->rate_limit);
+	else
+		nulls[10] = true;
+	if (r->have_key && r->rate_known)
+	{
+		values[11] = Int32GetDatum(r->rate_remaining);
+		values[12] = TimestampTzGetDatum(r->rate_reset);
+	}
+	else
+		nulls[11] = nulls[12] = true;
+	Assert(tupdesc->natts == lengthof(values));
 
 	tuple = heap_form_tuple(tupdesc, values, nulls);
 	ReleaseTupleDesc(tupdesc);
