@@ -265,11 +265,12 @@ VerifyCredentials(const char *client_id, int cid_len,
 		res->rate_limit = key->rate_limit;
 	if (res->code == APIKEYS_VALID && key->rate_limit > 0)
 	{
-		res->rate_known = true;
 		if (ThrottleRateWindow(key->client_id, key->rate_limit,
 							   key->rate_window_us, &res->retry_after,
 							   &res->rate_remaining, &res->rate_reset))
 			res->code = APIKEYS_RATE_LIMITED;
+		/* no window without shared memory (not preloaded) */
+		res->rate_known = res->rate_reset != 0;
 	}
 	if (res->code == APIKEYS_VALID &&
 		OwnerRateLimited(key->owner, &res->retry_after))
