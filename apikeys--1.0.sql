@@ -658,7 +658,9 @@ CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures intege
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
                                     OUT shared_bytes bigint, OUT invalidations bigint,
-                                    OUT session_hits bigint, OUT session_misses bigint)
+                                    OUT session_hits bigint, OUT session_misses bigint,
+                                    OUT arena_bytes bigint, OUT arena_used_bytes bigint,
+                                    OUT arena_evictions bigint)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_cache_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
@@ -3271,7 +3273,7 @@ COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger() IS 'Internal: refuses TR
 COMMENT ON TABLE apikeys.usage IS 'Verification counts per key, per hour, per outcome code, written by the hourly rollup of the usage journal (extension owner only)';
 COMMENT ON VIEW apikeys.failing_addresses IS 'Client addresses (IPv4, IPv6 /64, ::1) and networks (IPv4 /24, IPv6 /48) with failed verifications in their current window, noisiest first';
 COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures: attempts answer RATE_LIMITED until window_end';
-COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
+COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache and of its arena for keys too large for an entry (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
 COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';

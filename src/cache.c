@@ -17,16 +17,40 @@
  * Layout: a set-associative array of fixed 256-byte entries, 16 ways per
  * set, with the ways' 32-bit tags in one cache line per set.  A client ID
  * hashes to one set, so a lookup reads one line of tags and the matching
- * entry, eviction is a second-chance clock within the set, and nothing
- * is ever allocated after start-up.  Variable data (owner, scopes,
- * allowed networks, role) is stored packed in the entry; a key whose
- * data does not fit is simply never cached.  Entries are tagged with the
- * identity of the table they were read from (ApikeysKeysIdentity: the
- * database OID and its pg_database row's xmin, the OID of apikeys.keys and
- * its relfilenode), so changes that fire no row trigger can never bring an
- * old key back: DROP/CREATE EXTENSION (new OID), a database dropped and
- * re-created with the same OID from the same template (new xmin), a table
- * rewrite such as ALTER COLUMN ... TYPE ... USING (new relfilenode).
+ * entry, and eviction is a second-chance clock within the set.  Entries
+ * are tagged with the identity of the table they were read from
+ * (ApikeysKeysIdentity: the database OID and its pg_database row's xmin,
+ * the OID of apikeys.keys and its relfilenode), so changes that fire no
+ * row trigger can never bring an old key back: DROP/CREATE EXTENSION (new
+ * OID), a database dropped and re-created with the same OID from the same
+ * template (new xmin), a table rewrite such as ALTER COLUMN ... TYPE ...
+ * USING (new relfilenode).
+ *
+ * Records.  What varies in size (owner, scopes, allowed networks, role,
+ * name, metadata, and the rotation grace secret when there is one) is
+ * packed into one record (RecordLayoutOf).  A record of up to 104 bytes (a
+ * key with a scope or two) stays inside its entry; a larger one (a real
+ * key: a UUID owner, a dozen scopes with field lists, a network, a role,
+ * metadata: about 500 bytes) is a chain of 128-byte chunks in an arena of
+ * 256 bytes per way.  The arena is cut into one piece per partition, so
+ * the partition lock that guards an entry also guards its chunks and
+ * nothing else needs a lock: allocating is popping a free list, freeing is
+ * pushing onto it, and when a partition's arena is full a second clock
+ * over the partition's ways evicts entries that hold chunks until the
+ * record fits.  Nothing is allocated after start-up, and memory stays
+ * bounded: apikeys.cache_size entries, of which as many hold large
+ * records as the arena has room for (cache_stats() shows its use).  A key
+ * whose record is over 8 kB (huge metadata) is never cached: it is read
+ * from the table at each verification, which answers every field all the
+ * same.
+ *
+ * One lock per hit.  A hit copies the entry out under the partition lock
+ * (shared) and, still holding it, lets the caller judge the key
+ * (CacheHitJudge: secret, status, expiry, address, scope: no lock taken,
+ * no table read) and counts the outcome in the way's usage slot: one lock
+ * acquisition per verification.  Only an outcome a rate limit may still
+ * change is counted afterwards (CacheCountUsage), since the rate-limit
+ * tables have locks of their own and an owner's limit may need a read.
  *
  * The rule: an entry must never answer for a key whose revoke, disable,
  * rotation, update or delete committed before the verifying call began.
@@ -130,7 +154,8 @@
 #define CACHE_WAYS			16
 #define CACHE_ENTRY_SIZE	256
 #define CACHE_SETGEN_SLOTS	64	/* scope-set generations, by database */
-#define CACHE_CHUNK_SIZE	128 /* an arena chunk */
+#define CACHE_CHUNK_SIZE	128 /* an arena chunk: data, then the next chunk */
+#define CACHE_CHUNK_DATA	(CACHE_CHUNK_SIZE - sizeof(uint32))
 #define CACHE_ARENA_PER_WAY	2	/* arena chunks per way (256 bytes) */
 #define CACHE_RECORD_MAX	8192	/* larger keys are never cached */
 #define CACHE_NO_CHUNK		PG_UINT32_MAX
@@ -258,11 +283,15 @@ static KeyOrigin *cache_origins = NULL;
  * The arenas: CACHE_ARENA_PER_WAY chunks of CACHE_CHUNK_SIZE bytes per
  * way, each partition owning the chunks of its own ways (ArenaFirstChunk),
  * so the partition lock that guards an entry also guards its chunks.  A
- * record too large for its entry is a chain of chunks: cache_chunk_next
+ * record too large for its entry is a chain of chunks: the last four
+ * bytes of a chunk (ChunkNext) name the next chunk of the record, or the
+ * next free chunk; reading a chunk thus brings its link along.
  * links them, and links the free ones into the partition's free list.
  */
 static char *cache_arena = NULL;
-static uint32 *cache_chunk_next = NULL;
+
+#define ChunkData(c)	(&cache_arena[(Size) (c) * CACHE_CHUNK_SIZE])
+#define ChunkNext(c)	(*(uint32 *) (ChunkData(c) + CACHE_CHUNK_DATA))
 
 #define STANDBY_GEN		0
 
@@ -299,7 +328,7 @@ CacheShmemSize(void)
 									  mul_size(ways, sizeof(CacheEntry) + sizeof(uint32))),
 							 add_size(mul_size(ways, sizeof(CacheUsageSlot) + sizeof(KeyOrigin)),
 									  4 * PG_CACHE_LINE_SIZE)),
-					mul_size(chunks, CACHE_CHUNK_SIZE + sizeof(uint32)));
+					mul_size(chunks, CACHE_CHUNK_SIZE));
 }
 
 /* WaysPerPartition: ways of the sets of one partition. */
@@ -360,7 +389,6 @@ CacheShmemInit(void)
 	if (!found)
 		memset(cache_origins, 0, ways * sizeof(KeyOrigin));
 	cache_arena = (char *) TYPEALIGN(PG_CACHE_LINE_SIZE, &cache_origins[ways]);
-	cache_chunk_next = (uint32 *) &cache_arena[ways * CACHE_ARENA_PER_WAY * CACHE_CHUNK_SIZE];
 	if (!found)
 	{
 		uint32		per = WaysPerPartition() * CACHE_ARENA_PER_WAY;
@@ -370,7 +398,7 @@ CacheShmemInit(void)
 			uint32		first = ArenaFirstChunk(part);
 
 			for (uint32 c = 0; c < per; c++)
-				cache_chunk_next[first + c] = c + 1 < per ? first + c + 1 : CACHE_NO_CHUNK;
+				ChunkNext(first + c) = c + 1 < per ? first + c + 1 : CACHE_NO_CHUNK;
 			cache->parts[part].free_head = first;
 			cache->parts[part].free_count = per;
 			cache->parts[part].hand = 0;
@@ -391,9 +419,9 @@ ArenaFree(uint32 part, CacheEntry *e)
 
 	while (c != CACHE_NO_CHUNK)
 	{
-		uint32		next = cache_chunk_next[c];
+		uint32		next = ChunkNext(c);
 
-		cache_chunk_next[c] = cp->free_head;
+		ChunkNext(c) = cp->free_head;
 		cp->free_head = c;
 		cp->free_count++;
 		c = next;
@@ -530,20 +558,19 @@ ArenaWrite(uint32 part, const char *rec, Size len)
 	uint32		first = CACHE_NO_CHUNK;
 	uint32		prev = CACHE_NO_CHUNK;
 
-	for (Size off = 0; off < len; off += CACHE_CHUNK_SIZE)
+	for (Size off = 0; off < len; off += CACHE_CHUNK_DATA)
 	{
 		uint32		c = cp->free_head;
 
 		Assert(c != CACHE_NO_CHUNK && cp->free_count > 0);
-		cp->free_head = cache_chunk_next[c];
+		cp->free_head = ChunkNext(c);
 		cp->free_count--;
-		cache_chunk_next[c] = CACHE_NO_CHUNK;
-		memcpy(&cache_arena[(Size) c * CACHE_CHUNK_SIZE], rec + off,
-			   Min(CACHE_CHUNK_SIZE, len - off));
+		memcpy(ChunkData(c), rec + off, Min(CACHE_CHUNK_DATA, len - off));
+		ChunkNext(c) = CACHE_NO_CHUNK;
 		if (prev == CACHE_NO_CHUNK)
 			first = c;
 		else
-			cache_chunk_next[prev] = c;
+			ChunkNext(prev) = c;
 		prev = c;
 	}
 	return first;
@@ -553,12 +580,11 @@ ArenaWrite(uint32 part, const char *rec, Size len)
 static void
 ArenaRead(uint32 c, char *dst, Size len)
 {
-	for (Size off = 0; off < len; off += CACHE_CHUNK_SIZE)
+	for (Size off = 0; off < len; off += CACHE_CHUNK_DATA)
 	{
 		Assert(c != CACHE_NO_CHUNK);
-		memcpy(dst + off, &cache_arena[(Size) c * CACHE_CHUNK_SIZE],
-			   Min(CACHE_CHUNK_SIZE, len - off));
-		c = cache_chunk_next[c];
+		memcpy(dst + off, ChunkData(c), Min(CACHE_CHUNK_DATA, len - off));
+		c = ChunkNext(c);
 	}
 }
 
@@ -658,7 +684,7 @@ static inline uint32
 ArenaChunks(Size len)
 {
 	return len <= CACHE_INLINE_LEN ? 0 :
-		(uint32) ((len + CACHE_CHUNK_SIZE - 1) / CACHE_CHUNK_SIZE);
+		(uint32) ((len + CACHE_CHUNK_DATA - 1) / CACHE_CHUNK_DATA);
 }
 
 /*
@@ -1329,16 +1355,20 @@ apikeys_cache_invalidate_all(PG_FUNCTION_ARGS)
  *
  * The cache's size and use, so operators can size apikeys.cache_size:
  * capacity and entries in use (counted now, under each partition lock),
- * bytes per entry and in total, and this session's hits and misses.
+ * bytes per entry and in total, this session's hits and misses, and the
+ * arena of records too large for their entry: its size, the bytes in use
+ * (whole chunks) and the entries evicted to make room in it.
  */
 Datum
 apikeys_cache_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[8];
-	bool		nulls[8] = {false};
+	Datum		values[11];
+	bool		nulls[11] = {false};
 	int64		used = 0;
 	int64		invalidations = 0;
+	int64		free_chunks = 0;
+	int64		arena_evictions = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -1348,6 +1378,7 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
 	{
 		for (int i = 1; i < 6; i++)
 			nulls[i] = true;
+		nulls[8] = nulls[9] = nulls[10] = true;
 	}
 	else
 	{
@@ -1358,6 +1389,8 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
 				for (int w = 0; w < CACHE_WAYS; w++)
 					if (cache->entries[(Size) s * CACHE_WAYS + w].h.dbid != InvalidOid)
 						used++;
+			free_chunks += cache->parts[part].free_count;
+			arena_evictions += cache->parts[part].arena_evictions;
 			LWLockRelease(PartitionLock(part));
 			invalidations += pg_atomic_read_u32(&cache->parts[part].invalidations);
 		}
@@ -1366,6 +1399,11 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
 		values[3] = Int32GetDatum((int32) sizeof(CacheEntry));
 		values[4] = Int64GetDatum((int64) CacheShmemSize());
 		values[5] = Int64GetDatum(invalidations);
+		values[8] = Int64GetDatum((int64) cache->nsets * CACHE_WAYS *
+								  CACHE_ARENA_PER_WAY * CACHE_CHUNK_SIZE);
+		values[9] = Int64GetDatum(DatumGetInt64(values[8]) -
+								  free_chunks * CACHE_CHUNK_SIZE);
+		values[10] = Int64GetDatum(arena_evictions);
 	}
 	values[6] = Int64GetDatum((int64) local_hits);
 	values[7] = Int64GetDatum((int64) local_misses);
