@@ -296,6 +296,9 @@ CREATE TABLE apikeys.keys (
 );
 
 CREATE INDEX keys_owner_idx ON apikeys.keys (owner);
+-- an owner's live keys, for create_key's cap count
+CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
+    WHERE revoked_at IS NULL;
 CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
     WHERE created_by_key IS NOT NULL;
 
@@ -1034,11 +1037,20 @@ BEGIN
                           pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
     PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
 
-    SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
-     WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
-       AND k.revoked_at IS NULL
-       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
+    -- and stops at the cap, so it costs the same however many keys the
+    -- owner has held; the exact number is counted only for the error.
+    SELECT pg_catalog.count(*) INTO v_live
+      FROM (SELECT 1 FROM apikeys.keys k
+             WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
+               AND k.revoked_at IS NULL
+               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+             LIMIT v_max_keys) live;
     IF v_live OPERATOR(pg_catalog.>=) v_max_keys THEN
+        SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
+         WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
+           AND k.revoked_at IS NULL
+           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
         RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', create_key.owner
             USING ERRCODE = '54000',
                   DETAIL = pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys),
