@@ -986,11 +986,12 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 				handle->way = (int64) (base + w);
 				if (judge != NULL)
 				{
-					ApikeysCode code = judge(out, arg);
+					TimestampTz now = 0;
+					ApikeysCode code = judge(out, arg, &now);
 
 					if (code < APIKEYS_NUM_CODES)
 					{
-						CountInWay(base + w, code, GetCurrentTimestamp());
+						CountInWay(base + w, code, now != 0 ? now : GetCurrentTimestamp());
 						handle->counted = true;
 					}
 				}

@@ -32,7 +32,8 @@ typedef struct CacheHandle
  * Judges a cache hit while its entry is held (see KeyLookupCached): the
  * outcome to count at once, or APIKEYS_NUM_CODES to count it later.
  */
-typedef ApikeysCode (*CacheHitJudge) (const KeyInfo *key, void *arg);
+typedef ApikeysCode (*CacheHitJudge) (const KeyInfo *key, void *arg,
+									  TimestampTz *now);
 
 extern bool KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 							CacheHandle *handle, CacheHitJudge judge, void *arg);

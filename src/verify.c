@@ -95,20 +95,18 @@ ConnectionAddress(Datum *addr)
 }
 
 /*
- * AddressAllowed: is addr inside one of the cidr[] entries?  Both sides
- * are normalised (throttle.c), so 10.0.0.0/8 admits ::ffff:10.1.2.3 and
+ * AddressAllowed: is the client address a (parsed once per call, in
+ * VerifyCredentials) inside one of the cidr[] entries?  Both sides are
+ * normalised (throttle.c), so 10.0.0.0/8 admits ::ffff:10.1.2.3 and
  * ::ffff:10.0.0.0/104 admits 10.1.2.3.
  */
 static bool
-AddressAllowed(ArrayType *cidrs, Datum addr)
+AddressAllowed(ArrayType *cidrs, const ApikeysNet *a)
 {
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
-	ApikeysNet	a;
 
-	if (!NetFromInet(addr, &a))
-		return false;
 	deconstruct_array(cidrs, CIDROID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
@@ -117,7 +115,7 @@ AddressAllowed(ArrayType *cidrs, Datum addr)
 
 		if (nulls[i] || !NetFromInet(elems[i], &c))
 			continue;
-		if (NetContains(&c, &a))
+		if (NetContains(&c, a))
 			return true;
 	}
 	return false;
@@ -129,8 +127,9 @@ typedef struct Judgement
 	const char *secret;
 	int			secret_len;
 	const Scope *required;
-	bool		ip_known;
-	Datum		client_ip;
+	TimestampTz now;			/* JudgeKey's clock reading, reused */
+	bool		ip_known;		/* the client address is known ... */
+	ApikeysNet	client_net;		/* ... and parses to this */
 	bool		judged;			/* JudgeHit ran: code is set */
 	ApikeysCode code;
 } Judgement;
@@ -143,7 +142,7 @@ typedef struct Judgement
  * partition lock (JudgeHit).
  */
 static ApikeysCode
-JudgeKey(const KeyInfo *key, bool found, const Judgement *j)
+JudgeKey(const KeyInfo *key, bool found, Judgement *j)
 {
 	uint8		presented[APIKEYS_HASH_LEN];
 	bool		current_ok = false;
@@ -173,7 +172,7 @@ JudgeKey(const KeyInfo *key, bool found, const Judgement *j)
 	if (!current_ok && !prev_ok)
 		return APIKEYS_NOT_FOUND;
 
-	now = GetCurrentTimestamp();
+	j->now = now = GetCurrentTimestamp();
 	if (key->revoked)
 		return APIKEYS_REVOKED;
 	if (key->disabled)
@@ -181,7 +180,7 @@ JudgeKey(const KeyInfo *key, bool found, const Judgement *j)
 	if (now >= key->expires_at || (prev_ok && now >= key->prev_expires_at))
 		return APIKEYS_EXPIRED;
 	if (key->allowed_cidrs != NULL &&
-		(!j->ip_known || !AddressAllowed(key->allowed_cidrs, j->client_ip)))
+		(!j->ip_known || !AddressAllowed(key->allowed_cidrs, &j->client_net)))
 		return APIKEYS_IP_NOT_ALLOWED;
 	if (j->required != NULL && !ScopeArrayGrants(key->scopes, j->required))
 		return APIKEYS_INSUFFICIENT_SCOPE;
@@ -196,12 +195,13 @@ JudgeKey(const KeyInfo *key, bool found, const Judgement *j)
  * to have none.
  */
 static ApikeysCode
-JudgeHit(const KeyInfo *key, void *arg)
+JudgeHit(const KeyInfo *key, void *arg, TimestampTz *now)
 {
 	Judgement  *j = (Judgement *) arg;
 
 	j->code = JudgeKey(key, true, j);
 	j->judged = true;
+	*now = j->now;
 	if (j->code == APIKEYS_VALID &&
 		(key->rate_limit > 0 || !OwnerLimitKnownNone(key->owner)))
 		return APIKEYS_NUM_CODES;
@@ -247,9 +247,9 @@ VerifyCredentials(const char *client_id, int cid_len,
 	j.secret = secret;
 	j.secret_len = secret_len;
 	j.required = required;
-	j.ip_known = ip_known;
-	j.client_ip = client_ip;
+	j.ip_known = ip_known && NetFromInet(client_ip, &j.client_net);
 	j.judged = false;
+	j.now = 0;
 	found = KeyLookupCached(client_id, cid_len, key, &handle, JudgeHit, &j);
 	res->code = j.judged ? j.code : JudgeKey(key, found, &j);
 
@@ -276,7 +276,8 @@ VerifyCredentials(const char *client_id, int cid_len,
 		OwnerRateLimited(key->owner, &res->retry_after))
 		res->code = APIKEYS_RATE_LIMITED;	/* the owner's shared window */
 
-	UsageRecord(&handle, key, res->code, GetCurrentTimestamp(), may_write);
+	UsageRecord(&handle, key, res->code, j.now != 0 ? j.now : GetCurrentTimestamp(),
+				may_write);
 }
 
 /* SetMalformed: the answer to input that is not a credential at all. */
