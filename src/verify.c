@@ -22,7 +22,10 @@
  *	   its owner's (ownerlimit.c)
  *
  * Then the outcome is counted (usage.c), through the handle the lookup
- * gave back (cache.c), so counting needs no second search.
+ * gave back (cache.c), so counting needs no second search.  On a cache
+ * hit, checks 3 to 8 run inside the lookup's hold of the cache partition
+ * lock (JudgeHit), which counts the outcome there: one lock per
+ * verification, unless a rate limit (9) still has a say.
  *
  * An unknown client ID and a wrong secret both hash the presented secret
  * (a dummy comparison when there is no key) and both answer NOT_FOUND, so
