@@ -62,6 +62,17 @@ RESET client_min_messages;
 :rate_query;
 :rate_query;
 :rate_query;
+-- an owner-wide limit: a cached key's outcome is counted as what it was
+-- (RATE_LIMITED), not as the VALID the checks before the limit gave
+SELECT apikeys.set_owner_policy('limited-owner', rate_limit => 1, rate_window => '1 hour');
+SELECT (k).client_id AS ocid, (k).token AS otok
+  FROM (SELECT apikeys.create_key('limited-owner', 'owner-limited', ARRAY['docs:read']) AS k) s \gset
+SELECT code, http_status, rate_limit, rate_remaining FROM apikeys.verify(:'otok');
+SELECT code, http_status, rate_limit, rate_remaining FROM apikeys.verify(:'otok');
+SELECT code, http_status, rate_limit, rate_remaining FROM apikeys.verify(:'otok');
+SELECT apikeys.flush_usage() IS NOT NULL AS flushed;
+SELECT code, count FROM apikeys.key_usage WHERE client_id = :'ocid' ORDER BY code;
+
 -- a check that fails before the rate limit consults no window
 SELECT code, http_status, rate_limit, rate_remaining, rate_reset
   FROM apikeys.verify(:'rtok', 'docs:write');
