@@ -895,6 +895,8 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 	if (way >= 0)
 		cache_origins[way] = out->origin;
 	LWLockRelease(PartitionLock(part));
+	if (img.rec != NULL)
+		pfree(img.rec);
 	return true;
 }
 
