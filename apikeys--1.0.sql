@@ -318,6 +318,11 @@ CREATE TABLE apikeys.owner_policies (
     CONSTRAINT owner_policies_max_keys_check CHECK (max_keys OPERATOR(pg_catalog.>) 0),
     CONSTRAINT owner_policies_max_lifetime_check CHECK (max_lifetime OPERATOR(pg_catalog.>) '0'::interval)
 );
+-- the owners with a rate limit (usually none): verification reads it once
+-- after each change of this table to learn whether any owner has one
+-- (src/ownerlimit.c); without it every verification looks its owner up
+CREATE INDEX owner_policies_rate_limited_idx ON apikeys.owner_policies (owner)
+    WHERE rate_limit IS NOT NULL;
 
 -- Named scope sets ("roles"): a key holding '@name' grants what the set
 -- grants at each verification (src/scopeset.c expands it when the key is

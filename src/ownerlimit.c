@@ -57,6 +57,7 @@
 #define OWNER_POLICIES_TABLE	"owner_policies"
 #define OWNER_MAXLEN			256 /* create_key's limit on owner names */
 #define OWNER_CACHE_MAX			4096	/* entries before the table is reset */
+#define OWNER_LIMITED_INDEX		"owner_policies_rate_limited_idx"
 
 typedef struct OwnerLimitEntry
 {
@@ -67,6 +68,15 @@ typedef struct OwnerLimitEntry
 
 static HTAB *owner_limits = NULL;
 static Oid	policies_relid = InvalidOid;
+
+/*
+ * Whether any owner of this database has a rate limit: -1 not known yet,
+ * 0 none, 1 some.  Most databases have none, and then no verification
+ * looks an owner up at all (a population of many owners would otherwise
+ * overflow owner_limits and read owner_policies at every verification).
+ * Forgotten with the table, by the same relcache callback.
+ */
+static int	any_owner_limits = -1;
 static bool callback_registered = false;
 
 /* ForgetOwnerLimits: the relcache callback; any change may be ours. */
@@ -76,6 +86,7 @@ ForgetOwnerLimits(Datum arg, Oid relid)
 	if (relid != InvalidOid && relid != policies_relid)
 		return;
 	policies_relid = InvalidOid;
+	any_owner_limits = -1;
 	if (owner_limits != NULL)
 	{
 		hash_destroy(owner_limits);
@@ -158,6 +169,71 @@ ReadOwnerLimit(const char *owner, OwnerLimitEntry *e)
 	pfree(key_text);
 }
 
+/* PoliciesRelid: the OID of apikeys.owner_policies (InvalidOid: none). */
+static Oid
+PoliciesRelid(void)
+{
+	if (!OidIsValid(policies_relid))
+	{
+		Oid			nsp = get_namespace_oid(APIKEYS_SCHEMA_NAME, true);
+
+		policies_relid = OidIsValid(nsp) ?
+			get_relname_relid(OWNER_POLICIES_TABLE, nsp) : InvalidOid;
+	}
+	return policies_relid;
+}
+
+/*
+ * AnyOwnerLimits: does any owner have a rate limit?  Read once after each
+ * change of apikeys.owner_policies, from its partial index of rate-limited
+ * owners (one probe of an index that is usually empty), with the latest
+ * snapshot.  Without that index (an installation not yet updated), true.
+ */
+static bool
+AnyOwnerLimits(void)
+{
+	Oid			relid;
+	Oid			idxoid;
+	Relation	rel;
+	Relation	idx;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	bool		found;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(ForgetOwnerLimits, (Datum) 0);
+		callback_registered = true;
+	}
+	if (any_owner_limits >= 0)
+		return any_owner_limits != 0;
+
+	relid = PoliciesRelid();
+	if (!OidIsValid(relid))
+		return false;			/* no policies, no limits */
+	idxoid = get_relname_relid(OWNER_LIMITED_INDEX, get_rel_namespace(relid));
+	if (!OidIsValid(idxoid))
+		return true;
+
+	rel = table_open(relid, AccessShareLock);
+	idx = index_open(idxoid, AccessShareLock);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, snapshot, 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	/* the locks above processed pending invalidations: this is current */
+	any_owner_limits = found ? 1 : 0;
+	return found;
+}
+
 /* OwnerLimit: the owner's limit, from this backend's table or the row. */
 static const OwnerLimitEntry *
 OwnerLimit(const char *owner)
@@ -211,7 +287,7 @@ OwnerRateLimited(const char *owner, int *retry_after)
 	size_t		len;
 	char		name[APIKEYS_CLIENT_ID_MAXLEN + 1];
 
-	if (!ApikeysSharedReady() || owner == NULL)
+	if (!ApikeysSharedReady() || owner == NULL || !AnyOwnerLimits())
 		return false;
 	len = strlen(owner);
 	if (len == 0 || len > OWNER_MAXLEN)
@@ -242,6 +318,8 @@ OwnerLimitKnownNone(const char *owner)
 {
 	OwnerLimitEntry *e;
 
+	if (any_owner_limits == 0)
+		return true;			/* nobody has one */
 	if (owner_limits == NULL || strlen(owner) > OWNER_MAXLEN)
 		return false;
 	e = hash_search(owner_limits, owner, HASH_FIND, NULL);
