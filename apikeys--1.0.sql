@@ -239,7 +239,13 @@ CREATE TYPE apikeys.verification AS (
     owner           text,
     scopes          text[],
     expires_at      timestamptz,
-    retry_after     integer
+    retry_after     integer,
+    http_status     integer,        -- what an HTTP API should answer: 200, 401, 403 or 429
+    name            text,           -- the key's name and metadata, once its secret matched
+    metadata        jsonb,
+    rate_limit      integer,        -- the key's own rate limit (NULL: none) ...
+    rate_remaining  integer,        -- ... requests left in its window after this one ...
+    rate_reset      timestamptz     -- ... and when the window ends (NULL unless consulted)
 );
 
 --------------------------------------------------------------------------------
@@ -293,6 +299,9 @@ CREATE TABLE apikeys.keys (
 );
 
 CREATE INDEX keys_owner_idx ON apikeys.keys (owner);
+-- an owner's live keys, for create_key's cap count
+CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
+    WHERE revoked_at IS NULL;
 CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
     WHERE created_by_key IS NOT NULL;
 
@@ -316,6 +325,11 @@ CREATE TABLE apikeys.owner_policies (
     CONSTRAINT owner_policies_max_keys_check CHECK (max_keys OPERATOR(pg_catalog.>) 0),
     CONSTRAINT owner_policies_max_lifetime_check CHECK (max_lifetime OPERATOR(pg_catalog.>) '0'::interval)
 );
+-- the owners with a rate limit (usually none): verification reads it once
+-- after each change of this table to learn whether any owner has one
+-- (src/ownerlimit.c); without it every verification looks its owner up
+CREATE INDEX owner_policies_rate_limited_idx ON apikeys.owner_policies (owner)
+    WHERE rate_limit IS NOT NULL;
 
 -- Named scope sets ("roles"): a key holding '@name' grants what the set
 -- grants at each verification (src/scopeset.c expands it when the key is
@@ -681,7 +695,9 @@ CREATE FUNCTION apikeys._unblock_address(address inet, OUT blocks_lifted integer
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
                                     OUT shared_bytes bigint, OUT invalidations bigint,
-                                    OUT session_hits bigint, OUT session_misses bigint)
+                                    OUT session_hits bigint, OUT session_misses bigint,
+                                    OUT arena_bytes bigint, OUT arena_used_bytes bigint,
+                                    OUT arena_evictions bigint)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_cache_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
@@ -1112,11 +1128,20 @@ BEGIN
                           pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
     PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
 
-    SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
-     WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
-       AND k.revoked_at IS NULL
-       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
+    -- and stops at the cap, so it costs the same however many keys the
+    -- owner has held; the exact number is counted only for the error.
+    SELECT pg_catalog.count(*) INTO v_live
+      FROM (SELECT 1 FROM apikeys.keys k
+             WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
+               AND k.revoked_at IS NULL
+               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+             LIMIT v_max_keys) live;
     IF v_live OPERATOR(pg_catalog.>=) v_max_keys THEN
+        SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
+         WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
+           AND k.revoked_at IS NULL
+           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
         RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', create_key.owner
             USING ERRCODE = '54000',
                   DETAIL = pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys),
@@ -3642,7 +3667,7 @@ COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes an
 
 COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action(field, ...), resource:*, * or @set';
 COMMENT ON TYPE apikeys.new_key IS 'A newly issued or rotated key; the only place its secret ever appears';
-COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, and the key''s identity once its secret matched';
+COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, and its rate-limit window';
 
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
 COMMENT ON TABLE apikeys.owner_policies IS 'Per-owner key cap and maximum lifetime (extension owner only)';
@@ -3747,7 +3772,7 @@ COMMENT ON COLUMN apikeys.failing_addresses.client_id IS 'The client ID the fail
 COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures (a caller) or apikeys.max_network_failures (a network): its failing attempts answer RATE_LIMITED until window_end; a correct secret is never refused';
 COMMENT ON FUNCTION apikeys.unblock_address(inet) IS 'Lifts the failure throttle''s records of an address (every client ID named from it) or of every caller and network inside a network; true if a block was lifted; audited';
 COMMENT ON FUNCTION apikeys._unblock_address(inet) IS 'Internal: removes failure throttle records, for unblock_address';
-COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
+COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache and of its arena for keys too large for an entry (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
 COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
 COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';
