@@ -50,6 +50,18 @@ typedef struct DbListShared
 	pg_atomic_uint64 journal_since[APIKEYS_MAX_FLUSH_DATABASES];
 	/* the recent-use table filled up: roll up at the next visit */
 	pg_atomic_uint32 rollup_wanted[APIKEYS_MAX_FLUSH_DATABASES];
+	/* recent.c holds every last use of the journal (a full rollup since) */
+	pg_atomic_uint32 recent_complete[APIKEYS_MAX_FLUSH_DATABASES];
+
+	/*
+	 * Proof of non-use (DbListLostUntil): uses before this time may have been
+	 * lost (server start, promotion, a dropped count); 0 while unset.
+	 */
+	pg_atomic_uint64 lost_until;
+	pg_atomic_uint32 launcher_started;	/* the launcher's first start is noted */
+	pg_atomic_uint64 dropped_seen;	/* counters.c's dropped_keys already noted */
+	/* flush, rollup and policy visits that could not start (no free slot) */
+	pg_atomic_uint64 visits_not_started;
 } DbListShared;
 
 static DbListShared *dblist = NULL;
@@ -76,7 +88,19 @@ DbListShmemInit(void)
 			pg_atomic_init_u32(&dblist->dirty[i], 0);
 			pg_atomic_init_u64(&dblist->journal_since[i], 0);
 			pg_atomic_init_u32(&dblist->rollup_wanted[i], 0);
+			pg_atomic_init_u32(&dblist->recent_complete[i], 0);
 		}
+
+		/*
+		 * Nothing of an earlier server run survives in shared memory: uses
+		 * counted and not flushed before a restart or a crash are lost. Until
+		 * the launcher notes its start (DbListLauncherStarted), the time of
+		 * this start stands for it.
+		 */
+		pg_atomic_init_u64(&dblist->lost_until, (uint64) GetCurrentTimestamp());
+		pg_atomic_init_u32(&dblist->launcher_started, 0);
+		pg_atomic_init_u64(&dblist->dropped_seen, 0);
+		pg_atomic_init_u64(&dblist->visits_not_started, 0);
 	}
 }
 
@@ -132,14 +156,175 @@ DbListMarkDirty(Oid dbid)
 		pg_atomic_write_u32(&dblist->dirty[slot], 1);
 }
 
-/* DbListWantRollup asks for a rollup of dbid's journal at the next visit. */
+/*
+ * DbListWantRollup asks for a rollup of dbid's journal at the next visit:
+ * recent.c filled up, so it no longer holds every last use the journal
+ * does (DbListRecentComplete) until a full rollup.
+ */
 void
 DbListWantRollup(Oid dbid)
 {
 	int			slot;
 
 	if (ApikeysSharedReady() && (slot = DatabaseSlot(dbid)) >= 0)
+	{
+		pg_atomic_write_u32(&dblist->recent_complete[slot], 0);
 		pg_atomic_write_u32(&dblist->rollup_wanted[slot], 1);
+	}
+}
+
+/*
+ * DbListRecentRollupBegin/Done bracket a rollup of dbid's whole journal:
+ * when it is done (in the transaction that commits it) recent.c holds
+ * every last use the journal holds, unless recent.c filled up meanwhile
+ * (DbListWantRollup resets the state; Done then changes nothing).
+ * DbListRecentIncomplete: a rollup that took journal rows and forgot
+ * their last uses from recent.c did not commit.
+ */
+void
+DbListRecentRollupBegin(Oid dbid)
+{
+	int			slot;
+
+	if (ApikeysSharedReady() && (slot = DatabaseSlot(dbid)) >= 0)
+		pg_atomic_write_u32(&dblist->recent_complete[slot], 2);
+}
+
+void
+DbListRecentRollupDone(Oid dbid)
+{
+	int			slot;
+	uint32		pending = 2;
+
+	if (ApikeysSharedReady() && (slot = DatabaseSlot(dbid)) >= 0)
+		(void) pg_atomic_compare_exchange_u32(&dblist->recent_complete[slot],
+											  &pending, 1);
+}
+
+void
+DbListRecentIncomplete(Oid dbid)
+{
+	int			slot;
+
+	if (ApikeysSharedReady() && (slot = DatabaseSlot(dbid)) >= 0)
+		pg_atomic_write_u32(&dblist->recent_complete[slot], 0);
+}
+
+/*
+ * DbListRecentComplete: does recent.c hold the last use of every key in
+ * dbid's usage journal?  Not after a start (the journal may hold rows of
+ * the last run) until a full rollup, nor after recent.c filled up.
+ */
+bool
+DbListRecentComplete(Oid dbid)
+{
+	int			slot;
+
+	if (!ApikeysSharedReady() || (slot = DatabaseSlot(dbid)) < 0)
+		return false;
+	return pg_atomic_read_u32(&dblist->recent_complete[slot]) == 1;
+}
+
+/* DbListRecentPending: a full rollup of dbid's journal is not yet committed. */
+bool
+DbListRecentPending(Oid dbid)
+{
+	int			slot;
+
+	if (!ApikeysSharedReady() || (slot = DatabaseSlot(dbid)) < 0)
+		return false;
+	return pg_atomic_read_u32(&dblist->recent_complete[slot]) == 2;
+}
+
+/*
+ * DbListNoteLoss: uses counted up to t may have been lost (lost_until
+ * only moves forward).
+ */
+void
+DbListNoteLoss(TimestampTz t)
+{
+	uint64		cur;
+
+	if (!ApikeysSharedReady())
+		return;
+	cur = pg_atomic_read_u64(&dblist->lost_until);
+	while ((uint64) t > cur)
+	{
+		if (pg_atomic_compare_exchange_u64(&dblist->lost_until, &cur, (uint64) t))
+			break;
+	}
+}
+
+/*
+ * DbListNoteDrops notes a loss now when counters.c dropped a count since
+ * the last call (dropped_keys is the number of counts it could not keep).
+ */
+void
+DbListNoteDrops(uint64 dropped)
+{
+	uint64		seen;
+
+	if (!ApikeysSharedReady())
+		return;
+	seen = pg_atomic_read_u64(&dblist->dropped_seen);
+	if (dropped > seen)
+	{
+		DbListNoteLoss(GetCurrentTimestamp());
+		(void) pg_atomic_compare_exchange_u64(&dblist->dropped_seen, &seen, dropped);
+	}
+}
+
+/*
+ * DbListLostUntil: the latest time up to which a use may have been lost:
+ * the server's start, or the launcher's first start (a promotion ends a
+ * recovery that counted nothing, and the former primary's last interval
+ * is gone), or the last count counters.c dropped; 0 when not preloaded.
+ */
+TimestampTz
+DbListLostUntil(void)
+{
+	if (!ApikeysSharedReady())
+		return 0;
+	return (TimestampTz) pg_atomic_read_u64(&dblist->lost_until);
+}
+
+/* DbListForgetLosses: the superuser accepts the losses noted so far. */
+void
+DbListForgetLosses(void)
+{
+	if (ApikeysSharedReady())
+		pg_atomic_write_u64(&dblist->lost_until, 0);
+}
+
+/*
+ * DbListLauncherStarted is called by the launcher at each start: the first
+ * one in this server run notes a loss up to now (a promoted standby begins
+ * counting only now).
+ */
+void
+DbListLauncherStarted(void)
+{
+	if (ApikeysSharedReady() &&
+		pg_atomic_exchange_u32(&dblist->launcher_started, 1) == 0)
+		DbListNoteLoss(GetCurrentTimestamp());
+}
+
+/* DbListVisitNotStarted counts a worker visit that could not start. */
+uint64
+DbListVisitNotStarted(void)
+{
+	if (!ApikeysSharedReady())
+		return 0;
+	return pg_atomic_add_fetch_u64(&dblist->visits_not_started, 1);
+}
+
+/* DbListVisitsNotStarted: how many visits could not start since start. */
+uint64
+DbListVisitsNotStarted(void)
+{
+	if (!ApikeysSharedReady())
+		return 0;
+	return pg_atomic_read_u64(&dblist->visits_not_started);
 }
 
 /*
