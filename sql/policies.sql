@@ -123,6 +123,8 @@ SET ROLE regress_admin;
 SELECT (k).client_id AS jused, (k).token AS jtok
   FROM (SELECT apikeys.create_key('journaled', 'used lately', '{}') AS k) s \gset
 SELECT (k).client_id AS jidle FROM (SELECT apikeys.create_key('journaled', 'idle', '{}') AS k) s \gset
+SELECT (k).client_id AS jrb, (k).token AS jrbtok
+  FROM (SELECT apikeys.create_key('journaled', 'flush rolled back', '{}') AS k) s \gset
 SELECT apikeys.set_owner_policy('journaled', revoke_unused_after => '30 days');
 RESET ROLE;
 UPDATE apikeys.keys SET created_at = now() - interval '100 days' WHERE owner = 'journaled';
@@ -130,6 +132,11 @@ SELECT apikeys.flush_usage() >= 0 AS rolled_up_before;
 SELECT (apikeys.verify(:'jtok')).code;
 SELECT apikeys.flush_usage(false) >= 0 AS journaled;
 SELECT count(*) AS rolled_up_rows FROM apikeys.usage WHERE client_id = :'jused';
+-- a flush whose transaction rolls back gives the counts it took back
+SELECT (apikeys.verify(:'jrbtok')).code;
+BEGIN;
+SELECT apikeys.flush_usage(false) >= 0 AS journaled_then_rolled_back;
+ROLLBACK;
 SELECT journal_in_recent FROM apikeys._usage_health();
 SET ROLE regress_admin;
 SELECT apikeys.apply_policies() AS actions;
