@@ -145,4 +145,6 @@ RESET ROLE;
 SELECT detail->>'reason' AS reason, detail->'keys' AS keys, detail->'client_ids' ? :'jidle' AS names_idle
   FROM apikeys.audit_log WHERE event = 'unused_not_revoked' ORDER BY id DESC LIMIT 1;
 SELECT count(*) AS rolled_up_rows_after FROM apikeys.usage WHERE client_id = :'jused';
+-- the rolled-back flush's count is not lost (counted once preloaded; nothing without)
+SELECT code, count FROM apikeys.key_usage WHERE client_id = :'jrb' ORDER BY code;
 
