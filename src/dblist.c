@@ -62,6 +62,10 @@ typedef struct DbListShared
 	pg_atomic_uint64 dropped_seen;	/* counters.c's dropped_keys already noted */
 	/* flush, rollup and policy visits that could not start (no free slot) */
 	pg_atomic_uint64 visits_not_started;
+	/* a database found no slot: its usage is not saved at shutdown */
+	pg_atomic_uint32 slot_refused;
+	/* transactions holding counts they took (a flush under way) */
+	pg_atomic_uint32 takes_in_flight;
 } DbListShared;
 
 static DbListShared *dblist = NULL;
@@ -92,15 +96,16 @@ DbListShmemInit(void)
 		}
 
 		/*
-		 * Nothing of an earlier server run survives in shared memory: uses
-		 * counted and not flushed before a restart or a crash are lost. Until
-		 * the launcher notes its start (DbListLauncherStarted), the time of
-		 * this start stands for it.
+		 * What an earlier server run left unflushed is known only once the
+		 * launcher has read what a clean shutdown saved (usage.c): until
+		 * then DbListLostUntil answers "now".
 		 */
-		pg_atomic_init_u64(&dblist->lost_until, (uint64) GetCurrentTimestamp());
+		pg_atomic_init_u64(&dblist->lost_until, 0);
 		pg_atomic_init_u32(&dblist->launcher_started, 0);
 		pg_atomic_init_u64(&dblist->dropped_seen, 0);
 		pg_atomic_init_u64(&dblist->visits_not_started, 0);
+		pg_atomic_init_u32(&dblist->slot_refused, 0);
+		pg_atomic_init_u32(&dblist->takes_in_flight, 0);
 	}
 }
 
@@ -131,6 +136,8 @@ DatabaseSlot(Oid dbid)
 			slot = i;
 		}
 	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+	if (slot < 0)
+		pg_atomic_write_u32(&dblist->slot_refused, 1);
 	if (dbid == MyDatabaseId)
 	{
 		cached_db = dbid;
@@ -276,15 +283,18 @@ DbListNoteDrops(uint64 dropped)
 
 /*
  * DbListLostUntil: the latest time up to which a use may have been lost:
- * the server's start, or the launcher's first start (a promotion ends a
- * recovery that counted nothing, and the former primary's last interval
- * is gone), or the last count counters.c dropped; 0 when not preloaded.
+ * an unclean end of the last server run, a promotion (a recovery counts
+ * nothing, and the former primary's last interval is gone), a count
+ * counters.c dropped; "now" until the launcher has started (it knows what
+ * the last run saved); 0 when not preloaded or nothing was lost.
  */
 TimestampTz
 DbListLostUntil(void)
 {
 	if (!ApikeysSharedReady())
 		return 0;
+	if (pg_atomic_read_u32(&dblist->launcher_started) == 0)
+		return GetCurrentTimestamp();
 	return (TimestampTz) pg_atomic_read_u64(&dblist->lost_until);
 }
 
@@ -297,16 +307,53 @@ DbListForgetLosses(void)
 }
 
 /*
- * DbListLauncherStarted is called by the launcher at each start: the first
- * one in this server run notes a loss up to now (a promoted standby begins
- * counting only now).
+ * DbListLauncherFirstStart: true for the launcher's first start in this
+ * server run (then the caller notes what the last run lost), false after
+ * it restarted.
  */
-void
-DbListLauncherStarted(void)
+bool
+DbListLauncherFirstStart(void)
 {
-	if (ApikeysSharedReady() &&
-		pg_atomic_exchange_u32(&dblist->launcher_started, 1) == 0)
-		DbListNoteLoss(GetCurrentTimestamp());
+	return ApikeysSharedReady() &&
+		pg_atomic_exchange_u32(&dblist->launcher_started, 1) == 0;
+}
+
+/*
+ * DbListSaveState, at a clean shutdown: whether this run was a primary's
+ * (the launcher ran), the databases with usage (up to max), and the time
+ * up to which uses may have been lost, now if a database had no slot.
+ */
+int
+DbListSaveState(Oid *dbids, int max, bool *primary, TimestampTz *lost)
+{
+	int			n = 0;
+
+	*primary = pg_atomic_read_u32(&dblist->launcher_started) != 0;
+	*lost = (TimestampTz) pg_atomic_read_u64(&dblist->lost_until);
+	/*
+	 * A database without a slot was not saved; a transaction that held
+	 * counts it took (SIGQUIT at an immediate shutdown ends it without its
+	 * commit or abort) took them with it.
+	 */
+	if (pg_atomic_read_u32(&dblist->slot_refused) != 0 ||
+		pg_atomic_read_u32(&dblist->takes_in_flight) != 0)
+		*lost = GetCurrentTimestamp();
+	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && n < max; i++)
+		if (dblist->dbids[i] != InvalidOid)
+			dbids[n++] = dblist->dbids[i];
+	return n;
+}
+
+/* DbListTakeInFlight: a transaction took counts (+1) or ended (-1). */
+void
+DbListTakeInFlight(bool begin)
+{
+	if (!ApikeysSharedReady())
+		return;
+	if (begin)
+		pg_atomic_fetch_add_u32(&dblist->takes_in_flight, 1);
+	else
+		pg_atomic_fetch_sub_u32(&dblist->takes_in_flight, 1);
 }
 
 /* DbListVisitNotStarted counts a worker visit that could not start. */

@@ -32,7 +32,9 @@ extern void DbListNoteLoss(TimestampTz t);
 extern void DbListNoteDrops(uint64 dropped);
 extern TimestampTz DbListLostUntil(void);
 extern void DbListForgetLosses(void);
-extern void DbListLauncherStarted(void);
+extern bool DbListLauncherFirstStart(void);
+extern void DbListTakeInFlight(bool begin);
+extern int	DbListSaveState(Oid *dbids, int max, bool *primary, TimestampTz *lost);
 extern uint64 DbListVisitNotStarted(void);
 extern uint64 DbListVisitsNotStarted(void);
 

@@ -440,6 +440,7 @@ static List *taken_sets = NIL;	/* in TopTransactionContext */
 static int	rollup_level = 0;	/* a rollup forgot recent.c entries: its level */
 static bool rollup_all = false; /* and it took the whole journal */
 static bool taken_callbacks = false;
+static bool took_in_xact = false;	/* counted in DbListTakeInFlight */
 static bool proof_prepared = false; /* apikeys_usage_unproven ran in this xact */
 
 /* GiveBack returns a set's counts to shared memory (counters.c). */
@@ -487,6 +488,9 @@ TakenXactCallback(XactEvent event, void *arg)
 		default:
 			return;
 	}
+	if (took_in_xact)
+		DbListTakeInFlight(false);
+	took_in_xact = false;
 	/* the sets go with TopTransactionContext */
 	taken_sets = NIL;
 	rollup_level = 0;
@@ -558,6 +562,11 @@ TakeUsage(TimestampTz hour)
 	TakenSet   *t;
 
 	TakenCallbacksRegister();
+	if (!took_in_xact)
+	{
+		DbListTakeInFlight(true);
+		took_in_xact = true;
+	}
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	taken = UsageItemsCreate();
 	t = palloc(sizeof(TakenSet));

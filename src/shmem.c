@@ -35,6 +35,7 @@
 #include "prewarm.h"
 #include "recent.h"
 #include "shmem.h"
+#include "usage.h"
 
 bool		apikeys_shmem_ready = false;
 LWLockPadded *apikeys_locks = NULL;
@@ -76,6 +77,7 @@ ApikeysShmemStartup(void)
 	RecentShmemInit();
 	DbListShmemInit();
 	ThrottleShmemInit();
+	UsageSaveRegister();		/* usage.c: kept across a clean shutdown */
 	LWLockRelease(AddinShmemInitLock);
 	apikeys_shmem_ready = true;
 }

@@ -64,6 +64,7 @@
 #include "journal.h"
 #include "recent.h"
 #include "shmem.h"
+#include "usage.h"
 
 PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
 PGDLLEXPORT void ApikeysFlushWorkerMain(Datum arg);
@@ -168,10 +169,13 @@ ApikeysLauncherMain(Datum arg)
 	pgstat_report_appname("apikeys usage flusher");
 
 	/*
-	 * The launcher starts once recovery is over: a promoted standby counts
-	 * usage from now, and what a former primary had not flushed is gone.
+	 * The launcher starts once recovery is over.  What a clean shutdown of
+	 * this primary saved comes back into shared memory; anything else (a
+	 * crash, an immediate shutdown, a promoted standby, a first start) may
+	 * have lost uses until now, which the "unused" policy must know.
 	 */
-	DbListLauncherStarted();
+	if (DbListLauncherFirstStart() && !UsageLoadSaved())
+		DbListNoteLoss(GetCurrentTimestamp());
 
 	if (!RecoveryInProgress())
 	{

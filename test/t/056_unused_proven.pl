@@ -77,6 +77,7 @@ $slots->start;
 $slots->safe_psql('postgres', 'CREATE EXTENSION apikeys');
 my ($s_used, $s_tok, $s_idle) = keys_for($slots, 'slots');
 accept_losses($slots);
+my $err;
 my $log_from = -s $slots->logfile;
 is($slots->safe_psql('postgres', "SELECT (apikeys.verify('$s_tok')).code"), 'VALID', 'slots: the used key verifies');
 sleep(4);    # four flush rounds
@@ -92,22 +93,39 @@ is(status($slots, $s_used), 'active', 'slots: the key used while no flush could 
 is(status($slots, $s_idle), 'revoked', 'slots: the idle key beside it is revoked (non-use proven)');
 $slots->stop;
 
-# --- 2. an unclean shutdown loses the uses not yet flushed
+# --- 2. a clean shutdown keeps the uses not yet flushed; an unclean one loses them
 my $node = PostgreSQL::Test::Cluster->new('primary');
 $node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'apikeys'
 apikeys.flush_interval = 3600   # the use stays in shared memory
 apikeys.prewarm = off
+restart_after_crash = on
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
+my ($r_used, $r_tok, $r_idle) = keys_for($node, 'restart');
+accept_losses($node);
+is($node->safe_psql('postgres', "SELECT (apikeys.verify('$r_tok')).code"), 'VALID', 'restart: the used key verifies');
+$node->restart;    # fast: clean
+ok(!-e $node->data_dir . '/pg_stat/apikeys_usage.stat', 'restart: the saved usage was read back and its file removed');
+$err = apply($node);
+is(status($node, $r_used), 'active', 'restart: the use saved at the clean shutdown keeps the key');
+is(status($node, $r_idle), 'revoked', 'restart: a clean restart loses nothing, so the idle key is revoked');
+unlike($err, qr/did not revoke/, 'restart: no WARNING');
+is($node->safe_psql('postgres', "SELECT count FROM apikeys.key_usage WHERE client_id = '$r_used' AND code = 'VALID'"),
+	'1', 'restart: the saved count reached apikeys.key_usage');
 my ($c_used, $c_tok, $c_idle) = keys_for($node, 'crash');
 accept_losses($node);
 is($node->safe_psql('postgres', "SELECT (apikeys.verify('$c_tok')).code"), 'VALID', 'crash: the used key verifies');
-$node->stop('immediate');
-$node->start;
-my $err = apply($node);
+# a backend killed: the postmaster resets shared memory (no clean exit, nothing saved)
+my $victim = $node->background_psql('postgres', on_error_stop => 0);
+my $vpid = $victim->query_safe('SELECT pg_backend_pid()');
+kill 'KILL', $vpid;
+eval { $victim->quit; };
+$node->poll_query_until('postgres', 'SELECT true') or die 'no restart after the crash';
+sleep(1);    # the launcher's first start
+$err = apply($node);
 like($err, qr/did not revoke 2 keys.*\n.*may have been lost/, 'crash: a WARNING says why nothing was revoked');
 is(status($node, $c_used), 'active', 'crash: the key whose use was lost is kept');
 is(status($node, $c_idle), 'active', 'crash: so is the idle key (its non-use is not proven either)');
