@@ -42,6 +42,8 @@
 #include <unistd.h>
 
 #include "access/xlog.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
@@ -194,8 +196,8 @@ UsageCollect(HTAB *items, TimestampTz hour)
  * to one flush interval of uses, and the "unused" policy could then never
  * trust the last unused_after (journal.c, apikeys._usage_unproven).  As
  * pg_stat_statements does, the postmaster saves them to a file when it
- * exits cleanly, after every backend has gone (nothing can count after
- * it), and the launcher of the next run reads them back and deletes the
+ * exits cleanly (after the shutdown checkpoint, when every backend has
+ * gone and nothing can count any more), and the launcher of the next run reads them back and deletes the
  * file.  No file, a bad one, or a run that was not a primary's (a standby
  * counts nothing) means uses may have been lost: the launcher notes that.
  * A server that starts in recovery deletes the file: a promoted standby,
@@ -247,7 +249,20 @@ UsageSaveAtExit(int code, Datum arg)
 	UsageSaveArg a;
 	int			n;
 
+	ControlFileData *control;
+	bool		crc_ok;
+
 	if (code != 0 || !ApikeysSharedReady())
+		return;
+
+	/*
+	 * Only after a shutdown checkpoint: an immediate shutdown also exits
+	 * with 0, but its backends were killed mid-way and a commit it reported
+	 * may not be on disk (synchronous_commit = off), so a flushed count may
+	 * be gone with it.
+	 */
+	control = get_controlfile(DataDir, &crc_ok);
+	if (!crc_ok || control->state != DB_SHUTDOWNED)
 		return;
 	n = DbListSaveState(dbids, APIKEYS_MAX_FLUSH_DATABASES, &primary, &h.lost_until);
 	if (!primary)
