@@ -97,8 +97,8 @@ DbListShmemInit(void)
 
 		/*
 		 * What an earlier server run left unflushed is known only once the
-		 * launcher has read what a clean shutdown saved (usage.c): until
-		 * then DbListLostUntil answers "now".
+		 * launcher has read what a clean shutdown saved (usage.c): until then
+		 * DbListLostUntil answers "now".
 		 */
 		pg_atomic_init_u64(&dblist->lost_until, 0);
 		pg_atomic_init_u32(&dblist->launcher_started, 0);
@@ -330,10 +330,11 @@ DbListSaveState(Oid *dbids, int max, bool *primary, TimestampTz *lost)
 
 	*primary = pg_atomic_read_u32(&dblist->launcher_started) != 0;
 	*lost = (TimestampTz) pg_atomic_read_u64(&dblist->lost_until);
+
 	/*
-	 * A database without a slot was not saved; a transaction that held
-	 * counts it took (SIGQUIT at an immediate shutdown ends it without its
-	 * commit or abort) took them with it.
+	 * A database without a slot was not saved; a transaction that held counts
+	 * it took (SIGQUIT at an immediate shutdown ends it without its commit or
+	 * abort) took them with it.
 	 */
 	if (pg_atomic_read_u32(&dblist->slot_refused) != 0 ||
 		pg_atomic_read_u32(&dblist->takes_in_flight) != 0)

@@ -485,6 +485,13 @@ TakenXactCallback(XactEvent event, void *arg)
 			if (rollup_level > 0 && rollup_all)
 				DbListRecentRollupDone(MyDatabaseId);
 			break;
+		case XACT_EVENT_PREPARE:
+			/* COMMIT PREPARED or ROLLBACK PREPARED decides, out of our sight */
+			if (taken_sets != NIL)
+				DbListNoteLoss(GetCurrentTimestamp());
+			if (rollup_level > 0)
+				DbListRecentIncomplete(MyDatabaseId);
+			break;
 		default:
 			return;
 	}
@@ -812,7 +819,7 @@ StandbysMayVerify(void)
 	if (apikeys_standbys_verify != APIKEYS_STANDBYS_AUTO)
 		return apikeys_standbys_verify == APIKEYS_STANDBYS_ON;
 	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_get_wal_senders() w "
-					"                WHERE w.state OPERATOR(pg_catalog.<>) 'backup' "
+					"                WHERE w.state IS DISTINCT FROM 'backup' "
 					"                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots s "
 					"                                   WHERE s.active_pid OPERATOR(pg_catalog.=) w.pid "
 					"                                     AND s.slot_type OPERATOR(pg_catalog.=) 'logical')) "

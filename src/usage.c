@@ -256,10 +256,10 @@ UsageSaveAtExit(int code, Datum arg)
 		return;
 
 	/*
-	 * Only after a shutdown checkpoint: an immediate shutdown also exits
-	 * with 0, but its backends were killed mid-way and a commit it reported
-	 * may not be on disk (synchronous_commit = off), so a flushed count may
-	 * be gone with it.
+	 * Only after a shutdown checkpoint: an immediate shutdown also exits with
+	 * 0, but its backends were killed mid-way and a commit it reported may
+	 * not be on disk (synchronous_commit = off), so a flushed count may be
+	 * gone with it.
 	 */
 	control = get_controlfile(DataDir, &crc_ok);
 	if (!crc_ok || control->state != DB_SHUTDOWNED)
