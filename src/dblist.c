@@ -307,15 +307,22 @@ DbListForgetLosses(void)
 }
 
 /*
- * DbListLauncherFirstStart: true for the launcher's first start in this
- * server run (then the caller notes what the last run lost), false after
- * it restarted.
+ * DbListLauncherStarted: has the launcher started in this server run (and
+ * noted what the last run lost)?  DbListLauncherMarkStarted says it has,
+ * once that is done: until then DbListLostUntil answers "now".
  */
 bool
-DbListLauncherFirstStart(void)
+DbListLauncherStarted(void)
 {
-	return ApikeysSharedReady() &&
-		pg_atomic_exchange_u32(&dblist->launcher_started, 1) == 0;
+	return !ApikeysSharedReady() ||
+		pg_atomic_read_u32(&dblist->launcher_started) != 0;
+}
+
+void
+DbListLauncherMarkStarted(void)
+{
+	if (ApikeysSharedReady())
+		pg_atomic_write_u32(&dblist->launcher_started, 1);
 }
 
 /*

@@ -174,8 +174,12 @@ ApikeysLauncherMain(Datum arg)
 	 * crash, an immediate shutdown, a promoted standby, a first start) may
 	 * have lost uses until now, which the "unused" policy must know.
 	 */
-	if (DbListLauncherFirstStart() && !UsageLoadSaved())
-		DbListNoteLoss(GetCurrentTimestamp());
+	if (!DbListLauncherStarted())
+	{
+		if (!UsageLoadSaved())
+			DbListNoteLoss(GetCurrentTimestamp());
+		DbListLauncherMarkStarted();
+	}
 
 	if (!RecoveryInProgress())
 	{
