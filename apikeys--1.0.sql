@@ -748,6 +748,26 @@ CREATE FUNCTION apikeys._recent_use(client_id text)
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
     LANGUAGE C VOLATILE PARALLEL SAFE;
 
+-- Proof of non-use, for revoke_unused_after (src/journal.c): why this
+-- database cannot prove that a key without a recorded use in the last
+-- unused_after was unused (NULL: it can); what that depends on; and the
+-- superuser's way to accept the possible losses noted so far.
+CREATE FUNCTION apikeys._usage_unproven(unused_after interval)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_usage_unproven'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION apikeys._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
+                                      OUT journal_in_recent boolean)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_usage_health'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION apikeys._usage_accept_losses()
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_usage_accept_losses'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 -- After a restart the shared cache is empty, and every key's first
 -- verification is a miss; this fills it at once, as pg_prewarm does for
 -- buffers.  It reads apikeys.keys as the extension owner.
@@ -2261,6 +2281,10 @@ DECLARE
     k apikeys.keys;
     v_retention interval := apikeys._setting_interval('apikeys.outbox_retention', '7 days');
     v_last timestamptz;
+    v_proof record;
+    v_skipped integer := 0;
+    v_skip_reason text;
+    v_skip_ids text[] := '{}';
 BEGIN
     PERFORM apikeys._outbox_housekeeping();
     IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
@@ -2298,14 +2322,19 @@ BEGIN
             CONTINUE;
         END IF;
 
-        -- revoke_unused_after: never used counts from creation
+        -- revoke_unused_after: never used counts from creation; only a
+        -- proven non-use revokes (apikeys._unused_proven)
         IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
-            v_last := GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
-                (SELECT u.last_used_at FROM apikeys.usage u
-                  WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id AND u.last_used_at IS NOT NULL
-                  ORDER BY u.hour DESC LIMIT 1));
-            IF COALESCE(v_last, k.created_at) OPERATOR(pg_catalog.<)
-               (pg_catalog.now() OPERATOR(pg_catalog.-) r.unused_after) THEN
+            SELECT * INTO v_proof FROM apikeys._unused_proven(k, r.unused_after);
+            v_last := v_proof.last_used_at;
+            IF NOT v_proof.proven AND v_proof.reason IS NOT NULL THEN
+                v_skipped := v_skipped OPERATOR(pg_catalog.+) 1;
+                v_skip_reason := COALESCE(v_skip_reason, v_proof.reason);
+                IF v_skipped OPERATOR(pg_catalog.<=) 100 THEN
+                    v_skip_ids := v_skip_ids OPERATOR(pg_catalog.||) k.client_id;
+                END IF;
+            END IF;
+            IF v_proof.proven THEN
                 IF apikeys._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
                        'reason', 'unused', 'policy', 'revoke_unused_after',
                        'unused_after', r.unused_after, 'last_used_at', v_last),
@@ -2338,7 +2367,50 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
+    IF v_skipped OPERATOR(pg_catalog.>) 0 THEN
+        -- said loudly, once per run: the log (the worker's run too) and the audit trail
+        RAISE WARNING 'apikeys.apply_policies did not revoke % keys without a recorded use', v_skipped
+            USING DETAIL = 'Their non-use is not proven: ' OPERATOR(pg_catalog.||) v_skip_reason OPERATOR(pg_catalog.||) '.',
+                  HINT = 'See "Lifecycle policies" in the apikeys documentation.';
+        PERFORM apikeys._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
+            'policy', 'revoke_unused_after', 'reason', v_skip_reason,
+            'keys', v_skipped, 'client_ids', pg_catalog.to_jsonb(v_skip_ids)));
+    END IF;
     RETURN n;
+END
+$$;
+
+-- _unused_proven: the one rule of revoke_unused_after.  A key is revoked as
+-- unused only when its last recorded use (or, never used, its creation) is
+-- older than unused_after AND every use in that time would have been
+-- recorded (apikeys._usage_unproven: preloaded, no standby that may verify,
+-- no use lost in that time, the journal's last uses all known).  proven
+-- false with a reason: it looks unused but that is not proven; without a
+-- reason: it was used.  The recorded last use is the latest of
+-- keys.last_used_at (written without preloading), the last use awaiting the
+-- rollup (flushed to the journal: _recent_use) and the rolled-up usage rows.
+CREATE FUNCTION apikeys._unused_proven(p_key apikeys.keys, p_unused_after interval,
+                                       OUT proven boolean, OUT last_used_at timestamptz,
+                                       OUT reason text)
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- first: the uses still in shared memory reach the journal, and no
+    -- rollup moves them while this transaction reads them
+    reason := apikeys._usage_unproven(p_unused_after);
+    last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
+        (SELECT u.last_used_at FROM apikeys.usage u
+          WHERE u.client_id OPERATOR(pg_catalog.=) p_key.client_id AND u.last_used_at IS NOT NULL
+          ORDER BY u.hour DESC LIMIT 1));
+    IF COALESCE(last_used_at, p_key.created_at) OPERATOR(pg_catalog.>=)
+       (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
+        proven := false;
+        reason := NULL;
+    ELSE
+        proven := reason IS NULL;
+    END IF;
 END
 $$;
 
@@ -3649,6 +3721,7 @@ GRANT EXECUTE ON FUNCTION
     apikeys.unblock_address(inet),
     apikeys._journal_decode(bytea),
     apikeys._recent_use(text),
+    apikeys._usage_health(),
     apikeys.cache_stats(),
     apikeys.usage_stats(),
     apikeys.cache_prewarm()
@@ -3794,6 +3867,10 @@ COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s la
 COMMENT ON TABLE apikeys.usage_journal IS 'Usage flushed from shared memory and not yet rolled up into apikeys.usage: one packed row per flush (extension owner only)';
 COMMENT ON COLUMN apikeys.usage_journal.keys IS 'Keys whose numbers the row holds';
 COMMENT ON FUNCTION apikeys._journal_decode(bytea) IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+COMMENT ON FUNCTION apikeys._usage_unproven(interval) IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
+COMMENT ON FUNCTION apikeys._usage_health() IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
+COMMENT ON FUNCTION apikeys._usage_accept_losses() IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
+COMMENT ON FUNCTION apikeys._unused_proven(apikeys.keys, interval) IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
 COMMENT ON FUNCTION apikeys._recent_use(text) IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
 COMMENT ON FUNCTION apikeys.flush_usage(boolean) IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage (counts and last-use times), returning usage rows written; without, as one journal row like the background worker, returning keys written';
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
