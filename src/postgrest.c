@@ -50,7 +50,9 @@
 
 #include <sys/socket.h>
 
+#include "catalog/pg_type.h"
 #include "common/base64.h"
+#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -60,7 +62,9 @@
 #include "utils/inet.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 
+#include "catalog.h"
 #include "context.h"
 #include "throttle.h"
 #include "token.h"
@@ -428,16 +432,52 @@ ScrubHeaders(Jsonb *headers, const char *const *names, int n)
 }
 
 /*
+ * OwnedProtectedTable asks apikeys._protected_table_owned_by (the one rule,
+ * which create_key and update_key apply too), as the extension owner: a
+ * table protected without FORCE ROW LEVEL SECURITY whose owner the role is
+ * or is a member of, else InvalidOid.
+ */
+static Oid
+OwnedProtectedTable(Oid roleid)
+{
+	ApikeysSavedUser saved;
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(roleid);
+	Oid			result = InvalidOid;
+
+	ApikeysBecomeOwner(&saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT apikeys._protected_table_owned_by($1)::pg_catalog.oid",
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			result = DatumGetObjectId(d);
+	}
+	SPI_finish();
+	ApikeysRestoreUser(&saved);
+	return result;
+}
+
+/*
  * SwitchToKeyRole switches to the key's db_role for the rest of the
- * transaction.  create_key refuses superuser and BYPASSRLS roles, but a
- * role can gain either later; switching to it then would lift the request
- * out of row-level security, so that is refused here, at every use.
- * set_config_option checks that the session user may become the role.
+ * transaction.  create_key refuses superuser and BYPASSRLS roles and
+ * owners of protected tables, but a role can become any of them later;
+ * switching to it then would lift the request out of row-level security,
+ * so that is refused here, at every use.  set_config_option checks that
+ * the session user may become the role.
  */
 static void
 SwitchToKeyRole(const KeyInfo *key)
 {
 	Oid			roleid = get_role_oid(key->db_role, true);
+	Oid			tbl;
 
 	if (OidIsValid(roleid) &&
 		(superuser_arg(roleid) || has_bypassrls_privilege(roleid)))
@@ -447,6 +487,15 @@ SwitchToKeyRole(const KeyInfo *key)
 						key->db_role, key->client_id),
 				 errdetail("The role is a superuser or has BYPASSRLS, which would escape row-level security."),
 				 errhint("Remove SUPERUSER and BYPASSRLS from the role, or give the key another db_role with apikeys.update_key().")));
+	if (OidIsValid(roleid) && OidIsValid(tbl = OwnedProtectedTable(roleid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" of API key \"%s\" cannot be used",
+						key->db_role, key->client_id),
+				 errdetail("The role is, or is a member of, the owner of table %s, which is protected without FORCE ROW LEVEL SECURITY: a table's owner escapes its row-level security.",
+						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(tbl)),
+													  get_rel_name(tbl))),
+				 errhint("Revoke the table owner's role from the key's role, or protect the table with apikeys.protect(..., force => true).")));
 	(void) set_config_option("role", key->db_role,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 							 true, 0, false);

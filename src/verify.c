@@ -177,6 +177,8 @@ VerifyCredentials(const char *client_id, int cid_len,
 
 	res->have_key = true;
 	now = GetCurrentTimestamp();
+	/* the one rule for which secrets a key answers to (report_leaked too) */
+	res->secret_live = current_ok || (prev_ok && now < key->prev_expires_at);
 
 	if (key->revoked)
 		res->code = APIKEYS_REVOKED;
@@ -358,6 +360,7 @@ VerifyTokenArgs(FunctionCallInfo fcinfo, VerifyResult *res)
 
 PG_FUNCTION_INFO_V1(apikeys_verify);
 PG_FUNCTION_INFO_V1(apikeys_verify_client);
+PG_FUNCTION_INFO_V1(apikeys_live_secret_key);
 
 /*
  * SQL function: apikeys.verify(token text, required_scope text,
@@ -393,4 +396,27 @@ apikeys_verify_client(PG_FUNCTION_ARGS)
 					   secret ? VARSIZE_ANY_EXHDR(secret) : 0,
 					   required, ip_known, addr, true, &res);
 	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
+}
+
+/*
+ * SQL function: apikeys._live_secret_key(token text) returns text
+ *
+ * The client ID of the key whose live secret the token holds: its current
+ * secret, or its previous one within the rotation grace (secret_live, the
+ * rule verification applies), whatever the key's state; NULL for anything
+ * else, including a secret rotated away whose grace is over.  It verifies
+ * as apikeys.verify(token) does (counted, throttled), for report_leaked.
+ */
+Datum
+apikeys_live_secret_key(PG_FUNCTION_ARGS)
+{
+	VerifyResult res;
+	Datum		addr = (Datum) 0;
+	bool		ip_known = ConnectionAddress(&addr);
+
+	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+				NULL, ip_known, addr, true, &res);
+	if (!res.have_key || !res.secret_live)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(res.key.client_id));
 }
