@@ -1348,6 +1348,7 @@ DECLARE
     c text;
     n integer := 0;
     v_deleted boolean := false;
+    v_why text;
 BEGIN
     IF p_with_descendants IS NULL THEN
         RAISE EXCEPTION 'with_descendants cannot be NULL' USING ERRCODE = '22023';
@@ -1401,7 +1402,7 @@ BEGIN
         -- d: the key and every key reached from it by creation (through
         -- live and deleted keys) or by a rotation that issued a secret
         -- still live (current, or previous within its grace)
-        FOR c IN WITH RECURSIVE e(client_id, created_by_key, secret_by_key, prev_secret_by_key) AS (
+        FOR c, v_why IN WITH RECURSIVE e(client_id, created_by_key, secret_by_key, prev_secret_by_key) AS (
                      SELECT k2.client_id, k2.created_by_key, k2.secret_by_key,
                             CASE WHEN k2.prev_expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
                                  THEN k2.prev_secret_by_key END
@@ -1416,16 +1417,19 @@ BEGIN
                       WHERE e.created_by_key OPERATOR(pg_catalog.=) d.client_id
                          OR e.secret_by_key OPERATOR(pg_catalog.=) d.client_id
                          OR e.prev_secret_by_key OPERATOR(pg_catalog.=) d.client_id)
-                 SELECT d.client_id FROM d, apikeys.keys k4
+                 SELECT d.client_id,
+                        CASE WHEN EXISTS (SELECT 1 FROM d d2
+                                           WHERE d2.client_id OPERATOR(pg_catalog.=) k4.created_by_key)
+                             THEN 'created by %s or its descendants, revoked with it'
+                             ELSE 'holding a secret issued by %s or its descendants, revoked with it' END
+                   FROM d, apikeys.keys k4
                   WHERE k4.client_id OPERATOR(pg_catalog.=) d.client_id
                     AND k4.client_id OPERATOR(pg_catalog.<>) p_client_id
                     AND k4.revoked_at IS NULL
                   ORDER BY d.client_id
         LOOP
             n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
-                pg_catalog.jsonb_build_object('reason', pg_catalog.format(
-                    'created by %s or its descendants, or holding a secret they issued, revoked with it',
-                    p_client_id)),
+                pg_catalog.jsonb_build_object('reason', pg_catalog.format(v_why, p_client_id)),
                 false, false);
         END LOOP;
     END IF;
