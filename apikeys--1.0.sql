@@ -933,25 +933,14 @@ END
 $$;
 
 -- _protected_table_owned_by: a table protected by apikeys.protect()
--- without FORCE ROW LEVEL SECURITY whose owner p_role is, or is a member
--- of (MEMBER: a member may also SET ROLE to the owner); NULL if none.  A
--- table's owner is not subject to its row-level security unless it is
--- forced, so a key's db_role must be no such role: the one rule, applied
--- when a key is given the role (_check_settings) and at every switch to
--- it (pre_request, src/postgrest.c).
-CREATE FUNCTION apikeys._protected_table_owned_by(p_role oid)
-    RETURNS regclass
-    LANGUAGE sql
-    STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT t.tbl FROM apikeys.protected_tables t
-      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid
-     WHERE NOT c.relforcerowsecurity
-       AND pg_catalog.pg_has_role(p_role, c.relowner, 'MEMBER')
-     ORDER BY t.tbl::pg_catalog.oid
-     LIMIT 1
-$$;
+-- without FORCE ROW LEVEL SECURITY whose owner the role is, or is a member
+-- of; NULL if none.  A table's owner escapes its row-level security unless
+-- it is forced, so no key's db_role may be such a role: the one rule (in
+-- src/postgrest.c), applied here when a key is given the role
+-- (_check_settings) and by pre_request at every switch to it.
+CREATE FUNCTION apikeys._protected_table_owned_by(role oid) RETURNS regclass
+    AS 'MODULE_PATHNAME', 'apikeys_protected_table_owned_by'
+    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 
 -- _check_settings validates every optional setting of a key; 22023 naming
 -- the field on the first bad one.  NULL means "not given".

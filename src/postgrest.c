@@ -50,9 +50,11 @@
 
 #include <sys/socket.h>
 
-#include "catalog/pg_type.h"
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_class.h"
 #include "common/base64.h"
-#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -63,6 +65,8 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "context.h"
@@ -432,37 +436,72 @@ ScrubHeaders(Jsonb *headers, const char *const *names, int n)
 }
 
 /*
- * OwnedProtectedTable asks apikeys._protected_table_owned_by (the one rule,
- * which create_key and update_key apply too), as the extension owner: a
- * table protected without FORCE ROW LEVEL SECURITY whose owner the role is
- * or is a member of, else InvalidOid.
+ * OwnedProtectedTable: a table protected by apikeys.protect() (a row of
+ * apikeys.protected_tables) without FORCE ROW LEVEL SECURITY whose owner
+ * roleid is, or is a member of (with or without INHERIT: a member may SET
+ * ROLE to the owner), else InvalidOid.  A table's owner is not subject to
+ * its row-level security unless it is forced, so no key's db_role may be
+ * such a role.  The one rule: pre_request applies it at every switch
+ * (SwitchToKeyRole) and create_key / update_key when they are given the
+ * role (apikeys._protected_table_owned_by).  One pg_class lookup per
+ * protected table; no SQL, no privilege check (the caller has the key).
  */
 static Oid
 OwnedProtectedTable(Oid roleid)
 {
-	ApikeysSavedUser saved;
-	Oid			argtype = OIDOID;
-	Datum		arg = ObjectIdGetDatum(roleid);
+	Oid			keys = ApikeysKeysRelid();
+	Oid			relid;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
 	Oid			result = InvalidOid;
 
-	ApikeysBecomeOwner(&saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT apikeys._protected_table_owned_by($1)::pg_catalog.oid",
-							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed");
-	if (SPI_processed == 1)
+	if (!OidIsValid(keys))
+		return InvalidOid;
+	relid = get_relname_relid("protected_tables", get_rel_namespace(keys));
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	rel = table_open(relid, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull);
+		Oid			tbl = DatumGetObjectId(heap_getattr(tup, 1,
+														RelationGetDescr(rel),
+														&isnull));
+		HeapTuple	ctup;
 
-		if (!isnull)
-			result = DatumGetObjectId(d);
+		if (isnull)
+			continue;
+		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(tbl));
+		if (!HeapTupleIsValid(ctup))
+			continue;			/* dropped since */
+		if (!((Form_pg_class) GETSTRUCT(ctup))->relforcerowsecurity &&
+			is_member_of_role_nosuper(roleid,
+									  ((Form_pg_class) GETSTRUCT(ctup))->relowner) &&
+			(!OidIsValid(result) || tbl < result))
+			result = tbl;
+		ReleaseSysCache(ctup);
 	}
-	SPI_finish();
-	ApikeysRestoreUser(&saved);
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
 	return result;
+}
+
+PG_FUNCTION_INFO_V1(apikeys_protected_table_owned_by);
+
+/*
+ * SQL function: apikeys._protected_table_owned_by(role oid) returns regclass
+ * OwnedProtectedTable for create_key and update_key; NULL for none.
+ */
+Datum
+apikeys_protected_table_owned_by(PG_FUNCTION_ARGS)
+{
+	Oid			tbl = OwnedProtectedTable(PG_GETARG_OID(0));
+
+	if (!OidIsValid(tbl))
+		PG_RETURN_NULL();
+	PG_RETURN_OID(tbl);
 }
 
 /*
