@@ -1319,8 +1319,8 @@ $$;
 --     and deleted keys (deleted_keys keeps a deleted key's link, so
 --     deleting the middle key, or the manager itself, hides nothing) and
 --     is a query, not a recursion, so no chain of keys is too deep for it.
---     A deleted key itself (p_client_id only in deleted_keys) is accepted
---     here, with a NOTICE: its live descendants are revoked.
+--     A key revoked or deleted already (p_client_id only in deleted_keys)
+--     is accepted here, with a NOTICE: its live descendants are revoked.
 -- p_strict: a missing or revoked key raises (42704, 55000, as _key_row);
 -- otherwise it is skipped.  Returns the number of keys revoked.
 CREATE FUNCTION apikeys._revoke_key(p_client_id text, p_detail jsonb,
@@ -1337,6 +1337,7 @@ DECLARE
     c text;
     n integer := 0;
     v_deleted boolean := false;
+    v_was_revoked boolean := false;
     v_why text;
 BEGIN
     IF p_with_descendants IS NULL THEN
@@ -1356,7 +1357,10 @@ BEGIN
     IF v_deleted THEN
         NULL;
     ELSIF p_strict THEN
-        k := apikeys._key_row(p_client_id);
+        -- with descendants, a key revoked already is accepted: its tree
+        -- may still be live
+        k := apikeys._key_row(p_client_id, p_with_descendants);
+        v_was_revoked := k.revoked_at IS NOT NULL;
     ELSE
         SELECT * INTO k FROM apikeys.keys k2
          WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id
@@ -1422,8 +1426,9 @@ BEGIN
                 false, false);
         END LOOP;
     END IF;
-    IF v_deleted THEN
-        RAISE NOTICE 'API key "%" was deleted: % key(s) it led to revoked', p_client_id, n
+    IF v_deleted OR v_was_revoked THEN
+        RAISE NOTICE 'API key "%" was % already: % key(s) it led to revoked', p_client_id,
+                     CASE WHEN v_deleted THEN 'deleted' ELSE 'revoked' END, n
             USING DETAIL = 'The keys it created, and theirs, and keys holding a secret they issued.';
     END IF;
     RETURN n;

@@ -59,6 +59,20 @@ RESET client_min_messages;
 SELECT (apikeys.verify(:'d_tok')).code AS child_of_self_deleted_manager;
 SELECT replace(detail->>'reason', :'m2_cid', '<manager 2>') AS reason FROM apikeys.audit_log
  WHERE client_id = :'d_cid' AND event = 'revoked';
+-- a manager revoked without its tree first: with descendants later, the
+-- tree still goes (no 55000 for the revoked key)
+SELECT client_id AS m4_cid, token AS m4_tok
+  FROM apikeys.create_key('pf_t', 'manager 4', ARRAY['apikeys:*', 'orders:read']) \gset
+BEGIN;
+SELECT valid FROM apikeys.authenticate(:'m4_tok');
+SELECT token AS e_tok FROM apikeys.my_create_key('child of the revoked', ARRAY['orders:read']) \gset
+COMMIT;
+SELECT apikeys.revoke_key(:'m4_cid', 'lost');
+SET client_min_messages = warning;
+SELECT err(format('SELECT apikeys.revoke_key(%L, %L, true)', :'m4_cid', 'leaked')) AS revoked_with_descendants;
+RESET client_min_messages;
+SELECT (apikeys.verify(:'e_tok')).code AS child_of_revoked_manager;
+SELECT err(format('SELECT apikeys.revoke_key(%L, %L)', :'m4_cid', 'again')) AS revoked_again_alone;
 -- links that lead nowhere go: deleting the last key below a deleted key
 -- drops its link too, up the tree
 SELECT count(*) AS links_before FROM apikeys.deleted_keys;
