@@ -239,7 +239,13 @@ CREATE TYPE apikeys.verification AS (
     owner           text,
     scopes          text[],
     expires_at      timestamptz,
-    retry_after     integer
+    retry_after     integer,
+    http_status     integer,        -- what an HTTP API should answer: 200, 401, 403 or 429
+    name            text,           -- the key's name and metadata, once its secret matched
+    metadata        jsonb,
+    rate_limit      integer,        -- the key's own rate limit (NULL: none) ...
+    rate_remaining  integer,        -- ... requests left in its window after this one ...
+    rate_reset      timestamptz     -- ... and when the window ends (NULL unless consulted)
 );
 
 --------------------------------------------------------------------------------
@@ -299,6 +305,9 @@ CREATE TABLE apikeys.keys (
 );
 
 CREATE INDEX keys_owner_idx ON apikeys.keys (owner);
+-- an owner's live keys, for create_key's cap count
+CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
+    WHERE revoked_at IS NULL;
 CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
     WHERE created_by_key IS NOT NULL;
 
@@ -336,6 +345,11 @@ CREATE TABLE apikeys.owner_policies (
     CONSTRAINT owner_policies_max_keys_check CHECK (max_keys OPERATOR(pg_catalog.>) 0),
     CONSTRAINT owner_policies_max_lifetime_check CHECK (max_lifetime OPERATOR(pg_catalog.>) '0'::interval)
 );
+-- the owners with a rate limit (usually none): verification reads it once
+-- after each change of this table to learn whether any owner has one
+-- (src/ownerlimit.c); without it every verification looks its owner up
+CREATE INDEX owner_policies_rate_limited_idx ON apikeys.owner_policies (owner)
+    WHERE rate_limit IS NOT NULL;
 
 -- Named scope sets ("roles"): a key holding '@name' grants what the set
 -- grants at each verification (src/scopeset.c expands it when the key is
@@ -702,7 +716,9 @@ CREATE FUNCTION apikeys._unblock_address(address inet, OUT blocks_lifted integer
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
                                     OUT shared_bytes bigint, OUT invalidations bigint,
-                                    OUT session_hits bigint, OUT session_misses bigint)
+                                    OUT session_hits bigint, OUT session_misses bigint,
+                                    OUT arena_bytes bigint, OUT arena_used_bytes bigint,
+                                    OUT arena_evictions bigint)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_cache_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
@@ -752,6 +768,26 @@ CREATE FUNCTION apikeys._recent_use(client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
     LANGUAGE C VOLATILE PARALLEL SAFE;
+
+-- Proof of non-use, for revoke_unused_after (src/journal.c): why this
+-- database cannot prove that a key without a recorded use in the last
+-- unused_after was unused (NULL: it can); what that depends on; and the
+-- superuser's way to accept the possible losses noted so far.
+CREATE FUNCTION apikeys._usage_unproven(unused_after interval)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_usage_unproven'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION apikeys._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
+                                      OUT journal_in_recent boolean)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_usage_health'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION apikeys._usage_accept_losses()
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_usage_accept_losses'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- After a restart the shared cache is empty, and every key's first
 -- verification is a miss; this fills it at once, as pg_prewarm does for
@@ -1151,11 +1187,20 @@ BEGIN
                           pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
     PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
 
-    SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
-     WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
-       AND k.revoked_at IS NULL
-       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
+    -- and stops at the cap, so it costs the same however many keys the
+    -- owner has held; the exact number is counted only for the error.
+    SELECT pg_catalog.count(*) INTO v_live
+      FROM (SELECT 1 FROM apikeys.keys k
+             WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
+               AND k.revoked_at IS NULL
+               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+             LIMIT v_max_keys) live;
     IF v_live OPERATOR(pg_catalog.>=) v_max_keys THEN
+        SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
+         WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
+           AND k.revoked_at IS NULL
+           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
         RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', create_key.owner
             USING ERRCODE = '54000',
                   DETAIL = pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys),
@@ -2374,6 +2419,10 @@ DECLARE
     k apikeys.keys;
     v_retention interval := apikeys._setting_interval('apikeys.outbox_retention', '7 days');
     v_last timestamptz;
+    v_proof record;
+    v_skipped integer := 0;
+    v_skip_reason text;
+    v_skip_ids text[] := '{}';
 BEGIN
     PERFORM apikeys._outbox_housekeeping();
     IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
@@ -2411,14 +2460,19 @@ BEGIN
             CONTINUE;
         END IF;
 
-        -- revoke_unused_after: never used counts from creation
+        -- revoke_unused_after: never used counts from creation; only a
+        -- proven non-use revokes (apikeys._unused_proven)
         IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
-            v_last := GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
-                (SELECT u.last_used_at FROM apikeys.usage u
-                  WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id AND u.last_used_at IS NOT NULL
-                  ORDER BY u.hour DESC LIMIT 1));
-            IF COALESCE(v_last, k.created_at) OPERATOR(pg_catalog.<)
-               (pg_catalog.now() OPERATOR(pg_catalog.-) r.unused_after) THEN
+            SELECT * INTO v_proof FROM apikeys._unused_proven(k, r.unused_after);
+            v_last := v_proof.last_used_at;
+            IF NOT v_proof.proven AND v_proof.reason IS NOT NULL THEN
+                v_skipped := v_skipped OPERATOR(pg_catalog.+) 1;
+                v_skip_reason := COALESCE(v_skip_reason, v_proof.reason);
+                IF v_skipped OPERATOR(pg_catalog.<=) 100 THEN
+                    v_skip_ids := v_skip_ids OPERATOR(pg_catalog.||) k.client_id;
+                END IF;
+            END IF;
+            IF v_proof.proven THEN
                 IF apikeys._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
                        'reason', 'unused', 'policy', 'revoke_unused_after',
                        'unused_after', r.unused_after, 'last_used_at', v_last),
@@ -2451,7 +2505,50 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
+    IF v_skipped OPERATOR(pg_catalog.>) 0 THEN
+        -- said loudly, once per run: the log (the worker's run too) and the audit trail
+        RAISE WARNING 'apikeys.apply_policies did not revoke % keys without a recorded use', v_skipped
+            USING DETAIL = 'Their non-use is not proven: ' OPERATOR(pg_catalog.||) v_skip_reason OPERATOR(pg_catalog.||) '.',
+                  HINT = 'See "Lifecycle policies" in the apikeys documentation.';
+        PERFORM apikeys._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
+            'policy', 'revoke_unused_after', 'reason', v_skip_reason,
+            'keys', v_skipped, 'client_ids', pg_catalog.to_jsonb(v_skip_ids)));
+    END IF;
     RETURN n;
+END
+$$;
+
+-- _unused_proven: the one rule of revoke_unused_after.  A key is revoked as
+-- unused only when its last recorded use (or, never used, its creation) is
+-- older than unused_after AND every use in that time would have been
+-- recorded (apikeys._usage_unproven: preloaded, no standby that may verify,
+-- no use lost in that time, the journal's last uses all known).  proven
+-- false with a reason: it looks unused but that is not proven; without a
+-- reason: it was used.  The recorded last use is the latest of
+-- keys.last_used_at (written without preloading), the last use awaiting the
+-- rollup (flushed to the journal: _recent_use) and the rolled-up usage rows.
+CREATE FUNCTION apikeys._unused_proven(p_key apikeys.keys, p_unused_after interval,
+                                       OUT proven boolean, OUT last_used_at timestamptz,
+                                       OUT reason text)
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- first: the uses still in shared memory reach the journal, and no
+    -- rollup moves them while this transaction reads them
+    reason := apikeys._usage_unproven(p_unused_after);
+    last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
+        (SELECT u.last_used_at FROM apikeys.usage u
+          WHERE u.client_id OPERATOR(pg_catalog.=) p_key.client_id AND u.last_used_at IS NOT NULL
+          ORDER BY u.hour DESC LIMIT 1));
+    IF COALESCE(last_used_at, p_key.created_at) OPERATOR(pg_catalog.>=)
+       (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
+        proven := false;
+        reason := NULL;
+    ELSE
+        proven := reason IS NULL;
+    END IF;
 END
 $$;
 
@@ -3762,6 +3859,7 @@ GRANT EXECUTE ON FUNCTION
     apikeys.unblock_address(inet),
     apikeys._journal_decode(bytea),
     apikeys._recent_use(text),
+    apikeys._usage_health(),
     apikeys.cache_stats(),
     apikeys.usage_stats(),
     apikeys.cache_prewarm()
@@ -3780,7 +3878,7 @@ COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes an
 
 COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action(field, ...), resource:*, * or @set';
 COMMENT ON TYPE apikeys.new_key IS 'A newly issued or rotated key; the only place its secret ever appears';
-COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, and the key''s identity once its secret matched';
+COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, and its rate-limit window';
 
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
 COMMENT ON TABLE apikeys.owner_policies IS 'Per-owner key cap and maximum lifetime (extension owner only)';
@@ -3889,7 +3987,7 @@ COMMENT ON COLUMN apikeys.failing_addresses.client_id IS 'The client ID the fail
 COMMENT ON COLUMN apikeys.failing_addresses.blocked IS 'Reached apikeys.max_failures (a caller) or apikeys.max_network_failures (a network): its failing attempts answer RATE_LIMITED until window_end; a correct secret is never refused';
 COMMENT ON FUNCTION apikeys.unblock_address(inet) IS 'Lifts the failure throttle''s records of an address (every client ID named from it) or of every caller and network inside a network; true if a block was lifted; audited';
 COMMENT ON FUNCTION apikeys._unblock_address(inet) IS 'Internal: removes failure throttle records, for unblock_address';
-COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
+COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache and of its arena for keys too large for an entry (NULLs when not preloaded)';
 COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
 COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
 COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';
@@ -3911,6 +4009,10 @@ COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s la
 COMMENT ON TABLE apikeys.usage_journal IS 'Usage flushed from shared memory and not yet rolled up into apikeys.usage: one packed row per flush (extension owner only)';
 COMMENT ON COLUMN apikeys.usage_journal.keys IS 'Keys whose numbers the row holds';
 COMMENT ON FUNCTION apikeys._journal_decode(bytea) IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+COMMENT ON FUNCTION apikeys._usage_unproven(interval) IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
+COMMENT ON FUNCTION apikeys._usage_health() IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
+COMMENT ON FUNCTION apikeys._usage_accept_losses() IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
+COMMENT ON FUNCTION apikeys._unused_proven(apikeys.keys, interval) IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
 COMMENT ON FUNCTION apikeys._recent_use(text) IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
 COMMENT ON FUNCTION apikeys.flush_usage(boolean) IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage (counts and last-use times), returning usage rows written; without, as one journal row like the background worker, returning keys written';
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';

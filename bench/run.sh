@@ -24,13 +24,16 @@
 # Usage: bench/run.sh [options]
 #   -n, --keys N          keys loaded, and the uniform population (default 1000000)
 #   --hot-keys H          the hot population: keys 1..H of the same database (default 10000)
+#   --seed-keys S         the seed-shaped population (apikeys_seed): S more keys in the same
+#                         database shaped like real products' keys (UUID owner, 8-15 scopes some
+#                         with field lists, a network, a role, metadata; default 100000)
 #   -T, --duration SEC    seconds per pgbench run in the rounds and on the standby (default 5)
 #   -r, --rounds R        interleaved rounds; the starting run rotates each round (default 3)
 #   --wal-window SEC      steady-state WAL window, worker at its defaults (default 600)
 #   --warmup SEC          seconds of per-second TPS after the restart (default 20)
 #   --standby-rounds R    interleaved rounds on the standby (default 2)
 #   --no-restart          skip the restart warm-up;  --no-standby: skip the standby
-#   --quick               a short check of the whole pipeline: -n 100000 -T 3 -r 2
+#   --quick               a short check of the whole pipeline: -n 100000 --seed-keys 20000 -T 3 -r 2
 #                         --wal-window 120 --wal-calls 20000 --create-keys 500 --standby-rounds 1
 #                         (about 6 minutes; its figures are not the benchmark's)
 #   --bcrypt-rows B       keys 1..B get a cost-4 bcrypt hash, drawn by bcrypt4 (default 2000)
@@ -54,6 +57,7 @@ export LC_ALL=C
 
 NKEYS=1000000
 HOT_KEYS=10000
+SEED_KEYS=100000
 DURATION=5
 ROUNDS=3
 WAL_WINDOW=600
@@ -78,6 +82,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 		-n|--keys) NKEYS=$2; shift 2 ;;
 		--hot-keys) HOT_KEYS=$2; shift 2 ;;
+		--seed-keys) SEED_KEYS=$2; shift 2 ;;
 		-T|--duration) DURATION=$2; shift 2 ;;
 		-r|--rounds) ROUNDS=$2; shift 2 ;;
 		--wal-window) WAL_WINDOW=$2; shift 2 ;;
@@ -85,7 +90,7 @@ while [ $# -gt 0 ]; do
 		--standby-rounds) STANDBY_ROUNDS=$2; shift 2 ;;
 		--no-restart) DO_RESTART=; shift ;;
 		--no-standby) DO_STANDBY=; shift ;;
-		--quick) NKEYS=100000; DURATION=3; ROUNDS=2; WAL_WINDOW=120; WAL_CALLS=20000; CREATE_KEYS=500
+		--quick) NKEYS=100000; SEED_KEYS=20000; DURATION=3; ROUNDS=2; WAL_WINDOW=120; WAL_CALLS=20000; CREATE_KEYS=500
 		         STANDBY_ROUNDS=1; QUICK=1; shift ;;
 		--bcrypt-rows) BCRYPT_ROWS=$2; shift 2 ;;
 		--hot-id) HOT_ID=$2; shift 2 ;;
@@ -103,7 +108,7 @@ for n in "$NKEYS" "$HOT_KEYS"; do
 	[[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1000 ] || die "invalid key count: $n (at least 1000)"
 done
 [ "$HOT_KEYS" -lt "$NKEYS" ] || die "--hot-keys $HOT_KEYS must be fewer than --keys $NKEYS"
-for v in "$DURATION" "$ROUNDS" "$BCRYPT_ROWS" "$HOT_ID" "$WAL_CALLS" "$CREATE_KEYS" "$WAL_WINDOW" "$WARMUP" "$STANDBY_ROUNDS"; do
+for v in "$SEED_KEYS" "$DURATION" "$ROUNDS" "$BCRYPT_ROWS" "$HOT_ID" "$WAL_CALLS" "$CREATE_KEYS" "$WAL_WINDOW" "$WARMUP" "$STANDBY_ROUNDS"; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || die "not a positive integer: $v"
 done
 for s in "${EXTRA_SETTINGS[@]}"; do
@@ -147,7 +152,8 @@ ceiling_tab|tab|2 8|both|`SELECT length(token) FROM bench.tokens WHERE id = :id`
 apikeys_tab|tab|2|both|`apikeys.verify(token, '"'"'api:read'"'"')` on the full token read from bench.tokens; returns `valid`
 apikeys_tab_hot|tab|8|all|as apikeys_tab, every client presents the same key
 apikeys_set|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"')` on one of 1000 keys holding the scope set `@bench_reader` (2 scopes)
-apikeys_inline|tab|2|all|as apikeys_set, on one of 1000 keys holding the same 2 scopes inline (compare with apikeys_set)'
+apikeys_inline|tab|2|all|as apikeys_set, on one of 1000 keys holding the same 2 scopes inline (compare with apikeys_set)
+apikeys_seed|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"', '"'"'10.1.2.3'"'"')` on a seed-shaped key (UUID owner, 8-15 scopes some with field lists, a network, a role, metadata) drawn uniformly from the seed population'
 
 declare -A V_GROUP V_CLIENTS V_POPS V_DESC
 V_ORDER=()
@@ -178,11 +184,13 @@ mkdir -p "$WORK/logs"
 chmod 777 "$WORK/logs"
 cc -O2 -o "$WORK/token_checksum" "$ROOT/bench/token_checksum.c" || die "cannot compile bench/token_checksum.c"
 
-# the shared cache sized as README advises (1.5 x the active keys), unless --set says otherwise
+# the shared cache sized as README advises (1.5 x the active keys: both populations), unless
+# --set says otherwise
+CACHE_SIZE=$(( (NKEYS + SEED_KEYS) * 3 / 2 ))
 SETTINGS_LINES=("shared_preload_libraries = 'apikeys'" "shared_buffers = 256MB" "max_connections = 50"
-	"apikeys.cache_size = $(( NKEYS * 3 / 2 ))")
+	"apikeys.cache_size = $CACHE_SIZE")
 for s in "${EXTRA_SETTINGS[@]}"; do SETTINGS_LINES+=("${s%%=*} = '${s#*=}'"); done
-log "starting a throwaway cluster (shared_preload_libraries = apikeys, shared_buffers = 256MB, apikeys.cache_size = $(( NKEYS * 3 / 2 )))"
+log "starting a throwaway cluster (shared_preload_libraries = apikeys, shared_buffers = 256MB, apikeys.cache_size = $CACHE_SIZE)"
 as_pg mkdir -p "$WORK/pg"
 pg_start "$WORK/pg" "${SETTINGS_LINES[@]}" || die "cannot start the cluster"
 
@@ -197,7 +205,7 @@ pgb() { # population script clients threads [pgbench args...]: pgbench on DB (at
 	local n=$1 script=$2 c=$3 j=$4
 	shift 4
 	timeout $(( WAL_WINDOW + 900 )) "$INSTBIN/pgbench" -n -M prepared -c "$c" -j "$j" \
-		-D nkeys="$n" -D hot="$HOT_ID" -D brows="$BCRYPT_ROWS" "$@" \
+		-D nkeys="$n" -D hot="$HOT_ID" -D brows="$BCRYPT_ROWS" -D nseed="$SEED_KEYS" "$@" \
 		-f "$ROOT/bench/pgbench/$script.sql" "$DB"
 }
 
@@ -244,6 +252,13 @@ load_one() { # n
 	                      FROM generate_series(1, $n) g) TO STDOUT" \
 		| "$WORK/token_checksum" \
 		| psqlc "$db" -c "COPY bench.tokens (id, token) FROM STDIN" || die "loading bench.tokens failed"
+	log "N=$n: loading $SEED_KEYS seed-shaped keys and their tokens"
+	psqlc "$db" -v first="$n" -v nseed="$SEED_KEYS" -f "$ROOT/bench/sql/seed_keys.sql" >"$WORK/logs/seed-$n.log" 2>&1 \
+		|| { cat "$WORK/logs/seed-$n.log" >&2; die "loading the seed-shaped keys failed"; }
+	psqlc "$db" -c "COPY (SELECT g, baseline.client_id_for($n + g) || '_' || bench.secret_for($n + g)
+	                      FROM generate_series(1, $SEED_KEYS) g) TO STDOUT" \
+		| "$WORK/token_checksum" \
+		| psqlc "$db" -c "COPY bench.seed_tokens (id, token) FROM STDIN" || die "loading bench.seed_tokens failed"
 	psqlc "$db" -v n="$n" -f "$ROOT/bench/sql/finish_load.sql" >/dev/null || die "index build failed"
 	psqlc "$db" -f "$ROOT/bench/sql/scope_sets.sql" >/dev/null || die "loading the scope-set keys failed"
 	# ANALYZE apikeys.keys fails on the foundation code ("could not determine which collation to
@@ -280,6 +295,17 @@ check_one() { # n
 	                            FROM bench.set_tokens WHERE id <= 50")
 	[ "$got" = "inline=VALID,INSUFFICIENT_SCOPE,api:read;docs:read set=VALID,INSUFFICIENT_SCOPE,api:read;docs:read" ] \
 		|| die "the scope-set keys verified as: $got"
+	# the seed-shaped keys verify (with the client address), carry their fields, and are served
+	# from the shared cache like the others
+	got=$(psqlv "$db" -F ' ' -c "SELECT (v).code, cardinality((v).scopes) BETWEEN 8 AND 15, length((v).owner), (v).metadata ? 'plan'
+	                            FROM (SELECT apikeys.verify(token, 'api:read', '10.1.2.3') AS v FROM bench.seed_tokens WHERE id = 1) s")
+	[ "$got" = "VALID t 36 t" ] || die "a seed-shaped key verified as: $got"
+	got=$(psqlv "$db" -c "SELECT (apikeys.verify(token, 'api:read', '10.1.2.3')).code FROM bench.seed_tokens WHERE id = 2" \
+		-c "SELECT (apikeys.verify(token, 'api:read', '10.1.2.3')).code FROM bench.seed_tokens WHERE id = 2" \
+		-c "SELECT session_hits FROM apikeys.cache_stats()" | tail -n 1)
+	[ "$got" -ge 1 ] 2>/dev/null || die "a seed-shaped key was not served from the shared cache (session_hits $got)"
+	VALID_FRACTION[seed]=$(psqlv "$db" -c "SELECT round(100.0 * avg(((apikeys.verify(token, 'api:read', '10.1.2.3')).valid)::int), 2)
+	    FROM bench.seed_tokens WHERE id IN (SELECT i * 7919 % $SEED_KEYS + 1 FROM generate_series(0, least($SEED_KEYS, 20000) - 1) i)")
 	# ... and are served from the shared cache, so the comparison is of cached keys
 	got=$(psqlv "$db" -c "SELECT (apikeys.verify(token)).code FROM bench.set_tokens WHERE kind = 'set' AND id = 1" \
 		-c "SELECT (apikeys.verify(token)).code FROM bench.set_tokens WHERE kind = 'set' AND id = 1" \
@@ -906,6 +932,7 @@ echo
 echo "## Method"
 echo
 echo "- Keys: one database, ids 1..$NKEYS, loaded straight into \`apikeys.keys\` (one scope \`api:read\`, no description, secret_hash = pgcrypto \`digest(secret, 'sha256')\`, hash_alg \`s\`) and into the hand-rolled \`baseline.keys\` of \`bench/sql/schema.sql\` (same client IDs; its 64-character secret, of which the apikeys secret is the first 43 characters). 0.3 % of the keys are revoked, expired or disabled (id % 1000 = 7, 8, 9) in both, so about 0.3 % of random calls take the reject path; keys 1..$BCRYPT_ROWS carry cost-4 bcrypt hashes (the others one shared placeholder hash of the same size). Indexes are built or rebuilt after the load (compact best case). Keys that verify: $(for n in "${KEY_COUNTS[@]}"; do printf '%s %s %%; ' "$(pop_label "$n")" "${VALID_FRACTION[$n]}"; done)"
+echo "- Seed-shaped keys (\`apikeys_seed\`, \`bench/sql/seed_keys.sql\`): $SEED_KEYS more keys in the same database, ids $((NKEYS + 1))..$((NKEYS + SEED_KEYS)): a UUID owner, 8-15 scopes of which every fourth has a field list, the network 10.0.0.0/8 (the variant passes client_ip 10.1.2.3), a database role and three metadata fields, about 500 bytes of variable data per key. The cache holds both populations (apikeys.cache_size = $CACHE_SIZE). Keys that verify: ${VALID_FRACTION[seed]:-?} %."
 echo "- **Two populations, one database**: \"$PS\" draws the key id from \`random(1, $S)\`, \"$PL\" from \`random(1, $L)\`, both in the same $HL-key tables, cache and indexes."
 [ -n "$PREWARM" ] && echo "- Shared cache (\`apikeys.cache_size\` = $(( NKEYS * 3 / 2 )), 1.5 x the keys, as README advises) prewarmed after the load with \`apikeys.cache_prewarm()\` (a server that has run a while has its active keys cached): $PREWARM. The restart section measures the cold case."
 echo "- Every run: \`pgbench -M prepared -n -T $DURATION\`, \`-c 2 -j 2\` or \`-c 8 -j 2\`, one statement per transaction, key id from \`\\set id random(1, population)\` (or the hot key $HOT_ID). Before each run, tables with dead tuples are VACUUMed and a CHECKPOINT is taken. All runs are interleaved, $ROUNDS rounds, the starting run rotated each round. Variants that do not depend on the population (one key, the bcrypt keys, the scope-set keys) and every 8-client run are run at \"$PL\" only."
@@ -1029,7 +1056,7 @@ echo "## create_key"
 echo
 echo "- one key per transaction, 2 clients (each its own owner, max_keys raised with set_owner_policy): **$(f0 "$CK_TPS") keys/s** ($CREATE_KEYS keys)"
 echo "- $CREATE_KEYS keys in one transaction (a DO loop, one owner): **$(f0 "$CK_LOOP") keys/s**"
-echo "- every call also writes its audit row ($CK_AUDIT 'created' rows) and checks the owner's cap by counting the owner's live keys, so the cost grows with the number of keys an owner holds."
+echo "- every call also writes its audit row ($CK_AUDIT 'created' rows) and checks the owner's cap by counting the owner's live keys, through a partial index of live keys and only up to the cap, so the cost does not grow with the revoked keys an owner has held (it does with its live keys, up to the cap)."
 echo
 echo "## Per round"
 echo

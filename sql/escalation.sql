@@ -15,6 +15,8 @@ SELECT current_user AS su \gset
 -- statement as a key (authenticated in a transaction that is rolled back
 -- unless keep): the result of err()
 CREATE FUNCTION esc_as(tok text, q text, ip inet DEFAULT NULL) RETURNS text
+-- authenticate() and the action are one statement: no outside-a-block warning
+SET client_min_messages = error
 LANGUAGE plpgsql AS $$
 DECLARE r text;
 BEGIN

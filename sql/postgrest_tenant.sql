@@ -84,17 +84,22 @@ SELECT api.my_delete_key(:'child_cid');
 SELECT count(*) AS child_left FROM api.my_keys WHERE client_id = :'child_cid';
 COMMIT;
 
--- The secret handoff through the API: the tenant creates a key with
--- handoff => true (no secret in the answer), the integrator claims it
--- with the link's token and the SMS code, once, with no key of its own.
+-- The secret handoff through the API: a tenant key cannot start one (it
+-- would send e-mail and SMS to addresses of its choosing: refused, 0A000);
+-- the platform's admin does, and the integrator claims it with the link's
+-- token and the SMS code, once, with no key of its own.
 BEGIN;
 EXECUTE request(:'h_console') \gset
 SELECT apikeys.pre_request();
-SELECT (k).client_id AS handoff_cid, (k).token IS NULL AS no_token_in_answer
-  FROM (SELECT api.my_create_key('handed over', ARRAY['expenses:read'],
+SELECT err($$SELECT api.my_create_key('handed over', ARRAY['expenses:read'],
                                  contact_email => 'dev@example.com', contact_phone => '+15555550100',
-                                 handoff => true) k) s \gset
+                                 handoff => true)$$) AS tenant_handoff_refused;
 COMMIT;
+RESET SESSION AUTHORIZATION;
+SELECT (k).client_id AS handoff_cid, (k).token IS NULL AS no_token_in_answer
+  FROM (SELECT apikeys.create_key('tenant_acme', 'handed over', ARRAY['expenses:read'],
+                                  contact_email => 'dev@example.com', contact_phone => '+15555550100',
+                                  handoff => true) k) s \gset
 SELECT :'no_token_in_answer' AS no_token_in_answer;
 RESET SESSION AUTHORIZATION;
 -- what the delivery worker would send (superuser reads the outbox here)

@@ -210,7 +210,7 @@ RESET client_min_messages;
 BEGIN;
 SELECT (apikeys.authenticate(:'rtok')).code;
 COMMIT;
-SELECT regexp_replace(err(format('SELECT apikeys.authenticate(%L)', :'rtok')), '[0-9]+ seconds', '<n> seconds') AS authenticate;
+SELECT regexp_replace(err(format('SELECT apikeys.authenticate(%L)', :'rtok')), '"retry_after": [0-9]+', '"retry_after": <n>') AS authenticate;
 SELECT set_config('request.headers', json_build_object('x-api-key', :'rtok')::text, false) IS NOT NULL AS headers_set;
 SELECT regexp_replace(err('SELECT apikeys.pre_request()'), '"Retry-After":"[0-9]+"', '"Retry-After":"<seconds>"') AS pre_request;
 SELECT regexp_replace(err('SELECT apikeys.pre_request()'), '"Retry-After":"[0-9]+"', '"Retry-After":"<seconds>"') ~ '"Retry-After":"<seconds>"' AS has_retry_after;

@@ -94,6 +94,15 @@ extern int	apikeys_default_rotate_every;
 extern int	apikeys_max_tenant_actions;
 extern int	apikeys_lock_timeout;
 
+/* apikeys.standbys_verify: may hot standbys serve verifications? */
+typedef enum ApikeysStandbysVerify
+{
+	APIKEYS_STANDBYS_AUTO,		/* if the primary knows of a standby */
+	APIKEYS_STANDBYS_ON,
+	APIKEYS_STANDBYS_OFF
+} ApikeysStandbysVerify;
+extern int	apikeys_standbys_verify;
+
 /* Module initialisers, called from _PG_init */
 extern void ApikeysDefineGucs(void);
 extern void ApikeysContextInit(void);

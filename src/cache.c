@@ -17,16 +17,40 @@
  * Layout: a set-associative array of fixed 256-byte entries, 16 ways per
  * set, with the ways' 32-bit tags in one cache line per set.  A client ID
  * hashes to one set, so a lookup reads one line of tags and the matching
- * entry, eviction is a second-chance clock within the set, and nothing
- * is ever allocated after start-up.  Variable data (owner, scopes,
- * allowed networks, role) is stored packed in the entry; a key whose
- * data does not fit is simply never cached.  Entries are tagged with the
- * identity of the table they were read from (ApikeysKeysIdentity: the
- * database OID and its pg_database row's xmin, the OID of apikeys.keys and
- * its relfilenode), so changes that fire no row trigger can never bring an
- * old key back: DROP/CREATE EXTENSION (new OID), a database dropped and
- * re-created with the same OID from the same template (new xmin), a table
- * rewrite such as ALTER COLUMN ... TYPE ... USING (new relfilenode).
+ * entry, and eviction is a second-chance clock within the set.  Entries
+ * are tagged with the identity of the table they were read from
+ * (ApikeysKeysIdentity: the database OID and its pg_database row's xmin,
+ * the OID of apikeys.keys and its relfilenode), so changes that fire no
+ * row trigger can never bring an old key back: DROP/CREATE EXTENSION (new
+ * OID), a database dropped and re-created with the same OID from the same
+ * template (new xmin), a table rewrite such as ALTER COLUMN ... TYPE ...
+ * USING (new relfilenode).
+ *
+ * Records.  What varies in size (owner, scopes, allowed networks, role,
+ * name, metadata, and the rotation grace secret when there is one) is
+ * packed into one record (RecordLayoutOf).  A record of up to 104 bytes (a
+ * key with a scope or two) stays inside its entry; a larger one (a real
+ * key: a UUID owner, a dozen scopes with field lists, a network, a role,
+ * metadata: about 500 bytes) is a chain of 128-byte chunks in an arena of
+ * 256 bytes per way.  The arena is cut into one piece per partition, so
+ * the partition lock that guards an entry also guards its chunks and
+ * nothing else needs a lock: allocating is popping a free list, freeing is
+ * pushing onto it, and when a partition's arena is full a second clock
+ * over the partition's ways evicts entries that hold chunks until the
+ * record fits.  Nothing is allocated after start-up, and memory stays
+ * bounded: apikeys.cache_size entries, of which as many hold large
+ * records as the arena has room for (cache_stats() shows its use).  A key
+ * whose record is over 8 kB (huge metadata) is never cached: it is read
+ * from the table at each verification, which answers every field all the
+ * same.
+ *
+ * One lock per hit.  A hit copies the entry out under the partition lock
+ * (shared) and, still holding it, lets the caller judge the key
+ * (CacheHitJudge: secret, status, expiry, address, scope: no lock taken,
+ * no table read) and counts the outcome in the way's usage slot: one lock
+ * acquisition per verification.  Only an outcome a rate limit may still
+ * change is counted afterwards (CacheCountUsage), since the rate-limit
+ * tables have locks of their own and an owner's limit may need a read.
  *
  * The rule: an entry must never answer for a key whose revoke, disable,
  * rotation, update or delete committed before the verifying call began.
@@ -120,6 +144,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "cache.h"
 #include "catalog.h"
@@ -130,8 +155,18 @@
 #define CACHE_WAYS			16
 #define CACHE_ENTRY_SIZE	256
 #define CACHE_SETGEN_SLOTS	64	/* scope-set generations, by database */
+#define CACHE_CHUNK_SIZE	128 /* an arena chunk: data, then the next chunk */
+#define CACHE_CHUNK_DATA	(CACHE_CHUNK_SIZE - sizeof(uint32))
+#define CACHE_ARENA_PER_WAY	2	/* arena chunks per way (256 bytes) */
+#define CACHE_RECORD_MAX	8192	/* larger keys are never cached */
+#define CACHE_NO_CHUNK		PG_UINT32_MAX
 
-/* Fixed part of an entry; the rest of its 256 bytes holds packed data. */
+/*
+ * Fixed part of an entry: what every hit reads.  The rest of its 256
+ * bytes holds the key's record (see "Records" above) when it fits; a
+ * larger record lives in the partition's arena, and rec_chunk names its
+ * first chunk.
+ */
 typedef struct CacheEntryHead
 {
 	Oid			dbid;			/* InvalidOid: free slot */
@@ -139,46 +174,61 @@ typedef struct CacheEntryHead
 	Oid			relid;			/* OID of apikeys.keys when filled */
 	Oid			relfilenode;	/* and its relfilenode */
 	uint64		gen;			/* partition generation when filled */
+	uint32		setgen;			/* scope-set generation when filled (low 32
+								 * bits) */
+	uint32		rec_chunk;		/* first arena chunk; CACHE_NO_CHUNK: inline */
 	uint8		used;			/* second-chance bit */
 	uint8		cid_len;
 	char		hash_alg;
 	char		prev_hash_alg;
 	bool		disabled;
 	bool		revoked;
-	bool		has_prev;
+	bool		has_prev;		/* the record starts with a CacheRecordPrev */
 	bool		has_role;
+	bool		has_meta;
+	uint8		pad;
+	uint16		rec_len;		/* bytes of the record */
 	int32		rate_limit;
 	uint16		owner_len;
 	uint16		role_len;
+	uint16		name_len;
 	uint16		scopes_len;
 	uint16		cidrs_len;		/* 0: no allowed_cidrs */
-	uint32		setgen;			/* scope-set generation when filled (low 32
-								 * bits: fills what was padding, so entries
-								 * keep their room for data) */
+	uint16		meta_len;
 	TimestampTz expires_at;
-	TimestampTz prev_expires_at;
 	int64		rate_window_us;
 	uint8		hash[APIKEYS_HASH_LEN];
-	uint8		prev_hash[APIKEYS_HASH_LEN];
 	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
 } CacheEntryHead;
 
-#define CACHE_DATA_LEN	(CACHE_ENTRY_SIZE - sizeof(CacheEntryHead))
+#define CACHE_INLINE_LEN	(CACHE_ENTRY_SIZE - MAXALIGN(sizeof(CacheEntryHead)))
 
 typedef struct CacheEntry
 {
 	CacheEntryHead h;
-	char		data[CACHE_DATA_LEN];
+	char		data[CACHE_INLINE_LEN] pg_attribute_aligned(MAXIMUM_ALIGNOF);
 } CacheEntry;
 
 StaticAssertDecl(sizeof(CacheEntry) == CACHE_ENTRY_SIZE,
 				 "cache entries are 256 bytes");
+
+/* The rotation grace secret, at the start of a record when has_prev. */
+typedef struct CacheRecordPrev
+{
+	uint8		prev_hash[APIKEYS_HASH_LEN];
+	TimestampTz prev_expires_at;
+} CacheRecordPrev;
 
 typedef struct CachePartition
 {
 	pg_atomic_uint64 gen;
 	pg_atomic_uint32 pending;
 	pg_atomic_uint32 invalidations;
+	/* the partition's arena; changed only under its lock, exclusively */
+	uint32		free_head;		/* first free chunk, or CACHE_NO_CHUNK */
+	uint32		free_count;		/* chunks on the free list */
+	uint32		hand;			/* clock hand over the partition's ways */
+	uint32		arena_evictions;	/* entries evicted for arena space */
 } CachePartition;
 
 /* A database's scope-set generation (see "Named scope sets" above). */
@@ -230,6 +280,20 @@ static CacheUsageSlot *cache_usage = NULL;
  */
 static KeyOrigin *cache_origins = NULL;
 
+/*
+ * The arenas: CACHE_ARENA_PER_WAY chunks of CACHE_CHUNK_SIZE bytes per
+ * way, each partition owning the chunks of its own ways (ArenaFirstChunk),
+ * so the partition lock that guards an entry also guards its chunks.  A
+ * record too large for its entry is a chain of chunks: the last four
+ * bytes of a chunk (ChunkNext) name the next chunk of the record, or the
+ * next free chunk; reading a chunk thus brings its link along.
+ * links them, and links the free ones into the partition's free list.
+ */
+static char *cache_arena = NULL;
+
+#define ChunkData(c)	(&cache_arena[(Size) (c) * CACHE_CHUNK_SIZE])
+#define ChunkNext(c)	(*(uint32 *) (ChunkData(c) + CACHE_CHUNK_DATA))
+
 #define STANDBY_GEN		0
 
 /* Partitions this transaction has marked pending (W1), released at end. */
@@ -259,11 +323,27 @@ Size
 CacheShmemSize(void)
 {
 	Size		ways = mul_size(CacheSets(), CACHE_WAYS);
+	Size		chunks = mul_size(ways, CACHE_ARENA_PER_WAY);
 
-	return add_size(add_size(offsetof(CacheShared, entries),
-							 mul_size(ways, sizeof(CacheEntry) + sizeof(uint32))),
-					add_size(mul_size(ways, sizeof(CacheUsageSlot) + sizeof(KeyOrigin)),
-							 3 * PG_CACHE_LINE_SIZE));
+	return add_size(add_size(add_size(offsetof(CacheShared, entries),
+									  mul_size(ways, sizeof(CacheEntry) + sizeof(uint32))),
+							 add_size(mul_size(ways, sizeof(CacheUsageSlot) + sizeof(KeyOrigin)),
+									  4 * PG_CACHE_LINE_SIZE)),
+					mul_size(chunks, CACHE_CHUNK_SIZE));
+}
+
+/* WaysPerPartition: ways of the sets of one partition. */
+static inline uint32
+WaysPerPartition(void)
+{
+	return cache->nsets / APIKEYS_CACHE_PARTITIONS * CACHE_WAYS;
+}
+
+/* ArenaFirstChunk: the first of partition part's chunks. */
+static inline uint32
+ArenaFirstChunk(uint32 part)
+{
+	return part * WaysPerPartition() * CACHE_ARENA_PER_WAY;
 }
 
 /* CacheShmemInit creates or attaches the cache (AddinShmemInitLock held). */
@@ -271,6 +351,7 @@ void
 CacheShmemInit(void)
 {
 	bool		found;
+	Size		ways;
 
 	cache = ShmemInitStruct("apikeys verification cache", CacheShmemSize(), &found);
 	if (!found)
@@ -290,26 +371,63 @@ CacheShmemInit(void)
 		memset(cache->entries, 0,
 			   (Size) cache->nsets * CACHE_WAYS * sizeof(CacheEntry));
 	}
+	ways = (Size) cache->nsets * CACHE_WAYS;
 	/* a set's 16 tags fill one cache line */
-	cache_tags = (uint32 *) TYPEALIGN(PG_CACHE_LINE_SIZE,
-									  &cache->entries[(Size) cache->nsets * CACHE_WAYS]);
+	cache_tags = (uint32 *) TYPEALIGN(PG_CACHE_LINE_SIZE, &cache->entries[ways]);
 	if (!found)
-		memset(cache_tags, 0, (Size) cache->nsets * CACHE_WAYS * sizeof(uint32));
-	cache_usage = (CacheUsageSlot *)
-		MAXALIGN(&cache_tags[(Size) cache->nsets * CACHE_WAYS]);
+		memset(cache_tags, 0, ways * sizeof(uint32));
+	cache_usage = (CacheUsageSlot *) MAXALIGN(&cache_tags[ways]);
 	if (!found)
 	{
-		for (Size i = 0; i < (Size) cache->nsets * CACHE_WAYS; i++)
+		for (Size i = 0; i < ways; i++)
 		{
 			for (int c = 0; c < APIKEYS_NUM_CODES; c++)
 				pg_atomic_init_u32(&cache_usage[i].counts[c], 0);
 			pg_atomic_init_u64(&cache_usage[i].last_used, 0);
 		}
 	}
-	cache_origins = (KeyOrigin *)
-		MAXALIGN(&cache_usage[(Size) cache->nsets * CACHE_WAYS]);
+	cache_origins = (KeyOrigin *) MAXALIGN(&cache_usage[ways]);
 	if (!found)
-		memset(cache_origins, 0, (Size) cache->nsets * CACHE_WAYS * sizeof(KeyOrigin));
+		memset(cache_origins, 0, ways * sizeof(KeyOrigin));
+	cache_arena = (char *) TYPEALIGN(PG_CACHE_LINE_SIZE, &cache_origins[ways]);
+	if (!found)
+	{
+		uint32		per = WaysPerPartition() * CACHE_ARENA_PER_WAY;
+
+		for (uint32 part = 0; part < APIKEYS_CACHE_PARTITIONS; part++)
+		{
+			uint32		first = ArenaFirstChunk(part);
+
+			for (uint32 c = 0; c < per; c++)
+				ChunkNext(first + c) = c + 1 < per ? first + c + 1 : CACHE_NO_CHUNK;
+			cache->parts[part].free_head = first;
+			cache->parts[part].free_count = per;
+			cache->parts[part].hand = 0;
+			cache->parts[part].arena_evictions = 0;
+		}
+	}
+}
+
+/*
+ * ArenaFree returns a way's record chunks to its partition's free list
+ * (partition lock held exclusively).
+ */
+static void
+ArenaFree(uint32 part, CacheEntry *e)
+{
+	CachePartition *cp = &cache->parts[part];
+	uint32		c = e->h.rec_chunk;
+
+	while (c != CACHE_NO_CHUNK)
+	{
+		uint32		next = ChunkNext(c);
+
+		ChunkNext(c) = cp->free_head;
+		cp->free_head = c;
+		cp->free_count++;
+		c = next;
+	}
+	e->h.rec_chunk = CACHE_NO_CHUNK;
 }
 
 /*
@@ -380,60 +498,217 @@ EntryMatches(const CacheEntry *e, const ApikeysKeysId *id, const char *client_id
 }
 
 /*
- * EntryToKey copies a cache entry into out, allocating owner, scopes,
- * networks and role in the current memory context (the caller's per-call
- * memory, as KeyLookup does).
+ * EmptyWay empties a way (partition lock held exclusively): its usage goes
+ * to counters.c, its arena chunks back to the free list.
+ */
+static void
+EmptyWay(uint32 part, Size way)
+{
+	CacheEntry *e = &cache->entries[way];
+
+	if (e->h.dbid == InvalidOid)
+		return;
+	DrainWay(way);
+	ArenaFree(part, e);
+	e->h.dbid = InvalidOid;
+	cache_tags[way] = 0;
+}
+
+/*
+ * ArenaMakeRoom frees arena chunks of partition part until nchunks are
+ * free (partition lock held exclusively), evicting entries that hold
+ * chunks with a second-chance clock over the partition's ways.  False if
+ * two turns of the clock could not free enough.
+ */
+static bool
+ArenaMakeRoom(uint32 part, uint32 nchunks)
+{
+	CachePartition *cp = &cache->parts[part];
+	uint32		nways = WaysPerPartition();
+
+	for (uint32 i = 0; cp->free_count < nchunks && i < 2 * nways; i++)
+	{
+		uint32		h = cp->hand;
+		Size		way = ((Size) (part + (h / CACHE_WAYS) * APIKEYS_CACHE_PARTITIONS)) *
+		CACHE_WAYS + h % CACHE_WAYS;
+		CacheEntry *e = &cache->entries[way];
+
+		cp->hand = h + 1 < nways ? h + 1 : 0;
+		if (e->h.dbid == InvalidOid || e->h.rec_chunk == CACHE_NO_CHUNK)
+			continue;
+		if (e->h.used)
+		{
+			e->h.used = 0;
+			continue;
+		}
+		EmptyWay(part, way);
+		cp->arena_evictions++;
+	}
+	return cp->free_count >= nchunks;
+}
+
+/*
+ * ArenaWrite stores rec[0..len) in a chain of free chunks of partition
+ * part (ArenaMakeRoom made room; lock held exclusively) and returns its
+ * first chunk.
+ */
+static uint32
+ArenaWrite(uint32 part, const char *rec, Size len)
+{
+	CachePartition *cp = &cache->parts[part];
+	uint32		first = CACHE_NO_CHUNK;
+	uint32		prev = CACHE_NO_CHUNK;
+
+	for (Size off = 0; off < len; off += CACHE_CHUNK_DATA)
+	{
+		uint32		c = cp->free_head;
+
+		Assert(c != CACHE_NO_CHUNK && cp->free_count > 0);
+		cp->free_head = ChunkNext(c);
+		cp->free_count--;
+		memcpy(ChunkData(c), rec + off, Min(CACHE_CHUNK_DATA, len - off));
+		ChunkNext(c) = CACHE_NO_CHUNK;
+		if (prev == CACHE_NO_CHUNK)
+			first = c;
+		else
+			ChunkNext(prev) = c;
+		prev = c;
+	}
+	return first;
+}
+
+/* ArenaRead copies a chain of chunks (len bytes) to dst. */
+static void
+ArenaRead(uint32 c, char *dst, Size len)
+{
+	for (Size off = 0; off < len; off += CACHE_CHUNK_DATA)
+	{
+		Assert(c != CACHE_NO_CHUNK);
+		memcpy(dst + off, ChunkData(c), Min(CACHE_CHUNK_DATA, len - off));
+		c = ChunkNext(c);
+	}
+}
+
+/* Where each part of a record starts (see "Records" at the top). */
+typedef struct RecordLayout
+{
+	Size		scopes;
+	Size		cidrs;
+	Size		meta;
+	Size		owner;
+	Size		role;
+	Size		name;
+	Size		len;
+} RecordLayout;
+
+static void
+RecordLayoutOf(const CacheEntryHead *h, RecordLayout *l)
+{
+	Size		off = h->has_prev ? MAXALIGN(sizeof(CacheRecordPrev)) : 0;
+
+	l->scopes = off;
+	off = MAXALIGN(off + h->scopes_len);
+	l->cidrs = off;
+	off = MAXALIGN(off + h->cidrs_len);
+	l->meta = off;
+	off += h->meta_len;
+	l->owner = off;
+	off += h->owner_len + 1;
+	l->role = off;
+	off += h->has_role ? h->role_len + 1 : 0;
+	l->name = off;
+	off += h->name_len + 1;
+	l->len = off;
+}
+
+/*
+ * EntryToKey copies a cache entry into out: its record goes into one
+ * allocation in the current memory context (the caller's per-call memory,
+ * as KeyLookup's results are), and out's pointers point into it.
  */
 static void
 EntryToKey(const CacheEntry *e, KeyInfo *out)
 {
-	const char *p = e->data;
+	RecordLayout l;
+	char	   *rec = palloc(e->h.rec_len);
+
+	if (e->h.rec_chunk == CACHE_NO_CHUNK)
+		memcpy(rec, e->data, e->h.rec_len);
+	else
+		ArenaRead(e->h.rec_chunk, rec, e->h.rec_len);
+	RecordLayoutOf(&e->h, &l);
+	Assert(l.len == e->h.rec_len);
 
 	memset(out, 0, sizeof(KeyInfo));
 	memcpy(out->client_id, e->h.client_id, e->h.cid_len);
 	out->client_id[e->h.cid_len] = '\0';
-	out->owner = pnstrdup(p, e->h.owner_len);
-	p += e->h.owner_len;
+	out->owner = rec + l.owner;
+	out->name = rec + l.name;
 	if (e->h.has_role)
-		out->db_role = pnstrdup(p, e->h.role_len);
-	p += e->h.role_len;
-	out->scopes = (ArrayType *) palloc(e->h.scopes_len);
-	memcpy(out->scopes, p, e->h.scopes_len);
-	p += e->h.scopes_len;
+		out->db_role = rec + l.role;
+	out->scopes = (ArrayType *) (rec + l.scopes);
 	if (e->h.cidrs_len > 0)
-	{
-		out->allowed_cidrs = (ArrayType *) palloc(e->h.cidrs_len);
-		memcpy(out->allowed_cidrs, p, e->h.cidrs_len);
-	}
+		out->allowed_cidrs = (ArrayType *) (rec + l.cidrs);
+	if (e->h.has_meta)
+		out->metadata = (Jsonb *) (rec + l.meta);
 	out->expires_at = e->h.expires_at;
 	out->disabled = e->h.disabled;
 	out->revoked = e->h.revoked;
 	out->hash_alg = e->h.hash_alg;
 	memcpy(out->hash, e->h.hash, APIKEYS_HASH_LEN);
 	out->has_prev = e->h.has_prev;
-	out->prev_hash_alg = e->h.prev_hash_alg;
-	memcpy(out->prev_hash, e->h.prev_hash, APIKEYS_HASH_LEN);
-	out->prev_expires_at = e->h.prev_expires_at;
+	if (e->h.has_prev)
+	{
+		const CacheRecordPrev *prev = (const CacheRecordPrev *) rec;
+
+		out->prev_hash_alg = e->h.prev_hash_alg;
+		memcpy(out->prev_hash, prev->prev_hash, APIKEYS_HASH_LEN);
+		out->prev_expires_at = prev->prev_expires_at;
+	}
 	out->rate_limit = e->h.rate_limit;
 	out->rate_window_us = e->h.rate_window_us;
 	/* last_used_at is tracked in shared memory when the cache exists */
 }
 
 /*
- * KeyToEntry packs key into a local entry image; false when the key's
- * variable data does not fit (it is then never cached).
+ * An entry ready to insert: the fixed part, with the record inline when it
+ * fits, else in rec (a palloc'd copy) for CacheInsert to put in the arena.
+ */
+typedef struct CacheImage
+{
+	CacheEntry	e;
+	char	   *rec;			/* NULL: the record is in e.data */
+} CacheImage;
+
+/* ArenaChunks: chunks a record of len bytes takes (0: inline). */
+static inline uint32
+ArenaChunks(Size len)
+{
+	return len <= CACHE_INLINE_LEN ? 0 :
+		(uint32) ((len + CACHE_CHUNK_DATA - 1) / CACHE_CHUNK_DATA);
+}
+
+/*
+ * KeyToEntry packs key into img; false when the key is too large to cache
+ * (over CACHE_RECORD_MAX bytes, or half a partition's arena): it is then
+ * read from the table at every verification, with every field.
  */
 static bool
 KeyToEntry(const KeyInfo *key, int cid_len, const ApikeysKeysId *id, uint64 gen, uint64 setgen,
-		   CacheEntry *e)
+		   CacheImage *img)
 {
 	Size		owner_len = strlen(key->owner);
 	Size		role_len = key->db_role ? strlen(key->db_role) : 0;
+	Size		name_len = key->name ? strlen(key->name) : 0;
 	Size		scopes_len = VARSIZE(key->scopes);
 	Size		cidrs_len = key->allowed_cidrs ? VARSIZE(key->allowed_cidrs) : 0;
-	char	   *p;
+	Size		meta_len = key->metadata ? VARSIZE(key->metadata) : 0;
+	CacheEntry *e = &img->e;
+	RecordLayout l;
+	char	   *rec;
 
-	if (owner_len + role_len + scopes_len + cidrs_len > CACHE_DATA_LEN)
+	if (owner_len + role_len + name_len + scopes_len + cidrs_len + meta_len >
+		CACHE_RECORD_MAX)
 		return false;
 
 	memset(e, 0, sizeof(CacheEntry));
@@ -443,6 +718,7 @@ KeyToEntry(const KeyInfo *key, int cid_len, const ApikeysKeysId *id, uint64 gen,
 	e->h.relfilenode = id->relfilenode;
 	e->h.gen = gen;
 	e->h.setgen = (uint32) setgen;
+	e->h.rec_chunk = CACHE_NO_CHUNK;
 	e->h.used = 1;
 	e->h.cid_len = cid_len;
 	memcpy(e->h.client_id, key->client_id, cid_len);
@@ -452,45 +728,75 @@ KeyToEntry(const KeyInfo *key, int cid_len, const ApikeysKeysId *id, uint64 gen,
 	e->h.revoked = key->revoked;
 	e->h.has_prev = key->has_prev;
 	e->h.has_role = key->db_role != NULL;
+	e->h.has_meta = key->metadata != NULL;
 	e->h.rate_limit = key->rate_limit;
 	e->h.owner_len = owner_len;
 	e->h.role_len = role_len;
+	e->h.name_len = name_len;
 	e->h.scopes_len = scopes_len;
 	e->h.cidrs_len = cidrs_len;
+	e->h.meta_len = meta_len;
 	e->h.expires_at = key->expires_at;
-	e->h.prev_expires_at = key->prev_expires_at;
 	e->h.rate_window_us = key->rate_window_us;
 	memcpy(e->h.hash, key->hash, APIKEYS_HASH_LEN);
-	memcpy(e->h.prev_hash, key->prev_hash, APIKEYS_HASH_LEN);
 
-	p = e->data;
-	memcpy(p, key->owner, owner_len);
-	p += owner_len;
-	if (role_len)
-		memcpy(p, key->db_role, role_len);
-	p += role_len;
-	memcpy(p, key->scopes, scopes_len);
-	p += scopes_len;
+	RecordLayoutOf(&e->h, &l);
+	if (l.len > CACHE_RECORD_MAX ||
+		ArenaChunks(l.len) > WaysPerPartition() * CACHE_ARENA_PER_WAY / 2)
+		return false;
+	e->h.rec_len = l.len;
+	if (ArenaChunks(l.len) == 0)
+	{
+		img->rec = NULL;
+		rec = e->data;
+	}
+	else
+		img->rec = rec = palloc0(l.len);
+
+	if (key->has_prev)
+	{
+		CacheRecordPrev prev;
+
+		memcpy(prev.prev_hash, key->prev_hash, APIKEYS_HASH_LEN);
+		prev.prev_expires_at = key->prev_expires_at;
+		memcpy(rec, &prev, sizeof(prev));
+	}
+	memcpy(rec + l.scopes, key->scopes, scopes_len);
 	if (cidrs_len)
-		memcpy(p, key->allowed_cidrs, cidrs_len);
+		memcpy(rec + l.cidrs, key->allowed_cidrs, cidrs_len);
+	if (meta_len)
+		memcpy(rec + l.meta, key->metadata, meta_len);
+	memcpy(rec + l.owner, key->owner, owner_len + 1);
+	if (key->db_role)
+		memcpy(rec + l.role, key->db_role, role_len + 1);
+	if (key->name)
+		memcpy(rec + l.name, key->name, name_len + 1);
+	else
+		rec[l.name] = '\0';
 	return true;
 }
 
 /*
  * CacheInsert stores img in its set (partition lock held exclusively):
  * over an entry of the same key, else a free way, else the first way
- * without its second-chance bit.
+ * without its second-chance bit.  A record too large for the entry goes
+ * to the arena, which may evict other entries of the partition to make
+ * room.  Returns the way, or -1 if the arena could not make room (the key
+ * is then simply not cached).
  */
-static Size
-CacheInsert(uint32 hash, const CacheEntry *img, const ApikeysKeysId *id)
+static int64
+CacheInsert(uint32 hash, const CacheImage *img, const ApikeysKeysId *id)
 {
-	CacheEntry *set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
+	uint32		part = hash % APIKEYS_CACHE_PARTITIONS;
+	Size		base = (Size) (hash % cache->nsets) * CACHE_WAYS;
+	CacheEntry *set = &cache->entries[base];
 	int			victim = -1;
 	int			start = (hash >> 24) % CACHE_WAYS;
+	uint32		first = CACHE_NO_CHUNK;
 
 	for (int w = 0; w < CACHE_WAYS; w++)
 	{
-		if (EntryMatches(&set[w], id, img->h.client_id, img->h.cid_len))
+		if (EntryMatches(&set[w], id, img->e.h.client_id, img->e.h.cid_len))
 		{
 			victim = w;
 			break;
@@ -511,10 +817,17 @@ CacheInsert(uint32 hash, const CacheEntry *img, const ApikeysKeysId *id)
 	}
 	if (victim < 0)
 		victim = start;
-	DrainWay((Size) (hash % cache->nsets) * CACHE_WAYS + victim);
-	memcpy(&set[victim], img, sizeof(CacheEntry));
-	cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS + victim] = TAG_OF(hash);
-	return (Size) (hash % cache->nsets) * CACHE_WAYS + victim;
+	EmptyWay(part, base + victim);
+	if (img->rec != NULL)
+	{
+		if (!ArenaMakeRoom(part, ArenaChunks(img->e.h.rec_len)))
+			return -1;
+		first = ArenaWrite(part, img->rec, img->e.h.rec_len);
+	}
+	memcpy(&set[victim], &img->e, sizeof(CacheEntry));
+	set[victim].h.rec_chunk = first;
+	cache_tags[base + victim] = TAG_OF(hash);
+	return (int64) (base + victim);
 }
 
 /*
@@ -533,7 +846,8 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 	Size		base = (Size) (hash % cache->nsets) * CACHE_WAYS;
 	bool		hit = false;
 	bool		found;
-	CacheEntry	img;
+	CacheImage	img;
+	int64		way;
 
 	if ((rel = KeyOriginLock(relid)) != NULL)
 	{
@@ -582,18 +896,44 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 		!KeyToEntry(out, len, &id, STANDBY_GEN, 0, &img))
 		return found;
 	LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
-	cache_origins[CacheInsert(hash, &img, &id)] = out->origin;
+	way = CacheInsert(hash, &img, &id);
+	if (way >= 0)
+		cache_origins[way] = out->origin;
 	LWLockRelease(PartitionLock(part));
+	if (img.rec != NULL)
+		pfree(img.rec);
 	return true;
+}
+
+/*
+ * CountInWay counts a verification's outcome in a way's usage slot (its
+ * partition lock held, shared or exclusive: the counters are atomic).
+ */
+static inline void
+CountInWay(Size way, ApikeysCode code, TimestampTz now)
+{
+	CacheUsageSlot *u = &cache_usage[way];
+
+	pg_atomic_fetch_add_u32(&u->counts[code], 1);
+	if (code == APIKEYS_VALID && (uint64) now > pg_atomic_read_u64(&u->last_used))
+		pg_atomic_write_u64(&u->last_used, (uint64) now);
 }
 
 /*
  * KeyLookupCached is KeyLookup through the shared cache, under the
  * protocol described at the top of this file.
+ *
+ * judge, if given, runs on a hit while the partition lock is still held
+ * (shared) and returns the verification's outcome when it is already
+ * final, which is then counted in the entry's usage slot at once
+ * (handle->counted): a cache hit takes one lock, once.  It returns
+ * APIKEYS_NUM_CODES when the outcome still depends on something that must
+ * not run under the lock (a rate limit); the caller then counts with
+ * CacheCountUsage.  judge must not take locks or read tables.
  */
 bool
 KeyLookupCached(const char *client_id, int len, KeyInfo *out,
-				CacheHandle *handle)
+				CacheHandle *handle, CacheHitJudge judge, void *arg)
 {
 	CacheHandle local;
 	ApikeysKeysId id;
@@ -601,16 +941,17 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 	uint32		part;
 	CachePartition *cp;
 	CacheSetGen *sg;
-	CacheEntry *set;
+	Size		base;
 	uint64		g0;
 	uint64		s0;
 	bool		pending;
 	bool		found;
-	CacheEntry	img;
+	CacheImage	img;
 
 	if (handle == NULL)
 		handle = &local;
 	handle->way = -1;
+	handle->counted = false;
 	if (!CacheUsable())
 	{
 		if (ApikeysSharedReady() && RecoveryInProgress())
@@ -625,7 +966,7 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 	part = hash % APIKEYS_CACHE_PARTITIONS;
 	cp = &cache->parts[part];
 	sg = MySetGen();
-	set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
+	base = (Size) (hash % cache->nsets) * CACHE_WAYS;
 
 	LWLockAcquire(PartitionLock(part), LW_SHARED);
 	pending = pg_atomic_read_u32(&cp->pending) != 0 ||
@@ -635,11 +976,11 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 	s0 = pg_atomic_read_u64(&sg->gen);
 	if (!pending)
 	{
-		uint32	   *tags = &cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS];
+		uint32	   *tags = &cache_tags[base];
 
 		for (int w = 0; w < CACHE_WAYS; w++)
 		{
-			CacheEntry *e = &set[w];
+			CacheEntry *e = &cache->entries[base + w];
 
 			if (tags[w] != TAG_OF(hash))
 				continue;
@@ -649,8 +990,19 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 				EntryToKey(e, out);
 				if (e->h.used == 0)
 					e->h.used = 1;	/* a byte store; a lost race costs nothing */
+				handle->way = (int64) (base + w);
+				if (judge != NULL)
+				{
+					TimestampTz now = 0;
+					ApikeysCode code = judge(out, arg, &now);
+
+					if (code < APIKEYS_NUM_CODES)
+					{
+						CountInWay(base + w, code, now != 0 ? now : GetCurrentTimestamp());
+						handle->counted = true;
+					}
+				}
 				LWLockRelease(PartitionLock(part));
-				handle->way = (int64) ((hash % cache->nsets) * CACHE_WAYS + w);
 				local_hits++;
 				ServerStatsCount(STATS_CACHE_HIT, 1);
 				return true;
@@ -671,8 +1023,10 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 		pg_atomic_read_u32(&sg->pending) == 0 &&
 		pg_atomic_read_u64(&cp->gen) == g0 &&
 		pg_atomic_read_u64(&sg->gen) == s0)
-		handle->way = (int64) CacheInsert(hash, &img, &id);
+		handle->way = CacheInsert(hash, &img, &id);
 	LWLockRelease(PartitionLock(part));
+	if (img.rec != NULL)
+		pfree(img.rec);
 	return true;
 }
 
@@ -684,6 +1038,7 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
  * one must too.  Any entry of the same key in the same table will do, even
  * one refilled after an invalidation: the counts belong to the key.  False
  * when the key is not cached: the caller counts it in counters.c instead.
+ * True at once when the lookup already counted it (handle->counted).
  */
 bool
 CacheCountUsage(const CacheHandle *handle, const char *client_id, int len,
@@ -694,6 +1049,8 @@ CacheCountUsage(const CacheHandle *handle, const char *client_id, int len,
 
 	if (handle == NULL || handle->way < 0 || !CacheUsable())
 		return false;
+	if (handle->counted)
+		return true;
 	Assert((Size) handle->way / CACHE_WAYS == handle->hash % cache->nsets);
 	part = handle->hash % APIKEYS_CACHE_PARTITIONS;
 
@@ -701,11 +1058,7 @@ CacheCountUsage(const CacheHandle *handle, const char *client_id, int len,
 	if (cache_tags[handle->way] == TAG_OF(handle->hash) &&
 		EntryMatches(&cache->entries[handle->way], &handle->id, client_id, len))
 	{
-		CacheUsageSlot *u = &cache_usage[handle->way];
-
-		pg_atomic_fetch_add_u32(&u->counts[code], 1);
-		if (code == APIKEYS_VALID && (uint64) now > pg_atomic_read_u64(&u->last_used))
-			pg_atomic_write_u64(&u->last_used, (uint64) now);
+		CountInWay(handle->way, code, now);
 		counted = true;
 	}
 	LWLockRelease(PartitionLock(part));
@@ -792,11 +1145,7 @@ CacheMarkAndRemove(const char *client_id, int len)
 
 		if (e->h.dbid != InvalidOid && e->h.cid_len == len &&
 			memcmp(e->h.client_id, client_id, len) == 0)
-		{
-			DrainWay((Size) (hash % cache->nsets) * CACHE_WAYS + w);
-			e->h.dbid = InvalidOid;
-			cache_tags[(Size) (hash % cache->nsets) * CACHE_WAYS + w] = 0;
-		}
+			EmptyWay(part, (Size) (hash % cache->nsets) * CACHE_WAYS + w);
 	}
 	LWLockRelease(PartitionLock(part));
 }
@@ -1016,16 +1365,20 @@ apikeys_cache_invalidate_all(PG_FUNCTION_ARGS)
  *
  * The cache's size and use, so operators can size apikeys.cache_size:
  * capacity and entries in use (counted now, under each partition lock),
- * bytes per entry and in total, and this session's hits and misses.
+ * bytes per entry and in total, this session's hits and misses, and the
+ * arena of records too large for their entry: its size, the bytes in use
+ * (whole chunks) and the entries evicted to make room in it.
  */
 Datum
 apikeys_cache_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[8];
-	bool		nulls[8] = {false};
+	Datum		values[11];
+	bool		nulls[11] = {false};
 	int64		used = 0;
 	int64		invalidations = 0;
+	int64		free_chunks = 0;
+	int64		arena_evictions = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -1035,6 +1388,7 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
 	{
 		for (int i = 1; i < 6; i++)
 			nulls[i] = true;
+		nulls[8] = nulls[9] = nulls[10] = true;
 	}
 	else
 	{
@@ -1045,6 +1399,8 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
 				for (int w = 0; w < CACHE_WAYS; w++)
 					if (cache->entries[(Size) s * CACHE_WAYS + w].h.dbid != InvalidOid)
 						used++;
+			free_chunks += cache->parts[part].free_count;
+			arena_evictions += cache->parts[part].arena_evictions;
 			LWLockRelease(PartitionLock(part));
 			invalidations += pg_atomic_read_u32(&cache->parts[part].invalidations);
 		}
@@ -1053,6 +1409,11 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
 		values[3] = Int32GetDatum((int32) sizeof(CacheEntry));
 		values[4] = Int64GetDatum((int64) CacheShmemSize());
 		values[5] = Int64GetDatum(invalidations);
+		values[8] = Int64GetDatum((int64) cache->nsets * CACHE_WAYS *
+								  CACHE_ARENA_PER_WAY * CACHE_CHUNK_SIZE);
+		values[9] = Int64GetDatum(DatumGetInt64(values[8]) -
+								  free_chunks * CACHE_CHUNK_SIZE);
+		values[10] = Int64GetDatum(arena_evictions);
 	}
 	values[6] = Int64GetDatum((int64) local_hits);
 	values[7] = Int64GetDatum((int64) local_misses);
@@ -1116,7 +1477,8 @@ apikeys_cache_prewarm(PG_FUNCTION_ARGS)
 			cid = DatumGetTextPP(d);
 			if (VARSIZE_ANY_EXHDR(cid) > APIKEYS_CLIENT_ID_MAXLEN)
 				continue;
-			(void) KeyLookupCached(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid), &key, NULL);
+			(void) KeyLookupCached(VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid), &key,
+								   NULL, NULL, NULL);
 			loaded++;
 		}
 		SPI_freetuptable(SPI_tuptable);

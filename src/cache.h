@@ -25,10 +25,18 @@ typedef struct CacheHandle
 	int64		way;			/* index of the entry, set * CACHE_WAYS + way */
 	uint32		hash;			/* ClientIdHash of the client ID */
 	ApikeysKeysId id;			/* the table the entry must belong to */
+	bool		counted;		/* the lookup already counted the outcome */
 } CacheHandle;
 
+/*
+ * Judges a cache hit while its entry is held (see KeyLookupCached): the
+ * outcome to count at once, or APIKEYS_NUM_CODES to count it later.
+ */
+typedef ApikeysCode (*CacheHitJudge) (const KeyInfo *key, void *arg,
+									  TimestampTz *now);
+
 extern bool KeyLookupCached(const char *client_id, int len, KeyInfo *out,
-							CacheHandle *handle);
+							CacheHandle *handle, CacheHitJudge judge, void *arg);
 extern bool CacheCountUsage(const CacheHandle *handle,
 							const char *client_id, int len,
 							ApikeysCode code, TimestampTz now);

@@ -131,24 +131,32 @@ ContextSet(const VerifyResult *res)
  * verification, as the outcome table (apikeys.c) says: 28000 for a
  * credential that is no good, 42501 for a good one that may not do this,
  * 54000 when rate limited.  Messages name the client ID at most, never
- * the token.
+ * the token.  The detail is one JSON object of fixed form, so an app reads
+ * what to answer without parsing the message:
+ *	{"code": "RATE_LIMITED", "http_status": 429, "retry_after": 12}
+ * (retry_after is null unless the code is RATE_LIMITED).
  */
 void
 ContextRaiseFailure(const VerifyResult *res)
 {
 	const ApikeysOutcome *o;
+	char		retry[16];
 
 	if (res->code <= APIKEYS_VALID || res->code >= APIKEYS_NUM_CODES)
 		elog(ERROR, "unexpected verification code %d", (int) res->code);
 	o = &ApikeysOutcomes[res->code];
 	/* only codes reached with the secret proved name the client ID */
 	Assert(res->have_key || strstr(o->message, "%s") == NULL);
+	if (res->code == APIKEYS_RATE_LIMITED)
+		snprintf(retry, sizeof(retry), "%d", Max(res->retry_after, 1));
+	else
+		strlcpy(retry, "null", sizeof(retry));
 	ereport(ERROR,
 			(errcode(o->sqlstate),
 			 errmsg(o->message, res->have_key ? res->key.client_id : ""),
-			 o->hint ? errhint("%s", o->hint) : 0,
-			 res->code == APIKEYS_RATE_LIMITED ?
-			 errdetail("Retry after %d seconds.", res->retry_after) : 0));
+			 errdetail("{\"code\": \"%s\", \"http_status\": %d, \"retry_after\": %s}",
+					   o->name, ApikeysHttpStatus(res->code), retry),
+			 o->hint ? errhint("%s", o->hint) : 0));
 }
 
 /*

@@ -50,6 +50,22 @@ typedef struct DbListShared
 	pg_atomic_uint64 journal_since[APIKEYS_MAX_FLUSH_DATABASES];
 	/* the recent-use table filled up: roll up at the next visit */
 	pg_atomic_uint32 rollup_wanted[APIKEYS_MAX_FLUSH_DATABASES];
+	/* recent.c holds every last use of the journal (a full rollup since) */
+	pg_atomic_uint32 recent_complete[APIKEYS_MAX_FLUSH_DATABASES];
+
+	/*
+	 * Proof of non-use (DbListLostUntil): uses before this time may have been
+	 * lost (server start, promotion, a dropped count); 0 while unset.
+	 */
+	pg_atomic_uint64 lost_until;
+	pg_atomic_uint32 launcher_started;	/* the launcher's first start is noted */
+	pg_atomic_uint64 dropped_seen;	/* counters.c's dropped_keys already noted */
+	/* flush, rollup and policy visits that could not start (no free slot) */
+	pg_atomic_uint64 visits_not_started;
+	/* a database found no slot: its usage is not saved at shutdown */
+	pg_atomic_uint32 slot_refused;
+	/* transactions holding counts they took (a flush under way) */
+	pg_atomic_uint32 takes_in_flight;
 } DbListShared;
 
 static DbListShared *dblist = NULL;
@@ -76,7 +92,20 @@ DbListShmemInit(void)
 			pg_atomic_init_u32(&dblist->dirty[i], 0);
 			pg_atomic_init_u64(&dblist->journal_since[i], 0);
 			pg_atomic_init_u32(&dblist->rollup_wanted[i], 0);
+			pg_atomic_init_u32(&dblist->recent_complete[i], 0);
 		}
+
+		/*
+		 * What an earlier server run left unflushed is known only once the
+		 * launcher has read what a clean shutdown saved (usage.c): until then
+		 * DbListLostUntil answers "now".
+		 */
+		pg_atomic_init_u64(&dblist->lost_until, 0);
+		pg_atomic_init_u32(&dblist->launcher_started, 0);
+		pg_atomic_init_u64(&dblist->dropped_seen, 0);
+		pg_atomic_init_u64(&dblist->visits_not_started, 0);
+		pg_atomic_init_u32(&dblist->slot_refused, 0);
+		pg_atomic_init_u32(&dblist->takes_in_flight, 0);
 	}
 }
 
@@ -107,6 +136,8 @@ DatabaseSlot(Oid dbid)
 			slot = i;
 		}
 	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+	if (slot < 0)
+		pg_atomic_write_u32(&dblist->slot_refused, 1);
 	if (dbid == MyDatabaseId)
 	{
 		cached_db = dbid;
@@ -132,14 +163,223 @@ DbListMarkDirty(Oid dbid)
 		pg_atomic_write_u32(&dblist->dirty[slot], 1);
 }
 
-/* DbListWantRollup asks for a rollup of dbid's journal at the next visit. */
+/*
+ * DbListWantRollup asks for a rollup of dbid's journal at the next visit:
+ * recent.c filled up, so it no longer holds every last use the journal
+ * does (DbListRecentComplete) until a full rollup.
+ */
 void
 DbListWantRollup(Oid dbid)
 {
 	int			slot;
 
 	if (ApikeysSharedReady() && (slot = DatabaseSlot(dbid)) >= 0)
+	{
+		pg_atomic_write_u32(&dblist->recent_complete[slot], 0);
 		pg_atomic_write_u32(&dblist->rollup_wanted[slot], 1);
+	}
+}
+
+/*
+ * DbListRecentRollupBegin/Done bracket a rollup of dbid's whole journal:
+ * when it is done (in the transaction that commits it) recent.c holds
+ * every last use the journal holds, unless recent.c filled up meanwhile
+ * (DbListWantRollup resets the state; Done then changes nothing).
+ * DbListRecentIncomplete: a rollup that took journal rows and forgot
+ * their last uses from recent.c did not commit.
+ */
+void
+DbListRecentRollupBegin(Oid dbid)
+{
+	int			slot;
+
+	if (ApikeysSharedReady() && (slot = DatabaseSlot(dbid)) >= 0)
+		pg_atomic_write_u32(&dblist->recent_complete[slot], 2);
+}
+
+void
+DbListRecentRollupDone(Oid dbid)
+{
+	int			slot;
+	uint32		pending = 2;
+
+	if (ApikeysSharedReady() && (slot = DatabaseSlot(dbid)) >= 0)
+		(void) pg_atomic_compare_exchange_u32(&dblist->recent_complete[slot],
+											  &pending, 1);
+}
+
+void
+DbListRecentIncomplete(Oid dbid)
+{
+	int			slot;
+
+	if (ApikeysSharedReady() && (slot = DatabaseSlot(dbid)) >= 0)
+		pg_atomic_write_u32(&dblist->recent_complete[slot], 0);
+}
+
+/*
+ * DbListRecentComplete: does recent.c hold the last use of every key in
+ * dbid's usage journal?  Not after a start (the journal may hold rows of
+ * the last run) until a full rollup, nor after recent.c filled up.
+ */
+bool
+DbListRecentComplete(Oid dbid)
+{
+	int			slot;
+
+	if (!ApikeysSharedReady() || (slot = DatabaseSlot(dbid)) < 0)
+		return false;
+	return pg_atomic_read_u32(&dblist->recent_complete[slot]) == 1;
+}
+
+/* DbListRecentPending: a full rollup of dbid's journal is not yet committed. */
+bool
+DbListRecentPending(Oid dbid)
+{
+	int			slot;
+
+	if (!ApikeysSharedReady() || (slot = DatabaseSlot(dbid)) < 0)
+		return false;
+	return pg_atomic_read_u32(&dblist->recent_complete[slot]) == 2;
+}
+
+/*
+ * DbListNoteLoss: uses counted up to t may have been lost (lost_until
+ * only moves forward).
+ */
+void
+DbListNoteLoss(TimestampTz t)
+{
+	uint64		cur;
+
+	if (!ApikeysSharedReady())
+		return;
+	cur = pg_atomic_read_u64(&dblist->lost_until);
+	while ((uint64) t > cur)
+	{
+		if (pg_atomic_compare_exchange_u64(&dblist->lost_until, &cur, (uint64) t))
+			break;
+	}
+}
+
+/*
+ * DbListNoteDrops notes a loss now when counters.c dropped a count since
+ * the last call (dropped_keys is the number of counts it could not keep).
+ */
+void
+DbListNoteDrops(uint64 dropped)
+{
+	uint64		seen;
+
+	if (!ApikeysSharedReady())
+		return;
+	seen = pg_atomic_read_u64(&dblist->dropped_seen);
+	if (dropped > seen)
+	{
+		DbListNoteLoss(GetCurrentTimestamp());
+		(void) pg_atomic_compare_exchange_u64(&dblist->dropped_seen, &seen, dropped);
+	}
+}
+
+/*
+ * DbListLostUntil: the latest time up to which a use may have been lost:
+ * an unclean end of the last server run, a promotion (a recovery counts
+ * nothing, and the former primary's last interval is gone), a count
+ * counters.c dropped; "now" until the launcher has started (it knows what
+ * the last run saved); 0 when not preloaded or nothing was lost.
+ */
+TimestampTz
+DbListLostUntil(void)
+{
+	if (!ApikeysSharedReady())
+		return 0;
+	if (pg_atomic_read_u32(&dblist->launcher_started) == 0)
+		return GetCurrentTimestamp();
+	return (TimestampTz) pg_atomic_read_u64(&dblist->lost_until);
+}
+
+/* DbListForgetLosses: the superuser accepts the losses noted so far. */
+void
+DbListForgetLosses(void)
+{
+	if (ApikeysSharedReady())
+		pg_atomic_write_u64(&dblist->lost_until, 0);
+}
+
+/*
+ * DbListLauncherStarted: has the launcher started in this server run (and
+ * noted what the last run lost)?  DbListLauncherMarkStarted says it has,
+ * once that is done: until then DbListLostUntil answers "now".
+ */
+bool
+DbListLauncherStarted(void)
+{
+	return !ApikeysSharedReady() ||
+		pg_atomic_read_u32(&dblist->launcher_started) != 0;
+}
+
+void
+DbListLauncherMarkStarted(void)
+{
+	if (ApikeysSharedReady())
+		pg_atomic_write_u32(&dblist->launcher_started, 1);
+}
+
+/*
+ * DbListSaveState, at a clean shutdown: whether this run was a primary's
+ * (the launcher ran), the databases with usage (up to max), and the time
+ * up to which uses may have been lost, now if a database had no slot.
+ */
+int
+DbListSaveState(Oid *dbids, int max, bool *primary, TimestampTz *lost)
+{
+	int			n = 0;
+
+	*primary = pg_atomic_read_u32(&dblist->launcher_started) != 0;
+	*lost = (TimestampTz) pg_atomic_read_u64(&dblist->lost_until);
+
+	/*
+	 * A database without a slot was not saved; a transaction that held counts
+	 * it took (SIGQUIT at an immediate shutdown ends it without its commit or
+	 * abort) took them with it.
+	 */
+	if (pg_atomic_read_u32(&dblist->slot_refused) != 0 ||
+		pg_atomic_read_u32(&dblist->takes_in_flight) != 0)
+		*lost = GetCurrentTimestamp();
+	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && n < max; i++)
+		if (dblist->dbids[i] != InvalidOid)
+			dbids[n++] = dblist->dbids[i];
+	return n;
+}
+
+/* DbListTakeInFlight: a transaction took counts (+1) or ended (-1). */
+void
+DbListTakeInFlight(bool begin)
+{
+	if (!ApikeysSharedReady())
+		return;
+	if (begin)
+		pg_atomic_fetch_add_u32(&dblist->takes_in_flight, 1);
+	else
+		pg_atomic_fetch_sub_u32(&dblist->takes_in_flight, 1);
+}
+
+/* DbListVisitNotStarted counts a worker visit that could not start. */
+uint64
+DbListVisitNotStarted(void)
+{
+	if (!ApikeysSharedReady())
+		return 0;
+	return pg_atomic_add_fetch_u64(&dblist->visits_not_started, 1);
+}
+
+/* DbListVisitsNotStarted: how many visits could not start since start. */
+uint64
+DbListVisitsNotStarted(void)
+{
+	if (!ApikeysSharedReady())
+		return 0;
+	return pg_atomic_read_u64(&dblist->visits_not_started);
 }
 
 /*

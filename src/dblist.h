@@ -23,5 +23,20 @@ extern bool DbListRollupWanted(Oid dbid);
 extern void DbListJournalState(Oid dbid, TimestampTz oldest, bool after_rollup);
 extern int	DbListPending(Oid *dbids, bool *rollup, int max);
 extern List *DbListConnectable(void);
+extern void DbListRecentRollupBegin(Oid dbid);
+extern void DbListRecentRollupDone(Oid dbid);
+extern void DbListRecentIncomplete(Oid dbid);
+extern bool DbListRecentComplete(Oid dbid);
+extern bool DbListRecentPending(Oid dbid);
+extern void DbListNoteLoss(TimestampTz t);
+extern void DbListNoteDrops(uint64 dropped);
+extern TimestampTz DbListLostUntil(void);
+extern void DbListForgetLosses(void);
+extern bool DbListLauncherStarted(void);
+extern void DbListLauncherMarkStarted(void);
+extern void DbListTakeInFlight(bool begin);
+extern int	DbListSaveState(Oid *dbids, int max, bool *primary, TimestampTz *lost);
+extern uint64 DbListVisitNotStarted(void);
+extern uint64 DbListVisitsNotStarted(void);
 
 #endif							/* APIKEYS_DBLIST_H */

@@ -50,6 +50,16 @@ int			apikeys_default_revoke_unused_after = 0;
 int			apikeys_default_warn_before_expiry = 14 * 24 * 3600;
 int			apikeys_default_rotate_every = 0;
 int			apikeys_max_tenant_actions = 60;
+int			apikeys_standbys_verify = APIKEYS_STANDBYS_AUTO;
+
+static const struct config_enum_entry standbys_verify_options[] = {
+	{"auto", APIKEYS_STANDBYS_AUTO, false},
+	{"on", APIKEYS_STANDBYS_ON, false},
+	{"off", APIKEYS_STANDBYS_OFF, false},
+	{"true", APIKEYS_STANDBYS_ON, true},
+	{"false", APIKEYS_STANDBYS_OFF, true},
+	{NULL, 0, false}
+};
 
 /*
  * CheckTokenPrefix accepts a lowercase prefix that token.c can parse back
@@ -461,6 +471,18 @@ ApikeysDefineGucs(void)
 							NULL,
 							NULL,
 							NULL);
+
+	DefineCustomEnumVariable("apikeys.standbys_verify",
+							 "Says whether hot standbys of this primary serve verifications.",
+							 "A standby's uses are not recorded on the primary, so while standbys may verify keys, revoke_unused_after revokes nothing. auto: any standby the primary knows of (a walsender, a physical replication slot) may.",
+							 &apikeys_standbys_verify,
+							 APIKEYS_STANDBYS_AUTO,
+							 standbys_verify_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
 
 	DefineCustomIntVariable("apikeys.default_warn_before_expiry",
 							"Sets how long before expiry a key's contact is warned when no owner policy says otherwise.",

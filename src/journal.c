@@ -418,6 +418,197 @@ JournalOldest(void)
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
 
+/* ---- counts taken out of shared memory, until their transaction ends ---- */
+
+/*
+ * A flush takes the counts out of shared memory (so that no two flushes
+ * count them twice) and writes them in its transaction.  If that
+ * transaction, or the subtransaction that took them, does not commit, the
+ * counts go back to shared memory (counters.c) instead of being lost: a
+ * use must never disappear, or the "unused" policy could revoke a key in
+ * use (apply_policies flushes inside its own transaction, which a later
+ * error may abort).  Each set lives in TopTransactionContext, tagged with
+ * the transaction nesting level that took it.
+ */
+typedef struct TakenSet
+{
+	HTAB	   *items;
+	int			level;
+} TakenSet;
+
+static List *taken_sets = NIL;	/* in TopTransactionContext */
+static int	rollup_level = 0;	/* a rollup forgot recent.c entries: its level */
+static bool rollup_all = false; /* and it took the whole journal */
+static bool taken_callbacks = false;
+static bool took_in_xact = false;	/* counted in DbListTakeInFlight */
+static bool proof_prepared = false; /* apikeys_usage_unproven ran in this xact */
+
+/* GiveBack returns a set's counts to shared memory (counters.c). */
+static void
+GiveBack(HTAB *items)
+{
+	HASH_SEQ_STATUS st;
+	UsageItem  *it;
+	bool		any = false;
+
+	hash_seq_init(&st, items);
+	while ((it = hash_seq_search(&st)) != NULL)
+	{
+		uint32		c32[APIKEYS_NUM_CODES];
+
+		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+			c32[c] = (uint32) Min(it->counts[c], (uint64) PG_UINT32_MAX);
+		CountersAdd(MyDatabaseId, it->key.client_id, strlen(it->key.client_id),
+					c32, it->last_used);
+		any = true;
+	}
+	if (any)
+		DbListMarkDirty(MyDatabaseId);
+}
+
+static void
+TakenXactCallback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			foreach(lc, taken_sets)
+				GiveBack(((TakenSet *) lfirst(lc))->items);
+			if (rollup_level > 0)
+				DbListRecentIncomplete(MyDatabaseId);
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (rollup_level > 0 && rollup_all)
+				DbListRecentRollupDone(MyDatabaseId);
+			break;
+		case XACT_EVENT_PREPARE:
+			/* COMMIT PREPARED or ROLLBACK PREPARED decides, out of our sight */
+			if (taken_sets != NIL)
+				DbListNoteLoss(GetCurrentTimestamp());
+			if (rollup_level > 0)
+				DbListRecentIncomplete(MyDatabaseId);
+			break;
+		default:
+			return;
+	}
+	if (took_in_xact)
+		DbListTakeInFlight(false);
+	took_in_xact = false;
+	/* the sets go with TopTransactionContext */
+	taken_sets = NIL;
+	rollup_level = 0;
+	rollup_all = false;
+	proof_prepared = false;
+}
+
+static void
+TakenSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, taken_sets)
+		{
+			TakenSet   *t = (TakenSet *) lfirst(lc);
+
+			if (t->level >= level)
+			{
+				GiveBack(t->items);
+				taken_sets = foreach_delete_current(taken_sets, lc);
+			}
+		}
+		if (rollup_level >= level)
+		{
+			/* recent.c forgot last uses that apikeys.usage will not hold */
+			DbListRecentIncomplete(MyDatabaseId);
+			rollup_level = 0;
+			rollup_all = false;
+		}
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, taken_sets)
+		{
+			TakenSet   *t = (TakenSet *) lfirst(lc);
+
+			if (t->level >= level)
+				t->level = level - 1;
+		}
+		if (rollup_level >= level)
+			rollup_level = level - 1;
+	}
+}
+
+static void
+TakenCallbacksRegister(void)
+{
+	if (taken_callbacks)
+		return;
+	RegisterXactCallback(TakenXactCallback, NULL);
+	RegisterSubXactCallback(TakenSubXactCallback, NULL);
+	taken_callbacks = true;
+}
+
+/*
+ * TakeUsage takes this database's counts out of shared memory into a set
+ * that goes back to shared memory if this (sub)transaction does not
+ * commit.
+ */
+static HTAB *
+TakeUsage(TimestampTz hour)
+{
+	MemoryContext old;
+	HTAB	   *taken;
+	TakenSet   *t;
+
+	TakenCallbacksRegister();
+	if (!took_in_xact)
+	{
+		DbListTakeInFlight(true);
+		took_in_xact = true;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	taken = UsageItemsCreate();
+	t = palloc(sizeof(TakenSet));
+	t->items = taken;
+	t->level = GetCurrentTransactionNestLevel();
+	taken_sets = lappend(taken_sets, t);
+	MemoryContextSwitchTo(old);
+	/* counters.c drops counts when full: a loss, noted for the proof */
+	{
+		int64		tracked,
+					capacity,
+					dropped;
+
+		CountersStats(&tracked, &capacity, &dropped);
+		DbListNoteDrops((uint64) dropped);
+	}
+	UsageCollect(taken, hour);
+	return taken;
+}
+
+/*
+ * NoteRollup: this transaction took journal rows (all of them: all) and
+ * will forget their last uses from recent.c before it commits.
+ */
+static void
+NoteRollup(bool all)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	TakenCallbacksRegister();
+	if (rollup_level == 0 || level < rollup_level)
+		rollup_level = level;
+	rollup_all |= all;
+}
+
 /*
  * UsageFlushDatabase writes this database's usage, in the current
  * transaction, as the extension owner.
@@ -443,10 +634,11 @@ UsageFlushDatabase(bool rollup)
 int64
 UsageWrite(UsageWriteMode mode)
 {
+	HTAB	   *taken;
 	HTAB	   *items;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz hour;
-	int64		written;
+	int64		written = 0;
 	OwnerContext oc;
 
 	if (!ApikeysSharedReady())
@@ -461,30 +653,36 @@ UsageWrite(UsageWriteMode mode)
 	hour = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_trunc,
 												   CStringGetTextDatum("hour"),
 												   TimestampTzGetDatum(now)));
-	items = UsageItemsCreate();
-	UsageCollect(items, hour);
-	if (hash_get_num_entries(items) == 0 && mode == USAGE_FLUSH)
-	{
-		hash_destroy(items);
+	taken = TakeUsage(hour);
+	if (hash_get_num_entries(taken) == 0 && mode == USAGE_FLUSH)
 		return 0;
-	}
 
 	EnterOwnerContext(&oc);
 	if (mode != USAGE_ROLLUP_ALL)
 	{
-		written = JournalWrite(items, now);
-		RecentNote(items);
+		written = JournalWrite(taken, now);
+		RecentNote(taken);
 		DbListJournalState(MyDatabaseId, now, false);
 	}
 	if (mode != USAGE_FLUSH)
 	{
-		if (mode == USAGE_ROLLUP_PAST_HOURS)
+		HASH_SEQ_STATUS st;
+		UsageItem  *it;
+
+		/* the rollup's own set: the taken counts stay as they are */
+		items = UsageItemsCreate();
+		if (mode == USAGE_ROLLUP_ALL)
 		{
-			hash_destroy(items);
-			items = UsageItemsCreate();
+			hash_seq_init(&st, taken);
+			while ((it = hash_seq_search(&st)) != NULL)
+				UsageItemAdd(items, it->key.client_id, strlen(it->key.client_id),
+							 it->key.hour, it->counts, it->last_used);
+			/* recent.c is complete once this commits (RollupXactCallback) */
+			DbListRecentRollupBegin(MyDatabaseId);
 		}
 		if (JournalTake(items, mode == USAGE_ROLLUP_PAST_HOURS ? hour : 0))
 		{
+			NoteRollup(mode == USAGE_ROLLUP_ALL);
 			written = UsageApply(items);
 			RecentForget(items);
 			DbListJournalState(MyDatabaseId, JournalOldest(), true);
@@ -496,19 +694,20 @@ UsageWrite(UsageWriteMode mode)
 			 * worker how old the journal's oldest row is (it may hold hours
 			 * the worker does not know of yet).
 			 */
-			written = JournalWrite(items, now);
-			RecentNote(items);
+			written = JournalWrite(taken, now);
+			RecentNote(taken);
 			DbListJournalState(MyDatabaseId, JournalOldest(), false);
 		}
-		else
-			written = 0;
+		hash_destroy(items);
 	}
 	LeaveOwnerContext(&oc);
-	hash_destroy(items);
 	return written;
 }
 
 PG_FUNCTION_INFO_V1(apikeys_flush_usage);
+PG_FUNCTION_INFO_V1(apikeys_usage_unproven);
+PG_FUNCTION_INFO_V1(apikeys_usage_health);
+PG_FUNCTION_INFO_V1(apikeys_usage_accept_losses);
 PG_FUNCTION_INFO_V1(apikeys_journal_decode);
 PG_FUNCTION_INFO_V1(apikeys_recent_use);
 
@@ -600,4 +799,146 @@ apikeys_recent_use(PG_FUNCTION_ARGS)
 	if (t == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_TIMESTAMPTZ(t);
+}
+
+/* ---- proof of non-use, for the "unused" policy ---- */
+
+/*
+ * StandbysMayVerify: may a hot standby of this primary have verified keys
+ * (whose uses the primary never sees)?  apikeys.standbys_verify says so
+ * (on), says no (off), or, by default (auto), any standby the primary
+ * knows of counts: a physical walsender streaming to one, or a physical
+ * replication slot (kept for one that is away).
+ */
+static bool
+StandbysMayVerify(void)
+{
+	bool		isnull;
+	bool		any;
+
+	if (apikeys_standbys_verify != APIKEYS_STANDBYS_AUTO)
+		return apikeys_standbys_verify == APIKEYS_STANDBYS_ON;
+	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_get_wal_senders() w "
+					"                WHERE w.state IS DISTINCT FROM 'backup' "
+					"                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots s "
+					"                                   WHERE s.active_pid OPERATOR(pg_catalog.=) w.pid "
+					"                                     AND s.slot_type OPERATOR(pg_catalog.=) 'logical')) "
+					"    OR EXISTS (SELECT FROM pg_catalog.pg_replication_slots s "
+					"                WHERE s.slot_type OPERATOR(pg_catalog.=) 'physical')",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not look for standbys");
+	any = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return !isnull && any;
+}
+
+/*
+ * SQL function: apikeys._usage_unproven(unused_after interval) returns text
+ *
+ * Why this database cannot prove that a key without a recorded use in the
+ * last unused_after was not used (NULL when it can); the one place that
+ * knows where uses are recorded, for apikeys._unused_proven.  Its first
+ * call in a transaction makes the recorded uses complete: it waits for a
+ * rollup under way and keeps others from starting until the transaction
+ * ends (a rollup forgets recent.c's times before its apikeys.usage rows
+ * commit), and journals the counts shared memory holds (a flush that did
+ * not run hides nothing), or rolls the whole journal up when recent.c may
+ * not hold all its last uses (after a start, or recent.c filled up).  Then non-use is unproven when:
+ *	- the library is not preloaded: read-only transactions and pre_request
+ *	  record no use, nor do standbys;
+ *	- this server is a standby;
+ *	- a hot standby may serve verifications (StandbysMayVerify);
+ *	- uses may have been lost within unused_after (DbListLostUntil: the
+ *	  server or the launcher started, a promotion, a count dropped);
+ *	- recent.c may miss last uses of the journal (DbListRecentComplete),
+ *	  and this transaction's full rollup found another under way.
+ */
+Datum
+apikeys_usage_unproven(PG_FUNCTION_ARGS)
+{
+	static bool standbys = false;
+	Interval   *unused_after;
+	TimestampTz since;
+	TimestampTz lost;
+
+	/*
+	 * not STRICT, so that a call with NULL is refused to those without
+	 * EXECUTE
+	 */
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	unused_after = PG_GETARG_INTERVAL_P(0);
+
+	if (!ApikeysSharedReady())
+		PG_RETURN_TEXT_P(cstring_to_text("apikeys is not in shared_preload_libraries: uses in read-only transactions, in pre_request and on standbys are not recorded"));
+	if (RecoveryInProgress())
+		PG_RETURN_TEXT_P(cstring_to_text("this server is a standby"));
+
+	if (!proof_prepared)
+	{
+		OwnerContext oc;
+
+		LockDatabaseObject(RelationRelationId, JournalRelid(), 0, ShareLock);
+		/* recent.c may miss the journal's last uses: roll it all up now */
+		(void) UsageWrite(DbListRecentComplete(MyDatabaseId) ? USAGE_FLUSH : USAGE_ROLLUP_ALL);
+		EnterOwnerContext(&oc);
+		standbys = StandbysMayVerify();
+		LeaveOwnerContext(&oc);
+		TakenCallbacksRegister();	/* resets proof_prepared at the end */
+		proof_prepared = true;
+	}
+	if (standbys)
+		PG_RETURN_TEXT_P(cstring_to_text(apikeys_standbys_verify == APIKEYS_STANDBYS_ON ?
+										 "apikeys.standbys_verify is on: uses on standbys are not recorded on the primary" :
+										 "this primary has a standby (a walsender or a physical replication slot), whose uses are not recorded on the primary; set apikeys.standbys_verify = off if standbys serve no verifications"));
+	if (!DbListRecentComplete(MyDatabaseId) &&
+		!(rollup_all && DbListRecentPending(MyDatabaseId)))
+		PG_RETURN_TEXT_P(cstring_to_text("the usage journal has not been rolled up since the server started or the table of recent uses filled up"));
+
+	since = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+													TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+													IntervalPGetDatum(unused_after)));
+	lost = DbListLostUntil();
+	if (lost >= since)
+		PG_RETURN_TEXT_P(cstring_to_text(psprintf("uses until %s may have been lost (a server start, crash, failover or full usage table)",
+												  timestamptz_to_str(lost))));
+	PG_RETURN_NULL();
+}
+
+/*
+ * SQL function: apikeys._usage_health(OUT lost_until timestamptz,
+ *	 OUT visits_not_started bigint, OUT journal_in_recent boolean)
+ *
+ * What the proof of non-use depends on: the latest time up to which a use
+ * may have been lost (NULL: none, or not preloaded), the worker visits
+ * that could not start, and whether recent.c holds every last use of this
+ * database's journal.
+ */
+Datum
+apikeys_usage_health(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false};
+	TimestampTz t = DbListLostUntil();
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = TimestampTzGetDatum(t);
+	nulls[0] = t == 0;
+	values[1] = Int64GetDatum((int64) DbListVisitsNotStarted());
+	values[2] = BoolGetDatum(DbListRecentComplete(MyDatabaseId));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * SQL function: apikeys._usage_accept_losses() returns void
+ *
+ * Superuser only: forget the possible losses noted so far (e.g. after the
+ * first start with apikeys preloaded, when no key was in use before).
+ */
+Datum
+apikeys_usage_accept_losses(PG_FUNCTION_ARGS)
+{
+	DbListForgetLosses();
+	PG_RETURN_VOID();
 }

@@ -158,6 +158,9 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 		memcpy(out->client_id, client_id, len);
 		out->client_id[len] = '\0';
 		out->owner = TextDatumGetCString(v[Anum_keys_owner - 1]);
+		out->name = TextDatumGetCString(v[Anum_keys_name - 1]);
+		if (!n[Anum_keys_metadata - 1])
+			out->metadata = DatumGetJsonbPCopy(v[Anum_keys_metadata - 1]);
 		out->scopes = DatumGetArrayTypePCopy(v[Anum_keys_scopes - 1]);
 		out->expires_at = DatumGetTimestampTz(v[Anum_keys_expires_at - 1]);
 		out->disabled = !n[Anum_keys_disabled_at - 1];

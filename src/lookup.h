@@ -14,12 +14,15 @@
 #include "apikeys.h"
 #include "standby.h"
 #include "utils/array.h"
+#include "utils/jsonb.h"
 
 /* What verification needs to know of one key. */
 typedef struct KeyInfo
 {
 	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
 	char	   *owner;
+	char	   *name;			/* the key's name (for the verification row) */
+	Jsonb	   *metadata;		/* its metadata; NULL: none */
 	ArrayType  *scopes;			/* apikeys.scope[] */
 	TimestampTz expires_at;
 	bool		disabled;

@@ -58,6 +58,7 @@
 #define OWNER_POLICIES_TABLE	"owner_policies"
 #define OWNER_CACHE_MAX			4096	/* entries before the table is reset */
 #define OWNER_NAME_LEN			33	/* '@' and 32 hex digits */
+#define OWNER_LIMITED_INDEX		"owner_policies_rate_limited_idx"
 
 /*
  * Entries are keyed by a 64-bit hash of the owner and hold the owner itself
@@ -78,6 +79,15 @@ typedef struct OwnerLimitEntry
 static HTAB *owner_limits = NULL;
 static MemoryContext owner_cxt = NULL;	/* the table and its owner names */
 static Oid	policies_relid = InvalidOid;
+
+/*
+ * Whether any owner of this database has a rate limit: -1 not known yet,
+ * 0 none, 1 some.  Most databases have none, and then no verification
+ * looks an owner up at all (a population of many owners would otherwise
+ * overflow owner_limits and read owner_policies at every verification).
+ * Forgotten with the table, by the same relcache callback.
+ */
+static int	any_owner_limits = -1;
 static bool callback_registered = false;
 
 /* ForgetOwnerLimits: the relcache callback; any change may be ours. */
@@ -87,6 +97,7 @@ ForgetOwnerLimits(Datum arg, Oid relid)
 	if (relid != InvalidOid && relid != policies_relid)
 		return;
 	policies_relid = InvalidOid;
+	any_owner_limits = -1;
 	if (owner_cxt != NULL)
 	{
 		MemoryContextDelete(owner_cxt);
@@ -175,6 +186,71 @@ ReadOwnerLimit(const char *owner, OwnerLimitEntry *e)
 	pfree(key_text);
 }
 
+/* PoliciesRelid: the OID of apikeys.owner_policies (InvalidOid: none). */
+static Oid
+PoliciesRelid(void)
+{
+	if (!OidIsValid(policies_relid))
+	{
+		Oid			nsp = get_namespace_oid(APIKEYS_SCHEMA_NAME, true);
+
+		policies_relid = OidIsValid(nsp) ?
+			get_relname_relid(OWNER_POLICIES_TABLE, nsp) : InvalidOid;
+	}
+	return policies_relid;
+}
+
+/*
+ * AnyOwnerLimits: does any owner have a rate limit?  Read once after each
+ * change of apikeys.owner_policies, from its partial index of rate-limited
+ * owners (one probe of an index that is usually empty), with the latest
+ * snapshot.  Without that index (an installation not yet updated), true.
+ */
+static bool
+AnyOwnerLimits(void)
+{
+	Oid			relid;
+	Oid			idxoid;
+	Relation	rel;
+	Relation	idx;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	bool		found;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(ForgetOwnerLimits, (Datum) 0);
+		callback_registered = true;
+	}
+	if (any_owner_limits >= 0)
+		return any_owner_limits != 0;
+
+	relid = PoliciesRelid();
+	if (!OidIsValid(relid))
+		return false;			/* no policies, no limits */
+	idxoid = get_relname_relid(OWNER_LIMITED_INDEX, get_rel_namespace(relid));
+	if (!OidIsValid(idxoid))
+		return true;
+
+	rel = table_open(relid, AccessShareLock);
+	idx = index_open(idxoid, AccessShareLock);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, snapshot, 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	/* the locks above processed pending invalidations: this is current */
+	any_owner_limits = found ? 1 : 0;
+	return found;
+}
+
 /*
  * OwnerLimit: the owner's limit, from this backend's table or the row;
  * NULL when it cannot be cached (then the caller reads the row).
@@ -235,7 +311,7 @@ OwnerRateLimited(const char *owner, int *retry_after)
 
 	StaticAssertStmt(OWNER_NAME_LEN <= APIKEYS_CLIENT_ID_MAXLEN,
 					 "an owner's window name fits where client IDs go");
-	if (!ApikeysSharedReady() || owner == NULL)
+	if (!ApikeysSharedReady() || owner == NULL || !AnyOwnerLimits())
 		return false;
 	len = strlen(owner);
 	if (len == 0)
@@ -252,6 +328,27 @@ OwnerRateLimited(const char *owner, int *retry_after)
 	snprintf(name, sizeof(name), "@%016llx%016llx", (unsigned long long) h0,
 			 (unsigned long long) hash_bytes_extended((const unsigned char *) owner, len, 1));
 	return ThrottleRateLimited(name, e->limit, e->window_us, retry_after);
+}
+
+/*
+ * OwnerLimitKnownNone: does this backend already know, without reading
+ * anything, that owner has no rate limit?  A cache hit counts a VALID
+ * outcome under the cache lock only then (verify.c), since reading the
+ * policy there is not allowed.
+ */
+bool
+OwnerLimitKnownNone(const char *owner)
+{
+	OwnerLimitEntry *e;
+	uint64		h;
+
+	if (any_owner_limits == 0)
+		return true;			/* nobody has one */
+	if (owner_limits == NULL || owner == NULL)
+		return false;
+	h = hash_bytes_extended((const unsigned char *) owner, strlen(owner), 0);
+	e = hash_search(owner_limits, &h, HASH_FIND, NULL);
+	return e != NULL && strcmp(e->owner, owner) == 0 && e->limit <= 0;
 }
 
 PG_FUNCTION_INFO_V1(apikeys_owner_max_length);

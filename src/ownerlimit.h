@@ -24,5 +24,6 @@
 
 extern bool OwnerRateLimited(const char *owner, int *retry_after);
 extern int64 IntervalUs(const Interval *w);
+extern bool OwnerLimitKnownNone(const char *owner);
 
 #endif							/* APIKEYS_OWNERLIMIT_H */

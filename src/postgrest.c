@@ -396,7 +396,7 @@ RaisePgrst(const VerifyResult *res)
 	StringInfoData msg;
 	StringInfoData detail;
 	const ApikeysOutcome *o = &ApikeysOutcomes[res->code];
-	int			status = o->http_status;
+	int			status = ApikeysHttpStatus(res->code);
 
 	Assert(res->code != APIKEYS_VALID);
 

@@ -294,9 +294,27 @@ ScopeGrants(const Scope *granted, const Scope *required)
 }
 
 /*
+ * StoredScopeMayGrant: can the stored (canonical) scope s[0..len) grant
+ * required's action at all?  Only "*" or a scope of required's resource
+ * can, so the others need not be parsed (a key holds a dozen scopes; a
+ * verification asks about one).  Conservative: true whenever unsure.
+ */
+static inline bool
+StoredScopeMayGrant(const char *s, int len, const Scope *required)
+{
+	int			rlen = required->resource.len;
+
+	if (required->all || required->set || (len == 1 && s[0] == '*'))
+		return true;
+	return len > rlen && s[rlen] == ':' &&
+		memcmp(s, required->resource.p, rlen) == 0;
+}
+
+/*
  * ScopeArrayGrants: does a set of granted scopes (an apikeys.scope[] of
  * canonical, already validated strings) satisfy required?  Fields are
- * satisfied one by one across the set.
+ * satisfied one by one across the set.  Only the scopes that may grant
+ * are parsed (StoredScopeMayGrant).
  */
 bool
 ScopeArrayGrants(ArrayType *granted, const Scope *required)
@@ -304,21 +322,32 @@ ScopeArrayGrants(ArrayType *granted, const Scope *required)
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
+	int		   *cand;
+	int			ncand = 0;
 	Scope	   *parsed;
 	int			nparsed = 0;
 	bool		result = false;
 
 	deconstruct_array(granted, ARR_ELEMTYPE(granted), -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &n);
-	parsed = palloc(sizeof(Scope) * Max(n, 1));
+	cand = palloc(sizeof(int) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		text	   *t;
-		const char *why;
 
 		if (nulls[i])
 			continue;
 		t = DatumGetTextPP(elems[i]);
+		if (StoredScopeMayGrant(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), required))
+			cand[ncand++] = i;
+	}
+	/* a Scope is about 1 kB: allocate only for the candidates */
+	parsed = palloc(sizeof(Scope) * Max(ncand, 1));
+	for (int c = 0; c < ncand; c++)
+	{
+		text	   *t = DatumGetTextPP(elems[cand[c]]);
+		const char *why;
+
 		if (!ScopeParse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &parsed[nparsed], &why))
 			continue;			/* cannot happen for a stored scope */
 		if (ScopeGrantsAction(&parsed[nparsed], required))
@@ -338,6 +367,7 @@ ScopeArrayGrants(ArrayType *granted, const Scope *required)
 		}
 	}
 	pfree(parsed);
+	pfree(cand);
 	return result;
 }
 

@@ -36,6 +36,7 @@
 #include "recent.h"
 #include "shmem.h"
 #include "stats.h"
+#include "usage.h"
 
 bool		apikeys_shmem_ready = false;
 LWLockPadded *apikeys_locks = NULL;
@@ -81,6 +82,7 @@ ApikeysShmemStartup(void)
 	ThrottleShmemInit();
 	ClaimShmemInit();
 	ServerStatsShmemInit();
+	UsageSaveRegister();		/* usage.c: kept across a clean shutdown */
 	LWLockRelease(AddinShmemInitLock);
 	apikeys_shmem_ready = true;
 }

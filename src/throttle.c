@@ -836,6 +836,22 @@ ThrottleUnblock(Datum addr, int *cleared)
 bool
 ThrottleRateLimited(const char *client_id, int32 limit, int64 window_us, int *retry_after)
 {
+	int32		remaining;
+	TimestampTz reset;
+
+	return ThrottleRateWindow(client_id, limit, window_us, retry_after,
+							  &remaining, &reset);
+}
+
+/*
+ * ThrottleRateWindow is ThrottleRateLimited that also tells what the
+ * X-RateLimit-* headers need: the requests left in the window after this
+ * one, and when the window ends (both 0 without shared memory).
+ */
+bool
+ThrottleRateWindow(const char *client_id, int32 limit, int64 window_us,
+				   int *retry_after, int32 *remaining, TimestampTz *reset)
+{
 	RateKey		k;
 	int			len = strlen(client_id);
 	int			per = RATE_SLOTS_PER_PART();
@@ -848,6 +864,8 @@ ThrottleRateLimited(const char *client_id, int32 limit, int64 window_us, int *re
 	TimestampTz now;
 	bool		limited = false;
 
+	*remaining = 0;
+	*reset = 0;
 	if (!ApikeysSharedReady() || limit <= 0 || window_us <= 0 ||
 		len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
 		return false;
@@ -896,6 +914,8 @@ ThrottleRateLimited(const char *client_id, int32 limit, int64 window_us, int *re
 	}
 	else
 		s->count++;
+	*remaining = limit - s->count;
+	*reset = s->start + s->window_us;
 	LWLockRelease(RateLock(part));
 	return limited;
 }

@@ -39,9 +39,15 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/xlog.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
 #include "utils/timestamp.h"
 
 #include "cache.h"
@@ -181,6 +187,163 @@ UsageCollect(HTAB *items, TimestampTz hour)
 	/* keys in the cache count in its slots; the others in counters.c */
 	CacheDrainUsage(MyDatabaseId, CollectOne, &sink);
 	CountersDrain(MyDatabaseId, CollectOne, &sink);
+}
+
+/* ---- usage kept across a clean shutdown ---- */
+
+/*
+ * Counts live in shared memory until a flush, so a restart would lose up
+ * to one flush interval of uses, and the "unused" policy could then never
+ * trust the last unused_after (journal.c, apikeys._usage_unproven).  As
+ * pg_stat_statements does, the postmaster saves them to a file when it
+ * exits cleanly (after the shutdown checkpoint, when every backend has
+ * gone and nothing can count any more), and the launcher of the next run reads them back and deletes the
+ * file.  No file, a bad one, or a run that was not a primary's (a standby
+ * counts nothing) means uses may have been lost: the launcher notes that.
+ * A server that starts in recovery deletes the file: a promoted standby,
+ * or a backup restored from a copy of it, must not trust another server's
+ * counts.
+ */
+#define USAGE_SAVE_FILE		"pg_stat/apikeys_usage.stat"
+#define USAGE_SAVE_TMP		"pg_stat/apikeys_usage.tmp"
+#define USAGE_SAVE_MAGIC	0x41504b55	/* "APKU" */
+
+typedef struct UsageSaveHeader
+{
+	uint32		magic;
+	uint32		ncodes;
+	TimestampTz lost_until;
+} UsageSaveHeader;
+
+typedef struct UsageSaveArg
+{
+	FILE	   *f;
+	Oid			dbid;
+	bool		ok;
+} UsageSaveArg;
+
+static void
+SaveOne(const char *client_id, int len, const uint32 *counts,
+		TimestampTz last_used, void *arg)
+{
+	UsageSaveArg *a = (UsageSaveArg *) arg;
+	uint8		l = (uint8) len;
+
+	if (len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
+		return;
+	if (fwrite(&a->dbid, sizeof(Oid), 1, a->f) != 1 ||
+		fwrite(&l, 1, 1, a->f) != 1 ||
+		fwrite(client_id, 1, len, a->f) != (size_t) len ||
+		fwrite(counts, sizeof(uint32), APIKEYS_NUM_CODES, a->f) != APIKEYS_NUM_CODES ||
+		fwrite(&last_used, sizeof(TimestampTz), 1, a->f) != 1)
+		a->ok = false;
+}
+
+/* UsageSaveAtExit: on_shmem_exit of the postmaster; a clean exit only. */
+static void
+UsageSaveAtExit(int code, Datum arg)
+{
+	Oid			dbids[APIKEYS_MAX_FLUSH_DATABASES];
+	bool		primary;
+	UsageSaveHeader h;
+	UsageSaveArg a;
+	int			n;
+
+	ControlFileData *control;
+	bool		crc_ok;
+
+	if (code != 0 || !ApikeysSharedReady())
+		return;
+
+	/*
+	 * Only after a shutdown checkpoint: an immediate shutdown also exits with
+	 * 0, but its backends were killed mid-way and a commit it reported may
+	 * not be on disk (synchronous_commit = off), so a flushed count may be
+	 * gone with it.
+	 */
+	control = get_controlfile(DataDir, &crc_ok);
+	if (!crc_ok || control->state != DB_SHUTDOWNED)
+		return;
+	n = DbListSaveState(dbids, APIKEYS_MAX_FLUSH_DATABASES, &primary, &h.lost_until);
+	if (!primary)
+		return;
+	h.magic = USAGE_SAVE_MAGIC;
+	h.ncodes = APIKEYS_NUM_CODES;
+	a.f = fopen(USAGE_SAVE_TMP, PG_BINARY_W);
+	if (a.f == NULL)
+		return;
+	a.ok = fwrite(&h, sizeof(h), 1, a.f) == 1;
+	for (int i = 0; i < n && a.ok; i++)
+	{
+		a.dbid = dbids[i];
+		CacheDrainUsage(dbids[i], SaveOne, &a);
+		CountersDrain(dbids[i], SaveOne, &a);
+	}
+	if (fclose(a.f) != 0 || !a.ok || rename(USAGE_SAVE_TMP, USAGE_SAVE_FILE) != 0)
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not save API key usage to \"%s\": %m", USAGE_SAVE_FILE)));
+		unlink(USAGE_SAVE_TMP);
+	}
+}
+
+/*
+ * UsageSaveRegister (the postmaster, at shared memory creation): save at
+ * a clean exit; a start in recovery forgets what was saved.
+ */
+void
+UsageSaveRegister(void)
+{
+	if (IsUnderPostmaster)
+		return;
+	if (access("standby.signal", F_OK) == 0 || access("recovery.signal", F_OK) == 0)
+		unlink(USAGE_SAVE_FILE);
+	on_shmem_exit(UsageSaveAtExit, (Datum) 0);
+}
+
+/*
+ * UsageLoadSaved (the launcher's first start): the counts a clean shutdown
+ * saved go back into shared memory, and the losses it had noted are noted
+ * again; false when there is nothing valid to load (uses may be lost).
+ */
+bool
+UsageLoadSaved(void)
+{
+	FILE	   *f = fopen(USAGE_SAVE_FILE, PG_BINARY_R);
+	UsageSaveHeader h;
+	bool		ok;
+
+	if (f == NULL)
+		return false;
+	ok = fread(&h, sizeof(h), 1, f) == 1 && h.magic == USAGE_SAVE_MAGIC &&
+		h.ncodes == APIKEYS_NUM_CODES;
+	while (ok)
+	{
+		Oid			dbid;
+		uint8		l;
+		char		cid[APIKEYS_CLIENT_ID_MAXLEN + 1];
+		uint32		counts[APIKEYS_NUM_CODES];
+		TimestampTz last_used;
+
+		if (fread(&dbid, sizeof(Oid), 1, f) != 1)
+			break;				/* the end */
+		if (fread(&l, 1, 1, f) != 1 || l == 0 || l > APIKEYS_CLIENT_ID_MAXLEN ||
+			fread(cid, 1, l, f) != l ||
+			fread(counts, sizeof(uint32), APIKEYS_NUM_CODES, f) != APIKEYS_NUM_CODES ||
+			fread(&last_used, sizeof(TimestampTz), 1, f) != 1)
+		{
+			ok = false;
+			break;
+		}
+		CountersAdd(dbid, cid, l, counts, last_used);
+		DbListMarkDirty(dbid);
+	}
+	fclose(f);
+	unlink(USAGE_SAVE_FILE);
+	if (ok && h.lost_until != 0)
+		DbListNoteLoss(h.lost_until);
+	return ok;
 }
 
 PG_FUNCTION_INFO_V1(apikeys_usage_stats);

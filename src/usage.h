@@ -31,5 +31,7 @@ extern void UsageItemAdd(HTAB *items, const char *client_id, int len,
 						 TimestampTz hour, const uint64 *counts,
 						 TimestampTz last_used);
 extern void UsageCollect(HTAB *items, TimestampTz hour);
+extern void UsageSaveRegister(void);
+extern bool UsageLoadSaved(void);
 
 #endif							/* APIKEYS_USAGE_H */

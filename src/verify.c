@@ -25,7 +25,10 @@
  * is asked only once the secret has failed; see throttle.c).
  *
  * Then the outcome is counted (usage.c), through the handle the lookup
- * gave back (cache.c), so counting needs no second search.
+ * gave back (cache.c), so counting needs no second search.  On a cache
+ * hit, checks 2 to 7 run inside the lookup's hold of the cache partition
+ * lock (JudgeHit), which counts the outcome there: one lock per
+ * verification, unless a rate limit (8) still has a say.
  *
  * An unknown client ID and a wrong secret both hash the presented secret
  * (a dummy comparison when there is no key) and both answer NOT_FOUND, so
@@ -67,6 +70,19 @@
 static const uint8 dummy_hash[APIKEYS_HASH_LEN] = {0};
 
 /*
+ * ApikeysHttpStatus: the HTTP status an API should answer for a
+ * verification outcome (200, 401, 403 or 429), as the outcome table
+ * (apikeys.c) says.  The verification row's http_status and pre_request's
+ * response both come from here.
+ */
+int
+ApikeysHttpStatus(ApikeysCode code)
+{
+	Assert(code >= APIKEYS_VALID && code < APIKEYS_NUM_CODES);
+	return code == APIKEYS_VALID ? 200 : ApikeysOutcomes[code].http_status;
+}
+
+/*
  * ConnectionAddress sets *addr to the connection's client address and
  * returns true, or returns false for a unix-socket or background session.
  */
@@ -86,20 +102,18 @@ ConnectionAddress(Datum *addr)
 }
 
 /*
- * AddressAllowed: is addr inside one of the cidr[] entries?  Both sides
- * are normalised (throttle.c), so 10.0.0.0/8 admits ::ffff:10.1.2.3 and
+ * AddressAllowed: is the client address a (parsed once per call, in
+ * VerifyCredentials) inside one of the cidr[] entries?  Both sides are
+ * normalised (throttle.c), so 10.0.0.0/8 admits ::ffff:10.1.2.3 and
  * ::ffff:10.0.0.0/104 admits 10.1.2.3.
  */
 static bool
-AddressAllowed(ArrayType *cidrs, Datum addr)
+AddressAllowed(ArrayType *cidrs, const ApikeysNet *a)
 {
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
-	ApikeysNet	a;
 
-	if (!NetFromInet(addr, &a))
-		return false;
 	deconstruct_array(cidrs, CIDROID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
@@ -108,10 +122,101 @@ AddressAllowed(ArrayType *cidrs, Datum addr)
 
 		if (nulls[i] || !NetFromInet(elems[i], &c))
 			continue;
-		if (NetContains(&c, &a))
+		if (NetContains(&c, a))
 			return true;
 	}
 	return false;
+}
+
+/* What JudgeKey needs besides the key, and what it found. */
+typedef struct Judgement
+{
+	const char *secret;
+	int			secret_len;
+	const Scope *required;
+	TimestampTz now;			/* JudgeKey's clock reading, reused */
+	bool		ip_known;		/* the client address is known ... */
+	ApikeysNet	client_net;		/* ... and parses to this */
+	bool		judged;			/* JudgeHit ran: code is set */
+	bool		secret_live;	/* the secret is the key's current one, or its
+								 * previous one within the grace */
+	ApikeysCode code;
+} Judgement;
+
+/*
+ * JudgeKey: checks 2 to 7 of the list at the top (secret, status, expiry,
+ * address, scope) for key (found false: no such key, the secret is still
+ * hashed and compared).  VALID here means "all but the rate limits".
+ * Takes no lock and reads no table: it may run under the cache's
+ * partition lock (JudgeHit).
+ */
+static ApikeysCode
+JudgeKey(const KeyInfo *key, bool found, Judgement *j)
+{
+	uint8		presented[APIKEYS_HASH_LEN];
+	bool		current_ok = false;
+	bool		prev_ok = false;
+	TimestampTz now;
+
+	if (found && SecretHash(j->secret, j->secret_len, key->hash_alg, presented))
+		current_ok = SecretHashEqual(presented, key->hash);
+	else
+	{
+		/*
+		 * Same work as a wrong secret: hash, then compare.  This covers an
+		 * unknown client ID and a peppered key while no pepper is set.
+		 */
+		SecretHash(j->secret, j->secret_len, APIKEYS_HASH_SHA256, presented);
+		(void) SecretHashEqual(presented, dummy_hash);
+	}
+
+	if (found && !current_ok && key->has_prev)
+	{
+		if (key->prev_hash_alg == key->hash_alg ||
+			SecretHash(j->secret, j->secret_len, key->prev_hash_alg, presented))
+			prev_ok = SecretHashEqual(presented, key->prev_hash);
+	}
+	explicit_bzero(presented, sizeof(presented));
+
+	if (!current_ok && !prev_ok)
+		return APIKEYS_NOT_FOUND;
+
+	j->now = now = GetCurrentTimestamp();
+	/* the one rule for which secrets a key answers to (report_leaked too) */
+	j->secret_live = current_ok || (prev_ok && now < key->prev_expires_at);
+	if (key->revoked)
+		return APIKEYS_REVOKED;
+	if (key->disabled)
+		return APIKEYS_DISABLED;
+	if (now >= key->expires_at || (prev_ok && now >= key->prev_expires_at))
+		return APIKEYS_EXPIRED;
+	if (key->allowed_cidrs != NULL &&
+		(!j->ip_known || !AddressAllowed(key->allowed_cidrs, &j->client_net)))
+		return APIKEYS_IP_NOT_ALLOWED;
+	if (j->required != NULL && !ScopeArrayGrants(key->scopes, j->required))
+		return APIKEYS_INSUFFICIENT_SCOPE;
+	return APIKEYS_VALID;
+}
+
+/*
+ * JudgeHit is the cache's CacheHitJudge: JudgeKey under the partition
+ * lock, so that the outcome is counted in the same lock hold.  An outcome
+ * that a rate limit may still change is left to be counted afterwards: a
+ * key with its own limit, or whose owner this backend does not yet know
+ * to have none.
+ */
+static ApikeysCode
+JudgeHit(const KeyInfo *key, void *arg, TimestampTz *now)
+{
+	Judgement  *j = (Judgement *) arg;
+
+	j->code = JudgeKey(key, true, j);
+	j->judged = true;
+	*now = j->now;
+	if (j->code == APIKEYS_VALID &&
+		(key->rate_limit > 0 || !OwnerLimitKnownNone(key->owner)))
+		return APIKEYS_NUM_CODES;
+	return j->code;
 }
 
 /*
@@ -128,44 +233,33 @@ VerifyCredentials(const char *client_id, int cid_len,
 				  bool ip_known, Datum client_ip,
 				  bool may_write, VerifyResult *res)
 {
-	uint8		presented[APIKEYS_HASH_LEN];
 	CacheHandle handle;
 	bool		found;
-	bool		current_ok = false;
-	bool		prev_ok = false;
-	TimestampTz now;
+	Judgement	j;
 	KeyInfo    *key = &res->key;
 
 	memset(res, 0, offsetof(VerifyResult, key));
 	res->retry_after = 0;
+	res->rate_limit = 0;
+	res->rate_known = false;
+	res->rate_remaining = 0;
+	res->rate_reset = 0;
 
 	/* an IPv4-mapped or -compatible address is its IPv4 address */
 	if (ip_known)
 		client_ip = AddressNormalize(client_ip);
 
-	found = KeyLookupCached(client_id, cid_len, key, &handle);
+	j.secret = secret;
+	j.secret_len = secret_len;
+	j.required = required;
+	j.ip_known = ip_known && NetFromInet(client_ip, &j.client_net);
+	j.judged = false;
+	j.secret_live = false;
+	j.now = 0;
+	found = KeyLookupCached(client_id, cid_len, key, &handle, JudgeHit, &j);
+	res->code = j.judged ? j.code : JudgeKey(key, found, &j);
 
-	if (found && SecretHash(secret, secret_len, key->hash_alg, presented))
-		current_ok = SecretHashEqual(presented, key->hash);
-	else
-	{
-		/*
-		 * Same work as a wrong secret: hash, then compare.  This covers an
-		 * unknown client ID and a peppered key while no pepper is set.
-		 */
-		SecretHash(secret, secret_len, APIKEYS_HASH_SHA256, presented);
-		(void) SecretHashEqual(presented, dummy_hash);
-	}
-
-	if (found && !current_ok && key->has_prev)
-	{
-		if (key->prev_hash_alg == key->hash_alg ||
-			SecretHash(secret, secret_len, key->prev_hash_alg, presented))
-			prev_ok = SecretHashEqual(presented, key->prev_hash);
-	}
-	explicit_bzero(presented, sizeof(presented));
-
-	if (!current_ok && !prev_ok)
+	if (res->code == APIKEYS_NOT_FOUND)
 	{
 		/* the caller is the address with the client ID it presented */
 		UsageRecordFailure(&handle, found ? client_id : NULL, cid_len);
@@ -176,32 +270,24 @@ VerifyCredentials(const char *client_id, int cid_len,
 	}
 
 	res->have_key = true;
-	now = GetCurrentTimestamp();
-	/* the one rule for which secrets a key answers to (report_leaked too) */
-	res->secret_live = current_ok || (prev_ok && now < key->prev_expires_at);
-
-	if (key->revoked)
-		res->code = APIKEYS_REVOKED;
-	else if (key->disabled)
-		res->code = APIKEYS_DISABLED;
-	else if (now >= key->expires_at ||
-			 (prev_ok && now >= key->prev_expires_at))
-		res->code = APIKEYS_EXPIRED;
-	else if (key->allowed_cidrs != NULL &&
-			 (!ip_known || !AddressAllowed(key->allowed_cidrs, client_ip)))
-		res->code = APIKEYS_IP_NOT_ALLOWED;
-	else if (required != NULL && !ScopeArrayGrants(key->scopes, required))
-		res->code = APIKEYS_INSUFFICIENT_SCOPE;
-	else if (key->rate_limit > 0 &&
-			 ThrottleRateLimited(key->client_id, key->rate_limit,
-								 key->rate_window_us, &res->retry_after))
-		res->code = APIKEYS_RATE_LIMITED;
-	else if (OwnerRateLimited(key->owner, &res->retry_after))
+	res->secret_live = j.secret_live;
+	if (key->rate_limit > 0)
+		res->rate_limit = key->rate_limit;
+	if (res->code == APIKEYS_VALID && key->rate_limit > 0)
+	{
+		if (ThrottleRateWindow(key->client_id, key->rate_limit,
+							   key->rate_window_us, &res->retry_after,
+							   &res->rate_remaining, &res->rate_reset))
+			res->code = APIKEYS_RATE_LIMITED;
+		/* no window without shared memory (not preloaded) */
+		res->rate_known = res->rate_reset != 0;
+	}
+	if (res->code == APIKEYS_VALID &&
+		OwnerRateLimited(key->owner, &res->retry_after))
 		res->code = APIKEYS_RATE_LIMITED;	/* the owner's shared window */
-	else
-		res->code = APIKEYS_VALID;
 
-	UsageRecord(&handle, key, res->code, now, may_write);
+	UsageRecord(&handle, key, res->code, j.now != 0 ? j.now : GetCurrentTimestamp(),
+				may_write);
 }
 
 /* SetMalformed: the answer to input that is not a credential at all. */
@@ -274,8 +360,8 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 	static Oid	cached_type = InvalidOid;
 	TupleDesc	tupdesc;
 	HeapTuple	tuple;
-	Datum		values[7];
-	bool		nulls[7] = {false};
+	Datum		values[13];
+	bool		nulls[13] = {false};
 
 	if (fcinfo->flinfo->fn_oid != cached_fn || !OidIsValid(cached_fn))
 	{
@@ -308,6 +394,27 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 		values[6] = Int32GetDatum(r->retry_after);
 	else
 		nulls[6] = true;
+	values[7] = Int32GetDatum(ApikeysHttpStatus(r->code));
+	if (r->have_key && r->key.name != NULL)
+		values[8] = CStringGetTextDatum(r->key.name);
+	else
+		nulls[8] = true;
+	if (r->have_key && r->key.metadata != NULL)
+		values[9] = JsonbPGetDatum(r->key.metadata);
+	else
+		nulls[9] = true;
+	if (r->have_key && r->rate_limit > 0)
+		values[10] = Int32GetDatum(r->rate_limit);
+	else
+		nulls[10] = true;
+	if (r->have_key && r->rate_known)
+	{
+		values[11] = Int32GetDatum(r->rate_remaining);
+		values[12] = TimestampTzGetDatum(r->rate_reset);
+	}
+	else
+		nulls[11] = nulls[12] = true;
+	Assert(tupdesc->natts == lengthof(values));
 
 	tuple = heap_form_tuple(tupdesc, values, nulls);
 	ReleaseTupleDesc(tupdesc);

@@ -24,6 +24,10 @@ typedef struct VerifyResult
 								 * one within its grace */
 	KeyInfo		key;
 	int			retry_after;	/* seconds, for RATE_LIMITED */
+	int32		rate_limit;		/* the key's limit (0: none) */
+	bool		rate_known;		/* its window was consulted: the next two set */
+	int32		rate_remaining; /* requests left in the window */
+	TimestampTz rate_reset;		/* when the window ends */
 } VerifyResult;
 
 extern void VerifyCredentials(const char *client_id, int cid_len,
@@ -39,6 +43,7 @@ extern void VerifyClientSecret(const char *client_id, int cid_len,
 							   const Scope *required,
 							   bool ip_known, Datum client_ip,
 							   bool may_write, VerifyResult *res);
+extern int	ApikeysHttpStatus(ApikeysCode code);
 extern bool ConnectionAddress(Datum *addr);
 extern bool RequestClientAddress(Datum *addr);	/* postgrest.c */
 extern const Scope *VerifyRequiredScopeArg(FunctionCallInfo fcinfo, int argno, Scope *buf);

@@ -65,6 +65,7 @@
 #include "recent.h"
 #include "shmem.h"
 #include "stats.h"
+#include "usage.h"
 
 PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
 PGDLLEXPORT void ApikeysFlushWorkerMain(Datum arg);
@@ -89,8 +90,9 @@ WorkerRegister(void)
 /*
  * VisitDatabase starts a worker for dbid and waits for it: kind 'f' a
  * flush, 'r' a rollup of everything, 'h' the hourly rollup, 'p' a policy
- * run.  A failure to start (no free worker slot) is logged; usage stays in
- * shared memory for the next round, policies wait for the next interval.
+ * run.  A failure to start (no free worker slot) is a WARNING and counted;
+ * usage stays in shared memory and the database on the worklist for the
+ * next round, policies wait for the next interval.
  */
 static void
 VisitDatabase(Oid dbid, char kind)
@@ -121,10 +123,26 @@ VisitDatabase(Oid dbid, char kind)
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
-		ereport(LOG,
-				(errmsg("could not start an apikeys %s worker",
-						kind == 'p' ? "policy" : "usage flush"),
-				 errhint("Raise \"max_worker_processes\".")));
+		uint64		n = DbListVisitNotStarted();
+
+		/*
+		 * Every slot is taken (any login role can hold some with parallel
+		 * workers).  The usage stays in shared memory, and the database stays
+		 * on the worklist for the next round (the mark was cleared when it
+		 * was listed); apply_policies, wherever it runs, journals that usage
+		 * itself, so nothing it decides on is hidden.  Said loudly: a policy
+		 * run that does not start revokes nothing and sends no notice.
+		 */
+		if (kind != 'p')
+			DbListMarkDirty(dbid);
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start an apikeys %s worker for database %u",
+						kind == 'p' ? "policy" : "usage flush", dbid),
+				 errdetail("All background worker slots are in use; " UINT64_FORMAT " visits could not start since the server started.",
+						   n),
+				 errhint("Raise \"max_worker_processes\"; the %s is tried again at the next round.",
+						 kind == 'p' ? "policy run" : "flush")));
 		return;
 	}
 	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
@@ -150,6 +168,19 @@ ApikeysLauncherMain(Datum arg)
 	/* no database: this only makes the launcher visible in pg_stat_activity */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("apikeys usage flusher");
+
+	/*
+	 * The launcher starts once recovery is over.  What a clean shutdown of
+	 * this primary saved comes back into shared memory; anything else (a
+	 * crash, an immediate shutdown, a promoted standby, a first start) may
+	 * have lost uses until now, which the "unused" policy must know.
+	 */
+	if (!DbListLauncherStarted())
+	{
+		if (!UsageLoadSaved())
+			DbListNoteLoss(GetCurrentTimestamp());
+		DbListLauncherMarkStarted();
+	}
 
 	if (!RecoveryInProgress())
 	{

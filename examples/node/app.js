@@ -35,17 +35,21 @@ if (process.env.TRUST_PROXY) app.set('trust proxy', process.env.TRUST_PROXY);
 const REALM = 'ApiKey realm="api"';
 
 // httpAnswer maps an error of apikeys.authenticate() (or of a policy) to
-// an HTTP answer; null for any other error (a 500).
+// an HTTP answer; null for any other error (a 500).  authenticate()'s
+// errors carry {"code", "http_status", "retry_after"} as a JSON detail;
+// an RLS refusal (42501) has none.
 function httpAnswer(err) {
-  switch (err.code) {
-    case '28000': // MALFORMED NOT_FOUND EXPIRED DISABLED REVOKED
-      return { status: 401, headers: { 'WWW-Authenticate': `${REALM}, error="invalid_key"` } };
-    case '42501': // INSUFFICIENT_SCOPE IP_NOT_ALLOWED, or refused by RLS
-      return { status: 403, headers: {} };
-    case '54000': { // RATE_LIMITED; the detail says "Retry after N seconds."
-      const m = /Retry after (\d+) second/.exec(err.detail || '');
-      return { status: 429, headers: { 'Retry-After': m ? m[1] : '1' } };
-    }
+  let d = null;
+  try { d = JSON.parse(err.detail || ''); } catch (e) { d = null; }
+  const status = d && d.http_status ? d.http_status
+    : { '28000': 401, '42501': 403, '54000': 429 }[err.code];
+  switch (status) {
+    case 401: // MALFORMED NOT_FOUND EXPIRED DISABLED REVOKED
+      return { status, headers: { 'WWW-Authenticate': `${REALM}, error="invalid_key"` } };
+    case 403: // INSUFFICIENT_SCOPE IP_NOT_ALLOWED, or refused by RLS
+      return { status, headers: {} };
+    case 429: // RATE_LIMITED
+      return { status, headers: { 'Retry-After': String((d && d.retry_after) || 1) } };
     default:
       return null;
   }

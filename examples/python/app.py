@@ -26,8 +26,8 @@ python3-fastapi python3-uvicorn.  Configuration: the PG* environment
 variables (PGHOST, PGDATABASE, PGUSER=notes_app ...), PORT (default 8000),
 HOST (default 127.0.0.1).  Run: python3 app.py
 """
+import json
 import os
-import re
 from contextlib import contextmanager
 from typing import Optional
 
@@ -59,14 +59,24 @@ def close_pool():
 
 def http_answer(err: psycopg.Error):
     """The HTTP status and headers for an error of apikeys.authenticate()
-    (or of a policy); None for any other error (a 500)."""
-    if err.sqlstate == "28000":  # MALFORMED NOT_FOUND EXPIRED DISABLED REVOKED
+    (or of a policy); None for any other error (a 500).  authenticate()'s
+    errors carry {"code", "http_status", "retry_after"} as a JSON detail;
+    an RLS refusal (42501) has none."""
+    try:
+        d = json.loads(err.diag.message_detail or "")
+    except ValueError:
+        d = None
+    if isinstance(d, dict) and d.get("http_status"):
+        status = d["http_status"]
+    else:
+        d = None
+        status = {"28000": 401, "42501": 403, "54000": 429}.get(err.sqlstate)
+    if status == 401:  # MALFORMED NOT_FOUND EXPIRED DISABLED REVOKED
         return 401, {"WWW-Authenticate": REALM + ', error="invalid_key"'}
-    if err.sqlstate == "42501":  # INSUFFICIENT_SCOPE IP_NOT_ALLOWED, or refused by RLS
+    if status == 403:  # INSUFFICIENT_SCOPE IP_NOT_ALLOWED, or refused by RLS
         return 403, {}
-    if err.sqlstate == "54000":  # RATE_LIMITED; the detail says "Retry after N seconds."
-        m = re.search(r"Retry after (\d+) second", err.diag.message_detail or "")
-        return 429, {"Retry-After": m.group(1) if m else "1"}
+    if status == 429:  # RATE_LIMITED
+        return 429, {"Retry-After": str((d or {}).get("retry_after") or 1)}
     return None
 
 
