@@ -973,10 +973,12 @@ $$;
 -- of; NULL if none.  A table's owner escapes its row-level security unless
 -- it is forced, so no key's db_role may be such a role: the one rule (in
 -- src/postgrest.c), applied here when a key is given the role
--- (_check_settings) and by pre_request at every switch to it.
+-- (_check_settings) and by pre_request at every switch to it.  Not
+-- STRICT: a STRICT call with a NULL constant would be folded away before
+-- the EXECUTE privilege is checked.
 CREATE FUNCTION apikeys._protected_table_owned_by(role oid) RETURNS regclass
     AS 'MODULE_PATHNAME', 'apikeys_protected_table_owned_by'
-    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
 
 -- _check_settings validates every optional setting of a key; 22023 naming
 -- the field on the first bad one.  NULL means "not given".

@@ -497,8 +497,11 @@ PG_FUNCTION_INFO_V1(apikeys_protected_table_owned_by);
 Datum
 apikeys_protected_table_owned_by(PG_FUNCTION_ARGS)
 {
-	Oid			tbl = OwnedProtectedTable(PG_GETARG_OID(0));
+	Oid			tbl;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	tbl = OwnedProtectedTable(PG_GETARG_OID(0));
 	if (!OidIsValid(tbl))
 		PG_RETURN_NULL();
 	PG_RETURN_OID(tbl);
