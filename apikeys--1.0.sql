@@ -294,6 +294,12 @@ CREATE TABLE apikeys.keys (
     -- self-service: the key that disabled this one (my_disable_key); NULL
     -- while disabled means an admin disabled it, and no key may enable it
     disabled_by_key     text,
+    -- self-service: the key that issued the current secret (my_rotate_key;
+    -- NULL: an admin, create_key or a claim) and the previous one, so that
+    -- revoke_key(with_descendants) also ends a secret a leaked manager
+    -- handed out by rotating a key it did not create
+    secret_by_key       text,
+    prev_secret_by_key  text,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
@@ -303,6 +309,20 @@ CREATE INDEX keys_owner_idx ON apikeys.keys (owner);
 CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
     WHERE revoked_at IS NULL;
 CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
+    WHERE created_by_key IS NOT NULL;
+
+-- The lineage of deleted keys: a key deleted while keys it created (or a
+-- deleted key's) remain keeps its place in the tree here, so that
+-- revoke_key(with_descendants) walks through it (delete_key writes it and
+-- drops links that no longer lead to any key).
+CREATE TABLE apikeys.deleted_keys (
+    client_id           text COLLATE "C" PRIMARY KEY,
+    owner               text NOT NULL,
+    created_by_key      text,
+    deleted_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+CREATE INDEX deleted_keys_created_by_key_idx ON apikeys.deleted_keys (created_by_key)
     WHERE created_by_key IS NOT NULL;
 
 -- Per-owner limits; a row appears when an owner gets a first key or a policy.
@@ -469,6 +489,7 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.scope_sets', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.protected_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('apikeys.deleted_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_journal', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.claims', '');
@@ -947,6 +968,18 @@ BEGIN
 END
 $$;
 
+-- _protected_table_owned_by: a table protected by apikeys.protect()
+-- without FORCE ROW LEVEL SECURITY whose owner the role is, or is a member
+-- of; NULL if none.  A table's owner escapes its row-level security unless
+-- it is forced, so no key's db_role may be such a role: the one rule (in
+-- src/postgrest.c), applied here when a key is given the role
+-- (_check_settings) and by pre_request at every switch to it.  Not
+-- STRICT: a STRICT call with a NULL constant would be folded away before
+-- the EXECUTE privilege is checked.
+CREATE FUNCTION apikeys._protected_table_owned_by(role oid) RETURNS regclass
+    AS 'MODULE_PATHNAME', 'apikeys_protected_table_owned_by'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+
 -- _check_settings validates every optional setting of a key; 22023 naming
 -- the field on the first bad one.  NULL means "not given".
 CREATE FUNCTION apikeys._check_settings(p_scopes text[], p_description text,
@@ -962,6 +995,7 @@ AS $$
 DECLARE
     r record;
     v_scopes apikeys.scope[];
+    v_tbl regclass;
 BEGIN
     IF p_scopes IS NOT NULL THEN
         IF pg_catalog.array_position(p_scopes, NULL) IS NOT NULL THEN
@@ -1032,7 +1066,7 @@ BEGIN
     END IF;
 
     IF p_db_role IS NOT NULL AND p_db_role OPERATOR(pg_catalog.<>) '' THEN
-        SELECT rolsuper, rolbypassrls INTO r
+        SELECT oid, rolsuper, rolbypassrls INTO r
           FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) p_db_role;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'role "%" does not exist', p_db_role USING ERRCODE = '22023';
@@ -1041,6 +1075,13 @@ BEGIN
             RAISE EXCEPTION 'role "%" cannot be used for API keys', p_db_role
                 USING ERRCODE = '22023',
                       DETAIL = 'Superuser and BYPASSRLS roles would escape row-level security.';
+        END IF;
+        v_tbl := apikeys._protected_table_owned_by(r.oid);
+        IF v_tbl IS NOT NULL THEN
+            RAISE EXCEPTION 'role "%" cannot be used for API keys', p_db_role
+                USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.format('The role is, or is a member of, the owner of table %s, which is protected without FORCE ROW LEVEL SECURITY: a table''s owner escapes its row-level security.', v_tbl),
+                      HINT = 'Revoke the table owner''s role from the key''s role, or protect the table with apikeys.protect(..., force => true).';
         END IF;
     END IF;
 
@@ -1257,8 +1298,10 @@ BEGIN
         prev_secret_hash = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_hash END,
         prev_hash_alg    = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN hash_alg END,
         prev_expires_at  = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END,
+        prev_secret_by_key = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_by_key END,
         secret_hash      = m.secret_hash,
-        hash_alg         = m.hash_alg
+        hash_alg         = m.hash_alg,
+        secret_by_key    = apikeys._acting_key()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
 
@@ -1315,11 +1358,16 @@ $$;
 --     SHARE), and a child that appears while we wait was made by a key
 --     being revoked, so it goes with it (children that existed before we
 --     came stay: they were made while their creator was live);
---   - with p_with_descendants (a leaked manager key), every key it
---     created, and theirs, recursively, that is not revoked yet; the walk
---     goes through revoked and expired keys (their children are
---     descendants too) and is a query, not a recursion, so no chain of
---     keys is too deep for it.
+--   - with p_with_descendants (a leaked manager key), every key the
+--     thief could hold through it, that is not revoked yet: every key it
+--     created, every key whose current secret (or previous one, within its
+--     grace) it issued by rotation (secret_by_key), and the same again for
+--     each of those, recursively.  The walk goes through revoked, expired
+--     and deleted keys (deleted_keys keeps a deleted key's link, so
+--     deleting the middle key, or the manager itself, hides nothing) and
+--     is a query, not a recursion, so no chain of keys is too deep for it.
+--     A key revoked or deleted already (p_client_id only in deleted_keys)
+--     is accepted here, with a NOTICE: its live descendants are revoked.
 -- p_strict: a missing or revoked key raises (42704, 55000, as _key_row);
 -- otherwise it is skipped.  Returns the number of keys revoked.
 CREATE FUNCTION apikeys._revoke_key(p_client_id text, p_detail jsonb,
@@ -1335,14 +1383,31 @@ DECLARE
     k apikeys.keys;
     c text;
     n integer := 0;
+    v_deleted boolean := false;
+    v_was_revoked boolean := false;
+    v_why text;
 BEGIN
     IF p_with_descendants IS NULL THEN
         RAISE EXCEPTION 'with_descendants cannot be NULL' USING ERRCODE = '22023';
     END IF;
     v_before := ARRAY(SELECT k2.client_id FROM apikeys.keys k2
                        WHERE k2.created_by_key OPERATOR(pg_catalog.=) p_client_id);
-    IF p_strict THEN
-        k := apikeys._key_row(p_client_id);
+    IF p_with_descendants AND p_client_id IS NOT NULL AND
+       NOT EXISTS (SELECT 1 FROM apikeys.keys k2
+                    WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id) THEN
+        -- a deleted key: lock its link so that a concurrent delete_key
+        -- cannot drop it under us
+        PERFORM 1 FROM apikeys.deleted_keys d
+          WHERE d.client_id OPERATOR(pg_catalog.=) p_client_id FOR UPDATE;
+        v_deleted := FOUND;
+    END IF;
+    IF v_deleted THEN
+        NULL;
+    ELSIF p_strict THEN
+        -- with descendants, a key revoked already is accepted: its tree
+        -- may still be live
+        k := apikeys._key_row(p_client_id, p_with_descendants);
+        v_was_revoked := k.revoked_at IS NOT NULL;
     ELSE
         SELECT * INTO k FROM apikeys.keys k2
          WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id
@@ -1351,43 +1416,67 @@ BEGIN
             RETURN 0;
         END IF;
     END IF;
-    PERFORM apikeys._op_begin('revoked', p_detail);
-    UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
-       AND revoked_at IS NULL;
-    IF FOUND THEN
-        n := 1;
-    END IF;
-    PERFORM apikeys._op_end();
+    IF NOT v_deleted THEN
+        PERFORM apikeys._op_begin('revoked', p_detail);
+        UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
+         WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+           AND revoked_at IS NULL;
+        IF FOUND THEN
+            n := 1;
+        END IF;
+        PERFORM apikeys._op_end();
 
-    FOR c IN SELECT k2.client_id FROM apikeys.keys k2
-              WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
-                AND k2.revoked_at IS NULL
-                AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
-              ORDER BY k2.client_id
-    LOOP
-        n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
-            pg_catalog.jsonb_build_object('reason', pg_catalog.format(
-                'created by %s while it was being revoked', k.client_id)), false, false);
-    END LOOP;
+        FOR c IN SELECT k2.client_id FROM apikeys.keys k2
+                  WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
+                    AND k2.revoked_at IS NULL
+                    AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
+                  ORDER BY k2.client_id
+        LOOP
+            n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+                pg_catalog.jsonb_build_object('reason', pg_catalog.format(
+                    'created by %s while it was being revoked', k.client_id)), false, false);
+        END LOOP;
+    END IF;
 
     IF p_with_descendants THEN
-        FOR c IN WITH RECURSIVE d(client_id) AS (
-                     SELECT k2.client_id FROM apikeys.keys k2
-                      WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
+        -- d: the key and every key reached from it by creation (through
+        -- live and deleted keys) or by a rotation that issued a secret
+        -- still live (current, or previous within its grace)
+        FOR c, v_why IN WITH RECURSIVE e(client_id, created_by_key, secret_by_key, prev_secret_by_key) AS (
+                     SELECT k2.client_id, k2.created_by_key, k2.secret_by_key,
+                            CASE WHEN k2.prev_expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+                                 THEN k2.prev_secret_by_key END
+                       FROM apikeys.keys k2
+                     UNION ALL
+                     SELECT dk.client_id, dk.created_by_key, NULL, NULL
+                       FROM apikeys.deleted_keys dk),
+                 d(client_id) AS (
+                     SELECT p_client_id COLLATE "C"
                      UNION
-                     SELECT k3.client_id FROM apikeys.keys k3, d
-                      WHERE k3.created_by_key OPERATOR(pg_catalog.=) d.client_id)
-                 SELECT d.client_id FROM d, apikeys.keys k4
+                     SELECT e.client_id FROM e, d
+                      WHERE e.created_by_key OPERATOR(pg_catalog.=) d.client_id
+                         OR e.secret_by_key OPERATOR(pg_catalog.=) d.client_id
+                         OR e.prev_secret_by_key OPERATOR(pg_catalog.=) d.client_id)
+                 SELECT d.client_id,
+                        CASE WHEN EXISTS (SELECT 1 FROM d d2
+                                           WHERE d2.client_id OPERATOR(pg_catalog.=) k4.created_by_key)
+                             THEN 'created by %s or its descendants, revoked with it'
+                             ELSE 'holding a secret issued by %s or its descendants, revoked with it' END
+                   FROM d, apikeys.keys k4
                   WHERE k4.client_id OPERATOR(pg_catalog.=) d.client_id
+                    AND k4.client_id OPERATOR(pg_catalog.<>) p_client_id
                     AND k4.revoked_at IS NULL
                   ORDER BY d.client_id
         LOOP
             n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
-                pg_catalog.jsonb_build_object('reason', pg_catalog.format(
-                    'created by %s or its descendants, revoked with it', k.client_id)),
+                pg_catalog.jsonb_build_object('reason', pg_catalog.format(v_why, p_client_id)),
                 false, false);
         END LOOP;
+    END IF;
+    IF v_deleted OR v_was_revoked THEN
+        RAISE NOTICE 'API key "%" was % already: % key(s) it led to revoked', p_client_id,
+                     CASE WHEN v_deleted THEN 'deleted' ELSE 'revoked' END, n
+            USING DETAIL = 'The keys it created, and theirs, and keys holding a secret they issued.';
     END IF;
     RETURN n;
 END
@@ -1460,12 +1549,43 @@ CREATE FUNCTION apikeys.delete_key(client_id text)
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    k apikeys.keys := apikeys._key_row(delete_key.client_id, true);
+    v_up text;
 BEGIN
-    PERFORM apikeys._key_row(delete_key.client_id, true);
     PERFORM apikeys._op_begin('deleted', NULL);
-    DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) delete_key.client_id;
+    DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
+    -- The tree revoke_key(with_descendants) walks must survive the
+    -- deletion: a key that leads to other keys leaves its link behind
+    -- (deleted_keys); one that leads nowhere leaves none, and a deleted
+    -- ancestor it was the last link of is dropped, up the tree.
+    IF apikeys._leads_to_keys(k.client_id) THEN
+        INSERT INTO apikeys.deleted_keys (client_id, owner, created_by_key)
+        VALUES (k.client_id, k.owner, k.created_by_key);
+    ELSE
+        v_up := k.created_by_key;
+        WHILE v_up IS NOT NULL AND NOT apikeys._leads_to_keys(v_up) LOOP
+            DELETE FROM apikeys.deleted_keys d
+             WHERE d.client_id OPERATOR(pg_catalog.=) v_up
+            RETURNING d.created_by_key INTO v_up;
+        END LOOP;
+    END IF;
 END
+$$;
+
+-- _leads_to_keys: does a key (or deleted key) have children, live or
+-- deleted ones that lead further?
+CREATE FUNCTION apikeys._leads_to_keys(p_client_id text)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM apikeys.keys k
+                    WHERE k.created_by_key OPERATOR(pg_catalog.=) p_client_id)
+        OR EXISTS (SELECT 1 FROM apikeys.deleted_keys d
+                    WHERE d.created_by_key OPERATOR(pg_catalog.=) p_client_id)
 $$;
 
 CREATE FUNCTION apikeys.update_key(client_id text,
@@ -1666,8 +1786,19 @@ BEGIN
 END
 $$;
 
+-- The client ID of the key whose live secret a token holds (current, or
+-- previous within its grace: the rule verification applies), else NULL;
+-- verifies as apikeys.verify(token) does.  For report_leaked.
+CREATE FUNCTION apikeys._live_secret_key(token text) RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_live_secret_key'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 -- Anyone who finds a leaked token can kill it (GitHub's credential
--- revocation API).  It says nothing either way, so it is no oracle.
+-- revocation API).  It says nothing either way, so it is no oracle: it
+-- revokes only a key whose live secret the token holds (a secret rotated
+-- away past its grace is no longer the key's, and revokes nothing), and
+-- where it could not write (a hot standby, a read-only transaction) it
+-- refuses before looking at the token, the same for every input.
 CREATE FUNCTION apikeys.report_leaked(token text)
     RETURNS void
     LANGUAGE plpgsql
@@ -1675,14 +1806,19 @@ CREATE FUNCTION apikeys.report_leaked(token text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v apikeys.verification;
+    v_client_id text;
 BEGIN
-    v := apikeys.verify(token, NULL, NULL);
-    -- the secret matched unless the key is unknown or the token is junk
-    IF v.client_id IS NULL OR v.code OPERATOR(pg_catalog.=) 'REVOKED' THEN
+    IF pg_catalog.current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'cannot report a leaked token in a read-only transaction'
+            USING ERRCODE = '25006',
+                  HINT = 'Call apikeys.report_leaked() on the primary, outside a read-only transaction.';
+    END IF;
+    v_client_id := apikeys._live_secret_key(token);
+    IF v_client_id IS NULL THEN
         RETURN;
     END IF;
-    PERFORM apikeys._revoke_key(v.client_id, pg_catalog.jsonb_build_object(
+    -- a revoked key is skipped (not strict)
+    PERFORM apikeys._revoke_key(v_client_id, pg_catalog.jsonb_build_object(
         'reason', 'leaked', 'reported_by', SESSION_USER), false, false);
 END
 $$;
@@ -2047,6 +2183,8 @@ BEGIN
         prev_secret_hash = NULL,
         prev_hash_alg = NULL,
         prev_expires_at = NULL,
+        secret_by_key = NULL,
+        prev_secret_by_key = NULL,
         pending_since = NULL
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
@@ -2090,6 +2228,8 @@ BEGIN
         prev_secret_hash = NULL,
         prev_hash_alg = NULL,
         prev_expires_at = NULL,
+        secret_by_key = NULL,
+        prev_secret_by_key = NULL,
         pending_since = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
     RETURNING * INTO k;
@@ -3810,7 +3950,11 @@ COMMENT ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, te
 COMMENT ON FUNCTION apikeys.rotate_key(text, interval) IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
 COMMENT ON FUNCTION apikeys.disable_key(text, text) IS 'Disables a key until enable_key (reversible)';
 COMMENT ON FUNCTION apikeys.enable_key(text) IS 'Re-enables a disabled key';
-COMMENT ON FUNCTION apikeys.revoke_key(text, text, boolean) IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs';
+COMMENT ON FUNCTION apikeys.revoke_key(text, text, boolean) IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key)';
+COMMENT ON FUNCTION apikeys._live_secret_key(text) IS 'Internal: the client ID of the key whose live secret (current, or previous within its grace) a token holds; for report_leaked';
+COMMENT ON FUNCTION apikeys._protected_table_owned_by(oid) IS 'Internal: a table protected without FORCE ROW LEVEL SECURITY whose owner the role is or is a member of (such a role cannot be a key''s db_role)';
+COMMENT ON FUNCTION apikeys._leads_to_keys(text) IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
+COMMENT ON TABLE apikeys.deleted_keys IS 'The creation links of deleted keys that still lead to keys, so that revoke_key with_descendants walks through them';
 COMMENT ON FUNCTION apikeys._revoke_key(text, jsonb, boolean, boolean) IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
 COMMENT ON FUNCTION apikeys.revoke_all_keys(text, text) IS 'Revokes every key of an owner forever; returns how many';
 COMMENT ON FUNCTION apikeys.delete_key(text) IS 'Deletes a key; its audit trail stays';

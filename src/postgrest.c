@@ -50,6 +50,10 @@
 
 #include <sys/socket.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_class.h"
 #include "common/base64.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -60,7 +64,11 @@
 #include "utils/inet.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 
+#include "catalog.h"
 #include "context.h"
 #include "throttle.h"
 #include "token.h"
@@ -428,16 +436,90 @@ ScrubHeaders(Jsonb *headers, const char *const *names, int n)
 }
 
 /*
+ * OwnedProtectedTable: a table protected by apikeys.protect() (a row of
+ * apikeys.protected_tables) without FORCE ROW LEVEL SECURITY whose owner
+ * roleid is, or is a member of (with or without INHERIT: a member may SET
+ * ROLE to the owner), else InvalidOid.  A table's owner is not subject to
+ * its row-level security unless it is forced, so no key's db_role may be
+ * such a role.  The one rule: pre_request applies it at every switch
+ * (SwitchToKeyRole) and create_key / update_key when they are given the
+ * role (apikeys._protected_table_owned_by).  One pg_class lookup per
+ * protected table; no SQL, no privilege check (the caller has the key).
+ */
+static Oid
+OwnedProtectedTable(Oid roleid)
+{
+	Oid			keys = ApikeysKeysRelid();
+	Oid			relid;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			result = InvalidOid;
+
+	if (!OidIsValid(keys))
+		return InvalidOid;
+	relid = get_relname_relid("protected_tables", get_rel_namespace(keys));
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	rel = table_open(relid, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Oid			tbl = DatumGetObjectId(heap_getattr(tup, 1,
+														RelationGetDescr(rel),
+														&isnull));
+		HeapTuple	ctup;
+
+		if (isnull)
+			continue;
+		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(tbl));
+		if (!HeapTupleIsValid(ctup))
+			continue;			/* dropped since */
+		if (!((Form_pg_class) GETSTRUCT(ctup))->relforcerowsecurity &&
+			is_member_of_role_nosuper(roleid,
+									  ((Form_pg_class) GETSTRUCT(ctup))->relowner) &&
+			(!OidIsValid(result) || tbl < result))
+			result = tbl;
+		ReleaseSysCache(ctup);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(apikeys_protected_table_owned_by);
+
+/*
+ * SQL function: apikeys._protected_table_owned_by(role oid) returns regclass
+ * OwnedProtectedTable for create_key and update_key; NULL for none.
+ */
+Datum
+apikeys_protected_table_owned_by(PG_FUNCTION_ARGS)
+{
+	Oid			tbl;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	tbl = OwnedProtectedTable(PG_GETARG_OID(0));
+	if (!OidIsValid(tbl))
+		PG_RETURN_NULL();
+	PG_RETURN_OID(tbl);
+}
+
+/*
  * SwitchToKeyRole switches to the key's db_role for the rest of the
- * transaction.  create_key refuses superuser and BYPASSRLS roles, but a
- * role can gain either later; switching to it then would lift the request
- * out of row-level security, so that is refused here, at every use.
- * set_config_option checks that the session user may become the role.
+ * transaction.  create_key refuses superuser and BYPASSRLS roles and
+ * owners of protected tables, but a role can become any of them later;
+ * switching to it then would lift the request out of row-level security,
+ * so that is refused here, at every use.  set_config_option checks that
+ * the session user may become the role.
  */
 static void
 SwitchToKeyRole(const KeyInfo *key)
 {
 	Oid			roleid = get_role_oid(key->db_role, true);
+	Oid			tbl;
 
 	if (OidIsValid(roleid) &&
 		(superuser_arg(roleid) || has_bypassrls_privilege(roleid)))
@@ -447,6 +529,15 @@ SwitchToKeyRole(const KeyInfo *key)
 						key->db_role, key->client_id),
 				 errdetail("The role is a superuser or has BYPASSRLS, which would escape row-level security."),
 				 errhint("Remove SUPERUSER and BYPASSRLS from the role, or give the key another db_role with apikeys.update_key().")));
+	if (OidIsValid(roleid) && OidIsValid(tbl = OwnedProtectedTable(roleid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" of API key \"%s\" cannot be used",
+						key->db_role, key->client_id),
+				 errdetail("The role is, or is a member of, the owner of table %s, which is protected without FORCE ROW LEVEL SECURITY: a table's owner escapes its row-level security.",
+						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(tbl)),
+													  get_rel_name(tbl))),
+				 errhint("Revoke the table owner's role from the key's role, or protect the table with apikeys.protect(..., force => true).")));
 	(void) set_config_option("role", key->db_role,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 							 true, 0, false);

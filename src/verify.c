@@ -138,6 +138,8 @@ typedef struct Judgement
 	bool		ip_known;		/* the client address is known ... */
 	ApikeysNet	client_net;		/* ... and parses to this */
 	bool		judged;			/* JudgeHit ran: code is set */
+	bool		secret_live;	/* the secret is the key's current one, or its
+								 * previous one within the grace */
 	ApikeysCode code;
 } Judgement;
 
@@ -180,6 +182,8 @@ JudgeKey(const KeyInfo *key, bool found, Judgement *j)
 		return APIKEYS_NOT_FOUND;
 
 	j->now = now = GetCurrentTimestamp();
+	/* the one rule for which secrets a key answers to (report_leaked too) */
+	j->secret_live = current_ok || (prev_ok && now < key->prev_expires_at);
 	if (key->revoked)
 		return APIKEYS_REVOKED;
 	if (key->disabled)
@@ -250,6 +254,7 @@ VerifyCredentials(const char *client_id, int cid_len,
 	j.required = required;
 	j.ip_known = ip_known && NetFromInet(client_ip, &j.client_net);
 	j.judged = false;
+	j.secret_live = false;
 	j.now = 0;
 	found = KeyLookupCached(client_id, cid_len, key, &handle, JudgeHit, &j);
 	res->code = j.judged ? j.code : JudgeKey(key, found, &j);
@@ -265,6 +270,7 @@ VerifyCredentials(const char *client_id, int cid_len,
 	}
 
 	res->have_key = true;
+	res->secret_live = j.secret_live;
 	if (key->rate_limit > 0)
 		res->rate_limit = key->rate_limit;
 	if (res->code == APIKEYS_VALID && key->rate_limit > 0)
@@ -461,6 +467,7 @@ VerifyTokenArgs(FunctionCallInfo fcinfo, VerifyResult *res)
 
 PG_FUNCTION_INFO_V1(apikeys_verify);
 PG_FUNCTION_INFO_V1(apikeys_verify_client);
+PG_FUNCTION_INFO_V1(apikeys_live_secret_key);
 
 /*
  * SQL function: apikeys.verify(token text, required_scope text,
@@ -496,4 +503,27 @@ apikeys_verify_client(PG_FUNCTION_ARGS)
 					   secret ? VARSIZE_ANY_EXHDR(secret) : 0,
 					   required, ip_known, addr, true, &res);
 	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
+}
+
+/*
+ * SQL function: apikeys._live_secret_key(token text) returns text
+ *
+ * The client ID of the key whose live secret the token holds: its current
+ * secret, or its previous one within the rotation grace (secret_live, the
+ * rule verification applies), whatever the key's state; NULL for anything
+ * else, including a secret rotated away whose grace is over.  It verifies
+ * as apikeys.verify(token) does (counted, throttled), for report_leaked.
+ */
+Datum
+apikeys_live_secret_key(PG_FUNCTION_ARGS)
+{
+	VerifyResult res;
+	Datum		addr = (Datum) 0;
+	bool		ip_known = ConnectionAddress(&addr);
+
+	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+				NULL, ip_known, addr, true, &res);
+	if (!res.have_key || !res.secret_live)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(res.key.client_id));
 }

@@ -95,6 +95,23 @@ is(code($standby, $ta3), 'DISABLED', 'a disable on the primary is seen on the st
 is(code($standby, $ta1), 'NOT_FOUND', 'a rotated-away secret fails on the standby');
 is(code($standby, $ta1_new), 'VALID', 'the new secret verifies on the standby');
 
+# report_leaked on the standby is no oracle: one error, the same for a live
+# token, a revoked one, a rotated-away one and junk (it used to fail only
+# for a live token, trying to lock the key's row)
+my %leak;
+for my $t ($ta1_new, $ta2, $ta1, 'ak_junk')
+{
+	my ($lrc, $lout, $lerr) = $standby->psql('postgres',
+		"SELECT apikeys.report_leaked('$t')",
+		extra_params => [ '-U', 'app', '-v', 'VERBOSITY=verbose' ]);
+	$lerr =~ s/LOCATION:.*//s;
+	$leak{"$lrc $lerr"}++;
+}
+is(scalar(keys %leak), 1, 'report_leaked answers the same for every token on the standby');
+like((keys %leak)[0], qr/^3 (psql:<stdin>:1: )?ERROR:  25006: cannot report a leaked token in a read-only transaction/,
+	'... a read-only error before the token is looked at');
+is(code($standby, $ta1_new), 'VALID', '... and the live key stays valid');
+
 my $audit_primary = $primary->safe_psql('postgres',
 	'SELECT count(*), max(id), md5(string_agg(id || event || coalesce(client_id, \'\') || detail::text, \',\' ORDER BY id)) FROM apikeys.audit_log');
 my $keys_primary = $primary->safe_psql('postgres',
