@@ -59,13 +59,14 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "counters.h"
 #include "dblist.h"
 #include "journal.h"
 #include "recent.h"
 #include "shmem.h"
 
-PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
+pg_noreturn PGDLLEXPORT void ApikeysLauncherMain(Datum arg);
 PGDLLEXPORT void ApikeysFlushWorkerMain(Datum arg);
 
 /* WorkerRegister registers the launcher (from _PG_init, preloaded only). */

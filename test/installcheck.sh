@@ -43,13 +43,7 @@ TAP_LIST=${INSTALLCHECK_TAP:-test/t/004_prepare_and_login.pl test/t/052_not_prel
 [ "$TAP_LIST" = all ] && TAP_LIST=
 
 # the repository's files as a user's checkout has them (no build output)
-mkdir -p "$IC/src"
-if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-	git -C "$ROOT" ls-files -co --exclude-standard -z | (cd "$ROOT" && tar --null -cf - -T -) | tar -xf - -C "$IC/src"
-else
-	(cd "$ROOT" && tar --exclude=./results --exclude=./tmp_check --exclude=./output_iso -cf - .) | tar -xf - -C "$IC/src"
-fi
-rm -f "$IC/src"/*.so "$IC/src"/src/*.o "$IC/src"/src/*.bc
+copy_tree "$IC/src"
 [ "$(id -u)" = 0 ] && chown -R "$PG_OS_USER" "$IC"
 
 make_ic() { # make TARGET... in the copy, as the cluster's user, with the private pg_config

@@ -1,8 +1,11 @@
 # test/lib.sh -- shared by test/run.sh, test/demo.sh and bench/run.sh.
 #
-# Builds the extension and installs it into a private copy of the
-# PostgreSQL installation under $WORK, so tests never touch (or depend on)
-# the system's extension directory and several checkouts can test at once.
+# Builds the extension in a private copy of the source tree and installs it
+# into a private copy of the PostgreSQL installation under $WORK, so tests
+# never touch (or depend on) the system's extension directory, several
+# checkouts can test at once, and one checkout can test against several
+# PostgreSQL majors (PG_CONFIG) at once: objects built for one major never
+# meet another's (PGXS tracks no such dependency).
 # PostgreSQL finds its share/ and lib/ directories relative to its own
 # binary, so a copied tree is a complete, relocated installation.
 #
@@ -34,16 +37,34 @@ pg_setup() {
 	cp -a "$sharedir/." "$WORK/inst$sharedir/"
 	INSTBIN="$WORK/inst$bindir"
 
-	msg "building apikeys"
-	make -s -C "$ROOT" with_llvm=no PG_CONFIG="$PG_CONFIG" \
+	msg "building apikeys for $("$PG_CONFIG" --version)"
+	copy_tree "$WORK/build"
+	make -s -C "$WORK/build" -j2 with_llvm=no PG_CONFIG="$PG_CONFIG" \
 		PG_CFLAGS="${PG_CFLAGS:--Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare}" \
 		>"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; return 1; }
-	make -s -C "$ROOT" with_llvm=no PG_CONFIG="$PG_CONFIG" install DESTDIR="$WORK/inst" \
+	make -s -C "$WORK/build" with_llvm=no PG_CONFIG="$PG_CONFIG" install DESTDIR="$WORK/inst" \
 		>>"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; return 1; }
 
 	if [ "$(id -u)" = 0 ]; then
 		chown -R "$PG_OS_USER" "$WORK"
 	fi
+}
+
+# copy_tree DIR: the repository's files as a checkout has them (tracked and
+# new files, no build output) into DIR.
+copy_tree() {
+	mkdir -p "$1"
+	if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+		git -C "$ROOT" ls-files -co --exclude-standard -z | (cd "$ROOT" && tar --null -cf - -T -) | tar -xf - -C "$1"
+	else
+		(cd "$ROOT" && tar --exclude=./results --exclude=./tmp_check --exclude=./output_iso -cf - .) | tar -xf - -C "$1"
+	fi
+	rm -f "$1"/*.so "$1"/src/*.o "$1"/src/*.bc
+}
+
+# pg_major [PG_CONFIG]: the major version number (15, 18) of a pg_config.
+pg_major() {
+	"${1:-$PG_CONFIG}" --version | sed -n 's/^PostgreSQL \([0-9][0-9]*\).*/\1/p'
 }
 
 # as_pg CMD...: run a command as the cluster's OS user with the private
