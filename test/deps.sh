@@ -7,6 +7,12 @@
 # Node.js with npm when no node is on PATH (the delivery example's test);
 # then the example's npm packages (npm ci, from package-lock.json).  As
 # another user it only checks and says what is missing.
+#
+# The version matrix (test/run.sh) also runs on PostgreSQL 18: where no
+# pg_config of 18 is installed (PGDG's postgresql-server-dev-18 would do),
+# test/pgbuild.sh builds it once per machine from Debian's source package
+# into /var/cache/apikeys/pg18 (about 5 minutes, the first time only).
+# Not when PG or PG_CONFIG picks another single version.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 pkgs="postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron libipc-run-perl make gcc pg-bsd-indent"
@@ -32,5 +38,12 @@ ex="$ROOT/examples/delivery"
 if [ ! -d "$ex/node_modules/pg" ] || [ "$ex/package-lock.json" -nt "$ex/node_modules/.package-lock.json" ]; then
 	echo "==> npm ci in examples/delivery" >&2
 	(cd "$ex" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || exit 1
+fi
+
+# PostgreSQL 18, for the matrix
+if [ -z "${PG_CONFIG:-}" ] && { [ -z "${PG:-}" ] || [ "$PG" = 18 ]; }; then
+	if [ ! -x /usr/lib/postgresql/18/bin/pg_config ]; then
+		"$ROOT/test/pgbuild.sh" 18 >/dev/null || exit 1
+	fi
 fi
 exit 0

@@ -79,10 +79,12 @@ for mode in not_preloaded preloaded; do
 	mrc=$?
 	why=()
 	[ "$mrc" -ne 0 ] && why+=("exit status $mrc")
-	# each suite's own summary, read from its own part of the log
-	section() { awk -v s="$1" '/^\+\+\+ [a-z]+ install-check/ { on = ($2 == s) } on' "$log"; }
-	section regress | grep -qE "^ *All $nregress tests passed" || why+=("pg_regress did not pass all $nregress tests (or did not run)")
-	[ "$niso" -gt 0 ] && { section isolation | grep -qE "^ *All $niso tests passed" || why+=("isolation did not pass all $niso tests (or did not run: make stops at the first failing suite)"); }
+	# each suite's own summary, read from its own part of the log (16+
+	# prints it as a TAP comment: "# +++ regress install-check ...",
+	# "# All 27 tests passed.")
+	section() { awk -v s="$1" '/^(# )?\+\+\+ [a-z]+ install-check/ { on = ($0 ~ ("\\+\\+\\+ " s " ")) } on' "$log"; }
+	section regress | grep -qE "^(# )? *All $nregress tests passed" || why+=("pg_regress did not pass all $nregress tests (or did not run)")
+	[ "$niso" -gt 0 ] && { section isolation | grep -qE "^(# )? *All $niso tests passed" || why+=("isolation did not pass all $niso tests (or did not run: make stops at the first failing suite)"); }
 	grep -q '^Result: PASS' "$log" || why+=("prove did not PASS (or did not run)")
 	if [ ${#why[@]} -eq 0 ]; then
 		echo "installcheck $mode ... ok"
