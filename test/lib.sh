@@ -20,34 +20,49 @@ PG_OS_USER=${PG_OS_USER:-postgres}
 msg() { printf '==> %s\n' "$*" >&2; }
 
 # pg_setup: sets WORK, INSTBIN, PGXSDIR; builds and installs privately.
+# With UPGRADE_FROM (the pg_config of an older major) it also builds and
+# installs apikeys into a private copy of that installation, and sets
+# OLDINST to its root (what test/t/040_pg_upgrade.pl upgrades from).
 pg_setup() {
-	local bindir sharedir pgroot
-	bindir=$("$PG_CONFIG" --bindir)
-	sharedir=$("$PG_CONFIG" --sharedir)
-	PGXSDIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
-	pgroot=$(dirname "$bindir")
-
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/apikeys.XXXXXX")
 	chmod 755 "$WORK"
 	trap pg_teardown EXIT
 	trap 'exit 130' INT TERM
 
-	mkdir -p "$WORK/inst$pgroot" "$WORK/inst$sharedir"
-	cp -a "$pgroot/." "$WORK/inst$pgroot/"
-	cp -a "$sharedir/." "$WORK/inst$sharedir/"
-	INSTBIN="$WORK/inst$bindir"
-
-	msg "building apikeys for $("$PG_CONFIG" --version)"
-	copy_tree "$WORK/build"
-	make -s -C "$WORK/build" -j2 with_llvm=no PG_CONFIG="$PG_CONFIG" \
-		PG_CFLAGS="${PG_CFLAGS:--Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare}" \
-		>"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; return 1; }
-	make -s -C "$WORK/build" with_llvm=no PG_CONFIG="$PG_CONFIG" install DESTDIR="$WORK/inst" \
-		>>"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; return 1; }
+	PGXSDIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
+	pg_install "$PG_CONFIG" inst || return 1
+	INSTBIN="$WORK/inst$("$PG_CONFIG" --bindir)"
+	OLDINST=
+	if [ -n "${UPGRADE_FROM:-}" ]; then
+		pg_install "$UPGRADE_FROM" old || return 1
+		OLDINST="$WORK/old$(dirname "$("$UPGRADE_FROM" --bindir)")"
+	fi
 
 	if [ "$(id -u)" = 0 ]; then
 		chown -R "$PG_OS_USER" "$WORK"
 	fi
+}
+
+# pg_install PG_CONFIG NAME: a private copy of that PostgreSQL installation
+# in $WORK/NAME (PostgreSQL finds its share/ and lib/ relative to its own
+# binary, so the copy is complete), with apikeys built (in $WORK/NAME-build)
+# and installed into it.
+pg_install() {
+	local cfg=$1 name=$2 bindir sharedir pgroot
+	bindir=$("$cfg" --bindir)
+	sharedir=$("$cfg" --sharedir)
+	pgroot=$(dirname "$bindir")
+	mkdir -p "$WORK/$name$pgroot" "$WORK/$name$sharedir"
+	cp -a "$pgroot/." "$WORK/$name$pgroot/"
+	cp -a "$sharedir/." "$WORK/$name$sharedir/"
+
+	msg "building apikeys for $("$cfg" --version)"
+	copy_tree "$WORK/$name-build"
+	make -s -C "$WORK/$name-build" -j2 with_llvm=no PG_CONFIG="$cfg" \
+		PG_CFLAGS="${PG_CFLAGS:--Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare}" \
+		>"$WORK/$name-build.log" 2>&1 || { cat "$WORK/$name-build.log" >&2; return 1; }
+	make -s -C "$WORK/$name-build" with_llvm=no PG_CONFIG="$cfg" install DESTDIR="$WORK/$name" \
+		>>"$WORK/$name-build.log" 2>&1 || { cat "$WORK/$name-build.log" >&2; return 1; }
 }
 
 # copy_tree DIR: the repository's files as a checkout has them (tracked and
