@@ -54,7 +54,9 @@
 # needs what a major lacks here (pg_cron has no package for 18) skips it in
 # the TAP way, and this script counts it as "not run" (a summary line),
 # never as passed, and only where it finds that major really lacks it;
-# every other skip is a failure.
+# every other skip is a failure.  The run of each major above the oldest
+# one here also gets a private install of the oldest (UPGRADE_FROM, its
+# pg_config), which test/t/040_pg_upgrade.pl upgrades from.
 
 PG_CONFIG_GIVEN=${PG_CONFIG:+1}
 . "$(dirname "$0")/lib.sh"
