@@ -197,12 +197,12 @@ apikeys_outer_user(PG_FUNCTION_ARGS)
  * SQL function: apikeys._in_apply_worker() returns boolean
  *
  * True in a logical replication worker the server itself started: an apply
- * worker, a parallel apply worker (16+) or a table sync worker, which is
- * what PostgreSQL's own IsLogicalWorker() says (the entry point names of
- * these workers changed in 16 and 17; that function did not).  Nothing a
- * session can SET changes it, unlike session_replication_role, which any superuser
- * session may set.  The audit log's append-only trigger lets such a worker
- * apply the publisher's purge_audit.
+ * worker, a parallel apply worker or a table sync worker, which is what
+ * PostgreSQL's own IsLogicalWorker() says (the entry points of these
+ * workers were renamed between majors; that function was not).  Nothing a
+ * session can SET changes it, unlike session_replication_role, which any
+ * superuser session may set.  The audit log's append-only trigger lets such
+ * a worker apply the publisher's purge_audit.
  */
 Datum
 apikeys_in_apply_worker(PG_FUNCTION_ARGS)
