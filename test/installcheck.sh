@@ -94,6 +94,8 @@ for mode in not_preloaded preloaded; do
 	grep -qE '\.\.+ skipped:' "$log" && why+=("a TAP file was skipped whole")
 	if [ ${#why[@]} -eq 0 ]; then
 		echo "installcheck $mode ... ok"
+		# what ran, as prove reported it
+		grep -E '^(# )?All [0-9]+ tests passed|^test/t/[^ ]+ \.\.|^Files=' "$log" | sed 's/^/    /'
 	else
 		echo "installcheck $mode ... FAILED (${why[*]})"
 		tail -60 "$log"
