@@ -43,7 +43,8 @@ fi
 # PostgreSQL 18, for the matrix
 if [ -z "${PG_CONFIG:-}" ] && { [ -z "${PG:-}" ] || [ "$PG" = 18 ]; }; then
 	if [ ! -x /usr/lib/postgresql/18/bin/pg_config ]; then
-		"$ROOT/test/pgbuild.sh" 18 >/dev/null || exit 1
+		# as another user it only says so; the matrix then fails 18 as missing
+		"$ROOT/test/pgbuild.sh" 18 >/dev/null || [ "$(id -u)" != 0 ] || exit 1
 	fi
 fi
 exit 0

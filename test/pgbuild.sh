@@ -3,8 +3,10 @@
 # Debian's source package, for the version matrix of make test.
 #
 # Debian 12 packages only PostgreSQL 15; Debian's archive has newer majors
-# as source packages (postgresql-18 in sid).  As root this adds a deb-src
-# line for sid (apt/sources.list.d/apikeys-sid-src.sources), installs the
+# as source packages (postgresql-18 in sid).  As root this reads a deb-src
+# line for sid with apt options of its own (its list and the package lists
+# it fetches stay in the cache directory: the machine's apt sources are not
+# changed, nothing is installed from sid), installs the
 # build dependencies from the machine's own (bookworm) packages, fetches the
 # source package with `apt-get source`, and builds the upstream tree it
 # carries (the server, the contrib modules the tests use, the isolation
@@ -52,25 +54,17 @@ if [ -n "$need" ]; then
 	apt-get -o DPkg::Lock::Timeout=900 update -qq >/dev/null && apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $need >/dev/null || exit 1
 fi
 
-# the source package: only the deb-src line for sid, nothing installs from it
-src_list=/etc/apt/sources.list.d/apikeys-sid-src.sources
-if [ ! -f "$src_list" ]; then
-	cat >"$src_list" <<'EOT'
-# added by apikeys test/pgbuild.sh: source packages only (apt-get source postgresql-18)
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: sid
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOT
-fi
-apt-get -o DPkg::Lock::Timeout=900 update -qq -o Dir::Etc::sourcelist="$src_list" -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 >/dev/null || {
-	msg "apt-get update of $src_list failed"; exit 1; }
+# the source package, through a private apt list and state: deb-src only
+src_list=$cache/sid-src.list
+echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main" >"$src_list"
+mkdir -p "$cache/apt-lists/partial"
+aptsrc=(-o Dir::Etc::sourcelist="$src_list" -o Dir::Etc::sourceparts=- -o Dir::State::Lists="$cache/apt-lists")
+apt-get "${aptsrc[@]}" update -qq >/dev/null || { msg "apt-get update of $src_list failed"; exit 1; }
 
 rm -rf "$prefix" "$prefix.stage" "$cache/pg$major.src"
 mkdir -p "$cache/pg$major.src"
 cd "$cache/pg$major.src" || exit 1
-apt-get source -qq --download-only "postgresql-$major" >"$log" 2>&1 || {
+apt-get "${aptsrc[@]}" source -qq --download-only "postgresql-$major" >"$log" 2>&1 || {
 	cat "$log" >&2; msg "apt-get source postgresql-$major failed"; exit 1; }
 orig=$(ls postgresql-"$major"_*.orig.tar.* 2>/dev/null | head -1)
 [ -n "$orig" ] || { msg "no upstream tarball in the source package"; exit 1; }
