@@ -546,6 +546,9 @@ GRANT CREATE ON DATABASE regress_apikeys_schema TO regress_mallory;
 \c regress_apikeys_schema
 SET client_min_messages = warning;
 \set VERBOSITY default
+-- message, detail and hint; not the CONTEXT, whose text differs by major
+-- (18 adds the statement of the extension script and its position)
+\set SHOW_CONTEXT never
 -- a schema owned by a non-superuser
 SET ROLE regress_mallory;
 CREATE SCHEMA apikeys;
@@ -579,6 +582,7 @@ CREATE EXTENSION apikeys;
 SELECT pg_get_userbyid(nspowner) = current_user AS schema_owned_by_installer
   FROM pg_namespace WHERE nspname = 'apikeys';
 \c contrib_regression
+\set SHOW_CONTEXT errors
 DROP DATABASE regress_apikeys_schema;
 
 --------------------------------------------------------------------------------

@@ -106,9 +106,16 @@ SELECT a.attrelid::regclass AS relation, a.attname, a.atttypid::regtype AS oid_t
 SELECT apikeys.token_client_id('x') IS NULL AS library_loaded;
 SELECT name, context FROM pg_settings WHERE name LIKE 'apikeys.%' ORDER BY 1;
 
--- Every member of the extension, for the upgrade comparison too
+-- Every member of the extension, for the upgrade comparison too.  Since 17
+-- PostgreSQL also records a relation's row type and every array type as
+-- members of their own; they come and go with their relation or element
+-- type, which stand for them here, so the list is the same on every major.
 SELECT pg_describe_object(classid, objid, objsubid) AS member
   FROM pg_depend
  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'apikeys')
+   AND NOT (classid = 'pg_type'::regclass AND objid IN (
+            SELECT t.oid FROM pg_type t
+             WHERE EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)
+                OR EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c')))
  ORDER BY 1;

@@ -95,9 +95,12 @@ SELECT (apikeys.verify(:'ptok')).code AS wrong_pepper;
 RESET apikeys.pepper;
 SELECT (apikeys.verify(:'ptok')).code AS no_pepper;
 
--- Only superusers may see or set the pepper.
+-- Only superusers may see or set the pepper (the SQLSTATE: the message's
+-- wording changed in 16).
 SET ROLE regress_admin;
+\set VERBOSITY sqlstate
 SHOW apikeys.pepper;
+\set VERBOSITY default
 SET apikeys.pepper = 'x';
 SET apikeys.token_prefix = 'x';
 RESET ROLE;

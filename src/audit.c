@@ -24,7 +24,7 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
-#include "postmaster/bgworker.h"
+#include "replication/logicalworker.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -196,16 +196,16 @@ apikeys_outer_user(PG_FUNCTION_ARGS)
 /*
  * SQL function: apikeys._in_apply_worker() returns boolean
  *
- * True in a logical replication apply (or table sync) worker: a background
- * worker the server itself started at ApplyWorkerMain.  Nothing a session
- * can SET changes it, unlike session_replication_role, which any superuser
- * session may set.  The audit log's append-only trigger lets such a worker
- * apply the publisher's purge_audit.
+ * True in a logical replication worker the server itself started: an apply
+ * worker, a parallel apply worker or a table sync worker, which is what
+ * PostgreSQL's own IsLogicalWorker() says (the entry points of these
+ * workers were renamed between majors; that function was not).  Nothing a
+ * session can SET changes it, unlike session_replication_role, which any
+ * superuser session may set.  The audit log's append-only trigger lets such
+ * a worker apply the publisher's purge_audit.
  */
 Datum
 apikeys_in_apply_worker(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(MyBackendType == B_BG_WORKER && MyBgworkerEntry != NULL &&
-				   strcmp(MyBgworkerEntry->bgw_library_name, "postgres") == 0 &&
-				   strcmp(MyBgworkerEntry->bgw_function_name, "ApplyWorkerMain") == 0);
+	PG_RETURN_BOOL(MyBackendType == B_BG_WORKER && IsLogicalWorker());
 }

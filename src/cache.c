@@ -148,6 +148,7 @@
 
 #include "cache.h"
 #include "catalog.h"
+#include "compat.h"
 #include "shmem.h"
 #include "standby.h"
 #include "stats.h"
@@ -853,7 +854,7 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 	{
 		/* the lock processed invalidations: the identity is current now */
 		ApikeysKeysIdentity(&id);
-		if (id.relid == relid && id.relfilenode == rel->rd_node.relNode)
+		if (id.relid == relid && id.relfilenode == ApikeysRelFileNumber(rel))
 		{
 			KeyOrigin	origin;
 

@@ -21,6 +21,7 @@
 #include "utils/guc.h"
 
 #include "apikeys.h"
+#include "compat.h"
 #include "throttle.h"
 #include "token.h"
 
@@ -92,8 +93,8 @@ CheckTrustedProxies(char **newval, void **extra, GucSource source)
 	for (const char *q = p; *q; q++)
 		if (*q == ',' || *q == ' ' || *q == '\t')
 			max++;
-	/* extra must be malloc'd: the GUC machinery free()s it */
-	list = malloc(offsetof(ApikeysNetList, nets) + max * sizeof(ApikeysNet));
+	/* extra comes from the GUC allocator: the GUC machinery frees it */
+	list = ApikeysGucMalloc(offsetof(ApikeysNetList, nets) + max * sizeof(ApikeysNet));
 	if (list == NULL)
 	{
 		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
@@ -114,7 +115,7 @@ CheckTrustedProxies(char **newval, void **extra, GucSource source)
 		{
 			GUC_check_errdetail("\"%.*s\" is not an IP address or a CIDR network with no bits set past its prefix.",
 								Min(len, 64), p);
-			free(list);
+			ApikeysGucFree(list);
 			return false;
 		}
 		list->n++;
@@ -176,10 +177,10 @@ CheckPepper(char **newval, void **extra, GucSource source)
 			GUC_check_errdetail("\"%s\" is how a hidden pepper is shown.", PEPPER_MASK);
 			return false;
 		}
-		key = strdup("");
+		key = ApikeysGucStrdup("");
 	}
 	else
-		key = strdup(*newval);
+		key = ApikeysGucStrdup(*newval);
 	if (key == NULL)
 	{
 		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
@@ -187,17 +188,17 @@ CheckPepper(char **newval, void **extra, GucSource source)
 	}
 	if (key[0] != '\0')
 	{
-		char	   *shown = strdup(PEPPER_MASK);
+		char	   *shown = ApikeysGucStrdup(PEPPER_MASK);
 
 		if (shown == NULL)
 		{
 			explicit_bzero(key, strlen(key));
-			free(key);
+			ApikeysGucFree(key);
 			GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
 			return false;
 		}
 		explicit_bzero(*newval, strlen(*newval));
-		free(*newval);
+		ApikeysGucFree(*newval);
 		*newval = shown;
 	}
 	*extra = key;

@@ -251,17 +251,17 @@ JournalTake(HTAB *items, TimestampTz before)
 		Datum	   *elems = palloc(sizeof(Datum) * list_length(tids));
 		int			n = 0;
 		ListCell   *lc;
-		Oid			types[1] = {TIDARRAYOID};
-		Datum		args[1];
+		Oid			deltypes[1] = {TIDARRAYOID};
+		Datum		delargs[1];
 
 		foreach(lc, tids)
 			elems[n++] = PointerGetDatum(lfirst(lc));
-		args[0] = PointerGetDatum(construct_array(elems, n, TIDOID,
-												  sizeof(ItemPointerData), false,
-												  TYPALIGN_SHORT));
+		delargs[0] = PointerGetDatum(construct_array(elems, n, TIDOID,
+													 sizeof(ItemPointerData), false,
+													 TYPALIGN_SHORT));
 		if (SPI_execute_with_args(
 								  "DELETE FROM apikeys.usage_journal WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
-								  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+								  1, deltypes, delargs, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not delete from the API key usage journal");
 		list_free_deep(tids);
 	}

@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "lookup.h"
 #include "ownerlimit.h"
 #include "scopeset.h"
@@ -131,7 +132,7 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 
 	LockKeys(ApikeysKeysRelid());
 	rel = table_open(ApikeysKeysRelid(), NoLock);
-	idxoid = RelationGetPrimaryKeyIndex(rel);
+	idxoid = ApikeysPrimaryKeyIndex(rel);
 	if (!OidIsValid(idxoid))
 		elog(ERROR, "apikeys.keys has no primary key");
 	idx = index_open(idxoid, AccessShareLock);
@@ -142,7 +143,7 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, snapshot, 1, 0);
+	scan = ApikeysIndexBeginScan(rel, idx, snapshot, 1);
 	index_rescan(scan, &skey, 1, NULL, 0);
 
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))

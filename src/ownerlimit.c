@@ -51,6 +51,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "ownerlimit.h"
 #include "shmem.h"
 #include "throttle.h"
@@ -154,14 +155,14 @@ ReadOwnerLimit(const char *owner, OwnerLimitEntry *e)
 		return;
 
 	rel = table_open(policies_relid, AccessShareLock);
-	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	idx = index_open(ApikeysPrimaryKeyIndex(rel), AccessShareLock);
 	key_text = cstring_to_text(owner);
 	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(key_text));
 	skey.sk_collation = TupleDescAttr(RelationGetDescr(idx), 0)->attcollation;
 
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, snapshot, 1, 0);
+	scan = ApikeysIndexBeginScan(rel, idx, snapshot, 1);
 	index_rescan(scan, &skey, 1, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{

@@ -69,6 +69,7 @@
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "context.h"
 #include "throttle.h"
 #include "token.h"
@@ -614,7 +615,7 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 			b64++;
 		b64len = strlen(b64);
 		dec = palloc(pg_b64_dec_len(b64len) + 1);
-		declen = pg_b64_decode(b64, b64len, dec, pg_b64_dec_len(b64len));
+		declen = ApikeysB64Decode(b64, b64len, dec, pg_b64_dec_len(b64len));
 		colon = declen > 0 ? memchr(dec, ':', declen) : NULL;
 		VerifyClientSecret(colon ? dec : NULL, colon ? colon - dec : 0,
 						   colon ? colon + 1 : NULL,

@@ -50,11 +50,12 @@
 #include "utils/timestamp.h"
 
 #include "apikeys.h"
+#include "compat.h"
 #include "dblist.h"
 #include "prewarm.h"
 
-PGDLLEXPORT void ApikeysPrewarmMain(Datum arg) pg_attribute_noreturn();
-PGDLLEXPORT void ApikeysPrewarmDatabaseMain(Datum arg) pg_attribute_noreturn();
+pg_noreturn PGDLLEXPORT void ApikeysPrewarmMain(Datum arg);
+pg_noreturn PGDLLEXPORT void ApikeysPrewarmDatabaseMain(Datum arg);
 
 static void
 PrewarmWorkerInit(BackgroundWorker *worker, const char *function)

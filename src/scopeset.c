@@ -48,6 +48,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "compat.h"
 #include "scope.h"
 #include "scopeset.h"
 
@@ -134,7 +135,7 @@ ScopeSetExpand(ArrayType *scopes)
 	}
 
 	rel = table_open(relid, AccessShareLock);
-	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	idx = index_open(ApikeysPrimaryKeyIndex(rel), AccessShareLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
 
@@ -157,7 +158,7 @@ ScopeSetExpand(ArrayType *scopes)
 		name = cstring_to_text_with_len(VARDATA_ANY(t) + 1, VARSIZE_ANY_EXHDR(t) - 1);
 		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(name));
 		skey.sk_collation = C_COLLATION_OID;
-		scan = index_beginscan(rel, idx, snapshot, 1, 0);
+		scan = ApikeysIndexBeginScan(rel, idx, snapshot, 1);
 		index_rescan(scan, &skey, 1, NULL, 0);
 		if (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{

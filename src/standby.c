@@ -91,6 +91,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 
+#include "compat.h"
 #include "standby.h"
 
 /*
@@ -159,7 +160,7 @@ KeyOriginUnchanged(Relation rel, const KeyOrigin *origin)
 	if (!origin->valid)
 		return false;
 	if (buf < 1 || buf > NBuffers ||
-		!ReadRecentBuffer(rel->rd_node, MAIN_FORKNUM, blk, buf))
+		!ReadRecentBuffer(ApikeysRelationFile(rel), MAIN_FORKNUM, blk, buf))
 	{
 		/* evicted (or never a shared buffer): read the block, if it exists */
 		if (blk >= RelationGetNumberOfBlocks(rel))

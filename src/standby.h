@@ -14,7 +14,6 @@
 #include "executor/tuptable.h"
 #include "storage/buf.h"
 #include "storage/itemptr.h"
-#include "storage/relfilenode.h"
 #include "utils/relcache.h"
 
 /* Where a key's data was read from: one row version of apikeys.keys. */

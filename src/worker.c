@@ -59,6 +59,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "counters.h"
 #include "dblist.h"
 #include "journal.h"
@@ -67,7 +68,7 @@
 #include "stats.h"
 #include "usage.h"
 
-PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
+pg_noreturn PGDLLEXPORT void ApikeysLauncherMain(Datum arg);
 PGDLLEXPORT void ApikeysFlushWorkerMain(Datum arg);
 
 /* WorkerRegister registers the launcher (from _PG_init, preloaded only). */

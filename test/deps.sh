@@ -9,6 +9,12 @@
 # example's test); then the Node examples' npm packages (npm ci, from
 # package-lock.json).  As another user it only checks and says what is
 # missing.
+#
+# The version matrix (test/run.sh) also runs on PostgreSQL 18: where no
+# pg_config of 18 is installed (PGDG's postgresql-server-dev-18 would do),
+# test/pgbuild.sh builds it once per machine from Debian's source package
+# into /var/cache/apikeys/pg18 (about 5 minutes, the first time only).
+# Not when PG or PG_CONFIG picks another single version.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 pkgs="postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron libipc-run-perl make gcc pg-bsd-indent python3-psycopg python3-psycopg-pool python3-fastapi python3-uvicorn"
@@ -37,4 +43,12 @@ for name in delivery node; do
 		(cd "$ex" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || exit 1
 	fi
 done
+
+# PostgreSQL 18, for the matrix
+if [ -z "${PG_CONFIG:-}" ] && { [ -z "${PG:-}" ] || [ "$PG" = 18 ]; }; then
+	if [ ! -x /usr/lib/postgresql/18/bin/pg_config ]; then
+		# as another user it only says so; the matrix then fails 18 as missing
+		"$ROOT/test/pgbuild.sh" 18 >/dev/null || [ "$(id -u)" != 0 ] || exit 1
+	fi
+fi
 exit 0

@@ -15,8 +15,11 @@
 # in REGRESS and ISOLATION as passed and prove reports "Result: PASS".
 #
 # The TAP part runs INSTALLCHECK_TAP (default: test/t/004_prepare_and_login.pl
-# test/t/052_not_preloaded.pl, the two written for this: test/run.sh runs every
-# TAP file once already, and all of them twice more would double make test);
+# test/t/052_not_preloaded.pl, the two written for this, and
+# test/t/064_handoff_delivery.pl, which needs the repository and the
+# example's npm packages and must find them without make test's
+# environment: test/run.sh runs every TAP file once already, and all of them
+# twice more would double make test); a TAP file skipped whole fails;
 # INSTALLCHECK_TAP=all runs every file (about 2 minutes per mode on an idle
 # 2-core machine).
 #
@@ -39,17 +42,13 @@ if [ ! -d "$WORK/inst$inc" ]; then
 	[ "$(id -u)" = 0 ] && chown -R "$PG_OS_USER" "$WORK/inst$(dirname "$inc")"
 fi
 [ "$("$INSTBIN/pg_config" --includedir-server)" -ef "$WORK/inst$inc" ] || { echo "installcheck setup ... FAILED (the private pg_config does not point into $WORK/inst)"; exit 1; }
-TAP_LIST=${INSTALLCHECK_TAP:-test/t/004_prepare_and_login.pl test/t/052_not_preloaded.pl}
+TAP_LIST=${INSTALLCHECK_TAP:-test/t/004_prepare_and_login.pl test/t/052_not_preloaded.pl test/t/064_handoff_delivery.pl}
 [ "$TAP_LIST" = all ] && TAP_LIST=
 
 # the repository's files as a user's checkout has them (no build output)
-mkdir -p "$IC/src"
-if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-	git -C "$ROOT" ls-files -co --exclude-standard -z | (cd "$ROOT" && tar --null -cf - -T -) | tar -xf - -C "$IC/src"
-else
-	(cd "$ROOT" && tar --exclude=./results --exclude=./tmp_check --exclude=./output_iso -cf - .) | tar -xf - -C "$IC/src"
-fi
-rm -f "$IC/src"/*.so "$IC/src"/src/*.o "$IC/src"/src/*.bc
+copy_tree "$IC/src"
+# and what test/deps.sh installs in a checkout: the example's npm packages
+[ -d "$ROOT/examples/delivery/node_modules" ] && cp -a "$ROOT/examples/delivery/node_modules" "$IC/src/examples/delivery/"
 [ "$(id -u)" = 0 ] && chown -R "$PG_OS_USER" "$IC"
 
 make_ic() { # make TARGET... in the copy, as the cluster's user, with the private pg_config
@@ -85,13 +84,18 @@ for mode in not_preloaded preloaded; do
 	mrc=$?
 	why=()
 	[ "$mrc" -ne 0 ] && why+=("exit status $mrc")
-	# each suite's own summary, read from its own part of the log
-	section() { awk -v s="$1" '/^\+\+\+ [a-z]+ install-check/ { on = ($2 == s) } on' "$log"; }
-	section regress | grep -qE "^ *All $nregress tests passed" || why+=("pg_regress did not pass all $nregress tests (or did not run)")
-	[ "$niso" -gt 0 ] && { section isolation | grep -qE "^ *All $niso tests passed" || why+=("isolation did not pass all $niso tests (or did not run: make stops at the first failing suite)"); }
+	# each suite's own summary, read from its own part of the log (16+
+	# prints it as a TAP comment: "# +++ regress install-check ...",
+	# "# All 27 tests passed.")
+	section() { awk -v s="$1" '/^(# )?\+\+\+ [a-z]+ install-check/ { on = ($0 ~ ("\\+\\+\\+ " s " ")) } on' "$log"; }
+	section regress | grep -qE "^(# )? *All $nregress tests passed" || why+=("pg_regress did not pass all $nregress tests (or did not run)")
+	[ "$niso" -gt 0 ] && { section isolation | grep -qE "^(# )? *All $niso tests passed" || why+=("isolation did not pass all $niso tests (or did not run: make stops at the first failing suite)"); }
 	grep -q '^Result: PASS' "$log" || why+=("prove did not PASS (or did not run)")
+	grep -qE '\.\.+ skipped:' "$log" && why+=("a TAP file was skipped whole")
 	if [ ${#why[@]} -eq 0 ]; then
 		echo "installcheck $mode ... ok"
+		# what ran, as prove reported it
+		grep -E '^(# )?All [0-9]+ tests passed|^test/t/[^ ]+ \.\.|^Files=' "$log" | sed 's/^/    /'
 	else
 		echo "installcheck $mode ... FAILED (${why[*]})"
 		tail -60 "$log"

@@ -41,8 +41,87 @@
 # One failing suite does not hide the others.  The last line is
 # "N passed, N failed" over every test of every suite; the exit status is
 # non-zero when anything failed.
+#
+# The version matrix: every suite runs once per PostgreSQL major, each run
+# with that major's pg_config.  The majors are those of APIKEYS_MATRIX
+# (default "15 18", the project's own matrix: a major of it with no
+# pg_config is a failure) and every other major installed here: Debian's
+# and PGDG's /usr/lib/postgresql/N/bin/pg_config, pg_config on PATH, and the
+# builds of test/pgbuild.sh (which make test's deps step runs for 18).  Each
+# major prints its own suites, then a summary gives one line per major and
+# the last line sums them.  PG=N (make test PG=15) runs one major;
+# PG_CONFIG=/path/to/pg_config runs that installation alone.  A test that
+# needs what a major lacks here (pg_cron has no package for 18) skips it in
+# the TAP way, and this script counts it as "not run" (a summary line),
+# never as passed, and only where it finds that major really lacks it;
+# every other skip is a failure.  The run of each major above the oldest
+# one here also gets a private install of the oldest (UPGRADE_FROM, its
+# pg_config), which test/t/040_pg_upgrade.pl upgrades from.
 
+PG_CONFIG_GIVEN=${PG_CONFIG:+1}
 . "$(dirname "$0")/lib.sh"
+
+# pg_configs: one "MAJOR PATH" line per PostgreSQL major installed here
+pg_configs() {
+	local c m seen=" " cache=${APIKEYS_PGCACHE:-/var/cache/apikeys}
+	for c in /usr/lib/postgresql/*/bin/pg_config "$(command -v pg_config)" "$cache"/pg*/bin/pg_config; do
+		[ -x "$c" ] || continue
+		# a build of test/pgbuild.sh counts once it is complete
+		case $c in "$cache"/*) [ -f "$(dirname "$(dirname "$c")")/BUILD-COMPLETE" ] || continue ;; esac
+		m=$(pg_major "$c")
+		[ -n "$m" ] || continue
+		case $seen in *" $m "*) continue ;; esac
+		seen="$seen$m "
+		echo "$m $c"
+	done | sort -n
+}
+
+if [ -z "${APIKEYS_ONE_MAJOR:-}" ] && [ -z "$PG_CONFIG_GIVEN" ]; then
+	found=$(pg_configs)
+	if [ -n "${PG:-}" ]; then
+		majors=$PG
+	else
+		majors=$(printf '%s\n' ${APIKEYS_MATRIX:-15 18} $(echo "$found" | cut -d' ' -f1) | sort -nu)
+	fi
+	logs=$(mktemp -d "${TMPDIR:-/tmp}/apikeys-matrix.XXXXXX")
+	trap 'rm -rf "$logs"' EXIT
+	tp=0; tf=0; tn=0; summary=(); notrun=()
+	for m in $majors; do
+		cfg=$(echo "$found" | awk -v m="$m" '$1 == m { print $2 }')
+		if [ -z "$cfg" ]; then
+			echo "FAILED PostgreSQL $m: no pg_config for it here (make deps builds 18; for another major install its server development package, or give PG_CONFIG=)"
+			summary+=("PostgreSQL $m: not installed: 0 passed, 1 failed")
+			tf=$((tf + 1))
+			continue
+		fi
+		# the pg_upgrade test of a major goes from the oldest one here
+		read -r om ocfg <<<"$(echo "$found" | head -1)"
+		from=
+		[ "$om" -lt "$m" ] && from=$ocfg
+		msg "PostgreSQL $m: $cfg${from:+ (pg_upgrade from $om)}"
+		t0=$(date +%s)
+		APIKEYS_ONE_MAJOR=$m PG_CONFIG=$cfg UPGRADE_FROM=$from "$0" | tee "$logs/$m.log"
+		t1=$(date +%s)
+		last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/$m.log" | tail -1)
+		if [ -z "$last" ]; then
+			p=0; f=1
+			echo "FAILED PostgreSQL $m: the run printed no \"N passed, N failed\" line"
+		else
+			p=${last%% passed*}; f=${last#*passed, }; f=${f%% failed*}
+		fi
+		n=$(sed -n 's/^not run: [^:]*: \([0-9][0-9]*\) assertions .*/\1/p' "$logs/$m.log" | awk '{ s += $1 } END { print s + 0 }')
+		while IFS= read -r line; do notrun+=("PostgreSQL $m: ${line#not run: }"); done < <(grep '^not run: ' "$logs/$m.log")
+		summary+=("PostgreSQL $m ($("$cfg" --version)): $p passed, $f failed$([ "$n" -gt 0 ] && echo ", $n not run"), $((t1 - t0)) s")
+		tp=$((tp + p)); tf=$((tf + f)); tn=$((tn + n))
+	done
+	echo
+	echo "=== per PostgreSQL major"
+	printf '%s\n' "${summary[@]}"
+	[ ${#notrun[@]} -gt 0 ] && printf 'not run (what this machine lacks for that major): %s\n' "${notrun[@]}"
+	echo "$tp passed, $tf failed"
+	[ "$tf" -eq 0 ]
+	exit
+fi
 
 pg_setup || { echo "0 passed, 1 failed"; exit 1; }
 
@@ -62,8 +141,17 @@ fail_with() {
 	failures+=("$1")
 }
 
+# A pg_regress/isolation result line, in the format before 16 ("test NAME
+# ... ok", "     NAME ... FAILED") and in 16's TAP ("ok 1 - NAME  12 ms",
+# "not ok 2 + NAME  30 ms"): RESULT_RE matches any, OK_RE a passed one;
+# both take the test name (a regular expression) as %s.
+RESULT_RE='^((test| ) +%s +\.\.\. +(ok|FAILED|failed)|(not )?ok +[0-9]+ +[-+] +%s( |$))'
+OK_RE='^((test| ) +%s +\.\.\. +ok|ok +[0-9]+ +[-+] +%s( |$))'
+# shellcheck disable=SC2059
+result_re() { printf "$1" "$2" "$2"; }
+
 # count_regress LOG SUITE RC TESTS...: count the result line of each listed
-# test in pg_regress output ("test NAME ... ok" or "... FAILED").  A listed
+# test in pg_regress output (either format, see RESULT_RE).  A listed
 # test without exactly one result line, a result line for a test not
 # listed, and a run that failed without naming a test each count as one
 # failure.
@@ -71,16 +159,16 @@ count_regress() {
 	local log=$1 suite=$2 rc=$3 ok=0 bad=0 t n lines
 	shift 3
 	for t in "$@"; do
-		n=$(grep -cE "^(test| ) +$t +\.\.\. +(ok|FAILED|failed)" "$log" || true)
+		n=$(grep -cE "$(result_re "$RESULT_RE" "$t")" "$log" || true)
 		if [ "$n" -ne 1 ]; then
 			fail_with "$suite/$t" "listed in the Makefile, $n result lines (test did not run?)"
-		elif grep -qE "^(test| ) +$t +\.\.\. +ok" "$log"; then
+		elif grep -qE "$(result_re "$OK_RE" "$t")" "$log"; then
 			ok=$((ok + 1))
 		else
 			bad=$((bad + 1)); failures+=("$suite/$t")
 		fi
 	done
-	lines=$(grep -cE '^(test| ) +[^ ]+ +\.\.\. +(ok|FAILED|failed)' "$log" || true)
+	lines=$(grep -cE "$(result_re "$RESULT_RE" '[^ ]+')" "$log" || true)
 	if [ "$lines" -ne $# ]; then
 		fail_with "$suite" "$lines results for $# tests listed in the Makefile"
 	fi
@@ -247,6 +335,16 @@ if [ -n "${SKIP_TAP:-}" ]; then
 else
 # TAP: one count per assertion, read from each file's own TAP stream
 msg "TAP: test/t"
+# what this major lacks here, that a TAP file may skip for (see the header)
+LACKS=
+[ -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ] || LACKS="$LACKS pg_cron"
+# the old major's minor release stores "pg_attver" column options (Debian's
+# 15.20 does) that this major's pg_dump does not know (18.6): pg_upgrade
+# between the two cannot work (test/t/040_pg_upgrade.pl)
+attver_h() { grep -qs '"pg_attver"' "$("$1" --includedir-server)/catalog/pg_attribute.h"; }
+if [ -n "${UPGRADE_FROM:-}" ] && attver_h "$UPGRADE_FROM" && ! attver_h "$PG_CONFIG"; then
+	LACKS="$LACKS pg_upgrade-attver"
+fi
 as_pg mkdir -p "$WORK/tap"
 ntap=0
 for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
@@ -254,9 +352,11 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 	ntap=$((ntap + 1))
 	name=$(basename "$t" .pl)
 	as_pg mkdir -p "$WORK/tap/$name"
+	# TESTDIR up to 15; TESTDATADIR and TESTLOGDIR from 16 on
 	( cd "$WORK/tap" && as_pg timeout -k 20 "$TEST_TIMEOUT" env TESTDIR="$WORK/tap/$name" \
+		TESTDATADIR="$WORK/tap/$name/tmp_check" TESTLOGDIR="$WORK/tap/$name/tmp_check/log" \
 		PG_REGRESS="$PGXSDIR/src/test/regress/pg_regress" \
-		APIKEYS_ROOT="$ROOT" PGXSDIR="$PGXSDIR" \
+		APIKEYS_ROOT="$ROOT" PGXSDIR="$PGXSDIR" ${OLDINST:+APIKEYS_UPGRADE_FROM="$OLDINST"} \
 		perl -I "$PGXSDIR/src/test/perl" -I "$ROOT/test/t" "$t" ) >"$WORK/tap/$name.out" 2>"$WORK/tap/$name.err"
 	rc=$?
 	why=()
@@ -272,8 +372,18 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 	[ -n "$plan" ] && [ "$top" -ne "$plan" ] && why+=("$top results for a plan of $plan")
 	# a skip is a test that did not run: skip_all, "ok N # SKIP", "# skip"
 	skips=$(grep -ciE '^ *1\.\.0( |$)|^ *ok .*# *skip|^ *# *skip' "$WORK/tap/$name.out" || true); skips=${skips:-0}
+	# except "ok N # skip needs DEP", where this major really lacks DEP:
+	# not run, said in a counted line (the summary of the matrix sums them)
+	lacked=0
+	for dep in $LACKS; do
+		n=$(grep -ciE "^ *ok [0-9]+ *# *skip needs $dep[ ,:]" "$WORK/tap/$name.out" || true)
+		[ "${n:-0}" -gt 0 ] || continue
+		echo "not run: $name: $n assertions need $dep, which $("$PG_CONFIG" --version) lacks here"
+		lacked=$((lacked + n))
+	done
+	skips=$((skips - lacked))
 	[ "$skips" -gt 0 ] && why+=("$skips skipped")
-	passed=$((passed + ok - (skips < ok ? skips : ok)))
+	passed=$((passed + ok - lacked - (skips < ok ? skips : ok)))
 	[ ${#why[@]} -gt 0 ] && [ "$bad" -eq 0 ] && bad=1
 	failed=$((failed + bad))
 	if [ "$bad" -gt 0 ]; then
@@ -284,7 +394,7 @@ for t in "$ROOT"/test/t/${TAP_ONLY:-*}.pl; do
 		find "$WORK/tap/$name" -name '*.log' -newer "$t" 2>/dev/null | head -5 | while read -r f; do
 			echo "--- tail of $f"; tail -20 "$f"; done
 	else
-		echo "ok   $name ($ok assertions)"
+		echo "ok   $name ($((ok - lacked)) assertions)"
 	fi
 done
 [ "$ntap" -eq 0 ] && fail_with tap "no TAP file matches test/t/${TAP_ONLY:-*}.pl"

@@ -17,20 +17,30 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
 use File::Temp qw(tempdir);
+use FindBin;
 
-my $root = $ENV{APIKEYS_ROOT} or die 'APIKEYS_ROOT is not set';
+# the repository: this file is test/t/ in it (make test also says so in
+# APIKEYS_ROOT; make installcheck runs prove in the repository)
+my $root = $ENV{APIKEYS_ROOT} // "$FindBin::RealBin/../..";
 my $example = "$root/examples/delivery";
 plan skip_all => 'node or the example\'s npm packages are missing (run test/deps.sh)'
   unless -d "$example/node_modules/pg" && system('node --version >/dev/null 2>&1') == 0;
 
 my $node = PostgreSQL::Test::Cluster->new('handoff');
 $node->init;
-$node->append_conf(
-	'postgresql.conf', q{
+# pg_cron, where it is installed for this PostgreSQL (it has no package for
+# every major): without it its part below is skipped, and says so
+my $cron = -f $node->config_data('--pkglibdir') . '/pg_cron.so';
+$node->append_conf('postgresql.conf', $cron ? q{
 shared_preload_libraries = 'apikeys, pg_cron'
-listen_addresses = '127.0.0.1'
 cron.database_name = 'postgres'
 cron.use_background_workers = on
+} : q{
+shared_preload_libraries = 'apikeys'
+});
+$node->append_conf(
+	'postgresql.conf', q{
+listen_addresses = '127.0.0.1'
 max_worker_processes = 20
 apikeys.policy_interval = '2s'
 apikeys.flush_interval = '1s'
@@ -174,17 +184,23 @@ is($node->safe_psql('postgres',
 	'1', 'and it is audited once');
 
 # --- pg_cron can schedule apply_policies instead (the README's line)
-$node->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
-my $job = $node->safe_psql('postgres',
-	q{SELECT cron.schedule('apikeys-policies', '* * * * *', 'SELECT apikeys.apply_policies()')});
-ok($job =~ /^\d+$/, 'the job is scheduled');
-ok($node->poll_query_until('postgres',
-		"SELECT count(*) > 0 FROM cron.job_run_details WHERE jobid = $job AND status = 'succeeded'"),
-	'pg_cron ran apply_policies successfully');
-# "SELECT 1" with cron.use_background_workers, "1 row" over libpq
-like($node->safe_psql('postgres',
-		"SELECT return_message FROM cron.job_run_details WHERE jobid = $job AND status = 'succeeded' LIMIT 1"),
-	qr/^(SELECT 1|1 row)$/, 'it returned one row (the number of actions)');
+SKIP:
+{
+	# test/run.sh counts this skip as "not run", not as passed, and only
+	# where it finds no pg_cron for the version itself
+	skip 'needs pg_cron, which is not installed for this PostgreSQL', 3 unless $cron;
+	$node->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
+	my $job = $node->safe_psql('postgres',
+		q{SELECT cron.schedule('apikeys-policies', '* * * * *', 'SELECT apikeys.apply_policies()')});
+	ok($job =~ /^\d+$/, 'the job is scheduled');
+	ok($node->poll_query_until('postgres',
+			"SELECT count(*) > 0 FROM cron.job_run_details WHERE jobid = $job AND status = 'succeeded'"),
+		'pg_cron ran apply_policies successfully');
+	# "SELECT 1" with cron.use_background_workers, "1 row" over libpq
+	like($node->safe_psql('postgres',
+			"SELECT return_message FROM cron.job_run_details WHERE jobid = $job AND status = 'succeeded' LIMIT 1"),
+		qr/^(SELECT 1|1 row)$/, 'it returned one row (the number of actions)');
+}
 
 $node->stop;
 done_testing();
