@@ -238,7 +238,7 @@ AnyOwnerLimits(void)
 	idx = index_open(idxoid, AccessShareLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, snapshot, 0, 0);
+	scan = ApikeysIndexBeginScan(rel, idx, snapshot, 0);
 	index_rescan(scan, NULL, 0, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	index_endscan(scan);
