@@ -97,6 +97,6 @@ extern int	apikeys_lock_timeout;
 extern void ApikeysDefineGucs(void);
 extern void ApikeysContextInit(void);
 extern void ApikeysCatalogInit(void);
-extern void ApikeysShmemInit(void);
+extern void WorkerRegister(void);	/* worker.c, preloaded only */
 
 #endif							/* APIKEYS_H */

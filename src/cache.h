@@ -27,6 +27,9 @@ typedef struct CacheHandle
 	ApikeysKeysId id;			/* the table the entry must belong to */
 } CacheHandle;
 
+extern void CacheShmemRequest(void);
+extern void CacheShmemInit(void);
+extern void CacheXactInit(void);
 extern bool KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 							CacheHandle *handle);
 extern bool CacheCountUsage(const CacheHandle *handle,

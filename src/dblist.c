@@ -15,8 +15,9 @@
  *
  * It is a leaf: counters.c marks databases dirty, journal.c records what
  * each journal holds, recent.c asks for an early rollup, and worker.c
- * reads the list.  All under the usage lock (APIKEYS_LOCK_USAGE) when a
- * slot is claimed; the flags themselves are atomics.
+ * reads the list.  A slot is claimed under the list's own lock (tranche
+ * "apikeys database list"), the last in the lock order: it may be taken
+ * under counters.c's; the flags themselves are atomics.
  *
  * IDENTIFICATION
  *	  src/dblist.c
@@ -41,6 +42,8 @@
 #include "dblist.h"
 #include "shmem.h"
 
+#define DBLIST_TRANCHE		"apikeys database list"
+
 typedef struct DbListShared
 {
 	/* databases with usage not yet flushed: the launcher's worklist */
@@ -53,6 +56,7 @@ typedef struct DbListShared
 } DbListShared;
 
 static DbListShared *dblist = NULL;
+static LWLock *dblist_lock = NULL;
 
 /* DbListShmemSize: bytes of the shared list. */
 Size
@@ -61,12 +65,30 @@ DbListShmemSize(void)
 	return MAXALIGN(sizeof(DbListShared));
 }
 
+/* DbListShmemRequest asks for the list's memory and its lock. */
+void
+DbListShmemRequest(void)
+{
+	RequestAddinShmemSpace(DbListShmemSize());
+	RequestNamedLWLockTranche(DBLIST_TRANCHE, 1);
+}
+
+/* DbListLock: the list's lock, the last in the lock order. */
+static inline LWLock *
+DbListLock(void)
+{
+	Assert(dblist_lock != NULL);
+	return dblist_lock;
+}
+
 /* DbListShmemInit creates or attaches the list (AddinShmemInitLock held). */
 void
 DbListShmemInit(void)
 {
 	bool		found;
 
+	Assert(LWLockHeldByMeInMode(AddinShmemInitLock, LW_EXCLUSIVE));
+	dblist_lock = &GetNamedLWLockTranche(DBLIST_TRANCHE)->lock;
 	dblist = ShmemInitStruct("apikeys database list", sizeof(DbListShared), &found);
 	if (!found)
 	{
@@ -96,7 +118,7 @@ DatabaseSlot(Oid dbid)
 
 	if (dbid == cached_db && cached_slot >= 0)
 		return cached_slot;
-	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_EXCLUSIVE);
+	LWLockAcquire(DbListLock(), LW_EXCLUSIVE);
 	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && slot < 0; i++)
 		if (dblist->dbids[i] == dbid)
 			slot = i;
@@ -106,7 +128,7 @@ DatabaseSlot(Oid dbid)
 			dblist->dbids[i] = dbid;
 			slot = i;
 		}
-	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+	LWLockRelease(DbListLock());
 	if (dbid == MyDatabaseId)
 	{
 		cached_db = dbid;
@@ -117,8 +139,7 @@ DatabaseSlot(Oid dbid)
 
 /*
  * DbListMarkDirty puts dbid on the launcher's worklist (one read when it
- * is).  Takes the usage lock only the first time a database is seen, so
- * callers must not hold it.
+ * is).  Takes the list's lock only the first time a database is seen.
  */
 void
 DbListMarkDirty(Oid dbid)

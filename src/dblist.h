@@ -15,7 +15,11 @@
 #include "apikeys.h"
 #include "nodes/pg_list.h"
 
+/* Databases the background worker keeps track of */
+#define APIKEYS_MAX_FLUSH_DATABASES	64
+
 extern Size DbListShmemSize(void);
+extern void DbListShmemRequest(void);
 extern void DbListShmemInit(void);
 extern void DbListMarkDirty(Oid dbid);
 extern void DbListWantRollup(Oid dbid);

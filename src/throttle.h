@@ -43,6 +43,9 @@ typedef struct ApikeysNetList
 extern const ApikeysNetList *apikeys_trusted_proxy_list;
 
 /* Address throttle and rate limits (shared memory; no-ops without it) */
+extern Size ThrottleShmemSize(void);
+extern void ThrottleShmemRequest(void);
+extern void ThrottleShmemInit(void);
 extern bool ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after);
 extern void ThrottleRecordFailure(bool ip_known, Datum addr);
 extern bool ThrottleRateLimited(const char *client_id, int32 limit,

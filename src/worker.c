@@ -63,7 +63,6 @@
 #include "dblist.h"
 #include "journal.h"
 #include "recent.h"
-#include "shmem.h"
 
 PGDLLEXPORT void ApikeysLauncherMain(Datum arg) pg_attribute_noreturn();
 PGDLLEXPORT void ApikeysFlushWorkerMain(Datum arg);

@@ -227,6 +227,20 @@ check_indent() {
 }
 [ -z "${TAP_ONLY:-}" ] && check_indent
 
+# Dependencies between the files of src/ run one way: no cycle of includes
+# or calls (test/callgraph.sh, from the objects just built), and the
+# Architecture table names exactly the files of src/; one result.
+check_callgraph() {
+	if "$ROOT/test/callgraph.sh" >"$WORK/callgraph.log" 2>&1; then
+		echo "callgraph ... ok"
+		passed=$((passed + 1))
+	else
+		cat "$WORK/callgraph.log"
+		fail_with callgraph "a cycle of includes or calls between files of src/, or the Architecture table and src/ differ"
+	fi
+}
+[ -z "${TAP_ONLY:-}" ] && check_callgraph
+
 if [ -z "${TAP_ONLY:-}" ]; then
 # pg_regress, then isolation: each with apikeys preloaded, then without,
 # so both variants of the expected files are checked on every run
