@@ -10,7 +10,7 @@ EXTENSION   = apikeys
 EXTVERSION  = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\(.*\)'/\1/p" $(EXTENSION).control)
 MODULE_big  = apikeys
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA        = $(wildcard $(EXTENSION)--*.sql)
+DATA        = $(sort $(wildcard $(EXTENSION)--*.sql) $(EXTENSION)--$(EXTVERSION).sql)
 PGFILEDESC  = "apikeys - API key issuance, verification and row-level security"
 PG_CPPFLAGS = -I$(srcdir)/src
 
@@ -36,6 +36,17 @@ $(OBJS): $(wildcard $(srcdir)/src/*.h)
 
 # secret.c calls OpenSSL's EVP API directly when PostgreSQL uses OpenSSL
 SHLIB_LINK += $(filter -lcrypto, $(LIBS))
+
+# The install script of the current version is generated: the section files
+# of sql/install/ (the readable source, each object with its grants and
+# comment) concatenated in name order.  A released version's script never
+# changes (sql/released.sha256, checked by make test): a change of the SQL
+# surface goes into a new version with an upgrade script.
+# tools/split-install-script.py made the sections from the one-file script.
+INSTALL_SECTIONS = $(sort $(wildcard $(srcdir)/sql/install/*.sql))
+all: $(EXTENSION)--$(EXTVERSION).sql
+$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_SECTIONS)
+	@$(srcdir)/tools/build-install-script.sh $@ $(INSTALL_SECTIONS)
 
 # Everything below drives the throwaway clusters; see test/run.sh.
 .PHONY: test demo bench deps fuzz check-memory indent

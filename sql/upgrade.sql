@@ -22,12 +22,82 @@ SELECT version FROM pg_available_extension_versions WHERE name = 'apikeys' ORDER
 SELECT source, target, path FROM pg_extension_update_paths('apikeys')
  WHERE path IS NOT NULL ORDER BY 1, 2;
 
--- objects(): a fingerprint of every member of the extension, with what
+-- objects_sql: a fingerprint of every member of the extension, with what
 -- matters for security and behaviour: definition, owner-relative grants,
--- settings, RLS, columns and their storage, table options, and each
--- table's triggers (with their ENABLE mode), constraints and indexes,
--- which are not members themselves
-\set objects_sql 'SELECT string_agg(d.member || '' '' || md5(d.def), E''\\n'' ORDER BY d.member) FROM (SELECT pg_describe_object(e.classid, e.objid, e.objsubid) AS member, COALESCE(CASE e.classid WHEN ''pg_proc''::regclass THEN (SELECT pg_get_functiondef(p.oid) || COALESCE(p.proacl::text, '''') FROM pg_proc p WHERE p.oid = e.objid AND p.prokind <> ''a'') WHEN ''pg_class''::regclass THEN (SELECT c.relkind::text || c.relrowsecurity::text || COALESCE(c.relacl::text, '''') || COALESCE(c.reloptions::text, '''') || COALESCE(pg_get_viewdef(c.oid), '''') || COALESCE((SELECT string_agg(a.attname || '':'' || format_type(a.atttypid, a.atttypmod) || a.attnotnull::text || a.attstorage::text || COALESCE(pg_get_expr(ad.adbin, ad.adrelid), ''''), '','' ORDER BY a.attnum) FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '''') || COALESCE((SELECT string_agg(tg.tgname || tg.tgenabled::text || pg_get_triggerdef(tg.oid), '','' ORDER BY tg.tgname) FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal), '''') || COALESCE((SELECT string_agg(co.conname || pg_get_constraintdef(co.oid), '','' ORDER BY co.conname) FROM pg_constraint co WHERE co.conrelid = c.oid), '''') || COALESCE((SELECT string_agg(pg_get_indexdef(i.indexrelid), '','' ORDER BY i.indexrelid::regclass::text) FROM pg_index i WHERE i.indrelid = c.oid), '''') FROM pg_class c WHERE c.oid = e.objid) WHEN ''pg_type''::regclass THEN (SELECT format_type(t.oid, NULL) || t.typtype::text || COALESCE(t.typacl::text, '''') FROM pg_type t WHERE t.oid = e.objid) WHEN ''pg_event_trigger''::regclass THEN (SELECT evt.evtevent::text || evt.evtenabled::text || COALESCE(evt.evttags::text, '''') || evt.evtfoid::regprocedure::text FROM pg_event_trigger evt WHERE evt.oid = e.objid) END, '''') AS def FROM pg_depend e WHERE e.refclassid = ''pg_extension''::regclass AND e.deptype = ''e'' AND e.refobjid = (SELECT oid FROM pg_extension WHERE extname = ''apikeys'')) d'
+-- settings, RLS and its policies, columns and their storage, table
+-- options, each table's triggers (with their ENABLE mode), constraints and
+-- indexes (which are not members themselves), operators, operator classes
+-- and casts, comments, and which tables pg_dump dumps.
+-- tools/check-install-script.sh compares the install script generated
+-- from sql/install/ with this same query: keep it between the markers.
+SELECT $fingerprint$
+SELECT string_agg(d.member || ' ' || md5(d.def), E'\n' ORDER BY d.member)
+  FROM (SELECT pg_describe_object(e.classid, e.objid, e.objsubid) AS member,
+               COALESCE(CASE e.classid
+               WHEN 'pg_proc'::regclass THEN
+                 (SELECT pg_get_functiondef(p.oid) || COALESCE(p.proacl::text, '')
+                    FROM pg_proc p WHERE p.oid = e.objid AND p.prokind <> 'a')
+               WHEN 'pg_class'::regclass THEN
+                 (SELECT c.relkind::text || c.relrowsecurity::text || COALESCE(c.relacl::text, '')
+                         || COALESCE(c.reloptions::text, '') || COALESCE(pg_get_viewdef(c.oid), '')
+                         || COALESCE((SELECT string_agg(a.attname || ':' || format_type(a.atttypid, a.atttypmod)
+                                                       || a.attnotnull::text || a.attstorage::text
+                                                       || COALESCE(pg_get_expr(ad.adbin, ad.adrelid), ''),
+                                                       ',' ORDER BY a.attnum)
+                                        FROM pg_attribute a
+                                        LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+                         || COALESCE((SELECT string_agg(tg.tgname || tg.tgenabled::text || pg_get_triggerdef(tg.oid),
+                                                       ',' ORDER BY tg.tgname)
+                                        FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal), '')
+                         || COALESCE((SELECT string_agg(co.conname || pg_get_constraintdef(co.oid), ',' ORDER BY co.conname)
+                                        FROM pg_constraint co WHERE co.conrelid = c.oid), '')
+                         || COALESCE((SELECT string_agg(pg_get_indexdef(i.indexrelid), ',' ORDER BY i.indexrelid::regclass::text)
+                                        FROM pg_index i WHERE i.indrelid = c.oid), '')
+                         || COALESCE((SELECT string_agg(po.polname || po.polcmd::text || po.polpermissive::text
+                                                       || po.polroles::regrole[]::text
+                                                       || COALESCE(pg_get_expr(po.polqual, po.polrelid), '')
+                                                       || COALESCE(pg_get_expr(po.polwithcheck, po.polrelid), ''),
+                                                       ',' ORDER BY po.polname)
+                                        FROM pg_policy po WHERE po.polrelid = c.oid), '')
+                    FROM pg_class c WHERE c.oid = e.objid)
+               WHEN 'pg_type'::regclass THEN
+                 (SELECT format_type(t.oid, NULL) || t.typtype::text || COALESCE(t.typacl::text, '')
+                    FROM pg_type t WHERE t.oid = e.objid)
+               WHEN 'pg_event_trigger'::regclass THEN
+                 (SELECT evt.evtevent::text || evt.evtenabled::text || COALESCE(evt.evttags::text, '')
+                         || evt.evtfoid::regprocedure::text
+                    FROM pg_event_trigger evt WHERE evt.oid = e.objid)
+               WHEN 'pg_operator'::regclass THEN
+                 (SELECT o.oprcode::regprocedure::text || o.oprleft::regtype::text || o.oprright::regtype::text
+                         || o.oprresult::regtype::text || o.oprcom::regoperator::text || o.oprnegate::regoperator::text
+                         || o.oprrest::text || o.oprjoin::text || o.oprcanmerge::text || o.oprcanhash::text
+                    FROM pg_operator o WHERE o.oid = e.objid)
+               WHEN 'pg_opclass'::regclass THEN
+                 (SELECT oc.opcdefault::text || oc.opcintype::regtype::text
+                         || COALESCE((SELECT string_agg(ao.amopstrategy || ':' || ao.amopopr::regoperator::text,
+                                                       ',' ORDER BY ao.amopstrategy)
+                                        FROM pg_amop ao WHERE ao.amopfamily = oc.opcfamily), '')
+                         || COALESCE((SELECT string_agg(ap.amprocnum || ':' || ap.amproc::regprocedure::text,
+                                                       ',' ORDER BY ap.amprocnum)
+                                        FROM pg_amproc ap WHERE ap.amprocfamily = oc.opcfamily), '')
+                    FROM pg_opclass oc WHERE oc.oid = e.objid)
+               WHEN 'pg_cast'::regclass THEN
+                 (SELECT ca.castfunc::regprocedure::text || ca.castcontext::text || ca.castmethod::text
+                    FROM pg_cast ca WHERE ca.oid = e.objid)
+               END, '')
+               || COALESCE((SELECT string_agg(ds.objsubid || ':' || ds.description, ',' ORDER BY ds.objsubid)
+                              FROM pg_description ds WHERE ds.classoid = e.classid AND ds.objoid = e.objid), '')
+               AS def
+          FROM pg_depend e
+         WHERE e.refclassid = 'pg_extension'::regclass AND e.deptype = 'e'
+           AND e.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'apikeys')
+        UNION ALL
+        SELECT 'extension configuration (pg_dump)',
+               COALESCE((SELECT string_agg(u.cfg::regclass::text || ':' || COALESCE(u.cond, ''), ',' ORDER BY u.cfg::regclass::text)
+                           FROM pg_extension x, unnest(x.extconfig, x.extcondition) AS u(cfg, cond)
+                          WHERE x.extname = 'apikeys'), '')) d
+$fingerprint$ AS objects_sql \gset
 
 -- 1. The default version, installed directly
 CREATE DATABASE regress_upgrade_direct;
@@ -126,7 +196,12 @@ INSERT INTO fingerprint_changes VALUES
     ('storage option', 'ALTER TABLE apikeys.keys SET (fillfactor = 100)'),
     ('column storage', 'ALTER TABLE apikeys.usage_journal ALTER COLUMN data SET STORAGE EXTENDED'),
     ('view redefined', 'CREATE OR REPLACE VIEW apikeys.failing_addresses AS SELECT f.address, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts FROM apikeys._failing_addresses() f'),
-    ('function grant', 'GRANT EXECUTE ON FUNCTION apikeys.delete_key(text) TO apikeys_verifier');
+    ('function grant', 'GRANT EXECUTE ON FUNCTION apikeys.delete_key(text) TO apikeys_verifier'),
+    ('comment changed', 'COMMENT ON FUNCTION apikeys.delete_key(text) IS ''changed'''),
+    ('column comment dropped', 'COMMENT ON COLUMN apikeys.outbox.claim_id IS NULL'),
+    ('policy changed', 'ALTER POLICY outbox_delivery_read ON apikeys.outbox USING (false)'),
+    ('operator changed', 'ALTER OPERATOR apikeys.= (apikeys.scope, apikeys.scope) SET (RESTRICT = scalarltsel)'),
+    ('table no longer dumped', 'UPDATE pg_catalog.pg_extension SET extconfig = extconfig[2:], extcondition = extcondition[2:] WHERE extname = ''apikeys''');
 CREATE FUNCTION pg_temp.objects() RETURNS text LANGUAGE sql AS :'objects_sql';
 CREATE FUNCTION pg_temp.fingerprint_after(stmt text) RETURNS text
 LANGUAGE plpgsql AS $fn$

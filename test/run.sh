@@ -241,6 +241,19 @@ check_callgraph() {
 }
 [ -z "${TAP_ONLY:-}" ] && check_callgraph
 
+# The install script is what sql/install/ generates, and no released
+# version's script has changed (test/install-script.sh); one result.
+check_install_script() {
+	if "$ROOT/test/install-script.sh" >"$WORK/install-script.log" 2>&1; then
+		echo "install script ... ok"
+		passed=$((passed + 1))
+	else
+		cat "$WORK/install-script.log"
+		fail_with install-script "the install script differs from sql/install/, or a released script changed"
+	fi
+}
+[ -z "${TAP_ONLY:-}" ] && check_install_script
+
 if [ -z "${TAP_ONLY:-}" ]; then
 # pg_regress, then isolation: each with apikeys preloaded, then without,
 # so both variants of the expected files are checked on every run
