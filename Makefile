@@ -2,6 +2,7 @@
 #
 #   make demo    install what is missing, build, and show the main job on a throwaway cluster
 #   make test    install what is missing, build, and run every test suite
+#   make dist    the release tarball of HEAD (apikeys-<version>.tar.gz, and a .zip for PGXN)
 #   make bench   pgbench benchmarks, ~25 min (not part of make test; BENCH_ARGS=--quick: ~6 min check)
 #   make installcheck   (PGXS) the pg_regress, isolation and TAP suites against your running
 #                server, with the extension installed; passes with and without preloading
@@ -74,6 +75,16 @@ fuzz:
 # the pg_regress suite with every backend under valgrind memcheck
 check-memory: deps
 	@test/check-memory.sh
+
+# make dist: the release tarball (and the zip PGXN takes) a packager builds
+# from: what is committed at HEAD, named for META.json's version, which
+# test/install-script.sh keeps equal to default_version.
+DISTVERSION = $(shell sed -n 's/^   "version": "\(.*\)",$$/\1/p' $(srcdir)/META.json)
+.PHONY: dist
+dist:
+	git -C $(srcdir) archive --format=tar.gz --prefix=$(EXTENSION)-$(DISTVERSION)/ -o $(CURDIR)/$(EXTENSION)-$(DISTVERSION).tar.gz HEAD
+	git -C $(srcdir) archive --format=zip --prefix=$(EXTENSION)-$(DISTVERSION)/ -o $(CURDIR)/$(EXTENSION)-$(DISTVERSION).zip HEAD
+	@echo "$(EXTENSION)-$(DISTVERSION).tar.gz and .zip: HEAD as committed"
 
 # print-VAR: lets test/run.sh read REGRESS and ISOLATION from this file.
 print-%:

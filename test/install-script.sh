@@ -37,5 +37,15 @@ else
 		fi
 	done <sql/released.sha256
 fi
+# the release's metadata: META.json names this version (x.y as x.y.0) and
+# this script, and the licence a packager needs is there
+meta=$(sed -n 's/^   "version": "\(.*\)",$/\1/p' META.json 2>/dev/null)
+case $meta in
+"$version" | "$version".0) ;;
+*) echo "META.json's version \"$meta\" is not default_version '$version' of apikeys.control"; status=1 ;;
+esac
+grep -q "\"file\": \"$script\"" META.json || { echo "META.json does not name $script"; status=1; }
+grep -q '^PostgreSQL License' LICENSE 2>/dev/null || { echo "LICENSE (the PostgreSQL License) is missing"; status=1; }
+
 [ $status -eq 0 ] && echo "$script is what sql/install/ generates; released scripts unchanged: $(cut -d' ' -f3 sql/released.sha256 | xargs)"
 exit $status
