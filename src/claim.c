@@ -50,6 +50,7 @@
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 
+#include "dblist.h"
 #include "throttle.h"
 #include "token.h"
 #include "verify.h"
@@ -172,8 +173,6 @@ static void
 CountWrongCode(int64 claim_id)
 {
 	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	pid_t		pid;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -185,18 +184,7 @@ CountWrongCode(int64 claim_id)
 	strlcpy(worker.bgw_type, "apikeys claim failure", BGW_MAXLEN);
 	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
 	snprintf(worker.bgw_extra, BGW_EXTRALEN, INT64_FORMAT, claim_id);
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		ereport(LOG,
-				(errmsg("could not count a wrong claim code: no background worker slot is free"),
-				 errhint("Raise \"max_worker_processes\".")));
-		return;
-	}
-	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
-		(void) WaitForBackgroundWorkerShutdown(handle);
-	pfree(handle);
+	(void) RunWorkerAndWait(&worker, "the worker that counts a wrong claim code");
 }
 
 /*

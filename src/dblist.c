@@ -19,6 +19,11 @@
  * "apikeys database list"), the last in the lock order: it may be taken
  * under counters.c's; the flags themselves are atomics.
  *
+ * Also the two steps of every visit of a database by a background worker
+ * (worker.c, prewarm.c, claim.c): RunWorkerAndWait starts a worker and
+ * waits for it, RunExtensionFunction runs one SQL function of the
+ * extension in the worker's database.
+ *
  * IDENTIFICATION
  *	  src/dblist.c
  *
@@ -32,7 +37,11 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "executor/spi.h"
+#include "commands/extension.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -278,4 +287,71 @@ DbListConnectable(void)
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	return dbs;
+}
+
+/*
+ * RunWorkerAndWait starts a dynamic background worker (this backend is
+ * notified of its start and its end) and waits until it has exited.
+ * false, having logged that "what" could not be started, when no worker
+ * slot is free: the callers then try again at their next round.
+ */
+bool
+RunWorkerAndWait(BackgroundWorker *worker, const char *what)
+{
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+
+	worker->bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(worker, &handle))
+	{
+		ereport(LOG,
+				(errmsg("could not start %s: no background worker slot is free", what),
+				 errhint("Raise \"max_worker_processes\".")));
+		return false;
+	}
+	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
+		(void) WaitForBackgroundWorkerShutdown(handle);
+	pfree(handle);
+	return true;
+}
+
+/*
+ * RunExtensionFunction runs query (one SQL function of the extension,
+ * returning one int4 or int8 value) in a transaction of its own, in a
+ * background worker connected to a database, if the extension is
+ * installed there: false if it is not.  The value goes to *result.  An
+ * error ends the worker (and is logged).
+ */
+bool
+RunExtensionFunction(const char *query, bool read_only, int64 *result)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	installed = OidIsValid(get_extension_oid("apikeys", true));
+	if (installed)
+	{
+		bool		isnull;
+		Datum		d;
+
+		pgstat_report_activity(STATE_RUNNING, query);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(query, read_only, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not run %s", query);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			*result = 0;
+		else if (SPI_gettypeid(SPI_tuptable->tupdesc, 1) == INT4OID)
+			*result = DatumGetInt32(d);
+		else
+			*result = DatumGetInt64(d);
+		SPI_finish();
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return installed;
 }

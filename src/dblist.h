@@ -2,7 +2,7 @@
  *
  * dblist.h
  *	  The background worker's list of databases and their journal
- *	  schedule.
+ *	  schedule; starting a worker in a database and waiting for it.
  *
  * IDENTIFICATION
  *	  src/dblist.h
@@ -14,6 +14,7 @@
 
 #include "apikeys.h"
 #include "nodes/pg_list.h"
+#include "postmaster/bgworker.h"
 
 /* Databases the background worker keeps track of */
 #define APIKEYS_MAX_FLUSH_DATABASES	64
@@ -27,5 +28,7 @@ extern bool DbListRollupWanted(Oid dbid);
 extern void DbListJournalState(Oid dbid, TimestampTz oldest, bool after_rollup);
 extern int	DbListPending(Oid *dbids, bool *rollup, int max);
 extern List *DbListConnectable(void);
+extern bool RunWorkerAndWait(BackgroundWorker *worker, const char *what);
+extern bool RunExtensionFunction(const char *query, bool read_only, int64 *result);
 
 #endif							/* APIKEYS_DBLIST_H */

@@ -94,8 +94,6 @@ static void
 VisitDatabase(Oid dbid, char kind)
 {
 	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	pid_t		pid;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -115,19 +113,8 @@ VisitDatabase(Oid dbid, char kind)
 	}
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
 	worker.bgw_extra[0] = kind;
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		ereport(LOG,
-				(errmsg("could not start an apikeys %s worker",
-						kind == 'p' ? "policy" : "usage flush"),
-				 errhint("Raise \"max_worker_processes\".")));
-		return;
-	}
-	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
-		(void) WaitForBackgroundWorkerShutdown(handle);
-	pfree(handle);
+	(void) RunWorkerAndWait(&worker, kind == 'p' ? "an apikeys policy worker" :
+							"an apikeys usage flush worker");
 }
 
 /*
@@ -232,25 +219,7 @@ PolicyRun(void)
 	int64		actions = 0;
 
 	pgstat_report_appname("apikeys policies");
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (OidIsValid(get_extension_oid("apikeys", true)))
-	{
-		bool		isnull;
-
-		pgstat_report_activity(STATE_RUNNING, "SELECT apikeys.apply_policies()");
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute("SELECT apikeys.apply_policies()", false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not run apikeys.apply_policies()");
-		actions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1, &isnull));
-		SPI_finish();
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	(void) RunExtensionFunction("SELECT apikeys.apply_policies()", false, &actions);
 	elog(DEBUG1, "apikeys policies: " INT64_FORMAT " actions", actions);
 }
 
