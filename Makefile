@@ -18,7 +18,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 REGRESS        = init token scopes create_key verify lifecycle handoff outbox policies audit usage owner_limits \
                  hygiene authenticate context rls postgrest forwarded selfservice privileges security \
                  security_inventory security_edges upgrade cleanup
-REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
+REGRESS_OPTS   = --inputdir=test --load-extension=pgcrypto
 ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace cache_invalidation concurrent_rollup revoke_all_vs_create \
                  claim_race outbox_take_race selfservice_revoke_race selfservice_cap_race scope_set_vs_verify \
                  owner_limit_change

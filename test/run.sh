@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/run.sh -- run every test suite against real PostgreSQL servers.
 #
-#   pg_regress     sql/ + expected/           (REGRESS in the Makefile)
+#   pg_regress     test/sql/ + test/expected/           (REGRESS in the Makefile)
 #   isolation      test/isolation/specs/       (ISOLATION)
 #   TAP            test/t/*.pl                 (PostgreSQL::Test::Cluster)
 #   installcheck   test/installcheck.sh        (make install && make installcheck
@@ -175,7 +175,7 @@ accept_mode() {
 run_suite() {
 	local kind=$1 mode=$2 suite prog inputdir expdir db tests conf
 	case $kind in
-	regress)   prog="$PGXSDIR/src/test/regress/pg_regress"; inputdir=$ROOT; expdir=$ROOT/expected
+	regress)   prog="$PGXSDIR/src/test/regress/pg_regress"; inputdir=$ROOT/test; expdir=$ROOT/test/expected
 	           db=contrib_regression; tests=$(make_var REGRESS); suite=pg_regress ;;
 	isolation) prog="$PGXSDIR/src/test/isolation/pg_isolation_regress"; inputdir=$ROOT/test/isolation
 	           expdir=$ROOT/test/isolation/expected; db=isolation_regression; tests=$(make_var ISOLATION); suite=isolation ;;
@@ -257,7 +257,7 @@ check_install_script() {
 if [ -z "${TAP_ONLY:-}" ]; then
 # pg_regress, then isolation: each with apikeys preloaded, then without,
 # so both variants of the expected files are checked on every run
-check_alternates "$ROOT/expected"
+check_alternates "$ROOT/test/expected"
 check_alternates "$ROOT/test/isolation/expected"
 run_suite regress preloaded
 run_suite regress not_preloaded
