@@ -2,10 +2,6 @@
 --
 -- verify / verify_client: every result code of the contract.
 --
--- Without apikeys preloaded the output differs: expected/verify_1.out.
--- This line keeps each run to its own expected file (test/run.sh checks
--- that every file with an alternate prints it).
-SELECT apikeys._preloaded() AS preloaded;
 \set VERBOSITY terse
 SELECT apikeys.set_owner_policy('umbrella', max_keys => 50);
 
@@ -90,7 +86,12 @@ SELECT apikeys.revoke_key(:'st_rev_cid'), apikeys.disable_key(:'st_dis_cid');
 UPDATE apikeys.keys SET expires_at = now() - interval '1 second' WHERE client_id = :'st_exp_cid';
 SELECT (apikeys.verify(:'st_rl_tok')).code AS uses_the_one_request;
 SELECT label,
-       (apikeys.verify(tok, NULL, '198.51.100.1')).code AS right_secret,
+       -- (the rate-limited key's second request: RATE_LIMITED, or VALID where rate
+       -- limits are not kept, without preloading: shown as whether it is so)
+       CASE WHEN label = 'rate limited'
+            THEN ((apikeys.verify(tok, NULL, '198.51.100.1')).code
+                  = CASE WHEN apikeys._preloaded() THEN 'RATE_LIMITED' ELSE 'VALID' END)::text
+            ELSE (apikeys.verify(tok, NULL, '198.51.100.1')).code END AS right_secret,
        v.code AS wrong_secret, v.valid, v.client_id, v.owner, v.scopes, v.expires_at, v.retry_after,
        (apikeys.verify_client(cid, repeat('x', 43), NULL, '198.51.100.1')).code AS wrong_pair,
        (apikeys.verify_client(cid, repeat('x', 43), NULL, '198.51.100.1')).owner AS wrong_pair_owner
