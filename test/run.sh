@@ -24,7 +24,8 @@
 # alternate no longer needed is removed); KEEP_WORK=1 keeps the temp
 # directory with logs and clusters; TAP_ONLY=glob (say 050_*) runs only those
 # TAP files and no other suite, for development; SKIP_TAP=1 skips the TAP
-# files, SKIP_INSTALLCHECK=1 the installcheck suite, both for development;
+# files, SKIP_INSTALLCHECK=1 the installcheck suite, SKIP_ASSERTS=1 the
+# pg_regress run of the -DUSE_ASSERT_CHECKING build, all for development;
 # TEST_TIMEOUT (seconds, default 600) bounds
 # each TAP file and SUITE_TIMEOUT (default 1200) each pg_regress/isolation
 # run and the installcheck suite.
@@ -180,7 +181,11 @@ run_suite() {
 	isolation) prog="$PGXSDIR/src/test/isolation/pg_isolation_regress"; inputdir=$ROOT/test/isolation
 	           expdir=$ROOT/test/isolation/expected; db=isolation_regression; tests=$(make_var ISOLATION); suite=isolation ;;
 	esac
-	if [ "$mode" = preloaded ]; then conf=$ROOT/test/regress.conf; else conf=$ROOT/test/regress-not-preloaded.conf; suite="$suite($mode)"; fi
+	case $mode in
+	preloaded) conf=$ROOT/test/regress.conf ;;
+	asserts) conf=$ROOT/test/regress.conf; suite="$suite($mode)" ;;
+	*) conf=$ROOT/test/regress-not-preloaded.conf; suite="$suite($mode)" ;;
+	esac
 	local out="$WORK/$kind-$mode"
 	msg "$suite: $tests"
 	as_pg mkdir -p "$out"
@@ -198,7 +203,7 @@ run_suite() {
 	count_regress "$out.log" "$suite" $rc $tests
 	[ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"
 	# ACCEPT=1 copies actual results over expected ones (review the diff!)
-	[ -n "${ACCEPT:-}" ] && accept_mode "$out/results" "$expdir" "$mode"
+	[ -n "${ACCEPT:-}" ] && [ "$mode" != asserts ] && accept_mode "$out/results" "$expdir" "$mode"
 }
 
 # bench/ is self-contained: a path out of the repository (../shared, the
@@ -339,6 +344,34 @@ if [ -z "${TAP_ONLY:-}" ] && [ -z "${SKIP_INSTALLCHECK:-}" ]; then
 		fi
 	done
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$icbad" -eq 0 ] && fail_with installcheck "exit status $rc with no failing mode named"
+fi
+
+# Assertions that run: the extension built once more with
+# -DUSE_ASSERT_CHECKING (in a copy of the tree, so the objects of src/ stay
+# as a user's build makes them), installed over the private installation,
+# and the pg_regress suite run again with apikeys preloaded, so every
+# Assert() of src/ (lock order, shared-memory set-up, ...) is evaluated.
+# A failed Assert aborts the backend: the suite fails.  SKIP_ASSERTS=1
+# skips it, for development.
+run_assert_suite() {
+	local src=$WORK/assert-src
+	msg "pg_regress(asserts): build with -DUSE_ASSERT_CHECKING"
+	mkdir -p "$src"
+	git -C "$ROOT" ls-files -co --exclude-standard -z | (cd "$ROOT" && tar --null -cf - -T -) | tar -xf - -C "$src"
+	rm -f "$src"/*.so "$src"/src/*.o "$src"/src/*.bc
+	if ! make -s -C "$src" with_llvm=no PG_CONFIG="$PG_CONFIG" \
+		PG_CFLAGS="-DUSE_ASSERT_CHECKING ${PG_CFLAGS:--Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare}" \
+		>"$WORK/assert-build.log" 2>&1 ||
+		! make -s -C "$src" with_llvm=no PG_CONFIG="$PG_CONFIG" install DESTDIR="$WORK/inst" >>"$WORK/assert-build.log" 2>&1; then
+		cat "$WORK/assert-build.log"
+		fail_with "pg_regress(asserts)" "the build with -DUSE_ASSERT_CHECKING failed"
+		return
+	fi
+	[ "$(id -u)" = 0 ] && chown -R "$PG_OS_USER" "$WORK"
+	run_suite regress asserts
+}
+if [ -z "${TAP_ONLY:-}" ] && [ -z "${SKIP_ASSERTS:-}" ]; then
+	run_assert_suite
 fi
 
 [ $((passed + failed)) -eq 0 ] && fail_with run "no test ran"
