@@ -174,14 +174,8 @@ CountWrongCode(int64 claim_id)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ApikeysClaimFailureMain", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "apikeys claim failure", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "apikeys claim failure", BGW_MAXLEN);
+	WorkerDefine(&worker, "ApikeysClaimFailureMain", "apikeys claim failure",
+				 BgWorkerStart_RecoveryFinished);
 	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
 	snprintf(worker.bgw_extra, BGW_EXTRALEN, INT64_FORMAT, claim_id);
 	(void) RunWorkerAndWait(&worker, "the worker that counts a wrong claim code");

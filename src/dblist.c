@@ -20,8 +20,8 @@
  * under counters.c's; the flags themselves are atomics.
  *
  * Also the two steps of every visit of a database by a background worker
- * (worker.c, prewarm.c, claim.c): RunWorkerAndWait starts a worker and
- * waits for it, RunExtensionFunction runs one SQL function of the
+ * (worker.c, prewarm.c, claim.c): WorkerDefine fills in what every worker
+ * of the extension has, RunWorkerAndWait starts one and waits for it, RunExtensionFunction runs one SQL function of the
  * extension in the worker's database.
  *
  * IDENTIFICATION
@@ -287,6 +287,25 @@ DbListConnectable(void)
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	return dbs;
+}
+
+/*
+ * WorkerDefine fills worker in for function (of this library) with what
+ * every apikeys worker has: a database connection, no restart, named
+ * (bgw_name, which the caller may make more precise) and typed type.
+ */
+void
+WorkerDefine(BackgroundWorker *worker, const char *function, const char *type,
+			 BgWorkerStartTime start)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = start;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker->bgw_library_name, "apikeys", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker->bgw_name, type, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
 }
 
 /*

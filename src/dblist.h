@@ -28,6 +28,8 @@ extern bool DbListRollupWanted(Oid dbid);
 extern void DbListJournalState(Oid dbid, TimestampTz oldest, bool after_rollup);
 extern int	DbListPending(Oid *dbids, bool *rollup, int max);
 extern List *DbListConnectable(void);
+extern void WorkerDefine(BackgroundWorker *worker, const char *function,
+						 const char *type, BgWorkerStartTime start);
 extern bool RunWorkerAndWait(BackgroundWorker *worker, const char *what);
 extern bool RunExtensionFunction(const char *query, bool read_only, int64 *result);
 

@@ -59,13 +59,7 @@ PGDLLEXPORT void ApikeysPrewarmDatabaseMain(Datum arg) pg_attribute_noreturn();
 static void
 PrewarmWorkerInit(BackgroundWorker *worker, const char *function)
 {
-	memset(worker, 0, sizeof(BackgroundWorker));
-	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker->bgw_start_time = BgWorkerStart_ConsistentState;
-	worker->bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker->bgw_library_name, "apikeys", BGW_MAXLEN);
-	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
-	strlcpy(worker->bgw_type, "apikeys cache prewarm", BGW_MAXLEN);
+	WorkerDefine(worker, function, "apikeys cache prewarm", BgWorkerStart_ConsistentState);
 }
 
 /* PrewarmRegister registers the prewarm worker (from _PG_init, preloaded only). */

@@ -73,14 +73,9 @@ WorkerRegister(void)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	WorkerDefine(&worker, "ApikeysLauncherMain", "apikeys usage flusher",
+				 BgWorkerStart_RecoveryFinished);
 	worker.bgw_restart_time = 5;
-	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ApikeysLauncherMain", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "apikeys usage flusher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "apikeys usage flusher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -95,22 +90,10 @@ VisitDatabase(Oid dbid, char kind)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ApikeysFlushWorkerMain", BGW_MAXLEN);
-	if (kind == 'p')
-	{
-		snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys policies for database %u", dbid);
-		strlcpy(worker.bgw_type, "apikeys policies", BGW_MAXLEN);
-	}
-	else
-	{
-		snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys usage flush for database %u", dbid);
-		strlcpy(worker.bgw_type, "apikeys usage flush", BGW_MAXLEN);
-	}
+	WorkerDefine(&worker, "ApikeysFlushWorkerMain",
+				 kind == 'p' ? "apikeys policies" : "apikeys usage flush",
+				 BgWorkerStart_RecoveryFinished);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s for database %u", worker.bgw_type, dbid);
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
 	worker.bgw_extra[0] = kind;
 	(void) RunWorkerAndWait(&worker, kind == 'p' ? "an apikeys policy worker" :
