@@ -29,9 +29,11 @@ bodies; not plpgsql bodies, which are only parsed at their first call) is
 created earlier in the new order, and fails naming the pair otherwise.
 
 Writes OUTDIR/NN_<section>.sql (removing stale NN_*.sql there) and prints
-the concatenation's path; `make` concatenates OUTDIR/*.sql into the
-versioned script (see the Makefile).  --check writes nothing and fails if
-OUTDIR differs from what it would write.
+how many objects each got; `make` concatenates OUTDIR/*.sql into the
+versioned script (tools/build-install-script.sh, the Makefile's rule).
+--check writes nothing and fails if OUTDIR differs from what it would
+write; --list prints each object and its section.  Splitting the generated
+script again gives the same files.
 
 That the concatenation creates the same objects as INPUT is checked on a
 real server by tools/check-install-script.sh (sql/upgrade.sql's
@@ -436,8 +438,6 @@ def split(text):
     objs = collections.OrderedDict()    # key -> Obj
     by_name = collections.defaultdict(list)
     setup = []                          # [(gap, text)]
-    pending_bulk = []                   # for the report
-    config_dumps = []
 
     def lookup(kind, name, arity, where):
         if kind == 'table':
@@ -497,9 +497,8 @@ def split(text):
                     continue
                 sig = signature_text(o) if kind == 'function' else f'{SCHEMA}.{o.name}'
                 o.parts.append(('', f'REVOKE ALL ON {what} {sig} FROM PUBLIC;'))
-            pending_bulk.append(kind)
         elif c[0] == 'grant':
-            _, verb, privs, kind, targets_text, tofrom, grantees = c
+            kind = c[3]
             # the target list, from the statement text itself (to keep its spelling)
             raw = re.match(r'(?is)^\s*(GRANT|REVOKE)\s+(.*?)\s+ON\s+(FUNCTION|TABLE|SEQUENCE|TYPE)?\s*(.*)\s+(TO|FROM)\s+(.*?);\s*$',
                            strip_comments(stmt))
@@ -536,7 +535,7 @@ def split(text):
             o.section = section_of(o.name)
         if o.section is None:
             raise SplitError(f'line {o.line}: no section for {o.label()}; add a pattern to SECTIONS '
-                             f'in {os.path.relpath(__file__)}')
+                             f'in {__file__}')
     return setup, list(objs.values())
 
 
@@ -594,7 +593,6 @@ def check_order(order, objs):
     created = {}
     for pos, o in enumerate(order):
         created.setdefault(o.name, pos)
-    seen = set()
     problems = []
     for pos, o in enumerate(order):
         for lead, stmt in o.parts:
@@ -605,7 +603,6 @@ def check_order(order, objs):
                                     f'created later ({later.section})')
         if o.on and o.on[0] and o.on[0] in created and created[o.on[0]] > pos:
             problems.append(f'{o.label()} ({o.section}) is on table {o.on[0]}, created later')
-        seen.add(o.name)
     if problems:
         raise SplitError('the sections would create objects before what they need:\n  ' +
                          '\n  '.join(sorted(set(problems))) +
