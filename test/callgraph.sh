@@ -72,7 +72,7 @@ status=0
 {
 	[ -f ../docs/architecture.md ] && cat ../docs/architecture.md
 	sed -n '/^## Architecture/,/^## /p' ../README.md
-} | grep '^| `' | cut -d'|' -f2 | grep -oE '[a-z_]+\.[ch]' | sort -u >"$tmp/listed"
+} | grep '^| `' | cut -d'|' -f2 | grep -oE '`[a-z_]+\.[ch]`' | tr -d '`' | sort -u >"$tmp/listed"
 ls *.c *.h | sort >"$tmp/present"
 if ! cmp -s "$tmp/listed" "$tmp/present"; then
 	echo "the Architecture table (docs/architecture.md or README.md) and src/ differ (< table, > src/):" >&2
