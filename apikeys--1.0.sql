@@ -113,16 +113,16 @@ CREATE TYPE apikeys.scope;
 CREATE FUNCTION apikeys.scope_in(cstring) RETURNS apikeys.scope
     AS 'MODULE_PATHNAME', 'apikeys_scope_in'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_in(cstring) IS 'Input function of apikeys.scope (validates the grammar, SQLSTATE 22023)';
-REVOKE ALL ON FUNCTION apikeys.scope_in(cstring) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_in(cstring) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_in IS 'Input function of apikeys.scope (validates the grammar, SQLSTATE 22023)';
+REVOKE ALL ON FUNCTION apikeys.scope_in FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_in TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_out(apikeys.scope) RETURNS cstring
     AS 'MODULE_PATHNAME', 'apikeys_scope_out'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_out(apikeys.scope) IS 'Output function of apikeys.scope';
-REVOKE ALL ON FUNCTION apikeys.scope_out(apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_out(apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_out IS 'Output function of apikeys.scope';
+REVOKE ALL ON FUNCTION apikeys.scope_out FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_out TO PUBLIC;
 
 CREATE TYPE apikeys.scope (
     INPUT = apikeys.scope_in,
@@ -144,16 +144,16 @@ CREATE CAST (pg_catalog.text AS apikeys.scope) WITH INOUT AS ASSIGNMENT;
 CREATE FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_eq'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) IS 'Equality of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_eq IS 'Equality of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_eq FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_eq TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_ne'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) IS 'Inequality of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_ne IS 'Inequality of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_ne FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_ne TO PUBLIC;
 
 CREATE OPERATOR apikeys.= (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
@@ -176,44 +176,44 @@ CREATE OPERATOR apikeys.<> (
 CREATE FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_scope_cmp'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes (btree support)';
-REVOKE ALL ON FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_cmp IS 'Bytewise order of canonical scopes (btree support)';
+REVOKE ALL ON FUNCTION apikeys.scope_cmp FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_cmp TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_lt'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_lt IS 'Bytewise order of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_lt FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_lt TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_le'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_le IS 'Bytewise order of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_le FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_le TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_gt'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_gt IS 'Bytewise order of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_gt FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_gt TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_ge'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_ge IS 'Bytewise order of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_ge FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_ge TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_hash(apikeys.scope) RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_scope_hash'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_hash(apikeys.scope) IS 'Hash of a canonical scope (hash index and hash join support)';
-REVOKE ALL ON FUNCTION apikeys.scope_hash(apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_hash(apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_hash IS 'Hash of a canonical scope (hash index and hash join support)';
+REVOKE ALL ON FUNCTION apikeys.scope_hash FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_hash TO PUBLIC;
 
 CREATE OPERATOR apikeys.< (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_lt,
@@ -257,9 +257,9 @@ CREATE FUNCTION apikeys.scope_grants(granted apikeys.scope, required apikeys.sco
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_grants'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_grants(apikeys.scope, apikeys.scope) IS 'Does the granted scope satisfy the required one? (operator @>)';
-REVOKE ALL ON FUNCTION apikeys.scope_grants(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_grants(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_grants IS 'Does the granted scope satisfy the required one? (operator @>)';
+REVOKE ALL ON FUNCTION apikeys.scope_grants FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_grants TO PUBLIC;
 
 CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
@@ -270,9 +270,9 @@ CREATE FUNCTION apikeys.scopes_grant(granted apikeys.scope[], required apikeys.s
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scopes_grant'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scopes_grant(apikeys.scope[], apikeys.scope) IS 'Does a set of granted scopes satisfy the required one? (operator @>)';
-REVOKE ALL ON FUNCTION apikeys.scopes_grant(apikeys.scope[], apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scopes_grant(apikeys.scope[], apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scopes_grant IS 'Does a set of granted scopes satisfy the required one? (operator @>)';
+REVOKE ALL ON FUNCTION apikeys.scopes_grant FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scopes_grant TO PUBLIC;
 
 CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope[], RIGHTARG = apikeys.scope,
@@ -303,25 +303,25 @@ REVOKE ALL ON TABLE apikeys.scope_sets FROM PUBLIC;
 CREATE FUNCTION apikeys._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scopes_cover'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
-REVOKE ALL ON FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
+REVOKE ALL ON FUNCTION apikeys._scopes_cover FROM PUBLIC;
 
 -- Internal: scopes with every '@name' replaced by the set's scopes, read
 -- with the latest snapshot: the expansion verification makes (src/scopeset.c).
 CREATE FUNCTION apikeys._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
     AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
-REVOKE ALL ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
+REVOKE ALL ON FUNCTION apikeys._expand_scopes FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._expand_scopes TO apikeys_admin;
 
 -- Outdates every cached key of the database when a scope set changes.
 CREATE FUNCTION apikeys._scope_sets_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_scope_sets_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger() IS 'Internal: outdates every cached key of the database when a scope set changes';
-REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
+REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
 
 -- Named scope sets (apikeys_admin)
 --
@@ -371,9 +371,9 @@ BEGIN
             'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
 END
 $$;
-COMMENT ON FUNCTION apikeys.define_scope_set(text, text[], text) IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
-REVOKE ALL ON FUNCTION apikeys.define_scope_set(text, text[], text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.define_scope_set(text, text[], text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
+REVOKE ALL ON FUNCTION apikeys.define_scope_set FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.define_scope_set TO apikeys_admin;
 
 CREATE FUNCTION apikeys.drop_scope_set(name text)
     RETURNS void
@@ -409,9 +409,9 @@ BEGIN
         pg_catalog.jsonb_build_object('name', drop_scope_set.name));
 END
 $$;
-COMMENT ON FUNCTION apikeys.drop_scope_set(text) IS 'Drops a named scope set; 2BP01 while a live key holds it';
-REVOKE ALL ON FUNCTION apikeys.drop_scope_set(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.drop_scope_set IS 'Drops a named scope set; 2BP01 while a live key holds it';
+REVOKE ALL ON FUNCTION apikeys.drop_scope_set FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set TO apikeys_admin;
 
 -- A scope set's change outdates every cached key of the database at
 -- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.
@@ -545,39 +545,39 @@ CREATE FUNCTION apikeys._mint(client_id text,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_mint'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._mint(text) IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
-REVOKE ALL ON FUNCTION apikeys._mint(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
+REVOKE ALL ON FUNCTION apikeys._mint FROM PUBLIC;
 
 -- Internal: the event label the audit trigger reads (src/audit.c).
 CREATE FUNCTION apikeys._op_begin(event text, detail jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_begin(text, jsonb) IS 'Internal: labels the audit rows of the change that follows';
-REVOKE ALL ON FUNCTION apikeys._op_begin(text, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_begin IS 'Internal: labels the audit rows of the change that follows';
+REVOKE ALL ON FUNCTION apikeys._op_begin FROM PUBLIC;
 
 CREATE FUNCTION apikeys._op_end() RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_end'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_end() IS 'Internal: clears the audit label';
-REVOKE ALL ON FUNCTION apikeys._op_end() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_end IS 'Internal: clears the audit label';
+REVOKE ALL ON FUNCTION apikeys._op_end FROM PUBLIC;
 
 CREATE FUNCTION apikeys._op_event() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_op_event'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_event() IS 'Internal: the current audit label';
-REVOKE ALL ON FUNCTION apikeys._op_event() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_event IS 'Internal: the current audit label';
+REVOKE ALL ON FUNCTION apikeys._op_event FROM PUBLIC;
 
 CREATE FUNCTION apikeys._op_detail() RETURNS jsonb
     AS 'MODULE_PATHNAME', 'apikeys_op_detail'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_detail() IS 'Internal: the current audit detail';
-REVOKE ALL ON FUNCTION apikeys._op_detail() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_detail IS 'Internal: the current audit detail';
+REVOKE ALL ON FUNCTION apikeys._op_detail FROM PUBLIC;
 
 CREATE FUNCTION apikeys._outer_user() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_outer_user'
     LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._outer_user() IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
-REVOKE ALL ON FUNCTION apikeys._outer_user() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
+REVOKE ALL ON FUNCTION apikeys._outer_user FROM PUBLIC;
 
 -- Usage, the shared cache and the background worker (src/usage.c,
 -- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
@@ -595,22 +595,22 @@ CREATE FUNCTION apikeys._owner_limit_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger() IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
-REVOKE ALL ON FUNCTION apikeys._owner_limit_cache_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
+REVOKE ALL ON FUNCTION apikeys._owner_limit_cache_trigger FROM PUBLIC;
 
 CREATE FUNCTION apikeys._keys_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
-REVOKE ALL ON FUNCTION apikeys._keys_cache_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
+REVOKE ALL ON FUNCTION apikeys._keys_cache_trigger FROM PUBLIC;
 
 CREATE FUNCTION apikeys._cache_invalidate_all()
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_cache_invalidate_all'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._cache_invalidate_all() IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
-REVOKE ALL ON FUNCTION apikeys._cache_invalidate_all() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
+REVOKE ALL ON FUNCTION apikeys._cache_invalidate_all FROM PUBLIC;
 
 -- Is this session a logical replication apply worker?  Not settable from
 -- SQL: it is the process's kind, fixed when the server started it.
@@ -618,15 +618,15 @@ CREATE FUNCTION apikeys._in_apply_worker()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_in_apply_worker'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._in_apply_worker() IS 'Internal: is this session a logical replication apply worker?';
-REVOKE ALL ON FUNCTION apikeys._in_apply_worker() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
+REVOKE ALL ON FUNCTION apikeys._in_apply_worker FROM PUBLIC;
 
 CREATE FUNCTION apikeys._preloaded()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._preloaded() IS 'Internal: is apikeys in shared_preload_libraries?';
-REVOKE ALL ON FUNCTION apikeys._preloaded() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
+REVOKE ALL ON FUNCTION apikeys._preloaded FROM PUBLIC;
 
 -- _audit appends one audit row and wakes listeners (NOTIFY apikeys_events
 -- with the event and the client ID only).
@@ -652,8 +652,8 @@ BEGIN
         pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id)::text);
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit(text, text, text, jsonb) IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
-REVOKE ALL ON FUNCTION apikeys._audit(text, text, text, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
+REVOKE ALL ON FUNCTION apikeys._audit FROM PUBLIC;
 
 -- _key_row finds a key for a change and locks it; 42704 when missing,
 -- 55000 when revoked (unless p_allow_revoked).
@@ -690,8 +690,8 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys._key_row(text, boolean) IS 'Internal: finds and locks a key for a change';
-REVOKE ALL ON FUNCTION apikeys._key_row(text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._key_row IS 'Internal: finds and locks a key for a change';
+REVOKE ALL ON FUNCTION apikeys._key_row FROM PUBLIC;
 
 -- _owner_limits returns the effective (max_keys, max_lifetime) of an owner.
 CREATE FUNCTION apikeys._owner_limits(p_owner text, OUT max_keys integer, OUT max_lifetime interval)
@@ -715,8 +715,8 @@ BEGIN
         pg_catalog.current_setting('apikeys.default_max_lifetime')::interval);
 END
 $$;
-COMMENT ON FUNCTION apikeys._owner_limits(text) IS 'Internal: an owner''s effective key cap and maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._owner_limits(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys._owner_limits FROM PUBLIC;
 
 -- _check_text: non-empty (when required) and not too long; 22023 otherwise.
 CREATE FUNCTION apikeys._check_text(p_field text, p_value text, p_max integer, p_required boolean)
@@ -739,8 +739,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_text(text, text, integer, boolean) IS 'Internal: validates a text argument';
-REVOKE ALL ON FUNCTION apikeys._check_text(text, text, integer, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_text IS 'Internal: validates a text argument';
+REVOKE ALL ON FUNCTION apikeys._check_text FROM PUBLIC;
 
 -- _check_settings validates every optional setting of a key; 22023 naming
 -- the field on the first bad one.  NULL means "not given".
@@ -852,8 +852,8 @@ BEGIN
     RETURN v_scopes;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_settings(text[], text, text, text, cidr[], jsonb, text, integer, interval) IS 'Internal: validates a key''s settings';
-REVOKE ALL ON FUNCTION apikeys._check_settings(text[], text, text, text, cidr[], jsonb, text, integer, interval) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_settings IS 'Internal: validates a key''s settings';
+REVOKE ALL ON FUNCTION apikeys._check_settings FROM PUBLIC;
 
 -- _check_expiry: in the future and within the owner's max lifetime.
 CREATE FUNCTION apikeys._check_expiry(p_expires_at timestamptz, p_max_lifetime interval)
@@ -874,8 +874,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_expiry(timestamptz, interval) IS 'Internal: validates an expiry against the maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._check_expiry(timestamptz, interval) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys._check_expiry FROM PUBLIC;
 
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
@@ -1001,9 +1001,9 @@ BEGIN
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
 END
 $$;
-COMMENT ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean) IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
-REVOKE ALL ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.create_key IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
+REVOKE ALL ON FUNCTION apikeys.create_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.rotate_key(client_id text, grace interval DEFAULT '0')
     RETURNS apikeys.new_key
@@ -1051,9 +1051,9 @@ BEGIN
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
 $$;
-COMMENT ON FUNCTION apikeys.rotate_key(text, interval) IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
-REVOKE ALL ON FUNCTION apikeys.rotate_key(text, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.rotate_key(text, interval) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.rotate_key IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
+REVOKE ALL ON FUNCTION apikeys.rotate_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.rotate_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.disable_key(client_id text, reason text DEFAULT NULL)
     RETURNS void
@@ -1071,9 +1071,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.disable_key(text, text) IS 'Disables a key until enable_key (reversible)';
-REVOKE ALL ON FUNCTION apikeys.disable_key(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.disable_key(text, text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible)';
+REVOKE ALL ON FUNCTION apikeys.disable_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.disable_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.enable_key(client_id text)
     RETURNS void
@@ -1090,9 +1090,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.enable_key(text) IS 'Re-enables a disabled key';
-REVOKE ALL ON FUNCTION apikeys.enable_key(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.enable_key(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key';
+REVOKE ALL ON FUNCTION apikeys.enable_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL)
     RETURNS void
@@ -1128,9 +1128,9 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION apikeys.revoke_key(text, text) IS 'Revokes a key forever';
-REVOKE ALL ON FUNCTION apikeys.revoke_key(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.revoke_key(text, text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever';
+REVOKE ALL ON FUNCTION apikeys.revoke_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.revoke_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.revoke_all_keys(owner text, reason text DEFAULT NULL)
     RETURNS integer
@@ -1168,9 +1168,9 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION apikeys.revoke_all_keys(text, text) IS 'Revokes every key of an owner forever; returns how many';
-REVOKE ALL ON FUNCTION apikeys.revoke_all_keys(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.revoke_all_keys(text, text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.revoke_all_keys IS 'Revokes every key of an owner forever; returns how many';
+REVOKE ALL ON FUNCTION apikeys.revoke_all_keys FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.revoke_all_keys TO apikeys_admin;
 
 CREATE FUNCTION apikeys.delete_key(client_id text)
     RETURNS void
@@ -1185,9 +1185,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.delete_key(text) IS 'Deletes a key; its audit trail stays';
-REVOKE ALL ON FUNCTION apikeys.delete_key(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.delete_key(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays';
+REVOKE ALL ON FUNCTION apikeys.delete_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.update_key(client_id text,
                                    name text DEFAULT NULL,
@@ -1263,9 +1263,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
-REVOKE ALL ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
+REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
                                          max_lifetime interval DEFAULT NULL,
@@ -1366,9 +1366,9 @@ BEGIN
     PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
 END
 $$;
-COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
-REVOKE ALL ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
+REVOKE ALL ON FUNCTION apikeys.set_owner_policy FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy TO apikeys_admin;
 
 CREATE FUNCTION apikeys.purge_audit(older_than interval)
     RETURNS bigint
@@ -1392,9 +1392,9 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION apikeys.purge_audit(interval) IS 'Deletes audit rows older than the interval; leaves its own audit row';
-REVOKE ALL ON FUNCTION apikeys.purge_audit(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.purge_audit(interval) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.purge_audit IS 'Deletes audit rows older than the interval; leaves its own audit row';
+REVOKE ALL ON FUNCTION apikeys.purge_audit FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.purge_audit TO apikeys_admin;
 
 -- Anyone who finds a leaked token can kill it (GitHub's credential
 -- revocation API).  It says nothing either way, so it is no oracle.
@@ -1419,9 +1419,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.report_leaked(text) IS 'Anyone may report a leaked token: a valid one is revoked; says nothing either way';
-REVOKE ALL ON FUNCTION apikeys.report_leaked(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.report_leaked(text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.report_leaked IS 'Anyone may report a leaked token: a valid one is revoked; says nothing either way';
+REVOKE ALL ON FUNCTION apikeys.report_leaked FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.report_leaked TO PUBLIC;
 
 -- Audits UPDATE and DELETE on apikeys.keys, labelled by the extension
 -- function that made the change or, for a direct change, direct_update /
@@ -1470,8 +1470,8 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_audit_trigger() IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_audit_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys._keys_audit_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_audit
     AFTER UPDATE OR DELETE ON apikeys.keys
@@ -1498,8 +1498,8 @@ BEGIN
               HINT = 'Use apikeys.purge_audit(older_than) to apply a retention period.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit_append_only_trigger() IS 'Internal: keeps apikeys.audit_log append-only';
-REVOKE ALL ON FUNCTION apikeys._audit_append_only_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
+REVOKE ALL ON FUNCTION apikeys._audit_append_only_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_append_only
     BEFORE UPDATE OR DELETE ON apikeys.audit_log
@@ -1527,8 +1527,8 @@ BEGIN
               HINT = 'Use apikeys.revoke_all_keys() or apikeys.delete_key(), which are audited.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger() IS 'Internal: refuses TRUNCATE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_no_truncate_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys._keys_no_truncate_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_no_truncate
     BEFORE TRUNCATE ON apikeys.keys
@@ -1596,8 +1596,8 @@ BEGIN
     PERFORM apikeys._cache_invalidate_all();
 END
 $$;
-COMMENT ON FUNCTION apikeys._ddl_guard() IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
-REVOKE ALL ON FUNCTION apikeys._ddl_guard() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
+REVOKE ALL ON FUNCTION apikeys._ddl_guard FROM PUBLIC;
 
 CREATE EVENT TRIGGER apikeys_ddl_guard
     ON ddl_command_end
@@ -1622,8 +1622,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger() IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
-REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
+REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_rate_limit_warning
     AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys
@@ -1652,30 +1652,30 @@ COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authent
 CREATE FUNCTION apikeys._acting_begin(client_id text) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_acting_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._acting_begin(text) IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
-REVOKE ALL ON FUNCTION apikeys._acting_begin(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
+REVOKE ALL ON FUNCTION apikeys._acting_begin FROM PUBLIC;
 
 CREATE FUNCTION apikeys._acting_key() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_acting_key'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._acting_key() IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys._acting_key() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys._acting_key FROM PUBLIC;
 
 CREATE FUNCTION apikeys.token_client_id(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_client_id'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.token_client_id(text) IS 'The client ID inside a well-formed token (checksum checked), or NULL';
-REVOKE ALL ON FUNCTION apikeys.token_client_id(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.token_client_id(text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.token_client_id IS 'The client ID inside a well-formed token (checksum checked), or NULL';
+REVOKE ALL ON FUNCTION apikeys.token_client_id FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.token_client_id TO PUBLIC;
 
 CREATE FUNCTION apikeys.verify(token text, required_scope text DEFAULT NULL,
                                client_ip inet DEFAULT NULL)
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_verify'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.verify(text, text, inet) IS 'Checks a token (and optionally a scope and client address); answers a code, never raises for a bad token';
-REVOKE ALL ON FUNCTION apikeys.verify(text, text, inet) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.verify(text, text, inet) TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address); answers a code, never raises for a bad token';
+REVOKE ALL ON FUNCTION apikeys.verify FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.verify TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.verify_client(client_id text, client_secret text,
                                       required_scope text DEFAULT NULL,
@@ -1683,60 +1683,60 @@ CREATE FUNCTION apikeys.verify_client(client_id text, client_secret text,
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_verify_client'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.verify_client(text, text, text, inet) IS 'Like verify, for a client ID and client secret presented separately';
-REVOKE ALL ON FUNCTION apikeys.verify_client(text, text, text, inet) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.verify_client(text, text, text, inet) TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys.verify_client IS 'Like verify, for a client ID and client secret presented separately';
+REVOKE ALL ON FUNCTION apikeys.verify_client FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.verify_client TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.authenticate(token text, required_scope text DEFAULT NULL,
                                      client_ip inet DEFAULT NULL)
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_authenticate'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys.authenticate(text, text, inet) IS 'Verifies a token and makes it this transaction''s identity; raises 28000/42501/54000 on failure';
-REVOKE ALL ON FUNCTION apikeys.authenticate(text, text, inet) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.authenticate(text, text, inet) TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys.authenticate IS 'Verifies a token and makes it this transaction''s identity; raises 28000/42501/54000 on failure';
+REVOKE ALL ON FUNCTION apikeys.authenticate FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.authenticate TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.current_client_id() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_current_client_id'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.current_client_id() IS 'Client ID authenticated in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys.current_client_id() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.current_client_id() TO PUBLIC;
+COMMENT ON FUNCTION apikeys.current_client_id IS 'Client ID authenticated in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys.current_client_id FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.current_client_id TO PUBLIC;
 
 CREATE FUNCTION apikeys.current_owner() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_current_owner'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.current_owner() IS 'Owner of the key authenticated in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys.current_owner() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.current_owner() TO PUBLIC;
+COMMENT ON FUNCTION apikeys.current_owner IS 'Owner of the key authenticated in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys.current_owner FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.current_owner TO PUBLIC;
 
 CREATE FUNCTION apikeys.current_scopes() RETURNS text[]
     AS 'MODULE_PATHNAME', 'apikeys_current_scopes'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.current_scopes() IS 'Scopes of the key authenticated in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys.current_scopes() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.current_scopes() TO PUBLIC;
+COMMENT ON FUNCTION apikeys.current_scopes IS 'Scopes of the key authenticated in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys.current_scopes FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.current_scopes TO PUBLIC;
 
 CREATE FUNCTION apikeys.has_scope(scope text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_has_scope'
     LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.has_scope(text) IS 'Does the key authenticated in this transaction hold this scope?';
-REVOKE ALL ON FUNCTION apikeys.has_scope(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.has_scope(text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.has_scope IS 'Does the key authenticated in this transaction hold this scope?';
+REVOKE ALL ON FUNCTION apikeys.has_scope FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.has_scope TO PUBLIC;
 
 CREATE FUNCTION apikeys.require_scope(scope text) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_require_scope'
     LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.require_scope(text) IS 'Raises 42501 unless the key authenticated in this transaction holds this scope';
-REVOKE ALL ON FUNCTION apikeys.require_scope(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.require_scope(text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.require_scope IS 'Raises 42501 unless the key authenticated in this transaction holds this scope';
+REVOKE ALL ON FUNCTION apikeys.require_scope FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.require_scope TO PUBLIC;
 
 CREATE FUNCTION apikeys.field_allowed(resource text, field text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_field_allowed'
     LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.field_allowed(text, text) IS 'May the key authenticated in this transaction read this field of this resource?';
-REVOKE ALL ON FUNCTION apikeys.field_allowed(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.field_allowed(text, text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.field_allowed IS 'May the key authenticated in this transaction read this field of this resource?';
+REVOKE ALL ON FUNCTION apikeys.field_allowed FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.field_allowed TO PUBLIC;
 
 -- SECURITY INVOKER on purpose: it switches to the key's db_role.
 CREATE FUNCTION apikeys.pre_request() RETURNS void
@@ -1803,9 +1803,9 @@ CREATE FUNCTION apikeys.flush_usage(rollup boolean DEFAULT true)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_flush_usage'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys.flush_usage(boolean) IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage (counts and last-use times), returning usage rows written; without, as one journal row like the background worker, returning keys written';
-REVOKE ALL ON FUNCTION apikeys.flush_usage(boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.flush_usage(boolean) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.flush_usage IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage (counts and last-use times), returning usage rows written; without, as one journal row like the background worker, returning keys written';
+REVOKE ALL ON FUNCTION apikeys.flush_usage FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.flush_usage TO apikeys_admin;
 
 CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures integer,
                                            OUT window_start timestamptz,
@@ -1815,9 +1815,9 @@ CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures intege
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
-REVOKE ALL ON FUNCTION apikeys._failing_addresses() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._failing_addresses() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
+REVOKE ALL ON FUNCTION apikeys._failing_addresses FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._failing_addresses TO apikeys_admin;
 
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
@@ -1826,9 +1826,9 @@ CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_cache_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
-REVOKE ALL ON FUNCTION apikeys.cache_stats() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.cache_stats() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.cache_stats IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
+REVOKE ALL ON FUNCTION apikeys.cache_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.cache_stats TO apikeys_admin;
 
 CREATE FUNCTION apikeys.usage_stats(OUT shared boolean, OUT tracked_keys bigint,
                                     OUT key_capacity bigint, OUT tracked_addresses bigint,
@@ -1837,9 +1837,9 @@ CREATE FUNCTION apikeys.usage_stats(OUT shared boolean, OUT tracked_keys bigint,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_usage_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
-REVOKE ALL ON FUNCTION apikeys.usage_stats() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.usage_stats() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.usage_stats IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
+REVOKE ALL ON FUNCTION apikeys.usage_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
 
 -- The packed journal row (format in src/journal_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
@@ -1850,17 +1850,17 @@ CREATE FUNCTION apikeys._journal_decode(data bytea,
     AS 'MODULE_PATHNAME', 'apikeys_journal_decode'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     ROWS 1000;
-COMMENT ON FUNCTION apikeys._journal_decode(bytea) IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
-REVOKE ALL ON FUNCTION apikeys._journal_decode(bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._journal_decode(bytea) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+REVOKE ALL ON FUNCTION apikeys._journal_decode FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._journal_decode TO apikeys_admin;
 
 CREATE FUNCTION apikeys._recent_use(client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._recent_use(text) IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._recent_use(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._recent_use(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys._recent_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._recent_use TO apikeys_admin;
 
 -- After a restart the shared cache is empty, and every key's first
 -- verification is a miss; this fills it at once, as pg_prewarm does for
@@ -1871,9 +1871,9 @@ CREATE FUNCTION apikeys.cache_prewarm()
     LANGUAGE C VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION apikeys.cache_prewarm() IS 'Fills the shared verification cache with this database''s live keys, most recently used first, up to its capacity; returns keys loaded (0 when not preloaded); on a hot standby the entries are validated against the heap';
-REVOKE ALL ON FUNCTION apikeys.cache_prewarm() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.cache_prewarm() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.cache_prewarm IS 'Fills the shared verification cache with this database''s live keys, most recently used first, up to its capacity; returns keys loaded (0 when not preloaded); on a hot standby the entries are validated against the heap';
+REVOKE ALL ON FUNCTION apikeys.cache_prewarm FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.cache_prewarm TO apikeys_admin;
 
 -- Last use: the stored time, or a later one still in the journal.
 CREATE VIEW apikeys.key_list AS
@@ -2018,8 +2018,8 @@ CREATE FUNCTION apikeys._claim_secrets(OUT claim_token text, OUT code text)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_claim_secrets'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_secrets() IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
-REVOKE ALL ON FUNCTION apikeys._claim_secrets() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
+REVOKE ALL ON FUNCTION apikeys._claim_secrets FROM PUBLIC;
 
 -- Not STRICT, like flush_usage: a STRICT call with NULL constants is
 -- folded away before the EXECUTE privilege is checked.
@@ -2027,23 +2027,23 @@ CREATE FUNCTION apikeys._hash_equal(a bytea, b bytea)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._hash_equal(bytea, bytea) IS 'Internal: constant-time equality of two hashes';
-REVOKE ALL ON FUNCTION apikeys._hash_equal(bytea, bytea) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._hash_equal IS 'Internal: constant-time equality of two hashes';
+REVOKE ALL ON FUNCTION apikeys._hash_equal FROM PUBLIC;
 
 CREATE FUNCTION apikeys._claim_blocked()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_claim_blocked'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._claim_blocked() IS 'Internal: is the caller''s address blocked by the failure throttle?';
-REVOKE ALL ON FUNCTION apikeys._claim_blocked() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_blocked IS 'Internal: is the caller''s address blocked by the failure throttle?';
+REVOKE ALL ON FUNCTION apikeys._claim_blocked FROM PUBLIC;
 
 -- Not STRICT: a NULL claim ID (unknown token) still counts for the address.
 CREATE FUNCTION apikeys._claim_failed(claim_id bigint)
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_claim_failed'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_failed(bigint) IS 'Internal: counts a failed claim against the address and, with a claim ID, durably against the claim';
-REVOKE ALL ON FUNCTION apikeys._claim_failed(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_failed IS 'Internal: counts a failed claim against the address and, with a claim ID, durably against the claim';
+REVOKE ALL ON FUNCTION apikeys._claim_failed FROM PUBLIC;
 
 -- Handoff, outbox and lifecycle policies
 --
@@ -2065,8 +2065,8 @@ CREATE FUNCTION apikeys._setting_interval(p_name text, p_default interval)
 AS $$
     SELECT COALESCE(NULLIF(pg_catalog.current_setting(p_name, true), '')::interval, p_default)
 $$;
-COMMENT ON FUNCTION apikeys._setting_interval(text, interval) IS 'Internal: an apikeys.* duration setting as an interval';
-REVOKE ALL ON FUNCTION apikeys._setting_interval(text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
+REVOKE ALL ON FUNCTION apikeys._setting_interval FROM PUBLIC;
 
 -- _deliver appends one outbox row addressed to a person (channel email or
 -- sms) or to applications (channel NULL) and sends a wake-up NOTIFY that
@@ -2091,8 +2091,8 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys._deliver(text, text, text, text, text, jsonb, bigint) IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
-REVOKE ALL ON FUNCTION apikeys._deliver(text, text, text, text, text, jsonb, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
+REVOKE ALL ON FUNCTION apikeys._deliver FROM PUBLIC;
 
 -- Every audit row written by this transaction becomes an outbox event
 -- (channel NULL).  Rows restored from a dump (COPY) are skipped: they carry
@@ -2114,8 +2114,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit_outbox_trigger() IS 'Internal: copies each audit row of this transaction into the outbox';
-REVOKE ALL ON FUNCTION apikeys._audit_outbox_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
+REVOKE ALL ON FUNCTION apikeys._audit_outbox_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_outbox
     AFTER INSERT ON apikeys.audit_log
@@ -2139,8 +2139,8 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger() IS 'Internal: records when a key''s secret was set';
-REVOKE ALL ON FUNCTION apikeys._keys_secret_set_at_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
+REVOKE ALL ON FUNCTION apikeys._keys_secret_set_at_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_secret_set_at
     BEFORE UPDATE OF secret_hash ON apikeys.keys
@@ -2159,8 +2159,8 @@ AS $$
      WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
        AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
 $$;
-COMMENT ON FUNCTION apikeys._outbox_erase(bigint[]) IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
-REVOKE ALL ON FUNCTION apikeys._outbox_erase(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
+REVOKE ALL ON FUNCTION apikeys._outbox_erase FROM PUBLIC;
 
 -- _handoff_start: a new claim for a pending key (any earlier open claim
 -- is superseded and its secrets erased), its two deliveries and the
@@ -2212,8 +2212,8 @@ BEGIN
     RETURN v_exp;
 END
 $$;
-COMMENT ON FUNCTION apikeys._handoff_start(apikeys.keys) IS 'Internal: opens a claim for a pending key and enqueues its link and code';
-REVOKE ALL ON FUNCTION apikeys._handoff_start(apikeys.keys) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
+REVOKE ALL ON FUNCTION apikeys._handoff_start FROM PUBLIC;
 
 -- _claim_refuse: the one answer to every failed claim, whatever was wrong.
 CREATE FUNCTION apikeys._claim_refuse()
@@ -2228,8 +2228,8 @@ BEGIN
               HINT = 'Ask the administrator of the key for a new link and code.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_refuse() IS 'Internal: raises the one error of every failed claim';
-REVOKE ALL ON FUNCTION apikeys._claim_refuse() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_refuse IS 'Internal: raises the one error of every failed claim';
+REVOKE ALL ON FUNCTION apikeys._claim_refuse FROM PUBLIC;
 
 -- _claim_count_failure: one more wrong code for an open claim; the fifth
 -- locks it (audited, its secrets erased).  Called by the background worker
@@ -2258,8 +2258,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_count_failure(bigint) IS 'Internal: adds a wrong code to a claim and locks it at the fifth (run by a worker in its own transaction)';
-REVOKE ALL ON FUNCTION apikeys._claim_count_failure(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_count_failure IS 'Internal: adds a wrong code to a claim and locks it at the fifth (run by a worker in its own transaction)';
+REVOKE ALL ON FUNCTION apikeys._claim_count_failure FROM PUBLIC;
 
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).  The
 -- claim is read unlocked to check the code, so a wrong code can be counted
@@ -2330,10 +2330,10 @@ BEGIN
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
 $$;
-COMMENT ON FUNCTION apikeys.claim_key(text, text) IS 'Trades a handoff''s claim token and code for the key''s secret, once; every failure is the same 28000 error';
-REVOKE ALL ON FUNCTION apikeys.claim_key(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.claim_key IS 'Trades a handoff''s claim token and code for the key''s secret, once; every failure is the same 28000 error';
+REVOKE ALL ON FUNCTION apikeys.claim_key FROM PUBLIC;
 -- The integrator claims a handoff key through the application (PostgREST).
-GRANT EXECUTE ON FUNCTION apikeys.claim_key(text, text) TO apikeys_verifier;
+GRANT EXECUTE ON FUNCTION apikeys.claim_key TO apikeys_verifier;
 
 -- reset_key: Spektrix's "Reset API key".  The current secret (and any
 -- rotation grace) stops at once; the key is pending again and a new link
@@ -2375,9 +2375,9 @@ BEGIN
     PERFORM apikeys._handoff_start(k);
 END
 $$;
-COMMENT ON FUNCTION apikeys.reset_key(text) IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
-REVOKE ALL ON FUNCTION apikeys.reset_key(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.reset_key(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.reset_key IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
+REVOKE ALL ON FUNCTION apikeys.reset_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.reset_key TO apikeys_admin;
 
 -- _outbox_housekeeping: rows of claims that expired lose their one-time
 -- secrets (and, undelivered, are given up: the link is dead); rows whose
@@ -2412,8 +2412,8 @@ BEGIN
        AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
 END
 $$;
-COMMENT ON FUNCTION apikeys._outbox_housekeeping() IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
-REVOKE ALL ON FUNCTION apikeys._outbox_housekeeping() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
+REVOKE ALL ON FUNCTION apikeys._outbox_housekeeping FROM PUBLIC;
 
 -- outbox_take: due, undelivered rows, oldest first, each leased to the
 -- caller until now() + lease.  FOR UPDATE SKIP LOCKED: concurrent takers
@@ -2457,9 +2457,9 @@ BEGIN
     SELECT * FROM taken ORDER BY taken.id;
 END
 $$;
-COMMENT ON FUNCTION apikeys.outbox_take(integer, interval) IS 'Leases up to max_rows due, undelivered outbox rows, oldest first; concurrent takers never get the same row while its lease runs';
-REVOKE ALL ON FUNCTION apikeys.outbox_take(integer, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.outbox_take(integer, interval) TO apikeys_delivery;
+COMMENT ON FUNCTION apikeys.outbox_take IS 'Leases up to max_rows due, undelivered outbox rows, oldest first; concurrent takers never get the same row while its lease runs';
+REVOKE ALL ON FUNCTION apikeys.outbox_take FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.outbox_take TO apikeys_delivery;
 
 -- outbox_done: the row was delivered.  Its one-time secrets are erased.
 -- Idempotent: at-least-once delivery may report a row twice.
@@ -2481,9 +2481,9 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys.outbox_done(bigint) IS 'Marks an outbox row delivered and erases its one-time secrets (idempotent)';
-REVOKE ALL ON FUNCTION apikeys.outbox_done(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.outbox_done(bigint) TO apikeys_delivery;
+COMMENT ON FUNCTION apikeys.outbox_done IS 'Marks an outbox row delivered and erases its one-time secrets (idempotent)';
+REVOKE ALL ON FUNCTION apikeys.outbox_done FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.outbox_done TO apikeys_delivery;
 
 -- outbox_retry: delivery failed; the row is due again after a backoff of
 -- apikeys.outbox_backoff doubled per attempt (at most
@@ -2522,9 +2522,9 @@ BEGIN
      WHERE ob.id OPERATOR(pg_catalog.=) o.id;
 END
 $$;
-COMMENT ON FUNCTION apikeys.outbox_retry(bigint, text) IS 'Returns an outbox row to the queue after an exponential backoff; gives up after apikeys.outbox_max_attempts';
-REVOKE ALL ON FUNCTION apikeys.outbox_retry(bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.outbox_retry(bigint, text) TO apikeys_delivery;
+COMMENT ON FUNCTION apikeys.outbox_retry IS 'Returns an outbox row to the queue after an exponential backoff; gives up after apikeys.outbox_max_attempts';
+REVOKE ALL ON FUNCTION apikeys.outbox_retry FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.outbox_retry TO apikeys_delivery;
 
 -- sql/install/06_policies.sql: lifecycle policies and hygiene
 --
@@ -2576,8 +2576,8 @@ BEGIN
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys._policy_notice(apikeys.keys, text, timestamptz, jsonb) IS 'Internal: sends a lifecycle notice once per key, event and subject';
-REVOKE ALL ON FUNCTION apikeys._policy_notice(apikeys.keys, text, timestamptz, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
+REVOKE ALL ON FUNCTION apikeys._policy_notice FROM PUBLIC;
 
 -- apply_policies: one pass of the lifecycle policies over live keys, plus
 -- outbox housekeeping and retention.  Returns the number of actions
@@ -2677,9 +2677,9 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION apikeys.apply_policies() IS 'Applies the lifecycle policies (revoke unused keys, expires_soon, rotation_due) and outbox retention; returns the number of actions';
-REVOKE ALL ON FUNCTION apikeys.apply_policies() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.apply_policies() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.apply_policies IS 'Applies the lifecycle policies (revoke unused keys, expires_soon, rotation_due) and outbox retention; returns the number of actions';
+REVOKE ALL ON FUNCTION apikeys.apply_policies FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.apply_policies TO apikeys_admin;
 
 -- apikeys.key_hygiene: the keys an administrator should look at, each with
 -- its findings, so a periodic review (or an alert) is one SELECT:
@@ -2795,8 +2795,8 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys._acting_row(text, boolean) IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
-REVOKE ALL ON FUNCTION apikeys._acting_row(text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
+REVOKE ALL ON FUNCTION apikeys._acting_row FROM PUBLIC;
 
 -- _target_row: a key of the acting key's owner, locked for the change; a
 -- key of another owner is 42704, exactly as if it did not exist.
@@ -2828,8 +2828,8 @@ BEGIN
     RETURN t;
 END
 $$;
-COMMENT ON FUNCTION apikeys._target_row(apikeys.keys, text) IS 'Internal: a key of the acting key''s owner, locked; 42704 for any other';
-REVOKE ALL ON FUNCTION apikeys._target_row(apikeys.keys, text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._target_row IS 'Internal: a key of the acting key''s owner, locked; 42704 for any other';
+REVOKE ALL ON FUNCTION apikeys._target_row FROM PUBLIC;
 
 -- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
 -- may give a key (new, or changed, or rotated so that it learns the
@@ -2908,8 +2908,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text, integer, interval, cidr[]) IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
-REVOKE ALL ON FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text, integer, interval, cidr[]) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
+REVOKE ALL ON FUNCTION apikeys._check_grant FROM PUBLIC;
 
 CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
                                       expires_at timestamptz DEFAULT NULL,
@@ -2957,12 +2957,12 @@ BEGIN
     RETURN r;
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean) IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
-REVOKE ALL ON FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
+REVOKE ALL ON FUNCTION apikeys.my_create_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_create_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_update_key(client_id text,
                                       name text DEFAULT NULL,
@@ -3000,12 +3000,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb) IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
-REVOKE ALL ON FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
+REVOKE ALL ON FUNCTION apikeys.my_update_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_update_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0')
     RETURNS apikeys.new_key
@@ -3027,12 +3027,12 @@ BEGIN
     RETURN r;
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_rotate_key(text, interval) IS 'Self-service: the authenticated key (apikeys:update) rotates a key of its own owner that is within its own power';
-REVOKE ALL ON FUNCTION apikeys.my_rotate_key(text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_rotate_key IS 'Self-service: the authenticated key (apikeys:update) rotates a key of its own owner that is within its own power';
+REVOKE ALL ON FUNCTION apikeys.my_rotate_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_rotate_key(text, interval) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_rotate_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
     RETURNS void
@@ -3049,12 +3049,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_disable_key(text, text) IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
-REVOKE ALL ON FUNCTION apikeys.my_disable_key(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_disable_key IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_disable_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_disable_key(text, text) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_disable_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_enable_key(client_id text)
     RETURNS void
@@ -3071,12 +3071,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_enable_key(text) IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
-REVOKE ALL ON FUNCTION apikeys.my_enable_key(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_enable_key IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_enable_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_enable_key(text) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_enable_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
     RETURNS void
@@ -3093,12 +3093,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_revoke_key(text, text) IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
-REVOKE ALL ON FUNCTION apikeys.my_revoke_key(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_revoke_key IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_revoke_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_revoke_key(text, text) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_revoke_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_delete_key(client_id text)
     RETURNS void
@@ -3115,12 +3115,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_delete_key(text) IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
-REVOKE ALL ON FUNCTION apikeys.my_delete_key(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_delete_key IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_delete_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_delete_key(text) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_delete_key TO apikeys_verifier, apikeys_admin;
 
 -- The authenticated key's own owner's keys, for tenant self-service
 -- (granted to apikeys_verifier): key_list's columns, only while the key
@@ -3145,12 +3145,12 @@ BEGIN
                   ORDER BY l.created_at, l.client_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys._my_keys() IS 'Internal: the rows of my_keys, read as the extension owner';
-REVOKE ALL ON FUNCTION apikeys._my_keys() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
+REVOKE ALL ON FUNCTION apikeys._my_keys FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys._my_keys() TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys._my_keys TO apikeys_verifier, apikeys_admin;
 
 CREATE VIEW apikeys.my_keys AS
 SELECT * FROM apikeys._my_keys();
@@ -3206,9 +3206,9 @@ BEGIN
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
 END
 $$;
-COMMENT ON FUNCTION apikeys._protected_record(regclass, name, text, text, boolean, boolean) IS 'Internal: records what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_record(regclass, name, text, text, boolean, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_record(regclass, name, text, text, boolean, boolean) TO PUBLIC;
+COMMENT ON FUNCTION apikeys._protected_record IS 'Internal: records what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys._protected_record FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._protected_record TO PUBLIC;
 
 CREATE FUNCTION apikeys._protected_forget(p_tbl regclass)
     RETURNS apikeys.protected_tables
@@ -3227,9 +3227,9 @@ BEGIN
     RETURN p;
 END
 $$;
-COMMENT ON FUNCTION apikeys._protected_forget(regclass) IS 'Internal: forgets and returns what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_forget(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_forget(regclass) TO PUBLIC;
+COMMENT ON FUNCTION apikeys._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys._protected_forget FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._protected_forget TO PUBLIC;
 
 -- protect: RLS policies mapping SELECT/INSERT/UPDATE/DELETE to
 -- resource:read/create/update/delete for keys of the row's owner.
@@ -3327,9 +3327,9 @@ BEGIN
                                       NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
 END
 $$;
-COMMENT ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
-REVOKE ALL ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
+REVOKE ALL ON FUNCTION apikeys.protect FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.protect TO PUBLIC;
 
 -- unprotect removes exactly what protect created: its four policies, and
 -- RLS itself only if protect was the one to turn it on.
@@ -3358,9 +3358,9 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys.unprotect(regclass) IS 'Removes exactly what apikeys.protect created';
-REVOKE ALL ON FUNCTION apikeys.unprotect(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.unprotect(regclass) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.unprotect IS 'Removes exactly what apikeys.protect created';
+REVOKE ALL ON FUNCTION apikeys.unprotect FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.unprotect TO PUBLIC;
 
 -- create_field_view: a view of a protected table that shows each column
 -- only to keys allowed to read that field (resource:read(field, ...));
@@ -3421,6 +3421,6 @@ BEGIN
                               v_view, cols, tbl);
 END
 $$;
-COMMENT ON FUNCTION apikeys.create_field_view(text, regclass, text, name[]) IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL';
-REVOKE ALL ON FUNCTION apikeys.create_field_view(text, regclass, text, name[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.create_field_view(text, regclass, text, name[]) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL';
+REVOKE ALL ON FUNCTION apikeys.create_field_view FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.create_field_view TO PUBLIC;

@@ -15,7 +15,9 @@ SQL lexer: quotes, dollar quotes, comments).  Every statement is either
 The bulk "REVOKE ALL ON ALL FUNCTIONS|TABLES IN SCHEMA apikeys FROM
 PUBLIC" becomes one REVOKE per function or table created before it, at the
 same place in that object's own statements, so each object's privileges
-read in one place and come out the same.  An attached statement keeps its
+read in one place and come out the same.  A function whose name is unique
+is named without its argument list in its GRANTs, REVOKEs and COMMENT, so
+its signature is written once, in its CREATE.  An attached statement keeps its
 order relative to the object's other statements.
 
 Each object goes to the section whose name pattern (SECTIONS below)
@@ -273,10 +275,29 @@ def func_targets(code):
     out = []
     for sig in split_top(code):
         m = re.match(r'([\w."]+)\s*\((.*)\)\s*$', sig, re.S)
-        if not m:
+        if m:
+            out.append((bare(m.group(1)), in_arity(m.group(2))))
+        elif re.match(r'[\w."]+$', sig.strip()):
+            out.append((bare(sig), None))        # a unique name needs no argument list
+        else:
             raise SplitError(f'cannot read the function signature {sig!r}')
-        out.append((bare(m.group(1)), in_arity(m.group(2))))
     return out
+
+
+def drop_unique_signature(stmt, unique):
+    """GRANT, REVOKE or COMMENT ON one function whose name is unique: the
+    same statement without the argument list (PostgreSQL finds a function
+    by a unique name alone), so each signature is written once, in its
+    CREATE.  The privileges and comment it sets are the same."""
+    m = re.match(r'(?is)((?:GRANT|REVOKE)\s.*?\sON\s+FUNCTION\s+|COMMENT\s+ON\s+FUNCTION\s+)'
+                 r'(apikeys\.(\w+))\s*\(', stmt)
+    if not m or m.group(3) not in unique:
+        return stmt
+    i = stmt.index('(', m.end(2))
+    j = match_paren(stmt, i)
+    if re.match(r'\s*,', stmt[j + 1:]):
+        return stmt                              # a list of functions: left alone
+    return stmt[:m.end(2)] + stmt[j + 1:]
 
 
 class Obj:
@@ -615,6 +636,8 @@ def check_order(order, objs):
 
 def render(setup, objs, input_name):
     files = collections.OrderedDict()
+    names = collections.Counter(o.name for o in objs if o.kind == 'function')
+    unique = {n for n, c in names.items() if c == 1}
     for idx, (sec, title, _) in enumerate(SECTIONS):
         fname = f'{idx:02d}_{sec}.sql'
         head = (f'-- sql/install/{fname}: {title}\n'
@@ -646,6 +669,8 @@ def render(setup, objs, input_name):
             parts = o.parts[:1] + [p for p in o.parts[1:] if re.match(r'(?i)\s*COMMENT\s', p[1])] + \
                 [p for p in o.parts[1:] if not re.match(r'(?i)\s*COMMENT\s', p[1])]
             for lead, stmt in parts:
+                if stmt is not o.create:
+                    stmt = drop_unique_signature(stmt, unique)
                 if lead:
                     chunk.append(lead.rstrip('\n') + '\n' + stmt)
                 else:

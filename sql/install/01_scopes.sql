@@ -10,16 +10,16 @@ CREATE TYPE apikeys.scope;
 CREATE FUNCTION apikeys.scope_in(cstring) RETURNS apikeys.scope
     AS 'MODULE_PATHNAME', 'apikeys_scope_in'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_in(cstring) IS 'Input function of apikeys.scope (validates the grammar, SQLSTATE 22023)';
-REVOKE ALL ON FUNCTION apikeys.scope_in(cstring) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_in(cstring) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_in IS 'Input function of apikeys.scope (validates the grammar, SQLSTATE 22023)';
+REVOKE ALL ON FUNCTION apikeys.scope_in FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_in TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_out(apikeys.scope) RETURNS cstring
     AS 'MODULE_PATHNAME', 'apikeys_scope_out'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_out(apikeys.scope) IS 'Output function of apikeys.scope';
-REVOKE ALL ON FUNCTION apikeys.scope_out(apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_out(apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_out IS 'Output function of apikeys.scope';
+REVOKE ALL ON FUNCTION apikeys.scope_out FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_out TO PUBLIC;
 
 CREATE TYPE apikeys.scope (
     INPUT = apikeys.scope_in,
@@ -41,16 +41,16 @@ CREATE CAST (pg_catalog.text AS apikeys.scope) WITH INOUT AS ASSIGNMENT;
 CREATE FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_eq'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) IS 'Equality of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_eq(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_eq IS 'Equality of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_eq FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_eq TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_ne'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) IS 'Inequality of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_ne(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_ne IS 'Inequality of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_ne FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_ne TO PUBLIC;
 
 CREATE OPERATOR apikeys.= (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
@@ -73,44 +73,44 @@ CREATE OPERATOR apikeys.<> (
 CREATE FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_scope_cmp'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes (btree support)';
-REVOKE ALL ON FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_cmp(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_cmp IS 'Bytewise order of canonical scopes (btree support)';
+REVOKE ALL ON FUNCTION apikeys.scope_cmp FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_cmp TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_lt'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_lt(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_lt IS 'Bytewise order of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_lt FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_lt TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_le'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_le(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_le IS 'Bytewise order of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_le FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_le TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_gt'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_gt(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_gt IS 'Bytewise order of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_gt FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_gt TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_ge'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
-REVOKE ALL ON FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_ge(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_ge IS 'Bytewise order of canonical scopes';
+REVOKE ALL ON FUNCTION apikeys.scope_ge FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_ge TO PUBLIC;
 
 CREATE FUNCTION apikeys.scope_hash(apikeys.scope) RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_scope_hash'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_hash(apikeys.scope) IS 'Hash of a canonical scope (hash index and hash join support)';
-REVOKE ALL ON FUNCTION apikeys.scope_hash(apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_hash(apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_hash IS 'Hash of a canonical scope (hash index and hash join support)';
+REVOKE ALL ON FUNCTION apikeys.scope_hash FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_hash TO PUBLIC;
 
 CREATE OPERATOR apikeys.< (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_lt,
@@ -154,9 +154,9 @@ CREATE FUNCTION apikeys.scope_grants(granted apikeys.scope, required apikeys.sco
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scope_grants'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scope_grants(apikeys.scope, apikeys.scope) IS 'Does the granted scope satisfy the required one? (operator @>)';
-REVOKE ALL ON FUNCTION apikeys.scope_grants(apikeys.scope, apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scope_grants(apikeys.scope, apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scope_grants IS 'Does the granted scope satisfy the required one? (operator @>)';
+REVOKE ALL ON FUNCTION apikeys.scope_grants FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scope_grants TO PUBLIC;
 
 CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
@@ -167,9 +167,9 @@ CREATE FUNCTION apikeys.scopes_grant(granted apikeys.scope[], required apikeys.s
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scopes_grant'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.scopes_grant(apikeys.scope[], apikeys.scope) IS 'Does a set of granted scopes satisfy the required one? (operator @>)';
-REVOKE ALL ON FUNCTION apikeys.scopes_grant(apikeys.scope[], apikeys.scope) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.scopes_grant(apikeys.scope[], apikeys.scope) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.scopes_grant IS 'Does a set of granted scopes satisfy the required one? (operator @>)';
+REVOKE ALL ON FUNCTION apikeys.scopes_grant FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.scopes_grant TO PUBLIC;
 
 CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope[], RIGHTARG = apikeys.scope,
@@ -200,25 +200,25 @@ REVOKE ALL ON TABLE apikeys.scope_sets FROM PUBLIC;
 CREATE FUNCTION apikeys._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scopes_cover'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
-REVOKE ALL ON FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
+REVOKE ALL ON FUNCTION apikeys._scopes_cover FROM PUBLIC;
 
 -- Internal: scopes with every '@name' replaced by the set's scopes, read
 -- with the latest snapshot: the expansion verification makes (src/scopeset.c).
 CREATE FUNCTION apikeys._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
     AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
-REVOKE ALL ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._expand_scopes(apikeys.scope[]) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
+REVOKE ALL ON FUNCTION apikeys._expand_scopes FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._expand_scopes TO apikeys_admin;
 
 -- Outdates every cached key of the database when a scope set changes.
 CREATE FUNCTION apikeys._scope_sets_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_scope_sets_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger() IS 'Internal: outdates every cached key of the database when a scope set changes';
-REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
+REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
 
 -- Named scope sets (apikeys_admin)
 --
@@ -268,9 +268,9 @@ BEGIN
             'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
 END
 $$;
-COMMENT ON FUNCTION apikeys.define_scope_set(text, text[], text) IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
-REVOKE ALL ON FUNCTION apikeys.define_scope_set(text, text[], text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.define_scope_set(text, text[], text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
+REVOKE ALL ON FUNCTION apikeys.define_scope_set FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.define_scope_set TO apikeys_admin;
 
 CREATE FUNCTION apikeys.drop_scope_set(name text)
     RETURNS void
@@ -306,9 +306,9 @@ BEGIN
         pg_catalog.jsonb_build_object('name', drop_scope_set.name));
 END
 $$;
-COMMENT ON FUNCTION apikeys.drop_scope_set(text) IS 'Drops a named scope set; 2BP01 while a live key holds it';
-REVOKE ALL ON FUNCTION apikeys.drop_scope_set(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.drop_scope_set IS 'Drops a named scope set; 2BP01 while a live key holds it';
+REVOKE ALL ON FUNCTION apikeys.drop_scope_set FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set TO apikeys_admin;
 
 -- A scope set's change outdates every cached key of the database at
 -- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.

@@ -123,39 +123,39 @@ CREATE FUNCTION apikeys._mint(client_id text,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_mint'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._mint(text) IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
-REVOKE ALL ON FUNCTION apikeys._mint(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
+REVOKE ALL ON FUNCTION apikeys._mint FROM PUBLIC;
 
 -- Internal: the event label the audit trigger reads (src/audit.c).
 CREATE FUNCTION apikeys._op_begin(event text, detail jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_begin(text, jsonb) IS 'Internal: labels the audit rows of the change that follows';
-REVOKE ALL ON FUNCTION apikeys._op_begin(text, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_begin IS 'Internal: labels the audit rows of the change that follows';
+REVOKE ALL ON FUNCTION apikeys._op_begin FROM PUBLIC;
 
 CREATE FUNCTION apikeys._op_end() RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_end'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_end() IS 'Internal: clears the audit label';
-REVOKE ALL ON FUNCTION apikeys._op_end() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_end IS 'Internal: clears the audit label';
+REVOKE ALL ON FUNCTION apikeys._op_end FROM PUBLIC;
 
 CREATE FUNCTION apikeys._op_event() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_op_event'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_event() IS 'Internal: the current audit label';
-REVOKE ALL ON FUNCTION apikeys._op_event() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_event IS 'Internal: the current audit label';
+REVOKE ALL ON FUNCTION apikeys._op_event FROM PUBLIC;
 
 CREATE FUNCTION apikeys._op_detail() RETURNS jsonb
     AS 'MODULE_PATHNAME', 'apikeys_op_detail'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_detail() IS 'Internal: the current audit detail';
-REVOKE ALL ON FUNCTION apikeys._op_detail() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_detail IS 'Internal: the current audit detail';
+REVOKE ALL ON FUNCTION apikeys._op_detail FROM PUBLIC;
 
 CREATE FUNCTION apikeys._outer_user() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_outer_user'
     LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._outer_user() IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
-REVOKE ALL ON FUNCTION apikeys._outer_user() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
+REVOKE ALL ON FUNCTION apikeys._outer_user FROM PUBLIC;
 
 -- Usage, the shared cache and the background worker (src/usage.c,
 -- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
@@ -173,22 +173,22 @@ CREATE FUNCTION apikeys._owner_limit_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger() IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
-REVOKE ALL ON FUNCTION apikeys._owner_limit_cache_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
+REVOKE ALL ON FUNCTION apikeys._owner_limit_cache_trigger FROM PUBLIC;
 
 CREATE FUNCTION apikeys._keys_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
-REVOKE ALL ON FUNCTION apikeys._keys_cache_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
+REVOKE ALL ON FUNCTION apikeys._keys_cache_trigger FROM PUBLIC;
 
 CREATE FUNCTION apikeys._cache_invalidate_all()
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_cache_invalidate_all'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._cache_invalidate_all() IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
-REVOKE ALL ON FUNCTION apikeys._cache_invalidate_all() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
+REVOKE ALL ON FUNCTION apikeys._cache_invalidate_all FROM PUBLIC;
 
 -- Is this session a logical replication apply worker?  Not settable from
 -- SQL: it is the process's kind, fixed when the server started it.
@@ -196,15 +196,15 @@ CREATE FUNCTION apikeys._in_apply_worker()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_in_apply_worker'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._in_apply_worker() IS 'Internal: is this session a logical replication apply worker?';
-REVOKE ALL ON FUNCTION apikeys._in_apply_worker() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
+REVOKE ALL ON FUNCTION apikeys._in_apply_worker FROM PUBLIC;
 
 CREATE FUNCTION apikeys._preloaded()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._preloaded() IS 'Internal: is apikeys in shared_preload_libraries?';
-REVOKE ALL ON FUNCTION apikeys._preloaded() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
+REVOKE ALL ON FUNCTION apikeys._preloaded FROM PUBLIC;
 
 -- _audit appends one audit row and wakes listeners (NOTIFY apikeys_events
 -- with the event and the client ID only).
@@ -230,8 +230,8 @@ BEGIN
         pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id)::text);
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit(text, text, text, jsonb) IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
-REVOKE ALL ON FUNCTION apikeys._audit(text, text, text, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
+REVOKE ALL ON FUNCTION apikeys._audit FROM PUBLIC;
 
 -- _key_row finds a key for a change and locks it; 42704 when missing,
 -- 55000 when revoked (unless p_allow_revoked).
@@ -268,8 +268,8 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys._key_row(text, boolean) IS 'Internal: finds and locks a key for a change';
-REVOKE ALL ON FUNCTION apikeys._key_row(text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._key_row IS 'Internal: finds and locks a key for a change';
+REVOKE ALL ON FUNCTION apikeys._key_row FROM PUBLIC;
 
 -- _owner_limits returns the effective (max_keys, max_lifetime) of an owner.
 CREATE FUNCTION apikeys._owner_limits(p_owner text, OUT max_keys integer, OUT max_lifetime interval)
@@ -293,8 +293,8 @@ BEGIN
         pg_catalog.current_setting('apikeys.default_max_lifetime')::interval);
 END
 $$;
-COMMENT ON FUNCTION apikeys._owner_limits(text) IS 'Internal: an owner''s effective key cap and maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._owner_limits(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys._owner_limits FROM PUBLIC;
 
 -- _check_text: non-empty (when required) and not too long; 22023 otherwise.
 CREATE FUNCTION apikeys._check_text(p_field text, p_value text, p_max integer, p_required boolean)
@@ -317,8 +317,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_text(text, text, integer, boolean) IS 'Internal: validates a text argument';
-REVOKE ALL ON FUNCTION apikeys._check_text(text, text, integer, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_text IS 'Internal: validates a text argument';
+REVOKE ALL ON FUNCTION apikeys._check_text FROM PUBLIC;
 
 -- _check_settings validates every optional setting of a key; 22023 naming
 -- the field on the first bad one.  NULL means "not given".
@@ -430,8 +430,8 @@ BEGIN
     RETURN v_scopes;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_settings(text[], text, text, text, cidr[], jsonb, text, integer, interval) IS 'Internal: validates a key''s settings';
-REVOKE ALL ON FUNCTION apikeys._check_settings(text[], text, text, text, cidr[], jsonb, text, integer, interval) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_settings IS 'Internal: validates a key''s settings';
+REVOKE ALL ON FUNCTION apikeys._check_settings FROM PUBLIC;
 
 -- _check_expiry: in the future and within the owner's max lifetime.
 CREATE FUNCTION apikeys._check_expiry(p_expires_at timestamptz, p_max_lifetime interval)
@@ -452,8 +452,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_expiry(timestamptz, interval) IS 'Internal: validates an expiry against the maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._check_expiry(timestamptz, interval) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys._check_expiry FROM PUBLIC;
 
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
@@ -579,9 +579,9 @@ BEGIN
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
 END
 $$;
-COMMENT ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean) IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
-REVOKE ALL ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[], jsonb, name, integer, interval, boolean) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.create_key IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
+REVOKE ALL ON FUNCTION apikeys.create_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.rotate_key(client_id text, grace interval DEFAULT '0')
     RETURNS apikeys.new_key
@@ -629,9 +629,9 @@ BEGIN
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
 $$;
-COMMENT ON FUNCTION apikeys.rotate_key(text, interval) IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
-REVOKE ALL ON FUNCTION apikeys.rotate_key(text, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.rotate_key(text, interval) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.rotate_key IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
+REVOKE ALL ON FUNCTION apikeys.rotate_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.rotate_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.disable_key(client_id text, reason text DEFAULT NULL)
     RETURNS void
@@ -649,9 +649,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.disable_key(text, text) IS 'Disables a key until enable_key (reversible)';
-REVOKE ALL ON FUNCTION apikeys.disable_key(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.disable_key(text, text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible)';
+REVOKE ALL ON FUNCTION apikeys.disable_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.disable_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.enable_key(client_id text)
     RETURNS void
@@ -668,9 +668,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.enable_key(text) IS 'Re-enables a disabled key';
-REVOKE ALL ON FUNCTION apikeys.enable_key(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.enable_key(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key';
+REVOKE ALL ON FUNCTION apikeys.enable_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL)
     RETURNS void
@@ -706,9 +706,9 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION apikeys.revoke_key(text, text) IS 'Revokes a key forever';
-REVOKE ALL ON FUNCTION apikeys.revoke_key(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.revoke_key(text, text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever';
+REVOKE ALL ON FUNCTION apikeys.revoke_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.revoke_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.revoke_all_keys(owner text, reason text DEFAULT NULL)
     RETURNS integer
@@ -746,9 +746,9 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION apikeys.revoke_all_keys(text, text) IS 'Revokes every key of an owner forever; returns how many';
-REVOKE ALL ON FUNCTION apikeys.revoke_all_keys(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.revoke_all_keys(text, text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.revoke_all_keys IS 'Revokes every key of an owner forever; returns how many';
+REVOKE ALL ON FUNCTION apikeys.revoke_all_keys FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.revoke_all_keys TO apikeys_admin;
 
 CREATE FUNCTION apikeys.delete_key(client_id text)
     RETURNS void
@@ -763,9 +763,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.delete_key(text) IS 'Deletes a key; its audit trail stays';
-REVOKE ALL ON FUNCTION apikeys.delete_key(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.delete_key(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays';
+REVOKE ALL ON FUNCTION apikeys.delete_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.update_key(client_id text,
                                    name text DEFAULT NULL,
@@ -841,9 +841,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
-REVOKE ALL ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
+REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
                                          max_lifetime interval DEFAULT NULL,
@@ -944,9 +944,9 @@ BEGIN
     PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
 END
 $$;
-COMMENT ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
-REVOKE ALL ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
+REVOKE ALL ON FUNCTION apikeys.set_owner_policy FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy TO apikeys_admin;
 
 CREATE FUNCTION apikeys.purge_audit(older_than interval)
     RETURNS bigint
@@ -970,9 +970,9 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION apikeys.purge_audit(interval) IS 'Deletes audit rows older than the interval; leaves its own audit row';
-REVOKE ALL ON FUNCTION apikeys.purge_audit(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.purge_audit(interval) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.purge_audit IS 'Deletes audit rows older than the interval; leaves its own audit row';
+REVOKE ALL ON FUNCTION apikeys.purge_audit FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.purge_audit TO apikeys_admin;
 
 -- Anyone who finds a leaked token can kill it (GitHub's credential
 -- revocation API).  It says nothing either way, so it is no oracle.
@@ -997,9 +997,9 @@ BEGIN
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.report_leaked(text) IS 'Anyone may report a leaked token: a valid one is revoked; says nothing either way';
-REVOKE ALL ON FUNCTION apikeys.report_leaked(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.report_leaked(text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.report_leaked IS 'Anyone may report a leaked token: a valid one is revoked; says nothing either way';
+REVOKE ALL ON FUNCTION apikeys.report_leaked FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.report_leaked TO PUBLIC;
 
 -- Audits UPDATE and DELETE on apikeys.keys, labelled by the extension
 -- function that made the change or, for a direct change, direct_update /
@@ -1048,8 +1048,8 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_audit_trigger() IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_audit_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys._keys_audit_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_audit
     AFTER UPDATE OR DELETE ON apikeys.keys
@@ -1076,8 +1076,8 @@ BEGIN
               HINT = 'Use apikeys.purge_audit(older_than) to apply a retention period.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit_append_only_trigger() IS 'Internal: keeps apikeys.audit_log append-only';
-REVOKE ALL ON FUNCTION apikeys._audit_append_only_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
+REVOKE ALL ON FUNCTION apikeys._audit_append_only_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_append_only
     BEFORE UPDATE OR DELETE ON apikeys.audit_log
@@ -1105,8 +1105,8 @@ BEGIN
               HINT = 'Use apikeys.revoke_all_keys() or apikeys.delete_key(), which are audited.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger() IS 'Internal: refuses TRUNCATE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_no_truncate_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys._keys_no_truncate_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_no_truncate
     BEFORE TRUNCATE ON apikeys.keys
@@ -1174,8 +1174,8 @@ BEGIN
     PERFORM apikeys._cache_invalidate_all();
 END
 $$;
-COMMENT ON FUNCTION apikeys._ddl_guard() IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
-REVOKE ALL ON FUNCTION apikeys._ddl_guard() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
+REVOKE ALL ON FUNCTION apikeys._ddl_guard FROM PUBLIC;
 
 CREATE EVENT TRIGGER apikeys_ddl_guard
     ON ddl_command_end
@@ -1200,8 +1200,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger() IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
-REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
+REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_rate_limit_warning
     AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys

@@ -21,30 +21,30 @@ COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authent
 CREATE FUNCTION apikeys._acting_begin(client_id text) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_acting_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._acting_begin(text) IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
-REVOKE ALL ON FUNCTION apikeys._acting_begin(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
+REVOKE ALL ON FUNCTION apikeys._acting_begin FROM PUBLIC;
 
 CREATE FUNCTION apikeys._acting_key() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_acting_key'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._acting_key() IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys._acting_key() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys._acting_key FROM PUBLIC;
 
 CREATE FUNCTION apikeys.token_client_id(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_client_id'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys.token_client_id(text) IS 'The client ID inside a well-formed token (checksum checked), or NULL';
-REVOKE ALL ON FUNCTION apikeys.token_client_id(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.token_client_id(text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.token_client_id IS 'The client ID inside a well-formed token (checksum checked), or NULL';
+REVOKE ALL ON FUNCTION apikeys.token_client_id FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.token_client_id TO PUBLIC;
 
 CREATE FUNCTION apikeys.verify(token text, required_scope text DEFAULT NULL,
                                client_ip inet DEFAULT NULL)
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_verify'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.verify(text, text, inet) IS 'Checks a token (and optionally a scope and client address); answers a code, never raises for a bad token';
-REVOKE ALL ON FUNCTION apikeys.verify(text, text, inet) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.verify(text, text, inet) TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address); answers a code, never raises for a bad token';
+REVOKE ALL ON FUNCTION apikeys.verify FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.verify TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.verify_client(client_id text, client_secret text,
                                       required_scope text DEFAULT NULL,
@@ -52,60 +52,60 @@ CREATE FUNCTION apikeys.verify_client(client_id text, client_secret text,
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_verify_client'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.verify_client(text, text, text, inet) IS 'Like verify, for a client ID and client secret presented separately';
-REVOKE ALL ON FUNCTION apikeys.verify_client(text, text, text, inet) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.verify_client(text, text, text, inet) TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys.verify_client IS 'Like verify, for a client ID and client secret presented separately';
+REVOKE ALL ON FUNCTION apikeys.verify_client FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.verify_client TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.authenticate(token text, required_scope text DEFAULT NULL,
                                      client_ip inet DEFAULT NULL)
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_authenticate'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys.authenticate(text, text, inet) IS 'Verifies a token and makes it this transaction''s identity; raises 28000/42501/54000 on failure';
-REVOKE ALL ON FUNCTION apikeys.authenticate(text, text, inet) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.authenticate(text, text, inet) TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys.authenticate IS 'Verifies a token and makes it this transaction''s identity; raises 28000/42501/54000 on failure';
+REVOKE ALL ON FUNCTION apikeys.authenticate FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.authenticate TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.current_client_id() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_current_client_id'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.current_client_id() IS 'Client ID authenticated in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys.current_client_id() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.current_client_id() TO PUBLIC;
+COMMENT ON FUNCTION apikeys.current_client_id IS 'Client ID authenticated in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys.current_client_id FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.current_client_id TO PUBLIC;
 
 CREATE FUNCTION apikeys.current_owner() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_current_owner'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.current_owner() IS 'Owner of the key authenticated in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys.current_owner() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.current_owner() TO PUBLIC;
+COMMENT ON FUNCTION apikeys.current_owner IS 'Owner of the key authenticated in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys.current_owner FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.current_owner TO PUBLIC;
 
 CREATE FUNCTION apikeys.current_scopes() RETURNS text[]
     AS 'MODULE_PATHNAME', 'apikeys_current_scopes'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.current_scopes() IS 'Scopes of the key authenticated in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys.current_scopes() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.current_scopes() TO PUBLIC;
+COMMENT ON FUNCTION apikeys.current_scopes IS 'Scopes of the key authenticated in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys.current_scopes FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.current_scopes TO PUBLIC;
 
 CREATE FUNCTION apikeys.has_scope(scope text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_has_scope'
     LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.has_scope(text) IS 'Does the key authenticated in this transaction hold this scope?';
-REVOKE ALL ON FUNCTION apikeys.has_scope(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.has_scope(text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.has_scope IS 'Does the key authenticated in this transaction hold this scope?';
+REVOKE ALL ON FUNCTION apikeys.has_scope FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.has_scope TO PUBLIC;
 
 CREATE FUNCTION apikeys.require_scope(scope text) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_require_scope'
     LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.require_scope(text) IS 'Raises 42501 unless the key authenticated in this transaction holds this scope';
-REVOKE ALL ON FUNCTION apikeys.require_scope(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.require_scope(text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.require_scope IS 'Raises 42501 unless the key authenticated in this transaction holds this scope';
+REVOKE ALL ON FUNCTION apikeys.require_scope FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.require_scope TO PUBLIC;
 
 CREATE FUNCTION apikeys.field_allowed(resource text, field text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_field_allowed'
     LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.field_allowed(text, text) IS 'May the key authenticated in this transaction read this field of this resource?';
-REVOKE ALL ON FUNCTION apikeys.field_allowed(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.field_allowed(text, text) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.field_allowed IS 'May the key authenticated in this transaction read this field of this resource?';
+REVOKE ALL ON FUNCTION apikeys.field_allowed FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.field_allowed TO PUBLIC;
 
 -- SECURITY INVOKER on purpose: it switches to the key's db_role.
 CREATE FUNCTION apikeys.pre_request() RETURNS void

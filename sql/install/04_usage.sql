@@ -47,9 +47,9 @@ CREATE FUNCTION apikeys.flush_usage(rollup boolean DEFAULT true)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_flush_usage'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys.flush_usage(boolean) IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage (counts and last-use times), returning usage rows written; without, as one journal row like the background worker, returning keys written';
-REVOKE ALL ON FUNCTION apikeys.flush_usage(boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.flush_usage(boolean) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.flush_usage IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage (counts and last-use times), returning usage rows written; without, as one journal row like the background worker, returning keys written';
+REVOKE ALL ON FUNCTION apikeys.flush_usage FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.flush_usage TO apikeys_admin;
 
 CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures integer,
                                            OUT window_start timestamptz,
@@ -59,9 +59,9 @@ CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT failures intege
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
-REVOKE ALL ON FUNCTION apikeys._failing_addresses() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._failing_addresses() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
+REVOKE ALL ON FUNCTION apikeys._failing_addresses FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._failing_addresses TO apikeys_admin;
 
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
@@ -70,9 +70,9 @@ CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_cache_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.cache_stats() IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
-REVOKE ALL ON FUNCTION apikeys.cache_stats() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.cache_stats() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.cache_stats IS 'Size and use of the shared verification cache (NULLs when not preloaded)';
+REVOKE ALL ON FUNCTION apikeys.cache_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.cache_stats TO apikeys_admin;
 
 CREATE FUNCTION apikeys.usage_stats(OUT shared boolean, OUT tracked_keys bigint,
                                     OUT key_capacity bigint, OUT tracked_addresses bigint,
@@ -81,9 +81,9 @@ CREATE FUNCTION apikeys.usage_stats(OUT shared boolean, OUT tracked_keys bigint,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_usage_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.usage_stats() IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
-REVOKE ALL ON FUNCTION apikeys.usage_stats() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.usage_stats() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.usage_stats IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
+REVOKE ALL ON FUNCTION apikeys.usage_stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
 
 -- The packed journal row (format in src/journal_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
@@ -94,17 +94,17 @@ CREATE FUNCTION apikeys._journal_decode(data bytea,
     AS 'MODULE_PATHNAME', 'apikeys_journal_decode'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     ROWS 1000;
-COMMENT ON FUNCTION apikeys._journal_decode(bytea) IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
-REVOKE ALL ON FUNCTION apikeys._journal_decode(bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._journal_decode(bytea) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+REVOKE ALL ON FUNCTION apikeys._journal_decode FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._journal_decode TO apikeys_admin;
 
 CREATE FUNCTION apikeys._recent_use(client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._recent_use(text) IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._recent_use(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._recent_use(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys._recent_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._recent_use TO apikeys_admin;
 
 -- After a restart the shared cache is empty, and every key's first
 -- verification is a miss; this fills it at once, as pg_prewarm does for
@@ -115,9 +115,9 @@ CREATE FUNCTION apikeys.cache_prewarm()
     LANGUAGE C VOLATILE PARALLEL UNSAFE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION apikeys.cache_prewarm() IS 'Fills the shared verification cache with this database''s live keys, most recently used first, up to its capacity; returns keys loaded (0 when not preloaded); on a hot standby the entries are validated against the heap';
-REVOKE ALL ON FUNCTION apikeys.cache_prewarm() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.cache_prewarm() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.cache_prewarm IS 'Fills the shared verification cache with this database''s live keys, most recently used first, up to its capacity; returns keys loaded (0 when not preloaded); on a hot standby the entries are validated against the heap';
+REVOKE ALL ON FUNCTION apikeys.cache_prewarm FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.cache_prewarm TO apikeys_admin;
 
 -- Last use: the stored time, or a later one still in the journal.
 CREATE VIEW apikeys.key_list AS

@@ -78,8 +78,8 @@ CREATE FUNCTION apikeys._claim_secrets(OUT claim_token text, OUT code text)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_claim_secrets'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_secrets() IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
-REVOKE ALL ON FUNCTION apikeys._claim_secrets() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
+REVOKE ALL ON FUNCTION apikeys._claim_secrets FROM PUBLIC;
 
 -- Not STRICT, like flush_usage: a STRICT call with NULL constants is
 -- folded away before the EXECUTE privilege is checked.
@@ -87,23 +87,23 @@ CREATE FUNCTION apikeys._hash_equal(a bytea, b bytea)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._hash_equal(bytea, bytea) IS 'Internal: constant-time equality of two hashes';
-REVOKE ALL ON FUNCTION apikeys._hash_equal(bytea, bytea) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._hash_equal IS 'Internal: constant-time equality of two hashes';
+REVOKE ALL ON FUNCTION apikeys._hash_equal FROM PUBLIC;
 
 CREATE FUNCTION apikeys._claim_blocked()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_claim_blocked'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._claim_blocked() IS 'Internal: is the caller''s address blocked by the failure throttle?';
-REVOKE ALL ON FUNCTION apikeys._claim_blocked() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_blocked IS 'Internal: is the caller''s address blocked by the failure throttle?';
+REVOKE ALL ON FUNCTION apikeys._claim_blocked FROM PUBLIC;
 
 -- Not STRICT: a NULL claim ID (unknown token) still counts for the address.
 CREATE FUNCTION apikeys._claim_failed(claim_id bigint)
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_claim_failed'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_failed(bigint) IS 'Internal: counts a failed claim against the address and, with a claim ID, durably against the claim';
-REVOKE ALL ON FUNCTION apikeys._claim_failed(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_failed IS 'Internal: counts a failed claim against the address and, with a claim ID, durably against the claim';
+REVOKE ALL ON FUNCTION apikeys._claim_failed FROM PUBLIC;
 
 -- Handoff, outbox and lifecycle policies
 --
@@ -125,8 +125,8 @@ CREATE FUNCTION apikeys._setting_interval(p_name text, p_default interval)
 AS $$
     SELECT COALESCE(NULLIF(pg_catalog.current_setting(p_name, true), '')::interval, p_default)
 $$;
-COMMENT ON FUNCTION apikeys._setting_interval(text, interval) IS 'Internal: an apikeys.* duration setting as an interval';
-REVOKE ALL ON FUNCTION apikeys._setting_interval(text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
+REVOKE ALL ON FUNCTION apikeys._setting_interval FROM PUBLIC;
 
 -- _deliver appends one outbox row addressed to a person (channel email or
 -- sms) or to applications (channel NULL) and sends a wake-up NOTIFY that
@@ -151,8 +151,8 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys._deliver(text, text, text, text, text, jsonb, bigint) IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
-REVOKE ALL ON FUNCTION apikeys._deliver(text, text, text, text, text, jsonb, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
+REVOKE ALL ON FUNCTION apikeys._deliver FROM PUBLIC;
 
 -- Every audit row written by this transaction becomes an outbox event
 -- (channel NULL).  Rows restored from a dump (COPY) are skipped: they carry
@@ -174,8 +174,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit_outbox_trigger() IS 'Internal: copies each audit row of this transaction into the outbox';
-REVOKE ALL ON FUNCTION apikeys._audit_outbox_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
+REVOKE ALL ON FUNCTION apikeys._audit_outbox_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_outbox
     AFTER INSERT ON apikeys.audit_log
@@ -199,8 +199,8 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger() IS 'Internal: records when a key''s secret was set';
-REVOKE ALL ON FUNCTION apikeys._keys_secret_set_at_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
+REVOKE ALL ON FUNCTION apikeys._keys_secret_set_at_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_secret_set_at
     BEFORE UPDATE OF secret_hash ON apikeys.keys
@@ -219,8 +219,8 @@ AS $$
      WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
        AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
 $$;
-COMMENT ON FUNCTION apikeys._outbox_erase(bigint[]) IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
-REVOKE ALL ON FUNCTION apikeys._outbox_erase(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
+REVOKE ALL ON FUNCTION apikeys._outbox_erase FROM PUBLIC;
 
 -- _handoff_start: a new claim for a pending key (any earlier open claim
 -- is superseded and its secrets erased), its two deliveries and the
@@ -272,8 +272,8 @@ BEGIN
     RETURN v_exp;
 END
 $$;
-COMMENT ON FUNCTION apikeys._handoff_start(apikeys.keys) IS 'Internal: opens a claim for a pending key and enqueues its link and code';
-REVOKE ALL ON FUNCTION apikeys._handoff_start(apikeys.keys) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
+REVOKE ALL ON FUNCTION apikeys._handoff_start FROM PUBLIC;
 
 -- _claim_refuse: the one answer to every failed claim, whatever was wrong.
 CREATE FUNCTION apikeys._claim_refuse()
@@ -288,8 +288,8 @@ BEGIN
               HINT = 'Ask the administrator of the key for a new link and code.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_refuse() IS 'Internal: raises the one error of every failed claim';
-REVOKE ALL ON FUNCTION apikeys._claim_refuse() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_refuse IS 'Internal: raises the one error of every failed claim';
+REVOKE ALL ON FUNCTION apikeys._claim_refuse FROM PUBLIC;
 
 -- _claim_count_failure: one more wrong code for an open claim; the fifth
 -- locks it (audited, its secrets erased).  Called by the background worker
@@ -318,8 +318,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_count_failure(bigint) IS 'Internal: adds a wrong code to a claim and locks it at the fifth (run by a worker in its own transaction)';
-REVOKE ALL ON FUNCTION apikeys._claim_count_failure(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_count_failure IS 'Internal: adds a wrong code to a claim and locks it at the fifth (run by a worker in its own transaction)';
+REVOKE ALL ON FUNCTION apikeys._claim_count_failure FROM PUBLIC;
 
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).  The
 -- claim is read unlocked to check the code, so a wrong code can be counted
@@ -390,10 +390,10 @@ BEGIN
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
 $$;
-COMMENT ON FUNCTION apikeys.claim_key(text, text) IS 'Trades a handoff''s claim token and code for the key''s secret, once; every failure is the same 28000 error';
-REVOKE ALL ON FUNCTION apikeys.claim_key(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.claim_key IS 'Trades a handoff''s claim token and code for the key''s secret, once; every failure is the same 28000 error';
+REVOKE ALL ON FUNCTION apikeys.claim_key FROM PUBLIC;
 -- The integrator claims a handoff key through the application (PostgREST).
-GRANT EXECUTE ON FUNCTION apikeys.claim_key(text, text) TO apikeys_verifier;
+GRANT EXECUTE ON FUNCTION apikeys.claim_key TO apikeys_verifier;
 
 -- reset_key: Spektrix's "Reset API key".  The current secret (and any
 -- rotation grace) stops at once; the key is pending again and a new link
@@ -435,9 +435,9 @@ BEGIN
     PERFORM apikeys._handoff_start(k);
 END
 $$;
-COMMENT ON FUNCTION apikeys.reset_key(text) IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
-REVOKE ALL ON FUNCTION apikeys.reset_key(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.reset_key(text) TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.reset_key IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
+REVOKE ALL ON FUNCTION apikeys.reset_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.reset_key TO apikeys_admin;
 
 -- _outbox_housekeeping: rows of claims that expired lose their one-time
 -- secrets (and, undelivered, are given up: the link is dead); rows whose
@@ -472,8 +472,8 @@ BEGIN
        AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
 END
 $$;
-COMMENT ON FUNCTION apikeys._outbox_housekeeping() IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
-REVOKE ALL ON FUNCTION apikeys._outbox_housekeeping() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
+REVOKE ALL ON FUNCTION apikeys._outbox_housekeeping FROM PUBLIC;
 
 -- outbox_take: due, undelivered rows, oldest first, each leased to the
 -- caller until now() + lease.  FOR UPDATE SKIP LOCKED: concurrent takers
@@ -517,9 +517,9 @@ BEGIN
     SELECT * FROM taken ORDER BY taken.id;
 END
 $$;
-COMMENT ON FUNCTION apikeys.outbox_take(integer, interval) IS 'Leases up to max_rows due, undelivered outbox rows, oldest first; concurrent takers never get the same row while its lease runs';
-REVOKE ALL ON FUNCTION apikeys.outbox_take(integer, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.outbox_take(integer, interval) TO apikeys_delivery;
+COMMENT ON FUNCTION apikeys.outbox_take IS 'Leases up to max_rows due, undelivered outbox rows, oldest first; concurrent takers never get the same row while its lease runs';
+REVOKE ALL ON FUNCTION apikeys.outbox_take FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.outbox_take TO apikeys_delivery;
 
 -- outbox_done: the row was delivered.  Its one-time secrets are erased.
 -- Idempotent: at-least-once delivery may report a row twice.
@@ -541,9 +541,9 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys.outbox_done(bigint) IS 'Marks an outbox row delivered and erases its one-time secrets (idempotent)';
-REVOKE ALL ON FUNCTION apikeys.outbox_done(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.outbox_done(bigint) TO apikeys_delivery;
+COMMENT ON FUNCTION apikeys.outbox_done IS 'Marks an outbox row delivered and erases its one-time secrets (idempotent)';
+REVOKE ALL ON FUNCTION apikeys.outbox_done FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.outbox_done TO apikeys_delivery;
 
 -- outbox_retry: delivery failed; the row is due again after a backoff of
 -- apikeys.outbox_backoff doubled per attempt (at most
@@ -582,6 +582,6 @@ BEGIN
      WHERE ob.id OPERATOR(pg_catalog.=) o.id;
 END
 $$;
-COMMENT ON FUNCTION apikeys.outbox_retry(bigint, text) IS 'Returns an outbox row to the queue after an exponential backoff; gives up after apikeys.outbox_max_attempts';
-REVOKE ALL ON FUNCTION apikeys.outbox_retry(bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.outbox_retry(bigint, text) TO apikeys_delivery;
+COMMENT ON FUNCTION apikeys.outbox_retry IS 'Returns an outbox row to the queue after an exponential backoff; gives up after apikeys.outbox_max_attempts';
+REVOKE ALL ON FUNCTION apikeys.outbox_retry FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.outbox_retry TO apikeys_delivery;

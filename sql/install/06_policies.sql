@@ -48,8 +48,8 @@ BEGIN
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys._policy_notice(apikeys.keys, text, timestamptz, jsonb) IS 'Internal: sends a lifecycle notice once per key, event and subject';
-REVOKE ALL ON FUNCTION apikeys._policy_notice(apikeys.keys, text, timestamptz, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
+REVOKE ALL ON FUNCTION apikeys._policy_notice FROM PUBLIC;
 
 -- apply_policies: one pass of the lifecycle policies over live keys, plus
 -- outbox housekeeping and retention.  Returns the number of actions
@@ -149,9 +149,9 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION apikeys.apply_policies() IS 'Applies the lifecycle policies (revoke unused keys, expires_soon, rotation_due) and outbox retention; returns the number of actions';
-REVOKE ALL ON FUNCTION apikeys.apply_policies() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.apply_policies() TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.apply_policies IS 'Applies the lifecycle policies (revoke unused keys, expires_soon, rotation_due) and outbox retention; returns the number of actions';
+REVOKE ALL ON FUNCTION apikeys.apply_policies FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.apply_policies TO apikeys_admin;
 
 -- apikeys.key_hygiene: the keys an administrator should look at, each with
 -- its findings, so a periodic review (or an alert) is one SELECT:

@@ -57,8 +57,8 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys._acting_row(text, boolean) IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
-REVOKE ALL ON FUNCTION apikeys._acting_row(text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
+REVOKE ALL ON FUNCTION apikeys._acting_row FROM PUBLIC;
 
 -- _target_row: a key of the acting key's owner, locked for the change; a
 -- key of another owner is 42704, exactly as if it did not exist.
@@ -90,8 +90,8 @@ BEGIN
     RETURN t;
 END
 $$;
-COMMENT ON FUNCTION apikeys._target_row(apikeys.keys, text) IS 'Internal: a key of the acting key''s owner, locked; 42704 for any other';
-REVOKE ALL ON FUNCTION apikeys._target_row(apikeys.keys, text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._target_row IS 'Internal: a key of the acting key''s owner, locked; 42704 for any other';
+REVOKE ALL ON FUNCTION apikeys._target_row FROM PUBLIC;
 
 -- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
 -- may give a key (new, or changed, or rotated so that it learns the
@@ -170,8 +170,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text, integer, interval, cidr[]) IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
-REVOKE ALL ON FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text, integer, interval, cidr[]) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
+REVOKE ALL ON FUNCTION apikeys._check_grant FROM PUBLIC;
 
 CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
                                       expires_at timestamptz DEFAULT NULL,
@@ -219,12 +219,12 @@ BEGIN
     RETURN r;
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean) IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
-REVOKE ALL ON FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
+REVOKE ALL ON FUNCTION apikeys.my_create_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[], jsonb, boolean) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_create_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_update_key(client_id text,
                                       name text DEFAULT NULL,
@@ -262,12 +262,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb) IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
-REVOKE ALL ON FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
+REVOKE ALL ON FUNCTION apikeys.my_update_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_update_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0')
     RETURNS apikeys.new_key
@@ -289,12 +289,12 @@ BEGIN
     RETURN r;
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_rotate_key(text, interval) IS 'Self-service: the authenticated key (apikeys:update) rotates a key of its own owner that is within its own power';
-REVOKE ALL ON FUNCTION apikeys.my_rotate_key(text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_rotate_key IS 'Self-service: the authenticated key (apikeys:update) rotates a key of its own owner that is within its own power';
+REVOKE ALL ON FUNCTION apikeys.my_rotate_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_rotate_key(text, interval) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_rotate_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
     RETURNS void
@@ -311,12 +311,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_disable_key(text, text) IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
-REVOKE ALL ON FUNCTION apikeys.my_disable_key(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_disable_key IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_disable_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_disable_key(text, text) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_disable_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_enable_key(client_id text)
     RETURNS void
@@ -333,12 +333,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_enable_key(text) IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
-REVOKE ALL ON FUNCTION apikeys.my_enable_key(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_enable_key IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_enable_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_enable_key(text) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_enable_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
     RETURNS void
@@ -355,12 +355,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_revoke_key(text, text) IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
-REVOKE ALL ON FUNCTION apikeys.my_revoke_key(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_revoke_key IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_revoke_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_revoke_key(text, text) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_revoke_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_delete_key(client_id text)
     RETURNS void
@@ -377,12 +377,12 @@ BEGIN
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_delete_key(text) IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
-REVOKE ALL ON FUNCTION apikeys.my_delete_key(text) FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.my_delete_key IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_delete_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys.my_delete_key(text) TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys.my_delete_key TO apikeys_verifier, apikeys_admin;
 
 -- The authenticated key's own owner's keys, for tenant self-service
 -- (granted to apikeys_verifier): key_list's columns, only while the key
@@ -407,12 +407,12 @@ BEGIN
                   ORDER BY l.created_at, l.client_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys._my_keys() IS 'Internal: the rows of my_keys, read as the extension owner';
-REVOKE ALL ON FUNCTION apikeys._my_keys() FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
+REVOKE ALL ON FUNCTION apikeys._my_keys FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
 -- them; _my_keys is the my_keys view's body.
-GRANT EXECUTE ON FUNCTION apikeys._my_keys() TO apikeys_verifier, apikeys_admin;
+GRANT EXECUTE ON FUNCTION apikeys._my_keys TO apikeys_verifier, apikeys_admin;
 
 CREATE VIEW apikeys.my_keys AS
 SELECT * FROM apikeys._my_keys();

@@ -46,9 +46,9 @@ BEGIN
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
 END
 $$;
-COMMENT ON FUNCTION apikeys._protected_record(regclass, name, text, text, boolean, boolean) IS 'Internal: records what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_record(regclass, name, text, text, boolean, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_record(regclass, name, text, text, boolean, boolean) TO PUBLIC;
+COMMENT ON FUNCTION apikeys._protected_record IS 'Internal: records what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys._protected_record FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._protected_record TO PUBLIC;
 
 CREATE FUNCTION apikeys._protected_forget(p_tbl regclass)
     RETURNS apikeys.protected_tables
@@ -67,9 +67,9 @@ BEGIN
     RETURN p;
 END
 $$;
-COMMENT ON FUNCTION apikeys._protected_forget(regclass) IS 'Internal: forgets and returns what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_forget(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_forget(regclass) TO PUBLIC;
+COMMENT ON FUNCTION apikeys._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys._protected_forget FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._protected_forget TO PUBLIC;
 
 -- protect: RLS policies mapping SELECT/INSERT/UPDATE/DELETE to
 -- resource:read/create/update/delete for keys of the row's owner.
@@ -167,9 +167,9 @@ BEGIN
                                       NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
 END
 $$;
-COMMENT ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
-REVOKE ALL ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.protect(regclass, name, text, text, boolean) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
+REVOKE ALL ON FUNCTION apikeys.protect FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.protect TO PUBLIC;
 
 -- unprotect removes exactly what protect created: its four policies, and
 -- RLS itself only if protect was the one to turn it on.
@@ -198,9 +198,9 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys.unprotect(regclass) IS 'Removes exactly what apikeys.protect created';
-REVOKE ALL ON FUNCTION apikeys.unprotect(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.unprotect(regclass) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.unprotect IS 'Removes exactly what apikeys.protect created';
+REVOKE ALL ON FUNCTION apikeys.unprotect FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.unprotect TO PUBLIC;
 
 -- create_field_view: a view of a protected table that shows each column
 -- only to keys allowed to read that field (resource:read(field, ...));
@@ -261,6 +261,6 @@ BEGIN
                               v_view, cols, tbl);
 END
 $$;
-COMMENT ON FUNCTION apikeys.create_field_view(text, regclass, text, name[]) IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL';
-REVOKE ALL ON FUNCTION apikeys.create_field_view(text, regclass, text, name[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys.create_field_view(text, regclass, text, name[]) TO PUBLIC;
+COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL';
+REVOKE ALL ON FUNCTION apikeys.create_field_view FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.create_field_view TO PUBLIC;
