@@ -3002,9 +3002,6 @@ END
 $$;
 COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
 REVOKE ALL ON FUNCTION apikeys.my_update_key FROM PUBLIC;
--- Tenant self-service: the my_* functions act only for the key
--- authenticated in the transaction, so the verifier (PostgREST) may call
--- them; _my_keys is the my_keys view's body.
 GRANT EXECUTE ON FUNCTION apikeys.my_update_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0')
@@ -3029,9 +3026,6 @@ END
 $$;
 COMMENT ON FUNCTION apikeys.my_rotate_key IS 'Self-service: the authenticated key (apikeys:update) rotates a key of its own owner that is within its own power';
 REVOKE ALL ON FUNCTION apikeys.my_rotate_key FROM PUBLIC;
--- Tenant self-service: the my_* functions act only for the key
--- authenticated in the transaction, so the verifier (PostgREST) may call
--- them; _my_keys is the my_keys view's body.
 GRANT EXECUTE ON FUNCTION apikeys.my_rotate_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
@@ -3051,9 +3045,6 @@ END
 $$;
 COMMENT ON FUNCTION apikeys.my_disable_key IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
 REVOKE ALL ON FUNCTION apikeys.my_disable_key FROM PUBLIC;
--- Tenant self-service: the my_* functions act only for the key
--- authenticated in the transaction, so the verifier (PostgREST) may call
--- them; _my_keys is the my_keys view's body.
 GRANT EXECUTE ON FUNCTION apikeys.my_disable_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_enable_key(client_id text)
@@ -3073,9 +3064,6 @@ END
 $$;
 COMMENT ON FUNCTION apikeys.my_enable_key IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
 REVOKE ALL ON FUNCTION apikeys.my_enable_key FROM PUBLIC;
--- Tenant self-service: the my_* functions act only for the key
--- authenticated in the transaction, so the verifier (PostgREST) may call
--- them; _my_keys is the my_keys view's body.
 GRANT EXECUTE ON FUNCTION apikeys.my_enable_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
@@ -3095,9 +3083,6 @@ END
 $$;
 COMMENT ON FUNCTION apikeys.my_revoke_key IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
 REVOKE ALL ON FUNCTION apikeys.my_revoke_key FROM PUBLIC;
--- Tenant self-service: the my_* functions act only for the key
--- authenticated in the transaction, so the verifier (PostgREST) may call
--- them; _my_keys is the my_keys view's body.
 GRANT EXECUTE ON FUNCTION apikeys.my_revoke_key TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_delete_key(client_id text)
@@ -3117,9 +3102,6 @@ END
 $$;
 COMMENT ON FUNCTION apikeys.my_delete_key IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
 REVOKE ALL ON FUNCTION apikeys.my_delete_key FROM PUBLIC;
--- Tenant self-service: the my_* functions act only for the key
--- authenticated in the transaction, so the verifier (PostgREST) may call
--- them; _my_keys is the my_keys view's body.
 GRANT EXECUTE ON FUNCTION apikeys.my_delete_key TO apikeys_verifier, apikeys_admin;
 
 -- The authenticated key's own owner's keys, for tenant self-service
@@ -3147,9 +3129,6 @@ END
 $$;
 COMMENT ON FUNCTION apikeys._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
 REVOKE ALL ON FUNCTION apikeys._my_keys FROM PUBLIC;
--- Tenant self-service: the my_* functions act only for the key
--- authenticated in the transaction, so the verifier (PostgREST) may call
--- them; _my_keys is the my_keys view's body.
 GRANT EXECUTE ON FUNCTION apikeys._my_keys TO apikeys_verifier, apikeys_admin;
 
 CREATE VIEW apikeys.my_keys AS

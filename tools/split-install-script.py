@@ -537,6 +537,7 @@ def split(text):
                 one = '%s %s ON %s%s %s %s;' % (raw.group(1).upper(), raw.group(2), on_kind,
                                                  ws(t), raw.group(5).upper(), ws(raw.group(6)))
                 o.parts.append((head_comment, one))
+                head_comment = ''       # the statement's comment goes with its first object only
         else:
             raise SplitError(f'{where}: unexpected {c!r}')
 
