@@ -7,6 +7,20 @@
  * _PG_init only calls each module's initialiser, so every concern keeps
  * its set-up beside its code.
  *
+ * Shared memory (only when preloaded).  Each structure is owned by the
+ * file that uses it: that file defines it, asks for its bytes and its own
+ * LWLock tranche in its XxxShmemRequest (from shmem_request_hook, as
+ * pg_stat_statements does since PostgreSQL 15), and creates or attaches
+ * it in its XxxShmemInit (from shmem_startup_hook, AddinShmemInitLock
+ * held).  The two hooks below are the only callers, and once every
+ * structure is attached they set the readiness flag (shmem.c), which the
+ * modules read.  So calls run one way: this file calls the modules, no
+ * module calls back up (test/callgraph.sh fails make test on a cycle).
+ *
+ * Without preloading there is no shared memory: verification reads the
+ * table directly, usage is not counted, failure counters and rate limits
+ * are not kept.  Each module checks ApikeysSharedReady() (shmem.h).
+ *
  * IDENTIFICATION
  *	  src/apikeys.c
  *
@@ -16,12 +30,26 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
 
 #include "apikeys.h"
+#include "cache.h"
+#include "counters.h"
+#include "dblist.h"
+#include "prewarm.h"
+#include "recent.h"
+#include "shmem.h"
+#include "stats.h"
+#include "throttle.h"
+#include "usage.h"
 
 PG_MODULE_MAGIC;
 
 PGDLLEXPORT void _PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /*
  * The outcome table.  authenticate (context.c) raises 28000 for a
@@ -58,9 +86,50 @@ const ApikeysOutcome ApikeysOutcomes[APIKEYS_NUM_CODES] = {
 	429, "Too many requests."},
 };
 
+/* ApikeysShmemRequest asks the postmaster for each module's memory and locks. */
+static void
+ApikeysShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	CacheShmemRequest();
+	CountersShmemRequest();
+	RecentShmemRequest();
+	DbListShmemRequest();
+	ThrottleShmemRequest();
+	ClaimShmemRequest();
+	ServerStatsShmemRequest();
+}
+
+/*
+ * ApikeysShmemStartup creates (postmaster) or attaches to each module's
+ * shared structure, then declares shared memory ready.  It runs again
+ * after a crash restart, which starts every structure afresh: usage not
+ * yet flushed is lost, nothing else.
+ */
+static void
+ApikeysShmemStartup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	CacheShmemInit();
+	CountersShmemInit();
+	RecentShmemInit();
+	DbListShmemInit();
+	ThrottleShmemInit();
+	ClaimShmemInit();
+	ServerStatsShmemInit();
+	UsageSaveRegister();		/* usage.c: kept across a clean shutdown */
+	LWLockRelease(AddinShmemInitLock);
+	apikeys_shmem_ready = true;
+}
+
 /*
  * _PG_init sets up GUCs, the transaction-scoped request context, catalog
- * caches and, when preloaded, shared memory and the background worker.
+ * caches and, when preloaded, the shared-memory hooks, the cache's
+ * transaction callback and the background workers.
  */
 void
 _PG_init(void)
@@ -68,5 +137,15 @@ _PG_init(void)
 	ApikeysDefineGucs();
 	ApikeysCatalogInit();
 	ApikeysContextInit();
-	ApikeysShmemInit();
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ApikeysShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ApikeysShmemStartup;
+
+	CacheXactInit();
+	WorkerRegister();
+	PrewarmRegister();
 }

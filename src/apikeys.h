@@ -107,6 +107,8 @@ extern int	apikeys_standbys_verify;
 extern void ApikeysDefineGucs(void);
 extern void ApikeysContextInit(void);
 extern void ApikeysCatalogInit(void);
-extern void ApikeysShmemInit(void);
+extern void WorkerRegister(void);	/* worker.c, preloaded only */
+extern void ClaimShmemRequest(void);	/* claim.c, preloaded only */
+extern void ClaimShmemInit(void);
 
 #endif							/* APIKEYS_H */

@@ -140,6 +140,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -152,6 +153,15 @@
 #include "shmem.h"
 #include "standby.h"
 #include "stats.h"
+
+/*
+ * Client IDs hash into this many partitions.  Each has an LWLock of the
+ * "apikeys cache" tranche guarding its part of the cache, an invalidation
+ * generation and a count of transactions with uncommitted changes to its
+ * keys (see the protocol above).
+ */
+#define APIKEYS_CACHE_PARTITIONS	128
+#define CACHE_TRANCHE		"apikeys cache"
 
 #define CACHE_WAYS			16
 #define CACHE_ENTRY_SIZE	256
@@ -258,6 +268,9 @@ static CacheShared *cache = NULL;
  */
 static uint32 *cache_tags = NULL;
 
+/* the partition locks, one per partition */
+static LWLockPadded *cache_locks = NULL;
+
 #define TAG_OF(hash)	((hash) | 1)
 
 /*
@@ -320,7 +333,7 @@ CacheSets(void)
 }
 
 /* CacheShmemSize: bytes of shared memory the cache needs. */
-Size
+static Size
 CacheShmemSize(void)
 {
 	Size		ways = mul_size(CacheSets(), CACHE_WAYS);
@@ -347,6 +360,14 @@ ArenaFirstChunk(uint32 part)
 	return part * WaysPerPartition() * CACHE_ARENA_PER_WAY;
 }
 
+/* CacheShmemRequest asks for the cache's memory and its partition locks. */
+void
+CacheShmemRequest(void)
+{
+	RequestAddinShmemSpace(CacheShmemSize());
+	RequestNamedLWLockTranche(CACHE_TRANCHE, APIKEYS_CACHE_PARTITIONS);
+}
+
 /* CacheShmemInit creates or attaches the cache (AddinShmemInitLock held). */
 void
 CacheShmemInit(void)
@@ -354,6 +375,8 @@ CacheShmemInit(void)
 	bool		found;
 	Size		ways;
 
+	Assert(LWLockHeldByMeInMode(AddinShmemInitLock, LW_EXCLUSIVE));
+	cache_locks = GetNamedLWLockTranche(CACHE_TRANCHE);
 	cache = ShmemInitStruct("apikeys verification cache", CacheShmemSize(), &found);
 	if (!found)
 	{
@@ -462,10 +485,17 @@ ClientIdHash(const char *client_id, int len)
 	return hash_bytes((const unsigned char *) client_id, len);
 }
 
+/*
+ * PartitionLock: partition part's lock.  Lock order: a partition lock,
+ * then counters.c's (CountersAdd under DrainWay), never the reverse.
+ */
 static inline LWLock *
 PartitionLock(uint32 part)
 {
-	return &apikeys_locks[part].lock;
+	Assert(part < APIKEYS_CACHE_PARTITIONS);
+	Assert(cache_locks != NULL);
+	Assert(!CountersLockHeldByMe());
+	return &cache_locks[part].lock;
 }
 
 /*

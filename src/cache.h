@@ -35,6 +35,9 @@ typedef struct CacheHandle
 typedef ApikeysCode (*CacheHitJudge) (const KeyInfo *key, void *arg,
 									  TimestampTz *now);
 
+extern void CacheShmemRequest(void);
+extern void CacheShmemInit(void);
+extern void CacheXactInit(void);
 extern bool KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 							CacheHandle *handle, CacheHitJudge judge, void *arg);
 extern bool CacheCountUsage(const CacheHandle *handle,

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.c
- *	  Cached OIDs of the extension's tables.
+ *	  Cached OIDs of the extension's tables, and reading their rows by
+ *	  primary key.
  *
  * Verification runs on every request, so it must not look tables up by
  * name each time.  The OID of apikeys.keys is cached per backend and
@@ -17,16 +18,25 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "compat.h"
 
 static Oid	keys_relid = InvalidOid;
 static Oid	keys_relfilenode = InvalidOid;
@@ -178,4 +188,61 @@ void
 ApikeysRestoreUser(const ApikeysSavedUser *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
+
+/*
+ * PkScanBegin opens relid and its primary-key index (one text column) for
+ * PkScanFetch, with the latest snapshot: a change committed after the
+ * calling statement began is seen, as verification must see a revoke at
+ * once.  locked: the caller already holds AccessShareLock on relid (as
+ * lookup.c takes it, under a lock timeout); otherwise it is taken here.
+ * The one way the C code reads a row of the extension's tables by key
+ * (lookup.c, ownerlimit.c, scopeset.c); PkScanEnd releases everything.
+ */
+void
+PkScanBegin(PkScan *ps, Oid relid, bool locked)
+{
+	Oid			idxoid;
+
+	ps->rel = table_open(relid, locked ? NoLock : AccessShareLock);
+	idxoid = ApikeysPrimaryKeyIndex(ps->rel);
+	if (!OidIsValid(idxoid))
+		elog(ERROR, "table \"%s\" has no primary key", RelationGetRelationName(ps->rel));
+	ps->idx = index_open(idxoid, AccessShareLock);
+	Assert(IndexRelationGetNumberOfKeyAttributes(ps->idx) == 1);
+	ps->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	ps->slot = table_slot_create(ps->rel, NULL);
+}
+
+/*
+ * PkScanFetch finds the row whose key is key[0..len), compared with the
+ * index's collation; returns ps->slot holding it (valid until the next
+ * fetch or PkScanEnd), or NULL when there is none.
+ */
+TupleTableSlot *
+PkScanFetch(PkScan *ps, const char *key, int len)
+{
+	ScanKeyData skey;
+	IndexScanDesc scan;
+	text	   *t = cstring_to_text_with_len(key, len);
+	bool		found;
+
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(t));
+	skey.sk_collation = ps->idx->rd_indcollation[0];
+	scan = ApikeysIndexBeginScan(ps->rel, ps->idx, ps->snapshot, 1);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, ps->slot);
+	index_endscan(scan);
+	pfree(t);
+	return found ? ps->slot : NULL;
+}
+
+/* PkScanEnd releases what PkScanBegin took (the table's lock too). */
+void
+PkScanEnd(PkScan *ps)
+{
+	ExecDropSingleTupleTableSlot(ps->slot);
+	UnregisterSnapshot(ps->snapshot);
+	index_close(ps->idx, AccessShareLock);
+	table_close(ps->rel, AccessShareLock);
 }

@@ -12,6 +12,9 @@
 #define APIKEYS_CATALOG_H
 
 #include "apikeys.h"
+#include "executor/tuptable.h"
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
 
 /* Column numbers of apikeys.keys, checked against the catalog on load. */
 #define Anum_keys_client_id			1
@@ -61,5 +64,21 @@ typedef struct ApikeysSavedUser
 
 extern void ApikeysBecomeOwner(ApikeysSavedUser *saved);
 extern void ApikeysRestoreUser(const ApikeysSavedUser *saved);
+
+/*
+ * Rows of one of the extension's tables read by its one-column text
+ * primary key, with the latest snapshot (see PkScanBegin in catalog.c).
+ */
+typedef struct PkScan
+{
+	Relation	rel;
+	Relation	idx;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+} PkScan;
+
+extern void PkScanBegin(PkScan *ps, Oid relid, bool locked);
+extern TupleTableSlot *PkScanFetch(PkScan *ps, const char *key, int len);
+extern void PkScanEnd(PkScan *ps);
 
 #endif							/* APIKEYS_CATALOG_H */

@@ -157,12 +157,16 @@ typedef struct ClaimCountRequest
 	int32		result;			/* -1 no answer, 0 refused or wrong, 1 right */
 } ClaimCountRequest;
 
+#define CLAIM_TRANCHE	"apikeys claim attempts"
+
 static ClaimShared *claims = NULL;
+static LWLock *claim_lock = NULL;	/* the attempt table's one lock */
 
 static LWLock *
 ClaimLock(void)
 {
-	return &apikeys_locks[APIKEYS_LOCK_CLAIM].lock;
+	Assert(claim_lock != NULL);
+	return claim_lock;
 }
 
 PGDLLEXPORT void ApikeysClaimSyncMain(Datum arg);
@@ -175,11 +179,12 @@ PG_FUNCTION_INFO_V1(apikeys_claim_attempt);
 PG_FUNCTION_INFO_V1(apikeys_claim_failed);
 PG_FUNCTION_INFO_V1(apikeys_claim_attempts);
 
-/* ClaimShmemSize: the attempt table's shared memory. */
-Size
-ClaimShmemSize(void)
+/* ClaimShmemRequest asks for the attempt table's memory and its lock. */
+void
+ClaimShmemRequest(void)
 {
-	return sizeof(ClaimShared);
+	RequestAddinShmemSpace(sizeof(ClaimShared));
+	RequestNamedLWLockTranche(CLAIM_TRANCHE, 1);
 }
 
 /* ClaimShmemInit creates or attaches the attempt table (AddinShmemInitLock held). */
@@ -188,6 +193,8 @@ ClaimShmemInit(void)
 {
 	bool		found;
 
+	Assert(LWLockHeldByMeInMode(AddinShmemInitLock, LW_EXCLUSIVE));
+	claim_lock = &GetNamedLWLockTranche(CLAIM_TRANCHE)->lock;
 	claims = ShmemInitStruct("apikeys claim attempts", sizeof(ClaimShared), &found);
 	if (!found)
 	{

@@ -18,8 +18,10 @@
  * The flush (journal.c, through usage.c's UsageCollect) takes the counts
  * out with CountersDrain; an entry idle for two flushes is removed.
  *
- * A leaf but for dblist.c (which databases have counts to flush).  Lock
- * order: a cache partition lock, then the usage lock, never the reverse.
+ * A leaf but for dblist.c (which databases have counts to flush).  The
+ * table has its own lock (tranche "apikeys counters").  Lock order: a
+ * cache partition lock, then this lock, then dblist.c's, never the
+ * reverse (CountersLockHeldByMe lets cache.c assert it).
  *
  * IDENTIFICATION
  *	  src/counters.c
@@ -37,6 +39,8 @@
 #include "counters.h"
 #include "dblist.h"
 #include "shmem.h"
+
+#define COUNTERS_TRANCHE	"apikeys counters"
 
 /* Key of the per-key table: zero-padded, hashed as bytes. */
 typedef struct UsageKey
@@ -60,11 +64,28 @@ typedef struct CountersShared
 
 static CountersShared *counters_shared = NULL;
 static HTAB *usage_hash = NULL;
+static LWLock *counters_lock = NULL;
 
 /* cached keys count in the cache; this table holds the rest and evicted counts */
 #define USAGE_MAX_KEYS()	Max(apikeys_cache_size / 4, 10000)
 
-#define UsageLock()			(&apikeys_locks[APIKEYS_LOCK_USAGE].lock)
+/* UsageLock: the table's lock (attached: ApikeysSharedReady()). */
+static inline LWLock *
+UsageLock(void)
+{
+	Assert(counters_lock != NULL);
+	return counters_lock;
+}
+
+/*
+ * CountersLockHeldByMe: does this backend hold the table's lock?  For
+ * cache.c's assertion that no partition lock is taken under it.
+ */
+bool
+CountersLockHeldByMe(void)
+{
+	return counters_lock != NULL && LWLockHeldByMe(counters_lock);
+}
 
 /* CountersShmemSize: bytes for the shared header and the hash table. */
 Size
@@ -74,6 +95,14 @@ CountersShmemSize(void)
 					hash_estimate_size(USAGE_MAX_KEYS(), sizeof(UsageEntry)));
 }
 
+/* CountersShmemRequest asks for the table's memory and its lock. */
+void
+CountersShmemRequest(void)
+{
+	RequestAddinShmemSpace(CountersShmemSize());
+	RequestNamedLWLockTranche(COUNTERS_TRANCHE, 1);
+}
+
 /* CountersShmemInit creates or attaches the table (AddinShmemInitLock held). */
 void
 CountersShmemInit(void)
@@ -81,6 +110,8 @@ CountersShmemInit(void)
 	bool		found;
 	HASHCTL		info;
 
+	Assert(LWLockHeldByMeInMode(AddinShmemInitLock, LW_EXCLUSIVE));
+	counters_lock = &GetNamedLWLockTranche(COUNTERS_TRANCHE)->lock;
 	counters_shared = ShmemInitStruct("apikeys usage counters",
 									  sizeof(CountersShared), &found);
 	if (!found)
@@ -173,7 +204,8 @@ CountersAdd(Oid dbid, const char *client_id, int len,
 
 	if (!ApikeysSharedReady() || !MakeUsageKey(dbid, client_id, len, &k))
 		return;
-	/* called under a cache partition lock: the order is partition, usage */
+
+	/* under a cache partition lock: order partition, counters, list */
 	DbListMarkDirty(dbid);
 	e = UsageEntryAcquire(&k);
 	if (e == NULL)

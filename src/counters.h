@@ -19,7 +19,9 @@ typedef void (*UsageCountsFn) (const char *client_id, int len,
 							   void *arg);
 
 extern Size CountersShmemSize(void);
+extern void CountersShmemRequest(void);
 extern void CountersShmemInit(void);
+extern bool CountersLockHeldByMe(void);
 extern void CountersCountOne(const char *client_id, int len, ApikeysCode code,
 							 TimestampTz now);
 extern void CountersAdd(Oid dbid, const char *client_id, int len,

@@ -15,8 +15,14 @@
  *
  * It is a leaf: counters.c marks databases dirty, journal.c records what
  * each journal holds, recent.c asks for an early rollup, and worker.c
- * reads the list.  All under the usage lock (APIKEYS_LOCK_USAGE) when a
- * slot is claimed; the flags themselves are atomics.
+ * reads the list.  A slot is claimed under the list's own lock (tranche
+ * "apikeys database list"), the last in the lock order: it may be taken
+ * under counters.c's; the flags themselves are atomics.
+ *
+ * Also the two steps of every visit of a database by a background worker
+ * (worker.c, prewarm.c, claim.c): WorkerDefine fills in what every worker
+ * of the extension has, RunWorkerAndWait starts one and waits for it, RunExtensionFunction runs one SQL function of the
+ * extension in the worker's database.
  *
  * IDENTIFICATION
  *	  src/dblist.c
@@ -31,7 +37,11 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "executor/spi.h"
+#include "commands/extension.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -40,6 +50,8 @@
 
 #include "dblist.h"
 #include "shmem.h"
+
+#define DBLIST_TRANCHE		"apikeys database list"
 
 typedef struct DbListShared
 {
@@ -69,6 +81,7 @@ typedef struct DbListShared
 } DbListShared;
 
 static DbListShared *dblist = NULL;
+static LWLock *dblist_lock = NULL;
 
 /* DbListShmemSize: bytes of the shared list. */
 Size
@@ -77,12 +90,30 @@ DbListShmemSize(void)
 	return MAXALIGN(sizeof(DbListShared));
 }
 
+/* DbListShmemRequest asks for the list's memory and its lock. */
+void
+DbListShmemRequest(void)
+{
+	RequestAddinShmemSpace(DbListShmemSize());
+	RequestNamedLWLockTranche(DBLIST_TRANCHE, 1);
+}
+
+/* DbListLock: the list's lock, the last in the lock order. */
+static inline LWLock *
+DbListLock(void)
+{
+	Assert(dblist_lock != NULL);
+	return dblist_lock;
+}
+
 /* DbListShmemInit creates or attaches the list (AddinShmemInitLock held). */
 void
 DbListShmemInit(void)
 {
 	bool		found;
 
+	Assert(LWLockHeldByMeInMode(AddinShmemInitLock, LW_EXCLUSIVE));
+	dblist_lock = &GetNamedLWLockTranche(DBLIST_TRANCHE)->lock;
 	dblist = ShmemInitStruct("apikeys database list", sizeof(DbListShared), &found);
 	if (!found)
 	{
@@ -125,7 +156,7 @@ DatabaseSlot(Oid dbid)
 
 	if (dbid == cached_db && cached_slot >= 0)
 		return cached_slot;
-	LWLockAcquire(&apikeys_locks[APIKEYS_LOCK_USAGE].lock, LW_EXCLUSIVE);
+	LWLockAcquire(DbListLock(), LW_EXCLUSIVE);
 	for (int i = 0; i < APIKEYS_MAX_FLUSH_DATABASES && slot < 0; i++)
 		if (dblist->dbids[i] == dbid)
 			slot = i;
@@ -135,7 +166,7 @@ DatabaseSlot(Oid dbid)
 			dblist->dbids[i] = dbid;
 			slot = i;
 		}
-	LWLockRelease(&apikeys_locks[APIKEYS_LOCK_USAGE].lock);
+	LWLockRelease(DbListLock());
 	if (slot < 0)
 		pg_atomic_write_u32(&dblist->slot_refused, 1);
 	if (dbid == MyDatabaseId)
@@ -148,8 +179,7 @@ DatabaseSlot(Oid dbid)
 
 /*
  * DbListMarkDirty puts dbid on the launcher's worklist (one read when it
- * is).  Takes the usage lock only the first time a database is seen, so
- * callers must not hold it.
+ * is).  Takes the list's lock only the first time a database is seen.
  */
 void
 DbListMarkDirty(Oid dbid)
@@ -497,4 +527,90 @@ DbListConnectable(void)
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	return dbs;
+}
+
+/*
+ * WorkerDefine fills worker in for function (of this library) with what
+ * every apikeys worker has: a database connection, no restart, named
+ * (bgw_name, which the caller may make more precise) and typed type.
+ */
+void
+WorkerDefine(BackgroundWorker *worker, const char *function, const char *type,
+			 BgWorkerStartTime start)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = start;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker->bgw_library_name, "apikeys", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker->bgw_name, type, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
+}
+
+/*
+ * RunWorkerAndWait starts a dynamic background worker (this backend is
+ * notified of its start and its end) and waits until it has exited.
+ * false, having logged at elevel that "what" could not be started, when
+ * no worker slot is free: the callers then try again at their next round.
+ */
+bool
+RunWorkerAndWait(BackgroundWorker *worker, const char *what, int elevel)
+{
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+
+	worker->bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(worker, &handle))
+	{
+		ereport(elevel,
+				(errmsg("could not start %s: no background worker slot is free", what),
+				 errhint("Raise \"max_worker_processes\".")));
+		return false;
+	}
+	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
+		(void) WaitForBackgroundWorkerShutdown(handle);
+	pfree(handle);
+	return true;
+}
+
+/*
+ * RunExtensionFunction runs query (one SQL function of the extension,
+ * returning one int4 or int8 value) in a transaction of its own, in a
+ * background worker connected to a database, if the extension is
+ * installed there: false if it is not.  The value goes to *result.  An
+ * error ends the worker (and is logged).
+ */
+bool
+RunExtensionFunction(const char *query, bool read_only, int64 *result)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	installed = OidIsValid(get_extension_oid("apikeys", true));
+	if (installed)
+	{
+		bool		isnull;
+		Datum		d;
+
+		pgstat_report_activity(STATE_RUNNING, query);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(query, read_only, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not run %s", query);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			*result = 0;
+		else if (SPI_gettypeid(SPI_tuptable->tupdesc, 1) == INT4OID)
+			*result = DatumGetInt32(d);
+		else
+			*result = DatumGetInt64(d);
+		SPI_finish();
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return installed;
 }

@@ -2,7 +2,7 @@
  *
  * dblist.h
  *	  The background worker's list of databases and their journal
- *	  schedule.
+ *	  schedule; starting a worker in a database and waiting for it.
  *
  * IDENTIFICATION
  *	  src/dblist.h
@@ -14,8 +14,13 @@
 
 #include "apikeys.h"
 #include "nodes/pg_list.h"
+#include "postmaster/bgworker.h"
+
+/* Databases the background worker keeps track of */
+#define APIKEYS_MAX_FLUSH_DATABASES	64
 
 extern Size DbListShmemSize(void);
+extern void DbListShmemRequest(void);
 extern void DbListShmemInit(void);
 extern void DbListMarkDirty(Oid dbid);
 extern void DbListWantRollup(Oid dbid);
@@ -38,5 +43,10 @@ extern void DbListTakeInFlight(bool begin);
 extern int	DbListSaveState(Oid *dbids, int max, bool *primary, TimestampTz *lost);
 extern uint64 DbListVisitNotStarted(void);
 extern uint64 DbListVisitsNotStarted(void);
+extern void WorkerDefine(BackgroundWorker *worker, const char *function,
+						 const char *type, BgWorkerStartTime start);
+extern bool RunWorkerAndWait(BackgroundWorker *worker, const char *what,
+							 int elevel);
+extern bool RunExtensionFunction(const char *query, bool read_only, int64 *result);
 
 #endif							/* APIKEYS_DBLIST_H */

@@ -49,7 +49,6 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
-#include "compat.h"
 #include "lookup.h"
 #include "ownerlimit.h"
 #include "scopeset.h"
@@ -120,33 +119,13 @@ LockKeys(Oid relid)
 bool
 KeyLookup(const char *client_id, int len, KeyInfo *out)
 {
-	Relation	rel;
-	Relation	idx;
-	Oid			idxoid;
-	Snapshot	snapshot;
-	IndexScanDesc scan;
+	PkScan		ps;
 	TupleTableSlot *slot;
-	ScanKeyData skey;
-	text	   *key_text;
 	bool		found = false;
 
 	LockKeys(ApikeysKeysRelid());
-	rel = table_open(ApikeysKeysRelid(), NoLock);
-	idxoid = ApikeysPrimaryKeyIndex(rel);
-	if (!OidIsValid(idxoid))
-		elog(ERROR, "apikeys.keys has no primary key");
-	idx = index_open(idxoid, AccessShareLock);
-
-	key_text = cstring_to_text_with_len(client_id, len);
-	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(key_text));
-	skey.sk_collation = C_COLLATION_OID;
-
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	slot = table_slot_create(rel, NULL);
-	scan = ApikeysIndexBeginScan(rel, idx, snapshot, 1);
-	index_rescan(scan, &skey, 1, NULL, 0);
-
-	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	PkScanBegin(&ps, ApikeysKeysRelid(), true);
+	if ((slot = PkScanFetch(&ps, client_id, len)) != NULL)
 	{
 		Datum	   *v;
 		bool	   *n;
@@ -197,12 +176,7 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 		found = true;
 	}
 
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	pfree(key_text);
+	PkScanEnd(&ps);
 
 	/* "@name" scopes become the set's scopes (scopeset.c), once, here */
 	if (found)

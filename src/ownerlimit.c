@@ -51,6 +51,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "compat.h"
 #include "ownerlimit.h"
 #include "shmem.h"
@@ -128,15 +129,10 @@ static void
 ReadOwnerLimit(const char *owner, OwnerLimitEntry *e)
 {
 	Oid			nsp;
-	Relation	rel;
-	Relation	idx;
 	AttrNumber	att_limit;
 	AttrNumber	att_window;
-	Snapshot	snapshot;
-	IndexScanDesc scan;
+	PkScan		ps;
 	TupleTableSlot *slot;
-	ScanKeyData skey;
-	text	   *key_text;
 
 	e->limit = 0;
 	e->window_us = 0;
@@ -154,17 +150,8 @@ ReadOwnerLimit(const char *owner, OwnerLimitEntry *e)
 	if (att_limit == InvalidAttrNumber || att_window == InvalidAttrNumber)
 		return;
 
-	rel = table_open(policies_relid, AccessShareLock);
-	idx = index_open(ApikeysPrimaryKeyIndex(rel), AccessShareLock);
-	key_text = cstring_to_text(owner);
-	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(key_text));
-	skey.sk_collation = TupleDescAttr(RelationGetDescr(idx), 0)->attcollation;
-
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	slot = table_slot_create(rel, NULL);
-	scan = ApikeysIndexBeginScan(rel, idx, snapshot, 1);
-	index_rescan(scan, &skey, 1, NULL, 0);
-	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	PkScanBegin(&ps, policies_relid, false);
+	if ((slot = PkScanFetch(&ps, owner, strlen(owner))) != NULL)
 	{
 		bool		nl,
 					nw;
@@ -179,12 +166,7 @@ ReadOwnerLimit(const char *owner, OwnerLimitEntry *e)
 				e->limit = 0;
 		}
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	pfree(key_text);
+	PkScanEnd(&ps);
 }
 
 /* PoliciesRelid: the OID of apikeys.owner_policies (InvalidOid: none). */

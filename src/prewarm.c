@@ -60,13 +60,7 @@ pg_noreturn PGDLLEXPORT void ApikeysPrewarmDatabaseMain(Datum arg);
 static void
 PrewarmWorkerInit(BackgroundWorker *worker, const char *function)
 {
-	memset(worker, 0, sizeof(BackgroundWorker));
-	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker->bgw_start_time = BgWorkerStart_ConsistentState;
-	worker->bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker->bgw_library_name, "apikeys", BGW_MAXLEN);
-	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
-	strlcpy(worker->bgw_type, "apikeys cache prewarm", BGW_MAXLEN);
+	WorkerDefine(worker, function, "apikeys cache prewarm", BgWorkerStart_ConsistentState);
 }
 
 /* PrewarmRegister registers the prewarm worker (from _PG_init, preloaded only). */
@@ -101,25 +95,14 @@ ApikeysPrewarmMain(Datum arg)
 	foreach(lc, dbs)
 	{
 		BackgroundWorker worker;
-		BackgroundWorkerHandle *handle;
-		pid_t		pid;
 
 		CHECK_FOR_INTERRUPTS();
 		PrewarmWorkerInit(&worker, "ApikeysPrewarmDatabaseMain");
 		snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys cache prewarm for database %u",
 				 lfirst_oid(lc));
 		worker.bgw_main_arg = ObjectIdGetDatum(lfirst_oid(lc));
-		worker.bgw_notify_pid = MyProcPid;
-		if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		{
-			ereport(LOG,
-					(errmsg("could not start an apikeys cache prewarm worker"),
-					 errhint("Raise \"max_worker_processes\".")));
+		if (!RunWorkerAndWait(&worker, "an apikeys cache prewarm worker", LOG))
 			break;
-		}
-		if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
-			(void) WaitForBackgroundWorkerShutdown(handle);
-		pfree(handle);
 	}
 	proc_exit(0);
 }
@@ -139,25 +122,8 @@ ApikeysPrewarmDatabaseMain(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
 	pgstat_report_appname("apikeys cache prewarm");
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (OidIsValid(get_extension_oid("apikeys", true)))
-	{
-		bool		isnull;
-
-		pgstat_report_activity(STATE_RUNNING, "SELECT apikeys.cache_prewarm()");
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute("SELECT apikeys.cache_prewarm()", true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not run apikeys.cache_prewarm()");
-		loaded = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-		SPI_finish();
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	if (!RunExtensionFunction("SELECT apikeys.cache_prewarm()", true, &loaded))
+		loaded = -1;
 	if (loaded >= 0)
 		ereport(LOG,
 				(errmsg("apikeys cache prewarm loaded " INT64_FORMAT " keys of database %u in %ld ms",

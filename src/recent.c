@@ -15,7 +15,8 @@
  * rolls every journal up at start, so key_list needs no shared memory to
  * be right.
  *
- * Under the usage lock (APIKEYS_LOCK_USAGE).  Calls only dblist.c.
+ * Under its own lock (tranche "apikeys recent use"), released before it
+ * calls dblist.c, the only file it calls.
  *
  * IDENTIFICATION
  *	  src/recent.c
@@ -33,6 +34,8 @@
 #include "shmem.h"
 #include "usageitem.h"
 
+#define RECENT_TRANCHE		"apikeys recent use"
+
 /* Keyed like counters.c's table: zero-padded, hashed as bytes. */
 typedef struct RecentKey
 {
@@ -47,6 +50,7 @@ typedef struct RecentEntry
 } RecentEntry;
 
 static HTAB *recent_hash = NULL;
+static LWLock *recent_lock = NULL;
 
 /*
  * the last-use times of every key used between two rollups: as many as
@@ -55,7 +59,13 @@ static HTAB *recent_hash = NULL;
  */
 #define RECENT_MAX_KEYS()	Max(apikeys_cache_size, 10000)
 
-#define UsageLock()			(&apikeys_locks[APIKEYS_LOCK_USAGE].lock)
+/* UsageLock: the table's lock (attached: ApikeysSharedReady()). */
+static inline LWLock *
+UsageLock(void)
+{
+	Assert(recent_lock != NULL);
+	return recent_lock;
+}
 
 /* RecentShmemSize: bytes of the hash table. */
 Size
@@ -64,12 +74,22 @@ RecentShmemSize(void)
 	return hash_estimate_size(RECENT_MAX_KEYS(), sizeof(RecentEntry));
 }
 
+/* RecentShmemRequest asks for the table's memory and its lock. */
+void
+RecentShmemRequest(void)
+{
+	RequestAddinShmemSpace(RecentShmemSize());
+	RequestNamedLWLockTranche(RECENT_TRANCHE, 1);
+}
+
 /* RecentShmemInit creates or attaches the table (AddinShmemInitLock held). */
 void
 RecentShmemInit(void)
 {
 	HASHCTL		info;
 
+	Assert(LWLockHeldByMeInMode(AddinShmemInitLock, LW_EXCLUSIVE));
+	recent_lock = &GetNamedLWLockTranche(RECENT_TRANCHE)->lock;
 	info.keysize = sizeof(RecentKey);
 	info.entrysize = sizeof(RecentEntry);
 	recent_hash = ShmemInitHash("apikeys recent use by key",

@@ -15,6 +15,7 @@
 #include "utils/hsearch.h"
 
 extern Size RecentShmemSize(void);
+extern void RecentShmemRequest(void);
 extern void RecentShmemInit(void);
 extern void RecentNote(HTAB *items);
 extern void RecentForget(HTAB *items);

@@ -48,7 +48,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "compat.h"
+#include "catalog.h"
 #include "scope.h"
 #include "scopeset.h"
 
@@ -106,10 +106,7 @@ ScopeSetExpand(ArrayType *scopes)
 	bool	   *nulls;
 	int			n;
 	Oid			relid;
-	Relation	rel;
-	Relation	idx;
-	Snapshot	snapshot;
-	TupleTableSlot *slot;
+	PkScan		ps;
 	ArrayBuildState *out;
 	Oid			elemtype = ARR_ELEMTYPE(scopes);
 
@@ -134,17 +131,11 @@ ScopeSetExpand(ArrayType *scopes)
 		return DatumGetArrayTypeP(makeArrayResult(out, CurrentMemoryContext));
 	}
 
-	rel = table_open(relid, AccessShareLock);
-	idx = index_open(ApikeysPrimaryKeyIndex(rel), AccessShareLock);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	slot = table_slot_create(rel, NULL);
-
+	PkScanBegin(&ps, relid, false);
 	for (int i = 0; i < n; i++)
 	{
 		text	   *t;
-		text	   *name;
-		ScanKeyData skey;
-		IndexScanDesc scan;
+		TupleTableSlot *slot;
 
 		if (nulls[i])
 			continue;
@@ -155,12 +146,8 @@ ScopeSetExpand(ArrayType *scopes)
 			continue;
 		}
 
-		name = cstring_to_text_with_len(VARDATA_ANY(t) + 1, VARSIZE_ANY_EXHDR(t) - 1);
-		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(name));
-		skey.sk_collation = C_COLLATION_OID;
-		scan = ApikeysIndexBeginScan(rel, idx, snapshot, 1);
-		index_rescan(scan, &skey, 1, NULL, 0);
-		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		slot = PkScanFetch(&ps, VARDATA_ANY(t) + 1, VARSIZE_ANY_EXHDR(t) - 1);
+		if (slot != NULL)
 		{
 			bool		isnull;
 			Datum		d = slot_getattr(slot, Anum_scope_sets_scopes, &isnull);
@@ -189,14 +176,8 @@ ScopeSetExpand(ArrayType *scopes)
 				}
 			}
 		}
-		index_endscan(scan);
-		pfree(name);
 	}
-
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	PkScanEnd(&ps);
 	return DatumGetArrayTypeP(makeArrayResult(out, CurrentMemoryContext));
 }
 

@@ -39,6 +39,8 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
@@ -68,11 +70,11 @@ typedef struct StatsShared
 
 static StatsShared *stats = NULL;
 
-/* ServerStatsShmemSize is the size of the counters in shared memory. */
-Size
-ServerStatsShmemSize(void)
+/* ServerStatsShmemRequest asks for the counters' shared memory. */
+void
+ServerStatsShmemRequest(void)
 {
-	return sizeof(StatsShared);
+	RequestAddinShmemSpace(sizeof(StatsShared));
 }
 
 /* ServerStatsShmemInit creates or attaches the counters (AddinShmemInitLock held). */
@@ -81,6 +83,7 @@ ServerStatsShmemInit(void)
 {
 	bool		found;
 
+	Assert(LWLockHeldByMeInMode(AddinShmemInitLock, LW_EXCLUSIVE));
 	stats = ShmemInitStruct("apikeys stats", sizeof(StatsShared), &found);
 	if (!found)
 	{

@@ -29,7 +29,7 @@ typedef enum StatsEvent
 	STATS_NUM_EVENTS
 } StatsEvent;
 
-extern Size ServerStatsShmemSize(void);
+extern void ServerStatsShmemRequest(void);
 extern void ServerStatsShmemInit(void);
 extern void ServerStatsCountVerification(ApikeysCode code);
 extern void ServerStatsCount(StatsEvent event, int64 n);

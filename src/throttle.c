@@ -109,6 +109,17 @@
 #include "shmem.h"
 #include "throttle.h"
 
+/*
+ * Both tables are split into this many partitions, each with a lock of
+ * the "apikeys throttle" tranche: the address partitions' locks first,
+ * then the rate-limit partitions'.
+ */
+#define APIKEYS_THROTTLE_PARTITIONS	64
+#define THROTTLE_TRANCHE	"apikeys throttle"
+
+/* Address throttle records (addresses and networks) */
+#define APIKEYS_MAX_ADDRESSES		16384
+
 /* slots of a partition probed for one key */
 #define THROTTLE_PROBE		16
 
@@ -176,21 +187,30 @@ static void NetTruncate(ApikeysNet *n, int bits);
 
 static ThrottleShared *throttle = NULL;
 static RateSlot *rate_slots = NULL; /* partition p: [p * per, (p+1) * per) */
+static LWLockPadded *throttle_locks = NULL;
 
 /* rate-limit windows: as many as the per-key usage table holds */
 #define RATE_SLOTS_PER_PART() \
 	((Max(apikeys_cache_size / 4, 10000) + APIKEYS_THROTTLE_PARTITIONS - 1) / APIKEYS_THROTTLE_PARTITIONS)
 
+/*
+ * AddressLock and RateLock: a partition's lock (partitions are visited
+ * one after the other, never two locks of the tranche at once).
+ */
 static inline LWLock *
 AddressLock(int part)
 {
-	return &apikeys_locks[APIKEYS_LOCK_THROTTLE + part].lock;
+	Assert(part >= 0 && part < APIKEYS_THROTTLE_PARTITIONS);
+	Assert(throttle_locks != NULL);
+	return &throttle_locks[part].lock;
 }
 
 static inline LWLock *
 RateLock(int part)
 {
-	return &apikeys_locks[APIKEYS_LOCK_RATE + part].lock;
+	Assert(part >= 0 && part < APIKEYS_THROTTLE_PARTITIONS);
+	Assert(throttle_locks != NULL);
+	return &throttle_locks[APIKEYS_THROTTLE_PARTITIONS + part].lock;
 }
 
 /* ThrottleShmemSize: bytes for both tables. */
@@ -204,6 +224,14 @@ ThrottleShmemSize(void)
 	return size;
 }
 
+/* ThrottleShmemRequest asks for both tables' memory and their locks. */
+void
+ThrottleShmemRequest(void)
+{
+	RequestAddinShmemSpace(ThrottleShmemSize());
+	RequestNamedLWLockTranche(THROTTLE_TRANCHE, 2 * APIKEYS_THROTTLE_PARTITIONS);
+}
+
 /* ThrottleShmemInit creates or attaches both tables (AddinShmemInitLock held). */
 void
 ThrottleShmemInit(void)
@@ -212,6 +240,8 @@ ThrottleShmemInit(void)
 	Size		rate_bytes = mul_size(mul_size(RATE_SLOTS_PER_PART(), APIKEYS_THROTTLE_PARTITIONS),
 									  sizeof(RateSlot));
 
+	Assert(LWLockHeldByMeInMode(AddinShmemInitLock, LW_EXCLUSIVE));
+	throttle_locks = GetNamedLWLockTranche(THROTTLE_TRANCHE);
 	throttle = ShmemInitStruct("apikeys address throttle", sizeof(ThrottleShared), &found);
 	if (!found)
 	{

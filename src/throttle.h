@@ -42,6 +42,11 @@ typedef struct ApikeysNetList
 
 extern const ApikeysNetList *apikeys_trusted_proxy_list;
 
+/* Shared memory (apikeys.c's hooks call these) */
+extern Size ThrottleShmemSize(void);
+extern void ThrottleShmemRequest(void);
+extern void ThrottleShmemInit(void);
+
 /*
  * The failure throttle (shared memory; no-ops without it).  A failed
  * attempt calls ThrottleFailure after its credential was judged wrong,

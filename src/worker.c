@@ -77,14 +77,9 @@ WorkerRegister(void)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	WorkerDefine(&worker, "ApikeysLauncherMain", "apikeys usage flusher",
+				 BgWorkerStart_RecoveryFinished);
 	worker.bgw_restart_time = 5;
-	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ApikeysLauncherMain", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "apikeys usage flusher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "apikeys usage flusher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -99,30 +94,15 @@ static void
 VisitDatabase(Oid dbid, char kind)
 {
 	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	pid_t		pid;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ApikeysFlushWorkerMain", BGW_MAXLEN);
-	if (kind == 'p')
-	{
-		snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys policies for database %u", dbid);
-		strlcpy(worker.bgw_type, "apikeys policies", BGW_MAXLEN);
-	}
-	else
-	{
-		snprintf(worker.bgw_name, BGW_MAXLEN, "apikeys usage flush for database %u", dbid);
-		strlcpy(worker.bgw_type, "apikeys usage flush", BGW_MAXLEN);
-	}
+	WorkerDefine(&worker, "ApikeysFlushWorkerMain",
+				 kind == 'p' ? "apikeys policies" : "apikeys usage flush",
+				 BgWorkerStart_RecoveryFinished);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s for database %u", worker.bgw_type, dbid);
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
 	worker.bgw_extra[0] = kind;
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	if (!RunWorkerAndWait(&worker, kind == 'p' ? "an apikeys policy worker" :
+						  "an apikeys usage flush worker", DEBUG1))
 	{
 		uint64		n = DbListVisitNotStarted();
 
@@ -144,11 +124,7 @@ VisitDatabase(Oid dbid, char kind)
 						   n),
 				 errhint("Raise \"max_worker_processes\"; the %s is tried again at the next round.",
 						 kind == 'p' ? "policy run" : "flush")));
-		return;
 	}
-	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
-		(void) WaitForBackgroundWorkerShutdown(handle);
-	pfree(handle);
 }
 
 /*
@@ -266,26 +242,8 @@ PolicyRun(void)
 	int64		actions = 0;
 
 	pgstat_report_appname("apikeys policies");
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (OidIsValid(get_extension_oid("apikeys", true)))
-	{
-		bool		isnull;
-
-		pgstat_report_activity(STATE_RUNNING, "SELECT apikeys.apply_policies()");
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute("SELECT apikeys.apply_policies()", false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not run apikeys.apply_policies()");
-		actions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1, &isnull));
-		SPI_finish();
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	(void) RunExtensionFunction("SELECT apikeys.apply_policies()", false, &actions);
 	ServerStatsNotePolicyRun(actions);
-	pgstat_report_activity(STATE_IDLE, NULL);
 	elog(DEBUG1, "apikeys policies: " INT64_FORMAT " actions", actions);
 }
 

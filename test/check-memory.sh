@@ -60,7 +60,7 @@ as_pg pg_isready -q -h "$dir" -p 5432 || { echo "server did not start under valg
 msg "pg_regress under valgrind: $(make_var REGRESS)"
 as_pg "$PGXSDIR/src/test/regress/pg_regress" \
 	--host="$dir" --port=5432 --user=postgres \
-	--inputdir="$ROOT" --outputdir="$dir" \
+	--inputdir="$ROOT/test" --outputdir="$dir" \
 	--dbname=contrib_regression --load-extension=pgcrypto \
 	$(make_var REGRESS) >"$dir/regress.log" 2>&1
 rrc=$?

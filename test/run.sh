@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/run.sh -- run every test suite against real PostgreSQL servers.
 #
-#   pg_regress     sql/ + expected/           (REGRESS in the Makefile)
+#   pg_regress     test/sql/ + test/expected/           (REGRESS in the Makefile)
 #   isolation      test/isolation/specs/       (ISOLATION)
 #   TAP            test/t/*.pl                 (PostgreSQL::Test::Cluster)
 #   installcheck   test/installcheck.sh        (make install && make installcheck
@@ -24,7 +24,8 @@
 # alternate no longer needed is removed); KEEP_WORK=1 keeps the temp
 # directory with logs and clusters; TAP_ONLY=glob (say 050_*) runs only those
 # TAP files and no other suite, for development; SKIP_TAP=1 skips the TAP
-# files, SKIP_INSTALLCHECK=1 the installcheck suite, both for development;
+# files, SKIP_INSTALLCHECK=1 the installcheck suite, SKIP_ASSERTS=1 the
+# pg_regress run of the -DUSE_ASSERT_CHECKING build, all for development;
 # TEST_TIMEOUT (seconds, default 600) bounds
 # each TAP file and SUITE_TIMEOUT (default 1200) each pg_regress/isolation
 # run and the installcheck suite.
@@ -263,12 +264,16 @@ accept_mode() {
 run_suite() {
 	local kind=$1 mode=$2 suite prog inputdir expdir db tests conf
 	case $kind in
-	regress)   prog="$PGXSDIR/src/test/regress/pg_regress"; inputdir=$ROOT; expdir=$ROOT/expected
+	regress)   prog="$PGXSDIR/src/test/regress/pg_regress"; inputdir=$ROOT/test; expdir=$ROOT/test/expected
 	           db=contrib_regression; tests=$(make_var REGRESS); suite=pg_regress ;;
 	isolation) prog="$PGXSDIR/src/test/isolation/pg_isolation_regress"; inputdir=$ROOT/test/isolation
 	           expdir=$ROOT/test/isolation/expected; db=isolation_regression; tests=$(make_var ISOLATION); suite=isolation ;;
 	esac
-	if [ "$mode" = preloaded ]; then conf=$ROOT/test/regress.conf; else conf=$ROOT/test/regress-not-preloaded.conf; suite="$suite($mode)"; fi
+	case $mode in
+	preloaded) conf=$ROOT/test/regress.conf ;;
+	asserts) conf=$ROOT/test/regress.conf; suite="$suite($mode)" ;;
+	*) conf=$ROOT/test/regress-not-preloaded.conf; suite="$suite($mode)" ;;
+	esac
 	local out="$WORK/$kind-$mode"
 	msg "$suite: $tests"
 	as_pg mkdir -p "$out"
@@ -286,7 +291,7 @@ run_suite() {
 	count_regress "$out.log" "$suite" $rc $tests
 	[ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"
 	# ACCEPT=1 copies actual results over expected ones (review the diff!)
-	[ -n "${ACCEPT:-}" ] && accept_mode "$out/results" "$expdir" "$mode"
+	[ -n "${ACCEPT:-}" ] && [ "$mode" != asserts ] && accept_mode "$out/results" "$expdir" "$mode"
 }
 
 # bench/ is self-contained: a path out of the repository (../shared, the
@@ -315,10 +320,37 @@ check_indent() {
 }
 [ -z "${TAP_ONLY:-}" ] && check_indent
 
+# Dependencies between the files of src/ run one way: no cycle of includes
+# or calls (test/callgraph.sh, from the objects just built), and the
+# Architecture table names exactly the files of src/; one result.
+check_callgraph() {
+	if "$ROOT/test/callgraph.sh" >"$WORK/callgraph.log" 2>&1; then
+		echo "callgraph ... ok"
+		passed=$((passed + 1))
+	else
+		cat "$WORK/callgraph.log"
+		fail_with callgraph "a cycle of includes or calls between files of src/, or the Architecture table and src/ differ"
+	fi
+}
+[ -z "${TAP_ONLY:-}" ] && check_callgraph
+
+# The install script is what sql/install/ generates, and no released
+# version's script has changed (test/install-script.sh); one result.
+check_install_script() {
+	if "$ROOT/test/install-script.sh" >"$WORK/install-script.log" 2>&1; then
+		echo "install script ... ok"
+		passed=$((passed + 1))
+	else
+		cat "$WORK/install-script.log"
+		fail_with install-script "the install script differs from sql/install/, or a released script changed"
+	fi
+}
+[ -z "${TAP_ONLY:-}" ] && check_install_script
+
 if [ -z "${TAP_ONLY:-}" ]; then
 # pg_regress, then isolation: each with apikeys preloaded, then without,
 # so both variants of the expected files are checked on every run
-check_alternates "$ROOT/expected"
+check_alternates "$ROOT/test/expected"
 check_alternates "$ROOT/test/isolation/expected"
 run_suite regress preloaded
 run_suite regress not_preloaded
@@ -422,6 +454,34 @@ if [ -z "${TAP_ONLY:-}" ] && [ -z "${SKIP_INSTALLCHECK:-}" ]; then
 		fi
 	done
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$icbad" -eq 0 ] && fail_with installcheck "exit status $rc with no failing mode named"
+fi
+
+# Assertions that run: the extension built once more with
+# -DUSE_ASSERT_CHECKING (in a copy of the tree, so the objects of src/ stay
+# as a user's build makes them), installed over the private installation,
+# and the pg_regress suite run again with apikeys preloaded, so every
+# Assert() of src/ (lock order, shared-memory set-up, ...) is evaluated.
+# A failed Assert aborts the backend: the suite fails.  SKIP_ASSERTS=1
+# skips it, for development.
+run_assert_suite() {
+	local src=$WORK/assert-src
+	msg "pg_regress(asserts): build with -DUSE_ASSERT_CHECKING"
+	mkdir -p "$src"
+	git -C "$ROOT" ls-files -co --exclude-standard -z | (cd "$ROOT" && tar --null -cf - -T -) | tar -xf - -C "$src"
+	rm -f "$src"/*.so "$src"/src/*.o "$src"/src/*.bc
+	if ! make -s -C "$src" with_llvm=no PG_CONFIG="$PG_CONFIG" \
+		PG_CFLAGS="-DUSE_ASSERT_CHECKING ${PG_CFLAGS:--Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare}" \
+		>"$WORK/assert-build.log" 2>&1 ||
+		! make -s -C "$src" with_llvm=no PG_CONFIG="$PG_CONFIG" install DESTDIR="$WORK/inst" >>"$WORK/assert-build.log" 2>&1; then
+		cat "$WORK/assert-build.log"
+		fail_with "pg_regress(asserts)" "the build with -DUSE_ASSERT_CHECKING failed"
+		return
+	fi
+	[ "$(id -u)" = 0 ] && chown -R "$PG_OS_USER" "$WORK"
+	run_suite regress asserts
+}
+if [ -z "${TAP_ONLY:-}" ] && [ -z "${SKIP_ASSERTS:-}" ]; then
+	run_assert_suite
 fi
 
 [ $((passed + failed)) -eq 0 ] && fail_with run "no test ran"

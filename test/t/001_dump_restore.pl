@@ -9,14 +9,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 my %tok;
 
-for my $preload (0, 1)
-{
-	my $libs = $preload ? 'apikeys' : '';
-	subtest "shared_preload_libraries = '$libs'" => sub { run_config($preload, $libs) };
-}
+for_each_preload(\&run_config);
 done_testing();
 
 sub run_config

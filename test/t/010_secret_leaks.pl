@@ -18,14 +18,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 my $node;
 
-for my $preload (0, 1)
-{
-	my $libs = $preload ? 'pg_stat_statements,apikeys' : 'pg_stat_statements';
-	subtest "shared_preload_libraries = '$libs'" => sub { run_config($preload, $libs) };
-}
+for_each_preload(\&run_config, libs => 'pg_stat_statements');
 done_testing();
 
 sub run_config

@@ -23,23 +23,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 my $node;
 
 # issue OWNER NAME: returns (client_id, token), committed
-sub issue
-{
-	my ($owner, $name) = @_;
-	my $out = $node->safe_psql('postgres',
-		"SELECT client_id, token FROM apikeys.create_key('$owner', '$name', ARRAY['docs:read'])");
-	return split /\|/, $out;
-}
-
-sub code
-{
-	my ($token) = @_;
-	return $node->safe_psql('postgres', "SELECT (apikeys.verify('$token')).code");
-}
+sub issue { return issue_key($node, @_); }
+sub code  { return verify_code($node, $_[0]); }
 
 # The audit trail against the keys: each query lists violations.
 my $audit_check = q{
@@ -134,11 +126,7 @@ sub kill9_and_recover
 	$node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()', 't');
 }
 
-for my $preload (0, 1)
-{
-	my $libs = $preload ? 'apikeys' : '';
-	subtest "shared_preload_libraries = '$libs'" => sub { run_config($preload, $libs) };
-}
+for_each_preload(\&run_config);
 done_testing();
 
 sub run_config

@@ -9,6 +9,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
@@ -24,21 +27,11 @@ SELECT apikeys.protect('public.docs', 'owner');
 SELECT apikeys.set_owner_policy('acme', 10, '90 days');
 });
 
-sub issue
-{
-	my ($node, $owner, $name, $scopes) = @_;
-	$scopes //= "ARRAY['docs:read']";
-	return split /\|/,
-	  $node->safe_psql('postgres',
-		"SELECT client_id, token FROM apikeys.create_key('$owner', '$name', $scopes)");
-}
-
+sub issue { return issue_key(@_); }
 sub code
 {
 	my ($node, $token, $scope) = @_;
-	my $s = defined $scope ? "'$scope'" : 'NULL';
-	return $node->safe_psql('postgres', "SELECT (apikeys.verify('$token', $s)).code",
-		extra_params => [ '-U', 'app' ]);
+	return verify_code($node, $token, $scope, extra_params => [ '-U', 'app' ]);
 }
 
 my ($a1, $ta1) = issue($primary, 'acme', 'acme 1');

@@ -1,0 +1,63 @@
+# test/t/ApikeysTest.pm: what the TAP files of test/t share, written once.
+#
+#   use FindBin;
+#   use lib $FindBin::RealBin;
+#   use ApikeysTest;
+#
+#   for_each_preload(sub { my ($preload, $libs) = @_; ... });
+#   my ($client_id, $token) = issue_key($node, 'acme', 'key 1');
+#   is(verify_code($node, $token, 'docs:read'), 'VALID', '...');
+#   sq($node, 'SELECT ...');
+package ApikeysTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use Test::More;
+
+our @EXPORT = qw(for_each_preload sq issue_key verify_code);
+
+# for_each_preload(BODY, libs => 'other,libs'): runs BODY($preload, $libs)
+# in a subtest twice, without and then with apikeys in
+# shared_preload_libraries (after any other libraries named), so that a
+# file checks both of README's set-ups.
+sub for_each_preload
+{
+	my ($body, %opt) = @_;
+	for my $preload (0, 1)
+	{
+		my $libs = join(',', grep { defined && $_ ne '' } $opt{libs}, $preload ? 'apikeys' : undef);
+		subtest "shared_preload_libraries = '$libs'" => sub { $body->($preload, $libs) };
+	}
+	return;
+}
+
+# sq(NODE, SQL, PARAMS...): safe_psql in database postgres.
+sub sq
+{
+	my ($node, $sql, @params) = @_;
+	return $node->safe_psql('postgres', $sql, @params);
+}
+
+# issue_key(NODE, OWNER, NAME, [SCOPES]): (client_id, token) of a new key
+# with SCOPES (an SQL array expression, default ARRAY['docs:read']).
+sub issue_key
+{
+	my ($node, $owner, $name, $scopes) = @_;
+	$scopes //= "ARRAY['docs:read']";
+	return split /\|/,
+	  $node->safe_psql('postgres',
+		"SELECT client_id, token FROM apikeys.create_key('$owner', '$name', $scopes)");
+}
+
+# verify_code(NODE, TOKEN, [SCOPE], PARAMS...): the code apikeys.verify
+# answers for TOKEN (and SCOPE, if defined); PARAMS go to safe_psql (say
+# extra_params => [ '-U', 'app' ]).
+sub verify_code
+{
+	my ($node, $token, $scope, @params) = @_;
+	my $s = defined $scope ? "'$scope'" : 'NULL';
+	return $node->safe_psql('postgres', "SELECT (apikeys.verify('$token', $s)).code", @params);
+}
+
+1;
