@@ -294,7 +294,7 @@ CREATE TABLE apikeys.keys (
     -- self-service: the key that disabled this one (my_disable_key); NULL
     -- while disabled means an admin disabled it, and no key may enable it
     disabled_by_key     text,
-    CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char"])),
+    CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char", 'l'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
 
@@ -304,6 +304,10 @@ CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
     WHERE revoked_at IS NULL;
 CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
     WHERE created_by_key IS NOT NULL;
+-- imported keys (hash_alg 'l': SHA-256 of the whole legacy token), found
+-- by that hash when a token is not in apikeys' format (src/legacy.c)
+CREATE UNIQUE INDEX keys_legacy_hash_idx ON apikeys.keys (secret_hash)
+    WHERE hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 
 -- Per-owner limits; a row appears when an owner gets a first key or a policy.
 CREATE TABLE apikeys.owner_policies (
@@ -647,6 +651,12 @@ CREATE FUNCTION apikeys._scope_sets_cache_trigger()
 CREATE FUNCTION apikeys._keys_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Makes every backend read again whether the database holds imported keys.
+CREATE FUNCTION apikeys._keys_legacy_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_keys_legacy_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION apikeys._cache_invalidate_all()
@@ -1082,6 +1092,43 @@ $$;
 -- Issuing and managing keys (apikeys_admin)
 --------------------------------------------------------------------------------
 
+-- _check_key_cap: 54000 when the owner already has max_keys live keys
+-- (create_key, import_key).  The caller holds the owner's policy row lock.
+CREATE FUNCTION apikeys._check_key_cap(p_owner text, p_max_keys integer)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_live bigint;
+    v_max_keys integer := p_max_keys;
+BEGIN
+    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
+    -- and stops at the cap, so it costs the same however many keys the
+    -- owner has held; the exact number is counted only for the error.
+    SELECT pg_catalog.count(*) INTO v_live
+      FROM (SELECT 1 FROM apikeys.keys k
+             WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+               AND k.revoked_at IS NULL
+               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+             LIMIT v_max_keys) live;
+    IF v_live OPERATOR(pg_catalog.>=) v_max_keys THEN
+        SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
+         WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+           AND k.revoked_at IS NULL
+           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+        RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', p_owner
+            USING ERRCODE = '54000',
+                  DETAIL = pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys),
+                  -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
+                  HINT = CASE WHEN apikeys.current_client_id() IS NULL
+                              THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
+                              ELSE 'Revoke a key you no longer need with apikeys.my_revoke_key() (expired keys do not count), then try again; only an administrator can raise the limit.' END;
+    END IF;
+END
+$$;
+
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
                                    description text DEFAULT NULL,
@@ -1148,28 +1195,7 @@ BEGIN
                           pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
     PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
 
-    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
-    -- and stops at the cap, so it costs the same however many keys the
-    -- owner has held; the exact number is counted only for the error.
-    SELECT pg_catalog.count(*) INTO v_live
-      FROM (SELECT 1 FROM apikeys.keys k
-             WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
-               AND k.revoked_at IS NULL
-               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
-             LIMIT v_max_keys) live;
-    IF v_live OPERATOR(pg_catalog.>=) v_max_keys THEN
-        SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
-         WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
-           AND k.revoked_at IS NULL
-           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
-        RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', create_key.owner
-            USING ERRCODE = '54000',
-                  DETAIL = pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys),
-                  -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
-                  HINT = CASE WHEN apikeys.current_client_id() IS NULL
-                              THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
-                              ELSE 'Revoke a key you no longer need with apikeys.my_revoke_key() (expired keys do not count), then try again; only an administrator can raise the limit.' END;
-    END IF;
+    PERFORM apikeys._check_key_cap(create_key.owner, v_max_keys);
 
     -- With handoff, the secret minted here is dropped unseen: the stored
     -- hash matches nothing anybody has, so the key answers NOT_FOUND until
@@ -1216,6 +1242,208 @@ BEGIN
         RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
     END IF;
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
+END
+$$;
+
+-- Importing keys an adopter already issued (import_key, import_keys).  The
+-- key gets a client ID of ours; its hash is SHA-256 of the whole legacy
+-- token (hash_alg 'l'), which verification looks up by that hash
+-- (src/legacy.c).  _import_one validates and inserts one key, with the
+-- checks and the cap of create_key, and writes no audit row: the callers
+-- write one each.
+CREATE FUNCTION apikeys._import_one(p_owner text, p_name text, p_scopes text[],
+                                    p_secret_hash text, p_hash_format text, p_token text,
+                                    p_expires_at timestamptz, p_description text,
+                                    p_contact_email text, p_contact_phone text,
+                                    p_allowed_cidrs cidr[], p_metadata jsonb, p_db_role text,
+                                    OUT client_id text, OUT expires_at timestamptz,
+                                    OUT scopes apikeys.scope[])
+    RETURNS record
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_hash bytea;
+    v_max_keys integer;
+    v_max_lifetime interval;
+    m record;
+BEGIN
+    PERFORM apikeys._check_owner(p_owner);
+    PERFORM apikeys._check_text('name', p_name, 128, true);
+    IF p_scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
+            HINT = 'Give an empty array for a key that may do nothing yet.';
+    END IF;
+    IF (p_secret_hash IS NULL) OPERATOR(pg_catalog.=) (p_token IS NULL) THEN
+        RAISE EXCEPTION 'give exactly one of secret_hash and token' USING ERRCODE = '22023',
+            HINT = 'Prefer secret_hash: the SHA-256 of the whole legacy token, so the token itself never travels.';
+    END IF;
+    IF p_token IS NOT NULL THEN
+        IF p_token OPERATOR(pg_catalog.=) '' OR
+           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys._legacy_token_max_length() THEN
+            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys._legacy_token_max_length()
+                USING ERRCODE = '22023';
+        END IF;
+        IF apikeys.token_client_id(p_token) IS NOT NULL THEN
+            RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
+                HINT = 'Only tokens issued by another system can be imported.';
+        END IF;
+        v_hash := pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'));
+    ELSE
+        IF p_hash_format IS NULL OR
+           p_hash_format OPERATOR(pg_catalog.<>) ALL (ARRAY['sha256_hex', 'sha256_base64']) THEN
+            RAISE EXCEPTION 'hash_format must be sha256_hex or sha256_base64' USING ERRCODE = '22023';
+        END IF;
+        BEGIN
+            v_hash := pg_catalog.decode(p_secret_hash,
+                CASE p_hash_format WHEN 'sha256_hex' THEN 'hex' ELSE 'base64' END);
+        EXCEPTION WHEN data_exception THEN
+            v_hash := NULL;
+        END;
+        IF v_hash IS NULL OR pg_catalog.octet_length(v_hash) OPERATOR(pg_catalog.<>) 32 THEN
+            RAISE EXCEPTION 'secret_hash is not a SHA-256 hash in %', p_hash_format
+                USING ERRCODE = '22023',
+                      DETAIL = 'A SHA-256 hash is 32 bytes: 64 hexadecimal digits or 44 base64 characters.';
+        END IF;
+    END IF;
+    scopes := apikeys._check_settings(p_scopes, p_description, p_contact_email,
+                    p_contact_phone, p_allowed_cidrs, p_metadata, p_db_role, NULL, NULL);
+
+    -- the owner's policy row lock and cap, as in create_key
+    INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
+    VALUES (p_owner, 1)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey
+    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
+    SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
+      FROM apikeys._owner_limits(p_owner) l;
+    expires_at := COALESCE(p_expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
+    PERFORM apikeys._check_expiry(expires_at, v_max_lifetime);
+    PERFORM apikeys._check_key_cap(p_owner, v_max_keys);
+
+    FOR attempt IN 1..3 LOOP
+        m := apikeys._mint(NULL);
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role)
+        VALUES (m.client_id, p_owner, p_name, scopes, v_hash, 'l', expires_at,
+                apikeys._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
+                NULLIF(p_contact_phone, ''), p_allowed_cidrs,
+                NULLIF(p_metadata, '{}'::jsonb), NULLIF(p_db_role, ''))
+        ON CONFLICT DO NOTHING
+        RETURNING apikeys.keys.client_id INTO client_id;
+        EXIT WHEN client_id IS NOT NULL;
+        -- the same legacy token imported twice: the hash's index, not the client ID
+        IF EXISTS (SELECT 1 FROM apikeys.keys k
+                    WHERE k.secret_hash OPERATOR(pg_catalog.=) v_hash
+                      AND k.hash_alg OPERATOR(pg_catalog.=) 'l'::"char") THEN
+            RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505';
+        END IF;
+    END LOOP;
+    IF client_id IS NULL THEN
+        RAISE EXCEPTION 'could not issue a unique client ID' USING ERRCODE = '23505',
+            HINT = 'Try again.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION apikeys._legacy_token_max_length() RETURNS integer
+    AS 'MODULE_PATHNAME', 'apikeys_legacy_token_max_length'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION apikeys.import_key(owner text, name text, scopes text[],
+                                   secret_hash text DEFAULT NULL,
+                                   hash_format text DEFAULT 'sha256_hex',
+                                   token text DEFAULT NULL,
+                                   expires_at timestamptz DEFAULT NULL,
+                                   description text DEFAULT NULL,
+                                   contact_email text DEFAULT NULL,
+                                   contact_phone text DEFAULT NULL,
+                                   allowed_cidrs cidr[] DEFAULT NULL,
+                                   metadata jsonb DEFAULT '{}',
+                                   db_role name DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    r := apikeys._import_one(import_key.owner, import_key.name, import_key.scopes,
+                             import_key.secret_hash, import_key.hash_format, import_key.token,
+                             import_key.expires_at, import_key.description,
+                             import_key.contact_email, import_key.contact_phone,
+                             import_key.allowed_cidrs, import_key.metadata,
+                             import_key.db_role::text);
+    PERFORM apikeys._audit('imported', r.client_id, import_key.owner,
+        pg_catalog.jsonb_build_object('name', import_key.name, 'scopes', r.scopes,
+                                      'expires_at', r.expires_at,
+                                      'from', CASE WHEN import_key.token IS NULL
+                                                   THEN import_key.hash_format ELSE 'token' END));
+    RETURN r.client_id;
+END
+$$;
+
+CREATE FUNCTION apikeys.import_keys(source regclass)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cols text[];
+    v_known text[] := ARRAY['owner', 'name', 'scopes', 'secret_hash', 'hash_format', 'token',
+                            'expires_at', 'description', 'contact_email', 'contact_phone',
+                            'allowed_cidrs', 'metadata', 'db_role'];
+    v_n bigint := 0;
+    v_owners bigint;
+    s record;
+    r record;
+BEGIN
+    IF import_keys.source IS NULL THEN
+        RAISE EXCEPTION 'source cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    -- The caller must be able to read the table: it runs as the extension
+    -- owner, so it checks the caller's privilege itself.
+    IF NOT pg_catalog.has_table_privilege(apikeys._outer_user(), import_keys.source, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', import_keys.source
+            USING ERRCODE = '42501';
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname::text) INTO v_cols
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) import_keys.source
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF NOT v_cols @> ARRAY['owner', 'name', 'scopes'] THEN
+        RAISE EXCEPTION 'table % needs the columns owner, name and scopes', import_keys.source
+            USING ERRCODE = '22023',
+                  HINT = 'Name the columns like the arguments of apikeys.import_key().';
+    END IF;
+    IF NOT v_cols && ARRAY['secret_hash', 'token'] THEN
+        RAISE EXCEPTION 'table % needs a column secret_hash or token', import_keys.source
+            USING ERRCODE = '22023';
+    END IF;
+
+    FOR s IN EXECUTE pg_catalog.format('SELECT %s FROM %s',
+        (SELECT pg_catalog.string_agg(CASE WHEN c OPERATOR(pg_catalog.=) ANY (v_cols)
+                                           THEN pg_catalog.format('%I::%s', c, t)
+                                           ELSE pg_catalog.format('NULL::%s AS %I', t, c) END, ', ')
+           FROM ROWS FROM (pg_catalog.unnest(v_known),
+                           pg_catalog.unnest(ARRAY['text', 'text', 'text[]', 'text', 'text', 'text',
+                                                   'timestamptz', 'text', 'text', 'text', 'cidr[]',
+                                                   'jsonb', 'text'])) AS u(c, t)),
+        import_keys.source)
+    LOOP
+        r := apikeys._import_one(s.owner, s.name, s.scopes, s.secret_hash,
+                                 COALESCE(s.hash_format, 'sha256_hex'), s.token, s.expires_at,
+                                 s.description, s.contact_email, s.contact_phone,
+                                 s.allowed_cidrs, COALESCE(s.metadata, '{}'::jsonb), s.db_role);
+        v_n := v_n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+
+    PERFORM apikeys._audit('imported', NULL, NULL,
+        pg_catalog.jsonb_build_object('source', import_keys.source::text, 'keys', v_n));
+    RETURN v_n;
 END
 $$;
 
@@ -3076,6 +3304,26 @@ CREATE TRIGGER keys_cache
     FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
+-- Whether the database holds imported keys (src/legacy.c): every backend
+-- reads it again when an imported key comes, goes or changes algorithm.
+CREATE TRIGGER keys_legacy_cache_insert
+    AFTER INSERT ON apikeys.keys
+    FOR EACH ROW WHEN (NEW.hash_alg OPERATOR(pg_catalog.=) 'l'::"char")
+    EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
+CREATE TRIGGER keys_legacy_cache_update
+    AFTER UPDATE OF hash_alg ON apikeys.keys
+    FOR EACH ROW WHEN (OLD.hash_alg OPERATOR(pg_catalog.<>) NEW.hash_alg AND
+                       (OLD.hash_alg OPERATOR(pg_catalog.=) 'l'::"char" OR
+                        NEW.hash_alg OPERATOR(pg_catalog.=) 'l'::"char"))
+    EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
+CREATE TRIGGER keys_legacy_cache_delete
+    AFTER DELETE ON apikeys.keys
+    FOR EACH ROW WHEN (OLD.hash_alg OPERATOR(pg_catalog.=) 'l'::"char")
+    EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
+ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache_insert;
+ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache_update;
+ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache_delete;
+
 -- An owner-wide rate limit's change reaches every connection's cache of
 -- owner limits (a relcache invalidation of owner_policies, sent at commit).
 -- ENABLE ALWAYS: also under logical replication apply.
@@ -3676,7 +3924,9 @@ GRANT EXECUTE ON FUNCTION
     apikeys.delete_key(text),
     apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[], jsonb, name, integer, interval),
     apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval),
-    apikeys.purge_audit(interval)
+    apikeys.purge_audit(interval),
+    apikeys.import_key(text, text, text[], text, text, text, timestamptz, text, text, text, cidr[], jsonb, name),
+    apikeys.import_keys(regclass)
 TO apikeys_admin;
 
 -- The integrator claims a handoff key through the application (PostgREST).
@@ -3853,6 +4103,12 @@ COMMENT ON COLUMN apikeys.stats.outbox_backlog IS 'Undelivered, not failed outbo
 COMMENT ON FUNCTION apikeys._stats() IS 'Internal: the shared-memory counters behind apikeys.stats';
 COMMENT ON FUNCTION apikeys._stats_gauges() IS 'Internal: the gauges behind apikeys.stats (counts only)';
 COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failure table behind apikeys.failing_addresses';
+COMMENT ON FUNCTION apikeys.import_key(text, text, text[], text, text, text, timestamptz, text, text, text, cidr[], jsonb, name) IS 'Imports a key issued by another system from the SHA-256 of its token (hex or base64) or the token itself (stored hashed); the legacy token then verifies as it is; returns the client ID assigned';
+COMMENT ON FUNCTION apikeys.import_keys(regclass) IS 'Imports every row of a table whose columns are named like import_key''s arguments, in one transaction and one audit row; returns the number of keys';
+COMMENT ON FUNCTION apikeys._import_one(text, text, text[], text, text, text, timestamptz, text, text, text, cidr[], jsonb, text) IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
+COMMENT ON FUNCTION apikeys._legacy_token_max_length() IS 'Internal: the longest legacy token import_key accepts and verification looks up';
+COMMENT ON FUNCTION apikeys._check_key_cap(text, integer) IS 'Internal: 54000 when the owner already has its maximum number of live keys';
+COMMENT ON FUNCTION apikeys._keys_legacy_cache_trigger() IS 'Internal: makes every backend read again whether the database holds imported keys';
 COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
 COMMENT ON FUNCTION apikeys._cache_invalidate_all() IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
 COMMENT ON FUNCTION apikeys._in_apply_worker() IS 'Internal: is this session a logical replication apply worker?';
