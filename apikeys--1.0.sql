@@ -1092,9 +1092,10 @@ $$;
 -- Issuing and managing keys (apikeys_admin)
 --------------------------------------------------------------------------------
 
--- _check_key_cap: 54000 when the owner already has max_keys live keys
--- (create_key, import_key).  The caller holds the owner's policy row lock.
-CREATE FUNCTION apikeys._check_key_cap(p_owner text, p_max_keys integer)
+-- _check_key_cap: 54000 when the owner's live keys and p_adding new ones
+-- would be more than max_keys (create_key, import_key, import_keys).  The caller holds the owner's policy row lock.
+CREATE FUNCTION apikeys._check_key_cap(p_owner text, p_max_keys integer,
+                                       p_adding integer DEFAULT 1)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1113,14 +1114,16 @@ BEGIN
                AND k.revoked_at IS NULL
                AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
              LIMIT v_max_keys) live;
-    IF v_live OPERATOR(pg_catalog.>=) v_max_keys THEN
+    IF v_live OPERATOR(pg_catalog.+) p_adding OPERATOR(pg_catalog.>) v_max_keys THEN
         SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
          WHERE k.owner OPERATOR(pg_catalog.=) p_owner
            AND k.revoked_at IS NULL
            AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
         RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', p_owner
             USING ERRCODE = '54000',
-                  DETAIL = pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys),
+                  DETAIL = CASE WHEN p_adding OPERATOR(pg_catalog.=) 1
+                                THEN pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys)
+                                ELSE pg_catalog.format('The owner has %s live keys and %s more would be imported; the limit is %s.', v_live, p_adding, v_max_keys) END,
                   -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
                   HINT = CASE WHEN apikeys.current_client_id() IS NULL
                               THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
@@ -1248,26 +1251,22 @@ $$;
 -- Importing keys an adopter already issued (import_key, import_keys).  The
 -- key gets a client ID of ours; its hash is SHA-256 of the whole legacy
 -- token (hash_alg 'l'), which verification looks up by that hash
--- (src/legacy.c).  _import_one validates and inserts one key, with the
--- checks and the cap of create_key, and writes no audit row: the callers
--- write one each.
-CREATE FUNCTION apikeys._import_one(p_owner text, p_name text, p_scopes text[],
-                                    p_secret_hash text, p_hash_format text, p_token text,
-                                    p_expires_at timestamptz, p_description text,
-                                    p_contact_email text, p_contact_phone text,
-                                    p_allowed_cidrs cidr[], p_metadata jsonb, p_db_role text,
-                                    OUT client_id text, OUT expires_at timestamptz,
-                                    OUT scopes apikeys.scope[])
+-- (src/legacy.c).  Both paths check a key's arguments in _import_check
+-- (create_key's checks), take the owner's lock and check its cap in
+-- _import_reserve (create_key's _check_key_cap) and its expiry with
+-- create_key's _check_expiry; import_key inserts one key (_import_one),
+-- import_keys all of a table in one statement.
+CREATE FUNCTION apikeys._import_check(p_owner text, p_name text, p_scopes text[],
+                                      p_secret_hash text, p_hash_format text, p_token text,
+                                      p_description text, p_contact_email text,
+                                      p_contact_phone text, p_allowed_cidrs cidr[],
+                                      p_metadata jsonb, p_db_role text,
+                                      OUT hash bytea, OUT scopes apikeys.scope[])
     RETURNS record
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_hash bytea;
-    v_max_keys integer;
-    v_max_lifetime interval;
-    m record;
 BEGIN
     PERFORM apikeys._check_owner(p_owner);
     PERFORM apikeys._check_text('name', p_name, 128, true);
@@ -1289,19 +1288,24 @@ BEGIN
             RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
                 HINT = 'Only tokens issued by another system can be imported.';
         END IF;
-        v_hash := pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'));
+        hash := pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'));
     ELSE
         IF p_hash_format IS NULL OR
            p_hash_format OPERATOR(pg_catalog.<>) ALL (ARRAY['sha256_hex', 'sha256_base64']) THEN
             RAISE EXCEPTION 'hash_format must be sha256_hex or sha256_base64' USING ERRCODE = '22023';
         END IF;
-        BEGIN
-            v_hash := pg_catalog.decode(p_secret_hash,
-                CASE p_hash_format WHEN 'sha256_hex' THEN 'hex' ELSE 'base64' END);
-        EXCEPTION WHEN data_exception THEN
-            v_hash := NULL;
-        END;
-        IF v_hash IS NULL OR pg_catalog.octet_length(v_hash) OPERATOR(pg_catalog.<>) 32 THEN
+        -- checked before decode(), so no error (or subtransaction) is
+        -- needed; ltrim with a character set is cheaper than a regex
+        IF p_hash_format OPERATOR(pg_catalog.=) 'sha256_hex' AND
+           pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 64 AND
+           pg_catalog.ltrim(p_secret_hash, '0123456789abcdefABCDEF') OPERATOR(pg_catalog.=) '' THEN
+            hash := pg_catalog.decode(p_secret_hash, 'hex');
+        ELSIF p_hash_format OPERATOR(pg_catalog.=) 'sha256_base64' AND
+              pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 44 AND
+              pg_catalog.ltrim(p_secret_hash, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/')
+                  OPERATOR(pg_catalog.=) '=' THEN
+            hash := pg_catalog.decode(p_secret_hash, 'base64');
+        ELSE
             RAISE EXCEPTION 'secret_hash is not a SHA-256 hash in %', p_hash_format
                 USING ERRCODE = '22023',
                       DETAIL = 'A SHA-256 hash is 32 bytes: 64 hexadecimal digits or 44 base64 characters.';
@@ -1309,24 +1313,63 @@ BEGIN
     END IF;
     scopes := apikeys._check_settings(p_scopes, p_description, p_contact_email,
                     p_contact_phone, p_allowed_cidrs, p_metadata, p_db_role, NULL, NULL);
+END
+$$;
 
-    -- the owner's policy row lock and cap, as in create_key
+-- _import_reserve: create_key's lock on the owner's policy row, and its
+-- cap for p_adding more keys; returns the owner's maximum lifetime.
+CREATE FUNCTION apikeys._import_reserve(p_owner text, p_adding integer)
+    RETURNS interval
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max_keys integer;
+    v_max_lifetime interval;
+BEGIN
     INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
-    VALUES (p_owner, 1)
+    VALUES (p_owner, p_adding)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey
-    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
+    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) p_adding;
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
       FROM apikeys._owner_limits(p_owner) l;
+    PERFORM apikeys._check_key_cap(p_owner, v_max_keys, p_adding);
+    RETURN v_max_lifetime;
+END
+$$;
+
+CREATE FUNCTION apikeys._import_one(p_owner text, p_name text, p_scopes text[],
+                                    p_secret_hash text, p_hash_format text, p_token text,
+                                    p_expires_at timestamptz, p_description text,
+                                    p_contact_email text, p_contact_phone text,
+                                    p_allowed_cidrs cidr[], p_metadata jsonb, p_db_role text,
+                                    OUT client_id text, OUT expires_at timestamptz,
+                                    OUT scopes apikeys.scope[])
+    RETURNS record
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+    v_max_lifetime interval;
+    m record;
+BEGIN
+    c := apikeys._import_check(p_owner, p_name, p_scopes, p_secret_hash, p_hash_format,
+                               p_token, p_description, p_contact_email, p_contact_phone,
+                               p_allowed_cidrs, p_metadata, p_db_role);
+    scopes := c.scopes;
+    v_max_lifetime := apikeys._import_reserve(p_owner, 1);
     expires_at := COALESCE(p_expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
     PERFORM apikeys._check_expiry(expires_at, v_max_lifetime);
-    PERFORM apikeys._check_key_cap(p_owner, v_max_keys);
 
     FOR attempt IN 1..3 LOOP
         m := apikeys._mint(NULL);
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role)
-        VALUES (m.client_id, p_owner, p_name, scopes, v_hash, 'l', expires_at,
+        VALUES (m.client_id, p_owner, p_name, c.scopes, c.hash, 'l', expires_at,
                 apikeys._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
                 NULLIF(p_contact_phone, ''), p_allowed_cidrs,
                 NULLIF(p_metadata, '{}'::jsonb), NULLIF(p_db_role, ''))
@@ -1335,7 +1378,7 @@ BEGIN
         EXIT WHEN client_id IS NOT NULL;
         -- the same legacy token imported twice: the hash's index, not the client ID
         IF EXISTS (SELECT 1 FROM apikeys.keys k
-                    WHERE k.secret_hash OPERATOR(pg_catalog.=) v_hash
+                    WHERE k.secret_hash OPERATOR(pg_catalog.=) c.hash
                       AND k.hash_alg OPERATOR(pg_catalog.=) 'l'::"char") THEN
             RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505';
         END IF;
@@ -1396,16 +1439,17 @@ DECLARE
     v_known text[] := ARRAY['owner', 'name', 'scopes', 'secret_hash', 'hash_format', 'token',
                             'expires_at', 'description', 'contact_email', 'contact_phone',
                             'allowed_cidrs', 'metadata', 'db_role'];
-    v_n bigint := 0;
-    v_owners bigint;
-    s record;
-    r record;
+    v_types text[] := ARRAY['text', 'text', 'text[]', 'text', 'text', 'text', 'timestamptz',
+                            'text', 'text', 'text', 'cidr[]', 'jsonb', 'text'];
+    v_select text;
+    v_rows bigint;
+    v_n bigint;
 BEGIN
     IF import_keys.source IS NULL THEN
         RAISE EXCEPTION 'source cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    -- The caller must be able to read the table: it runs as the extension
-    -- owner, so it checks the caller's privilege itself.
+    -- The caller must be able to read the table: this runs as the
+    -- extension owner, so it checks the caller's privilege itself.
     IF NOT pg_catalog.has_table_privilege(apikeys._outer_user(), import_keys.source, 'SELECT') THEN
         RAISE EXCEPTION 'permission denied for table %', import_keys.source
             USING ERRCODE = '42501';
@@ -1414,32 +1458,69 @@ BEGIN
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) import_keys.source
        AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
-    IF NOT v_cols @> ARRAY['owner', 'name', 'scopes'] THEN
+    IF NOT v_cols OPERATOR(pg_catalog.@>) ARRAY['owner', 'name', 'scopes'] THEN
         RAISE EXCEPTION 'table % needs the columns owner, name and scopes', import_keys.source
             USING ERRCODE = '22023',
-                  HINT = 'Name the columns like the arguments of apikeys.import_key().';
+                  HINT = 'Name the columns like the arguments of apikeys.import_key(), for example in a view.';
     END IF;
-    IF NOT v_cols && ARRAY['secret_hash', 'token'] THEN
+    IF NOT v_cols OPERATOR(pg_catalog.&&) ARRAY['secret_hash', 'token'] THEN
         RAISE EXCEPTION 'table % needs a column secret_hash or token', import_keys.source
             USING ERRCODE = '22023';
     END IF;
+    -- the source's columns by import_key's names and types; absent ones NULL
+    SELECT pg_catalog.string_agg(
+               CASE WHEN u.c OPERATOR(pg_catalog.=) ANY (v_cols)
+                    THEN pg_catalog.format('s.%I::%s AS %I', u.c, u.t, u.c)
+                    ELSE pg_catalog.format('NULL::%s AS %I', u.t, u.c) END, ', ')
+      INTO v_select
+      FROM ROWS FROM (pg_catalog.unnest(v_known), pg_catalog.unnest(v_types)) AS u(c, t);
 
-    FOR s IN EXECUTE pg_catalog.format('SELECT %s FROM %s',
-        (SELECT pg_catalog.string_agg(CASE WHEN c OPERATOR(pg_catalog.=) ANY (v_cols)
-                                           THEN pg_catalog.format('%I::%s', c, t)
-                                           ELSE pg_catalog.format('NULL::%s AS %I', t, c) END, ', ')
-           FROM ROWS FROM (pg_catalog.unnest(v_known),
-                           pg_catalog.unnest(ARRAY['text', 'text', 'text[]', 'text', 'text', 'text',
-                                                   'timestamptz', 'text', 'text', 'text', 'cidr[]',
-                                                   'jsonb', 'text'])) AS u(c, t)),
-        import_keys.source)
-    LOOP
-        r := apikeys._import_one(s.owner, s.name, s.scopes, s.secret_hash,
-                                 COALESCE(s.hash_format, 'sha256_hex'), s.token, s.expires_at,
-                                 s.description, s.contact_email, s.contact_phone,
-                                 s.allowed_cidrs, COALESCE(s.metadata, '{}'::jsonb), s.db_role);
-        v_n := v_n OPERATOR(pg_catalog.+) 1;
-    END LOOP;
+    -- One statement: every row checked (_import_check), every owner locked
+    -- and capped once for all its new keys (_import_reserve, in owner
+    -- order so that two imports cannot deadlock), every expiry checked,
+    -- then one INSERT.  Any error rolls back the whole import.
+    EXECUTE pg_catalog.format($q$
+        WITH src AS MATERIALIZED (
+            SELECT %1$s FROM %2$s s),
+        checked AS MATERIALIZED (
+            SELECT s.*, c.hash, c.scopes AS checked_scopes
+              FROM src s,
+                   LATERAL apikeys._import_check(s.owner, s.name, s.scopes, s.secret_hash,
+                               COALESCE(s.hash_format, 'sha256_hex'), s.token, s.description,
+                               s.contact_email, s.contact_phone, s.allowed_cidrs,
+                               COALESCE(s.metadata, '{}'::jsonb), s.db_role) c),
+        owners AS MATERIALIZED (
+            SELECT o.owner, apikeys._import_reserve(o.owner, o.n::integer) AS max_lifetime
+              FROM (SELECT ch.owner, pg_catalog.count(*) AS n FROM checked ch
+                     GROUP BY ch.owner ORDER BY ch.owner) o),
+        ready AS MATERIALIZED (
+            SELECT ch.*, x.expires, apikeys._check_expiry(x.expires, o.max_lifetime)::text AS ok
+              FROM checked ch
+              JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
+                   LATERAL (SELECT COALESCE(ch.expires_at,
+                                   pg_catalog.now() OPERATOR(pg_catalog.+) o.max_lifetime) AS expires) x),
+        ins AS (
+            INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                      expires_at, created_by, description, contact_email,
+                                      contact_phone, allowed_cidrs, metadata, db_role)
+            SELECT (apikeys._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
+                   'l', r.expires, apikeys._outer_user(), NULLIF(r.description, ''),
+                   NULLIF(r.contact_email, ''), NULLIF(r.contact_phone, ''), r.allowed_cidrs,
+                   NULLIF(r.metadata, '{}'::jsonb), NULLIF(r.db_role, '')
+              FROM ready r
+            ON CONFLICT DO NOTHING
+            RETURNING 1)
+        SELECT (SELECT pg_catalog.count(*) FROM ready), (SELECT pg_catalog.count(*) FROM ins)
+        $q$, v_select, import_keys.source)
+    INTO v_rows, v_n;
+
+    -- A row left out: its legacy hash was imported before, or is in the
+    -- source twice (a client ID drawn twice does not happen at 95 bits).
+    IF v_n OPERATOR(pg_catalog.<>) v_rows THEN
+        RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505',
+            DETAIL = pg_catalog.format('%s of the %s keys in %s were imported before or appear twice in it; nothing was imported.',
+                                       v_rows OPERATOR(pg_catalog.-) v_n, v_rows, import_keys.source);
+    END IF;
 
     PERFORM apikeys._audit('imported', NULL, NULL,
         pg_catalog.jsonb_build_object('source', import_keys.source::text, 'keys', v_n));
@@ -3407,7 +3488,10 @@ $$;
 
 CREATE TRIGGER keys_rate_limit_warning
     AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();
+    -- only a key with a limit can warn: the others skip a PL/pgSQL call
+    -- (half the time of a bulk import_keys)
+    FOR EACH ROW WHEN (NEW.rate_limit IS NOT NULL)
+    EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();
 
 --------------------------------------------------------------------------------
 -- Views
@@ -4106,8 +4190,10 @@ COMMENT ON FUNCTION apikeys._failing_addresses() IS 'Internal: the address failu
 COMMENT ON FUNCTION apikeys.import_key(text, text, text[], text, text, text, timestamptz, text, text, text, cidr[], jsonb, name) IS 'Imports a key issued by another system from the SHA-256 of its token (hex or base64) or the token itself (stored hashed); the legacy token then verifies as it is; returns the client ID assigned';
 COMMENT ON FUNCTION apikeys.import_keys(regclass) IS 'Imports every row of a table whose columns are named like import_key''s arguments, in one transaction and one audit row; returns the number of keys';
 COMMENT ON FUNCTION apikeys._import_one(text, text, text[], text, text, text, timestamptz, text, text, text, cidr[], jsonb, text) IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
+COMMENT ON FUNCTION apikeys._import_check(text, text, text[], text, text, text, text, text, text, cidr[], jsonb, text) IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
+COMMENT ON FUNCTION apikeys._import_reserve(text, integer) IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
 COMMENT ON FUNCTION apikeys._legacy_token_max_length() IS 'Internal: the longest legacy token import_key accepts and verification looks up';
-COMMENT ON FUNCTION apikeys._check_key_cap(text, integer) IS 'Internal: 54000 when the owner already has its maximum number of live keys';
+COMMENT ON FUNCTION apikeys._check_key_cap(text, integer, integer) IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
 COMMENT ON FUNCTION apikeys._keys_legacy_cache_trigger() IS 'Internal: makes every backend read again whether the database holds imported keys';
 COMMENT ON FUNCTION apikeys._keys_cache_trigger() IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
 COMMENT ON FUNCTION apikeys._cache_invalidate_all() IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';

@@ -184,6 +184,22 @@ SET ROLE regress_admin;
 SELECT apikeys.import_keys('public.more_keys');
 RESET ROLE;
 SELECT code, owner FROM apikeys.verify('oldkey-9');
+-- a token twice in the source; more keys than the owner's cap leaves
+TRUNCATE public.more_keys;
+INSERT INTO public.more_keys (owner, name, scopes, secret_hash)
+VALUES ('cust8', 'a', '{}', encode(sha256('twice'::bytea), 'hex')),
+       ('cust8', 'b', '{}', encode(sha256('twice'::bytea), 'hex'));
+SET ROLE regress_admin;
+SELECT apikeys.import_keys('public.more_keys');
+RESET ROLE;
+TRUNCATE public.more_keys;
+INSERT INTO public.more_keys (owner, name, scopes, secret_hash)
+SELECT 'capped_co', 'bulk ' || i, '{}', encode(sha256(('capped-bulk-' || i)::bytea), 'hex')
+  FROM generate_series(1, 2) i;
+SET ROLE regress_admin;
+SELECT apikeys.import_keys('public.more_keys');
+RESET ROLE;
+SELECT owner, count(*) FROM apikeys.keys WHERE owner IN ('cust8', 'capped_co') GROUP BY owner;
 DROP TABLE public.more_keys;
 
 DROP VIEW public.api_keys_import;
