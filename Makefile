@@ -20,7 +20,7 @@ REGRESS        = init token scopes create_key verify lifecycle handoff claim_pro
 REGRESS_OPTS   = --inputdir=. --load-extension=pgcrypto
 ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace cache_invalidation concurrent_rollup revoke_all_vs_create \
                  claim_race claim_guess outbox_take_race selfservice_revoke_race selfservice_cap_race scope_set_vs_verify \
-                 owner_limit_change report_leaked_race unused_vs_rollup
+                 owner_limit_change report_leaked_race unused_vs_rollup import_flag_change
 ISOLATION_OPTS = --inputdir=test/isolation
 TAP_TESTS      = 1
 PROVE_TESTS   ?= test/t/*.pl

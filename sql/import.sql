@@ -76,6 +76,15 @@ SELECT left(t, 20) AS t, length(t), (apikeys.verify(t)).code
 SELECT code FROM apikeys.verify(NULL);
 -- verify_client has no legacy form: the client ID with the legacy token fails
 SELECT code FROM apikeys.verify_client(:'cid_tok', 'sk_live_Tok3nAAA');
+-- ... even a legacy token shaped like an apikeys secret (43 base62
+-- characters): an imported key's hash matches only a legacy token as a whole
+RESET ROLE;
+SET ROLE regress_admin;
+SELECT apikeys.import_key('legacy_co', 'secret-shaped', '{}', token => repeat('Ab1', 14) || 'Z') AS cid_shaped \gset
+RESET ROLE;
+SET ROLE regress_verifier;
+SELECT code FROM apikeys.verify(repeat('Ab1', 14) || 'Z');
+SELECT code FROM apikeys.verify_client(:'cid_shaped', repeat('Ab1', 14) || 'Z');
 
 -- authenticate: the context is the imported key's.
 BEGIN;
