@@ -208,7 +208,21 @@ SELECT 'capped_co', 'bulk ' || i, '{}', encode(sha256(('capped-bulk-' || i)::byt
 SET ROLE regress_admin;
 SELECT apikeys.import_keys('public.more_keys');
 RESET ROLE;
-SELECT owner, count(*) FROM apikeys.keys WHERE owner IN ('cust8', 'capped_co') GROUP BY owner;
+-- an owner with no key yet and a cap of 2: 3 at once are refused, 2 pass
+SELECT apikeys.set_owner_policy('capped_bulk', max_keys => 2);
+TRUNCATE public.more_keys;
+INSERT INTO public.more_keys (owner, name, scopes, secret_hash)
+SELECT 'capped_bulk', 'bulk ' || i, '{}', encode(sha256(('capped-bulk2-' || i)::bytea), 'hex')
+  FROM generate_series(1, 3) i;
+SET ROLE regress_admin;
+SELECT apikeys.import_keys('public.more_keys');
+RESET ROLE;
+DELETE FROM public.more_keys WHERE name = 'bulk 3';
+SET ROLE regress_admin;
+SELECT apikeys.import_keys('public.more_keys');
+RESET ROLE;
+SELECT owner, count(*) FROM apikeys.keys WHERE owner IN ('cust8', 'capped_co', 'capped_bulk')
+ GROUP BY owner ORDER BY owner;
 DROP TABLE public.more_keys;
 
 DROP VIEW public.api_keys_import;
