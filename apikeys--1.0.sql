@@ -3387,23 +3387,12 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
 -- Whether the database holds imported keys (src/legacy.c): every backend
 -- reads it again when an imported key comes, goes or changes algorithm.
-CREATE TRIGGER keys_legacy_cache_insert
-    AFTER INSERT ON apikeys.keys
-    FOR EACH ROW WHEN (NEW.hash_alg OPERATOR(pg_catalog.=) 'l'::"char")
-    EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
-CREATE TRIGGER keys_legacy_cache_update
-    AFTER UPDATE OF hash_alg ON apikeys.keys
-    FOR EACH ROW WHEN (OLD.hash_alg OPERATOR(pg_catalog.<>) NEW.hash_alg AND
-                       (OLD.hash_alg OPERATOR(pg_catalog.=) 'l'::"char" OR
-                        NEW.hash_alg OPERATOR(pg_catalog.=) 'l'::"char"))
-    EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
-CREATE TRIGGER keys_legacy_cache_delete
-    AFTER DELETE ON apikeys.keys
-    FOR EACH ROW WHEN (OLD.hash_alg OPERATOR(pg_catalog.=) 'l'::"char")
-    EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
-ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache_insert;
-ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache_update;
-ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache_delete;
+-- (No WHEN clause or column list: those would make hash_alg's type
+-- unchangeable; the C function looks at hash_alg itself.)
+CREATE TRIGGER keys_legacy_cache
+    AFTER INSERT OR UPDATE OR DELETE ON apikeys.keys
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
+ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache;
 
 -- An owner-wide rate limit's change reaches every connection's cache of
 -- owner limits (a relcache invalidation of owner_policies, sent at commit).

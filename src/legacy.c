@@ -15,7 +15,8 @@
  * each backend remembers whether the index holds any entry (one probe of
  * an index that is usually empty), and forgets it on a relcache
  * invalidation of apikeys.keys, which the row trigger keys_legacy_cache
- * sends whenever a row with hash_alg 'l' is inserted, changed or deleted:
+ * sends whenever a row with hash_alg 'l' is inserted or deleted, or its
+ * hash_alg changes to or from 'l' (rotation):
  * every connection sees the change at its next transaction after the
  * commit, a hot standby too (invalidations are replayed from the WAL),
  * and the changing transaction at once.
@@ -28,6 +29,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -176,10 +178,28 @@ apikeys_keys_legacy_cache_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
+	TupleDesc	desc;
+	bool		isnull;
+	char		before = '\0';
+	char		after = '\0';
+
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "apikeys._keys_legacy_cache_trigger must be an AFTER ROW trigger");
-	CacheInvalidateRelcache(td->tg_relation);
+	desc = RelationGetDescr(td->tg_relation);
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		after = DatumGetChar(heap_getattr(td->tg_trigtuple, Anum_keys_hash_alg, desc, &isnull));
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		before = DatumGetChar(heap_getattr(td->tg_trigtuple, Anum_keys_hash_alg, desc, &isnull));
+	else
+	{
+		before = DatumGetChar(heap_getattr(td->tg_trigtuple, Anum_keys_hash_alg, desc, &isnull));
+		after = DatumGetChar(heap_getattr(td->tg_newtuple, Anum_keys_hash_alg, desc, &isnull));
+	}
+	/* only an imported key coming or going changes the answer */
+	if (before != after &&
+		(before == APIKEYS_HASH_LEGACY || after == APIKEYS_HASH_LEGACY))
+		CacheInvalidateRelcache(td->tg_relation);
 	return PointerGetDatum(NULL);
 }
 
