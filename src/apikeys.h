@@ -31,6 +31,10 @@
 /* Hash algorithms recorded per key, so a pepper can be added later */
 #define APIKEYS_HASH_SHA256			's'
 #define APIKEYS_HASH_HMAC			'h'
+/* an imported key: SHA-256 of the whole legacy token (src/legacy.c) */
+#define APIKEYS_HASH_LEGACY			'l'
+/* the longest legacy token looked up; longer input stays MALFORMED */
+#define APIKEYS_LEGACY_TOKEN_MAXLEN	512
 
 /*
  * Verification outcome codes.  The values index the per-code counters in

@@ -58,6 +58,7 @@
 #include "utils/timestamp.h"
 
 #include "cache.h"
+#include "legacy.h"
 #include "secret.h"
 #include "stats.h"
 #include "ownerlimit.h"
@@ -134,6 +135,7 @@ typedef struct Judgement
 	const char *secret;
 	int			secret_len;
 	const Scope *required;
+	bool		legacy;			/* secret is a whole legacy token */
 	TimestampTz now;			/* JudgeKey's clock reading, reused */
 	bool		ip_known;		/* the client address is known ... */
 	ApikeysNet	client_net;		/* ... and parses to this */
@@ -158,7 +160,12 @@ JudgeKey(const KeyInfo *key, bool found, Judgement *j)
 	bool		prev_ok = false;
 	TimestampTz now;
 
-	if (found && SecretHash(j->secret, j->secret_len, key->hash_alg, presented))
+	/*
+	 * An imported key's hash is of a whole legacy token: it matches only a
+	 * legacy token (found by that hash), and a legacy token only such a key.
+	 */
+	if (found && (key->hash_alg == APIKEYS_HASH_LEGACY) == j->legacy &&
+		SecretHash(j->secret, j->secret_len, key->hash_alg, presented))
 		current_ok = SecretHashEqual(presented, key->hash);
 	else
 	{
@@ -170,7 +177,8 @@ JudgeKey(const KeyInfo *key, bool found, Judgement *j)
 		(void) SecretHashEqual(presented, dummy_hash);
 	}
 
-	if (found && !current_ok && key->has_prev)
+	if (found && !current_ok && key->has_prev &&
+		(key->prev_hash_alg == APIKEYS_HASH_LEGACY) == j->legacy)
 	{
 		if (key->prev_hash_alg == key->hash_alg ||
 			SecretHash(j->secret, j->secret_len, key->prev_hash_alg, presented))
@@ -226,12 +234,12 @@ JudgeHit(const KeyInfo *key, void *arg, TimestampTz *now)
  * (pre_request) means the verification must write no table: the
  * non-preloaded last_used_at write is skipped.
  */
-void
-VerifyCredentials(const char *client_id, int cid_len,
-				  const char *secret, int secret_len,
-				  const Scope *required,
-				  bool ip_known, Datum client_ip,
-				  bool may_write, VerifyResult *res)
+static void
+VerifyCredentialsExt(const char *client_id, int cid_len,
+					 const char *secret, int secret_len, bool legacy,
+					 const Scope *required,
+					 bool ip_known, Datum client_ip,
+					 bool may_write, VerifyResult *res)
 {
 	CacheHandle handle;
 	bool		found;
@@ -252,6 +260,7 @@ VerifyCredentials(const char *client_id, int cid_len,
 	j.secret = secret;
 	j.secret_len = secret_len;
 	j.required = required;
+	j.legacy = legacy;
 	j.ip_known = ip_known && NetFromInet(client_ip, &j.client_net);
 	j.judged = false;
 	j.secret_live = false;
@@ -290,12 +299,55 @@ VerifyCredentials(const char *client_id, int cid_len,
 				may_write);
 }
 
+void
+VerifyCredentials(const char *client_id, int cid_len,
+				  const char *secret, int secret_len,
+				  const Scope *required,
+				  bool ip_known, Datum client_ip,
+				  bool may_write, VerifyResult *res)
+{
+	VerifyCredentialsExt(client_id, cid_len, secret, secret_len, false,
+						 required, ip_known, client_ip, may_write, res);
+}
+
 /* SetMalformed: the answer to input that is not a credential at all. */
 static void
 SetMalformed(VerifyResult *res)
 {
 	memset(res, 0, sizeof(VerifyResult));
 	res->code = APIKEYS_MALFORMED;
+}
+
+/*
+ * VerifyLegacyToken verifies a token not in apikeys' format while the
+ * database holds imported keys: the key is found by the SHA-256 of the
+ * whole token (legacy.c), then judged by its client ID like any key.  No
+ * such key: NOT_FOUND, throttled like a wrong secret.
+ */
+static void
+VerifyLegacyToken(const char *token, int len, const Scope *required,
+				  bool ip_known, Datum client_ip, bool may_write,
+				  VerifyResult *res)
+{
+	uint8		hash[APIKEYS_HASH_LEN];
+	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
+	int			cid_len = 0;
+	bool		found;
+
+	SecretHash(token, len, APIKEYS_HASH_LEGACY, hash);
+	found = LegacyLookup(hash, client_id, &cid_len);
+	explicit_bzero(hash, sizeof(hash));
+	if (found)
+	{
+		VerifyCredentialsExt(client_id, cid_len, token, len, true,
+							 required, ip_known, client_ip, may_write, res);
+		return;
+	}
+	memset(res, 0, sizeof(VerifyResult));
+	if (ip_known)
+		client_ip = AddressNormalize(client_ip);
+	res->code = ThrottleFailure(ip_known, client_ip, NULL, 0, &res->retry_after) ?
+		APIKEYS_RATE_LIMITED : APIKEYS_NOT_FOUND;
 }
 
 /*
@@ -308,6 +360,17 @@ VerifyToken(text *token, const Scope *required,
 {
 	ParsedToken pt;
 
+	if (token != NULL &&
+		!TokenParse(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &pt) &&
+		VARSIZE_ANY_EXHDR(token) > 0 &&
+		VARSIZE_ANY_EXHDR(token) <= APIKEYS_LEGACY_TOKEN_MAXLEN &&
+		LegacyImportsExist())
+	{
+		VerifyLegacyToken(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
+						  required, ip_known, client_ip, may_write, res);
+		ServerStatsCountVerification(res->code);
+		return;
+	}
 	if (token == NULL ||
 		!TokenParse(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &pt))
 	{

@@ -72,6 +72,8 @@ SECTIONS = [
         r'^_preloaded$', r'^deleted_keys$', r'^_revoke_key$', r'^_check_owner$',
         r'^_setting(_integer)?$', r'^_interval_us$', r'^_owner_max_length$',
         r'^_cidrs_outside$', r'^_live_secret_key$', r'^_leads_to_keys$',
+        r'^_check_key_cap$', r'^_import_', r'^import_keys?$', r'^_keys_legacy_cache_trigger$',
+        r'^_legacy_token_max_length$',
     ]),
     ('verification', 'verify, authenticate, the transaction context and PostgREST', [
         r'^verification$', r'^token_client_id$', r'^verify', r'^authenticate$',

@@ -63,7 +63,7 @@ CREATE TABLE apikeys.keys (
     -- handed out by rotating a key it did not create
     secret_by_key       text,
     prev_secret_by_key  text,
-    CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char"])),
+    CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char", 'l'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
@@ -73,6 +73,10 @@ CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
     WHERE revoked_at IS NULL;
 CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
     WHERE created_by_key IS NOT NULL;
+-- imported keys (hash_alg 'l': SHA-256 of the whole legacy token), found
+-- by that hash when a token is not in apikeys' format (src/legacy.c)
+CREATE UNIQUE INDEX keys_legacy_hash_idx ON apikeys.keys (secret_hash)
+    WHERE hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 -- Room on each page, so the rollup's last_used_at updates are HOT (that
 -- column is in no index): no index writes, far less WAL and bloat.
 ALTER TABLE apikeys.keys SET (fillfactor = 90);
@@ -236,6 +240,14 @@ CREATE FUNCTION apikeys._keys_cache_trigger()
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION apikeys._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
 REVOKE ALL ON FUNCTION apikeys._keys_cache_trigger FROM PUBLIC;
+
+-- Makes every backend read again whether the database holds imported keys.
+CREATE FUNCTION apikeys._keys_legacy_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_keys_legacy_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION apikeys._keys_legacy_cache_trigger IS 'Internal: makes every backend read again whether the database holds imported keys';
+REVOKE ALL ON FUNCTION apikeys._keys_legacy_cache_trigger FROM PUBLIC;
 
 CREATE FUNCTION apikeys._cache_invalidate_all()
     RETURNS void
@@ -540,6 +552,48 @@ $$;
 COMMENT ON FUNCTION apikeys._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
 REVOKE ALL ON FUNCTION apikeys._check_expiry FROM PUBLIC;
 
+-- _check_key_cap: 54000 when the owner's live keys and p_adding new ones
+-- would be more than max_keys (create_key, import_key, import_keys).  The caller holds the owner's policy row lock.
+CREATE FUNCTION apikeys._check_key_cap(p_owner text, p_max_keys integer,
+                                       p_adding integer DEFAULT 1)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_live bigint;
+    v_max_keys integer := p_max_keys;
+BEGIN
+    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
+    -- and stops at the cap, so it costs the same however many keys the
+    -- owner has held; the exact number is counted only for the error.
+    SELECT pg_catalog.count(*) INTO v_live
+      FROM (SELECT 1 FROM apikeys.keys k
+             WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+               AND k.revoked_at IS NULL
+               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+             LIMIT v_max_keys) live;
+    IF v_live OPERATOR(pg_catalog.+) p_adding OPERATOR(pg_catalog.>) v_max_keys THEN
+        SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
+         WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+           AND k.revoked_at IS NULL
+           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+        RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', p_owner
+            USING ERRCODE = '54000',
+                  DETAIL = CASE WHEN p_adding OPERATOR(pg_catalog.=) 1
+                                THEN pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys)
+                                ELSE pg_catalog.format('The owner has %s live keys and %s more would be imported; the limit is %s.', v_live, p_adding, v_max_keys) END,
+                  -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
+                  HINT = CASE WHEN apikeys.current_client_id() IS NULL
+                              THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
+                              ELSE 'Revoke a key you no longer need with apikeys.my_revoke_key() (expired keys do not count), then try again; only an administrator can raise the limit.' END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
+REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
+
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
                                    description text DEFAULT NULL,
@@ -606,28 +660,7 @@ BEGIN
                           pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
     PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
 
-    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
-    -- and stops at the cap, so it costs the same however many keys the
-    -- owner has held; the exact number is counted only for the error.
-    SELECT pg_catalog.count(*) INTO v_live
-      FROM (SELECT 1 FROM apikeys.keys k
-             WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
-               AND k.revoked_at IS NULL
-               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
-             LIMIT v_max_keys) live;
-    IF v_live OPERATOR(pg_catalog.>=) v_max_keys THEN
-        SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
-         WHERE k.owner OPERATOR(pg_catalog.=) create_key.owner
-           AND k.revoked_at IS NULL
-           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
-        RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', create_key.owner
-            USING ERRCODE = '54000',
-                  DETAIL = pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys),
-                  -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
-                  HINT = CASE WHEN apikeys.current_client_id() IS NULL
-                              THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
-                              ELSE 'Revoke a key you no longer need with apikeys.my_revoke_key() (expired keys do not count), then try again; only an administrator can raise the limit.' END;
-    END IF;
+    PERFORM apikeys._check_key_cap(create_key.owner, v_max_keys);
 
     -- With handoff, the secret minted here is dropped unseen: the stored
     -- hash matches nothing anybody has, so the key answers NOT_FOUND until
@@ -679,6 +712,300 @@ $$;
 COMMENT ON FUNCTION apikeys.create_key IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
 REVOKE ALL ON FUNCTION apikeys.create_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
+
+-- Importing keys an adopter already issued (import_key, import_keys).  The
+-- key gets a client ID of ours; its hash is SHA-256 of the whole legacy
+-- token (hash_alg 'l'), which verification looks up by that hash
+-- (src/legacy.c).  Both paths check a key's arguments in _import_check
+-- (create_key's checks), take the owner's lock and check its cap in
+-- _import_reserve (create_key's _check_key_cap) and its expiry with
+-- create_key's _check_expiry; import_key inserts one key (_import_one),
+-- import_keys all of a table in one statement.
+CREATE FUNCTION apikeys._import_check(p_owner text, p_name text, p_scopes text[],
+                                      p_secret_hash text, p_hash_format text, p_token text,
+                                      p_description text, p_contact_email text,
+                                      p_contact_phone text, p_allowed_cidrs cidr[],
+                                      p_metadata jsonb, p_db_role text,
+                                      OUT hash bytea, OUT scopes apikeys.scope[])
+    RETURNS record
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys._check_owner(p_owner);
+    PERFORM apikeys._check_text('name', p_name, 128, true);
+    IF p_scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
+            HINT = 'Give an empty array for a key that may do nothing yet.';
+    END IF;
+    IF (p_secret_hash IS NULL) OPERATOR(pg_catalog.=) (p_token IS NULL) THEN
+        RAISE EXCEPTION 'give exactly one of secret_hash and token' USING ERRCODE = '22023',
+            HINT = 'Prefer secret_hash: the SHA-256 of the whole legacy token, so the token itself never travels.';
+    END IF;
+    IF p_token IS NOT NULL THEN
+        IF p_token OPERATOR(pg_catalog.=) '' OR
+           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys._legacy_token_max_length() THEN
+            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys._legacy_token_max_length()
+                USING ERRCODE = '22023';
+        END IF;
+        IF apikeys.token_client_id(p_token) IS NOT NULL THEN
+            RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
+                HINT = 'Only tokens issued by another system can be imported.';
+        END IF;
+        hash := pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'));
+    ELSE
+        IF p_hash_format IS NULL OR
+           p_hash_format OPERATOR(pg_catalog.<>) ALL (ARRAY['sha256_hex', 'sha256_base64']) THEN
+            RAISE EXCEPTION 'hash_format must be sha256_hex or sha256_base64' USING ERRCODE = '22023';
+        END IF;
+        -- checked before decode(), so no error (or subtransaction) is
+        -- needed; ltrim with a character set is cheaper than a regex
+        IF p_hash_format OPERATOR(pg_catalog.=) 'sha256_hex' AND
+           pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 64 AND
+           pg_catalog.ltrim(p_secret_hash, '0123456789abcdefABCDEF') OPERATOR(pg_catalog.=) '' THEN
+            hash := pg_catalog.decode(p_secret_hash, 'hex');
+        ELSIF p_hash_format OPERATOR(pg_catalog.=) 'sha256_base64' AND
+              pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 44 AND
+              pg_catalog.ltrim(p_secret_hash, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/')
+                  OPERATOR(pg_catalog.=) '=' THEN
+            hash := pg_catalog.decode(p_secret_hash, 'base64');
+        ELSE
+            RAISE EXCEPTION 'secret_hash is not a SHA-256 hash in %', p_hash_format
+                USING ERRCODE = '22023',
+                      DETAIL = 'A SHA-256 hash is 32 bytes: 64 hexadecimal digits or 44 base64 characters.';
+        END IF;
+    END IF;
+    scopes := apikeys._check_settings(p_scopes, p_description, p_contact_email,
+                    p_contact_phone, p_allowed_cidrs, p_metadata, p_db_role, NULL, NULL);
+END
+$$;
+COMMENT ON FUNCTION apikeys._import_check IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
+REVOKE ALL ON FUNCTION apikeys._import_check FROM PUBLIC;
+
+-- _import_reserve: create_key's lock on the owner's policy row, and its
+-- cap for p_adding more keys; returns the owner's maximum lifetime.
+CREATE FUNCTION apikeys._import_reserve(p_owner text, p_adding integer)
+    RETURNS interval
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max_keys integer;
+    v_max_lifetime interval;
+BEGIN
+    INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
+    VALUES (p_owner, p_adding)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey
+    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) p_adding;
+    SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
+      FROM apikeys._owner_limits(p_owner) l;
+    PERFORM apikeys._check_key_cap(p_owner, v_max_keys, p_adding);
+    RETURN v_max_lifetime;
+END
+$$;
+COMMENT ON FUNCTION apikeys._import_reserve IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys._import_reserve FROM PUBLIC;
+
+CREATE FUNCTION apikeys._import_one(p_owner text, p_name text, p_scopes text[],
+                                    p_secret_hash text, p_hash_format text, p_token text,
+                                    p_expires_at timestamptz, p_description text,
+                                    p_contact_email text, p_contact_phone text,
+                                    p_allowed_cidrs cidr[], p_metadata jsonb, p_db_role text,
+                                    OUT client_id text, OUT expires_at timestamptz,
+                                    OUT scopes apikeys.scope[])
+    RETURNS record
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+    v_max_lifetime interval;
+    m record;
+BEGIN
+    c := apikeys._import_check(p_owner, p_name, p_scopes, p_secret_hash, p_hash_format,
+                               p_token, p_description, p_contact_email, p_contact_phone,
+                               p_allowed_cidrs, p_metadata, p_db_role);
+    scopes := c.scopes;
+    v_max_lifetime := apikeys._import_reserve(p_owner, 1);
+    expires_at := COALESCE(p_expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
+    PERFORM apikeys._check_expiry(expires_at, v_max_lifetime);
+
+    FOR attempt IN 1..3 LOOP
+        m := apikeys._mint(NULL);
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role)
+        VALUES (m.client_id, p_owner, p_name, c.scopes, c.hash, 'l', expires_at,
+                apikeys._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
+                NULLIF(p_contact_phone, ''), p_allowed_cidrs,
+                NULLIF(p_metadata, '{}'::jsonb), NULLIF(p_db_role, ''))
+        ON CONFLICT DO NOTHING
+        RETURNING apikeys.keys.client_id INTO client_id;
+        EXIT WHEN client_id IS NOT NULL;
+        -- the same legacy token imported twice: the hash's index, not the client ID
+        IF EXISTS (SELECT 1 FROM apikeys.keys k
+                    WHERE k.secret_hash OPERATOR(pg_catalog.=) c.hash
+                      AND k.hash_alg OPERATOR(pg_catalog.=) 'l'::"char") THEN
+            RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505';
+        END IF;
+    END LOOP;
+    IF client_id IS NULL THEN
+        RAISE EXCEPTION 'could not issue a unique client ID' USING ERRCODE = '23505',
+            HINT = 'Try again.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION apikeys._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
+REVOKE ALL ON FUNCTION apikeys._import_one FROM PUBLIC;
+
+CREATE FUNCTION apikeys._legacy_token_max_length() RETURNS integer
+    AS 'MODULE_PATHNAME', 'apikeys_legacy_token_max_length'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION apikeys._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
+REVOKE ALL ON FUNCTION apikeys._legacy_token_max_length FROM PUBLIC;
+
+CREATE FUNCTION apikeys.import_key(owner text, name text, scopes text[],
+                                   secret_hash text DEFAULT NULL,
+                                   hash_format text DEFAULT 'sha256_hex',
+                                   token text DEFAULT NULL,
+                                   expires_at timestamptz DEFAULT NULL,
+                                   description text DEFAULT NULL,
+                                   contact_email text DEFAULT NULL,
+                                   contact_phone text DEFAULT NULL,
+                                   allowed_cidrs cidr[] DEFAULT NULL,
+                                   metadata jsonb DEFAULT '{}',
+                                   db_role name DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    r := apikeys._import_one(import_key.owner, import_key.name, import_key.scopes,
+                             import_key.secret_hash, import_key.hash_format, import_key.token,
+                             import_key.expires_at, import_key.description,
+                             import_key.contact_email, import_key.contact_phone,
+                             import_key.allowed_cidrs, import_key.metadata,
+                             import_key.db_role::text);
+    PERFORM apikeys._audit('imported', r.client_id, import_key.owner,
+        pg_catalog.jsonb_build_object('name', import_key.name, 'scopes', r.scopes,
+                                      'expires_at', r.expires_at,
+                                      'from', CASE WHEN import_key.token IS NULL
+                                                   THEN import_key.hash_format ELSE 'token' END));
+    RETURN r.client_id;
+END
+$$;
+COMMENT ON FUNCTION apikeys.import_key IS 'Imports a key issued by another system from the SHA-256 of its token (hex or base64) or the token itself (stored hashed); the legacy token then verifies as it is; returns the client ID assigned';
+REVOKE ALL ON FUNCTION apikeys.import_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.import_key TO apikeys_admin;
+
+CREATE FUNCTION apikeys.import_keys(source regclass)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cols text[];
+    v_known text[] := ARRAY['owner', 'name', 'scopes', 'secret_hash', 'hash_format', 'token',
+                            'expires_at', 'description', 'contact_email', 'contact_phone',
+                            'allowed_cidrs', 'metadata', 'db_role'];
+    v_types text[] := ARRAY['text', 'text', 'text[]', 'text', 'text', 'text', 'timestamptz',
+                            'text', 'text', 'text', 'cidr[]', 'jsonb', 'text'];
+    v_select text;
+    v_rows bigint;
+    v_n bigint;
+BEGIN
+    IF import_keys.source IS NULL THEN
+        RAISE EXCEPTION 'source cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    -- The caller must be able to read the table: this runs as the
+    -- extension owner, so it checks the caller's privilege itself.
+    IF NOT pg_catalog.has_table_privilege(apikeys._outer_user(), import_keys.source, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', import_keys.source
+            USING ERRCODE = '42501';
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname::text) INTO v_cols
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) import_keys.source
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF NOT v_cols OPERATOR(pg_catalog.@>) ARRAY['owner', 'name', 'scopes'] THEN
+        RAISE EXCEPTION 'table % needs the columns owner, name and scopes', import_keys.source
+            USING ERRCODE = '22023',
+                  HINT = 'Name the columns like the arguments of apikeys.import_key(), for example in a view.';
+    END IF;
+    IF NOT v_cols OPERATOR(pg_catalog.&&) ARRAY['secret_hash', 'token'] THEN
+        RAISE EXCEPTION 'table % needs a column secret_hash or token', import_keys.source
+            USING ERRCODE = '22023';
+    END IF;
+    -- the source's columns by import_key's names and types; absent ones NULL
+    SELECT pg_catalog.string_agg(
+               CASE WHEN u.c OPERATOR(pg_catalog.=) ANY (v_cols)
+                    THEN pg_catalog.format('s.%I::%s AS %I', u.c, u.t, u.c)
+                    ELSE pg_catalog.format('NULL::%s AS %I', u.t, u.c) END, ', ')
+      INTO v_select
+      FROM ROWS FROM (pg_catalog.unnest(v_known), pg_catalog.unnest(v_types)) AS u(c, t);
+
+    -- One statement: every row checked (_import_check), every owner locked
+    -- and capped once for all its new keys (_import_reserve, in owner
+    -- order so that two imports cannot deadlock), every expiry checked,
+    -- then one INSERT.  Any error rolls back the whole import.
+    EXECUTE pg_catalog.format($q$
+        WITH src AS MATERIALIZED (
+            SELECT %1$s FROM %2$s s),
+        checked AS MATERIALIZED (
+            SELECT s.*, c.hash, c.scopes AS checked_scopes
+              FROM src s,
+                   LATERAL apikeys._import_check(s.owner, s.name, s.scopes, s.secret_hash,
+                               COALESCE(s.hash_format, 'sha256_hex'), s.token, s.description,
+                               s.contact_email, s.contact_phone, s.allowed_cidrs,
+                               COALESCE(s.metadata, '{}'::jsonb), s.db_role) c),
+        owners AS MATERIALIZED (
+            SELECT o.owner, apikeys._import_reserve(o.owner, o.n::integer) AS max_lifetime
+              FROM (SELECT ch.owner, pg_catalog.count(*) AS n FROM checked ch
+                     GROUP BY ch.owner ORDER BY ch.owner) o),
+        ready AS MATERIALIZED (
+            SELECT ch.*, x.expires, apikeys._check_expiry(x.expires, o.max_lifetime)::text AS ok
+              FROM checked ch
+              JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
+                   LATERAL (SELECT COALESCE(ch.expires_at,
+                                   pg_catalog.now() OPERATOR(pg_catalog.+) o.max_lifetime) AS expires) x),
+        ins AS (
+            INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                      expires_at, created_by, description, contact_email,
+                                      contact_phone, allowed_cidrs, metadata, db_role)
+            SELECT (apikeys._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
+                   'l', r.expires, apikeys._outer_user(), NULLIF(r.description, ''),
+                   NULLIF(r.contact_email, ''), NULLIF(r.contact_phone, ''), r.allowed_cidrs,
+                   NULLIF(r.metadata, '{}'::jsonb), NULLIF(r.db_role, '')
+              FROM ready r
+            ON CONFLICT DO NOTHING
+            RETURNING 1)
+        SELECT (SELECT pg_catalog.count(*) FROM ready), (SELECT pg_catalog.count(*) FROM ins)
+        $q$, v_select, import_keys.source)
+    INTO v_rows, v_n;
+
+    -- A row left out: its legacy hash was imported before, or is in the
+    -- source twice (a client ID drawn twice does not happen at 95 bits).
+    IF v_n OPERATOR(pg_catalog.<>) v_rows THEN
+        RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505',
+            DETAIL = pg_catalog.format('%s of the %s keys in %s were imported before or appear twice in it; nothing was imported.',
+                                       v_rows OPERATOR(pg_catalog.-) v_n, v_rows, import_keys.source);
+    END IF;
+
+    PERFORM apikeys._audit('imported', NULL, NULL,
+        pg_catalog.jsonb_build_object('source', import_keys.source::text, 'keys', v_n));
+    RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION apikeys.import_keys IS 'Imports every row of a table whose columns are named like import_key''s arguments, in one transaction and one audit row; returns the number of keys';
+REVOKE ALL ON FUNCTION apikeys.import_keys FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.import_keys TO apikeys_admin;
 
 CREATE FUNCTION apikeys.rotate_key(client_id text, grace interval DEFAULT '0')
     RETURNS apikeys.new_key
@@ -1443,6 +1770,15 @@ CREATE TRIGGER keys_cache
     FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
+-- Whether the database holds imported keys (src/legacy.c): every backend
+-- reads it again when an imported key comes, goes or changes algorithm.
+-- (No WHEN clause or column list: those would make hash_alg's type
+-- unchangeable; the C function looks at hash_alg itself.)
+CREATE TRIGGER keys_legacy_cache
+    AFTER INSERT OR UPDATE OR DELETE ON apikeys.keys
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
+ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache;
+
 -- An owner-wide rate limit's change reaches every connection's cache of
 -- owner limits (a relcache invalidation of owner_policies, sent at commit).
 -- ENABLE ALWAYS: also under logical replication apply.
@@ -1524,4 +1860,7 @@ REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_rate_limit_warning
     AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();
+    -- only a key with a limit can warn: the others skip a PL/pgSQL call
+    -- (half the time of a bulk import_keys)
+    FOR EACH ROW WHEN (NEW.rate_limit IS NOT NULL)
+    EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();

@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * legacy.h
+ *	  Imported keys: legacy tokens found by the hash of the whole token.
+ *
+ * IDENTIFICATION
+ *	  src/legacy.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEYS_LEGACY_H
+#define APIKEYS_LEGACY_H
+
+#include "apikeys.h"
+
+extern bool LegacyImportsExist(void);
+extern bool LegacyLookup(const uint8 *hash, char *client_id, int *cid_len);
+
+#endif							/* APIKEYS_LEGACY_H */
