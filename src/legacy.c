@@ -43,6 +43,7 @@
 #include "utils/snapmgr.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "legacy.h"
 
 #define LEGACY_INDEX	"keys_legacy_hash_idx"
@@ -97,12 +98,12 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 		memcpy(VARDATA(key_bytea), hash, APIKEYS_HASH_LEN);
 		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_BYTEAEQ,
 					PointerGetDatum(key_bytea));
-		scan = index_beginscan(rel, idx, snapshot, 1, 0);
+		scan = ApikeysIndexBeginScan(rel, idx, snapshot, 1);
 		index_rescan(scan, &skey, 1, NULL, 0);
 	}
 	else
 	{
-		scan = index_beginscan(rel, idx, snapshot, 0, 0);
+		scan = ApikeysIndexBeginScan(rel, idx, snapshot, 0);
 		index_rescan(scan, NULL, 0, NULL, 0);
 	}
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
