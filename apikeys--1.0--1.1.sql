@@ -18,7 +18,401 @@
 -- DROP VIEW for a view whose columns change other than at the end, and
 -- pg_extension_config_dump for a new table.  Every object schema-qualified.
 
--- Part 2: the 0 functions and views of sql/install/ that are new or changed since 1.0
+-- Prefixes per key (create_key's prefix, apikeys.allowed_prefixes): the
+-- prefix a key was issued with is the head of its client ID, so existing
+-- rows get the prefix their tokens carry.  The generated column is
+-- computed as the table is rewritten.
+ALTER TABLE apikeys.keys ADD COLUMN prefix text COLLATE "C"
+    GENERATED ALWAYS AS (pg_catalog."left"(client_id, -17)) STORED;
+DROP FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[],
+                                 jsonb, name, integer, interval, boolean);
+DROP FUNCTION apikeys._mint(text);
+DROP FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text,
+                                   integer, interval, cidr[]);
+
+-- Part 2: the 8 functions and views of sql/install/ that are new or changed since 1.0
+
+-- Internal: new client ID (under the given prefix, NULL: token_prefix) or
+-- the given one, + secret + token + hash.
+CREATE OR REPLACE FUNCTION apikeys._mint(client_id text, prefix text DEFAULT NULL,
+                              OUT client_id text, OUT client_secret text, OUT token text,
+                              OUT secret_hash bytea, OUT hash_alg "char")
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_mint'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+-- Internal: the prefix a new key carries: NULL is apikeys.token_prefix,
+-- anything else must be it or one of apikeys.allowed_prefixes (22023 with
+-- the allowed ones in the hint).  The same C check _mint makes.
+CREATE OR REPLACE FUNCTION apikeys._check_prefix(prefix text)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_check_prefix'
+    LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
+                                   expires_at timestamptz DEFAULT NULL,
+                                   description text DEFAULT NULL,
+                                   contact_email text DEFAULT NULL,
+                                   contact_phone text DEFAULT NULL,
+                                   allowed_cidrs cidr[] DEFAULT NULL,
+                                   metadata jsonb DEFAULT '{}',
+                                   db_role name DEFAULT NULL,
+                                   rate_limit integer DEFAULT NULL,
+                                   rate_window interval DEFAULT '1 minute',
+                                   handoff boolean DEFAULT false,
+                                   prefix text DEFAULT NULL)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_scopes apikeys.scope[];
+    v_max_keys integer;
+    v_max_lifetime interval;
+    v_live bigint;
+    v_expires timestamptz;
+    v_prefix text;
+    m record;
+    v_key apikeys.keys;
+BEGIN
+    PERFORM apikeys._check_owner(create_key.owner);
+    PERFORM apikeys._check_text('name', create_key.name, 128, true);
+    IF create_key.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
+            HINT = 'Give an empty array for a key that may do nothing yet.';
+    END IF;
+    IF create_key.rate_limit IS NOT NULL AND create_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
+            HINT = 'Use NULL for no limit.';
+    END IF;
+    v_scopes := apikeys._check_settings(create_key.scopes, create_key.description,
+                    create_key.contact_email, create_key.contact_phone,
+                    create_key.allowed_cidrs, create_key.metadata,
+                    create_key.db_role::text, create_key.rate_limit,
+                    CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END);
+    IF create_key.handoff IS NULL THEN
+        RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    IF create_key.handoff AND
+       (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
+        RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
+            USING ERRCODE = '22023',
+                  DETAIL = 'The claim link goes to the email address and the code to the phone.',
+                  HINT = 'Give contact_email and contact_phone.';
+    END IF;
+    v_prefix := apikeys._check_prefix(create_key.prefix);
+
+    -- Serialise creates for this owner: the upsert row-locks the owner's
+    -- policy row, and a REPEATABLE READ transaction racing another create
+    -- fails with a serialization error instead of overshooting the cap.
+    INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
+    VALUES (create_key.owner, 1)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey
+    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
+
+    SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
+      FROM apikeys._owner_limits(create_key.owner) l;
+
+    v_expires := COALESCE(create_key.expires_at,
+                          pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
+    PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
+
+    PERFORM apikeys._check_key_cap(create_key.owner, v_max_keys);
+
+    -- With handoff, the secret minted here is dropped unseen: the stored
+    -- hash matches nothing anybody has, so the key answers NOT_FOUND until
+    -- claim_key mints the real one.
+    --
+    -- A client ID that already exists (96 random bits: never in practice)
+    -- must not surface as a unique violation whose DETAIL names another
+    -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
+    -- misses fail with a message of our own.
+    FOR attempt IN 1..3 LOOP
+        m := apikeys._mint(NULL, v_prefix);
+
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role,
+                                  rate_limit, rate_window, pending_since, created_by_key)
+        VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
+                m.hash_alg, v_expires, apikeys._outer_user(),
+                NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
+                NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
+                NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
+                create_key.rate_limit,
+                CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
+                CASE WHEN create_key.handoff THEN pg_catalog.now() END,
+                apikeys._acting_key())
+        ON CONFLICT (client_id) DO NOTHING
+        RETURNING * INTO v_key;
+        EXIT WHEN v_key.client_id IS NOT NULL;
+    END LOOP;
+    IF v_key.client_id IS NULL THEN
+        RAISE EXCEPTION 'could not issue a unique client ID'
+            USING ERRCODE = '23505',
+                  HINT = 'Try again.';
+    END IF;
+
+    PERFORM apikeys._audit('created', m.client_id, create_key.owner,
+        pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
+                                      'expires_at', v_expires, 'prefix', v_key.prefix)
+        OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
+                                     THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
+
+    IF create_key.handoff THEN
+        PERFORM apikeys._handoff_start(v_key);
+        RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
+    END IF;
+    RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
+END
+$$;
+
+-- Last use: the stored time, or a later one still in the journal.
+CREATE OR REPLACE VIEW apikeys.key_list AS
+SELECT k.client_id,
+       k.owner,
+       k.name,
+       k.description,
+       k.scopes,
+       CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
+            WHEN k.disabled_at IS NOT NULL THEN 'disabled'
+            WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+            WHEN k.pending_since IS NOT NULL THEN 'pending'
+            ELSE 'active' END AS status,
+       k.created_at,
+       k.created_by,
+       k.expires_at,
+       GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
+                (SELECT u.last_used_at FROM apikeys.usage u
+                  WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id AND u.last_used_at IS NOT NULL
+                  ORDER BY u.hour DESC LIMIT 1)) AS last_used_at,
+       k.contact_email,
+       k.contact_phone,
+       k.allowed_cidrs,
+       COALESCE(k.metadata, '{}'::jsonb) AS metadata,
+       k.db_role,
+       k.rate_limit,
+       k.rate_window,
+       k.disabled_at,
+       k.revoked_at,
+       k.prev_expires_at AS old_secret_valid_until,
+       k.prefix
+  FROM apikeys.keys k;
+
+-- _check_target: may the acting key change this key at all?  Only a key
+-- within its own power (_check_grant of the key as it is: a narrower key
+-- must not rotate, disable, revoke or delete a broader one), and never by
+-- enabling a key an admin disabled (disabled_by_key NULL): a tenant does
+-- not undo the platform.  Every my_* change reaches it through _target_row.
+CREATE OR REPLACE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
+                                 p_target.expires_at, p_target.db_role, p_target.rate_limit,
+                                 p_target.rate_window, p_target.allowed_cidrs, p_target.prefix);
+    IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
+       p_target.disabled_by_key IS NULL THEN
+        RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
+            USING ERRCODE = '42501',
+                  DETAIL = 'An administrator disabled that key.',
+                  HINT = 'Only an administrator can enable it (apikeys.enable_key()).';
+    END IF;
+END
+$$;
+
+-- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
+-- may give a key (new, or changed, or one it acts on: _check_target) only
+-- what it holds itself:
+--   scopes       each one covered by the acting key's scopes, both sides
+--                with '@set' expanded, matched by the scope type itself
+--                (_scopes_cover: so apikeys:* or * only from a key holding
+--                it, and a field list only narrower than the acting key's;
+--                a field-less scope only from a field-less grant)
+--   expiry       not later than the acting key's, to the microsecond
+--   db_role      the acting key's own (NULL too: no role switch)
+--   rate limit   none only if the acting key has none; else at most the
+--                acting key's rate (limit per window length), the windows
+--                measured as verification measures them (_interval_us:
+--                '1 year -359 days' is one day to both)
+--   networks     none only if the acting key has none; else each network
+--                inside one of the acting key's, both normalised as
+--                verification normalises them (_cidrs_outside:
+--                ::ffff:0.0.0.0/96 is IPv4 0.0.0.0/0, outside ::/0)
+--   prefix       the acting key's own: a key made through self-service
+--                carries its manager's prefix, and a key acts only on keys
+--                of its own prefix (an acme_test key never learns, by
+--                rotating it, or widens an acme_live key's secret)
+-- Anything else: 42501.
+CREATE OR REPLACE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
+                                     p_scopes apikeys.scope[], p_expires_at timestamptz,
+                                     p_db_role text, p_rate_limit integer,
+                                     p_rate_window interval, p_allowed_cidrs cidr[],
+                                     p_prefix text)
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_held apikeys.scope[] := apikeys._expand_scopes(p_acting.scopes);
+    v_what text := CASE WHEN p_client_id IS NULL THEN 'a new API key'
+                        ELSE pg_catalog.format('API key "%s"', p_client_id) END;
+    s apikeys.scope;
+    c cidr;
+BEGIN
+    FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
+    LOOP
+        IF NOT apikeys._scopes_cover(v_held, s) THEN
+            RAISE EXCEPTION 'API key "%" cannot give % the scope "%"', p_acting.client_id, v_what, s::text
+                USING ERRCODE = '42501',
+                      DETAIL = 'A key can only give scopes its own scopes grant.';
+        END IF;
+    END LOOP;
+    IF p_expires_at IS NULL OR p_expires_at OPERATOR(pg_catalog.>) p_acting.expires_at THEN
+        RAISE EXCEPTION 'API key "%" cannot give % an expiry later than its own', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('The acting key expires at %s.', p_acting.expires_at);
+    END IF;
+    IF p_db_role IS DISTINCT FROM p_acting.db_role THEN
+        RAISE EXCEPTION 'API key "%" cannot give % another db_role', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = 'A key can only give its own db_role.';
+    END IF;
+    IF p_prefix IS DISTINCT FROM p_acting.prefix THEN
+        RAISE EXCEPTION 'API key "%" cannot give % another prefix', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('A key acts only on keys of its own prefix, %s.', p_acting.prefix),
+                  HINT = 'An administrator issues keys with other prefixes (apikeys.create_key(..., prefix => ...)).';
+    END IF;
+    -- a missing window is one minute, as verification reads it (lookup.c)
+    IF p_acting.rate_limit IS NOT NULL AND
+       (p_rate_limit IS NULL OR
+        (p_rate_limit::numeric OPERATOR(pg_catalog.*)
+         COALESCE(apikeys._interval_us(p_acting.rate_window), 60000000)::numeric)
+          OPERATOR(pg_catalog.>)
+        (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*)
+         COALESCE(apikeys._interval_us(p_rate_window), 60000000)::numeric)) THEN
+        RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('The acting key allows %s requests per %s.',
+                                             p_acting.rate_limit, p_acting.rate_window);
+    END IF;
+    IF p_acting.allowed_cidrs IS NOT NULL THEN
+        IF p_allowed_cidrs IS NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501';
+        END IF;
+        c := apikeys._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
+        IF c IS NOT NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The network %s is outside the acting key''s allowed_cidrs.', c);
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.my_create_key(name text, scopes text[],
+                                      expires_at timestamptz DEFAULT NULL,
+                                      description text DEFAULT NULL,
+                                      contact_email text DEFAULT NULL,
+                                      contact_phone text DEFAULT NULL,
+                                      allowed_cidrs cidr[] DEFAULT NULL,
+                                      metadata jsonb DEFAULT '{}',
+                                      handoff boolean DEFAULT false)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:create');
+    v_scopes apikeys.scope[];
+    v_max_lifetime interval;
+    v_expires timestamptz;
+    v_cidrs cidr[];
+    r apikeys.new_key;
+BEGIN
+    -- A handoff sends an e-mail and an SMS to addresses the caller chooses;
+    -- through self-service that is a paid-message pump (create, delete,
+    -- repeat).  Refused: an admin's create_key(handoff => true) does it.
+    IF my_create_key.handoff THEN
+        RAISE EXCEPTION 'a self-service key cannot start a handoff'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'A handoff sends an e-mail and an SMS to the addresses given.',
+                  HINT = 'Create the key without handoff and pass its secret on yourself, or ask an administrator for apikeys.create_key(..., handoff => true).';
+    END IF;
+    IF my_create_key.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
+            HINT = 'Give an empty array for a key that may do nothing yet.';
+    END IF;
+    v_scopes := apikeys._grant_scopes(my_create_key.scopes);
+    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+                                    my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    -- defaults inherit from the acting key: never more than it has
+    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(a.owner) l;
+    v_expires := COALESCE(my_create_key.expires_at,
+                          LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
+    v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
+    PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
+                                 a.rate_limit, a.rate_window, v_cidrs, a.prefix);
+
+    PERFORM apikeys._acting_begin(a.client_id);
+    r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
+                            my_create_key.description, my_create_key.contact_email,
+                            my_create_key.contact_phone, v_cidrs,
+                            my_create_key.metadata, a.db_role::name, a.rate_limit,
+                            COALESCE(a.rate_window, '1 minute'::interval), false,
+                            prefix => a.prefix);
+    PERFORM apikeys._acting_begin(NULL);
+    RETURN r;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.my_update_key(client_id text,
+                                      name text DEFAULT NULL,
+                                      description text DEFAULT NULL,
+                                      scopes text[] DEFAULT NULL,
+                                      expires_at timestamptz DEFAULT NULL,
+                                      contact_email text DEFAULT NULL,
+                                      contact_phone text DEFAULT NULL,
+                                      allowed_cidrs cidr[] DEFAULT NULL,
+                                      metadata jsonb DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id, 'update');
+    v_scopes apikeys.scope[];
+BEGIN
+    v_scopes := apikeys._grant_scopes(my_update_key.scopes);
+    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+                                    my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    -- the key as it will be afterwards must be within the acting key's power
+    PERFORM apikeys._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
+        COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
+        t.rate_limit, t.rate_window,
+        CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
+             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix);
+
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
+                               v_scopes::text[], my_update_key.expires_at,
+                               my_update_key.contact_email, my_update_key.contact_phone,
+                               my_update_key.allowed_cidrs, my_update_key.metadata);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
 
 -- Part 3: sql/upgrade/1.0--1.1.post.sql
 
@@ -26,6 +420,11 @@
 -- that needs the new functions, written by hand: new triggers, policies,
 -- indexes, operators, ALTER ... that refer to new functions, and data
 -- migrations that call them.  Every object schema-qualified.
+
+-- key_list gained a last column (prefix); my_keys, whose text is unchanged,
+-- picks it up when its SELECT * is expanded again.
+CREATE OR REPLACE VIEW apikeys.my_keys AS
+SELECT * FROM apikeys._my_keys();
 
 -- Part 4: every comment and privilege of sql/install/ again (each is idempotent)
 
@@ -86,6 +485,7 @@ REVOKE ALL ON FUNCTION apikeys.drop_scope_set FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set TO apikeys_admin;
 COMMENT ON TYPE apikeys.new_key IS 'A newly issued or rotated key; the only place its secret ever appears';
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
+COMMENT ON COLUMN apikeys.keys.prefix IS 'The token prefix the key was issued with (its client ID without the last 17 characters); kept for life';
 REVOKE ALL ON TABLE apikeys.keys FROM PUBLIC;
 COMMENT ON TABLE apikeys.deleted_keys IS 'The creation links of deleted keys that still lead to keys, so that revoke_key with_descendants walks through them';
 REVOKE ALL ON TABLE apikeys.deleted_keys FROM PUBLIC;
@@ -99,6 +499,8 @@ REVOKE ALL ON TABLE apikeys.audit_log FROM PUBLIC;
 GRANT SELECT ON apikeys.audit_log TO apikeys_admin;
 COMMENT ON FUNCTION apikeys._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
 REVOKE ALL ON FUNCTION apikeys._mint FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
+REVOKE ALL ON FUNCTION apikeys._check_prefix FROM PUBLIC;
 COMMENT ON FUNCTION apikeys._op_begin IS 'Internal: labels the audit rows of the change that follows';
 REVOKE ALL ON FUNCTION apikeys._op_begin FROM PUBLIC;
 COMMENT ON FUNCTION apikeys._op_end IS 'Internal: clears the audit label';
@@ -291,6 +693,7 @@ GRANT EXECUTE ON FUNCTION apikeys.cache_prewarm TO apikeys_admin;
 COMMENT ON VIEW apikeys.key_list IS 'API keys for administrators: metadata and status, never secrets or hashes';
 COMMENT ON COLUMN apikeys.key_list.status IS 'active, disabled, revoked, expired, or pending (a handoff key not yet claimed)';
 COMMENT ON COLUMN apikeys.key_list.old_secret_valid_until IS 'After a rotation with grace: when the previous secret stops working';
+COMMENT ON COLUMN apikeys.key_list.prefix IS 'The token prefix the key was issued with (apikeys.token_prefix or one of apikeys.allowed_prefixes at the time)';
 REVOKE ALL ON TABLE apikeys.key_list FROM PUBLIC;
 GRANT SELECT ON apikeys.key_list TO apikeys_admin;
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';

@@ -485,10 +485,15 @@ CREATE TABLE apikeys.keys (
     -- handed out by rotating a key it did not create
     secret_by_key       text,
     prev_secret_by_key  text,
+    -- the prefix the key was issued with: the head of its client ID, so it
+    -- cannot disagree with the tokens (create_key's prefix argument)
+    prefix              text COLLATE "C"
+                        GENERATED ALWAYS AS (pg_catalog."left"(client_id, -17)) STORED,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char", 'l'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
+COMMENT ON COLUMN apikeys.keys.prefix IS 'The token prefix the key was issued with (its client ID without the last 17 characters); kept for life';
 CREATE INDEX keys_owner_idx ON apikeys.keys (owner);
 -- an owner's live keys, for create_key's cap count
 CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
@@ -579,8 +584,9 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
 REVOKE ALL ON TABLE apikeys.audit_log FROM PUBLIC;
 GRANT SELECT ON apikeys.audit_log TO apikeys_admin;
 
--- Internal: new client ID (or the given one) + secret + token + hash.
-CREATE FUNCTION apikeys._mint(client_id text,
+-- Internal: new client ID (under the given prefix, NULL: token_prefix) or
+-- the given one, + secret + token + hash.
+CREATE FUNCTION apikeys._mint(client_id text, prefix text DEFAULT NULL,
                               OUT client_id text, OUT client_secret text, OUT token text,
                               OUT secret_hash bytea, OUT hash_alg "char")
     RETURNS record
@@ -588,6 +594,16 @@ CREATE FUNCTION apikeys._mint(client_id text,
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION apikeys._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
 REVOKE ALL ON FUNCTION apikeys._mint FROM PUBLIC;
+
+-- Internal: the prefix a new key carries: NULL is apikeys.token_prefix,
+-- anything else must be it or one of apikeys.allowed_prefixes (22023 with
+-- the allowed ones in the hint).  The same C check _mint makes.
+CREATE FUNCTION apikeys._check_prefix(prefix text)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_check_prefix'
+    LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION apikeys._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
+REVOKE ALL ON FUNCTION apikeys._check_prefix FROM PUBLIC;
 
 -- Internal: the event label the audit trigger reads (src/audit.c).
 CREATE FUNCTION apikeys._op_begin(event text, detail jsonb) RETURNS void
@@ -1026,7 +1042,8 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    db_role name DEFAULT NULL,
                                    rate_limit integer DEFAULT NULL,
                                    rate_window interval DEFAULT '1 minute',
-                                   handoff boolean DEFAULT false)
+                                   handoff boolean DEFAULT false,
+                                   prefix text DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1038,6 +1055,7 @@ DECLARE
     v_max_lifetime interval;
     v_live bigint;
     v_expires timestamptz;
+    v_prefix text;
     m record;
     v_key apikeys.keys;
 BEGIN
@@ -1066,6 +1084,7 @@ BEGIN
                   DETAIL = 'The claim link goes to the email address and the code to the phone.',
                   HINT = 'Give contact_email and contact_phone.';
     END IF;
+    v_prefix := apikeys._check_prefix(create_key.prefix);
 
     -- Serialise creates for this owner: the upsert row-locks the owner's
     -- policy row, and a REPEATABLE READ transaction racing another create
@@ -1093,7 +1112,7 @@ BEGIN
     -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
     -- misses fail with a message of our own.
     FOR attempt IN 1..3 LOOP
-        m := apikeys._mint(NULL);
+        m := apikeys._mint(NULL, v_prefix);
 
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
@@ -1120,7 +1139,7 @@ BEGIN
 
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
-                                      'expires_at', v_expires)
+                                      'expires_at', v_expires, 'prefix', v_key.prefix)
         OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
@@ -2607,11 +2626,13 @@ SELECT k.client_id,
        k.rate_window,
        k.disabled_at,
        k.revoked_at,
-       k.prev_expires_at AS old_secret_valid_until
+       k.prev_expires_at AS old_secret_valid_until,
+       k.prefix
   FROM apikeys.keys k;
 COMMENT ON VIEW apikeys.key_list IS 'API keys for administrators: metadata and status, never secrets or hashes';
 COMMENT ON COLUMN apikeys.key_list.status IS 'active, disabled, revoked, expired, or pending (a handoff key not yet claimed)';
 COMMENT ON COLUMN apikeys.key_list.old_secret_valid_until IS 'After a rotation with grace: when the previous secret stops working';
+COMMENT ON COLUMN apikeys.key_list.prefix IS 'The token prefix the key was issued with (apikeys.token_prefix or one of apikeys.allowed_prefixes at the time)';
 REVOKE ALL ON TABLE apikeys.key_list FROM PUBLIC;
 GRANT SELECT ON apikeys.key_list TO apikeys_admin;
 
@@ -3747,7 +3768,7 @@ AS $$
 BEGIN
     PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
                                  p_target.expires_at, p_target.db_role, p_target.rate_limit,
-                                 p_target.rate_window, p_target.allowed_cidrs);
+                                 p_target.rate_window, p_target.allowed_cidrs, p_target.prefix);
     IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
         RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
@@ -3840,11 +3861,16 @@ REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
 --                inside one of the acting key's, both normalised as
 --                verification normalises them (_cidrs_outside:
 --                ::ffff:0.0.0.0/96 is IPv4 0.0.0.0/0, outside ::/0)
+--   prefix       the acting key's own: a key made through self-service
+--                carries its manager's prefix, and a key acts only on keys
+--                of its own prefix (an acme_test key never learns, by
+--                rotating it, or widens an acme_live key's secret)
 -- Anything else: 42501.
 CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
-                                     p_rate_window interval, p_allowed_cidrs cidr[])
+                                     p_rate_window interval, p_allowed_cidrs cidr[],
+                                     p_prefix text)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -3875,6 +3901,12 @@ BEGIN
         RAISE EXCEPTION 'API key "%" cannot give % another db_role', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = 'A key can only give its own db_role.';
+    END IF;
+    IF p_prefix IS DISTINCT FROM p_acting.prefix THEN
+        RAISE EXCEPTION 'API key "%" cannot give % another prefix', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('A key acts only on keys of its own prefix, %s.', p_acting.prefix),
+                  HINT = 'An administrator issues keys with other prefixes (apikeys.create_key(..., prefix => ...)).';
     END IF;
     -- a missing window is one minute, as verification reads it (lookup.c)
     IF p_acting.rate_limit IS NOT NULL AND
@@ -3949,14 +3981,15 @@ BEGIN
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
     PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
-                                 a.rate_limit, a.rate_window, v_cidrs);
+                                 a.rate_limit, a.rate_window, v_cidrs, a.prefix);
 
     PERFORM apikeys._acting_begin(a.client_id);
     r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
                             my_create_key.description, my_create_key.contact_email,
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
-                            COALESCE(a.rate_window, '1 minute'::interval), false);
+                            COALESCE(a.rate_window, '1 minute'::interval), false,
+                            prefix => a.prefix);
     PERFORM apikeys._acting_begin(NULL);
     RETURN r;
 END
@@ -3995,7 +4028,7 @@ BEGIN
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
         t.rate_limit, t.rate_window,
         CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
-             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END);
+             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix);
 
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,

@@ -26,6 +26,8 @@
 #include "token.h"
 
 char	   *apikeys_token_prefix = NULL;
+static char *allowed_prefixes = NULL;	/* the text; the list is below */
+const ApikeysPrefixList *apikeys_allowed_prefix_list = NULL;
 char	   *apikeys_pepper = NULL;	/* the key itself, set by AssignPepper */
 static char *pepper_shown = NULL;	/* what SQL sees: PEPPER_MASK or "" */
 int			apikeys_default_max_keys = 5;
@@ -76,6 +78,63 @@ CheckTokenPrefix(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * CheckAllowedPrefixes accepts a list of token prefixes separated by commas
+ * or spaces, each under token_prefix's rule (TokenPrefixIsValid: so every
+ * one of them matches the secret scanners' regex and parses back out of a
+ * token), and hands the parsed list to AssignAllowedPrefixes.
+ */
+static bool
+CheckAllowedPrefixes(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval != NULL ? *newval : "";
+	int			max = 1;
+	ApikeysPrefixList *list;
+
+	for (const char *q = p; *q; q++)
+		if (*q == ',' || *q == ' ' || *q == '\t')
+			max++;
+	/* extra comes from the GUC allocator: the GUC machinery frees it */
+	list = ApikeysGucMalloc(offsetof(ApikeysPrefixList, prefixes) +
+							max * sizeof(list->prefixes[0]));
+	if (list == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		return false;
+	}
+	list->n = 0;
+	while (*p)
+	{
+		int			len = 0;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		while (p[len] != '\0' && p[len] != ',' && p[len] != ' ' && p[len] != '\t')
+			len++;
+		if (len == 0)
+			break;
+		if (!TokenPrefixIsValid(p, len))
+		{
+			GUC_check_errdetail("\"%.*s\" is not a token prefix: 1 to %d characters, a lowercase letter, then lowercase letters, digits or underscores, not ending in an underscore.",
+								Min(len, 64), p, APIKEYS_PREFIX_MAXLEN);
+			ApikeysGucFree(list);
+			return false;
+		}
+		memcpy(list->prefixes[list->n], p, len);
+		list->prefixes[list->n][len] = '\0';
+		list->n++;
+		p += len;
+	}
+	*extra = list;
+	return true;
+}
+
+static void
+AssignAllowedPrefixes(const char *newval, void *extra)
+{
+	apikeys_allowed_prefix_list = (const ApikeysPrefixList *) extra;
 }
 
 /*
@@ -230,6 +289,17 @@ ApikeysDefineGucs(void)
 							   0,
 							   CheckTokenPrefix,
 							   NULL,
+							   NULL);
+
+	DefineCustomStringVariable("apikeys.allowed_prefixes",
+							   "Sets further prefixes an administrator may give a new key.",
+							   "A list separated by commas, each under the rule of apikeys.token_prefix, which is always allowed. Existing keys keep the prefix they were issued with.",
+							   &allowed_prefixes,
+							   "",
+							   PGC_SUSET,
+							   GUC_LIST_INPUT,
+							   CheckAllowedPrefixes,
+							   AssignAllowedPrefixes,
 							   NULL);
 
 	DefineCustomStringVariable("apikeys.pepper",

@@ -22,6 +22,18 @@ typedef struct ParsedToken
 	int			secret_len;
 } ParsedToken;
 
+/*
+ * apikeys.allowed_prefixes, parsed (guc.c): each a valid token prefix
+ * (TokenPrefixIsValid), NUL-terminated.
+ */
+typedef struct ApikeysPrefixList
+{
+	int			n;
+	char		prefixes[FLEXIBLE_ARRAY_MEMBER][APIKEYS_PREFIX_MAXLEN + 1];
+} ApikeysPrefixList;
+
+extern const ApikeysPrefixList *apikeys_allowed_prefix_list;
+
 extern bool TokenPrefixIsValid(const char *prefix, size_t len);
 extern bool TokenParse(const char *token, size_t len, ParsedToken *out);
 extern bool ClientIdIsWellFormed(const char *client_id, size_t len);

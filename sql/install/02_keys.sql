@@ -63,10 +63,15 @@ CREATE TABLE apikeys.keys (
     -- handed out by rotating a key it did not create
     secret_by_key       text,
     prev_secret_by_key  text,
+    -- the prefix the key was issued with: the head of its client ID, so it
+    -- cannot disagree with the tokens (create_key's prefix argument)
+    prefix              text COLLATE "C"
+                        GENERATED ALWAYS AS (pg_catalog."left"(client_id, -17)) STORED,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char", 'l'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
+COMMENT ON COLUMN apikeys.keys.prefix IS 'The token prefix the key was issued with (its client ID without the last 17 characters); kept for life';
 CREATE INDEX keys_owner_idx ON apikeys.keys (owner);
 -- an owner's live keys, for create_key's cap count
 CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
@@ -157,8 +162,9 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
 REVOKE ALL ON TABLE apikeys.audit_log FROM PUBLIC;
 GRANT SELECT ON apikeys.audit_log TO apikeys_admin;
 
--- Internal: new client ID (or the given one) + secret + token + hash.
-CREATE FUNCTION apikeys._mint(client_id text,
+-- Internal: new client ID (under the given prefix, NULL: token_prefix) or
+-- the given one, + secret + token + hash.
+CREATE FUNCTION apikeys._mint(client_id text, prefix text DEFAULT NULL,
                               OUT client_id text, OUT client_secret text, OUT token text,
                               OUT secret_hash bytea, OUT hash_alg "char")
     RETURNS record
@@ -166,6 +172,16 @@ CREATE FUNCTION apikeys._mint(client_id text,
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION apikeys._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
 REVOKE ALL ON FUNCTION apikeys._mint FROM PUBLIC;
+
+-- Internal: the prefix a new key carries: NULL is apikeys.token_prefix,
+-- anything else must be it or one of apikeys.allowed_prefixes (22023 with
+-- the allowed ones in the hint).  The same C check _mint makes.
+CREATE FUNCTION apikeys._check_prefix(prefix text)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_check_prefix'
+    LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION apikeys._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
+REVOKE ALL ON FUNCTION apikeys._check_prefix FROM PUBLIC;
 
 -- Internal: the event label the audit trigger reads (src/audit.c).
 CREATE FUNCTION apikeys._op_begin(event text, detail jsonb) RETURNS void
@@ -604,7 +620,8 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    db_role name DEFAULT NULL,
                                    rate_limit integer DEFAULT NULL,
                                    rate_window interval DEFAULT '1 minute',
-                                   handoff boolean DEFAULT false)
+                                   handoff boolean DEFAULT false,
+                                   prefix text DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -616,6 +633,7 @@ DECLARE
     v_max_lifetime interval;
     v_live bigint;
     v_expires timestamptz;
+    v_prefix text;
     m record;
     v_key apikeys.keys;
 BEGIN
@@ -644,6 +662,7 @@ BEGIN
                   DETAIL = 'The claim link goes to the email address and the code to the phone.',
                   HINT = 'Give contact_email and contact_phone.';
     END IF;
+    v_prefix := apikeys._check_prefix(create_key.prefix);
 
     -- Serialise creates for this owner: the upsert row-locks the owner's
     -- policy row, and a REPEATABLE READ transaction racing another create
@@ -671,7 +690,7 @@ BEGIN
     -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
     -- misses fail with a message of our own.
     FOR attempt IN 1..3 LOOP
-        m := apikeys._mint(NULL);
+        m := apikeys._mint(NULL, v_prefix);
 
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
@@ -698,7 +717,7 @@ BEGIN
 
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
-                                      'expires_at', v_expires)
+                                      'expires_at', v_expires, 'prefix', v_key.prefix)
         OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 

@@ -187,11 +187,13 @@ SELECT k.client_id,
        k.rate_window,
        k.disabled_at,
        k.revoked_at,
-       k.prev_expires_at AS old_secret_valid_until
+       k.prev_expires_at AS old_secret_valid_until,
+       k.prefix
   FROM apikeys.keys k;
 COMMENT ON VIEW apikeys.key_list IS 'API keys for administrators: metadata and status, never secrets or hashes';
 COMMENT ON COLUMN apikeys.key_list.status IS 'active, disabled, revoked, expired, or pending (a handoff key not yet claimed)';
 COMMENT ON COLUMN apikeys.key_list.old_secret_valid_until IS 'After a rotation with grace: when the previous secret stops working';
+COMMENT ON COLUMN apikeys.key_list.prefix IS 'The token prefix the key was issued with (apikeys.token_prefix or one of apikeys.allowed_prefixes at the time)';
 REVOKE ALL ON TABLE apikeys.key_list FROM PUBLIC;
 GRANT SELECT ON apikeys.key_list TO apikeys_admin;
 

@@ -131,7 +131,7 @@ AS $$
 BEGIN
     PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
                                  p_target.expires_at, p_target.db_role, p_target.rate_limit,
-                                 p_target.rate_window, p_target.allowed_cidrs);
+                                 p_target.rate_window, p_target.allowed_cidrs, p_target.prefix);
     IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
         RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
@@ -224,11 +224,16 @@ REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
 --                inside one of the acting key's, both normalised as
 --                verification normalises them (_cidrs_outside:
 --                ::ffff:0.0.0.0/96 is IPv4 0.0.0.0/0, outside ::/0)
+--   prefix       the acting key's own: a key made through self-service
+--                carries its manager's prefix, and a key acts only on keys
+--                of its own prefix (an acme_test key never learns, by
+--                rotating it, or widens an acme_live key's secret)
 -- Anything else: 42501.
 CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
-                                     p_rate_window interval, p_allowed_cidrs cidr[])
+                                     p_rate_window interval, p_allowed_cidrs cidr[],
+                                     p_prefix text)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -259,6 +264,12 @@ BEGIN
         RAISE EXCEPTION 'API key "%" cannot give % another db_role', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = 'A key can only give its own db_role.';
+    END IF;
+    IF p_prefix IS DISTINCT FROM p_acting.prefix THEN
+        RAISE EXCEPTION 'API key "%" cannot give % another prefix', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('A key acts only on keys of its own prefix, %s.', p_acting.prefix),
+                  HINT = 'An administrator issues keys with other prefixes (apikeys.create_key(..., prefix => ...)).';
     END IF;
     -- a missing window is one minute, as verification reads it (lookup.c)
     IF p_acting.rate_limit IS NOT NULL AND
@@ -333,14 +344,15 @@ BEGIN
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
     PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
-                                 a.rate_limit, a.rate_window, v_cidrs);
+                                 a.rate_limit, a.rate_window, v_cidrs, a.prefix);
 
     PERFORM apikeys._acting_begin(a.client_id);
     r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
                             my_create_key.description, my_create_key.contact_email,
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
-                            COALESCE(a.rate_window, '1 minute'::interval), false);
+                            COALESCE(a.rate_window, '1 minute'::interval), false,
+                            prefix => a.prefix);
     PERFORM apikeys._acting_begin(NULL);
     RETURN r;
 END
@@ -379,7 +391,7 @@ BEGIN
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
         t.rate_limit, t.rate_window,
         CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
-             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END);
+             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix);
 
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,

@@ -8,3 +8,15 @@
 -- data they need), DROP FUNCTION for a changed signature or return type,
 -- DROP VIEW for a view whose columns change other than at the end, and
 -- pg_extension_config_dump for a new table.  Every object schema-qualified.
+
+-- Prefixes per key (create_key's prefix, apikeys.allowed_prefixes): the
+-- prefix a key was issued with is the head of its client ID, so existing
+-- rows get the prefix their tokens carry.  The generated column is
+-- computed as the table is rewritten.
+ALTER TABLE apikeys.keys ADD COLUMN prefix text COLLATE "C"
+    GENERATED ALWAYS AS (pg_catalog."left"(client_id, -17)) STORED;
+DROP FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[],
+                                 jsonb, name, integer, interval, boolean);
+DROP FUNCTION apikeys._mint(text);
+DROP FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text,
+                                   integer, interval, cidr[]);

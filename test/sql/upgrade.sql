@@ -138,6 +138,12 @@ SELECT apikeys.delete_key(client_id) FROM issued WHERE n = 5;
 SELECT apikeys.update_key(client_id, name => 'renamed', scopes => ARRAY['*'],
                           expires_at => now() + interval '3 days') FROM issued WHERE n = 6;
 SELECT apikeys.report_leaked(token) FROM issued WHERE n = 7;
+-- a key issued under another prefix (with an underscore), for the prefix
+-- column 1.1 adds
+SET apikeys.token_prefix = 'acme_live';
+CREATE TEMP TABLE prefixed AS
+SELECT k.* FROM apikeys.create_key('acme', 'prefixed', ARRAY['docs:read']) k;
+RESET apikeys.token_prefix;
 
 -- what every token answers, and the audit trail, before the update
 CREATE TEMP TABLE answers_before AS
@@ -166,8 +172,15 @@ SELECT b.label, b.code AS before, a.code AS after,
 SELECT count(*) = :audit_rows_before AS audit_rows_kept,
        md5(string_agg(a::text, ',' ORDER BY id)) = :'audit_before' AS audit_rows_identical
   FROM apikeys.audit_log a;
-SELECT md5(string_agg((to_jsonb(k) - 'last_used_at')::text, ',' ORDER BY client_id)) = :'keys_before' AS key_rows_identical
+SELECT md5(string_agg((to_jsonb(k) - 'last_used_at' - 'prefix')::text, ',' ORDER BY client_id)) = :'keys_before' AS key_rows_identical
   FROM apikeys.keys k;
+-- every key got the prefix its tokens carry (1.1's prefix column)
+SELECT t.label, k.prefix, starts_with(t.token, k.prefix || '_') AS token_carries_it
+  FROM (SELECT 'key ' || n AS label, client_id, token FROM issued
+        UNION ALL SELECT 'prefixed', client_id, token FROM prefixed) t
+  JOIN apikeys.keys k USING (client_id)
+ ORDER BY t.label;
+SELECT (apikeys.verify(token)).code AS prefixed_key FROM prefixed;
 -- issuing and RLS still work
 SELECT (apikeys.verify(k.token)).code AS new_key
   FROM apikeys.create_key('acme', 'after update', ARRAY['docs:read']) k;
