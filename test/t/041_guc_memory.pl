@@ -19,16 +19,19 @@ use Test::More;
 # setting without a line here fails the test (add it)
 my %values = (
 	'apikeys.token_prefix'    => [ 'ak',    'zz',   'Not-A-Prefix' ],
+	'apikeys.allowed_prefixes' => [ 'acme_live, acme_test', 'zz', 'acme_live, Not-A-Prefix' ],
 	'apikeys.pepper'          => [ 'pep-1', 'pep-2', '********' ],
 	'apikeys.trusted_proxies' => [ '10.0.0.0/8, 192.168.1.1', '::1', 'no-such-address' ],
 );
 my %in_file = (
 	'apikeys.token_prefix'    => 'tp',
+	'apikeys.allowed_prefixes' => 'tp_live, tp_test',
 	'apikeys.pepper'          => 'pep-file',
 	'apikeys.trusted_proxies' => '127.0.0.1',
 );
 my %default = (
 	'apikeys.token_prefix'    => 'ak',
+	'apikeys.allowed_prefixes' => '',
 	'apikeys.pepper'          => '',
 	'apikeys.trusted_proxies' => '',
 );
