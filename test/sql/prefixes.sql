@@ -99,9 +99,9 @@ SELECT (apikeys.verify(:'live_tok')).code AS live, (apikeys.verify(:'test_tok'))
 -- it names a client ID no key has (NOT_FOUND); with the old checksum it
 -- fails the shape check (MALFORMED, or NOT_FOUND once a database holds
 -- imported keys: test/sql/import.sql); the same for a client ID and secret
--- given apart.  acme and
--- acme_live are both allowed: the client ID is read from the right, where
--- every part has a fixed length, so one is never read as the other.
+-- given apart.  acme and acme_live are both allowed: the client ID is read
+-- from the right, where every part has a fixed length, so one is never read
+-- as the other.
 CREATE FUNCTION pg_temp.swap(tok text, p text) RETURNS text LANGUAGE sql AS $$
     SELECT public.forge_token(p || '_' || substr(c, length(c) - 15),
                               substr(tok, length(c) + 2, 43))
