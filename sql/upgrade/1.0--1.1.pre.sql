@@ -8,3 +8,7 @@
 -- data they need), DROP FUNCTION for a changed signature or return type,
 -- DROP VIEW for a view whose columns change other than at the end, and
 -- pg_extension_config_dump for a new table.  Every object schema-qualified.
+
+-- keys.claimed_at: when a handoff key was last claimed (revoke_unused_after
+-- counts from there); filled from the claims in the post part
+ALTER TABLE apikeys.keys ADD COLUMN claimed_at timestamptz;
