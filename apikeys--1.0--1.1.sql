@@ -18,6 +18,10 @@
 -- DROP VIEW for a view whose columns change other than at the end, and
 -- pg_extension_config_dump for a new table.  Every object schema-qualified.
 
+-- keys.claimed_at: when a handoff key was last claimed (revoke_unused_after
+-- counts from there); filled from the claims in the post part
+ALTER TABLE apikeys.keys ADD COLUMN claimed_at timestamptz;
+
 -- Prefixes per key (create_key's prefix, apikeys.allowed_prefixes): the
 -- prefix a key was issued with is the head of its client ID, so existing
 -- rows get the prefix their tokens carry.  The generated column is
@@ -30,7 +34,7 @@ DROP FUNCTION apikeys._mint(text);
 DROP FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text,
                                    integer, interval, cidr[]);
 
--- Part 2: the 8 functions and views of sql/install/ that are new or changed since 1.0
+-- Part 2: the 11 functions and views of sql/install/ that are new or changed since 1.0
 
 -- Internal: new client ID (under the given prefix, NULL: token_prefix) or
 -- the given one, + secret + token + hash.
@@ -168,6 +172,54 @@ BEGIN
 END
 $$;
 
+-- Audits UPDATE and DELETE on apikeys.keys, labelled by the extension
+-- function that made the change or, for a direct change, direct_update /
+-- direct_delete.  Hashes never reach the audit row: a new secret shows as
+-- "secret": "replaced".  Inserts are audited by create_key itself, so a
+-- restore (COPY into the table) does not add rows to the trail.
+CREATE OR REPLACE FUNCTION apikeys._keys_audit_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ev text := apikeys._op_event();
+    det jsonb := COALESCE(apikeys._op_detail(), '{}'::jsonb);
+    o jsonb;
+    n jsonb;
+    changes jsonb := '{}'::jsonb;
+    col text;
+    hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
+                          'prev_expires_at', 'last_used_at', 'secret_set_at', 'claimed_at'];
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
+            det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
+        RETURN OLD;
+    END IF;
+
+    o := pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) hidden;
+    n := pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) hidden;
+    FOR col IN SELECT pg_catalog.jsonb_object_keys(n) LOOP
+        IF (o OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (n OPERATOR(pg_catalog.->) col) THEN
+            changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
+                pg_catalog.jsonb_build_object('old', o OPERATOR(pg_catalog.->) col,
+                                              'new', n OPERATOR(pg_catalog.->) col));
+        END IF;
+    END LOOP;
+    IF OLD.secret_hash IS DISTINCT FROM NEW.secret_hash THEN
+        changes := changes OPERATOR(pg_catalog.||) '{"secret": "replaced"}'::jsonb;
+    END IF;
+    IF changes OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+        RETURN NEW;
+    END IF;
+    PERFORM apikeys._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
+        det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('changes', changes));
+    RETURN NEW;
+END
+$$;
+
 -- Last use: the stored time, or a later one still in the journal.
 CREATE OR REPLACE VIEW apikeys.key_list AS
 SELECT k.client_id,
@@ -199,6 +251,120 @@ SELECT k.client_id,
        k.prev_expires_at AS old_secret_valid_until,
        k.prefix
   FROM apikeys.keys k;
+
+-- claim_key: the integrator's side of the handoff (apikeys_verifier).
+-- Every code comparison is counted before it is made, where the error
+-- that ends a failed claim cannot undo it (apikeys._claim_attempt, see
+-- src/claim.c): at most five per claim, ever.  A right code then locks the
+-- claim and its key without waiting (a concurrent claim holding them
+-- wins) and looks again.  The caller's address (client_ip, else as
+-- pre_request chooses it) only counts failures in the address throttle:
+-- it never refuses a claim, so junk sent through a shared proxy cannot
+-- block anyone else's.
+CREATE OR REPLACE FUNCTION apikeys.claim_key(claim_token text, code text, client_ip inet DEFAULT NULL)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c apikeys.claims;
+    k apikeys.keys;
+    m record;
+    v_addr inet;
+    v_ok boolean := false;
+BEGIN
+    -- a standby refuses here, at once (25006)
+    v_addr := apikeys._claim_begin(claim_key.client_ip);
+    -- Every failure ends at the one RAISE below, so not even the error's
+    -- CONTEXT line tells which check failed.
+    IF claim_key.claim_token IS NOT NULL AND claim_key.code IS NOT NULL AND
+       pg_catalog.length(claim_key.claim_token) OPERATOR(pg_catalog.<=) 256 THEN
+        SELECT * INTO c FROM apikeys.claims cl
+         WHERE cl.token_hash OPERATOR(pg_catalog.=)
+               pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token, 'UTF8'));
+        IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
+           c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND
+           c.failures OPERATOR(pg_catalog.<) 5 AND
+           apikeys._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
+               pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
+                                                       OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
+            -- the code is right: lock without waiting, and look again (a
+            -- concurrent claim may have won meanwhile)
+            BEGIN
+                SELECT * INTO c FROM apikeys.claims cl
+                 WHERE cl.id OPERATOR(pg_catalog.=) c.id FOR UPDATE NOWAIT;
+                SELECT * INTO k FROM apikeys.keys kk
+                 WHERE kk.client_id OPERATOR(pg_catalog.=) c.client_id FOR UPDATE NOWAIT;
+                v_ok := c.claimed_at IS NULL AND c.locked_at IS NULL AND c.superseded_at IS NULL AND
+                        k.client_id IS NOT NULL AND k.revoked_at IS NULL AND
+                        k.pending_since IS NOT NULL AND
+                        k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+            EXCEPTION WHEN lock_not_available THEN
+                v_ok := false;
+            END;
+        END IF;
+    END IF;
+    IF NOT v_ok THEN
+        PERFORM apikeys._claim_failed(v_addr);
+        PERFORM apikeys._claim_refuse();
+    END IF;
+
+    m := apikeys._mint(k.client_id);
+    PERFORM apikeys._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
+    UPDATE apikeys.keys SET
+        secret_hash = m.secret_hash,
+        hash_alg = m.hash_alg,
+        prev_secret_hash = NULL,
+        prev_hash_alg = NULL,
+        prev_expires_at = NULL,
+        secret_by_key = NULL,
+        prev_secret_by_key = NULL,
+        pending_since = NULL,
+        claimed_at = pg_catalog.now()
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
+    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+
+    RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
+END
+$$;
+
+-- _unused_proven: the one rule of revoke_unused_after.  A key is revoked as
+-- unused only when its last recorded use (or, never used, its creation or
+-- its last claim: a handoff key cannot be used before it is claimed) is
+-- older than unused_after AND every use in that time would have been
+-- recorded (apikeys._usage_unproven: preloaded, no standby that may verify,
+-- no use lost in that time, the journal's last uses all known).  proven
+-- false with a reason: it looks unused but that is not proven; without a
+-- reason: it was used.  The recorded last use is the latest of
+-- keys.last_used_at (written without preloading), the last use awaiting the
+-- rollup (flushed to the journal: _recent_use) and the rolled-up usage rows.
+CREATE OR REPLACE FUNCTION apikeys._unused_proven(p_key apikeys.keys, p_unused_after interval,
+                                       OUT proven boolean, OUT last_used_at timestamptz,
+                                       OUT reason text)
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- first: the uses still in shared memory reach the journal, and no
+    -- rollup moves them while this transaction reads them
+    reason := apikeys._usage_unproven(p_unused_after);
+    last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
+        (SELECT u.last_used_at FROM apikeys.usage u
+          WHERE u.client_id OPERATOR(pg_catalog.=) p_key.client_id AND u.last_used_at IS NOT NULL
+          ORDER BY u.hour DESC LIMIT 1));
+    IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
+       (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
+        proven := false;
+        reason := NULL;
+    ELSE
+        proven := reason IS NULL;
+    END IF;
+END
+$$;
 
 -- _check_target: may the acting key change this key at all?  Only a key
 -- within its own power (_check_grant of the key as it is: a narrower key
@@ -420,6 +586,13 @@ $$;
 -- that needs the new functions, written by hand: new triggers, policies,
 -- indexes, operators, ALTER ... that refer to new functions, and data
 -- migrations that call them.  Every object schema-qualified.
+
+-- keys.claimed_at from the claims still kept (the audit trigger of 1.1
+-- ignores the column, so this writes no audit rows)
+UPDATE apikeys.keys k SET claimed_at = c.claimed_at
+  FROM (SELECT cl.client_id, pg_catalog.max(cl.claimed_at) AS claimed_at
+          FROM apikeys.claims cl WHERE cl.claimed_at IS NOT NULL GROUP BY cl.client_id) c
+ WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id;
 
 -- key_list gained a last column (prefix); my_keys, whose text is unchanged,
 -- picks it up when its SELECT * is expanded again.

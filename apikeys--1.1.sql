@@ -485,6 +485,9 @@ CREATE TABLE apikeys.keys (
     -- handed out by rotating a key it did not create
     secret_by_key       text,
     prev_secret_by_key  text,
+    -- handoff: when the key was last claimed; it could not be used before,
+    -- so revoke_unused_after counts from here (apikeys._unused_proven)
+    claimed_at          timestamptz,
     -- the prefix the key was issued with: the head of its client ID, so it
     -- cannot disagree with the tokens (create_key's prefix argument)
     prefix              text COLLATE "C"
@@ -2107,7 +2110,7 @@ DECLARE
     changes jsonb := '{}'::jsonb;
     col text;
     hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
-                          'prev_expires_at', 'last_used_at', 'secret_set_at'];
+                          'prev_expires_at', 'last_used_at', 'secret_set_at', 'claimed_at'];
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
@@ -3165,7 +3168,8 @@ BEGIN
         prev_expires_at = NULL,
         secret_by_key = NULL,
         prev_secret_by_key = NULL,
-        pending_since = NULL
+        pending_since = NULL,
+        claimed_at = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
     UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
@@ -3545,7 +3549,8 @@ REVOKE ALL ON FUNCTION apikeys.apply_policies FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.apply_policies TO apikeys_admin;
 
 -- _unused_proven: the one rule of revoke_unused_after.  A key is revoked as
--- unused only when its last recorded use (or, never used, its creation) is
+-- unused only when its last recorded use (or, never used, its creation or
+-- its last claim: a handoff key cannot be used before it is claimed) is
 -- older than unused_after AND every use in that time would have been
 -- recorded (apikeys._usage_unproven: preloaded, no standby that may verify,
 -- no use lost in that time, the journal's last uses all known).  proven
@@ -3568,7 +3573,7 @@ BEGIN
         (SELECT u.last_used_at FROM apikeys.usage u
           WHERE u.client_id OPERATOR(pg_catalog.=) p_key.client_id AND u.last_used_at IS NOT NULL
           ORDER BY u.hour DESC LIMIT 1));
-    IF COALESCE(last_used_at, p_key.created_at) OPERATOR(pg_catalog.>=)
+    IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
        (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
         proven := false;
         reason := NULL;

@@ -3,6 +3,13 @@
 -- indexes, operators, ALTER ... that refer to new functions, and data
 -- migrations that call them.  Every object schema-qualified.
 
+-- keys.claimed_at from the claims still kept (the audit trigger of 1.1
+-- ignores the column, so this writes no audit rows)
+UPDATE apikeys.keys k SET claimed_at = c.claimed_at
+  FROM (SELECT cl.client_id, pg_catalog.max(cl.claimed_at) AS claimed_at
+          FROM apikeys.claims cl WHERE cl.claimed_at IS NOT NULL GROUP BY cl.client_id) c
+ WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id;
+
 -- key_list gained a last column (prefix); my_keys, whose text is unchanged,
 -- picks it up when its SELECT * is expanded again.
 CREATE OR REPLACE VIEW apikeys.my_keys AS

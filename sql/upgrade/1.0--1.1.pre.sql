@@ -9,6 +9,10 @@
 -- DROP VIEW for a view whose columns change other than at the end, and
 -- pg_extension_config_dump for a new table.  Every object schema-qualified.
 
+-- keys.claimed_at: when a handoff key was last claimed (revoke_unused_after
+-- counts from there); filled from the claims in the post part
+ALTER TABLE apikeys.keys ADD COLUMN claimed_at timestamptz;
+
 -- Prefixes per key (create_key's prefix, apikeys.allowed_prefixes): the
 -- prefix a key was issued with is the head of its client ID, so existing
 -- rows get the prefix their tokens carry.  The generated column is
