@@ -21,6 +21,10 @@
  * commit, a hot standby too (invalidations are replayed from the WAL),
  * and the changing transaction at once.
  *
+ * Both probes lock apikeys.keys as every lookup does (LookupLockKeys in
+ * lookup.c): under a conflicting table lock an imported token fails after
+ * apikeys.lock_timeout with 55P03, exactly as a native one does.
+ *
  * IDENTIFICATION
  *	  src/legacy.c
  *
@@ -45,6 +49,7 @@
 #include "catalog.h"
 #include "compat.h"
 #include "legacy.h"
+#include "lookup.h"
 
 #define LEGACY_INDEX	"keys_legacy_hash_idx"
 
@@ -87,7 +92,9 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 	if (!OidIsValid(idxoid))
 		return false;			/* an installation without imports */
 
-	rel = table_open(relid, AccessShareLock);
+	/* the lookup's lock discipline: wait at most apikeys.lock_timeout */
+	LookupLockKeys(relid);
+	rel = table_open(relid, NoLock);
 	idx = index_open(idxoid, AccessShareLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
@@ -127,7 +134,7 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
 	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);
 	if (key_bytea != NULL)
 		pfree(key_bytea);
 	return found;

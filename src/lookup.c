@@ -95,12 +95,14 @@ LookupLockTimeoutEnd(int nest)
 }
 
 /*
- * LockKeys takes AccessShareLock on apikeys.keys: at once when nothing
- * conflicts (the usual case costs one lock-table probe), else waiting at
- * most apikeys.lock_timeout.
+ * LookupLockKeys takes AccessShareLock on apikeys.keys: at once when
+ * nothing conflicts (the usual case costs one lock-table probe), else
+ * waiting at most apikeys.lock_timeout.  Every read of the table on the
+ * verification path (KeyLookup here, the imported-key probe of legacy.c)
+ * takes it first, then opens the table with NoLock.
  */
-static void
-LockKeys(Oid relid)
+void
+LookupLockKeys(Oid relid)
 {
 	int			nest;
 
@@ -123,7 +125,7 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 	TupleTableSlot *slot;
 	bool		found = false;
 
-	LockKeys(ApikeysKeysRelid());
+	LookupLockKeys(ApikeysKeysRelid());
 	PkScanBegin(&ps, ApikeysKeysRelid(), true);
 	if ((slot = PkScanFetch(&ps, client_id, len)) != NULL)
 	{

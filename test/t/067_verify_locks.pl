@@ -50,6 +50,12 @@ for my $preloaded (1, 0)
 	my ($c1, $t1) = issue($node, 'held');
 	my ($c2, $t2) = issue($node, 'other');
 	my ($c3, $t3) = issue($node, 'never verified');	# never in the cache
+	# an imported key: found by the hash of its whole token (src/legacy.c)
+	my $legacy = 'sk_live_imported_lock_test_0123456789';
+	$node->safe_psql('postgres',
+		"SELECT apikeys.import_key('lock-owner', 'imported', ARRAY['docs:read'], token => '$legacy')");
+	is($node->safe_psql('postgres', "SELECT (apikeys.verify('$legacy')).code"),
+		'VALID', "$mode: the imported token verifies");
 	# $t2 answered once, so it is in the shared cache when there is one
 	$node->safe_psql('postgres', "SELECT apikeys.verify('$t2')");
 
@@ -80,6 +86,14 @@ for my $preloaded (1, 0)
 	isnt($ret, 0, "$mode: under ACCESS EXCLUSIVE a lookup fails");
 	isnt($out, 'VALID', "$mode: ... and never answers VALID");
 	like($err, qr/55P03/, "$mode: ... with the lock timeout error");
+	cmp_ok($secs, '<', 20, "$mode: ... after apikeys.lock_timeout, not when the lock is released");
+	# an imported token is looked up under the same rule (a new session:
+	# its "any imported keys?" probe reads the table too)
+	($secs, $ret, $out, $err) = timed($node,
+		"\\set VERBOSITY verbose\nSELECT (apikeys.verify('$legacy')).code");
+	isnt($ret, 0, "$mode: under ACCESS EXCLUSIVE an imported token's lookup fails");
+	isnt($out, 'VALID', "$mode: ... and never answers VALID");
+	like($err, qr/55P03/, "$mode: ... with the lock timeout error, as a native token's");
 	cmp_ok($secs, '<', 20, "$mode: ... after apikeys.lock_timeout, not when the lock is released");
 	($secs, $ret, $out, $err) = timed($node,
 		"SET statement_timeout = '200ms'; SET apikeys.lock_timeout = 0;\n\\set VERBOSITY verbose\nSELECT (apikeys.verify('$t3')).code");
