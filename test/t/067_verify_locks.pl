@@ -16,6 +16,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 use Time::HiRes qw(time);
 
 # timed($node, $sql): (elapsed seconds, psql rc, stdout, stderr); every
@@ -29,27 +32,14 @@ sub timed
 	return (time - $t0, $ret, $out, $err);
 }
 
-sub issue
-{
-	my ($node, $name) = @_;
-	my $row = $node->safe_psql('postgres',
-		"SELECT client_id || '|' || token FROM apikeys.create_key('lock-owner', '$name', ARRAY['docs:read'])");
-	return split /\|/, $row;
-}
-
 for my $preloaded (1, 0)
 {
 	my $mode = $preloaded ? 'preloaded' : 'not preloaded';
-	my $node = PostgreSQL::Test::Cluster->new($preloaded ? 'locks_pre' : 'locks_nopre');
-	$node->init;
-	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'apikeys'\n")
-	  if $preloaded;
-	$node->append_conf('postgresql.conf', "apikeys.last_used_granularity = 1\n");
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
-	my ($c1, $t1) = issue($node, 'held');
-	my ($c2, $t2) = issue($node, 'other');
-	my ($c3, $t3) = issue($node, 'never verified');	# never in the cache
+	my $node = start_node($preloaded ? 'locks_pre' : 'locks_nopre', preload => $preloaded,
+		conf => "apikeys.last_used_granularity = 1\n");
+	my ($c1, $t1) = issue_key($node, 'lock-owner', 'held');
+	my ($c2, $t2) = issue_key($node, 'lock-owner', 'other');
+	my ($c3, $t3) = issue_key($node, 'lock-owner', 'never verified');	# never in the cache
 	# an imported key: found by the hash of its whole token (src/legacy.c)
 	my $legacy = 'sk_live_imported_lock_test_0123456789';
 	$node->safe_psql('postgres',
