@@ -197,21 +197,52 @@ ApikeysRestoreUser(const ApikeysSavedUser *saved)
  * once.  locked: the caller already holds AccessShareLock on relid (as
  * lookup.c takes it, under a lock timeout); otherwise it is taken here.
  * The one way the C code reads a row of the extension's tables by key
- * (lookup.c, ownerlimit.c, scopeset.c); PkScanEnd releases everything.
+ * (lookup.c, ownerlimit.c, scopeset.c; IndexScanOpen, below, for another
+ * index: legacy.c, ownerlimit.c); PkScanEnd releases everything.
  */
 void
 PkScanBegin(PkScan *ps, Oid relid, bool locked)
 {
-	Oid			idxoid;
+	Relation	rel = table_open(relid, locked ? NoLock : AccessShareLock);
+	Oid			idxoid = ApikeysPrimaryKeyIndex(rel);
 
-	ps->rel = table_open(relid, locked ? NoLock : AccessShareLock);
-	idxoid = ApikeysPrimaryKeyIndex(ps->rel);
 	if (!OidIsValid(idxoid))
-		elog(ERROR, "table \"%s\" has no primary key", RelationGetRelationName(ps->rel));
-	ps->idx = index_open(idxoid, AccessShareLock);
+		elog(ERROR, "table \"%s\" has no primary key", RelationGetRelationName(rel));
+	IndexScanOpen(ps, rel, idxoid);
 	Assert(IndexRelationGetNumberOfKeyAttributes(ps->idx) == 1);
+}
+
+/*
+ * IndexScanOpen is PkScanBegin for another index, idxoid, of rel (opened,
+ * and locked, by the caller: table_open(relid, NoLock) after its own lock,
+ * or AccessShareLock): the partial indexes that tell whether any imported
+ * key (legacy.c) or any owner rate limit (ownerlimit.c) exists.  Read with
+ * IndexScanFetch; PkScanEnd releases everything.
+ */
+void
+IndexScanOpen(PkScan *ps, Relation rel, Oid idxoid)
+{
+	ps->rel = rel;
+	ps->idx = index_open(idxoid, AccessShareLock);
 	ps->snapshot = RegisterSnapshot(GetLatestSnapshot());
 	ps->slot = table_slot_create(ps->rel, NULL);
+}
+
+/*
+ * IndexScanFetch returns ps->slot holding the first row the index has for
+ * keys (nkeys of them, 0: any row), or NULL when there is none.
+ */
+TupleTableSlot *
+IndexScanFetch(PkScan *ps, ScanKey keys, int nkeys)
+{
+	IndexScanDesc scan;
+	bool		found;
+
+	scan = ApikeysIndexBeginScan(ps->rel, ps->idx, ps->snapshot, nkeys);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, ps->slot);
+	index_endscan(scan);
+	return found ? ps->slot : NULL;
 }
 
 /*
@@ -223,18 +254,14 @@ TupleTableSlot *
 PkScanFetch(PkScan *ps, const char *key, int len)
 {
 	ScanKeyData skey;
-	IndexScanDesc scan;
 	text	   *t = cstring_to_text_with_len(key, len);
-	bool		found;
+	TupleTableSlot *slot;
 
 	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(t));
 	skey.sk_collation = ps->idx->rd_indcollation[0];
-	scan = ApikeysIndexBeginScan(ps->rel, ps->idx, ps->snapshot, 1);
-	index_rescan(scan, &skey, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, ps->slot);
-	index_endscan(scan);
+	slot = IndexScanFetch(ps, &skey, 1);
 	pfree(t);
-	return found ? ps->slot : NULL;
+	return slot;
 }
 
 /* PkScanEnd releases what PkScanBegin took (the table's lock too). */
