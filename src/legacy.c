@@ -21,9 +21,10 @@
  * commit, a hot standby too (invalidations are replayed from the WAL),
  * and the changing transaction at once.
  *
- * Both probes lock apikeys.keys as every lookup does (LookupLockKeys in
- * lookup.c): under a conflicting table lock an imported token fails after
- * apikeys.lock_timeout with 55P03, exactly as a native one does.
+ * Both probes lock apikeys.keys as every lookup does (ApikeysLockForRead
+ * in catalog.c, through IndexScanOpen): under a conflicting table lock an
+ * imported token fails after apikeys.lock_timeout with 55P03, exactly as a
+ * native one does.
  *
  * IDENTIFICATION
  *	  src/legacy.c
@@ -49,7 +50,6 @@
 #include "catalog.h"
 #include "compat.h"
 #include "legacy.h"
-#include "lookup.h"
 
 #define LEGACY_INDEX	"keys_legacy_hash_idx"
 
@@ -88,9 +88,8 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 	if (!OidIsValid(idxoid))
 		return false;			/* an installation without imports */
 
-	/* the lookup's lock discipline: wait at most apikeys.lock_timeout */
-	LookupLockKeys(relid);
-	IndexScanOpen(&ps, table_open(relid, NoLock), idxoid);
+	/* locked as every lookup is: wait at most apikeys.lock_timeout */
+	IndexScanOpen(&ps, relid, idxoid);
 	if (hash != NULL)
 	{
 		key_bytea = (bytea *) palloc(VARHDRSZ + APIKEYS_HASH_LEN);

@@ -212,7 +212,7 @@ AnyOwnerLimits(void)
 	if (!OidIsValid(idxoid))
 		return true;
 
-	IndexScanOpen(&ps, table_open(relid, AccessShareLock), idxoid);
+	IndexScanOpen(&ps, relid, idxoid);
 	found = IndexScanFetch(&ps, NULL, 0) != NULL;
 	PkScanEnd(&ps);
 

@@ -5,7 +5,10 @@
 #   - a conflicting table lock (LOCK TABLE ... IN ACCESS EXCLUSIVE MODE)
 #     makes a lookup that misses the cache fail after apikeys.lock_timeout
 #     with SQLSTATE 55P03 (or after statement_timeout, if shorter, 57014);
-#     never VALID without reading the table;
+#     never VALID without reading the table; an imported (legacy) token
+#     too, and so does a lock on the other tables verification reads
+#     (scope_sets, owner_policies, protected_tables): one rule, catalog.c's
+#     ApikeysLockForRead;
 #   - without preloading, the last_used_at write under a SHARE lock (CREATE
 #     INDEX) is skipped after apikeys.lock_timeout: the request still gets
 #     its answer.
@@ -46,6 +49,16 @@ for my $preloaded (1, 0)
 		"SELECT apikeys.import_key('lock-owner', 'imported', ARRAY['docs:read'], token => '$legacy')");
 	is($node->safe_psql('postgres', "SELECT (apikeys.verify('$legacy')).code"),
 		'VALID', "$mode: the imported token verifies");
+	# a key naming a scope set, and one with a database role (pre_request)
+	$node->safe_psql('postgres', q{SELECT apikeys.define_scope_set('readers', ARRAY['docs:read']);
+		CREATE ROLE lock_api NOLOGIN});
+	my ($cs, $ts) = issue_key($node, 'lock-owner-2', 'set', "ARRAY['\@readers']");
+	my ($cr, $tr) = split /\|/, $node->safe_psql('postgres',
+		"SELECT client_id, token FROM apikeys.create_key('lock-owner-2', 'role', ARRAY['docs:read'], db_role => 'lock_api')");
+	my $pre_request = "BEGIN; SELECT set_config('request.headers', json_build_object('x-api-key', '$tr')::text, true);\n"
+	  . "SELECT apikeys.pre_request(); SELECT current_user; COMMIT;";
+	like($node->safe_psql('postgres', $pre_request), qr/^lock_api$/m,
+		"$mode: pre_request switches to the key's role");
 	# $t2 answered once, so it is in the shared cache when there is one
 	$node->safe_psql('postgres', "SELECT apikeys.verify('$t2')");
 
@@ -106,6 +119,37 @@ for my $preloaded (1, 0)
 	($secs, $ret, $out, $err) = timed($node, "SELECT (apikeys.verify('$t1')).code");
 	is($out, 'VALID', "$mode: under a SHARE lock the key verifies");
 	cmp_ok($secs, '<', 20, "$mode: ... without waiting for the lock holder");
+	$admin->query_safe('ROLLBACK');
+
+	# the other tables the verification path reads are locked by the same
+	# rule (catalog.c ApikeysLockForRead): scope sets, owner policies,
+	# protected tables
+	$admin->query_safe('BEGIN');
+	$admin->query_safe('LOCK TABLE apikeys.scope_sets IN ACCESS EXCLUSIVE MODE');
+	($secs, $ret, $out, $err) = timed($node,
+		"\\set VERBOSITY verbose\nSELECT (apikeys.verify('$ts')).code");
+	like($err, qr/55P03/, "$mode: under ACCESS EXCLUSIVE on scope_sets a key naming a set fails with 55P03");
+	cmp_ok($secs, '<', 20, "$mode: ... after apikeys.lock_timeout");
+	$admin->query_safe('ROLLBACK');
+	$admin->query_safe('BEGIN');
+	$admin->query_safe('LOCK TABLE apikeys.owner_policies IN ACCESS EXCLUSIVE MODE');
+	($secs, $ret, $out, $err) = timed($node,
+		"\\set VERBOSITY verbose\nSELECT (apikeys.verify('$t1')).code");
+	if ($preloaded)
+	{
+		like($err, qr/55P03/, 'preloaded: under ACCESS EXCLUSIVE on owner_policies the owner-limit probe fails with 55P03');
+	}
+	else
+	{
+		is($out, 'VALID', 'not preloaded: owner limits are not read (no shared windows), the key verifies');
+	}
+	cmp_ok($secs, '<', 20, "$mode: ... without waiting for the lock holder");
+	$admin->query_safe('ROLLBACK');
+	$admin->query_safe('BEGIN');
+	$admin->query_safe('LOCK TABLE apikeys.protected_tables IN ACCESS EXCLUSIVE MODE');
+	($secs, $ret, $out, $err) = timed($node, "\\set VERBOSITY verbose\n$pre_request");
+	like($err, qr/55P03/, "$mode: under ACCESS EXCLUSIVE on protected_tables pre_request's role switch fails with 55P03");
+	cmp_ok($secs, '<', 20, "$mode: ... after apikeys.lock_timeout");
 	$admin->query_safe('ROLLBACK');
 	$admin->quit;
 
