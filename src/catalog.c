@@ -27,8 +27,11 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -37,6 +40,8 @@
 
 #include "catalog.h"
 #include "compat.h"
+
+static void IndexScanStart(PkScan *ps, Relation rel, Oid idxoid);
 
 static Oid	keys_relid = InvalidOid;
 static Oid	keys_relfilenode = InvalidOid;
@@ -191,27 +196,121 @@ ApikeysRestoreUser(const ApikeysSavedUser *saved)
 }
 
 /*
+ * LookupLockTimeoutBegin lowers lock_timeout to apikeys.lock_timeout for
+ * what follows, unless the session's own is shorter; returns the GUC nest
+ * level to give LookupLockTimeoutEnd.  An error on the way unwinds it with
+ * the (sub)transaction.  (Named for lookup.c, where it began; also
+ * lastused.c's bound on its write.)
+ */
+int
+LookupLockTimeoutBegin(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	if (apikeys_lock_timeout > 0 &&
+		(LockTimeout == 0 || LockTimeout > apikeys_lock_timeout))
+	{
+		char		buf[32];
+
+		snprintf(buf, sizeof(buf), "%d", apikeys_lock_timeout);
+		(void) set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
+	return nest;
+}
+
+void
+LookupLockTimeoutEnd(int nest)
+{
+	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * ApikeysLockForRead takes AccessShareLock on relid: at once when nothing
+ * conflicts (the usual case costs one lock-table probe), else waiting at
+ * most apikeys.lock_timeout (then 55P03).  The one rule for every table
+ * the verification path reads (apikeys.keys, scope_sets, owner_policies,
+ * protected_tables): a conflicting lock (LOCK TABLE ... ACCESS EXCLUSIVE, a
+ * long ALTER TABLE) must not hold requests for ever.  PkScanBegin and
+ * IndexScanOpen take it.
+ */
+void
+ApikeysLockForRead(Oid relid)
+{
+	int			nest;
+
+	if (ConditionalLockRelationOid(relid, AccessShareLock))
+		return;
+	nest = LookupLockTimeoutBegin();
+	LockRelationOid(relid, AccessShareLock);
+	LookupLockTimeoutEnd(nest);
+}
+
+/*
  * PkScanBegin opens relid and its primary-key index (one text column) for
  * PkScanFetch, with the latest snapshot: a change committed after the
  * calling statement began is seen, as verification must see a revoke at
- * once.  locked: the caller already holds AccessShareLock on relid (as
- * lookup.c takes it, under a lock timeout); otherwise it is taken here.
+ * once.  locked: the caller already holds AccessShareLock on relid;
+ * otherwise it is taken here, by ApikeysLockForRead (apikeys.lock_timeout).
  * The one way the C code reads a row of the extension's tables by key
- * (lookup.c, ownerlimit.c, scopeset.c); PkScanEnd releases everything.
+ * (lookup.c, ownerlimit.c, scopeset.c; IndexScanOpen, below, for another
+ * index: legacy.c, ownerlimit.c); PkScanEnd releases everything.
  */
 void
 PkScanBegin(PkScan *ps, Oid relid, bool locked)
 {
+	Relation	rel;
 	Oid			idxoid;
 
-	ps->rel = table_open(relid, locked ? NoLock : AccessShareLock);
-	idxoid = ApikeysPrimaryKeyIndex(ps->rel);
+	if (!locked)
+		ApikeysLockForRead(relid);
+	rel = table_open(relid, NoLock);
+	idxoid = ApikeysPrimaryKeyIndex(rel);
 	if (!OidIsValid(idxoid))
-		elog(ERROR, "table \"%s\" has no primary key", RelationGetRelationName(ps->rel));
-	ps->idx = index_open(idxoid, AccessShareLock);
+		elog(ERROR, "table \"%s\" has no primary key", RelationGetRelationName(rel));
+	IndexScanStart(ps, rel, idxoid);
 	Assert(IndexRelationGetNumberOfKeyAttributes(ps->idx) == 1);
+}
+
+/* IndexScanStart: the index, snapshot and slot of a scan of rel (open). */
+static void
+IndexScanStart(PkScan *ps, Relation rel, Oid idxoid)
+{
+	ps->rel = rel;
+	ps->idx = index_open(idxoid, AccessShareLock);
 	ps->snapshot = RegisterSnapshot(GetLatestSnapshot());
 	ps->slot = table_slot_create(ps->rel, NULL);
+}
+
+/*
+ * IndexScanOpen is PkScanBegin for another index, idxoid, of relid: the
+ * partial indexes that tell whether any imported key (legacy.c) or any
+ * owner rate limit (ownerlimit.c) exists.  The table is locked by
+ * ApikeysLockForRead.  Read with IndexScanFetch; PkScanEnd releases
+ * everything.
+ */
+void
+IndexScanOpen(PkScan *ps, Oid relid, Oid idxoid)
+{
+	ApikeysLockForRead(relid);
+	IndexScanStart(ps, table_open(relid, NoLock), idxoid);
+}
+
+/*
+ * IndexScanFetch returns ps->slot holding the first row the index has for
+ * keys (nkeys of them, 0: any row), or NULL when there is none.
+ */
+TupleTableSlot *
+IndexScanFetch(PkScan *ps, ScanKey keys, int nkeys)
+{
+	IndexScanDesc scan;
+	bool		found;
+
+	scan = ApikeysIndexBeginScan(ps->rel, ps->idx, ps->snapshot, nkeys);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, ps->slot);
+	index_endscan(scan);
+	return found ? ps->slot : NULL;
 }
 
 /*
@@ -223,18 +322,14 @@ TupleTableSlot *
 PkScanFetch(PkScan *ps, const char *key, int len)
 {
 	ScanKeyData skey;
-	IndexScanDesc scan;
 	text	   *t = cstring_to_text_with_len(key, len);
-	bool		found;
+	TupleTableSlot *slot;
 
 	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(t));
 	skey.sk_collation = ps->idx->rd_indcollation[0];
-	scan = ApikeysIndexBeginScan(ps->rel, ps->idx, ps->snapshot, 1);
-	index_rescan(scan, &skey, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, ps->slot);
-	index_endscan(scan);
+	slot = IndexScanFetch(ps, &skey, 1);
 	pfree(t);
-	return found ? ps->slot : NULL;
+	return slot;
 }
 
 /* PkScanEnd releases what PkScanBegin took (the table's lock too). */

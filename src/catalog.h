@@ -12,6 +12,7 @@
 #define APIKEYS_CATALOG_H
 
 #include "apikeys.h"
+#include "access/skey.h"
 #include "executor/tuptable.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
@@ -80,5 +81,10 @@ typedef struct PkScan
 extern void PkScanBegin(PkScan *ps, Oid relid, bool locked);
 extern TupleTableSlot *PkScanFetch(PkScan *ps, const char *key, int len);
 extern void PkScanEnd(PkScan *ps);
+extern void IndexScanOpen(PkScan *ps, Oid relid, Oid idxoid);
+extern void ApikeysLockForRead(Oid relid);
+extern int	LookupLockTimeoutBegin(void);
+extern void LookupLockTimeoutEnd(int nest);
+extern TupleTableSlot *IndexScanFetch(PkScan *ps, ScanKey keys, int nkeys);
 
 #endif							/* APIKEYS_CATALOG_H */

@@ -96,6 +96,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "dblist.h"
 #include "shmem.h"
 #include "throttle.h"
 #include "token.h"
@@ -459,31 +460,16 @@ ClaimDirty(void)
 }
 
 /*
- * ClaimStartWorker registers a worker running function for this
- * database's claims, with main argument arg, and returns its handle, or
- * NULL when no worker slot is free.
+ * ClaimWorker fills worker in to run function for this database's claims
+ * (the database travels in bgw_extra), with main argument arg.
  */
-static BackgroundWorkerHandle *
-ClaimStartWorker(const char *function, const char *name, Datum arg)
+static void
+ClaimWorker(BackgroundWorker *worker, const char *function, const char *name,
+			Datum arg)
 {
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "apikeys", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
-	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
-	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
-	worker.bgw_main_arg = arg;
-	snprintf(worker.bgw_extra, BGW_EXTRALEN, "%u", MyDatabaseId);
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		return NULL;
-	return handle;
+	WorkerDefine(worker, function, name, BgWorkerStart_RecoveryFinished);
+	worker->bgw_main_arg = arg;
+	snprintf(worker->bgw_extra, BGW_EXTRALEN, "%u", MyDatabaseId);
 }
 
 /*
@@ -495,13 +481,12 @@ ClaimStartWorker(const char *function, const char *name, Datum arg)
 static void
 ClaimSync(void)
 {
-	BackgroundWorkerHandle *handle;
-	pid_t		pid;
+	BackgroundWorker worker;
 
 	if (!ClaimDirty())
 		return;
-	handle = ClaimStartWorker("ApikeysClaimSyncMain", "apikeys claim sync", (Datum) 0);
-	if (handle == NULL)
+	ClaimWorker(&worker, "ApikeysClaimSyncMain", "apikeys claim sync", (Datum) 0);
+	if (!RunWorkerAndWait(&worker, "an apikeys claim sync worker", DEBUG1))
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		uint64		last = pg_atomic_read_u64(&claims->last_no_slot_log);
@@ -514,11 +499,7 @@ ClaimSync(void)
 				(errmsg("could not write claim attempts to their claims: no background worker slot is free"),
 				 errdetail("The attempts are counted in shared memory and refused there; only their copy in apikeys.claims waits."),
 				 errhint("Raise \"max_worker_processes\".")));
-		return;
 	}
-	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
-		(void) WaitForBackgroundWorkerShutdown(handle);
-	pfree(handle);
 }
 
 /* ---------------------------------------------------------------------
@@ -537,10 +518,9 @@ ClaimCountInRow(int64 claim_id, const uint8 *presented, int presented_len)
 {
 	dsm_segment *seg;
 	ClaimCountRequest *req;
-	BackgroundWorkerHandle *handle;
-	pid_t		pid;
+	BackgroundWorker worker;
 	int32		result = -1;
-	bool		started = false;
+	bool		started;
 
 	seg = dsm_create(sizeof(ClaimCountRequest), 0);
 	req = dsm_segment_address(seg);
@@ -551,16 +531,13 @@ ClaimCountInRow(int64 claim_id, const uint8 *presented, int presented_len)
 	memcpy(req->presented, presented, req->presented_len);
 	req->result = -1;
 
-	handle = ClaimStartWorker("ApikeysClaimCountMain", "apikeys claim count",
-							  UInt32GetDatum(dsm_segment_handle(seg)));
-	if (handle != NULL)
+	ClaimWorker(&worker, "ApikeysClaimCountMain", "apikeys claim count",
+				UInt32GetDatum(dsm_segment_handle(seg)));
+	started = RunWorkerAndWait(&worker, "an apikeys claim count worker", DEBUG1);
+	if (started)
 	{
-		started = true;
-		if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
-			(void) WaitForBackgroundWorkerShutdown(handle);
 		pg_read_barrier();
 		result = req->result;
-		pfree(handle);
 	}
 	explicit_bzero(req, sizeof(ClaimCountRequest));
 	dsm_detach(seg);

@@ -21,6 +21,11 @@
  * commit, a hot standby too (invalidations are replayed from the WAL),
  * and the changing transaction at once.
  *
+ * Both probes lock apikeys.keys as every lookup does (ApikeysLockForRead
+ * in catalog.c, through IndexScanOpen): under a conflicting table lock an
+ * imported token fails after apikeys.lock_timeout with 55P03, exactly as a
+ * native one does.
+ *
  * IDENTIFICATION
  *	  src/legacy.c
  *
@@ -71,14 +76,10 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 {
 	Oid			relid = ApikeysKeysRelid();
 	Oid			idxoid;
-	Relation	rel;
-	Relation	idx;
-	Snapshot	snapshot;
-	IndexScanDesc scan;
+	PkScan		ps;
 	TupleTableSlot *slot;
 	ScanKeyData skey;
 	bytea	   *key_bytea = NULL;
-	bool		found;
 
 	if (!OidIsValid(relid))
 		return false;
@@ -87,10 +88,8 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 	if (!OidIsValid(idxoid))
 		return false;			/* an installation without imports */
 
-	rel = table_open(relid, AccessShareLock);
-	idx = index_open(idxoid, AccessShareLock);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	slot = table_slot_create(rel, NULL);
+	/* locked as every lookup is: wait at most apikeys.lock_timeout */
+	IndexScanOpen(&ps, relid, idxoid);
 	if (hash != NULL)
 	{
 		key_bytea = (bytea *) palloc(VARHDRSZ + APIKEYS_HASH_LEN);
@@ -98,16 +97,11 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 		memcpy(VARDATA(key_bytea), hash, APIKEYS_HASH_LEN);
 		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_BYTEAEQ,
 					PointerGetDatum(key_bytea));
-		scan = ApikeysIndexBeginScan(rel, idx, snapshot, 1);
-		index_rescan(scan, &skey, 1, NULL, 0);
+		slot = IndexScanFetch(&ps, &skey, 1);
 	}
 	else
-	{
-		scan = ApikeysIndexBeginScan(rel, idx, snapshot, 0);
-		index_rescan(scan, NULL, 0, NULL, 0);
-	}
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	if (found && hash != NULL)
+		slot = IndexScanFetch(&ps, NULL, 0);
+	if (slot != NULL && hash != NULL)
 	{
 		bool		isnull;
 		Datum		d = slot_getattr(slot, Anum_keys_client_id, &isnull);
@@ -115,7 +109,7 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 		int			len = VARSIZE_ANY_EXHDR(t);
 
 		if (isnull || len > APIKEYS_CLIENT_ID_MAXLEN)
-			found = false;
+			slot = NULL;
 		else
 		{
 			memcpy(client_id, VARDATA_ANY(t), len);
@@ -123,14 +117,10 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 			*cid_len = len;
 		}
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	PkScanEnd(&ps);
 	if (key_bytea != NULL)
 		pfree(key_bytea);
-	return found;
+	return slot != NULL;
 }
 
 /*

@@ -24,6 +24,10 @@
  * ever: so we wait at most apikeys.lock_timeout (or the session's shorter
  * lock_timeout), then fail with PostgreSQL's lock timeout error (55P03).
  * Failing closed: verification never answers without reading the table.
+ * The rule is catalog.c's ApikeysLockForRead, which PkScanBegin and
+ * IndexScanOpen apply to every table the verification path reads
+ * (apikeys.keys here and in legacy.c, scope_sets, owner_policies, and
+ * protected_tables at pre_request's role switch).
  *
  * IDENTIFICATION
  *	  src/lookup.c
@@ -66,52 +70,6 @@ CopyHash(Datum d, uint8 *dst)
 }
 
 /*
- * LookupLockTimeoutBegin lowers lock_timeout to apikeys.lock_timeout for
- * what follows, unless the session's own is shorter; returns the GUC nest
- * level to give LookupLockTimeoutEnd.  An error on the way unwinds it with
- * the (sub)transaction.
- */
-int
-LookupLockTimeoutBegin(void)
-{
-	int			nest = NewGUCNestLevel();
-
-	if (apikeys_lock_timeout > 0 &&
-		(LockTimeout == 0 || LockTimeout > apikeys_lock_timeout))
-	{
-		char		buf[32];
-
-		snprintf(buf, sizeof(buf), "%d", apikeys_lock_timeout);
-		(void) set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-	}
-	return nest;
-}
-
-void
-LookupLockTimeoutEnd(int nest)
-{
-	AtEOXact_GUC(true, nest);
-}
-
-/*
- * LockKeys takes AccessShareLock on apikeys.keys: at once when nothing
- * conflicts (the usual case costs one lock-table probe), else waiting at
- * most apikeys.lock_timeout.
- */
-static void
-LockKeys(Oid relid)
-{
-	int			nest;
-
-	if (ConditionalLockRelationOid(relid, AccessShareLock))
-		return;
-	nest = LookupLockTimeoutBegin();
-	LockRelationOid(relid, AccessShareLock);
-	LookupLockTimeoutEnd(nest);
-}
-
-/*
  * KeyLookup fills out with the key whose client ID is client_id[0..len).
  * Returns false when there is no such key.  Allocations are made in the
  * current memory context.
@@ -123,8 +81,7 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 	TupleTableSlot *slot;
 	bool		found = false;
 
-	LockKeys(ApikeysKeysRelid());
-	PkScanBegin(&ps, ApikeysKeysRelid(), true);
+	PkScanBegin(&ps, ApikeysKeysRelid(), false);
 	if ((slot = PkScanFetch(&ps, client_id, len)) != NULL)
 	{
 		Datum	   *v;

@@ -43,7 +43,5 @@ typedef struct KeyInfo
 } KeyInfo;
 
 extern bool KeyLookup(const char *client_id, int len, KeyInfo *out);
-extern int	LookupLockTimeoutBegin(void);
-extern void LookupLockTimeoutEnd(int nest);
 
 #endif							/* APIKEYS_LOOKUP_H */

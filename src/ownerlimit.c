@@ -194,11 +194,7 @@ AnyOwnerLimits(void)
 {
 	Oid			relid;
 	Oid			idxoid;
-	Relation	rel;
-	Relation	idx;
-	Snapshot	snapshot;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
+	PkScan		ps;
 	bool		found;
 
 	if (!callback_registered)
@@ -216,18 +212,9 @@ AnyOwnerLimits(void)
 	if (!OidIsValid(idxoid))
 		return true;
 
-	rel = table_open(relid, AccessShareLock);
-	idx = index_open(idxoid, AccessShareLock);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	slot = table_slot_create(rel, NULL);
-	scan = ApikeysIndexBeginScan(rel, idx, snapshot, 0);
-	index_rescan(scan, NULL, 0, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	IndexScanOpen(&ps, relid, idxoid);
+	found = IndexScanFetch(&ps, NULL, 0) != NULL;
+	PkScanEnd(&ps);
 
 	/* the locks above processed pending invalidations: this is current */
 	any_owner_limits = found ? 1 : 0;

@@ -462,7 +462,8 @@ OwnedProtectedTable(Oid roleid)
 	relid = get_relname_relid("protected_tables", get_rel_namespace(keys));
 	if (!OidIsValid(relid))
 		return InvalidOid;
-	rel = table_open(relid, AccessShareLock);
+	ApikeysLockForRead(relid);	/* apikeys.lock_timeout, as every read */
+	rel = table_open(relid, NoLock);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{

@@ -443,38 +443,34 @@ NetTruncate(ApikeysNet *n, int bits)
 }
 
 /*
- * AddressKey sets *out to the form of a client address that one caller
- * owns: an IPv4 address (/32), the /64 of an IPv6 one, or ::1 (/128).
- * false when addr is not an address.
+ * AddressKey sets *out to the form of a client address (parsed,
+ * normalised) that one caller owns: an IPv4 address (/32), the /64 of an
+ * IPv6 one, or ::1 (/128).
  */
-static bool
-AddressKey(Datum addr, ApikeysNet *out)
+static void
+AddressKey(const ApikeysNet *addr, ApikeysNet *out)
 {
 	static const uint8 loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
 
-	if (!NetFromInet(addr, out))
-		return false;
+	*out = *addr;
 	if (out->family == PGSQL_AF_INET6 && memcmp(out->addr, loopback, 16) == 0)
 		out->bits = 128;
 	else
 		NetTruncate(out, out->family == PGSQL_AF_INET ? 32 : 64);
-	return true;
 }
 
 /*
  * ThrottleKeys: the two record keys of a failure, its caller's (the
  * address with what the attempt named, ident of ident_len bytes, NULL for
  * nothing) and its network's (IPv4 /24, IPv6 /48, ::1 itself).  An
- * identity longer than a client ID is cut to that length.  false when
- * addr is not an address.
+ * identity longer than a client ID is cut to that length.
  */
-static bool
-ThrottleKeys(Datum addr, const char *ident, int ident_len, ThrottleKey *keys)
+static void
+ThrottleKeys(const ApikeysNet *addr, const char *ident, int ident_len, ThrottleKey *keys)
 {
 	ApikeysNet	n;
 
-	if (!AddressKey(addr, &n))
-		return false;
+	AddressKey(addr, &n);
 	memset(keys, 0, 2 * sizeof(ThrottleKey));
 	keys[0].net = n;
 	keys[0].kind = KIND_CALLER;
@@ -489,7 +485,6 @@ ThrottleKeys(Datum addr, const char *ident, int ident_len, ThrottleKey *keys)
 	keys[1].dbid = MyDatabaseId;
 	if (n.bits != 128)
 		NetTruncate(&keys[1].net, n.family == PGSQL_AF_INET ? 24 : 48);
-	return true;
 }
 
 /* ---------------------------------------------------------------------
@@ -682,22 +677,25 @@ CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
  * network, and returns true when either had already used up its failures:
  * the attempt then answers RATE_LIMITED, with *retry_after the seconds
  * until the later window ends.  Shared memory: the count survives the
- * request's rollback.  false with no address (unix socket) or without
- * preloading.
+ * request's rollback.  false with no address (addr NULL: a unix socket)
+ * or without preloading.  addr is the caller's address as NetFromInet
+ * parsed it (verification parses it once, for its allowed_cidrs check
+ * and for this).
  *
  * ident must be a public identifier (a client ID): it is listed, to
  * apikeys_admin, in apikeys.failing_addresses.
  */
 bool
-ThrottleFailure(bool ip_known, Datum addr, const char *ident, int ident_len,
+ThrottleFailure(const ApikeysNet *addr, const char *ident, int ident_len,
 				int *retry_after)
 {
 	ThrottleKey keys[2];
 	TimestampTz now;
 	bool		throttled = false;
 
-	if (!ip_known || !ApikeysSharedReady() || !ThrottleKeys(addr, ident, ident_len, keys))
+	if (addr == NULL || !ApikeysSharedReady())
 		return false;
+	ThrottleKeys(addr, ident, ident_len, keys);
 	now = GetCurrentTimestamp();
 	for (int k = 0; k < 2; k++)
 	{
@@ -726,14 +724,16 @@ bool
 ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after)
 {
 	ThrottleKey keys[2];
+	ApikeysNet	n;
 	TimestampTz now;
 	int			part;
 	int			start;
 	AddressPartition *p;
 	AddressSlot *s;
 
-	if (!ip_known || !ApikeysSharedReady() || !ThrottleKeys(addr, NULL, 0, keys))
+	if (!ip_known || !ApikeysSharedReady() || !NetFromInet(addr, &n))
 		return false;
+	ThrottleKeys(&n, NULL, 0, keys);
 	now = GetCurrentTimestamp();
 	KeyHash(&keys[0], sizeof(ThrottleKey), ADDR_SLOTS_PER_PART, &part, &start);
 	p = &throttle->parts[part];
@@ -755,8 +755,10 @@ void
 ThrottleRecordFailure(bool ip_known, Datum addr)
 {
 	int			retry_after = 0;
+	ApikeysNet	n;
 
-	(void) ThrottleFailure(ip_known, addr, NULL, 0, &retry_after);
+	if (ip_known && NetFromInet(addr, &n))
+		(void) ThrottleFailure(&n, NULL, 0, &retry_after);
 }
 
 /*
@@ -823,8 +825,12 @@ ThrottleUnblock(Datum addr, int *cleared)
 	if (!ApikeysSharedReady() || !NetFromInet(addr, &target))
 		return 0;
 	host = target.bits == (target.family == PGSQL_AF_INET ? 32 : 128);
-	if (host && !AddressKey(addr, &target))
-		return 0;
+	if (host)
+	{
+		ApikeysNet	parsed = target;
+
+		AddressKey(&parsed, &target);
+	}
 	for (int part = 0; part < APIKEYS_THROTTLE_PARTITIONS; part++)
 	{
 		LWLockAcquire(AddressLock(part), LW_EXCLUSIVE);

@@ -50,10 +50,11 @@ extern void ThrottleShmemInit(void);
 /*
  * The failure throttle (shared memory; no-ops without it).  A failed
  * attempt calls ThrottleFailure after its credential was judged wrong,
- * with the identity it named (a client ID, as presented; NULL for none):
- * true means answer RATE_LIMITED.  A correct credential never asks.
+ * with the caller's parsed address (NULL: none known) and the identity it
+ * named (a client ID, as presented; NULL for none): true means answer
+ * RATE_LIMITED.  A correct credential never asks.
  */
-extern bool ThrottleFailure(bool ip_known, Datum addr, const char *ident,
+extern bool ThrottleFailure(const ApikeysNet *addr, const char *ident,
 							int ident_len, int *retry_after);
 extern bool ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after);
 extern void ThrottleRecordFailure(bool ip_known, Datum addr);

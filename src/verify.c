@@ -253,14 +253,11 @@ VerifyCredentialsExt(const char *client_id, int cid_len,
 	res->rate_remaining = 0;
 	res->rate_reset = 0;
 
-	/* an IPv4-mapped or -compatible address is its IPv4 address */
-	if (ip_known)
-		client_ip = AddressNormalize(client_ip);
-
 	j.secret = secret;
 	j.secret_len = secret_len;
 	j.required = required;
 	j.legacy = legacy;
+	/* parsed once, normalised (an IPv4-mapped address is its IPv4 one) */
 	j.ip_known = ip_known && NetFromInet(client_ip, &j.client_net);
 	j.judged = false;
 	j.secret_live = false;
@@ -272,8 +269,8 @@ VerifyCredentialsExt(const char *client_id, int cid_len,
 	{
 		/* the caller is the address with the client ID it presented */
 		UsageRecordFailure(&handle, found ? client_id : NULL, cid_len);
-		res->code = ThrottleFailure(ip_known, client_ip, client_id, cid_len,
-									&res->retry_after) ?
+		res->code = ThrottleFailure(j.ip_known ? &j.client_net : NULL,
+									client_id, cid_len, &res->retry_after) ?
 			APIKEYS_RATE_LIMITED : APIKEYS_NOT_FOUND;
 		return;
 	}
@@ -333,6 +330,7 @@ VerifyLegacyToken(const char *token, int len, const Scope *required,
 	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
 	int			cid_len = 0;
 	bool		found;
+	ApikeysNet	net;
 
 	SecretHash(token, len, APIKEYS_HASH_LEGACY, hash);
 	found = LegacyLookup(hash, client_id, &cid_len);
@@ -344,9 +342,8 @@ VerifyLegacyToken(const char *token, int len, const Scope *required,
 		return;
 	}
 	memset(res, 0, sizeof(VerifyResult));
-	if (ip_known)
-		client_ip = AddressNormalize(client_ip);
-	res->code = ThrottleFailure(ip_known, client_ip, NULL, 0, &res->retry_after) ?
+	ip_known = ip_known && NetFromInet(client_ip, &net);
+	res->code = ThrottleFailure(ip_known ? &net : NULL, NULL, 0, &res->retry_after) ?
 		APIKEYS_RATE_LIMITED : APIKEYS_NOT_FOUND;
 }
 

@@ -1,7 +1,7 @@
 --
 -- schema.sql -- the notes API of the app-backend examples (examples/node,
--- examples/python; the two files are the same).  Run as a superuser in the
--- app's database:
+-- and examples/python, whose schema.sql links to this file).  Run as a
+-- superuser in the app's database:
 --
 --     psql -v ON_ERROR_STOP=1 -d mydb -f schema.sql
 --

@@ -8,20 +8,18 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 $PostgreSQL::Test::Utils::timeout_default = 60;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
+my $primary = start_node('primary', init => { allows_streaming => 1 }, conf => qq{
 apikeys.cache_size = 1000
 apikeys.flush_interval = 1
 apikeys.max_failures = 3
 apikeys.prewarm = off    # so the cache holds exactly what was verified
 });
-$primary->start;
-$primary->safe_psql('postgres', 'CREATE EXTENSION apikeys');
 $primary->safe_psql('postgres', q{
 	CREATE TABLE tok AS
 	SELECT 'plain'::text AS name, (k).client_id, (k).token

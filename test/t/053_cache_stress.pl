@@ -11,18 +11,16 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 use IPC::Run;
 
-my $node = PostgreSQL::Test::Cluster->new('stress');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
+my $node = start_node('stress', conf => qq{
 apikeys.cache_size = 64
 apikeys.default_max_keys = 1000
 log_statement = none
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
 # more keys than the cache holds, so fills and evictions race with changes
 $node->safe_psql('postgres', q{
 	CREATE TABLE tok AS

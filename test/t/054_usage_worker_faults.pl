@@ -23,21 +23,17 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
-my $node = PostgreSQL::Test::Cluster->new('worker');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'apikeys'
+my $node = start_node('worker', conf => q{
 apikeys.flush_interval = 1
 apikeys.cache_size = 10000
 restart_after_crash = on
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
 
-my ($cid, $tok) = split /\|/,
-  $node->safe_psql('postgres', "SELECT client_id, token FROM apikeys.create_key('acme', 'k', ARRAY['docs:read'])");
+my ($cid, $tok) = issue_key($node, 'acme', 'k');
 
 sub verify_n
 {

@@ -16,33 +16,29 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 $PostgreSQL::Test::Utils::timeout_default = 60;
 
-my $node = PostgreSQL::Test::Cluster->new('rollup');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
+my $node = start_node('rollup', conf => qq{
 apikeys.cache_size = 1000
 apikeys.flush_interval = 1
-});
-$node->start;
-sub sq { return $node->safe_psql('postgres', $_[0]); }
-sq('CREATE EXTENSION apikeys');
-sq('CREATE EXTENSION pg_walinspect');
+}, create => 'CREATE EXTENSION apikeys; CREATE EXTENSION pg_walinspect');
 
 # the hour must not turn while the current hour's rows are looked at
-my $to_hour = sq('SELECT 3600 - extract(epoch FROM now())::bigint % 3600');
+my $to_hour = sq($node, 'SELECT 3600 - extract(epoch FROM now())::bigint % 3600');
 if ($to_hour < 120)
 {
 	note("sleeping ${to_hour}s past the top of the hour");
 	sleep($to_hour + 5);
 }
-my $hour0 = sq('SELECT extract(epoch FROM now())::bigint / 3600');
+my $hour0 = sq($node, 'SELECT extract(epoch FROM now())::bigint / 3600');
 
-sq(q{CREATE TABLE tok AS SELECT (k).client_id, (k).token
+sq($node, q{CREATE TABLE tok AS SELECT (k).client_id, (k).token
        FROM apikeys.create_key('rollup-owner', 'k', ARRAY['docs:read']) k});
-my $cid = sq('SELECT client_id FROM tok');
+my $cid = sq($node, 'SELECT client_id FROM tok');
 
 # A rollup under way in another session holds the journal.
 my $held = $node->background_psql('postgres');
@@ -52,14 +48,14 @@ $held->query_safe('SELECT apikeys.flush_usage(true)');
 # A journal row of the last hour, as the worker leaves one when it was down
 # at the top of the hour (2 VALID uses, the last at flushed_at; format in
 # src/journal_codec.c), and 3 uses now, which the worker journals.
-my $past = sq(q{SELECT date_trunc('hour', now()) - interval '50 minutes'});
-sq(qq{INSERT INTO apikeys.usage_journal (flushed_at, keys, data)
+my $past = sq($node, q{SELECT date_trunc('hour', now()) - interval '50 minutes'});
+sq($node, qq{INSERT INTO apikeys.usage_journal (flushed_at, keys, data)
       SELECT '$past', 1, '\\x01'::bytea
           || int8send(((extract(epoch FROM '$past'::timestamptz) - 946684800) * 1000000)::int8)
           || set_byte('\\x00'::bytea, 0, length('$cid')) || convert_to('$cid', 'UTF8')
           || '\\x0001'::bytea || set_byte('\\x00'::bytea, 0, 2) || '\\x01'::bytea});
-my $used = sq('SELECT now()');
-sq('SELECT (apikeys.verify(token)).code FROM tok, generate_series(1, 3)');
+my $used = sq($node, 'SELECT now()');
+sq($node, 'SELECT (apikeys.verify(token)).code FROM tok, generate_series(1, 3)');
 ok($node->poll_query_until('postgres', q{
 	SELECT EXISTS (SELECT FROM apikeys.usage_journal
 	                WHERE flushed_at >= date_trunc('hour', now()))}),
@@ -68,9 +64,9 @@ ok($node->poll_query_until('postgres', q{
 # A second rollup now does not wait and counts nothing twice: it journals
 # what it took (nothing here) and tells the worker the journal holds a
 # past hour, which makes the hourly rollup due.
-is(sq('SELECT apikeys.flush_usage(true)'), '0', 'a rollup while another is under way returns at once');
+is(sq($node, 'SELECT apikeys.flush_usage(true)'), '0', 'a rollup while another is under way returns at once');
 sleep(3);
-is(sq("SELECT count(*) FROM apikeys.usage_journal WHERE flushed_at = '$past'"), '1',
+is(sq($node, "SELECT count(*) FROM apikeys.usage_journal WHERE flushed_at = '$past'"), '1',
 	'the worker\'s hourly rollup does not wait for the rollup under way');
 $held->query_safe('COMMIT');
 $held->quit;
@@ -78,48 +74,48 @@ $held->quit;
 ok($node->poll_query_until('postgres',
 		"SELECT NOT EXISTS (SELECT FROM apikeys.usage_journal WHERE flushed_at < date_trunc('hour', now()))"),
 	'once it is over, the worker rolls up the past hour');
-is(sq(qq{SELECT string_agg(code || ' ' || count || ' ' || (last_used_at = '$past'), ',')
+is(sq($node, qq{SELECT string_agg(code || ' ' || count || ' ' || (last_used_at = '$past'), ',')
            FROM apikeys.usage WHERE client_id = '$cid' AND hour = date_trunc('hour', '$past'::timestamptz)}),
 	'VALID 2 true', '... into apikeys.usage, the last use on the VALID row');
-is(sq(qq{SELECT (SELECT count(*) FROM apikeys.usage WHERE client_id = '$cid' AND hour = date_trunc('hour', now()))
+is(sq($node, qq{SELECT (SELECT count(*) FROM apikeys.usage WHERE client_id = '$cid' AND hour = date_trunc('hour', now()))
              || ' ' || (SELECT sum(d.count) FROM apikeys.usage_journal j, apikeys._journal_decode(j.data) d
                          WHERE d.client_id = '$cid' AND d.code = 'VALID')}),
 	'0 3', '... and leaves the current hour in the journal');
-is(sq(qq{SELECT sum(count) FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'}), '5',
+is(sq($node, qq{SELECT sum(count) FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'}), '5',
 	'key_usage counts every use once');
-is(sq(qq{SELECT (l.last_used_at >= '$used') || ' ' || (k.last_used_at IS NULL)
+is(sq($node, qq{SELECT (l.last_used_at >= '$used') || ' ' || (k.last_used_at IS NULL)
            FROM apikeys.key_list l JOIN apikeys.keys k USING (client_id) WHERE client_id = '$cid'}),
 	'true true', 'key_list shows the latest use; apikeys.keys is not written');
-is(sq('SELECT extract(epoch FROM now())::bigint / 3600'), $hour0, 'the hour did not turn meanwhile');
+is(sq($node, 'SELECT extract(epoch FROM now())::bigint / 3600'), $hour0, 'the hour did not turn meanwhile');
 
 # The WAL of a rollup of 500 keys: no row lock (Heap/LOCK), no speculative
 # insertion (Heap/HEAP_CONFIRM), no update of apikeys.keys.
-sq(q{INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg, expires_at)
+sq($node, q{INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg, expires_at)
      SELECT 'ak_' || lpad(g::text, 16, '0'), 'bulk', 'bulk ' || g, '{docs:read}'::apikeys.scope[],
             sha256(convert_to('S' || lpad(g::text, 42, '0'), 'UTF8')), 's', now() + interval '30 days'
        FROM generate_series(1, 500) g});
-is(sq(q{SELECT count(*) FROM generate_series(1, 500) g
+is(sq($node, q{SELECT count(*) FROM generate_series(1, 500) g
          WHERE (apikeys.verify_client('ak_' || lpad(g::text, 16, '0'), 'S' || lpad(g::text, 42, '0'))).valid}),
 	'500', '500 keys verify');
 # their counts journaled now, as the worker does every flush_interval (the
 # worker's own flushes are checked above; waiting for one here failed
 # under load)
-sq('SELECT apikeys.flush_usage(false)');
+sq($node, 'SELECT apikeys.flush_usage(false)');
 ok($node->poll_query_until('postgres', q{
 	SELECT count(DISTINCT client_id) = 500 FROM apikeys.key_usage
 	 WHERE client_id LIKE 'ak\_0%' AND code = 'VALID'}), '... and are flushed');
-my $filenode = sq(q{SELECT pg_relation_filenode('apikeys.keys')});
-sq('CHECKPOINT');
-my $lsn0 = sq('SELECT pg_current_wal_insert_lsn()');
-my $rows = sq('SELECT apikeys.flush_usage(true)');
-my $lsn1 = sq('SELECT pg_current_wal_insert_lsn()');
+my $filenode = sq($node, q{SELECT pg_relation_filenode('apikeys.keys')});
+sq($node, 'CHECKPOINT');
+my $lsn0 = sq($node, 'SELECT pg_current_wal_insert_lsn()');
+my $rows = sq($node, 'SELECT apikeys.flush_usage(true)');
+my $lsn1 = sq($node, 'SELECT pg_current_wal_insert_lsn()');
 ok($rows >= 500, "the rollup writes a usage row per key ($rows)");
-is(sq(qq{SELECT count(*) FROM pg_get_wal_records_info('$lsn0', '$lsn1')
+is(sq($node, qq{SELECT count(*) FROM pg_get_wal_records_info('$lsn0', '$lsn1')
           WHERE resource_manager = 'Heap'
             AND (record_type IN ('LOCK', 'HEAP_CONFIRM')
                  OR (record_type LIKE '%UPDATE%' AND block_ref ~ ('/$filenode( |\$)')))}),
 	'0', 'the rollup writes no row lock, no speculative insertion and no update of apikeys.keys');
-my $wal = sq(qq{SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')});
+my $wal = sq($node, qq{SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')});
 note("rollup of $rows usage rows: $wal bytes of WAL");
 
 $node->stop;

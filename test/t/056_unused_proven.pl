@@ -18,6 +18,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 $PostgreSQL::Test::Utils::timeout_default = 60;
 
@@ -64,17 +67,12 @@ sub accept_losses
 }
 
 # --- 1. worker slots all taken: max_worker_processes leaves none for a flush
-my $slots = PostgreSQL::Test::Cluster->new('slots');
-$slots->init;
-$slots->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
+my $slots = start_node('slots', conf => qq{
 max_worker_processes = 1     # the launcher's; no flush or policy worker can start
 max_logical_replication_workers = 0   # no logical replication launcher either
 apikeys.flush_interval = 1
 apikeys.prewarm = off
 });
-$slots->start;
-$slots->safe_psql('postgres', 'CREATE EXTENSION apikeys');
 my ($s_used, $s_tok, $s_idle) = keys_for($slots, 'slots');
 accept_losses($slots);
 my $err;
@@ -94,16 +92,11 @@ is(status($slots, $s_idle), 'revoked', 'slots: the idle key beside it is revoked
 $slots->stop;
 
 # --- 2. a clean shutdown keeps the uses not yet flushed; an unclean one loses them
-my $node = PostgreSQL::Test::Cluster->new('primary');
-$node->init(allows_streaming => 1);
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
+my $node = start_node('primary', init => { allows_streaming => 1 }, conf => qq{
 apikeys.flush_interval = 3600   # the use stays in shared memory
 apikeys.prewarm = off
 restart_after_crash = on
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
 my ($r_used, $r_tok, $r_idle) = keys_for($node, 'restart');
 accept_losses($node);
 is($node->safe_psql('postgres', "SELECT (apikeys.verify('$r_tok')).code"), 'VALID', 'restart: the used key verifies');

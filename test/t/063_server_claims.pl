@@ -18,6 +18,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 $PostgreSQL::Test::Utils::timeout_default = 120;
 
@@ -101,16 +104,11 @@ $other->stop;
 #
 # 2 and 3: a tiny cache (64 slots), so the usage table (10,000 keys) fills
 #
-my $node = PostgreSQL::Test::Cluster->new('tiny');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'apikeys'
+my $node = start_node('tiny', conf => q{
 apikeys.cache_size = 64
 apikeys.flush_interval = 3600
 apikeys.prewarm = off    # cache_prewarm() by hand below (069 tests the reload)
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
 $node->safe_psql('postgres', q{
 INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg, expires_at)
 SELECT 'ak_' || lpad(g::text, 16, '0'), 'bulk', 'bulk ' || g, '{docs:read}'::apikeys.scope[],

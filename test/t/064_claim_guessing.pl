@@ -22,17 +22,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 use Time::HiRes qw(time);
 
-my $node = PostgreSQL::Test::Cluster->new('guessing');
-$node->init(allows_streaming => 1);
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'apikeys'
+my $node = start_node('guessing', init => { allows_streaming => 1 }, conf => q{
 max_worker_processes = 0
 max_connections = 40
-});
-$node->start;
-$node->safe_psql('postgres', q{
+}, create => q{
 CREATE EXTENSION apikeys;
 CREATE FUNCTION public.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN

@@ -18,16 +18,16 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 my $conf = qq{
 shared_preload_libraries = 'apikeys'
 apikeys.default_max_keys = 100
 };
-my $pub = PostgreSQL::Test::Cluster->new('pub');
-$pub->init(allows_streaming => 'logical');
-$pub->append_conf('postgresql.conf', $conf);
-$pub->start;
-$pub->safe_psql('postgres', 'CREATE DATABASE app');
+my $pub = start_node('pub', init => { allows_streaming => 'logical' }, preload => 0,
+	conf => $conf, create => 'CREATE DATABASE app');
 $pub->safe_psql('app', 'CREATE EXTENSION apikeys');
 
 my $n = 0;
@@ -197,11 +197,7 @@ is(code($pub, 'restored', $t9), 'DISABLED', '... and a replica-mode UPDATE of it
 #
 # 6. logical replication into a subscriber set up from a restore
 #
-my $sub = PostgreSQL::Test::Cluster->new('sub');
-$sub->init;
-$sub->append_conf('postgresql.conf', $conf);
-$sub->start;
-$sub->safe_psql('postgres', 'CREATE DATABASE app');
+my $sub = start_node('sub', preload => 0, conf => $conf, create => 'CREATE DATABASE app');
 my ($c10, $t10) = issue($pub, 'app');
 $pub->command_ok([ 'pg_dump', '-Fc', '-d', $pub->connstr('app'), '-f', $dump ], 'pg_dump for the subscriber');
 $sub->safe_psql('app', 'CREATE EXTENSION apikeys');

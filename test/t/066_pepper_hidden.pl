@@ -12,16 +12,14 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 my $pepper = 'tap-pepper-0f3b9c1d7e';
-my $node = PostgreSQL::Test::Cluster->new('pepper');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
+my $node = start_node('pepper', conf => qq{
 apikeys.pepper = '$pepper'
-});
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION apikeys; CREATE EXTENSION pgcrypto');
+}, create => 'CREATE EXTENSION apikeys; CREATE EXTENSION pgcrypto');
 $node->safe_psql('postgres', 'CREATE ROLE mon LOGIN IN ROLE pg_monitor');
 
 my $row = $node->safe_psql('postgres',

@@ -5,7 +5,10 @@
 #   - a conflicting table lock (LOCK TABLE ... IN ACCESS EXCLUSIVE MODE)
 #     makes a lookup that misses the cache fail after apikeys.lock_timeout
 #     with SQLSTATE 55P03 (or after statement_timeout, if shorter, 57014);
-#     never VALID without reading the table;
+#     never VALID without reading the table; an imported (legacy) token
+#     too, and so does a lock on the other tables verification reads
+#     (scope_sets, owner_policies, protected_tables): one rule, catalog.c's
+#     ApikeysLockForRead;
 #   - without preloading, the last_used_at write under a SHARE lock (CREATE
 #     INDEX) is skipped after apikeys.lock_timeout: the request still gets
 #     its answer.
@@ -16,6 +19,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 use Time::HiRes qw(time);
 
 # timed($node, $sql): (elapsed seconds, psql rc, stdout, stderr); every
@@ -29,27 +35,30 @@ sub timed
 	return (time - $t0, $ret, $out, $err);
 }
 
-sub issue
-{
-	my ($node, $name) = @_;
-	my $row = $node->safe_psql('postgres',
-		"SELECT client_id || '|' || token FROM apikeys.create_key('lock-owner', '$name', ARRAY['docs:read'])");
-	return split /\|/, $row;
-}
-
 for my $preloaded (1, 0)
 {
 	my $mode = $preloaded ? 'preloaded' : 'not preloaded';
-	my $node = PostgreSQL::Test::Cluster->new($preloaded ? 'locks_pre' : 'locks_nopre');
-	$node->init;
-	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'apikeys'\n")
-	  if $preloaded;
-	$node->append_conf('postgresql.conf', "apikeys.last_used_granularity = 1\n");
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
-	my ($c1, $t1) = issue($node, 'held');
-	my ($c2, $t2) = issue($node, 'other');
-	my ($c3, $t3) = issue($node, 'never verified');	# never in the cache
+	my $node = start_node($preloaded ? 'locks_pre' : 'locks_nopre', preload => $preloaded,
+		conf => "apikeys.last_used_granularity = 1\n");
+	my ($c1, $t1) = issue_key($node, 'lock-owner', 'held');
+	my ($c2, $t2) = issue_key($node, 'lock-owner', 'other');
+	my ($c3, $t3) = issue_key($node, 'lock-owner', 'never verified');	# never in the cache
+	# an imported key: found by the hash of its whole token (src/legacy.c)
+	my $legacy = 'sk_live_imported_lock_test_0123456789';
+	$node->safe_psql('postgres',
+		"SELECT apikeys.import_key('lock-owner', 'imported', ARRAY['docs:read'], token => '$legacy')");
+	is($node->safe_psql('postgres', "SELECT (apikeys.verify('$legacy')).code"),
+		'VALID', "$mode: the imported token verifies");
+	# a key naming a scope set, and one with a database role (pre_request)
+	$node->safe_psql('postgres', q{SELECT apikeys.define_scope_set('readers', ARRAY['docs:read']);
+		CREATE ROLE lock_api NOLOGIN});
+	my ($cs, $ts) = issue_key($node, 'lock-owner-2', 'set', "ARRAY['\@readers']");
+	my ($cr, $tr) = split /\|/, $node->safe_psql('postgres',
+		"SELECT client_id, token FROM apikeys.create_key('lock-owner-2', 'role', ARRAY['docs:read'], db_role => 'lock_api')");
+	my $pre_request = "BEGIN; SELECT set_config('request.headers', json_build_object('x-api-key', '$tr')::text, true);\n"
+	  . "SELECT apikeys.pre_request(); SELECT current_user; COMMIT;";
+	like($node->safe_psql('postgres', $pre_request), qr/^lock_api$/m,
+		"$mode: pre_request switches to the key's role");
 	# $t2 answered once, so it is in the shared cache when there is one
 	$node->safe_psql('postgres', "SELECT apikeys.verify('$t2')");
 
@@ -81,6 +90,14 @@ for my $preloaded (1, 0)
 	isnt($out, 'VALID', "$mode: ... and never answers VALID");
 	like($err, qr/55P03/, "$mode: ... with the lock timeout error");
 	cmp_ok($secs, '<', 20, "$mode: ... after apikeys.lock_timeout, not when the lock is released");
+	# an imported token is looked up under the same rule (a new session:
+	# its "any imported keys?" probe reads the table too)
+	($secs, $ret, $out, $err) = timed($node,
+		"\\set VERBOSITY verbose\nSELECT (apikeys.verify('$legacy')).code");
+	isnt($ret, 0, "$mode: under ACCESS EXCLUSIVE an imported token's lookup fails");
+	isnt($out, 'VALID', "$mode: ... and never answers VALID");
+	like($err, qr/55P03/, "$mode: ... with the lock timeout error, as a native token's");
+	cmp_ok($secs, '<', 20, "$mode: ... after apikeys.lock_timeout, not when the lock is released");
 	($secs, $ret, $out, $err) = timed($node,
 		"SET statement_timeout = '200ms'; SET apikeys.lock_timeout = 0;\n\\set VERBOSITY verbose\nSELECT (apikeys.verify('$t3')).code");
 	like($err, qr/57014/, "$mode: with a shorter statement_timeout, that one cancels it");
@@ -102,6 +119,37 @@ for my $preloaded (1, 0)
 	($secs, $ret, $out, $err) = timed($node, "SELECT (apikeys.verify('$t1')).code");
 	is($out, 'VALID', "$mode: under a SHARE lock the key verifies");
 	cmp_ok($secs, '<', 20, "$mode: ... without waiting for the lock holder");
+	$admin->query_safe('ROLLBACK');
+
+	# the other tables the verification path reads are locked by the same
+	# rule (catalog.c ApikeysLockForRead): scope sets, owner policies,
+	# protected tables
+	$admin->query_safe('BEGIN');
+	$admin->query_safe('LOCK TABLE apikeys.scope_sets IN ACCESS EXCLUSIVE MODE');
+	($secs, $ret, $out, $err) = timed($node,
+		"\\set VERBOSITY verbose\nSELECT (apikeys.verify('$ts')).code");
+	like($err, qr/55P03/, "$mode: under ACCESS EXCLUSIVE on scope_sets a key naming a set fails with 55P03");
+	cmp_ok($secs, '<', 20, "$mode: ... after apikeys.lock_timeout");
+	$admin->query_safe('ROLLBACK');
+	$admin->query_safe('BEGIN');
+	$admin->query_safe('LOCK TABLE apikeys.owner_policies IN ACCESS EXCLUSIVE MODE');
+	($secs, $ret, $out, $err) = timed($node,
+		"\\set VERBOSITY verbose\nSELECT (apikeys.verify('$t1')).code");
+	if ($preloaded)
+	{
+		like($err, qr/55P03/, 'preloaded: under ACCESS EXCLUSIVE on owner_policies the owner-limit probe fails with 55P03');
+	}
+	else
+	{
+		is($out, 'VALID', 'not preloaded: owner limits are not read (no shared windows), the key verifies');
+	}
+	cmp_ok($secs, '<', 20, "$mode: ... without waiting for the lock holder");
+	$admin->query_safe('ROLLBACK');
+	$admin->query_safe('BEGIN');
+	$admin->query_safe('LOCK TABLE apikeys.protected_tables IN ACCESS EXCLUSIVE MODE');
+	($secs, $ret, $out, $err) = timed($node, "\\set VERBOSITY verbose\n$pre_request");
+	like($err, qr/55P03/, "$mode: under ACCESS EXCLUSIVE on protected_tables pre_request's role switch fails with 55P03");
+	cmp_ok($secs, '<', 20, "$mode: ... after apikeys.lock_timeout");
 	$admin->query_safe('ROLLBACK');
 	$admin->quit;
 

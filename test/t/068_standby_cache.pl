@@ -16,18 +16,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 $PostgreSQL::Test::Utils::timeout_default = 120;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
+my $primary = start_node('primary', init => { allows_streaming => 1 }, conf => qq{
 apikeys.cache_size = 1000
 apikeys.prewarm = off    # the standby starts cold: fills are seen (069 tests the reload)
-});
-$primary->start;
-$primary->safe_psql('postgres', q{
+}, create => q{
 CREATE EXTENSION apikeys;
 SELECT apikeys.define_scope_set('readers', ARRAY['docs:read']);
 CREATE TABLE tok (name text PRIMARY KEY, client_id text, token text);

@@ -17,19 +17,18 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 use IPC::Run;
 
-my $node = PostgreSQL::Test::Cluster->new('arena');
-$node->init;
 # 64 entries are rounded up to 16 ways in each of the 128 partitions: 2048
 # entries and a 512 kB arena, room for about 1,000 seed-shaped keys
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
+my $node = start_node('arena', conf => qq{
 apikeys.cache_size = 64
 apikeys.default_max_keys = 5000
 log_statement = none
-});
-$node->start;
+}, create => '');
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION apikeys;
 	CREATE ROLE seed_app NOLOGIN;

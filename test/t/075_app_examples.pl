@@ -39,7 +39,7 @@ apikeys.max_failures = 1000
 $node->start;
 
 is(compare("$root/examples/node/schema.sql", "$root/examples/python/schema.sql"),
-	0, 'both examples ship the same schema.sql');
+	0, 'both examples ship the same schema.sql (python\'s links to node\'s)');
 $node->command_ok(
 	[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
 		'-f', "$root/examples/node/schema.sql" ],

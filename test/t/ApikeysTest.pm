@@ -4,6 +4,7 @@
 #   use lib $FindBin::RealBin;
 #   use ApikeysTest;
 #
+#   my $node = start_node('name', conf => "apikeys.cache_size = 64\n");
 #   for_each_preload(sub { my ($preload, $libs) = @_; ... });
 #   my ($client_id, $token) = issue_key($node, 'acme', 'key 1');
 #   is(verify_code($node, $token, 'docs:read'), 'VALID', '...');
@@ -14,8 +15,29 @@ use strict;
 use warnings;
 use Exporter 'import';
 use Test::More;
+use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(for_each_preload sq issue_key verify_code);
+our @EXPORT = qw(start_node for_each_preload sq issue_key verify_code);
+
+# start_node(NAME, preload => 1, conf => TEXT, init => {...},
+#            create => 'CREATE EXTENSION apikeys'): a new cluster, initialised
+# with init's options (say allows_streaming => 1), apikeys in
+# shared_preload_libraries unless preload => 0, conf appended to
+# postgresql.conf, started, and create (SQL, '' for nothing) run in
+# database postgres.
+sub start_node
+{
+	my ($name, %opt) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%{ $opt{init} // {} });
+	my $conf = ($opt{preload} // 1) ? "shared_preload_libraries = 'apikeys'\n" : '';
+	$conf .= $opt{conf} // '';
+	$node->append_conf('postgresql.conf', $conf) if $conf ne '';
+	$node->start;
+	my $create = $opt{create} // 'CREATE EXTENSION apikeys';
+	$node->safe_psql('postgres', $create) if $create ne '';
+	return $node;
+}
 
 # for_each_preload(BODY, libs => 'other,libs'): runs BODY($preload, $libs)
 # in a subtest twice, without and then with apikeys in
