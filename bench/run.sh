@@ -153,6 +153,7 @@ apikeys_tab|tab|2|both|`apikeys.verify(token, '"'"'api:read'"'"')` on the full t
 apikeys_tab_hot|tab|8|all|as apikeys_tab, every client presents the same key
 apikeys_set|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"')` on one of 1000 keys holding the scope set `@bench_reader` (2 scopes)
 apikeys_inline|tab|2|all|as apikeys_set, on one of 1000 keys holding the same 2 scopes inline (compare with apikeys_set)
+apikeys_derived|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"')` on one of 1000 derived tokens (`derive_token(ARRAY['"'"'api:read'"'"'])` of the apikeys_inline keys; compare with apikeys_inline)
 apikeys_seed|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"', '"'"'10.1.2.3'"'"')` on a seed-shaped key (UUID owner, 8-15 scopes some with field lists, a network, a role, metadata) drawn uniformly from the seed population'
 
 declare -A V_GROUP V_CLIENTS V_POPS V_DESC
