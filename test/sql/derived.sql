@@ -155,6 +155,14 @@ COMMIT;
 RESET ROLE;
 SELECT v.expires_at = k.expires_at AS key_expiry, v.derived
   FROM apikeys.verify(:'d2') v, apikeys.keys k WHERE k.client_id = :'cid2';
+-- ... which the token itself says (its payload: flags, then the end in
+-- microseconds since 2000-01-01, big-endian)
+SELECT ('x' || encode(substring(decode(rpad(translate(split_part(:'d2', '.', 3), '-_', '+/'),
+                                            (length(split_part(:'d2', '.', 3)) + 3) / 4 * 4, '='),
+                                       'base64') from 2 for 8), 'hex'))::bit(64)::bigint
+       = (extract(epoch FROM k.expires_at - timestamptz '2000-01-01 00:00:00+00') * 1000000)::bigint
+       AS token_ends_with_key
+  FROM apikeys.keys k WHERE k.client_id = :'cid2';
 
 -- It ends on its own
 SELECT pg_sleep(1.1);
