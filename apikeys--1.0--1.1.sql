@@ -29,7 +29,7 @@ CREATE TABLE apikeys.derived_signing_key (
 );
 ALTER TABLE apikeys.derived_signing_key ENABLE ROW LEVEL SECURITY;
 
--- Part 2: the 4 functions and views of sql/install/ that are new or changed since 1.0
+-- Part 2: the 5 functions and views of sql/install/ that are new or changed since 1.0
 
 -- _acting_row: the authenticated key's current row, if it is live at the
 -- time of the call (clock_timestamp(): a transaction opened before the key
@@ -90,6 +90,13 @@ CREATE OR REPLACE FUNCTION apikeys._new_signing_secret() RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_new_signing_secret'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
+-- Each backend keeps the signing key it made: any change of the row (or
+-- TRUNCATE) sends a relcache invalidation that makes every backend, on
+-- standbys too, read it again.  ENABLE ALWAYS: also under replication apply.
+CREATE OR REPLACE FUNCTION apikeys._signing_key_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_signing_key_changed'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE OR REPLACE FUNCTION apikeys.derive_token(scopes text[] DEFAULT NULL,
                                      ttl interval DEFAULT '15 minutes')
     RETURNS text
@@ -107,7 +114,12 @@ CREATE OR REPLACE FUNCTION apikeys._current_derived() RETURNS boolean
 -- indexes, operators, ALTER ... that refer to new functions, and data
 -- migrations that call them.  Every object schema-qualified.
 
--- derived tokens: the signing secret of this database
+-- derived tokens: the trigger that makes backends read the signing secret
+-- again, and the secret of this database
+CREATE TRIGGER derived_signing_key_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.derived_signing_key
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._signing_key_changed();
+ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
 INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());
 
 -- Part 4: every comment and privilege of sql/install/ again (each is idempotent)
@@ -532,6 +544,8 @@ COMMENT ON TABLE apikeys.derived_signing_key IS 'The secret the signing key of d
 REVOKE ALL ON TABLE apikeys.derived_signing_key FROM PUBLIC;
 COMMENT ON FUNCTION apikeys._new_signing_secret IS 'Internal: 32 bytes from pg_strong_random(), the secret of apikeys.derived_signing_key';
 REVOKE ALL ON FUNCTION apikeys._new_signing_secret FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._signing_key_changed IS 'Internal: makes every backend read the signing secret of derived tokens again';
+REVOKE ALL ON FUNCTION apikeys._signing_key_changed FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.derive_token IS 'For the key authenticated in this transaction: a token that verifies until min(now + ttl, the key''s expiry) with those of its scopes (NULL: all), dies with its key, and is stored nowhere; ttl at most apikeys.max_derived_ttl';
 REVOKE ALL ON FUNCTION apikeys.derive_token FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.derive_token TO apikeys_verifier, apikeys_admin;

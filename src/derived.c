@@ -26,7 +26,8 @@
  *   a rotation (or reset) end every token derived before it, and a token
  *   of one key never checks out against another.
  * - The signing key is HMAC-SHA-256(the secret in
- *   apikeys.derived_signing_key, a label and apikeys.pepper).  The secret
+ *   apikeys.derived_signing_key, a label and apikeys.pepper), made once
+ *   per backend and again after the row or the pepper changed.  The secret
  *   is 32 random bytes made when the extension is created; it replicates
  *   to standbys (which can therefore check and derive tokens) and is read
  *   by nobody but the extension's owner (no grant, RLS on, read here
@@ -55,11 +56,14 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/hmac.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -74,6 +78,17 @@
 #define PAYLOAD_FLAG_ALL			0x01
 #define PAYLOAD_HEAD_LEN			9	/* flags + expiry */
 #define SIG_CHARS					43	/* base64url of 32 bytes */
+
+/*
+ * This backend's signing key, kept until a relcache invalidation of
+ * apikeys.derived_signing_key (its trigger sends one for every change of
+ * the row; DROP sends one too) or a change of the pepper.
+ */
+static bool signing_cached = false;
+static bool signing_callback = false;
+static Oid	signing_relid = InvalidOid;
+static uint8 signing_key[APIKEYS_DERIVED_SIG_LEN];
+static char *signing_pepper = NULL; /* the pepper it was made with */
 
 static const char b64url[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -177,24 +192,48 @@ Hmac(const uint8 *key, size_t keylen, int nparts,
 	pg_hmac_free(ctx);
 }
 
+/* ForgetSigningKey: the relcache callback; the table changed or went. */
+static void
+ForgetSigningKey(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == signing_relid)
+	{
+		signing_cached = false;
+		explicit_bzero(signing_key, sizeof(signing_key));
+	}
+}
+
 /*
- * SigningKey computes the key that signs derived tokens in this database:
+ * SigningKey gives the key that signs derived tokens in this database:
  * HMAC-SHA-256(the stored secret; label, 0, pepper).  The secret is read
  * from apikeys.derived_signing_key with the latest snapshot and without
- * SQL (so without a privilege: the verifier cannot read the table), at
- * each call: one row, and a change is seen at once by every session.
+ * SQL (so without a privilege: the verifier cannot read the table), once
+ * per backend until the row or the pepper changes.
  */
 static void
 SigningKey(uint8 *out)
 {
-	Oid			nsp = get_namespace_oid(APIKEYS_SCHEMA_NAME, true);
-	Oid			relid = OidIsValid(nsp) ?
-	get_relname_relid(APIKEYS_SIGNING_TABLE, nsp) : InvalidOid;
+	Oid			nsp;
+	Oid			relid;
 	uint8		secret[SIGNING_SECRET_LEN];
 	bool		found = false;
 	const char *pepper = apikeys_pepper != NULL ? apikeys_pepper : "";
 	const uint8 *parts[3];
 	size_t		lens[3];
+
+	if (!signing_callback)
+	{
+		CacheRegisterRelcacheCallback(ForgetSigningKey, (Datum) 0);
+		signing_callback = true;
+	}
+	if (signing_cached && signing_pepper != NULL && strcmp(signing_pepper, pepper) == 0)
+	{
+		memcpy(out, signing_key, APIKEYS_DERIVED_SIG_LEN);
+		return;
+	}
+
+	nsp = get_namespace_oid(APIKEYS_SCHEMA_NAME, true);
+	relid = OidIsValid(nsp) ? get_relname_relid(APIKEYS_SIGNING_TABLE, nsp) : InvalidOid;
 
 	if (OidIsValid(relid))
 	{
@@ -237,6 +276,17 @@ SigningKey(uint8 *out)
 	lens[1] = strlen(pepper);
 	Hmac(secret, SIGNING_SECRET_LEN, 2, parts, lens, out);
 	explicit_bzero(secret, sizeof(secret));
+
+	/* kept for the next call (the lock above took pending invalidations) */
+	if (signing_pepper != NULL)
+	{
+		explicit_bzero(signing_pepper, strlen(signing_pepper));
+		pfree(signing_pepper);
+	}
+	signing_pepper = MemoryContextStrdup(TopMemoryContext, pepper);
+	memcpy(signing_key, out, APIKEYS_DERIVED_SIG_LEN);
+	signing_relid = relid;
+	signing_cached = true;
 }
 
 /*
@@ -481,6 +531,27 @@ DerivedTokenMint(const char *client_id, char hash_alg, const uint8 *key_hash,
 	pfree(tok.data);
 	pfree(payload.data);
 	return result;
+}
+
+PG_FUNCTION_INFO_V1(apikeys_signing_key_changed);
+
+/*
+ * SQL function: apikeys._signing_key_changed() returns trigger
+ *
+ * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on
+ * apikeys.derived_signing_key: a relcache invalidation of the table, so
+ * every backend (on standbys too, where it is replayed) makes its signing
+ * key again.
+ */
+Datum
+apikeys_signing_key_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
+		elog(ERROR, "apikeys._signing_key_changed must be an AFTER trigger");
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 PG_FUNCTION_INFO_V1(apikeys_new_signing_secret);

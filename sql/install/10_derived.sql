@@ -25,6 +25,19 @@ CREATE FUNCTION apikeys._new_signing_secret() RETURNS bytea
 COMMENT ON FUNCTION apikeys._new_signing_secret IS 'Internal: 32 bytes from pg_strong_random(), the secret of apikeys.derived_signing_key';
 REVOKE ALL ON FUNCTION apikeys._new_signing_secret FROM PUBLIC;
 
+-- Each backend keeps the signing key it made: any change of the row (or
+-- TRUNCATE) sends a relcache invalidation that makes every backend, on
+-- standbys too, read it again.  ENABLE ALWAYS: also under replication apply.
+CREATE FUNCTION apikeys._signing_key_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_signing_key_changed'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION apikeys._signing_key_changed IS 'Internal: makes every backend read the signing secret of derived tokens again';
+REVOKE ALL ON FUNCTION apikeys._signing_key_changed FROM PUBLIC;
+CREATE TRIGGER derived_signing_key_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.derived_signing_key
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._signing_key_changed();
+ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
+
 INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());
 
 CREATE FUNCTION apikeys.derive_token(scopes text[] DEFAULT NULL,

@@ -3,5 +3,10 @@
 -- indexes, operators, ALTER ... that refer to new functions, and data
 -- migrations that call them.  Every object schema-qualified.
 
--- derived tokens: the signing secret of this database
+-- derived tokens: the trigger that makes backends read the signing secret
+-- again, and the secret of this database
+CREATE TRIGGER derived_signing_key_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.derived_signing_key
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._signing_key_changed();
+ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
 INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());

@@ -217,6 +217,24 @@ ROLLBACK;
 \set VERBOSITY terse
 RESET ROLE;
 
+-- A new signing secret ends every derived token: each session makes its
+-- signing key again (the table's trigger), this one too
+SELECT code FROM apikeys.verify(:'d2') AS before_new_secret;
+UPDATE apikeys.derived_signing_key SET secret = apikeys._new_signing_secret();
+SELECT code FROM apikeys.verify(:'d2') AS after_new_secret;
+-- ... and so does a change of the pepper (mixed into the signing key)
+SET ROLE regress_verifier;
+BEGIN;
+SELECT valid FROM apikeys.authenticate(:'tok2');
+SELECT apikeys.derive_token() AS d3 \gset
+COMMIT;
+RESET ROLE;
+SELECT code FROM apikeys.verify(:'d3') AS before_pepper;
+SET apikeys.pepper = 'a-pepper-for-the-derived-test-0123456789';
+SELECT (apikeys.verify(:'d3')).code AS with_pepper, (apikeys.verify(:'tok2')).code AS key_itself;
+RESET apikeys.pepper;
+SELECT code FROM apikeys.verify(:'d3') AS pepper_back;
+
 -- The signing secret: one row, read by nobody but its owner
 SELECT count(*) AS rows, min(octet_length(secret)) AS bytes FROM apikeys.derived_signing_key;
 SET ROLE regress_admin;
