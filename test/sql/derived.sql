@@ -196,6 +196,10 @@ SELECT valid FROM apikeys.authenticate(:'tok');
 SELECT apikeys.derive_token() AS dall \gset
 COMMIT;
 SELECT code FROM apikeys.verify(:'dall') AS derived_after_rotation;
+-- reported as leaked, a derived token is no key's secret: the key stays
+-- (else any holder of a derived token could revoke its key)
+SELECT apikeys.report_leaked(:'dall');
+SELECT (apikeys.verify(:'tok')).code AS key_after_report, (apikeys.verify(:'dall')).code AS derived_after_report;
 -- through PostgREST's pre_request (x-api-key)
 BEGIN;
 SELECT set_config('request.headers', json_build_object('x-api-key', :'dall')::text, true) IS NOT NULL AS headers;
