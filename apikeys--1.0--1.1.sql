@@ -33,8 +33,18 @@ DROP FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, te
 DROP FUNCTION apikeys._mint(text);
 DROP FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text,
                                    integer, interval, cidr[]);
+-- derived tokens (10_derived.sql): the two attributes the verification
+-- gains (credits_remaining is the credits' own), and the signing secret's
+-- table; its row is made in the .post.sql part, by the new function
+ALTER TYPE apikeys.verification ADD ATTRIBUTE credits_remaining bigint;
+ALTER TYPE apikeys.verification ADD ATTRIBUTE derived boolean;
+CREATE TABLE apikeys.derived_signing_key (
+    id      boolean PRIMARY KEY DEFAULT true CHECK (id),
+    secret  bytea NOT NULL CHECK (pg_catalog.octet_length(secret) OPERATOR(pg_catalog.=) 32)
+);
+ALTER TABLE apikeys.derived_signing_key ENABLE ROW LEVEL SECURITY;
 
--- Part 2: the 11 functions and views of sql/install/ that are new or changed since 1.0
+-- Part 2: the 16 functions and views of sql/install/ that are new or changed since 1.0
 
 -- Internal: new client ID (under the given prefix, NULL: token_prefix) or
 -- the given one, + secret + token + hash.
@@ -366,6 +376,61 @@ BEGIN
 END
 $$;
 
+-- _acting_row: the authenticated key's current row, if it is live at the
+-- time of the call (clock_timestamp(): a transaction opened before the key
+-- expired must not keep managing keys) and its scopes (sets expanded) grant
+-- p_scope; else 42501.  The one liveness check of management actions; it
+-- counts the action (_count_tenant_action).  With p_raise false (for
+-- reading, my_keys): NULL instead of the error, no row lock, not counted.
+CREATE OR REPLACE FUNCTION apikeys._acting_row(p_scope text, p_raise boolean DEFAULT true)
+    RETURNS apikeys.keys
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cid text := apikeys.current_client_id();
+    k apikeys.keys;
+BEGIN
+    IF v_cid IS NULL THEN
+        IF NOT p_raise THEN RETURN NULL; END IF;
+        RAISE EXCEPTION 'no API key is authenticated'
+            USING ERRCODE = '42501',
+                  HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
+    END IF;
+    -- a derived token (apikeys.derive_token) never acts on keys
+    IF apikeys._current_derived() THEN
+        IF NOT p_raise THEN RETURN NULL; END IF;
+        RAISE EXCEPTION 'a derived token cannot manage keys'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Only a key''s own token manages keys.';
+    END IF;
+    IF p_raise THEN
+        -- counted first: the owner's policy row is locked before the key
+        -- row, in the order create_key and revoke_all_keys take them
+        PERFORM apikeys._count_tenant_action(apikeys.current_owner());
+        -- a change follows: serialise with a concurrent revoke of this key
+        SELECT * INTO k FROM apikeys.keys a
+         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
+         FOR SHARE;
+    ELSE
+        -- reading only (my_keys): no lock, so it works in READ ONLY
+        -- transactions (PostgREST's GET) and on a standby
+        SELECT * INTO k FROM apikeys.keys a
+         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid;
+    END IF;
+    IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
+       k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() OR
+       NOT apikeys.scopes_grant(apikeys._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
+        IF NOT p_raise THEN RETURN NULL; END IF;
+        RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('This needs a live key holding the scope %s.', p_scope);
+    END IF;
+    RETURN k;
+END
+$$;
+
 -- _check_target: may the acting key change this key at all?  Only a key
 -- within its own power (_check_grant of the key as it is: a narrower key
 -- must not rotate, disable, revoke or delete a broader one), and never by
@@ -580,6 +645,27 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION apikeys._new_signing_secret() RETURNS bytea
+    AS 'MODULE_PATHNAME', 'apikeys_new_signing_secret'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+-- Each backend keeps the signing key it made: any change of the row (or
+-- TRUNCATE) sends a relcache invalidation that makes every backend, on
+-- standbys too, read it again.  ENABLE ALWAYS: also under replication apply.
+CREATE OR REPLACE FUNCTION apikeys._signing_key_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_signing_key_changed'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys.derive_token(scopes text[] DEFAULT NULL,
+                                     ttl interval DEFAULT '15 minutes')
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_derive_token'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys._current_derived() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_current_derived'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+
 -- Part 3: sql/upgrade/1.0--1.1.post.sql
 
 -- sql/upgrade/1.0--1.1.post.sql: the part of the update from 1.0 to 1.1
@@ -598,6 +684,13 @@ UPDATE apikeys.keys k SET claimed_at = c.claimed_at
 -- picks it up when its SELECT * is expanded again.
 CREATE OR REPLACE VIEW apikeys.my_keys AS
 SELECT * FROM apikeys._my_keys();
+-- derived tokens: the trigger that makes backends read the signing secret
+-- again, and the secret of this database
+CREATE TRIGGER derived_signing_key_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.derived_signing_key
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._signing_key_changed();
+ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
+INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());
 
 -- Part 4: every comment and privilege of sql/install/ again (each is idempotent)
 
@@ -1021,3 +1114,14 @@ COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the ba
 COMMENT ON COLUMN apikeys.stats.outbox_backlog IS 'Undelivered, not failed outbox rows of this database';
 REVOKE ALL ON TABLE apikeys.stats FROM PUBLIC;
 GRANT SELECT ON apikeys.stats TO apikeys_admin, pg_monitor;
+COMMENT ON TABLE apikeys.derived_signing_key IS 'The secret the signing key of derived tokens is made from (with apikeys.pepper); read by the extension''s owner only, not dumped';
+REVOKE ALL ON TABLE apikeys.derived_signing_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._new_signing_secret IS 'Internal: 32 bytes from pg_strong_random(), the secret of apikeys.derived_signing_key';
+REVOKE ALL ON FUNCTION apikeys._new_signing_secret FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._signing_key_changed IS 'Internal: makes every backend read the signing secret of derived tokens again';
+REVOKE ALL ON FUNCTION apikeys._signing_key_changed FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.derive_token IS 'For the key authenticated in this transaction: a token that verifies until min(now + ttl, the key''s expiry) with those of its scopes (NULL: all), dies with its key, and is stored nowhere; ttl at most apikeys.max_derived_ttl';
+REVOKE ALL ON FUNCTION apikeys.derive_token FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.derive_token TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys._current_derived IS 'Internal: did a derived token authenticate this transaction (NULL: nothing did)?';
+REVOKE ALL ON FUNCTION apikeys._current_derived FROM PUBLIC;

@@ -87,6 +87,7 @@ extern int	apikeys_max_failures;
 extern int	apikeys_max_network_failures;
 extern int	apikeys_failure_window;
 extern int	apikeys_claim_lifetime;
+extern int	apikeys_max_derived_ttl;
 extern int	apikeys_outbox_max_attempts;
 extern int	apikeys_outbox_backoff;
 extern int	apikeys_outbox_max_backoff;

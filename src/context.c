@@ -41,6 +41,7 @@ typedef struct RequestContext
 	char	   *client_id;
 	char	   *owner;
 	ArrayType  *scopes;
+	bool		derived;		/* set by a derived token (derived.c) */
 } RequestContext;
 
 static RequestContext ctx;
@@ -58,6 +59,7 @@ ContextClear(void)
 	ctx.client_id = NULL;
 	ctx.owner = NULL;
 	ctx.scopes = NULL;
+	ctx.derived = false;
 	if (ContextMemory != NULL)
 		MemoryContextReset(ContextMemory);
 }
@@ -122,8 +124,26 @@ ContextSet(const VerifyResult *res)
 	ctx.scopes = (ArrayType *) palloc(VARSIZE(res->key.scopes));
 	memcpy(ctx.scopes, res->key.scopes, VARSIZE(res->key.scopes));
 	MemoryContextSwitchTo(old);
+	ctx.derived = res->derived;
 	ctx.subid = GetCurrentSubTransactionId();
 	ctx.set = true;
+}
+
+/*
+ * ContextGet: is a key authenticated in this transaction?  If so, its
+ * client ID, its scopes (a derived token's: the narrowed ones) and
+ * whether a derived token authenticated it.  The pointers stay valid
+ * until the context changes.
+ */
+bool
+ContextGet(const char **client_id, ArrayType **scopes, bool *derived)
+{
+	if (!ctx.set)
+		return false;
+	*client_id = ctx.client_id;
+	*scopes = ctx.scopes;
+	*derived = ctx.derived;
+	return true;
 }
 
 /*
@@ -188,6 +208,7 @@ PG_FUNCTION_INFO_V1(apikeys_current_scopes);
 PG_FUNCTION_INFO_V1(apikeys_has_scope);
 PG_FUNCTION_INFO_V1(apikeys_require_scope);
 PG_FUNCTION_INFO_V1(apikeys_field_allowed);
+PG_FUNCTION_INFO_V1(apikeys_current_derived);
 
 /*
  * SQL function: apikeys.authenticate(token text, required_scope text,
@@ -307,4 +328,19 @@ apikeys_field_allowed(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(ScopeArrayAllowsField(ctx.scopes,
 										 VARDATA_ANY(r), VARSIZE_ANY_EXHDR(r),
 										 VARDATA_ANY(f), VARSIZE_ANY_EXHDR(f)));
+}
+
+/*
+ * SQL function: apikeys._current_derived() returns boolean
+ *
+ * Did a derived token authenticate this transaction?  NULL when nothing
+ * did.  The self-service functions refuse such a context (_acting_row):
+ * a derived token uses its key's scopes, it never acts on keys.
+ */
+Datum
+apikeys_current_derived(PG_FUNCTION_ARGS)
+{
+	if (!ctx.set)
+		PG_RETURN_NULL();
+	PG_RETURN_BOOL(ctx.derived);
 }

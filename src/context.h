@@ -15,6 +15,7 @@
 
 extern void ContextSet(const VerifyResult *res);
 extern void ContextClear(void);
+extern bool ContextGet(const char **client_id, ArrayType **scopes, bool *derived);
 extern void ContextRaiseFailure(const VerifyResult *res);
 
 #endif							/* APIKEYS_CONTEXT_H */

@@ -44,6 +44,7 @@ int			apikeys_max_network_failures = 1000;
 int			apikeys_failure_window = 3600;
 int			apikeys_lock_timeout = 1000;
 int			apikeys_claim_lifetime = 24 * 3600;
+int			apikeys_max_derived_ttl = 3600;
 int			apikeys_outbox_max_attempts = 10;
 int			apikeys_outbox_backoff = 10;
 int			apikeys_outbox_max_backoff = 3600;
@@ -459,6 +460,19 @@ ApikeysDefineGucs(void)
 							24 * 3600,
 							60,
 							30 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("apikeys.max_derived_ttl",
+							"Sets the longest life apikeys.derive_token() may give a derived token.",
+							"A longer ttl is refused; a derived token never outlives its key either.",
+							&apikeys_max_derived_ttl,
+							3600,
+							1,
+							7 * 24 * 3600,
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL,

@@ -480,7 +480,7 @@ SpanCmp(const void *a, const void *b)
  * "r:read(a,b)" are the same scope and must compare equal bytewise.
  * Sorts s->fields in place.
  */
-static text *
+text *
 ScopeCanonical(Scope *s)
 {
 	StringInfoData buf;

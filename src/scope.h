@@ -48,6 +48,7 @@ extern void ScopeParseOrError(const char *s, size_t len, Scope *out);
 extern bool ScopeGrants(const Scope *granted, const Scope *required);
 extern bool ScopeArrayGrants(ArrayType *granted, const Scope *required);
 extern bool ScopeArrayHasSet(ArrayType *scopes);
+extern text *ScopeCanonical(Scope *s);
 extern bool ScopeArrayCovers(ArrayType *granted, const Scope *required);
 extern bool ScopeArrayAllowsField(ArrayType *granted, const char *resource,
 								  size_t rlen, const char *field, size_t flen);

@@ -58,6 +58,7 @@
 #include "utils/timestamp.h"
 
 #include "cache.h"
+#include "derived.h"
 #include "legacy.h"
 #include "secret.h"
 #include "stats.h"
@@ -136,6 +137,9 @@ typedef struct Judgement
 	int			secret_len;
 	const Scope *required;
 	bool		legacy;			/* secret is a whole legacy token */
+	const DerivedToken *derived;	/* a derived token, signed in place of a
+									 * secret; NULL: none */
+	ArrayType  *derived_scopes; /* what the derived token holds now */
 	TimestampTz now;			/* JudgeKey's clock reading, reused */
 	bool		ip_known;		/* the client address is known ... */
 	ApikeysNet	client_net;		/* ... and parses to this */
@@ -164,8 +168,12 @@ JudgeKey(const KeyInfo *key, bool found, Judgement *j)
 	 * An imported key's hash is of a whole legacy token: it matches only a
 	 * legacy token (found by that hash), and a legacy token only such a key.
 	 */
-	if (found && (key->hash_alg == APIKEYS_HASH_LEGACY) == j->legacy &&
-		SecretHash(j->secret, j->secret_len, key->hash_alg, presented))
+	if (j->derived != NULL)
+		current_ok = DerivedSignatureValid(j->derived,
+										   found ? key->hash_alg : '\0',
+										   found ? key->hash : NULL);
+	else if (found && (key->hash_alg == APIKEYS_HASH_LEGACY) == j->legacy &&
+			 SecretHash(j->secret, j->secret_len, key->hash_alg, presented))
 		current_ok = SecretHashEqual(presented, key->hash);
 	else
 	{
@@ -177,7 +185,7 @@ JudgeKey(const KeyInfo *key, bool found, Judgement *j)
 		(void) SecretHashEqual(presented, dummy_hash);
 	}
 
-	if (found && !current_ok && key->has_prev &&
+	if (found && !current_ok && key->has_prev && j->derived == NULL &&
 		(key->prev_hash_alg == APIKEYS_HASH_LEGACY) == j->legacy)
 	{
 		if (key->prev_hash_alg == key->hash_alg ||
@@ -191,17 +199,24 @@ JudgeKey(const KeyInfo *key, bool found, Judgement *j)
 
 	j->now = now = GetCurrentTimestamp();
 	/* the one rule for which secrets a key answers to (report_leaked too) */
-	j->secret_live = current_ok || (prev_ok && now < key->prev_expires_at);
+	j->secret_live = j->derived == NULL &&
+		(current_ok || (prev_ok && now < key->prev_expires_at));
+	/* a derived token: its scopes the key still covers (derived.c) */
+	if (j->derived != NULL)
+		j->derived_scopes = DerivedScopes(j->derived, key->scopes);
 	if (key->revoked)
 		return APIKEYS_REVOKED;
 	if (key->disabled)
 		return APIKEYS_DISABLED;
-	if (now >= key->expires_at || (prev_ok && now >= key->prev_expires_at))
+	if (now >= key->expires_at || (prev_ok && now >= key->prev_expires_at) ||
+		(j->derived != NULL && now >= j->derived->expires_at))
 		return APIKEYS_EXPIRED;
 	if (key->allowed_cidrs != NULL &&
 		(!j->ip_known || !AddressAllowed(key->allowed_cidrs, &j->client_net)))
 		return APIKEYS_IP_NOT_ALLOWED;
-	if (j->required != NULL && !ScopeArrayGrants(key->scopes, j->required))
+	if (j->required != NULL &&
+		!ScopeArrayGrants(j->derived != NULL ? j->derived_scopes : key->scopes,
+						  j->required))
 		return APIKEYS_INSUFFICIENT_SCOPE;
 	return APIKEYS_VALID;
 }
@@ -237,7 +252,7 @@ JudgeHit(const KeyInfo *key, void *arg, TimestampTz *now)
 static void
 VerifyCredentialsExt(const char *client_id, int cid_len,
 					 const char *secret, int secret_len, bool legacy,
-					 const Scope *required,
+					 const DerivedToken *derived, const Scope *required,
 					 bool ip_known, Datum client_ip,
 					 bool may_write, VerifyResult *res)
 {
@@ -258,6 +273,8 @@ VerifyCredentialsExt(const char *client_id, int cid_len,
 	j.required = required;
 	j.legacy = legacy;
 	/* parsed once, normalised (an IPv4-mapped address is its IPv4 one) */
+	j.derived = derived;
+	j.derived_scopes = NULL;
 	j.ip_known = ip_known && NetFromInet(client_ip, &j.client_net);
 	j.judged = false;
 	j.secret_live = false;
@@ -277,6 +294,13 @@ VerifyCredentialsExt(const char *client_id, int cid_len,
 
 	res->have_key = true;
 	res->secret_live = j.secret_live;
+	if (derived != NULL)
+	{
+		/* the token's own scopes and end; all else is its key's */
+		res->derived = true;
+		res->key.scopes = j.derived_scopes;
+		res->key.expires_at = Min(key->expires_at, derived->expires_at);
+	}
 	if (key->rate_limit > 0)
 		res->rate_limit = key->rate_limit;
 	if (res->code == APIKEYS_VALID && key->rate_limit > 0)
@@ -303,7 +327,7 @@ VerifyCredentials(const char *client_id, int cid_len,
 				  bool ip_known, Datum client_ip,
 				  bool may_write, VerifyResult *res)
 {
-	VerifyCredentialsExt(client_id, cid_len, secret, secret_len, false,
+	VerifyCredentialsExt(client_id, cid_len, secret, secret_len, false, NULL,
 						 required, ip_known, client_ip, may_write, res);
 }
 
@@ -337,7 +361,7 @@ VerifyLegacyToken(const char *token, int len, const Scope *required,
 	explicit_bzero(hash, sizeof(hash));
 	if (found)
 	{
-		VerifyCredentialsExt(client_id, cid_len, token, len, true,
+		VerifyCredentialsExt(client_id, cid_len, token, len, true, NULL,
 							 required, ip_known, client_ip, may_write, res);
 		return;
 	}
@@ -345,6 +369,29 @@ VerifyLegacyToken(const char *token, int len, const Scope *required,
 	ip_known = ip_known && NetFromInet(client_ip, &net);
 	res->code = ThrottleFailure(ip_known ? &net : NULL, NULL, 0, &res->retry_after) ?
 		APIKEYS_RATE_LIMITED : APIKEYS_NOT_FOUND;
+}
+
+/*
+ * VerifyDerivedToken verifies a derived token (derived.c): its signature
+ * stands for the secret, checked against its key's current hash, and then
+ * the key is judged, limited and counted as for its own token.  Malformed:
+ * MALFORMED, with no lookup.
+ */
+static void
+VerifyDerivedToken(const char *token, int len, const Scope *required,
+				   bool ip_known, Datum client_ip, bool may_write,
+				   VerifyResult *res)
+{
+	DerivedToken dt;
+
+	if (!DerivedTokenParse(token, len, &dt))
+	{
+		SetMalformed(res);
+		return;
+	}
+	VerifyCredentialsExt(dt.client_id, dt.client_id_len, NULL, 0, false, &dt,
+						 required, ip_known, client_ip, may_write, res);
+	explicit_bzero(dt.signing_key, sizeof(dt.signing_key));
 }
 
 /*
@@ -357,6 +404,14 @@ VerifyToken(text *token, const Scope *required,
 {
 	ParsedToken pt;
 
+	if (token != NULL &&
+		DerivedTokenShaped(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)))
+	{
+		VerifyDerivedToken(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
+						   required, ip_known, client_ip, may_write, res);
+		ServerStatsCountVerification(res->code);
+		return;
+	}
 	if (token != NULL &&
 		!TokenParse(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &pt) &&
 		VARSIZE_ANY_EXHDR(token) > 0 &&
@@ -420,8 +475,8 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 	static Oid	cached_type = InvalidOid;
 	TupleDesc	tupdesc;
 	HeapTuple	tuple;
-	Datum		values[13];
-	bool		nulls[13] = {false};
+	Datum		values[15];
+	bool		nulls[15] = {false};
 
 	if (fcinfo->flinfo->fn_oid != cached_fn || !OidIsValid(cached_fn))
 	{
@@ -474,7 +529,13 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 	}
 	else
 		nulls[11] = nulls[12] = true;
-	Assert(tupdesc->natts == lengthof(values));
+	nulls[13] = true;			/* credits_remaining */
+	if (r->have_key)
+		values[14] = BoolGetDatum(r->derived);
+	else
+		nulls[14] = true;
+	/* a database not yet updated has the shorter type of its version */
+	Assert(tupdesc->natts <= lengthof(values));
 
 	tuple = heap_form_tuple(tupdesc, values, nulls);
 	ReleaseTupleDesc(tupdesc);

@@ -22,6 +22,8 @@ typedef struct VerifyResult
 	bool		have_key;		/* the secret matched: key fields are set */
 	bool		secret_live;	/* it is the current secret, or the previous
 								 * one within its grace */
+	bool		derived;		/* a derived token: key.scopes and
+								 * key.expires_at are the token's */
 	KeyInfo		key;
 	int			retry_after;	/* seconds, for RATE_LIMITED */
 	int32		rate_limit;		/* the key's limit (0: none) */

@@ -11,4 +11,21 @@ SELECT kind, g, (apikeys.create_key('bench_sets', kind || ' ' || g,
                    CASE kind WHEN 'set' THEN ARRAY['@bench_reader']
                              ELSE ARRAY['api:read', 'docs:read'] END)).token
   FROM unnest(ARRAY['set', 'inline']) kind, generate_series(1, 1000) g;
+-- Derived tokens (apikeys_derived): one per inline key, holding api:read, for a day (the
+-- maximum raised for this transaction only, so a long run does not outlive them); verified
+-- through their key's cache entry, as the key's own token is.
+BEGIN;
+SET LOCAL apikeys.max_derived_ttl = '1d';
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT id, token FROM bench.set_tokens WHERE kind = 'inline' ORDER BY id LOOP
+        PERFORM apikeys.authenticate(r.token);
+        INSERT INTO bench.set_tokens (kind, id, token)
+        VALUES ('derived', r.id, apikeys.derive_token(ARRAY['api:read'], '1 day'));
+    END LOOP;
+END
+$$;
+COMMIT;
 VACUUM (ANALYZE) bench.set_tokens;

@@ -18,7 +18,9 @@ CREATE TYPE apikeys.verification AS (
     metadata        jsonb,
     rate_limit      integer,        -- the key's own rate limit (NULL: none) ...
     rate_remaining  integer,        -- ... requests left in its window after this one ...
-    rate_reset      timestamptz     -- ... and when the window ends (NULL unless consulted)
+    rate_reset      timestamptz,    -- ... and when the window ends (NULL unless consulted)
+    credits_remaining bigint,
+    derived         boolean
 );
 COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, and its rate-limit window';
 

@@ -88,6 +88,13 @@ BEGIN
             USING ERRCODE = '42501',
                   HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
     END IF;
+    -- a derived token (apikeys.derive_token) never acts on keys
+    IF apikeys._current_derived() THEN
+        IF NOT p_raise THEN RETURN NULL; END IF;
+        RAISE EXCEPTION 'a derived token cannot manage keys'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Only a key''s own token manages keys.';
+    END IF;
     IF p_raise THEN
         -- counted first: the owner's policy row is locked before the key
         -- row, in the order create_key and revoke_all_keys take them

@@ -14,3 +14,10 @@ UPDATE apikeys.keys k SET claimed_at = c.claimed_at
 -- picks it up when its SELECT * is expanded again.
 CREATE OR REPLACE VIEW apikeys.my_keys AS
 SELECT * FROM apikeys._my_keys();
+-- derived tokens: the trigger that makes backends read the signing secret
+-- again, and the secret of this database
+CREATE TRIGGER derived_signing_key_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.derived_signing_key
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._signing_key_changed();
+ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
+INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());

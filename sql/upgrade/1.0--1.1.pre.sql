@@ -24,3 +24,13 @@ DROP FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, te
 DROP FUNCTION apikeys._mint(text);
 DROP FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text,
                                    integer, interval, cidr[]);
+-- derived tokens (10_derived.sql): the two attributes the verification
+-- gains (credits_remaining is the credits' own), and the signing secret's
+-- table; its row is made in the .post.sql part, by the new function
+ALTER TYPE apikeys.verification ADD ATTRIBUTE credits_remaining bigint;
+ALTER TYPE apikeys.verification ADD ATTRIBUTE derived boolean;
+CREATE TABLE apikeys.derived_signing_key (
+    id      boolean PRIMARY KEY DEFAULT true CHECK (id),
+    secret  bytea NOT NULL CHECK (pg_catalog.octet_length(secret) OPERATOR(pg_catalog.=) 32)
+);
+ALTER TABLE apikeys.derived_signing_key ENABLE ROW LEVEL SECURITY;
