@@ -63,6 +63,9 @@ CREATE TABLE apikeys.keys (
     -- handed out by rotating a key it did not create
     secret_by_key       text,
     prev_secret_by_key  text,
+    -- handoff: when the key was last claimed; it could not be used before,
+    -- so revoke_unused_after counts from here (apikeys._unused_proven)
+    claimed_at          timestamptz,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char", 'l'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
@@ -1666,7 +1669,7 @@ DECLARE
     changes jsonb := '{}'::jsonb;
     col text;
     hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
-                          'prev_expires_at', 'last_used_at', 'secret_set_at'];
+                          'prev_expires_at', 'last_used_at', 'secret_set_at', 'claimed_at'];
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,

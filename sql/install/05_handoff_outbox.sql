@@ -467,7 +467,8 @@ BEGIN
         prev_expires_at = NULL,
         secret_by_key = NULL,
         prev_secret_by_key = NULL,
-        pending_since = NULL
+        pending_since = NULL,
+        claimed_at = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
     UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;

@@ -171,7 +171,8 @@ REVOKE ALL ON FUNCTION apikeys.apply_policies FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.apply_policies TO apikeys_admin;
 
 -- _unused_proven: the one rule of revoke_unused_after.  A key is revoked as
--- unused only when its last recorded use (or, never used, its creation) is
+-- unused only when its last recorded use (or, never used, its creation or
+-- its last claim: a handoff key cannot be used before it is claimed) is
 -- older than unused_after AND every use in that time would have been
 -- recorded (apikeys._usage_unproven: preloaded, no standby that may verify,
 -- no use lost in that time, the journal's last uses all known).  proven
@@ -194,7 +195,7 @@ BEGIN
         (SELECT u.last_used_at FROM apikeys.usage u
           WHERE u.client_id OPERATOR(pg_catalog.=) p_key.client_id AND u.last_used_at IS NOT NULL
           ORDER BY u.hour DESC LIMIT 1));
-    IF COALESCE(last_used_at, p_key.created_at) OPERATOR(pg_catalog.>=)
+    IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
        (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
         proven := false;
         reason := NULL;

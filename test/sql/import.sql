@@ -228,3 +228,18 @@ DROP TABLE public.more_keys;
 
 DROP VIEW public.api_keys_import;
 DROP TABLE public.api_keys, public.bad_import;
+
+-- report_leaked takes a legacy token as it takes a native one: anyone
+-- holding it revokes the imported key, and learns nothing either way
+SET ROLE regress_admin;
+SELECT apikeys.import_key('leaky_co', 'leaked', '{}', token => 'sk_leaky_0001') AS cid_leaky \gset
+RESET ROLE;
+SET ROLE regress_verifier;
+SELECT code FROM apikeys.verify('sk_leaky_0001');
+SELECT apikeys.report_leaked('sk_leaky_0001');
+SELECT apikeys.report_leaked('sk_leaky_unknown');
+SELECT code FROM apikeys.verify('sk_leaky_0001');
+RESET ROLE;
+SELECT status FROM apikeys.key_list WHERE client_id = :'cid_leaky';
+SELECT event, detail->>'reason' AS reason FROM apikeys.audit_log
+ WHERE client_id = :'cid_leaky' ORDER BY id DESC LIMIT 1;

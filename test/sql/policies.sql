@@ -168,3 +168,30 @@ SELECT count(*) AS rolled_up_rows_after FROM apikeys.usage WHERE client_id = :'j
 -- the rolled-back flush's count is not lost (counted once preloaded; nothing without)
 SELECT code, count FROM apikeys.key_usage WHERE client_id = :'jrb' ORDER BY code;
 
+
+-- A handoff key cannot be used before it is claimed: its quiet time counts
+-- from the claim, not from its creation.  Both keys below were created 100
+-- days ago and never used; the one claimed now stays, the one claimed 100
+-- days ago is revoked (preloaded; without preloading nothing is revoked).
+SET ROLE regress_admin;
+SELECT apikeys.set_owner_policy('handed', revoke_unused_after => '30 days');
+SELECT (k).client_id AS hnew FROM (SELECT apikeys.create_key('handed', 'claimed now', '{}',
+        contact_email => 'int@example.com', contact_phone => '+447894123456', handoff => true) AS k) s \gset
+SELECT (k).client_id AS hold FROM (SELECT apikeys.create_key('handed', 'claimed long ago', '{}',
+        contact_email => 'int@example.com', contact_phone => '+447894123456', handoff => true) AS k) s \gset
+RESET ROLE;
+UPDATE apikeys.keys SET created_at = now() - interval '100 days' WHERE owner = 'handed';
+SELECT payload->>'claim_token' AS ct_new FROM apikeys.outbox WHERE client_id = :'hnew' AND event = 'handoff_link' \gset
+SELECT payload->>'code' AS code_new FROM apikeys.outbox WHERE client_id = :'hnew' AND event = 'handoff_code' \gset
+SELECT payload->>'claim_token' AS ct_old FROM apikeys.outbox WHERE client_id = :'hold' AND event = 'handoff_link' \gset
+SELECT payload->>'code' AS code_old FROM apikeys.outbox WHERE client_id = :'hold' AND event = 'handoff_code' \gset
+SET ROLE regress_verifier;
+SELECT (apikeys.claim_key(:'ct_new', :'code_new')).client_id = :'hnew' AS claimed_new;
+SELECT (apikeys.claim_key(:'ct_old', :'code_old')).client_id = :'hold' AS claimed_old;
+RESET ROLE;
+SELECT claimed_at > now() - interval '1 minute' AS claim_recorded FROM apikeys.keys WHERE client_id = :'hnew';
+UPDATE apikeys.keys SET claimed_at = now() - interval '100 days' WHERE client_id = :'hold';
+SET ROLE regress_admin;
+SELECT apikeys.apply_policies() >= 0 AS applied;
+SELECT name, status FROM apikeys.key_list WHERE owner = 'handed' ORDER BY name;
+RESET ROLE;
