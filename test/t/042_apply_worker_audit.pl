@@ -171,7 +171,7 @@ for my $role ('origin', 'replica')
 {
 	my ($ret, $out, $err) = $sub->psql('app',
 		"SET session_replication_role = $role; DELETE FROM apikeys.audit_log");
-	like($err, qr/append-only/, "a $role-mode session on the subscriber cannot delete audit rows");
+	like($err, qr/append-only/, "a session in $role mode on the subscriber cannot delete audit rows");
 }
 is($sub->safe_psql('app', $count), '1', '... and none was deleted');
 is($sub->safe_psql('app', q{SELECT count(*) FROM pg_stat_subscription s
