@@ -42,9 +42,9 @@
 #include "access/genam.h"
 #include "access/tableam.h"
 #include "common/base64.h"
+#include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
-#include "storage/shmem.h"
 #include "utils/relcache.h"
 
 #if PG_VERSION_NUM < 150000
