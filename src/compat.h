@@ -21,6 +21,15 @@
  *	18	pg_attribute_noreturn() (after the declarator) is gone; pg_noreturn
  *		goes before the declaration.
  *	18	pg_b64_decode writes to uint8 *, not char *.
+ *	19	index_beginscan takes the table-scan flags (ScanOptions; we pass
+ *		SO_NONE, as PostgreSQL's own catalog and constraint lookups do).
+ *	19	ShmemInitHash takes one number of entries (every shared hash table
+ *		is allocated whole, at its maximum) instead of an initial and a
+ *		maximum size.
+ *	19	Server headers include fewer others: a file that calls
+ *		tuplestore_putvalues includes utils/tuplestore.h, one that calls
+ *		heap_form_tuple access/htup_details.h (harmless on every major,
+ *		so those are plain #includes where they are used, not here).
  *
  * IDENTIFICATION
  *	  src/compat.h
@@ -30,7 +39,10 @@
 #ifndef APIKEYS_COMPAT_H
 #define APIKEYS_COMPAT_H
 
+#include "access/genam.h"
+#include "access/tableam.h"
 #include "common/base64.h"
+#include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -81,13 +93,31 @@ typedef RelFileNode ApikeysRelFile;
 #define ApikeysPrimaryKeyIndex(rel) RelationGetPrimaryKeyIndex(rel)
 #endif
 
-/* an index scan with nkeys scan keys, no ORDER BY keys, no instrumentation */
-#if PG_VERSION_NUM >= 180000
+/*
+ * an index scan with nkeys scan keys, no ORDER BY keys, no instrumentation
+ * and no table-scan options
+ */
+#if PG_VERSION_NUM >= 190000
+#define ApikeysIndexBeginScan(heap, index, snapshot, nkeys) \
+	index_beginscan((heap), (index), (snapshot), NULL, (nkeys), 0, SO_NONE)
+#elif PG_VERSION_NUM >= 180000
 #define ApikeysIndexBeginScan(heap, index, snapshot, nkeys) \
 	index_beginscan((heap), (index), (snapshot), NULL, (nkeys), 0)
 #else
 #define ApikeysIndexBeginScan(heap, index, snapshot, nkeys) \
 	index_beginscan((heap), (index), (snapshot), (nkeys), 0)
+#endif
+
+/*
+ * A shared hash table of at most nelems entries, all allocated at start
+ * (hash_flags should include HASH_FIXED_SIZE; 19 implies it)
+ */
+#if PG_VERSION_NUM >= 190000
+#define ApikeysShmemInitHash(name, nelems, info, hash_flags) \
+	ShmemInitHash((name), (nelems), (info), (hash_flags))
+#else
+#define ApikeysShmemInitHash(name, nelems, info, hash_flags) \
+	ShmemInitHash((name), (nelems), (nelems), (info), (hash_flags))
 #endif
 
 /*

@@ -36,6 +36,7 @@
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 
+#include "compat.h"
 #include "counters.h"
 #include "dblist.h"
 #include "shmem.h"
@@ -119,9 +120,8 @@ CountersShmemInit(void)
 
 	info.keysize = sizeof(UsageKey);
 	info.entrysize = sizeof(UsageEntry);
-	usage_hash = ShmemInitHash("apikeys usage by key",
-							   USAGE_MAX_KEYS(), USAGE_MAX_KEYS(),
-							   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	usage_hash = ApikeysShmemInitHash("apikeys usage by key", USAGE_MAX_KEYS(),
+									  &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 }
 
 /* MakeUsageKey fills a zero-padded key; false for an impossible length. */

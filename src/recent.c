@@ -29,6 +29,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
+#include "compat.h"
 #include "dblist.h"
 #include "recent.h"
 #include "shmem.h"
@@ -92,9 +93,8 @@ RecentShmemInit(void)
 	recent_lock = &GetNamedLWLockTranche(RECENT_TRANCHE)->lock;
 	info.keysize = sizeof(RecentKey);
 	info.entrysize = sizeof(RecentEntry);
-	recent_hash = ShmemInitHash("apikeys recent use by key",
-								RECENT_MAX_KEYS(), RECENT_MAX_KEYS(),
-								&info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	recent_hash = ApikeysShmemInitHash("apikeys recent use by key", RECENT_MAX_KEYS(),
+									   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 }
 
 /* MakeRecentKey fills a zero-padded key of this database. */

@@ -105,6 +105,7 @@
 #include "utils/builtins.h"
 #include "utils/inet.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "shmem.h"
 #include "throttle.h"

@@ -467,9 +467,9 @@ fi
 run_assert_suite() {
 	local src=$WORK/assert-src
 	msg "pg_regress(asserts): build with -DUSE_ASSERT_CHECKING"
-	mkdir -p "$src"
-	git -C "$ROOT" ls-files -co --exclude-standard -z | (cd "$ROOT" && tar --null -cf - -T -) | tar -xf - -C "$src"
-	rm -f "$src"/*.so "$src"/src/*.o "$src"/src/*.bc
+	# the checkout's files (also from a tree that is not a git checkout, as
+	# make dist's tarball), without build output: test/lib.sh's copy_tree
+	copy_tree "$src"
 	if ! make -s -C "$src" with_llvm=no PG_CONFIG="$PG_CONFIG" \
 		PG_CFLAGS="-DUSE_ASSERT_CHECKING ${PG_CFLAGS:--Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare}" \
 		>"$WORK/assert-build.log" 2>&1 ||
