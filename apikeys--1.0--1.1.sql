@@ -18,7 +18,822 @@
 -- DROP VIEW for a view whose columns change other than at the end, and
 -- pg_extension_config_dump for a new table.  Every object schema-qualified.
 
--- Part 2: the 0 functions and views of sql/install/ that are new or changed since 1.0
+-- Credits (issue 23): the balance and refill rule of a key, the verification
+-- row's credits_remaining (and derived, shared with derived tokens), the
+-- cost argument of verify / verify_client, the credit arguments of
+-- create_key / update_key / my_create_key / my_update_key, the credit part
+-- of the no-escalation rule (_check_grant) and the new code's counter in
+-- _stats (in code order, so the view goes too).
+ALTER TABLE apikeys.keys
+    ADD COLUMN credits bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
+    ADD COLUMN refill_amount bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
+    ADD COLUMN refill_every interval,
+    ADD COLUMN credits_refilled_at timestamptz,
+    ADD COLUMN credits_seq bigint NOT NULL DEFAULT 0,
+    ADD COLUMN credits_added bigint NOT NULL DEFAULT 0;
+ALTER TYPE apikeys.verification
+    ADD ATTRIBUTE credits_remaining bigint,
+    ADD ATTRIBUTE derived boolean;
+DROP FUNCTION apikeys.verify(text, text, inet);
+DROP FUNCTION apikeys.verify_client(text, text, text, inet);
+DROP FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[],
+                                 jsonb, name, integer, interval, boolean);
+DROP FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[],
+                                 jsonb, name, integer, interval);
+DROP FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[],
+                                    jsonb, boolean);
+DROP FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text,
+                                    cidr[], jsonb);
+DROP FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text,
+                                   integer, interval, cidr[]);
+DROP VIEW apikeys.stats;
+DROP FUNCTION apikeys._stats();
+
+-- Part 2: the 18 functions and views of sql/install/ that are new or changed since 1.0
+
+-- _check_credits validates a key's credit settings as they will be (the
+-- merged result for update_key): a balance of zero or more, a refill of a
+-- positive amount every 1 second to 100 years (measured as verification
+-- measures it: _interval_us), given both or neither.  22023 otherwise.
+CREATE OR REPLACE FUNCTION apikeys._check_credits(p_credits bigint, p_refill_amount bigint,
+                                       p_refill_every interval)
+    RETURNS void
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_credits OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'credits must be zero or more' USING ERRCODE = '22023',
+            HINT = 'Leave credits NULL for a key without a balance (unlimited use).';
+    END IF;
+    IF p_refill_amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'refill_amount must be positive' USING ERRCODE = '22023',
+            HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
+    END IF;
+    IF p_refill_every IS NOT NULL AND
+       (apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
+        p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+        RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
+    END IF;
+    IF (p_refill_amount IS NULL) OPERATOR(pg_catalog.<>) (p_refill_every IS NULL) THEN
+        RAISE EXCEPTION 'refill_amount and refill_every go together' USING ERRCODE = '22023',
+            DETAIL = 'A refill sets the balance back to refill_amount every refill_every.',
+            HINT = 'Give both, or neither for credits that never refill.';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
+                                   expires_at timestamptz DEFAULT NULL,
+                                   description text DEFAULT NULL,
+                                   contact_email text DEFAULT NULL,
+                                   contact_phone text DEFAULT NULL,
+                                   allowed_cidrs cidr[] DEFAULT NULL,
+                                   metadata jsonb DEFAULT '{}',
+                                   db_role name DEFAULT NULL,
+                                   rate_limit integer DEFAULT NULL,
+                                   rate_window interval DEFAULT '1 minute',
+                                   handoff boolean DEFAULT false,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_scopes apikeys.scope[];
+    -- a refill without a starting balance starts full
+    v_credits bigint := COALESCE(create_key.credits, create_key.refill_amount);
+    v_max_keys integer;
+    v_max_lifetime interval;
+    v_live bigint;
+    v_expires timestamptz;
+    m record;
+    v_key apikeys.keys;
+BEGIN
+    PERFORM apikeys._check_owner(create_key.owner);
+    PERFORM apikeys._check_text('name', create_key.name, 128, true);
+    IF create_key.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
+            HINT = 'Give an empty array for a key that may do nothing yet.';
+    END IF;
+    IF create_key.rate_limit IS NOT NULL AND create_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
+            HINT = 'Use NULL for no limit.';
+    END IF;
+    v_scopes := apikeys._check_settings(create_key.scopes, create_key.description,
+                    create_key.contact_email, create_key.contact_phone,
+                    create_key.allowed_cidrs, create_key.metadata,
+                    create_key.db_role::text, create_key.rate_limit,
+                    CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END);
+    IF create_key.handoff IS NULL THEN
+        RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    PERFORM apikeys._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
+    IF create_key.handoff AND
+       (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
+        RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
+            USING ERRCODE = '22023',
+                  DETAIL = 'The claim link goes to the email address and the code to the phone.',
+                  HINT = 'Give contact_email and contact_phone.';
+    END IF;
+
+    -- Serialise creates for this owner: the upsert row-locks the owner's
+    -- policy row, and a REPEATABLE READ transaction racing another create
+    -- fails with a serialization error instead of overshooting the cap.
+    INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
+    VALUES (create_key.owner, 1)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey
+    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
+
+    SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
+      FROM apikeys._owner_limits(create_key.owner) l;
+
+    v_expires := COALESCE(create_key.expires_at,
+                          pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
+    PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
+
+    PERFORM apikeys._check_key_cap(create_key.owner, v_max_keys);
+
+    -- With handoff, the secret minted here is dropped unseen: the stored
+    -- hash matches nothing anybody has, so the key answers NOT_FOUND until
+    -- claim_key mints the real one.
+    --
+    -- A client ID that already exists (96 random bits: never in practice)
+    -- must not surface as a unique violation whose DETAIL names another
+    -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
+    -- misses fail with a message of our own.
+    FOR attempt IN 1..3 LOOP
+        m := apikeys._mint(NULL);
+
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role,
+                                  rate_limit, rate_window, pending_since, created_by_key,
+                                  credits, refill_amount, refill_every, credits_refilled_at)
+        VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
+                m.hash_alg, v_expires, apikeys._outer_user(),
+                NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
+                NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
+                NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
+                create_key.rate_limit,
+                CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
+                CASE WHEN create_key.handoff THEN pg_catalog.now() END,
+                apikeys._acting_key(),
+                v_credits, create_key.refill_amount, create_key.refill_every,
+                CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END)
+        ON CONFLICT (client_id) DO NOTHING
+        RETURNING * INTO v_key;
+        EXIT WHEN v_key.client_id IS NOT NULL;
+    END LOOP;
+    IF v_key.client_id IS NULL THEN
+        RAISE EXCEPTION 'could not issue a unique client ID'
+            USING ERRCODE = '23505',
+                  HINT = 'Try again.';
+    END IF;
+
+    PERFORM apikeys._audit('created', m.client_id, create_key.owner,
+        pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
+                                      'expires_at', v_expires)
+        OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
+                                     ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                                         'credits', v_credits,
+                                         'refill_amount', create_key.refill_amount,
+                                         'refill_every', create_key.refill_every)) END
+        OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
+                                     THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
+
+    IF create_key.handoff THEN
+        PERFORM apikeys._handoff_start(v_key);
+        RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
+    END IF;
+    RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.update_key(client_id text,
+                                   name text DEFAULT NULL,
+                                   description text DEFAULT NULL,
+                                   scopes text[] DEFAULT NULL,
+                                   expires_at timestamptz DEFAULT NULL,
+                                   contact_email text DEFAULT NULL,
+                                   contact_phone text DEFAULT NULL,
+                                   allowed_cidrs cidr[] DEFAULT NULL,
+                                   metadata jsonb DEFAULT NULL,
+                                   db_role name DEFAULT NULL,
+                                   rate_limit integer DEFAULT NULL,
+                                   rate_window interval DEFAULT NULL,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    v_scopes apikeys.scope[];
+    v_max_lifetime interval;
+    v_credits bigint;
+BEGIN
+    IF update_key.name IS NOT NULL THEN
+        PERFORM apikeys._check_text('name', update_key.name, 128, true);
+    END IF;
+    v_scopes := apikeys._check_settings(update_key.scopes, update_key.description,
+                    update_key.contact_email, update_key.contact_phone,
+                    update_key.allowed_cidrs, update_key.metadata,
+                    update_key.db_role::text, update_key.rate_limit, update_key.rate_window);
+    k := apikeys._key_row(update_key.client_id);
+    -- the credit settings as they will be: a refill given to a key without
+    -- credits starts it full
+    v_credits := COALESCE(update_key.credits, k.credits,
+                          CASE WHEN update_key.refill_amount IS NOT NULL AND k.refill_amount IS NULL
+                               THEN update_key.refill_amount END);
+    PERFORM apikeys._check_credits(v_credits,
+                                   COALESCE(update_key.refill_amount, k.refill_amount),
+                                   COALESCE(update_key.refill_every, k.refill_every));
+
+    IF update_key.expires_at IS NOT NULL THEN
+        IF update_key.expires_at OPERATOR(pg_catalog.>) k.expires_at THEN
+            RAISE EXCEPTION 'cannot extend the expiry of API key "%"', k.client_id
+                USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.format('The key expires at %s; an expiry can only be brought forward.', k.expires_at),
+                      HINT = 'Issue a new key for a longer lifetime.';
+        END IF;
+        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(k.owner) l;
+        PERFORM apikeys._check_expiry(update_key.expires_at, v_max_lifetime);
+    END IF;
+
+    PERFORM apikeys._op_begin('updated', NULL);
+    UPDATE apikeys.keys SET
+        name          = COALESCE(update_key.name, keys.name),
+        description   = CASE WHEN update_key.description IS NULL THEN keys.description
+                             ELSE NULLIF(update_key.description, '') END,
+        scopes        = COALESCE(v_scopes, keys.scopes),
+        expires_at    = COALESCE(update_key.expires_at, keys.expires_at),
+        -- a rotation's grace never outlives a shortened expiry (LEAST
+        -- ignores NULLs, so a key never rotated must stay NULL here)
+        prev_expires_at = CASE WHEN keys.prev_expires_at IS NOT NULL
+                               THEN LEAST(keys.prev_expires_at,
+                                          COALESCE(update_key.expires_at, keys.expires_at)) END,
+        contact_email = CASE WHEN update_key.contact_email IS NULL THEN keys.contact_email
+                             ELSE NULLIF(update_key.contact_email, '') END,
+        contact_phone = CASE WHEN update_key.contact_phone IS NULL THEN keys.contact_phone
+                             ELSE NULLIF(update_key.contact_phone, '') END,
+        allowed_cidrs = CASE WHEN update_key.allowed_cidrs IS NULL THEN keys.allowed_cidrs
+                             ELSE NULLIF(update_key.allowed_cidrs, '{}'::cidr[]) END,
+        metadata      = CASE WHEN update_key.metadata IS NULL THEN keys.metadata
+                             ELSE NULLIF(update_key.metadata, '{}'::jsonb) END,
+        db_role       = CASE WHEN update_key.db_role IS NULL THEN keys.db_role
+                             ELSE NULLIF(update_key.db_role::text, '') END,
+        rate_limit    = CASE WHEN update_key.rate_limit IS NULL THEN keys.rate_limit
+                             ELSE NULLIF(update_key.rate_limit, 0) END,
+        rate_window   = CASE WHEN update_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+                             ELSE COALESCE(update_key.rate_window, keys.rate_window,
+                                           CASE WHEN update_key.rate_limit IS NOT NULL
+                                                THEN '1 minute'::interval END) END,
+        -- a balance given (or a first one) replaces what shared memory
+        -- holds (credits_seq) and starts a new refill period; a refill rule
+        -- alone changes the rule, not the balance or the period
+        credits       = v_credits,
+        credits_seq   = CASE WHEN v_credits IS DISTINCT FROM keys.credits OR
+                                  update_key.credits IS NOT NULL
+                             THEN keys.credits_seq OPERATOR(pg_catalog.+) 1
+                             ELSE keys.credits_seq END,
+        credits_refilled_at = CASE WHEN update_key.credits IS NOT NULL OR keys.credits IS NULL
+                                   THEN CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END
+                                   ELSE keys.credits_refilled_at END,
+        refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
+        refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+END
+$$;
+
+-- Credits (src/credits.c).  With shared_preload_libraries a key's balance
+-- lives in shared memory while the server runs; the row holds it as last
+-- flushed, so reading the balance asks shared memory first.
+CREATE OR REPLACE FUNCTION apikeys._credits_balance(client_id text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- The row's balance and refill period with any refill that is due applied,
+-- by the rule verification applies (add_credits tops up from there).
+CREATE OR REPLACE FUNCTION apikeys._credits_refilled(credits bigint, refill_amount bigint,
+                                          refill_every interval, refilled_at timestamptz,
+                                          OUT credits bigint, OUT refilled_at timestamptz)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_credits_refilled'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+
+-- Writes the balances spent in shared memory to apikeys.keys now (the
+-- background worker does it every apikeys.flush_interval); the number of
+-- keys written.
+CREATE OR REPLACE FUNCTION apikeys._credits_flush() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_flush'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- What the flush writes for one key: the balance shared memory holds plus
+-- any top-up it has not yet seen, while the row still has the credits_seq
+-- the balance was loaded from (an admin's newer balance wins).  Labelled
+-- credits_spent, which the audit trigger does not record.
+CREATE OR REPLACE FUNCTION apikeys._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
+                                       p_balance bigint, p_refilled_at timestamptz)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM apikeys._op_begin('credits_spent', NULL);
+    UPDATE apikeys.keys SET
+        credits = GREATEST(p_balance OPERATOR(pg_catalog.+)
+                           (keys.credits_added OPERATOR(pg_catalog.-) p_added_seen), 0),
+        credits_refilled_at = p_refilled_at
+     WHERE keys.client_id OPERATOR(pg_catalog.=) p_client_id
+       AND keys.credits_seq OPERATOR(pg_catalog.=) p_seq
+       AND keys.credits IS NOT NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM apikeys._op_end();
+    RETURN n OPERATOR(pg_catalog.>) 0;
+END
+$$;
+
+-- One verification's spend without shared memory: the row locked, any
+-- refill due applied, cost taken if the balance holds it.
+CREATE OR REPLACE FUNCTION apikeys._credits_spend_row(p_client_id text, p_cost integer,
+                                           OUT spent boolean, OUT balance bigint,
+                                           OUT refilled_at timestamptz)
+    RETURNS record
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k record;
+    r record;
+BEGIN
+    SELECT c.credits, c.refill_amount, c.refill_every, c.credits_refilled_at INTO k
+      FROM apikeys.keys c
+     WHERE c.client_id OPERATOR(pg_catalog.=) p_client_id
+       FOR NO KEY UPDATE;
+    IF NOT FOUND OR k.credits IS NULL THEN
+        RETURN;
+    END IF;
+    r := apikeys._credits_refilled(k.credits, k.refill_amount, k.refill_every,
+                                   k.credits_refilled_at);
+    spent := r.credits OPERATOR(pg_catalog.>=) p_cost;
+    balance := r.credits OPERATOR(pg_catalog.-) CASE WHEN spent THEN p_cost ELSE 0 END;
+    refilled_at := r.refilled_at;
+    IF spent OR r.refilled_at IS DISTINCT FROM k.credits_refilled_at THEN
+        PERFORM apikeys._op_begin('credits_spent', NULL);
+        UPDATE apikeys.keys c SET credits = balance, credits_refilled_at = r.refilled_at
+         WHERE c.client_id OPERATOR(pg_catalog.=) p_client_id;
+        PERFORM apikeys._op_end();
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.add_credits(client_id text, amount bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    r record;
+    v_balance bigint;
+BEGIN
+    IF add_credits.amount IS NULL OR add_credits.amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
+            HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    k := apikeys._key_row(add_credits.client_id);
+    IF k.credits IS NULL THEN
+        RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
+            DETAIL = 'A key without credits has unlimited use.',
+            HINT = 'Give it a balance first with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    -- a top-up: shared memory adds the difference of credits_added to the
+    -- balance it holds, after any refill that is due (so is the row)
+    r := apikeys._credits_refilled(k.credits, k.refill_amount, k.refill_every,
+                                   k.credits_refilled_at);
+    PERFORM apikeys._op_begin('credits_added', NULL);
+    UPDATE apikeys.keys SET
+        credits = r.credits OPERATOR(pg_catalog.+) add_credits.amount,
+        credits_refilled_at = r.refilled_at,
+        credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    v_balance := apikeys._credits_balance(k.client_id);
+    PERFORM apikeys._audit('credits_added', k.client_id, k.owner,
+        pg_catalog.jsonb_build_object('amount', add_credits.amount, 'balance', v_balance));
+    RETURN v_balance;
+END
+$$;
+
+-- Audits UPDATE and DELETE on apikeys.keys, labelled by the extension
+-- function that made the change or, for a direct change, direct_update /
+-- direct_delete.  Hashes never reach the audit row: a new secret shows as
+-- "secret": "replaced".  Inserts are audited by create_key itself, so a
+-- restore (COPY into the table) does not add rows to the trail.
+CREATE OR REPLACE FUNCTION apikeys._keys_audit_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ev text := apikeys._op_event();
+    det jsonb := COALESCE(apikeys._op_detail(), '{}'::jsonb);
+    o jsonb;
+    n jsonb;
+    changes jsonb := '{}'::jsonb;
+    col text;
+    hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
+                          'prev_expires_at', 'last_used_at', 'secret_set_at',
+                          'credits_refilled_at', 'credits_seq', 'credits_added'];
+BEGIN
+    -- spends written out (_credits_flush) are not changes; add_credits
+    -- writes its own audit row (amount and balance)
+    IF ev OPERATOR(pg_catalog.=) ANY (ARRAY['credits_spent', 'credits_added']) AND
+       TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
+            det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
+        RETURN OLD;
+    END IF;
+
+    o := pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) hidden;
+    n := pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) hidden;
+    FOR col IN SELECT pg_catalog.jsonb_object_keys(n) LOOP
+        IF (o OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (n OPERATOR(pg_catalog.->) col) THEN
+            changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
+                pg_catalog.jsonb_build_object('old', o OPERATOR(pg_catalog.->) col,
+                                              'new', n OPERATOR(pg_catalog.->) col));
+        END IF;
+    END LOOP;
+    IF OLD.secret_hash IS DISTINCT FROM NEW.secret_hash THEN
+        changes := changes OPERATOR(pg_catalog.||) '{"secret": "replaced"}'::jsonb;
+    END IF;
+    IF changes OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+        RETURN NEW;
+    END IF;
+    PERFORM apikeys._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
+        det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('changes', changes));
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.verify(token text, required_scope text DEFAULT NULL,
+                               client_ip inet DEFAULT NULL, cost integer DEFAULT 1)
+    RETURNS apikeys.verification
+    AS 'MODULE_PATHNAME', 'apikeys_verify'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+
+CREATE OR REPLACE FUNCTION apikeys.verify_client(client_id text, client_secret text,
+                                      required_scope text DEFAULT NULL,
+                                      client_ip inet DEFAULT NULL,
+                                      cost integer DEFAULT 1)
+    RETURNS apikeys.verification
+    AS 'MODULE_PATHNAME', 'apikeys_verify_client'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+
+-- _check_target: may the acting key change this key at all?  Only a key
+-- within its own power (_check_grant of the key as it is: a narrower key
+-- must not rotate, disable, revoke or delete a broader one), and never by
+-- enabling a key an admin disabled (disabled_by_key NULL): a tenant does
+-- not undo the platform.  Every my_* change reaches it through _target_row.
+CREATE OR REPLACE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
+                                 p_target.expires_at, p_target.db_role, p_target.rate_limit,
+                                 p_target.rate_window, p_target.allowed_cidrs,
+                                 apikeys._credits_balance(p_target.client_id),
+                                 p_target.refill_amount, p_target.refill_every);
+    IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
+       p_target.disabled_by_key IS NULL THEN
+        RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
+            USING ERRCODE = '42501',
+                  DETAIL = 'An administrator disabled that key.',
+                  HINT = 'Only an administrator can enable it (apikeys.enable_key()).';
+    END IF;
+END
+$$;
+
+-- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
+-- may give a key (new, or changed, or one it acts on: _check_target) only
+-- what it holds itself:
+--   scopes       each one covered by the acting key's scopes, both sides
+--                with '@set' expanded, matched by the scope type itself
+--                (_scopes_cover: so apikeys:* or * only from a key holding
+--                it, and a field list only narrower than the acting key's;
+--                a field-less scope only from a field-less grant)
+--   expiry       not later than the acting key's, to the microsecond
+--   db_role      the acting key's own (NULL too: no role switch)
+--   rate limit   none only if the acting key has none; else at most the
+--                acting key's rate (limit per window length), the windows
+--                measured as verification measures them (_interval_us:
+--                '1 year -359 days' is one day to both)
+--   networks     none only if the acting key has none; else each network
+--                inside one of the acting key's, both normalised as
+--                verification normalises them (_cidrs_outside:
+--                ::ffff:0.0.0.0/96 is IPv4 0.0.0.0/0, outside ::/0)
+--   credits      none (unlimited) only if the acting key has none; else a
+--                balance no larger than the most the acting key can hold
+--                (its balance now, or its refill_amount if that is more),
+--                and a refill only if the acting key has one, of at most
+--                its amount, at most as often (_interval_us)
+-- Anything else: 42501.
+CREATE OR REPLACE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
+                                     p_scopes apikeys.scope[], p_expires_at timestamptz,
+                                     p_db_role text, p_rate_limit integer,
+                                     p_rate_window interval, p_allowed_cidrs cidr[],
+                                     p_credits bigint, p_refill_amount bigint,
+                                     p_refill_every interval)
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_held apikeys.scope[] := apikeys._expand_scopes(p_acting.scopes);
+    v_what text := CASE WHEN p_client_id IS NULL THEN 'a new API key'
+                        ELSE pg_catalog.format('API key "%s"', p_client_id) END;
+    s apikeys.scope;
+    c cidr;
+    v_most bigint;
+BEGIN
+    FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
+    LOOP
+        IF NOT apikeys._scopes_cover(v_held, s) THEN
+            RAISE EXCEPTION 'API key "%" cannot give % the scope "%"', p_acting.client_id, v_what, s::text
+                USING ERRCODE = '42501',
+                      DETAIL = 'A key can only give scopes its own scopes grant.';
+        END IF;
+    END LOOP;
+    IF p_expires_at IS NULL OR p_expires_at OPERATOR(pg_catalog.>) p_acting.expires_at THEN
+        RAISE EXCEPTION 'API key "%" cannot give % an expiry later than its own', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('The acting key expires at %s.', p_acting.expires_at);
+    END IF;
+    IF p_db_role IS DISTINCT FROM p_acting.db_role THEN
+        RAISE EXCEPTION 'API key "%" cannot give % another db_role', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = 'A key can only give its own db_role.';
+    END IF;
+    -- a missing window is one minute, as verification reads it (lookup.c)
+    IF p_acting.rate_limit IS NOT NULL AND
+       (p_rate_limit IS NULL OR
+        (p_rate_limit::numeric OPERATOR(pg_catalog.*)
+         COALESCE(apikeys._interval_us(p_acting.rate_window), 60000000)::numeric)
+          OPERATOR(pg_catalog.>)
+        (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*)
+         COALESCE(apikeys._interval_us(p_rate_window), 60000000)::numeric)) THEN
+        RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('The acting key allows %s requests per %s.',
+                                             p_acting.rate_limit, p_acting.rate_window);
+    END IF;
+    IF p_acting.allowed_cidrs IS NOT NULL THEN
+        IF p_allowed_cidrs IS NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501';
+        END IF;
+        c := apikeys._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
+        IF c IS NOT NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The network %s is outside the acting key''s allowed_cidrs.', c);
+        END IF;
+    END IF;
+    IF p_acting.credits IS NOT NULL THEN
+        v_most := GREATEST(apikeys._credits_balance(p_acting.client_id),
+                           COALESCE(p_acting.refill_amount, 0));
+        IF p_credits IS NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % unlimited use', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = 'The acting key has credits, so every key it gives must have credits too.',
+                      HINT = pg_catalog.format('Give credits of at most %s.', v_most);
+        END IF;
+        IF p_credits OPERATOR(pg_catalog.>) v_most THEN
+            RAISE EXCEPTION 'API key "%" cannot give % more credits than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The acting key can hold at most %s credits.', v_most);
+        END IF;
+        IF p_refill_amount IS NOT NULL AND
+           (p_acting.refill_amount IS NULL OR
+            p_refill_amount OPERATOR(pg_catalog.>) p_acting.refill_amount OR
+            apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
+            apikeys._interval_us(p_acting.refill_every)) THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a larger or faster refill than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = CASE WHEN p_acting.refill_amount IS NULL
+                                    THEN 'The acting key''s credits never refill.'
+                                    ELSE pg_catalog.format('The acting key gets %s credits every %s.',
+                                                           p_acting.refill_amount, p_acting.refill_every) END;
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.my_create_key(name text, scopes text[],
+                                      expires_at timestamptz DEFAULT NULL,
+                                      description text DEFAULT NULL,
+                                      contact_email text DEFAULT NULL,
+                                      contact_phone text DEFAULT NULL,
+                                      allowed_cidrs cidr[] DEFAULT NULL,
+                                      metadata jsonb DEFAULT '{}',
+                                      handoff boolean DEFAULT false,
+                                      credits bigint DEFAULT NULL,
+                                      refill_amount bigint DEFAULT NULL,
+                                      refill_every interval DEFAULT NULL)
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:create');
+    v_scopes apikeys.scope[];
+    v_max_lifetime interval;
+    v_expires timestamptz;
+    v_cidrs cidr[];
+    v_credits bigint;
+    v_refill_amount bigint;
+    v_refill_every interval;
+    r apikeys.new_key;
+BEGIN
+    -- A handoff sends an e-mail and an SMS to addresses the caller chooses;
+    -- through self-service that is a paid-message pump (create, delete,
+    -- repeat).  Refused: an admin's create_key(handoff => true) does it.
+    IF my_create_key.handoff THEN
+        RAISE EXCEPTION 'a self-service key cannot start a handoff'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'A handoff sends an e-mail and an SMS to the addresses given.',
+                  HINT = 'Create the key without handoff and pass its secret on yourself, or ask an administrator for apikeys.create_key(..., handoff => true).';
+    END IF;
+    IF my_create_key.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
+            HINT = 'Give an empty array for a key that may do nothing yet.';
+    END IF;
+    v_scopes := apikeys._grant_scopes(my_create_key.scopes);
+    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+                                    my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    -- defaults inherit from the acting key: never more than it has
+    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(a.owner) l;
+    v_expires := COALESCE(my_create_key.expires_at,
+                          LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
+    v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
+    -- credits: none given inherits the acting key's refill rule, and a
+    -- balance of its refill_amount (or, without a refill, none: a key with
+    -- credits must then give a balance, _check_grant says so)
+    IF my_create_key.refill_amount IS NULL AND my_create_key.refill_every IS NULL THEN
+        v_refill_amount := a.refill_amount;
+        v_refill_every := a.refill_every;
+    ELSE
+        v_refill_amount := my_create_key.refill_amount;
+        v_refill_every := my_create_key.refill_every;
+    END IF;
+    v_credits := COALESCE(my_create_key.credits, v_refill_amount);
+    PERFORM apikeys._check_credits(v_credits, v_refill_amount, v_refill_every);
+    PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
+                                 a.rate_limit, a.rate_window, v_cidrs,
+                                 v_credits, v_refill_amount, v_refill_every);
+
+    PERFORM apikeys._acting_begin(a.client_id);
+    r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
+                            my_create_key.description, my_create_key.contact_email,
+                            my_create_key.contact_phone, v_cidrs,
+                            my_create_key.metadata, a.db_role::name, a.rate_limit,
+                            COALESCE(a.rate_window, '1 minute'::interval), false,
+                            v_credits, v_refill_amount, v_refill_every);
+    PERFORM apikeys._acting_begin(NULL);
+    RETURN r;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.my_update_key(client_id text,
+                                      name text DEFAULT NULL,
+                                      description text DEFAULT NULL,
+                                      scopes text[] DEFAULT NULL,
+                                      expires_at timestamptz DEFAULT NULL,
+                                      contact_email text DEFAULT NULL,
+                                      contact_phone text DEFAULT NULL,
+                                      allowed_cidrs cidr[] DEFAULT NULL,
+                                      metadata jsonb DEFAULT NULL,
+                                      credits bigint DEFAULT NULL,
+                                      refill_amount bigint DEFAULT NULL,
+                                      refill_every interval DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id, 'update');
+    v_scopes apikeys.scope[];
+BEGIN
+    v_scopes := apikeys._grant_scopes(my_update_key.scopes);
+    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+                                    my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
+    -- the key as it will be afterwards must be within the acting key's power
+    PERFORM apikeys._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
+        COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
+        t.rate_limit, t.rate_window,
+        CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
+             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END,
+        COALESCE(my_update_key.credits, apikeys._credits_balance(t.client_id),
+                 my_update_key.refill_amount),
+        COALESCE(my_update_key.refill_amount, t.refill_amount),
+        COALESCE(my_update_key.refill_every, t.refill_every));
+
+    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
+                               v_scopes::text[], my_update_key.expires_at,
+                               my_update_key.contact_email, my_update_key.contact_phone,
+                               my_update_key.allowed_cidrs, my_update_key.metadata,
+                               credits => my_update_key.credits,
+                               refill_amount => my_update_key.refill_amount,
+                               refill_every => my_update_key.refill_every);
+    PERFORM apikeys._acting_begin(NULL);
+END
+$$;
+
+-- sql/install/09_stats.sql: the operator's view: server-wide statistics
+--
+-- A section of the install script: make concatenates sql/install/*.sql
+-- in name order into apikeys--<version>.sql.  Each object is followed by
+-- its comment, privileges and settings.
+-- The server-wide counters behind apikeys.stats (src/stats.c): totals
+-- since stats_since, NULL without shared_preload_libraries.
+CREATE OR REPLACE FUNCTION apikeys._stats(OUT stats_since timestamptz,
+                               OUT verifications_valid bigint,
+                               OUT verifications_malformed bigint,
+                               OUT verifications_not_found bigint,
+                               OUT verifications_expired bigint,
+                               OUT verifications_disabled bigint,
+                               OUT verifications_revoked bigint,
+                               OUT verifications_insufficient_scope bigint,
+                               OUT verifications_ip_not_allowed bigint,
+                               OUT verifications_rate_limited bigint,
+                               OUT verifications_usage_exceeded bigint,
+                               OUT cache_hits bigint, OUT cache_misses bigint,
+                               OUT cache_evictions bigint,
+                               OUT usage_keys_pending bigint, OUT usage_keys_dropped bigint,
+                               OUT usage_flushes bigint, OUT usage_last_flush timestamptz,
+                               OUT policy_runs bigint, OUT policy_actions bigint,
+                               OUT policy_last_run timestamptz,
+                               OUT addresses_failing bigint, OUT addresses_dropped bigint)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_stats'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- The operator's view: one row, cheap enough to scrape every 15 seconds.
+-- Counters (verifications_*, cache_hits/misses/evictions, usage_flushes,
+-- policy_*) are server-wide totals since stats_since; the rest are gauges.
+CREATE OR REPLACE VIEW apikeys.stats AS
+SELECT s.stats_since,
+       (s.verifications_valid OPERATOR(pg_catalog.+) s.verifications_malformed
+        OPERATOR(pg_catalog.+) s.verifications_not_found OPERATOR(pg_catalog.+) s.verifications_expired
+        OPERATOR(pg_catalog.+) s.verifications_disabled OPERATOR(pg_catalog.+) s.verifications_revoked
+        OPERATOR(pg_catalog.+) s.verifications_insufficient_scope
+        OPERATOR(pg_catalog.+) s.verifications_ip_not_allowed
+        OPERATOR(pg_catalog.+) s.verifications_rate_limited
+        OPERATOR(pg_catalog.+) s.verifications_usage_exceeded) AS verifications,
+       s.verifications_valid, s.verifications_malformed, s.verifications_not_found,
+       s.verifications_expired, s.verifications_disabled, s.verifications_revoked,
+       s.verifications_insufficient_scope, s.verifications_ip_not_allowed,
+       s.verifications_rate_limited,
+       s.cache_hits, s.cache_misses, s.cache_evictions,
+       g.cache_entries, g.cache_capacity, g.cache_invalidations,
+       s.addresses_failing, g.addresses_blocked, s.addresses_dropped,
+       s.usage_keys_pending, s.usage_keys_dropped, s.usage_flushes, s.usage_last_flush,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) s.usage_last_flush)
+           AS usage_flush_age_seconds,
+       s.policy_runs, s.policy_actions, s.policy_last_run,
+       g.outbox_backlog, g.outbox_failed,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
+           AS outbox_oldest_age_seconds,
+       s.verifications_usage_exceeded
+  FROM apikeys._stats() s, apikeys._stats_gauges() g;
 
 -- Part 3: sql/upgrade/1.0--1.1.post.sql
 
@@ -143,6 +958,8 @@ COMMENT ON FUNCTION apikeys._check_expiry IS 'Internal: validates an expiry agai
 REVOKE ALL ON FUNCTION apikeys._check_expiry FROM PUBLIC;
 COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
 REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
+REVOKE ALL ON FUNCTION apikeys._check_credits FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.create_key IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
 REVOKE ALL ON FUNCTION apikeys.create_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
@@ -182,9 +999,22 @@ REVOKE ALL ON FUNCTION apikeys.delete_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 COMMENT ON FUNCTION apikeys._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
 REVOKE ALL ON FUNCTION apikeys._leads_to_keys FROM PUBLIC;
-COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
+COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened; credits sets the balance outright';
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
+REVOKE ALL ON FUNCTION apikeys._credits_balance FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._credits_refilled IS 'Internal: a stored balance and refill period with the refills due by now applied';
+REVOKE ALL ON FUNCTION apikeys._credits_refilled FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.keys (the worker does so every apikeys.flush_interval)';
+REVOKE ALL ON FUNCTION apikeys._credits_flush FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes a balance held in shared memory to its key''s row (the credit flush)';
+REVOKE ALL ON FUNCTION apikeys._credits_write FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._credits_spend_row IS 'Internal: takes a verification''s cost from a key''s row (credits without shared_preload_libraries)';
+REVOKE ALL ON FUNCTION apikeys._credits_spend_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (after any refill due); returns the new balance';
+REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
 REVOKE ALL ON FUNCTION apikeys.set_owner_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy TO apikeys_admin;
@@ -211,7 +1041,7 @@ REVOKE ALL ON FUNCTION apikeys._ddl_guard FROM PUBLIC;
 COMMENT ON EVENT TRIGGER apikeys_ddl_guard IS 'Keeps the ALWAYS triggers of apikeys.keys and apikeys.audit_log ALWAYS, and the shared cache fresh, after ALTER TABLE';
 COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
 REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger FROM PUBLIC;
-COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, and its rate-limit window';
+COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, its rate-limit window and its credits';
 COMMENT ON FUNCTION apikeys._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
 REVOKE ALL ON FUNCTION apikeys._acting_begin FROM PUBLIC;
 COMMENT ON FUNCTION apikeys._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
@@ -219,7 +1049,7 @@ REVOKE ALL ON FUNCTION apikeys._acting_key FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.token_client_id IS 'The client ID inside a well-formed token (checksum checked), or NULL';
 REVOKE ALL ON FUNCTION apikeys.token_client_id FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.token_client_id TO PUBLIC;
-COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address); answers a code, never raises for a bad token';
+COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address) and takes cost credits from a key that has credits; answers a code, never raises for a bad token';
 REVOKE ALL ON FUNCTION apikeys.verify FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.verify TO apikeys_verifier, apikeys_admin;
 COMMENT ON FUNCTION apikeys.verify_client IS 'Like verify, for a client ID and client secret presented separately';
@@ -388,7 +1218,7 @@ COMMENT ON FUNCTION apikeys._grant_scopes IS 'Internal: scopes a key gives throu
 REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
 COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
 REVOKE ALL ON FUNCTION apikeys._check_grant FROM PUBLIC;
-COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
+COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds (scopes, expiry, limits, credits)';
 REVOKE ALL ON FUNCTION apikeys.my_create_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.my_create_key TO apikeys_verifier, apikeys_admin;
 COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';

@@ -63,6 +63,18 @@ CREATE TABLE apikeys.keys (
     -- handed out by rotating a key it did not create
     secret_by_key       text,
     prev_secret_by_key  text,
+    -- credits (NULL: unlimited): the balance as last written (create_key,
+    -- update_key, add_credits, the flush of the spends kept in shared memory:
+    -- src/credits.c), its refill rule and the start of its refill period;
+    -- credits_seq counts the times an admin set the balance outright,
+    -- credits_added the credits add_credits ever gave, so that shared memory
+    -- tells a new balance from a top-up it must add to what it holds
+    credits             bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
+    refill_amount       bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
+    refill_every        interval,
+    credits_refilled_at timestamptz,
+    credits_seq         bigint NOT NULL DEFAULT 0,
+    credits_added       bigint NOT NULL DEFAULT 0,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char", 'l'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
@@ -594,6 +606,41 @@ $$;
 COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
 REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
 
+-- _check_credits validates a key's credit settings as they will be (the
+-- merged result for update_key): a balance of zero or more, a refill of a
+-- positive amount every 1 second to 100 years (measured as verification
+-- measures it: _interval_us), given both or neither.  22023 otherwise.
+CREATE FUNCTION apikeys._check_credits(p_credits bigint, p_refill_amount bigint,
+                                       p_refill_every interval)
+    RETURNS void
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_credits OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'credits must be zero or more' USING ERRCODE = '22023',
+            HINT = 'Leave credits NULL for a key without a balance (unlimited use).';
+    END IF;
+    IF p_refill_amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'refill_amount must be positive' USING ERRCODE = '22023',
+            HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
+    END IF;
+    IF p_refill_every IS NOT NULL AND
+       (apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
+        p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+        RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
+    END IF;
+    IF (p_refill_amount IS NULL) OPERATOR(pg_catalog.<>) (p_refill_every IS NULL) THEN
+        RAISE EXCEPTION 'refill_amount and refill_every go together' USING ERRCODE = '22023',
+            DETAIL = 'A refill sets the balance back to refill_amount every refill_every.',
+            HINT = 'Give both, or neither for credits that never refill.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION apikeys._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
+REVOKE ALL ON FUNCTION apikeys._check_credits FROM PUBLIC;
+
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
                                    description text DEFAULT NULL,
@@ -604,7 +651,10 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    db_role name DEFAULT NULL,
                                    rate_limit integer DEFAULT NULL,
                                    rate_window interval DEFAULT '1 minute',
-                                   handoff boolean DEFAULT false)
+                                   handoff boolean DEFAULT false,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -612,6 +662,8 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
 AS $$
 DECLARE
     v_scopes apikeys.scope[];
+    -- a refill without a starting balance starts full
+    v_credits bigint := COALESCE(create_key.credits, create_key.refill_amount);
     v_max_keys integer;
     v_max_lifetime interval;
     v_live bigint;
@@ -637,6 +689,7 @@ BEGIN
     IF create_key.handoff IS NULL THEN
         RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
     END IF;
+    PERFORM apikeys._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
     IF create_key.handoff AND
        (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
         RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
@@ -676,7 +729,8 @@ BEGIN
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role,
-                                  rate_limit, rate_window, pending_since, created_by_key)
+                                  rate_limit, rate_window, pending_since, created_by_key,
+                                  credits, refill_amount, refill_every, credits_refilled_at)
         VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
                 m.hash_alg, v_expires, apikeys._outer_user(),
                 NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
@@ -685,7 +739,9 @@ BEGIN
                 create_key.rate_limit,
                 CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
                 CASE WHEN create_key.handoff THEN pg_catalog.now() END,
-                apikeys._acting_key())
+                apikeys._acting_key(),
+                v_credits, create_key.refill_amount, create_key.refill_every,
+                CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END)
         ON CONFLICT (client_id) DO NOTHING
         RETURNING * INTO v_key;
         EXIT WHEN v_key.client_id IS NOT NULL;
@@ -699,6 +755,11 @@ BEGIN
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires)
+        OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
+                                     ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                                         'credits', v_credits,
+                                         'refill_amount', create_key.refill_amount,
+                                         'refill_every', create_key.refill_every)) END
         OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
@@ -1368,7 +1429,10 @@ CREATE FUNCTION apikeys.update_key(client_id text,
                                    metadata jsonb DEFAULT NULL,
                                    db_role name DEFAULT NULL,
                                    rate_limit integer DEFAULT NULL,
-                                   rate_window interval DEFAULT NULL)
+                                   rate_window interval DEFAULT NULL,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1378,6 +1442,7 @@ DECLARE
     k apikeys.keys;
     v_scopes apikeys.scope[];
     v_max_lifetime interval;
+    v_credits bigint;
 BEGIN
     IF update_key.name IS NOT NULL THEN
         PERFORM apikeys._check_text('name', update_key.name, 128, true);
@@ -1387,6 +1452,14 @@ BEGIN
                     update_key.allowed_cidrs, update_key.metadata,
                     update_key.db_role::text, update_key.rate_limit, update_key.rate_window);
     k := apikeys._key_row(update_key.client_id);
+    -- the credit settings as they will be: a refill given to a key without
+    -- credits starts it full
+    v_credits := COALESCE(update_key.credits, k.credits,
+                          CASE WHEN update_key.refill_amount IS NOT NULL AND k.refill_amount IS NULL
+                               THEN update_key.refill_amount END);
+    PERFORM apikeys._check_credits(v_credits,
+                                   COALESCE(update_key.refill_amount, k.refill_amount),
+                                   COALESCE(update_key.refill_every, k.refill_every));
 
     IF update_key.expires_at IS NOT NULL THEN
         IF update_key.expires_at OPERATOR(pg_catalog.>) k.expires_at THEN
@@ -1426,14 +1499,165 @@ BEGIN
         rate_window   = CASE WHEN update_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
                              ELSE COALESCE(update_key.rate_window, keys.rate_window,
                                            CASE WHEN update_key.rate_limit IS NOT NULL
-                                                THEN '1 minute'::interval END) END
+                                                THEN '1 minute'::interval END) END,
+        -- a balance given (or a first one) replaces what shared memory
+        -- holds (credits_seq) and starts a new refill period; a refill rule
+        -- alone changes the rule, not the balance or the period
+        credits       = v_credits,
+        credits_seq   = CASE WHEN v_credits IS DISTINCT FROM keys.credits OR
+                                  update_key.credits IS NOT NULL
+                             THEN keys.credits_seq OPERATOR(pg_catalog.+) 1
+                             ELSE keys.credits_seq END,
+        credits_refilled_at = CASE WHEN update_key.credits IS NOT NULL OR keys.credits IS NULL
+                                   THEN CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END
+                                   ELSE keys.credits_refilled_at END,
+        refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
+        refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
+COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened; credits sets the balance outright';
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
+
+-- Credits (src/credits.c).  With shared_preload_libraries a key's balance
+-- lives in shared memory while the server runs; the row holds it as last
+-- flushed, so reading the balance asks shared memory first.
+CREATE FUNCTION apikeys._credits_balance(client_id text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION apikeys._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
+REVOKE ALL ON FUNCTION apikeys._credits_balance FROM PUBLIC;
+
+-- The row's balance and refill period with any refill that is due applied,
+-- by the rule verification applies (add_credits tops up from there).
+CREATE FUNCTION apikeys._credits_refilled(credits bigint, refill_amount bigint,
+                                          refill_every interval, refilled_at timestamptz,
+                                          OUT credits bigint, OUT refilled_at timestamptz)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_credits_refilled'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION apikeys._credits_refilled IS 'Internal: a stored balance and refill period with the refills due by now applied';
+REVOKE ALL ON FUNCTION apikeys._credits_refilled FROM PUBLIC;
+
+-- Writes the balances spent in shared memory to apikeys.keys now (the
+-- background worker does it every apikeys.flush_interval); the number of
+-- keys written.
+CREATE FUNCTION apikeys._credits_flush() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_flush'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.keys (the worker does so every apikeys.flush_interval)';
+REVOKE ALL ON FUNCTION apikeys._credits_flush FROM PUBLIC;
+
+-- What the flush writes for one key: the balance shared memory holds plus
+-- any top-up it has not yet seen, while the row still has the credits_seq
+-- the balance was loaded from (an admin's newer balance wins).  Labelled
+-- credits_spent, which the audit trigger does not record.
+CREATE FUNCTION apikeys._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
+                                       p_balance bigint, p_refilled_at timestamptz)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM apikeys._op_begin('credits_spent', NULL);
+    UPDATE apikeys.keys SET
+        credits = GREATEST(p_balance OPERATOR(pg_catalog.+)
+                           (keys.credits_added OPERATOR(pg_catalog.-) p_added_seen), 0),
+        credits_refilled_at = p_refilled_at
+     WHERE keys.client_id OPERATOR(pg_catalog.=) p_client_id
+       AND keys.credits_seq OPERATOR(pg_catalog.=) p_seq
+       AND keys.credits IS NOT NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM apikeys._op_end();
+    RETURN n OPERATOR(pg_catalog.>) 0;
+END
+$$;
+COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes a balance held in shared memory to its key''s row (the credit flush)';
+REVOKE ALL ON FUNCTION apikeys._credits_write FROM PUBLIC;
+
+-- One verification's spend without shared memory: the row locked, any
+-- refill due applied, cost taken if the balance holds it.
+CREATE FUNCTION apikeys._credits_spend_row(p_client_id text, p_cost integer,
+                                           OUT spent boolean, OUT balance bigint,
+                                           OUT refilled_at timestamptz)
+    RETURNS record
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k record;
+    r record;
+BEGIN
+    SELECT c.credits, c.refill_amount, c.refill_every, c.credits_refilled_at INTO k
+      FROM apikeys.keys c
+     WHERE c.client_id OPERATOR(pg_catalog.=) p_client_id
+       FOR NO KEY UPDATE;
+    IF NOT FOUND OR k.credits IS NULL THEN
+        RETURN;
+    END IF;
+    r := apikeys._credits_refilled(k.credits, k.refill_amount, k.refill_every,
+                                   k.credits_refilled_at);
+    spent := r.credits OPERATOR(pg_catalog.>=) p_cost;
+    balance := r.credits OPERATOR(pg_catalog.-) CASE WHEN spent THEN p_cost ELSE 0 END;
+    refilled_at := r.refilled_at;
+    IF spent OR r.refilled_at IS DISTINCT FROM k.credits_refilled_at THEN
+        PERFORM apikeys._op_begin('credits_spent', NULL);
+        UPDATE apikeys.keys c SET credits = balance, credits_refilled_at = r.refilled_at
+         WHERE c.client_id OPERATOR(pg_catalog.=) p_client_id;
+        PERFORM apikeys._op_end();
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION apikeys._credits_spend_row IS 'Internal: takes a verification''s cost from a key''s row (credits without shared_preload_libraries)';
+REVOKE ALL ON FUNCTION apikeys._credits_spend_row FROM PUBLIC;
+
+CREATE FUNCTION apikeys.add_credits(client_id text, amount bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    r record;
+    v_balance bigint;
+BEGIN
+    IF add_credits.amount IS NULL OR add_credits.amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
+            HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    k := apikeys._key_row(add_credits.client_id);
+    IF k.credits IS NULL THEN
+        RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
+            DETAIL = 'A key without credits has unlimited use.',
+            HINT = 'Give it a balance first with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    -- a top-up: shared memory adds the difference of credits_added to the
+    -- balance it holds, after any refill that is due (so is the row)
+    r := apikeys._credits_refilled(k.credits, k.refill_amount, k.refill_every,
+                                   k.credits_refilled_at);
+    PERFORM apikeys._op_begin('credits_added', NULL);
+    UPDATE apikeys.keys SET
+        credits = r.credits OPERATOR(pg_catalog.+) add_credits.amount,
+        credits_refilled_at = r.refilled_at,
+        credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    v_balance := apikeys._credits_balance(k.client_id);
+    PERFORM apikeys._audit('credits_added', k.client_id, k.owner,
+        pg_catalog.jsonb_build_object('amount', add_credits.amount, 'balance', v_balance));
+    RETURN v_balance;
+END
+$$;
+COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (after any refill due); returns the new balance';
+REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
 
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
                                          max_lifetime interval DEFAULT NULL,
@@ -1666,8 +1890,15 @@ DECLARE
     changes jsonb := '{}'::jsonb;
     col text;
     hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
-                          'prev_expires_at', 'last_used_at', 'secret_set_at'];
+                          'prev_expires_at', 'last_used_at', 'secret_set_at',
+                          'credits_refilled_at', 'credits_seq', 'credits_added'];
 BEGIN
+    -- spends written out (_credits_flush) are not changes; add_credits
+    -- writes its own audit row (amount and balance)
+    IF ev OPERATOR(pg_catalog.=) ANY (ARRAY['credits_spent', 'credits_added']) AND
+       TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        RETURN NEW;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
             det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));

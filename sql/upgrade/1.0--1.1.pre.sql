@@ -8,3 +8,34 @@
 -- data they need), DROP FUNCTION for a changed signature or return type,
 -- DROP VIEW for a view whose columns change other than at the end, and
 -- pg_extension_config_dump for a new table.  Every object schema-qualified.
+
+-- Credits (issue 23): the balance and refill rule of a key, the verification
+-- row's credits_remaining (and derived, shared with derived tokens), the
+-- cost argument of verify / verify_client, the credit arguments of
+-- create_key / update_key / my_create_key / my_update_key, the credit part
+-- of the no-escalation rule (_check_grant) and the new code's counter in
+-- _stats (in code order, so the view goes too).
+ALTER TABLE apikeys.keys
+    ADD COLUMN credits bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
+    ADD COLUMN refill_amount bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
+    ADD COLUMN refill_every interval,
+    ADD COLUMN credits_refilled_at timestamptz,
+    ADD COLUMN credits_seq bigint NOT NULL DEFAULT 0,
+    ADD COLUMN credits_added bigint NOT NULL DEFAULT 0;
+ALTER TYPE apikeys.verification
+    ADD ATTRIBUTE credits_remaining bigint,
+    ADD ATTRIBUTE derived boolean;
+DROP FUNCTION apikeys.verify(text, text, inet);
+DROP FUNCTION apikeys.verify_client(text, text, text, inet);
+DROP FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[],
+                                 jsonb, name, integer, interval, boolean);
+DROP FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[],
+                                 jsonb, name, integer, interval);
+DROP FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[],
+                                    jsonb, boolean);
+DROP FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text,
+                                    cidr[], jsonb);
+DROP FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text,
+                                   integer, interval, cidr[]);
+DROP VIEW apikeys.stats;
+DROP FUNCTION apikeys._stats();
