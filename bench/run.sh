@@ -153,6 +153,7 @@ apikeys_tab|tab|2|both|`apikeys.verify(token, '"'"'api:read'"'"')` on the full t
 apikeys_tab_hot|tab|8|all|as apikeys_tab, every client presents the same key
 apikeys_set|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"')` on one of 1000 keys holding the scope set `@bench_reader` (2 scopes)
 apikeys_inline|tab|2|all|as apikeys_set, on one of 1000 keys holding the same 2 scopes inline (compare with apikeys_set)
+apikeys_credits|tab|2|all|as apikeys_inline, on one of 1000 keys that also have credits: each call takes one in shared memory (compare with apikeys_inline)
 apikeys_seed|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"', '"'"'10.1.2.3'"'"')` on a seed-shaped key (UUID owner, 8-15 scopes some with field lists, a network, a role, metadata) drawn uniformly from the seed population'
 
 declare -A V_GROUP V_CLIENTS V_POPS V_DESC
@@ -261,6 +262,7 @@ load_one() { # n
 		| psqlc "$db" -c "COPY bench.seed_tokens (id, token) FROM STDIN" || die "loading bench.seed_tokens failed"
 	psqlc "$db" -v n="$n" -f "$ROOT/bench/sql/finish_load.sql" >/dev/null || die "index build failed"
 	psqlc "$db" -f "$ROOT/bench/sql/scope_sets.sql" >/dev/null || die "loading the scope-set keys failed"
+	psqlc "$db" -f "$ROOT/bench/sql/credits.sql" >/dev/null || die "loading the keys with credits failed"
 	# ANALYZE apikeys.keys fails on the foundation code ("could not determine which collation to
 	# use for string hashing" on the scopes column), and then autovacuum retries it every minute
 	# in every database, sampling the table each time: noise in every run.  Until that is fixed,
