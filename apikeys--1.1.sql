@@ -485,12 +485,13 @@ CREATE TABLE apikeys.keys (
     -- handed out by rotating a key it did not create
     secret_by_key       text,
     prev_secret_by_key  text,
-    -- credits (NULL: unlimited): the balance as last written (create_key,
-    -- update_key, add_credits, the flush of the spends kept in shared memory:
-    -- src/credits.c), its refill rule and the start of its refill period;
-    -- credits_seq counts the times an admin set the balance outright,
-    -- credits_added the credits add_credits ever gave, so that shared memory
-    -- tells a new balance from a top-up it must add to what it holds
+    -- credits (NULL: unlimited): the balance if nothing was spent since an
+    -- admin set it (create_key, update_key, plus add_credits), its refill
+    -- rule and the start of its refill period then; credits_seq counts the
+    -- times an admin set the balance outright, credits_added the credits
+    -- add_credits ever gave, so that the live balance (shared memory,
+    -- apikeys.credit_balances: src/credits.c) tells a new balance from a
+    -- top-up it must add to what is left
     credits             bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
     refill_amount       bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
     refill_every        interval,
@@ -519,6 +520,28 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.keys', '');
 -- (and superusers) see rows even if a privilege is granted by mistake.
 ALTER TABLE apikeys.keys ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.keys FROM PUBLIC;
+
+-- Balances spent in shared memory, as the credit flush last wrote them
+-- (src/credits.c), apart from apikeys.keys so that a flush neither fires
+-- the keys' triggers nor outdates the shared verification cache.  A key's
+-- live balance is this row's balance plus the top-ups (keys.credits_added)
+-- it has not counted, while credits_seq is still the key's; otherwise the
+-- key's own credits (an admin set a new balance since).  Without
+-- shared_preload_libraries each spend writes it.  (No foreign key: it would
+-- turn keys_no_truncate's refusal into another error; delete_key removes a
+-- key's row, and _credits_write writes none for a key that is gone.)
+CREATE TABLE apikeys.credit_balances (
+    client_id           text COLLATE "C" PRIMARY KEY,
+    credits_seq         bigint NOT NULL,
+    added_seen          bigint NOT NULL,
+    balance             bigint NOT NULL,
+    refilled_at         timestamptz,
+    written_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE apikeys.credit_balances IS 'The balances of keys with credits as last written from shared memory (extension owner only)';
+SELECT pg_catalog.pg_extension_config_dump('apikeys.credit_balances', '');
+ALTER TABLE apikeys.credit_balances ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE apikeys.credit_balances FROM PUBLIC;
 
 -- The lineage of deleted keys: a key deleted while keys it created (or a
 -- deleted key's) remain keeps its place in the tree here, so that
@@ -1802,6 +1825,7 @@ DECLARE
 BEGIN
     PERFORM apikeys._op_begin('deleted', NULL);
     DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
     -- The tree revoke_key(with_descendants) walks must survive the
     -- deletion: a key that leads to other keys leaves its link behind
@@ -1944,100 +1968,45 @@ REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 
 -- Credits (src/credits.c).  With shared_preload_libraries a key's balance
--- lives in shared memory while the server runs; the row holds it as last
--- flushed, so reading the balance asks shared memory first.
+-- lives in shared memory while the server runs, and apikeys.credit_balances
+-- holds it as last flushed; reading the balance asks shared memory first.
 CREATE FUNCTION apikeys._credits_balance(client_id text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION apikeys._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
 REVOKE ALL ON FUNCTION apikeys._credits_balance FROM PUBLIC;
 
--- The row's balance and refill period with any refill that is due applied,
--- by the rule verification applies (add_credits tops up from there).
-CREATE FUNCTION apikeys._credits_refilled(credits bigint, refill_amount bigint,
-                                          refill_every interval, refilled_at timestamptz,
-                                          OUT credits bigint, OUT refilled_at timestamptz)
-    RETURNS record
-    AS 'MODULE_PATHNAME', 'apikeys_credits_refilled'
-    LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._credits_refilled IS 'Internal: a stored balance and refill period with the refills due by now applied';
-REVOKE ALL ON FUNCTION apikeys._credits_refilled FROM PUBLIC;
-
--- Writes the balances spent in shared memory to apikeys.keys now (the
--- background worker does it every apikeys.flush_interval); the number of
--- keys written.
+-- Writes the balances spent in shared memory to apikeys.credit_balances
+-- now (the background worker does it every apikeys.flush_interval); the
+-- number of keys written.
 CREATE FUNCTION apikeys._credits_flush() RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_flush'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.keys (the worker does so every apikeys.flush_interval)';
+COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
 REVOKE ALL ON FUNCTION apikeys._credits_flush FROM PUBLIC;
 
--- What the flush writes for one key: the balance shared memory holds plus
--- any top-up it has not yet seen, while the row still has the credits_seq
--- the balance was loaded from (an admin's newer balance wins).  Labelled
--- credits_spent, which the audit trigger does not record.
+-- One key's balance written (the flush, or a spend without preloading):
+-- never over a balance loaded from a newer credits_seq; nothing for a key
+-- deleted meanwhile.
 CREATE FUNCTION apikeys._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
                                        p_balance bigint, p_refilled_at timestamptz)
-    RETURNS boolean
-    LANGUAGE plpgsql
+    RETURNS void
+    LANGUAGE sql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    n bigint;
-BEGIN
-    PERFORM apikeys._op_begin('credits_spent', NULL);
-    UPDATE apikeys.keys SET
-        credits = GREATEST(p_balance OPERATOR(pg_catalog.+)
-                           (keys.credits_added OPERATOR(pg_catalog.-) p_added_seen), 0),
-        credits_refilled_at = p_refilled_at
-     WHERE keys.client_id OPERATOR(pg_catalog.=) p_client_id
-       AND keys.credits_seq OPERATOR(pg_catalog.=) p_seq
-       AND keys.credits IS NOT NULL;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM apikeys._op_end();
-    RETURN n OPERATOR(pg_catalog.>) 0;
-END
+    INSERT INTO apikeys.credit_balances AS b
+           (client_id, credits_seq, added_seen, balance, refilled_at)
+    SELECT k.client_id, p_seq, p_added_seen, p_balance, p_refilled_at
+      FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
+    ON CONFLICT (client_id) DO UPDATE SET
+        credits_seq = EXCLUDED.credits_seq, added_seen = EXCLUDED.added_seen,
+        balance = EXCLUDED.balance, refilled_at = EXCLUDED.refilled_at,
+        written_at = pg_catalog.now()
+     WHERE b.credits_seq OPERATOR(pg_catalog.<=) EXCLUDED.credits_seq;
 $$;
-COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes a balance held in shared memory to its key''s row (the credit flush)';
+COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
 REVOKE ALL ON FUNCTION apikeys._credits_write FROM PUBLIC;
-
--- One verification's spend without shared memory: the row locked, any
--- refill due applied, cost taken if the balance holds it.
-CREATE FUNCTION apikeys._credits_spend_row(p_client_id text, p_cost integer,
-                                           OUT spent boolean, OUT balance bigint,
-                                           OUT refilled_at timestamptz)
-    RETURNS record
-    LANGUAGE plpgsql
-    SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    k record;
-    r record;
-BEGIN
-    SELECT c.credits, c.refill_amount, c.refill_every, c.credits_refilled_at INTO k
-      FROM apikeys.keys c
-     WHERE c.client_id OPERATOR(pg_catalog.=) p_client_id
-       FOR NO KEY UPDATE;
-    IF NOT FOUND OR k.credits IS NULL THEN
-        RETURN;
-    END IF;
-    r := apikeys._credits_refilled(k.credits, k.refill_amount, k.refill_every,
-                                   k.credits_refilled_at);
-    spent := r.credits OPERATOR(pg_catalog.>=) p_cost;
-    balance := r.credits OPERATOR(pg_catalog.-) CASE WHEN spent THEN p_cost ELSE 0 END;
-    refilled_at := r.refilled_at;
-    IF spent OR r.refilled_at IS DISTINCT FROM k.credits_refilled_at THEN
-        PERFORM apikeys._op_begin('credits_spent', NULL);
-        UPDATE apikeys.keys c SET credits = balance, credits_refilled_at = r.refilled_at
-         WHERE c.client_id OPERATOR(pg_catalog.=) p_client_id;
-        PERFORM apikeys._op_end();
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION apikeys._credits_spend_row IS 'Internal: takes a verification''s cost from a key''s row (credits without shared_preload_libraries)';
-REVOKE ALL ON FUNCTION apikeys._credits_spend_row FROM PUBLIC;
 
 CREATE FUNCTION apikeys.add_credits(client_id text, amount bigint)
     RETURNS bigint
@@ -2047,7 +2016,6 @@ CREATE FUNCTION apikeys.add_credits(client_id text, amount bigint)
 AS $$
 DECLARE
     k apikeys.keys;
-    r record;
     v_balance bigint;
 BEGIN
     IF add_credits.amount IS NULL OR add_credits.amount OPERATOR(pg_catalog.<=) 0 THEN
@@ -2060,14 +2028,13 @@ BEGIN
             DETAIL = 'A key without credits has unlimited use.',
             HINT = 'Give it a balance first with apikeys.update_key(client_id, credits => ...).';
     END IF;
-    -- a top-up: shared memory adds the difference of credits_added to the
-    -- balance it holds, after any refill that is due (so is the row)
-    r := apikeys._credits_refilled(k.credits, k.refill_amount, k.refill_every,
-                                   k.credits_refilled_at);
+    -- a top-up: the live balance (shared memory, credit_balances) gains
+    -- the difference of credits_added it has not counted yet, after any
+    -- refill that is due; keys.credits, the balance if nothing was spent
+    -- since it was set, gains it too
     PERFORM apikeys._op_begin('credits_added', NULL);
     UPDATE apikeys.keys SET
-        credits = r.credits OPERATOR(pg_catalog.+) add_credits.amount,
-        credits_refilled_at = r.refilled_at,
+        credits = keys.credits OPERATOR(pg_catalog.+) add_credits.amount,
         credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
@@ -2315,10 +2282,8 @@ DECLARE
                           'prev_expires_at', 'last_used_at', 'secret_set_at',
                           'credits_refilled_at', 'credits_seq', 'credits_added'];
 BEGIN
-    -- spends written out (_credits_flush) are not changes; add_credits
-    -- writes its own audit row (amount and balance)
-    IF ev OPERATOR(pg_catalog.=) ANY (ARRAY['credits_spent', 'credits_added']) AND
-       TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+    -- add_credits writes its own audit row (amount and balance)
+    IF ev OPERATOR(pg_catalog.=) 'credits_added' AND TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
         RETURN NEW;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN

@@ -11,49 +11,55 @@
  * each).  A verification takes its cost there under the partition lock:
  * check and take are one step, so no interleaving of verifications can
  * take more than the balance holds, and nothing is written per call.  The
- * background worker writes the balances that changed to the key's row at
- * every visit (apikeys.flush_interval, with the usage flush), through
- * apikeys._credits_write, which the audit trigger does not record.
+ * background worker writes the balances that changed to
+ * apikeys.credit_balances at every visit (apikeys.flush_interval, with the
+ * usage flush), through apikeys._credits_write: a table of their own, so
+ * that a flush fires none of apikeys.keys' triggers and outdates nothing in
+ * the shared verification cache.
  *
- * The row and the entry.  The row (and the shared cache, which copies it)
- * holds the balance as last written, credits_seq (bumped whenever an admin
- * sets the balance outright: create_key, update_key) and credits_added
- * (the total add_credits ever gave).  An entry remembers the credits_seq
- * and credits_added it has seen.  A verification that brings a key with
- * a newer credits_seq replaces the entry's balance with the row's (the
- * admin's new balance wins over spends); one with a larger credits_added
- * adds the difference (a top-up adds to what was spent meanwhile); an
- * older one changes nothing (the entry is newer than that copy).  So
- * admins write only the row, transactionally, and shared memory follows
- * at the next verification after their commit.  A flush writes the
- * entry's balance plus any top-up it has not seen, and only while the row
- * still has the entry's credits_seq.
+ * The key's row and the balance.  The key's row (and the shared cache,
+ * which copies it) holds credits (the balance if nothing was spent since
+ * an admin set it), credits_seq (bumped whenever an admin sets the
+ * balance outright: create_key, update_key) and credits_added (the total
+ * add_credits ever gave).  An entry, and a credit_balances row, remember
+ * the credits_seq and credits_added they have counted.  A verification
+ * that brings a key with a newer credits_seq replaces the entry's balance
+ * with the row's (the admin's new balance wins over spends); one with a
+ * larger credits_added adds the difference (a top-up adds to what was
+ * spent meanwhile); an older one changes nothing (the entry is newer than
+ * that copy).  So admins write only the key's row, transactionally, and
+ * shared memory follows at the next verification after their commit.  A
+ * key without an entry starts from its credit_balances row when that row
+ * has the key's credits_seq, else from the key's row (LiveFromStored, the
+ * one rule); the table is read with the latest snapshot, outside any lock
+ * of ours.
  *
  * Refill.  A key with refill_amount and refill_every starts a period at
  * credits_refilled_at; the first look at the balance after a period ended
  * sets the balance back to refill_amount and moves the start by whole
- * periods (CreditsRefill), under the partition lock (or the row lock
+ * periods (CreditsRefill), under the partition lock (or the key's row lock
  * without preloading): once per period, whoever comes first.
  *
  * What a crash or failover loses.  The entries are in memory only: after
  * a crash, an immediate shutdown, a restart or a failover, each key starts
- * again from its row, that is from the last flush.  What was spent since
+ * again from its credit_balances row, that is from the last flush.  What was spent since
  * (at most one apikeys.flush_interval of spends, plus a flush that was
  * under way) is given back: the bound of the over-spend.  A refill applied
- * only in memory is applied again from the row, which is the same refill.
+ * only in memory is applied again from storage, which is the same refill.
  *
  * Standbys cannot write, and their memory is not the primary's: a key
  * with credits answers USAGE_EXCEEDED on a hot standby (its balance is
- * shown as the row holds it).  Without preloading the spend is a row
- * update (apikeys._credits_spend_row, the row locked), so a key with
- * credits then needs a transaction that may write: pre_request (which
- * writes nothing) and read-only transactions answer USAGE_EXCEEDED.
+ * shown as the key's row holds it).  Without preloading the spend is a
+ * write of its credit_balances row, the key's row locked (FOR NO KEY
+ * UPDATE) until the transaction ends, so a key with credits then needs a
+ * transaction that may write: pre_request (which writes nothing) and
+ * read-only transactions answer USAGE_EXCEEDED.
  *
  * Space.  The table holds APIKEYS_CREDITS_MAX_KEYS keys; an entry is
- * dropped by the flush once it has been written and left unchanged for
- * two flush intervals (by then every copy of the row older than that
- * write is gone from the shared cache).  When it is full, a key not in it
- * answers USAGE_EXCEEDED (never an unchecked spend) and a warning says so.
+ * dropped by the flush once its balance is written (committed) and it has
+ * been left unchanged for two flush intervals.  When it is full, a key not
+ * in it answers USAGE_EXCEEDED (never an unchecked spend) and a warning
+ * says so.
  *
  * IDENTIFICATION
  *	  src/credits.c
@@ -63,6 +69,8 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -74,6 +82,7 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -159,7 +168,7 @@ CreditsShmemInit(void)
  * started at *period is over, the balance is set back to amount and the
  * period moves on by whole periods, so a refill happens once per period
  * whenever it is looked at.  True when it refilled.  The one refill rule:
- * shared memory, the row path and _credits_refilled all come here.
+ * shared memory, the spend without it and _credits_balance all come here.
  */
 static bool
 CreditsRefill(int64 *balance, TimestampTz *period, int64 amount, int64 every_us,
@@ -197,19 +206,111 @@ RetryAfter(TimestampTz period, int64 every_us, int64 amount, int cost,
 	return (int) Min((us + USECS_PER_SEC - 1) / USECS_PER_SEC, (int64) PG_INT32_MAX);
 }
 
-/* RowOutcome: the row's balance with any refill due; spends nothing. */
-static void
-RowOutcome(const KeyInfo *key, int cost, bool ok, TimestampTz now,
-		   CreditsOutcome *out)
+/* A key's credit_balances row, as last written. */
+typedef struct StoredBalance
 {
-	int64		balance = key->credits;
-	TimestampTz period = key->credits_at;
+	bool		found;
+	int64		seq;
+	int64		added_seen;
+	int64		balance;
+	TimestampTz period;
+} StoredBalance;
 
-	(void) CreditsRefill(&balance, &period, key->refill_amount, key->refill_every_us, now);
+/* The live balance of a key without an entry (see the top of the file). */
+typedef struct LiveBalance
+{
+	int64		seq;
+	int64		added_seen;
+	int64		balance;
+	TimestampTz period;
+} LiveBalance;
+
+/*
+ * LiveFromStored: the one rule for where a key's live balance starts when
+ * no shared entry holds it: its credit_balances row while that has the
+ * key's credits_seq (plus the top-ups it has not counted, after any refill
+ * due, as an entry adds them), else the key's own credits.
+ */
+static void
+LiveFromStored(const KeyInfo *key, const StoredBalance *b, TimestampTz now,
+			   LiveBalance *live)
+{
+	if (b->found && b->seq >= key->credits_seq)
+	{
+		live->seq = b->seq;
+		live->added_seen = b->added_seen;
+		live->balance = b->balance;
+		live->period = b->period;
+		if (key->credits_added > b->added_seen)
+		{
+			(void) CreditsRefill(&live->balance, &live->period, key->refill_amount,
+								 key->refill_every_us, now);
+			live->balance += key->credits_added - b->added_seen;
+			live->added_seen = key->credits_added;
+		}
+	}
+	else
+	{
+		live->seq = key->credits_seq;
+		live->added_seen = key->credits_added;
+		live->balance = key->credits;
+		live->period = key->credits_at;
+	}
+}
+
+/*
+ * ReadStored reads the key's credit_balances row (none: b->found false,
+ * also while the table does not exist: the extension not yet updated),
+ * with the latest snapshot.  Takes no lock of ours.
+ */
+static void
+ReadStored(const char *client_id, StoredBalance *b)
+{
+	Oid			nsp = get_namespace_oid(APIKEYS_SCHEMA_NAME, true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("credit_balances", nsp) : InvalidOid;
+	PkScan		ps;
+	TupleTableSlot *slot;
+
+	memset(b, 0, sizeof(StoredBalance));
+	if (!OidIsValid(relid))
+		return;
+	PkScanBegin(&ps, relid, false);
+	if ((slot = PkScanFetch(&ps, client_id, strlen(client_id))) != NULL)
+	{
+		bool		isnull;
+
+		slot_getallattrs(slot);
+		b->found = true;
+		b->seq = DatumGetInt64(slot_getattr(slot, 2, &isnull));
+		b->added_seen = DatumGetInt64(slot_getattr(slot, 3, &isnull));
+		b->balance = DatumGetInt64(slot_getattr(slot, 4, &isnull));
+		b->period = DatumGetTimestampTz(slot_getattr(slot, 5, &isnull));
+		if (isnull)
+			b->period = 0;
+	}
+	PkScanEnd(&ps);
+}
+
+/*
+ * StoredOutcome: the balance as stored (LiveFromStored over a fresh read of
+ * credit_balances) with any refill due; spends nothing.  For answers made
+ * without a shared entry: a standby, a full table, no preloading.
+ */
+static void
+StoredOutcome(const KeyInfo *key, int cost, bool ok, TimestampTz now,
+			  CreditsOutcome *out)
+{
+	StoredBalance b;
+	LiveBalance live;
+
+	ReadStored(key->client_id, &b);
+	LiveFromStored(key, &b, now, &live);
+	(void) CreditsRefill(&live.balance, &live.period, key->refill_amount,
+						 key->refill_every_us, now);
 	out->ok = ok;
-	out->balance = balance;
+	out->balance = live.balance;
 	out->retry_after = ok ? 0 :
-		RetryAfter(period, key->refill_every_us, key->refill_amount, cost, now);
+		RetryAfter(live.period, key->refill_every_us, key->refill_amount, cost, now);
 }
 
 /* MakeTag fills a zero-padded tag for this database's key. */
@@ -228,23 +329,15 @@ PartitionLock(uint32 hash)
 }
 
 /*
- * EntryFollowRow brings an entry up to date with a copy of its row (see
- * the top of the file): a newer credits_seq replaces the balance, a larger
- * credits_added adds the difference (after any refill due, as add_credits
- * does to the row), an older copy changes nothing.
+ * EntryFollowRow brings an entry up to date with a copy of its key's row
+ * of the same credits_seq (see the top of the file): a larger
+ * credits_added adds the difference, after any refill due; an older copy
+ * changes nothing.  (A newer credits_seq is a reload: LiveFromStored.)
  */
 static void
 EntryFollowRow(CreditsEntry *e, const KeyInfo *key, TimestampTz now)
 {
-	if (key->credits_seq > e->seq)
-	{
-		e->seq = key->credits_seq;
-		e->added_seen = key->credits_added;
-		e->balance = key->credits;
-		e->period = key->credits_at;
-		e->touched = now;
-	}
-	else if (key->credits_seq == e->seq && key->credits_added > e->added_seen)
+	if (key->credits_seq == e->seq && key->credits_added > e->added_seen)
 	{
 		(void) CreditsRefill(&e->balance, &e->period, key->refill_amount,
 							 key->refill_every_us, now);
@@ -267,11 +360,31 @@ CreditsCheckShared(const KeyInfo *key, int cost, bool spend, TimestampTz now,
 	bool		found;
 	bool		changed = false;
 
+	StoredBalance stored;
+	bool		have_stored = false;
+
 	MakeTag(key->client_id, &tag);
 	hash = get_hash_value(credits_hash, &tag);
 	lock = PartitionLock(hash);
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	e = hash_search_with_hash_value(credits_hash, &tag, hash, HASH_ENTER_NULL, &found);
+
+	/*
+	 * An entry that must be (re)loaded needs the key's credit_balances row,
+	 * which is read without our lock held; then look again.
+	 */
+	for (;;)
+	{
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		e = hash_search_with_hash_value(credits_hash, &tag, hash,
+										have_stored ? HASH_ENTER_NULL : HASH_FIND,
+										&found);
+		if (e != NULL && (have_stored || key->credits_seq <= e->seq))
+			break;
+		if (e == NULL && have_stored)
+			break;				/* full */
+		LWLockRelease(lock);
+		ReadStored(key->client_id, &stored);
+		have_stored = true;
+	}
 	if (e == NULL)
 	{
 		LWLockRelease(lock);
@@ -283,16 +396,22 @@ CreditsCheckShared(const KeyInfo *key, int cost, bool spend, TimestampTz now,
 					 errdetail("Shared memory holds the balances of %d keys.",
 							   APIKEYS_CREDITS_MAX_KEYS),
 					 errhint("Keys not used for two flush intervals make room.")));
-		RowOutcome(key, cost, !spend, now, out);
+		StoredOutcome(key, cost, !spend, now, out);
 		return;
 	}
-	if (!found)
+	if (!found || key->credits_seq > e->seq)
 	{
-		e->seq = key->credits_seq;
-		e->added_seen = key->credits_added;
-		e->balance = key->credits;
-		e->period = key->credits_at;
-		e->changes = e->flushed = 0;
+		LiveBalance live;
+
+		LiveFromStored(key, &stored, now, &live);
+		e->seq = live.seq;
+		e->added_seen = live.added_seen;
+		e->balance = live.balance;
+		e->period = live.period;
+		if (!found)
+			e->changes = e->flushed = 0;
+		else
+			e->changes++;		/* a new balance: write it out */
 		e->touched = now;
 	}
 	else
@@ -326,19 +445,80 @@ CreditsCheckShared(const KeyInfo *key, int cost, bool spend, TimestampTz now,
 }
 
 /*
- * CreditsSpendRow: the spend without shared memory, a row update through
- * apikeys._credits_spend_row (the row locked until the transaction ends),
- * as the extension owner, in a subtransaction.  An error (a serialization
- * failure, a lock timeout) refuses the spend: never a free use.
+ * ReadRowsSpi reads, through SPI (connected), the credit columns of the
+ * key's row into key (has_credits false: none) and its credit_balances
+ * row into b.  False when there is no such key.  The key's row is read
+ * as the statement's snapshot sees it; lock_first: lock it first (FOR NO
+ * KEY UPDATE, until the transaction ends) in a statement of its own, so
+ * that the read that follows, with a new snapshot in READ COMMITTED, sees
+ * what the lock's previous holder wrote.
+ */
+static bool
+ReadRowsSpi(const char *client_id, bool lock_first, KeyInfo *key, StoredBalance *b)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		arg = CStringGetTextDatum(client_id);
+	Datum		v[10];
+	bool		n[10];
+
+	if (lock_first &&
+		SPI_execute_with_args("SELECT 1 FROM apikeys.keys k "
+							  " WHERE k.client_id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+							  1, types, &arg, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the key for its credits");
+	if (SPI_execute_with_args("SELECT k.credits, k.refill_amount, k.refill_every, "
+							  "       k.credits_refilled_at, k.credits_seq, k.credits_added, "
+							  "       b.credits_seq, b.added_seen, b.balance, b.refilled_at "
+							  "  FROM apikeys.keys k "
+							  "  LEFT JOIN apikeys.credit_balances b "
+							  "    ON b.client_id OPERATOR(pg_catalog.=) k.client_id "
+							  " WHERE k.client_id OPERATOR(pg_catalog.=) $1",
+							  1, types, &arg, NULL, !lock_first, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the key's credits");
+	if (SPI_processed != 1)
+		return false;
+	for (int i = 0; i < 10; i++)
+		v[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &n[i]);
+	memset(key, 0, sizeof(KeyInfo));
+	strlcpy(key->client_id, client_id, sizeof(key->client_id));
+	memset(b, 0, sizeof(StoredBalance));
+	if (n[0])
+		return true;
+	key->has_credits = true;
+	key->credits = DatumGetInt64(v[0]);
+	if (!n[1] && !n[2])
+	{
+		key->refill_amount = DatumGetInt64(v[1]);
+		key->refill_every_us = IntervalUs(DatumGetIntervalP(v[2]));
+	}
+	key->credits_at = n[3] ? 0 : DatumGetTimestampTz(v[3]);
+	key->credits_seq = DatumGetInt64(v[4]);
+	key->credits_added = DatumGetInt64(v[5]);
+	if (!n[6])
+	{
+		b->found = true;
+		b->seq = DatumGetInt64(v[6]);
+		b->added_seen = DatumGetInt64(v[7]);
+		b->balance = DatumGetInt64(v[8]);
+		b->period = n[9] ? 0 : DatumGetTimestampTz(v[9]);
+	}
+	return true;
+}
+
+/*
+ * CreditsSpendRow: the spend without shared memory.  The key's row is
+ * locked until the transaction ends (ReadRowsSpi), its live balance
+ * computed (LiveFromStored, CreditsRefill) and, when it changed, written
+ * to credit_balances (apikeys._credits_write), as the extension owner in
+ * a subtransaction.  An error (a serialization failure in REPEATABLE
+ * READ, a lock timeout) refuses the spend: never a free use.
  */
 static void
 CreditsSpendRow(const KeyInfo *key, int cost, TimestampTz now, CreditsOutcome *out)
 {
-	static SPIPlanPtr plan = NULL;
 	ApikeysSavedUser saved;
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	Datum		args[2];
 	volatile bool ok = false;
 	volatile int64 balance = 0;
 	volatile TimestampTz period = 0;
@@ -348,41 +528,45 @@ CreditsSpendRow(const KeyInfo *key, int cost, TimestampTz now, CreditsOutcome *o
 	BeginInternalSubTransaction(NULL);
 	PG_TRY();
 	{
+		KeyInfo		row;
+		StoredBalance b;
+
 		ApikeysBecomeOwner(&saved);
 		(void) LookupLockTimeoutBegin();	/* unwound with the subtransaction */
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (plan == NULL)
+		if (ReadRowsSpi(key->client_id, true, &row, &b) && row.has_credits)
 		{
-			Oid			types[2] = {TEXTOID, INT4OID};
-			SPIPlanPtr	p = SPI_prepare("SELECT s.spent, s.balance, s.refilled_at "
-										"  FROM apikeys._credits_spend_row($1, $2) s",
-										2, types);
+			LiveBalance live;
+			bool		changed;
 
-			if (p == NULL || SPI_keepplan(p) != 0)
-				elog(ERROR, "could not prepare the credit spend");
-			plan = p;
-		}
-		args[0] = CStringGetTextDatum(key->client_id);
-		args[1] = Int32GetDatum(cost);
-		if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "credit spend failed");
-		if (SPI_processed == 1)
-		{
-			bool		n1,
-						n2,
-						n3;
-			Datum		d1 = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1);
-			Datum		d2 = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
-			Datum		d3 = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &n3);
-
-			if (!n1 && !n2)
+			LiveFromStored(&row, &b, now, &live);
+			changed = CreditsRefill(&live.balance, &live.period, row.refill_amount,
+									row.refill_every_us, now);
+			ok = live.balance >= cost;
+			if (ok)
 			{
-				got = true;
-				ok = DatumGetBool(d1);
-				balance = DatumGetInt64(d2);
-				period = n3 ? 0 : DatumGetTimestampTz(d3);
+				live.balance -= cost;
+				changed = true;
 			}
+			if (changed)
+			{
+				Oid			types[5] = {TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID};
+				Datum		args[5];
+				char		nulls[5] = {' ', ' ', ' ', ' ', live.period == 0 ? 'n' : ' '};
+
+				args[0] = CStringGetTextDatum(key->client_id);
+				args[1] = Int64GetDatum(live.seq);
+				args[2] = Int64GetDatum(live.added_seen);
+				args[3] = Int64GetDatum(live.balance);
+				args[4] = TimestampTzGetDatum(live.period);
+				if (SPI_execute_with_args("SELECT apikeys._credits_write($1, $2, $3, $4, $5)",
+										  5, types, args, nulls, false, 1) != SPI_OK_SELECT)
+					elog(ERROR, "could not write the key's credits");
+			}
+			balance = live.balance;
+			period = live.period;
+			got = true;
 		}
 		SPI_finish();
 		ApikeysRestoreUser(&saved);
@@ -403,7 +587,7 @@ CreditsSpendRow(const KeyInfo *key, int cost, TimestampTz now, CreditsOutcome *o
 
 	if (!got)
 	{
-		RowOutcome(key, cost, false, now, out);
+		StoredOutcome(key, cost, false, now, out);
 		return;
 	}
 	out->ok = ok;
@@ -428,7 +612,7 @@ CreditsCheck(const KeyInfo *key, int cost, bool spend, TimestampTz now,
 	if (RecoveryInProgress())
 	{
 		/* a standby cannot record a spend: refuse (see the top) */
-		RowOutcome(key, cost, !spend, now, out);
+		StoredOutcome(key, cost, !spend, now, out);
 		out->retry_after = 0;
 		return;
 	}
@@ -439,7 +623,7 @@ CreditsCheck(const KeyInfo *key, int cost, bool spend, TimestampTz now,
 	}
 	if (!spend || !may_write || XactReadOnly || IsInParallelMode())
 	{
-		RowOutcome(key, cost, !spend, now, out);
+		StoredOutcome(key, cost, !spend, now, out);
 		return;
 	}
 	CreditsSpendRow(key, cost, now, out);
@@ -495,8 +679,9 @@ FlushXactCallback(XactEvent event, void *arg)
 }
 
 /*
- * CreditsFlushDatabase writes this database's changed balances to their
- * rows (apikeys._credits_write), in the current transaction, and drops
+ * CreditsFlushDatabase writes this database's changed balances to
+ * apikeys.credit_balances (apikeys._credits_write), in the current
+ * transaction, and drops
  * entries written and left unchanged for two flush intervals.  Returns the
  * number of keys written.  Does nothing without shared memory or during
  * recovery.
@@ -592,7 +777,6 @@ CreditsFlushDatabase(void)
 
 PG_FUNCTION_INFO_V1(apikeys_credits_flush);
 PG_FUNCTION_INFO_V1(apikeys_credits_balance);
-PG_FUNCTION_INFO_V1(apikeys_credits_refilled);
 
 /* SQL function: apikeys._credits_flush() returns bigint */
 Datum
@@ -605,66 +789,36 @@ apikeys_credits_flush(PG_FUNCTION_ARGS)
  * SQL function: apikeys._credits_balance(client_id text) returns bigint
  *
  * The balance a verification would see now, spending nothing: the shared
- * entry brought up to date with the row as this transaction sees it (a
- * top-up of this transaction counts, uncommitted, without changing the
- * entry), or the row itself; NULL for a key without credits.
+ * entry brought up to date with the key's row as this transaction sees it
+ * (a top-up of this transaction counts, uncommitted, without changing the
+ * entry), or where a verification would start from (LiveFromStored); NULL
+ * for a key without credits.
  */
 Datum
 apikeys_credits_balance(PG_FUNCTION_ARGS)
 {
-	text	   *cid = PG_GETARG_TEXT_PP(0);
+	char	   *cid = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	KeyInfo		key;
-	Datum		arg = PointerGetDatum(cid);
-	bool		isnull[6];
-	Datum		v[6];
+	StoredBalance b;
+	LiveBalance live;
 	TimestampTz now = GetCurrentTimestamp();
-	int64		balance;
-	TimestampTz period;
+	bool		found;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	{
-		Oid			types[1] = {TEXTOID};
-
-		if (SPI_execute_with_args("SELECT k.credits, k.refill_amount, k.refill_every, "
-								  "       k.credits_refilled_at, k.credits_seq, k.credits_added "
-								  "  FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) $1",
-								  1, types, &arg, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "credit balance query failed");
-	}
-	if (SPI_processed != 1)
-	{
-		SPI_finish();
-		PG_RETURN_NULL();
-	}
-	for (int i = 0; i < 6; i++)
-		v[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull[i]);
-	if (isnull[0])
-	{
-		SPI_finish();
-		PG_RETURN_NULL();
-	}
-	memset(&key, 0, sizeof(key));
-	key.credits = DatumGetInt64(v[0]);
-	if (!isnull[1] && !isnull[2])
-	{
-		key.refill_amount = DatumGetInt64(v[1]);
-		key.refill_every_us = IntervalUs(DatumGetIntervalP(v[2]));
-	}
-	key.credits_at = isnull[3] ? 0 : DatumGetTimestampTz(v[3]);
-	key.credits_seq = DatumGetInt64(v[4]);
-	key.credits_added = DatumGetInt64(v[5]);
+	found = ReadRowsSpi(cid, false, &key, &b);
 	SPI_finish();
+	if (!found || !key.has_credits)
+		PG_RETURN_NULL();
 
-	balance = key.credits;
-	period = key.credits_at;
+	LiveFromStored(&key, &b, now, &live);
 	if (ApikeysSharedReady() && !RecoveryInProgress())
 	{
 		CreditsTag	tag;
 		uint32		hash;
 		CreditsEntry *e;
 
-		MakeTag(text_to_cstring(cid), &tag);
+		MakeTag(cid, &tag);
 		hash = get_hash_value(credits_hash, &tag);
 		LWLockAcquire(PartitionLock(hash), LW_SHARED);
 		e = hash_search_with_hash_value(credits_hash, &tag, hash, HASH_FIND, NULL);
@@ -673,52 +827,12 @@ apikeys_credits_balance(PG_FUNCTION_ARGS)
 			CreditsEntry copy = *e;
 
 			EntryFollowRow(&copy, &key, now);
-			balance = copy.balance;
-			period = copy.period;
+			live.balance = copy.balance;
+			live.period = copy.period;
 		}
 		LWLockRelease(PartitionLock(hash));
 	}
-	(void) CreditsRefill(&balance, &period, key.refill_amount, key.refill_every_us, now);
-	PG_RETURN_INT64(balance);
-}
-
-/*
- * SQL function: apikeys._credits_refilled(credits bigint, refill_amount
- *		bigint, refill_every interval, refilled_at timestamptz,
- *		OUT credits bigint, OUT refilled_at timestamptz)
- *
- * A stored balance and refill period with the refills due by now applied
- * (CreditsRefill, the rule verification applies).
- */
-Datum
-apikeys_credits_refilled(PG_FUNCTION_ARGS)
-{
-	TupleDesc	tupdesc;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
-	int64		balance;
-	TimestampTz period;
-	int64		amount = 0;
-	int64		every_us = 0;
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
-	if (PG_ARGISNULL(0))
-	{
-		nulls[0] = nulls[1] = true;
-		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-	}
-	balance = PG_GETARG_INT64(0);
-	period = PG_ARGISNULL(3) ? 0 : PG_GETARG_TIMESTAMPTZ(3);
-	if (!PG_ARGISNULL(1) && !PG_ARGISNULL(2))
-	{
-		amount = PG_GETARG_INT64(1);
-		every_us = IntervalUs(PG_GETARG_INTERVAL_P(2));
-	}
-	(void) CreditsRefill(&balance, &period, amount, every_us, GetCurrentTimestamp());
-	values[0] = Int64GetDatum(balance);
-	values[1] = TimestampTzGetDatum(period);
-	nulls[1] = period == 0;
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	(void) CreditsRefill(&live.balance, &live.period, key.refill_amount,
+						 key.refill_every_us, now);
+	PG_RETURN_INT64(live.balance);
 }

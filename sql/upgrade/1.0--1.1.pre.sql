@@ -39,3 +39,13 @@ DROP FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestam
                                    integer, interval, cidr[]);
 DROP VIEW apikeys.stats;
 DROP FUNCTION apikeys._stats();
+CREATE TABLE apikeys.credit_balances (
+    client_id           text COLLATE "C" PRIMARY KEY,
+    credits_seq         bigint NOT NULL,
+    added_seen          bigint NOT NULL,
+    balance             bigint NOT NULL,
+    refilled_at         timestamptz,
+    written_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('apikeys.credit_balances', '');
+ALTER TABLE apikeys.credit_balances ENABLE ROW LEVEL SECURITY;

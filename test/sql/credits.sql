@@ -71,10 +71,11 @@ SELECT code, credits_remaining FROM apikeys.authenticate(:'tok');
 COMMIT;
 SELECT err(format('SELECT apikeys.authenticate(%L)', :'tok'));
 
--- The balance reaches the row (flushed; without preloading it is there already)
+-- The balance reaches credit_balances (flushed; without preloading at each spend)
 RESET ROLE;
 SELECT apikeys._credits_flush() >= 0 AS flushed;
-SELECT credits, credits_seq, credits_added FROM apikeys.keys WHERE client_id = :'cid';
+SELECT b.balance, b.credits_seq, b.added_seen, k.credits_seq AS key_seq, k.credits_added AS key_added
+  FROM apikeys.credit_balances b JOIN apikeys.keys k USING (client_id) WHERE client_id = :'cid';
 SET ROLE regress_admin;
 
 -- Refill: set back to refill_amount once the period is over ------------------

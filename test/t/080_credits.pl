@@ -59,8 +59,8 @@ log_statement = none
 		FROM (SELECT code, count(*) AS n FROM answers WHERE k = 'n' GROUP BY code) c}),
 		'USAGE_EXCEEDED=700,VALID=500', '500 credits, 8 clients, 1,200 attempts: exactly 500 VALID');
 	sq($node, 'SELECT apikeys._credits_flush()');
-	is(sq($node, q{SELECT credits FROM apikeys.keys k JOIN tok USING (client_id) WHERE tok.k = 'n'}),
-		'0', 'the row holds the balance: 0');
+	is(sq($node, q{SELECT balance FROM apikeys.credit_balances b JOIN tok USING (client_id) WHERE tok.k = 'n'}),
+		'0', 'credit_balances holds the balance: 0');
 
 	# 2: a refill applied exactly once per period
 	sq($node, q{INSERT INTO tok SELECT 'r', client_id, token
@@ -73,8 +73,9 @@ log_statement = none
 	sq($node, 'SELECT apikeys._credits_flush()');
 	my ($valid, $periods) = split /\|/, sq($node, q{
 		SELECT (SELECT count(*) FROM answers WHERE k = 'r' AND code = 'VALID'),
-		       (SELECT floor(extract(epoch FROM k.credits_refilled_at - k.created_at) / 2)::int
-		          FROM apikeys.keys k JOIN tok USING (client_id) WHERE tok.k = 'r')});
+		       (SELECT floor(extract(epoch FROM b.refilled_at - k.credits_refilled_at) / 2)::int
+		          FROM apikeys.keys k JOIN apikeys.credit_balances b USING (client_id)
+		          JOIN tok USING (client_id) WHERE tok.k = 'r')});
 	ok($periods >= 1, "refills happened during the run ($periods)");
 	is($valid, 50 * $periods, "exactly 50 VALID per refill ($valid for $periods refills)");
 
