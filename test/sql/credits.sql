@@ -4,8 +4,11 @@
 -- USAGE_EXCEEDED, add_credits and the credit part of the no-escalation
 -- rule.  Preloaded the balance lives in shared memory (flushed by
 -- _credits_flush / the worker); without preloading each spend is a row
--- update: the answers are the same.
+-- update: the answers are the same, but for pre_request, which writes
+-- nothing: without preloading a key with credits answers USAGE_EXCEEDED
+-- there (expected/credits_1.out).
 --
+SELECT apikeys._preloaded() AS preloaded;
 SET client_min_messages = warning;
 SELECT apikeys.set_owner_policy('cr_acme', max_keys => 30);
 
@@ -129,6 +132,31 @@ SET ROLE regress_verifier;
 BEGIN;
 SELECT code, credits_remaining FROM apikeys.authenticate(:'ftok');
 SELECT err($$SELECT apikeys.my_create_key('c6', ARRAY['api:read'], credits => 1000000)$$);
+COMMIT;
+RESET ROLE;
+
+-- pre_request takes one credit (preloaded: in shared memory, nothing written);
+-- out of credits it answers 429, with Retry-After only when a refill comes
+SET ROLE regress_admin;
+SELECT (k).client_id AS pcid, (k).token AS ptok
+  FROM (SELECT apikeys.create_key('cr_acme', 'postgrest', '{}', credits => 1) k) s \gset
+SELECT (k).token AS prtok
+  FROM (SELECT apikeys.create_key('cr_acme', 'postgrest refill', '{}', credits => 0,
+                                  refill_amount => 5, refill_every => '1 hour') k) s \gset
+RESET ROLE;
+SET ROLE regress_verifier;
+BEGIN;
+SELECT set_config('request.headers', json_build_object('x-api-key', :'ptok')::text, true) IS NOT NULL AS headers_set;
+SELECT err('SELECT apikeys.pre_request()');
+SELECT apikeys.current_client_id() = :'pcid' AS authenticated;
+COMMIT;
+BEGIN;
+SELECT set_config('request.headers', json_build_object('x-api-key', :'ptok')::text, true) IS NOT NULL AS headers_set;
+SELECT err('SELECT apikeys.pre_request()');
+COMMIT;
+BEGIN;
+SELECT set_config('request.headers', json_build_object('x-api-key', :'prtok')::text, true) IS NOT NULL AS headers_set;
+SELECT regexp_replace(err('SELECT apikeys.pre_request()'), '"Retry-After":"[0-9]+"', '"Retry-After":"<n>"') AS answer;
 COMMIT;
 RESET ROLE;
 
