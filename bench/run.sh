@@ -290,12 +290,12 @@ check_one() { # n
 	[ "$got" = NOT_FOUND ] || die "apikeys.verify_client with a wrong secret answered $got"
 	got=$(psqlv "$db" -c "SELECT (apikeys.verify(left(token, -1) || 'x', 'api:read')).code FROM bench.tokens WHERE id = 1")
 	[ "$got" = MALFORMED ] || die "apikeys.verify with a bad checksum answered $got"
-	# the scope-set keys: both kinds grant api:read and docs:read, and verify to the same scopes
+	# the scope-set keys (and the keys with credits): all grant api:read and docs:read, and verify to the same scopes
 	got=$(psqlv "$db" -F ' ' -c "SELECT string_agg(DISTINCT kind || '=' || (apikeys.verify(token, 'api:read')).code
 	                                || ',' || (apikeys.verify(token, 'api:write')).code
 	                                || ',' || array_to_string((apikeys.verify(token)).scopes, ';'), ' ')
 	                            FROM bench.set_tokens WHERE id <= 50")
-	[ "$got" = "inline=VALID,INSUFFICIENT_SCOPE,api:read;docs:read set=VALID,INSUFFICIENT_SCOPE,api:read;docs:read" ] \
+	[ "$got" = "credits=VALID,INSUFFICIENT_SCOPE,api:read;docs:read inline=VALID,INSUFFICIENT_SCOPE,api:read;docs:read set=VALID,INSUFFICIENT_SCOPE,api:read;docs:read" ] \
 		|| die "the scope-set keys verified as: $got"
 	# the seed-shaped keys verify (with the client address), carry their fields, and are served
 	# from the shared cache like the others
