@@ -44,7 +44,41 @@ CREATE TABLE apikeys.derived_signing_key (
 );
 ALTER TABLE apikeys.derived_signing_key ENABLE ROW LEVEL SECURITY;
 
--- Part 2: the 16 functions and views of sql/install/ that are new or changed since 1.0
+-- Credits (issue 23): the balance and refill rule of a key, the verification
+-- row's credits_remaining (and derived, shared with derived tokens), the
+-- cost argument of verify / verify_client, the credit arguments of
+-- create_key / update_key / my_create_key / my_update_key, the credit part
+-- of the no-escalation rule (_check_grant) and the new code's counter in
+-- _stats (in code order, so the view goes too).
+ALTER TABLE apikeys.keys
+    ADD COLUMN credits bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
+    ADD COLUMN refill_amount bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
+    ADD COLUMN refill_every interval,
+    ADD COLUMN credits_refilled_at timestamptz,
+    ADD COLUMN credits_seq bigint NOT NULL DEFAULT 0,
+    ADD COLUMN credits_added bigint NOT NULL DEFAULT 0;
+DROP FUNCTION apikeys.verify(text, text, inet);
+DROP FUNCTION apikeys.verify_client(text, text, text, inet);
+DROP FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[],
+                                 jsonb, name, integer, interval);
+DROP FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[],
+                                    jsonb, boolean);
+DROP FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text,
+                                    cidr[], jsonb);
+DROP VIEW apikeys.stats;
+DROP FUNCTION apikeys._stats();
+CREATE TABLE apikeys.credit_balances (
+    client_id           text COLLATE "C" PRIMARY KEY,
+    credits_seq         bigint NOT NULL,
+    added_seen          bigint NOT NULL,
+    balance             bigint NOT NULL,
+    refilled_at         timestamptz,
+    written_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('apikeys.credit_balances', '');
+ALTER TABLE apikeys.credit_balances ENABLE ROW LEVEL SECURITY;
+
+-- Part 2: the 27 functions and views of sql/install/ that are new or changed since 1.0
 
 -- Internal: new client ID (under the given prefix, NULL: token_prefix) or
 -- the given one, + secret + token + hash.
@@ -63,6 +97,39 @@ CREATE OR REPLACE FUNCTION apikeys._check_prefix(prefix text)
     AS 'MODULE_PATHNAME', 'apikeys_check_prefix'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
+-- _check_credits validates a key's credit settings as they will be (the
+-- merged result for update_key): a balance of zero or more, a refill of a
+-- positive amount every 1 second to 100 years (measured as verification
+-- measures it: _interval_us), given both or neither.  22023 otherwise.
+CREATE OR REPLACE FUNCTION apikeys._check_credits(p_credits bigint, p_refill_amount bigint,
+                                       p_refill_every interval)
+    RETURNS void
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_credits OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'credits must be zero or more' USING ERRCODE = '22023',
+            HINT = 'Leave credits NULL for a key without a balance (unlimited use).';
+    END IF;
+    IF p_refill_amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'refill_amount must be positive' USING ERRCODE = '22023',
+            HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
+    END IF;
+    IF p_refill_every IS NOT NULL AND
+       (apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
+        p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+        RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
+    END IF;
+    IF (p_refill_amount IS NULL) OPERATOR(pg_catalog.<>) (p_refill_every IS NULL) THEN
+        RAISE EXCEPTION 'refill_amount and refill_every go together' USING ERRCODE = '22023',
+            DETAIL = 'A refill sets the balance back to refill_amount every refill_every.',
+            HINT = 'Give both, or neither for credits that never refill.';
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
                                    description text DEFAULT NULL,
@@ -74,6 +141,9 @@ CREATE OR REPLACE FUNCTION apikeys.create_key(owner text, name text, scopes text
                                    rate_limit integer DEFAULT NULL,
                                    rate_window interval DEFAULT '1 minute',
                                    handoff boolean DEFAULT false,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL,
                                    prefix text DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
@@ -82,6 +152,8 @@ CREATE OR REPLACE FUNCTION apikeys.create_key(owner text, name text, scopes text
 AS $$
 DECLARE
     v_scopes apikeys.scope[];
+    -- a refill without a starting balance starts full
+    v_credits bigint := COALESCE(create_key.credits, create_key.refill_amount);
     v_max_keys integer;
     v_max_lifetime interval;
     v_live bigint;
@@ -108,6 +180,7 @@ BEGIN
     IF create_key.handoff IS NULL THEN
         RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
     END IF;
+    PERFORM apikeys._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
     IF create_key.handoff AND
        (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
         RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
@@ -148,7 +221,8 @@ BEGIN
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role,
-                                  rate_limit, rate_window, pending_since, created_by_key)
+                                  rate_limit, rate_window, pending_since, created_by_key,
+                                  credits, refill_amount, refill_every, credits_refilled_at)
         VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
                 m.hash_alg, v_expires, apikeys._outer_user(),
                 NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
@@ -157,7 +231,9 @@ BEGIN
                 create_key.rate_limit,
                 CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
                 CASE WHEN create_key.handoff THEN pg_catalog.now() END,
-                apikeys._acting_key())
+                apikeys._acting_key(),
+                v_credits, create_key.refill_amount, create_key.refill_every,
+                CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END)
         ON CONFLICT (client_id) DO NOTHING
         RETURNING * INTO v_key;
         EXIT WHEN v_key.client_id IS NOT NULL;
@@ -171,6 +247,11 @@ BEGIN
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires, 'prefix', v_key.prefix)
+        OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
+                                     ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                                         'credits', v_credits,
+                                         'refill_amount', create_key.refill_amount,
+                                         'refill_every', create_key.refill_every)) END
         OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
@@ -179,6 +260,210 @@ BEGIN
         RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
     END IF;
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.delete_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys := apikeys._key_row(delete_key.client_id, true);
+    v_up text;
+BEGIN
+    PERFORM apikeys._op_begin('deleted', NULL);
+    DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    -- The tree revoke_key(with_descendants) walks must survive the
+    -- deletion: a key that leads to other keys leaves its link behind
+    -- (deleted_keys); one that leads nowhere leaves none, and a deleted
+    -- ancestor it was the last link of is dropped, up the tree.
+    IF apikeys._leads_to_keys(k.client_id) THEN
+        INSERT INTO apikeys.deleted_keys (client_id, owner, created_by_key)
+        VALUES (k.client_id, k.owner, k.created_by_key);
+    ELSE
+        v_up := k.created_by_key;
+        WHILE v_up IS NOT NULL AND NOT apikeys._leads_to_keys(v_up) LOOP
+            DELETE FROM apikeys.deleted_keys d
+             WHERE d.client_id OPERATOR(pg_catalog.=) v_up
+            RETURNING d.created_by_key INTO v_up;
+        END LOOP;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.update_key(client_id text,
+                                   name text DEFAULT NULL,
+                                   description text DEFAULT NULL,
+                                   scopes text[] DEFAULT NULL,
+                                   expires_at timestamptz DEFAULT NULL,
+                                   contact_email text DEFAULT NULL,
+                                   contact_phone text DEFAULT NULL,
+                                   allowed_cidrs cidr[] DEFAULT NULL,
+                                   metadata jsonb DEFAULT NULL,
+                                   db_role name DEFAULT NULL,
+                                   rate_limit integer DEFAULT NULL,
+                                   rate_window interval DEFAULT NULL,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    v_scopes apikeys.scope[];
+    v_max_lifetime interval;
+    v_credits bigint;
+BEGIN
+    IF update_key.name IS NOT NULL THEN
+        PERFORM apikeys._check_text('name', update_key.name, 128, true);
+    END IF;
+    v_scopes := apikeys._check_settings(update_key.scopes, update_key.description,
+                    update_key.contact_email, update_key.contact_phone,
+                    update_key.allowed_cidrs, update_key.metadata,
+                    update_key.db_role::text, update_key.rate_limit, update_key.rate_window);
+    k := apikeys._key_row(update_key.client_id);
+    -- the credit settings as they will be: a refill given to a key without
+    -- credits starts it full
+    v_credits := COALESCE(update_key.credits, k.credits,
+                          CASE WHEN update_key.refill_amount IS NOT NULL AND k.refill_amount IS NULL
+                               THEN update_key.refill_amount END);
+    PERFORM apikeys._check_credits(v_credits,
+                                   COALESCE(update_key.refill_amount, k.refill_amount),
+                                   COALESCE(update_key.refill_every, k.refill_every));
+
+    IF update_key.expires_at IS NOT NULL THEN
+        IF update_key.expires_at OPERATOR(pg_catalog.>) k.expires_at THEN
+            RAISE EXCEPTION 'cannot extend the expiry of API key "%"', k.client_id
+                USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.format('The key expires at %s; an expiry can only be brought forward.', k.expires_at),
+                      HINT = 'Issue a new key for a longer lifetime.';
+        END IF;
+        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(k.owner) l;
+        PERFORM apikeys._check_expiry(update_key.expires_at, v_max_lifetime);
+    END IF;
+
+    PERFORM apikeys._op_begin('updated', NULL);
+    UPDATE apikeys.keys SET
+        name          = COALESCE(update_key.name, keys.name),
+        description   = CASE WHEN update_key.description IS NULL THEN keys.description
+                             ELSE NULLIF(update_key.description, '') END,
+        scopes        = COALESCE(v_scopes, keys.scopes),
+        expires_at    = COALESCE(update_key.expires_at, keys.expires_at),
+        -- a rotation's grace never outlives a shortened expiry (LEAST
+        -- ignores NULLs, so a key never rotated must stay NULL here)
+        prev_expires_at = CASE WHEN keys.prev_expires_at IS NOT NULL
+                               THEN LEAST(keys.prev_expires_at,
+                                          COALESCE(update_key.expires_at, keys.expires_at)) END,
+        contact_email = CASE WHEN update_key.contact_email IS NULL THEN keys.contact_email
+                             ELSE NULLIF(update_key.contact_email, '') END,
+        contact_phone = CASE WHEN update_key.contact_phone IS NULL THEN keys.contact_phone
+                             ELSE NULLIF(update_key.contact_phone, '') END,
+        allowed_cidrs = CASE WHEN update_key.allowed_cidrs IS NULL THEN keys.allowed_cidrs
+                             ELSE NULLIF(update_key.allowed_cidrs, '{}'::cidr[]) END,
+        metadata      = CASE WHEN update_key.metadata IS NULL THEN keys.metadata
+                             ELSE NULLIF(update_key.metadata, '{}'::jsonb) END,
+        db_role       = CASE WHEN update_key.db_role IS NULL THEN keys.db_role
+                             ELSE NULLIF(update_key.db_role::text, '') END,
+        rate_limit    = CASE WHEN update_key.rate_limit IS NULL THEN keys.rate_limit
+                             ELSE NULLIF(update_key.rate_limit, 0) END,
+        rate_window   = CASE WHEN update_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+                             ELSE COALESCE(update_key.rate_window, keys.rate_window,
+                                           CASE WHEN update_key.rate_limit IS NOT NULL
+                                                THEN '1 minute'::interval END) END,
+        -- a balance given (or a first one) replaces what shared memory
+        -- holds (credits_seq) and starts a new refill period; a refill rule
+        -- alone changes the rule, not the balance or the period
+        credits       = v_credits,
+        credits_seq   = CASE WHEN v_credits IS DISTINCT FROM keys.credits OR
+                                  update_key.credits IS NOT NULL
+                             THEN keys.credits_seq OPERATOR(pg_catalog.+) 1
+                             ELSE keys.credits_seq END,
+        credits_refilled_at = CASE WHEN update_key.credits IS NOT NULL OR keys.credits IS NULL
+                                   THEN CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END
+                                   ELSE keys.credits_refilled_at END,
+        refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
+        refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+END
+$$;
+
+-- Credits (src/credits.c).  With shared_preload_libraries a key's balance
+-- lives in shared memory while the server runs, and apikeys.credit_balances
+-- holds it as last flushed; reading the balance asks shared memory first.
+CREATE OR REPLACE FUNCTION apikeys._credits_balance(client_id text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- Writes the balances spent in shared memory to apikeys.credit_balances
+-- now (the background worker does it every apikeys.flush_interval); the
+-- number of keys written.
+CREATE OR REPLACE FUNCTION apikeys._credits_flush() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_flush'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- One key's balance written (the flush, or a spend without preloading):
+-- never over a balance loaded from a newer credits_seq; nothing for a key
+-- deleted meanwhile.
+CREATE OR REPLACE FUNCTION apikeys._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
+                                       p_balance bigint, p_refilled_at timestamptz)
+    RETURNS void
+    LANGUAGE sql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO apikeys.credit_balances AS b
+           (client_id, credits_seq, added_seen, balance, refilled_at)
+    SELECT k.client_id, p_seq, p_added_seen, p_balance, p_refilled_at
+      FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
+    ON CONFLICT (client_id) DO UPDATE SET
+        credits_seq = EXCLUDED.credits_seq, added_seen = EXCLUDED.added_seen,
+        balance = EXCLUDED.balance, refilled_at = EXCLUDED.refilled_at,
+        written_at = pg_catalog.now()
+     WHERE b.credits_seq OPERATOR(pg_catalog.<=) EXCLUDED.credits_seq;
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.add_credits(client_id text, amount bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    v_balance bigint;
+BEGIN
+    IF add_credits.amount IS NULL OR add_credits.amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
+            HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    k := apikeys._key_row(add_credits.client_id);
+    IF k.credits IS NULL THEN
+        RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
+            DETAIL = 'A key without credits has unlimited use.',
+            HINT = 'Give it a balance first with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    -- a top-up: the live balance (shared memory, credit_balances) gains
+    -- the difference of credits_added it has not counted yet, after any
+    -- refill that is due; keys.credits, the balance if nothing was spent
+    -- since it was set, gains it too
+    PERFORM apikeys._op_begin('credits_added', NULL);
+    UPDATE apikeys.keys SET
+        credits = keys.credits OPERATOR(pg_catalog.+) add_credits.amount,
+        credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    v_balance := apikeys._credits_balance(k.client_id);
+    PERFORM apikeys._audit('credits_added', k.client_id, k.owner,
+        pg_catalog.jsonb_build_object('amount', add_credits.amount, 'balance', v_balance));
+    RETURN v_balance;
 END
 $$;
 
@@ -201,8 +486,13 @@ DECLARE
     changes jsonb := '{}'::jsonb;
     col text;
     hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
-                          'prev_expires_at', 'last_used_at', 'secret_set_at', 'claimed_at'];
+                          'prev_expires_at', 'last_used_at', 'secret_set_at', 'claimed_at',
+                          'credits_refilled_at', 'credits_seq', 'credits_added'];
 BEGIN
+    -- add_credits writes its own audit row (amount and balance)
+    IF ev OPERATOR(pg_catalog.=) 'credits_added' AND TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        RETURN NEW;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
             det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
@@ -229,6 +519,20 @@ BEGIN
     RETURN NEW;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION apikeys.verify(token text, required_scope text DEFAULT NULL,
+                               client_ip inet DEFAULT NULL, cost integer DEFAULT 1)
+    RETURNS apikeys.verification
+    AS 'MODULE_PATHNAME', 'apikeys_verify'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+
+CREATE OR REPLACE FUNCTION apikeys.verify_client(client_id text, client_secret text,
+                                      required_scope text DEFAULT NULL,
+                                      client_ip inet DEFAULT NULL,
+                                      cost integer DEFAULT 1)
+    RETURNS apikeys.verification
+    AS 'MODULE_PATHNAME', 'apikeys_verify_client'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
 
 -- Last use: the stored time, or a later one still in the journal.
 CREATE OR REPLACE VIEW apikeys.key_list AS
@@ -446,7 +750,9 @@ AS $$
 BEGIN
     PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
                                  p_target.expires_at, p_target.db_role, p_target.rate_limit,
-                                 p_target.rate_window, p_target.allowed_cidrs, p_target.prefix);
+                                 p_target.rate_window, p_target.allowed_cidrs, p_target.prefix,
+                                 apikeys._credits_balance(p_target.client_id),
+                                 p_target.refill_amount, p_target.refill_every);
     IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
         RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
@@ -479,12 +785,18 @@ $$;
 --                carries its manager's prefix, and a key acts only on keys
 --                of its own prefix (an acme_test key never learns, by
 --                rotating it, or widens an acme_live key's secret)
+--   credits      none (unlimited) only if the acting key has none; else a
+--                balance no larger than the most the acting key can hold
+--                (its balance now, or its refill_amount if that is more),
+--                and a refill only if the acting key has one, of at most
+--                its amount, at most as often (_interval_us)
 -- Anything else: 42501.
 CREATE OR REPLACE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
                                      p_rate_window interval, p_allowed_cidrs cidr[],
-                                     p_prefix text)
+                                     p_prefix text, p_credits bigint, p_refill_amount bigint,
+                                     p_refill_every interval)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -497,6 +809,7 @@ DECLARE
                         ELSE pg_catalog.format('API key "%s"', p_client_id) END;
     s apikeys.scope;
     c cidr;
+    v_most bigint;
 BEGIN
     FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
     LOOP
@@ -547,6 +860,33 @@ BEGIN
                       DETAIL = pg_catalog.format('The network %s is outside the acting key''s allowed_cidrs.', c);
         END IF;
     END IF;
+    IF p_acting.credits IS NOT NULL THEN
+        v_most := GREATEST(apikeys._credits_balance(p_acting.client_id),
+                           COALESCE(p_acting.refill_amount, 0));
+        IF p_credits IS NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % unlimited use', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = 'The acting key has credits, so every key it gives must have credits too.',
+                      HINT = pg_catalog.format('Give credits of at most %s.', v_most);
+        END IF;
+        IF p_credits OPERATOR(pg_catalog.>) v_most THEN
+            RAISE EXCEPTION 'API key "%" cannot give % more credits than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The acting key can hold at most %s credits.', v_most);
+        END IF;
+        IF p_refill_amount IS NOT NULL AND
+           (p_acting.refill_amount IS NULL OR
+            p_refill_amount OPERATOR(pg_catalog.>) p_acting.refill_amount OR
+            apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
+            apikeys._interval_us(p_acting.refill_every)) THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a larger or faster refill than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = CASE WHEN p_acting.refill_amount IS NULL
+                                    THEN 'The acting key''s credits never refill.'
+                                    ELSE pg_catalog.format('The acting key gets %s credits every %s.',
+                                                           p_acting.refill_amount, p_acting.refill_every) END;
+        END IF;
+    END IF;
 END
 $$;
 
@@ -557,7 +897,10 @@ CREATE OR REPLACE FUNCTION apikeys.my_create_key(name text, scopes text[],
                                       contact_phone text DEFAULT NULL,
                                       allowed_cidrs cidr[] DEFAULT NULL,
                                       metadata jsonb DEFAULT '{}',
-                                      handoff boolean DEFAULT false)
+                                      handoff boolean DEFAULT false,
+                                      credits bigint DEFAULT NULL,
+                                      refill_amount bigint DEFAULT NULL,
+                                      refill_every interval DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -569,6 +912,9 @@ DECLARE
     v_max_lifetime interval;
     v_expires timestamptz;
     v_cidrs cidr[];
+    v_credits bigint;
+    v_refill_amount bigint;
+    v_refill_every interval;
     r apikeys.new_key;
 BEGIN
     -- A handoff sends an e-mail and an SMS to addresses the caller chooses;
@@ -592,8 +938,21 @@ BEGIN
     v_expires := COALESCE(my_create_key.expires_at,
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
+    -- credits: none given inherits the acting key's refill rule, and a
+    -- balance of its refill_amount (or, without a refill, none: a key with
+    -- credits must then give a balance, _check_grant says so)
+    IF my_create_key.refill_amount IS NULL AND my_create_key.refill_every IS NULL THEN
+        v_refill_amount := a.refill_amount;
+        v_refill_every := a.refill_every;
+    ELSE
+        v_refill_amount := my_create_key.refill_amount;
+        v_refill_every := my_create_key.refill_every;
+    END IF;
+    v_credits := COALESCE(my_create_key.credits, v_refill_amount);
+    PERFORM apikeys._check_credits(v_credits, v_refill_amount, v_refill_every);
     PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
-                                 a.rate_limit, a.rate_window, v_cidrs, a.prefix);
+                                 a.rate_limit, a.rate_window, v_cidrs, a.prefix,
+                                 v_credits, v_refill_amount, v_refill_every);
 
     PERFORM apikeys._acting_begin(a.client_id);
     r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
@@ -601,7 +960,7 @@ BEGIN
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
                             COALESCE(a.rate_window, '1 minute'::interval), false,
-                            prefix => a.prefix);
+                            v_credits, v_refill_amount, v_refill_every, a.prefix);
     PERFORM apikeys._acting_begin(NULL);
     RETURN r;
 END
@@ -615,7 +974,10 @@ CREATE OR REPLACE FUNCTION apikeys.my_update_key(client_id text,
                                       contact_email text DEFAULT NULL,
                                       contact_phone text DEFAULT NULL,
                                       allowed_cidrs cidr[] DEFAULT NULL,
-                                      metadata jsonb DEFAULT NULL)
+                                      metadata jsonb DEFAULT NULL,
+                                      credits bigint DEFAULT NULL,
+                                      refill_amount bigint DEFAULT NULL,
+                                      refill_every interval DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -634,16 +996,81 @@ BEGIN
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
         t.rate_limit, t.rate_window,
         CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
-             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix);
+             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix,
+        COALESCE(my_update_key.credits, apikeys._credits_balance(t.client_id),
+                 my_update_key.refill_amount),
+        COALESCE(my_update_key.refill_amount, t.refill_amount),
+        COALESCE(my_update_key.refill_every, t.refill_every));
 
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
                                v_scopes::text[], my_update_key.expires_at,
                                my_update_key.contact_email, my_update_key.contact_phone,
-                               my_update_key.allowed_cidrs, my_update_key.metadata);
+                               my_update_key.allowed_cidrs, my_update_key.metadata,
+                               credits => my_update_key.credits,
+                               refill_amount => my_update_key.refill_amount,
+                               refill_every => my_update_key.refill_every);
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
+
+-- sql/install/09_stats.sql: the operator's view: server-wide statistics
+--
+-- A section of the install script: make concatenates sql/install/*.sql
+-- in name order into apikeys--<version>.sql.  Each object is followed by
+-- its comment, privileges and settings.
+-- The server-wide counters behind apikeys.stats (src/stats.c): totals
+-- since stats_since, NULL without shared_preload_libraries.
+CREATE OR REPLACE FUNCTION apikeys._stats(OUT stats_since timestamptz,
+                               OUT verifications_valid bigint,
+                               OUT verifications_malformed bigint,
+                               OUT verifications_not_found bigint,
+                               OUT verifications_expired bigint,
+                               OUT verifications_disabled bigint,
+                               OUT verifications_revoked bigint,
+                               OUT verifications_insufficient_scope bigint,
+                               OUT verifications_ip_not_allowed bigint,
+                               OUT verifications_rate_limited bigint,
+                               OUT verifications_usage_exceeded bigint,
+                               OUT cache_hits bigint, OUT cache_misses bigint,
+                               OUT cache_evictions bigint,
+                               OUT usage_keys_pending bigint, OUT usage_keys_dropped bigint,
+                               OUT usage_flushes bigint, OUT usage_last_flush timestamptz,
+                               OUT policy_runs bigint, OUT policy_actions bigint,
+                               OUT policy_last_run timestamptz,
+                               OUT addresses_failing bigint, OUT addresses_dropped bigint)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_stats'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- The operator's view: one row, cheap enough to scrape every 15 seconds.
+-- Counters (verifications_*, cache_hits/misses/evictions, usage_flushes,
+-- policy_*) are server-wide totals since stats_since; the rest are gauges.
+CREATE OR REPLACE VIEW apikeys.stats AS
+SELECT s.stats_since,
+       (s.verifications_valid OPERATOR(pg_catalog.+) s.verifications_malformed
+        OPERATOR(pg_catalog.+) s.verifications_not_found OPERATOR(pg_catalog.+) s.verifications_expired
+        OPERATOR(pg_catalog.+) s.verifications_disabled OPERATOR(pg_catalog.+) s.verifications_revoked
+        OPERATOR(pg_catalog.+) s.verifications_insufficient_scope
+        OPERATOR(pg_catalog.+) s.verifications_ip_not_allowed
+        OPERATOR(pg_catalog.+) s.verifications_rate_limited
+        OPERATOR(pg_catalog.+) s.verifications_usage_exceeded) AS verifications,
+       s.verifications_valid, s.verifications_malformed, s.verifications_not_found,
+       s.verifications_expired, s.verifications_disabled, s.verifications_revoked,
+       s.verifications_insufficient_scope, s.verifications_ip_not_allowed,
+       s.verifications_rate_limited,
+       s.cache_hits, s.cache_misses, s.cache_evictions,
+       g.cache_entries, g.cache_capacity, g.cache_invalidations,
+       s.addresses_failing, g.addresses_blocked, s.addresses_dropped,
+       s.usage_keys_pending, s.usage_keys_dropped, s.usage_flushes, s.usage_last_flush,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) s.usage_last_flush)
+           AS usage_flush_age_seconds,
+       s.policy_runs, s.policy_actions, s.policy_last_run,
+       g.outbox_backlog, g.outbox_failed,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
+           AS outbox_oldest_age_seconds,
+       s.verifications_usage_exceeded
+  FROM apikeys._stats() s, apikeys._stats_gauges() g;
 
 CREATE OR REPLACE FUNCTION apikeys._new_signing_secret() RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_new_signing_secret'
@@ -753,6 +1180,8 @@ COMMENT ON TYPE apikeys.new_key IS 'A newly issued or rotated key; the only plac
 COMMENT ON TABLE apikeys.keys IS 'API keys: one row per key, holding only a hash of the secret (extension owner only)';
 COMMENT ON COLUMN apikeys.keys.prefix IS 'The token prefix the key was issued with (its client ID without the last 17 characters); kept for life';
 REVOKE ALL ON TABLE apikeys.keys FROM PUBLIC;
+COMMENT ON TABLE apikeys.credit_balances IS 'The balances of keys with credits as last written from shared memory (extension owner only)';
+REVOKE ALL ON TABLE apikeys.credit_balances FROM PUBLIC;
 COMMENT ON TABLE apikeys.deleted_keys IS 'The creation links of deleted keys that still lead to keys, so that revoke_key with_descendants walks through them';
 REVOKE ALL ON TABLE apikeys.deleted_keys FROM PUBLIC;
 COMMENT ON TABLE apikeys.owner_policies IS 'Per-owner key cap and maximum lifetime (extension owner only)';
@@ -811,6 +1240,8 @@ COMMENT ON FUNCTION apikeys._check_expiry IS 'Internal: validates an expiry agai
 REVOKE ALL ON FUNCTION apikeys._check_expiry FROM PUBLIC;
 COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
 REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
+REVOKE ALL ON FUNCTION apikeys._check_credits FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.create_key IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
 REVOKE ALL ON FUNCTION apikeys.create_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
@@ -850,9 +1281,18 @@ REVOKE ALL ON FUNCTION apikeys.delete_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 COMMENT ON FUNCTION apikeys._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
 REVOKE ALL ON FUNCTION apikeys._leads_to_keys FROM PUBLIC;
-COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
+COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened; credits sets the balance outright';
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
+REVOKE ALL ON FUNCTION apikeys._credits_balance FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
+REVOKE ALL ON FUNCTION apikeys._credits_flush FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
+REVOKE ALL ON FUNCTION apikeys._credits_write FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (after any refill due); returns the new balance';
+REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
 REVOKE ALL ON FUNCTION apikeys.set_owner_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy TO apikeys_admin;
@@ -879,7 +1319,7 @@ REVOKE ALL ON FUNCTION apikeys._ddl_guard FROM PUBLIC;
 COMMENT ON EVENT TRIGGER apikeys_ddl_guard IS 'Keeps the ALWAYS triggers of apikeys.keys and apikeys.audit_log ALWAYS, and the shared cache fresh, after ALTER TABLE';
 COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
 REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger FROM PUBLIC;
-COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, and its rate-limit window';
+COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, its rate-limit window and its credits';
 COMMENT ON FUNCTION apikeys._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
 REVOKE ALL ON FUNCTION apikeys._acting_begin FROM PUBLIC;
 COMMENT ON FUNCTION apikeys._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
@@ -887,7 +1327,7 @@ REVOKE ALL ON FUNCTION apikeys._acting_key FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.token_client_id IS 'The client ID inside a well-formed token (checksum checked), or NULL';
 REVOKE ALL ON FUNCTION apikeys.token_client_id FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.token_client_id TO PUBLIC;
-COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address); answers a code, never raises for a bad token';
+COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address) and takes cost credits from a key that has credits; answers a code, never raises for a bad token';
 REVOKE ALL ON FUNCTION apikeys.verify FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.verify TO apikeys_verifier, apikeys_admin;
 COMMENT ON FUNCTION apikeys.verify_client IS 'Like verify, for a client ID and client secret presented separately';
@@ -1057,7 +1497,7 @@ COMMENT ON FUNCTION apikeys._grant_scopes IS 'Internal: scopes a key gives throu
 REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
 COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
 REVOKE ALL ON FUNCTION apikeys._check_grant FROM PUBLIC;
-COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
+COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds (scopes, expiry, limits, credits)';
 REVOKE ALL ON FUNCTION apikeys.my_create_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.my_create_key TO apikeys_verifier, apikeys_admin;
 COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';

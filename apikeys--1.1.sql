@@ -492,6 +492,19 @@ CREATE TABLE apikeys.keys (
     -- cannot disagree with the tokens (create_key's prefix argument)
     prefix              text COLLATE "C"
                         GENERATED ALWAYS AS (pg_catalog."left"(client_id, -17)) STORED,
+    -- credits (NULL: unlimited): the balance if nothing was spent since an
+    -- admin set it (create_key, update_key, plus add_credits), its refill
+    -- rule and the start of its refill period then; credits_seq counts the
+    -- times an admin set the balance outright, credits_added the credits
+    -- add_credits ever gave, so that the live balance (shared memory,
+    -- apikeys.credit_balances: src/credits.c) tells a new balance from a
+    -- top-up it must add to what is left
+    credits             bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
+    refill_amount       bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
+    refill_every        interval,
+    credits_refilled_at timestamptz,
+    credits_seq         bigint NOT NULL DEFAULT 0,
+    credits_added       bigint NOT NULL DEFAULT 0,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char", 'l'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
@@ -515,6 +528,28 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.keys', '');
 -- (and superusers) see rows even if a privilege is granted by mistake.
 ALTER TABLE apikeys.keys ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.keys FROM PUBLIC;
+
+-- Balances spent in shared memory, as the credit flush last wrote them
+-- (src/credits.c), apart from apikeys.keys so that a flush neither fires
+-- the keys' triggers nor outdates the shared verification cache.  A key's
+-- live balance is this row's balance plus the top-ups (keys.credits_added)
+-- it has not counted, while credits_seq is still the key's; otherwise the
+-- key's own credits (an admin set a new balance since).  Without
+-- shared_preload_libraries each spend writes it.  (No foreign key: it would
+-- turn keys_no_truncate's refusal into another error; delete_key removes a
+-- key's row, and _credits_write writes none for a key that is gone.)
+CREATE TABLE apikeys.credit_balances (
+    client_id           text COLLATE "C" PRIMARY KEY,
+    credits_seq         bigint NOT NULL,
+    added_seen          bigint NOT NULL,
+    balance             bigint NOT NULL,
+    refilled_at         timestamptz,
+    written_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE apikeys.credit_balances IS 'The balances of keys with credits as last written from shared memory (extension owner only)';
+SELECT pg_catalog.pg_extension_config_dump('apikeys.credit_balances', '');
+ALTER TABLE apikeys.credit_balances ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE apikeys.credit_balances FROM PUBLIC;
 
 -- The lineage of deleted keys: a key deleted while keys it created (or a
 -- deleted key's) remain keeps its place in the tree here, so that
@@ -1035,6 +1070,41 @@ $$;
 COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
 REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
 
+-- _check_credits validates a key's credit settings as they will be (the
+-- merged result for update_key): a balance of zero or more, a refill of a
+-- positive amount every 1 second to 100 years (measured as verification
+-- measures it: _interval_us), given both or neither.  22023 otherwise.
+CREATE FUNCTION apikeys._check_credits(p_credits bigint, p_refill_amount bigint,
+                                       p_refill_every interval)
+    RETURNS void
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_credits OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'credits must be zero or more' USING ERRCODE = '22023',
+            HINT = 'Leave credits NULL for a key without a balance (unlimited use).';
+    END IF;
+    IF p_refill_amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'refill_amount must be positive' USING ERRCODE = '22023',
+            HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
+    END IF;
+    IF p_refill_every IS NOT NULL AND
+       (apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
+        p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+        RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
+    END IF;
+    IF (p_refill_amount IS NULL) OPERATOR(pg_catalog.<>) (p_refill_every IS NULL) THEN
+        RAISE EXCEPTION 'refill_amount and refill_every go together' USING ERRCODE = '22023',
+            DETAIL = 'A refill sets the balance back to refill_amount every refill_every.',
+            HINT = 'Give both, or neither for credits that never refill.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION apikeys._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
+REVOKE ALL ON FUNCTION apikeys._check_credits FROM PUBLIC;
+
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
                                    description text DEFAULT NULL,
@@ -1046,6 +1116,9 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    rate_limit integer DEFAULT NULL,
                                    rate_window interval DEFAULT '1 minute',
                                    handoff boolean DEFAULT false,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL,
                                    prefix text DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
@@ -1054,6 +1127,8 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
 AS $$
 DECLARE
     v_scopes apikeys.scope[];
+    -- a refill without a starting balance starts full
+    v_credits bigint := COALESCE(create_key.credits, create_key.refill_amount);
     v_max_keys integer;
     v_max_lifetime interval;
     v_live bigint;
@@ -1080,6 +1155,7 @@ BEGIN
     IF create_key.handoff IS NULL THEN
         RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
     END IF;
+    PERFORM apikeys._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
     IF create_key.handoff AND
        (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
         RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
@@ -1120,7 +1196,8 @@ BEGIN
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role,
-                                  rate_limit, rate_window, pending_since, created_by_key)
+                                  rate_limit, rate_window, pending_since, created_by_key,
+                                  credits, refill_amount, refill_every, credits_refilled_at)
         VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
                 m.hash_alg, v_expires, apikeys._outer_user(),
                 NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
@@ -1129,7 +1206,9 @@ BEGIN
                 create_key.rate_limit,
                 CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
                 CASE WHEN create_key.handoff THEN pg_catalog.now() END,
-                apikeys._acting_key())
+                apikeys._acting_key(),
+                v_credits, create_key.refill_amount, create_key.refill_every,
+                CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END)
         ON CONFLICT (client_id) DO NOTHING
         RETURNING * INTO v_key;
         EXIT WHEN v_key.client_id IS NOT NULL;
@@ -1143,6 +1222,11 @@ BEGIN
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires, 'prefix', v_key.prefix)
+        OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
+                                     ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                                         'credits', v_credits,
+                                         'refill_amount', create_key.refill_amount,
+                                         'refill_every', create_key.refill_every)) END
         OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
@@ -1763,6 +1847,7 @@ DECLARE
 BEGIN
     PERFORM apikeys._op_begin('deleted', NULL);
     DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
     -- The tree revoke_key(with_descendants) walks must survive the
     -- deletion: a key that leads to other keys leaves its link behind
@@ -1812,7 +1897,10 @@ CREATE FUNCTION apikeys.update_key(client_id text,
                                    metadata jsonb DEFAULT NULL,
                                    db_role name DEFAULT NULL,
                                    rate_limit integer DEFAULT NULL,
-                                   rate_window interval DEFAULT NULL)
+                                   rate_window interval DEFAULT NULL,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1822,6 +1910,7 @@ DECLARE
     k apikeys.keys;
     v_scopes apikeys.scope[];
     v_max_lifetime interval;
+    v_credits bigint;
 BEGIN
     IF update_key.name IS NOT NULL THEN
         PERFORM apikeys._check_text('name', update_key.name, 128, true);
@@ -1831,6 +1920,14 @@ BEGIN
                     update_key.allowed_cidrs, update_key.metadata,
                     update_key.db_role::text, update_key.rate_limit, update_key.rate_window);
     k := apikeys._key_row(update_key.client_id);
+    -- the credit settings as they will be: a refill given to a key without
+    -- credits starts it full
+    v_credits := COALESCE(update_key.credits, k.credits,
+                          CASE WHEN update_key.refill_amount IS NOT NULL AND k.refill_amount IS NULL
+                               THEN update_key.refill_amount END);
+    PERFORM apikeys._check_credits(v_credits,
+                                   COALESCE(update_key.refill_amount, k.refill_amount),
+                                   COALESCE(update_key.refill_every, k.refill_every));
 
     IF update_key.expires_at IS NOT NULL THEN
         IF update_key.expires_at OPERATOR(pg_catalog.>) k.expires_at THEN
@@ -1870,14 +1967,108 @@ BEGIN
         rate_window   = CASE WHEN update_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
                              ELSE COALESCE(update_key.rate_window, keys.rate_window,
                                            CASE WHEN update_key.rate_limit IS NOT NULL
-                                                THEN '1 minute'::interval END) END
+                                                THEN '1 minute'::interval END) END,
+        -- a balance given (or a first one) replaces what shared memory
+        -- holds (credits_seq) and starts a new refill period; a refill rule
+        -- alone changes the rule, not the balance or the period
+        credits       = v_credits,
+        credits_seq   = CASE WHEN v_credits IS DISTINCT FROM keys.credits OR
+                                  update_key.credits IS NOT NULL
+                             THEN keys.credits_seq OPERATOR(pg_catalog.+) 1
+                             ELSE keys.credits_seq END,
+        credits_refilled_at = CASE WHEN update_key.credits IS NOT NULL OR keys.credits IS NULL
+                                   THEN CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END
+                                   ELSE keys.credits_refilled_at END,
+        refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
+        refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
+COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened; credits sets the balance outright';
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
+
+-- Credits (src/credits.c).  With shared_preload_libraries a key's balance
+-- lives in shared memory while the server runs, and apikeys.credit_balances
+-- holds it as last flushed; reading the balance asks shared memory first.
+CREATE FUNCTION apikeys._credits_balance(client_id text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION apikeys._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
+REVOKE ALL ON FUNCTION apikeys._credits_balance FROM PUBLIC;
+
+-- Writes the balances spent in shared memory to apikeys.credit_balances
+-- now (the background worker does it every apikeys.flush_interval); the
+-- number of keys written.
+CREATE FUNCTION apikeys._credits_flush() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_flush'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
+REVOKE ALL ON FUNCTION apikeys._credits_flush FROM PUBLIC;
+
+-- One key's balance written (the flush, or a spend without preloading):
+-- never over a balance loaded from a newer credits_seq; nothing for a key
+-- deleted meanwhile.
+CREATE FUNCTION apikeys._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
+                                       p_balance bigint, p_refilled_at timestamptz)
+    RETURNS void
+    LANGUAGE sql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO apikeys.credit_balances AS b
+           (client_id, credits_seq, added_seen, balance, refilled_at)
+    SELECT k.client_id, p_seq, p_added_seen, p_balance, p_refilled_at
+      FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
+    ON CONFLICT (client_id) DO UPDATE SET
+        credits_seq = EXCLUDED.credits_seq, added_seen = EXCLUDED.added_seen,
+        balance = EXCLUDED.balance, refilled_at = EXCLUDED.refilled_at,
+        written_at = pg_catalog.now()
+     WHERE b.credits_seq OPERATOR(pg_catalog.<=) EXCLUDED.credits_seq;
+$$;
+COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
+REVOKE ALL ON FUNCTION apikeys._credits_write FROM PUBLIC;
+
+CREATE FUNCTION apikeys.add_credits(client_id text, amount bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    v_balance bigint;
+BEGIN
+    IF add_credits.amount IS NULL OR add_credits.amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
+            HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    k := apikeys._key_row(add_credits.client_id);
+    IF k.credits IS NULL THEN
+        RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
+            DETAIL = 'A key without credits has unlimited use.',
+            HINT = 'Give it a balance first with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    -- a top-up: the live balance (shared memory, credit_balances) gains
+    -- the difference of credits_added it has not counted yet, after any
+    -- refill that is due; keys.credits, the balance if nothing was spent
+    -- since it was set, gains it too
+    PERFORM apikeys._op_begin('credits_added', NULL);
+    UPDATE apikeys.keys SET
+        credits = keys.credits OPERATOR(pg_catalog.+) add_credits.amount,
+        credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    v_balance := apikeys._credits_balance(k.client_id);
+    PERFORM apikeys._audit('credits_added', k.client_id, k.owner,
+        pg_catalog.jsonb_build_object('amount', add_credits.amount, 'balance', v_balance));
+    RETURN v_balance;
+END
+$$;
+COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (after any refill due); returns the new balance';
+REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
 
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
                                          max_lifetime interval DEFAULT NULL,
@@ -2110,8 +2301,13 @@ DECLARE
     changes jsonb := '{}'::jsonb;
     col text;
     hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
-                          'prev_expires_at', 'last_used_at', 'secret_set_at', 'claimed_at'];
+                          'prev_expires_at', 'last_used_at', 'secret_set_at', 'claimed_at',
+                          'credits_refilled_at', 'credits_seq', 'credits_added'];
 BEGIN
+    -- add_credits writes its own audit row (amount and balance)
+    IF ev OPERATOR(pg_catalog.=) 'credits_added' AND TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        RETURN NEW;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
             det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
@@ -2330,10 +2526,10 @@ CREATE TYPE apikeys.verification AS (
     rate_limit      integer,        -- the key's own rate limit (NULL: none) ...
     rate_remaining  integer,        -- ... requests left in its window after this one ...
     rate_reset      timestamptz,    -- ... and when the window ends (NULL unless consulted)
-    credits_remaining bigint,
-    derived         boolean
+    credits_remaining bigint,       -- the key's balance after this verification (NULL: no credits)
+    derived         boolean         -- the token was derived from a key (derive_token)
 );
-COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, and its rate-limit window';
+COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, its rate-limit window and its credits';
 
 -- Internal: the key a self-service function (my_*) acts for, named in the
 -- audit rows of its changes (detail.by_key); cleared at transaction end.
@@ -2357,17 +2553,18 @@ REVOKE ALL ON FUNCTION apikeys.token_client_id FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.token_client_id TO PUBLIC;
 
 CREATE FUNCTION apikeys.verify(token text, required_scope text DEFAULT NULL,
-                               client_ip inet DEFAULT NULL)
+                               client_ip inet DEFAULT NULL, cost integer DEFAULT 1)
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_verify'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address); answers a code, never raises for a bad token';
+COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address) and takes cost credits from a key that has credits; answers a code, never raises for a bad token';
 REVOKE ALL ON FUNCTION apikeys.verify FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.verify TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.verify_client(client_id text, client_secret text,
                                       required_scope text DEFAULT NULL,
-                                      client_ip inet DEFAULT NULL)
+                                      client_ip inet DEFAULT NULL,
+                                      cost integer DEFAULT 1)
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_verify_client'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
@@ -3782,7 +3979,9 @@ AS $$
 BEGIN
     PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
                                  p_target.expires_at, p_target.db_role, p_target.rate_limit,
-                                 p_target.rate_window, p_target.allowed_cidrs, p_target.prefix);
+                                 p_target.rate_window, p_target.allowed_cidrs, p_target.prefix,
+                                 apikeys._credits_balance(p_target.client_id),
+                                 p_target.refill_amount, p_target.refill_every);
     IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
         RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
@@ -3879,12 +4078,18 @@ REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
 --                carries its manager's prefix, and a key acts only on keys
 --                of its own prefix (an acme_test key never learns, by
 --                rotating it, or widens an acme_live key's secret)
+--   credits      none (unlimited) only if the acting key has none; else a
+--                balance no larger than the most the acting key can hold
+--                (its balance now, or its refill_amount if that is more),
+--                and a refill only if the acting key has one, of at most
+--                its amount, at most as often (_interval_us)
 -- Anything else: 42501.
 CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
                                      p_rate_window interval, p_allowed_cidrs cidr[],
-                                     p_prefix text)
+                                     p_prefix text, p_credits bigint, p_refill_amount bigint,
+                                     p_refill_every interval)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -3897,6 +4102,7 @@ DECLARE
                         ELSE pg_catalog.format('API key "%s"', p_client_id) END;
     s apikeys.scope;
     c cidr;
+    v_most bigint;
 BEGIN
     FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
     LOOP
@@ -3947,6 +4153,33 @@ BEGIN
                       DETAIL = pg_catalog.format('The network %s is outside the acting key''s allowed_cidrs.', c);
         END IF;
     END IF;
+    IF p_acting.credits IS NOT NULL THEN
+        v_most := GREATEST(apikeys._credits_balance(p_acting.client_id),
+                           COALESCE(p_acting.refill_amount, 0));
+        IF p_credits IS NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % unlimited use', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = 'The acting key has credits, so every key it gives must have credits too.',
+                      HINT = pg_catalog.format('Give credits of at most %s.', v_most);
+        END IF;
+        IF p_credits OPERATOR(pg_catalog.>) v_most THEN
+            RAISE EXCEPTION 'API key "%" cannot give % more credits than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The acting key can hold at most %s credits.', v_most);
+        END IF;
+        IF p_refill_amount IS NOT NULL AND
+           (p_acting.refill_amount IS NULL OR
+            p_refill_amount OPERATOR(pg_catalog.>) p_acting.refill_amount OR
+            apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
+            apikeys._interval_us(p_acting.refill_every)) THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a larger or faster refill than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = CASE WHEN p_acting.refill_amount IS NULL
+                                    THEN 'The acting key''s credits never refill.'
+                                    ELSE pg_catalog.format('The acting key gets %s credits every %s.',
+                                                           p_acting.refill_amount, p_acting.refill_every) END;
+        END IF;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
@@ -3959,7 +4192,10 @@ CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
                                       contact_phone text DEFAULT NULL,
                                       allowed_cidrs cidr[] DEFAULT NULL,
                                       metadata jsonb DEFAULT '{}',
-                                      handoff boolean DEFAULT false)
+                                      handoff boolean DEFAULT false,
+                                      credits bigint DEFAULT NULL,
+                                      refill_amount bigint DEFAULT NULL,
+                                      refill_every interval DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -3971,6 +4207,9 @@ DECLARE
     v_max_lifetime interval;
     v_expires timestamptz;
     v_cidrs cidr[];
+    v_credits bigint;
+    v_refill_amount bigint;
+    v_refill_every interval;
     r apikeys.new_key;
 BEGIN
     -- A handoff sends an e-mail and an SMS to addresses the caller chooses;
@@ -3994,8 +4233,21 @@ BEGIN
     v_expires := COALESCE(my_create_key.expires_at,
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
+    -- credits: none given inherits the acting key's refill rule, and a
+    -- balance of its refill_amount (or, without a refill, none: a key with
+    -- credits must then give a balance, _check_grant says so)
+    IF my_create_key.refill_amount IS NULL AND my_create_key.refill_every IS NULL THEN
+        v_refill_amount := a.refill_amount;
+        v_refill_every := a.refill_every;
+    ELSE
+        v_refill_amount := my_create_key.refill_amount;
+        v_refill_every := my_create_key.refill_every;
+    END IF;
+    v_credits := COALESCE(my_create_key.credits, v_refill_amount);
+    PERFORM apikeys._check_credits(v_credits, v_refill_amount, v_refill_every);
     PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
-                                 a.rate_limit, a.rate_window, v_cidrs, a.prefix);
+                                 a.rate_limit, a.rate_window, v_cidrs, a.prefix,
+                                 v_credits, v_refill_amount, v_refill_every);
 
     PERFORM apikeys._acting_begin(a.client_id);
     r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
@@ -4003,12 +4255,12 @@ BEGIN
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
                             COALESCE(a.rate_window, '1 minute'::interval), false,
-                            prefix => a.prefix);
+                            v_credits, v_refill_amount, v_refill_every, a.prefix);
     PERFORM apikeys._acting_begin(NULL);
     RETURN r;
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
+COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds (scopes, expiry, limits, credits)';
 REVOKE ALL ON FUNCTION apikeys.my_create_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
@@ -4023,7 +4275,10 @@ CREATE FUNCTION apikeys.my_update_key(client_id text,
                                       contact_email text DEFAULT NULL,
                                       contact_phone text DEFAULT NULL,
                                       allowed_cidrs cidr[] DEFAULT NULL,
-                                      metadata jsonb DEFAULT NULL)
+                                      metadata jsonb DEFAULT NULL,
+                                      credits bigint DEFAULT NULL,
+                                      refill_amount bigint DEFAULT NULL,
+                                      refill_every interval DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -4042,13 +4297,20 @@ BEGIN
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
         t.rate_limit, t.rate_window,
         CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
-             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix);
+             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix,
+        COALESCE(my_update_key.credits, apikeys._credits_balance(t.client_id),
+                 my_update_key.refill_amount),
+        COALESCE(my_update_key.refill_amount, t.refill_amount),
+        COALESCE(my_update_key.refill_every, t.refill_every));
 
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
                                v_scopes::text[], my_update_key.expires_at,
                                my_update_key.contact_email, my_update_key.contact_phone,
-                               my_update_key.allowed_cidrs, my_update_key.metadata);
+                               my_update_key.allowed_cidrs, my_update_key.metadata,
+                               credits => my_update_key.credits,
+                               refill_amount => my_update_key.refill_amount,
+                               refill_every => my_update_key.refill_every);
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;
@@ -4487,6 +4749,7 @@ CREATE FUNCTION apikeys._stats(OUT stats_since timestamptz,
                                OUT verifications_insufficient_scope bigint,
                                OUT verifications_ip_not_allowed bigint,
                                OUT verifications_rate_limited bigint,
+                               OUT verifications_usage_exceeded bigint,
                                OUT cache_hits bigint, OUT cache_misses bigint,
                                OUT cache_evictions bigint,
                                OUT usage_keys_pending bigint, OUT usage_keys_dropped bigint,
@@ -4539,7 +4802,8 @@ SELECT s.stats_since,
         OPERATOR(pg_catalog.+) s.verifications_disabled OPERATOR(pg_catalog.+) s.verifications_revoked
         OPERATOR(pg_catalog.+) s.verifications_insufficient_scope
         OPERATOR(pg_catalog.+) s.verifications_ip_not_allowed
-        OPERATOR(pg_catalog.+) s.verifications_rate_limited) AS verifications,
+        OPERATOR(pg_catalog.+) s.verifications_rate_limited
+        OPERATOR(pg_catalog.+) s.verifications_usage_exceeded) AS verifications,
        s.verifications_valid, s.verifications_malformed, s.verifications_not_found,
        s.verifications_expired, s.verifications_disabled, s.verifications_revoked,
        s.verifications_insufficient_scope, s.verifications_ip_not_allowed,
@@ -4553,7 +4817,8 @@ SELECT s.stats_since,
        s.policy_runs, s.policy_actions, s.policy_last_run,
        g.outbox_backlog, g.outbox_failed,
        pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
-           AS outbox_oldest_age_seconds
+           AS outbox_oldest_age_seconds,
+       s.verifications_usage_exceeded
   FROM apikeys._stats() s, apikeys._stats_gauges() g;
 COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
 COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';

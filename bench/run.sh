@@ -154,6 +154,7 @@ apikeys_tab_hot|tab|8|all|as apikeys_tab, every client presents the same key
 apikeys_set|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"')` on one of 1000 keys holding the scope set `@bench_reader` (2 scopes)
 apikeys_inline|tab|2|all|as apikeys_set, on one of 1000 keys holding the same 2 scopes inline (compare with apikeys_set)
 apikeys_derived|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"')` on one of 1000 derived tokens (`derive_token(ARRAY['"'"'api:read'"'"'])` of the apikeys_inline keys; compare with apikeys_inline)
+apikeys_credits|tab|2|all|as apikeys_inline, on one of 1000 keys that also have credits: each call takes one in shared memory (compare with apikeys_inline)
 apikeys_seed|tab|2|all|`apikeys.verify(token, '"'"'api:read'"'"', '"'"'10.1.2.3'"'"')` on a seed-shaped key (UUID owner, 8-15 scopes some with field lists, a network, a role, metadata) drawn uniformly from the seed population'
 
 declare -A V_GROUP V_CLIENTS V_POPS V_DESC
@@ -262,6 +263,7 @@ load_one() { # n
 		| psqlc "$db" -c "COPY bench.seed_tokens (id, token) FROM STDIN" || die "loading bench.seed_tokens failed"
 	psqlc "$db" -v n="$n" -f "$ROOT/bench/sql/finish_load.sql" >/dev/null || die "index build failed"
 	psqlc "$db" -f "$ROOT/bench/sql/scope_sets.sql" >/dev/null || die "loading the scope-set keys failed"
+	psqlc "$db" -f "$ROOT/bench/sql/credits.sql" >/dev/null || die "loading the keys with credits failed"
 	# ANALYZE apikeys.keys fails on the foundation code ("could not determine which collation to
 	# use for string hashing" on the scopes column), and then autovacuum retries it every minute
 	# in every database, sampling the table each time: noise in every run.  Until that is fixed,
@@ -289,13 +291,13 @@ check_one() { # n
 	[ "$got" = NOT_FOUND ] || die "apikeys.verify_client with a wrong secret answered $got"
 	got=$(psqlv "$db" -c "SELECT (apikeys.verify(left(token, -1) || 'x', 'api:read')).code FROM bench.tokens WHERE id = 1")
 	[ "$got" = MALFORMED ] || die "apikeys.verify with a bad checksum answered $got"
-	# the scope-set keys: both kinds grant api:read and docs:read, and verify to the same scopes;
-	# their derived tokens (apikeys_derived) hold api:read only
+	# the scope-set keys (and the keys with credits): all grant api:read and docs:read, and verify to the
+	# same scopes; their derived tokens (apikeys_derived) hold api:read only
 	got=$(psqlv "$db" -F ' ' -c "SELECT string_agg(DISTINCT kind || '=' || (apikeys.verify(token, 'api:read')).code
 	                                || ',' || (apikeys.verify(token, 'api:write')).code
 	                                || ',' || array_to_string((apikeys.verify(token)).scopes, ';'), ' ')
 	                            FROM bench.set_tokens WHERE id <= 50")
-	[ "$got" = "derived=VALID,INSUFFICIENT_SCOPE,api:read inline=VALID,INSUFFICIENT_SCOPE,api:read;docs:read set=VALID,INSUFFICIENT_SCOPE,api:read;docs:read" ] \
+	[ "$got" = "credits=VALID,INSUFFICIENT_SCOPE,api:read;docs:read derived=VALID,INSUFFICIENT_SCOPE,api:read inline=VALID,INSUFFICIENT_SCOPE,api:read;docs:read set=VALID,INSUFFICIENT_SCOPE,api:read;docs:read" ] \
 		|| die "the scope-set keys verified as: $got"
 	# the seed-shaped keys verify (with the client address), carry their fields, and are served
 	# from the shared cache like the others

@@ -36,6 +36,7 @@
 #include "apikeys.h"
 #include "cache.h"
 #include "counters.h"
+#include "credits.h"
 #include "dblist.h"
 #include "prewarm.h"
 #include "recent.h"
@@ -54,7 +55,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /*
  * The outcome table.  authenticate (context.c) raises 28000 for a
  * credential that is no good, 42501 for a good one that may not do this,
- * 54000 when rate limited; its messages name the client ID at most, never
+ * 54000 when rate limited or out of credits; its messages name the client ID at most, never
  * the token.  pre_request (postgrest.c) answers 401 with WWW-Authenticate,
  * 403, or 429 with Retry-After.
  */
@@ -84,6 +85,9 @@ const ApikeysOutcome ApikeysOutcomes[APIKEYS_NUM_CODES] = {
 	[APIKEYS_RATE_LIMITED] = {"RATE_LIMITED", ERRCODE_PROGRAM_LIMIT_EXCEEDED,
 		"too many requests", NULL,
 	429, "Too many requests."},
+	[APIKEYS_USAGE_EXCEEDED] = {"USAGE_EXCEEDED", ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+		"API key \"%s\" has too few credits left", "Wait for its next refill, or ask an administrator for more credits.",
+	429, "The API key has used up its credits."},
 };
 
 /* ApikeysShmemRequest asks the postmaster for each module's memory and locks. */
@@ -98,6 +102,7 @@ ApikeysShmemRequest(void)
 	DbListShmemRequest();
 	ThrottleShmemRequest();
 	ClaimShmemRequest();
+	CreditsShmemRequest();
 	ServerStatsShmemRequest();
 }
 
@@ -120,6 +125,7 @@ ApikeysShmemStartup(void)
 	DbListShmemInit();
 	ThrottleShmemInit();
 	ClaimShmemInit();
+	CreditsShmemInit();
 	ServerStatsShmemInit();
 	UsageSaveRegister();		/* usage.c: kept across a clean shutdown */
 	LWLockRelease(AddinShmemInitLock);

@@ -53,6 +53,7 @@ typedef enum ApikeysCode
 	APIKEYS_INSUFFICIENT_SCOPE,
 	APIKEYS_IP_NOT_ALLOWED,
 	APIKEYS_RATE_LIMITED,
+	APIKEYS_USAGE_EXCEEDED,		/* too few credits left (credits.c) */
 	APIKEYS_NUM_CODES
 } ApikeysCode;
 

@@ -197,7 +197,8 @@ typedef struct CacheEntryHead
 	bool		has_prev;		/* the record starts with a CacheRecordPrev */
 	bool		has_role;
 	bool		has_meta;
-	uint8		pad;
+	bool		has_credits;	/* a CacheRecordCredits follows any
+								 * CacheRecordPrev */
 	uint16		rec_len;		/* bytes of the record */
 	int32		rate_limit;
 	uint16		owner_len;
@@ -229,6 +230,17 @@ typedef struct CacheRecordPrev
 	uint8		prev_hash[APIKEYS_HASH_LEN];
 	TimestampTz prev_expires_at;
 } CacheRecordPrev;
+
+/* A key's credits as its row holds them (credits.c), when has_credits. */
+typedef struct CacheRecordCredits
+{
+	int64		credits;
+	int64		refill_amount;
+	int64		refill_every_us;
+	TimestampTz credits_at;
+	int64		credits_seq;
+	int64		credits_added;
+} CacheRecordCredits;
 
 typedef struct CachePartition
 {
@@ -623,6 +635,7 @@ ArenaRead(uint32 c, char *dst, Size len)
 /* Where each part of a record starts (see "Records" at the top). */
 typedef struct RecordLayout
 {
+	Size		credits;
 	Size		scopes;
 	Size		cidrs;
 	Size		meta;
@@ -637,6 +650,8 @@ RecordLayoutOf(const CacheEntryHead *h, RecordLayout *l)
 {
 	Size		off = h->has_prev ? MAXALIGN(sizeof(CacheRecordPrev)) : 0;
 
+	l->credits = off;
+	off += h->has_credits ? MAXALIGN(sizeof(CacheRecordCredits)) : 0;
 	l->scopes = off;
 	off = MAXALIGN(off + h->scopes_len);
 	l->cidrs = off;
@@ -698,6 +713,19 @@ EntryToKey(const CacheEntry *e, KeyInfo *out)
 	}
 	out->rate_limit = e->h.rate_limit;
 	out->rate_window_us = e->h.rate_window_us;
+	if (e->h.has_credits)
+	{
+		CacheRecordCredits c;
+
+		memcpy(&c, rec + l.credits, sizeof(c));
+		out->has_credits = true;
+		out->credits = c.credits;
+		out->refill_amount = c.refill_amount;
+		out->refill_every_us = c.refill_every_us;
+		out->credits_at = c.credits_at;
+		out->credits_seq = c.credits_seq;
+		out->credits_added = c.credits_added;
+	}
 	/* last_used_at is tracked in shared memory when the cache exists */
 }
 
@@ -760,6 +788,7 @@ KeyToEntry(const KeyInfo *key, int cid_len, const ApikeysKeysId *id, uint64 gen,
 	e->h.has_prev = key->has_prev;
 	e->h.has_role = key->db_role != NULL;
 	e->h.has_meta = key->metadata != NULL;
+	e->h.has_credits = key->has_credits;
 	e->h.rate_limit = key->rate_limit;
 	e->h.owner_len = owner_len;
 	e->h.role_len = role_len;
@@ -791,6 +820,18 @@ KeyToEntry(const KeyInfo *key, int cid_len, const ApikeysKeysId *id, uint64 gen,
 		memcpy(prev.prev_hash, key->prev_hash, APIKEYS_HASH_LEN);
 		prev.prev_expires_at = key->prev_expires_at;
 		memcpy(rec, &prev, sizeof(prev));
+	}
+	if (key->has_credits)
+	{
+		CacheRecordCredits c;
+
+		c.credits = key->credits;
+		c.refill_amount = key->refill_amount;
+		c.refill_every_us = key->refill_every_us;
+		c.credits_at = key->credits_at;
+		c.credits_seq = key->credits_seq;
+		c.credits_added = key->credits_added;
+		memcpy(rec + l.credits, &c, sizeof(c));
 	}
 	memcpy(rec + l.scopes, key->scopes, scopes_len);
 	if (cidrs_len)

@@ -56,6 +56,13 @@ static const char *const keys_columns[Natts_keys] = {
 	"metadata", "db_role", "rate_limit", "rate_window"
 };
 
+static const char *const keys_credit_columns[KEYS_CREDIT_COLUMNS] = {
+	"credits", "refill_amount", "refill_every", "credits_refilled_at",
+	"credits_seq", "credits_added"
+};
+static AttrNumber keys_credit_attnos[KEYS_CREDIT_COLUMNS];
+static bool keys_have_credits = false;
+
 /* InvalidateKeysRelid forgets cached OIDs when apikeys.keys changes shape. */
 static void
 InvalidateKeysRelid(Datum arg, Oid relid)
@@ -101,6 +108,14 @@ ApikeysKeysRelid(void)
 			elog(ERROR, "apikeys.keys column \"%s\" is not at position %d",
 				 keys_columns[i], i + 1);
 
+	keys_have_credits = true;
+	for (int i = 0; i < KEYS_CREDIT_COLUMNS; i++)
+	{
+		keys_credit_attnos[i] = get_attnum(relid, keys_credit_columns[i]);
+		if (keys_credit_attnos[i] == InvalidAttrNumber)
+			keys_have_credits = false;
+	}
+
 	{
 		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 
@@ -111,6 +126,18 @@ ApikeysKeysRelid(void)
 	}
 	keys_relid = relid;
 	return relid;
+}
+
+/*
+ * ApikeysKeysCreditColumns returns the attribute numbers of the credit
+ * columns of apikeys.keys (indexed by KEYS_CREDITS ...), or NULL while the
+ * table has none (the extension not yet updated to 1.1).
+ */
+const AttrNumber *
+ApikeysKeysCreditColumns(void)
+{
+	(void) ApikeysKeysRelid();
+	return keys_have_credits ? keys_credit_attnos : NULL;
 }
 
 /*

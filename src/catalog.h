@@ -43,6 +43,18 @@
 #define Anum_keys_rate_window		23
 #define Natts_keys					23
 
+/*
+ * The credit columns (1.1), found by name when the table is first read:
+ * a 1.0 table has none (ApikeysKeysCreditColumns returns NULL).
+ */
+#define KEYS_CREDITS				0	/* credits bigint */
+#define KEYS_REFILL_AMOUNT			1	/* refill_amount bigint */
+#define KEYS_REFILL_EVERY			2	/* refill_every interval */
+#define KEYS_CREDITS_AT				3	/* credits_refilled_at timestamptz */
+#define KEYS_CREDITS_SEQ			4	/* credits_seq bigint */
+#define KEYS_CREDITS_ADDED			5	/* credits_added bigint */
+#define KEYS_CREDIT_COLUMNS			6
+
 /* What identifies this database's apikeys.keys (see ApikeysKeysIdentity). */
 typedef struct ApikeysKeysId
 {
@@ -53,6 +65,7 @@ typedef struct ApikeysKeysId
 } ApikeysKeysId;
 
 extern Oid	ApikeysKeysRelid(void);
+extern const AttrNumber *ApikeysKeysCreditColumns(void);
 extern void ApikeysKeysIdentity(ApikeysKeysId *id);
 extern Oid	ApikeysExtensionOwner(void);
 

@@ -150,11 +150,12 @@ ContextGet(const char **client_id, ArrayType **scopes, bool *derived)
  * ContextRaiseFailure raises the error authenticate() gives for a failed
  * verification, as the outcome table (apikeys.c) says: 28000 for a
  * credential that is no good, 42501 for a good one that may not do this,
- * 54000 when rate limited.  Messages name the client ID at most, never
+ * 54000 when rate limited or out of credits.  Messages name the client ID at most, never
  * the token.  The detail is one JSON object of fixed form, so an app reads
  * what to answer without parsing the message:
  *	{"code": "RATE_LIMITED", "http_status": 429, "retry_after": 12}
- * (retry_after is null unless the code is RATE_LIMITED).
+ * (retry_after is null unless the code is RATE_LIMITED, or USAGE_EXCEEDED
+ * with a refill to come).
  */
 void
 ContextRaiseFailure(const VerifyResult *res)
@@ -167,7 +168,8 @@ ContextRaiseFailure(const VerifyResult *res)
 	o = &ApikeysOutcomes[res->code];
 	/* only codes reached with the secret proved name the client ID */
 	Assert(res->have_key || strstr(o->message, "%s") == NULL);
-	if (res->code == APIKEYS_RATE_LIMITED)
+	if (res->code == APIKEYS_RATE_LIMITED ||
+		(res->code == APIKEYS_USAGE_EXCEEDED && res->retry_after > 0))
 		snprintf(retry, sizeof(retry), "%d", Max(res->retry_after, 1));
 	else
 		strlcpy(retry, "null", sizeof(retry));

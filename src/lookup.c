@@ -70,6 +70,31 @@ CopyHash(Datum d, uint8 *dst)
 }
 
 /*
+ * KeyCreditsFromSlot reads the credit columns of a row (all values of the
+ * slot deformed): has_credits stays false for a key without a balance, or
+ * a table that has no credit columns yet.
+ */
+static void
+KeyCreditsFromSlot(const Datum *v, const bool *n, KeyInfo *out)
+{
+	const AttrNumber *a = ApikeysKeysCreditColumns();
+
+	if (a == NULL || n[a[KEYS_CREDITS] - 1])
+		return;
+	out->has_credits = true;
+	out->credits = DatumGetInt64(v[a[KEYS_CREDITS] - 1]);
+	if (!n[a[KEYS_REFILL_AMOUNT] - 1] && !n[a[KEYS_REFILL_EVERY] - 1])
+	{
+		out->refill_amount = DatumGetInt64(v[a[KEYS_REFILL_AMOUNT] - 1]);
+		out->refill_every_us = IntervalUs(DatumGetIntervalP(v[a[KEYS_REFILL_EVERY] - 1]));
+	}
+	if (!n[a[KEYS_CREDITS_AT] - 1])
+		out->credits_at = DatumGetTimestampTz(v[a[KEYS_CREDITS_AT] - 1]);
+	out->credits_seq = DatumGetInt64(v[a[KEYS_CREDITS_SEQ] - 1]);
+	out->credits_added = DatumGetInt64(v[a[KEYS_CREDITS_ADDED] - 1]);
+}
+
+/*
  * KeyLookup fills out with the key whose client ID is client_id[0..len).
  * Returns false when there is no such key.  Allocations are made in the
  * current memory context.
@@ -129,6 +154,7 @@ KeyLookup(const char *client_id, int len, KeyInfo *out)
 			out->has_last_used = true;
 			out->last_used_at = DatumGetTimestampTz(v[Anum_keys_last_used_at - 1]);
 		}
+		KeyCreditsFromSlot(v, n, out);
 		KeyOriginFromSlot(slot, &out->origin);
 		found = true;
 	}

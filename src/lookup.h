@@ -39,6 +39,13 @@ typedef struct KeyInfo
 	int64		rate_window_us;
 	bool		has_last_used;
 	TimestampTz last_used_at;
+	bool		has_credits;	/* a balance (credits.c); else unlimited */
+	int64		credits;		/* the balance as the row holds it */
+	int64		refill_amount;	/* 0: no refill */
+	int64		refill_every_us;
+	TimestampTz credits_at;		/* start of the refill period */
+	int64		credits_seq;	/* times an admin set the balance */
+	int64		credits_added;	/* credits add_credits ever gave */
 	KeyOrigin	origin;			/* the row version read (standby.c) */
 } KeyInfo;
 

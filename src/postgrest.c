@@ -412,7 +412,9 @@ RaisePgrst(const VerifyResult *res)
 		appendStringInfo(&detail,
 						 "\"WWW-Authenticate\":\"ApiKey realm=\\\"api\\\", error=\\\"invalid_key\\\", error_description=\\\"%s\\\"\"",
 						 o->name);
-	else if (status == 429)
+	else if (status == 429 &&
+			 (res->code != APIKEYS_USAGE_EXCEEDED || res->retry_after > 0))
+		/* out of credits: only when a refill is coming */
 		appendStringInfo(&detail, "\"Retry-After\":\"%d\"", Max(res->retry_after, 1));
 	appendStringInfoString(&detail, "}}");
 
@@ -603,7 +605,7 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 
 	/* the contract: pre_request writes nothing (may_write = false) */
 	if (key != NULL)
-		VerifyToken(cstring_to_text(key), required, ip_known, addr, false, &res);
+		VerifyToken(cstring_to_text(key), required, ip_known, addr, false, 1, &res);
 	else if (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0)
 	{
 		const char *b64 = auth + 6;
@@ -621,7 +623,7 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		VerifyClientSecret(colon ? dec : NULL, colon ? colon - dec : 0,
 						   colon ? colon + 1 : NULL,
 						   colon ? declen - (colon + 1 - dec) : 0,
-						   required, ip_known, addr, false, &res);
+						   required, ip_known, addr, false, 1, &res);
 		if (declen > 0)
 			explicit_bzero(dec, declen);
 	}

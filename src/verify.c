@@ -19,6 +19,8 @@
  *	7. required scope			INSUFFICIENT_SCOPE
  *	8. rate limit: the key's, then	RATE_LIMITED
  *	   its owner's (ownerlimit.c)
+ *	9. credits: cost taken from		USAGE_EXCEEDED (none taken)
+ *	   the key's balance (credits.c)
  *
  * Every attempt is judged by its own credential: nothing another caller
  * did from the same address stops a correct secret (the failure throttle
@@ -58,6 +60,7 @@
 #include "utils/timestamp.h"
 
 #include "cache.h"
+#include "credits.h"
 #include "derived.h"
 #include "legacy.h"
 #include "secret.h"
@@ -224,9 +227,9 @@ JudgeKey(const KeyInfo *key, bool found, Judgement *j)
 /*
  * JudgeHit is the cache's CacheHitJudge: JudgeKey under the partition
  * lock, so that the outcome is counted in the same lock hold.  An outcome
- * that a rate limit may still change is left to be counted afterwards: a
- * key with its own limit, or whose owner this backend does not yet know
- * to have none.
+ * that a rate limit or credits may still change is left to be counted
+ * afterwards: a key with its own limit or with credits, or whose owner
+ * this backend does not yet know to have none.
  */
 static ApikeysCode
 JudgeHit(const KeyInfo *key, void *arg, TimestampTz *now)
@@ -237,7 +240,8 @@ JudgeHit(const KeyInfo *key, void *arg, TimestampTz *now)
 	j->judged = true;
 	*now = j->now;
 	if (j->code == APIKEYS_VALID &&
-		(key->rate_limit > 0 || !OwnerLimitKnownNone(key->owner)))
+		(key->rate_limit > 0 || key->has_credits ||
+		 !OwnerLimitKnownNone(key->owner)))
 		return APIKEYS_NUM_CODES;
 	return j->code;
 }
@@ -247,14 +251,16 @@ JudgeHit(const KeyInfo *key, void *arg, TimestampTz *now)
  * well-formed) and fills res.  ip_known false means no address is known,
  * which fails closed for a key with allowed_cidrs.  may_write false
  * (pre_request) means the verification must write no table: the
- * non-preloaded last_used_at write is skipped.
+ * non-preloaded last_used_at write is skipped (and so is the row update a
+ * spend of credits needs without preloading: USAGE_EXCEEDED).  cost: the
+ * credits a VALID verification takes from a key that has credits.
  */
 static void
 VerifyCredentialsExt(const char *client_id, int cid_len,
 					 const char *secret, int secret_len, bool legacy,
 					 const DerivedToken *derived, const Scope *required,
 					 bool ip_known, Datum client_ip,
-					 bool may_write, VerifyResult *res)
+					 bool may_write, int cost, VerifyResult *res)
 {
 	CacheHandle handle;
 	bool		found;
@@ -267,6 +273,8 @@ VerifyCredentialsExt(const char *client_id, int cid_len,
 	res->rate_known = false;
 	res->rate_remaining = 0;
 	res->rate_reset = 0;
+	res->credits_known = false;
+	res->credits_remaining = 0;
 
 	j.secret = secret;
 	j.secret_len = secret_len;
@@ -316,6 +324,23 @@ VerifyCredentialsExt(const char *client_id, int cid_len,
 		OwnerRateLimited(key->owner, &res->retry_after))
 		res->code = APIKEYS_RATE_LIMITED;	/* the owner's shared window */
 
+	/* last: a refused verification takes no credits */
+	if (key->has_credits)
+	{
+		CreditsOutcome co;
+
+		if (j.now == 0)
+			j.now = GetCurrentTimestamp();
+		CreditsCheck(key, cost, res->code == APIKEYS_VALID, j.now, may_write, &co);
+		res->credits_known = true;
+		res->credits_remaining = co.balance;
+		if (res->code == APIKEYS_VALID && !co.ok)
+		{
+			res->code = APIKEYS_USAGE_EXCEEDED;
+			res->retry_after = co.retry_after;
+		}
+	}
+
 	UsageRecord(&handle, key, res->code, j.now != 0 ? j.now : GetCurrentTimestamp(),
 				may_write);
 }
@@ -325,10 +350,10 @@ VerifyCredentials(const char *client_id, int cid_len,
 				  const char *secret, int secret_len,
 				  const Scope *required,
 				  bool ip_known, Datum client_ip,
-				  bool may_write, VerifyResult *res)
+				  bool may_write, int cost, VerifyResult *res)
 {
 	VerifyCredentialsExt(client_id, cid_len, secret, secret_len, false, NULL,
-						 required, ip_known, client_ip, may_write, res);
+						 required, ip_known, client_ip, may_write, cost, res);
 }
 
 /* SetMalformed: the answer to input that is not a credential at all. */
@@ -348,7 +373,7 @@ SetMalformed(VerifyResult *res)
 static void
 VerifyLegacyToken(const char *token, int len, const Scope *required,
 				  bool ip_known, Datum client_ip, bool may_write,
-				  VerifyResult *res)
+				  int cost, VerifyResult *res)
 {
 	uint8		hash[APIKEYS_HASH_LEN];
 	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
@@ -362,7 +387,7 @@ VerifyLegacyToken(const char *token, int len, const Scope *required,
 	if (found)
 	{
 		VerifyCredentialsExt(client_id, cid_len, token, len, true, NULL,
-							 required, ip_known, client_ip, may_write, res);
+							 required, ip_known, client_ip, may_write, cost, res);
 		return;
 	}
 	memset(res, 0, sizeof(VerifyResult));
@@ -380,7 +405,7 @@ VerifyLegacyToken(const char *token, int len, const Scope *required,
 static void
 VerifyDerivedToken(const char *token, int len, const Scope *required,
 				   bool ip_known, Datum client_ip, bool may_write,
-				   VerifyResult *res)
+				   int cost, VerifyResult *res)
 {
 	DerivedToken dt;
 
@@ -390,7 +415,7 @@ VerifyDerivedToken(const char *token, int len, const Scope *required,
 		return;
 	}
 	VerifyCredentialsExt(dt.client_id, dt.client_id_len, NULL, 0, false, &dt,
-						 required, ip_known, client_ip, may_write, res);
+						 required, ip_known, client_ip, may_write, cost, res);
 	explicit_bzero(dt.signing_key, sizeof(dt.signing_key));
 }
 
@@ -400,7 +425,8 @@ VerifyDerivedToken(const char *token, int len, const Scope *required,
  */
 void
 VerifyToken(text *token, const Scope *required,
-			bool ip_known, Datum client_ip, bool may_write, VerifyResult *res)
+			bool ip_known, Datum client_ip, bool may_write, int cost,
+			VerifyResult *res)
 {
 	ParsedToken pt;
 
@@ -408,7 +434,7 @@ VerifyToken(text *token, const Scope *required,
 		DerivedTokenShaped(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)))
 	{
 		VerifyDerivedToken(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
-						   required, ip_known, client_ip, may_write, res);
+						   required, ip_known, client_ip, may_write, cost, res);
 		ServerStatsCountVerification(res->code);
 		return;
 	}
@@ -419,7 +445,7 @@ VerifyToken(text *token, const Scope *required,
 		LegacyImportsExist())
 	{
 		VerifyLegacyToken(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
-						  required, ip_known, client_ip, may_write, res);
+						  required, ip_known, client_ip, may_write, cost, res);
 		ServerStatsCountVerification(res->code);
 		return;
 	}
@@ -431,7 +457,7 @@ VerifyToken(text *token, const Scope *required,
 		return;
 	}
 	VerifyCredentials(pt.client_id, pt.client_id_len, pt.secret, pt.secret_len,
-					  required, ip_known, client_ip, may_write, res);
+					  required, ip_known, client_ip, may_write, cost, res);
 	ServerStatsCountVerification(res->code);
 }
 
@@ -444,7 +470,7 @@ void
 VerifyClientSecret(const char *client_id, int cid_len,
 				   const char *secret, int secret_len,
 				   const Scope *required, bool ip_known, Datum client_ip,
-				   bool may_write, VerifyResult *res)
+				   bool may_write, int cost, VerifyResult *res)
 {
 	if (client_id == NULL || secret == NULL ||
 		!ClientIdIsWellFormed(client_id, cid_len) ||
@@ -455,7 +481,7 @@ VerifyClientSecret(const char *client_id, int cid_len,
 		return;
 	}
 	VerifyCredentials(client_id, cid_len, secret, secret_len,
-					  required, ip_known, client_ip, may_write, res);
+					  required, ip_known, client_ip, may_write, cost, res);
 	ServerStatsCountVerification(res->code);
 }
 
@@ -505,7 +531,8 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 	}
 	else
 		nulls[2] = nulls[3] = nulls[4] = nulls[5] = true;
-	if (r->code == APIKEYS_RATE_LIMITED)
+	if (r->code == APIKEYS_RATE_LIMITED ||
+		(r->code == APIKEYS_USAGE_EXCEEDED && r->retry_after > 0))
 		values[6] = Int32GetDatum(r->retry_after);
 	else
 		nulls[6] = true;
@@ -529,7 +556,10 @@ VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r)
 	}
 	else
 		nulls[11] = nulls[12] = true;
-	nulls[13] = true;			/* credits_remaining */
+	if (r->have_key && r->credits_known)
+		values[13] = Int64GetDatum(r->credits_remaining);
+	else
+		nulls[13] = true;
 	if (r->have_key)
 		values[14] = BoolGetDatum(r->derived);
 	else
@@ -571,8 +601,36 @@ VerifyClientAddressArg(FunctionCallInfo fcinfo, int argno, Datum *addr)
 }
 
 /*
- * VerifyTokenArgs verifies the (token, required_scope, client_ip)
- * arguments shared by apikeys.verify and apikeys.authenticate.
+ * VerifyCostArg reads the optional cost argument (absent: 1).  Like a
+ * malformed required_scope, a cost that is not a positive number of
+ * credits is the caller's bug: 22023.
+ */
+static int
+VerifyCostArg(FunctionCallInfo fcinfo, int argno)
+{
+	int32		cost;
+
+	if (PG_NARGS() <= argno)
+		return 1;
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cost cannot be NULL"),
+				 errhint("Leave cost out for the default of one credit.")));
+	cost = PG_GETARG_INT32(argno);
+	if (cost < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cost must be positive"),
+				 errdetail("A verification takes cost credits from a key that has credits."),
+				 errhint("Leave cost out for the default of one credit.")));
+	return cost;
+}
+
+/*
+ * VerifyTokenArgs verifies the (token, required_scope, client_ip[, cost])
+ * arguments shared by apikeys.verify and apikeys.authenticate (which has
+ * no cost: one credit).
  */
 void
 VerifyTokenArgs(FunctionCallInfo fcinfo, VerifyResult *res)
@@ -581,9 +639,10 @@ VerifyTokenArgs(FunctionCallInfo fcinfo, VerifyResult *res)
 	const Scope *required = VerifyRequiredScopeArg(fcinfo, 1, &scope_buf);
 	Datum		addr = (Datum) 0;
 	bool		ip_known = VerifyClientAddressArg(fcinfo, 2, &addr);
+	int			cost = VerifyCostArg(fcinfo, 3);
 
 	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
-				required, ip_known, addr, true, res);
+				required, ip_known, addr, true, cost, res);
 }
 
 PG_FUNCTION_INFO_V1(apikeys_verify);
@@ -592,7 +651,8 @@ PG_FUNCTION_INFO_V1(apikeys_live_secret_key);
 
 /*
  * SQL function: apikeys.verify(token text, required_scope text,
- *								client_ip inet) returns apikeys.verification
+ *								client_ip inet, cost integer)
+ *								returns apikeys.verification
  */
 Datum
 apikeys_verify(PG_FUNCTION_ARGS)
@@ -605,7 +665,8 @@ apikeys_verify(PG_FUNCTION_ARGS)
 
 /*
  * SQL function: apikeys.verify_client(client_id text, client_secret text,
- *				required_scope text, client_ip inet) returns apikeys.verification
+ *				required_scope text, client_ip inet, cost integer)
+ *				returns apikeys.verification
  */
 Datum
 apikeys_verify_client(PG_FUNCTION_ARGS)
@@ -614,6 +675,7 @@ apikeys_verify_client(PG_FUNCTION_ARGS)
 	const Scope *required = VerifyRequiredScopeArg(fcinfo, 2, &scope_buf);
 	Datum		addr = (Datum) 0;
 	bool		ip_known = VerifyClientAddressArg(fcinfo, 3, &addr);
+	int			cost = VerifyCostArg(fcinfo, 4);
 	VerifyResult res;
 	text	   *cid = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	text	   *secret = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
@@ -622,7 +684,7 @@ apikeys_verify_client(PG_FUNCTION_ARGS)
 					   cid ? VARSIZE_ANY_EXHDR(cid) : 0,
 					   secret ? VARDATA_ANY(secret) : NULL,
 					   secret ? VARSIZE_ANY_EXHDR(secret) : 0,
-					   required, ip_known, addr, true, &res);
+					   required, ip_known, addr, true, cost, &res);
 	PG_RETURN_DATUM(VerificationDatum(fcinfo, &res));
 }
 
@@ -643,7 +705,7 @@ apikeys_live_secret_key(PG_FUNCTION_ARGS)
 	bool		ip_known = ConnectionAddress(&addr);
 
 	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
-				NULL, ip_known, addr, true, &res);
+				NULL, ip_known, addr, true, 1, &res);
 	if (!res.have_key || !res.secret_live)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(res.key.client_id));

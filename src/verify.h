@@ -30,21 +30,23 @@ typedef struct VerifyResult
 	bool		rate_known;		/* its window was consulted: the next two set */
 	int32		rate_remaining; /* requests left in the window */
 	TimestampTz rate_reset;		/* when the window ends */
+	bool		credits_known;	/* the key has credits: the next one is set */
+	int64		credits_remaining;	/* its balance after this verification */
 } VerifyResult;
 
 extern void VerifyCredentials(const char *client_id, int cid_len,
 							  const char *secret, int secret_len,
 							  const Scope *required,
 							  bool ip_known, Datum client_ip,
-							  bool may_write, VerifyResult *res);
+							  bool may_write, int cost, VerifyResult *res);
 extern void VerifyToken(text *token, const Scope *required,
 						bool ip_known, Datum client_ip, bool may_write,
-						VerifyResult *res);
+						int cost, VerifyResult *res);
 extern void VerifyClientSecret(const char *client_id, int cid_len,
 							   const char *secret, int secret_len,
 							   const Scope *required,
 							   bool ip_known, Datum client_ip,
-							   bool may_write, VerifyResult *res);
+							   bool may_write, int cost, VerifyResult *res);
 extern int	ApikeysHttpStatus(ApikeysCode code);
 extern bool ConnectionAddress(Datum *addr);
 extern bool RequestClientAddress(Datum *addr);	/* postgrest.c */

@@ -61,6 +61,7 @@
 
 #include "compat.h"
 #include "counters.h"
+#include "credits.h"
 #include "dblist.h"
 #include "journal.h"
 #include "recent.h"
@@ -278,9 +279,13 @@ ApikeysFlushWorkerMain(Datum arg)
 
 	if (OidIsValid(get_namespace_oid("apikeys", true)) &&
 		OidIsValid(get_relname_relid("usage", get_namespace_oid("apikeys", true))))
+	{
 		rows = UsageWrite(kind == 'f' ? USAGE_FLUSH :
 						  kind == 'r' || DbListRollupWanted(MyDatabaseId) ? USAGE_ROLLUP_ALL :
 						  USAGE_ROLLUP_PAST_HOURS);
+		/* the balances spent since the last visit (credits.c) */
+		rows += CreditsFlushDatabase();
+	}
 	else
 	{
 		CountersDiscardDatabase(MyDatabaseId);

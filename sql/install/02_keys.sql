@@ -70,6 +70,19 @@ CREATE TABLE apikeys.keys (
     -- cannot disagree with the tokens (create_key's prefix argument)
     prefix              text COLLATE "C"
                         GENERATED ALWAYS AS (pg_catalog."left"(client_id, -17)) STORED,
+    -- credits (NULL: unlimited): the balance if nothing was spent since an
+    -- admin set it (create_key, update_key, plus add_credits), its refill
+    -- rule and the start of its refill period then; credits_seq counts the
+    -- times an admin set the balance outright, credits_added the credits
+    -- add_credits ever gave, so that the live balance (shared memory,
+    -- apikeys.credit_balances: src/credits.c) tells a new balance from a
+    -- top-up it must add to what is left
+    credits             bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
+    refill_amount       bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
+    refill_every        interval,
+    credits_refilled_at timestamptz,
+    credits_seq         bigint NOT NULL DEFAULT 0,
+    credits_added       bigint NOT NULL DEFAULT 0,
     CONSTRAINT keys_hash_alg_check CHECK (hash_alg OPERATOR(pg_catalog.=) ANY (ARRAY['s'::"char", 'h'::"char", 'l'::"char"])),
     CONSTRAINT keys_secret_hash_check CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32)
 );
@@ -93,6 +106,28 @@ SELECT pg_catalog.pg_extension_config_dump('apikeys.keys', '');
 -- (and superusers) see rows even if a privilege is granted by mistake.
 ALTER TABLE apikeys.keys ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.keys FROM PUBLIC;
+
+-- Balances spent in shared memory, as the credit flush last wrote them
+-- (src/credits.c), apart from apikeys.keys so that a flush neither fires
+-- the keys' triggers nor outdates the shared verification cache.  A key's
+-- live balance is this row's balance plus the top-ups (keys.credits_added)
+-- it has not counted, while credits_seq is still the key's; otherwise the
+-- key's own credits (an admin set a new balance since).  Without
+-- shared_preload_libraries each spend writes it.  (No foreign key: it would
+-- turn keys_no_truncate's refusal into another error; delete_key removes a
+-- key's row, and _credits_write writes none for a key that is gone.)
+CREATE TABLE apikeys.credit_balances (
+    client_id           text COLLATE "C" PRIMARY KEY,
+    credits_seq         bigint NOT NULL,
+    added_seen          bigint NOT NULL,
+    balance             bigint NOT NULL,
+    refilled_at         timestamptz,
+    written_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE apikeys.credit_balances IS 'The balances of keys with credits as last written from shared memory (extension owner only)';
+SELECT pg_catalog.pg_extension_config_dump('apikeys.credit_balances', '');
+ALTER TABLE apikeys.credit_balances ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE apikeys.credit_balances FROM PUBLIC;
 
 -- The lineage of deleted keys: a key deleted while keys it created (or a
 -- deleted key's) remain keeps its place in the tree here, so that
@@ -613,6 +648,41 @@ $$;
 COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
 REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
 
+-- _check_credits validates a key's credit settings as they will be (the
+-- merged result for update_key): a balance of zero or more, a refill of a
+-- positive amount every 1 second to 100 years (measured as verification
+-- measures it: _interval_us), given both or neither.  22023 otherwise.
+CREATE FUNCTION apikeys._check_credits(p_credits bigint, p_refill_amount bigint,
+                                       p_refill_every interval)
+    RETURNS void
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_credits OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'credits must be zero or more' USING ERRCODE = '22023',
+            HINT = 'Leave credits NULL for a key without a balance (unlimited use).';
+    END IF;
+    IF p_refill_amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'refill_amount must be positive' USING ERRCODE = '22023',
+            HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
+    END IF;
+    IF p_refill_every IS NOT NULL AND
+       (apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
+        p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+        RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
+    END IF;
+    IF (p_refill_amount IS NULL) OPERATOR(pg_catalog.<>) (p_refill_every IS NULL) THEN
+        RAISE EXCEPTION 'refill_amount and refill_every go together' USING ERRCODE = '22023',
+            DETAIL = 'A refill sets the balance back to refill_amount every refill_every.',
+            HINT = 'Give both, or neither for credits that never refill.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION apikeys._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
+REVOKE ALL ON FUNCTION apikeys._check_credits FROM PUBLIC;
+
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
                                    description text DEFAULT NULL,
@@ -624,6 +694,9 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    rate_limit integer DEFAULT NULL,
                                    rate_window interval DEFAULT '1 minute',
                                    handoff boolean DEFAULT false,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL,
                                    prefix text DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
@@ -632,6 +705,8 @@ CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
 AS $$
 DECLARE
     v_scopes apikeys.scope[];
+    -- a refill without a starting balance starts full
+    v_credits bigint := COALESCE(create_key.credits, create_key.refill_amount);
     v_max_keys integer;
     v_max_lifetime interval;
     v_live bigint;
@@ -658,6 +733,7 @@ BEGIN
     IF create_key.handoff IS NULL THEN
         RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
     END IF;
+    PERFORM apikeys._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
     IF create_key.handoff AND
        (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
         RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
@@ -698,7 +774,8 @@ BEGIN
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role,
-                                  rate_limit, rate_window, pending_since, created_by_key)
+                                  rate_limit, rate_window, pending_since, created_by_key,
+                                  credits, refill_amount, refill_every, credits_refilled_at)
         VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
                 m.hash_alg, v_expires, apikeys._outer_user(),
                 NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
@@ -707,7 +784,9 @@ BEGIN
                 create_key.rate_limit,
                 CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
                 CASE WHEN create_key.handoff THEN pg_catalog.now() END,
-                apikeys._acting_key())
+                apikeys._acting_key(),
+                v_credits, create_key.refill_amount, create_key.refill_every,
+                CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END)
         ON CONFLICT (client_id) DO NOTHING
         RETURNING * INTO v_key;
         EXIT WHEN v_key.client_id IS NOT NULL;
@@ -721,6 +800,11 @@ BEGIN
     PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires, 'prefix', v_key.prefix)
+        OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
+                                     ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                                         'credits', v_credits,
+                                         'refill_amount', create_key.refill_amount,
+                                         'refill_every', create_key.refill_every)) END
         OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
@@ -1341,6 +1425,7 @@ DECLARE
 BEGIN
     PERFORM apikeys._op_begin('deleted', NULL);
     DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
     -- The tree revoke_key(with_descendants) walks must survive the
     -- deletion: a key that leads to other keys leaves its link behind
@@ -1390,7 +1475,10 @@ CREATE FUNCTION apikeys.update_key(client_id text,
                                    metadata jsonb DEFAULT NULL,
                                    db_role name DEFAULT NULL,
                                    rate_limit integer DEFAULT NULL,
-                                   rate_window interval DEFAULT NULL)
+                                   rate_window interval DEFAULT NULL,
+                                   credits bigint DEFAULT NULL,
+                                   refill_amount bigint DEFAULT NULL,
+                                   refill_every interval DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1400,6 +1488,7 @@ DECLARE
     k apikeys.keys;
     v_scopes apikeys.scope[];
     v_max_lifetime interval;
+    v_credits bigint;
 BEGIN
     IF update_key.name IS NOT NULL THEN
         PERFORM apikeys._check_text('name', update_key.name, 128, true);
@@ -1409,6 +1498,14 @@ BEGIN
                     update_key.allowed_cidrs, update_key.metadata,
                     update_key.db_role::text, update_key.rate_limit, update_key.rate_window);
     k := apikeys._key_row(update_key.client_id);
+    -- the credit settings as they will be: a refill given to a key without
+    -- credits starts it full
+    v_credits := COALESCE(update_key.credits, k.credits,
+                          CASE WHEN update_key.refill_amount IS NOT NULL AND k.refill_amount IS NULL
+                               THEN update_key.refill_amount END);
+    PERFORM apikeys._check_credits(v_credits,
+                                   COALESCE(update_key.refill_amount, k.refill_amount),
+                                   COALESCE(update_key.refill_every, k.refill_every));
 
     IF update_key.expires_at IS NOT NULL THEN
         IF update_key.expires_at OPERATOR(pg_catalog.>) k.expires_at THEN
@@ -1448,14 +1545,108 @@ BEGIN
         rate_window   = CASE WHEN update_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
                              ELSE COALESCE(update_key.rate_window, keys.rate_window,
                                            CASE WHEN update_key.rate_limit IS NOT NULL
-                                                THEN '1 minute'::interval END) END
+                                                THEN '1 minute'::interval END) END,
+        -- a balance given (or a first one) replaces what shared memory
+        -- holds (credits_seq) and starts a new refill period; a refill rule
+        -- alone changes the rule, not the balance or the period
+        credits       = v_credits,
+        credits_seq   = CASE WHEN v_credits IS DISTINCT FROM keys.credits OR
+                                  update_key.credits IS NOT NULL
+                             THEN keys.credits_seq OPERATOR(pg_catalog.+) 1
+                             ELSE keys.credits_seq END,
+        credits_refilled_at = CASE WHEN update_key.credits IS NOT NULL OR keys.credits IS NULL
+                                   THEN CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END
+                                   ELSE keys.credits_refilled_at END,
+        refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
+        refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     PERFORM apikeys._op_end();
 END
 $$;
-COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
+COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened; credits sets the balance outright';
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
+
+-- Credits (src/credits.c).  With shared_preload_libraries a key's balance
+-- lives in shared memory while the server runs, and apikeys.credit_balances
+-- holds it as last flushed; reading the balance asks shared memory first.
+CREATE FUNCTION apikeys._credits_balance(client_id text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION apikeys._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
+REVOKE ALL ON FUNCTION apikeys._credits_balance FROM PUBLIC;
+
+-- Writes the balances spent in shared memory to apikeys.credit_balances
+-- now (the background worker does it every apikeys.flush_interval); the
+-- number of keys written.
+CREATE FUNCTION apikeys._credits_flush() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_credits_flush'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
+REVOKE ALL ON FUNCTION apikeys._credits_flush FROM PUBLIC;
+
+-- One key's balance written (the flush, or a spend without preloading):
+-- never over a balance loaded from a newer credits_seq; nothing for a key
+-- deleted meanwhile.
+CREATE FUNCTION apikeys._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
+                                       p_balance bigint, p_refilled_at timestamptz)
+    RETURNS void
+    LANGUAGE sql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO apikeys.credit_balances AS b
+           (client_id, credits_seq, added_seen, balance, refilled_at)
+    SELECT k.client_id, p_seq, p_added_seen, p_balance, p_refilled_at
+      FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
+    ON CONFLICT (client_id) DO UPDATE SET
+        credits_seq = EXCLUDED.credits_seq, added_seen = EXCLUDED.added_seen,
+        balance = EXCLUDED.balance, refilled_at = EXCLUDED.refilled_at,
+        written_at = pg_catalog.now()
+     WHERE b.credits_seq OPERATOR(pg_catalog.<=) EXCLUDED.credits_seq;
+$$;
+COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
+REVOKE ALL ON FUNCTION apikeys._credits_write FROM PUBLIC;
+
+CREATE FUNCTION apikeys.add_credits(client_id text, amount bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    v_balance bigint;
+BEGIN
+    IF add_credits.amount IS NULL OR add_credits.amount OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
+            HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    k := apikeys._key_row(add_credits.client_id);
+    IF k.credits IS NULL THEN
+        RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
+            DETAIL = 'A key without credits has unlimited use.',
+            HINT = 'Give it a balance first with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    -- a top-up: the live balance (shared memory, credit_balances) gains
+    -- the difference of credits_added it has not counted yet, after any
+    -- refill that is due; keys.credits, the balance if nothing was spent
+    -- since it was set, gains it too
+    PERFORM apikeys._op_begin('credits_added', NULL);
+    UPDATE apikeys.keys SET
+        credits = keys.credits OPERATOR(pg_catalog.+) add_credits.amount,
+        credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    v_balance := apikeys._credits_balance(k.client_id);
+    PERFORM apikeys._audit('credits_added', k.client_id, k.owner,
+        pg_catalog.jsonb_build_object('amount', add_credits.amount, 'balance', v_balance));
+    RETURN v_balance;
+END
+$$;
+COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (after any refill due); returns the new balance';
+REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
 
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
                                          max_lifetime interval DEFAULT NULL,
@@ -1688,8 +1879,13 @@ DECLARE
     changes jsonb := '{}'::jsonb;
     col text;
     hidden text[] := ARRAY['secret_hash', 'hash_alg', 'prev_secret_hash', 'prev_hash_alg',
-                          'prev_expires_at', 'last_used_at', 'secret_set_at', 'claimed_at'];
+                          'prev_expires_at', 'last_used_at', 'secret_set_at', 'claimed_at',
+                          'credits_refilled_at', 'credits_seq', 'credits_added'];
 BEGIN
+    -- add_credits writes its own audit row (amount and balance)
+    IF ev OPERATOR(pg_catalog.=) 'credits_added' AND TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        RETURN NEW;
+    END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
             det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));

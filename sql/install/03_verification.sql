@@ -19,10 +19,10 @@ CREATE TYPE apikeys.verification AS (
     rate_limit      integer,        -- the key's own rate limit (NULL: none) ...
     rate_remaining  integer,        -- ... requests left in its window after this one ...
     rate_reset      timestamptz,    -- ... and when the window ends (NULL unless consulted)
-    credits_remaining bigint,
-    derived         boolean
+    credits_remaining bigint,       -- the key's balance after this verification (NULL: no credits)
+    derived         boolean         -- the token was derived from a key (derive_token)
 );
-COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, and its rate-limit window';
+COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, its rate-limit window and its credits';
 
 -- Internal: the key a self-service function (my_*) acts for, named in the
 -- audit rows of its changes (detail.by_key); cleared at transaction end.
@@ -46,17 +46,18 @@ REVOKE ALL ON FUNCTION apikeys.token_client_id FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.token_client_id TO PUBLIC;
 
 CREATE FUNCTION apikeys.verify(token text, required_scope text DEFAULT NULL,
-                               client_ip inet DEFAULT NULL)
+                               client_ip inet DEFAULT NULL, cost integer DEFAULT 1)
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_verify'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address); answers a code, never raises for a bad token';
+COMMENT ON FUNCTION apikeys.verify IS 'Checks a token (and optionally a scope and client address) and takes cost credits from a key that has credits; answers a code, never raises for a bad token';
 REVOKE ALL ON FUNCTION apikeys.verify FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.verify TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.verify_client(client_id text, client_secret text,
                                       required_scope text DEFAULT NULL,
-                                      client_ip inet DEFAULT NULL)
+                                      client_ip inet DEFAULT NULL,
+                                      cost integer DEFAULT 1)
     RETURNS apikeys.verification
     AS 'MODULE_PATHNAME', 'apikeys_verify_client'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;

@@ -138,7 +138,9 @@ AS $$
 BEGIN
     PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
                                  p_target.expires_at, p_target.db_role, p_target.rate_limit,
-                                 p_target.rate_window, p_target.allowed_cidrs, p_target.prefix);
+                                 p_target.rate_window, p_target.allowed_cidrs, p_target.prefix,
+                                 apikeys._credits_balance(p_target.client_id),
+                                 p_target.refill_amount, p_target.refill_every);
     IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
         RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
@@ -235,12 +237,18 @@ REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
 --                carries its manager's prefix, and a key acts only on keys
 --                of its own prefix (an acme_test key never learns, by
 --                rotating it, or widens an acme_live key's secret)
+--   credits      none (unlimited) only if the acting key has none; else a
+--                balance no larger than the most the acting key can hold
+--                (its balance now, or its refill_amount if that is more),
+--                and a refill only if the acting key has one, of at most
+--                its amount, at most as often (_interval_us)
 -- Anything else: 42501.
 CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
                                      p_rate_window interval, p_allowed_cidrs cidr[],
-                                     p_prefix text)
+                                     p_prefix text, p_credits bigint, p_refill_amount bigint,
+                                     p_refill_every interval)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -253,6 +261,7 @@ DECLARE
                         ELSE pg_catalog.format('API key "%s"', p_client_id) END;
     s apikeys.scope;
     c cidr;
+    v_most bigint;
 BEGIN
     FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
     LOOP
@@ -303,6 +312,33 @@ BEGIN
                       DETAIL = pg_catalog.format('The network %s is outside the acting key''s allowed_cidrs.', c);
         END IF;
     END IF;
+    IF p_acting.credits IS NOT NULL THEN
+        v_most := GREATEST(apikeys._credits_balance(p_acting.client_id),
+                           COALESCE(p_acting.refill_amount, 0));
+        IF p_credits IS NULL THEN
+            RAISE EXCEPTION 'API key "%" cannot give % unlimited use', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = 'The acting key has credits, so every key it gives must have credits too.',
+                      HINT = pg_catalog.format('Give credits of at most %s.', v_most);
+        END IF;
+        IF p_credits OPERATOR(pg_catalog.>) v_most THEN
+            RAISE EXCEPTION 'API key "%" cannot give % more credits than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The acting key can hold at most %s credits.', v_most);
+        END IF;
+        IF p_refill_amount IS NOT NULL AND
+           (p_acting.refill_amount IS NULL OR
+            p_refill_amount OPERATOR(pg_catalog.>) p_acting.refill_amount OR
+            apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
+            apikeys._interval_us(p_acting.refill_every)) THEN
+            RAISE EXCEPTION 'API key "%" cannot give % a larger or faster refill than its own', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = CASE WHEN p_acting.refill_amount IS NULL
+                                    THEN 'The acting key''s credits never refill.'
+                                    ELSE pg_catalog.format('The acting key gets %s credits every %s.',
+                                                           p_acting.refill_amount, p_acting.refill_every) END;
+        END IF;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
@@ -315,7 +351,10 @@ CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
                                       contact_phone text DEFAULT NULL,
                                       allowed_cidrs cidr[] DEFAULT NULL,
                                       metadata jsonb DEFAULT '{}',
-                                      handoff boolean DEFAULT false)
+                                      handoff boolean DEFAULT false,
+                                      credits bigint DEFAULT NULL,
+                                      refill_amount bigint DEFAULT NULL,
+                                      refill_every interval DEFAULT NULL)
     RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -327,6 +366,9 @@ DECLARE
     v_max_lifetime interval;
     v_expires timestamptz;
     v_cidrs cidr[];
+    v_credits bigint;
+    v_refill_amount bigint;
+    v_refill_every interval;
     r apikeys.new_key;
 BEGIN
     -- A handoff sends an e-mail and an SMS to addresses the caller chooses;
@@ -350,8 +392,21 @@ BEGIN
     v_expires := COALESCE(my_create_key.expires_at,
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
+    -- credits: none given inherits the acting key's refill rule, and a
+    -- balance of its refill_amount (or, without a refill, none: a key with
+    -- credits must then give a balance, _check_grant says so)
+    IF my_create_key.refill_amount IS NULL AND my_create_key.refill_every IS NULL THEN
+        v_refill_amount := a.refill_amount;
+        v_refill_every := a.refill_every;
+    ELSE
+        v_refill_amount := my_create_key.refill_amount;
+        v_refill_every := my_create_key.refill_every;
+    END IF;
+    v_credits := COALESCE(my_create_key.credits, v_refill_amount);
+    PERFORM apikeys._check_credits(v_credits, v_refill_amount, v_refill_every);
     PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
-                                 a.rate_limit, a.rate_window, v_cidrs, a.prefix);
+                                 a.rate_limit, a.rate_window, v_cidrs, a.prefix,
+                                 v_credits, v_refill_amount, v_refill_every);
 
     PERFORM apikeys._acting_begin(a.client_id);
     r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
@@ -359,12 +414,12 @@ BEGIN
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
                             COALESCE(a.rate_window, '1 minute'::interval), false,
-                            prefix => a.prefix);
+                            v_credits, v_refill_amount, v_refill_every, a.prefix);
     PERFORM apikeys._acting_begin(NULL);
     RETURN r;
 END
 $$;
-COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds';
+COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds (scopes, expiry, limits, credits)';
 REVOKE ALL ON FUNCTION apikeys.my_create_key FROM PUBLIC;
 -- Tenant self-service: the my_* functions act only for the key
 -- authenticated in the transaction, so the verifier (PostgREST) may call
@@ -379,7 +434,10 @@ CREATE FUNCTION apikeys.my_update_key(client_id text,
                                       contact_email text DEFAULT NULL,
                                       contact_phone text DEFAULT NULL,
                                       allowed_cidrs cidr[] DEFAULT NULL,
-                                      metadata jsonb DEFAULT NULL)
+                                      metadata jsonb DEFAULT NULL,
+                                      credits bigint DEFAULT NULL,
+                                      refill_amount bigint DEFAULT NULL,
+                                      refill_every interval DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -398,13 +456,20 @@ BEGIN
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
         t.rate_limit, t.rate_window,
         CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
-             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix);
+             ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix,
+        COALESCE(my_update_key.credits, apikeys._credits_balance(t.client_id),
+                 my_update_key.refill_amount),
+        COALESCE(my_update_key.refill_amount, t.refill_amount),
+        COALESCE(my_update_key.refill_every, t.refill_every));
 
     PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
                                v_scopes::text[], my_update_key.expires_at,
                                my_update_key.contact_email, my_update_key.contact_phone,
-                               my_update_key.allowed_cidrs, my_update_key.metadata);
+                               my_update_key.allowed_cidrs, my_update_key.metadata,
+                               credits => my_update_key.credits,
+                               refill_amount => my_update_key.refill_amount,
+                               refill_every => my_update_key.refill_every);
     PERFORM apikeys._acting_begin(NULL);
 END
 $$;

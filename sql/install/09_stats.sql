@@ -16,6 +16,7 @@ CREATE FUNCTION apikeys._stats(OUT stats_since timestamptz,
                                OUT verifications_insufficient_scope bigint,
                                OUT verifications_ip_not_allowed bigint,
                                OUT verifications_rate_limited bigint,
+                               OUT verifications_usage_exceeded bigint,
                                OUT cache_hits bigint, OUT cache_misses bigint,
                                OUT cache_evictions bigint,
                                OUT usage_keys_pending bigint, OUT usage_keys_dropped bigint,
@@ -68,7 +69,8 @@ SELECT s.stats_since,
         OPERATOR(pg_catalog.+) s.verifications_disabled OPERATOR(pg_catalog.+) s.verifications_revoked
         OPERATOR(pg_catalog.+) s.verifications_insufficient_scope
         OPERATOR(pg_catalog.+) s.verifications_ip_not_allowed
-        OPERATOR(pg_catalog.+) s.verifications_rate_limited) AS verifications,
+        OPERATOR(pg_catalog.+) s.verifications_rate_limited
+        OPERATOR(pg_catalog.+) s.verifications_usage_exceeded) AS verifications,
        s.verifications_valid, s.verifications_malformed, s.verifications_not_found,
        s.verifications_expired, s.verifications_disabled, s.verifications_revoked,
        s.verifications_insufficient_scope, s.verifications_ip_not_allowed,
@@ -82,7 +84,8 @@ SELECT s.stats_since,
        s.policy_runs, s.policy_actions, s.policy_last_run,
        g.outbox_backlog, g.outbox_failed,
        pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
-           AS outbox_oldest_age_seconds
+           AS outbox_oldest_age_seconds,
+       s.verifications_usage_exceeded
   FROM apikeys._stats() s, apikeys._stats_gauges() g;
 COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
 COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';

@@ -34,3 +34,37 @@ CREATE TABLE apikeys.derived_signing_key (
     secret  bytea NOT NULL CHECK (pg_catalog.octet_length(secret) OPERATOR(pg_catalog.=) 32)
 );
 ALTER TABLE apikeys.derived_signing_key ENABLE ROW LEVEL SECURITY;
+
+-- Credits (issue 23): the balance and refill rule of a key, the verification
+-- row's credits_remaining (and derived, shared with derived tokens), the
+-- cost argument of verify / verify_client, the credit arguments of
+-- create_key / update_key / my_create_key / my_update_key, the credit part
+-- of the no-escalation rule (_check_grant) and the new code's counter in
+-- _stats (in code order, so the view goes too).
+ALTER TABLE apikeys.keys
+    ADD COLUMN credits bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
+    ADD COLUMN refill_amount bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
+    ADD COLUMN refill_every interval,
+    ADD COLUMN credits_refilled_at timestamptz,
+    ADD COLUMN credits_seq bigint NOT NULL DEFAULT 0,
+    ADD COLUMN credits_added bigint NOT NULL DEFAULT 0;
+DROP FUNCTION apikeys.verify(text, text, inet);
+DROP FUNCTION apikeys.verify_client(text, text, text, inet);
+DROP FUNCTION apikeys.update_key(text, text, text, text[], timestamptz, text, text, cidr[],
+                                 jsonb, name, integer, interval);
+DROP FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text, cidr[],
+                                    jsonb, boolean);
+DROP FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text,
+                                    cidr[], jsonb);
+DROP VIEW apikeys.stats;
+DROP FUNCTION apikeys._stats();
+CREATE TABLE apikeys.credit_balances (
+    client_id           text COLLATE "C" PRIMARY KEY,
+    credits_seq         bigint NOT NULL,
+    added_seen          bigint NOT NULL,
+    balance             bigint NOT NULL,
+    refilled_at         timestamptz,
+    written_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('apikeys.credit_balances', '');
+ALTER TABLE apikeys.credit_balances ENABLE ROW LEVEL SECURITY;
