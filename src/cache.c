@@ -1484,10 +1484,7 @@ apikeys_cache_prewarm(PG_FUNCTION_ARGS)
 									   "SELECT k.client_id FROM apikeys.keys k "
 									   " WHERE k.revoked_at IS NULL "
 									   " ORDER BY GREATEST(k.last_used_at, "
-									   "          (SELECT u.last_used_at FROM apikeys.usage u "
-									   "            WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id "
-									   "              AND u.last_used_at IS NOT NULL "
-									   "            ORDER BY u.hour DESC LIMIT 1)) DESC NULLS LAST, k.client_id "
+									   "          apikeys._usage_last_use(k.client_id)) DESC NULLS LAST, k.client_id "
 									   " LIMIT $1",
 									   1, types, args, NULL, true, 0);
 	for (;;)
