@@ -37,6 +37,12 @@ else
 		fi
 	done <sql/released.sha256
 fi
+# the upgrade script from the newest release is what its sources make
+# (tools/build-upgrade-script.py: the hand-written parts of sql/upgrade/
+# around the functions and views sql/install/ changed since that release)
+if ! python3 tools/build-upgrade-script.py --check; then
+	status=1
+fi
 # the release's metadata: META.json names this version (x.y as x.y.0) and
 # this script, and the licence a packager needs is there
 meta=$(sed -n 's/^   "version": "\(.*\)",$/\1/p' META.json 2>/dev/null)
@@ -47,5 +53,5 @@ esac
 grep -q "\"file\": \"$script\"" META.json || { echo "META.json does not name $script"; status=1; }
 grep -q '^PostgreSQL License' LICENSE 2>/dev/null || { echo "LICENSE (the PostgreSQL License) is missing"; status=1; }
 
-[ $status -eq 0 ] && echo "$script is what sql/install/ generates; released scripts unchanged: $(cut -d' ' -f3 sql/released.sha256 | xargs)"
+[ $status -eq 0 ] && echo "$script is what sql/install/ generates, the upgrade script what its sources make; released scripts unchanged: $(cut -d' ' -f3 sql/released.sha256 | xargs)"
 exit $status
