@@ -55,15 +55,17 @@ SELECT d.client_id COLLATE "C" AS client_id,
 CREATE OR REPLACE FUNCTION apikeys._usage_find(data bytea, client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_usage_find'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
+-- Neither is STRICT: a STRICT call with NULL constants is folded away
+-- before the EXECUTE privilege is checked.
 -- For the update from 1.0: rows of one hour and bucket as apikeys.usage
 -- shows them, packed as apikeys.usage_packed holds them.
 CREATE OR REPLACE FUNCTION apikeys._usage_pack(client_ids text[], codes text[], counts bigint[],
                                     last_used timestamptz[])
     RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_usage_pack'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 -- A key's last use rolled up into apikeys.usage_packed: the latest of its
 -- newest hour (the row's bucket: src/journal.c, UsageBucket), NULL when
@@ -252,6 +254,7 @@ SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DI
                            pg_catalog.array_agg(u.count), pg_catalog.array_agg(u.last_used_at))
   FROM apikeys.usage_1_0 u
  GROUP BY 1, 2;
+ALTER EXTENSION apikeys DROP TABLE apikeys.usage_1_0;   -- and from pg_dump's configuration
 DROP TABLE apikeys.usage_1_0;
 
 -- Part 4: every comment and privilege of sql/install/ again (each is idempotent)

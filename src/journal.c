@@ -868,9 +868,12 @@ FindOne(const char *client_id, int len, const uint64 *counts,
 Datum
 apikeys_usage_find(PG_FUNCTION_ARGS)
 {
-	text	   *cid = PG_GETARG_TEXT_PP(1);
+	text	   *cid;
 	FindArg		fa;
 
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	cid = PG_GETARG_TEXT_PP(1);
 	fa.client_id = VARDATA_ANY(cid);
 	fa.len = VARSIZE_ANY_EXHDR(cid);
 	fa.last_used = 0;
@@ -902,6 +905,9 @@ apikeys_usage_pack(PG_FUNCTION_ARGS)
 	long		nitems;
 	int			nkeys;
 
+	for (int a = 0; a < 4; a++)
+		if (PG_ARGISNULL(a))
+			PG_RETURN_NULL();
 	for (int a = 0; a < 4; a++)
 	{
 		int16		typlen;

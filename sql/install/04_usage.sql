@@ -139,17 +139,19 @@ REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
 CREATE FUNCTION apikeys._usage_find(data bytea, client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_usage_find'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 COMMENT ON FUNCTION apikeys._usage_find IS 'Internal: a key''s last use in a packed usage row (NULL when none)';
 REVOKE ALL ON FUNCTION apikeys._usage_find FROM PUBLIC;
 
+-- Neither is STRICT: a STRICT call with NULL constants is folded away
+-- before the EXECUTE privilege is checked.
 -- For the update from 1.0: rows of one hour and bucket as apikeys.usage
 -- shows them, packed as apikeys.usage_packed holds them.
 CREATE FUNCTION apikeys._usage_pack(client_ids text[], codes text[], counts bigint[],
                                     last_used timestamptz[])
     RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_usage_pack'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 COMMENT ON FUNCTION apikeys._usage_pack IS 'Internal: usage rows of one hour and bucket (key, code, count, last use) packed as a row of apikeys.usage_packed';
 REVOKE ALL ON FUNCTION apikeys._usage_pack FROM PUBLIC;
 

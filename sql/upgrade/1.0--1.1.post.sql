@@ -12,4 +12,5 @@ SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DI
                            pg_catalog.array_agg(u.count), pg_catalog.array_agg(u.last_used_at))
   FROM apikeys.usage_1_0 u
  GROUP BY 1, 2;
+ALTER EXTENSION apikeys DROP TABLE apikeys.usage_1_0;   -- and from pg_dump's configuration
 DROP TABLE apikeys.usage_1_0;

@@ -74,7 +74,7 @@ SELECT c.relname AS uncommented_relation
 
 -- Internal functions (_*) belong to the extension owner, with the
 -- exceptions README lists: the two _protected_* helpers protect() calls
--- (PUBLIC; they act only for the table's owner) and the three the admin
+-- (PUBLIC; they act only for the table's owner) and those the admin
 -- views call.  PostgreSQL checks EXECUTE on a function that a view calls
 -- as the user querying the view, not as the view's owner, so
 -- apikeys_admin needs them for key_list, key_hygiene, key_usage and
@@ -91,6 +91,11 @@ BEGIN;
 REVOKE EXECUTE ON FUNCTION apikeys._recent_use(text) FROM apikeys_admin;
 SET ROLE regress_admin;
 SELECT err($$SELECT count(*) FROM apikeys.key_list$$) AS key_list_without_recent_use;
+ROLLBACK;
+BEGIN;
+REVOKE EXECUTE ON FUNCTION apikeys._usage_last_use(text) FROM apikeys_admin;
+SET ROLE regress_admin;
+SELECT err($$SELECT count(*) FROM apikeys.key_list$$) AS key_list_without_usage_last_use;
 ROLLBACK;
 BEGIN;
 REVOKE EXECUTE ON FUNCTION apikeys._journal_usage() FROM apikeys_admin;
