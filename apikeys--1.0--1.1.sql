@@ -35,6 +35,7 @@ CREATE TABLE apikeys.usage_packed (
 );
 ALTER TABLE apikeys.usage_packed ALTER COLUMN data SET STORAGE EXTERNAL;
 CREATE INDEX usage_packed_bucket_hour_idx ON apikeys.usage_packed (bucket, hour);
+CREATE INDEX usage_packed_hour_idx ON apikeys.usage_packed (hour);   -- the newest hours, for cache_prewarm()
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_packed', '');
 ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
 

@@ -2444,6 +2444,7 @@ COMMENT ON COLUMN apikeys.usage_packed.keys IS 'Keys whose numbers the row holds
 -- client IDs are random: compression would cost time and save nothing
 ALTER TABLE apikeys.usage_packed ALTER COLUMN data SET STORAGE EXTERNAL;
 CREATE INDEX usage_packed_bucket_hour_idx ON apikeys.usage_packed (bucket, hour);
+CREATE INDEX usage_packed_hour_idx ON apikeys.usage_packed (hour);   -- the newest hours, for cache_prewarm()
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_packed', '');
 ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.usage_packed FROM PUBLIC;
