@@ -78,7 +78,28 @@ CREATE TABLE apikeys.credit_balances (
 SELECT pg_catalog.pg_extension_config_dump('apikeys.credit_balances', '');
 ALTER TABLE apikeys.credit_balances ENABLE ROW LEVEL SECURITY;
 
--- Part 2: the 27 functions and views of sql/install/ that are new or changed since 1.0
+-- The usage journal is unlogged: a flush writes no WAL (a crash empties it;
+-- the proof of non-use counts the loss, see sql/install/04_usage.sql).
+ALTER TABLE apikeys.usage_journal SET UNLOGGED;
+
+-- The rolled-up usage is packed per hour and bucket of client IDs
+-- (apikeys.usage_packed); apikeys.usage becomes the view that unpacks it.
+-- The 1.0 table moves aside until post.sql has packed its rows.
+ALTER TABLE apikeys.usage RENAME TO usage_1_0;
+CREATE TABLE apikeys.usage_packed (
+    hour        timestamptz NOT NULL,
+    bucket      text COLLATE "C" NOT NULL,
+    keys        integer NOT NULL,
+    data        bytea NOT NULL,
+    CONSTRAINT usage_packed_keys_check CHECK (keys OPERATOR(pg_catalog.>) 0)
+);
+ALTER TABLE apikeys.usage_packed ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX usage_packed_bucket_hour_idx ON apikeys.usage_packed (bucket, hour);
+CREATE INDEX usage_packed_hour_idx ON apikeys.usage_packed (hour);   -- the newest hours, for cache_prewarm()
+SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_packed', '');
+ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
+
+-- Part 2: the 34 functions and views of sql/install/ that are new or changed since 1.0
 
 -- Internal: new client ID (under the given prefix, NULL: token_prefix) or
 -- the given one, + secret + token + hash.
@@ -534,6 +555,62 @@ CREATE OR REPLACE FUNCTION apikeys.verify_client(client_id text, client_secret t
     AS 'MODULE_PATHNAME', 'apikeys_verify_client'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
 
+-- The rolled-up usage, one row per key, hour and code used; the VALID row
+-- also holds the key's last use in that hour.
+CREATE OR REPLACE VIEW apikeys.usage AS
+SELECT d.client_id COLLATE "C" AS client_id,
+       p.hour,
+       COALESCE(d.code, 'VALID') AS code,
+       pg_catalog.sum(COALESCE(d.count, 0))::bigint AS count,
+       pg_catalog.max(d.last_used) FILTER (WHERE COALESCE(d.code, 'VALID') OPERATOR(pg_catalog.=) 'VALID') AS last_used_at
+  FROM apikeys.usage_packed p,
+       LATERAL apikeys._journal_decode(p.data) d
+ GROUP BY 1, 2, 3;
+
+CREATE OR REPLACE FUNCTION apikeys._usage_find(data bytea, client_id text)
+    RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'apikeys_usage_find'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Neither is STRICT: a STRICT call with NULL constants is folded away
+-- before the EXECUTE privilege is checked.
+-- For the update from 1.0: rows of one hour and bucket as apikeys.usage
+-- shows them, packed as apikeys.usage_packed holds them.
+CREATE OR REPLACE FUNCTION apikeys._usage_pack(client_ids text[], codes text[], counts bigint[],
+                                    last_used timestamptz[])
+    RETURNS bytea
+    AS 'MODULE_PATHNAME', 'apikeys_usage_pack'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- A key's last use rolled up into apikeys.usage_packed: the latest of its
+-- newest hour (the row's bucket: src/journal.c, UsageBucket), NULL when
+-- none.  One index scan of its bucket, newest hour first.
+CREATE OR REPLACE FUNCTION apikeys._usage_last_use(client_id text)
+    RETURNS timestamptz
+    LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    found_hour timestamptz;
+    best timestamptz;
+BEGIN
+    FOR r IN SELECT p.hour, apikeys._usage_find(p.data, _usage_last_use.client_id) AS t
+               FROM apikeys.usage_packed p
+              WHERE p.bucket OPERATOR(pg_catalog.=) (pg_catalog.right(_usage_last_use.client_id, 2) COLLATE "C")
+              ORDER BY p.hour DESC
+    LOOP
+        EXIT WHEN found_hour IS NOT NULL AND r.hour OPERATOR(pg_catalog.<) found_hour;
+        IF r.t IS NOT NULL THEN
+            found_hour := r.hour;
+            best := GREATEST(best, r.t);
+        END IF;
+    END LOOP;
+    RETURN best;
+END
+$$;
+
 -- Last use: the stored time, or a later one still in the journal.
 CREATE OR REPLACE VIEW apikeys.key_list AS
 SELECT k.client_id,
@@ -550,9 +627,7 @@ SELECT k.client_id,
        k.created_by,
        k.expires_at,
        GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
-                (SELECT u.last_used_at FROM apikeys.usage u
-                  WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id AND u.last_used_at IS NOT NULL
-                  ORDER BY u.hour DESC LIMIT 1)) AS last_used_at,
+                apikeys._usage_last_use(k.client_id)) AS last_used_at,
        k.contact_email,
        k.contact_phone,
        k.allowed_cidrs,
@@ -565,6 +640,38 @@ SELECT k.client_id,
        k.prev_expires_at AS old_secret_valid_until,
        k.prefix
   FROM apikeys.keys k;
+
+-- The journal's counts, for key_usage: nothing on a standby, where the
+-- unlogged journal cannot be read (and is empty).  PL/pgSQL plans the
+-- query only when it runs it.
+CREATE OR REPLACE FUNCTION apikeys._journal_usage(OUT client_id text, OUT hour timestamptz,
+                                       OUT code text, OUT count bigint)
+    RETURNS SETOF record
+    LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT d.client_id COLLATE "C", pg_catalog.date_trunc('hour', j.flushed_at), d.code, d.count
+          FROM apikeys.usage_journal j,
+               LATERAL apikeys._journal_decode(j.data) d
+         WHERE d.code IS NOT NULL;
+END
+$$;
+
+-- Usage: the rolled-up hours plus what the journal holds.
+CREATE OR REPLACE VIEW apikeys.key_usage AS
+SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
+  FROM (SELECT u.client_id, u.hour, u.code, u.count
+          FROM apikeys.usage u
+        UNION ALL
+        SELECT j.client_id COLLATE "C", j.hour, j.code, j.count
+          FROM apikeys._journal_usage() j) s
+ GROUP BY s.client_id, s.hour, s.code;
 
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).
 -- Every code comparison is counted before it is made, where the error
@@ -667,9 +774,7 @@ BEGIN
     -- rollup moves them while this transaction reads them
     reason := apikeys._usage_unproven(p_unused_after);
     last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
-        (SELECT u.last_used_at FROM apikeys.usage u
-          WHERE u.client_id OPERATOR(pg_catalog.=) p_key.client_id AND u.last_used_at IS NOT NULL
-          ORDER BY u.hour DESC LIMIT 1));
+        apikeys._usage_last_use(p_key.client_id));
     IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
        (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
         proven := false;
@@ -679,6 +784,55 @@ BEGIN
     END IF;
 END
 $$;
+
+-- apikeys.key_hygiene: the keys an administrator should look at, each with
+-- its findings, so a periodic review (or an alert) is one SELECT:
+--   full_access          holds the lone "*" scope (itself or through a scope set)
+--   expires_soon         expires within 14 days (plan the replacement)
+--   never_used           not used in the 7 days since it was issued
+--   unused_90_days       last used more than 90 days ago (revoke it?)
+--   no_contact           no contact email or phone to warn before expiry
+--   old_secret_in_grace  a rotation's previous secret still works
+-- Only live keys (active or disabled) appear, and only with a finding.
+-- A view over apikeys.keys, run with the extension owner's rights like
+-- key_list, showing no secret or hash.
+CREATE OR REPLACE VIEW apikeys.key_hygiene AS
+SELECT k.client_id,
+       k.owner,
+       k.name,
+       CASE WHEN k.disabled_at IS NOT NULL THEN 'disabled' ELSE 'active' END AS status,
+       k.created_at,
+       k.expires_at,
+       k.last_used_at,
+       f.findings
+  FROM (SELECT k0.client_id, k0.owner, k0.name, k0.disabled_at, k0.revoked_at,
+               k0.created_at, k0.expires_at, k0.scopes, k0.contact_email,
+               k0.contact_phone, k0.prev_secret_hash, k0.prev_expires_at,
+               GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id),
+                apikeys._usage_last_use(k0.client_id)) AS last_used_at
+          FROM apikeys.keys k0) k,
+       LATERAL (SELECT pg_catalog.array_remove(ARRAY[
+                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])
+                         THEN 'full_access' END,
+                    CASE WHEN k.expires_at OPERATOR(pg_catalog.<)
+                              (pg_catalog.now() OPERATOR(pg_catalog.+) '14 days'::interval)
+                         THEN 'expires_soon' END,
+                    CASE WHEN k.last_used_at IS NULL
+                          AND k.created_at OPERATOR(pg_catalog.<)
+                              (pg_catalog.now() OPERATOR(pg_catalog.-) '7 days'::interval)
+                         THEN 'never_used' END,
+                    CASE WHEN k.last_used_at OPERATOR(pg_catalog.<)
+                              (pg_catalog.now() OPERATOR(pg_catalog.-) '90 days'::interval)
+                         THEN 'unused_90_days' END,
+                    CASE WHEN k.contact_email IS NULL AND k.contact_phone IS NULL
+                         THEN 'no_contact' END,
+                    CASE WHEN k.prev_secret_hash IS NOT NULL
+                          AND k.prev_expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+                         THEN 'old_secret_in_grace' END
+                ]::text[], NULL) AS findings) f
+ WHERE k.revoked_at IS NULL
+   AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+   AND pg_catalog.cardinality(f.findings) OPERATOR(pg_catalog.>) 0;
 
 -- _acting_row: the authenticated key's current row, if it is live at the
 -- time of the call (clock_timestamp(): a transaction opened before the key
@@ -1119,6 +1273,18 @@ CREATE TRIGGER derived_signing_key_changed
 ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
 INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());
 
+-- The 1.0 usage rows, packed per hour and bucket (the last two characters
+-- of the client ID, as the rollup packs them: src/journal.c), then the 1.0
+-- table dropped.
+INSERT INTO apikeys.usage_packed (hour, bucket, keys, data)
+SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DISTINCT u.client_id),
+       apikeys._usage_pack(pg_catalog.array_agg(u.client_id), pg_catalog.array_agg(u.code),
+                           pg_catalog.array_agg(u.count), pg_catalog.array_agg(u.last_used_at))
+  FROM apikeys.usage_1_0 u
+ GROUP BY 1, 2;
+ALTER EXTENSION apikeys DROP TABLE apikeys.usage_1_0;   -- and from pg_dump's configuration
+DROP TABLE apikeys.usage_1_0;
+
 -- Part 4: every comment and privilege of sql/install/ again (each is idempotent)
 
 REVOKE ALL ON SCHEMA apikeys FROM PUBLIC;
@@ -1360,10 +1526,11 @@ GRANT EXECUTE ON FUNCTION apikeys.pre_request() TO apikeys_verifier, apikeys_adm
 COMMENT ON FUNCTION apikeys.pre_request(text) IS 'Like pre_request(), and a presented key must also hold required_scope (else PGRST 403); for a db-pre-request wrapper that maps method and path to a scope';
 REVOKE ALL ON FUNCTION apikeys.pre_request(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.pre_request(text) TO apikeys_verifier, apikeys_admin;
-COMMENT ON TABLE apikeys.usage IS 'Verification counts per key, per hour, per outcome code, written by the hourly rollup of the usage journal (extension owner only)';
-COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s last valid use in that hour (what key_list.last_used_at shows once rolled up)';
-REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
-COMMENT ON TABLE apikeys.usage_journal IS 'Usage flushed from shared memory and not yet rolled up into apikeys.usage: one packed row per flush (extension owner only)';
+COMMENT ON TABLE apikeys.usage_packed IS 'Rolled-up verification counts and last uses: per hour, one packed row per bucket of client IDs used (read through apikeys.usage; extension owner only)';
+COMMENT ON COLUMN apikeys.usage_packed.bucket IS 'The last two characters of the client IDs in the row';
+COMMENT ON COLUMN apikeys.usage_packed.keys IS 'Keys whose numbers the row holds';
+REVOKE ALL ON TABLE apikeys.usage_packed FROM PUBLIC;
+COMMENT ON TABLE apikeys.usage_journal IS 'Usage flushed from shared memory and not yet rolled up into apikeys.usage: one packed row per flush; unlogged: a crash empties it (extension owner only)';
 COMMENT ON COLUMN apikeys.usage_journal.keys IS 'Keys whose numbers the row holds';
 REVOKE ALL ON TABLE apikeys.usage_journal FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.flush_usage IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage (counts and last-use times), returning usage rows written; without, as one journal row like the background worker, returning keys written';
@@ -1383,6 +1550,16 @@ GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
 COMMENT ON FUNCTION apikeys._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
 REVOKE ALL ON FUNCTION apikeys._journal_decode FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys._journal_decode TO apikeys_admin;
+COMMENT ON VIEW apikeys.usage IS 'Verification counts per key, per hour, per outcome code, rolled up from the usage journal (extension owner only)';
+COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s last valid use in that hour (what key_list.last_used_at shows once rolled up)';
+REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._usage_find IS 'Internal: a key''s last use in a packed usage row (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys._usage_find FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._usage_pack IS 'Internal: usage rows of one hour and bucket (key, code, count, last use) packed as a row of apikeys.usage_packed';
+REVOKE ALL ON FUNCTION apikeys._usage_pack FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._usage_last_use IS 'Internal: a key''s last use rolled up into apikeys.usage (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys._usage_last_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._usage_last_use TO apikeys_admin;
 COMMENT ON FUNCTION apikeys._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
 REVOKE ALL ON FUNCTION apikeys._recent_use FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys._recent_use TO apikeys_admin;
@@ -1402,6 +1579,9 @@ COMMENT ON COLUMN apikeys.key_list.old_secret_valid_until IS 'After a rotation w
 COMMENT ON COLUMN apikeys.key_list.prefix IS 'The token prefix the key was issued with (apikeys.token_prefix or one of apikeys.allowed_prefixes at the time)';
 REVOKE ALL ON TABLE apikeys.key_list FROM PUBLIC;
 GRANT SELECT ON apikeys.key_list TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._journal_usage IS 'Internal: the counts of the usage journal, one row per key, hour and code (none on a standby)';
+REVOKE ALL ON FUNCTION apikeys._journal_usage FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._journal_usage TO apikeys_admin;
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
 REVOKE ALL ON TABLE apikeys.key_usage FROM PUBLIC;
 GRANT SELECT ON apikeys.key_usage TO apikeys_admin;

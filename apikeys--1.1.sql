@@ -2645,35 +2645,46 @@ GRANT EXECUTE ON FUNCTION apikeys.pre_request(text) TO apikeys_verifier, apikeys
 -- in name order into apikeys--<version>.sql.  Each object is followed by
 -- its comment, privileges and settings.
 
--- Verification counts per key, per hour, per outcome code.  One row per
--- (key, hour, code), never one per request; written by the hourly rollup.
--- The VALID row of a key and hour also holds the key's last use in that
--- hour: key_list.last_used_at reads it from here (the rollup never updates
+-- Verification counts per key, per hour, per outcome code, written by the
+-- hourly rollup: per hour, one row per bucket of client IDs (their last two
+-- characters) used in it, packed as a journal row is (src/journal.c),
+-- never one row per key or per request; the view apikeys.usage unpacks
+-- them.  Each key's entry also holds its last use in that hour: key_list's
+-- last_used_at reads it (apikeys._usage_last_use; the rollup never updates
 -- apikeys.keys, whose last_used_at is written only without preloading).
-CREATE TABLE apikeys.usage (
-    client_id   text COLLATE "C" NOT NULL,
+CREATE TABLE apikeys.usage_packed (
     hour        timestamptz NOT NULL,
-    code        text NOT NULL,
-    count       bigint NOT NULL,
-    last_used_at timestamptz,
-    CONSTRAINT usage_pkey PRIMARY KEY (client_id, hour, code),
-    CONSTRAINT usage_count_check CHECK (count OPERATOR(pg_catalog.>=) 0)
+    bucket      text COLLATE "C" NOT NULL,
+    keys        integer NOT NULL,
+    data        bytea NOT NULL,
+    CONSTRAINT usage_packed_keys_check CHECK (keys OPERATOR(pg_catalog.>) 0)
 );
-COMMENT ON TABLE apikeys.usage IS 'Verification counts per key, per hour, per outcome code, written by the hourly rollup of the usage journal (extension owner only)';
-COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s last valid use in that hour (what key_list.last_used_at shows once rolled up)';
-SELECT pg_catalog.pg_extension_config_dump('apikeys.usage', '');
-ALTER TABLE apikeys.usage ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
+COMMENT ON TABLE apikeys.usage_packed IS 'Rolled-up verification counts and last uses: per hour, one packed row per bucket of client IDs used (read through apikeys.usage; extension owner only)';
+COMMENT ON COLUMN apikeys.usage_packed.bucket IS 'The last two characters of the client IDs in the row';
+COMMENT ON COLUMN apikeys.usage_packed.keys IS 'Keys whose numbers the row holds';
+-- client IDs are random: compression would cost time and save nothing
+ALTER TABLE apikeys.usage_packed ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX usage_packed_bucket_hour_idx ON apikeys.usage_packed (bucket, hour);
+CREATE INDEX usage_packed_hour_idx ON apikeys.usage_packed (hour);   -- the newest hours, for cache_prewarm()
+SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_packed', '');
+ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE apikeys.usage_packed FROM PUBLIC;
 
 -- One row per flush: the numbers of every key used in the interval, packed
 -- (format in src/journal.c; decode with apikeys._journal_decode()).
-CREATE TABLE apikeys.usage_journal (
+-- UNLOGGED: a flush every flush_interval writes no WAL (at a million keys in
+-- use, ~28 bytes per key and interval were most of the WAL the cluster
+-- wrote).  A clean shutdown keeps it; a crash empties it, losing the uses
+-- journaled since the last rollup (at most about an hour), which the proof
+-- of non-use counts as lost (the server start is noted, _usage_unproven),
+-- and a standby never sees it (key_usage there shows the rolled-up hours).
+CREATE UNLOGGED TABLE apikeys.usage_journal (
     flushed_at  timestamptz NOT NULL,
     keys        integer NOT NULL,
     data        bytea NOT NULL,
     CONSTRAINT usage_journal_keys_check CHECK (keys OPERATOR(pg_catalog.>) 0)
 );
-COMMENT ON TABLE apikeys.usage_journal IS 'Usage flushed from shared memory and not yet rolled up into apikeys.usage: one packed row per flush (extension owner only)';
+COMMENT ON TABLE apikeys.usage_journal IS 'Usage flushed from shared memory and not yet rolled up into apikeys.usage: one packed row per flush; unlogged: a crash empties it (extension owner only)';
 COMMENT ON COLUMN apikeys.usage_journal.keys IS 'Keys whose numbers the row holds';
 -- client IDs are random: compression would cost time and save nothing
 ALTER TABLE apikeys.usage_journal ALTER COLUMN data SET STORAGE EXTERNAL;
@@ -2752,6 +2763,72 @@ COMMENT ON FUNCTION apikeys._journal_decode IS 'Internal: the keys, codes, count
 REVOKE ALL ON FUNCTION apikeys._journal_decode FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys._journal_decode TO apikeys_admin;
 
+-- The rolled-up usage, one row per key, hour and code used; the VALID row
+-- also holds the key's last use in that hour.
+CREATE VIEW apikeys.usage AS
+SELECT d.client_id COLLATE "C" AS client_id,
+       p.hour,
+       COALESCE(d.code, 'VALID') AS code,
+       pg_catalog.sum(COALESCE(d.count, 0))::bigint AS count,
+       pg_catalog.max(d.last_used) FILTER (WHERE COALESCE(d.code, 'VALID') OPERATOR(pg_catalog.=) 'VALID') AS last_used_at
+  FROM apikeys.usage_packed p,
+       LATERAL apikeys._journal_decode(p.data) d
+ GROUP BY 1, 2, 3;
+COMMENT ON VIEW apikeys.usage IS 'Verification counts per key, per hour, per outcome code, rolled up from the usage journal (extension owner only)';
+COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s last valid use in that hour (what key_list.last_used_at shows once rolled up)';
+REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
+
+CREATE FUNCTION apikeys._usage_find(data bytea, client_id text)
+    RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'apikeys_usage_find'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION apikeys._usage_find IS 'Internal: a key''s last use in a packed usage row (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys._usage_find FROM PUBLIC;
+
+-- Neither is STRICT: a STRICT call with NULL constants is folded away
+-- before the EXECUTE privilege is checked.
+-- For the update from 1.0: rows of one hour and bucket as apikeys.usage
+-- shows them, packed as apikeys.usage_packed holds them.
+CREATE FUNCTION apikeys._usage_pack(client_ids text[], codes text[], counts bigint[],
+                                    last_used timestamptz[])
+    RETURNS bytea
+    AS 'MODULE_PATHNAME', 'apikeys_usage_pack'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION apikeys._usage_pack IS 'Internal: usage rows of one hour and bucket (key, code, count, last use) packed as a row of apikeys.usage_packed';
+REVOKE ALL ON FUNCTION apikeys._usage_pack FROM PUBLIC;
+
+-- A key's last use rolled up into apikeys.usage_packed: the latest of its
+-- newest hour (the row's bucket: src/journal.c, UsageBucket), NULL when
+-- none.  One index scan of its bucket, newest hour first.
+CREATE FUNCTION apikeys._usage_last_use(client_id text)
+    RETURNS timestamptz
+    LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    found_hour timestamptz;
+    best timestamptz;
+BEGIN
+    FOR r IN SELECT p.hour, apikeys._usage_find(p.data, _usage_last_use.client_id) AS t
+               FROM apikeys.usage_packed p
+              WHERE p.bucket OPERATOR(pg_catalog.=) (pg_catalog.right(_usage_last_use.client_id, 2) COLLATE "C")
+              ORDER BY p.hour DESC
+    LOOP
+        EXIT WHEN found_hour IS NOT NULL AND r.hour OPERATOR(pg_catalog.<) found_hour;
+        IF r.t IS NOT NULL THEN
+            found_hour := r.hour;
+            best := GREATEST(best, r.t);
+        END IF;
+    END LOOP;
+    RETURN best;
+END
+$$;
+COMMENT ON FUNCTION apikeys._usage_last_use IS 'Internal: a key''s last use rolled up into apikeys.usage (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys._usage_last_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._usage_last_use TO apikeys_admin;
+
 CREATE FUNCTION apikeys._recent_use(client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
@@ -2816,9 +2893,7 @@ SELECT k.client_id,
        k.created_by,
        k.expires_at,
        GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
-                (SELECT u.last_used_at FROM apikeys.usage u
-                  WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id AND u.last_used_at IS NOT NULL
-                  ORDER BY u.hour DESC LIMIT 1)) AS last_used_at,
+                apikeys._usage_last_use(k.client_id)) AS last_used_at,
        k.contact_email,
        k.contact_phone,
        k.allowed_cidrs,
@@ -2838,16 +2913,39 @@ COMMENT ON COLUMN apikeys.key_list.prefix IS 'The token prefix the key was issue
 REVOKE ALL ON TABLE apikeys.key_list FROM PUBLIC;
 GRANT SELECT ON apikeys.key_list TO apikeys_admin;
 
+-- The journal's counts, for key_usage: nothing on a standby, where the
+-- unlogged journal cannot be read (and is empty).  PL/pgSQL plans the
+-- query only when it runs it.
+CREATE FUNCTION apikeys._journal_usage(OUT client_id text, OUT hour timestamptz,
+                                       OUT code text, OUT count bigint)
+    RETURNS SETOF record
+    LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT d.client_id COLLATE "C", pg_catalog.date_trunc('hour', j.flushed_at), d.code, d.count
+          FROM apikeys.usage_journal j,
+               LATERAL apikeys._journal_decode(j.data) d
+         WHERE d.code IS NOT NULL;
+END
+$$;
+COMMENT ON FUNCTION apikeys._journal_usage IS 'Internal: the counts of the usage journal, one row per key, hour and code (none on a standby)';
+REVOKE ALL ON FUNCTION apikeys._journal_usage FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._journal_usage TO apikeys_admin;
+
 -- Usage: the rolled-up hours plus what the journal holds.
 CREATE VIEW apikeys.key_usage AS
 SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
   FROM (SELECT u.client_id, u.hour, u.code, u.count
           FROM apikeys.usage u
         UNION ALL
-        SELECT d.client_id COLLATE "C", pg_catalog.date_trunc('hour', j.flushed_at), d.code, d.count
-          FROM apikeys.usage_journal j,
-               LATERAL apikeys._journal_decode(j.data) d
-         WHERE d.code IS NOT NULL) s
+        SELECT j.client_id COLLATE "C", j.hour, j.code, j.count
+          FROM apikeys._journal_usage() j) s
  GROUP BY s.client_id, s.hour, s.code;
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
 REVOKE ALL ON TABLE apikeys.key_usage FROM PUBLIC;
@@ -3769,9 +3867,7 @@ BEGIN
     -- rollup moves them while this transaction reads them
     reason := apikeys._usage_unproven(p_unused_after);
     last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
-        (SELECT u.last_used_at FROM apikeys.usage u
-          WHERE u.client_id OPERATOR(pg_catalog.=) p_key.client_id AND u.last_used_at IS NOT NULL
-          ORDER BY u.hour DESC LIMIT 1));
+        apikeys._usage_last_use(p_key.client_id));
     IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
        (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
         proven := false;
@@ -3808,9 +3904,7 @@ SELECT k.client_id,
                k0.created_at, k0.expires_at, k0.scopes, k0.contact_email,
                k0.contact_phone, k0.prev_secret_hash, k0.prev_expires_at,
                GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id),
-                (SELECT u.last_used_at FROM apikeys.usage u
-                  WHERE u.client_id OPERATOR(pg_catalog.=) k0.client_id AND u.last_used_at IS NOT NULL
-                  ORDER BY u.hour DESC LIMIT 1)) AS last_used_at
+                apikeys._usage_last_use(k0.client_id)) AS last_used_at
           FROM apikeys.keys k0) k,
        LATERAL (SELECT pg_catalog.array_remove(ARRAY[
                     CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])

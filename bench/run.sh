@@ -229,7 +229,9 @@ UNION ALL SELECT * FROM (SELECT 'apikeys.keys index ' || c.relname, pg_relation_
   WHERE i.indrelid = 'apikeys.keys'::regclass ORDER BY c.relname) ix
 UNION ALL SELECT 'apikeys.keys TOTAL (pg_total_relation_size)', pg_total_relation_size('apikeys.keys')
 UNION ALL SELECT 'apikeys.usage TOTAL (pg_total_relation_size)', pg_total_relation_size(to_regclass('apikeys.usage'))
-  WHERE to_regclass('apikeys.usage') IS NOT NULL
+  WHERE to_regclass('apikeys.usage') IS NOT NULL AND to_regclass('apikeys.usage_packed') IS NULL
+UNION ALL SELECT 'apikeys.usage_packed TOTAL (pg_total_relation_size)', pg_total_relation_size(to_regclass('apikeys.usage_packed'))
+  WHERE to_regclass('apikeys.usage_packed') IS NOT NULL
 UNION ALL SELECT 'baseline.keys TOTAL, as loaded (with the bcrypt column)', pg_total_relation_size('baseline.keys');
 EOF
 }

@@ -1496,7 +1496,10 @@ apikeys_cache_stats(PG_FUNCTION_ARGS)
  * SQL function: apikeys.cache_prewarm() returns bigint
  *
  * Fills the shared cache with this database's keys, most recently used
- * first, up to its capacity, as pg_prewarm does for buffers: after a
+ * first (apikeys.keys.last_used_at, and the last uses of the newest two
+ * hours rolled up, read in one pass: a lookup per key, as key_list does,
+ * would decode a packed row per key), up to its capacity, as pg_prewarm
+ * does for buffers: after a
  * restart every key's first verification would otherwise be a miss.  Each
  * key goes through the ordinary miss path (fresh snapshot, generation
  * check; on a standby, standby.c's), so a key changed meanwhile is never
@@ -1523,12 +1526,16 @@ apikeys_cache_prewarm(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT k.client_id FROM apikeys.keys k "
+									   "  LEFT JOIN (SELECT d.client_id COLLATE \"C\" AS client_id, pg_catalog.max(d.last_used) AS t "
+									   "               FROM apikeys.usage_packed p, "
+									   "                    LATERAL apikeys._journal_decode(p.data) d "
+									   "              WHERE p.hour OPERATOR(pg_catalog.>=) "
+									   "                    ((SELECT pg_catalog.max(p2.hour) FROM apikeys.usage_packed p2) "
+									   "                     OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval) "
+									   "              GROUP BY d.client_id) u "
+									   "         ON u.client_id OPERATOR(pg_catalog.=) k.client_id "
 									   " WHERE k.revoked_at IS NULL "
-									   " ORDER BY GREATEST(k.last_used_at, "
-									   "          (SELECT u.last_used_at FROM apikeys.usage u "
-									   "            WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id "
-									   "              AND u.last_used_at IS NOT NULL "
-									   "            ORDER BY u.hour DESC LIMIT 1)) DESC NULLS LAST, k.client_id "
+									   " ORDER BY GREATEST(k.last_used_at, u.t) DESC NULLS LAST, k.client_id "
 									   " LIMIT $1",
 									   1, types, args, NULL, true, 0);
 	for (;;)

@@ -269,138 +269,196 @@ JournalTake(HTAB *items, TimestampTz before)
 	return true;
 }
 
-/* qsort comparator: items by client ID, then hour (a stable lock order) */
+/*
+ * The rolled-up usage: apikeys.usage_packed holds, per hour and bucket of
+ * client IDs (their last USAGE_BUCKET_CHARS characters: the lookup,
+ * apikeys._usage_last_use(), computes the same with right()), rows whose
+ * data is packed as a journal row is (journal_codec.c): the keys of the
+ * bucket used in that hour, in client-ID order, each with its counts and
+ * last use.  The view apikeys.usage unpacks them, one row per key, hour and
+ * code as the table of that name used to hold.
+ *
+ * One heap row and one index entry per key and hour cost about 200 bytes
+ * of WAL before full-page images (record headers, tuple header, the index
+ * tuple), and more as the client-ID index grew with every hour kept: a
+ * million keys used in an hour were ~350 bytes of WAL each.  Packed, a key
+ * costs its entry (~30 bytes) and a share of a row per bucket.
+ */
+#define USAGE_BUCKET_CHARS 2
+
+static const char *
+UsageBucket(const char *client_id, int *len)
+{
+	int			n = (int) strlen(client_id);
+
+	*len = Min(n, USAGE_BUCKET_CHARS);
+	return client_id + n - *len;
+}
+
+/* qsort comparator: items by hour, bucket, then client ID */
 static int
 ItemCmp(const void *a, const void *b)
 {
 	const UsageItem *x = *(UsageItem *const *) a;
 	const UsageItem *y = *(UsageItem *const *) b;
-	int			c = strcmp(x->key.client_id, y->key.client_id);
+	const char *bx,
+			   *by;
+	int			lx,
+				ly;
+	int			c;
 
+	if (x->key.hour != y->key.hour)
+		return (x->key.hour > y->key.hour) - (x->key.hour < y->key.hour);
+	bx = UsageBucket(x->key.client_id, &lx);
+	by = UsageBucket(y->key.client_id, &ly);
+	c = memcmp(bx, by, Min(lx, ly));
 	if (c != 0)
 		return c;
-	return (x->key.hour > y->key.hour) - (x->key.hour < y->key.hour);
+	if (lx != ly)
+		return lx - ly;
+	return strcmp(x->key.client_id, y->key.client_id);
 }
 
-/*
- * UsageApply adds items to apikeys.usage, one row per key, hour and code
- * used, the VALID row also holding the key's last use in that hour (which
- * key_list.last_used_at reads); returns the usage rows written.
- *
- * This is the rollup's whole write, and it is sized for a million keys
- * used per hour: plain inserts of new (key, hour) rows, in client-ID
- * order, and nothing else.  It used to update apikeys.keys.last_used_at
- * too, after locking each key's row: a row lock, a heap update and, for
- * every page of apikeys.keys touched after a checkpoint, a full-page
- * image, about 2 KB of WAL per key used.  A row that already exists (the
- * key's hour was rolled up before, by flush_usage()) is added to.
- */
-static int64
-UsageApply(HTAB *items)
+/* ItemsSorted: the items of a set, sorted by ItemCmp; *n gets how many. */
+static UsageItem **
+ItemsSorted(HTAB *items, long *n)
 {
 	HASH_SEQ_STATUS st;
 	UsageItem  *it;
 	UsageItem **sorted;
-	long		nitems = hash_get_num_entries(items);
 	long		k = 0;
-	Datum	   *u_cid,
-			   *u_hour,
-			   *u_code,
-			   *u_count,
-			   *u_last;
-	bool	   *u_lastnull;
-	int			nu = 0;
-	int64		written = 0;
 
-	if (nitems == 0)
-		return 0;
-	sorted = palloc_extended(sizeof(UsageItem *) * (Size) nitems, MCXT_ALLOC_HUGE);
+	*n = hash_get_num_entries(items);
+	sorted = palloc_extended(sizeof(UsageItem *) * (Size) Max(*n, 1), MCXT_ALLOC_HUGE);
 	hash_seq_init(&st, items);
 	while ((it = hash_seq_search(&st)) != NULL)
 		sorted[k++] = it;
-	qsort(sorted, nitems, sizeof(UsageItem *), ItemCmp);
+	qsort(sorted, *n, sizeof(UsageItem *), ItemCmp);
+	return sorted;
+}
 
-	u_cid = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	u_hour = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	u_code = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	u_count = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	u_last = palloc_extended(sizeof(Datum) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	u_lastnull = palloc_extended(sizeof(bool) * (Size) nitems * APIKEYS_NUM_CODES, MCXT_ALLOC_HUGE);
-	for (k = 0; k < nitems; k++)
+/*
+ * PackItems packs items[0..n) (one hour, one bucket, client-ID order) as
+ * journal-format data; *nkeys gets the keys packed.  The base is their
+ * latest last use (the hour when none), so every last use is exact.
+ */
+static bytea *
+PackItems(UsageItem **items, long n, int *nkeys)
+{
+	StringInfoData buf;
+	TimestampTz base = items[0]->key.hour;
+	bytea	   *result;
+
+	for (long i = 0; i < n; i++)
+		base = Max(base, items[i]->last_used);
+	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ + JOURNAL_HEADER_LEN);
+	JournalPutHeader((uint8 *) buf.data + VARHDRSZ, base);
+	*nkeys = 0;
+	for (long i = 0; i < n; i++)
 	{
-		Datum		cid;
+		size_t		len;
 
-		it = sorted[k];
-		cid = CStringGetTextDatum(it->key.client_id);
-		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+		enlargeStringInfo(&buf, JOURNAL_ENTRY_MAXLEN);
+		len = JournalPutEntry((uint8 *) buf.data + buf.len, base,
+							  items[i]->key.client_id, strlen(items[i]->key.client_id),
+							  items[i]->counts, items[i]->last_used);
+		if (len == 0)
+			continue;
+		buf.len += len;
+		(*nkeys)++;
+	}
+	result = (bytea *) buf.data;
+	SET_VARSIZE(result, buf.len);
+	return result;
+}
+
+/* UsageRows: the rows the view apikeys.usage shows for an item */
+static int64
+UsageRows(const UsageItem *it)
+{
+	int64		rows = 0;
+
+	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
+		if (it->counts[c] != 0 || (c == APIKEYS_VALID && it->last_used != 0))
+			rows++;
+	return rows;
+}
+
+/*
+ * UsageApply adds items to the rolled-up usage (apikeys.usage_packed): one
+ * row per hour and bucket used, inserted, never updated (a key and hour
+ * rolled up twice, by a flush_usage() in the middle of an hour, has an
+ * entry in two rows, which the readers add up); returns the rows the view
+ * apikeys.usage gains (one per key, hour and code used, the VALID one also
+ * for a last use alone).
+ */
+static int64
+UsageApply(HTAB *items)
+{
+	long		nitems;
+	UsageItem **sorted;
+	Datum	   *p_hour,
+			   *p_bucket,
+			   *p_keys,
+			   *p_data;
+	int			np = 0;
+	int64		written = 0;
+	long		first = 0;
+
+	if (hash_get_num_entries(items) == 0)
+		return 0;
+	sorted = ItemsSorted(items, &nitems);
+	p_hour = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
+	p_bucket = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
+	p_keys = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
+	p_data = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
+	while (first < nitems)
+	{
+		long		last = first + 1;
+		int			blen;
+		const char *bucket = UsageBucket(sorted[first]->key.client_id, &blen);
+		int			nkeys;
+		bytea	   *data;
+
+		while (last < nitems && sorted[last]->key.hour == sorted[first]->key.hour)
 		{
-			bool		valid = (c == APIKEYS_VALID);
+			int			l;
+			const char *b = UsageBucket(sorted[last]->key.client_id, &l);
 
-			/* a last use is kept on the VALID row, even one of count 0 */
-			if (it->counts[c] == 0 && !(valid && it->last_used != 0))
-				continue;
-			u_cid[nu] = cid;
-			u_hour[nu] = TimestampTzGetDatum(it->key.hour);
-			u_code[nu] = CStringGetTextDatum(ApikeysOutcomes[c].name);
-			u_count[nu] = Int64GetDatum((int64) Min(it->counts[c], (uint64) PG_INT64_MAX));
-			u_last[nu] = TimestampTzGetDatum(it->last_used);
-			u_lastnull[nu] = !(valid && it->last_used != 0);
-			nu++;
+			if (l != blen || memcmp(b, bucket, blen) != 0)
+				break;
+			last++;
 		}
+		for (long i = first; i < last; i++)
+			written += UsageRows(sorted[i]);
+		data = PackItems(sorted + first, last - first, &nkeys);
+		if (nkeys > 0)
+		{
+			p_hour[np] = TimestampTzGetDatum(sorted[first]->key.hour);
+			p_bucket[np] = PointerGetDatum(cstring_to_text_with_len(bucket, blen));
+			p_keys[np] = Int32GetDatum(nkeys);
+			p_data[np] = PointerGetDatum(data);
+			np++;
+		}
+		first = last;
 	}
 
-	if (nu > 0)
+	if (np > 0)
 	{
-		Oid			types[5] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-		INT8ARRAYOID, TIMESTAMPTZARRAYOID};
-		Datum		args[5];
-		int			dims[1] = {nu};
-		int			lbs[1] = {1};
+		Oid			types[4] = {TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT4ARRAYOID, BYTEAARRAYOID};
+		Datum		args[4];
 
-		args[0] = PointerGetDatum(construct_array(u_cid, nu, TEXTOID, -1, false, TYPALIGN_INT));
-		args[1] = PointerGetDatum(construct_array(u_hour, nu, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(u_code, nu, TEXTOID, -1, false, TYPALIGN_INT));
-		args[3] = PointerGetDatum(construct_array(u_count, nu, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[4] = PointerGetDatum(construct_md_array(u_last, u_lastnull, 1, dims, lbs,
-													 TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
-													 TYPALIGN_DOUBLE));
-
-		/*
-		 * Not INSERT ... ON CONFLICT: its speculative insertion writes a
-		 * second WAL record per row (Heap/CONFIRM, about 50 bytes).  Only one
-		 * rollup applies at a time (the caller holds the journal's lock), so
-		 * adding to the rows that exist and inserting the others cannot race
-		 * with another rollup.  Both look rows up in the primary key, one
-		 * probe per row: with a million rows the planner would rather hash
-		 * them and read all of apikeys.usage, every hour of every key, so
-		 * hash and merge joins are off here (until LeaveOwnerContext).
-		 */
-		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
+		args[0] = PointerGetDatum(construct_array(p_hour, np, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(construct_array(p_bucket, np, TEXTOID, -1, false, TYPALIGN_INT));
+		args[2] = PointerGetDatum(construct_array(p_keys, np, INT4OID, 4, true, TYPALIGN_INT));
+		args[3] = PointerGetDatum(construct_array(p_data, np, BYTEAOID, -1, false, TYPALIGN_INT));
 		if (SPI_execute_with_args(
-								  "WITH v AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
-								  "                  pg_catalog.unnest($3), pg_catalog.unnest($4), "
-								  "                  pg_catalog.unnest($5)) "
-								  "       WITH ORDINALITY AS v(c, h, o, n, t, i)), "
-								  "upd AS (UPDATE apikeys.usage u "
-								  "           SET count = u.count OPERATOR(pg_catalog.+) v.n, "
-								  "               last_used_at = GREATEST(u.last_used_at, v.t) "
-								  "          FROM v "
-								  "         WHERE u.client_id OPERATOR(pg_catalog.=) v.c "
-								  "           AND u.hour OPERATOR(pg_catalog.=) v.h "
-								  "           AND u.code OPERATOR(pg_catalog.=) v.o) "
-								  "INSERT INTO apikeys.usage (client_id, hour, code, count, last_used_at) "
-								  "SELECT v.c, v.h, v.o, v.n, v.t FROM v "
-								  " WHERE NOT EXISTS (SELECT FROM apikeys.usage u "
-								  "                    WHERE u.client_id OPERATOR(pg_catalog.=) v.c "
-								  "                      AND u.hour OPERATOR(pg_catalog.=) v.h "
-								  "                      AND u.code OPERATOR(pg_catalog.=) v.o) "
-								  " ORDER BY v.i",
-								  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+								  "INSERT INTO apikeys.usage_packed (hour, bucket, keys, data) "
+								  "SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+								  "                         pg_catalog.unnest($3), pg_catalog.unnest($4))",
+								  4, types, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write API key usage");
-		written = nu;
 	}
 	return written;
 }
@@ -711,6 +769,8 @@ PG_FUNCTION_INFO_V1(apikeys_usage_health);
 PG_FUNCTION_INFO_V1(apikeys_usage_accept_losses);
 PG_FUNCTION_INFO_V1(apikeys_journal_decode);
 PG_FUNCTION_INFO_V1(apikeys_recent_use);
+PG_FUNCTION_INFO_V1(apikeys_usage_find);
+PG_FUNCTION_INFO_V1(apikeys_usage_pack);
 
 /*
  * SQL function: apikeys.flush_usage(rollup boolean DEFAULT true) returns bigint
@@ -779,6 +839,119 @@ apikeys_journal_decode(PG_FUNCTION_ARGS)
 	da.rsinfo = rsinfo;
 	JournalDecode(PG_GETARG_BYTEA_PP(0), DecodeOne, &da);
 	return (Datum) 0;
+}
+
+/* What the finder's callback needs. */
+typedef struct FindArg
+{
+	const char *client_id;
+	int			len;
+	TimestampTz last_used;
+} FindArg;
+
+static void
+FindOne(const char *client_id, int len, const uint64 *counts,
+		TimestampTz last_used, void *arg)
+{
+	FindArg    *fa = (FindArg *) arg;
+
+	if (len == fa->len && memcmp(client_id, fa->client_id, len) == 0)
+		fa->last_used = Max(fa->last_used, last_used);
+}
+
+/*
+ * SQL function: apikeys._usage_find(data bytea, client_id text)
+ *	 returns timestamptz
+ *
+ * The key's last use in a packed usage row (journal format), NULL when the
+ * row holds none.
+ */
+Datum
+apikeys_usage_find(PG_FUNCTION_ARGS)
+{
+	text	   *cid;
+	FindArg		fa;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	cid = PG_GETARG_TEXT_PP(1);
+	fa.client_id = VARDATA_ANY(cid);
+	fa.len = VARSIZE_ANY_EXHDR(cid);
+	fa.last_used = 0;
+	JournalDecode(PG_GETARG_BYTEA_PP(0), FindOne, &fa);
+	if (fa.last_used == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(fa.last_used);
+}
+
+/*
+ * SQL function: apikeys._usage_pack(client_ids text[], codes text[],
+ *	 counts bigint[], last_used timestamptz[]) returns bytea
+ *
+ * Rows of one hour and bucket as apikeys.usage showed them (a key, a code,
+ * its count, the last use on the VALID row) packed as a row of
+ * apikeys.usage_packed holds them: for the update from 1.0, whose
+ * apikeys.usage was a table of such rows.
+ */
+Datum
+apikeys_usage_pack(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arrs[4];
+	Datum	   *vals[4];
+	bool	   *nulls[4];
+	int			ns[4];
+	Oid			elty[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+	HTAB	   *items = UsageItemsCreate();
+	UsageItem **sorted;
+	long		nitems;
+	int			nkeys;
+
+	for (int a = 0; a < 4; a++)
+		if (PG_ARGISNULL(a))
+			PG_RETURN_NULL();
+	for (int a = 0; a < 4; a++)
+	{
+		int16		typlen;
+		bool		byval;
+		char		align;
+
+		arrs[a] = PG_GETARG_ARRAYTYPE_P(a);
+		get_typlenbyvalalign(elty[a], &typlen, &byval, &align);
+		deconstruct_array(arrs[a], elty[a], typlen, byval, align, &vals[a], &nulls[a], &ns[a]);
+		if (ns[a] != ns[0])
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("usage arrays must have the same length")));
+	}
+	for (int i = 0; i < ns[0]; i++)
+	{
+		uint64		counts[APIKEYS_NUM_CODES] = {0};
+		char	   *cid;
+		char	   *code;
+		int			c;
+
+		if (nulls[0][i] || nulls[1][i] || nulls[2][i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("usage rows must have a client ID, a code and a count")));
+		cid = TextDatumGetCString(vals[0][i]);
+		code = TextDatumGetCString(vals[1][i]);
+		for (c = 0; c < APIKEYS_NUM_CODES; c++)
+			if (strcmp(code, ApikeysOutcomes[c].name) == 0)
+				break;
+		if (c == APIKEYS_NUM_CODES || strlen(cid) == 0 || strlen(cid) > APIKEYS_CLIENT_ID_MAXLEN ||
+			DatumGetInt64(vals[2][i]) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid usage row for client ID \"%s\" and code \"%s\"", cid, code)));
+		counts[c] = (uint64) DatumGetInt64(vals[2][i]);
+		UsageItemAdd(items, cid, strlen(cid), 0, counts,
+					 nulls[3][i] ? 0 : DatumGetTimestampTz(vals[3][i]));
+	}
+	sorted = ItemsSorted(items, &nitems);
+	if (nitems == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_BYTEA_P(PackItems(sorted, nitems, &nkeys));
 }
 
 /*

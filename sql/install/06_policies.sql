@@ -192,9 +192,7 @@ BEGIN
     -- rollup moves them while this transaction reads them
     reason := apikeys._usage_unproven(p_unused_after);
     last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
-        (SELECT u.last_used_at FROM apikeys.usage u
-          WHERE u.client_id OPERATOR(pg_catalog.=) p_key.client_id AND u.last_used_at IS NOT NULL
-          ORDER BY u.hour DESC LIMIT 1));
+        apikeys._usage_last_use(p_key.client_id));
     IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
        (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
         proven := false;
@@ -231,9 +229,7 @@ SELECT k.client_id,
                k0.created_at, k0.expires_at, k0.scopes, k0.contact_email,
                k0.contact_phone, k0.prev_secret_hash, k0.prev_expires_at,
                GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id),
-                (SELECT u.last_used_at FROM apikeys.usage u
-                  WHERE u.client_id OPERATOR(pg_catalog.=) k0.client_id AND u.last_used_at IS NOT NULL
-                  ORDER BY u.hour DESC LIMIT 1)) AS last_used_at
+                apikeys._usage_last_use(k0.client_id)) AS last_used_at
           FROM apikeys.keys k0) k,
        LATERAL (SELECT pg_catalog.array_remove(ARRAY[
                     CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])

@@ -68,3 +68,24 @@ CREATE TABLE apikeys.credit_balances (
 );
 SELECT pg_catalog.pg_extension_config_dump('apikeys.credit_balances', '');
 ALTER TABLE apikeys.credit_balances ENABLE ROW LEVEL SECURITY;
+
+-- The usage journal is unlogged: a flush writes no WAL (a crash empties it;
+-- the proof of non-use counts the loss, see sql/install/04_usage.sql).
+ALTER TABLE apikeys.usage_journal SET UNLOGGED;
+
+-- The rolled-up usage is packed per hour and bucket of client IDs
+-- (apikeys.usage_packed); apikeys.usage becomes the view that unpacks it.
+-- The 1.0 table moves aside until post.sql has packed its rows.
+ALTER TABLE apikeys.usage RENAME TO usage_1_0;
+CREATE TABLE apikeys.usage_packed (
+    hour        timestamptz NOT NULL,
+    bucket      text COLLATE "C" NOT NULL,
+    keys        integer NOT NULL,
+    data        bytea NOT NULL,
+    CONSTRAINT usage_packed_keys_check CHECK (keys OPERATOR(pg_catalog.>) 0)
+);
+ALTER TABLE apikeys.usage_packed ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX usage_packed_bucket_hour_idx ON apikeys.usage_packed (bucket, hour);
+CREATE INDEX usage_packed_hour_idx ON apikeys.usage_packed (hour);   -- the newest hours, for cache_prewarm()
+SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_packed', '');
+ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;

@@ -155,6 +155,20 @@ SELECT count(*) AS audit_rows_before,
        md5(string_agg(a::text, ',' ORDER BY id)) AS audit_before
   FROM apikeys.audit_log a \gset
 CREATE TEMP TABLE keys_before AS SELECT * FROM apikeys.keys;
+-- rolled-up usage as 1.0 stored it (a row per key, hour and code, the last
+-- use on the VALID row) and a journal row: 1.1 packs the rows, the update
+-- carries them over
+INSERT INTO apikeys.usage (client_id, hour, code, count, last_used_at)
+SELECT i.client_id, date_trunc('hour', now()) - h * interval '1 hour', c.code, i.n * 10 + h,
+       CASE WHEN c.code = 'VALID' THEN date_trunc('hour', now()) - h * interval '1 hour' + i.n * interval '1 minute' END
+  FROM issued i, generate_series(1, 3) h, (VALUES ('VALID'), ('NOT_FOUND')) c(code)
+ WHERE i.n <> 5 AND NOT (c.code = 'NOT_FOUND' AND h = 2);
+SELECT apikeys.flush_usage(false) >= 0 AS journaled;
+SELECT count(*) AS usage_rows_before, md5(string_agg(u::text, ',' ORDER BY client_id, hour, code)) AS usage_before
+  FROM apikeys.usage u \gset
+SELECT md5(string_agg(client_id || ':' || coalesce(last_used_at::text, '-'), ',' ORDER BY client_id)) AS listed_before
+  FROM apikeys.key_list \gset
+SELECT count(*) AS journal_rows_before FROM apikeys.usage_journal \gset
 
 ALTER EXTENSION apikeys UPDATE;
 SELECT extversion = :'direct_version' AS updated_to_default FROM pg_extension WHERE extname = 'apikeys';
@@ -185,6 +199,16 @@ SELECT t.label, k.prefix, starts_with(t.token, k.prefix || '_') AS token_carries
   JOIN apikeys.keys k USING (client_id)
  ORDER BY t.label;
 SELECT (apikeys.verify(token)).code AS prefixed_key FROM prefixed;
+-- the usage rows, the last uses key_list shows and the journal are carried over
+SELECT count(*) = :usage_rows_before AS usage_rows_kept,
+       md5(string_agg(u::text, ',' ORDER BY client_id, hour, code)) = :'usage_before' AS usage_rows_identical
+  FROM apikeys.usage u;
+SELECT sum(keys) AS packed_keys_and_hours FROM apikeys.usage_packed;
+SELECT md5(string_agg(client_id || ':' || coalesce(last_used_at::text, '-'), ',' ORDER BY client_id)) = :'listed_before'
+       AS last_uses_identical
+  FROM apikeys.key_list;
+SELECT (SELECT count(*) FROM apikeys.usage_journal) = :journal_rows_before AS journal_kept,
+       (SELECT relpersistence FROM pg_class WHERE oid = 'apikeys.usage_journal'::regclass) AS journal_persistence;
 -- issuing and RLS still work
 SELECT (apikeys.verify(k.token)).code AS new_key
   FROM apikeys.create_key('acme', 'after update', ARRAY['docs:read']) k;

@@ -73,6 +73,14 @@ SELECT u.last_used_at = l.last_used_at AS rolled_up_equals_listed, k.last_used_a
   FROM apikeys.usage u JOIN apikeys.key_list l USING (client_id) JOIN apikeys.keys k USING (client_id)
  WHERE client_id = :'jcid' AND u.code = 'VALID';
 SELECT code, last_used_at IS NOT NULL AS has_last_use FROM apikeys.usage WHERE client_id = :'jcid' ORDER BY code;
+-- apikeys.usage is a view: the rollup packs the keys of an hour per bucket
+-- of client IDs (their last two characters) into one row of
+-- apikeys.usage_packed, not one row per key; the last use is read from it
+SELECT count(*) AS packed_rows_with_key, bool_and(p.bucket = right(:'jcid', 2)) AS in_its_bucket,
+       bool_and(d.last_used = apikeys._usage_last_use(:'jcid')) AS last_use_found
+  FROM apikeys.usage_packed p, apikeys._journal_decode(p.data) d
+ WHERE d.client_id = :'jcid' AND d.code = 'VALID';
+SELECT apikeys._usage_last_use('ak_nosuchkey') IS NULL AS unknown_key_no_use;
 -- more use after the rollup adds to the same hour's row
 SELECT (apikeys.verify(:'jtok', 'docs:read')).code;
 SELECT apikeys.flush_usage() > 0 AS rolled_up_again;

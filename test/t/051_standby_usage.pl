@@ -2,7 +2,7 @@
 # it works, writes nothing (the primary's WAL does not move), caches the
 # key it verified (entries validated against the heap, standby.c; the
 # freshness under replay is 068_standby_cache.pl's) and keeps its own rate
-# limits and failure counters.
+# limits and failure counters; its usage views show the rolled-up hours.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -86,6 +86,18 @@ is($primary->safe_psql('postgres', "SELECT count(*) FROM apikeys.failing_address
 is($primary->safe_psql('postgres',
 	"BEGIN READ ONLY; SELECT string_agg((apikeys.verify($l, NULL, '192.0.2.1')).code, ',') FROM generate_series(1, 2); COMMIT;"),
 	'VALID,RATE_LIMITED', 'verification and rate limit in a READ ONLY transaction on the primary');
+
+# The usage views on the standby: the rolled-up hours (replayed) and no
+# journal (unlogged: the primary's alone, never read during recovery)
+$primary->safe_psql('postgres', 'SELECT apikeys.flush_usage()');
+$primary->safe_psql('postgres', "SELECT apikeys.verify($l)");
+$primary->safe_psql('postgres', 'SELECT apikeys.flush_usage(false)');
+my $rolled = $primary->safe_psql('postgres', "SELECT sum(count) FROM apikeys.usage WHERE client_id = '$lcid'");
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+is($standby->safe_psql('postgres', "SELECT sum(count) FROM apikeys.key_usage WHERE client_id = '$lcid'"), $rolled,
+	'key_usage on the standby: the rolled-up counts, without the primary\'s journal');
+is($standby->safe_psql('postgres', "SELECT last_used_at IS NOT NULL FROM apikeys.key_list WHERE client_id = '$lcid'"),
+	't', 'key_list on the standby shows the rolled-up last use');
 
 $standby->stop;
 $primary->stop;

@@ -9,9 +9,10 @@
 #   - the worker survives being killed: SIGTERM (the postmaster restarts it
 #     after bgw_restart_time) and SIGKILL (the postmaster resets every
 #     process and starts it again);
-#   - a crash loses at most the usage counted since the last flush (one
-#     flush interval), and nothing else: keys, audit rows and flushed usage
-##     stay; at start the worker rolls the journal up;
+#   - a crash loses at most the usage counted since the last rollup (the
+#     journal is unlogged), and nothing else: keys, audit rows and
+#     rolled-up usage stay, and the loss is noted for the proof of non-use;
+#     a clean restart keeps the journal;
 #   - more keys used between rollups than the recent-use table holds make
 #     the worker roll up early, so no last use waits for the hour.  The
 #     hourly rollup would do the same once the hour turns, so that part
@@ -105,17 +106,24 @@ ok($node->poll_query_until('postgres',
 		"SELECT COALESCE(sum(count), 0) = 110 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
 	'... and flushes again');
 
-# SIGKILL of the worker: a crash of the whole server; the worker comes back
+# SIGKILL of the worker: a crash of the whole server; the worker comes back.
+# The 110 were rolled up first; 7 more reach only the (unlogged) journal.
+$node->safe_psql('postgres', 'SELECT apikeys.flush_usage()');
+verify_n(7);
+ok($node->poll_query_until('postgres',
+		"SELECT COALESCE(sum(count), 0) = 117 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
+	'7 more verifications reach the journal');
 $pid = launcher_pid();
 my $log_offset = -s $node->logfile;
 kill 'KILL', $pid;
 $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 $node->poll_query_until('postgres', 'SELECT 1', '1');
 ok(defined wait_launcher($pid), 'after SIGKILL the server recovers and the worker runs again');
-is(flushed(), '110', 'flushed usage survives the crash');
-# at start the launcher rolls every journal up
+is(flushed(), '110', 'rolled-up usage survives the crash, the journal since the rollup is lost');
+is($node->safe_psql('postgres', 'SELECT lost_until IS NOT NULL FROM apikeys._usage_health()'), 't',
+	'... and the loss is noted for the proof of non-use');
 ok($node->poll_query_until('postgres', 'SELECT NOT EXISTS (SELECT FROM apikeys.usage_journal)'),
-	'after the crash the worker rolls the journal up');
+	'after the crash the journal is empty');
 is($node->safe_psql('postgres',
 		"SELECT (SELECT sum(count) FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID')
 		     || ' ' || (SELECT bool_and(last_used_at IS NOT NULL) FROM apikeys.usage WHERE client_id = '$cid' AND code = 'VALID')
@@ -123,20 +131,29 @@ is($node->safe_psql('postgres',
 		     || ' ' || (SELECT last_used_at IS NOT NULL FROM apikeys.key_list WHERE client_id = '$cid')"),
 	'110 true true true', '... into apikeys.usage with the last use, apikeys.keys untouched, key_list shows it');
 
-# A crash loses at most one interval: count, let a flush pass, count more,
-# crash at once.  Everything before the last flush is kept.
+# A clean restart keeps the journal: count, let a flush pass, restart.
 verify_n(50);
 ok($node->poll_query_until('postgres',
 		"SELECT COALESCE(sum(count), 0) = 160 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
-	'usage before the crash is flushed');
+	'usage before the restart is journaled');
+is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM apikeys.usage_journal'), 't', '... not rolled up');
+$node->restart;
+is(flushed(), '160', 'a clean restart keeps the journaled usage');
+
+# A crash loses at most what the last rollup had not folded: roll up, count
+# more and let a flush journal it, crash at once.  The rolled-up usage stays.
+$node->safe_psql('postgres', 'SELECT apikeys.flush_usage()');
 my $before = flushed();
 verify_n(30);
+ok($node->poll_query_until('postgres',
+		"SELECT COALESCE(sum(count), 0) = $before + 30 FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'"),
+	'30 more are journaled');
 my $audit = $node->safe_psql('postgres', 'SELECT count(*) FROM apikeys.audit_log');
 $node->stop('immediate');
 $node->start;
 my $after = flushed();
-ok($after >= $before && $after <= $before + 30,
-	"an immediate shutdown loses at most the unflushed interval ($before flushed before, $after after, 30 in flight)");
+is($after, $before,
+	"an immediate shutdown loses the journal since the last rollup, not the rolled-up usage ($before before the 30)");
 is($node->safe_psql('postgres', "SELECT (apikeys.verify('$tok')).code"), 'VALID', 'keys survive');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM apikeys.audit_log'), $audit, 'audit rows survive');
 

@@ -9,8 +9,9 @@
 #     the journal taken without waiting, no row locks), and a rollup that
 #     finds one under way journals what it took from shared memory;
 #   - a rollup writes no row lock, no speculative-insertion record and
-#     nothing to apikeys.keys: its WAL is inserts into apikeys.usage (read
-#     back with pg_walinspect, record types only, no timing).
+#     nothing to apikeys.keys: its WAL is inserts of packed rows into
+#     apikeys.usage_packed, one per hour and bucket of client IDs, at most
+#     150 bytes per key (read back with pg_walinspect, no timing).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -117,6 +118,13 @@ is(sq($node, qq{SELECT count(*) FROM pg_get_wal_records_info('$lsn0', '$lsn1')
 	'0', 'the rollup writes no row lock, no speculative insertion and no update of apikeys.keys');
 my $wal = sq($node, qq{SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')});
 note("rollup of $rows usage rows: $wal bytes of WAL");
+# packed per hour and bucket of client IDs, not a row and an index entry
+# per key (~350 bytes each): at most 150 bytes per key, full-page images
+# after the checkpoint included
+ok($wal <= 150 * 500, "the rollup writes at most 150 bytes of WAL per key ($wal for 500 keys)");
+is(sq(q{SELECT count(*) || ' ' || (sum(keys) BETWEEN 500 AND 510) FROM apikeys.usage_packed
+         WHERE hour = date_trunc('hour', now()) AND bucket ~ '^[0-9][0-9]$'}),
+	'100 true', '... one row per bucket (the last two characters of the client ID), holding its keys');
 
 $node->stop;
 done_testing();

@@ -136,16 +136,19 @@ my ($sum, $dropped2) = split /\|/, $node->safe_psql('postgres',
 is($sum + $dropped2, $n, "every verification is either counted ($sum) or counted as dropped ($dropped2)");
 
 # prewarm: key g last used g seconds ago, so 1 is the most recent; key 2
-# is revoked (prewarm loads live keys only).  The rollup above stored the
-# keys' last uses on their usage rows (where key_list reads them), so those
-# are set too.
+# is revoked (prewarm loads live keys only).  The last uses are rolled-up
+# ones (where a preloaded server keeps them, packed per bucket: the rows
+# the rollup above wrote are replaced), apikeys.keys.last_used_at is NULL.
 $node->safe_psql('postgres', q{
-UPDATE apikeys.keys k SET last_used_at = now() - substr(k.client_id, 4)::int * interval '1 second'
- WHERE owner = 'bulk';
-UPDATE apikeys.usage u SET last_used_at = now() - substr(u.client_id, 4)::int * interval '1 second'
- WHERE u.last_used_at IS NOT NULL
-   AND u.client_id IN (SELECT client_id FROM apikeys.keys WHERE owner = 'bulk');
+DELETE FROM apikeys.usage_packed;
+INSERT INTO apikeys.usage_packed (hour, bucket, keys, data)
+SELECT date_trunc('hour', now()), right(k.client_id, 2), count(*),
+       apikeys._usage_pack(array_agg(k.client_id), array_agg('VALID'::text), array_agg(1::bigint),
+                           array_agg(now() - substr(k.client_id, 4)::int * interval '1 second'))
+  FROM apikeys.keys k WHERE k.owner = 'bulk' GROUP BY 2;
 UPDATE apikeys.keys SET revoked_at = now() WHERE client_id = 'ak_' || lpad('2', 16, '0')});
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikeys.keys WHERE owner = 'bulk' AND last_used_at IS NOT NULL"),
+	'0', 'prewarm order: the last uses are the rolled-up ones only');
 $node->restart;
 is($node->safe_psql('postgres', 'SELECT entries FROM apikeys.cache_stats()'), '0', 'the cache is empty after a restart');
 is($node->safe_psql('postgres', 'SELECT apikeys.cache_prewarm()'), $cap,
