@@ -9,3 +9,8 @@ UPDATE apikeys.keys k SET claimed_at = c.claimed_at
   FROM (SELECT cl.client_id, pg_catalog.max(cl.claimed_at) AS claimed_at
           FROM apikeys.claims cl WHERE cl.claimed_at IS NOT NULL GROUP BY cl.client_id) c
  WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id;
+
+-- an imported key rotated with a grace period: its legacy token works
+-- until prev_expires_at, found by the previous hash (src/legacy.c)
+CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
+    WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";

@@ -12,3 +12,21 @@
 -- keys.claimed_at: when a handoff key was last claimed (revoke_unused_after
 -- counts from there); filled from the claims in the post part
 ALTER TABLE apikeys.keys ADD COLUMN claimed_at timestamptz;
+
+-- import_keys reads its source as the caller and hands the rows to
+-- _import_rows as an array of this type
+CREATE TYPE apikeys._import_row AS (
+    owner           text,
+    name            text,
+    scopes          text[],
+    secret_hash     text,
+    hash_format     text,
+    token           text,
+    expires_at      timestamptz,
+    description     text,
+    contact_email   text,
+    contact_phone   text,
+    allowed_cidrs   cidr[],
+    metadata        jsonb,
+    db_role         text
+);
