@@ -176,7 +176,7 @@ is(tq("SELECT (apikeys.verify_client('$ocid', '$bad')).code"), 'NOT_FOUND',
 is(uq("SELECT apikeys.unblock_address('192.0.2.1')"), 'f', 'nothing to lift: false');
 is(uq("SELECT string_agg(detail->>'address' || ' ' || (detail->>'blocks_lifted'), ',' ORDER BY id) "
 	  . "FROM apikeys.audit_log WHERE event = 'address_unblocked'"),
-	'127.0.0.1/32 2,127.0.0.0/24 1', 'both lifts are audited, the no-op is not');
+	'127.0.0.1/32 3,127.0.0.0/24 1', 'both lifts are audited (three caller blocks: two client IDs and the address alone), the no-op is not');
 
 # the audit log records the connection's address
 tq("SELECT apikeys.disable_key('$ocid', 'over tcp')");
