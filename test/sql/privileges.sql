@@ -81,7 +81,7 @@ SELECT c.relname AS uncommented_relation
 -- failing_addresses.  They show only what those views show.
 SELECT p.proname AS internal_function,
        string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', '
-                  ORDER BY 1) AS grantees
+                  ORDER BY CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END) AS grantees
   FROM pg_proc p, aclexplode(p.proacl) a
  WHERE p.pronamespace = 'apikeys'::regnamespace AND p.proname LIKE '\_%'
    AND a.grantee <> p.proowner
