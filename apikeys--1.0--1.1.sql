@@ -98,8 +98,25 @@ CREATE INDEX usage_packed_bucket_hour_idx ON apikeys.usage_packed (bucket, hour)
 CREATE INDEX usage_packed_hour_idx ON apikeys.usage_packed (hour);   -- the newest hours, for cache_prewarm()
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_packed', '');
 ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
+-- import_keys reads its source as the caller and hands the rows to
+-- _import_rows as an array of this type
+CREATE TYPE apikeys._import_row AS (
+    owner           text,
+    name            text,
+    scopes          text[],
+    secret_hash     text,
+    hash_format     text,
+    token           text,
+    expires_at      timestamptz,
+    description     text,
+    contact_email   text,
+    contact_phone   text,
+    allowed_cidrs   cidr[],
+    metadata        jsonb,
+    db_role         text
+);
 
--- Part 2: the 34 functions and views of sql/install/ that are new or changed since 1.0
+-- Part 2: the 37 functions and views of sql/install/ that are new or changed since 1.0
 
 -- Internal: new client ID (under the given prefix, NULL: token_prefix) or
 -- the given one, + secret + token + hash.
@@ -281,6 +298,208 @@ BEGIN
         RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
     END IF;
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
+END
+$$;
+
+-- Importing keys an adopter already issued (import_key, import_keys).  The
+-- key gets a client ID of ours; its hash is SHA-256 of the whole legacy
+-- token (hash_alg 'l'), which verification looks up by that hash
+-- (src/legacy.c).  Both paths check a key's arguments in _import_check
+-- (create_key's checks), take the owner's lock and check its cap in
+-- _import_reserve (create_key's _check_key_cap) and its expiry with
+-- create_key's _check_expiry; import_key inserts one key (_import_one),
+-- import_keys all of a table in one statement.
+CREATE OR REPLACE FUNCTION apikeys._import_check(p_owner text, p_name text, p_scopes text[],
+                                      p_secret_hash text, p_hash_format text, p_token text,
+                                      p_description text, p_contact_email text,
+                                      p_contact_phone text, p_allowed_cidrs cidr[],
+                                      p_metadata jsonb, p_db_role text,
+                                      OUT hash bytea, OUT scopes apikeys.scope[])
+    RETURNS record
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys._check_owner(p_owner);
+    PERFORM apikeys._check_text('name', p_name, 128, true);
+    IF p_scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
+            HINT = 'Give an empty array for a key that may do nothing yet.';
+    END IF;
+    IF (p_secret_hash IS NULL) OPERATOR(pg_catalog.=) (p_token IS NULL) THEN
+        RAISE EXCEPTION 'give exactly one of secret_hash and token' USING ERRCODE = '22023',
+            HINT = 'Prefer secret_hash: the SHA-256 of the whole legacy token, so the token itself never travels.';
+    END IF;
+    IF p_token IS NOT NULL THEN
+        IF p_token OPERATOR(pg_catalog.=) '' OR
+           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys._legacy_token_max_length() THEN
+            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys._legacy_token_max_length()
+                USING ERRCODE = '22023';
+        END IF;
+        IF apikeys.token_client_id(p_token) IS NOT NULL THEN
+            RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
+                HINT = 'Only tokens issued by another system can be imported.';
+        END IF;
+        -- a native prefix but not a valid native token: most likely a
+        -- mistyped apikeys token, which would become a different key
+        -- (one expression, no query: this runs for every row of a bulk
+        -- import; prefixes are [a-z0-9_], so they are safe in a regex)
+        IF pg_catalog.starts_with(p_token, pg_catalog.current_setting('apikeys.token_prefix', true)
+                                           OPERATOR(pg_catalog.||) '_') OR
+           p_token OPERATOR(pg_catalog.~) ('^(' OPERATOR(pg_catalog.||) pg_catalog.regexp_replace(
+               pg_catalog.btrim(COALESCE(pg_catalog.current_setting('apikeys.allowed_prefixes', true), ''), E' \t\n,'),
+               E'[\\s,]+', '|', 'g') OPERATOR(pg_catalog.||) ')_') AND
+           pg_catalog.btrim(COALESCE(pg_catalog.current_setting('apikeys.allowed_prefixes', true), ''), E' \t\n,')
+               OPERATOR(pg_catalog.<>) '' THEN
+            RAISE EXCEPTION 'the token has the prefix of an apikeys token but is not a valid one'
+                USING ERRCODE = '22023',
+                      HINT = 'Check it for a typo. A token another system issued with this prefix can be imported by its hash (secret_hash).';
+        END IF;
+        hash := pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'));
+    ELSE
+        IF p_hash_format IS NULL OR
+           p_hash_format OPERATOR(pg_catalog.<>) ALL (ARRAY['sha256_hex', 'sha256_base64']) THEN
+            RAISE EXCEPTION 'hash_format must be sha256_hex or sha256_base64' USING ERRCODE = '22023';
+        END IF;
+        -- checked before decode(), so no error (or subtransaction) is
+        -- needed; ltrim with a character set is cheaper than a regex
+        IF p_hash_format OPERATOR(pg_catalog.=) 'sha256_hex' AND
+           pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 64 AND
+           pg_catalog.ltrim(p_secret_hash, '0123456789abcdefABCDEF') OPERATOR(pg_catalog.=) '' THEN
+            hash := pg_catalog.decode(p_secret_hash, 'hex');
+        ELSIF p_hash_format OPERATOR(pg_catalog.=) 'sha256_base64' AND
+              pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 44 AND
+              pg_catalog.ltrim(p_secret_hash, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/')
+                  OPERATOR(pg_catalog.=) '=' THEN
+            hash := pg_catalog.decode(p_secret_hash, 'base64');
+        ELSE
+            RAISE EXCEPTION 'secret_hash is not a SHA-256 hash in %', p_hash_format
+                USING ERRCODE = '22023',
+                      DETAIL = 'A SHA-256 hash is 32 bytes: 64 hexadecimal digits or 44 base64 characters.';
+        END IF;
+    END IF;
+    scopes := apikeys._check_settings(p_scopes, p_description, p_contact_email,
+                    p_contact_phone, p_allowed_cidrs, p_metadata, p_db_role, NULL, NULL);
+END
+$$;
+
+-- _import_rows: the privileged half of import_keys, given the rows as a
+-- value (it never reads the caller's table, view or functions).  One
+-- statement: every row checked (_import_check), every owner locked and
+-- capped once for all its new keys (_import_reserve, in owner order so
+-- that two imports cannot deadlock), every expiry checked, then one
+-- INSERT.  Any error rolls back the whole import.  One audit row.
+CREATE OR REPLACE FUNCTION apikeys._import_rows(p_source regclass, p_rows apikeys._import_row[])
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows bigint;
+    v_n bigint;
+BEGIN
+    WITH src AS MATERIALIZED (
+        SELECT s.* FROM pg_catalog.unnest(p_rows) s),
+    checked AS MATERIALIZED (
+        SELECT s.*, c.hash, c.scopes AS checked_scopes
+          FROM src s,
+               LATERAL apikeys._import_check(s.owner, s.name, s.scopes, s.secret_hash,
+                           COALESCE(s.hash_format, 'sha256_hex'), s.token, s.description,
+                           s.contact_email, s.contact_phone, s.allowed_cidrs,
+                           COALESCE(s.metadata, '{}'::jsonb), s.db_role) c),
+    owners AS MATERIALIZED (
+        SELECT o.owner, apikeys._import_reserve(o.owner, o.n::integer) AS max_lifetime
+          FROM (SELECT ch.owner, pg_catalog.count(*) AS n FROM checked ch
+                 GROUP BY ch.owner ORDER BY ch.owner) o),
+    ready AS MATERIALIZED (
+        SELECT ch.*, x.expires, apikeys._check_expiry(x.expires, o.max_lifetime)::text AS ok
+          FROM checked ch
+          JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
+               LATERAL (SELECT COALESCE(ch.expires_at,
+                               pg_catalog.now() OPERATOR(pg_catalog.+) o.max_lifetime) AS expires) x),
+    ins AS (
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role)
+        SELECT (apikeys._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
+               'l', r.expires, apikeys._outer_user(), NULLIF(r.description, ''),
+               NULLIF(r.contact_email, ''), NULLIF(r.contact_phone, ''), r.allowed_cidrs,
+               NULLIF(r.metadata, '{}'::jsonb), NULLIF(r.db_role, '')
+          FROM ready r
+        ON CONFLICT DO NOTHING
+        RETURNING 1)
+    SELECT (SELECT pg_catalog.count(*) FROM ready), (SELECT pg_catalog.count(*) FROM ins)
+      INTO v_rows, v_n;
+
+    -- A row left out: its legacy hash was imported before, or is in the
+    -- source twice (a client ID drawn twice does not happen at 95 bits).
+    IF v_n OPERATOR(pg_catalog.<>) v_rows THEN
+        RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505',
+            DETAIL = pg_catalog.format('%s of the %s keys in %s were imported before or appear twice in it; nothing was imported.',
+                                       v_rows OPERATOR(pg_catalog.-) v_n, v_rows, p_source);
+    END IF;
+
+    PERFORM apikeys._audit('imported', NULL, NULL,
+        pg_catalog.jsonb_build_object('source', p_source::text, 'keys', v_n));
+    RETURN v_n;
+END
+$$;
+
+-- import_keys reads its source as the caller (SECURITY INVOKER): the
+-- caller's privileges, row-level security and column grants decide what
+-- is read, and any function a view calls runs as the caller, never as the
+-- extension owner.  The rows go to _import_rows as a value.
+CREATE OR REPLACE FUNCTION apikeys.import_keys(source regclass)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY INVOKER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_cols text[];
+    v_known text[] := ARRAY['owner', 'name', 'scopes', 'secret_hash', 'hash_format', 'token',
+                            'expires_at', 'description', 'contact_email', 'contact_phone',
+                            'allowed_cidrs', 'metadata', 'db_role'];
+    v_types text[] := ARRAY['text', 'text', 'text[]', 'text', 'text', 'text', 'timestamptz',
+                            'text', 'text', 'text', 'cidr[]', 'jsonb', 'text'];
+    v_select text;
+    v_rows apikeys._import_row[];
+BEGIN
+    IF import_keys.source IS NULL THEN
+        RAISE EXCEPTION 'source cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    -- a table the caller cannot read at all fails here (42501)
+    EXECUTE pg_catalog.format('SELECT FROM %s LIMIT 0', import_keys.source);
+    SELECT pg_catalog.array_agg(a.attname::text) INTO v_cols
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) import_keys.source
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF NOT v_cols OPERATOR(pg_catalog.@>) ARRAY['owner', 'name', 'scopes'] THEN
+        RAISE EXCEPTION 'table % needs the columns owner, name and scopes', import_keys.source
+            USING ERRCODE = '22023',
+                  HINT = 'Name the columns like the arguments of apikeys.import_key(), for example in a view.';
+    END IF;
+    IF NOT v_cols OPERATOR(pg_catalog.&&) ARRAY['secret_hash', 'token'] THEN
+        RAISE EXCEPTION 'table % needs a column secret_hash or token', import_keys.source
+            USING ERRCODE = '22023';
+    END IF;
+    -- the source's columns by import_key's names and types; absent ones NULL
+    SELECT pg_catalog.string_agg(
+               CASE WHEN u.c OPERATOR(pg_catalog.=) ANY (v_cols)
+                    THEN pg_catalog.format('s.%I::%s', u.c, u.t)
+                    ELSE pg_catalog.format('NULL::%s', u.t) END, ', ')
+      INTO v_select
+      FROM ROWS FROM (pg_catalog.unnest(v_known), pg_catalog.unnest(v_types)) AS u(c, t);
+
+    -- read with the caller's rights (this function is not SECURITY DEFINER)
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.array_agg(ROW(%s)::apikeys._import_row) FROM %s s',
+        v_select, import_keys.source)
+    INTO v_rows;
+    RETURN apikeys._import_rows(import_keys.source,
+                                COALESCE(v_rows, '{}'::apikeys._import_row[]));
 END
 $$;
 
@@ -1284,6 +1503,10 @@ SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DI
  GROUP BY 1, 2;
 ALTER EXTENSION apikeys DROP TABLE apikeys.usage_1_0;   -- and from pg_dump's configuration
 DROP TABLE apikeys.usage_1_0;
+-- an imported key rotated with a grace period: its legacy token works
+-- until prev_expires_at, found by the previous hash (src/legacy.c)
+CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
+    WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 
 -- Part 4: every comment and privilege of sql/install/ again (each is idempotent)
 
@@ -1422,7 +1645,11 @@ REVOKE ALL ON FUNCTION apikeys._legacy_token_max_length FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.import_key IS 'Imports a key issued by another system from the SHA-256 of its token (hex or base64) or the token itself (stored hashed); the legacy token then verifies as it is; returns the client ID assigned';
 REVOKE ALL ON FUNCTION apikeys.import_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.import_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys.import_keys IS 'Imports every row of a table whose columns are named like import_key''s arguments, in one transaction and one audit row; returns the number of keys';
+COMMENT ON TYPE apikeys._import_row IS 'Internal: one key of a bulk import, as import_keys read it from its source with the caller''s privileges';
+COMMENT ON FUNCTION apikeys._import_rows IS 'Internal: validates and inserts the keys import_keys read, in one statement, with one audit row';
+REVOKE ALL ON FUNCTION apikeys._import_rows FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._import_rows TO apikeys_admin;
+COMMENT ON FUNCTION apikeys.import_keys IS 'Imports every row of a table whose columns are named like import_key''s arguments, read with the caller''s privileges, in one transaction and one audit row; returns the number of keys';
 REVOKE ALL ON FUNCTION apikeys.import_keys FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.import_keys TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.rotate_key IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';

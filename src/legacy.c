@@ -26,6 +26,16 @@
  * imported token fails after apikeys.lock_timeout with 55P03, exactly as a
  * native one does.
  *
+ * Rotation with a grace period.  rotate_key moves the legacy hash to
+ * prev_secret_hash (prev_hash_alg 'l') and the legacy token keeps working
+ * until prev_expires_at, as a native key's previous secret does: a token
+ * not found by keys_legacy_hash_idx is looked up again in the partial
+ * index keys_legacy_prev_hash_idx, and the key then judged by its client
+ * ID (verify.c's JudgeKey knows the previous hash is a legacy one, and
+ * answers EXPIRED once the grace has passed).  Such a row counts as an
+ * imported key for the flag above, and the trigger treats a change of
+ * either column alike.
+ *
  * IDENTIFICATION
  *	  src/legacy.c
  *
@@ -52,6 +62,7 @@
 #include "legacy.h"
 
 #define LEGACY_INDEX	"keys_legacy_hash_idx"
+#define LEGACY_PREV_INDEX	"keys_legacy_prev_hash_idx"
 
 /* -1 not known yet, 0 no imported key, 1 some */
 static int	any_legacy = -1;
@@ -68,11 +79,12 @@ ForgetLegacy(Datum arg, Oid relid)
 }
 
 /*
- * LegacyScan probes keys_legacy_hash_idx with the latest snapshot: for the
- * given hash (client_id filled when found), or for any entry (hash NULL).
+ * LegacyScan probes the index index_name (keys_legacy_hash_idx or
+ * keys_legacy_prev_hash_idx) with the latest snapshot: for the given hash
+ * (client_id filled when found), or for any entry (hash NULL).
  */
 static bool
-LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
+LegacyScan(const char *index_name, const uint8 *hash, char *client_id, int *cid_len)
 {
 	Oid			relid = ApikeysKeysRelid();
 	Oid			idxoid;
@@ -84,7 +96,7 @@ LegacyScan(const uint8 *hash, char *client_id, int *cid_len)
 	if (!OidIsValid(relid))
 		return false;
 	legacy_keys_relid = relid;
-	idxoid = get_relname_relid(LEGACY_INDEX, get_rel_namespace(relid));
+	idxoid = get_relname_relid(index_name, get_rel_namespace(relid));
 	if (!OidIsValid(idxoid))
 		return false;			/* an installation without imports */
 
@@ -139,20 +151,37 @@ LegacyImportsExist(void)
 	}
 	if (any_legacy >= 0)
 		return any_legacy != 0;
-	found = LegacyScan(NULL, NULL, NULL);
+	found = LegacyScan(LEGACY_INDEX, NULL, NULL, NULL) ||
+		LegacyScan(LEGACY_PREV_INDEX, NULL, NULL, NULL);
 	/* the locks above processed pending invalidations: this is current */
 	any_legacy = found ? 1 : 0;
 	return found;
 }
 
 /*
- * LegacyLookup finds the imported key whose legacy hash is hash; client_id
- * (APIKEYS_CLIENT_ID_MAXLEN + 1 bytes) receives its client ID.
+ * LegacyLookup finds the imported key whose legacy hash is hash, or else
+ * the key rotated away from it (its previous hash: JudgeKey decides whether
+ * the grace still holds); client_id (APIKEYS_CLIENT_ID_MAXLEN + 1 bytes)
+ * receives its client ID.
  */
 bool
 LegacyLookup(const uint8 *hash, char *client_id, int *cid_len)
 {
-	return LegacyScan(hash, client_id, cid_len);
+	return LegacyScan(LEGACY_INDEX, hash, client_id, cid_len) ||
+		LegacyScan(LEGACY_PREV_INDEX, hash, client_id, cid_len);
+}
+
+/* LegacyAlgs reads a keys row's hash_alg and prev_hash_alg ('\0' for NULL). */
+static void
+LegacyAlgs(HeapTuple tuple, TupleDesc desc, char *alg, char *prev_alg)
+{
+	bool		isnull;
+	Datum		d;
+
+	d = heap_getattr(tuple, Anum_keys_hash_alg, desc, &isnull);
+	*alg = isnull ? '\0' : DatumGetChar(d);
+	d = heap_getattr(tuple, Anum_keys_prev_hash_alg, desc, &isnull);
+	*prev_alg = isnull ? '\0' : DatumGetChar(d);
 }
 
 PG_FUNCTION_INFO_V1(apikeys_keys_legacy_cache_trigger);
@@ -160,9 +189,10 @@ PG_FUNCTION_INFO_V1(apikeys_keys_legacy_cache_trigger);
 /*
  * SQL function: apikeys._keys_legacy_cache_trigger() returns trigger
  *
- * AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on apikeys.keys, WHEN the
- * row is or was an imported key: a relcache invalidation of the table, so
- * every backend reads LegacyImportsExist again.
+ * AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on apikeys.keys: when the
+ * row's legacy hashes (hash_alg or prev_hash_alg 'l') come or go, a relcache
+ * invalidation of the table, so every backend reads LegacyImportsExist
+ * again.
  */
 Datum
 apikeys_keys_legacy_cache_trigger(PG_FUNCTION_ARGS)
@@ -170,26 +200,29 @@ apikeys_keys_legacy_cache_trigger(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
 	TupleDesc	desc;
-	bool		isnull;
 	char		before = '\0';
 	char		after = '\0';
+	char		prev_before = '\0';
+	char		prev_after = '\0';
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "apikeys._keys_legacy_cache_trigger must be an AFTER ROW trigger");
 	desc = RelationGetDescr(td->tg_relation);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-		after = DatumGetChar(heap_getattr(td->tg_trigtuple, Anum_keys_hash_alg, desc, &isnull));
+		LegacyAlgs(td->tg_trigtuple, desc, &after, &prev_after);
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		before = DatumGetChar(heap_getattr(td->tg_trigtuple, Anum_keys_hash_alg, desc, &isnull));
+		LegacyAlgs(td->tg_trigtuple, desc, &before, &prev_before);
 	else
 	{
-		before = DatumGetChar(heap_getattr(td->tg_trigtuple, Anum_keys_hash_alg, desc, &isnull));
-		after = DatumGetChar(heap_getattr(td->tg_newtuple, Anum_keys_hash_alg, desc, &isnull));
+		LegacyAlgs(td->tg_trigtuple, desc, &before, &prev_before);
+		LegacyAlgs(td->tg_newtuple, desc, &after, &prev_after);
 	}
-	/* only an imported key coming or going changes the answer */
-	if (before != after &&
-		(before == APIKEYS_HASH_LEGACY || after == APIKEYS_HASH_LEGACY))
+	/* only a legacy hash (current or previous) coming or going changes it */
+	if ((before != after &&
+		 (before == APIKEYS_HASH_LEGACY || after == APIKEYS_HASH_LEGACY)) ||
+		(prev_before != prev_after &&
+		 (prev_before == APIKEYS_HASH_LEGACY || prev_after == APIKEYS_HASH_LEGACY)))
 		CacheInvalidateRelcache(td->tg_relation);
 	return PointerGetDatum(NULL);
 }

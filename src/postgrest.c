@@ -9,8 +9,11 @@
  * configured pre-request function.  pre_request:
  *
  * - reads the key from x-api-key, then apikey, then
- *   "Authorization: Basic base64(client_id:client_secret)".  Bearer is
- *   never read: PostgREST parses a Bearer value as a JWT before any SQL.
+ *   "Authorization: Basic base64(client_id:client_secret)", or a whole
+ *   token (an apikeys or an imported legacy one) as Basic's user name with
+ *   an empty password ("token:") or as its password with an empty user
+ *   name (":token").  Bearer is never read: PostgREST parses a Bearer
+ *   value as a JWT before any SQL.
  * - no key: returns, leaving the request anonymous (context NULL).
  * - first of all it ends any identity set earlier in the transaction
  *   (by authenticate() or an earlier pre_request()): the request is what
@@ -620,10 +623,27 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 		dec = palloc(pg_b64_dec_len(b64len) + 1);
 		declen = ApikeysB64Decode(b64, b64len, dec, pg_b64_dec_len(b64len));
 		colon = declen > 0 ? memchr(dec, ':', declen) : NULL;
-		VerifyClientSecret(colon ? dec : NULL, colon ? colon - dec : 0,
-						   colon ? colon + 1 : NULL,
-						   colon ? declen - (colon + 1 - dec) : 0,
-						   required, ip_known, addr, false, 1, &res);
+		if (colon != NULL && (colon == dec || colon == dec + declen - 1) &&
+			declen > 1)
+		{
+			/*
+			 * A whole token as the user name with an empty password
+			 * ("token:", Stripe style) or as the password with an empty user
+			 * name (":token"): the same entry as x-api-key, so a legacy token
+			 * verifies here too.
+			 */
+			text	   *tok = colon == dec ?
+			cstring_to_text_with_len(colon + 1, declen - 1) :
+			cstring_to_text_with_len(dec, declen - 1);
+
+			VerifyToken(tok, required, ip_known, addr, false, 1, &res);
+			explicit_bzero(VARDATA(tok), VARSIZE(tok) - VARHDRSZ);
+		}
+		else
+			VerifyClientSecret(colon ? dec : NULL, colon ? colon - dec : 0,
+							   colon ? colon + 1 : NULL,
+							   colon ? declen - (colon + 1 - dec) : 0,
+							   required, ip_known, addr, false, 1, &res);
 		if (declen > 0)
 			explicit_bzero(dec, declen);
 	}

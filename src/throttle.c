@@ -31,14 +31,22 @@
  * Each failure counts in two records:
  *	- its caller: the client address (an IPv4 address, the /64 of an IPv6
  *	  one, since one IPv6 host owns a whole /64, or ::1) together with the
- *	  identity the attempt named (the presented client ID, whether or not
- *	  it exists, so that the answers never tell which client IDs exist);
- *	  blocked after apikeys.max_failures;
+ *	  identity the attempt named: the client ID of an existing key, or
+ *	  nothing (the address alone) when the client ID named no key or no
+ *	  client ID was named (a junk or legacy token).  The attacker chooses
+ *	  the client ID, so a made-up one must not be a new caller each time
+ *	  (it would spread one flood over ever new records and fill the
+ *	  table).  The price: once an address is blocked for failures naming
+ *	  unknown client IDs, a failure naming an existing client ID from there
+ *	  still answers NOT_FOUND, which tells that this client ID exists;
+ *	  client IDs are public identifiers with 95 random bits, so this
+ *	  confirms a client ID already known and finds none.  Blocked after
+ *	  apikeys.max_failures;
  *	- its network (IPv4 /24, IPv6 /48; ::1 is its own), whatever the
  *	  attempt named; blocked after apikeys.max_network_failures.  This is
- *	  what catches junk: an attacker naming a new client ID every time, or
- *	  walking through the 2^16 /64s of one /48, is a new caller every time
- *	  and the same network every time.
+ *	  what catches junk from ever new addresses: an attacker walking
+ *	  through the 2^16 /64s of one /48 is a new caller every time and the
+ *	  same network every time.
  * Each record counts in a fixed window of apikeys.failure_window from its
  * first failure.  A failing attempt answers RATE_LIMITED when either of
  * its records was already blocked; it then takes only shared locks and
@@ -65,12 +73,15 @@
  * A failure whose record may be blocked (its partition's horizon is in the
  * future) looks under the lock shared first; otherwise, or when it is not
  * blocked, it counts under the lock exclusive.  There is no global lock
- * and no sweep of the table.  When all probed slots are live, the record
- * with the fewest failures (then the oldest) is evicted; a caller record
- * with more than one failure is never evicted for a new caller (the new
- * caller then counts only in its network's record, which may evict).
- * Either way a flood of new callers can never make throttling stop: their
- * networks keep counting, and evictions are counted in
+ * and no sweep of the table.  When all probed slots are live, the least
+ * useful record is evicted (EvictsBefore): never a blocked one while an
+ * unblocked one is there, else the one with the fewest failures, then the
+ * oldest.  A new caller therefore always gets a record unless all its
+ * probed slots are blocked (it then counts only in its network's record,
+ * which always finds one), so a table full of earlier callers, from any
+ * database, cannot stop a new flooding caller being counted, and a caller
+ * well on its way to its limit is evicted only after every lighter record
+ * around it.  Evictions are counted in
  * apikeys.usage_stats().dropped_addresses.
  *
  * Rate limits.  rate_limit requests per rate_window per key, in a fixed
@@ -564,6 +575,23 @@ FindBlocked(AddressPartition *p, int start, const ThrottleKey *key, TimestampTz 
 }
 
 /*
+ * EvictsBefore: is live record a less useful than live record b, the one to
+ * evict first when a new record needs their slots?  An unblocked record
+ * before a blocked one, then the fewest failures, then the oldest window.
+ */
+static inline bool
+EvictsBefore(const AddressSlot *a, const AddressSlot *b, TimestampTz now)
+{
+	bool		a_blocked = SlotBlocked(a, now);
+
+	if (a_blocked != SlotBlocked(b, now))
+		return !a_blocked;
+	if (a->failures != b->failures)
+		return a->failures < b->failures;
+	return a->window_start < b->window_start;
+}
+
+/*
  * CountFailure adds one failure to key's record and returns false, or,
  * when the record has already used up its failures, counts the attempt as
  * blocked and returns true with *secs until its window ends.  A blocked
@@ -612,9 +640,7 @@ CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
 			continue;
 		if (!SlotLive(c, now))
 			free_slot = c;
-		else if (victim == NULL || c->failures < victim->failures ||
-				 (c->failures == victim->failures &&
-				  c->window_start < victim->window_start))
+		else if (victim == NULL || EvictsBefore(c, victim, now))
 			victim = c;
 	}
 
@@ -637,14 +663,17 @@ CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
 	{
 		if (free_slot != NULL)
 			s = free_slot;
-		else if (key->kind == KIND_NETWORK || victim->failures <= 1)
+		else if (key->kind == KIND_NETWORK || !SlotBlocked(victim, now))
 		{
 			s = victim;
 			pg_atomic_fetch_add_u64(&throttle->dropped_addresses, 1);
 		}
 		else
 		{
-			/* every probed record has failed more: the network counts it */
+			/*
+			 * every probed record is blocked: they stay, the network counts
+			 * it
+			 */
 			LWLockRelease(AddressLock(part));
 			pg_atomic_fetch_add_u64(&throttle->dropped_addresses, 1);
 			return false;
@@ -808,14 +837,15 @@ ThrottleAddressStats(int64 *tracked, int64 *capacity, int64 *dropped)
 }
 
 /*
- * ThrottleUnblock removes the current database's records of an address or
- * network and returns how many were blocked; *cleared is how many were
- * removed.  A host address (/32, /128) means the records of its caller
- * form (its /32, /64 or ::1: every identity named from there); a shorter
- * prefix means every record inside it, networks included.
+ * ThrottleUnblock removes (remove true) the current database's records of
+ * an address or network, or only counts them (remove false), and returns
+ * how many were blocked; *cleared is how many were live.  A host address
+ * (/32, /128) means the records of its caller form (its /32, /64 or ::1:
+ * every identity named from there); a shorter prefix means every record
+ * inside it, networks included.  unblock.c removes them at commit.
  */
 int
-ThrottleUnblock(Datum addr, int *cleared)
+ThrottleUnblock(Datum addr, bool remove, int *cleared)
 {
 	ApikeysNet	target;
 	bool		host;
@@ -834,7 +864,7 @@ ThrottleUnblock(Datum addr, int *cleared)
 	}
 	for (int part = 0; part < APIKEYS_THROTTLE_PARTITIONS; part++)
 	{
-		LWLockAcquire(AddressLock(part), LW_EXCLUSIVE);
+		LWLockAcquire(AddressLock(part), remove ? LW_EXCLUSIVE : LW_SHARED);
 		for (int i = 0; i < ADDR_SLOTS_PER_PART; i++)
 		{
 			AddressSlot *s = &throttle->parts[part].slots[i];
@@ -852,6 +882,8 @@ ThrottleUnblock(Datum addr, int *cleared)
 				if (SlotBlocked(s, now))
 					lifted++;
 			}
+			if (!remove)
+				continue;
 			memset(&s->key, 0, sizeof(ThrottleKey));
 			s->failures = 0;
 			pg_atomic_write_u32(&s->blocked, 0);
@@ -989,7 +1021,6 @@ ThrottleDiscardDatabase(void)
 }
 
 PG_FUNCTION_INFO_V1(apikeys_failing_addresses);
-PG_FUNCTION_INFO_V1(apikeys_unblock);
 
 /*
  * SQL function: apikeys._failing_addresses() returns setof record
@@ -1040,27 +1071,4 @@ apikeys_failing_addresses(PG_FUNCTION_ARGS)
 		LWLockRelease(AddressLock(part));
 	}
 	return (Datum) 0;
-}
-
-/*
- * SQL function: apikeys._unblock_address(address inet, OUT blocks_lifted
- *				integer, OUT records_cleared integer) returns record
- *
- * ThrottleUnblock, for apikeys.unblock_address(), which audits it.
- */
-Datum
-apikeys_unblock(PG_FUNCTION_ARGS)
-{
-	TupleDesc	tupdesc;
-	Datum		values[2];
-	bool		nulls[2] = {false};
-	int			cleared = 0;
-	int			lifted;
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	lifted = ThrottleUnblock(PG_GETARG_DATUM(0), &cleared);
-	values[0] = Int32GetDatum(lifted);
-	values[1] = Int32GetDatum(cleared);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

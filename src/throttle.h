@@ -58,7 +58,7 @@ extern bool ThrottleFailure(const ApikeysNet *addr, const char *ident,
 							int ident_len, int *retry_after);
 extern bool ThrottleAddressBlocked(bool ip_known, Datum addr, int *retry_after);
 extern void ThrottleRecordFailure(bool ip_known, Datum addr);
-extern int	ThrottleUnblock(Datum addr, int *cleared);
+extern int	ThrottleUnblock(Datum addr, bool remove, int *cleared);
 
 /* The failure throttle's counters, server-wide (ThrottleStats). */
 typedef struct ThrottleStatsData

@@ -34,7 +34,9 @@
  *
  * An unknown client ID and a wrong secret both hash the presented secret
  * (a dummy comparison when there is no key) and both answer NOT_FOUND, so
- * the code never tells a caller which client IDs exist.  The time comes
+ * the code never tells a caller which client IDs exist (but see
+ * throttle.c: once an address is blocked for failures naming unknown
+ * client IDs, a failure naming an existing one is counted apart).  The time comes
  * close but not equal: a known client ID also reads the key's row, some
  * 0.7 us without the shared cache (README, Verifying).  Client IDs are
  * public identifiers; nothing about a secret shows in the time.  A key's
@@ -292,10 +294,16 @@ VerifyCredentialsExt(const char *client_id, int cid_len,
 
 	if (res->code == APIKEYS_NOT_FOUND)
 	{
-		/* the caller is the address with the client ID it presented */
+		/*
+		 * The caller is the address with the client ID it presented when that
+		 * key exists, else the address alone: a client ID the attacker makes
+		 * up anew each time must not make a new caller each time
+		 * (throttle.c).
+		 */
 		UsageRecordFailure(&handle, found ? client_id : NULL, cid_len);
 		res->code = ThrottleFailure(j.ip_known ? &j.client_net : NULL,
-									client_id, cid_len, &res->retry_after) ?
+									found ? client_id : NULL, found ? cid_len : 0,
+									&res->retry_after) ?
 			APIKEYS_RATE_LIMITED : APIKEYS_NOT_FOUND;
 		return;
 	}

@@ -98,6 +98,10 @@ CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
 -- by that hash when a token is not in apikeys' format (src/legacy.c)
 CREATE UNIQUE INDEX keys_legacy_hash_idx ON apikeys.keys (secret_hash)
     WHERE hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
+-- an imported key rotated with a grace period: its legacy token works
+-- until prev_expires_at, found by the previous hash (src/legacy.c)
+CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
+    WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 -- Room on each page, so the rollup's last_used_at updates are HOT (that
 -- column is in no index): no index writes, far less WAL and bloat.
 ALTER TABLE apikeys.keys SET (fillfactor = 90);
@@ -859,6 +863,21 @@ BEGIN
             RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
                 HINT = 'Only tokens issued by another system can be imported.';
         END IF;
+        -- a native prefix but not a valid native token: most likely a
+        -- mistyped apikeys token, which would become a different key
+        -- (one expression, no query: this runs for every row of a bulk
+        -- import; prefixes are [a-z0-9_], so they are safe in a regex)
+        IF pg_catalog.starts_with(p_token, pg_catalog.current_setting('apikeys.token_prefix', true)
+                                           OPERATOR(pg_catalog.||) '_') OR
+           p_token OPERATOR(pg_catalog.~) ('^(' OPERATOR(pg_catalog.||) pg_catalog.regexp_replace(
+               pg_catalog.btrim(COALESCE(pg_catalog.current_setting('apikeys.allowed_prefixes', true), ''), E' \t\n,'),
+               E'[\\s,]+', '|', 'g') OPERATOR(pg_catalog.||) ')_') AND
+           pg_catalog.btrim(COALESCE(pg_catalog.current_setting('apikeys.allowed_prefixes', true), ''), E' \t\n,')
+               OPERATOR(pg_catalog.<>) '' THEN
+            RAISE EXCEPTION 'the token has the prefix of an apikeys token but is not a valid one'
+                USING ERRCODE = '22023',
+                      HINT = 'Check it for a typo. A token another system issued with this prefix can be imported by its hash (secret_hash).';
+        END IF;
         hash := pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'));
     ELSE
         IF p_hash_format IS NULL OR
@@ -1010,10 +1029,99 @@ COMMENT ON FUNCTION apikeys.import_key IS 'Imports a key issued by another syste
 REVOKE ALL ON FUNCTION apikeys.import_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.import_key TO apikeys_admin;
 
-CREATE FUNCTION apikeys.import_keys(source regclass)
+-- One row of an import_keys source, read by the caller (import_keys) and
+-- handed to _import_rows: import_key's arguments by name and type.
+CREATE TYPE apikeys._import_row AS (
+    owner           text,
+    name            text,
+    scopes          text[],
+    secret_hash     text,
+    hash_format     text,
+    token           text,
+    expires_at      timestamptz,
+    description     text,
+    contact_email   text,
+    contact_phone   text,
+    allowed_cidrs   cidr[],
+    metadata        jsonb,
+    db_role         text
+);
+COMMENT ON TYPE apikeys._import_row IS 'Internal: one key of a bulk import, as import_keys read it from its source with the caller''s privileges';
+
+-- _import_rows: the privileged half of import_keys, given the rows as a
+-- value (it never reads the caller's table, view or functions).  One
+-- statement: every row checked (_import_check), every owner locked and
+-- capped once for all its new keys (_import_reserve, in owner order so
+-- that two imports cannot deadlock), every expiry checked, then one
+-- INSERT.  Any error rolls back the whole import.  One audit row.
+CREATE FUNCTION apikeys._import_rows(p_source regclass, p_rows apikeys._import_row[])
     RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows bigint;
+    v_n bigint;
+BEGIN
+    WITH src AS MATERIALIZED (
+        SELECT s.* FROM pg_catalog.unnest(p_rows) s),
+    checked AS MATERIALIZED (
+        SELECT s.*, c.hash, c.scopes AS checked_scopes
+          FROM src s,
+               LATERAL apikeys._import_check(s.owner, s.name, s.scopes, s.secret_hash,
+                           COALESCE(s.hash_format, 'sha256_hex'), s.token, s.description,
+                           s.contact_email, s.contact_phone, s.allowed_cidrs,
+                           COALESCE(s.metadata, '{}'::jsonb), s.db_role) c),
+    owners AS MATERIALIZED (
+        SELECT o.owner, apikeys._import_reserve(o.owner, o.n::integer) AS max_lifetime
+          FROM (SELECT ch.owner, pg_catalog.count(*) AS n FROM checked ch
+                 GROUP BY ch.owner ORDER BY ch.owner) o),
+    ready AS MATERIALIZED (
+        SELECT ch.*, x.expires, apikeys._check_expiry(x.expires, o.max_lifetime)::text AS ok
+          FROM checked ch
+          JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
+               LATERAL (SELECT COALESCE(ch.expires_at,
+                               pg_catalog.now() OPERATOR(pg_catalog.+) o.max_lifetime) AS expires) x),
+    ins AS (
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role)
+        SELECT (apikeys._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
+               'l', r.expires, apikeys._outer_user(), NULLIF(r.description, ''),
+               NULLIF(r.contact_email, ''), NULLIF(r.contact_phone, ''), r.allowed_cidrs,
+               NULLIF(r.metadata, '{}'::jsonb), NULLIF(r.db_role, '')
+          FROM ready r
+        ON CONFLICT DO NOTHING
+        RETURNING 1)
+    SELECT (SELECT pg_catalog.count(*) FROM ready), (SELECT pg_catalog.count(*) FROM ins)
+      INTO v_rows, v_n;
+
+    -- A row left out: its legacy hash was imported before, or is in the
+    -- source twice (a client ID drawn twice does not happen at 95 bits).
+    IF v_n OPERATOR(pg_catalog.<>) v_rows THEN
+        RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505',
+            DETAIL = pg_catalog.format('%s of the %s keys in %s were imported before or appear twice in it; nothing was imported.',
+                                       v_rows OPERATOR(pg_catalog.-) v_n, v_rows, p_source);
+    END IF;
+
+    PERFORM apikeys._audit('imported', NULL, NULL,
+        pg_catalog.jsonb_build_object('source', p_source::text, 'keys', v_n));
+    RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION apikeys._import_rows IS 'Internal: validates and inserts the keys import_keys read, in one statement, with one audit row';
+REVOKE ALL ON FUNCTION apikeys._import_rows FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._import_rows TO apikeys_admin;
+
+-- import_keys reads its source as the caller (SECURITY INVOKER): the
+-- caller's privileges, row-level security and column grants decide what
+-- is read, and any function a view calls runs as the caller, never as the
+-- extension owner.  The rows go to _import_rows as a value.
+CREATE FUNCTION apikeys.import_keys(source regclass)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY INVOKER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1024,18 +1132,13 @@ DECLARE
     v_types text[] := ARRAY['text', 'text', 'text[]', 'text', 'text', 'text', 'timestamptz',
                             'text', 'text', 'text', 'cidr[]', 'jsonb', 'text'];
     v_select text;
-    v_rows bigint;
-    v_n bigint;
+    v_rows apikeys._import_row[];
 BEGIN
     IF import_keys.source IS NULL THEN
         RAISE EXCEPTION 'source cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    -- The caller must be able to read the table: this runs as the
-    -- extension owner, so it checks the caller's privilege itself.
-    IF NOT pg_catalog.has_table_privilege(apikeys._outer_user(), import_keys.source, 'SELECT') THEN
-        RAISE EXCEPTION 'permission denied for table %', import_keys.source
-            USING ERRCODE = '42501';
-    END IF;
+    -- a table the caller cannot read at all fails here (42501)
+    EXECUTE pg_catalog.format('SELECT FROM %s LIMIT 0', import_keys.source);
     SELECT pg_catalog.array_agg(a.attname::text) INTO v_cols
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) import_keys.source
@@ -1052,64 +1155,21 @@ BEGIN
     -- the source's columns by import_key's names and types; absent ones NULL
     SELECT pg_catalog.string_agg(
                CASE WHEN u.c OPERATOR(pg_catalog.=) ANY (v_cols)
-                    THEN pg_catalog.format('s.%I::%s AS %I', u.c, u.t, u.c)
-                    ELSE pg_catalog.format('NULL::%s AS %I', u.t, u.c) END, ', ')
+                    THEN pg_catalog.format('s.%I::%s', u.c, u.t)
+                    ELSE pg_catalog.format('NULL::%s', u.t) END, ', ')
       INTO v_select
       FROM ROWS FROM (pg_catalog.unnest(v_known), pg_catalog.unnest(v_types)) AS u(c, t);
 
-    -- One statement: every row checked (_import_check), every owner locked
-    -- and capped once for all its new keys (_import_reserve, in owner
-    -- order so that two imports cannot deadlock), every expiry checked,
-    -- then one INSERT.  Any error rolls back the whole import.
-    EXECUTE pg_catalog.format($q$
-        WITH src AS MATERIALIZED (
-            SELECT %1$s FROM %2$s s),
-        checked AS MATERIALIZED (
-            SELECT s.*, c.hash, c.scopes AS checked_scopes
-              FROM src s,
-                   LATERAL apikeys._import_check(s.owner, s.name, s.scopes, s.secret_hash,
-                               COALESCE(s.hash_format, 'sha256_hex'), s.token, s.description,
-                               s.contact_email, s.contact_phone, s.allowed_cidrs,
-                               COALESCE(s.metadata, '{}'::jsonb), s.db_role) c),
-        owners AS MATERIALIZED (
-            SELECT o.owner, apikeys._import_reserve(o.owner, o.n::integer) AS max_lifetime
-              FROM (SELECT ch.owner, pg_catalog.count(*) AS n FROM checked ch
-                     GROUP BY ch.owner ORDER BY ch.owner) o),
-        ready AS MATERIALIZED (
-            SELECT ch.*, x.expires, apikeys._check_expiry(x.expires, o.max_lifetime)::text AS ok
-              FROM checked ch
-              JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
-                   LATERAL (SELECT COALESCE(ch.expires_at,
-                                   pg_catalog.now() OPERATOR(pg_catalog.+) o.max_lifetime) AS expires) x),
-        ins AS (
-            INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
-                                      expires_at, created_by, description, contact_email,
-                                      contact_phone, allowed_cidrs, metadata, db_role)
-            SELECT (apikeys._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
-                   'l', r.expires, apikeys._outer_user(), NULLIF(r.description, ''),
-                   NULLIF(r.contact_email, ''), NULLIF(r.contact_phone, ''), r.allowed_cidrs,
-                   NULLIF(r.metadata, '{}'::jsonb), NULLIF(r.db_role, '')
-              FROM ready r
-            ON CONFLICT DO NOTHING
-            RETURNING 1)
-        SELECT (SELECT pg_catalog.count(*) FROM ready), (SELECT pg_catalog.count(*) FROM ins)
-        $q$, v_select, import_keys.source)
-    INTO v_rows, v_n;
-
-    -- A row left out: its legacy hash was imported before, or is in the
-    -- source twice (a client ID drawn twice does not happen at 95 bits).
-    IF v_n OPERATOR(pg_catalog.<>) v_rows THEN
-        RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505',
-            DETAIL = pg_catalog.format('%s of the %s keys in %s were imported before or appear twice in it; nothing was imported.',
-                                       v_rows OPERATOR(pg_catalog.-) v_n, v_rows, import_keys.source);
-    END IF;
-
-    PERFORM apikeys._audit('imported', NULL, NULL,
-        pg_catalog.jsonb_build_object('source', import_keys.source::text, 'keys', v_n));
-    RETURN v_n;
+    -- read with the caller's rights (this function is not SECURITY DEFINER)
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.array_agg(ROW(%s)::apikeys._import_row) FROM %s s',
+        v_select, import_keys.source)
+    INTO v_rows;
+    RETURN apikeys._import_rows(import_keys.source,
+                                COALESCE(v_rows, '{}'::apikeys._import_row[]));
 END
 $$;
-COMMENT ON FUNCTION apikeys.import_keys IS 'Imports every row of a table whose columns are named like import_key''s arguments, in one transaction and one audit row; returns the number of keys';
+COMMENT ON FUNCTION apikeys.import_keys IS 'Imports every row of a table whose columns are named like import_key''s arguments, read with the caller''s privileges, in one transaction and one audit row; returns the number of keys';
 REVOKE ALL ON FUNCTION apikeys.import_keys FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.import_keys TO apikeys_admin;
 

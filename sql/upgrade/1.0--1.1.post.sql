@@ -33,3 +33,7 @@ SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DI
  GROUP BY 1, 2;
 ALTER EXTENSION apikeys DROP TABLE apikeys.usage_1_0;   -- and from pg_dump's configuration
 DROP TABLE apikeys.usage_1_0;
+-- an imported key rotated with a grace period: its legacy token works
+-- until prev_expires_at, found by the previous hash (src/legacy.c)
+CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
+    WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";

@@ -89,3 +89,20 @@ CREATE INDEX usage_packed_bucket_hour_idx ON apikeys.usage_packed (bucket, hour)
 CREATE INDEX usage_packed_hour_idx ON apikeys.usage_packed (hour);   -- the newest hours, for cache_prewarm()
 SELECT pg_catalog.pg_extension_config_dump('apikeys.usage_packed', '');
 ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
+-- import_keys reads its source as the caller and hands the rows to
+-- _import_rows as an array of this type
+CREATE TYPE apikeys._import_row AS (
+    owner           text,
+    name            text,
+    scopes          text[],
+    secret_hash     text,
+    hash_format     text,
+    token           text,
+    expires_at      timestamptz,
+    description     text,
+    contact_email   text,
+    contact_phone   text,
+    allowed_cidrs   cidr[],
+    metadata        jsonb,
+    db_role         text
+);

@@ -33,6 +33,21 @@ SELECT apikeys.import_key('legacy_co', 'role', '{}', token => 'sk_legacy_a', db_
 -- An apikeys token is not a legacy token.
 SELECT (apikeys.create_key('legacy_co', 'native', '{}')).token AS native_tok \gset
 SELECT apikeys.import_key('legacy_co', 'native', '{}', token => :'native_tok');
+-- ... nor a string with apikeys' prefix that is not a valid token (a typo
+-- of a native token would become another key): 22023, import its hash if
+-- another system really issued it (probe round 2, #02b)
+SELECT apikeys.import_key('legacy_co', 'typo', '{}',
+                          token => overlay(:'native_tok' placing
+                                           CASE WHEN right(:'native_tok', 1) = 'A' THEN 'B' ELSE 'A' END
+                                           from length(:'native_tok')));
+SELECT apikeys.import_key('legacy_co', 'prefixed', '{}', token => 'ak_live_0123456789');
+RESET ROLE;
+SET apikeys.token_prefix = 'zq';
+SET ROLE regress_admin;
+SELECT apikeys.import_key('legacy_co', 'prefixed', '{}', token => 'zq_anything');
+RESET ROLE;
+RESET apikeys.token_prefix;
+SET ROLE regress_admin;
 RESET ROLE;
 SELECT count(*) AS imported_after_errors FROM apikeys.keys WHERE hash_alg = 'l';
 SET ROLE regress_admin;
@@ -127,6 +142,38 @@ SELECT event, detail->>'reason' AS reason FROM apikeys.audit_log
 DELETE FROM apikeys.keys WHERE hash_alg = 'l';
 SELECT code FROM apikeys.verify('sk_legacy_0001');
 
+-- rotate_key with a grace period on an imported key: the legacy token
+-- works until the grace ends, like a native key's previous secret, even
+-- when no key holds a legacy hash as its current one (probe round 2, #44)
+SET ROLE regress_admin;
+SELECT apikeys.import_key('legacy_co', 'graced', '{orders:read}', token => 'sk_grace_0001') AS cid_grace \gset
+SELECT (apikeys.rotate_key(:'cid_grace', grace => '1 hour')).token AS grace_new \gset
+SELECT (apikeys.create_key('legacy_co', 'graced native', '{orders:read}')).token AS native_old \gset
+SELECT (apikeys.rotate_key(apikeys.token_client_id(:'native_old'), grace => '1 hour')).token AS native_new \gset
+RESET ROLE;
+SELECT count(*) AS current_legacy_hashes FROM apikeys.keys WHERE hash_alg = 'l';
+SET ROLE regress_verifier;
+SELECT code, client_id = :'cid_grace' AS same FROM apikeys.verify('sk_grace_0001', 'orders:read');
+SELECT code, client_id = :'cid_grace' AS same FROM apikeys.verify(:'grace_new', 'orders:read');
+SELECT code FROM apikeys.verify('sk_grace_0002');
+RESET ROLE;
+SET ROLE regress_admin;
+SELECT name, old_secret_valid_until > now() AS in_grace FROM apikeys.key_list
+ WHERE client_id IN (:'cid_grace', apikeys.token_client_id(:'native_old')) ORDER BY name;
+RESET ROLE;
+-- the grace over: the old secret answers as a native key's does
+UPDATE apikeys.keys SET prev_expires_at = now() - interval '1 second'
+ WHERE client_id IN (:'cid_grace', apikeys.token_client_id(:'native_old'));
+SET ROLE regress_verifier;
+SELECT (apikeys.verify('sk_grace_0001')).code AS legacy_old, (apikeys.verify(:'native_old')).code AS native_old,
+       (apikeys.verify(:'grace_new')).code AS legacy_new;
+RESET ROLE;
+-- rotated again without grace: the legacy hash is gone, junk MALFORMED again
+SET ROLE regress_admin;
+SELECT apikeys.rotate_key(:'cid_grace') IS NOT NULL AS rotated;
+RESET ROLE;
+SELECT (apikeys.verify('sk_grace_0001')).code AS legacy_old, (apikeys.verify('sk_legacy_0001')).code AS junk;
+
 -- The cap applies as in create_key.
 SELECT apikeys.set_owner_policy('capped_co', max_keys => 1);
 SET ROLE regress_admin;
@@ -166,6 +213,53 @@ GRANT SELECT ON public.bad_import TO regress_admin;
 SET ROLE regress_admin;
 SELECT apikeys.import_keys('public.bad_import');
 RESET ROLE;
+-- The source is read with the caller's rights (probe round 2, #13, #30).
+-- A view whose column calls the caller's function: the function runs as
+-- the caller, so it cannot make the caller a superuser.
+SET ROLE regress_admin;
+CREATE FUNCTION pg_temp.escalate() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        EXECUTE 'ALTER ROLE regress_admin SUPERUSER';
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    RETURN 'definer-probe-' || current_user;
+END $$;
+CREATE TEMP VIEW evil_import AS
+SELECT 'definer_co'::text AS owner, 'n'::text AS name, '{a:read}'::text[] AS scopes,
+       pg_temp.escalate() AS token;
+SELECT apikeys.import_keys('evil_import');
+RESET ROLE;
+SELECT rolsuper AS admin_became_superuser FROM pg_roles WHERE rolname = 'regress_admin';
+ALTER ROLE regress_admin NOSUPERUSER;
+SELECT (apikeys.verify('definer-probe-regress_admin')).code AS ran_as_caller;
+-- Row-level security on the source: only the rows the caller sees.
+CREATE TABLE public.rls_keys (owner text, name text, scopes text[], token text, description text,
+                              tenant_admin name);
+INSERT INTO public.rls_keys VALUES
+    ('rls_co', 'visible', '{a:read}', 'rls-visible-0001', 'seen', 'regress_admin'),
+    ('rls_co', 'hidden', '{a:read}', 'rls-hidden-0001', 'CONFIDENTIAL', 'someone_else');
+ALTER TABLE public.rls_keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mine ON public.rls_keys USING (tenant_admin = current_user);
+GRANT SELECT ON public.rls_keys TO regress_admin;
+SET ROLE regress_admin;
+SELECT count(*) AS caller_sees FROM public.rls_keys;
+SELECT apikeys.import_keys('public.rls_keys');
+RESET ROLE;
+SELECT name, description FROM apikeys.key_list WHERE owner = 'rls_co' ORDER BY name;
+SELECT (apikeys.verify('rls-visible-0001')).code AS visible, (apikeys.verify('rls-hidden-0001')).code AS hidden;
+-- a column the caller may not read: refused, nothing imported
+REVOKE SELECT ON public.rls_keys FROM regress_admin;
+GRANT SELECT (owner, name, scopes, description) ON public.rls_keys TO regress_admin;
+SET ROLE regress_admin;
+SELECT apikeys.import_keys('public.rls_keys');
+-- the inner function takes only what import_keys read: admins only
+RESET ROLE;
+SELECT has_function_privilege('regress_verifier', 'apikeys._import_rows(regclass, apikeys._import_row[])', 'EXECUTE') AS verifier_may,
+       has_function_privilege('regress_admin', 'apikeys._import_rows(regclass, apikeys._import_row[])', 'EXECUTE') AS admin_may,
+       (SELECT prosecdef FROM pg_proc WHERE oid = 'apikeys.import_keys(regclass)'::regprocedure) AS import_keys_definer;
+DROP TABLE public.rls_keys;
 SELECT event, client_id, owner, detail FROM apikeys.audit_log
  WHERE event = 'imported' AND client_id IS NULL ORDER BY id;
 SELECT owner, name, scopes, metadata FROM apikeys.key_list

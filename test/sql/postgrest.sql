@@ -191,6 +191,70 @@ EXECUTE who_am_i;
 EXECUTE get_expense(1);
 COMMIT;
 
+-- A whole token in Basic (probe round 2, #16): as the user name with an
+-- empty password (Stripe's "token:") or as the password (":token"); an
+-- imported legacy token too, through the same entry as x-api-key.
+RESET SESSION AUTHORIZATION;
+SET ROLE regress_admin;
+SELECT apikeys.import_key('umbrella', 'umbrella legacy', ARRAY['expenses:read'], token => 'acme-legacy-T0K3N',
+                          db_role => 'api_user') AS legacy_cid \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION authenticator;
+SELECT json_build_object('accept', '*/*', 'authorization', 'Basic ' || replace(encode(convert_to(
+           'acme-legacy-T0K3N:', 'UTF8'), 'base64'), E'\n', ''))::text AS h_b_legacy_user,
+       json_build_object('accept', '*/*', 'authorization', 'Basic ' || replace(encode(convert_to(
+           ':acme-legacy-T0K3N', 'UTF8'), 'base64'), E'\n', ''))::text AS h_b_legacy_pass,
+       json_build_object('accept', '*/*', 'authorization', 'Basic ' || replace(encode(convert_to(
+           :'acme' || ':', 'UTF8'), 'base64'), E'\n', ''))::text AS h_b_native_user,
+       json_build_object('accept', '*/*', 'authorization', 'Basic ' || replace(encode(convert_to(
+           ':' || :'acme', 'UTF8'), 'base64'), E'\n', ''))::text AS h_b_native_pass,
+       json_build_object('accept', '*/*', 'authorization', 'Basic ' || replace(encode(convert_to(
+           :'legacy_cid' || ':acme-legacy-T0K3N', 'UTF8'), 'base64'), E'\n', ''))::text AS h_b_id_legacy,
+       json_build_object('accept', '*/*', 'authorization', 'Basic ' || replace(encode(convert_to(
+           'acme-legacy-T0K3X:', 'UTF8'), 'base64'), E'\n', ''))::text AS h_b_wrong_user
+\gset
+-- the legacy token as the user name: its key, as api_user, Authorization scrubbed
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_b_legacy_user') \gset cfg_
+SELECT apikeys.pre_request();
+EXECUTE who_am_i;
+SELECT apikeys.current_client_id() = :'legacy_cid' AS legacy_key;
+COMMIT;
+-- ... as the password
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_b_legacy_pass') \gset cfg_
+SELECT apikeys.pre_request();
+EXECUTE who_am_i;
+SELECT apikeys.current_client_id() = :'legacy_cid' AS legacy_key;
+COMMIT;
+-- an apikeys token in either place
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_b_native_user') \gset cfg_
+SELECT apikeys.pre_request();
+SELECT apikeys.current_client_id() = :'acme_cid' AS acme_key;
+COMMIT;
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_b_native_pass') \gset cfg_
+SELECT apikeys.pre_request();
+SELECT apikeys.current_client_id() = :'acme_cid' AS acme_key;
+COMMIT;
+-- a client ID with a legacy token is a client ID and secret pair: not one
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_b_id_legacy') \gset cfg_
+SELECT apikeys.pre_request();
+\echo :LAST_ERROR_SQLSTATE
+ABORT;
+-- a wrong legacy token: NOT_FOUND (imports exist), 401
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
+EXECUTE pgrst_config('GET', '/expenses', :'h_b_wrong_user') \gset cfg_
+SELECT apikeys.pre_request();
+\echo :LAST_ERROR_SQLSTATE
+ABORT;
+-- the legacy key goes again, so that junk below stays MALFORMED (no imports)
+RESET SESSION AUTHORIZATION;
+DELETE FROM apikeys.keys WHERE client_id = :'legacy_cid';
+SET SESSION AUTHORIZATION authenticator;
+
 -- Bearer is PostgREST's JWT: pre_request never reads it (anonymous here)
 BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 EXECUTE pgrst_config('GET', '/expenses', :'h_bearer') \gset cfg_

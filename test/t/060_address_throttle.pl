@@ -98,7 +98,8 @@ is(sq($node, "SELECT failures FROM apikeys.failing_addresses WHERE address = '::
 	'::1 is listed as itself, not as ::/64');
 
 # --- the answers do not tell which client IDs exist: a failing caller is
-# the address with the client ID it names, whether or not that exists
+# the address with the client ID it names when that exists, else the
+# address alone (a made-up client ID is not a new caller each time)
 my $ghost = 'ak_' . ('Q' x 16);
 is(sq($node, "SELECT string_agg((apikeys.verify_client('$ghost', repeat('A', 43), NULL, '192.0.2.77')).code, ',') FROM generate_series(1, 6)")
 	  . ' / ' . sq($node, "SELECT string_agg((apikeys.verify_client('$cid', repeat('A', 43), NULL, '192.0.2.78')).code, ',') FROM generate_series(1, 6)"),
@@ -107,9 +108,11 @@ is(sq($node, "SELECT string_agg((apikeys.verify_client('$ghost', repeat('A', 43)
 is(sq($node, "SELECT " . wrong('192.0.2.77') . ", " . wrong('192.0.2.78') . ", "
 	  . "(apikeys.verify_client('ak_' || repeat('R', 16), repeat('A', 43), NULL, '192.0.2.78')).code"),
 	'NOT_FOUND|RATE_LIMITED|NOT_FOUND', '... and a blocked caller says nothing about other client IDs from the same address');
-is(sq($node, "SELECT string_agg((client_id = '$ghost' OR client_id = '$cid')::text, ',') FROM apikeys.failing_addresses "
+is(sq($node, "SELECT string_agg(host(address) || '=' || CASE WHEN client_id IS NULL THEN 'address' "
+	  . "WHEN client_id = '$cid' THEN 'cid' ELSE client_id END, ',' ORDER BY address) FROM apikeys.failing_addresses "
 	  . "WHERE address IN ('192.0.2.77', '192.0.2.78') AND blocked"),
-	'true,true', 'both are listed as blocked callers, with the client ID as presented');
+	'192.0.2.77=address,192.0.2.78=cid',
+	'both are listed as blocked callers: the existing client ID as presented, the unknown one as the address alone');
 
 # --- a flood of distinct addresses
 # Valid verifications from an address that never fails, timed in the
