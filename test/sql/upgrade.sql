@@ -192,13 +192,6 @@ SELECT count(*) = (SELECT count(*) FROM apikeys.keys) AS key_rows_kept,
        bool_and((SELECT bool_and(to_jsonb(k) -> e.key IS NOT DISTINCT FROM e.value)
                    FROM jsonb_each(to_jsonb(b) - 'last_used_at') e)) AS key_rows_identical
   FROM keys_before b JOIN apikeys.keys k USING (client_id);
--- every key got the prefix its tokens carry (1.1's prefix column)
-SELECT t.label, k.prefix, starts_with(t.token, k.prefix || '_') AS token_carries_it
-  FROM (SELECT 'key ' || n AS label, client_id, token FROM issued
-        UNION ALL SELECT 'prefixed', client_id, token FROM prefixed) t
-  JOIN apikeys.keys k USING (client_id)
- ORDER BY t.label;
-SELECT (apikeys.verify(token)).code AS prefixed_key FROM prefixed;
 -- the usage rows, the last uses key_list shows and the journal are carried over
 SELECT count(*) = :usage_rows_before AS usage_rows_kept,
        md5(string_agg(u::text, ',' ORDER BY client_id, hour, code)) = :'usage_before' AS usage_rows_identical
@@ -209,6 +202,13 @@ SELECT md5(string_agg(client_id || ':' || coalesce(last_used_at::text, '-'), ','
   FROM apikeys.key_list;
 SELECT (SELECT count(*) FROM apikeys.usage_journal) = :journal_rows_before AS journal_kept,
        (SELECT relpersistence FROM pg_class WHERE oid = 'apikeys.usage_journal'::regclass) AS journal_persistence;
+-- every key got the prefix its tokens carry (1.1's prefix column)
+SELECT t.label, k.prefix, starts_with(t.token, k.prefix || '_') AS token_carries_it
+  FROM (SELECT 'key ' || n AS label, client_id, token FROM issued
+        UNION ALL SELECT 'prefixed', client_id, token FROM prefixed) t
+  JOIN apikeys.keys k USING (client_id)
+ ORDER BY t.label;
+SELECT (apikeys.verify(token)).code AS prefixed_key FROM prefixed;
 -- issuing and RLS still work
 SELECT (apikeys.verify(k.token)).code AS new_key
   FROM apikeys.create_key('acme', 'after update', ARRAY['docs:read']) k;
