@@ -18,7 +18,490 @@
 -- DROP VIEW for a view whose columns change other than at the end, and
 -- pg_extension_config_dump for a new table.  Every object schema-qualified.
 
--- Part 2: the 0 functions and views of sql/install/ that are new or changed since 1.0
+-- Admin functions that returned void now return what psql should show
+-- (docs/reference.md): a new return type needs the old function dropped.
+-- IF EXISTS: another change of the same function may have dropped it first.
+DROP FUNCTION IF EXISTS apikeys.disable_key(text, text);
+DROP FUNCTION IF EXISTS apikeys.enable_key(text);
+DROP FUNCTION IF EXISTS apikeys.revoke_key(text, text, boolean);
+DROP FUNCTION IF EXISTS apikeys.delete_key(text);
+DROP FUNCTION IF EXISTS apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval);
+DROP FUNCTION IF EXISTS apikeys.define_scope_set(text, text[], text);
+DROP FUNCTION IF EXISTS apikeys.protect(regclass, name, text, text, boolean);
+DROP FUNCTION IF EXISTS apikeys.create_field_view(text, regclass, text, name[]);
+
+-- Part 2: the 10 functions and views of sql/install/ that are new or changed since 1.0
+
+-- Named scope sets (apikeys_admin)
+--
+-- A set is a named list of plain scopes; a key's scopes may name it as
+-- '@name'.  Verification expands the set when it loads the key, so a
+-- redefinition takes effect for every key holding the set when it commits,
+-- on every connection: the statement trigger scope_sets_cache outdates
+-- every cached key of the database (src/cache.c, "Named scope sets").
+-- _scope_set_holders: the number of live keys (not revoked, not expired)
+-- whose scopes name the set: what define_scope_set reports and what
+-- drop_scope_set refuses to leave without their grants.
+CREATE OR REPLACE FUNCTION apikeys._scope_set_holders(p_name text)
+    RETURNS bigint
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(*) FROM apikeys.keys k
+     WHERE ('@' OPERATOR(pg_catalog.||) p_name)::apikeys.scope OPERATOR(apikeys.=) ANY (k.scopes)
+       AND k.revoked_at IS NULL
+       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+$$;
+
+-- define_scope_set returns the number of live keys holding the set: the
+-- keys whose grants the definition now decides.
+CREATE OR REPLACE FUNCTION apikeys.define_scope_set(name text, scopes text[], description text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_scopes apikeys.scope[];
+    old_s apikeys.scope_sets;
+BEGIN
+    IF define_scope_set.name IS NULL OR
+       define_scope_set.name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid scope set name "%"', define_scope_set.name
+            USING ERRCODE = '22023',
+                  DETAIL = 'A scope set name is a lowercase letter followed by up to 62 lowercase letters, digits or underscores.';
+    END IF;
+    IF define_scope_set.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    v_scopes := apikeys._check_settings(define_scope_set.scopes, define_scope_set.description,
+                    NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scopes) u(s)
+                WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@') THEN
+        RAISE EXCEPTION 'a scope set cannot contain another scope set'
+            USING ERRCODE = '22023',
+                  HINT = 'List the other set''s scopes instead.';
+    END IF;
+
+    SELECT * INTO old_s FROM apikeys.scope_sets ss
+     WHERE ss.name OPERATOR(pg_catalog.=) define_scope_set.name FOR UPDATE;
+    INSERT INTO apikeys.scope_sets AS ss (name, scopes, description)
+    VALUES (define_scope_set.name, v_scopes, NULLIF(define_scope_set.description, ''))
+    ON CONFLICT ON CONSTRAINT scope_sets_pkey DO UPDATE SET
+        scopes = EXCLUDED.scopes,
+        description = COALESCE(EXCLUDED.description, ss.description),
+        updated_at = pg_catalog.now();
+    PERFORM apikeys._audit('scope_set_defined', NULL, NULL,
+        pg_catalog.jsonb_build_object('name', define_scope_set.name,
+            'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
+    RETURN apikeys._scope_set_holders(define_scope_set.name);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.drop_scope_set(name text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    -- the row lock first: a create_key/update_key naming the set holds a
+    -- share lock on it until it commits, and the count below (a new
+    -- statement) then sees its key
+    PERFORM 1 FROM apikeys.scope_sets ss
+      WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
+            USING ERRCODE = '42704';
+    END IF;
+    n := apikeys._scope_set_holders(drop_scope_set.name);
+    IF n OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
+            USING ERRCODE = '2BP01',
+                  DETAIL = pg_catalog.format('Live keys holding "@%s": %s.', drop_scope_set.name, n),
+                  HINT = 'Change those keys'' scopes with apikeys.update_key(), or revoke them, first.';
+    END IF;
+    DELETE FROM apikeys.scope_sets ss WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name;
+    PERFORM apikeys._audit('scope_set_dropped', NULL, NULL,
+        pg_catalog.jsonb_build_object('name', drop_scope_set.name));
+END
+$$;
+
+-- disable_key returns whether this call disabled the key: false when it
+-- was disabled already (psql then shows that nothing changed).
+CREATE OR REPLACE FUNCTION apikeys.disable_key(client_id text, reason text DEFAULT NULL)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+BEGIN
+    PERFORM apikeys._check_text('reason', reason, 1024, false);
+    k := apikeys._key_row(disable_key.client_id);
+    PERFORM apikeys._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
+    -- who disabled it: a key (self-service) or an admin (NULL).  An admin's
+    -- disable of a key a key disabled makes it the admin's, so that no key
+    -- can lift it (_check_target).
+    UPDATE apikeys.keys SET disabled_at = COALESCE(disabled_at, pg_catalog.now()),
+                            disabled_by_key = apikeys._acting_key()
+     WHERE keys.client_id OPERATOR(pg_catalog.=) disable_key.client_id
+       AND (disabled_at IS NULL OR
+            (disabled_by_key IS NOT NULL AND apikeys._acting_key() IS NULL));
+    PERFORM apikeys._op_end();
+    RETURN k.disabled_at IS NULL;
+END
+$$;
+
+-- enable_key returns whether this call enabled the key: false when it was
+-- not disabled.
+CREATE OR REPLACE FUNCTION apikeys.enable_key(client_id text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+BEGIN
+    k := apikeys._key_row(enable_key.client_id);
+    PERFORM apikeys._op_begin('enabled', NULL);
+    UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
+     WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
+       AND disabled_at IS NOT NULL;
+    PERFORM apikeys._op_end();
+    RETURN k.disabled_at IS NOT NULL;
+END
+$$;
+
+-- revoke_key returns the number of keys it revoked, as revoke_all_keys
+-- does: 1, and with with_descendants the descendants too (a key revoked
+-- already raises 55000 unless with_descendants is given).
+CREATE OR REPLACE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL,
+                                   with_descendants boolean DEFAULT false)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys._check_text('reason', reason, 1024, false);
+    RETURN apikeys._revoke_key(revoke_key.client_id,
+        pg_catalog.jsonb_build_object('reason', reason)
+        OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
+                                     THEN '{"with_descendants": true}'::jsonb
+                                     ELSE '{}'::jsonb END,
+        revoke_key.with_descendants, true);
+END
+$$;
+
+-- delete_key returns true: the key is gone (an unknown key raises 42704),
+-- so psql shows the deletion as it shows DELETE 1.
+CREATE OR REPLACE FUNCTION apikeys.delete_key(client_id text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys := apikeys._key_row(delete_key.client_id, true);
+    v_up text;
+BEGIN
+    PERFORM apikeys._op_begin('deleted', NULL);
+    DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys._op_end();
+    -- The tree revoke_key(with_descendants) walks must survive the
+    -- deletion: a key that leads to other keys leaves its link behind
+    -- (deleted_keys); one that leads nowhere leaves none, and a deleted
+    -- ancestor it was the last link of is dropped, up the tree.
+    IF apikeys._leads_to_keys(k.client_id) THEN
+        INSERT INTO apikeys.deleted_keys (client_id, owner, created_by_key)
+        VALUES (k.client_id, k.owner, k.created_by_key);
+    ELSE
+        v_up := k.created_by_key;
+        WHILE v_up IS NOT NULL AND NOT apikeys._leads_to_keys(v_up) LOOP
+            DELETE FROM apikeys.deleted_keys d
+             WHERE d.client_id OPERATOR(pg_catalog.=) v_up
+            RETURNING d.created_by_key INTO v_up;
+        END LOOP;
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- set_owner_policy returns what it changed: {"setting": {"old": ...,
+-- "new": ...}, ...} (null: the default), '{}' when nothing changed.
+CREATE OR REPLACE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
+                                         max_lifetime interval DEFAULT NULL,
+                                         revoke_unused_after interval DEFAULT NULL,
+                                         warn_before_expiry interval DEFAULT NULL,
+                                         rotate_every interval DEFAULT NULL,
+                                         rate_limit integer DEFAULT NULL,
+                                         rate_window interval DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old_p apikeys.owner_policies;
+    new_p apikeys.owner_policies;
+    det jsonb := '{}'::jsonb;
+    col text;
+BEGIN
+    PERFORM apikeys._check_owner(set_owner_policy.owner);
+    IF set_owner_policy.max_keys IS NOT NULL AND
+       (set_owner_policy.max_keys OPERATOR(pg_catalog.<) 1 OR
+        set_owner_policy.max_keys OPERATOR(pg_catalog.>) 1000000) THEN
+        RAISE EXCEPTION 'max_keys must be between 1 and 1000000' USING ERRCODE = '22023';
+    END IF;
+    IF set_owner_policy.max_lifetime IS NOT NULL AND
+       (set_owner_policy.max_lifetime OPERATOR(pg_catalog.<) '1 minute'::interval OR
+        set_owner_policy.max_lifetime OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+        RAISE EXCEPTION 'max_lifetime must be between 1 minute and 100 years' USING ERRCODE = '22023';
+    END IF;
+    -- the lifecycle intervals: '0' turns a policy off for this owner
+    IF set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'revoke_unused_after must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'warn_before_expiry must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.rotate_every OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.rotate_every OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'rotate_every must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.rate_limit OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
+            HINT = 'Use 0 for no owner-wide limit.';
+    END IF;
+    IF set_owner_policy.rate_window IS NOT NULL AND
+       (set_owner_policy.rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
+        set_owner_policy.rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+        RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
+
+    SELECT * INTO old_p FROM apikeys.owner_policies p
+     WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
+
+    PERFORM apikeys._op_begin('policy_changed', NULL);
+    INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, revoke_unused_after,
+                                             warn_before_expiry, rotate_every, rate_limit,
+                                             rate_window)
+    VALUES (set_owner_policy.owner, set_owner_policy.max_keys, set_owner_policy.max_lifetime,
+            set_owner_policy.revoke_unused_after, set_owner_policy.warn_before_expiry,
+            set_owner_policy.rotate_every, NULLIF(set_owner_policy.rate_limit, 0),
+            CASE WHEN NULLIF(set_owner_policy.rate_limit, 0) IS NOT NULL
+                 THEN COALESCE(set_owner_policy.rate_window, '1 minute'::interval) END)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE SET
+        max_keys = COALESCE(EXCLUDED.max_keys, p.max_keys),
+        max_lifetime = COALESCE(EXCLUDED.max_lifetime, p.max_lifetime),
+        revoke_unused_after = COALESCE(EXCLUDED.revoke_unused_after, p.revoke_unused_after),
+        warn_before_expiry = COALESCE(EXCLUDED.warn_before_expiry, p.warn_before_expiry),
+        rotate_every = COALESCE(EXCLUDED.rotate_every, p.rotate_every),
+        rate_limit = CASE WHEN set_owner_policy.rate_limit IS NULL THEN p.rate_limit
+                          ELSE EXCLUDED.rate_limit END,
+        rate_window = CASE WHEN set_owner_policy.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+                           WHEN set_owner_policy.rate_limit IS NULL AND p.rate_limit IS NULL THEN NULL
+                           ELSE COALESCE(set_owner_policy.rate_window, p.rate_window,
+                                         EXCLUDED.rate_window) END,
+        updated_at = pg_catalog.now()
+    RETURNING * INTO new_p;
+    PERFORM apikeys._op_end();
+
+    -- old -> new of every setting that changed
+    FOREACH col IN ARRAY ARRAY['max_keys', 'max_lifetime', 'revoke_unused_after',
+                               'warn_before_expiry', 'rotate_every', 'rate_limit',
+                               'rate_window'] LOOP
+        IF (pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col) IS DISTINCT FROM
+           (pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col) OR
+           col OPERATOR(pg_catalog.=) ANY (ARRAY['max_keys', 'max_lifetime']) THEN
+            det := det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
+                pg_catalog.jsonb_build_object(
+                    'old', pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col,
+                    'new', pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col));
+        END IF;
+    END LOOP;
+    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
+    -- what changed (the audit row also names max_keys and max_lifetime
+    -- when they did not)
+    RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::jsonb)
+              FROM pg_catalog.jsonb_each(det) d
+             WHERE (d.value OPERATOR(pg_catalog.->) 'old') IS DISTINCT FROM
+                   (d.value OPERATOR(pg_catalog.->) 'new'));
+END
+$$;
+
+-- protect: RLS policies mapping SELECT/INSERT/UPDATE/DELETE to
+-- resource:read/create/update/delete for keys of the row's owner.
+-- Runs as the caller, who must own tbl.  Returns the four scopes a key
+-- needs, so psql shows what to put in create_key's scopes.
+CREATE OR REPLACE FUNCTION apikeys.protect(tbl regclass, owner_column name,
+                                resource text DEFAULT NULL,
+                                public_filter text DEFAULT NULL,
+                                force boolean DEFAULT false)
+    RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_res text;
+    v_own text;
+    v_pub text;
+    v_type text;
+    c record;
+BEGIN
+    IF tbl IS NULL OR owner_column IS NULL THEN
+        RAISE EXCEPTION 'table and owner column are required' USING ERRCODE = '22023';
+    END IF;
+    SELECT relname, relrowsecurity, relforcerowsecurity, relkind INTO c
+      FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
+    IF c.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r'::"char", 'p'::"char"]) THEN
+        RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '22023';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(CURRENT_USER,
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501';
+    END IF;
+    -- the type by its qualified name, which carries no type modifier
+    -- (format_type() would say "character", which means char(1))
+    SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) INTO v_type
+      FROM pg_catalog.pg_attribute a
+      JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+       AND a.attname OPERATOR(pg_catalog.=) owner_column
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF v_type IS NULL THEN
+        RAISE EXCEPTION 'column "%" of table % does not exist', owner_column, tbl
+            USING ERRCODE = '22023';
+    END IF;
+    v_res := COALESCE(resource, c.relname);
+    -- validate resource through the scope grammar (22023 on failure)
+    PERFORM (v_res OPERATOR(pg_catalog.||) ':read')::apikeys.scope;
+
+    -- idempotent: undo an earlier protect() first
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy
+                WHERE polrelid OPERATOR(pg_catalog.=) tbl
+                  AND polname OPERATOR(pg_catalog.=) 'apikeys_read') THEN
+        PERFORM apikeys.unprotect(tbl);
+        SELECT relrowsecurity, relforcerowsecurity INTO c.relrowsecurity, c.relforcerowsecurity
+          FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
+    END IF;
+
+    -- A key matches a row only when the row's owner, written back as text,
+    -- is exactly the key's owner.  Two conditions:
+    --  1. the key's owner cast to the column's type (text, uuid, bigint ...)
+    --     equals the column, so an index on the owner column serves the
+    --     policy (the type modifier is dropped: a cast to varchar(n) or
+    --     char(n) would truncate);
+    --  2. the column cast to text equals the key's owner bytewise (COLLATE
+    --     "C"), which rejects what the cast and the type's equality blur:
+    --     '07', '+7' or ' 7' for integer 7, '7' for numeric 7.0, an
+    --     upper-case uuid, a 64-character owner truncated to a 63-character
+    --     name, 'acme ' for char(n) 'acme', 'ACME' for 'acme' under a
+    --     case-insensitive collation.
+    -- char(n)::text drops the padding, so a char(n) owner 'acme' matches
+    -- the key owner 'acme', and an owner ending in a blank never matches.
+    -- An owner that is not a valid value of the type (a key of owner
+    -- 'acme' on a bigint column) makes the cast, and so the query, fail.
+    v_own := pg_catalog.format('(%1$I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%2$s AND '
+                               '(%1$I)::pg_catalog.text COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) apikeys.current_owner())',
+                               owner_column, v_type);
+    v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter OPERATOR(pg_catalog.<>) ''
+                  THEN pg_catalog.format(' OR (%s)', public_filter) ELSE '' END;
+
+    EXECUTE pg_catalog.format('CREATE POLICY apikeys_read ON %s FOR SELECT USING ((%s AND apikeys.has_scope(%L))%s)',
+                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':read', v_pub);
+    EXECUTE pg_catalog.format('CREATE POLICY apikeys_create ON %s FOR INSERT WITH CHECK (%s AND apikeys.has_scope(%L))',
+                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':create');
+    EXECUTE pg_catalog.format('CREATE POLICY apikeys_update ON %s FOR UPDATE USING (%s AND apikeys.has_scope(%L)) WITH CHECK (%s AND apikeys.has_scope(%L))',
+                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':update',
+                              v_own, v_res OPERATOR(pg_catalog.||) ':update');
+    EXECUTE pg_catalog.format('CREATE POLICY apikeys_delete ON %s FOR DELETE USING (%s AND apikeys.has_scope(%L))',
+                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':delete');
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    IF force THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+    END IF;
+
+    PERFORM apikeys._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
+                                      NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
+    RETURN ARRAY[v_res OPERATOR(pg_catalog.||) ':read', v_res OPERATOR(pg_catalog.||) ':create',
+                 v_res OPERATOR(pg_catalog.||) ':update', v_res OPERATOR(pg_catalog.||) ':delete'];
+END
+$$;
+
+-- create_field_view: a view of a protected table that shows each column
+-- only to keys allowed to read that field (resource:read(field, ...));
+-- other columns read as NULL.  The view is security_invoker, so the
+-- table's RLS still decides which rows are visible.  An unqualified
+-- view_name is created in the table's schema.  Returns the view, by its
+-- qualified name.
+CREATE OR REPLACE FUNCTION apikeys.create_field_view(view_name text, tbl regclass,
+                                          resource text DEFAULT NULL,
+                                          always_visible name[] DEFAULT '{}')
+    RETURNS regclass
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_res text;
+    cols text;
+    v_name text[];
+    v_view text;
+BEGIN
+    IF view_name IS NULL OR view_name OPERATOR(pg_catalog.=) '' OR tbl IS NULL THEN
+        RAISE EXCEPTION 'view name and table are required' USING ERRCODE = '22023';
+    END IF;
+    -- as protect(): only the table's owner decides how keys see it
+    IF NOT pg_catalog.pg_has_role(CURRENT_USER,
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501',
+            HINT = 'A field view is made by the owner of its table.';
+    END IF;
+    -- This function runs with search_path = pg_catalog, so an unqualified
+    -- name would land there: it goes into the table's schema instead.
+    v_name := pg_catalog.parse_ident(view_name);
+    IF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 1 THEN
+        v_view := pg_catalog.format('%I.%I',
+                      (SELECT n.nspname FROM pg_catalog.pg_class c
+                         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                        WHERE c.oid OPERATOR(pg_catalog.=) tbl),
+                      v_name[1]);
+    ELSIF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 2 THEN
+        v_view := pg_catalog.format('%I.%I', v_name[1], v_name[2]);
+    ELSE
+        RAISE EXCEPTION 'invalid view name "%"', view_name USING ERRCODE = '22023',
+            HINT = 'Give a view name, optionally qualified by a schema name.';
+    END IF;
+    v_res := COALESCE(resource, (SELECT relname FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl));
+    PERFORM (v_res OPERATOR(pg_catalog.||) ':read')::apikeys.scope;
+
+    SELECT pg_catalog.string_agg(
+               CASE WHEN a.attname OPERATOR(pg_catalog.=) ANY (always_visible)
+                    THEN pg_catalog.quote_ident(a.attname)
+                    ELSE pg_catalog.format('CASE WHEN apikeys.field_allowed(%L, %L) THEN %I END AS %I',
+                                           v_res, a.attname, a.attname, a.attname) END,
+               ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+
+    EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
+                              v_view, cols, tbl);
+    RETURN v_view::pg_catalog.regclass;
+END
+$$;
 
 -- Part 3: sql/upgrade/1.0--1.1.post.sql
 
@@ -78,7 +561,9 @@ REVOKE ALL ON FUNCTION apikeys._expand_scopes FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys._expand_scopes TO apikeys_admin;
 COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
 REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
+COMMENT ON FUNCTION apikeys._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
+REVOKE ALL ON FUNCTION apikeys._scope_set_holders FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits; returns how many live keys hold it';
 REVOKE ALL ON FUNCTION apikeys.define_scope_set FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.define_scope_set TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.drop_scope_set IS 'Drops a named scope set; 2BP01 while a live key holds it';
@@ -163,21 +648,21 @@ GRANT EXECUTE ON FUNCTION apikeys.import_keys TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.rotate_key IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
 REVOKE ALL ON FUNCTION apikeys.rotate_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.rotate_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible)';
+COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible); true if it was not disabled before';
 REVOKE ALL ON FUNCTION apikeys.disable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.disable_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key';
+COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key; true if it was disabled';
 REVOKE ALL ON FUNCTION apikeys.enable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
 COMMENT ON FUNCTION apikeys._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
 REVOKE ALL ON FUNCTION apikeys._revoke_key FROM PUBLIC;
-COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key)';
+COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key); returns how many keys it revoked';
 REVOKE ALL ON FUNCTION apikeys.revoke_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_key TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.revoke_all_keys IS 'Revokes every key of an owner forever; returns how many';
 REVOKE ALL ON FUNCTION apikeys.revoke_all_keys FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_all_keys TO apikeys_admin;
-COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays';
+COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays; returns true';
 REVOKE ALL ON FUNCTION apikeys.delete_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 COMMENT ON FUNCTION apikeys._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
@@ -185,7 +670,7 @@ REVOKE ALL ON FUNCTION apikeys._leads_to_keys FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
+COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off; returns the settings it changed, old and new';
 REVOKE ALL ON FUNCTION apikeys.set_owner_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.purge_audit IS 'Deletes audit rows older than the interval; leaves its own audit row';
@@ -425,13 +910,13 @@ GRANT EXECUTE ON FUNCTION apikeys._protected_record TO PUBLIC;
 COMMENT ON FUNCTION apikeys._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
 REVOKE ALL ON FUNCTION apikeys._protected_forget FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys._protected_forget TO PUBLIC;
-COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
+COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete; returns those four scopes';
 REVOKE ALL ON FUNCTION apikeys.protect FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.protect TO PUBLIC;
 COMMENT ON FUNCTION apikeys.unprotect IS 'Removes exactly what apikeys.protect created';
 REVOKE ALL ON FUNCTION apikeys.unprotect FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.unprotect TO PUBLIC;
-COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL';
+COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL; returns the view';
 REVOKE ALL ON FUNCTION apikeys.create_field_view FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.create_field_view TO PUBLIC;
 COMMENT ON FUNCTION apikeys._stats IS 'Internal: the shared-memory counters behind apikeys.stats';

@@ -330,8 +330,27 @@ REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
 -- redefinition takes effect for every key holding the set when it commits,
 -- on every connection: the statement trigger scope_sets_cache outdates
 -- every cached key of the database (src/cache.c, "Named scope sets").
+-- _scope_set_holders: the number of live keys (not revoked, not expired)
+-- whose scopes name the set: what define_scope_set reports and what
+-- drop_scope_set refuses to leave without their grants.
+CREATE FUNCTION apikeys._scope_set_holders(p_name text)
+    RETURNS bigint
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(*) FROM apikeys.keys k
+     WHERE ('@' OPERATOR(pg_catalog.||) p_name)::apikeys.scope OPERATOR(apikeys.=) ANY (k.scopes)
+       AND k.revoked_at IS NULL
+       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+$$;
+COMMENT ON FUNCTION apikeys._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
+REVOKE ALL ON FUNCTION apikeys._scope_set_holders FROM PUBLIC;
+
+-- define_scope_set returns the number of live keys holding the set: the
+-- keys whose grants the definition now decides.
 CREATE FUNCTION apikeys.define_scope_set(name text, scopes text[], description text DEFAULT NULL)
-    RETURNS void
+    RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -369,9 +388,10 @@ BEGIN
     PERFORM apikeys._audit('scope_set_defined', NULL, NULL,
         pg_catalog.jsonb_build_object('name', define_scope_set.name,
             'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
+    RETURN apikeys._scope_set_holders(define_scope_set.name);
 END
 $$;
-COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
+COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits; returns how many live keys hold it';
 REVOKE ALL ON FUNCTION apikeys.define_scope_set FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.define_scope_set TO apikeys_admin;
 
@@ -393,11 +413,7 @@ BEGIN
         RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
             USING ERRCODE = '42704';
     END IF;
-    SELECT pg_catalog.count(*) INTO n FROM apikeys.keys k
-     WHERE ('@' OPERATOR(pg_catalog.||) drop_scope_set.name)::apikeys.scope
-           OPERATOR(apikeys.=) ANY (k.scopes)
-       AND k.revoked_at IS NULL
-       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    n := apikeys._scope_set_holders(drop_scope_set.name);
     IF n OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
             USING ERRCODE = '2BP01',
@@ -1481,15 +1497,19 @@ COMMENT ON FUNCTION apikeys.rotate_key IS 'Replaces a key''s secret; the old one
 REVOKE ALL ON FUNCTION apikeys.rotate_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.rotate_key TO apikeys_admin;
 
+-- disable_key returns whether this call disabled the key: false when it
+-- was disabled already (psql then shows that nothing changed).
 CREATE FUNCTION apikeys.disable_key(client_id text, reason text DEFAULT NULL)
-    RETURNS void
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    k apikeys.keys;
 BEGIN
     PERFORM apikeys._check_text('reason', reason, 1024, false);
-    PERFORM apikeys._key_row(disable_key.client_id);
+    k := apikeys._key_row(disable_key.client_id);
     PERFORM apikeys._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
     -- who disabled it: a key (self-service) or an admin (NULL).  An admin's
     -- disable of a key a key disabled makes it the admin's, so that no key
@@ -1500,28 +1520,34 @@ BEGIN
        AND (disabled_at IS NULL OR
             (disabled_by_key IS NOT NULL AND apikeys._acting_key() IS NULL));
     PERFORM apikeys._op_end();
+    RETURN k.disabled_at IS NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible)';
+COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible); true if it was not disabled before';
 REVOKE ALL ON FUNCTION apikeys.disable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.disable_key TO apikeys_admin;
 
+-- enable_key returns whether this call enabled the key: false when it was
+-- not disabled.
 CREATE FUNCTION apikeys.enable_key(client_id text)
-    RETURNS void
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    k apikeys.keys;
 BEGIN
-    PERFORM apikeys._key_row(enable_key.client_id);
+    k := apikeys._key_row(enable_key.client_id);
     PERFORM apikeys._op_begin('enabled', NULL);
     UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
      WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
        AND disabled_at IS NOT NULL;
     PERFORM apikeys._op_end();
+    RETURN k.disabled_at IS NOT NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key';
+COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key; true if it was disabled';
 REVOKE ALL ON FUNCTION apikeys.enable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
 
@@ -1662,16 +1688,19 @@ $$;
 COMMENT ON FUNCTION apikeys._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
 REVOKE ALL ON FUNCTION apikeys._revoke_key FROM PUBLIC;
 
+-- revoke_key returns the number of keys it revoked, as revoke_all_keys
+-- does: 1, and with with_descendants the descendants too (a key revoked
+-- already raises 55000 unless with_descendants is given).
 CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL,
                                    with_descendants boolean DEFAULT false)
-    RETURNS void
+    RETURNS integer
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM apikeys._check_text('reason', reason, 1024, false);
-    PERFORM apikeys._revoke_key(revoke_key.client_id,
+    RETURN apikeys._revoke_key(revoke_key.client_id,
         pg_catalog.jsonb_build_object('reason', reason)
         OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
                                      THEN '{"with_descendants": true}'::jsonb
@@ -1679,7 +1708,7 @@ BEGIN
         revoke_key.with_descendants, true);
 END
 $$;
-COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key)';
+COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key); returns how many keys it revoked';
 REVOKE ALL ON FUNCTION apikeys.revoke_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_key TO apikeys_admin;
 
@@ -1729,8 +1758,10 @@ COMMENT ON FUNCTION apikeys.revoke_all_keys IS 'Revokes every key of an owner fo
 REVOKE ALL ON FUNCTION apikeys.revoke_all_keys FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_all_keys TO apikeys_admin;
 
+-- delete_key returns true: the key is gone (an unknown key raises 42704),
+-- so psql shows the deletion as it shows DELETE 1.
 CREATE FUNCTION apikeys.delete_key(client_id text)
-    RETURNS void
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -1757,9 +1788,10 @@ BEGIN
             RETURNING d.created_by_key INTO v_up;
         END LOOP;
     END IF;
+    RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays';
+COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays; returns true';
 REVOKE ALL ON FUNCTION apikeys.delete_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 
@@ -1857,6 +1889,8 @@ COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leave
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 
+-- set_owner_policy returns what it changed: {"setting": {"old": ...,
+-- "new": ...}, ...} (null: the default), '{}' when nothing changed.
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
                                          max_lifetime interval DEFAULT NULL,
                                          revoke_unused_after interval DEFAULT NULL,
@@ -1864,7 +1898,7 @@ CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NU
                                          rotate_every interval DEFAULT NULL,
                                          rate_limit integer DEFAULT NULL,
                                          rate_window interval DEFAULT NULL)
-    RETURNS void
+    RETURNS jsonb
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -1954,9 +1988,15 @@ BEGIN
         END IF;
     END LOOP;
     PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
+    -- what changed (the audit row also names max_keys and max_lifetime
+    -- when they did not)
+    RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::jsonb)
+              FROM pg_catalog.jsonb_each(det) d
+             WHERE (d.value OPERATOR(pg_catalog.->) 'old') IS DISTINCT FROM
+                   (d.value OPERATOR(pg_catalog.->) 'new'));
 END
 $$;
-COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
+COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off; returns the settings it changed, old and new';
 REVOKE ALL ON FUNCTION apikeys.set_owner_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy TO apikeys_admin;
 
@@ -4230,12 +4270,13 @@ GRANT EXECUTE ON FUNCTION apikeys._protected_forget TO PUBLIC;
 
 -- protect: RLS policies mapping SELECT/INSERT/UPDATE/DELETE to
 -- resource:read/create/update/delete for keys of the row's owner.
--- Runs as the caller, who must own tbl.
+-- Runs as the caller, who must own tbl.  Returns the four scopes a key
+-- needs, so psql shows what to put in create_key's scopes.
 CREATE FUNCTION apikeys.protect(tbl regclass, owner_column name,
                                 resource text DEFAULT NULL,
                                 public_filter text DEFAULT NULL,
                                 force boolean DEFAULT false)
-    RETURNS void
+    RETURNS text[]
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -4322,9 +4363,11 @@ BEGIN
 
     PERFORM apikeys._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
                                       NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
+    RETURN ARRAY[v_res OPERATOR(pg_catalog.||) ':read', v_res OPERATOR(pg_catalog.||) ':create',
+                 v_res OPERATOR(pg_catalog.||) ':update', v_res OPERATOR(pg_catalog.||) ':delete'];
 END
 $$;
-COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
+COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete; returns those four scopes';
 REVOKE ALL ON FUNCTION apikeys.protect FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.protect TO PUBLIC;
 
@@ -4363,11 +4406,12 @@ GRANT EXECUTE ON FUNCTION apikeys.unprotect TO PUBLIC;
 -- only to keys allowed to read that field (resource:read(field, ...));
 -- other columns read as NULL.  The view is security_invoker, so the
 -- table's RLS still decides which rows are visible.  An unqualified
--- view_name is created in the table's schema.
+-- view_name is created in the table's schema.  Returns the view, by its
+-- qualified name.
 CREATE FUNCTION apikeys.create_field_view(view_name text, tbl regclass,
                                           resource text DEFAULT NULL,
                                           always_visible name[] DEFAULT '{}')
-    RETURNS void
+    RETURNS regclass
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -4416,9 +4460,10 @@ BEGIN
 
     EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
                               v_view, cols, tbl);
+    RETURN v_view::pg_catalog.regclass;
 END
 $$;
-COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL';
+COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL; returns the view';
 REVOKE ALL ON FUNCTION apikeys.create_field_view FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.create_field_view TO PUBLIC;
 
