@@ -154,6 +154,7 @@ CREATE INDEX audit_log_client_id_idx ON apikeys.audit_log (client_id);
 CREATE INDEX audit_log_at_idx ON apikeys.audit_log (at);
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
+COMMENT ON SEQUENCE apikeys.audit_log_id_seq IS 'Identity of audit_log.id';
 REVOKE ALL ON TABLE apikeys.audit_log FROM PUBLIC;
 GRANT SELECT ON apikeys.audit_log TO apikeys_admin;
 
