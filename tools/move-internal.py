@@ -260,7 +260,7 @@ def main():
     pre = 'sql/upgrade/%s--%s.pre.sql' % (older[-1], new) if older else None
     generated = {'apikeys--%s.sql' % new} | ({'apikeys--%s--%s.sql' % (older[-1], new)} if older else set())
 
-    changed = 0
+    changed = {}
     for f in files:
         if f in NEVER or f in generated or f.startswith('tools/') or \
            not (f.startswith(REWRITE_PREFIXES) or f in REWRITE_FILES):
@@ -296,9 +296,13 @@ def main():
             head, rest = ''.join(lines[:k]), ''.join(lines[k:]).lstrip('\n')
             n = head + '\n' + block + ('\n' + rest if rest else '')
         if n != t:
-            write(f, n)
-            changed += 1
-            print('rewrote ' + f)
+            changed[f] = n
+    # every file is written before anything is printed: a closed stdout
+    # (tools/move-internal.py | head) must not stop the tool half-way
+    for f, n in changed.items():
+        write(f, n)
+    for f in sorted(changed):
+        print('rewrote ' + f)
     if pre is None:
         print('no released version below %s: no upgrade part to write' % new)
     if not changed:
