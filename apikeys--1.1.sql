@@ -101,30 +101,6 @@ GRANT USAGE ON SCHEMA apikeys TO PUBLIC;
 -- _recent_use, _expand_scopes, _my_keys).
 COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes and row-level security';
 
--- Schema apikeys_internal: the internal helpers (functions named _*), out of the
--- user's way, so that \df apikeys.* lists the public functions only.  Not
--- for direct use: they may change in any release.  CREATE SCHEMA fails on
--- a schema that exists, and the guard says why: a schema made before the
--- extension could hold functions that shadow its own.  USAGE for PUBLIC,
--- as for apikeys: protect() and unprotect() run as the calling table owner
--- (any role) and call _protected_record and _protected_forget; EXECUTE is
--- what guards each function (revoked from PUBLIC, granted per function).
-DO $guard$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace
-                WHERE nspname OPERATOR(pg_catalog.=) 'apikeys_internal') THEN
-        RAISE EXCEPTION 'schema "apikeys_internal" already exists'
-            USING ERRCODE = '42P06',
-                  DETAIL = 'The extension keeps its internal functions in a schema of its own; objects in a schema made before it could shadow them.',
-                  HINT = 'Drop or rename schema apikeys_internal, then create the extension again.';
-    END IF;
-END
-$guard$;
-CREATE SCHEMA apikeys_internal;
-REVOKE ALL ON SCHEMA apikeys_internal FROM PUBLIC;
-GRANT USAGE ON SCHEMA apikeys_internal TO PUBLIC;
-COMMENT ON SCHEMA apikeys_internal IS 'Internal helpers of the apikeys extension: not for direct use, they may change in any release';
-
 -- sql/install/01_scopes.sql: the apikeys.scope type, its operators, and named scope sets
 --
 -- A section of the install script: make concatenates sql/install/*.sql
@@ -160,10 +136,8 @@ COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action
 -- A scope is stored as its canonical text, so text is binary-compatible
 -- one way; the other way must pass the grammar.
 CREATE CAST (apikeys.scope AS pg_catalog.text) WITHOUT FUNCTION AS IMPLICIT;
-COMMENT ON CAST (apikeys.scope AS pg_catalog.text) IS 'A scope reads as its canonical text';
 
 CREATE CAST (pg_catalog.text AS apikeys.scope) WITH INOUT AS ASSIGNMENT;
-COMMENT ON CAST (pg_catalog.text AS apikeys.scope) IS 'Text becomes a scope through the grammar (SQLSTATE 22023 when invalid)';
 
 -- Bytewise (scopes are canonical), so no collation is needed: the built-in
 -- texteq would fail for lack of one, as the type is not collatable.
@@ -187,7 +161,6 @@ CREATE OPERATOR apikeys.= (
     COMMUTATOR = OPERATOR(apikeys.=), NEGATOR = OPERATOR(apikeys.<>),
     RESTRICT = eqsel, JOIN = eqjoinsel
 );
-COMMENT ON OPERATOR apikeys.= (apikeys.scope, apikeys.scope) IS 'Equality of canonical scopes';
 
 CREATE OPERATOR apikeys.<> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
@@ -195,7 +168,6 @@ CREATE OPERATOR apikeys.<> (
     COMMUTATOR = OPERATOR(apikeys.<>), NEGATOR = OPERATOR(apikeys.=),
     RESTRICT = neqsel, JOIN = neqjoinsel
 );
-COMMENT ON OPERATOR apikeys.<> (apikeys.scope, apikeys.scope) IS 'Inequality of canonical scopes';
 
 -- A total bytewise order and a hash, so scopes and scope[] columns can be
 -- sorted, grouped, indexed and ANALYZEd (autovacuum's ANALYZE of
@@ -248,28 +220,24 @@ CREATE OPERATOR apikeys.< (
     COMMUTATOR = OPERATOR(apikeys.>), NEGATOR = OPERATOR(apikeys.>=),
     RESTRICT = scalarltsel, JOIN = scalarltjoinsel
 );
-COMMENT ON OPERATOR apikeys.< (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR apikeys.<= (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_le,
     COMMUTATOR = OPERATOR(apikeys.>=), NEGATOR = OPERATOR(apikeys.>),
     RESTRICT = scalarlesel, JOIN = scalarlejoinsel
 );
-COMMENT ON OPERATOR apikeys.<= (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR apikeys.> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_gt,
     COMMUTATOR = OPERATOR(apikeys.<), NEGATOR = OPERATOR(apikeys.<=),
     RESTRICT = scalargtsel, JOIN = scalargtjoinsel
 );
-COMMENT ON OPERATOR apikeys.> (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR apikeys.>= (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_ge,
     COMMUTATOR = OPERATOR(apikeys.<=), NEGATOR = OPERATOR(apikeys.<),
     RESTRICT = scalargesel, JOIN = scalargejoinsel
 );
-COMMENT ON OPERATOR apikeys.>= (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR CLASS apikeys.scope_ops
     DEFAULT FOR TYPE apikeys.scope USING btree AS
@@ -279,15 +247,11 @@ CREATE OPERATOR CLASS apikeys.scope_ops
         OPERATOR 4 apikeys.>=,
         OPERATOR 5 apikeys.>,
         FUNCTION 1 apikeys.scope_cmp(apikeys.scope, apikeys.scope);
-COMMENT ON OPERATOR CLASS apikeys.scope_ops USING btree IS 'Bytewise order of scopes: sorting, grouping, btree indexes, ANALYZE';
-COMMENT ON OPERATOR FAMILY apikeys.scope_ops USING btree IS 'Bytewise order of scopes (the family of operator class scope_ops)';
 
 CREATE OPERATOR CLASS apikeys.scope_hash_ops
     DEFAULT FOR TYPE apikeys.scope USING hash AS
         OPERATOR 1 apikeys.=,
         FUNCTION 1 apikeys.scope_hash(apikeys.scope);
-COMMENT ON OPERATOR CLASS apikeys.scope_hash_ops USING hash IS 'Hashing of scopes: hash indexes, hash joins and aggregation';
-COMMENT ON OPERATOR FAMILY apikeys.scope_hash_ops USING hash IS 'Hashing of scopes (the family of operator class scope_hash_ops)';
 
 CREATE FUNCTION apikeys.scope_grants(granted apikeys.scope, required apikeys.scope)
     RETURNS boolean
@@ -301,7 +265,6 @@ CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
     FUNCTION = apikeys.scope_grants
 );
-COMMENT ON OPERATOR apikeys.@> (apikeys.scope, apikeys.scope) IS 'Does the granted scope (left) satisfy the required one (right)?';
 
 CREATE FUNCTION apikeys.scopes_grant(granted apikeys.scope[], required apikeys.scope)
     RETURNS boolean
@@ -315,7 +278,6 @@ CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope[], RIGHTARG = apikeys.scope,
     FUNCTION = apikeys.scopes_grant
 );
-COMMENT ON OPERATOR apikeys.@> (apikeys.scope[], apikeys.scope) IS 'Does a set of granted scopes (left) satisfy the required one (right)?';
 
 -- Named scope sets ("roles"): a key holding '@name' grants what the set
 -- grants at each verification (src/scopeset.c expands it when the key is
@@ -338,28 +300,28 @@ REVOKE ALL ON TABLE apikeys.scope_sets FROM PUBLIC;
 -- (the no-escalation subset test, src/scope.c ScopeArrayCovers).
 -- Not STRICT (NULL in, NULL out, in C): a STRICT call with NULL constants
 -- would be folded away before the EXECUTE privilege is checked.
-CREATE FUNCTION apikeys_internal._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
+CREATE FUNCTION apikeys._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scopes_cover'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
-REVOKE ALL ON FUNCTION apikeys_internal._scopes_cover FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
+REVOKE ALL ON FUNCTION apikeys._scopes_cover FROM PUBLIC;
 
 -- Internal: scopes with every '@name' replaced by the set's scopes, read
 -- with the latest snapshot: the expansion verification makes (src/scopeset.c).
-CREATE FUNCTION apikeys_internal._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
+CREATE FUNCTION apikeys._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
     AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
-REVOKE ALL ON FUNCTION apikeys_internal._expand_scopes FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._expand_scopes TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
+REVOKE ALL ON FUNCTION apikeys._expand_scopes FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._expand_scopes TO apikeys_admin;
 
 -- Outdates every cached key of the database when a scope set changes.
-CREATE FUNCTION apikeys_internal._scope_sets_cache_trigger()
+CREATE FUNCTION apikeys._scope_sets_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_scope_sets_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
-REVOKE ALL ON FUNCTION apikeys_internal._scope_sets_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
+REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
 
 -- Named scope sets (apikeys_admin)
 --
@@ -371,7 +333,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._scope_sets_cache_trigger FROM PUBLIC;
 -- _scope_set_holders: the number of live keys (not revoked, not expired)
 -- whose scopes name the set: what define_scope_set reports and what
 -- drop_scope_set refuses to leave without their grants.
-CREATE FUNCTION apikeys_internal._scope_set_holders(p_name text)
+CREATE FUNCTION apikeys._scope_set_holders(p_name text)
     RETURNS bigint
     LANGUAGE sql
     STABLE
@@ -382,8 +344,8 @@ AS $$
        AND k.revoked_at IS NULL
        AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
 $$;
-COMMENT ON FUNCTION apikeys_internal._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
-REVOKE ALL ON FUNCTION apikeys_internal._scope_set_holders FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
+REVOKE ALL ON FUNCTION apikeys._scope_set_holders FROM PUBLIC;
 
 -- define_scope_set returns the number of live keys holding the set: the
 -- keys whose grants the definition now decides.
@@ -406,7 +368,7 @@ BEGIN
     IF define_scope_set.scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    v_scopes := apikeys_internal._check_settings(define_scope_set.scopes, define_scope_set.description,
+    v_scopes := apikeys._check_settings(define_scope_set.scopes, define_scope_set.description,
                     NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scopes) u(s)
                 WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@') THEN
@@ -423,10 +385,10 @@ BEGIN
         scopes = EXCLUDED.scopes,
         description = COALESCE(EXCLUDED.description, ss.description),
         updated_at = pg_catalog.now();
-    PERFORM apikeys_internal._audit('scope_set_defined', NULL, NULL,
+    PERFORM apikeys._audit('scope_set_defined', NULL, NULL,
         pg_catalog.jsonb_build_object('name', define_scope_set.name,
             'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
-    RETURN apikeys_internal._scope_set_holders(define_scope_set.name);
+    RETURN apikeys._scope_set_holders(define_scope_set.name);
 END
 $$;
 COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits; returns how many live keys hold it';
@@ -451,7 +413,7 @@ BEGIN
         RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
             USING ERRCODE = '42704';
     END IF;
-    n := apikeys_internal._scope_set_holders(drop_scope_set.name);
+    n := apikeys._scope_set_holders(drop_scope_set.name);
     IF n OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
             USING ERRCODE = '2BP01',
@@ -459,7 +421,7 @@ BEGIN
                   HINT = 'Change those keys'' scopes with apikeys.update_key(), or revoke them, first.';
     END IF;
     DELETE FROM apikeys.scope_sets ss WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name;
-    PERFORM apikeys_internal._audit('scope_set_dropped', NULL, NULL,
+    PERFORM apikeys._audit('scope_set_dropped', NULL, NULL,
         pg_catalog.jsonb_build_object('name', drop_scope_set.name));
 END
 $$;
@@ -471,7 +433,7 @@ GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set TO apikeys_admin;
 -- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.
 CREATE TRIGGER scope_sets_cache
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.scope_sets
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._scope_sets_cache_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._scope_sets_cache_trigger();
 ALTER TABLE apikeys.scope_sets ENABLE ALWAYS TRIGGER scope_sets_cache;
 
 -- sql/install/02_keys.sql: the key table, the audit trail, issuing and managing keys
@@ -630,67 +592,66 @@ CREATE INDEX audit_log_client_id_idx ON apikeys.audit_log (client_id);
 CREATE INDEX audit_log_at_idx ON apikeys.audit_log (at);
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
-COMMENT ON SEQUENCE apikeys.audit_log_id_seq IS 'Identity of audit_log.id';
 REVOKE ALL ON TABLE apikeys.audit_log FROM PUBLIC;
 GRANT SELECT ON apikeys.audit_log TO apikeys_admin;
 
 -- Internal: new client ID (or the given one) + secret + token + hash.
-CREATE FUNCTION apikeys_internal._mint(client_id text,
+CREATE FUNCTION apikeys._mint(client_id text,
                               OUT client_id text, OUT client_secret text, OUT token text,
                               OUT secret_hash bytea, OUT hash_alg "char")
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_mint'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
-REVOKE ALL ON FUNCTION apikeys_internal._mint FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
+REVOKE ALL ON FUNCTION apikeys._mint FROM PUBLIC;
 
 -- Internal: the event label the audit trigger reads (src/audit.c).
-CREATE FUNCTION apikeys_internal._op_begin(event text, detail jsonb) RETURNS void
+CREATE FUNCTION apikeys._op_begin(event text, detail jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._op_begin IS 'Internal: labels the audit rows of the change that follows';
-REVOKE ALL ON FUNCTION apikeys_internal._op_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_begin IS 'Internal: labels the audit rows of the change that follows';
+REVOKE ALL ON FUNCTION apikeys._op_begin FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._op_end() RETURNS void
+CREATE FUNCTION apikeys._op_end() RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_end'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._op_end IS 'Internal: clears the audit label';
-REVOKE ALL ON FUNCTION apikeys_internal._op_end FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_end IS 'Internal: clears the audit label';
+REVOKE ALL ON FUNCTION apikeys._op_end FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._op_event() RETURNS text
+CREATE FUNCTION apikeys._op_event() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_op_event'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._op_event IS 'Internal: the current audit label';
-REVOKE ALL ON FUNCTION apikeys_internal._op_event FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_event IS 'Internal: the current audit label';
+REVOKE ALL ON FUNCTION apikeys._op_event FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._op_detail() RETURNS jsonb
+CREATE FUNCTION apikeys._op_detail() RETURNS jsonb
     AS 'MODULE_PATHNAME', 'apikeys_op_detail'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._op_detail IS 'Internal: the current audit detail';
-REVOKE ALL ON FUNCTION apikeys_internal._op_detail FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._op_detail IS 'Internal: the current audit detail';
+REVOKE ALL ON FUNCTION apikeys._op_detail FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._outer_user() RETURNS text
+CREATE FUNCTION apikeys._outer_user() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_outer_user'
     LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
-REVOKE ALL ON FUNCTION apikeys_internal._outer_user FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
+REVOKE ALL ON FUNCTION apikeys._outer_user FROM PUBLIC;
 
 -- Internal: the first network of inner outside every network of outer,
 -- both normalised as verification normalises them (src/grant.c); NULL
 -- when all are inside.
-CREATE FUNCTION apikeys_internal._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
+CREATE FUNCTION apikeys._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
     AS 'MODULE_PATHNAME', 'apikeys_cidrs_outside'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._cidrs_outside IS 'Internal: the first network of inner outside outer, normalised as verification normalises addresses';
-REVOKE ALL ON FUNCTION apikeys_internal._cidrs_outside FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._cidrs_outside IS 'Internal: the first network of inner outside outer, normalised as verification normalises addresses';
+REVOKE ALL ON FUNCTION apikeys._cidrs_outside FROM PUBLIC;
 
 -- Internal: an interval's length in microseconds as verification measures
 -- a rate window (a month is 30 days; src/grant.c).
-CREATE FUNCTION apikeys_internal._interval_us(w interval) RETURNS bigint
+CREATE FUNCTION apikeys._interval_us(w interval) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_interval_us'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._interval_us IS 'Internal: a rate window in microseconds, as verification measures it';
-REVOKE ALL ON FUNCTION apikeys_internal._interval_us FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._interval_us IS 'Internal: a rate window in microseconds, as verification measures it';
+REVOKE ALL ON FUNCTION apikeys._interval_us FROM PUBLIC;
 
 -- Usage, the shared cache and the background worker (src/usage.c,
 -- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
@@ -704,55 +665,55 @@ REVOKE ALL ON FUNCTION apikeys_internal._interval_us FROM PUBLIC;
 
 -- Tells every backend to forget its cached owner-wide rate limits when an
 -- owner's limit changes (src/ownerlimit.c).
-CREATE FUNCTION apikeys_internal._owner_limit_cache_trigger()
+CREATE FUNCTION apikeys._owner_limit_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
-REVOKE ALL ON FUNCTION apikeys_internal._owner_limit_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
+REVOKE ALL ON FUNCTION apikeys._owner_limit_cache_trigger FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._keys_cache_trigger()
+CREATE FUNCTION apikeys._keys_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
-REVOKE ALL ON FUNCTION apikeys_internal._keys_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
+REVOKE ALL ON FUNCTION apikeys._keys_cache_trigger FROM PUBLIC;
 
 -- Makes every backend read again whether the database holds imported keys.
-CREATE FUNCTION apikeys_internal._keys_legacy_cache_trigger()
+CREATE FUNCTION apikeys._keys_legacy_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_legacy_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._keys_legacy_cache_trigger IS 'Internal: makes every backend read again whether the database holds imported keys';
-REVOKE ALL ON FUNCTION apikeys_internal._keys_legacy_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_legacy_cache_trigger IS 'Internal: makes every backend read again whether the database holds imported keys';
+REVOKE ALL ON FUNCTION apikeys._keys_legacy_cache_trigger FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._cache_invalidate_all()
+CREATE FUNCTION apikeys._cache_invalidate_all()
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_cache_invalidate_all'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
-REVOKE ALL ON FUNCTION apikeys_internal._cache_invalidate_all FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
+REVOKE ALL ON FUNCTION apikeys._cache_invalidate_all FROM PUBLIC;
 
 -- Is this session a logical replication apply worker?  Not settable from
 -- SQL: it is the process's kind, fixed when the server started it.
-CREATE FUNCTION apikeys_internal._in_apply_worker()
+CREATE FUNCTION apikeys._in_apply_worker()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_in_apply_worker'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys_internal._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
-REVOKE ALL ON FUNCTION apikeys_internal._in_apply_worker FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
+REVOKE ALL ON FUNCTION apikeys._in_apply_worker FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._preloaded()
+CREATE FUNCTION apikeys._preloaded()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
-REVOKE ALL ON FUNCTION apikeys_internal._preloaded FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
+REVOKE ALL ON FUNCTION apikeys._preloaded FROM PUBLIC;
 
 -- _audit appends one audit row and wakes listeners (NOTIFY apikeys_events
 -- with the event and the client ID only).
 -- It is the only writer of audit_log, so every row has the same shape.
-CREATE FUNCTION apikeys_internal._audit(p_event text, p_client_id text, p_owner text, p_detail jsonb)
+CREATE FUNCTION apikeys._audit(p_event text, p_client_id text, p_owner text, p_detail jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -762,9 +723,9 @@ BEGIN
     INSERT INTO apikeys.audit_log (event, client_id, owner, detail, db_user, application_name)
     VALUES (p_event, p_client_id, p_owner,
             COALESCE(p_detail, '{}'::jsonb) OPERATOR(pg_catalog.||)
-                CASE WHEN apikeys_internal._acting_key() IS NULL THEN '{}'::jsonb
-                     ELSE pg_catalog.jsonb_build_object('by_key', apikeys_internal._acting_key()) END,
-            apikeys_internal._outer_user(),
+                CASE WHEN apikeys._acting_key() IS NULL THEN '{}'::jsonb
+                     ELSE pg_catalog.jsonb_build_object('by_key', apikeys._acting_key()) END,
+            apikeys._outer_user(),
             pg_catalog.current_setting('application_name', true));
     -- Any role may LISTEN on any channel, so the payload holds only what
     -- is public: the event and the client ID.  Owners, names, reasons and
@@ -773,12 +734,12 @@ BEGIN
         pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id)::text);
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
-REVOKE ALL ON FUNCTION apikeys_internal._audit FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
+REVOKE ALL ON FUNCTION apikeys._audit FROM PUBLIC;
 
 -- _key_row finds a key for a change and locks it; 42704 when missing,
 -- 55000 when revoked (unless p_allow_revoked).
-CREATE FUNCTION apikeys_internal._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
+CREATE FUNCTION apikeys._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -811,11 +772,11 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._key_row IS 'Internal: finds and locks a key for a change';
-REVOKE ALL ON FUNCTION apikeys_internal._key_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._key_row IS 'Internal: finds and locks a key for a change';
+REVOKE ALL ON FUNCTION apikeys._key_row FROM PUBLIC;
 
 -- _owner_limits returns the effective (max_keys, max_lifetime) of an owner.
-CREATE FUNCTION apikeys_internal._owner_limits(p_owner text, OUT max_keys integer, OUT max_lifetime interval)
+CREATE FUNCTION apikeys._owner_limits(p_owner text, OUT max_keys integer, OUT max_lifetime interval)
     RETURNS record
     LANGUAGE plpgsql
     STABLE
@@ -827,7 +788,7 @@ BEGIN
     -- session without preloading nothing may have loaded it yet: calling
     -- one of its C functions does (its _PG_init defines the settings, with
     -- the value from postgresql.conf or the default).
-    PERFORM apikeys_internal._preloaded();
+    PERFORM apikeys._preloaded();
     SELECT p.max_keys, p.max_lifetime INTO max_keys, max_lifetime
       FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
     max_keys := COALESCE(max_keys,
@@ -836,11 +797,11 @@ BEGIN
         pg_catalog.current_setting('apikeys.default_max_lifetime')::interval);
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys_internal._owner_limits FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys._owner_limits FROM PUBLIC;
 
 -- _check_text: non-empty (when required) and not too long; 22023 otherwise.
-CREATE FUNCTION apikeys_internal._check_text(p_field text, p_value text, p_max integer, p_required boolean)
+CREATE FUNCTION apikeys._check_text(p_field text, p_value text, p_max integer, p_required boolean)
     RETURNS void
     LANGUAGE plpgsql
     IMMUTABLE
@@ -860,35 +821,35 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._check_text IS 'Internal: validates a text argument';
-REVOKE ALL ON FUNCTION apikeys_internal._check_text FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_text IS 'Internal: validates a text argument';
+REVOKE ALL ON FUNCTION apikeys._check_text FROM PUBLIC;
 
 -- The longest owner name, in characters (length(), as every _check_text
 -- measures), from the one constant the C code uses too (ownerlimit.h).
-CREATE FUNCTION apikeys_internal._owner_max_length() RETURNS integer
+CREATE FUNCTION apikeys._owner_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_owner_max_length'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._owner_max_length IS 'Internal: the longest owner name in characters (the constant the C code uses)';
-REVOKE ALL ON FUNCTION apikeys_internal._owner_max_length FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._owner_max_length IS 'Internal: the longest owner name in characters (the constant the C code uses)';
+REVOKE ALL ON FUNCTION apikeys._owner_max_length FROM PUBLIC;
 
 -- _check_owner: an owner name is non-empty and at most _owner_max_length()
 -- characters; every function taking an owner checks it here.
-CREATE FUNCTION apikeys_internal._check_owner(p_owner text)
+CREATE FUNCTION apikeys._check_owner(p_owner text)
     RETURNS void
     LANGUAGE plpgsql
     IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys_internal._check_text('owner', p_owner, apikeys_internal._owner_max_length(), true);
+    PERFORM apikeys._check_text('owner', p_owner, apikeys._owner_max_length(), true);
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._check_owner IS 'Internal: 22023 unless the owner name is non-empty and at most _owner_max_length() characters';
-REVOKE ALL ON FUNCTION apikeys_internal._check_owner FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_owner IS 'Internal: 22023 unless the owner name is non-empty and at most _owner_max_length() characters';
+REVOKE ALL ON FUNCTION apikeys._check_owner FROM PUBLIC;
 
 -- _check_settings validates every optional setting of a key; 22023 naming
 -- the field on the first bad one.  NULL means "not given".
-CREATE FUNCTION apikeys_internal._check_settings(p_scopes text[], p_description text,
+CREATE FUNCTION apikeys._check_settings(p_scopes text[], p_description text,
                                         p_contact_email text, p_contact_phone text,
                                         p_allowed_cidrs cidr[], p_metadata jsonb,
                                         p_db_role text, p_rate_limit integer,
@@ -933,7 +894,7 @@ BEGIN
         END LOOP;
     END IF;
 
-    PERFORM apikeys_internal._check_text('description', p_description, 1024, false);
+    PERFORM apikeys._check_text('description', p_description, 1024, false);
 
     IF p_contact_email IS NOT NULL AND p_contact_email OPERATOR(pg_catalog.<>) '' AND
        (pg_catalog.length(p_contact_email) OPERATOR(pg_catalog.>) 254 OR
@@ -982,7 +943,7 @@ BEGIN
                 USING ERRCODE = '22023',
                       DETAIL = 'Superuser and BYPASSRLS roles would escape row-level security.';
         END IF;
-        v_tbl := apikeys_internal._protected_table_owned_by(r.oid);
+        v_tbl := apikeys._protected_table_owned_by(r.oid);
         IF v_tbl IS NOT NULL THEN
             RAISE EXCEPTION 'role "%" cannot be used for API keys', p_db_role
                 USING ERRCODE = '22023',
@@ -1004,11 +965,11 @@ BEGIN
     RETURN v_scopes;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._check_settings IS 'Internal: validates a key''s settings';
-REVOKE ALL ON FUNCTION apikeys_internal._check_settings FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_settings IS 'Internal: validates a key''s settings';
+REVOKE ALL ON FUNCTION apikeys._check_settings FROM PUBLIC;
 
 -- _check_expiry: in the future and within the owner's max lifetime.
-CREATE FUNCTION apikeys_internal._check_expiry(p_expires_at timestamptz, p_max_lifetime interval)
+CREATE FUNCTION apikeys._check_expiry(p_expires_at timestamptz, p_max_lifetime interval)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -1026,12 +987,12 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys_internal._check_expiry FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys._check_expiry FROM PUBLIC;
 
 -- _check_key_cap: 54000 when the owner's live keys and p_adding new ones
 -- would be more than max_keys (create_key, import_key, import_keys).  The caller holds the owner's policy row lock.
-CREATE FUNCTION apikeys_internal._check_key_cap(p_owner text, p_max_keys integer,
+CREATE FUNCTION apikeys._check_key_cap(p_owner text, p_max_keys integer,
                                        p_adding integer DEFAULT 1)
     RETURNS void
     LANGUAGE plpgsql
@@ -1068,8 +1029,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
-REVOKE ALL ON FUNCTION apikeys_internal._check_key_cap FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
+REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
 
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
@@ -1096,8 +1057,8 @@ DECLARE
     m record;
     v_key apikeys.keys;
 BEGIN
-    PERFORM apikeys_internal._check_owner(create_key.owner);
-    PERFORM apikeys_internal._check_text('name', create_key.name, 128, true);
+    PERFORM apikeys._check_owner(create_key.owner);
+    PERFORM apikeys._check_text('name', create_key.name, 128, true);
     IF create_key.scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
@@ -1106,7 +1067,7 @@ BEGIN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use NULL for no limit.';
     END IF;
-    v_scopes := apikeys_internal._check_settings(create_key.scopes, create_key.description,
+    v_scopes := apikeys._check_settings(create_key.scopes, create_key.description,
                     create_key.contact_email, create_key.contact_phone,
                     create_key.allowed_cidrs, create_key.metadata,
                     create_key.db_role::text, create_key.rate_limit,
@@ -1131,13 +1092,13 @@ BEGIN
     DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
 
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
-      FROM apikeys_internal._owner_limits(create_key.owner) l;
+      FROM apikeys._owner_limits(create_key.owner) l;
 
     v_expires := COALESCE(create_key.expires_at,
                           pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
-    PERFORM apikeys_internal._check_expiry(v_expires, v_max_lifetime);
+    PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
 
-    PERFORM apikeys_internal._check_key_cap(create_key.owner, v_max_keys);
+    PERFORM apikeys._check_key_cap(create_key.owner, v_max_keys);
 
     -- With handoff, the secret minted here is dropped unseen: the stored
     -- hash matches nothing anybody has, so the key answers NOT_FOUND until
@@ -1148,21 +1109,21 @@ BEGIN
     -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
     -- misses fail with a message of our own.
     FOR attempt IN 1..3 LOOP
-        m := apikeys_internal._mint(NULL);
+        m := apikeys._mint(NULL);
 
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role,
                                   rate_limit, rate_window, pending_since, created_by_key)
         VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
-                m.hash_alg, v_expires, apikeys_internal._outer_user(),
+                m.hash_alg, v_expires, apikeys._outer_user(),
                 NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
                 NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
                 NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
                 create_key.rate_limit,
                 CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
                 CASE WHEN create_key.handoff THEN pg_catalog.now() END,
-                apikeys_internal._acting_key())
+                apikeys._acting_key())
         ON CONFLICT (client_id) DO NOTHING
         RETURNING * INTO v_key;
         EXIT WHEN v_key.client_id IS NOT NULL;
@@ -1173,14 +1134,14 @@ BEGIN
                   HINT = 'Try again.';
     END IF;
 
-    PERFORM apikeys_internal._audit('created', m.client_id, create_key.owner,
+    PERFORM apikeys._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires)
         OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
     IF create_key.handoff THEN
-        PERFORM apikeys_internal._handoff_start(v_key);
+        PERFORM apikeys._handoff_start(v_key);
         RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
     END IF;
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
@@ -1198,7 +1159,7 @@ GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
 -- _import_reserve (create_key's _check_key_cap) and its expiry with
 -- create_key's _check_expiry; import_key inserts one key (_import_one),
 -- import_keys all of a table in one statement.
-CREATE FUNCTION apikeys_internal._import_check(p_owner text, p_name text, p_scopes text[],
+CREATE FUNCTION apikeys._import_check(p_owner text, p_name text, p_scopes text[],
                                       p_secret_hash text, p_hash_format text, p_token text,
                                       p_description text, p_contact_email text,
                                       p_contact_phone text, p_allowed_cidrs cidr[],
@@ -1210,8 +1171,8 @@ CREATE FUNCTION apikeys_internal._import_check(p_owner text, p_name text, p_scop
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys_internal._check_owner(p_owner);
-    PERFORM apikeys_internal._check_text('name', p_name, 128, true);
+    PERFORM apikeys._check_owner(p_owner);
+    PERFORM apikeys._check_text('name', p_name, 128, true);
     IF p_scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
@@ -1222,8 +1183,8 @@ BEGIN
     END IF;
     IF p_token IS NOT NULL THEN
         IF p_token OPERATOR(pg_catalog.=) '' OR
-           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys_internal._legacy_token_max_length() THEN
-            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys_internal._legacy_token_max_length()
+           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys._legacy_token_max_length() THEN
+            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys._legacy_token_max_length()
                 USING ERRCODE = '22023';
         END IF;
         IF apikeys.token_client_id(p_token) IS NOT NULL THEN
@@ -1253,16 +1214,16 @@ BEGIN
                       DETAIL = 'A SHA-256 hash is 32 bytes: 64 hexadecimal digits or 44 base64 characters.';
         END IF;
     END IF;
-    scopes := apikeys_internal._check_settings(p_scopes, p_description, p_contact_email,
+    scopes := apikeys._check_settings(p_scopes, p_description, p_contact_email,
                     p_contact_phone, p_allowed_cidrs, p_metadata, p_db_role, NULL, NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._import_check IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
-REVOKE ALL ON FUNCTION apikeys_internal._import_check FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._import_check IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
+REVOKE ALL ON FUNCTION apikeys._import_check FROM PUBLIC;
 
 -- _import_reserve: create_key's lock on the owner's policy row, and its
 -- cap for p_adding more keys; returns the owner's maximum lifetime.
-CREATE FUNCTION apikeys_internal._import_reserve(p_owner text, p_adding integer)
+CREATE FUNCTION apikeys._import_reserve(p_owner text, p_adding integer)
     RETURNS interval
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1277,15 +1238,15 @@ BEGIN
     ON CONFLICT ON CONSTRAINT owner_policies_pkey
     DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) p_adding;
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
-      FROM apikeys_internal._owner_limits(p_owner) l;
-    PERFORM apikeys_internal._check_key_cap(p_owner, v_max_keys, p_adding);
+      FROM apikeys._owner_limits(p_owner) l;
+    PERFORM apikeys._check_key_cap(p_owner, v_max_keys, p_adding);
     RETURN v_max_lifetime;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._import_reserve IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys_internal._import_reserve FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._import_reserve IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys._import_reserve FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._import_one(p_owner text, p_name text, p_scopes text[],
+CREATE FUNCTION apikeys._import_one(p_owner text, p_name text, p_scopes text[],
                                     p_secret_hash text, p_hash_format text, p_token text,
                                     p_expires_at timestamptz, p_description text,
                                     p_contact_email text, p_contact_phone text,
@@ -1302,21 +1263,21 @@ DECLARE
     v_max_lifetime interval;
     m record;
 BEGIN
-    c := apikeys_internal._import_check(p_owner, p_name, p_scopes, p_secret_hash, p_hash_format,
+    c := apikeys._import_check(p_owner, p_name, p_scopes, p_secret_hash, p_hash_format,
                                p_token, p_description, p_contact_email, p_contact_phone,
                                p_allowed_cidrs, p_metadata, p_db_role);
     scopes := c.scopes;
-    v_max_lifetime := apikeys_internal._import_reserve(p_owner, 1);
+    v_max_lifetime := apikeys._import_reserve(p_owner, 1);
     expires_at := COALESCE(p_expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
-    PERFORM apikeys_internal._check_expiry(expires_at, v_max_lifetime);
+    PERFORM apikeys._check_expiry(expires_at, v_max_lifetime);
 
     FOR attempt IN 1..3 LOOP
-        m := apikeys_internal._mint(NULL);
+        m := apikeys._mint(NULL);
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role)
         VALUES (m.client_id, p_owner, p_name, c.scopes, c.hash, 'l', expires_at,
-                apikeys_internal._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
+                apikeys._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
                 NULLIF(p_contact_phone, ''), p_allowed_cidrs,
                 NULLIF(p_metadata, '{}'::jsonb), NULLIF(p_db_role, ''))
         ON CONFLICT DO NOTHING
@@ -1335,14 +1296,14 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
-REVOKE ALL ON FUNCTION apikeys_internal._import_one FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
+REVOKE ALL ON FUNCTION apikeys._import_one FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._legacy_token_max_length() RETURNS integer
+CREATE FUNCTION apikeys._legacy_token_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_legacy_token_max_length'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
-REVOKE ALL ON FUNCTION apikeys_internal._legacy_token_max_length FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
+REVOKE ALL ON FUNCTION apikeys._legacy_token_max_length FROM PUBLIC;
 
 CREATE FUNCTION apikeys.import_key(owner text, name text, scopes text[],
                                    secret_hash text DEFAULT NULL,
@@ -1363,13 +1324,13 @@ AS $$
 DECLARE
     r record;
 BEGIN
-    r := apikeys_internal._import_one(import_key.owner, import_key.name, import_key.scopes,
+    r := apikeys._import_one(import_key.owner, import_key.name, import_key.scopes,
                              import_key.secret_hash, import_key.hash_format, import_key.token,
                              import_key.expires_at, import_key.description,
                              import_key.contact_email, import_key.contact_phone,
                              import_key.allowed_cidrs, import_key.metadata,
                              import_key.db_role::text);
-    PERFORM apikeys_internal._audit('imported', r.client_id, import_key.owner,
+    PERFORM apikeys._audit('imported', r.client_id, import_key.owner,
         pg_catalog.jsonb_build_object('name', import_key.name, 'scopes', r.scopes,
                                       'expires_at', r.expires_at,
                                       'from', CASE WHEN import_key.token IS NULL
@@ -1403,7 +1364,7 @@ BEGIN
     END IF;
     -- The caller must be able to read the table: this runs as the
     -- extension owner, so it checks the caller's privilege itself.
-    IF NOT pg_catalog.has_table_privilege(apikeys_internal._outer_user(), import_keys.source, 'SELECT') THEN
+    IF NOT pg_catalog.has_table_privilege(apikeys._outer_user(), import_keys.source, 'SELECT') THEN
         RAISE EXCEPTION 'permission denied for table %', import_keys.source
             USING ERRCODE = '42501';
     END IF;
@@ -1438,16 +1399,16 @@ BEGIN
         checked AS MATERIALIZED (
             SELECT s.*, c.hash, c.scopes AS checked_scopes
               FROM src s,
-                   LATERAL apikeys_internal._import_check(s.owner, s.name, s.scopes, s.secret_hash,
+                   LATERAL apikeys._import_check(s.owner, s.name, s.scopes, s.secret_hash,
                                COALESCE(s.hash_format, 'sha256_hex'), s.token, s.description,
                                s.contact_email, s.contact_phone, s.allowed_cidrs,
                                COALESCE(s.metadata, '{}'::jsonb), s.db_role) c),
         owners AS MATERIALIZED (
-            SELECT o.owner, apikeys_internal._import_reserve(o.owner, o.n::integer) AS max_lifetime
+            SELECT o.owner, apikeys._import_reserve(o.owner, o.n::integer) AS max_lifetime
               FROM (SELECT ch.owner, pg_catalog.count(*) AS n FROM checked ch
                      GROUP BY ch.owner ORDER BY ch.owner) o),
         ready AS MATERIALIZED (
-            SELECT ch.*, x.expires, apikeys_internal._check_expiry(x.expires, o.max_lifetime)::text AS ok
+            SELECT ch.*, x.expires, apikeys._check_expiry(x.expires, o.max_lifetime)::text AS ok
               FROM checked ch
               JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
                    LATERAL (SELECT COALESCE(ch.expires_at,
@@ -1456,8 +1417,8 @@ BEGIN
             INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                       expires_at, created_by, description, contact_email,
                                       contact_phone, allowed_cidrs, metadata, db_role)
-            SELECT (apikeys_internal._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
-                   'l', r.expires, apikeys_internal._outer_user(), NULLIF(r.description, ''),
+            SELECT (apikeys._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
+                   'l', r.expires, apikeys._outer_user(), NULLIF(r.description, ''),
                    NULLIF(r.contact_email, ''), NULLIF(r.contact_phone, ''), r.allowed_cidrs,
                    NULLIF(r.metadata, '{}'::jsonb), NULLIF(r.db_role, '')
               FROM ready r
@@ -1475,7 +1436,7 @@ BEGIN
                                        v_rows OPERATOR(pg_catalog.-) v_n, v_rows, import_keys.source);
     END IF;
 
-    PERFORM apikeys_internal._audit('imported', NULL, NULL,
+    PERFORM apikeys._audit('imported', NULL, NULL,
         pg_catalog.jsonb_build_object('source', import_keys.source::text, 'keys', v_n));
     RETURN v_n;
 END
@@ -1498,7 +1459,7 @@ BEGIN
     IF grace IS NULL OR grace OPERATOR(pg_catalog.<) '0'::interval THEN
         RAISE EXCEPTION 'grace must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
-    k := apikeys_internal._key_row(rotate_key.client_id);
+    k := apikeys._key_row(rotate_key.client_id);
     IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', rotate_key.client_id
             USING ERRCODE = '55000',
@@ -1511,11 +1472,11 @@ BEGIN
                   HINT = 'Use apikeys.reset_key() to send a new claim link and code.';
     END IF;
 
-    m := apikeys_internal._mint(k.client_id);
+    m := apikeys._mint(k.client_id);
     -- the old secret lives on for the grace period, never past the key's expiry
     v_prev_until := LEAST(pg_catalog.now() OPERATOR(pg_catalog.+) grace, k.expires_at);
 
-    PERFORM apikeys_internal._op_begin('rotated', pg_catalog.jsonb_build_object(
+    PERFORM apikeys._op_begin('rotated', pg_catalog.jsonb_build_object(
         'grace', grace, 'old_secret_valid_until',
         CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END));
     UPDATE apikeys.keys SET
@@ -1525,9 +1486,9 @@ BEGIN
         prev_secret_by_key = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_by_key END,
         secret_hash      = m.secret_hash,
         hash_alg         = m.hash_alg,
-        secret_by_key    = apikeys_internal._acting_key()
+        secret_by_key    = apikeys._acting_key()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys._op_end();
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
@@ -1547,18 +1508,18 @@ AS $$
 DECLARE
     k apikeys.keys;
 BEGIN
-    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
-    k := apikeys_internal._key_row(disable_key.client_id);
-    PERFORM apikeys_internal._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
+    PERFORM apikeys._check_text('reason', reason, 1024, false);
+    k := apikeys._key_row(disable_key.client_id);
+    PERFORM apikeys._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
     -- who disabled it: a key (self-service) or an admin (NULL).  An admin's
     -- disable of a key a key disabled makes it the admin's, so that no key
     -- can lift it (_check_target).
     UPDATE apikeys.keys SET disabled_at = COALESCE(disabled_at, pg_catalog.now()),
-                            disabled_by_key = apikeys_internal._acting_key()
+                            disabled_by_key = apikeys._acting_key()
      WHERE keys.client_id OPERATOR(pg_catalog.=) disable_key.client_id
        AND (disabled_at IS NULL OR
-            (disabled_by_key IS NOT NULL AND apikeys_internal._acting_key() IS NULL));
-    PERFORM apikeys_internal._op_end();
+            (disabled_by_key IS NOT NULL AND apikeys._acting_key() IS NULL));
+    PERFORM apikeys._op_end();
     RETURN k.disabled_at IS NULL;
 END
 $$;
@@ -1577,12 +1538,12 @@ AS $$
 DECLARE
     k apikeys.keys;
 BEGIN
-    k := apikeys_internal._key_row(enable_key.client_id);
-    PERFORM apikeys_internal._op_begin('enabled', NULL);
+    k := apikeys._key_row(enable_key.client_id);
+    PERFORM apikeys._op_begin('enabled', NULL);
     UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
      WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
        AND disabled_at IS NOT NULL;
-    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys._op_end();
     RETURN k.disabled_at IS NOT NULL;
 END
 $$;
@@ -1613,7 +1574,7 @@ GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
 --     is accepted here, with a NOTICE: its live descendants are revoked.
 -- p_strict: a missing or revoked key raises (42704, 55000, as _key_row);
 -- otherwise it is skipped.  Returns the number of keys revoked.
-CREATE FUNCTION apikeys_internal._revoke_key(p_client_id text, p_detail jsonb,
+CREATE FUNCTION apikeys._revoke_key(p_client_id text, p_detail jsonb,
                                     p_with_descendants boolean DEFAULT false,
                                     p_strict boolean DEFAULT true)
     RETURNS integer
@@ -1649,7 +1610,7 @@ BEGIN
     ELSIF p_strict THEN
         -- with descendants, a key revoked already is accepted: its tree
         -- may still be live
-        k := apikeys_internal._key_row(p_client_id, p_with_descendants);
+        k := apikeys._key_row(p_client_id, p_with_descendants);
         v_was_revoked := k.revoked_at IS NOT NULL;
     ELSE
         SELECT * INTO k FROM apikeys.keys k2
@@ -1660,14 +1621,14 @@ BEGIN
         END IF;
     END IF;
     IF NOT v_deleted THEN
-        PERFORM apikeys_internal._op_begin('revoked', p_detail);
+        PERFORM apikeys._op_begin('revoked', p_detail);
         UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
          WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
            AND revoked_at IS NULL;
         IF FOUND THEN
             n := 1;
         END IF;
-        PERFORM apikeys_internal._op_end();
+        PERFORM apikeys._op_end();
 
         FOR c IN SELECT k2.client_id FROM apikeys.keys k2
                   WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
@@ -1675,7 +1636,7 @@ BEGIN
                     AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
                   ORDER BY k2.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+            n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(
                     'created by %s while it was being revoked', k.client_id)), false, false);
         END LOOP;
@@ -1711,7 +1672,7 @@ BEGIN
                     AND k4.revoked_at IS NULL
                   ORDER BY d.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+            n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(v_why, p_client_id)),
                 false, false);
         END LOOP;
@@ -1724,8 +1685,8 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
-REVOKE ALL ON FUNCTION apikeys_internal._revoke_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
+REVOKE ALL ON FUNCTION apikeys._revoke_key FROM PUBLIC;
 
 -- revoke_key returns the number of keys it revoked, as revoke_all_keys
 -- does: 1, and with with_descendants the descendants too (a key revoked
@@ -1738,8 +1699,8 @@ CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL,
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
-    RETURN apikeys_internal._revoke_key(revoke_key.client_id,
+    PERFORM apikeys._check_text('reason', reason, 1024, false);
+    RETURN apikeys._revoke_key(revoke_key.client_id,
         pg_catalog.jsonb_build_object('reason', reason)
         OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
                                      THEN '{"with_descendants": true}'::jsonb
@@ -1761,8 +1722,8 @@ DECLARE
     n integer := 0;
     c text;
 BEGIN
-    PERFORM apikeys_internal._check_owner(revoke_all_keys.owner);
-    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
+    PERFORM apikeys._check_owner(revoke_all_keys.owner);
+    PERFORM apikeys._check_text('reason', reason, 1024, false);
 
     -- Take the lock create_key takes: the owner's policy row, made here if
     -- missing (a concurrent first create_key and this upsert then wait for
@@ -1785,10 +1746,10 @@ BEGIN
                 AND k.revoked_at IS NULL
               ORDER BY k.client_id
     LOOP
-        n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+        n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
             pg_catalog.jsonb_build_object('reason', reason, 'all', true), false, false);
     END LOOP;
-    PERFORM apikeys_internal._audit('revoked_all', NULL, revoke_all_keys.owner,
+    PERFORM apikeys._audit('revoked_all', NULL, revoke_all_keys.owner,
         pg_catalog.jsonb_build_object('reason', reason, 'count', n));
     RETURN n;
 END
@@ -1806,22 +1767,22 @@ CREATE FUNCTION apikeys.delete_key(client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    k apikeys.keys := apikeys_internal._key_row(delete_key.client_id, true);
+    k apikeys.keys := apikeys._key_row(delete_key.client_id, true);
     v_up text;
 BEGIN
-    PERFORM apikeys_internal._op_begin('deleted', NULL);
+    PERFORM apikeys._op_begin('deleted', NULL);
     DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys._op_end();
     -- The tree revoke_key(with_descendants) walks must survive the
     -- deletion: a key that leads to other keys leaves its link behind
     -- (deleted_keys); one that leads nowhere leaves none, and a deleted
     -- ancestor it was the last link of is dropped, up the tree.
-    IF apikeys_internal._leads_to_keys(k.client_id) THEN
+    IF apikeys._leads_to_keys(k.client_id) THEN
         INSERT INTO apikeys.deleted_keys (client_id, owner, created_by_key)
         VALUES (k.client_id, k.owner, k.created_by_key);
     ELSE
         v_up := k.created_by_key;
-        WHILE v_up IS NOT NULL AND NOT apikeys_internal._leads_to_keys(v_up) LOOP
+        WHILE v_up IS NOT NULL AND NOT apikeys._leads_to_keys(v_up) LOOP
             DELETE FROM apikeys.deleted_keys d
              WHERE d.client_id OPERATOR(pg_catalog.=) v_up
             RETURNING d.created_by_key INTO v_up;
@@ -1836,7 +1797,7 @@ GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 
 -- _leads_to_keys: does a key (or deleted key) have children, live or
 -- deleted ones that lead further?
-CREATE FUNCTION apikeys_internal._leads_to_keys(p_client_id text)
+CREATE FUNCTION apikeys._leads_to_keys(p_client_id text)
     RETURNS boolean
     LANGUAGE sql
     STABLE
@@ -1847,8 +1808,8 @@ AS $$
         OR EXISTS (SELECT 1 FROM apikeys.deleted_keys d
                     WHERE d.created_by_key OPERATOR(pg_catalog.=) p_client_id)
 $$;
-COMMENT ON FUNCTION apikeys_internal._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
-REVOKE ALL ON FUNCTION apikeys_internal._leads_to_keys FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
+REVOKE ALL ON FUNCTION apikeys._leads_to_keys FROM PUBLIC;
 
 CREATE FUNCTION apikeys.update_key(client_id text,
                                    name text DEFAULT NULL,
@@ -1873,13 +1834,13 @@ DECLARE
     v_max_lifetime interval;
 BEGIN
     IF update_key.name IS NOT NULL THEN
-        PERFORM apikeys_internal._check_text('name', update_key.name, 128, true);
+        PERFORM apikeys._check_text('name', update_key.name, 128, true);
     END IF;
-    v_scopes := apikeys_internal._check_settings(update_key.scopes, update_key.description,
+    v_scopes := apikeys._check_settings(update_key.scopes, update_key.description,
                     update_key.contact_email, update_key.contact_phone,
                     update_key.allowed_cidrs, update_key.metadata,
                     update_key.db_role::text, update_key.rate_limit, update_key.rate_window);
-    k := apikeys_internal._key_row(update_key.client_id);
+    k := apikeys._key_row(update_key.client_id);
 
     IF update_key.expires_at IS NOT NULL THEN
         IF update_key.expires_at OPERATOR(pg_catalog.>) k.expires_at THEN
@@ -1888,11 +1849,11 @@ BEGIN
                       DETAIL = pg_catalog.format('The key expires at %s; an expiry can only be brought forward.', k.expires_at),
                       HINT = 'Issue a new key for a longer lifetime.';
         END IF;
-        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(k.owner) l;
-        PERFORM apikeys_internal._check_expiry(update_key.expires_at, v_max_lifetime);
+        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(k.owner) l;
+        PERFORM apikeys._check_expiry(update_key.expires_at, v_max_lifetime);
     END IF;
 
-    PERFORM apikeys_internal._op_begin('updated', NULL);
+    PERFORM apikeys._op_begin('updated', NULL);
     UPDATE apikeys.keys SET
         name          = COALESCE(update_key.name, keys.name),
         description   = CASE WHEN update_key.description IS NULL THEN keys.description
@@ -1921,7 +1882,7 @@ BEGIN
                                            CASE WHEN update_key.rate_limit IS NOT NULL
                                                 THEN '1 minute'::interval END) END
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys._op_end();
 END
 $$;
 COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened';
@@ -1948,7 +1909,7 @@ DECLARE
     det jsonb := '{}'::jsonb;
     col text;
 BEGIN
-    PERFORM apikeys_internal._check_owner(set_owner_policy.owner);
+    PERFORM apikeys._check_owner(set_owner_policy.owner);
     IF set_owner_policy.max_keys IS NOT NULL AND
        (set_owner_policy.max_keys OPERATOR(pg_catalog.<) 1 OR
         set_owner_policy.max_keys OPERATOR(pg_catalog.>) 1000000) THEN
@@ -1988,7 +1949,7 @@ BEGIN
     SELECT * INTO old_p FROM apikeys.owner_policies p
      WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
 
-    PERFORM apikeys_internal._op_begin('policy_changed', NULL);
+    PERFORM apikeys._op_begin('policy_changed', NULL);
     INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, revoke_unused_after,
                                              warn_before_expiry, rotate_every, rate_limit,
                                              rate_window)
@@ -2011,7 +1972,7 @@ BEGIN
                                          EXCLUDED.rate_window) END,
         updated_at = pg_catalog.now()
     RETURNING * INTO new_p;
-    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys._op_end();
 
     -- old -> new of every setting that changed
     FOREACH col IN ARRAY ARRAY['max_keys', 'max_lifetime', 'revoke_unused_after',
@@ -2026,7 +1987,7 @@ BEGIN
                     'new', pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col));
         END IF;
     END LOOP;
-    PERFORM apikeys_internal._audit('policy_changed', NULL, set_owner_policy.owner, det);
+    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
     -- what changed (the audit row also names max_keys and max_lifetime
     -- when they did not)
     RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::jsonb)
@@ -2051,12 +2012,12 @@ BEGIN
     IF older_than IS NULL OR older_than OPERATOR(pg_catalog.<) '0'::interval THEN
         RAISE EXCEPTION 'older_than must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
-    PERFORM apikeys_internal._op_begin('purge', NULL);
+    PERFORM apikeys._op_begin('purge', NULL);
     DELETE FROM apikeys.audit_log
      WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM apikeys_internal._op_end();
-    PERFORM apikeys_internal._audit('audit_purged', NULL, NULL,
+    PERFORM apikeys._op_end();
+    PERFORM apikeys._audit('audit_purged', NULL, NULL,
         pg_catalog.jsonb_build_object('older_than', older_than, 'rows', n));
     RETURN n;
 END
@@ -2068,11 +2029,11 @@ GRANT EXECUTE ON FUNCTION apikeys.purge_audit TO apikeys_admin;
 -- The client ID of the key whose live secret a token holds (current, or
 -- previous within its grace: the rule verification applies), else NULL;
 -- verifies as apikeys.verify(token) does.  For report_leaked.
-CREATE FUNCTION apikeys_internal._live_secret_key(token text) RETURNS text
+CREATE FUNCTION apikeys._live_secret_key(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_live_secret_key'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._live_secret_key IS 'Internal: the client ID of the key whose live secret (current, or previous within its grace) a token holds; for report_leaked';
-REVOKE ALL ON FUNCTION apikeys_internal._live_secret_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._live_secret_key IS 'Internal: the client ID of the key whose live secret (current, or previous within its grace) a token holds; for report_leaked';
+REVOKE ALL ON FUNCTION apikeys._live_secret_key FROM PUBLIC;
 
 -- Anyone who finds a leaked token can kill it (GitHub's credential
 -- revocation API).  It says nothing either way, so it is no oracle: it
@@ -2094,12 +2055,12 @@ BEGIN
             USING ERRCODE = '25006',
                   HINT = 'Call apikeys.report_leaked() on the primary, outside a read-only transaction.';
     END IF;
-    v_client_id := apikeys_internal._live_secret_key(token);
+    v_client_id := apikeys._live_secret_key(token);
     IF v_client_id IS NULL THEN
         RETURN;
     END IF;
     -- a revoked key is skipped (not strict)
-    PERFORM apikeys_internal._revoke_key(v_client_id, pg_catalog.jsonb_build_object(
+    PERFORM apikeys._revoke_key(v_client_id, pg_catalog.jsonb_build_object(
         'reason', 'leaked', 'reported_by', SESSION_USER), false, false);
 END
 $$;
@@ -2122,46 +2083,46 @@ GRANT EXECUTE ON FUNCTION apikeys.report_leaked TO PUBLIC;
 -- library (calling one of its C functions) replaces every placeholder by
 -- the registered setting, and drops a value that the role who set it was
 -- not allowed to set (they are superuser-only).  So: load, then read.
-CREATE FUNCTION apikeys_internal._setting(p_name text)
+CREATE FUNCTION apikeys._setting(p_name text)
     RETURNS text
     LANGUAGE plpgsql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys_internal._preloaded();
+    PERFORM apikeys._preloaded();
     RETURN NULLIF(pg_catalog.current_setting(p_name, true), '');
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._setting IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';
-REVOKE ALL ON FUNCTION apikeys_internal._setting FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._setting IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';
+REVOKE ALL ON FUNCTION apikeys._setting FROM PUBLIC;
 
 -- _setting_integer: the same for an integer setting.
-CREATE FUNCTION apikeys_internal._setting_integer(p_name text, p_default integer)
+CREATE FUNCTION apikeys._setting_integer(p_name text, p_default integer)
     RETURNS integer
     LANGUAGE sql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(apikeys_internal._setting(p_name)::integer, p_default)
+    SELECT COALESCE(apikeys._setting(p_name)::integer, p_default)
 $$;
-COMMENT ON FUNCTION apikeys_internal._setting_integer IS 'Internal: an apikeys.* integer setting, read through _setting';
-REVOKE ALL ON FUNCTION apikeys_internal._setting_integer FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._setting_integer IS 'Internal: an apikeys.* integer setting, read through _setting';
+REVOKE ALL ON FUNCTION apikeys._setting_integer FROM PUBLIC;
 
 -- Audits UPDATE and DELETE on apikeys.keys, labelled by the extension
 -- function that made the change or, for a direct change, direct_update /
 -- direct_delete.  Hashes never reach the audit row: a new secret shows as
 -- "secret": "replaced".  Inserts are audited by create_key itself, so a
 -- restore (COPY into the table) does not add rows to the trail.
-CREATE FUNCTION apikeys_internal._keys_audit_trigger()
+CREATE FUNCTION apikeys._keys_audit_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    ev text := apikeys_internal._op_event();
-    det jsonb := COALESCE(apikeys_internal._op_detail(), '{}'::jsonb);
+    ev text := apikeys._op_event();
+    det jsonb := COALESCE(apikeys._op_detail(), '{}'::jsonb);
     o jsonb;
     n jsonb;
     changes jsonb := '{}'::jsonb;
@@ -2170,7 +2131,7 @@ DECLARE
                           'prev_expires_at', 'last_used_at', 'secret_set_at'];
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-        PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
+        PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
             det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
         RETURN OLD;
     END IF;
@@ -2190,24 +2151,24 @@ BEGIN
     IF changes OPERATOR(pg_catalog.=) '{}'::jsonb THEN
         RETURN NEW;
     END IF;
-    PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
+    PERFORM apikeys._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
         det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('changes', changes));
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys_internal._keys_audit_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys._keys_audit_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_audit
     AFTER UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_audit_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_audit_trigger();
 
 -- Refuses UPDATE, DELETE and TRUNCATE of audit rows, except inside
 -- apikeys.purge_audit, which audits itself, and except a DELETE applied by
 -- a logical replication apply worker: that is the publisher's purge_audit
 -- (whose own audit row replicates as an INSERT), and the publisher's copy
 -- of this trigger let nothing else through.
-CREATE FUNCTION apikeys_internal._audit_append_only_trigger()
+CREATE FUNCTION apikeys._audit_append_only_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -2215,7 +2176,7 @@ CREATE FUNCTION apikeys_internal._audit_append_only_trigger()
 AS $$
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND
-       (apikeys_internal._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys_internal._in_apply_worker()) THEN
+       (apikeys._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys._in_apply_worker()) THEN
         RETURN OLD;
     END IF;
     RAISE EXCEPTION 'the API key audit log is append-only'
@@ -2223,12 +2184,12 @@ BEGIN
               HINT = 'Use apikeys.purge_audit(older_than) to apply a retention period.';
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
-REVOKE ALL ON FUNCTION apikeys_internal._audit_append_only_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
+REVOKE ALL ON FUNCTION apikeys._audit_append_only_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_append_only
     BEFORE UPDATE OR DELETE ON apikeys.audit_log
-    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._audit_append_only_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys._audit_append_only_trigger();
 -- ENABLE ALWAYS: a session with session_replication_role = replica (a
 -- superuser's, a restore's, a logical replication apply worker's) must not
 -- get around append-only either.  Apply workers may still apply the
@@ -2237,11 +2198,11 @@ ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 
 CREATE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON apikeys.audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._audit_append_only_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._audit_append_only_trigger();
 ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
 -- A TRUNCATE of the keys would bypass the row trigger: refuse it.
-CREATE FUNCTION apikeys_internal._keys_no_truncate_trigger()
+CREATE FUNCTION apikeys._keys_no_truncate_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -2252,12 +2213,12 @@ BEGIN
               HINT = 'Use apikeys.revoke_all_keys() or apikeys.delete_key(), which are audited.';
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys_internal._keys_no_truncate_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys._keys_no_truncate_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_no_truncate
     BEFORE TRUNCATE ON apikeys.keys
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._keys_no_truncate_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._keys_no_truncate_trigger();
 -- ALWAYS as well: a replica-mode TRUNCATE would empty the table behind the
 -- cache's back.  Replica-mode INSERT, UPDATE and DELETE (restore, logical
 -- replication apply) stay allowed: keys_cache sees them.
@@ -2268,7 +2229,7 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_no_truncate;
 -- (logical replication apply).
 CREATE TRIGGER keys_cache
     AFTER UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_cache_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
 -- Whether the database holds imported keys (src/legacy.c): every backend
@@ -2277,7 +2238,7 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 -- unchangeable; the C function looks at hash_alg itself.)
 CREATE TRIGGER keys_legacy_cache
     AFTER INSERT OR UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_legacy_cache_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache;
 
 -- An owner-wide rate limit's change reaches every connection's cache of
@@ -2285,7 +2246,7 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache;
 -- ENABLE ALWAYS: also under logical replication apply.
 CREATE TRIGGER owner_policies_limit_cache
     AFTER INSERT OR DELETE OR UPDATE OF rate_limit, rate_window ON apikeys.owner_policies
-    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._owner_limit_cache_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys._owner_limit_cache_trigger();
 ALTER TABLE apikeys.owner_policies ENABLE ALWAYS TRIGGER owner_policies_limit_cache;
 
 -- ALTER TABLE fires no row trigger, yet it can change what the cache must
@@ -2299,7 +2260,7 @@ ALTER TABLE apikeys.owner_policies ENABLE ALWAYS TRIGGER owner_policies_limit_ca
 -- fires on the INSERTs or COPY a restore runs) and outdates the whole shared
 -- cache at commit.  SECURITY DEFINER because it runs for every ALTER TABLE
 -- in the database, also of roles that cannot see this schema.
-CREATE FUNCTION apikeys_internal._ddl_guard()
+CREATE FUNCTION apikeys._ddl_guard()
     RETURNS event_trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -2327,28 +2288,28 @@ BEGIN
         -- nested ALTER TABLE: fires this again, which then finds nothing to do
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
     END LOOP;
-    PERFORM apikeys_internal._cache_invalidate_all();
+    PERFORM apikeys._cache_invalidate_all();
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
-REVOKE ALL ON FUNCTION apikeys_internal._ddl_guard FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
+REVOKE ALL ON FUNCTION apikeys._ddl_guard FROM PUBLIC;
 
 CREATE EVENT TRIGGER apikeys_ddl_guard
     ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
-    EXECUTE FUNCTION apikeys_internal._ddl_guard();
+    EXECUTE FUNCTION apikeys._ddl_guard();
 COMMENT ON EVENT TRIGGER apikeys_ddl_guard IS 'Keeps the ALWAYS triggers of apikeys.keys and apikeys.audit_log ALWAYS, and the shared cache fresh, after ALTER TABLE';
 -- event triggers, too, follow session_replication_role unless ALWAYS
 ALTER EVENT TRIGGER apikeys_ddl_guard ENABLE ALWAYS;
 
 -- Rate limits need shared memory: say so when one is set without it.
-CREATE FUNCTION apikeys_internal._rate_limit_warning_trigger()
+CREATE FUNCTION apikeys._rate_limit_warning_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NEW.rate_limit IS NOT NULL AND NOT apikeys_internal._preloaded() THEN
+    IF NEW.rate_limit IS NOT NULL AND NOT apikeys._preloaded() THEN
         RAISE WARNING 'rate limit of API key "%" is not enforced', NEW.client_id
             USING DETAIL = 'Rate limits are kept in shared memory.',
                   HINT = 'Add apikeys to "shared_preload_libraries" and restart the server.';
@@ -2356,15 +2317,15 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
-REVOKE ALL ON FUNCTION apikeys_internal._rate_limit_warning_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
+REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_rate_limit_warning
     AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys
     -- only a key with a limit can warn: the others skip a PL/pgSQL call
     -- (half the time of a bulk import_keys)
     FOR EACH ROW WHEN (NEW.rate_limit IS NOT NULL)
-    EXECUTE FUNCTION apikeys_internal._rate_limit_warning_trigger();
+    EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();
 
 -- sql/install/03_verification.sql: verify, authenticate, the transaction context and PostgREST
 --
@@ -2392,17 +2353,17 @@ COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authent
 
 -- Internal: the key a self-service function (my_*) acts for, named in the
 -- audit rows of its changes (detail.by_key); cleared at transaction end.
-CREATE FUNCTION apikeys_internal._acting_begin(client_id text) RETURNS void
+CREATE FUNCTION apikeys._acting_begin(client_id text) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_acting_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
-REVOKE ALL ON FUNCTION apikeys_internal._acting_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
+REVOKE ALL ON FUNCTION apikeys._acting_begin FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._acting_key() RETURNS text
+CREATE FUNCTION apikeys._acting_key() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_acting_key'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys_internal._acting_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys._acting_key FROM PUBLIC;
 
 CREATE FUNCTION apikeys.token_client_id(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_client_id'
@@ -2524,7 +2485,7 @@ ALTER TABLE apikeys.usage ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
 
 -- One row per flush: the numbers of every key used in the interval, packed
--- (format in src/journal.c; decode with apikeys_internal._journal_decode()).
+-- (format in src/journal.c; decode with apikeys._journal_decode()).
 CREATE TABLE apikeys.usage_journal (
     flushed_at  timestamptz NOT NULL,
     keys        integer NOT NULL,
@@ -2550,7 +2511,7 @@ COMMENT ON FUNCTION apikeys.flush_usage IS 'Writes this database''s usage now: w
 REVOKE ALL ON FUNCTION apikeys.flush_usage FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.flush_usage TO apikeys_admin;
 
-CREATE FUNCTION apikeys_internal._failing_addresses(OUT address inet, OUT client_id text,
+CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT client_id text,
                                            OUT failures integer,
                                            OUT window_start timestamptz,
                                            OUT window_end timestamptz,
@@ -2559,19 +2520,19 @@ CREATE FUNCTION apikeys_internal._failing_addresses(OUT address inet, OUT client
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys_internal._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
-REVOKE ALL ON FUNCTION apikeys_internal._failing_addresses FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._failing_addresses TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
+REVOKE ALL ON FUNCTION apikeys._failing_addresses FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._failing_addresses TO apikeys_admin;
 
 -- Removes the failure records of an address or network (for
 -- apikeys.unblock_address, which audits it).
-CREATE FUNCTION apikeys_internal._unblock_address(address inet, OUT blocks_lifted integer,
+CREATE FUNCTION apikeys._unblock_address(address inet, OUT blocks_lifted integer,
                                          OUT records_cleared integer)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_unblock'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
-REVOKE ALL ON FUNCTION apikeys_internal._unblock_address FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
+REVOKE ALL ON FUNCTION apikeys._unblock_address FROM PUBLIC;
 
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
@@ -2599,51 +2560,51 @@ GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
 
 -- The packed journal row (format in src/journal_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
-CREATE FUNCTION apikeys_internal._journal_decode(data bytea,
+CREATE FUNCTION apikeys._journal_decode(data bytea,
                                         OUT client_id text, OUT code text,
                                         OUT count bigint, OUT last_used timestamptz)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_journal_decode'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     ROWS 1000;
-COMMENT ON FUNCTION apikeys_internal._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
-REVOKE ALL ON FUNCTION apikeys_internal._journal_decode FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._journal_decode TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+REVOKE ALL ON FUNCTION apikeys._journal_decode FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._journal_decode TO apikeys_admin;
 
-CREATE FUNCTION apikeys_internal._recent_use(client_id text)
+CREATE FUNCTION apikeys._recent_use(client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys_internal._recent_use FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._recent_use TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys._recent_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._recent_use TO apikeys_admin;
 
 -- Proof of non-use, for revoke_unused_after (src/journal.c): why this
 -- database cannot prove that a key without a recorded use in the last
 -- unused_after was unused (NULL: it can); what that depends on; and the
 -- superuser's way to accept the possible losses noted so far.
-CREATE FUNCTION apikeys_internal._usage_unproven(unused_after interval)
+CREATE FUNCTION apikeys._usage_unproven(unused_after interval)
     RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_usage_unproven'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
-REVOKE ALL ON FUNCTION apikeys_internal._usage_unproven FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
+REVOKE ALL ON FUNCTION apikeys._usage_unproven FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
+CREATE FUNCTION apikeys._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
                                       OUT journal_in_recent boolean)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_usage_health'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys_internal._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
-REVOKE ALL ON FUNCTION apikeys_internal._usage_health FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._usage_health TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
+REVOKE ALL ON FUNCTION apikeys._usage_health FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._usage_health TO apikeys_admin;
 
-CREATE FUNCTION apikeys_internal._usage_accept_losses()
+CREATE FUNCTION apikeys._usage_accept_losses()
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_usage_accept_losses'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
-REVOKE ALL ON FUNCTION apikeys_internal._usage_accept_losses FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
+REVOKE ALL ON FUNCTION apikeys._usage_accept_losses FROM PUBLIC;
 
 -- After a restart the shared cache is empty, and every key's first
 -- verification is a miss; this fills it at once, as pg_prewarm does for
@@ -2673,7 +2634,7 @@ SELECT k.client_id,
        k.created_at,
        k.created_by,
        k.expires_at,
-       GREATEST(k.last_used_at, apikeys_internal._recent_use(k.client_id),
+       GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
                 (SELECT u.last_used_at FROM apikeys.usage u
                   WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id AND u.last_used_at IS NOT NULL
                   ORDER BY u.hour DESC LIMIT 1)) AS last_used_at,
@@ -2702,7 +2663,7 @@ SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
         UNION ALL
         SELECT d.client_id COLLATE "C", pg_catalog.date_trunc('hour', j.flushed_at), d.code, d.count
           FROM apikeys.usage_journal j,
-               LATERAL apikeys_internal._journal_decode(j.data) d
+               LATERAL apikeys._journal_decode(j.data) d
          WHERE d.code IS NOT NULL) s
  GROUP BY s.client_id, s.hour, s.code;
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
@@ -2715,7 +2676,7 @@ GRANT SELECT ON apikeys.key_usage TO apikeys_admin;
 CREATE VIEW apikeys.failing_addresses AS
 SELECT f.address, f.client_id, f.failures, f.window_start, f.window_end, f.blocked,
        f.blocked_attempts
-  FROM apikeys_internal._failing_addresses() f
+  FROM apikeys._failing_addresses() f
  ORDER BY f.failures DESC, f.address, f.client_id;
 COMMENT ON VIEW apikeys.failing_addresses IS 'Callers (IPv4 address, IPv6 /64 or ::1, with the client ID they named) and networks (IPv4 /24, IPv6 /48) with failed attempts in their current window, noisiest first';
 COMMENT ON COLUMN apikeys.failing_addresses.client_id IS 'The client ID the failing attempts named, as presented (it may not exist); NULL for a network, or for attempts that named none';
@@ -2738,9 +2699,9 @@ BEGIN
     IF unblock_address.address IS NULL THEN
         RAISE EXCEPTION 'address cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    r := apikeys_internal._unblock_address(unblock_address.address);
+    r := apikeys._unblock_address(unblock_address.address);
     IF r.records_cleared OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM apikeys_internal._audit('address_unblocked', NULL, NULL,
+        PERFORM apikeys._audit('address_unblocked', NULL, NULL,
             pg_catalog.jsonb_build_object('address', pg_catalog.host(unblock_address.address)
                                               OPERATOR(pg_catalog.||) '/'
                                               OPERATOR(pg_catalog.||) pg_catalog.masklen(unblock_address.address),
@@ -2782,7 +2743,6 @@ COMMENT ON TABLE apikeys.claims IS 'Handoff claims: hashes of each claim token a
 CREATE INDEX claims_client_id_idx ON apikeys.claims (client_id);
 SELECT pg_catalog.pg_extension_config_dump('apikeys.claims', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.claims_id_seq', '');
-COMMENT ON SEQUENCE apikeys.claims_id_seq IS 'Identity of claims.id';
 ALTER TABLE apikeys.claims ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.claims FROM PUBLIC;
 
@@ -2819,7 +2779,6 @@ CREATE INDEX outbox_pending_idx ON apikeys.outbox (id)
 CREATE INDEX outbox_claim_idx ON apikeys.outbox (claim_id) WHERE claim_id IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox_id_seq', '');
-COMMENT ON SEQUENCE apikeys.outbox_id_seq IS 'Identity of outbox.id';
 -- the delivery role reads every outbox row (it is granted SELECT below);
 -- nobody else has a policy
 ALTER TABLE apikeys.outbox ENABLE ROW LEVEL SECURITY;
@@ -2832,73 +2791,73 @@ GRANT SELECT ON apikeys.outbox TO apikeys_delivery;
 
 -- Handoff (src/claim.c): claim secrets from pg_strong_random(), constant-
 -- time hash comparison, and the claim's use of the address throttle.
-CREATE FUNCTION apikeys_internal._claim_secrets(OUT claim_token text, OUT code text)
+CREATE FUNCTION apikeys._claim_secrets(OUT claim_token text, OUT code text)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_claim_secrets'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
-REVOKE ALL ON FUNCTION apikeys_internal._claim_secrets FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
+REVOKE ALL ON FUNCTION apikeys._claim_secrets FROM PUBLIC;
 
 -- Not STRICT, like flush_usage: a STRICT call with NULL constants is
 -- folded away before the EXECUTE privilege is checked.
-CREATE FUNCTION apikeys_internal._hash_equal(a bytea, b bytea)
+CREATE FUNCTION apikeys._hash_equal(a bytea, b bytea)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._hash_equal IS 'Internal: constant-time equality of two hashes';
-REVOKE ALL ON FUNCTION apikeys_internal._hash_equal FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._hash_equal IS 'Internal: constant-time equality of two hashes';
+REVOKE ALL ON FUNCTION apikeys._hash_equal FROM PUBLIC;
 
 -- Refuses at once on a standby; the caller's address (client_ip, else as
 -- pre_request chooses it).  Not STRICT: NULL client_ip is the usual call.
-CREATE FUNCTION apikeys_internal._claim_begin(client_ip inet)
+CREATE FUNCTION apikeys._claim_begin(client_ip inet)
     RETURNS inet
     AS 'MODULE_PATHNAME', 'apikeys_claim_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._claim_begin IS 'Internal: refuses a claim on a standby; the caller''s address (client_ip, else as pre_request chooses it)';
-REVOKE ALL ON FUNCTION apikeys_internal._claim_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_begin IS 'Internal: refuses a claim on a standby; the caller''s address (client_ip, else as pre_request chooses it)';
+REVOKE ALL ON FUNCTION apikeys._claim_begin FROM PUBLIC;
 
 -- Counts one code comparison (before comparing), then compares.
-CREATE FUNCTION apikeys_internal._claim_attempt(claim_id bigint, failures integer, expires_at timestamptz,
+CREATE FUNCTION apikeys._claim_attempt(claim_id bigint, failures integer, expires_at timestamptz,
                                        code_hash bytea, presented bytea)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_claim_attempt'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._claim_attempt IS 'Internal: counts one code comparison of a claim before making it (at most five, ever), then compares';
-REVOKE ALL ON FUNCTION apikeys_internal._claim_attempt FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_attempt IS 'Internal: counts one code comparison of a claim before making it (at most five, ever), then compares';
+REVOKE ALL ON FUNCTION apikeys._claim_attempt FROM PUBLIC;
 
 -- Not STRICT: a NULL address (unix socket) is a call like any other.
-CREATE FUNCTION apikeys_internal._claim_failed(address inet)
+CREATE FUNCTION apikeys._claim_failed(address inet)
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_claim_failed'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._claim_failed IS 'Internal: counts a failed claim against the caller''s address in the throttle';
-REVOKE ALL ON FUNCTION apikeys_internal._claim_failed FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_failed IS 'Internal: counts a failed claim against the caller''s address in the throttle';
+REVOKE ALL ON FUNCTION apikeys._claim_failed FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._claim_attempts(OUT claim_id bigint, OUT tag bytea, OUT attempts integer,
+CREATE FUNCTION apikeys._claim_attempts(OUT claim_id bigint, OUT tag bytea, OUT attempts integer,
                                         OUT wrong integer, OUT synced integer)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_claim_attempts'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys_internal._claim_attempts IS 'Internal: this database''s claim attempts counted in shared memory (none without preloading)';
-REVOKE ALL ON FUNCTION apikeys_internal._claim_attempts FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_attempts IS 'Internal: this database''s claim attempts counted in shared memory (none without preloading)';
+REVOKE ALL ON FUNCTION apikeys._claim_attempts FROM PUBLIC;
 
 -- _setting_interval: an apikeys.* duration setting as an interval (read
 -- through _setting), with a fallback when it is unset.
-CREATE FUNCTION apikeys_internal._setting_interval(p_name text, p_default interval)
+CREATE FUNCTION apikeys._setting_interval(p_name text, p_default interval)
     RETURNS interval
     LANGUAGE sql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(apikeys_internal._setting(p_name)::interval, p_default)
+    SELECT COALESCE(apikeys._setting(p_name)::interval, p_default)
 $$;
-COMMENT ON FUNCTION apikeys_internal._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
-REVOKE ALL ON FUNCTION apikeys_internal._setting_interval FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
+REVOKE ALL ON FUNCTION apikeys._setting_interval FROM PUBLIC;
 
 -- _deliver appends one outbox row addressed to a person (channel email or
 -- sms) or to applications (channel NULL) and sends a wake-up NOTIFY that
 -- names only the event and the row.  The one writer of deliveries.
-CREATE FUNCTION apikeys_internal._deliver(p_event text, p_client_id text, p_owner text,
+CREATE FUNCTION apikeys._deliver(p_event text, p_client_id text, p_owner text,
                                  p_channel text, p_recipient text, p_payload jsonb,
                                  p_claim_id bigint DEFAULT NULL)
     RETURNS bigint
@@ -2918,8 +2877,8 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
-REVOKE ALL ON FUNCTION apikeys_internal._deliver FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
+REVOKE ALL ON FUNCTION apikeys._deliver FROM PUBLIC;
 
 -- Every audit row written by this transaction becomes an outbox event
 -- (channel NULL).  Rows restored from a dump (COPY) are skipped: they carry
@@ -2927,7 +2886,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._deliver FROM PUBLIC;
 -- transaction never has both (the txid alone can coincide between two
 -- young clusters).  So are rows whose event is already in the outbox as a
 -- delivery (detail names its outbox_id).
-CREATE FUNCTION apikeys_internal._audit_outbox_trigger()
+CREATE FUNCTION apikeys._audit_outbox_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -2941,8 +2900,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
-REVOKE ALL ON FUNCTION apikeys_internal._audit_outbox_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
+REVOKE ALL ON FUNCTION apikeys._audit_outbox_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_outbox
     AFTER INSERT ON apikeys.audit_log
@@ -2950,11 +2909,11 @@ CREATE TRIGGER audit_log_outbox
     WHEN (NEW.at OPERATOR(pg_catalog.=) pg_catalog.now()
           AND NEW.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()
           AND NOT (NEW.detail OPERATOR(pg_catalog.?) 'outbox_id'))
-    EXECUTE FUNCTION apikeys_internal._audit_outbox_trigger();
+    EXECUTE FUNCTION apikeys._audit_outbox_trigger();
 
 -- Keeps keys.secret_set_at: when the current secret was set (rotation
 -- policy).
-CREATE FUNCTION apikeys_internal._keys_secret_set_at_trigger()
+CREATE FUNCTION apikeys._keys_secret_set_at_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -2966,16 +2925,16 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
-REVOKE ALL ON FUNCTION apikeys_internal._keys_secret_set_at_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
+REVOKE ALL ON FUNCTION apikeys._keys_secret_set_at_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_secret_set_at
     BEFORE UPDATE OF secret_hash ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_secret_set_at_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_secret_set_at_trigger();
 
 -- _outbox_erase removes the one-time secrets (claim token, code) from the
 -- outbox rows of the given claims.
-CREATE FUNCTION apikeys_internal._outbox_erase(p_claim_ids bigint[])
+CREATE FUNCTION apikeys._outbox_erase(p_claim_ids bigint[])
     RETURNS void
     LANGUAGE sql
     SECURITY DEFINER
@@ -2986,13 +2945,13 @@ AS $$
      WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
        AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
 $$;
-COMMENT ON FUNCTION apikeys_internal._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
-REVOKE ALL ON FUNCTION apikeys_internal._outbox_erase FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
+REVOKE ALL ON FUNCTION apikeys._outbox_erase FROM PUBLIC;
 
 -- _handoff_start: a new claim for a pending key (any earlier open claim
 -- is superseded and its secrets erased), its two deliveries and the
 -- handoff_sent audit row.  Returns when the claim expires.
-CREATE FUNCTION apikeys_internal._handoff_start(k apikeys.keys)
+CREATE FUNCTION apikeys._handoff_start(k apikeys.keys)
     RETURNS timestamptz
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -3011,12 +2970,12 @@ BEGIN
         RETURNING c.id)
     SELECT pg_catalog.array_agg(id) INTO v_old FROM sup;
     IF v_old IS NOT NULL THEN
-        PERFORM apikeys_internal._outbox_erase(v_old);
+        PERFORM apikeys._outbox_erase(v_old);
     END IF;
 
-    s := apikeys_internal._claim_secrets();
+    s := apikeys._claim_secrets();
     v_exp := pg_catalog.now() OPERATOR(pg_catalog.+)
-             apikeys_internal._setting_interval('apikeys.claim_lifetime', '24 hours');
+             apikeys._setting_interval('apikeys.claim_lifetime', '24 hours');
     INSERT INTO apikeys.claims (client_id, token_hash, code_hash, expires_at)
     VALUES (k.client_id,
             pg_catalog.sha256(pg_catalog.convert_to(s.claim_token, 'UTF8')),
@@ -3025,25 +2984,25 @@ BEGIN
             v_exp)
     RETURNING id INTO v_claim;
 
-    PERFORM apikeys_internal._deliver('handoff_link', k.client_id, k.owner, 'email', k.contact_email,
+    PERFORM apikeys._deliver('handoff_link', k.client_id, k.owner, 'email', k.contact_email,
         pg_catalog.jsonb_build_object('claim_token', s.claim_token, 'client_id', k.client_id,
                                       'name', k.name, 'claim_expires_at', v_exp),
         v_claim);
-    PERFORM apikeys_internal._deliver('handoff_code', k.client_id, k.owner, 'sms', k.contact_phone,
+    PERFORM apikeys._deliver('handoff_code', k.client_id, k.owner, 'sms', k.contact_phone,
         pg_catalog.jsonb_build_object('code', s.code, 'client_id', k.client_id,
                                       'claim_expires_at', v_exp),
         v_claim);
-    PERFORM apikeys_internal._audit('handoff_sent', k.client_id, k.owner,
+    PERFORM apikeys._audit('handoff_sent', k.client_id, k.owner,
         pg_catalog.jsonb_build_object('claim_expires_at', v_exp,
                                       'email', k.contact_email, 'phone', k.contact_phone));
     RETURN v_exp;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
-REVOKE ALL ON FUNCTION apikeys_internal._handoff_start FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
+REVOKE ALL ON FUNCTION apikeys._handoff_start FROM PUBLIC;
 
 -- _claim_refuse: the one answer to every failed claim, whatever was wrong.
-CREATE FUNCTION apikeys_internal._claim_refuse()
+CREATE FUNCTION apikeys._claim_refuse()
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -3055,8 +3014,8 @@ BEGIN
               HINT = 'Ask the administrator of the key for a new link and code.';
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._claim_refuse IS 'Internal: raises the one error of every failed claim';
-REVOKE ALL ON FUNCTION apikeys_internal._claim_refuse FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_refuse IS 'Internal: raises the one error of every failed claim';
+REVOKE ALL ON FUNCTION apikeys._claim_refuse FROM PUBLIC;
 
 -- _claim_record writes a claim's attempt count from the shared-memory
 -- table (src/claim.c) to its row: failures never goes down, and with
@@ -3064,7 +3023,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._claim_refuse FROM PUBLIC;
 -- lock audited, once.  Run by the claim sync worker in its own
 -- transaction.  A row locked by someone else is skipped, never waited for
 -- (false: try again later); a claim that is gone counts as written.
-CREATE FUNCTION apikeys_internal._claim_record(p_claim_id bigint, p_tag bytea, p_attempts integer,
+CREATE FUNCTION apikeys._claim_record(p_claim_id bigint, p_tag bytea, p_attempts integer,
                                       p_lock boolean)
     RETURNS boolean
     LANGUAGE plpgsql
@@ -3091,31 +3050,31 @@ BEGIN
      WHERE cl.id OPERATOR(pg_catalog.=) c.id
     RETURNING * INTO c;
     IF v_locks THEN
-        PERFORM apikeys_internal._claim_locked(c);
+        PERFORM apikeys._claim_locked(c);
     END IF;
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._claim_record IS 'Internal: writes a claim''s attempt count (and its lock) to its row; run by the claim sync worker';
-REVOKE ALL ON FUNCTION apikeys_internal._claim_record FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_record IS 'Internal: writes a claim''s attempt count (and its lock) to its row; run by the claim sync worker';
+REVOKE ALL ON FUNCTION apikeys._claim_record FROM PUBLIC;
 
 -- _claim_locked: what follows the lock of a claim (five wrong codes): its
 -- secrets leave the outbox and the lock is audited.
-CREATE FUNCTION apikeys_internal._claim_locked(c apikeys.claims)
+CREATE FUNCTION apikeys._claim_locked(c apikeys.claims)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
-    PERFORM apikeys_internal._audit('claim_locked', c.client_id,
+    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+    PERFORM apikeys._audit('claim_locked', c.client_id,
         (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
         pg_catalog.jsonb_build_object('failures', c.failures));
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._claim_locked IS 'Internal: erases a locked claim''s secrets from the outbox and audits the lock';
-REVOKE ALL ON FUNCTION apikeys_internal._claim_locked FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_locked IS 'Internal: erases a locked claim''s secrets from the outbox and audits the lock';
+REVOKE ALL ON FUNCTION apikeys._claim_locked FROM PUBLIC;
 
 -- _claim_count_attempt: without preloading, one code comparison counted in
 -- the claim's row before it is made, and made.  Run by the claim count
@@ -3124,7 +3083,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._claim_locked FROM PUBLIC;
 -- more comparisons (or is closed); true: the code is right; false: wrong,
 -- and the fifth wrong code locks the claim.  "failures < 5" in the UPDATE
 -- makes count-and-check one atomic step under any concurrency.
-CREATE FUNCTION apikeys_internal._claim_count_attempt(p_claim_id bigint, p_presented bytea)
+CREATE FUNCTION apikeys._claim_count_attempt(p_claim_id bigint, p_presented bytea)
     RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -3142,24 +3101,24 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    IF apikeys_internal._hash_equal(c.code_hash, p_presented) THEN
+    IF apikeys._hash_equal(c.code_hash, p_presented) THEN
         RETURN true;
     END IF;
     IF c.failures OPERATOR(pg_catalog.>=) 5 THEN
         UPDATE apikeys.claims cl SET locked_at = pg_catalog.now()
          WHERE cl.id OPERATOR(pg_catalog.=) c.id
         RETURNING * INTO c;
-        PERFORM apikeys_internal._claim_locked(c);
+        PERFORM apikeys._claim_locked(c);
     END IF;
     RETURN false;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._claim_count_attempt IS 'Internal: without preloading, counts one comparison in the claim''s row and makes it (run by the claim count worker)';
-REVOKE ALL ON FUNCTION apikeys_internal._claim_count_attempt FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._claim_count_attempt IS 'Internal: without preloading, counts one comparison in the claim''s row and makes it (run by the claim count worker)';
+REVOKE ALL ON FUNCTION apikeys._claim_count_attempt FROM PUBLIC;
 
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).
 -- Every code comparison is counted before it is made, where the error
--- that ends a failed claim cannot undo it (apikeys_internal._claim_attempt, see
+-- that ends a failed claim cannot undo it (apikeys._claim_attempt, see
 -- src/claim.c): at most five per claim, ever.  A right code then locks the
 -- claim and its key without waiting (a concurrent claim holding them
 -- wins) and looks again.  The caller's address (client_ip, else as
@@ -3180,7 +3139,7 @@ DECLARE
     v_ok boolean := false;
 BEGIN
     -- a standby refuses here, at once (25006)
-    v_addr := apikeys_internal._claim_begin(claim_key.client_ip);
+    v_addr := apikeys._claim_begin(claim_key.client_ip);
     -- Every failure ends at the one RAISE below, so not even the error's
     -- CONTEXT line tells which check failed.
     IF claim_key.claim_token IS NOT NULL AND claim_key.code IS NOT NULL AND
@@ -3191,7 +3150,7 @@ BEGIN
         IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
            c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND
            c.failures OPERATOR(pg_catalog.<) 5 AND
-           apikeys_internal._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
+           apikeys._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
                pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
                                                        OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
             -- the code is right: lock without waiting, and look again (a
@@ -3211,12 +3170,12 @@ BEGIN
         END IF;
     END IF;
     IF NOT v_ok THEN
-        PERFORM apikeys_internal._claim_failed(v_addr);
-        PERFORM apikeys_internal._claim_refuse();
+        PERFORM apikeys._claim_failed(v_addr);
+        PERFORM apikeys._claim_refuse();
     END IF;
 
-    m := apikeys_internal._mint(k.client_id);
-    PERFORM apikeys_internal._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
+    m := apikeys._mint(k.client_id);
+    PERFORM apikeys._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
     UPDATE apikeys.keys SET
         secret_hash = m.secret_hash,
         hash_alg = m.hash_alg,
@@ -3227,9 +3186,9 @@ BEGIN
         prev_secret_by_key = NULL,
         pending_since = NULL
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys._op_end();
     UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
-    PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
+    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
@@ -3252,7 +3211,7 @@ DECLARE
     k apikeys.keys;
     m record;
 BEGIN
-    k := apikeys_internal._key_row(reset_key.client_id);
+    k := apikeys._key_row(reset_key.client_id);
     IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', reset_key.client_id
             USING ERRCODE = '55000',
@@ -3264,8 +3223,8 @@ BEGIN
                   HINT = 'Set contact_email and contact_phone with apikeys.update_key() first.';
     END IF;
 
-    m := apikeys_internal._mint(k.client_id);   -- its secret is dropped unseen
-    PERFORM apikeys_internal._op_begin('reset', NULL);
+    m := apikeys._mint(k.client_id);   -- its secret is dropped unseen
+    PERFORM apikeys._op_begin('reset', NULL);
     UPDATE apikeys.keys SET
         secret_hash = m.secret_hash,
         hash_alg = m.hash_alg,
@@ -3277,8 +3236,8 @@ BEGIN
         pending_since = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
     RETURNING * INTO k;
-    PERFORM apikeys_internal._op_end();
-    PERFORM apikeys_internal._handoff_start(k);
+    PERFORM apikeys._op_end();
+    PERFORM apikeys._handoff_start(k);
 END
 $$;
 COMMENT ON FUNCTION apikeys.reset_key IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
@@ -3288,14 +3247,14 @@ GRANT EXECUTE ON FUNCTION apikeys.reset_key TO apikeys_admin;
 -- _outbox_housekeeping: rows of claims that expired lose their one-time
 -- secrets (and, undelivered, are given up: the link is dead); rows whose
 -- last allowed attempt's lease ran out are given up.
-CREATE FUNCTION apikeys_internal._outbox_housekeeping()
+CREATE FUNCTION apikeys._outbox_housekeeping()
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     UPDATE apikeys.outbox o SET
         payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[],
@@ -3318,8 +3277,8 @@ BEGIN
        AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
-REVOKE ALL ON FUNCTION apikeys_internal._outbox_housekeeping FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
+REVOKE ALL ON FUNCTION apikeys._outbox_housekeeping FROM PUBLIC;
 
 -- outbox_take: due, undelivered rows, oldest first, each leased to the
 -- caller until now() + lease.  FOR UPDATE SKIP LOCKED: concurrent takers
@@ -3332,7 +3291,7 @@ CREATE FUNCTION apikeys.outbox_take(max_rows integer DEFAULT 100, lease interval
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 10000 THEN
         RAISE EXCEPTION 'max_rows must be between 1 and 10000' USING ERRCODE = '22023';
@@ -3341,7 +3300,7 @@ BEGIN
        lease OPERATOR(pg_catalog.>) '1 day'::interval THEN
         RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = '22023';
     END IF;
-    PERFORM apikeys_internal._outbox_housekeeping();
+    PERFORM apikeys._outbox_housekeeping();
     RETURN QUERY
     WITH due AS (
         SELECT o.id FROM apikeys.outbox o
@@ -3356,7 +3315,7 @@ BEGIN
         UPDATE apikeys.outbox o SET
             attempts = o.attempts OPERATOR(pg_catalog.+) 1,
             leased_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) lease,
-            leased_by = pg_catalog.format('%s pid %s', apikeys_internal._outer_user(), pg_catalog.pg_backend_pid())
+            leased_by = pg_catalog.format('%s pid %s', apikeys._outer_user(), pg_catalog.pg_backend_pid())
           FROM due
          WHERE o.id OPERATOR(pg_catalog.=) due.id
         RETURNING o.*)
@@ -3403,7 +3362,7 @@ CREATE FUNCTION apikeys.outbox_retry(id bigint, error text)
 AS $$
 DECLARE
     o apikeys.outbox;
-    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
     v_delay interval;
 BEGIN
     SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id OPERATOR(pg_catalog.=) outbox_retry.id FOR UPDATE;
@@ -3415,11 +3374,11 @@ BEGIN
         RAISE EXCEPTION 'outbox row % has already been delivered', o.id
             USING ERRCODE = '55000';
     END IF;
-    v_delay := LEAST(apikeys_internal._setting_interval('apikeys.outbox_backoff', '10 seconds')
+    v_delay := LEAST(apikeys._setting_interval('apikeys.outbox_backoff', '10 seconds')
                      OPERATOR(pg_catalog.*)
                      pg_catalog.power(2::double precision,
                                       (LEAST(GREATEST(o.attempts, 1), 30) OPERATOR(pg_catalog.-) 1)::double precision),
-                     apikeys_internal._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
+                     apikeys._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
     UPDATE apikeys.outbox ob SET
         leased_until = NULL,
         last_error = pg_catalog."left"(COALESCE(outbox_retry.error, ''), 1000),
@@ -3456,7 +3415,7 @@ REVOKE ALL ON TABLE apikeys.policy_notices FROM PUBLIC;
 -- _policy_notice: one expires_soon / rotation_due notice for a key, unless
 -- already sent for this subject; audited, delivered to the key's contact
 -- email (or to applications when it has none).  True when sent.
-CREATE FUNCTION apikeys_internal._policy_notice(k apikeys.keys, p_event text, p_subject timestamptz,
+CREATE FUNCTION apikeys._policy_notice(k apikeys.keys, p_event text, p_subject timestamptz,
                                        p_payload jsonb)
     RETURNS boolean
     LANGUAGE plpgsql
@@ -3472,18 +3431,18 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    v_id := apikeys_internal._deliver(p_event, k.client_id, k.owner,
+    v_id := apikeys._deliver(p_event, k.client_id, k.owner,
                              CASE WHEN k.contact_email IS NOT NULL THEN 'email' END,
                              k.contact_email,
                              p_payload OPERATOR(pg_catalog.||)
                              pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name));
-    PERFORM apikeys_internal._audit(p_event, k.client_id, k.owner,
+    PERFORM apikeys._audit(p_event, k.client_id, k.owner,
         p_payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('outbox_id', v_id));
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
-REVOKE ALL ON FUNCTION apikeys_internal._policy_notice FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
+REVOKE ALL ON FUNCTION apikeys._policy_notice FROM PUBLIC;
 
 -- apply_policies: one pass of the lifecycle policies over live keys, plus
 -- outbox housekeeping and retention.  Returns the number of actions
@@ -3500,14 +3459,14 @@ DECLARE
     n integer := 0;
     r record;
     k apikeys.keys;
-    v_retention interval := apikeys_internal._setting_interval('apikeys.outbox_retention', '7 days');
+    v_retention interval := apikeys._setting_interval('apikeys.outbox_retention', '7 days');
     v_last timestamptz;
     v_proof record;
     v_skipped integer := 0;
     v_skip_reason text;
     v_skip_ids text[] := '{}';
 BEGIN
-    PERFORM apikeys_internal._outbox_housekeeping();
+    PERFORM apikeys._outbox_housekeeping();
     IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
         DELETE FROM apikeys.outbox o
          WHERE o.delivered_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention)
@@ -3519,11 +3478,11 @@ BEGIN
     FOR r IN
         SELECT kk.client_id, kk.expires_at,
                COALESCE(p.revoke_unused_after,
-                        apikeys_internal._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
+                        apikeys._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
                COALESCE(p.warn_before_expiry,
-                        apikeys_internal._setting_interval('apikeys.default_warn_before_expiry', '14 days')) AS warn_before,
+                        apikeys._setting_interval('apikeys.default_warn_before_expiry', '14 days')) AS warn_before,
                COALESCE(p.rotate_every,
-                        apikeys_internal._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
+                        apikeys._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
           FROM apikeys.keys kk
           LEFT JOIN apikeys.owner_policies p ON p.owner OPERATOR(pg_catalog.=) kk.owner
          WHERE kk.revoked_at IS NULL
@@ -3544,9 +3503,9 @@ BEGIN
         END IF;
 
         -- revoke_unused_after: never used counts from creation; only a
-        -- proven non-use revokes (apikeys_internal._unused_proven)
+        -- proven non-use revokes (apikeys._unused_proven)
         IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
-            SELECT * INTO v_proof FROM apikeys_internal._unused_proven(k, r.unused_after);
+            SELECT * INTO v_proof FROM apikeys._unused_proven(k, r.unused_after);
             v_last := v_proof.last_used_at;
             IF NOT v_proof.proven AND v_proof.reason IS NOT NULL THEN
                 v_skipped := v_skipped OPERATOR(pg_catalog.+) 1;
@@ -3556,11 +3515,11 @@ BEGIN
                 END IF;
             END IF;
             IF v_proof.proven THEN
-                IF apikeys_internal._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
+                IF apikeys._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
                        'reason', 'unused', 'policy', 'revoke_unused_after',
                        'unused_after', r.unused_after, 'last_used_at', v_last),
                        false, false) OPERATOR(pg_catalog.>) 0 THEN
-                    PERFORM apikeys_internal._deliver('revoked_unused', k.client_id, k.owner,
+                    PERFORM apikeys._deliver('revoked_unused', k.client_id, k.owner,
                         CASE WHEN k.contact_email IS NOT NULL THEN 'email' END, k.contact_email,
                         pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name,
                                                       'last_used_at', v_last,
@@ -3573,7 +3532,7 @@ BEGIN
 
         IF r.warn_before OPERATOR(pg_catalog.>) '0'::interval AND
            k.expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before) THEN
-            IF apikeys_internal._policy_notice(k, 'expires_soon', k.expires_at,
+            IF apikeys._policy_notice(k, 'expires_soon', k.expires_at,
                    pg_catalog.jsonb_build_object('expires_at', k.expires_at)) THEN
                 n := n OPERATOR(pg_catalog.+) 1;
             END IF;
@@ -3581,7 +3540,7 @@ BEGIN
 
         IF r.rotate_every OPERATOR(pg_catalog.>) '0'::interval AND k.pending_since IS NULL AND
            k.secret_set_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every) THEN
-            IF apikeys_internal._policy_notice(k, 'rotation_due', k.secret_set_at,
+            IF apikeys._policy_notice(k, 'rotation_due', k.secret_set_at,
                    pg_catalog.jsonb_build_object('secret_set_at', k.secret_set_at,
                                                  'rotate_every', r.rotate_every)) THEN
                 n := n OPERATOR(pg_catalog.+) 1;
@@ -3593,7 +3552,7 @@ BEGIN
         RAISE WARNING 'apikeys.apply_policies did not revoke % keys without a recorded use', v_skipped
             USING DETAIL = 'Their non-use is not proven: ' OPERATOR(pg_catalog.||) v_skip_reason OPERATOR(pg_catalog.||) '.',
                   HINT = 'See "Lifecycle policies" in the apikeys documentation.';
-        PERFORM apikeys_internal._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
+        PERFORM apikeys._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
             'policy', 'revoke_unused_after', 'reason', v_skip_reason,
             'keys', v_skipped, 'client_ids', pg_catalog.to_jsonb(v_skip_ids)));
     END IF;
@@ -3607,13 +3566,13 @@ GRANT EXECUTE ON FUNCTION apikeys.apply_policies TO apikeys_admin;
 -- _unused_proven: the one rule of revoke_unused_after.  A key is revoked as
 -- unused only when its last recorded use (or, never used, its creation) is
 -- older than unused_after AND every use in that time would have been
--- recorded (apikeys_internal._usage_unproven: preloaded, no standby that may verify,
+-- recorded (apikeys._usage_unproven: preloaded, no standby that may verify,
 -- no use lost in that time, the journal's last uses all known).  proven
 -- false with a reason: it looks unused but that is not proven; without a
 -- reason: it was used.  The recorded last use is the latest of
 -- keys.last_used_at (written without preloading), the last use awaiting the
 -- rollup (flushed to the journal: _recent_use) and the rolled-up usage rows.
-CREATE FUNCTION apikeys_internal._unused_proven(p_key apikeys.keys, p_unused_after interval,
+CREATE FUNCTION apikeys._unused_proven(p_key apikeys.keys, p_unused_after interval,
                                        OUT proven boolean, OUT last_used_at timestamptz,
                                        OUT reason text)
     LANGUAGE plpgsql
@@ -3623,8 +3582,8 @@ AS $$
 BEGIN
     -- first: the uses still in shared memory reach the journal, and no
     -- rollup moves them while this transaction reads them
-    reason := apikeys_internal._usage_unproven(p_unused_after);
-    last_used_at := GREATEST(p_key.last_used_at, apikeys_internal._recent_use(p_key.client_id),
+    reason := apikeys._usage_unproven(p_unused_after);
+    last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
         (SELECT u.last_used_at FROM apikeys.usage u
           WHERE u.client_id OPERATOR(pg_catalog.=) p_key.client_id AND u.last_used_at IS NOT NULL
           ORDER BY u.hour DESC LIMIT 1));
@@ -3637,8 +3596,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._unused_proven IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
-REVOKE ALL ON FUNCTION apikeys_internal._unused_proven FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._unused_proven IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
+REVOKE ALL ON FUNCTION apikeys._unused_proven FROM PUBLIC;
 
 -- apikeys.key_hygiene: the keys an administrator should look at, each with
 -- its findings, so a periodic review (or an alert) is one SELECT:
@@ -3663,13 +3622,13 @@ SELECT k.client_id,
   FROM (SELECT k0.client_id, k0.owner, k0.name, k0.disabled_at, k0.revoked_at,
                k0.created_at, k0.expires_at, k0.scopes, k0.contact_email,
                k0.contact_phone, k0.prev_secret_hash, k0.prev_expires_at,
-               GREATEST(k0.last_used_at, apikeys_internal._recent_use(k0.client_id),
+               GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id),
                 (SELECT u.last_used_at FROM apikeys.usage u
                   WHERE u.client_id OPERATOR(pg_catalog.=) k0.client_id AND u.last_used_at IS NOT NULL
                   ORDER BY u.hour DESC LIMIT 1)) AS last_used_at
           FROM apikeys.keys k0) k,
        LATERAL (SELECT pg_catalog.array_remove(ARRAY[
-                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys_internal._expand_scopes(k.scopes)::text[])
+                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])
                          THEN 'full_access' END,
                     CASE WHEN k.expires_at OPERATOR(pg_catalog.<)
                               (pg_catalog.now() OPERATOR(pg_catalog.+) '14 days'::interval)
@@ -3728,14 +3687,14 @@ GRANT SELECT ON apikeys.key_hygiene TO apikeys_admin;
 -- floods).  The owner's policy row is locked until commit, so concurrent
 -- actions of one owner are counted exactly; a refused or rolled-back
 -- action is not counted (it wrote nothing).
-CREATE FUNCTION apikeys_internal._count_tenant_action(p_owner text)
+CREATE FUNCTION apikeys._count_tenant_action(p_owner text)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := apikeys_internal._setting_integer('apikeys.max_tenant_actions', 60);
+    v_max integer := apikeys._setting_integer('apikeys.max_tenant_actions', 60);
     v_now timestamptz := pg_catalog.clock_timestamp();
     v_n integer;
 BEGIN
@@ -3760,8 +3719,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._count_tenant_action IS 'Internal: counts a self-service management action of the owner; 54000 above apikeys.max_tenant_actions a minute';
-REVOKE ALL ON FUNCTION apikeys_internal._count_tenant_action FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._count_tenant_action IS 'Internal: counts a self-service management action of the owner; 54000 above apikeys.max_tenant_actions a minute';
+REVOKE ALL ON FUNCTION apikeys._count_tenant_action FROM PUBLIC;
 
 -- _acting_row: the authenticated key's current row, if it is live at the
 -- time of the call (clock_timestamp(): a transaction opened before the key
@@ -3769,7 +3728,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._count_tenant_action FROM PUBLIC;
 -- p_scope; else 42501.  The one liveness check of management actions; it
 -- counts the action (_count_tenant_action).  With p_raise false (for
 -- reading, my_keys): NULL instead of the error, no row lock, not counted.
-CREATE FUNCTION apikeys_internal._acting_row(p_scope text, p_raise boolean DEFAULT true)
+CREATE FUNCTION apikeys._acting_row(p_scope text, p_raise boolean DEFAULT true)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -3788,7 +3747,7 @@ BEGIN
     IF p_raise THEN
         -- counted first: the owner's policy row is locked before the key
         -- row, in the order create_key and revoke_all_keys take them
-        PERFORM apikeys_internal._count_tenant_action(apikeys.current_owner());
+        PERFORM apikeys._count_tenant_action(apikeys.current_owner());
         -- a change follows: serialise with a concurrent revoke of this key
         SELECT * INTO k FROM apikeys.keys a
          WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
@@ -3801,7 +3760,7 @@ BEGIN
     END IF;
     IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
        k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() OR
-       NOT apikeys.scopes_grant(apikeys_internal._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
+       NOT apikeys.scopes_grant(apikeys._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
             USING ERRCODE = '42501',
@@ -3810,15 +3769,15 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
-REVOKE ALL ON FUNCTION apikeys_internal._acting_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
+REVOKE ALL ON FUNCTION apikeys._acting_row FROM PUBLIC;
 
 -- _check_target: may the acting key change this key at all?  Only a key
 -- within its own power (_check_grant of the key as it is: a narrower key
 -- must not rotate, disable, revoke or delete a broader one), and never by
 -- enabling a key an admin disabled (disabled_by_key NULL): a tenant does
 -- not undo the platform.  Every my_* change reaches it through _target_row.
-CREATE FUNCTION apikeys_internal._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
+CREATE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -3826,7 +3785,7 @@ CREATE FUNCTION apikeys_internal._check_target(p_acting apikeys.keys, p_target a
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys_internal._check_grant(p_acting, p_target.client_id, p_target.scopes,
+    PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
                                  p_target.expires_at, p_target.db_role, p_target.rate_limit,
                                  p_target.rate_window, p_target.allowed_cidrs);
     IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
@@ -3838,13 +3797,13 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._check_target IS 'Internal: 42501 unless the acting key may change that key (within its power; an admin''s disable is not lifted)';
-REVOKE ALL ON FUNCTION apikeys_internal._check_target FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_target IS 'Internal: 42501 unless the acting key may change that key (within its power; an admin''s disable is not lifted)';
+REVOKE ALL ON FUNCTION apikeys._check_target FROM PUBLIC;
 
 -- _target_row: a key of the acting key's owner, locked for the change and
 -- checked by _check_target for p_action; a key of another owner is 42704,
 -- exactly as if it did not exist.
-CREATE FUNCTION apikeys_internal._target_row(p_acting apikeys.keys, p_client_id text, p_action text)
+CREATE FUNCTION apikeys._target_row(p_acting apikeys.keys, p_client_id text, p_action text)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -3869,19 +3828,19 @@ BEGIN
         RAISE EXCEPTION 'API key "%" does not exist', p_client_id
             USING ERRCODE = '42704';
     END IF;
-    PERFORM apikeys_internal._check_target(p_acting, t, p_action);
+    PERFORM apikeys._check_target(p_acting, t, p_action);
     RETURN t;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._target_row IS 'Internal: a key of the acting key''s owner, locked and checked by _check_target; 42704 for any other';
-REVOKE ALL ON FUNCTION apikeys_internal._target_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._target_row IS 'Internal: a key of the acting key''s owner, locked and checked by _check_target; 42704 for any other';
+REVOKE ALL ON FUNCTION apikeys._target_row FROM PUBLIC;
 
 -- _grant_scopes: the scopes a key gives, validated (_check_settings) and
 -- with every '@set' replaced by the set's scopes as they are now.  A set
 -- is global and only admins define it: a key made through self-service
 -- holds plain scopes, so widening a set later widens only the keys an
 -- admin gave it to.  NULL stays NULL (not given).
-CREATE FUNCTION apikeys_internal._grant_scopes(p_scopes text[])
+CREATE FUNCTION apikeys._grant_scopes(p_scopes text[])
     RETURNS apikeys.scope[]
     LANGUAGE plpgsql
     VOLATILE
@@ -3894,14 +3853,14 @@ BEGIN
     IF p_scopes IS NULL THEN
         RETURN NULL;
     END IF;
-    v_scopes := apikeys_internal._check_settings(p_scopes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    v_scopes := apikeys._check_settings(p_scopes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     -- expanded, then validated again: duplicates go, at most 100 scopes
-    RETURN apikeys_internal._check_settings(apikeys_internal._expand_scopes(v_scopes)::text[],
+    RETURN apikeys._check_settings(apikeys._expand_scopes(v_scopes)::text[],
                                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._grant_scopes IS 'Internal: scopes a key gives through self-service, validated, with every @set expanded into plain scopes';
-REVOKE ALL ON FUNCTION apikeys_internal._grant_scopes FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._grant_scopes IS 'Internal: scopes a key gives through self-service, validated, with every @set expanded into plain scopes';
+REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
 
 -- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
 -- may give a key (new, or changed, or one it acts on: _check_target) only
@@ -3922,7 +3881,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._grant_scopes FROM PUBLIC;
 --                verification normalises them (_cidrs_outside:
 --                ::ffff:0.0.0.0/96 is IPv4 0.0.0.0/0, outside ::/0)
 -- Anything else: 42501.
-CREATE FUNCTION apikeys_internal._check_grant(p_acting apikeys.keys, p_client_id text,
+CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
                                      p_rate_window interval, p_allowed_cidrs cidr[])
@@ -3933,15 +3892,15 @@ CREATE FUNCTION apikeys_internal._check_grant(p_acting apikeys.keys, p_client_id
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_held apikeys.scope[] := apikeys_internal._expand_scopes(p_acting.scopes);
+    v_held apikeys.scope[] := apikeys._expand_scopes(p_acting.scopes);
     v_what text := CASE WHEN p_client_id IS NULL THEN 'a new API key'
                         ELSE pg_catalog.format('API key "%s"', p_client_id) END;
     s apikeys.scope;
     c cidr;
 BEGIN
-    FOREACH s IN ARRAY apikeys_internal._expand_scopes(COALESCE(p_scopes, '{}'))
+    FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
     LOOP
-        IF NOT apikeys_internal._scopes_cover(v_held, s) THEN
+        IF NOT apikeys._scopes_cover(v_held, s) THEN
             RAISE EXCEPTION 'API key "%" cannot give % the scope "%"', p_acting.client_id, v_what, s::text
                 USING ERRCODE = '42501',
                       DETAIL = 'A key can only give scopes its own scopes grant.';
@@ -3961,10 +3920,10 @@ BEGIN
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
         (p_rate_limit::numeric OPERATOR(pg_catalog.*)
-         COALESCE(apikeys_internal._interval_us(p_acting.rate_window), 60000000)::numeric)
+         COALESCE(apikeys._interval_us(p_acting.rate_window), 60000000)::numeric)
           OPERATOR(pg_catalog.>)
         (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*)
-         COALESCE(apikeys_internal._interval_us(p_rate_window), 60000000)::numeric)) THEN
+         COALESCE(apikeys._interval_us(p_rate_window), 60000000)::numeric)) THEN
         RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = pg_catalog.format('The acting key allows %s requests per %s.',
@@ -3975,7 +3934,7 @@ BEGIN
             RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501';
         END IF;
-        c := apikeys_internal._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
+        c := apikeys._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
         IF c IS NOT NULL THEN
             RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
@@ -3984,8 +3943,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
-REVOKE ALL ON FUNCTION apikeys_internal._check_grant FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
+REVOKE ALL ON FUNCTION apikeys._check_grant FROM PUBLIC;
 
 CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
                                       expires_at timestamptz DEFAULT NULL,
@@ -4001,7 +3960,7 @@ CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys_internal._acting_row('apikeys:create');
+    a apikeys.keys := apikeys._acting_row('apikeys:create');
     v_scopes apikeys.scope[];
     v_max_lifetime interval;
     v_expires timestamptz;
@@ -4021,24 +3980,24 @@ BEGIN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
     END IF;
-    v_scopes := apikeys_internal._grant_scopes(my_create_key.scopes);
-    PERFORM apikeys_internal._check_settings(NULL, NULL, NULL, NULL,
+    v_scopes := apikeys._grant_scopes(my_create_key.scopes);
+    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
                                     my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- defaults inherit from the acting key: never more than it has
-    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(a.owner) l;
+    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(a.owner) l;
     v_expires := COALESCE(my_create_key.expires_at,
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
-    PERFORM apikeys_internal._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
+    PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
                                  a.rate_limit, a.rate_window, v_cidrs);
 
-    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys._acting_begin(a.client_id);
     r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
                             my_create_key.description, my_create_key.contact_email,
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
                             COALESCE(a.rate_window, '1 minute'::interval), false);
-    PERFORM apikeys_internal._acting_begin(NULL);
+    PERFORM apikeys._acting_begin(NULL);
     RETURN r;
 END
 $$;
@@ -4064,26 +4023,26 @@ CREATE FUNCTION apikeys.my_update_key(client_id text,
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
-    t apikeys.keys := apikeys_internal._target_row(a, my_update_key.client_id, 'update');
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id, 'update');
     v_scopes apikeys.scope[];
 BEGIN
-    v_scopes := apikeys_internal._grant_scopes(my_update_key.scopes);
-    PERFORM apikeys_internal._check_settings(NULL, NULL, NULL, NULL,
+    v_scopes := apikeys._grant_scopes(my_update_key.scopes);
+    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
                                     my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- the key as it will be afterwards must be within the acting key's power
-    PERFORM apikeys_internal._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
+    PERFORM apikeys._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
         t.rate_limit, t.rate_window,
         CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
              ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END);
 
-    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
                                v_scopes::text[], my_update_key.expires_at,
                                my_update_key.contact_email, my_update_key.contact_phone,
                                my_update_key.allowed_cidrs, my_update_key.metadata);
-    PERFORM apikeys_internal._acting_begin(NULL);
+    PERFORM apikeys._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
@@ -4097,15 +4056,15 @@ CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0'
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
     -- the acting key learns the new secret: _target_row checks the key is
     -- within its power
-    t apikeys.keys := apikeys_internal._target_row(a, my_rotate_key.client_id, 'rotate');
+    t apikeys.keys := apikeys._target_row(a, my_rotate_key.client_id, 'rotate');
     r apikeys.new_key;
 BEGIN
-    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys._acting_begin(a.client_id);
     r := apikeys.rotate_key(t.client_id, my_rotate_key.grace);
-    PERFORM apikeys_internal._acting_begin(NULL);
+    PERFORM apikeys._acting_begin(NULL);
     RETURN r;
 END
 $$;
@@ -4120,12 +4079,12 @@ CREATE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
-    t apikeys.keys := apikeys_internal._target_row(a, my_disable_key.client_id, 'disable');
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_disable_key.client_id, 'disable');
 BEGIN
-    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.disable_key(t.client_id, my_disable_key.reason);
-    PERFORM apikeys_internal._acting_begin(NULL);
+    PERFORM apikeys._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_disable_key IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
@@ -4139,12 +4098,12 @@ CREATE FUNCTION apikeys.my_enable_key(client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
-    t apikeys.keys := apikeys_internal._target_row(a, my_enable_key.client_id, 'enable');
+    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    t apikeys.keys := apikeys._target_row(a, my_enable_key.client_id, 'enable');
 BEGIN
-    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.enable_key(t.client_id);
-    PERFORM apikeys_internal._acting_begin(NULL);
+    PERFORM apikeys._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_enable_key IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
@@ -4158,12 +4117,12 @@ CREATE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys_internal._acting_row('apikeys:delete');
-    t apikeys.keys := apikeys_internal._target_row(a, my_revoke_key.client_id, 'revoke');
+    a apikeys.keys := apikeys._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys._target_row(a, my_revoke_key.client_id, 'revoke');
 BEGIN
-    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.revoke_key(t.client_id, my_revoke_key.reason);
-    PERFORM apikeys_internal._acting_begin(NULL);
+    PERFORM apikeys._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_revoke_key IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
@@ -4177,12 +4136,12 @@ CREATE FUNCTION apikeys.my_delete_key(client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys_internal._acting_row('apikeys:delete');
-    t apikeys.keys := apikeys_internal._target_row(a, my_delete_key.client_id, 'delete');
+    a apikeys.keys := apikeys._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys._target_row(a, my_delete_key.client_id, 'delete');
 BEGIN
-    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys._acting_begin(a.client_id);
     PERFORM apikeys.delete_key(t.client_id);
-    PERFORM apikeys_internal._acting_begin(NULL);
+    PERFORM apikeys._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_delete_key IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
@@ -4194,7 +4153,7 @@ GRANT EXECUTE ON FUNCTION apikeys.my_delete_key TO apikeys_verifier, apikeys_adm
 -- authenticated in this transaction is live and holds apikeys:read.
 -- _my_keys reads key_list as the extension owner; the view over it is what
 -- callers use.
-CREATE FUNCTION apikeys_internal._my_keys()
+CREATE FUNCTION apikeys._my_keys()
     RETURNS SETOF apikeys.key_list
     LANGUAGE plpgsql
     STABLE
@@ -4202,7 +4161,7 @@ CREATE FUNCTION apikeys_internal._my_keys()
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys_internal._acting_row('apikeys:read', false);
+    a apikeys.keys := apikeys._acting_row('apikeys:read', false);
 BEGIN
     IF a.client_id IS NULL THEN
         RETURN;
@@ -4212,12 +4171,12 @@ BEGIN
                   ORDER BY l.created_at, l.client_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
-REVOKE ALL ON FUNCTION apikeys_internal._my_keys FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._my_keys TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
+REVOKE ALL ON FUNCTION apikeys._my_keys FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._my_keys TO apikeys_verifier, apikeys_admin;
 
 CREATE VIEW apikeys.my_keys AS
-SELECT * FROM apikeys_internal._my_keys();
+SELECT * FROM apikeys._my_keys();
 COMMENT ON VIEW apikeys.my_keys IS 'Self-service: key_list for the authenticated key''s owner; empty unless that key is live and holds apikeys:read';
 REVOKE ALL ON TABLE apikeys.my_keys FROM PUBLIC;
 GRANT SELECT ON apikeys.my_keys TO apikeys_verifier, apikeys_admin;
@@ -4250,16 +4209,16 @@ REVOKE ALL ON TABLE apikeys.protected_tables FROM PUBLIC;
 -- (_check_settings) and by pre_request at every switch to it.  Not
 -- STRICT: a STRICT call with a NULL constant would be folded away before
 -- the EXECUTE privilege is checked.
-CREATE FUNCTION apikeys_internal._protected_table_owned_by(role oid) RETURNS regclass
+CREATE FUNCTION apikeys._protected_table_owned_by(role oid) RETURNS regclass
     AS 'MODULE_PATHNAME', 'apikeys_protected_table_owned_by'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys_internal._protected_table_owned_by IS 'Internal: a table protected without FORCE ROW LEVEL SECURITY whose owner the role is or is a member of (such a role cannot be a key''s db_role)';
-REVOKE ALL ON FUNCTION apikeys_internal._protected_table_owned_by FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._protected_table_owned_by IS 'Internal: a table protected without FORCE ROW LEVEL SECURITY whose owner the role is or is a member of (such a role cannot be a key''s db_role)';
+REVOKE ALL ON FUNCTION apikeys._protected_table_owned_by FROM PUBLIC;
 
 -- _protected_record / _protected_forget keep protect()'s bookkeeping.  They
 -- run as the extension owner (the table is not PUBLIC-writable) and act
 -- only for the owner of the table in question.
-CREATE FUNCTION apikeys_internal._protected_record(p_tbl regclass, p_owner_column name, p_resource text,
+CREATE FUNCTION apikeys._protected_record(p_tbl regclass, p_owner_column name, p_resource text,
                                           p_public_filter text, p_enabled_rls boolean,
                                           p_forced_rls boolean)
     RETURNS void
@@ -4268,7 +4227,7 @@ CREATE FUNCTION apikeys_internal._protected_record(p_tbl regclass, p_owner_colum
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
+    IF NOT pg_catalog.pg_has_role(apikeys._outer_user()::name,
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
@@ -4284,11 +4243,11 @@ BEGIN
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._protected_record IS 'Internal: records what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys_internal._protected_record FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._protected_record TO PUBLIC;
+COMMENT ON FUNCTION apikeys._protected_record IS 'Internal: records what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys._protected_record FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._protected_record TO PUBLIC;
 
-CREATE FUNCTION apikeys_internal._protected_forget(p_tbl regclass)
+CREATE FUNCTION apikeys._protected_forget(p_tbl regclass)
     RETURNS apikeys.protected_tables
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -4297,7 +4256,7 @@ AS $$
 DECLARE
     p apikeys.protected_tables;
 BEGIN
-    IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
+    IF NOT pg_catalog.pg_has_role(apikeys._outer_user()::name,
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
@@ -4305,9 +4264,9 @@ BEGIN
     RETURN p;
 END
 $$;
-COMMENT ON FUNCTION apikeys_internal._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys_internal._protected_forget FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._protected_forget TO PUBLIC;
+COMMENT ON FUNCTION apikeys._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys._protected_forget FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._protected_forget TO PUBLIC;
 
 -- protect: RLS policies mapping SELECT/INSERT/UPDATE/DELETE to
 -- resource:read/create/update/delete for keys of the row's owner.
@@ -4402,7 +4361,7 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
     END IF;
 
-    PERFORM apikeys_internal._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
+    PERFORM apikeys._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
                                       NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
     RETURN ARRAY[v_res OPERATOR(pg_catalog.||) ':read', v_res OPERATOR(pg_catalog.||) ':create',
                  v_res OPERATOR(pg_catalog.||) ':update', v_res OPERATOR(pg_catalog.||) ':delete'];
@@ -4423,7 +4382,7 @@ DECLARE
     p apikeys.protected_tables;
     pol text;
 BEGIN
-    p := apikeys_internal._protected_forget(tbl);
+    p := apikeys._protected_forget(tbl);
     IF p.tbl IS NULL THEN
         RAISE EXCEPTION 'table % is not protected by apikeys', tbl
             USING ERRCODE = '55000', HINT = 'Use apikeys.protect() first.';
@@ -4516,7 +4475,7 @@ GRANT EXECUTE ON FUNCTION apikeys.create_field_view TO PUBLIC;
 
 -- The server-wide counters behind apikeys.stats (src/stats.c): totals
 -- since stats_since, NULL without shared_preload_libraries.
-CREATE FUNCTION apikeys_internal._stats(OUT stats_since timestamptz,
+CREATE FUNCTION apikeys._stats(OUT stats_since timestamptz,
                                OUT verifications_valid bigint,
                                OUT verifications_malformed bigint,
                                OUT verifications_not_found bigint,
@@ -4536,16 +4495,16 @@ CREATE FUNCTION apikeys_internal._stats(OUT stats_since timestamptz,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys_internal._stats IS 'Internal: the shared-memory counters behind apikeys.stats';
-REVOKE ALL ON FUNCTION apikeys_internal._stats FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._stats IS 'Internal: the shared-memory counters behind apikeys.stats';
+REVOKE ALL ON FUNCTION apikeys._stats FROM PUBLIC;
 -- apikeys.stats: numbers only, for admins and monitoring (pg_monitor).
-GRANT EXECUTE ON FUNCTION apikeys_internal._stats TO apikeys_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION apikeys._stats TO apikeys_admin, pg_monitor;
 
 -- The gauges of apikeys.stats that tables and locked-down functions hold:
 -- the cache's fill, blocked addresses (a count, never an address) and this
 -- database's outbox backlog.  SECURITY DEFINER, so pg_monitor can read the
 -- numbers without reading the addresses or the outbox.
-CREATE FUNCTION apikeys_internal._stats_gauges(OUT cache_entries bigint, OUT cache_capacity bigint,
+CREATE FUNCTION apikeys._stats_gauges(OUT cache_entries bigint, OUT cache_capacity bigint,
                                       OUT cache_invalidations bigint,
                                       OUT addresses_blocked bigint,
                                       OUT outbox_backlog bigint, OUT outbox_failed bigint,
@@ -4556,7 +4515,7 @@ CREATE FUNCTION apikeys_internal._stats_gauges(OUT cache_entries bigint, OUT cac
     SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT c.entries, c.capacity, c.invalidations,
-       (SELECT pg_catalog.count(*) FROM apikeys_internal._failing_addresses() f WHERE f.blocked),
+       (SELECT pg_catalog.count(*) FROM apikeys._failing_addresses() f WHERE f.blocked),
        (SELECT pg_catalog.count(*) FROM apikeys.outbox o
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL),
        (SELECT pg_catalog.count(*) FROM apikeys.outbox o WHERE o.failed_at IS NOT NULL),
@@ -4564,9 +4523,9 @@ SELECT c.entries, c.capacity, c.invalidations,
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL)
   FROM apikeys.cache_stats() c
 $$;
-COMMENT ON FUNCTION apikeys_internal._stats_gauges IS 'Internal: the gauges behind apikeys.stats (counts only)';
-REVOKE ALL ON FUNCTION apikeys_internal._stats_gauges FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._stats_gauges TO apikeys_admin, pg_monitor;
+COMMENT ON FUNCTION apikeys._stats_gauges IS 'Internal: the gauges behind apikeys.stats (counts only)';
+REVOKE ALL ON FUNCTION apikeys._stats_gauges FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._stats_gauges TO apikeys_admin, pg_monitor;
 
 -- The operator's view: one row, cheap enough to scrape every 15 seconds.
 -- Counters (verifications_*, cache_hits/misses/evictions, usage_flushes,
@@ -4593,7 +4552,7 @@ SELECT s.stats_since,
        g.outbox_backlog, g.outbox_failed,
        pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
            AS outbox_oldest_age_seconds
-  FROM apikeys_internal._stats() s, apikeys_internal._stats_gauges() g;
+  FROM apikeys._stats() s, apikeys._stats_gauges() g;
 COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
 COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';
 COMMENT ON COLUMN apikeys.stats.outbox_backlog IS 'Undelivered, not failed outbox rows of this database';
