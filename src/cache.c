@@ -1320,7 +1320,7 @@ PG_FUNCTION_INFO_V1(apikeys_cache_stats);
 PG_FUNCTION_INFO_V1(apikeys_cache_prewarm);
 
 /*
- * SQL function: apikeys_internal._keys_cache_trigger() returns trigger
+ * SQL function: apikeys._keys_cache_trigger() returns trigger
  *
  * AFTER UPDATE OR DELETE FOR EACH ROW on apikeys.keys: invalidates the
  * key's cache entry (both client IDs if the client ID itself changed).
@@ -1333,7 +1333,7 @@ apikeys_keys_cache_trigger(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "apikeys_internal._keys_cache_trigger must be an AFTER ROW trigger");
+		elog(ERROR, "apikeys._keys_cache_trigger must be an AFTER ROW trigger");
 
 	if (ApikeysSharedReady())
 	{
@@ -1352,7 +1352,7 @@ apikeys_keys_cache_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys_internal._scope_sets_cache_trigger() returns trigger
+ * SQL function: apikeys._scope_sets_cache_trigger() returns trigger
  *
  * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on
  * apikeys.scope_sets: step W1 for this database's scope-set generation,
@@ -1366,7 +1366,7 @@ apikeys_scope_sets_cache_trigger(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
-		elog(ERROR, "apikeys_internal._scope_sets_cache_trigger must be an AFTER STATEMENT trigger");
+		elog(ERROR, "apikeys._scope_sets_cache_trigger must be an AFTER STATEMENT trigger");
 
 	if (ApikeysSharedReady() && !xact_setgen_marked)
 	{
@@ -1378,7 +1378,7 @@ apikeys_scope_sets_cache_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys_internal._cache_invalidate_all() returns void
+ * SQL function: apikeys._cache_invalidate_all() returns void
  *
  * Outdates the whole shared cache when this transaction ends (CacheMarkAll).
  * Called by the event trigger on ALTER TABLE of the extension's tables.

@@ -27,7 +27,7 @@ PG_FUNCTION_INFO_V1(apikeys_mint);
 PG_FUNCTION_INFO_V1(apikeys_token_client_id);
 
 /*
- * SQL function: apikeys_internal._mint(client_id text) returns record
+ * SQL function: apikeys._mint(client_id text) returns record
  *	 (client_id text, client_secret text, token text, secret_hash bytea,
  *	  hash_alg "char")
  *

@@ -168,7 +168,7 @@ LegacyLookup(const uint8 *hash, char *client_id, int *cid_len)
 PG_FUNCTION_INFO_V1(apikeys_keys_legacy_cache_trigger);
 
 /*
- * SQL function: apikeys_internal._keys_legacy_cache_trigger() returns trigger
+ * SQL function: apikeys._keys_legacy_cache_trigger() returns trigger
  *
  * AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on apikeys.keys, WHEN the
  * row is or was an imported key: a relcache invalidation of the table, so
@@ -186,7 +186,7 @@ apikeys_keys_legacy_cache_trigger(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "apikeys_internal._keys_legacy_cache_trigger must be an AFTER ROW trigger");
+		elog(ERROR, "apikeys._keys_legacy_cache_trigger must be an AFTER ROW trigger");
 	desc = RelationGetDescr(td->tg_relation);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		after = DatumGetChar(heap_getattr(td->tg_trigtuple, Anum_keys_hash_alg, desc, &isnull));
@@ -206,7 +206,7 @@ apikeys_keys_legacy_cache_trigger(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(apikeys_legacy_token_max_length);
 
-/* SQL function: apikeys_internal._legacy_token_max_length() returns integer */
+/* SQL function: apikeys._legacy_token_max_length() returns integer */
 Datum
 apikeys_legacy_token_max_length(PG_FUNCTION_ARGS)
 {

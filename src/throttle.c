@@ -985,7 +985,7 @@ PG_FUNCTION_INFO_V1(apikeys_failing_addresses);
 PG_FUNCTION_INFO_V1(apikeys_unblock);
 
 /*
- * SQL function: apikeys_internal._failing_addresses() returns setof record
+ * SQL function: apikeys._failing_addresses() returns setof record
  *	 (address inet, client_id text, failures integer,
  *	  window_start timestamptz, window_end timestamptz, blocked boolean,
  *	  blocked_attempts bigint)
@@ -1036,7 +1036,7 @@ apikeys_failing_addresses(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys_internal._unblock_address(address inet, OUT blocks_lifted
+ * SQL function: apikeys._unblock_address(address inet, OUT blocks_lifted
  *				integer, OUT records_cleared integer) returns record
  *
  * ThrottleUnblock, for apikeys.unblock_address(), which audits it.

@@ -25,7 +25,7 @@ ALTER TABLE apikeys.usage ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
 
 -- One row per flush: the numbers of every key used in the interval, packed
--- (format in src/journal.c; decode with apikeys_internal._journal_decode()).
+-- (format in src/journal.c; decode with apikeys._journal_decode()).
 CREATE TABLE apikeys.usage_journal (
     flushed_at  timestamptz NOT NULL,
     keys        integer NOT NULL,
@@ -51,7 +51,7 @@ COMMENT ON FUNCTION apikeys.flush_usage IS 'Writes this database''s usage now: w
 REVOKE ALL ON FUNCTION apikeys.flush_usage FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.flush_usage TO apikeys_admin;
 
-CREATE FUNCTION apikeys_internal._failing_addresses(OUT address inet, OUT client_id text,
+CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT client_id text,
                                            OUT failures integer,
                                            OUT window_start timestamptz,
                                            OUT window_end timestamptz,
@@ -60,19 +60,19 @@ CREATE FUNCTION apikeys_internal._failing_addresses(OUT address inet, OUT client
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys_internal._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
-REVOKE ALL ON FUNCTION apikeys_internal._failing_addresses FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._failing_addresses TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
+REVOKE ALL ON FUNCTION apikeys._failing_addresses FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._failing_addresses TO apikeys_admin;
 
 -- Removes the failure records of an address or network (for
 -- apikeys.unblock_address, which audits it).
-CREATE FUNCTION apikeys_internal._unblock_address(address inet, OUT blocks_lifted integer,
+CREATE FUNCTION apikeys._unblock_address(address inet, OUT blocks_lifted integer,
                                          OUT records_cleared integer)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_unblock'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
-REVOKE ALL ON FUNCTION apikeys_internal._unblock_address FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
+REVOKE ALL ON FUNCTION apikeys._unblock_address FROM PUBLIC;
 
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
@@ -100,51 +100,51 @@ GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
 
 -- The packed journal row (format in src/journal_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
-CREATE FUNCTION apikeys_internal._journal_decode(data bytea,
+CREATE FUNCTION apikeys._journal_decode(data bytea,
                                         OUT client_id text, OUT code text,
                                         OUT count bigint, OUT last_used timestamptz)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_journal_decode'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     ROWS 1000;
-COMMENT ON FUNCTION apikeys_internal._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
-REVOKE ALL ON FUNCTION apikeys_internal._journal_decode FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._journal_decode TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+REVOKE ALL ON FUNCTION apikeys._journal_decode FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._journal_decode TO apikeys_admin;
 
-CREATE FUNCTION apikeys_internal._recent_use(client_id text)
+CREATE FUNCTION apikeys._recent_use(client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys_internal._recent_use FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._recent_use TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys._recent_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._recent_use TO apikeys_admin;
 
 -- Proof of non-use, for revoke_unused_after (src/journal.c): why this
 -- database cannot prove that a key without a recorded use in the last
 -- unused_after was unused (NULL: it can); what that depends on; and the
 -- superuser's way to accept the possible losses noted so far.
-CREATE FUNCTION apikeys_internal._usage_unproven(unused_after interval)
+CREATE FUNCTION apikeys._usage_unproven(unused_after interval)
     RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_usage_unproven'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
-REVOKE ALL ON FUNCTION apikeys_internal._usage_unproven FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
+REVOKE ALL ON FUNCTION apikeys._usage_unproven FROM PUBLIC;
 
-CREATE FUNCTION apikeys_internal._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
+CREATE FUNCTION apikeys._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
                                       OUT journal_in_recent boolean)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_usage_health'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys_internal._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
-REVOKE ALL ON FUNCTION apikeys_internal._usage_health FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys_internal._usage_health TO apikeys_admin;
+COMMENT ON FUNCTION apikeys._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
+REVOKE ALL ON FUNCTION apikeys._usage_health FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys._usage_health TO apikeys_admin;
 
-CREATE FUNCTION apikeys_internal._usage_accept_losses()
+CREATE FUNCTION apikeys._usage_accept_losses()
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_usage_accept_losses'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys_internal._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
-REVOKE ALL ON FUNCTION apikeys_internal._usage_accept_losses FROM PUBLIC;
+COMMENT ON FUNCTION apikeys._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
+REVOKE ALL ON FUNCTION apikeys._usage_accept_losses FROM PUBLIC;
 
 -- After a restart the shared cache is empty, and every key's first
 -- verification is a miss; this fills it at once, as pg_prewarm does for
@@ -174,7 +174,7 @@ SELECT k.client_id,
        k.created_at,
        k.created_by,
        k.expires_at,
-       GREATEST(k.last_used_at, apikeys_internal._recent_use(k.client_id),
+       GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
                 (SELECT u.last_used_at FROM apikeys.usage u
                   WHERE u.client_id OPERATOR(pg_catalog.=) k.client_id AND u.last_used_at IS NOT NULL
                   ORDER BY u.hour DESC LIMIT 1)) AS last_used_at,
@@ -203,7 +203,7 @@ SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
         UNION ALL
         SELECT d.client_id COLLATE "C", pg_catalog.date_trunc('hour', j.flushed_at), d.code, d.count
           FROM apikeys.usage_journal j,
-               LATERAL apikeys_internal._journal_decode(j.data) d
+               LATERAL apikeys._journal_decode(j.data) d
          WHERE d.code IS NOT NULL) s
  GROUP BY s.client_id, s.hour, s.code;
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
@@ -216,7 +216,7 @@ GRANT SELECT ON apikeys.key_usage TO apikeys_admin;
 CREATE VIEW apikeys.failing_addresses AS
 SELECT f.address, f.client_id, f.failures, f.window_start, f.window_end, f.blocked,
        f.blocked_attempts
-  FROM apikeys_internal._failing_addresses() f
+  FROM apikeys._failing_addresses() f
  ORDER BY f.failures DESC, f.address, f.client_id;
 COMMENT ON VIEW apikeys.failing_addresses IS 'Callers (IPv4 address, IPv6 /64 or ::1, with the client ID they named) and networks (IPv4 /24, IPv6 /48) with failed attempts in their current window, noisiest first';
 COMMENT ON COLUMN apikeys.failing_addresses.client_id IS 'The client ID the failing attempts named, as presented (it may not exist); NULL for a network, or for attempts that named none';
@@ -239,9 +239,9 @@ BEGIN
     IF unblock_address.address IS NULL THEN
         RAISE EXCEPTION 'address cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    r := apikeys_internal._unblock_address(unblock_address.address);
+    r := apikeys._unblock_address(unblock_address.address);
     IF r.records_cleared OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM apikeys_internal._audit('address_unblocked', NULL, NULL,
+        PERFORM apikeys._audit('address_unblocked', NULL, NULL,
             pg_catalog.jsonb_build_object('address', pg_catalog.host(unblock_address.address)
                                               OPERATOR(pg_catalog.||) '/'
                                               OPERATOR(pg_catalog.||) pg_catalog.masklen(unblock_address.address),

@@ -5,7 +5,7 @@
 -- then verifies as it is through verify, authenticate and pre_request.
 --
 -- Without apikeys preloaded the output differs: expected/import_1.out.
-SELECT apikeys_internal._preloaded() AS preloaded;
+SELECT apikeys._preloaded() AS preloaded;
 \set VERBOSITY terse
 
 -- Before any import: junk is MALFORMED, with no lookup.
