@@ -33,8 +33,10 @@ COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action
 -- A scope is stored as its canonical text, so text is binary-compatible
 -- one way; the other way must pass the grammar.
 CREATE CAST (apikeys.scope AS pg_catalog.text) WITHOUT FUNCTION AS IMPLICIT;
+COMMENT ON CAST (apikeys.scope AS pg_catalog.text) IS 'A scope reads as its canonical text';
 
 CREATE CAST (pg_catalog.text AS apikeys.scope) WITH INOUT AS ASSIGNMENT;
+COMMENT ON CAST (pg_catalog.text AS apikeys.scope) IS 'Text becomes a scope through the grammar (SQLSTATE 22023 when invalid)';
 
 -- Bytewise (scopes are canonical), so no collation is needed: the built-in
 -- texteq would fail for lack of one, as the type is not collatable.
@@ -58,6 +60,7 @@ CREATE OPERATOR apikeys.= (
     COMMUTATOR = OPERATOR(apikeys.=), NEGATOR = OPERATOR(apikeys.<>),
     RESTRICT = eqsel, JOIN = eqjoinsel
 );
+COMMENT ON OPERATOR apikeys.= (apikeys.scope, apikeys.scope) IS 'Equality of canonical scopes';
 
 CREATE OPERATOR apikeys.<> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
@@ -65,6 +68,7 @@ CREATE OPERATOR apikeys.<> (
     COMMUTATOR = OPERATOR(apikeys.<>), NEGATOR = OPERATOR(apikeys.=),
     RESTRICT = neqsel, JOIN = neqjoinsel
 );
+COMMENT ON OPERATOR apikeys.<> (apikeys.scope, apikeys.scope) IS 'Inequality of canonical scopes';
 
 -- A total bytewise order and a hash, so scopes and scope[] columns can be
 -- sorted, grouped, indexed and ANALYZEd (autovacuum's ANALYZE of
@@ -117,24 +121,28 @@ CREATE OPERATOR apikeys.< (
     COMMUTATOR = OPERATOR(apikeys.>), NEGATOR = OPERATOR(apikeys.>=),
     RESTRICT = scalarltsel, JOIN = scalarltjoinsel
 );
+COMMENT ON OPERATOR apikeys.< (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR apikeys.<= (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_le,
     COMMUTATOR = OPERATOR(apikeys.>=), NEGATOR = OPERATOR(apikeys.>),
     RESTRICT = scalarlesel, JOIN = scalarlejoinsel
 );
+COMMENT ON OPERATOR apikeys.<= (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR apikeys.> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_gt,
     COMMUTATOR = OPERATOR(apikeys.<), NEGATOR = OPERATOR(apikeys.<=),
     RESTRICT = scalargtsel, JOIN = scalargtjoinsel
 );
+COMMENT ON OPERATOR apikeys.> (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR apikeys.>= (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_ge,
     COMMUTATOR = OPERATOR(apikeys.<=), NEGATOR = OPERATOR(apikeys.<),
     RESTRICT = scalargesel, JOIN = scalargejoinsel
 );
+COMMENT ON OPERATOR apikeys.>= (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR CLASS apikeys.scope_ops
     DEFAULT FOR TYPE apikeys.scope USING btree AS
@@ -144,11 +152,15 @@ CREATE OPERATOR CLASS apikeys.scope_ops
         OPERATOR 4 apikeys.>=,
         OPERATOR 5 apikeys.>,
         FUNCTION 1 apikeys.scope_cmp(apikeys.scope, apikeys.scope);
+COMMENT ON OPERATOR CLASS apikeys.scope_ops USING btree IS 'Bytewise order of scopes: sorting, grouping, btree indexes, ANALYZE';
+COMMENT ON OPERATOR FAMILY apikeys.scope_ops USING btree IS 'Bytewise order of scopes (the family of operator class scope_ops)';
 
 CREATE OPERATOR CLASS apikeys.scope_hash_ops
     DEFAULT FOR TYPE apikeys.scope USING hash AS
         OPERATOR 1 apikeys.=,
         FUNCTION 1 apikeys.scope_hash(apikeys.scope);
+COMMENT ON OPERATOR CLASS apikeys.scope_hash_ops USING hash IS 'Hashing of scopes: hash indexes, hash joins and aggregation';
+COMMENT ON OPERATOR FAMILY apikeys.scope_hash_ops USING hash IS 'Hashing of scopes (the family of operator class scope_hash_ops)';
 
 CREATE FUNCTION apikeys.scope_grants(granted apikeys.scope, required apikeys.scope)
     RETURNS boolean
@@ -162,6 +174,7 @@ CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
     FUNCTION = apikeys.scope_grants
 );
+COMMENT ON OPERATOR apikeys.@> (apikeys.scope, apikeys.scope) IS 'Does the granted scope (left) satisfy the required one (right)?';
 
 CREATE FUNCTION apikeys.scopes_grant(granted apikeys.scope[], required apikeys.scope)
     RETURNS boolean
@@ -175,6 +188,7 @@ CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope[], RIGHTARG = apikeys.scope,
     FUNCTION = apikeys.scopes_grant
 );
+COMMENT ON OPERATOR apikeys.@> (apikeys.scope[], apikeys.scope) IS 'Does a set of granted scopes (left) satisfy the required one (right)?';
 
 -- Named scope sets ("roles"): a key holding '@name' grants what the set
 -- grants at each verification (src/scopeset.c expands it when the key is
@@ -227,8 +241,27 @@ REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
 -- redefinition takes effect for every key holding the set when it commits,
 -- on every connection: the statement trigger scope_sets_cache outdates
 -- every cached key of the database (src/cache.c, "Named scope sets").
+-- _scope_set_holders: the number of live keys (not revoked, not expired)
+-- whose scopes name the set: what define_scope_set reports and what
+-- drop_scope_set refuses to leave without their grants.
+CREATE FUNCTION apikeys._scope_set_holders(p_name text)
+    RETURNS bigint
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(*) FROM apikeys.keys k
+     WHERE ('@' OPERATOR(pg_catalog.||) p_name)::apikeys.scope OPERATOR(apikeys.=) ANY (k.scopes)
+       AND k.revoked_at IS NULL
+       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+$$;
+COMMENT ON FUNCTION apikeys._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
+REVOKE ALL ON FUNCTION apikeys._scope_set_holders FROM PUBLIC;
+
+-- define_scope_set returns the number of live keys holding the set: the
+-- keys whose grants the definition now decides.
 CREATE FUNCTION apikeys.define_scope_set(name text, scopes text[], description text DEFAULT NULL)
-    RETURNS void
+    RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -266,9 +299,10 @@ BEGIN
     PERFORM apikeys._audit('scope_set_defined', NULL, NULL,
         pg_catalog.jsonb_build_object('name', define_scope_set.name,
             'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
+    RETURN apikeys._scope_set_holders(define_scope_set.name);
 END
 $$;
-COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
+COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits; returns how many live keys hold it';
 REVOKE ALL ON FUNCTION apikeys.define_scope_set FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.define_scope_set TO apikeys_admin;
 
@@ -290,11 +324,7 @@ BEGIN
         RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
             USING ERRCODE = '42704';
     END IF;
-    SELECT pg_catalog.count(*) INTO n FROM apikeys.keys k
-     WHERE ('@' OPERATOR(pg_catalog.||) drop_scope_set.name)::apikeys.scope
-           OPERATOR(apikeys.=) ANY (k.scopes)
-       AND k.revoked_at IS NULL
-       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    n := apikeys._scope_set_holders(drop_scope_set.name);
     IF n OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
             USING ERRCODE = '2BP01',

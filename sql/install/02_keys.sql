@@ -201,6 +201,7 @@ CREATE INDEX audit_log_client_id_idx ON apikeys.audit_log (client_id);
 CREATE INDEX audit_log_at_idx ON apikeys.audit_log (at);
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
+COMMENT ON SEQUENCE apikeys.audit_log_id_seq IS 'Identity of audit_log.id';
 REVOKE ALL ON TABLE apikeys.audit_log FROM PUBLIC;
 GRANT SELECT ON apikeys.audit_log TO apikeys_admin;
 
@@ -1225,15 +1226,19 @@ COMMENT ON FUNCTION apikeys.rotate_key IS 'Replaces a key''s secret; the old one
 REVOKE ALL ON FUNCTION apikeys.rotate_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.rotate_key TO apikeys_admin;
 
+-- disable_key returns whether this call disabled the key: false when it
+-- was disabled already (psql then shows that nothing changed).
 CREATE FUNCTION apikeys.disable_key(client_id text, reason text DEFAULT NULL)
-    RETURNS void
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    k apikeys.keys;
 BEGIN
     PERFORM apikeys._check_text('reason', reason, 1024, false);
-    PERFORM apikeys._key_row(disable_key.client_id);
+    k := apikeys._key_row(disable_key.client_id);
     PERFORM apikeys._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
     -- who disabled it: a key (self-service) or an admin (NULL).  An admin's
     -- disable of a key a key disabled makes it the admin's, so that no key
@@ -1244,28 +1249,34 @@ BEGIN
        AND (disabled_at IS NULL OR
             (disabled_by_key IS NOT NULL AND apikeys._acting_key() IS NULL));
     PERFORM apikeys._op_end();
+    RETURN k.disabled_at IS NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible)';
+COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible); true if it was not disabled before';
 REVOKE ALL ON FUNCTION apikeys.disable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.disable_key TO apikeys_admin;
 
+-- enable_key returns whether this call enabled the key: false when it was
+-- not disabled.
 CREATE FUNCTION apikeys.enable_key(client_id text)
-    RETURNS void
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    k apikeys.keys;
 BEGIN
-    PERFORM apikeys._key_row(enable_key.client_id);
+    k := apikeys._key_row(enable_key.client_id);
     PERFORM apikeys._op_begin('enabled', NULL);
     UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
      WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
        AND disabled_at IS NOT NULL;
     PERFORM apikeys._op_end();
+    RETURN k.disabled_at IS NOT NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key';
+COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key; true if it was disabled';
 REVOKE ALL ON FUNCTION apikeys.enable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
 
@@ -1406,16 +1417,19 @@ $$;
 COMMENT ON FUNCTION apikeys._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
 REVOKE ALL ON FUNCTION apikeys._revoke_key FROM PUBLIC;
 
+-- revoke_key returns the number of keys it revoked, as revoke_all_keys
+-- does: 1, and with with_descendants the descendants too (a key revoked
+-- already raises 55000 unless with_descendants is given).
 CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL,
                                    with_descendants boolean DEFAULT false)
-    RETURNS void
+    RETURNS integer
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM apikeys._check_text('reason', reason, 1024, false);
-    PERFORM apikeys._revoke_key(revoke_key.client_id,
+    RETURN apikeys._revoke_key(revoke_key.client_id,
         pg_catalog.jsonb_build_object('reason', reason)
         OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
                                      THEN '{"with_descendants": true}'::jsonb
@@ -1423,7 +1437,7 @@ BEGIN
         revoke_key.with_descendants, true);
 END
 $$;
-COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key)';
+COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key); returns how many keys it revoked';
 REVOKE ALL ON FUNCTION apikeys.revoke_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_key TO apikeys_admin;
 
@@ -1473,8 +1487,10 @@ COMMENT ON FUNCTION apikeys.revoke_all_keys IS 'Revokes every key of an owner fo
 REVOKE ALL ON FUNCTION apikeys.revoke_all_keys FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_all_keys TO apikeys_admin;
 
+-- delete_key returns true: the key is gone (an unknown key raises 42704),
+-- so psql shows the deletion as it shows DELETE 1.
 CREATE FUNCTION apikeys.delete_key(client_id text)
-    RETURNS void
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -1502,9 +1518,10 @@ BEGIN
             RETURNING d.created_by_key INTO v_up;
         END LOOP;
     END IF;
+    RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays';
+COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays; returns true';
 REVOKE ALL ON FUNCTION apikeys.delete_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 
@@ -1708,6 +1725,8 @@ COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (af
 REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
 
+-- set_owner_policy returns what it changed: {"setting": {"old": ...,
+-- "new": ...}, ...} (null: the default), '{}' when nothing changed.
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
                                          max_lifetime interval DEFAULT NULL,
                                          revoke_unused_after interval DEFAULT NULL,
@@ -1715,7 +1734,7 @@ CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NU
                                          rotate_every interval DEFAULT NULL,
                                          rate_limit integer DEFAULT NULL,
                                          rate_window interval DEFAULT NULL)
-    RETURNS void
+    RETURNS jsonb
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -1805,9 +1824,15 @@ BEGIN
         END IF;
     END LOOP;
     PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
+    -- what changed (the audit row also names max_keys and max_lifetime
+    -- when they did not)
+    RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::jsonb)
+              FROM pg_catalog.jsonb_each(det) d
+             WHERE (d.value OPERATOR(pg_catalog.->) 'old') IS DISTINCT FROM
+                   (d.value OPERATOR(pg_catalog.->) 'new'));
 END
 $$;
-COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
+COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off; returns the settings it changed, old and new';
 REVOKE ALL ON FUNCTION apikeys.set_owner_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy TO apikeys_admin;
 

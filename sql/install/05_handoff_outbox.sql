@@ -26,6 +26,7 @@ COMMENT ON TABLE apikeys.claims IS 'Handoff claims: hashes of each claim token a
 CREATE INDEX claims_client_id_idx ON apikeys.claims (client_id);
 SELECT pg_catalog.pg_extension_config_dump('apikeys.claims', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.claims_id_seq', '');
+COMMENT ON SEQUENCE apikeys.claims_id_seq IS 'Identity of claims.id';
 ALTER TABLE apikeys.claims ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.claims FROM PUBLIC;
 
@@ -62,6 +63,7 @@ CREATE INDEX outbox_pending_idx ON apikeys.outbox (id)
 CREATE INDEX outbox_claim_idx ON apikeys.outbox (claim_id) WHERE claim_id IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox_id_seq', '');
+COMMENT ON SEQUENCE apikeys.outbox_id_seq IS 'Identity of outbox.id';
 -- the delivery role reads every outbox row (it is granted SELECT below);
 -- nobody else has a policy
 ALTER TABLE apikeys.outbox ENABLE ROW LEVEL SECURITY;

@@ -87,12 +87,13 @@ GRANT EXECUTE ON FUNCTION apikeys._protected_forget TO PUBLIC;
 
 -- protect: RLS policies mapping SELECT/INSERT/UPDATE/DELETE to
 -- resource:read/create/update/delete for keys of the row's owner.
--- Runs as the caller, who must own tbl.
+-- Runs as the caller, who must own tbl.  Returns the four scopes a key
+-- needs, so psql shows what to put in create_key's scopes.
 CREATE FUNCTION apikeys.protect(tbl regclass, owner_column name,
                                 resource text DEFAULT NULL,
                                 public_filter text DEFAULT NULL,
                                 force boolean DEFAULT false)
-    RETURNS void
+    RETURNS text[]
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -179,9 +180,11 @@ BEGIN
 
     PERFORM apikeys._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
                                       NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
+    RETURN ARRAY[v_res OPERATOR(pg_catalog.||) ':read', v_res OPERATOR(pg_catalog.||) ':create',
+                 v_res OPERATOR(pg_catalog.||) ':update', v_res OPERATOR(pg_catalog.||) ':delete'];
 END
 $$;
-COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
+COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete; returns those four scopes';
 REVOKE ALL ON FUNCTION apikeys.protect FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.protect TO PUBLIC;
 
@@ -220,11 +223,12 @@ GRANT EXECUTE ON FUNCTION apikeys.unprotect TO PUBLIC;
 -- only to keys allowed to read that field (resource:read(field, ...));
 -- other columns read as NULL.  The view is security_invoker, so the
 -- table's RLS still decides which rows are visible.  An unqualified
--- view_name is created in the table's schema.
+-- view_name is created in the table's schema.  Returns the view, by its
+-- qualified name.
 CREATE FUNCTION apikeys.create_field_view(view_name text, tbl regclass,
                                           resource text DEFAULT NULL,
                                           always_visible name[] DEFAULT '{}')
-    RETURNS void
+    RETURNS regclass
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -273,8 +277,9 @@ BEGIN
 
     EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
                               v_view, cols, tbl);
+    RETURN v_view::pg_catalog.regclass;
 END
 $$;
-COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL';
+COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL; returns the view';
 REVOKE ALL ON FUNCTION apikeys.create_field_view FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.create_field_view TO PUBLIC;

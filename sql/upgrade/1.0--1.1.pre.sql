@@ -106,3 +106,15 @@ CREATE TYPE apikeys._import_row AS (
     metadata        jsonb,
     db_role         text
 );
+
+-- Admin functions that returned void now return what psql should show
+-- (docs/reference.md): a new return type needs the old function dropped.
+-- IF EXISTS: another change of the same function may have dropped it first.
+DROP FUNCTION IF EXISTS apikeys.disable_key(text, text);
+DROP FUNCTION IF EXISTS apikeys.enable_key(text);
+DROP FUNCTION IF EXISTS apikeys.revoke_key(text, text, boolean);
+DROP FUNCTION IF EXISTS apikeys.delete_key(text);
+DROP FUNCTION IF EXISTS apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval);
+DROP FUNCTION IF EXISTS apikeys.define_scope_set(text, text[], text);
+DROP FUNCTION IF EXISTS apikeys.protect(regclass, name, text, text, boolean);
+DROP FUNCTION IF EXISTS apikeys.create_field_view(text, regclass, text, name[]);
