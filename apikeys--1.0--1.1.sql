@@ -18,6 +18,104 @@
 -- DROP VIEW for a view whose columns change other than at the end, and
 -- pg_extension_config_dump for a new table.  Every object schema-qualified.
 
+-- move-internal: begin (written by tools/move-internal.py: edit the tool, not this block)
+-- The internal helpers (functions named _*) move to schema apikeys_internal, out of
+-- the user's way (\df apikeys.* lists the public functions only).  First
+-- in this file, so that what follows names them where they are.
+DO $guard$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace
+                WHERE nspname OPERATOR(pg_catalog.=) 'apikeys_internal') THEN
+        RAISE EXCEPTION 'schema "apikeys_internal" already exists'
+            USING ERRCODE = '42P06',
+                  DETAIL = 'The extension keeps its internal functions in a schema of its own; objects in a schema made before it could shadow them.',
+                  HINT = 'Drop or rename schema apikeys_internal, then update the extension again.';
+    END IF;
+END
+$guard$;
+CREATE SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._scopes_cover(apikeys.scope[], apikeys.scope) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._expand_scopes(apikeys.scope[]) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._scope_sets_cache_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._mint(text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._op_begin(text, jsonb) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._op_end() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._op_event() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._op_detail() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._outer_user() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._cidrs_outside(cidr[], cidr[]) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._interval_us(interval) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._owner_limit_cache_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._keys_cache_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._keys_legacy_cache_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._cache_invalidate_all() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._in_apply_worker() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._preloaded() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._audit(text, text, text, jsonb) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._key_row(text, boolean) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._owner_limits(text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._check_text(text, text, integer, boolean) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._owner_max_length() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._check_owner(text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._check_settings(text[], text, text, text, cidr[], jsonb, text, integer, interval) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._check_expiry(timestamptz, interval) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._check_key_cap(text, integer, integer) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._import_check(text, text, text[], text, text, text, text, text, text, cidr[], jsonb, text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._import_reserve(text, integer) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._import_one(text, text, text[], text, text, text, timestamptz, text, text, text, cidr[], jsonb, text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._legacy_token_max_length() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._revoke_key(text, jsonb, boolean, boolean) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._leads_to_keys(text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._live_secret_key(text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._setting(text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._setting_integer(text, integer) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._keys_audit_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._audit_append_only_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._keys_no_truncate_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._ddl_guard() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._rate_limit_warning_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._acting_begin(text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._acting_key() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._failing_addresses() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._unblock_address(inet) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._journal_decode(bytea) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._recent_use(text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._usage_unproven(interval) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._usage_health() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._usage_accept_losses() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._claim_secrets() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._hash_equal(bytea, bytea) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._claim_begin(inet) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._claim_attempt(bigint, integer, timestamptz, bytea, bytea) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._claim_failed(inet) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._claim_attempts() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._setting_interval(text, interval) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._deliver(text, text, text, text, text, jsonb, bigint) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._audit_outbox_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._keys_secret_set_at_trigger() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._outbox_erase(bigint[]) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._handoff_start(apikeys.keys) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._claim_refuse() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._claim_record(bigint, bytea, integer, boolean) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._claim_locked(apikeys.claims) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._claim_count_attempt(bigint, bytea) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._outbox_housekeeping() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._policy_notice(apikeys.keys, text, timestamptz, jsonb) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._unused_proven(apikeys.keys, interval) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._count_tenant_action(text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._acting_row(text, boolean) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._check_target(apikeys.keys, apikeys.keys, text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._target_row(apikeys.keys, text, text) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._grant_scopes(text[]) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text, integer, interval, cidr[]) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._my_keys() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._protected_table_owned_by(oid) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._protected_record(regclass, name, text, text, boolean, boolean) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._protected_forget(regclass) SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._stats() SET SCHEMA apikeys_internal;
+ALTER FUNCTION apikeys._stats_gauges() SET SCHEMA apikeys_internal;
+-- move-internal: end
+
 -- keys.claimed_at: when a handoff key was last claimed (revoke_unused_after
 -- counts from there); filled from the claims in the post part
 ALTER TABLE apikeys.keys ADD COLUMN claimed_at timestamptz;
@@ -30,8 +128,8 @@ ALTER TABLE apikeys.keys ADD COLUMN prefix text COLLATE "C"
     GENERATED ALWAYS AS (pg_catalog."left"(client_id, -17)) STORED;
 DROP FUNCTION apikeys.create_key(text, text, text[], timestamptz, text, text, text, cidr[],
                                  jsonb, name, integer, interval, boolean);
-DROP FUNCTION apikeys._mint(text);
-DROP FUNCTION apikeys._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text,
+DROP FUNCTION apikeys_internal._mint(text);
+DROP FUNCTION apikeys_internal._check_grant(apikeys.keys, text, apikeys.scope[], timestamptz, text,
                                    integer, interval, cidr[]);
 -- derived tokens (10_derived.sql): the two attributes the verification
 -- gains (credits_remaining is the credits' own), and the signing secret's
@@ -66,7 +164,7 @@ DROP FUNCTION apikeys.my_create_key(text, text[], timestamptz, text, text, text,
 DROP FUNCTION apikeys.my_update_key(text, text, text, text[], timestamptz, text, text,
                                     cidr[], jsonb);
 DROP VIEW apikeys.stats;
-DROP FUNCTION apikeys._stats();
+DROP FUNCTION apikeys_internal._stats();
 CREATE TABLE apikeys.credit_balances (
     client_id           text COLLATE "C" PRIMARY KEY,
     credits_seq         bigint NOT NULL,
@@ -116,11 +214,142 @@ CREATE TYPE apikeys._import_row AS (
     db_role         text
 );
 
--- Part 2: the 37 functions and views of sql/install/ that are new or changed since 1.0
+-- Admin functions that returned void now return what psql should show
+-- (docs/reference.md): a new return type needs the old function dropped.
+-- IF EXISTS: another change of the same function may have dropped it first.
+DROP FUNCTION IF EXISTS apikeys.disable_key(text, text);
+DROP FUNCTION IF EXISTS apikeys.enable_key(text);
+DROP FUNCTION IF EXISTS apikeys.revoke_key(text, text, boolean);
+DROP FUNCTION IF EXISTS apikeys.delete_key(text);
+DROP FUNCTION IF EXISTS apikeys.set_owner_policy(text, integer, interval, interval, interval, interval, integer, interval);
+DROP FUNCTION IF EXISTS apikeys.define_scope_set(text, text[], text);
+DROP FUNCTION IF EXISTS apikeys.protect(regclass, name, text, text, boolean);
+DROP FUNCTION IF EXISTS apikeys.create_field_view(text, regclass, text, name[]);
+
+-- Part 2: the 136 functions and views of sql/install/ that are new or changed since 1.0
+
+-- Internal: may a key holding granted give a key the scope required?  As
+-- scopes_grant, except that a field-less scope needs a field-less grant
+-- (the no-escalation subset test, src/scope.c ScopeArrayCovers).
+-- Not STRICT (NULL in, NULL out, in C): a STRICT call with NULL constants
+-- would be folded away before the EXECUTE privilege is checked.
+CREATE OR REPLACE FUNCTION apikeys_internal._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_scopes_cover'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Internal: scopes with every '@name' replaced by the set's scopes, read
+-- with the latest snapshot: the expansion verification makes (src/scopeset.c).
+CREATE OR REPLACE FUNCTION apikeys_internal._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
+    AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
+    LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Outdates every cached key of the database when a scope set changes.
+CREATE OR REPLACE FUNCTION apikeys_internal._scope_sets_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_scope_sets_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Named scope sets (apikeys_admin)
+--
+-- A set is a named list of plain scopes; a key's scopes may name it as
+-- '@name'.  Verification expands the set when it loads the key, so a
+-- redefinition takes effect for every key holding the set when it commits,
+-- on every connection: the statement trigger scope_sets_cache outdates
+-- every cached key of the database (src/cache.c, "Named scope sets").
+-- _scope_set_holders: the number of live keys (not revoked, not expired)
+-- whose scopes name the set: what define_scope_set reports and what
+-- drop_scope_set refuses to leave without their grants.
+CREATE OR REPLACE FUNCTION apikeys_internal._scope_set_holders(p_name text)
+    RETURNS bigint
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(*) FROM apikeys.keys k
+     WHERE ('@' OPERATOR(pg_catalog.||) p_name)::apikeys.scope OPERATOR(apikeys.=) ANY (k.scopes)
+       AND k.revoked_at IS NULL
+       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+$$;
+
+-- define_scope_set returns the number of live keys holding the set: the
+-- keys whose grants the definition now decides.
+CREATE OR REPLACE FUNCTION apikeys.define_scope_set(name text, scopes text[], description text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_scopes apikeys.scope[];
+    old_s apikeys.scope_sets;
+BEGIN
+    IF define_scope_set.name IS NULL OR
+       define_scope_set.name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid scope set name "%"', define_scope_set.name
+            USING ERRCODE = '22023',
+                  DETAIL = 'A scope set name is a lowercase letter followed by up to 62 lowercase letters, digits or underscores.';
+    END IF;
+    IF define_scope_set.scopes IS NULL THEN
+        RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    v_scopes := apikeys_internal._check_settings(define_scope_set.scopes, define_scope_set.description,
+                    NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scopes) u(s)
+                WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@') THEN
+        RAISE EXCEPTION 'a scope set cannot contain another scope set'
+            USING ERRCODE = '22023',
+                  HINT = 'List the other set''s scopes instead.';
+    END IF;
+
+    SELECT * INTO old_s FROM apikeys.scope_sets ss
+     WHERE ss.name OPERATOR(pg_catalog.=) define_scope_set.name FOR UPDATE;
+    INSERT INTO apikeys.scope_sets AS ss (name, scopes, description)
+    VALUES (define_scope_set.name, v_scopes, NULLIF(define_scope_set.description, ''))
+    ON CONFLICT ON CONSTRAINT scope_sets_pkey DO UPDATE SET
+        scopes = EXCLUDED.scopes,
+        description = COALESCE(EXCLUDED.description, ss.description),
+        updated_at = pg_catalog.now();
+    PERFORM apikeys_internal._audit('scope_set_defined', NULL, NULL,
+        pg_catalog.jsonb_build_object('name', define_scope_set.name,
+            'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
+    RETURN apikeys_internal._scope_set_holders(define_scope_set.name);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.drop_scope_set(name text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    -- the row lock first: a create_key/update_key naming the set holds a
+    -- share lock on it until it commits, and the count below (a new
+    -- statement) then sees its key
+    PERFORM 1 FROM apikeys.scope_sets ss
+      WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
+            USING ERRCODE = '42704';
+    END IF;
+    n := apikeys_internal._scope_set_holders(drop_scope_set.name);
+    IF n OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
+            USING ERRCODE = '2BP01',
+                  DETAIL = pg_catalog.format('Live keys holding "@%s": %s.', drop_scope_set.name, n),
+                  HINT = 'Change those keys'' scopes with apikeys.update_key(), or revoke them, first.';
+    END IF;
+    DELETE FROM apikeys.scope_sets ss WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name;
+    PERFORM apikeys_internal._audit('scope_set_dropped', NULL, NULL,
+        pg_catalog.jsonb_build_object('name', drop_scope_set.name));
+END
+$$;
 
 -- Internal: new client ID (under the given prefix, NULL: token_prefix) or
 -- the given one, + secret + token + hash.
-CREATE OR REPLACE FUNCTION apikeys._mint(client_id text, prefix text DEFAULT NULL,
+CREATE OR REPLACE FUNCTION apikeys_internal._mint(client_id text, prefix text DEFAULT NULL,
                               OUT client_id text, OUT client_secret text, OUT token text,
                               OUT secret_hash bytea, OUT hash_alg "char")
     RETURNS record
@@ -130,16 +359,398 @@ CREATE OR REPLACE FUNCTION apikeys._mint(client_id text, prefix text DEFAULT NUL
 -- Internal: the prefix a new key carries: NULL is apikeys.token_prefix,
 -- anything else must be it or one of apikeys.allowed_prefixes (22023 with
 -- the allowed ones in the hint).  The same C check _mint makes.
-CREATE OR REPLACE FUNCTION apikeys._check_prefix(prefix text)
+CREATE OR REPLACE FUNCTION apikeys_internal._check_prefix(prefix text)
     RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_check_prefix'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Internal: the event label the audit trigger reads (src/audit.c).
+CREATE OR REPLACE FUNCTION apikeys_internal._op_begin(event text, detail jsonb) RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_op_begin'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._op_end() RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_op_end'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._op_event() RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_op_event'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._op_detail() RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'apikeys_op_detail'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._outer_user() RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_outer_user'
+    LANGUAGE C STABLE PARALLEL SAFE;
+
+-- Internal: the first network of inner outside every network of outer,
+-- both normalised as verification normalises them (src/grant.c); NULL
+-- when all are inside.
+CREATE OR REPLACE FUNCTION apikeys_internal._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
+    AS 'MODULE_PATHNAME', 'apikeys_cidrs_outside'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Internal: an interval's length in microseconds as verification measures
+-- a rate window (a month is 30 days; src/grant.c).
+CREATE OR REPLACE FUNCTION apikeys_internal._interval_us(w interval) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'apikeys_interval_us'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Usage, the shared cache and the background worker (src/usage.c,
+-- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
+-- shared_preload_libraries, verification counts usage, failures per client
+-- address and rate-limit windows in shared memory and writes nothing; the
+-- worker writes each apikeys.flush_interval's usage as one row of
+-- apikeys.usage_journal, and a rollup about once an hour folds the journal
+-- into apikeys.usage (counts and last-use times).  Without preloading,
+-- last_used_at is written at most once per key per
+-- apikeys.last_used_granularity and nothing else is kept.
+-- Tells every backend to forget its cached owner-wide rate limits when an
+-- owner's limit changes (src/ownerlimit.c).
+CREATE OR REPLACE FUNCTION apikeys_internal._owner_limit_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._keys_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Makes every backend read again whether the database holds imported keys.
+CREATE OR REPLACE FUNCTION apikeys_internal._keys_legacy_cache_trigger()
+    RETURNS trigger
+    AS 'MODULE_PATHNAME', 'apikeys_keys_legacy_cache_trigger'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._cache_invalidate_all()
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_cache_invalidate_all'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Is this session a logical replication apply worker?  Not settable from
+-- SQL: it is the process's kind, fixed when the server started it.
+CREATE OR REPLACE FUNCTION apikeys_internal._in_apply_worker()
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_in_apply_worker'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._preloaded()
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+
+-- _audit appends one audit row and wakes listeners (NOTIFY apikeys_events
+-- with the event and the client ID only).
+-- It is the only writer of audit_log, so every row has the same shape.
+CREATE OR REPLACE FUNCTION apikeys_internal._audit(p_event text, p_client_id text, p_owner text, p_detail jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO apikeys.audit_log (event, client_id, owner, detail, db_user, application_name)
+    VALUES (p_event, p_client_id, p_owner,
+            COALESCE(p_detail, '{}'::jsonb) OPERATOR(pg_catalog.||)
+                CASE WHEN apikeys_internal._acting_key() IS NULL THEN '{}'::jsonb
+                     ELSE pg_catalog.jsonb_build_object('by_key', apikeys_internal._acting_key()) END,
+            apikeys_internal._outer_user(),
+            pg_catalog.current_setting('application_name', true));
+    -- Any role may LISTEN on any channel, so the payload holds only what
+    -- is public: the event and the client ID.  Owners, names, reasons and
+    -- the rest are in audit_log, which only apikeys_admin reads.
+    PERFORM pg_catalog.pg_notify('apikeys_events',
+        pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id)::text);
+END
+$$;
+
+-- _key_row finds a key for a change and locks it; 42704 when missing,
+-- 55000 when revoked (unless p_allow_revoked).
+CREATE OR REPLACE FUNCTION apikeys_internal._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
+    RETURNS apikeys.keys
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+BEGIN
+    IF p_client_id IS NULL THEN
+        RAISE EXCEPTION 'client_id cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO k FROM apikeys.keys
+     WHERE client_id OPERATOR(pg_catalog.=) p_client_id
+     FOR UPDATE;
+    IF NOT FOUND THEN
+        -- a whole token where a client ID belongs: never echo the secret
+        IF apikeys.token_client_id(p_client_id) IS NOT NULL THEN
+            RAISE EXCEPTION 'a token was given where a client ID is expected'
+                USING ERRCODE = '22023',
+                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
+        END IF;
+        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
+            USING ERRCODE = '42704';
+    END IF;
+    IF k.revoked_at IS NOT NULL AND NOT p_allow_revoked THEN
+        RAISE EXCEPTION 'API key "%" has been revoked', p_client_id
+            USING ERRCODE = '55000',
+                  HINT = 'A revoked key cannot be changed; issue a new key with apikeys.create_key().';
+    END IF;
+    RETURN k;
+END
+$$;
+
+-- _owner_limits returns the effective (max_keys, max_lifetime) of an owner.
+CREATE OR REPLACE FUNCTION apikeys_internal._owner_limits(p_owner text, OUT max_keys integer, OUT max_lifetime interval)
+    RETURNS record
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- The apikeys.* settings exist once the library is loaded, and in a new
+    -- session without preloading nothing may have loaded it yet: calling
+    -- one of its C functions does (its _PG_init defines the settings, with
+    -- the value from postgresql.conf or the default).
+    PERFORM apikeys_internal._preloaded();
+    SELECT p.max_keys, p.max_lifetime INTO max_keys, max_lifetime
+      FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
+    max_keys := COALESCE(max_keys,
+        pg_catalog.current_setting('apikeys.default_max_keys')::integer);
+    max_lifetime := COALESCE(max_lifetime,
+        pg_catalog.current_setting('apikeys.default_max_lifetime')::interval);
+END
+$$;
+
+-- _check_text: non-empty (when required) and not too long; 22023 otherwise.
+CREATE OR REPLACE FUNCTION apikeys_internal._check_text(p_field text, p_value text, p_max integer, p_required boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_value IS NULL OR pg_catalog.btrim(p_value) OPERATOR(pg_catalog.=) '' THEN
+        IF p_required THEN
+            RAISE EXCEPTION '% cannot be empty', p_field USING ERRCODE = '22023';
+        END IF;
+        RETURN;
+    END IF;
+    IF pg_catalog.length(p_value) OPERATOR(pg_catalog.>) p_max THEN
+        RAISE EXCEPTION '% is too long', p_field
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('The %s is at most %s characters.', p_field, p_max);
+    END IF;
+END
+$$;
+
+-- The longest owner name, in characters (length(), as every _check_text
+-- measures), from the one constant the C code uses too (ownerlimit.h).
+CREATE OR REPLACE FUNCTION apikeys_internal._owner_max_length() RETURNS integer
+    AS 'MODULE_PATHNAME', 'apikeys_owner_max_length'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- _check_owner: an owner name is non-empty and at most _owner_max_length()
+-- characters; every function taking an owner checks it here.
+CREATE OR REPLACE FUNCTION apikeys_internal._check_owner(p_owner text)
+    RETURNS void
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys_internal._check_text('owner', p_owner, apikeys_internal._owner_max_length(), true);
+END
+$$;
+
+-- _check_settings validates every optional setting of a key; 22023 naming
+-- the field on the first bad one.  NULL means "not given".
+CREATE OR REPLACE FUNCTION apikeys_internal._check_settings(p_scopes text[], p_description text,
+                                        p_contact_email text, p_contact_phone text,
+                                        p_allowed_cidrs cidr[], p_metadata jsonb,
+                                        p_db_role text, p_rate_limit integer,
+                                        p_rate_window interval)
+    RETURNS apikeys.scope[]
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    v_scopes apikeys.scope[];
+    v_tbl regclass;
+BEGIN
+    IF p_scopes IS NOT NULL THEN
+        IF pg_catalog.array_position(p_scopes, NULL) IS NOT NULL THEN
+            RAISE EXCEPTION 'scopes cannot contain NULL' USING ERRCODE = '22023';
+        END IF;
+        IF pg_catalog.cardinality(p_scopes) OPERATOR(pg_catalog.>) 100 THEN
+            RAISE EXCEPTION 'too many scopes'
+                USING ERRCODE = '22023', DETAIL = 'A key has at most 100 scopes.';
+        END IF;
+        -- each element passes the grammar (22023 naming the scope) and
+        -- duplicates go, keeping the first occurrence's order
+        SELECT COALESCE(pg_catalog.array_agg(s ORDER BY first_pos), '{}')
+          INTO v_scopes
+          FROM (SELECT s::apikeys.scope::text AS s, pg_catalog.min(pos) AS first_pos
+                  FROM pg_catalog.unnest(p_scopes) WITH ORDINALITY AS u(s, pos)
+                 GROUP BY 1) d;
+        -- every '@name' names a defined set; the share lock makes a
+        -- concurrent drop_scope_set wait for this key and then see it
+        FOR r IN SELECT pg_catalog.substr(u.s::text, 2) AS name
+                   FROM pg_catalog.unnest(v_scopes) AS u(s)
+                  WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@' LOOP
+            PERFORM 1 FROM apikeys.scope_sets ss
+              WHERE ss.name OPERATOR(pg_catalog.=) r.name FOR KEY SHARE;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'scope set "%" does not exist', r.name
+                    USING ERRCODE = '22023',
+                          HINT = 'Define it first with apikeys.define_scope_set().';
+            END IF;
+        END LOOP;
+    END IF;
+
+    PERFORM apikeys_internal._check_text('description', p_description, 1024, false);
+
+    IF p_contact_email IS NOT NULL AND p_contact_email OPERATOR(pg_catalog.<>) '' AND
+       (pg_catalog.length(p_contact_email) OPERATOR(pg_catalog.>) 254 OR
+        p_contact_email OPERATOR(pg_catalog.!~) '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$') THEN
+        RAISE EXCEPTION 'invalid contact email "%"', p_contact_email
+            USING ERRCODE = '22023',
+                  HINT = 'Give an address such as api-owner@example.com.';
+    END IF;
+
+    IF p_contact_phone IS NOT NULL AND p_contact_phone OPERATOR(pg_catalog.<>) '' AND
+       p_contact_phone OPERATOR(pg_catalog.!~) '^\+[1-9][0-9]{6,14}$' THEN
+        RAISE EXCEPTION 'invalid contact phone "%"', p_contact_phone
+            USING ERRCODE = '22023',
+                  DETAIL = 'A phone number is in E.164 form: a plus sign and 7 to 15 digits.',
+                  HINT = 'For example +447894123456.';
+    END IF;
+
+    IF p_allowed_cidrs IS NOT NULL THEN
+        IF pg_catalog.array_position(p_allowed_cidrs, NULL) IS NOT NULL THEN
+            RAISE EXCEPTION 'allowed_cidrs cannot contain NULL' USING ERRCODE = '22023';
+        END IF;
+        IF pg_catalog.cardinality(p_allowed_cidrs) OPERATOR(pg_catalog.>) 100 THEN
+            RAISE EXCEPTION 'too many allowed_cidrs entries'
+                USING ERRCODE = '22023', DETAIL = 'A key allows at most 100 networks.';
+        END IF;
+    END IF;
+
+    IF p_metadata IS NOT NULL THEN
+        IF pg_catalog.jsonb_typeof(p_metadata) OPERATOR(pg_catalog.<>) 'object' THEN
+            RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = '22023';
+        END IF;
+        IF pg_catalog.octet_length(p_metadata::text) OPERATOR(pg_catalog.>) 65536 THEN
+            RAISE EXCEPTION 'metadata is too large'
+                USING ERRCODE = '22023', DETAIL = 'Metadata is at most 64 kB as JSON text.';
+        END IF;
+    END IF;
+
+    IF p_db_role IS NOT NULL AND p_db_role OPERATOR(pg_catalog.<>) '' THEN
+        SELECT oid, rolsuper, rolbypassrls INTO r
+          FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) p_db_role;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'role "%" does not exist', p_db_role USING ERRCODE = '22023';
+        END IF;
+        IF r.rolsuper OR r.rolbypassrls THEN
+            RAISE EXCEPTION 'role "%" cannot be used for API keys', p_db_role
+                USING ERRCODE = '22023',
+                      DETAIL = 'Superuser and BYPASSRLS roles would escape row-level security.';
+        END IF;
+        v_tbl := apikeys_internal._protected_table_owned_by(r.oid);
+        IF v_tbl IS NOT NULL THEN
+            RAISE EXCEPTION 'role "%" cannot be used for API keys', p_db_role
+                USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.format('The role is, or is a member of, the owner of table %s, which is protected without FORCE ROW LEVEL SECURITY: a table''s owner escapes its row-level security.', v_tbl),
+                      HINT = 'Revoke the table owner''s role from the key''s role, or protect the table with apikeys.protect(..., force => true).';
+        END IF;
+    END IF;
+
+    IF p_rate_limit IS NOT NULL AND p_rate_limit OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
+            HINT = 'Use NULL at creation, or 0 in update_key, for no limit.';
+    END IF;
+    IF p_rate_window IS NOT NULL AND
+       (p_rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
+        p_rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+        RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
+
+    RETURN v_scopes;
+END
+$$;
+
+-- _check_expiry: in the future and within the owner's max lifetime.
+CREATE OR REPLACE FUNCTION apikeys_internal._check_expiry(p_expires_at timestamptz, p_max_lifetime interval)
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+        RAISE EXCEPTION 'expiry must be in the future' USING ERRCODE = '22023';
+    END IF;
+    IF p_expires_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) p_max_lifetime) THEN
+        RAISE EXCEPTION 'expiry is beyond the maximum key lifetime'
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('Keys of this owner live at most %s.', p_max_lifetime),
+                  HINT = 'Choose an earlier expiry, or change the owner''s max_lifetime with apikeys.set_owner_policy().';
+    END IF;
+END
+$$;
+
+-- _check_key_cap: 54000 when the owner's live keys and p_adding new ones
+-- would be more than max_keys (create_key, import_key, import_keys).  The caller holds the owner's policy row lock.
+CREATE OR REPLACE FUNCTION apikeys_internal._check_key_cap(p_owner text, p_max_keys integer,
+                                       p_adding integer DEFAULT 1)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_live bigint;
+    v_max_keys integer := p_max_keys;
+BEGIN
+    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
+    -- and stops at the cap, so it costs the same however many keys the
+    -- owner has held; the exact number is counted only for the error.
+    SELECT pg_catalog.count(*) INTO v_live
+      FROM (SELECT 1 FROM apikeys.keys k
+             WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+               AND k.revoked_at IS NULL
+               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+             LIMIT v_max_keys) live;
+    IF v_live OPERATOR(pg_catalog.+) p_adding OPERATOR(pg_catalog.>) v_max_keys THEN
+        SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
+         WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+           AND k.revoked_at IS NULL
+           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+        RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', p_owner
+            USING ERRCODE = '54000',
+                  DETAIL = CASE WHEN p_adding OPERATOR(pg_catalog.=) 1
+                                THEN pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys)
+                                ELSE pg_catalog.format('The owner has %s live keys and %s more would be imported; the limit is %s.', v_live, p_adding, v_max_keys) END,
+                  -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
+                  HINT = CASE WHEN apikeys.current_client_id() IS NULL
+                              THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
+                              ELSE 'Revoke a key you no longer need with apikeys.my_revoke_key() (expired keys do not count), then try again; only an administrator can raise the limit.' END;
+    END IF;
+END
+$$;
 
 -- _check_credits validates a key's credit settings as they will be (the
 -- merged result for update_key): a balance of zero or more, a refill of a
 -- positive amount every 1 second to 100 years (measured as verification
 -- measures it: _interval_us), given both or neither.  22023 otherwise.
-CREATE OR REPLACE FUNCTION apikeys._check_credits(p_credits bigint, p_refill_amount bigint,
+CREATE OR REPLACE FUNCTION apikeys_internal._check_credits(p_credits bigint, p_refill_amount bigint,
                                        p_refill_every interval)
     RETURNS void
     LANGUAGE plpgsql
@@ -156,7 +767,7 @@ BEGIN
             HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
     END IF;
     IF p_refill_every IS NOT NULL AND
-       (apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
+       (apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
         p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
         RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
     END IF;
@@ -200,8 +811,8 @@ DECLARE
     m record;
     v_key apikeys.keys;
 BEGIN
-    PERFORM apikeys._check_owner(create_key.owner);
-    PERFORM apikeys._check_text('name', create_key.name, 128, true);
+    PERFORM apikeys_internal._check_owner(create_key.owner);
+    PERFORM apikeys_internal._check_text('name', create_key.name, 128, true);
     IF create_key.scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
@@ -210,7 +821,7 @@ BEGIN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use NULL for no limit.';
     END IF;
-    v_scopes := apikeys._check_settings(create_key.scopes, create_key.description,
+    v_scopes := apikeys_internal._check_settings(create_key.scopes, create_key.description,
                     create_key.contact_email, create_key.contact_phone,
                     create_key.allowed_cidrs, create_key.metadata,
                     create_key.db_role::text, create_key.rate_limit,
@@ -218,7 +829,7 @@ BEGIN
     IF create_key.handoff IS NULL THEN
         RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    PERFORM apikeys._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
+    PERFORM apikeys_internal._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
     IF create_key.handoff AND
        (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
         RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
@@ -226,7 +837,7 @@ BEGIN
                   DETAIL = 'The claim link goes to the email address and the code to the phone.',
                   HINT = 'Give contact_email and contact_phone.';
     END IF;
-    v_prefix := apikeys._check_prefix(create_key.prefix);
+    v_prefix := apikeys_internal._check_prefix(create_key.prefix);
 
     -- Serialise creates for this owner: the upsert row-locks the owner's
     -- policy row, and a REPEATABLE READ transaction racing another create
@@ -237,13 +848,13 @@ BEGIN
     DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
 
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
-      FROM apikeys._owner_limits(create_key.owner) l;
+      FROM apikeys_internal._owner_limits(create_key.owner) l;
 
     v_expires := COALESCE(create_key.expires_at,
                           pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
-    PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
+    PERFORM apikeys_internal._check_expiry(v_expires, v_max_lifetime);
 
-    PERFORM apikeys._check_key_cap(create_key.owner, v_max_keys);
+    PERFORM apikeys_internal._check_key_cap(create_key.owner, v_max_keys);
 
     -- With handoff, the secret minted here is dropped unseen: the stored
     -- hash matches nothing anybody has, so the key answers NOT_FOUND until
@@ -254,7 +865,7 @@ BEGIN
     -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
     -- misses fail with a message of our own.
     FOR attempt IN 1..3 LOOP
-        m := apikeys._mint(NULL, v_prefix);
+        m := apikeys_internal._mint(NULL, v_prefix);
 
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
@@ -262,14 +873,14 @@ BEGIN
                                   rate_limit, rate_window, pending_since, created_by_key,
                                   credits, refill_amount, refill_every, credits_refilled_at)
         VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
-                m.hash_alg, v_expires, apikeys._outer_user(),
+                m.hash_alg, v_expires, apikeys_internal._outer_user(),
                 NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
                 NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
                 NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
                 create_key.rate_limit,
                 CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
                 CASE WHEN create_key.handoff THEN pg_catalog.now() END,
-                apikeys._acting_key(),
+                apikeys_internal._acting_key(),
                 v_credits, create_key.refill_amount, create_key.refill_every,
                 CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END)
         ON CONFLICT (client_id) DO NOTHING
@@ -282,7 +893,7 @@ BEGIN
                   HINT = 'Try again.';
     END IF;
 
-    PERFORM apikeys._audit('created', m.client_id, create_key.owner,
+    PERFORM apikeys_internal._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires, 'prefix', v_key.prefix)
         OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
@@ -294,7 +905,7 @@ BEGIN
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
     IF create_key.handoff THEN
-        PERFORM apikeys._handoff_start(v_key);
+        PERFORM apikeys_internal._handoff_start(v_key);
         RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
     END IF;
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
@@ -309,7 +920,7 @@ $$;
 -- _import_reserve (create_key's _check_key_cap) and its expiry with
 -- create_key's _check_expiry; import_key inserts one key (_import_one),
 -- import_keys all of a table in one statement.
-CREATE OR REPLACE FUNCTION apikeys._import_check(p_owner text, p_name text, p_scopes text[],
+CREATE OR REPLACE FUNCTION apikeys_internal._import_check(p_owner text, p_name text, p_scopes text[],
                                       p_secret_hash text, p_hash_format text, p_token text,
                                       p_description text, p_contact_email text,
                                       p_contact_phone text, p_allowed_cidrs cidr[],
@@ -321,8 +932,8 @@ CREATE OR REPLACE FUNCTION apikeys._import_check(p_owner text, p_name text, p_sc
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_owner(p_owner);
-    PERFORM apikeys._check_text('name', p_name, 128, true);
+    PERFORM apikeys_internal._check_owner(p_owner);
+    PERFORM apikeys_internal._check_text('name', p_name, 128, true);
     IF p_scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
@@ -333,8 +944,8 @@ BEGIN
     END IF;
     IF p_token IS NOT NULL THEN
         IF p_token OPERATOR(pg_catalog.=) '' OR
-           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys._legacy_token_max_length() THEN
-            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys._legacy_token_max_length()
+           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys_internal._legacy_token_max_length() THEN
+            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys_internal._legacy_token_max_length()
                 USING ERRCODE = '22023';
         END IF;
         IF apikeys.token_client_id(p_token) IS NOT NULL THEN
@@ -379,8 +990,120 @@ BEGIN
                       DETAIL = 'A SHA-256 hash is 32 bytes: 64 hexadecimal digits or 44 base64 characters.';
         END IF;
     END IF;
-    scopes := apikeys._check_settings(p_scopes, p_description, p_contact_email,
+    scopes := apikeys_internal._check_settings(p_scopes, p_description, p_contact_email,
                     p_contact_phone, p_allowed_cidrs, p_metadata, p_db_role, NULL, NULL);
+END
+$$;
+
+-- _import_reserve: create_key's lock on the owner's policy row, and its
+-- cap for p_adding more keys; returns the owner's maximum lifetime.
+CREATE OR REPLACE FUNCTION apikeys_internal._import_reserve(p_owner text, p_adding integer)
+    RETURNS interval
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max_keys integer;
+    v_max_lifetime interval;
+BEGIN
+    INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
+    VALUES (p_owner, p_adding)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey
+    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) p_adding;
+    SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
+      FROM apikeys_internal._owner_limits(p_owner) l;
+    PERFORM apikeys_internal._check_key_cap(p_owner, v_max_keys, p_adding);
+    RETURN v_max_lifetime;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._import_one(p_owner text, p_name text, p_scopes text[],
+                                    p_secret_hash text, p_hash_format text, p_token text,
+                                    p_expires_at timestamptz, p_description text,
+                                    p_contact_email text, p_contact_phone text,
+                                    p_allowed_cidrs cidr[], p_metadata jsonb, p_db_role text,
+                                    OUT client_id text, OUT expires_at timestamptz,
+                                    OUT scopes apikeys.scope[])
+    RETURNS record
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+    v_max_lifetime interval;
+    m record;
+BEGIN
+    c := apikeys_internal._import_check(p_owner, p_name, p_scopes, p_secret_hash, p_hash_format,
+                               p_token, p_description, p_contact_email, p_contact_phone,
+                               p_allowed_cidrs, p_metadata, p_db_role);
+    scopes := c.scopes;
+    v_max_lifetime := apikeys_internal._import_reserve(p_owner, 1);
+    expires_at := COALESCE(p_expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
+    PERFORM apikeys_internal._check_expiry(expires_at, v_max_lifetime);
+
+    FOR attempt IN 1..3 LOOP
+        m := apikeys_internal._mint(NULL);
+        INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
+                                  expires_at, created_by, description, contact_email,
+                                  contact_phone, allowed_cidrs, metadata, db_role)
+        VALUES (m.client_id, p_owner, p_name, c.scopes, c.hash, 'l', expires_at,
+                apikeys_internal._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
+                NULLIF(p_contact_phone, ''), p_allowed_cidrs,
+                NULLIF(p_metadata, '{}'::jsonb), NULLIF(p_db_role, ''))
+        ON CONFLICT DO NOTHING
+        RETURNING apikeys.keys.client_id INTO client_id;
+        EXIT WHEN client_id IS NOT NULL;
+        -- the same legacy token imported twice: the hash's index, not the client ID
+        IF EXISTS (SELECT 1 FROM apikeys.keys k
+                    WHERE k.secret_hash OPERATOR(pg_catalog.=) c.hash
+                      AND k.hash_alg OPERATOR(pg_catalog.=) 'l'::"char") THEN
+            RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505';
+        END IF;
+    END LOOP;
+    IF client_id IS NULL THEN
+        RAISE EXCEPTION 'could not issue a unique client ID' USING ERRCODE = '23505',
+            HINT = 'Try again.';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._legacy_token_max_length() RETURNS integer
+    AS 'MODULE_PATHNAME', 'apikeys_legacy_token_max_length'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION apikeys.import_key(owner text, name text, scopes text[],
+                                   secret_hash text DEFAULT NULL,
+                                   hash_format text DEFAULT 'sha256_hex',
+                                   token text DEFAULT NULL,
+                                   expires_at timestamptz DEFAULT NULL,
+                                   description text DEFAULT NULL,
+                                   contact_email text DEFAULT NULL,
+                                   contact_phone text DEFAULT NULL,
+                                   allowed_cidrs cidr[] DEFAULT NULL,
+                                   metadata jsonb DEFAULT '{}',
+                                   db_role name DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    r := apikeys_internal._import_one(import_key.owner, import_key.name, import_key.scopes,
+                             import_key.secret_hash, import_key.hash_format, import_key.token,
+                             import_key.expires_at, import_key.description,
+                             import_key.contact_email, import_key.contact_phone,
+                             import_key.allowed_cidrs, import_key.metadata,
+                             import_key.db_role::text);
+    PERFORM apikeys_internal._audit('imported', r.client_id, import_key.owner,
+        pg_catalog.jsonb_build_object('name', import_key.name, 'scopes', r.scopes,
+                                      'expires_at', r.expires_at,
+                                      'from', CASE WHEN import_key.token IS NULL
+                                                   THEN import_key.hash_format ELSE 'token' END));
+    RETURN r.client_id;
 END
 $$;
 
@@ -390,7 +1113,7 @@ $$;
 -- capped once for all its new keys (_import_reserve, in owner order so
 -- that two imports cannot deadlock), every expiry checked, then one
 -- INSERT.  Any error rolls back the whole import.  One audit row.
-CREATE OR REPLACE FUNCTION apikeys._import_rows(p_source regclass, p_rows apikeys._import_row[])
+CREATE OR REPLACE FUNCTION apikeys_internal._import_rows(p_source regclass, p_rows apikeys._import_row[])
     RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -405,16 +1128,16 @@ BEGIN
     checked AS MATERIALIZED (
         SELECT s.*, c.hash, c.scopes AS checked_scopes
           FROM src s,
-               LATERAL apikeys._import_check(s.owner, s.name, s.scopes, s.secret_hash,
+               LATERAL apikeys_internal._import_check(s.owner, s.name, s.scopes, s.secret_hash,
                            COALESCE(s.hash_format, 'sha256_hex'), s.token, s.description,
                            s.contact_email, s.contact_phone, s.allowed_cidrs,
                            COALESCE(s.metadata, '{}'::jsonb), s.db_role) c),
     owners AS MATERIALIZED (
-        SELECT o.owner, apikeys._import_reserve(o.owner, o.n::integer) AS max_lifetime
+        SELECT o.owner, apikeys_internal._import_reserve(o.owner, o.n::integer) AS max_lifetime
           FROM (SELECT ch.owner, pg_catalog.count(*) AS n FROM checked ch
                  GROUP BY ch.owner ORDER BY ch.owner) o),
     ready AS MATERIALIZED (
-        SELECT ch.*, x.expires, apikeys._check_expiry(x.expires, o.max_lifetime)::text AS ok
+        SELECT ch.*, x.expires, apikeys_internal._check_expiry(x.expires, o.max_lifetime)::text AS ok
           FROM checked ch
           JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
                LATERAL (SELECT COALESCE(ch.expires_at,
@@ -423,8 +1146,8 @@ BEGIN
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role)
-        SELECT (apikeys._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
-               'l', r.expires, apikeys._outer_user(), NULLIF(r.description, ''),
+        SELECT (apikeys_internal._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
+               'l', r.expires, apikeys_internal._outer_user(), NULLIF(r.description, ''),
                NULLIF(r.contact_email, ''), NULLIF(r.contact_phone, ''), r.allowed_cidrs,
                NULLIF(r.metadata, '{}'::jsonb), NULLIF(r.db_role, '')
           FROM ready r
@@ -441,7 +1164,7 @@ BEGIN
                                        v_rows OPERATOR(pg_catalog.-) v_n, v_rows, p_source);
     END IF;
 
-    PERFORM apikeys._audit('imported', NULL, NULL,
+    PERFORM apikeys_internal._audit('imported', NULL, NULL,
         pg_catalog.jsonb_build_object('source', p_source::text, 'keys', v_n));
     RETURN v_n;
 END
@@ -498,41 +1221,354 @@ BEGIN
         'SELECT pg_catalog.array_agg(ROW(%s)::apikeys._import_row) FROM %s s',
         v_select, import_keys.source)
     INTO v_rows;
-    RETURN apikeys._import_rows(import_keys.source,
+    RETURN apikeys_internal._import_rows(import_keys.source,
                                 COALESCE(v_rows, '{}'::apikeys._import_row[]));
 END
 $$;
 
-CREATE OR REPLACE FUNCTION apikeys.delete_key(client_id text)
-    RETURNS void
+CREATE OR REPLACE FUNCTION apikeys.rotate_key(client_id text, grace interval DEFAULT '0')
+    RETURNS apikeys.new_key
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    k apikeys.keys := apikeys._key_row(delete_key.client_id, true);
+    k apikeys.keys;
+    m record;
+    v_prev_until timestamptz;
+BEGIN
+    IF grace IS NULL OR grace OPERATOR(pg_catalog.<) '0'::interval THEN
+        RAISE EXCEPTION 'grace must be zero or a positive interval' USING ERRCODE = '22023';
+    END IF;
+    k := apikeys_internal._key_row(rotate_key.client_id);
+    IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+        RAISE EXCEPTION 'API key "%" has expired', rotate_key.client_id
+            USING ERRCODE = '55000',
+                  HINT = 'An expired key cannot be rotated; issue a new key with apikeys.create_key().';
+    END IF;
+    -- a rotation would show the admin the secret the handoff keeps from them
+    IF k.pending_since IS NOT NULL THEN
+        RAISE EXCEPTION 'API key "%" is waiting to be claimed', rotate_key.client_id
+            USING ERRCODE = '55000',
+                  HINT = 'Use apikeys.reset_key() to send a new claim link and code.';
+    END IF;
+
+    m := apikeys_internal._mint(k.client_id);
+    -- the old secret lives on for the grace period, never past the key's expiry
+    v_prev_until := LEAST(pg_catalog.now() OPERATOR(pg_catalog.+) grace, k.expires_at);
+
+    PERFORM apikeys_internal._op_begin('rotated', pg_catalog.jsonb_build_object(
+        'grace', grace, 'old_secret_valid_until',
+        CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END));
+    UPDATE apikeys.keys SET
+        prev_secret_hash = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_hash END,
+        prev_hash_alg    = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN hash_alg END,
+        prev_expires_at  = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END,
+        prev_secret_by_key = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_by_key END,
+        secret_hash      = m.secret_hash,
+        hash_alg         = m.hash_alg,
+        secret_by_key    = apikeys_internal._acting_key()
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys_internal._op_end();
+
+    RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
+END
+$$;
+
+-- disable_key returns whether this call disabled the key: false when it
+-- was disabled already (psql then shows that nothing changed).
+CREATE OR REPLACE FUNCTION apikeys.disable_key(client_id text, reason text DEFAULT NULL)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+BEGIN
+    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
+    k := apikeys_internal._key_row(disable_key.client_id);
+    PERFORM apikeys_internal._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
+    -- who disabled it: a key (self-service) or an admin (NULL).  An admin's
+    -- disable of a key a key disabled makes it the admin's, so that no key
+    -- can lift it (_check_target).
+    UPDATE apikeys.keys SET disabled_at = COALESCE(disabled_at, pg_catalog.now()),
+                            disabled_by_key = apikeys_internal._acting_key()
+     WHERE keys.client_id OPERATOR(pg_catalog.=) disable_key.client_id
+       AND (disabled_at IS NULL OR
+            (disabled_by_key IS NOT NULL AND apikeys_internal._acting_key() IS NULL));
+    PERFORM apikeys_internal._op_end();
+    RETURN k.disabled_at IS NULL;
+END
+$$;
+
+-- enable_key returns whether this call enabled the key: false when it was
+-- not disabled.
+CREATE OR REPLACE FUNCTION apikeys.enable_key(client_id text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+BEGIN
+    k := apikeys_internal._key_row(enable_key.client_id);
+    PERFORM apikeys_internal._op_begin('enabled', NULL);
+    UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
+     WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
+       AND disabled_at IS NOT NULL;
+    PERFORM apikeys_internal._op_end();
+    RETURN k.disabled_at IS NOT NULL;
+END
+$$;
+
+-- _revoke_key: the one revocation; revoke_key, my_revoke_key,
+-- revoke_all_keys, report_leaked and the revoke_unused_after policy all
+-- come here.  It locks the key, revokes it (one audit row, labelled with
+-- p_detail), and then revokes, each through this function again (so each
+-- on its own audit row):
+--   - every key the revoked key created through self-service
+--     (created_by_key) that appeared while we waited for the lock: a key
+--     may be creating a child as we come (my_create_key holds it FOR
+--     SHARE), and a child that appears while we wait was made by a key
+--     being revoked, so it goes with it (children that existed before we
+--     came stay: they were made while their creator was live);
+--   - with p_with_descendants (a leaked manager key), every key the
+--     thief could hold through it, that is not revoked yet: every key it
+--     created, every key whose current secret (or previous one, within its
+--     grace) it issued by rotation (secret_by_key), and the same again for
+--     each of those, recursively.  The walk goes through revoked, expired
+--     and deleted keys (deleted_keys keeps a deleted key's link, so
+--     deleting the middle key, or the manager itself, hides nothing) and
+--     is a query, not a recursion, so no chain of keys is too deep for it.
+--     A key revoked or deleted already (p_client_id only in deleted_keys)
+--     is accepted here, with a NOTICE: its live descendants are revoked.
+-- p_strict: a missing or revoked key raises (42704, 55000, as _key_row);
+-- otherwise it is skipped.  Returns the number of keys revoked.
+CREATE OR REPLACE FUNCTION apikeys_internal._revoke_key(p_client_id text, p_detail jsonb,
+                                    p_with_descendants boolean DEFAULT false,
+                                    p_strict boolean DEFAULT true)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_before text[];
+    k apikeys.keys;
+    c text;
+    n integer := 0;
+    v_deleted boolean := false;
+    v_was_revoked boolean := false;
+    v_why text;
+BEGIN
+    IF p_with_descendants IS NULL THEN
+        RAISE EXCEPTION 'with_descendants cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    v_before := ARRAY(SELECT k2.client_id FROM apikeys.keys k2
+                       WHERE k2.created_by_key OPERATOR(pg_catalog.=) p_client_id);
+    IF p_with_descendants AND p_client_id IS NOT NULL AND
+       NOT EXISTS (SELECT 1 FROM apikeys.keys k2
+                    WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id) THEN
+        -- a deleted key: lock its link so that a concurrent delete_key
+        -- cannot drop it under us
+        PERFORM 1 FROM apikeys.deleted_keys d
+          WHERE d.client_id OPERATOR(pg_catalog.=) p_client_id FOR UPDATE;
+        v_deleted := FOUND;
+    END IF;
+    IF v_deleted THEN
+        NULL;
+    ELSIF p_strict THEN
+        -- with descendants, a key revoked already is accepted: its tree
+        -- may still be live
+        k := apikeys_internal._key_row(p_client_id, p_with_descendants);
+        v_was_revoked := k.revoked_at IS NOT NULL;
+    ELSE
+        SELECT * INTO k FROM apikeys.keys k2
+         WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id
+         FOR UPDATE;
+        IF NOT FOUND OR k.revoked_at IS NOT NULL THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    IF NOT v_deleted THEN
+        PERFORM apikeys_internal._op_begin('revoked', p_detail);
+        UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
+         WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+           AND revoked_at IS NULL;
+        IF FOUND THEN
+            n := 1;
+        END IF;
+        PERFORM apikeys_internal._op_end();
+
+        FOR c IN SELECT k2.client_id FROM apikeys.keys k2
+                  WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
+                    AND k2.revoked_at IS NULL
+                    AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
+                  ORDER BY k2.client_id
+        LOOP
+            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+                pg_catalog.jsonb_build_object('reason', pg_catalog.format(
+                    'created by %s while it was being revoked', k.client_id)), false, false);
+        END LOOP;
+    END IF;
+
+    IF p_with_descendants THEN
+        -- d: the key and every key reached from it by creation (through
+        -- live and deleted keys) or by a rotation that issued a secret
+        -- still live (current, or previous within its grace)
+        FOR c, v_why IN WITH RECURSIVE e(client_id, created_by_key, secret_by_key, prev_secret_by_key) AS (
+                     SELECT k2.client_id, k2.created_by_key, k2.secret_by_key,
+                            CASE WHEN k2.prev_expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+                                 THEN k2.prev_secret_by_key END
+                       FROM apikeys.keys k2
+                     UNION ALL
+                     SELECT dk.client_id, dk.created_by_key, NULL, NULL
+                       FROM apikeys.deleted_keys dk),
+                 d(client_id) AS (
+                     SELECT p_client_id COLLATE "C"
+                     UNION
+                     SELECT e.client_id FROM e, d
+                      WHERE e.created_by_key OPERATOR(pg_catalog.=) d.client_id
+                         OR e.secret_by_key OPERATOR(pg_catalog.=) d.client_id
+                         OR e.prev_secret_by_key OPERATOR(pg_catalog.=) d.client_id)
+                 SELECT d.client_id,
+                        CASE WHEN EXISTS (SELECT 1 FROM d d2
+                                           WHERE d2.client_id OPERATOR(pg_catalog.=) k4.created_by_key)
+                             THEN 'created by %s or its descendants, revoked with it'
+                             ELSE 'holding a secret issued by %s or its descendants, revoked with it' END
+                   FROM d, apikeys.keys k4
+                  WHERE k4.client_id OPERATOR(pg_catalog.=) d.client_id
+                    AND k4.client_id OPERATOR(pg_catalog.<>) p_client_id
+                    AND k4.revoked_at IS NULL
+                  ORDER BY d.client_id
+        LOOP
+            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+                pg_catalog.jsonb_build_object('reason', pg_catalog.format(v_why, p_client_id)),
+                false, false);
+        END LOOP;
+    END IF;
+    IF v_deleted OR v_was_revoked THEN
+        RAISE NOTICE 'API key "%" was % already: % key(s) it led to revoked', p_client_id,
+                     CASE WHEN v_deleted THEN 'deleted' ELSE 'revoked' END, n
+            USING DETAIL = 'The keys it created, and theirs, and keys holding a secret they issued.';
+    END IF;
+    RETURN n;
+END
+$$;
+
+-- revoke_key returns the number of keys it revoked, as revoke_all_keys
+-- does: 1, and with with_descendants the descendants too (a key revoked
+-- already raises 55000 unless with_descendants is given).
+CREATE OR REPLACE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL,
+                                   with_descendants boolean DEFAULT false)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
+    RETURN apikeys_internal._revoke_key(revoke_key.client_id,
+        pg_catalog.jsonb_build_object('reason', reason)
+        OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
+                                     THEN '{"with_descendants": true}'::jsonb
+                                     ELSE '{}'::jsonb END,
+        revoke_key.with_descendants, true);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.revoke_all_keys(owner text, reason text DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := 0;
+    c text;
+BEGIN
+    PERFORM apikeys_internal._check_owner(revoke_all_keys.owner);
+    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
+
+    -- Take the lock create_key takes: the owner's policy row, made here if
+    -- missing (a concurrent first create_key and this upsert then wait for
+    -- each other on the primary key).  A create that got the lock first has
+    -- committed when we get it, and the UPDATE below (a new snapshot in READ
+    -- COMMITTED) sees its key; one that comes later waits for our commit, so
+    -- its key is made after the revocation.  Under REPEATABLE READ a key
+    -- committed since our snapshot makes this upsert fail to serialize
+    -- instead of leaving the key live.
+    INSERT INTO apikeys.owner_policies AS p (owner)
+    VALUES (revoke_all_keys.owner)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey
+    DO UPDATE SET keys_issued = p.keys_issued;
+
+    -- one key at a time through the one revocation (a new statement for
+    -- each, so a key committed by a create that held the lock before us is
+    -- seen); keys another key of the owner created are the owner's too
+    FOR c IN SELECT k.client_id FROM apikeys.keys k
+              WHERE k.owner OPERATOR(pg_catalog.=) revoke_all_keys.owner
+                AND k.revoked_at IS NULL
+              ORDER BY k.client_id
+    LOOP
+        n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+            pg_catalog.jsonb_build_object('reason', reason, 'all', true), false, false);
+    END LOOP;
+    PERFORM apikeys_internal._audit('revoked_all', NULL, revoke_all_keys.owner,
+        pg_catalog.jsonb_build_object('reason', reason, 'count', n));
+    RETURN n;
+END
+$$;
+
+-- delete_key returns true: the key is gone (an unknown key raises 42704),
+-- so psql shows the deletion as it shows DELETE 1.
+CREATE OR REPLACE FUNCTION apikeys.delete_key(client_id text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys := apikeys_internal._key_row(delete_key.client_id, true);
     v_up text;
 BEGIN
-    PERFORM apikeys._op_begin('deleted', NULL);
+    PERFORM apikeys_internal._op_begin('deleted', NULL);
     DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
     -- The tree revoke_key(with_descendants) walks must survive the
     -- deletion: a key that leads to other keys leaves its link behind
     -- (deleted_keys); one that leads nowhere leaves none, and a deleted
     -- ancestor it was the last link of is dropped, up the tree.
-    IF apikeys._leads_to_keys(k.client_id) THEN
+    IF apikeys_internal._leads_to_keys(k.client_id) THEN
         INSERT INTO apikeys.deleted_keys (client_id, owner, created_by_key)
         VALUES (k.client_id, k.owner, k.created_by_key);
     ELSE
         v_up := k.created_by_key;
-        WHILE v_up IS NOT NULL AND NOT apikeys._leads_to_keys(v_up) LOOP
+        WHILE v_up IS NOT NULL AND NOT apikeys_internal._leads_to_keys(v_up) LOOP
             DELETE FROM apikeys.deleted_keys d
              WHERE d.client_id OPERATOR(pg_catalog.=) v_up
             RETURNING d.created_by_key INTO v_up;
         END LOOP;
     END IF;
+    RETURN true;
 END
+$$;
+
+-- _leads_to_keys: does a key (or deleted key) have children, live or
+-- deleted ones that lead further?
+CREATE OR REPLACE FUNCTION apikeys_internal._leads_to_keys(p_client_id text)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM apikeys.keys k
+                    WHERE k.created_by_key OPERATOR(pg_catalog.=) p_client_id)
+        OR EXISTS (SELECT 1 FROM apikeys.deleted_keys d
+                    WHERE d.created_by_key OPERATOR(pg_catalog.=) p_client_id)
 $$;
 
 CREATE OR REPLACE FUNCTION apikeys.update_key(client_id text,
@@ -562,19 +1598,19 @@ DECLARE
     v_credits bigint;
 BEGIN
     IF update_key.name IS NOT NULL THEN
-        PERFORM apikeys._check_text('name', update_key.name, 128, true);
+        PERFORM apikeys_internal._check_text('name', update_key.name, 128, true);
     END IF;
-    v_scopes := apikeys._check_settings(update_key.scopes, update_key.description,
+    v_scopes := apikeys_internal._check_settings(update_key.scopes, update_key.description,
                     update_key.contact_email, update_key.contact_phone,
                     update_key.allowed_cidrs, update_key.metadata,
                     update_key.db_role::text, update_key.rate_limit, update_key.rate_window);
-    k := apikeys._key_row(update_key.client_id);
+    k := apikeys_internal._key_row(update_key.client_id);
     -- the credit settings as they will be: a refill given to a key without
     -- credits starts it full
     v_credits := COALESCE(update_key.credits, k.credits,
                           CASE WHEN update_key.refill_amount IS NOT NULL AND k.refill_amount IS NULL
                                THEN update_key.refill_amount END);
-    PERFORM apikeys._check_credits(v_credits,
+    PERFORM apikeys_internal._check_credits(v_credits,
                                    COALESCE(update_key.refill_amount, k.refill_amount),
                                    COALESCE(update_key.refill_every, k.refill_every));
 
@@ -585,11 +1621,11 @@ BEGIN
                       DETAIL = pg_catalog.format('The key expires at %s; an expiry can only be brought forward.', k.expires_at),
                       HINT = 'Issue a new key for a longer lifetime.';
         END IF;
-        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(k.owner) l;
-        PERFORM apikeys._check_expiry(update_key.expires_at, v_max_lifetime);
+        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(k.owner) l;
+        PERFORM apikeys_internal._check_expiry(update_key.expires_at, v_max_lifetime);
     END IF;
 
-    PERFORM apikeys._op_begin('updated', NULL);
+    PERFORM apikeys_internal._op_begin('updated', NULL);
     UPDATE apikeys.keys SET
         name          = COALESCE(update_key.name, keys.name),
         description   = CASE WHEN update_key.description IS NULL THEN keys.description
@@ -631,28 +1667,28 @@ BEGIN
         refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
         refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
 END
 $$;
 
 -- Credits (src/credits.c).  With shared_preload_libraries a key's balance
 -- lives in shared memory while the server runs, and apikeys.credit_balances
 -- holds it as last flushed; reading the balance asks shared memory first.
-CREATE OR REPLACE FUNCTION apikeys._credits_balance(client_id text) RETURNS bigint
+CREATE OR REPLACE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
 -- Writes the balances spent in shared memory to apikeys.credit_balances
 -- now (the background worker does it every apikeys.flush_interval); the
 -- number of keys written.
-CREATE OR REPLACE FUNCTION apikeys._credits_flush() RETURNS bigint
+CREATE OR REPLACE FUNCTION apikeys_internal._credits_flush() RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_flush'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- One key's balance written (the flush, or a spend without preloading):
 -- never over a balance loaded from a newer credits_seq; nothing for a key
 -- deleted meanwhile.
-CREATE OR REPLACE FUNCTION apikeys._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
+CREATE OR REPLACE FUNCTION apikeys_internal._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
                                        p_balance bigint, p_refilled_at timestamptz)
     RETURNS void
     LANGUAGE sql
@@ -684,7 +1720,7 @@ BEGIN
         RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
             HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
     END IF;
-    k := apikeys._key_row(add_credits.client_id);
+    k := apikeys_internal._key_row(add_credits.client_id);
     IF k.credits IS NULL THEN
         RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
             DETAIL = 'A key without credits has unlimited use.',
@@ -694,17 +1730,221 @@ BEGIN
     -- the difference of credits_added it has not counted yet, after any
     -- refill that is due; keys.credits, the balance if nothing was spent
     -- since it was set, gains it too
-    PERFORM apikeys._op_begin('credits_added', NULL);
+    PERFORM apikeys_internal._op_begin('credits_added', NULL);
     UPDATE apikeys.keys SET
         credits = keys.credits OPERATOR(pg_catalog.+) add_credits.amount,
         credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
-    v_balance := apikeys._credits_balance(k.client_id);
-    PERFORM apikeys._audit('credits_added', k.client_id, k.owner,
+    PERFORM apikeys_internal._op_end();
+    v_balance := apikeys_internal._credits_balance(k.client_id);
+    PERFORM apikeys_internal._audit('credits_added', k.client_id, k.owner,
         pg_catalog.jsonb_build_object('amount', add_credits.amount, 'balance', v_balance));
     RETURN v_balance;
 END
+$$;
+
+-- set_owner_policy returns what it changed: {"setting": {"old": ...,
+-- "new": ...}, ...} (null: the default), '{}' when nothing changed.
+CREATE OR REPLACE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
+                                         max_lifetime interval DEFAULT NULL,
+                                         revoke_unused_after interval DEFAULT NULL,
+                                         warn_before_expiry interval DEFAULT NULL,
+                                         rotate_every interval DEFAULT NULL,
+                                         rate_limit integer DEFAULT NULL,
+                                         rate_window interval DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old_p apikeys.owner_policies;
+    new_p apikeys.owner_policies;
+    det jsonb := '{}'::jsonb;
+    col text;
+BEGIN
+    PERFORM apikeys_internal._check_owner(set_owner_policy.owner);
+    IF set_owner_policy.max_keys IS NOT NULL AND
+       (set_owner_policy.max_keys OPERATOR(pg_catalog.<) 1 OR
+        set_owner_policy.max_keys OPERATOR(pg_catalog.>) 1000000) THEN
+        RAISE EXCEPTION 'max_keys must be between 1 and 1000000' USING ERRCODE = '22023';
+    END IF;
+    IF set_owner_policy.max_lifetime IS NOT NULL AND
+       (set_owner_policy.max_lifetime OPERATOR(pg_catalog.<) '1 minute'::interval OR
+        set_owner_policy.max_lifetime OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+        RAISE EXCEPTION 'max_lifetime must be between 1 minute and 100 years' USING ERRCODE = '22023';
+    END IF;
+    -- the lifecycle intervals: '0' turns a policy off for this owner
+    IF set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'revoke_unused_after must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'warn_before_expiry must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.rotate_every OPERATOR(pg_catalog.<) '0'::interval OR
+       set_owner_policy.rotate_every OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'rotate_every must be between 0 and 100 years' USING ERRCODE = '22023',
+            HINT = 'Use 0 to turn the policy off for this owner.';
+    END IF;
+    IF set_owner_policy.rate_limit OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
+            HINT = 'Use 0 for no owner-wide limit.';
+    END IF;
+    IF set_owner_policy.rate_window IS NOT NULL AND
+       (set_owner_policy.rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
+        set_owner_policy.rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+        RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
+
+    SELECT * INTO old_p FROM apikeys.owner_policies p
+     WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
+
+    PERFORM apikeys_internal._op_begin('policy_changed', NULL);
+    INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, revoke_unused_after,
+                                             warn_before_expiry, rotate_every, rate_limit,
+                                             rate_window)
+    VALUES (set_owner_policy.owner, set_owner_policy.max_keys, set_owner_policy.max_lifetime,
+            set_owner_policy.revoke_unused_after, set_owner_policy.warn_before_expiry,
+            set_owner_policy.rotate_every, NULLIF(set_owner_policy.rate_limit, 0),
+            CASE WHEN NULLIF(set_owner_policy.rate_limit, 0) IS NOT NULL
+                 THEN COALESCE(set_owner_policy.rate_window, '1 minute'::interval) END)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE SET
+        max_keys = COALESCE(EXCLUDED.max_keys, p.max_keys),
+        max_lifetime = COALESCE(EXCLUDED.max_lifetime, p.max_lifetime),
+        revoke_unused_after = COALESCE(EXCLUDED.revoke_unused_after, p.revoke_unused_after),
+        warn_before_expiry = COALESCE(EXCLUDED.warn_before_expiry, p.warn_before_expiry),
+        rotate_every = COALESCE(EXCLUDED.rotate_every, p.rotate_every),
+        rate_limit = CASE WHEN set_owner_policy.rate_limit IS NULL THEN p.rate_limit
+                          ELSE EXCLUDED.rate_limit END,
+        rate_window = CASE WHEN set_owner_policy.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+                           WHEN set_owner_policy.rate_limit IS NULL AND p.rate_limit IS NULL THEN NULL
+                           ELSE COALESCE(set_owner_policy.rate_window, p.rate_window,
+                                         EXCLUDED.rate_window) END,
+        updated_at = pg_catalog.now()
+    RETURNING * INTO new_p;
+    PERFORM apikeys_internal._op_end();
+
+    -- old -> new of every setting that changed
+    FOREACH col IN ARRAY ARRAY['max_keys', 'max_lifetime', 'revoke_unused_after',
+                               'warn_before_expiry', 'rotate_every', 'rate_limit',
+                               'rate_window'] LOOP
+        IF (pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col) IS DISTINCT FROM
+           (pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col) OR
+           col OPERATOR(pg_catalog.=) ANY (ARRAY['max_keys', 'max_lifetime']) THEN
+            det := det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
+                pg_catalog.jsonb_build_object(
+                    'old', pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col,
+                    'new', pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col));
+        END IF;
+    END LOOP;
+    PERFORM apikeys_internal._audit('policy_changed', NULL, set_owner_policy.owner, det);
+    -- what changed (the audit row also names max_keys and max_lifetime
+    -- when they did not)
+    RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::jsonb)
+              FROM pg_catalog.jsonb_each(det) d
+             WHERE (d.value OPERATOR(pg_catalog.->) 'old') IS DISTINCT FROM
+                   (d.value OPERATOR(pg_catalog.->) 'new'));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.purge_audit(older_than interval)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF older_than IS NULL OR older_than OPERATOR(pg_catalog.<) '0'::interval THEN
+        RAISE EXCEPTION 'older_than must be zero or a positive interval' USING ERRCODE = '22023';
+    END IF;
+    PERFORM apikeys_internal._op_begin('purge', NULL);
+    DELETE FROM apikeys.audit_log
+     WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys_internal._audit('audit_purged', NULL, NULL,
+        pg_catalog.jsonb_build_object('older_than', older_than, 'rows', n));
+    RETURN n;
+END
+$$;
+
+-- The client ID of the key whose live secret a token holds (current, or
+-- previous within its grace: the rule verification applies), else NULL;
+-- verifies as apikeys.verify(token) does.  For report_leaked.
+CREATE OR REPLACE FUNCTION apikeys_internal._live_secret_key(token text) RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_live_secret_key'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Anyone who finds a leaked token can kill it (GitHub's credential
+-- revocation API).  It says nothing either way, so it is no oracle: it
+-- revokes only a key whose live secret the token holds (a secret rotated
+-- away past its grace is no longer the key's, and revokes nothing), and
+-- where it could not write (a hot standby, a read-only transaction) it
+-- refuses before looking at the token, the same for every input.
+CREATE OR REPLACE FUNCTION apikeys.report_leaked(token text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_client_id text;
+BEGIN
+    IF pg_catalog.current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'cannot report a leaked token in a read-only transaction'
+            USING ERRCODE = '25006',
+                  HINT = 'Call apikeys.report_leaked() on the primary, outside a read-only transaction.';
+    END IF;
+    v_client_id := apikeys_internal._live_secret_key(token);
+    IF v_client_id IS NULL THEN
+        RETURN;
+    END IF;
+    -- a revoked key is skipped (not strict)
+    PERFORM apikeys_internal._revoke_key(v_client_id, pg_catalog.jsonb_build_object(
+        'reason', 'leaked', 'reported_by', SESSION_USER), false, false);
+END
+$$;
+
+-- Handoff, outbox and lifecycle policies
+--
+-- A handoff key is created pending, with a hash of a secret nobody has, so
+-- it answers NOT_FOUND.  _handoff_start puts a claim token (by email) and a
+-- 6-digit code (by SMS) in the outbox; claim_key trades the two for the real
+-- secret, once.  Every audited change also lands in the outbox (trigger on
+-- audit_log), and deliveries to people go through _deliver.  apikeys_delivery
+-- drains the outbox with outbox_take / outbox_done / outbox_retry.
+-- _setting: an apikeys.* setting as the library registered it.  Before the
+-- library is loaded in a session, any role may SET apikeys.anything and
+-- create a placeholder that current_setting() would return; loading the
+-- library (calling one of its C functions) replaces every placeholder by
+-- the registered setting, and drops a value that the role who set it was
+-- not allowed to set (they are superuser-only).  So: load, then read.
+CREATE OR REPLACE FUNCTION apikeys_internal._setting(p_name text)
+    RETURNS text
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys_internal._preloaded();
+    RETURN NULLIF(pg_catalog.current_setting(p_name, true), '');
+END
+$$;
+
+-- _setting_integer: the same for an integer setting.
+CREATE OR REPLACE FUNCTION apikeys_internal._setting_integer(p_name text, p_default integer)
+    RETURNS integer
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(apikeys_internal._setting(p_name)::integer, p_default)
 $$;
 
 -- Audits UPDATE and DELETE on apikeys.keys, labelled by the extension
@@ -712,15 +1952,15 @@ $$;
 -- direct_delete.  Hashes never reach the audit row: a new secret shows as
 -- "secret": "replaced".  Inserts are audited by create_key itself, so a
 -- restore (COPY into the table) does not add rows to the trail.
-CREATE OR REPLACE FUNCTION apikeys._keys_audit_trigger()
+CREATE OR REPLACE FUNCTION apikeys_internal._keys_audit_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    ev text := apikeys._op_event();
-    det jsonb := COALESCE(apikeys._op_detail(), '{}'::jsonb);
+    ev text := apikeys_internal._op_event();
+    det jsonb := COALESCE(apikeys_internal._op_detail(), '{}'::jsonb);
     o jsonb;
     n jsonb;
     changes jsonb := '{}'::jsonb;
@@ -734,7 +1974,7 @@ BEGIN
         RETURN NEW;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-        PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
+        PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
             det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
         RETURN OLD;
     END IF;
@@ -754,11 +1994,115 @@ BEGIN
     IF changes OPERATOR(pg_catalog.=) '{}'::jsonb THEN
         RETURN NEW;
     END IF;
-    PERFORM apikeys._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
+    PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
         det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('changes', changes));
     RETURN NEW;
 END
 $$;
+
+-- Refuses UPDATE, DELETE and TRUNCATE of audit rows, except inside
+-- apikeys.purge_audit, which audits itself, and except a DELETE applied by
+-- a logical replication apply worker: that is the publisher's purge_audit
+-- (whose own audit row replicates as an INSERT), and the publisher's copy
+-- of this trigger let nothing else through.
+CREATE OR REPLACE FUNCTION apikeys_internal._audit_append_only_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND
+       (apikeys_internal._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys_internal._in_apply_worker()) THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'the API key audit log is append-only'
+        USING ERRCODE = '42501',
+              HINT = 'Use apikeys.purge_audit(older_than) to apply a retention period.';
+END
+$$;
+
+-- A TRUNCATE of the keys would bypass the row trigger: refuse it.
+CREATE OR REPLACE FUNCTION apikeys_internal._keys_no_truncate_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'apikeys.keys cannot be truncated'
+        USING ERRCODE = '42501',
+              HINT = 'Use apikeys.revoke_all_keys() or apikeys.delete_key(), which are audited.';
+END
+$$;
+
+-- ALTER TABLE fires no row trigger, yet it can change what the cache must
+-- answer: ALTER COLUMN ... TYPE ... USING rewrites every row, and DISABLE
+-- TRIGGER ALL / ENABLE TRIGGER ALL (which pg_restore --disable-triggers
+-- emits) turns the ALWAYS triggers above into ORIGIN ones, so a replica-mode
+-- UPDATE (restore, logical replication apply) would no longer invalidate and
+-- a replica-mode TRUNCATE or DELETE of audit rows would get through.  After
+-- every ALTER TABLE of keys or audit_log this event trigger sets those
+-- triggers back to ENABLE ALWAYS (also when they were disabled: none of them
+-- fires on the INSERTs or COPY a restore runs) and outdates the whole shared
+-- cache at commit.  SECURITY DEFINER because it runs for every ALTER TABLE
+-- in the database, also of roles that cannot see this schema.
+CREATE OR REPLACE FUNCTION apikeys_internal._ddl_guard()
+    RETURNS event_trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                    WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND (c.objid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
+                           OR c.objid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass)) THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT tg.tgrelid::pg_catalog.regclass AS rel, tg.tgname
+               FROM pg_catalog.pg_trigger tg
+              WHERE ((tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
+                      AND (tg.tgname OPERATOR(pg_catalog.=) 'keys_cache'
+                           OR tg.tgname OPERATOR(pg_catalog.=) 'keys_no_truncate'))
+                  OR (tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass
+                      AND (tg.tgname OPERATOR(pg_catalog.=) 'audit_log_append_only'
+                           OR tg.tgname OPERATOR(pg_catalog.=) 'audit_log_no_truncate')))
+                AND tg.tgenabled OPERATOR(pg_catalog.<>) 'A'
+    LOOP
+        -- nested ALTER TABLE: fires this again, which then finds nothing to do
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
+    END LOOP;
+    PERFORM apikeys_internal._cache_invalidate_all();
+END
+$$;
+
+-- Rate limits need shared memory: say so when one is set without it.
+CREATE OR REPLACE FUNCTION apikeys_internal._rate_limit_warning_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.rate_limit IS NOT NULL AND NOT apikeys_internal._preloaded() THEN
+        RAISE WARNING 'rate limit of API key "%" is not enforced', NEW.client_id
+            USING DETAIL = 'Rate limits are kept in shared memory.',
+                  HINT = 'Add apikeys to "shared_preload_libraries" and restart the server.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Internal: the key a self-service function (my_*) acts for, named in the
+-- audit rows of its changes (detail.by_key); cleared at transaction end.
+CREATE OR REPLACE FUNCTION apikeys_internal._acting_begin(client_id text) RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_acting_begin'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._acting_key() RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_acting_key'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE OR REPLACE FUNCTION apikeys.verify(token text, required_scope text DEFAULT NULL,
                                client_ip inet DEFAULT NULL, cost integer DEFAULT 1)
@@ -774,6 +2118,34 @@ CREATE OR REPLACE FUNCTION apikeys.verify_client(client_id text, client_secret t
     AS 'MODULE_PATHNAME', 'apikeys_verify_client'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
 
+CREATE OR REPLACE FUNCTION apikeys_internal._failing_addresses(OUT address inet, OUT client_id text,
+                                           OUT failures integer,
+                                           OUT window_start timestamptz,
+                                           OUT window_end timestamptz,
+                                           OUT blocked boolean,
+                                           OUT blocked_attempts bigint)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- Removes the failure records of an address or network (for
+-- apikeys.unblock_address, which audits it).
+CREATE OR REPLACE FUNCTION apikeys_internal._unblock_address(address inet, OUT blocks_lifted integer,
+                                         OUT records_cleared integer)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_unblock'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+-- The packed journal row (format in src/journal_codec.c) and the last-use
+-- times awaiting the rollup, for the views below.
+CREATE OR REPLACE FUNCTION apikeys_internal._journal_decode(data bytea,
+                                        OUT client_id text, OUT code text,
+                                        OUT count bigint, OUT last_used timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'apikeys_journal_decode'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    ROWS 1000;
+
 -- The rolled-up usage, one row per key, hour and code used; the VALID row
 -- also holds the key's last use in that hour.
 CREATE OR REPLACE VIEW apikeys.usage AS
@@ -783,10 +2155,10 @@ SELECT d.client_id COLLATE "C" AS client_id,
        pg_catalog.sum(COALESCE(d.count, 0))::bigint AS count,
        pg_catalog.max(d.last_used) FILTER (WHERE COALESCE(d.code, 'VALID') OPERATOR(pg_catalog.=) 'VALID') AS last_used_at
   FROM apikeys.usage_packed p,
-       LATERAL apikeys._journal_decode(p.data) d
+       LATERAL apikeys_internal._journal_decode(p.data) d
  GROUP BY 1, 2, 3;
 
-CREATE OR REPLACE FUNCTION apikeys._usage_find(data bytea, client_id text)
+CREATE OR REPLACE FUNCTION apikeys_internal._usage_find(data bytea, client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_usage_find'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
@@ -795,7 +2167,7 @@ CREATE OR REPLACE FUNCTION apikeys._usage_find(data bytea, client_id text)
 -- before the EXECUTE privilege is checked.
 -- For the update from 1.0: rows of one hour and bucket as apikeys.usage
 -- shows them, packed as apikeys.usage_packed holds them.
-CREATE OR REPLACE FUNCTION apikeys._usage_pack(client_ids text[], codes text[], counts bigint[],
+CREATE OR REPLACE FUNCTION apikeys_internal._usage_pack(client_ids text[], codes text[], counts bigint[],
                                     last_used timestamptz[])
     RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_usage_pack'
@@ -804,7 +2176,7 @@ CREATE OR REPLACE FUNCTION apikeys._usage_pack(client_ids text[], codes text[], 
 -- A key's last use rolled up into apikeys.usage_packed: the latest of its
 -- newest hour (the row's bucket: src/journal.c, UsageBucket), NULL when
 -- none.  One index scan of its bucket, newest hour first.
-CREATE OR REPLACE FUNCTION apikeys._usage_last_use(client_id text)
+CREATE OR REPLACE FUNCTION apikeys_internal._usage_last_use(client_id text)
     RETURNS timestamptz
     LANGUAGE plpgsql STABLE
     SECURITY DEFINER
@@ -815,7 +2187,7 @@ DECLARE
     found_hour timestamptz;
     best timestamptz;
 BEGIN
-    FOR r IN SELECT p.hour, apikeys._usage_find(p.data, _usage_last_use.client_id) AS t
+    FOR r IN SELECT p.hour, apikeys_internal._usage_find(p.data, _usage_last_use.client_id) AS t
                FROM apikeys.usage_packed p
               WHERE p.bucket OPERATOR(pg_catalog.=) (pg_catalog.right(_usage_last_use.client_id, 2) COLLATE "C")
               ORDER BY p.hour DESC
@@ -829,6 +2201,31 @@ BEGIN
     RETURN best;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._recent_use(client_id text)
+    RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'apikeys_recent_use'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+
+-- Proof of non-use, for revoke_unused_after (src/journal.c): why this
+-- database cannot prove that a key without a recorded use in the last
+-- unused_after was unused (NULL: it can); what that depends on; and the
+-- superuser's way to accept the possible losses noted so far.
+CREATE OR REPLACE FUNCTION apikeys_internal._usage_unproven(unused_after interval)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_usage_unproven'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
+                                      OUT journal_in_recent boolean)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_usage_health'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._usage_accept_losses()
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_usage_accept_losses'
+    LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Last use: the stored time, or a later one still in the journal.
 CREATE OR REPLACE VIEW apikeys.key_list AS
@@ -845,8 +2242,8 @@ SELECT k.client_id,
        k.created_at,
        k.created_by,
        k.expires_at,
-       GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
-                apikeys._usage_last_use(k.client_id)) AS last_used_at,
+       GREATEST(k.last_used_at, apikeys_internal._recent_use(k.client_id),
+                apikeys_internal._usage_last_use(k.client_id)) AS last_used_at,
        k.contact_email,
        k.contact_phone,
        k.allowed_cidrs,
@@ -863,7 +2260,7 @@ SELECT k.client_id,
 -- The journal's counts, for key_usage: nothing on a standby, where the
 -- unlogged journal cannot be read (and is empty).  PL/pgSQL plans the
 -- query only when it runs it.
-CREATE OR REPLACE FUNCTION apikeys._journal_usage(OUT client_id text, OUT hour timestamptz,
+CREATE OR REPLACE FUNCTION apikeys_internal._journal_usage(OUT client_id text, OUT hour timestamptz,
                                        OUT code text, OUT count bigint)
     RETURNS SETOF record
     LANGUAGE plpgsql STABLE
@@ -877,7 +2274,7 @@ BEGIN
     RETURN QUERY
         SELECT d.client_id COLLATE "C", pg_catalog.date_trunc('hour', j.flushed_at), d.code, d.count
           FROM apikeys.usage_journal j,
-               LATERAL apikeys._journal_decode(j.data) d
+               LATERAL apikeys_internal._journal_decode(j.data) d
          WHERE d.code IS NOT NULL;
 END
 $$;
@@ -889,12 +2286,332 @@ SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
           FROM apikeys.usage u
         UNION ALL
         SELECT j.client_id COLLATE "C", j.hour, j.code, j.count
-          FROM apikeys._journal_usage() j) s
+          FROM apikeys_internal._journal_usage() j) s
  GROUP BY s.client_id, s.hour, s.code;
+
+-- The noisiest callers (an IPv4 address, IPv6 /64 or ::1 with the client ID
+-- its attempts named) and networks (IPv4 /24, IPv6 /48) in their current
+-- failure window: one row per caller or network, never one per attempt.
+CREATE OR REPLACE VIEW apikeys.failing_addresses AS
+SELECT f.address, f.client_id, f.failures, f.window_start, f.window_end, f.blocked,
+       f.blocked_attempts
+  FROM apikeys_internal._failing_addresses() f
+ ORDER BY f.failures DESC, f.address, f.client_id;
+
+-- unblock_address lifts the failure throttle's records of an address (its
+-- /32, /64 or ::1, whatever client IDs were named from it) or, given a
+-- network, of everything inside it; audited when it removed anything.
+CREATE OR REPLACE FUNCTION apikeys.unblock_address(address inet)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF unblock_address.address IS NULL THEN
+        RAISE EXCEPTION 'address cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    r := apikeys_internal._unblock_address(unblock_address.address);
+    IF r.records_cleared OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM apikeys_internal._audit('address_unblocked', NULL, NULL,
+            pg_catalog.jsonb_build_object('address', pg_catalog.host(unblock_address.address)
+                                              OPERATOR(pg_catalog.||) '/'
+                                              OPERATOR(pg_catalog.||) pg_catalog.masklen(unblock_address.address),
+                                          'blocks_lifted', r.blocks_lifted,
+                                          'records_cleared', r.records_cleared));
+    END IF;
+    RETURN r.blocks_lifted OPERATOR(pg_catalog.>) 0;
+END
+$$;
+
+-- Handoff (src/claim.c): claim secrets from pg_strong_random(), constant-
+-- time hash comparison, and the claim's use of the address throttle.
+CREATE OR REPLACE FUNCTION apikeys_internal._claim_secrets(OUT claim_token text, OUT code text)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'apikeys_claim_secrets'
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+-- Not STRICT, like flush_usage: a STRICT call with NULL constants is
+-- folded away before the EXECUTE privilege is checked.
+CREATE OR REPLACE FUNCTION apikeys_internal._hash_equal(a bytea, b bytea)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- Refuses at once on a standby; the caller's address (client_ip, else as
+-- pre_request chooses it).  Not STRICT: NULL client_ip is the usual call.
+CREATE OR REPLACE FUNCTION apikeys_internal._claim_begin(client_ip inet)
+    RETURNS inet
+    AS 'MODULE_PATHNAME', 'apikeys_claim_begin'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+-- Counts one code comparison (before comparing), then compares.
+CREATE OR REPLACE FUNCTION apikeys_internal._claim_attempt(claim_id bigint, failures integer, expires_at timestamptz,
+                                       code_hash bytea, presented bytea)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'apikeys_claim_attempt'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+-- Not STRICT: a NULL address (unix socket) is a call like any other.
+CREATE OR REPLACE FUNCTION apikeys_internal._claim_failed(address inet)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'apikeys_claim_failed'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._claim_attempts(OUT claim_id bigint, OUT tag bytea, OUT attempts integer,
+                                        OUT wrong integer, OUT synced integer)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'apikeys_claim_attempts'
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- _setting_interval: an apikeys.* duration setting as an interval (read
+-- through _setting), with a fallback when it is unset.
+CREATE OR REPLACE FUNCTION apikeys_internal._setting_interval(p_name text, p_default interval)
+    RETURNS interval
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(apikeys_internal._setting(p_name)::interval, p_default)
+$$;
+
+-- _deliver appends one outbox row addressed to a person (channel email or
+-- sms) or to applications (channel NULL) and sends a wake-up NOTIFY that
+-- names only the event and the row.  The one writer of deliveries.
+CREATE OR REPLACE FUNCTION apikeys_internal._deliver(p_event text, p_client_id text, p_owner text,
+                                 p_channel text, p_recipient text, p_payload jsonb,
+                                 p_claim_id bigint DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO apikeys.outbox (event, client_id, owner, channel, recipient, payload, claim_id)
+    VALUES (p_event, p_client_id, p_owner, p_channel, p_recipient,
+            COALESCE(p_payload, '{}'::jsonb), p_claim_id)
+    RETURNING id INTO v_id;
+    PERFORM pg_catalog.pg_notify('apikeys_events',
+        pg_catalog.jsonb_build_object('event', p_event, 'outbox_id', v_id)::text);
+    RETURN v_id;
+END
+$$;
+
+-- Every audit row written by this transaction becomes an outbox event
+-- (channel NULL).  Rows restored from a dump (COPY) are skipped: they carry
+-- the time and txid of the transaction that wrote them, and a restoring
+-- transaction never has both (the txid alone can coincide between two
+-- young clusters).  So are rows whose event is already in the outbox as a
+-- delivery (detail names its outbox_id).
+CREATE OR REPLACE FUNCTION apikeys_internal._audit_outbox_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO apikeys.outbox (event, client_id, owner, payload)
+    VALUES (NEW.event, NEW.client_id, NEW.owner,
+            pg_catalog.jsonb_build_object('audit_id', NEW.id, 'at', NEW.at,
+                                          'actor', NEW.actor, 'detail', NEW.detail));
+    RETURN NULL;
+END
+$$;
+
+-- Keeps keys.secret_set_at: when the current secret was set (rotation
+-- policy).
+CREATE OR REPLACE FUNCTION apikeys_internal._keys_secret_set_at_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.secret_hash IS DISTINCT FROM OLD.secret_hash THEN
+        NEW.secret_set_at := pg_catalog.now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- _outbox_erase removes the one-time secrets (claim token, code) from the
+-- outbox rows of the given claims.
+CREATE OR REPLACE FUNCTION apikeys_internal._outbox_erase(p_claim_ids bigint[])
+    RETURNS void
+    LANGUAGE sql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE apikeys.outbox o
+       SET payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[]
+     WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
+       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+$$;
+
+-- _handoff_start: a new claim for a pending key (any earlier open claim
+-- is superseded and its secrets erased), its two deliveries and the
+-- handoff_sent audit row.  Returns when the claim expires.
+CREATE OR REPLACE FUNCTION apikeys_internal._handoff_start(k apikeys.keys)
+    RETURNS timestamptz
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    v_old bigint[];
+    v_claim bigint;
+    v_exp timestamptz;
+BEGIN
+    WITH sup AS (
+        UPDATE apikeys.claims c SET superseded_at = pg_catalog.now()
+         WHERE c.client_id OPERATOR(pg_catalog.=) k.client_id
+           AND c.claimed_at IS NULL AND c.superseded_at IS NULL
+        RETURNING c.id)
+    SELECT pg_catalog.array_agg(id) INTO v_old FROM sup;
+    IF v_old IS NOT NULL THEN
+        PERFORM apikeys_internal._outbox_erase(v_old);
+    END IF;
+
+    s := apikeys_internal._claim_secrets();
+    v_exp := pg_catalog.now() OPERATOR(pg_catalog.+)
+             apikeys_internal._setting_interval('apikeys.claim_lifetime', '24 hours');
+    INSERT INTO apikeys.claims (client_id, token_hash, code_hash, expires_at)
+    VALUES (k.client_id,
+            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token, 'UTF8')),
+            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token OPERATOR(pg_catalog.||) ':'
+                                                    OPERATOR(pg_catalog.||) s.code, 'UTF8')),
+            v_exp)
+    RETURNING id INTO v_claim;
+
+    PERFORM apikeys_internal._deliver('handoff_link', k.client_id, k.owner, 'email', k.contact_email,
+        pg_catalog.jsonb_build_object('claim_token', s.claim_token, 'client_id', k.client_id,
+                                      'name', k.name, 'claim_expires_at', v_exp),
+        v_claim);
+    PERFORM apikeys_internal._deliver('handoff_code', k.client_id, k.owner, 'sms', k.contact_phone,
+        pg_catalog.jsonb_build_object('code', s.code, 'client_id', k.client_id,
+                                      'claim_expires_at', v_exp),
+        v_claim);
+    PERFORM apikeys_internal._audit('handoff_sent', k.client_id, k.owner,
+        pg_catalog.jsonb_build_object('claim_expires_at', v_exp,
+                                      'email', k.contact_email, 'phone', k.contact_phone));
+    RETURN v_exp;
+END
+$$;
+
+-- _claim_refuse: the one answer to every failed claim, whatever was wrong.
+CREATE OR REPLACE FUNCTION apikeys_internal._claim_refuse()
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'could not claim the API key'
+        USING ERRCODE = '28000',
+              DETAIL = 'The link or the code is wrong, used or expired, or the claim is locked.',
+              HINT = 'Ask the administrator of the key for a new link and code.';
+END
+$$;
+
+-- _claim_record writes a claim's attempt count from the shared-memory
+-- table (src/claim.c) to its row: failures never goes down, and with
+-- p_lock (five wrong codes) the claim is locked, its secrets erased and the
+-- lock audited, once.  Run by the claim sync worker in its own
+-- transaction.  A row locked by someone else is skipped, never waited for
+-- (false: try again later); a claim that is gone counts as written.
+CREATE OR REPLACE FUNCTION apikeys_internal._claim_record(p_claim_id bigint, p_tag bytea, p_attempts integer,
+                                      p_lock boolean)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c apikeys.claims;
+    v_locks boolean;
+BEGIN
+    SELECT * INTO c FROM apikeys.claims cl
+     WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
+       AND pg_catalog.substr(cl.code_hash, 1, 8) OPERATOR(pg_catalog.=) p_tag
+       FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NOT EXISTS (SELECT 1 FROM apikeys.claims cl
+                            WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
+                              AND pg_catalog.substr(cl.code_hash, 1, 8) OPERATOR(pg_catalog.=) p_tag);
+    END IF;
+    v_locks := p_lock AND c.locked_at IS NULL AND c.claimed_at IS NULL AND c.superseded_at IS NULL;
+    UPDATE apikeys.claims cl SET
+        failures = GREATEST(cl.failures, p_attempts),
+        locked_at = CASE WHEN v_locks THEN pg_catalog.now() ELSE cl.locked_at END
+     WHERE cl.id OPERATOR(pg_catalog.=) c.id
+    RETURNING * INTO c;
+    IF v_locks THEN
+        PERFORM apikeys_internal._claim_locked(c);
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- _claim_locked: what follows the lock of a claim (five wrong codes): its
+-- secrets leave the outbox and the lock is audited.
+CREATE OR REPLACE FUNCTION apikeys_internal._claim_locked(c apikeys.claims)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
+    PERFORM apikeys_internal._audit('claim_locked', c.client_id,
+        (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
+        pg_catalog.jsonb_build_object('failures', c.failures));
+END
+$$;
+
+-- _claim_count_attempt: without preloading, one code comparison counted in
+-- the claim's row before it is made, and made.  Run by the claim count
+-- worker of src/claim.c in its own transaction (so the count survives
+-- claim_key's error), under a short lock_timeout.  NULL: the claim allows no
+-- more comparisons (or is closed); true: the code is right; false: wrong,
+-- and the fifth wrong code locks the claim.  "failures < 5" in the UPDATE
+-- makes count-and-check one atomic step under any concurrency.
+CREATE OR REPLACE FUNCTION apikeys_internal._claim_count_attempt(p_claim_id bigint, p_presented bytea)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c apikeys.claims;
+BEGIN
+    UPDATE apikeys.claims cl SET failures = cl.failures OPERATOR(pg_catalog.+) 1
+     WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
+       AND cl.claimed_at IS NULL AND cl.locked_at IS NULL AND cl.superseded_at IS NULL
+       AND cl.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+       AND cl.failures OPERATOR(pg_catalog.<) 5
+    RETURNING * INTO c;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF apikeys_internal._hash_equal(c.code_hash, p_presented) THEN
+        RETURN true;
+    END IF;
+    IF c.failures OPERATOR(pg_catalog.>=) 5 THEN
+        UPDATE apikeys.claims cl SET locked_at = pg_catalog.now()
+         WHERE cl.id OPERATOR(pg_catalog.=) c.id
+        RETURNING * INTO c;
+        PERFORM apikeys_internal._claim_locked(c);
+    END IF;
+    RETURN false;
+END
+$$;
 
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).
 -- Every code comparison is counted before it is made, where the error
--- that ends a failed claim cannot undo it (apikeys._claim_attempt, see
+-- that ends a failed claim cannot undo it (apikeys_internal._claim_attempt, see
 -- src/claim.c): at most five per claim, ever.  A right code then locks the
 -- claim and its key without waiting (a concurrent claim holding them
 -- wins) and looks again.  The caller's address (client_ip, else as
@@ -915,7 +2632,7 @@ DECLARE
     v_ok boolean := false;
 BEGIN
     -- a standby refuses here, at once (25006)
-    v_addr := apikeys._claim_begin(claim_key.client_ip);
+    v_addr := apikeys_internal._claim_begin(claim_key.client_ip);
     -- Every failure ends at the one RAISE below, so not even the error's
     -- CONTEXT line tells which check failed.
     IF claim_key.claim_token IS NOT NULL AND claim_key.code IS NOT NULL AND
@@ -926,7 +2643,7 @@ BEGIN
         IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
            c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND
            c.failures OPERATOR(pg_catalog.<) 5 AND
-           apikeys._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
+           apikeys_internal._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
                pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
                                                        OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
             -- the code is right: lock without waiting, and look again (a
@@ -946,12 +2663,12 @@ BEGIN
         END IF;
     END IF;
     IF NOT v_ok THEN
-        PERFORM apikeys._claim_failed(v_addr);
-        PERFORM apikeys._claim_refuse();
+        PERFORM apikeys_internal._claim_failed(v_addr);
+        PERFORM apikeys_internal._claim_refuse();
     END IF;
 
-    m := apikeys._mint(k.client_id);
-    PERFORM apikeys._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
+    m := apikeys_internal._mint(k.client_id);
+    PERFORM apikeys_internal._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
     UPDATE apikeys.keys SET
         secret_hash = m.secret_hash,
         hash_alg = m.hash_alg,
@@ -963,11 +2680,315 @@ BEGIN
         pending_since = NULL,
         claimed_at = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
     UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
-    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+    PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
+END
+$$;
+
+-- reset_key: Spektrix's "Reset API key".  The current secret (and any
+-- rotation grace) stops at once; the key is pending again and a new link
+-- and code go out.
+CREATE OR REPLACE FUNCTION apikeys.reset_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys;
+    m record;
+BEGIN
+    k := apikeys_internal._key_row(reset_key.client_id);
+    IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+        RAISE EXCEPTION 'API key "%" has expired', reset_key.client_id
+            USING ERRCODE = '55000',
+                  HINT = 'An expired key cannot be reset; issue a new key with apikeys.create_key().';
+    END IF;
+    IF k.contact_email IS NULL OR k.contact_phone IS NULL THEN
+        RAISE EXCEPTION 'API key "%" has no contact email and phone for a handoff', reset_key.client_id
+            USING ERRCODE = '22023',
+                  HINT = 'Set contact_email and contact_phone with apikeys.update_key() first.';
+    END IF;
+
+    m := apikeys_internal._mint(k.client_id);   -- its secret is dropped unseen
+    PERFORM apikeys_internal._op_begin('reset', NULL);
+    UPDATE apikeys.keys SET
+        secret_hash = m.secret_hash,
+        hash_alg = m.hash_alg,
+        prev_secret_hash = NULL,
+        prev_hash_alg = NULL,
+        prev_expires_at = NULL,
+        secret_by_key = NULL,
+        prev_secret_by_key = NULL,
+        pending_since = pg_catalog.now()
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+    RETURNING * INTO k;
+    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys_internal._handoff_start(k);
+END
+$$;
+
+-- _outbox_housekeeping: rows of claims that expired lose their one-time
+-- secrets (and, undelivered, are given up: the link is dead); rows whose
+-- last allowed attempt's lease ran out are given up.
+CREATE OR REPLACE FUNCTION apikeys_internal._outbox_housekeeping()
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
+BEGIN
+    UPDATE apikeys.outbox o SET
+        payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[],
+        failed_at = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
+                         THEN pg_catalog.now() ELSE o.failed_at END,
+        last_error = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
+                          THEN 'the claim expired before delivery' ELSE o.last_error END,
+        leased_until = NULL
+      FROM apikeys.claims c
+     WHERE o.claim_id OPERATOR(pg_catalog.=) c.id
+       AND c.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+
+    UPDATE apikeys.outbox o SET
+        failed_at = pg_catalog.now(),
+        last_error = COALESCE(o.last_error, 'the lease of the last attempt ran out'),
+        leased_until = NULL
+     WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
+       AND o.attempts OPERATOR(pg_catalog.>=) v_max
+       AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
+END
+$$;
+
+-- outbox_take: due, undelivered rows, oldest first, each leased to the
+-- caller until now() + lease.  FOR UPDATE SKIP LOCKED: concurrent takers
+-- skip each other's rows instead of waiting, and a leased row is not due
+-- again until its lease ends (a taker that died leaves it to come back).
+CREATE OR REPLACE FUNCTION apikeys.outbox_take(max_rows integer DEFAULT 100, lease interval DEFAULT '1 minute')
+    RETURNS SETOF apikeys.outbox
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
+BEGIN
+    IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 10000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 10000' USING ERRCODE = '22023';
+    END IF;
+    IF lease IS NULL OR lease OPERATOR(pg_catalog.<) '1 second'::interval OR
+       lease OPERATOR(pg_catalog.>) '1 day'::interval THEN
+        RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
+    PERFORM apikeys_internal._outbox_housekeeping();
+    RETURN QUERY
+    WITH due AS (
+        SELECT o.id FROM apikeys.outbox o
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
+           AND o.available_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
+           AND (o.leased_until IS NULL OR o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+           AND o.attempts OPERATOR(pg_catalog.<) v_max
+         ORDER BY o.id
+         LIMIT max_rows
+         FOR UPDATE SKIP LOCKED),
+    taken AS (
+        UPDATE apikeys.outbox o SET
+            attempts = o.attempts OPERATOR(pg_catalog.+) 1,
+            leased_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) lease,
+            leased_by = pg_catalog.format('%s pid %s', apikeys_internal._outer_user(), pg_catalog.pg_backend_pid())
+          FROM due
+         WHERE o.id OPERATOR(pg_catalog.=) due.id
+        RETURNING o.*)
+    SELECT * FROM taken ORDER BY taken.id;
+END
+$$;
+
+-- outbox_retry: delivery failed; the row is due again after a backoff of
+-- apikeys.outbox_backoff doubled per attempt (at most
+-- apikeys.outbox_max_backoff), and given up after
+-- apikeys.outbox_max_attempts attempts.
+CREATE OR REPLACE FUNCTION apikeys.outbox_retry(id bigint, error text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o apikeys.outbox;
+    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_delay interval;
+BEGIN
+    SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id OPERATOR(pg_catalog.=) outbox_retry.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox row % does not exist', COALESCE(outbox_retry.id::text, 'NULL')
+            USING ERRCODE = '42704';
+    END IF;
+    IF o.delivered_at IS NOT NULL THEN
+        RAISE EXCEPTION 'outbox row % has already been delivered', o.id
+            USING ERRCODE = '55000';
+    END IF;
+    v_delay := LEAST(apikeys_internal._setting_interval('apikeys.outbox_backoff', '10 seconds')
+                     OPERATOR(pg_catalog.*)
+                     pg_catalog.power(2::double precision,
+                                      (LEAST(GREATEST(o.attempts, 1), 30) OPERATOR(pg_catalog.-) 1)::double precision),
+                     apikeys_internal._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
+    UPDATE apikeys.outbox ob SET
+        leased_until = NULL,
+        last_error = pg_catalog."left"(COALESCE(outbox_retry.error, ''), 1000),
+        available_at = pg_catalog.now() OPERATOR(pg_catalog.+) v_delay,
+        failed_at = CASE WHEN o.attempts OPERATOR(pg_catalog.>=) v_max THEN pg_catalog.now() END
+     WHERE ob.id OPERATOR(pg_catalog.=) o.id;
+END
+$$;
+
+-- _policy_notice: one expires_soon / rotation_due notice for a key, unless
+-- already sent for this subject; audited, delivered to the key's contact
+-- email (or to applications when it has none).  True when sent.
+CREATE OR REPLACE FUNCTION apikeys_internal._policy_notice(k apikeys.keys, p_event text, p_subject timestamptz,
+                                       p_payload jsonb)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO apikeys.policy_notices (client_id, event, subject)
+    VALUES (k.client_id, p_event, p_subject)
+    ON CONFLICT ON CONSTRAINT policy_notices_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    v_id := apikeys_internal._deliver(p_event, k.client_id, k.owner,
+                             CASE WHEN k.contact_email IS NOT NULL THEN 'email' END,
+                             k.contact_email,
+                             p_payload OPERATOR(pg_catalog.||)
+                             pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name));
+    PERFORM apikeys_internal._audit(p_event, k.client_id, k.owner,
+        p_payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('outbox_id', v_id));
+    RETURN true;
+END
+$$;
+
+-- apply_policies: one pass of the lifecycle policies over live keys, plus
+-- outbox housekeeping and retention.  Returns the number of actions
+-- (revocations and notices).  Safe to run twice or concurrently: a revoke
+-- re-checks revoked_at under the row lock, a notice is sent once per
+-- (key, event, subject).
+CREATE OR REPLACE FUNCTION apikeys.apply_policies()
+    RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := 0;
+    r record;
+    k apikeys.keys;
+    v_retention interval := apikeys_internal._setting_interval('apikeys.outbox_retention', '7 days');
+    v_last timestamptz;
+    v_proof record;
+    v_skipped integer := 0;
+    v_skip_reason text;
+    v_skip_ids text[] := '{}';
+BEGIN
+    PERFORM apikeys_internal._outbox_housekeeping();
+    IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
+        DELETE FROM apikeys.outbox o
+         WHERE o.delivered_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention)
+            OR o.failed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+        DELETE FROM apikeys.claims c
+         WHERE c.expires_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+    END IF;
+
+    FOR r IN
+        SELECT kk.client_id, kk.expires_at,
+               COALESCE(p.revoke_unused_after,
+                        apikeys_internal._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
+               COALESCE(p.warn_before_expiry,
+                        apikeys_internal._setting_interval('apikeys.default_warn_before_expiry', '14 days')) AS warn_before,
+               COALESCE(p.rotate_every,
+                        apikeys_internal._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
+          FROM apikeys.keys kk
+          LEFT JOIN apikeys.owner_policies p ON p.owner OPERATOR(pg_catalog.=) kk.owner
+         WHERE kk.revoked_at IS NULL
+           AND kk.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+         ORDER BY kk.client_id
+    LOOP
+        -- nothing to do for this key: skip the row fetch (with the default
+        -- expiry warning on, most keys are far from their expiry)
+        IF r.unused_after OPERATOR(pg_catalog.<=) '0'::interval AND
+           (r.warn_before OPERATOR(pg_catalog.<=) '0'::interval OR
+            r.expires_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before)) AND
+           r.rotate_every OPERATOR(pg_catalog.<=) '0'::interval THEN
+            CONTINUE;
+        END IF;
+        SELECT * INTO k FROM apikeys.keys kk WHERE kk.client_id OPERATOR(pg_catalog.=) r.client_id;
+        IF NOT FOUND THEN
+            CONTINUE;
+        END IF;
+
+        -- revoke_unused_after: never used counts from creation; only a
+        -- proven non-use revokes (apikeys_internal._unused_proven)
+        IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
+            SELECT * INTO v_proof FROM apikeys_internal._unused_proven(k, r.unused_after);
+            v_last := v_proof.last_used_at;
+            IF NOT v_proof.proven AND v_proof.reason IS NOT NULL THEN
+                v_skipped := v_skipped OPERATOR(pg_catalog.+) 1;
+                v_skip_reason := COALESCE(v_skip_reason, v_proof.reason);
+                IF v_skipped OPERATOR(pg_catalog.<=) 100 THEN
+                    v_skip_ids := v_skip_ids OPERATOR(pg_catalog.||) k.client_id;
+                END IF;
+            END IF;
+            IF v_proof.proven THEN
+                IF apikeys_internal._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
+                       'reason', 'unused', 'policy', 'revoke_unused_after',
+                       'unused_after', r.unused_after, 'last_used_at', v_last),
+                       false, false) OPERATOR(pg_catalog.>) 0 THEN
+                    PERFORM apikeys_internal._deliver('revoked_unused', k.client_id, k.owner,
+                        CASE WHEN k.contact_email IS NOT NULL THEN 'email' END, k.contact_email,
+                        pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name,
+                                                      'last_used_at', v_last,
+                                                      'unused_after', r.unused_after));
+                    n := n OPERATOR(pg_catalog.+) 1;
+                    CONTINUE;
+                END IF;
+            END IF;
+        END IF;
+
+        IF r.warn_before OPERATOR(pg_catalog.>) '0'::interval AND
+           k.expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before) THEN
+            IF apikeys_internal._policy_notice(k, 'expires_soon', k.expires_at,
+                   pg_catalog.jsonb_build_object('expires_at', k.expires_at)) THEN
+                n := n OPERATOR(pg_catalog.+) 1;
+            END IF;
+        END IF;
+
+        IF r.rotate_every OPERATOR(pg_catalog.>) '0'::interval AND k.pending_since IS NULL AND
+           k.secret_set_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every) THEN
+            IF apikeys_internal._policy_notice(k, 'rotation_due', k.secret_set_at,
+                   pg_catalog.jsonb_build_object('secret_set_at', k.secret_set_at,
+                                                 'rotate_every', r.rotate_every)) THEN
+                n := n OPERATOR(pg_catalog.+) 1;
+            END IF;
+        END IF;
+    END LOOP;
+    IF v_skipped OPERATOR(pg_catalog.>) 0 THEN
+        -- said loudly, once per run: the log (the worker's run too) and the audit trail
+        RAISE WARNING 'apikeys.apply_policies did not revoke % keys without a recorded use', v_skipped
+            USING DETAIL = 'Their non-use is not proven: ' OPERATOR(pg_catalog.||) v_skip_reason OPERATOR(pg_catalog.||) '.',
+                  HINT = 'See "Lifecycle policies" in the apikeys documentation.';
+        PERFORM apikeys_internal._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
+            'policy', 'revoke_unused_after', 'reason', v_skip_reason,
+            'keys', v_skipped, 'client_ids', pg_catalog.to_jsonb(v_skip_ids)));
+    END IF;
+    RETURN n;
 END
 $$;
 
@@ -975,13 +2996,13 @@ $$;
 -- unused only when its last recorded use (or, never used, its creation or
 -- its last claim: a handoff key cannot be used before it is claimed) is
 -- older than unused_after AND every use in that time would have been
--- recorded (apikeys._usage_unproven: preloaded, no standby that may verify,
+-- recorded (apikeys_internal._usage_unproven: preloaded, no standby that may verify,
 -- no use lost in that time, the journal's last uses all known).  proven
 -- false with a reason: it looks unused but that is not proven; without a
 -- reason: it was used.  The recorded last use is the latest of
 -- keys.last_used_at (written without preloading), the last use awaiting the
 -- rollup (flushed to the journal: _recent_use) and the rolled-up usage rows.
-CREATE OR REPLACE FUNCTION apikeys._unused_proven(p_key apikeys.keys, p_unused_after interval,
+CREATE OR REPLACE FUNCTION apikeys_internal._unused_proven(p_key apikeys.keys, p_unused_after interval,
                                        OUT proven boolean, OUT last_used_at timestamptz,
                                        OUT reason text)
     LANGUAGE plpgsql
@@ -991,9 +3012,9 @@ AS $$
 BEGIN
     -- first: the uses still in shared memory reach the journal, and no
     -- rollup moves them while this transaction reads them
-    reason := apikeys._usage_unproven(p_unused_after);
-    last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
-        apikeys._usage_last_use(p_key.client_id));
+    reason := apikeys_internal._usage_unproven(p_unused_after);
+    last_used_at := GREATEST(p_key.last_used_at, apikeys_internal._recent_use(p_key.client_id),
+        apikeys_internal._usage_last_use(p_key.client_id));
     IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
        (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
         proven := false;
@@ -1027,11 +3048,11 @@ SELECT k.client_id,
   FROM (SELECT k0.client_id, k0.owner, k0.name, k0.disabled_at, k0.revoked_at,
                k0.created_at, k0.expires_at, k0.scopes, k0.contact_email,
                k0.contact_phone, k0.prev_secret_hash, k0.prev_expires_at,
-               GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id),
-                apikeys._usage_last_use(k0.client_id)) AS last_used_at
+               GREATEST(k0.last_used_at, apikeys_internal._recent_use(k0.client_id),
+                apikeys_internal._usage_last_use(k0.client_id)) AS last_used_at
           FROM apikeys.keys k0) k,
        LATERAL (SELECT pg_catalog.array_remove(ARRAY[
-                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])
+                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys_internal._expand_scopes(k.scopes)::text[])
                          THEN 'full_access' END,
                     CASE WHEN k.expires_at OPERATOR(pg_catalog.<)
                               (pg_catalog.now() OPERATOR(pg_catalog.+) '14 days'::interval)
@@ -1053,13 +3074,77 @@ SELECT k.client_id,
    AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
    AND pg_catalog.cardinality(f.findings) OPERATOR(pg_catalog.>) 0;
 
+-- sql/install/07_selfservice.sql: tenant self-service: the my_* functions
+--
+-- A section of the install script: make concatenates sql/install/*.sql
+-- in name order into apikeys--<version>.sql.  Each object is followed by
+-- its comment, privileges and settings.
+-- Tenant self-service (apikeys_verifier): keys that manage their owner's keys
+--
+-- The my_* functions act for the key authenticated in this transaction
+-- (authenticate or pre_request).  Each one re-reads that key's row and
+-- share-locks it (_acting_row), so a key revoked, disabled, expired (at the
+-- time of the call, not of the transaction's start) or stripped of its
+-- apikeys:* scope earlier in the same transaction, or by a transaction
+-- that committed meanwhile, can do nothing; a revoke racing a my_* call
+-- waits for it (or makes it wait and then refuses it).  _acting_row also
+-- counts the action against the owner's apikeys.max_tenant_actions per
+-- minute.  Three rules, each in one function every my_* path calls:
+--   _check_grant   a key never gives more than it holds (new keys, and
+--                  a key as it will be after a change);
+--   _check_target  a key changes only keys within its own power, and
+--                  never lifts an admin's disable (_target_row calls it);
+--   _grant_scopes  what a key gives is plain scopes: a '@set' is
+--                  expanded when it is given, so a later redefinition of
+--                  a set (which only admins make) never widens a key that
+--                  a tenant made.
+-- The work itself is done by the admin functions, so the owner's cap and
+-- policies apply unchanged.
+-- _count_tenant_action: one management action of the owner's keys; more
+-- than apikeys.max_tenant_actions in a minute is 54000 (audit and outbox
+-- floods).  The owner's policy row is locked until commit, so concurrent
+-- actions of one owner are counted exactly; a refused or rolled-back
+-- action is not counted (it wrote nothing).
+CREATE OR REPLACE FUNCTION apikeys_internal._count_tenant_action(p_owner text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_max integer := apikeys_internal._setting_integer('apikeys.max_tenant_actions', 60);
+    v_now timestamptz := pg_catalog.clock_timestamp();
+    v_n integer;
+BEGIN
+    IF v_max OPERATOR(pg_catalog.<=) 0 OR p_owner IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO apikeys.owner_policies AS p (owner, actions_since, actions)
+    VALUES (p_owner, v_now, 1)
+    ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE SET
+        actions = CASE WHEN p.actions_since IS NULL OR
+                            p.actions_since OPERATOR(pg_catalog.<=) (v_now OPERATOR(pg_catalog.-) '1 minute'::interval)
+                       THEN 1 ELSE p.actions OPERATOR(pg_catalog.+) 1 END,
+        actions_since = CASE WHEN p.actions_since IS NULL OR
+                                  p.actions_since OPERATOR(pg_catalog.<=) (v_now OPERATOR(pg_catalog.-) '1 minute'::interval)
+                             THEN v_now ELSE p.actions_since END
+    RETURNING p.actions INTO v_n;
+    IF v_n OPERATOR(pg_catalog.>) v_max THEN
+        RAISE EXCEPTION 'too many key management actions for this owner'
+            USING ERRCODE = '54000',
+                  DETAIL = pg_catalog.format('The keys of an owner make at most %s management actions a minute.', v_max),
+                  HINT = 'Wait a minute and try again; apikeys.max_tenant_actions sets the limit.';
+    END IF;
+END
+$$;
+
 -- _acting_row: the authenticated key's current row, if it is live at the
 -- time of the call (clock_timestamp(): a transaction opened before the key
 -- expired must not keep managing keys) and its scopes (sets expanded) grant
 -- p_scope; else 42501.  The one liveness check of management actions; it
 -- counts the action (_count_tenant_action).  With p_raise false (for
 -- reading, my_keys): NULL instead of the error, no row lock, not counted.
-CREATE OR REPLACE FUNCTION apikeys._acting_row(p_scope text, p_raise boolean DEFAULT true)
+CREATE OR REPLACE FUNCTION apikeys_internal._acting_row(p_scope text, p_raise boolean DEFAULT true)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1076,7 +3161,7 @@ BEGIN
                   HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
     END IF;
     -- a derived token (apikeys.derive_token) never acts on keys
-    IF apikeys._current_derived() THEN
+    IF apikeys_internal._current_derived() THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'a derived token cannot manage keys'
             USING ERRCODE = '42501',
@@ -1085,7 +3170,7 @@ BEGIN
     IF p_raise THEN
         -- counted first: the owner's policy row is locked before the key
         -- row, in the order create_key and revoke_all_keys take them
-        PERFORM apikeys._count_tenant_action(apikeys.current_owner());
+        PERFORM apikeys_internal._count_tenant_action(apikeys.current_owner());
         -- a change follows: serialise with a concurrent revoke of this key
         SELECT * INTO k FROM apikeys.keys a
          WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
@@ -1098,7 +3183,7 @@ BEGIN
     END IF;
     IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
        k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() OR
-       NOT apikeys.scopes_grant(apikeys._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
+       NOT apikeys.scopes_grant(apikeys_internal._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
             USING ERRCODE = '42501',
@@ -1113,7 +3198,7 @@ $$;
 -- must not rotate, disable, revoke or delete a broader one), and never by
 -- enabling a key an admin disabled (disabled_by_key NULL): a tenant does
 -- not undo the platform.  Every my_* change reaches it through _target_row.
-CREATE OR REPLACE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
+CREATE OR REPLACE FUNCTION apikeys_internal._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -1121,10 +3206,10 @@ CREATE OR REPLACE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
+    PERFORM apikeys_internal._check_grant(p_acting, p_target.client_id, p_target.scopes,
                                  p_target.expires_at, p_target.db_role, p_target.rate_limit,
                                  p_target.rate_window, p_target.allowed_cidrs, p_target.prefix,
-                                 apikeys._credits_balance(p_target.client_id),
+                                 apikeys_internal._credits_balance(p_target.client_id),
                                  p_target.refill_amount, p_target.refill_every);
     IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
@@ -1133,6 +3218,64 @@ BEGIN
                   DETAIL = 'An administrator disabled that key.',
                   HINT = 'Only an administrator can enable it (apikeys.enable_key()).';
     END IF;
+END
+$$;
+
+-- _target_row: a key of the acting key's owner, locked for the change and
+-- checked by _check_target for p_action; a key of another owner is 42704,
+-- exactly as if it did not exist.
+CREATE OR REPLACE FUNCTION apikeys_internal._target_row(p_acting apikeys.keys, p_client_id text, p_action text)
+    RETURNS apikeys.keys
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t apikeys.keys;
+BEGIN
+    IF p_client_id IS NULL THEN
+        RAISE EXCEPTION 'client_id cannot be NULL' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO t FROM apikeys.keys k
+     WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
+       AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
+     FOR UPDATE;
+    IF NOT FOUND THEN
+        IF apikeys.token_client_id(p_client_id) IS NOT NULL THEN
+            RAISE EXCEPTION 'a token was given where a client ID is expected'
+                USING ERRCODE = '22023',
+                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
+        END IF;
+        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
+            USING ERRCODE = '42704';
+    END IF;
+    PERFORM apikeys_internal._check_target(p_acting, t, p_action);
+    RETURN t;
+END
+$$;
+
+-- _grant_scopes: the scopes a key gives, validated (_check_settings) and
+-- with every '@set' replaced by the set's scopes as they are now.  A set
+-- is global and only admins define it: a key made through self-service
+-- holds plain scopes, so widening a set later widens only the keys an
+-- admin gave it to.  NULL stays NULL (not given).
+CREATE OR REPLACE FUNCTION apikeys_internal._grant_scopes(p_scopes text[])
+    RETURNS apikeys.scope[]
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_scopes apikeys.scope[];
+BEGIN
+    IF p_scopes IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_scopes := apikeys_internal._check_settings(p_scopes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    -- expanded, then validated again: duplicates go, at most 100 scopes
+    RETURN apikeys_internal._check_settings(apikeys_internal._expand_scopes(v_scopes)::text[],
+                                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 END
 $$;
 
@@ -1164,7 +3307,7 @@ $$;
 --                and a refill only if the acting key has one, of at most
 --                its amount, at most as often (_interval_us)
 -- Anything else: 42501.
-CREATE OR REPLACE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
+CREATE OR REPLACE FUNCTION apikeys_internal._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
                                      p_rate_window interval, p_allowed_cidrs cidr[],
@@ -1177,16 +3320,16 @@ CREATE OR REPLACE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_held apikeys.scope[] := apikeys._expand_scopes(p_acting.scopes);
+    v_held apikeys.scope[] := apikeys_internal._expand_scopes(p_acting.scopes);
     v_what text := CASE WHEN p_client_id IS NULL THEN 'a new API key'
                         ELSE pg_catalog.format('API key "%s"', p_client_id) END;
     s apikeys.scope;
     c cidr;
     v_most bigint;
 BEGIN
-    FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
+    FOREACH s IN ARRAY apikeys_internal._expand_scopes(COALESCE(p_scopes, '{}'))
     LOOP
-        IF NOT apikeys._scopes_cover(v_held, s) THEN
+        IF NOT apikeys_internal._scopes_cover(v_held, s) THEN
             RAISE EXCEPTION 'API key "%" cannot give % the scope "%"', p_acting.client_id, v_what, s::text
                 USING ERRCODE = '42501',
                       DETAIL = 'A key can only give scopes its own scopes grant.';
@@ -1212,10 +3355,10 @@ BEGIN
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
         (p_rate_limit::numeric OPERATOR(pg_catalog.*)
-         COALESCE(apikeys._interval_us(p_acting.rate_window), 60000000)::numeric)
+         COALESCE(apikeys_internal._interval_us(p_acting.rate_window), 60000000)::numeric)
           OPERATOR(pg_catalog.>)
         (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*)
-         COALESCE(apikeys._interval_us(p_rate_window), 60000000)::numeric)) THEN
+         COALESCE(apikeys_internal._interval_us(p_rate_window), 60000000)::numeric)) THEN
         RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = pg_catalog.format('The acting key allows %s requests per %s.',
@@ -1226,7 +3369,7 @@ BEGIN
             RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501';
         END IF;
-        c := apikeys._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
+        c := apikeys_internal._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
         IF c IS NOT NULL THEN
             RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
@@ -1234,7 +3377,7 @@ BEGIN
         END IF;
     END IF;
     IF p_acting.credits IS NOT NULL THEN
-        v_most := GREATEST(apikeys._credits_balance(p_acting.client_id),
+        v_most := GREATEST(apikeys_internal._credits_balance(p_acting.client_id),
                            COALESCE(p_acting.refill_amount, 0));
         IF p_credits IS NULL THEN
             RAISE EXCEPTION 'API key "%" cannot give % unlimited use', p_acting.client_id, v_what
@@ -1250,8 +3393,8 @@ BEGIN
         IF p_refill_amount IS NOT NULL AND
            (p_acting.refill_amount IS NULL OR
             p_refill_amount OPERATOR(pg_catalog.>) p_acting.refill_amount OR
-            apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
-            apikeys._interval_us(p_acting.refill_every)) THEN
+            apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
+            apikeys_internal._interval_us(p_acting.refill_every)) THEN
             RAISE EXCEPTION 'API key "%" cannot give % a larger or faster refill than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = CASE WHEN p_acting.refill_amount IS NULL
@@ -1280,7 +3423,7 @@ CREATE OR REPLACE FUNCTION apikeys.my_create_key(name text, scopes text[],
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:create');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:create');
     v_scopes apikeys.scope[];
     v_max_lifetime interval;
     v_expires timestamptz;
@@ -1303,11 +3446,11 @@ BEGIN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
     END IF;
-    v_scopes := apikeys._grant_scopes(my_create_key.scopes);
-    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+    v_scopes := apikeys_internal._grant_scopes(my_create_key.scopes);
+    PERFORM apikeys_internal._check_settings(NULL, NULL, NULL, NULL,
                                     my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- defaults inherit from the acting key: never more than it has
-    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(a.owner) l;
+    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(a.owner) l;
     v_expires := COALESCE(my_create_key.expires_at,
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
@@ -1322,19 +3465,19 @@ BEGIN
         v_refill_every := my_create_key.refill_every;
     END IF;
     v_credits := COALESCE(my_create_key.credits, v_refill_amount);
-    PERFORM apikeys._check_credits(v_credits, v_refill_amount, v_refill_every);
-    PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
+    PERFORM apikeys_internal._check_credits(v_credits, v_refill_amount, v_refill_every);
+    PERFORM apikeys_internal._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
                                  a.rate_limit, a.rate_window, v_cidrs, a.prefix,
                                  v_credits, v_refill_amount, v_refill_every);
 
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
                             my_create_key.description, my_create_key.contact_email,
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
                             COALESCE(a.rate_window, '1 minute'::interval), false,
                             v_credits, v_refill_amount, v_refill_every, a.prefix);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
     RETURN r;
 END
 $$;
@@ -1357,25 +3500,25 @@ CREATE OR REPLACE FUNCTION apikeys.my_update_key(client_id text,
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id, 'update');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_update_key.client_id, 'update');
     v_scopes apikeys.scope[];
 BEGIN
-    v_scopes := apikeys._grant_scopes(my_update_key.scopes);
-    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+    v_scopes := apikeys_internal._grant_scopes(my_update_key.scopes);
+    PERFORM apikeys_internal._check_settings(NULL, NULL, NULL, NULL,
                                     my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- the key as it will be afterwards must be within the acting key's power
-    PERFORM apikeys._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
+    PERFORM apikeys_internal._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
         t.rate_limit, t.rate_window,
         CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
              ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix,
-        COALESCE(my_update_key.credits, apikeys._credits_balance(t.client_id),
+        COALESCE(my_update_key.credits, apikeys_internal._credits_balance(t.client_id),
                  my_update_key.refill_amount),
         COALESCE(my_update_key.refill_amount, t.refill_amount),
         COALESCE(my_update_key.refill_every, t.refill_every));
 
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
                                v_scopes::text[], my_update_key.expires_at,
                                my_update_key.contact_email, my_update_key.contact_phone,
@@ -1383,7 +3526,367 @@ BEGIN
                                credits => my_update_key.credits,
                                refill_amount => my_update_key.refill_amount,
                                refill_every => my_update_key.refill_every);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0')
+    RETURNS apikeys.new_key
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    -- the acting key learns the new secret: _target_row checks the key is
+    -- within its power
+    t apikeys.keys := apikeys_internal._target_row(a, my_rotate_key.client_id, 'rotate');
+    r apikeys.new_key;
+BEGIN
+    PERFORM apikeys_internal._acting_begin(a.client_id);
+    r := apikeys.rotate_key(t.client_id, my_rotate_key.grace);
+    PERFORM apikeys_internal._acting_begin(NULL);
+    RETURN r;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_disable_key.client_id, 'disable');
+BEGIN
+    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys.disable_key(t.client_id, my_disable_key.reason);
+    PERFORM apikeys_internal._acting_begin(NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.my_enable_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_enable_key.client_id, 'enable');
+BEGIN
+    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys.enable_key(t.client_id);
+    PERFORM apikeys_internal._acting_begin(NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys_internal._target_row(a, my_revoke_key.client_id, 'revoke');
+BEGIN
+    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys.revoke_key(t.client_id, my_revoke_key.reason);
+    PERFORM apikeys_internal._acting_begin(NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys.my_delete_key(client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys_internal._target_row(a, my_delete_key.client_id, 'delete');
+BEGIN
+    PERFORM apikeys_internal._acting_begin(a.client_id);
+    PERFORM apikeys.delete_key(t.client_id);
+    PERFORM apikeys_internal._acting_begin(NULL);
+END
+$$;
+
+-- The authenticated key's own owner's keys, for tenant self-service
+-- (granted to apikeys_verifier): key_list's columns, only while the key
+-- authenticated in this transaction is live and holds apikeys:read.
+-- _my_keys reads key_list as the extension owner; the view over it is what
+-- callers use.
+CREATE OR REPLACE FUNCTION apikeys_internal._my_keys()
+    RETURNS SETOF apikeys.key_list
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:read', false);
+BEGIN
+    IF a.client_id IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT l.* FROM apikeys.key_list l
+                  WHERE l.owner OPERATOR(pg_catalog.=) a.owner
+                  ORDER BY l.created_at, l.client_id;
+END
+$$;
+
+CREATE OR REPLACE VIEW apikeys.my_keys AS
+SELECT * FROM apikeys_internal._my_keys();
+
+-- _protected_table_owned_by: a table protected by apikeys.protect()
+-- without FORCE ROW LEVEL SECURITY whose owner the role is, or is a member
+-- of; NULL if none.  A table's owner escapes its row-level security unless
+-- it is forced, so no key's db_role may be such a role: the one rule (in
+-- src/postgrest.c), applied here when a key is given the role
+-- (_check_settings) and by pre_request at every switch to it.  Not
+-- STRICT: a STRICT call with a NULL constant would be folded away before
+-- the EXECUTE privilege is checked.
+CREATE OR REPLACE FUNCTION apikeys_internal._protected_table_owned_by(role oid) RETURNS regclass
+    AS 'MODULE_PATHNAME', 'apikeys_protected_table_owned_by'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+-- _protected_record / _protected_forget keep protect()'s bookkeeping.  They
+-- run as the extension owner (the table is not PUBLIC-writable) and act
+-- only for the owner of the table in question.
+CREATE OR REPLACE FUNCTION apikeys_internal._protected_record(p_tbl regclass, p_owner_column name, p_resource text,
+                                          p_public_filter text, p_enabled_rls boolean,
+                                          p_forced_rls boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
+    END IF;
+    -- A row left by a dropped table whose OID was reused is replaced.
+    INSERT INTO apikeys.protected_tables AS t (tbl, owner_column, resource, public_filter, enabled_rls, forced_rls)
+    VALUES (p_tbl, p_owner_column, p_resource, p_public_filter, p_enabled_rls, p_forced_rls)
+    ON CONFLICT (tbl) DO UPDATE
+       SET owner_column = EXCLUDED.owner_column, resource = EXCLUDED.resource,
+           public_filter = EXCLUDED.public_filter, enabled_rls = EXCLUDED.enabled_rls,
+           forced_rls = EXCLUDED.forced_rls;
+    -- Forget tables dropped without unprotect().
+    DELETE FROM apikeys.protected_tables t
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._protected_forget(p_tbl regclass)
+    RETURNS apikeys.protected_tables
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p apikeys.protected_tables;
+BEGIN
+    IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
+    END IF;
+    DELETE FROM apikeys.protected_tables t WHERE t.tbl OPERATOR(pg_catalog.=) p_tbl RETURNING * INTO p;
+    RETURN p;
+END
+$$;
+
+-- protect: RLS policies mapping SELECT/INSERT/UPDATE/DELETE to
+-- resource:read/create/update/delete for keys of the row's owner.
+-- Runs as the caller, who must own tbl.  Returns the four scopes a key
+-- needs, so psql shows what to put in create_key's scopes.
+CREATE OR REPLACE FUNCTION apikeys.protect(tbl regclass, owner_column name,
+                                resource text DEFAULT NULL,
+                                public_filter text DEFAULT NULL,
+                                force boolean DEFAULT false)
+    RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_res text;
+    v_own text;
+    v_pub text;
+    v_type text;
+    c record;
+BEGIN
+    IF tbl IS NULL OR owner_column IS NULL THEN
+        RAISE EXCEPTION 'table and owner column are required' USING ERRCODE = '22023';
+    END IF;
+    SELECT relname, relrowsecurity, relforcerowsecurity, relkind INTO c
+      FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
+    IF c.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r'::"char", 'p'::"char"]) THEN
+        RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '22023';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(CURRENT_USER,
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501';
+    END IF;
+    -- the type by its qualified name, which carries no type modifier
+    -- (format_type() would say "character", which means char(1))
+    SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) INTO v_type
+      FROM pg_catalog.pg_attribute a
+      JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+       AND a.attname OPERATOR(pg_catalog.=) owner_column
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF v_type IS NULL THEN
+        RAISE EXCEPTION 'column "%" of table % does not exist', owner_column, tbl
+            USING ERRCODE = '22023';
+    END IF;
+    v_res := COALESCE(resource, c.relname);
+    -- validate resource through the scope grammar (22023 on failure)
+    PERFORM (v_res OPERATOR(pg_catalog.||) ':read')::apikeys.scope;
+
+    -- idempotent: undo an earlier protect() first
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy
+                WHERE polrelid OPERATOR(pg_catalog.=) tbl
+                  AND polname OPERATOR(pg_catalog.=) 'apikeys_read') THEN
+        PERFORM apikeys.unprotect(tbl);
+        SELECT relrowsecurity, relforcerowsecurity INTO c.relrowsecurity, c.relforcerowsecurity
+          FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
+    END IF;
+
+    -- A key matches a row only when the row's owner, written back as text,
+    -- is exactly the key's owner.  Two conditions:
+    --  1. the key's owner cast to the column's type (text, uuid, bigint ...)
+    --     equals the column, so an index on the owner column serves the
+    --     policy (the type modifier is dropped: a cast to varchar(n) or
+    --     char(n) would truncate);
+    --  2. the column cast to text equals the key's owner bytewise (COLLATE
+    --     "C"), which rejects what the cast and the type's equality blur:
+    --     '07', '+7' or ' 7' for integer 7, '7' for numeric 7.0, an
+    --     upper-case uuid, a 64-character owner truncated to a 63-character
+    --     name, 'acme ' for char(n) 'acme', 'ACME' for 'acme' under a
+    --     case-insensitive collation.
+    -- char(n)::text drops the padding, so a char(n) owner 'acme' matches
+    -- the key owner 'acme', and an owner ending in a blank never matches.
+    -- An owner that is not a valid value of the type (a key of owner
+    -- 'acme' on a bigint column) makes the cast, and so the query, fail.
+    v_own := pg_catalog.format('(%1$I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%2$s AND '
+                               '(%1$I)::pg_catalog.text COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) apikeys.current_owner())',
+                               owner_column, v_type);
+    v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter OPERATOR(pg_catalog.<>) ''
+                  THEN pg_catalog.format(' OR (%s)', public_filter) ELSE '' END;
+
+    EXECUTE pg_catalog.format('CREATE POLICY apikeys_read ON %s FOR SELECT USING ((%s AND apikeys.has_scope(%L))%s)',
+                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':read', v_pub);
+    EXECUTE pg_catalog.format('CREATE POLICY apikeys_create ON %s FOR INSERT WITH CHECK (%s AND apikeys.has_scope(%L))',
+                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':create');
+    EXECUTE pg_catalog.format('CREATE POLICY apikeys_update ON %s FOR UPDATE USING (%s AND apikeys.has_scope(%L)) WITH CHECK (%s AND apikeys.has_scope(%L))',
+                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':update',
+                              v_own, v_res OPERATOR(pg_catalog.||) ':update');
+    EXECUTE pg_catalog.format('CREATE POLICY apikeys_delete ON %s FOR DELETE USING (%s AND apikeys.has_scope(%L))',
+                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':delete');
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    IF force THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+    END IF;
+
+    PERFORM apikeys_internal._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
+                                      NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
+    RETURN ARRAY[v_res OPERATOR(pg_catalog.||) ':read', v_res OPERATOR(pg_catalog.||) ':create',
+                 v_res OPERATOR(pg_catalog.||) ':update', v_res OPERATOR(pg_catalog.||) ':delete'];
+END
+$$;
+
+-- unprotect removes exactly what protect created: its four policies, and
+-- RLS itself only if protect was the one to turn it on.
+CREATE OR REPLACE FUNCTION apikeys.unprotect(tbl regclass)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p apikeys.protected_tables;
+    pol text;
+BEGIN
+    p := apikeys_internal._protected_forget(tbl);
+    IF p.tbl IS NULL THEN
+        RAISE EXCEPTION 'table % is not protected by apikeys', tbl
+            USING ERRCODE = '55000', HINT = 'Use apikeys.protect() first.';
+    END IF;
+    FOREACH pol IN ARRAY ARRAY['apikeys_read', 'apikeys_create', 'apikeys_update', 'apikeys_delete'] LOOP
+        EXECUTE pg_catalog.format('DROP POLICY IF EXISTS %I ON %s', pol, tbl);
+    END LOOP;
+    IF p.forced_rls THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
+    END IF;
+    IF p.enabled_rls THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
+    END IF;
+END
+$$;
+
+-- create_field_view: a view of a protected table that shows each column
+-- only to keys allowed to read that field (resource:read(field, ...));
+-- other columns read as NULL.  The view is security_invoker, so the
+-- table's RLS still decides which rows are visible.  An unqualified
+-- view_name is created in the table's schema.  Returns the view, by its
+-- qualified name.
+CREATE OR REPLACE FUNCTION apikeys.create_field_view(view_name text, tbl regclass,
+                                          resource text DEFAULT NULL,
+                                          always_visible name[] DEFAULT '{}')
+    RETURNS regclass
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_res text;
+    cols text;
+    v_name text[];
+    v_view text;
+BEGIN
+    IF view_name IS NULL OR view_name OPERATOR(pg_catalog.=) '' OR tbl IS NULL THEN
+        RAISE EXCEPTION 'view name and table are required' USING ERRCODE = '22023';
+    END IF;
+    -- as protect(): only the table's owner decides how keys see it
+    IF NOT pg_catalog.pg_has_role(CURRENT_USER,
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501',
+            HINT = 'A field view is made by the owner of its table.';
+    END IF;
+    -- This function runs with search_path = pg_catalog, so an unqualified
+    -- name would land there: it goes into the table's schema instead.
+    v_name := pg_catalog.parse_ident(view_name);
+    IF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 1 THEN
+        v_view := pg_catalog.format('%I.%I',
+                      (SELECT n.nspname FROM pg_catalog.pg_class c
+                         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                        WHERE c.oid OPERATOR(pg_catalog.=) tbl),
+                      v_name[1]);
+    ELSIF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 2 THEN
+        v_view := pg_catalog.format('%I.%I', v_name[1], v_name[2]);
+    ELSE
+        RAISE EXCEPTION 'invalid view name "%"', view_name USING ERRCODE = '22023',
+            HINT = 'Give a view name, optionally qualified by a schema name.';
+    END IF;
+    v_res := COALESCE(resource, (SELECT relname FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl));
+    PERFORM (v_res OPERATOR(pg_catalog.||) ':read')::apikeys.scope;
+
+    SELECT pg_catalog.string_agg(
+               CASE WHEN a.attname OPERATOR(pg_catalog.=) ANY (always_visible)
+                    THEN pg_catalog.quote_ident(a.attname)
+                    ELSE pg_catalog.format('CASE WHEN apikeys.field_allowed(%L, %L) THEN %I END AS %I',
+                                           v_res, a.attname, a.attname, a.attname) END,
+               ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+
+    EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
+                              v_view, cols, tbl);
+    RETURN v_view::pg_catalog.regclass;
 END
 $$;
 
@@ -1394,7 +3897,7 @@ $$;
 -- its comment, privileges and settings.
 -- The server-wide counters behind apikeys.stats (src/stats.c): totals
 -- since stats_since, NULL without shared_preload_libraries.
-CREATE OR REPLACE FUNCTION apikeys._stats(OUT stats_since timestamptz,
+CREATE OR REPLACE FUNCTION apikeys_internal._stats(OUT stats_since timestamptz,
                                OUT verifications_valid bigint,
                                OUT verifications_malformed bigint,
                                OUT verifications_not_found bigint,
@@ -1415,6 +3918,30 @@ CREATE OR REPLACE FUNCTION apikeys._stats(OUT stats_since timestamptz,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+-- The gauges of apikeys.stats that tables and locked-down functions hold:
+-- the cache's fill, blocked addresses (a count, never an address) and this
+-- database's outbox backlog.  SECURITY DEFINER, so pg_monitor can read the
+-- numbers without reading the addresses or the outbox.
+CREATE OR REPLACE FUNCTION apikeys_internal._stats_gauges(OUT cache_entries bigint, OUT cache_capacity bigint,
+                                      OUT cache_invalidations bigint,
+                                      OUT addresses_blocked bigint,
+                                      OUT outbox_backlog bigint, OUT outbox_failed bigint,
+                                      OUT outbox_oldest timestamptz)
+    RETURNS record
+    LANGUAGE sql VOLATILE PARALLEL RESTRICTED
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT c.entries, c.capacity, c.invalidations,
+       (SELECT pg_catalog.count(*) FROM apikeys_internal._failing_addresses() f WHERE f.blocked),
+       (SELECT pg_catalog.count(*) FROM apikeys.outbox o
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL),
+       (SELECT pg_catalog.count(*) FROM apikeys.outbox o WHERE o.failed_at IS NOT NULL),
+       (SELECT pg_catalog.min(o.created_at) FROM apikeys.outbox o
+         WHERE o.delivered_at IS NULL AND o.failed_at IS NULL)
+  FROM apikeys.cache_stats() c
+$$;
 
 -- The operator's view: one row, cheap enough to scrape every 15 seconds.
 -- Counters (verifications_*, cache_hits/misses/evictions, usage_flushes,
@@ -1443,16 +3970,16 @@ SELECT s.stats_since,
        pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
            AS outbox_oldest_age_seconds,
        s.verifications_usage_exceeded
-  FROM apikeys._stats() s, apikeys._stats_gauges() g;
+  FROM apikeys_internal._stats() s, apikeys_internal._stats_gauges() g;
 
-CREATE OR REPLACE FUNCTION apikeys._new_signing_secret() RETURNS bytea
+CREATE OR REPLACE FUNCTION apikeys_internal._new_signing_secret() RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_new_signing_secret'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
 -- Each backend keeps the signing key it made: any change of the row (or
 -- TRUNCATE) sends a relcache invalidation that makes every backend, on
 -- standbys too, read it again.  ENABLE ALWAYS: also under replication apply.
-CREATE OR REPLACE FUNCTION apikeys._signing_key_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION apikeys_internal._signing_key_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_signing_key_changed'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
@@ -1462,7 +3989,7 @@ CREATE OR REPLACE FUNCTION apikeys.derive_token(scopes text[] DEFAULT NULL,
     AS 'MODULE_PATHNAME', 'apikeys_derive_token'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 
-CREATE OR REPLACE FUNCTION apikeys._current_derived() RETURNS boolean
+CREATE OR REPLACE FUNCTION apikeys_internal._current_derived() RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_current_derived'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
 
@@ -1483,21 +4010,21 @@ UPDATE apikeys.keys k SET claimed_at = c.claimed_at
 -- key_list gained a last column (prefix); my_keys, whose text is unchanged,
 -- picks it up when its SELECT * is expanded again.
 CREATE OR REPLACE VIEW apikeys.my_keys AS
-SELECT * FROM apikeys._my_keys();
+SELECT * FROM apikeys_internal._my_keys();
 -- derived tokens: the trigger that makes backends read the signing secret
 -- again, and the secret of this database
 CREATE TRIGGER derived_signing_key_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.derived_signing_key
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._signing_key_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._signing_key_changed();
 ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
-INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());
+INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys_internal._new_signing_secret());
 
 -- The 1.0 usage rows, packed per hour and bucket (the last two characters
 -- of the client ID, as the rollup packs them: src/journal.c), then the 1.0
 -- table dropped.
 INSERT INTO apikeys.usage_packed (hour, bucket, keys, data)
 SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DISTINCT u.client_id),
-       apikeys._usage_pack(pg_catalog.array_agg(u.client_id), pg_catalog.array_agg(u.code),
+       apikeys_internal._usage_pack(pg_catalog.array_agg(u.client_id), pg_catalog.array_agg(u.code),
                            pg_catalog.array_agg(u.count), pg_catalog.array_agg(u.last_used_at))
   FROM apikeys.usage_1_0 u
  GROUP BY 1, 2;
@@ -1513,6 +4040,9 @@ CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
 REVOKE ALL ON SCHEMA apikeys FROM PUBLIC;
 GRANT USAGE ON SCHEMA apikeys TO PUBLIC;
 COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes and row-level security';
+REVOKE ALL ON SCHEMA apikeys_internal FROM PUBLIC;
+GRANT USAGE ON SCHEMA apikeys_internal TO PUBLIC;
+COMMENT ON SCHEMA apikeys_internal IS 'Internal helpers of the apikeys extension: not for direct use, they may change in any release';
 COMMENT ON FUNCTION apikeys.scope_in IS 'Input function of apikeys.scope (validates the grammar, SQLSTATE 22023)';
 REVOKE ALL ON FUNCTION apikeys.scope_in FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.scope_in TO PUBLIC;
@@ -1520,12 +4050,16 @@ COMMENT ON FUNCTION apikeys.scope_out IS 'Output function of apikeys.scope';
 REVOKE ALL ON FUNCTION apikeys.scope_out FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.scope_out TO PUBLIC;
 COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action(field, ...), resource:*, * or @set';
+COMMENT ON CAST (apikeys.scope AS pg_catalog.text) IS 'A scope reads as its canonical text';
+COMMENT ON CAST (pg_catalog.text AS apikeys.scope) IS 'Text becomes a scope through the grammar (SQLSTATE 22023 when invalid)';
 COMMENT ON FUNCTION apikeys.scope_eq IS 'Equality of canonical scopes';
 REVOKE ALL ON FUNCTION apikeys.scope_eq FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.scope_eq TO PUBLIC;
 COMMENT ON FUNCTION apikeys.scope_ne IS 'Inequality of canonical scopes';
 REVOKE ALL ON FUNCTION apikeys.scope_ne FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.scope_ne TO PUBLIC;
+COMMENT ON OPERATOR apikeys.= (apikeys.scope, apikeys.scope) IS 'Equality of canonical scopes';
+COMMENT ON OPERATOR apikeys.<> (apikeys.scope, apikeys.scope) IS 'Inequality of canonical scopes';
 COMMENT ON FUNCTION apikeys.scope_cmp IS 'Bytewise order of canonical scopes (btree support)';
 REVOKE ALL ON FUNCTION apikeys.scope_cmp FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.scope_cmp TO PUBLIC;
@@ -1544,22 +4078,34 @@ GRANT EXECUTE ON FUNCTION apikeys.scope_ge TO PUBLIC;
 COMMENT ON FUNCTION apikeys.scope_hash IS 'Hash of a canonical scope (hash index and hash join support)';
 REVOKE ALL ON FUNCTION apikeys.scope_hash FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.scope_hash TO PUBLIC;
+COMMENT ON OPERATOR apikeys.< (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
+COMMENT ON OPERATOR apikeys.<= (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
+COMMENT ON OPERATOR apikeys.> (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
+COMMENT ON OPERATOR apikeys.>= (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
+COMMENT ON OPERATOR CLASS apikeys.scope_ops USING btree IS 'Bytewise order of scopes: sorting, grouping, btree indexes, ANALYZE';
+COMMENT ON OPERATOR FAMILY apikeys.scope_ops USING btree IS 'Bytewise order of scopes (the family of operator class scope_ops)';
+COMMENT ON OPERATOR CLASS apikeys.scope_hash_ops USING hash IS 'Hashing of scopes: hash indexes, hash joins and aggregation';
+COMMENT ON OPERATOR FAMILY apikeys.scope_hash_ops USING hash IS 'Hashing of scopes (the family of operator class scope_hash_ops)';
 COMMENT ON FUNCTION apikeys.scope_grants IS 'Does the granted scope satisfy the required one? (operator @>)';
 REVOKE ALL ON FUNCTION apikeys.scope_grants FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.scope_grants TO PUBLIC;
+COMMENT ON OPERATOR apikeys.@> (apikeys.scope, apikeys.scope) IS 'Does the granted scope (left) satisfy the required one (right)?';
 COMMENT ON FUNCTION apikeys.scopes_grant IS 'Does a set of granted scopes satisfy the required one? (operator @>)';
 REVOKE ALL ON FUNCTION apikeys.scopes_grant FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.scopes_grant TO PUBLIC;
+COMMENT ON OPERATOR apikeys.@> (apikeys.scope[], apikeys.scope) IS 'Does a set of granted scopes (left) satisfy the required one (right)?';
 COMMENT ON TABLE apikeys.scope_sets IS 'Named scope sets: a key holding @name grants the set''s scopes at each verification (extension owner only)';
 REVOKE ALL ON TABLE apikeys.scope_sets FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
-REVOKE ALL ON FUNCTION apikeys._scopes_cover FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
-REVOKE ALL ON FUNCTION apikeys._expand_scopes FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._expand_scopes TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
-REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
+COMMENT ON FUNCTION apikeys_internal._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
+REVOKE ALL ON FUNCTION apikeys_internal._scopes_cover FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
+REVOKE ALL ON FUNCTION apikeys_internal._expand_scopes FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._expand_scopes TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
+REVOKE ALL ON FUNCTION apikeys_internal._scope_sets_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
+REVOKE ALL ON FUNCTION apikeys_internal._scope_set_holders FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits; returns how many live keys hold it';
 REVOKE ALL ON FUNCTION apikeys.define_scope_set FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.define_scope_set TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.drop_scope_set IS 'Drops a named scope set; 2BP01 while a live key holds it';
@@ -1579,144 +4125,145 @@ COMMENT ON TABLE apikeys.audit_log IS 'Append-only audit trail of every key chan
 COMMENT ON COLUMN apikeys.audit_log.actor IS 'session_user of the change';
 COMMENT ON COLUMN apikeys.audit_log.db_user IS 'current_user as set by the caller (SET ROLE), outside SECURITY DEFINER';
 COMMENT ON COLUMN apikeys.audit_log.detail IS 'What changed (old -> new), reasons and counts; never secrets';
+COMMENT ON SEQUENCE apikeys.audit_log_id_seq IS 'Identity of audit_log.id';
 REVOKE ALL ON TABLE apikeys.audit_log FROM PUBLIC;
 GRANT SELECT ON apikeys.audit_log TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
-REVOKE ALL ON FUNCTION apikeys._mint FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
-REVOKE ALL ON FUNCTION apikeys._check_prefix FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._op_begin IS 'Internal: labels the audit rows of the change that follows';
-REVOKE ALL ON FUNCTION apikeys._op_begin FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._op_end IS 'Internal: clears the audit label';
-REVOKE ALL ON FUNCTION apikeys._op_end FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._op_event IS 'Internal: the current audit label';
-REVOKE ALL ON FUNCTION apikeys._op_event FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._op_detail IS 'Internal: the current audit detail';
-REVOKE ALL ON FUNCTION apikeys._op_detail FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
-REVOKE ALL ON FUNCTION apikeys._outer_user FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._cidrs_outside IS 'Internal: the first network of inner outside outer, normalised as verification normalises addresses';
-REVOKE ALL ON FUNCTION apikeys._cidrs_outside FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._interval_us IS 'Internal: a rate window in microseconds, as verification measures it';
-REVOKE ALL ON FUNCTION apikeys._interval_us FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
-REVOKE ALL ON FUNCTION apikeys._owner_limit_cache_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
-REVOKE ALL ON FUNCTION apikeys._keys_cache_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._keys_legacy_cache_trigger IS 'Internal: makes every backend read again whether the database holds imported keys';
-REVOKE ALL ON FUNCTION apikeys._keys_legacy_cache_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
-REVOKE ALL ON FUNCTION apikeys._cache_invalidate_all FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
-REVOKE ALL ON FUNCTION apikeys._in_apply_worker FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
-REVOKE ALL ON FUNCTION apikeys._preloaded FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
-REVOKE ALL ON FUNCTION apikeys._audit FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._key_row IS 'Internal: finds and locks a key for a change';
-REVOKE ALL ON FUNCTION apikeys._key_row FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._owner_limits FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._check_text IS 'Internal: validates a text argument';
-REVOKE ALL ON FUNCTION apikeys._check_text FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._owner_max_length IS 'Internal: the longest owner name in characters (the constant the C code uses)';
-REVOKE ALL ON FUNCTION apikeys._owner_max_length FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._check_owner IS 'Internal: 22023 unless the owner name is non-empty and at most _owner_max_length() characters';
-REVOKE ALL ON FUNCTION apikeys._check_owner FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._check_settings IS 'Internal: validates a key''s settings';
-REVOKE ALL ON FUNCTION apikeys._check_settings FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._check_expiry FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
-REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
-REVOKE ALL ON FUNCTION apikeys._check_credits FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
+REVOKE ALL ON FUNCTION apikeys_internal._mint FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
+REVOKE ALL ON FUNCTION apikeys_internal._check_prefix FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_begin IS 'Internal: labels the audit rows of the change that follows';
+REVOKE ALL ON FUNCTION apikeys_internal._op_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_end IS 'Internal: clears the audit label';
+REVOKE ALL ON FUNCTION apikeys_internal._op_end FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_event IS 'Internal: the current audit label';
+REVOKE ALL ON FUNCTION apikeys_internal._op_event FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_detail IS 'Internal: the current audit detail';
+REVOKE ALL ON FUNCTION apikeys_internal._op_detail FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
+REVOKE ALL ON FUNCTION apikeys_internal._outer_user FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._cidrs_outside IS 'Internal: the first network of inner outside outer, normalised as verification normalises addresses';
+REVOKE ALL ON FUNCTION apikeys_internal._cidrs_outside FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._interval_us IS 'Internal: a rate window in microseconds, as verification measures it';
+REVOKE ALL ON FUNCTION apikeys_internal._interval_us FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
+REVOKE ALL ON FUNCTION apikeys_internal._owner_limit_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_legacy_cache_trigger IS 'Internal: makes every backend read again whether the database holds imported keys';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_legacy_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
+REVOKE ALL ON FUNCTION apikeys_internal._cache_invalidate_all FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
+REVOKE ALL ON FUNCTION apikeys_internal._in_apply_worker FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
+REVOKE ALL ON FUNCTION apikeys_internal._preloaded FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
+REVOKE ALL ON FUNCTION apikeys_internal._audit FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._key_row IS 'Internal: finds and locks a key for a change';
+REVOKE ALL ON FUNCTION apikeys_internal._key_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys_internal._owner_limits FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_text IS 'Internal: validates a text argument';
+REVOKE ALL ON FUNCTION apikeys_internal._check_text FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._owner_max_length IS 'Internal: the longest owner name in characters (the constant the C code uses)';
+REVOKE ALL ON FUNCTION apikeys_internal._owner_max_length FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_owner IS 'Internal: 22023 unless the owner name is non-empty and at most _owner_max_length() characters';
+REVOKE ALL ON FUNCTION apikeys_internal._check_owner FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_settings IS 'Internal: validates a key''s settings';
+REVOKE ALL ON FUNCTION apikeys_internal._check_settings FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys_internal._check_expiry FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
+REVOKE ALL ON FUNCTION apikeys_internal._check_key_cap FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
+REVOKE ALL ON FUNCTION apikeys_internal._check_credits FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.create_key IS 'Issues a key; returns its secret and token, shown this once, or with handoff sends a claim link and code to its contacts and returns no secret';
 REVOKE ALL ON FUNCTION apikeys.create_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._import_check IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
-REVOKE ALL ON FUNCTION apikeys._import_check FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._import_reserve IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._import_reserve FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
-REVOKE ALL ON FUNCTION apikeys._import_one FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
-REVOKE ALL ON FUNCTION apikeys._legacy_token_max_length FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._import_check IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
+REVOKE ALL ON FUNCTION apikeys_internal._import_check FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._import_reserve IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys_internal._import_reserve FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
+REVOKE ALL ON FUNCTION apikeys_internal._import_one FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
+REVOKE ALL ON FUNCTION apikeys_internal._legacy_token_max_length FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.import_key IS 'Imports a key issued by another system from the SHA-256 of its token (hex or base64) or the token itself (stored hashed); the legacy token then verifies as it is; returns the client ID assigned';
 REVOKE ALL ON FUNCTION apikeys.import_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.import_key TO apikeys_admin;
 COMMENT ON TYPE apikeys._import_row IS 'Internal: one key of a bulk import, as import_keys read it from its source with the caller''s privileges';
-COMMENT ON FUNCTION apikeys._import_rows IS 'Internal: validates and inserts the keys import_keys read, in one statement, with one audit row';
-REVOKE ALL ON FUNCTION apikeys._import_rows FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._import_rows TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._import_rows IS 'Internal: validates and inserts the keys import_keys read, in one statement, with one audit row';
+REVOKE ALL ON FUNCTION apikeys_internal._import_rows FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._import_rows TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.import_keys IS 'Imports every row of a table whose columns are named like import_key''s arguments, read with the caller''s privileges, in one transaction and one audit row; returns the number of keys';
 REVOKE ALL ON FUNCTION apikeys.import_keys FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.import_keys TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.rotate_key IS 'Replaces a key''s secret; the old one works until now() + grace (never past expiry)';
 REVOKE ALL ON FUNCTION apikeys.rotate_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.rotate_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible)';
+COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible); true if it was not disabled before';
 REVOKE ALL ON FUNCTION apikeys.disable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.disable_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key';
+COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key; true if it was disabled';
 REVOKE ALL ON FUNCTION apikeys.enable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
-REVOKE ALL ON FUNCTION apikeys._revoke_key FROM PUBLIC;
-COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key)';
+COMMENT ON FUNCTION apikeys_internal._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
+REVOKE ALL ON FUNCTION apikeys_internal._revoke_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key); returns how many keys it revoked';
 REVOKE ALL ON FUNCTION apikeys.revoke_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_key TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.revoke_all_keys IS 'Revokes every key of an owner forever; returns how many';
 REVOKE ALL ON FUNCTION apikeys.revoke_all_keys FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_all_keys TO apikeys_admin;
-COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays';
+COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays; returns true';
 REVOKE ALL ON FUNCTION apikeys.delete_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
-REVOKE ALL ON FUNCTION apikeys._leads_to_keys FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
+REVOKE ALL ON FUNCTION apikeys_internal._leads_to_keys FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened; credits sets the balance outright';
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
-REVOKE ALL ON FUNCTION apikeys._credits_balance FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
-REVOKE ALL ON FUNCTION apikeys._credits_flush FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
-REVOKE ALL ON FUNCTION apikeys._credits_write FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
+REVOKE ALL ON FUNCTION apikeys_internal._credits_balance FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
+REVOKE ALL ON FUNCTION apikeys_internal._credits_flush FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
+REVOKE ALL ON FUNCTION apikeys_internal._credits_write FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (after any refill due); returns the new balance';
 REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
-COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
+COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off; returns the settings it changed, old and new';
 REVOKE ALL ON FUNCTION apikeys.set_owner_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.purge_audit IS 'Deletes audit rows older than the interval; leaves its own audit row';
 REVOKE ALL ON FUNCTION apikeys.purge_audit FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.purge_audit TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._live_secret_key IS 'Internal: the client ID of the key whose live secret (current, or previous within its grace) a token holds; for report_leaked';
-REVOKE ALL ON FUNCTION apikeys._live_secret_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._live_secret_key IS 'Internal: the client ID of the key whose live secret (current, or previous within its grace) a token holds; for report_leaked';
+REVOKE ALL ON FUNCTION apikeys_internal._live_secret_key FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.report_leaked IS 'Anyone may report a leaked token: a valid one is revoked; says nothing either way';
 REVOKE ALL ON FUNCTION apikeys.report_leaked FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.report_leaked TO PUBLIC;
-COMMENT ON FUNCTION apikeys._setting IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';
-REVOKE ALL ON FUNCTION apikeys._setting FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._setting_integer IS 'Internal: an apikeys.* integer setting, read through _setting';
-REVOKE ALL ON FUNCTION apikeys._setting_integer FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_audit_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
-REVOKE ALL ON FUNCTION apikeys._audit_append_only_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_no_truncate_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
-REVOKE ALL ON FUNCTION apikeys._ddl_guard FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._setting IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';
+REVOKE ALL ON FUNCTION apikeys_internal._setting FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._setting_integer IS 'Internal: an apikeys.* integer setting, read through _setting';
+REVOKE ALL ON FUNCTION apikeys_internal._setting_integer FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_audit_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
+REVOKE ALL ON FUNCTION apikeys_internal._audit_append_only_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_no_truncate_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
+REVOKE ALL ON FUNCTION apikeys_internal._ddl_guard FROM PUBLIC;
 COMMENT ON EVENT TRIGGER apikeys_ddl_guard IS 'Keeps the ALWAYS triggers of apikeys.keys and apikeys.audit_log ALWAYS, and the shared cache fresh, after ALTER TABLE';
-COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
-REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
+REVOKE ALL ON FUNCTION apikeys_internal._rate_limit_warning_trigger FROM PUBLIC;
 COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authenticate: valid, code, the HTTP status to answer, the key''s identity, name and metadata once its secret matched, its rate-limit window and its credits';
-COMMENT ON FUNCTION apikeys._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
-REVOKE ALL ON FUNCTION apikeys._acting_begin FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys._acting_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
+REVOKE ALL ON FUNCTION apikeys_internal._acting_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys_internal._acting_key FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.token_client_id IS 'The client ID inside a well-formed token (checksum checked), or NULL';
 REVOKE ALL ON FUNCTION apikeys.token_client_id FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.token_client_id TO PUBLIC;
@@ -1763,40 +4310,40 @@ REVOKE ALL ON TABLE apikeys.usage_journal FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.flush_usage IS 'Writes this database''s usage now: with rollup (the default) into apikeys.usage (counts and last-use times), returning usage rows written; without, as one journal row like the background worker, returning keys written';
 REVOKE ALL ON FUNCTION apikeys.flush_usage FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.flush_usage TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
-REVOKE ALL ON FUNCTION apikeys._failing_addresses FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._failing_addresses TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
-REVOKE ALL ON FUNCTION apikeys._unblock_address FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
+REVOKE ALL ON FUNCTION apikeys_internal._failing_addresses FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._failing_addresses TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
+REVOKE ALL ON FUNCTION apikeys_internal._unblock_address FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.cache_stats IS 'Size and use of the shared verification cache and of its arena for keys too large for an entry (NULLs when not preloaded)';
 REVOKE ALL ON FUNCTION apikeys.cache_stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.cache_stats TO apikeys_admin;
 COMMENT ON FUNCTION apikeys.usage_stats IS 'Size and use of the shared usage, failure and rate-limit tables (NULLs when not preloaded)';
 REVOKE ALL ON FUNCTION apikeys.usage_stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
-REVOKE ALL ON FUNCTION apikeys._journal_decode FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._journal_decode TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+REVOKE ALL ON FUNCTION apikeys_internal._journal_decode FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._journal_decode TO apikeys_admin;
 COMMENT ON VIEW apikeys.usage IS 'Verification counts per key, per hour, per outcome code, rolled up from the usage journal (extension owner only)';
 COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s last valid use in that hour (what key_list.last_used_at shows once rolled up)';
 REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._usage_find IS 'Internal: a key''s last use in a packed usage row (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._usage_find FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._usage_pack IS 'Internal: usage rows of one hour and bucket (key, code, count, last use) packed as a row of apikeys.usage_packed';
-REVOKE ALL ON FUNCTION apikeys._usage_pack FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._usage_last_use IS 'Internal: a key''s last use rolled up into apikeys.usage (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._usage_last_use FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._usage_last_use TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._recent_use FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._recent_use TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
-REVOKE ALL ON FUNCTION apikeys._usage_unproven FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
-REVOKE ALL ON FUNCTION apikeys._usage_health FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._usage_health TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
-REVOKE ALL ON FUNCTION apikeys._usage_accept_losses FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_find IS 'Internal: a key''s last use in a packed usage row (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_find FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_pack IS 'Internal: usage rows of one hour and bucket (key, code, count, last use) packed as a row of apikeys.usage_packed';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_pack FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_last_use IS 'Internal: a key''s last use rolled up into apikeys.usage (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_last_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._usage_last_use TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys_internal._recent_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._recent_use TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_unproven FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_health FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._usage_health TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_accept_losses FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.cache_prewarm IS 'Fills the shared verification cache with this database''s live keys, most recently used first, up to its capacity; returns keys loaded (0 when not preloaded); on a hot standby the entries are validated against the heap';
 REVOKE ALL ON FUNCTION apikeys.cache_prewarm FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.cache_prewarm TO apikeys_admin;
@@ -1806,9 +4353,9 @@ COMMENT ON COLUMN apikeys.key_list.old_secret_valid_until IS 'After a rotation w
 COMMENT ON COLUMN apikeys.key_list.prefix IS 'The token prefix the key was issued with (apikeys.token_prefix or one of apikeys.allowed_prefixes at the time)';
 REVOKE ALL ON TABLE apikeys.key_list FROM PUBLIC;
 GRANT SELECT ON apikeys.key_list TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._journal_usage IS 'Internal: the counts of the usage journal, one row per key, hour and code (none on a standby)';
-REVOKE ALL ON FUNCTION apikeys._journal_usage FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._journal_usage TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._journal_usage IS 'Internal: the counts of the usage journal, one row per key, hour and code (none on a standby)';
+REVOKE ALL ON FUNCTION apikeys_internal._journal_usage FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._journal_usage TO apikeys_admin;
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
 REVOKE ALL ON TABLE apikeys.key_usage FROM PUBLIC;
 GRANT SELECT ON apikeys.key_usage TO apikeys_admin;
@@ -1821,6 +4368,7 @@ COMMENT ON FUNCTION apikeys.unblock_address IS 'Lifts the failure throttle''s re
 REVOKE ALL ON FUNCTION apikeys.unblock_address FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.unblock_address TO apikeys_admin;
 COMMENT ON TABLE apikeys.claims IS 'Handoff claims: hashes of each claim token and code, expiry, failures (extension owner only)';
+COMMENT ON SEQUENCE apikeys.claims_id_seq IS 'Identity of claims.id';
 REVOKE ALL ON TABLE apikeys.claims FROM PUBLIC;
 COMMENT ON TABLE apikeys.outbox IS 'Durable events and deliveries, written with the change they report; drained by apikeys_delivery (holds claim links and codes until delivered)';
 COMMENT ON COLUMN apikeys.outbox.channel IS 'email or sms: a delivery to recipient; NULL: an event for applications';
@@ -1828,48 +4376,49 @@ COMMENT ON COLUMN apikeys.outbox.attempts IS 'How many times outbox_take has han
 COMMENT ON COLUMN apikeys.outbox.leased_until IS 'Until then the row belongs to the taker named in leased_by';
 COMMENT ON COLUMN apikeys.outbox.failed_at IS 'Delivery given up (apikeys.outbox_max_attempts, or the claim expired)';
 COMMENT ON COLUMN apikeys.outbox.claim_id IS 'The handoff claim whose one-time secrets the payload holds';
+COMMENT ON SEQUENCE apikeys.outbox_id_seq IS 'Identity of outbox.id';
 REVOKE ALL ON TABLE apikeys.outbox FROM PUBLIC;
 GRANT SELECT ON apikeys.outbox TO apikeys_delivery;
-COMMENT ON FUNCTION apikeys._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
-REVOKE ALL ON FUNCTION apikeys._claim_secrets FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._hash_equal IS 'Internal: constant-time equality of two hashes';
-REVOKE ALL ON FUNCTION apikeys._hash_equal FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._claim_begin IS 'Internal: refuses a claim on a standby; the caller''s address (client_ip, else as pre_request chooses it)';
-REVOKE ALL ON FUNCTION apikeys._claim_begin FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._claim_attempt IS 'Internal: counts one code comparison of a claim before making it (at most five, ever), then compares';
-REVOKE ALL ON FUNCTION apikeys._claim_attempt FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._claim_failed IS 'Internal: counts a failed claim against the caller''s address in the throttle';
-REVOKE ALL ON FUNCTION apikeys._claim_failed FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._claim_attempts IS 'Internal: this database''s claim attempts counted in shared memory (none without preloading)';
-REVOKE ALL ON FUNCTION apikeys._claim_attempts FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
-REVOKE ALL ON FUNCTION apikeys._setting_interval FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
-REVOKE ALL ON FUNCTION apikeys._deliver FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
-REVOKE ALL ON FUNCTION apikeys._audit_outbox_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
-REVOKE ALL ON FUNCTION apikeys._keys_secret_set_at_trigger FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
-REVOKE ALL ON FUNCTION apikeys._outbox_erase FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
-REVOKE ALL ON FUNCTION apikeys._handoff_start FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._claim_refuse IS 'Internal: raises the one error of every failed claim';
-REVOKE ALL ON FUNCTION apikeys._claim_refuse FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._claim_record IS 'Internal: writes a claim''s attempt count (and its lock) to its row; run by the claim sync worker';
-REVOKE ALL ON FUNCTION apikeys._claim_record FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._claim_locked IS 'Internal: erases a locked claim''s secrets from the outbox and audits the lock';
-REVOKE ALL ON FUNCTION apikeys._claim_locked FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._claim_count_attempt IS 'Internal: without preloading, counts one comparison in the claim''s row and makes it (run by the claim count worker)';
-REVOKE ALL ON FUNCTION apikeys._claim_count_attempt FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_secrets FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._hash_equal IS 'Internal: constant-time equality of two hashes';
+REVOKE ALL ON FUNCTION apikeys_internal._hash_equal FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_begin IS 'Internal: refuses a claim on a standby; the caller''s address (client_ip, else as pre_request chooses it)';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_attempt IS 'Internal: counts one code comparison of a claim before making it (at most five, ever), then compares';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_attempt FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_failed IS 'Internal: counts a failed claim against the caller''s address in the throttle';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_failed FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_attempts IS 'Internal: this database''s claim attempts counted in shared memory (none without preloading)';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_attempts FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
+REVOKE ALL ON FUNCTION apikeys_internal._setting_interval FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
+REVOKE ALL ON FUNCTION apikeys_internal._deliver FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
+REVOKE ALL ON FUNCTION apikeys_internal._audit_outbox_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_secret_set_at_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
+REVOKE ALL ON FUNCTION apikeys_internal._outbox_erase FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
+REVOKE ALL ON FUNCTION apikeys_internal._handoff_start FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_refuse IS 'Internal: raises the one error of every failed claim';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_refuse FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_record IS 'Internal: writes a claim''s attempt count (and its lock) to its row; run by the claim sync worker';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_record FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_locked IS 'Internal: erases a locked claim''s secrets from the outbox and audits the lock';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_locked FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_count_attempt IS 'Internal: without preloading, counts one comparison in the claim''s row and makes it (run by the claim count worker)';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_count_attempt FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.claim_key IS 'Trades a handoff''s claim token and code for the key''s secret, once; every failure is the same 28000 error; at most five codes are ever compared per claim; client_ip: the caller''s address when a trusted backend claims on its behalf';
 REVOKE ALL ON FUNCTION apikeys.claim_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.claim_key TO apikeys_verifier;
 COMMENT ON FUNCTION apikeys.reset_key IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
 REVOKE ALL ON FUNCTION apikeys.reset_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.reset_key TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
-REVOKE ALL ON FUNCTION apikeys._outbox_housekeeping FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
+REVOKE ALL ON FUNCTION apikeys_internal._outbox_housekeeping FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.outbox_take IS 'Leases up to max_rows due, undelivered outbox rows, oldest first; concurrent takers never get the same row while its lease runs';
 REVOKE ALL ON FUNCTION apikeys.outbox_take FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.outbox_take TO apikeys_delivery;
@@ -1881,29 +4430,29 @@ REVOKE ALL ON FUNCTION apikeys.outbox_retry FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.outbox_retry TO apikeys_delivery;
 COMMENT ON TABLE apikeys.policy_notices IS 'Lifecycle notices already sent, one per key, event and subject (extension owner only)';
 REVOKE ALL ON TABLE apikeys.policy_notices FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
-REVOKE ALL ON FUNCTION apikeys._policy_notice FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
+REVOKE ALL ON FUNCTION apikeys_internal._policy_notice FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.apply_policies IS 'Applies the lifecycle policies (revoke unused keys, expires_soon, rotation_due) and outbox retention; returns the number of actions';
 REVOKE ALL ON FUNCTION apikeys.apply_policies FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.apply_policies TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._unused_proven IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
-REVOKE ALL ON FUNCTION apikeys._unused_proven FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._unused_proven IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
+REVOKE ALL ON FUNCTION apikeys_internal._unused_proven FROM PUBLIC;
 COMMENT ON VIEW apikeys.key_hygiene IS 'Live keys that need attention, with findings: full_access, expires_soon, never_used, unused_90_days, no_contact, old_secret_in_grace';
 COMMENT ON COLUMN apikeys.key_hygiene.findings IS 'Why the key is listed; see the view''s comment';
 REVOKE ALL ON TABLE apikeys.key_hygiene FROM PUBLIC;
 GRANT SELECT ON apikeys.key_hygiene TO apikeys_admin;
-COMMENT ON FUNCTION apikeys._count_tenant_action IS 'Internal: counts a self-service management action of the owner; 54000 above apikeys.max_tenant_actions a minute';
-REVOKE ALL ON FUNCTION apikeys._count_tenant_action FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
-REVOKE ALL ON FUNCTION apikeys._acting_row FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._check_target IS 'Internal: 42501 unless the acting key may change that key (within its power; an admin''s disable is not lifted)';
-REVOKE ALL ON FUNCTION apikeys._check_target FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._target_row IS 'Internal: a key of the acting key''s owner, locked and checked by _check_target; 42704 for any other';
-REVOKE ALL ON FUNCTION apikeys._target_row FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._grant_scopes IS 'Internal: scopes a key gives through self-service, validated, with every @set expanded into plain scopes';
-REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
-REVOKE ALL ON FUNCTION apikeys._check_grant FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._count_tenant_action IS 'Internal: counts a self-service management action of the owner; 54000 above apikeys.max_tenant_actions a minute';
+REVOKE ALL ON FUNCTION apikeys_internal._count_tenant_action FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
+REVOKE ALL ON FUNCTION apikeys_internal._acting_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_target IS 'Internal: 42501 unless the acting key may change that key (within its power; an admin''s disable is not lifted)';
+REVOKE ALL ON FUNCTION apikeys_internal._check_target FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._target_row IS 'Internal: a key of the acting key''s owner, locked and checked by _check_target; 42704 for any other';
+REVOKE ALL ON FUNCTION apikeys_internal._target_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._grant_scopes IS 'Internal: scopes a key gives through self-service, validated, with every @set expanded into plain scopes';
+REVOKE ALL ON FUNCTION apikeys_internal._grant_scopes FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
+REVOKE ALL ON FUNCTION apikeys_internal._check_grant FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.my_create_key IS 'Self-service: the authenticated key (apikeys:create) issues a key for its own owner, never with more than it holds (scopes, expiry, limits, credits)';
 REVOKE ALL ON FUNCTION apikeys.my_create_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.my_create_key TO apikeys_verifier, apikeys_admin;
@@ -1925,37 +4474,37 @@ GRANT EXECUTE ON FUNCTION apikeys.my_revoke_key TO apikeys_verifier, apikeys_adm
 COMMENT ON FUNCTION apikeys.my_delete_key IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
 REVOKE ALL ON FUNCTION apikeys.my_delete_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.my_delete_key TO apikeys_verifier, apikeys_admin;
-COMMENT ON FUNCTION apikeys._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
-REVOKE ALL ON FUNCTION apikeys._my_keys FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._my_keys TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
+REVOKE ALL ON FUNCTION apikeys_internal._my_keys FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._my_keys TO apikeys_verifier, apikeys_admin;
 COMMENT ON VIEW apikeys.my_keys IS 'Self-service: key_list for the authenticated key''s owner; empty unless that key is live and holds apikeys:read';
 REVOKE ALL ON TABLE apikeys.my_keys FROM PUBLIC;
 GRANT SELECT ON apikeys.my_keys TO apikeys_verifier, apikeys_admin;
 COMMENT ON TABLE apikeys.protected_tables IS 'Tables set up by apikeys.protect(), so unprotect() can undo exactly that';
 REVOKE ALL ON TABLE apikeys.protected_tables FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._protected_table_owned_by IS 'Internal: a table protected without FORCE ROW LEVEL SECURITY whose owner the role is or is a member of (such a role cannot be a key''s db_role)';
-REVOKE ALL ON FUNCTION apikeys._protected_table_owned_by FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._protected_record IS 'Internal: records what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_record FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_record TO PUBLIC;
-COMMENT ON FUNCTION apikeys._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_forget FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_forget TO PUBLIC;
-COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
+COMMENT ON FUNCTION apikeys_internal._protected_table_owned_by IS 'Internal: a table protected without FORCE ROW LEVEL SECURITY whose owner the role is or is a member of (such a role cannot be a key''s db_role)';
+REVOKE ALL ON FUNCTION apikeys_internal._protected_table_owned_by FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._protected_record IS 'Internal: records what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys_internal._protected_record FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._protected_record TO PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys_internal._protected_forget FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._protected_forget TO PUBLIC;
+COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete; returns those four scopes';
 REVOKE ALL ON FUNCTION apikeys.protect FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.protect TO PUBLIC;
 COMMENT ON FUNCTION apikeys.unprotect IS 'Removes exactly what apikeys.protect created';
 REVOKE ALL ON FUNCTION apikeys.unprotect FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.unprotect TO PUBLIC;
-COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL';
+COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL; returns the view';
 REVOKE ALL ON FUNCTION apikeys.create_field_view FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.create_field_view TO PUBLIC;
-COMMENT ON FUNCTION apikeys._stats IS 'Internal: the shared-memory counters behind apikeys.stats';
-REVOKE ALL ON FUNCTION apikeys._stats FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._stats TO apikeys_admin, pg_monitor;
-COMMENT ON FUNCTION apikeys._stats_gauges IS 'Internal: the gauges behind apikeys.stats (counts only)';
-REVOKE ALL ON FUNCTION apikeys._stats_gauges FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._stats_gauges TO apikeys_admin, pg_monitor;
+COMMENT ON FUNCTION apikeys_internal._stats IS 'Internal: the shared-memory counters behind apikeys.stats';
+REVOKE ALL ON FUNCTION apikeys_internal._stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._stats TO apikeys_admin, pg_monitor;
+COMMENT ON FUNCTION apikeys_internal._stats_gauges IS 'Internal: the gauges behind apikeys.stats (counts only)';
+REVOKE ALL ON FUNCTION apikeys_internal._stats_gauges FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._stats_gauges TO apikeys_admin, pg_monitor;
 COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
 COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';
 COMMENT ON COLUMN apikeys.stats.outbox_backlog IS 'Undelivered, not failed outbox rows of this database';
@@ -1963,12 +4512,12 @@ REVOKE ALL ON TABLE apikeys.stats FROM PUBLIC;
 GRANT SELECT ON apikeys.stats TO apikeys_admin, pg_monitor;
 COMMENT ON TABLE apikeys.derived_signing_key IS 'The secret the signing key of derived tokens is made from (with apikeys.pepper); read by the extension''s owner only, not dumped';
 REVOKE ALL ON TABLE apikeys.derived_signing_key FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._new_signing_secret IS 'Internal: 32 bytes from pg_strong_random(), the secret of apikeys.derived_signing_key';
-REVOKE ALL ON FUNCTION apikeys._new_signing_secret FROM PUBLIC;
-COMMENT ON FUNCTION apikeys._signing_key_changed IS 'Internal: makes every backend read the signing secret of derived tokens again';
-REVOKE ALL ON FUNCTION apikeys._signing_key_changed FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._new_signing_secret IS 'Internal: 32 bytes from pg_strong_random(), the secret of apikeys.derived_signing_key';
+REVOKE ALL ON FUNCTION apikeys_internal._new_signing_secret FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._signing_key_changed IS 'Internal: makes every backend read the signing secret of derived tokens again';
+REVOKE ALL ON FUNCTION apikeys_internal._signing_key_changed FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.derive_token IS 'For the key authenticated in this transaction: a token that verifies until min(now + ttl, the key''s expiry) with those of its scopes (NULL: all), dies with its key, and is stored nowhere; ttl at most apikeys.max_derived_ttl';
 REVOKE ALL ON FUNCTION apikeys.derive_token FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.derive_token TO apikeys_verifier, apikeys_admin;
-COMMENT ON FUNCTION apikeys._current_derived IS 'Internal: did a derived token authenticate this transaction (NULL: nothing did)?';
-REVOKE ALL ON FUNCTION apikeys._current_derived FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._current_derived IS 'Internal: did a derived token authenticate this transaction (NULL: nothing did)?';
+REVOKE ALL ON FUNCTION apikeys_internal._current_derived FROM PUBLIC;

@@ -101,6 +101,30 @@ GRANT USAGE ON SCHEMA apikeys TO PUBLIC;
 -- _recent_use, _expand_scopes, _my_keys).
 COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes and row-level security';
 
+-- Schema apikeys_internal: the internal helpers (functions named _*), out of the
+-- user's way, so that \df apikeys.* lists the public functions only.  Not
+-- for direct use: they may change in any release.  CREATE SCHEMA fails on
+-- a schema that exists, and the guard says why: a schema made before the
+-- extension could hold functions that shadow its own.  USAGE for PUBLIC,
+-- as for apikeys: protect() and unprotect() run as the calling table owner
+-- (any role) and call _protected_record and _protected_forget; EXECUTE is
+-- what guards each function (revoked from PUBLIC, granted per function).
+DO $guard$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace
+                WHERE nspname OPERATOR(pg_catalog.=) 'apikeys_internal') THEN
+        RAISE EXCEPTION 'schema "apikeys_internal" already exists'
+            USING ERRCODE = '42P06',
+                  DETAIL = 'The extension keeps its internal functions in a schema of its own; objects in a schema made before it could shadow them.',
+                  HINT = 'Drop or rename schema apikeys_internal, then create the extension again.';
+    END IF;
+END
+$guard$;
+CREATE SCHEMA apikeys_internal;
+REVOKE ALL ON SCHEMA apikeys_internal FROM PUBLIC;
+GRANT USAGE ON SCHEMA apikeys_internal TO PUBLIC;
+COMMENT ON SCHEMA apikeys_internal IS 'Internal helpers of the apikeys extension: not for direct use, they may change in any release';
+
 -- sql/install/01_scopes.sql: the apikeys.scope type, its operators, and named scope sets
 --
 -- A section of the install script: make concatenates sql/install/*.sql
@@ -136,8 +160,10 @@ COMMENT ON TYPE apikeys.scope IS 'A permission: resource:action, resource:action
 -- A scope is stored as its canonical text, so text is binary-compatible
 -- one way; the other way must pass the grammar.
 CREATE CAST (apikeys.scope AS pg_catalog.text) WITHOUT FUNCTION AS IMPLICIT;
+COMMENT ON CAST (apikeys.scope AS pg_catalog.text) IS 'A scope reads as its canonical text';
 
 CREATE CAST (pg_catalog.text AS apikeys.scope) WITH INOUT AS ASSIGNMENT;
+COMMENT ON CAST (pg_catalog.text AS apikeys.scope) IS 'Text becomes a scope through the grammar (SQLSTATE 22023 when invalid)';
 
 -- Bytewise (scopes are canonical), so no collation is needed: the built-in
 -- texteq would fail for lack of one, as the type is not collatable.
@@ -161,6 +187,7 @@ CREATE OPERATOR apikeys.= (
     COMMUTATOR = OPERATOR(apikeys.=), NEGATOR = OPERATOR(apikeys.<>),
     RESTRICT = eqsel, JOIN = eqjoinsel
 );
+COMMENT ON OPERATOR apikeys.= (apikeys.scope, apikeys.scope) IS 'Equality of canonical scopes';
 
 CREATE OPERATOR apikeys.<> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
@@ -168,6 +195,7 @@ CREATE OPERATOR apikeys.<> (
     COMMUTATOR = OPERATOR(apikeys.<>), NEGATOR = OPERATOR(apikeys.=),
     RESTRICT = neqsel, JOIN = neqjoinsel
 );
+COMMENT ON OPERATOR apikeys.<> (apikeys.scope, apikeys.scope) IS 'Inequality of canonical scopes';
 
 -- A total bytewise order and a hash, so scopes and scope[] columns can be
 -- sorted, grouped, indexed and ANALYZEd (autovacuum's ANALYZE of
@@ -220,24 +248,28 @@ CREATE OPERATOR apikeys.< (
     COMMUTATOR = OPERATOR(apikeys.>), NEGATOR = OPERATOR(apikeys.>=),
     RESTRICT = scalarltsel, JOIN = scalarltjoinsel
 );
+COMMENT ON OPERATOR apikeys.< (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR apikeys.<= (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_le,
     COMMUTATOR = OPERATOR(apikeys.>=), NEGATOR = OPERATOR(apikeys.>),
     RESTRICT = scalarlesel, JOIN = scalarlejoinsel
 );
+COMMENT ON OPERATOR apikeys.<= (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR apikeys.> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_gt,
     COMMUTATOR = OPERATOR(apikeys.<), NEGATOR = OPERATOR(apikeys.<=),
     RESTRICT = scalargtsel, JOIN = scalargtjoinsel
 );
+COMMENT ON OPERATOR apikeys.> (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR apikeys.>= (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope, FUNCTION = apikeys.scope_ge,
     COMMUTATOR = OPERATOR(apikeys.<=), NEGATOR = OPERATOR(apikeys.<),
     RESTRICT = scalargesel, JOIN = scalargejoinsel
 );
+COMMENT ON OPERATOR apikeys.>= (apikeys.scope, apikeys.scope) IS 'Bytewise order of canonical scopes';
 
 CREATE OPERATOR CLASS apikeys.scope_ops
     DEFAULT FOR TYPE apikeys.scope USING btree AS
@@ -247,11 +279,15 @@ CREATE OPERATOR CLASS apikeys.scope_ops
         OPERATOR 4 apikeys.>=,
         OPERATOR 5 apikeys.>,
         FUNCTION 1 apikeys.scope_cmp(apikeys.scope, apikeys.scope);
+COMMENT ON OPERATOR CLASS apikeys.scope_ops USING btree IS 'Bytewise order of scopes: sorting, grouping, btree indexes, ANALYZE';
+COMMENT ON OPERATOR FAMILY apikeys.scope_ops USING btree IS 'Bytewise order of scopes (the family of operator class scope_ops)';
 
 CREATE OPERATOR CLASS apikeys.scope_hash_ops
     DEFAULT FOR TYPE apikeys.scope USING hash AS
         OPERATOR 1 apikeys.=,
         FUNCTION 1 apikeys.scope_hash(apikeys.scope);
+COMMENT ON OPERATOR CLASS apikeys.scope_hash_ops USING hash IS 'Hashing of scopes: hash indexes, hash joins and aggregation';
+COMMENT ON OPERATOR FAMILY apikeys.scope_hash_ops USING hash IS 'Hashing of scopes (the family of operator class scope_hash_ops)';
 
 CREATE FUNCTION apikeys.scope_grants(granted apikeys.scope, required apikeys.scope)
     RETURNS boolean
@@ -265,6 +301,7 @@ CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope, RIGHTARG = apikeys.scope,
     FUNCTION = apikeys.scope_grants
 );
+COMMENT ON OPERATOR apikeys.@> (apikeys.scope, apikeys.scope) IS 'Does the granted scope (left) satisfy the required one (right)?';
 
 CREATE FUNCTION apikeys.scopes_grant(granted apikeys.scope[], required apikeys.scope)
     RETURNS boolean
@@ -278,6 +315,7 @@ CREATE OPERATOR apikeys.@> (
     LEFTARG = apikeys.scope[], RIGHTARG = apikeys.scope,
     FUNCTION = apikeys.scopes_grant
 );
+COMMENT ON OPERATOR apikeys.@> (apikeys.scope[], apikeys.scope) IS 'Does a set of granted scopes (left) satisfy the required one (right)?';
 
 -- Named scope sets ("roles"): a key holding '@name' grants what the set
 -- grants at each verification (src/scopeset.c expands it when the key is
@@ -300,28 +338,28 @@ REVOKE ALL ON TABLE apikeys.scope_sets FROM PUBLIC;
 -- (the no-escalation subset test, src/scope.c ScopeArrayCovers).
 -- Not STRICT (NULL in, NULL out, in C): a STRICT call with NULL constants
 -- would be folded away before the EXECUTE privilege is checked.
-CREATE FUNCTION apikeys._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
+CREATE FUNCTION apikeys_internal._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scopes_cover'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
-REVOKE ALL ON FUNCTION apikeys._scopes_cover FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
+REVOKE ALL ON FUNCTION apikeys_internal._scopes_cover FROM PUBLIC;
 
 -- Internal: scopes with every '@name' replaced by the set's scopes, read
 -- with the latest snapshot: the expansion verification makes (src/scopeset.c).
-CREATE FUNCTION apikeys._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
+CREATE FUNCTION apikeys_internal._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
     AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
-REVOKE ALL ON FUNCTION apikeys._expand_scopes FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._expand_scopes TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
+REVOKE ALL ON FUNCTION apikeys_internal._expand_scopes FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._expand_scopes TO apikeys_admin;
 
 -- Outdates every cached key of the database when a scope set changes.
-CREATE FUNCTION apikeys._scope_sets_cache_trigger()
+CREATE FUNCTION apikeys_internal._scope_sets_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_scope_sets_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
-REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
+REVOKE ALL ON FUNCTION apikeys_internal._scope_sets_cache_trigger FROM PUBLIC;
 
 -- Named scope sets (apikeys_admin)
 --
@@ -330,8 +368,27 @@ REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
 -- redefinition takes effect for every key holding the set when it commits,
 -- on every connection: the statement trigger scope_sets_cache outdates
 -- every cached key of the database (src/cache.c, "Named scope sets").
+-- _scope_set_holders: the number of live keys (not revoked, not expired)
+-- whose scopes name the set: what define_scope_set reports and what
+-- drop_scope_set refuses to leave without their grants.
+CREATE FUNCTION apikeys_internal._scope_set_holders(p_name text)
+    RETURNS bigint
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(*) FROM apikeys.keys k
+     WHERE ('@' OPERATOR(pg_catalog.||) p_name)::apikeys.scope OPERATOR(apikeys.=) ANY (k.scopes)
+       AND k.revoked_at IS NULL
+       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+$$;
+COMMENT ON FUNCTION apikeys_internal._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
+REVOKE ALL ON FUNCTION apikeys_internal._scope_set_holders FROM PUBLIC;
+
+-- define_scope_set returns the number of live keys holding the set: the
+-- keys whose grants the definition now decides.
 CREATE FUNCTION apikeys.define_scope_set(name text, scopes text[], description text DEFAULT NULL)
-    RETURNS void
+    RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -349,7 +406,7 @@ BEGIN
     IF define_scope_set.scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    v_scopes := apikeys._check_settings(define_scope_set.scopes, define_scope_set.description,
+    v_scopes := apikeys_internal._check_settings(define_scope_set.scopes, define_scope_set.description,
                     NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scopes) u(s)
                 WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@') THEN
@@ -366,12 +423,13 @@ BEGIN
         scopes = EXCLUDED.scopes,
         description = COALESCE(EXCLUDED.description, ss.description),
         updated_at = pg_catalog.now();
-    PERFORM apikeys._audit('scope_set_defined', NULL, NULL,
+    PERFORM apikeys_internal._audit('scope_set_defined', NULL, NULL,
         pg_catalog.jsonb_build_object('name', define_scope_set.name,
             'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
+    RETURN apikeys_internal._scope_set_holders(define_scope_set.name);
 END
 $$;
-COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits';
+COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits; returns how many live keys hold it';
 REVOKE ALL ON FUNCTION apikeys.define_scope_set FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.define_scope_set TO apikeys_admin;
 
@@ -393,11 +451,7 @@ BEGIN
         RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
             USING ERRCODE = '42704';
     END IF;
-    SELECT pg_catalog.count(*) INTO n FROM apikeys.keys k
-     WHERE ('@' OPERATOR(pg_catalog.||) drop_scope_set.name)::apikeys.scope
-           OPERATOR(apikeys.=) ANY (k.scopes)
-       AND k.revoked_at IS NULL
-       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    n := apikeys_internal._scope_set_holders(drop_scope_set.name);
     IF n OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
             USING ERRCODE = '2BP01',
@@ -405,7 +459,7 @@ BEGIN
                   HINT = 'Change those keys'' scopes with apikeys.update_key(), or revoke them, first.';
     END IF;
     DELETE FROM apikeys.scope_sets ss WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name;
-    PERFORM apikeys._audit('scope_set_dropped', NULL, NULL,
+    PERFORM apikeys_internal._audit('scope_set_dropped', NULL, NULL,
         pg_catalog.jsonb_build_object('name', drop_scope_set.name));
 END
 $$;
@@ -417,7 +471,7 @@ GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set TO apikeys_admin;
 -- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.
 CREATE TRIGGER scope_sets_cache
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.scope_sets
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._scope_sets_cache_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._scope_sets_cache_trigger();
 ALTER TABLE apikeys.scope_sets ENABLE ALWAYS TRIGGER scope_sets_cache;
 
 -- sql/install/02_keys.sql: the key table, the audit trail, issuing and managing keys
@@ -486,7 +540,7 @@ CREATE TABLE apikeys.keys (
     secret_by_key       text,
     prev_secret_by_key  text,
     -- handoff: when the key was last claimed; it could not be used before,
-    -- so revoke_unused_after counts from here (apikeys._unused_proven)
+    -- so revoke_unused_after counts from here (apikeys_internal._unused_proven)
     claimed_at          timestamptz,
     -- the prefix the key was issued with: the head of its client ID, so it
     -- cannot disagree with the tokens (create_key's prefix argument)
@@ -623,77 +677,78 @@ CREATE INDEX audit_log_client_id_idx ON apikeys.audit_log (client_id);
 CREATE INDEX audit_log_at_idx ON apikeys.audit_log (at);
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.audit_log_id_seq', '');
+COMMENT ON SEQUENCE apikeys.audit_log_id_seq IS 'Identity of audit_log.id';
 REVOKE ALL ON TABLE apikeys.audit_log FROM PUBLIC;
 GRANT SELECT ON apikeys.audit_log TO apikeys_admin;
 
 -- Internal: new client ID (under the given prefix, NULL: token_prefix) or
 -- the given one, + secret + token + hash.
-CREATE FUNCTION apikeys._mint(client_id text, prefix text DEFAULT NULL,
+CREATE FUNCTION apikeys_internal._mint(client_id text, prefix text DEFAULT NULL,
                               OUT client_id text, OUT client_secret text, OUT token text,
                               OUT secret_hash bytea, OUT hash_alg "char")
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_mint'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
-REVOKE ALL ON FUNCTION apikeys._mint FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
+REVOKE ALL ON FUNCTION apikeys_internal._mint FROM PUBLIC;
 
 -- Internal: the prefix a new key carries: NULL is apikeys.token_prefix,
 -- anything else must be it or one of apikeys.allowed_prefixes (22023 with
 -- the allowed ones in the hint).  The same C check _mint makes.
-CREATE FUNCTION apikeys._check_prefix(prefix text)
+CREATE FUNCTION apikeys_internal._check_prefix(prefix text)
     RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_check_prefix'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
-REVOKE ALL ON FUNCTION apikeys._check_prefix FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
+REVOKE ALL ON FUNCTION apikeys_internal._check_prefix FROM PUBLIC;
 
 -- Internal: the event label the audit trigger reads (src/audit.c).
-CREATE FUNCTION apikeys._op_begin(event text, detail jsonb) RETURNS void
+CREATE FUNCTION apikeys_internal._op_begin(event text, detail jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_begin IS 'Internal: labels the audit rows of the change that follows';
-REVOKE ALL ON FUNCTION apikeys._op_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_begin IS 'Internal: labels the audit rows of the change that follows';
+REVOKE ALL ON FUNCTION apikeys_internal._op_begin FROM PUBLIC;
 
-CREATE FUNCTION apikeys._op_end() RETURNS void
+CREATE FUNCTION apikeys_internal._op_end() RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_end'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_end IS 'Internal: clears the audit label';
-REVOKE ALL ON FUNCTION apikeys._op_end FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_end IS 'Internal: clears the audit label';
+REVOKE ALL ON FUNCTION apikeys_internal._op_end FROM PUBLIC;
 
-CREATE FUNCTION apikeys._op_event() RETURNS text
+CREATE FUNCTION apikeys_internal._op_event() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_op_event'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_event IS 'Internal: the current audit label';
-REVOKE ALL ON FUNCTION apikeys._op_event FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_event IS 'Internal: the current audit label';
+REVOKE ALL ON FUNCTION apikeys_internal._op_event FROM PUBLIC;
 
-CREATE FUNCTION apikeys._op_detail() RETURNS jsonb
+CREATE FUNCTION apikeys_internal._op_detail() RETURNS jsonb
     AS 'MODULE_PATHNAME', 'apikeys_op_detail'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_detail IS 'Internal: the current audit detail';
-REVOKE ALL ON FUNCTION apikeys._op_detail FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_detail IS 'Internal: the current audit detail';
+REVOKE ALL ON FUNCTION apikeys_internal._op_detail FROM PUBLIC;
 
-CREATE FUNCTION apikeys._outer_user() RETURNS text
+CREATE FUNCTION apikeys_internal._outer_user() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_outer_user'
     LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
-REVOKE ALL ON FUNCTION apikeys._outer_user FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
+REVOKE ALL ON FUNCTION apikeys_internal._outer_user FROM PUBLIC;
 
 -- Internal: the first network of inner outside every network of outer,
 -- both normalised as verification normalises them (src/grant.c); NULL
 -- when all are inside.
-CREATE FUNCTION apikeys._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
+CREATE FUNCTION apikeys_internal._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
     AS 'MODULE_PATHNAME', 'apikeys_cidrs_outside'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._cidrs_outside IS 'Internal: the first network of inner outside outer, normalised as verification normalises addresses';
-REVOKE ALL ON FUNCTION apikeys._cidrs_outside FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._cidrs_outside IS 'Internal: the first network of inner outside outer, normalised as verification normalises addresses';
+REVOKE ALL ON FUNCTION apikeys_internal._cidrs_outside FROM PUBLIC;
 
 -- Internal: an interval's length in microseconds as verification measures
 -- a rate window (a month is 30 days; src/grant.c).
-CREATE FUNCTION apikeys._interval_us(w interval) RETURNS bigint
+CREATE FUNCTION apikeys_internal._interval_us(w interval) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_interval_us'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._interval_us IS 'Internal: a rate window in microseconds, as verification measures it';
-REVOKE ALL ON FUNCTION apikeys._interval_us FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._interval_us IS 'Internal: a rate window in microseconds, as verification measures it';
+REVOKE ALL ON FUNCTION apikeys_internal._interval_us FROM PUBLIC;
 
 -- Usage, the shared cache and the background worker (src/usage.c,
 -- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
@@ -707,55 +762,55 @@ REVOKE ALL ON FUNCTION apikeys._interval_us FROM PUBLIC;
 
 -- Tells every backend to forget its cached owner-wide rate limits when an
 -- owner's limit changes (src/ownerlimit.c).
-CREATE FUNCTION apikeys._owner_limit_cache_trigger()
+CREATE FUNCTION apikeys_internal._owner_limit_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
-REVOKE ALL ON FUNCTION apikeys._owner_limit_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
+REVOKE ALL ON FUNCTION apikeys_internal._owner_limit_cache_trigger FROM PUBLIC;
 
-CREATE FUNCTION apikeys._keys_cache_trigger()
+CREATE FUNCTION apikeys_internal._keys_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
-REVOKE ALL ON FUNCTION apikeys._keys_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_cache_trigger FROM PUBLIC;
 
 -- Makes every backend read again whether the database holds imported keys.
-CREATE FUNCTION apikeys._keys_legacy_cache_trigger()
+CREATE FUNCTION apikeys_internal._keys_legacy_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_legacy_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._keys_legacy_cache_trigger IS 'Internal: makes every backend read again whether the database holds imported keys';
-REVOKE ALL ON FUNCTION apikeys._keys_legacy_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_legacy_cache_trigger IS 'Internal: makes every backend read again whether the database holds imported keys';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_legacy_cache_trigger FROM PUBLIC;
 
-CREATE FUNCTION apikeys._cache_invalidate_all()
+CREATE FUNCTION apikeys_internal._cache_invalidate_all()
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_cache_invalidate_all'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
-REVOKE ALL ON FUNCTION apikeys._cache_invalidate_all FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
+REVOKE ALL ON FUNCTION apikeys_internal._cache_invalidate_all FROM PUBLIC;
 
 -- Is this session a logical replication apply worker?  Not settable from
 -- SQL: it is the process's kind, fixed when the server started it.
-CREATE FUNCTION apikeys._in_apply_worker()
+CREATE FUNCTION apikeys_internal._in_apply_worker()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_in_apply_worker'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
-REVOKE ALL ON FUNCTION apikeys._in_apply_worker FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
+REVOKE ALL ON FUNCTION apikeys_internal._in_apply_worker FROM PUBLIC;
 
-CREATE FUNCTION apikeys._preloaded()
+CREATE FUNCTION apikeys_internal._preloaded()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
-REVOKE ALL ON FUNCTION apikeys._preloaded FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
+REVOKE ALL ON FUNCTION apikeys_internal._preloaded FROM PUBLIC;
 
 -- _audit appends one audit row and wakes listeners (NOTIFY apikeys_events
 -- with the event and the client ID only).
 -- It is the only writer of audit_log, so every row has the same shape.
-CREATE FUNCTION apikeys._audit(p_event text, p_client_id text, p_owner text, p_detail jsonb)
+CREATE FUNCTION apikeys_internal._audit(p_event text, p_client_id text, p_owner text, p_detail jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -765,9 +820,9 @@ BEGIN
     INSERT INTO apikeys.audit_log (event, client_id, owner, detail, db_user, application_name)
     VALUES (p_event, p_client_id, p_owner,
             COALESCE(p_detail, '{}'::jsonb) OPERATOR(pg_catalog.||)
-                CASE WHEN apikeys._acting_key() IS NULL THEN '{}'::jsonb
-                     ELSE pg_catalog.jsonb_build_object('by_key', apikeys._acting_key()) END,
-            apikeys._outer_user(),
+                CASE WHEN apikeys_internal._acting_key() IS NULL THEN '{}'::jsonb
+                     ELSE pg_catalog.jsonb_build_object('by_key', apikeys_internal._acting_key()) END,
+            apikeys_internal._outer_user(),
             pg_catalog.current_setting('application_name', true));
     -- Any role may LISTEN on any channel, so the payload holds only what
     -- is public: the event and the client ID.  Owners, names, reasons and
@@ -776,12 +831,12 @@ BEGIN
         pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id)::text);
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
-REVOKE ALL ON FUNCTION apikeys._audit FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
+REVOKE ALL ON FUNCTION apikeys_internal._audit FROM PUBLIC;
 
 -- _key_row finds a key for a change and locks it; 42704 when missing,
 -- 55000 when revoked (unless p_allow_revoked).
-CREATE FUNCTION apikeys._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
+CREATE FUNCTION apikeys_internal._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -814,11 +869,11 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys._key_row IS 'Internal: finds and locks a key for a change';
-REVOKE ALL ON FUNCTION apikeys._key_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._key_row IS 'Internal: finds and locks a key for a change';
+REVOKE ALL ON FUNCTION apikeys_internal._key_row FROM PUBLIC;
 
 -- _owner_limits returns the effective (max_keys, max_lifetime) of an owner.
-CREATE FUNCTION apikeys._owner_limits(p_owner text, OUT max_keys integer, OUT max_lifetime interval)
+CREATE FUNCTION apikeys_internal._owner_limits(p_owner text, OUT max_keys integer, OUT max_lifetime interval)
     RETURNS record
     LANGUAGE plpgsql
     STABLE
@@ -830,7 +885,7 @@ BEGIN
     -- session without preloading nothing may have loaded it yet: calling
     -- one of its C functions does (its _PG_init defines the settings, with
     -- the value from postgresql.conf or the default).
-    PERFORM apikeys._preloaded();
+    PERFORM apikeys_internal._preloaded();
     SELECT p.max_keys, p.max_lifetime INTO max_keys, max_lifetime
       FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
     max_keys := COALESCE(max_keys,
@@ -839,11 +894,11 @@ BEGIN
         pg_catalog.current_setting('apikeys.default_max_lifetime')::interval);
 END
 $$;
-COMMENT ON FUNCTION apikeys._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._owner_limits FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys_internal._owner_limits FROM PUBLIC;
 
 -- _check_text: non-empty (when required) and not too long; 22023 otherwise.
-CREATE FUNCTION apikeys._check_text(p_field text, p_value text, p_max integer, p_required boolean)
+CREATE FUNCTION apikeys_internal._check_text(p_field text, p_value text, p_max integer, p_required boolean)
     RETURNS void
     LANGUAGE plpgsql
     IMMUTABLE
@@ -863,35 +918,35 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_text IS 'Internal: validates a text argument';
-REVOKE ALL ON FUNCTION apikeys._check_text FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_text IS 'Internal: validates a text argument';
+REVOKE ALL ON FUNCTION apikeys_internal._check_text FROM PUBLIC;
 
 -- The longest owner name, in characters (length(), as every _check_text
 -- measures), from the one constant the C code uses too (ownerlimit.h).
-CREATE FUNCTION apikeys._owner_max_length() RETURNS integer
+CREATE FUNCTION apikeys_internal._owner_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_owner_max_length'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._owner_max_length IS 'Internal: the longest owner name in characters (the constant the C code uses)';
-REVOKE ALL ON FUNCTION apikeys._owner_max_length FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._owner_max_length IS 'Internal: the longest owner name in characters (the constant the C code uses)';
+REVOKE ALL ON FUNCTION apikeys_internal._owner_max_length FROM PUBLIC;
 
 -- _check_owner: an owner name is non-empty and at most _owner_max_length()
 -- characters; every function taking an owner checks it here.
-CREATE FUNCTION apikeys._check_owner(p_owner text)
+CREATE FUNCTION apikeys_internal._check_owner(p_owner text)
     RETURNS void
     LANGUAGE plpgsql
     IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_text('owner', p_owner, apikeys._owner_max_length(), true);
+    PERFORM apikeys_internal._check_text('owner', p_owner, apikeys_internal._owner_max_length(), true);
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_owner IS 'Internal: 22023 unless the owner name is non-empty and at most _owner_max_length() characters';
-REVOKE ALL ON FUNCTION apikeys._check_owner FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_owner IS 'Internal: 22023 unless the owner name is non-empty and at most _owner_max_length() characters';
+REVOKE ALL ON FUNCTION apikeys_internal._check_owner FROM PUBLIC;
 
 -- _check_settings validates every optional setting of a key; 22023 naming
 -- the field on the first bad one.  NULL means "not given".
-CREATE FUNCTION apikeys._check_settings(p_scopes text[], p_description text,
+CREATE FUNCTION apikeys_internal._check_settings(p_scopes text[], p_description text,
                                         p_contact_email text, p_contact_phone text,
                                         p_allowed_cidrs cidr[], p_metadata jsonb,
                                         p_db_role text, p_rate_limit integer,
@@ -936,7 +991,7 @@ BEGIN
         END LOOP;
     END IF;
 
-    PERFORM apikeys._check_text('description', p_description, 1024, false);
+    PERFORM apikeys_internal._check_text('description', p_description, 1024, false);
 
     IF p_contact_email IS NOT NULL AND p_contact_email OPERATOR(pg_catalog.<>) '' AND
        (pg_catalog.length(p_contact_email) OPERATOR(pg_catalog.>) 254 OR
@@ -985,7 +1040,7 @@ BEGIN
                 USING ERRCODE = '22023',
                       DETAIL = 'Superuser and BYPASSRLS roles would escape row-level security.';
         END IF;
-        v_tbl := apikeys._protected_table_owned_by(r.oid);
+        v_tbl := apikeys_internal._protected_table_owned_by(r.oid);
         IF v_tbl IS NOT NULL THEN
             RAISE EXCEPTION 'role "%" cannot be used for API keys', p_db_role
                 USING ERRCODE = '22023',
@@ -1007,11 +1062,11 @@ BEGIN
     RETURN v_scopes;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_settings IS 'Internal: validates a key''s settings';
-REVOKE ALL ON FUNCTION apikeys._check_settings FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_settings IS 'Internal: validates a key''s settings';
+REVOKE ALL ON FUNCTION apikeys_internal._check_settings FROM PUBLIC;
 
 -- _check_expiry: in the future and within the owner's max lifetime.
-CREATE FUNCTION apikeys._check_expiry(p_expires_at timestamptz, p_max_lifetime interval)
+CREATE FUNCTION apikeys_internal._check_expiry(p_expires_at timestamptz, p_max_lifetime interval)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -1029,12 +1084,12 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._check_expiry FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys_internal._check_expiry FROM PUBLIC;
 
 -- _check_key_cap: 54000 when the owner's live keys and p_adding new ones
 -- would be more than max_keys (create_key, import_key, import_keys).  The caller holds the owner's policy row lock.
-CREATE FUNCTION apikeys._check_key_cap(p_owner text, p_max_keys integer,
+CREATE FUNCTION apikeys_internal._check_key_cap(p_owner text, p_max_keys integer,
                                        p_adding integer DEFAULT 1)
     RETURNS void
     LANGUAGE plpgsql
@@ -1071,14 +1126,14 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
-REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
+REVOKE ALL ON FUNCTION apikeys_internal._check_key_cap FROM PUBLIC;
 
 -- _check_credits validates a key's credit settings as they will be (the
 -- merged result for update_key): a balance of zero or more, a refill of a
 -- positive amount every 1 second to 100 years (measured as verification
 -- measures it: _interval_us), given both or neither.  22023 otherwise.
-CREATE FUNCTION apikeys._check_credits(p_credits bigint, p_refill_amount bigint,
+CREATE FUNCTION apikeys_internal._check_credits(p_credits bigint, p_refill_amount bigint,
                                        p_refill_every interval)
     RETURNS void
     LANGUAGE plpgsql
@@ -1095,7 +1150,7 @@ BEGIN
             HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
     END IF;
     IF p_refill_every IS NOT NULL AND
-       (apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
+       (apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
         p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
         RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
     END IF;
@@ -1106,8 +1161,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
-REVOKE ALL ON FUNCTION apikeys._check_credits FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
+REVOKE ALL ON FUNCTION apikeys_internal._check_credits FROM PUBLIC;
 
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
@@ -1141,8 +1196,8 @@ DECLARE
     m record;
     v_key apikeys.keys;
 BEGIN
-    PERFORM apikeys._check_owner(create_key.owner);
-    PERFORM apikeys._check_text('name', create_key.name, 128, true);
+    PERFORM apikeys_internal._check_owner(create_key.owner);
+    PERFORM apikeys_internal._check_text('name', create_key.name, 128, true);
     IF create_key.scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
@@ -1151,7 +1206,7 @@ BEGIN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use NULL for no limit.';
     END IF;
-    v_scopes := apikeys._check_settings(create_key.scopes, create_key.description,
+    v_scopes := apikeys_internal._check_settings(create_key.scopes, create_key.description,
                     create_key.contact_email, create_key.contact_phone,
                     create_key.allowed_cidrs, create_key.metadata,
                     create_key.db_role::text, create_key.rate_limit,
@@ -1159,7 +1214,7 @@ BEGIN
     IF create_key.handoff IS NULL THEN
         RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    PERFORM apikeys._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
+    PERFORM apikeys_internal._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
     IF create_key.handoff AND
        (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
         RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
@@ -1167,7 +1222,7 @@ BEGIN
                   DETAIL = 'The claim link goes to the email address and the code to the phone.',
                   HINT = 'Give contact_email and contact_phone.';
     END IF;
-    v_prefix := apikeys._check_prefix(create_key.prefix);
+    v_prefix := apikeys_internal._check_prefix(create_key.prefix);
 
     -- Serialise creates for this owner: the upsert row-locks the owner's
     -- policy row, and a REPEATABLE READ transaction racing another create
@@ -1178,13 +1233,13 @@ BEGIN
     DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
 
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
-      FROM apikeys._owner_limits(create_key.owner) l;
+      FROM apikeys_internal._owner_limits(create_key.owner) l;
 
     v_expires := COALESCE(create_key.expires_at,
                           pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
-    PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
+    PERFORM apikeys_internal._check_expiry(v_expires, v_max_lifetime);
 
-    PERFORM apikeys._check_key_cap(create_key.owner, v_max_keys);
+    PERFORM apikeys_internal._check_key_cap(create_key.owner, v_max_keys);
 
     -- With handoff, the secret minted here is dropped unseen: the stored
     -- hash matches nothing anybody has, so the key answers NOT_FOUND until
@@ -1195,7 +1250,7 @@ BEGIN
     -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
     -- misses fail with a message of our own.
     FOR attempt IN 1..3 LOOP
-        m := apikeys._mint(NULL, v_prefix);
+        m := apikeys_internal._mint(NULL, v_prefix);
 
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
@@ -1203,14 +1258,14 @@ BEGIN
                                   rate_limit, rate_window, pending_since, created_by_key,
                                   credits, refill_amount, refill_every, credits_refilled_at)
         VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
-                m.hash_alg, v_expires, apikeys._outer_user(),
+                m.hash_alg, v_expires, apikeys_internal._outer_user(),
                 NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
                 NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
                 NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
                 create_key.rate_limit,
                 CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
                 CASE WHEN create_key.handoff THEN pg_catalog.now() END,
-                apikeys._acting_key(),
+                apikeys_internal._acting_key(),
                 v_credits, create_key.refill_amount, create_key.refill_every,
                 CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END)
         ON CONFLICT (client_id) DO NOTHING
@@ -1223,7 +1278,7 @@ BEGIN
                   HINT = 'Try again.';
     END IF;
 
-    PERFORM apikeys._audit('created', m.client_id, create_key.owner,
+    PERFORM apikeys_internal._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires, 'prefix', v_key.prefix)
         OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
@@ -1235,7 +1290,7 @@ BEGIN
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
     IF create_key.handoff THEN
-        PERFORM apikeys._handoff_start(v_key);
+        PERFORM apikeys_internal._handoff_start(v_key);
         RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
     END IF;
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
@@ -1253,7 +1308,7 @@ GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
 -- _import_reserve (create_key's _check_key_cap) and its expiry with
 -- create_key's _check_expiry; import_key inserts one key (_import_one),
 -- import_keys all of a table in one statement.
-CREATE FUNCTION apikeys._import_check(p_owner text, p_name text, p_scopes text[],
+CREATE FUNCTION apikeys_internal._import_check(p_owner text, p_name text, p_scopes text[],
                                       p_secret_hash text, p_hash_format text, p_token text,
                                       p_description text, p_contact_email text,
                                       p_contact_phone text, p_allowed_cidrs cidr[],
@@ -1265,8 +1320,8 @@ CREATE FUNCTION apikeys._import_check(p_owner text, p_name text, p_scopes text[]
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_owner(p_owner);
-    PERFORM apikeys._check_text('name', p_name, 128, true);
+    PERFORM apikeys_internal._check_owner(p_owner);
+    PERFORM apikeys_internal._check_text('name', p_name, 128, true);
     IF p_scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
@@ -1277,8 +1332,8 @@ BEGIN
     END IF;
     IF p_token IS NOT NULL THEN
         IF p_token OPERATOR(pg_catalog.=) '' OR
-           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys._legacy_token_max_length() THEN
-            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys._legacy_token_max_length()
+           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys_internal._legacy_token_max_length() THEN
+            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys_internal._legacy_token_max_length()
                 USING ERRCODE = '22023';
         END IF;
         IF apikeys.token_client_id(p_token) IS NOT NULL THEN
@@ -1323,16 +1378,16 @@ BEGIN
                       DETAIL = 'A SHA-256 hash is 32 bytes: 64 hexadecimal digits or 44 base64 characters.';
         END IF;
     END IF;
-    scopes := apikeys._check_settings(p_scopes, p_description, p_contact_email,
+    scopes := apikeys_internal._check_settings(p_scopes, p_description, p_contact_email,
                     p_contact_phone, p_allowed_cidrs, p_metadata, p_db_role, NULL, NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys._import_check IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
-REVOKE ALL ON FUNCTION apikeys._import_check FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._import_check IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
+REVOKE ALL ON FUNCTION apikeys_internal._import_check FROM PUBLIC;
 
 -- _import_reserve: create_key's lock on the owner's policy row, and its
 -- cap for p_adding more keys; returns the owner's maximum lifetime.
-CREATE FUNCTION apikeys._import_reserve(p_owner text, p_adding integer)
+CREATE FUNCTION apikeys_internal._import_reserve(p_owner text, p_adding integer)
     RETURNS interval
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1347,15 +1402,15 @@ BEGIN
     ON CONFLICT ON CONSTRAINT owner_policies_pkey
     DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) p_adding;
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
-      FROM apikeys._owner_limits(p_owner) l;
-    PERFORM apikeys._check_key_cap(p_owner, v_max_keys, p_adding);
+      FROM apikeys_internal._owner_limits(p_owner) l;
+    PERFORM apikeys_internal._check_key_cap(p_owner, v_max_keys, p_adding);
     RETURN v_max_lifetime;
 END
 $$;
-COMMENT ON FUNCTION apikeys._import_reserve IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._import_reserve FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._import_reserve IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys_internal._import_reserve FROM PUBLIC;
 
-CREATE FUNCTION apikeys._import_one(p_owner text, p_name text, p_scopes text[],
+CREATE FUNCTION apikeys_internal._import_one(p_owner text, p_name text, p_scopes text[],
                                     p_secret_hash text, p_hash_format text, p_token text,
                                     p_expires_at timestamptz, p_description text,
                                     p_contact_email text, p_contact_phone text,
@@ -1372,21 +1427,21 @@ DECLARE
     v_max_lifetime interval;
     m record;
 BEGIN
-    c := apikeys._import_check(p_owner, p_name, p_scopes, p_secret_hash, p_hash_format,
+    c := apikeys_internal._import_check(p_owner, p_name, p_scopes, p_secret_hash, p_hash_format,
                                p_token, p_description, p_contact_email, p_contact_phone,
                                p_allowed_cidrs, p_metadata, p_db_role);
     scopes := c.scopes;
-    v_max_lifetime := apikeys._import_reserve(p_owner, 1);
+    v_max_lifetime := apikeys_internal._import_reserve(p_owner, 1);
     expires_at := COALESCE(p_expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
-    PERFORM apikeys._check_expiry(expires_at, v_max_lifetime);
+    PERFORM apikeys_internal._check_expiry(expires_at, v_max_lifetime);
 
     FOR attempt IN 1..3 LOOP
-        m := apikeys._mint(NULL);
+        m := apikeys_internal._mint(NULL);
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role)
         VALUES (m.client_id, p_owner, p_name, c.scopes, c.hash, 'l', expires_at,
-                apikeys._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
+                apikeys_internal._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
                 NULLIF(p_contact_phone, ''), p_allowed_cidrs,
                 NULLIF(p_metadata, '{}'::jsonb), NULLIF(p_db_role, ''))
         ON CONFLICT DO NOTHING
@@ -1405,14 +1460,14 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
-REVOKE ALL ON FUNCTION apikeys._import_one FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
+REVOKE ALL ON FUNCTION apikeys_internal._import_one FROM PUBLIC;
 
-CREATE FUNCTION apikeys._legacy_token_max_length() RETURNS integer
+CREATE FUNCTION apikeys_internal._legacy_token_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_legacy_token_max_length'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
-REVOKE ALL ON FUNCTION apikeys._legacy_token_max_length FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
+REVOKE ALL ON FUNCTION apikeys_internal._legacy_token_max_length FROM PUBLIC;
 
 CREATE FUNCTION apikeys.import_key(owner text, name text, scopes text[],
                                    secret_hash text DEFAULT NULL,
@@ -1433,13 +1488,13 @@ AS $$
 DECLARE
     r record;
 BEGIN
-    r := apikeys._import_one(import_key.owner, import_key.name, import_key.scopes,
+    r := apikeys_internal._import_one(import_key.owner, import_key.name, import_key.scopes,
                              import_key.secret_hash, import_key.hash_format, import_key.token,
                              import_key.expires_at, import_key.description,
                              import_key.contact_email, import_key.contact_phone,
                              import_key.allowed_cidrs, import_key.metadata,
                              import_key.db_role::text);
-    PERFORM apikeys._audit('imported', r.client_id, import_key.owner,
+    PERFORM apikeys_internal._audit('imported', r.client_id, import_key.owner,
         pg_catalog.jsonb_build_object('name', import_key.name, 'scopes', r.scopes,
                                       'expires_at', r.expires_at,
                                       'from', CASE WHEN import_key.token IS NULL
@@ -1476,7 +1531,7 @@ COMMENT ON TYPE apikeys._import_row IS 'Internal: one key of a bulk import, as i
 -- capped once for all its new keys (_import_reserve, in owner order so
 -- that two imports cannot deadlock), every expiry checked, then one
 -- INSERT.  Any error rolls back the whole import.  One audit row.
-CREATE FUNCTION apikeys._import_rows(p_source regclass, p_rows apikeys._import_row[])
+CREATE FUNCTION apikeys_internal._import_rows(p_source regclass, p_rows apikeys._import_row[])
     RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1491,16 +1546,16 @@ BEGIN
     checked AS MATERIALIZED (
         SELECT s.*, c.hash, c.scopes AS checked_scopes
           FROM src s,
-               LATERAL apikeys._import_check(s.owner, s.name, s.scopes, s.secret_hash,
+               LATERAL apikeys_internal._import_check(s.owner, s.name, s.scopes, s.secret_hash,
                            COALESCE(s.hash_format, 'sha256_hex'), s.token, s.description,
                            s.contact_email, s.contact_phone, s.allowed_cidrs,
                            COALESCE(s.metadata, '{}'::jsonb), s.db_role) c),
     owners AS MATERIALIZED (
-        SELECT o.owner, apikeys._import_reserve(o.owner, o.n::integer) AS max_lifetime
+        SELECT o.owner, apikeys_internal._import_reserve(o.owner, o.n::integer) AS max_lifetime
           FROM (SELECT ch.owner, pg_catalog.count(*) AS n FROM checked ch
                  GROUP BY ch.owner ORDER BY ch.owner) o),
     ready AS MATERIALIZED (
-        SELECT ch.*, x.expires, apikeys._check_expiry(x.expires, o.max_lifetime)::text AS ok
+        SELECT ch.*, x.expires, apikeys_internal._check_expiry(x.expires, o.max_lifetime)::text AS ok
           FROM checked ch
           JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
                LATERAL (SELECT COALESCE(ch.expires_at,
@@ -1509,8 +1564,8 @@ BEGIN
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role)
-        SELECT (apikeys._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
-               'l', r.expires, apikeys._outer_user(), NULLIF(r.description, ''),
+        SELECT (apikeys_internal._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
+               'l', r.expires, apikeys_internal._outer_user(), NULLIF(r.description, ''),
                NULLIF(r.contact_email, ''), NULLIF(r.contact_phone, ''), r.allowed_cidrs,
                NULLIF(r.metadata, '{}'::jsonb), NULLIF(r.db_role, '')
           FROM ready r
@@ -1527,14 +1582,14 @@ BEGIN
                                        v_rows OPERATOR(pg_catalog.-) v_n, v_rows, p_source);
     END IF;
 
-    PERFORM apikeys._audit('imported', NULL, NULL,
+    PERFORM apikeys_internal._audit('imported', NULL, NULL,
         pg_catalog.jsonb_build_object('source', p_source::text, 'keys', v_n));
     RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION apikeys._import_rows IS 'Internal: validates and inserts the keys import_keys read, in one statement, with one audit row';
-REVOKE ALL ON FUNCTION apikeys._import_rows FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._import_rows TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._import_rows IS 'Internal: validates and inserts the keys import_keys read, in one statement, with one audit row';
+REVOKE ALL ON FUNCTION apikeys_internal._import_rows FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._import_rows TO apikeys_admin;
 
 -- import_keys reads its source as the caller (SECURITY INVOKER): the
 -- caller's privileges, row-level security and column grants decide what
@@ -1587,7 +1642,7 @@ BEGIN
         'SELECT pg_catalog.array_agg(ROW(%s)::apikeys._import_row) FROM %s s',
         v_select, import_keys.source)
     INTO v_rows;
-    RETURN apikeys._import_rows(import_keys.source,
+    RETURN apikeys_internal._import_rows(import_keys.source,
                                 COALESCE(v_rows, '{}'::apikeys._import_row[]));
 END
 $$;
@@ -1609,7 +1664,7 @@ BEGIN
     IF grace IS NULL OR grace OPERATOR(pg_catalog.<) '0'::interval THEN
         RAISE EXCEPTION 'grace must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
-    k := apikeys._key_row(rotate_key.client_id);
+    k := apikeys_internal._key_row(rotate_key.client_id);
     IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', rotate_key.client_id
             USING ERRCODE = '55000',
@@ -1622,11 +1677,11 @@ BEGIN
                   HINT = 'Use apikeys.reset_key() to send a new claim link and code.';
     END IF;
 
-    m := apikeys._mint(k.client_id);
+    m := apikeys_internal._mint(k.client_id);
     -- the old secret lives on for the grace period, never past the key's expiry
     v_prev_until := LEAST(pg_catalog.now() OPERATOR(pg_catalog.+) grace, k.expires_at);
 
-    PERFORM apikeys._op_begin('rotated', pg_catalog.jsonb_build_object(
+    PERFORM apikeys_internal._op_begin('rotated', pg_catalog.jsonb_build_object(
         'grace', grace, 'old_secret_valid_until',
         CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END));
     UPDATE apikeys.keys SET
@@ -1636,9 +1691,9 @@ BEGIN
         prev_secret_by_key = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_by_key END,
         secret_hash      = m.secret_hash,
         hash_alg         = m.hash_alg,
-        secret_by_key    = apikeys._acting_key()
+        secret_by_key    = apikeys_internal._acting_key()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
@@ -1647,47 +1702,57 @@ COMMENT ON FUNCTION apikeys.rotate_key IS 'Replaces a key''s secret; the old one
 REVOKE ALL ON FUNCTION apikeys.rotate_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.rotate_key TO apikeys_admin;
 
+-- disable_key returns whether this call disabled the key: false when it
+-- was disabled already (psql then shows that nothing changed).
 CREATE FUNCTION apikeys.disable_key(client_id text, reason text DEFAULT NULL)
-    RETURNS void
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    k apikeys.keys;
 BEGIN
-    PERFORM apikeys._check_text('reason', reason, 1024, false);
-    PERFORM apikeys._key_row(disable_key.client_id);
-    PERFORM apikeys._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
+    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
+    k := apikeys_internal._key_row(disable_key.client_id);
+    PERFORM apikeys_internal._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
     -- who disabled it: a key (self-service) or an admin (NULL).  An admin's
     -- disable of a key a key disabled makes it the admin's, so that no key
     -- can lift it (_check_target).
     UPDATE apikeys.keys SET disabled_at = COALESCE(disabled_at, pg_catalog.now()),
-                            disabled_by_key = apikeys._acting_key()
+                            disabled_by_key = apikeys_internal._acting_key()
      WHERE keys.client_id OPERATOR(pg_catalog.=) disable_key.client_id
        AND (disabled_at IS NULL OR
-            (disabled_by_key IS NOT NULL AND apikeys._acting_key() IS NULL));
-    PERFORM apikeys._op_end();
+            (disabled_by_key IS NOT NULL AND apikeys_internal._acting_key() IS NULL));
+    PERFORM apikeys_internal._op_end();
+    RETURN k.disabled_at IS NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible)';
+COMMENT ON FUNCTION apikeys.disable_key IS 'Disables a key until enable_key (reversible); true if it was not disabled before';
 REVOKE ALL ON FUNCTION apikeys.disable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.disable_key TO apikeys_admin;
 
+-- enable_key returns whether this call enabled the key: false when it was
+-- not disabled.
 CREATE FUNCTION apikeys.enable_key(client_id text)
-    RETURNS void
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    k apikeys.keys;
 BEGIN
-    PERFORM apikeys._key_row(enable_key.client_id);
-    PERFORM apikeys._op_begin('enabled', NULL);
+    k := apikeys_internal._key_row(enable_key.client_id);
+    PERFORM apikeys_internal._op_begin('enabled', NULL);
     UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
      WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
        AND disabled_at IS NOT NULL;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
+    RETURN k.disabled_at IS NOT NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key';
+COMMENT ON FUNCTION apikeys.enable_key IS 'Re-enables a disabled key; true if it was disabled';
 REVOKE ALL ON FUNCTION apikeys.enable_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
 
@@ -1714,7 +1779,7 @@ GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
 --     is accepted here, with a NOTICE: its live descendants are revoked.
 -- p_strict: a missing or revoked key raises (42704, 55000, as _key_row);
 -- otherwise it is skipped.  Returns the number of keys revoked.
-CREATE FUNCTION apikeys._revoke_key(p_client_id text, p_detail jsonb,
+CREATE FUNCTION apikeys_internal._revoke_key(p_client_id text, p_detail jsonb,
                                     p_with_descendants boolean DEFAULT false,
                                     p_strict boolean DEFAULT true)
     RETURNS integer
@@ -1750,7 +1815,7 @@ BEGIN
     ELSIF p_strict THEN
         -- with descendants, a key revoked already is accepted: its tree
         -- may still be live
-        k := apikeys._key_row(p_client_id, p_with_descendants);
+        k := apikeys_internal._key_row(p_client_id, p_with_descendants);
         v_was_revoked := k.revoked_at IS NOT NULL;
     ELSE
         SELECT * INTO k FROM apikeys.keys k2
@@ -1761,14 +1826,14 @@ BEGIN
         END IF;
     END IF;
     IF NOT v_deleted THEN
-        PERFORM apikeys._op_begin('revoked', p_detail);
+        PERFORM apikeys_internal._op_begin('revoked', p_detail);
         UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
          WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
            AND revoked_at IS NULL;
         IF FOUND THEN
             n := 1;
         END IF;
-        PERFORM apikeys._op_end();
+        PERFORM apikeys_internal._op_end();
 
         FOR c IN SELECT k2.client_id FROM apikeys.keys k2
                   WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
@@ -1776,7 +1841,7 @@ BEGIN
                     AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
                   ORDER BY k2.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(
                     'created by %s while it was being revoked', k.client_id)), false, false);
         END LOOP;
@@ -1812,7 +1877,7 @@ BEGIN
                     AND k4.revoked_at IS NULL
                   ORDER BY d.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(v_why, p_client_id)),
                 false, false);
         END LOOP;
@@ -1825,19 +1890,22 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION apikeys._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
-REVOKE ALL ON FUNCTION apikeys._revoke_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
+REVOKE ALL ON FUNCTION apikeys_internal._revoke_key FROM PUBLIC;
 
+-- revoke_key returns the number of keys it revoked, as revoke_all_keys
+-- does: 1, and with with_descendants the descendants too (a key revoked
+-- already raises 55000 unless with_descendants is given).
 CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL,
                                    with_descendants boolean DEFAULT false)
-    RETURNS void
+    RETURNS integer
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_text('reason', reason, 1024, false);
-    PERFORM apikeys._revoke_key(revoke_key.client_id,
+    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
+    RETURN apikeys_internal._revoke_key(revoke_key.client_id,
         pg_catalog.jsonb_build_object('reason', reason)
         OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
                                      THEN '{"with_descendants": true}'::jsonb
@@ -1845,7 +1913,7 @@ BEGIN
         revoke_key.with_descendants, true);
 END
 $$;
-COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key)';
+COMMENT ON FUNCTION apikeys.revoke_key IS 'Revokes a key forever; with_descendants: also every key it created through self-service, and theirs, and every key holding a secret they issued by rotation (also for a deleted key); returns how many keys it revoked';
 REVOKE ALL ON FUNCTION apikeys.revoke_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_key TO apikeys_admin;
 
@@ -1859,8 +1927,8 @@ DECLARE
     n integer := 0;
     c text;
 BEGIN
-    PERFORM apikeys._check_owner(revoke_all_keys.owner);
-    PERFORM apikeys._check_text('reason', reason, 1024, false);
+    PERFORM apikeys_internal._check_owner(revoke_all_keys.owner);
+    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
 
     -- Take the lock create_key takes: the owner's policy row, made here if
     -- missing (a concurrent first create_key and this upsert then wait for
@@ -1883,10 +1951,10 @@ BEGIN
                 AND k.revoked_at IS NULL
               ORDER BY k.client_id
     LOOP
-        n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+        n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
             pg_catalog.jsonb_build_object('reason', reason, 'all', true), false, false);
     END LOOP;
-    PERFORM apikeys._audit('revoked_all', NULL, revoke_all_keys.owner,
+    PERFORM apikeys_internal._audit('revoked_all', NULL, revoke_all_keys.owner,
         pg_catalog.jsonb_build_object('reason', reason, 'count', n));
     RETURN n;
 END
@@ -1895,44 +1963,47 @@ COMMENT ON FUNCTION apikeys.revoke_all_keys IS 'Revokes every key of an owner fo
 REVOKE ALL ON FUNCTION apikeys.revoke_all_keys FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.revoke_all_keys TO apikeys_admin;
 
+-- delete_key returns true: the key is gone (an unknown key raises 42704),
+-- so psql shows the deletion as it shows DELETE 1.
 CREATE FUNCTION apikeys.delete_key(client_id text)
-    RETURNS void
+    RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    k apikeys.keys := apikeys._key_row(delete_key.client_id, true);
+    k apikeys.keys := apikeys_internal._key_row(delete_key.client_id, true);
     v_up text;
 BEGIN
-    PERFORM apikeys._op_begin('deleted', NULL);
+    PERFORM apikeys_internal._op_begin('deleted', NULL);
     DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
     -- The tree revoke_key(with_descendants) walks must survive the
     -- deletion: a key that leads to other keys leaves its link behind
     -- (deleted_keys); one that leads nowhere leaves none, and a deleted
     -- ancestor it was the last link of is dropped, up the tree.
-    IF apikeys._leads_to_keys(k.client_id) THEN
+    IF apikeys_internal._leads_to_keys(k.client_id) THEN
         INSERT INTO apikeys.deleted_keys (client_id, owner, created_by_key)
         VALUES (k.client_id, k.owner, k.created_by_key);
     ELSE
         v_up := k.created_by_key;
-        WHILE v_up IS NOT NULL AND NOT apikeys._leads_to_keys(v_up) LOOP
+        WHILE v_up IS NOT NULL AND NOT apikeys_internal._leads_to_keys(v_up) LOOP
             DELETE FROM apikeys.deleted_keys d
              WHERE d.client_id OPERATOR(pg_catalog.=) v_up
             RETURNING d.created_by_key INTO v_up;
         END LOOP;
     END IF;
+    RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays';
+COMMENT ON FUNCTION apikeys.delete_key IS 'Deletes a key; its audit trail stays; returns true';
 REVOKE ALL ON FUNCTION apikeys.delete_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 
 -- _leads_to_keys: does a key (or deleted key) have children, live or
 -- deleted ones that lead further?
-CREATE FUNCTION apikeys._leads_to_keys(p_client_id text)
+CREATE FUNCTION apikeys_internal._leads_to_keys(p_client_id text)
     RETURNS boolean
     LANGUAGE sql
     STABLE
@@ -1943,8 +2014,8 @@ AS $$
         OR EXISTS (SELECT 1 FROM apikeys.deleted_keys d
                     WHERE d.created_by_key OPERATOR(pg_catalog.=) p_client_id)
 $$;
-COMMENT ON FUNCTION apikeys._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
-REVOKE ALL ON FUNCTION apikeys._leads_to_keys FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
+REVOKE ALL ON FUNCTION apikeys_internal._leads_to_keys FROM PUBLIC;
 
 CREATE FUNCTION apikeys.update_key(client_id text,
                                    name text DEFAULT NULL,
@@ -1973,19 +2044,19 @@ DECLARE
     v_credits bigint;
 BEGIN
     IF update_key.name IS NOT NULL THEN
-        PERFORM apikeys._check_text('name', update_key.name, 128, true);
+        PERFORM apikeys_internal._check_text('name', update_key.name, 128, true);
     END IF;
-    v_scopes := apikeys._check_settings(update_key.scopes, update_key.description,
+    v_scopes := apikeys_internal._check_settings(update_key.scopes, update_key.description,
                     update_key.contact_email, update_key.contact_phone,
                     update_key.allowed_cidrs, update_key.metadata,
                     update_key.db_role::text, update_key.rate_limit, update_key.rate_window);
-    k := apikeys._key_row(update_key.client_id);
+    k := apikeys_internal._key_row(update_key.client_id);
     -- the credit settings as they will be: a refill given to a key without
     -- credits starts it full
     v_credits := COALESCE(update_key.credits, k.credits,
                           CASE WHEN update_key.refill_amount IS NOT NULL AND k.refill_amount IS NULL
                                THEN update_key.refill_amount END);
-    PERFORM apikeys._check_credits(v_credits,
+    PERFORM apikeys_internal._check_credits(v_credits,
                                    COALESCE(update_key.refill_amount, k.refill_amount),
                                    COALESCE(update_key.refill_every, k.refill_every));
 
@@ -1996,11 +2067,11 @@ BEGIN
                       DETAIL = pg_catalog.format('The key expires at %s; an expiry can only be brought forward.', k.expires_at),
                       HINT = 'Issue a new key for a longer lifetime.';
         END IF;
-        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(k.owner) l;
-        PERFORM apikeys._check_expiry(update_key.expires_at, v_max_lifetime);
+        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(k.owner) l;
+        PERFORM apikeys_internal._check_expiry(update_key.expires_at, v_max_lifetime);
     END IF;
 
-    PERFORM apikeys._op_begin('updated', NULL);
+    PERFORM apikeys_internal._op_begin('updated', NULL);
     UPDATE apikeys.keys SET
         name          = COALESCE(update_key.name, keys.name),
         description   = CASE WHEN update_key.description IS NULL THEN keys.description
@@ -2042,7 +2113,7 @@ BEGIN
         refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
         refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
 END
 $$;
 COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened; credits sets the balance outright';
@@ -2052,25 +2123,25 @@ GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 -- Credits (src/credits.c).  With shared_preload_libraries a key's balance
 -- lives in shared memory while the server runs, and apikeys.credit_balances
 -- holds it as last flushed; reading the balance asks shared memory first.
-CREATE FUNCTION apikeys._credits_balance(client_id text) RETURNS bigint
+CREATE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
-REVOKE ALL ON FUNCTION apikeys._credits_balance FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
+REVOKE ALL ON FUNCTION apikeys_internal._credits_balance FROM PUBLIC;
 
 -- Writes the balances spent in shared memory to apikeys.credit_balances
 -- now (the background worker does it every apikeys.flush_interval); the
 -- number of keys written.
-CREATE FUNCTION apikeys._credits_flush() RETURNS bigint
+CREATE FUNCTION apikeys_internal._credits_flush() RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_flush'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
-REVOKE ALL ON FUNCTION apikeys._credits_flush FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
+REVOKE ALL ON FUNCTION apikeys_internal._credits_flush FROM PUBLIC;
 
 -- One key's balance written (the flush, or a spend without preloading):
 -- never over a balance loaded from a newer credits_seq; nothing for a key
 -- deleted meanwhile.
-CREATE FUNCTION apikeys._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
+CREATE FUNCTION apikeys_internal._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
                                        p_balance bigint, p_refilled_at timestamptz)
     RETURNS void
     LANGUAGE sql
@@ -2087,8 +2158,8 @@ AS $$
         written_at = pg_catalog.now()
      WHERE b.credits_seq OPERATOR(pg_catalog.<=) EXCLUDED.credits_seq;
 $$;
-COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
-REVOKE ALL ON FUNCTION apikeys._credits_write FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
+REVOKE ALL ON FUNCTION apikeys_internal._credits_write FROM PUBLIC;
 
 CREATE FUNCTION apikeys.add_credits(client_id text, amount bigint)
     RETURNS bigint
@@ -2104,7 +2175,7 @@ BEGIN
         RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
             HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
     END IF;
-    k := apikeys._key_row(add_credits.client_id);
+    k := apikeys_internal._key_row(add_credits.client_id);
     IF k.credits IS NULL THEN
         RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
             DETAIL = 'A key without credits has unlimited use.',
@@ -2114,14 +2185,14 @@ BEGIN
     -- the difference of credits_added it has not counted yet, after any
     -- refill that is due; keys.credits, the balance if nothing was spent
     -- since it was set, gains it too
-    PERFORM apikeys._op_begin('credits_added', NULL);
+    PERFORM apikeys_internal._op_begin('credits_added', NULL);
     UPDATE apikeys.keys SET
         credits = keys.credits OPERATOR(pg_catalog.+) add_credits.amount,
         credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
-    v_balance := apikeys._credits_balance(k.client_id);
-    PERFORM apikeys._audit('credits_added', k.client_id, k.owner,
+    PERFORM apikeys_internal._op_end();
+    v_balance := apikeys_internal._credits_balance(k.client_id);
+    PERFORM apikeys_internal._audit('credits_added', k.client_id, k.owner,
         pg_catalog.jsonb_build_object('amount', add_credits.amount, 'balance', v_balance));
     RETURN v_balance;
 END
@@ -2130,6 +2201,8 @@ COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (af
 REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
 
+-- set_owner_policy returns what it changed: {"setting": {"old": ...,
+-- "new": ...}, ...} (null: the default), '{}' when nothing changed.
 CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NULL,
                                          max_lifetime interval DEFAULT NULL,
                                          revoke_unused_after interval DEFAULT NULL,
@@ -2137,7 +2210,7 @@ CREATE FUNCTION apikeys.set_owner_policy(owner text, max_keys integer DEFAULT NU
                                          rotate_every interval DEFAULT NULL,
                                          rate_limit integer DEFAULT NULL,
                                          rate_window interval DEFAULT NULL)
-    RETURNS void
+    RETURNS jsonb
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -2148,7 +2221,7 @@ DECLARE
     det jsonb := '{}'::jsonb;
     col text;
 BEGIN
-    PERFORM apikeys._check_owner(set_owner_policy.owner);
+    PERFORM apikeys_internal._check_owner(set_owner_policy.owner);
     IF set_owner_policy.max_keys IS NOT NULL AND
        (set_owner_policy.max_keys OPERATOR(pg_catalog.<) 1 OR
         set_owner_policy.max_keys OPERATOR(pg_catalog.>) 1000000) THEN
@@ -2188,7 +2261,7 @@ BEGIN
     SELECT * INTO old_p FROM apikeys.owner_policies p
      WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
 
-    PERFORM apikeys._op_begin('policy_changed', NULL);
+    PERFORM apikeys_internal._op_begin('policy_changed', NULL);
     INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, revoke_unused_after,
                                              warn_before_expiry, rotate_every, rate_limit,
                                              rate_window)
@@ -2211,7 +2284,7 @@ BEGIN
                                          EXCLUDED.rate_window) END,
         updated_at = pg_catalog.now()
     RETURNING * INTO new_p;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
 
     -- old -> new of every setting that changed
     FOREACH col IN ARRAY ARRAY['max_keys', 'max_lifetime', 'revoke_unused_after',
@@ -2226,10 +2299,16 @@ BEGIN
                     'new', pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col));
         END IF;
     END LOOP;
-    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
+    PERFORM apikeys_internal._audit('policy_changed', NULL, set_owner_policy.owner, det);
+    -- what changed (the audit row also names max_keys and max_lifetime
+    -- when they did not)
+    RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::jsonb)
+              FROM pg_catalog.jsonb_each(det) d
+             WHERE (d.value OPERATOR(pg_catalog.->) 'old') IS DISTINCT FROM
+                   (d.value OPERATOR(pg_catalog.->) 'new'));
 END
 $$;
-COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off';
+COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off; returns the settings it changed, old and new';
 REVOKE ALL ON FUNCTION apikeys.set_owner_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.set_owner_policy TO apikeys_admin;
 
@@ -2245,12 +2324,12 @@ BEGIN
     IF older_than IS NULL OR older_than OPERATOR(pg_catalog.<) '0'::interval THEN
         RAISE EXCEPTION 'older_than must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
-    PERFORM apikeys._op_begin('purge', NULL);
+    PERFORM apikeys_internal._op_begin('purge', NULL);
     DELETE FROM apikeys.audit_log
      WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM apikeys._op_end();
-    PERFORM apikeys._audit('audit_purged', NULL, NULL,
+    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys_internal._audit('audit_purged', NULL, NULL,
         pg_catalog.jsonb_build_object('older_than', older_than, 'rows', n));
     RETURN n;
 END
@@ -2262,11 +2341,11 @@ GRANT EXECUTE ON FUNCTION apikeys.purge_audit TO apikeys_admin;
 -- The client ID of the key whose live secret a token holds (current, or
 -- previous within its grace: the rule verification applies), else NULL;
 -- verifies as apikeys.verify(token) does.  For report_leaked.
-CREATE FUNCTION apikeys._live_secret_key(token text) RETURNS text
+CREATE FUNCTION apikeys_internal._live_secret_key(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_live_secret_key'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._live_secret_key IS 'Internal: the client ID of the key whose live secret (current, or previous within its grace) a token holds; for report_leaked';
-REVOKE ALL ON FUNCTION apikeys._live_secret_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._live_secret_key IS 'Internal: the client ID of the key whose live secret (current, or previous within its grace) a token holds; for report_leaked';
+REVOKE ALL ON FUNCTION apikeys_internal._live_secret_key FROM PUBLIC;
 
 -- Anyone who finds a leaked token can kill it (GitHub's credential
 -- revocation API).  It says nothing either way, so it is no oracle: it
@@ -2288,12 +2367,12 @@ BEGIN
             USING ERRCODE = '25006',
                   HINT = 'Call apikeys.report_leaked() on the primary, outside a read-only transaction.';
     END IF;
-    v_client_id := apikeys._live_secret_key(token);
+    v_client_id := apikeys_internal._live_secret_key(token);
     IF v_client_id IS NULL THEN
         RETURN;
     END IF;
     -- a revoked key is skipped (not strict)
-    PERFORM apikeys._revoke_key(v_client_id, pg_catalog.jsonb_build_object(
+    PERFORM apikeys_internal._revoke_key(v_client_id, pg_catalog.jsonb_build_object(
         'reason', 'leaked', 'reported_by', SESSION_USER), false, false);
 END
 $$;
@@ -2316,46 +2395,46 @@ GRANT EXECUTE ON FUNCTION apikeys.report_leaked TO PUBLIC;
 -- library (calling one of its C functions) replaces every placeholder by
 -- the registered setting, and drops a value that the role who set it was
 -- not allowed to set (they are superuser-only).  So: load, then read.
-CREATE FUNCTION apikeys._setting(p_name text)
+CREATE FUNCTION apikeys_internal._setting(p_name text)
     RETURNS text
     LANGUAGE plpgsql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._preloaded();
+    PERFORM apikeys_internal._preloaded();
     RETURN NULLIF(pg_catalog.current_setting(p_name, true), '');
 END
 $$;
-COMMENT ON FUNCTION apikeys._setting IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';
-REVOKE ALL ON FUNCTION apikeys._setting FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._setting IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';
+REVOKE ALL ON FUNCTION apikeys_internal._setting FROM PUBLIC;
 
 -- _setting_integer: the same for an integer setting.
-CREATE FUNCTION apikeys._setting_integer(p_name text, p_default integer)
+CREATE FUNCTION apikeys_internal._setting_integer(p_name text, p_default integer)
     RETURNS integer
     LANGUAGE sql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(apikeys._setting(p_name)::integer, p_default)
+    SELECT COALESCE(apikeys_internal._setting(p_name)::integer, p_default)
 $$;
-COMMENT ON FUNCTION apikeys._setting_integer IS 'Internal: an apikeys.* integer setting, read through _setting';
-REVOKE ALL ON FUNCTION apikeys._setting_integer FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._setting_integer IS 'Internal: an apikeys.* integer setting, read through _setting';
+REVOKE ALL ON FUNCTION apikeys_internal._setting_integer FROM PUBLIC;
 
 -- Audits UPDATE and DELETE on apikeys.keys, labelled by the extension
 -- function that made the change or, for a direct change, direct_update /
 -- direct_delete.  Hashes never reach the audit row: a new secret shows as
 -- "secret": "replaced".  Inserts are audited by create_key itself, so a
 -- restore (COPY into the table) does not add rows to the trail.
-CREATE FUNCTION apikeys._keys_audit_trigger()
+CREATE FUNCTION apikeys_internal._keys_audit_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    ev text := apikeys._op_event();
-    det jsonb := COALESCE(apikeys._op_detail(), '{}'::jsonb);
+    ev text := apikeys_internal._op_event();
+    det jsonb := COALESCE(apikeys_internal._op_detail(), '{}'::jsonb);
     o jsonb;
     n jsonb;
     changes jsonb := '{}'::jsonb;
@@ -2369,7 +2448,7 @@ BEGIN
         RETURN NEW;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-        PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
+        PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
             det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
         RETURN OLD;
     END IF;
@@ -2389,24 +2468,24 @@ BEGIN
     IF changes OPERATOR(pg_catalog.=) '{}'::jsonb THEN
         RETURN NEW;
     END IF;
-    PERFORM apikeys._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
+    PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
         det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('changes', changes));
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_audit_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_audit_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_audit
     AFTER UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_audit_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_audit_trigger();
 
 -- Refuses UPDATE, DELETE and TRUNCATE of audit rows, except inside
 -- apikeys.purge_audit, which audits itself, and except a DELETE applied by
 -- a logical replication apply worker: that is the publisher's purge_audit
 -- (whose own audit row replicates as an INSERT), and the publisher's copy
 -- of this trigger let nothing else through.
-CREATE FUNCTION apikeys._audit_append_only_trigger()
+CREATE FUNCTION apikeys_internal._audit_append_only_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -2414,7 +2493,7 @@ CREATE FUNCTION apikeys._audit_append_only_trigger()
 AS $$
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND
-       (apikeys._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys._in_apply_worker()) THEN
+       (apikeys_internal._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys_internal._in_apply_worker()) THEN
         RETURN OLD;
     END IF;
     RAISE EXCEPTION 'the API key audit log is append-only'
@@ -2422,12 +2501,12 @@ BEGIN
               HINT = 'Use apikeys.purge_audit(older_than) to apply a retention period.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
-REVOKE ALL ON FUNCTION apikeys._audit_append_only_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
+REVOKE ALL ON FUNCTION apikeys_internal._audit_append_only_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_append_only
     BEFORE UPDATE OR DELETE ON apikeys.audit_log
-    FOR EACH ROW EXECUTE FUNCTION apikeys._audit_append_only_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._audit_append_only_trigger();
 -- ENABLE ALWAYS: a session with session_replication_role = replica (a
 -- superuser's, a restore's, a logical replication apply worker's) must not
 -- get around append-only either.  Apply workers may still apply the
@@ -2436,11 +2515,11 @@ ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 
 CREATE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON apikeys.audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._audit_append_only_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._audit_append_only_trigger();
 ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
 -- A TRUNCATE of the keys would bypass the row trigger: refuse it.
-CREATE FUNCTION apikeys._keys_no_truncate_trigger()
+CREATE FUNCTION apikeys_internal._keys_no_truncate_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -2451,12 +2530,12 @@ BEGIN
               HINT = 'Use apikeys.revoke_all_keys() or apikeys.delete_key(), which are audited.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_no_truncate_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_no_truncate_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_no_truncate
     BEFORE TRUNCATE ON apikeys.keys
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._keys_no_truncate_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._keys_no_truncate_trigger();
 -- ALWAYS as well: a replica-mode TRUNCATE would empty the table behind the
 -- cache's back.  Replica-mode INSERT, UPDATE and DELETE (restore, logical
 -- replication apply) stay allowed: keys_cache sees them.
@@ -2467,7 +2546,7 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_no_truncate;
 -- (logical replication apply).
 CREATE TRIGGER keys_cache
     AFTER UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
 -- Whether the database holds imported keys (src/legacy.c): every backend
@@ -2476,7 +2555,7 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 -- unchangeable; the C function looks at hash_alg itself.)
 CREATE TRIGGER keys_legacy_cache
     AFTER INSERT OR UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_legacy_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache;
 
 -- An owner-wide rate limit's change reaches every connection's cache of
@@ -2484,7 +2563,7 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache;
 -- ENABLE ALWAYS: also under logical replication apply.
 CREATE TRIGGER owner_policies_limit_cache
     AFTER INSERT OR DELETE OR UPDATE OF rate_limit, rate_window ON apikeys.owner_policies
-    FOR EACH ROW EXECUTE FUNCTION apikeys._owner_limit_cache_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._owner_limit_cache_trigger();
 ALTER TABLE apikeys.owner_policies ENABLE ALWAYS TRIGGER owner_policies_limit_cache;
 
 -- ALTER TABLE fires no row trigger, yet it can change what the cache must
@@ -2498,7 +2577,7 @@ ALTER TABLE apikeys.owner_policies ENABLE ALWAYS TRIGGER owner_policies_limit_ca
 -- fires on the INSERTs or COPY a restore runs) and outdates the whole shared
 -- cache at commit.  SECURITY DEFINER because it runs for every ALTER TABLE
 -- in the database, also of roles that cannot see this schema.
-CREATE FUNCTION apikeys._ddl_guard()
+CREATE FUNCTION apikeys_internal._ddl_guard()
     RETURNS event_trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -2526,28 +2605,28 @@ BEGIN
         -- nested ALTER TABLE: fires this again, which then finds nothing to do
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
     END LOOP;
-    PERFORM apikeys._cache_invalidate_all();
+    PERFORM apikeys_internal._cache_invalidate_all();
 END
 $$;
-COMMENT ON FUNCTION apikeys._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
-REVOKE ALL ON FUNCTION apikeys._ddl_guard FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
+REVOKE ALL ON FUNCTION apikeys_internal._ddl_guard FROM PUBLIC;
 
 CREATE EVENT TRIGGER apikeys_ddl_guard
     ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
-    EXECUTE FUNCTION apikeys._ddl_guard();
+    EXECUTE FUNCTION apikeys_internal._ddl_guard();
 COMMENT ON EVENT TRIGGER apikeys_ddl_guard IS 'Keeps the ALWAYS triggers of apikeys.keys and apikeys.audit_log ALWAYS, and the shared cache fresh, after ALTER TABLE';
 -- event triggers, too, follow session_replication_role unless ALWAYS
 ALTER EVENT TRIGGER apikeys_ddl_guard ENABLE ALWAYS;
 
 -- Rate limits need shared memory: say so when one is set without it.
-CREATE FUNCTION apikeys._rate_limit_warning_trigger()
+CREATE FUNCTION apikeys_internal._rate_limit_warning_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NEW.rate_limit IS NOT NULL AND NOT apikeys._preloaded() THEN
+    IF NEW.rate_limit IS NOT NULL AND NOT apikeys_internal._preloaded() THEN
         RAISE WARNING 'rate limit of API key "%" is not enforced', NEW.client_id
             USING DETAIL = 'Rate limits are kept in shared memory.',
                   HINT = 'Add apikeys to "shared_preload_libraries" and restart the server.';
@@ -2555,15 +2634,15 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
-REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
+REVOKE ALL ON FUNCTION apikeys_internal._rate_limit_warning_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_rate_limit_warning
     AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys
     -- only a key with a limit can warn: the others skip a PL/pgSQL call
     -- (half the time of a bulk import_keys)
     FOR EACH ROW WHEN (NEW.rate_limit IS NOT NULL)
-    EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();
+    EXECUTE FUNCTION apikeys_internal._rate_limit_warning_trigger();
 
 -- sql/install/03_verification.sql: verify, authenticate, the transaction context and PostgREST
 --
@@ -2593,17 +2672,17 @@ COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authent
 
 -- Internal: the key a self-service function (my_*) acts for, named in the
 -- audit rows of its changes (detail.by_key); cleared at transaction end.
-CREATE FUNCTION apikeys._acting_begin(client_id text) RETURNS void
+CREATE FUNCTION apikeys_internal._acting_begin(client_id text) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_acting_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
-REVOKE ALL ON FUNCTION apikeys._acting_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
+REVOKE ALL ON FUNCTION apikeys_internal._acting_begin FROM PUBLIC;
 
-CREATE FUNCTION apikeys._acting_key() RETURNS text
+CREATE FUNCTION apikeys_internal._acting_key() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_acting_key'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys._acting_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys_internal._acting_key FROM PUBLIC;
 
 CREATE FUNCTION apikeys.token_client_id(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_client_id'
@@ -2710,7 +2789,7 @@ GRANT EXECUTE ON FUNCTION apikeys.pre_request(text) TO apikeys_verifier, apikeys
 -- characters) used in it, packed as a journal row is (src/journal.c),
 -- never one row per key or per request; the view apikeys.usage unpacks
 -- them.  Each key's entry also holds its last use in that hour: key_list's
--- last_used_at reads it (apikeys._usage_last_use; the rollup never updates
+-- last_used_at reads it (apikeys_internal._usage_last_use; the rollup never updates
 -- apikeys.keys, whose last_used_at is written only without preloading).
 CREATE TABLE apikeys.usage_packed (
     hour        timestamptz NOT NULL,
@@ -2731,7 +2810,7 @@ ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.usage_packed FROM PUBLIC;
 
 -- One row per flush: the numbers of every key used in the interval, packed
--- (format in src/journal.c; decode with apikeys._journal_decode()).
+-- (format in src/journal.c; decode with apikeys_internal._journal_decode()).
 -- UNLOGGED: a flush every flush_interval writes no WAL (at a million keys in
 -- use, ~28 bytes per key and interval were most of the WAL the cluster
 -- wrote).  A clean shutdown keeps it; a crash empties it, losing the uses
@@ -2763,7 +2842,7 @@ COMMENT ON FUNCTION apikeys.flush_usage IS 'Writes this database''s usage now: w
 REVOKE ALL ON FUNCTION apikeys.flush_usage FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.flush_usage TO apikeys_admin;
 
-CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT client_id text,
+CREATE FUNCTION apikeys_internal._failing_addresses(OUT address inet, OUT client_id text,
                                            OUT failures integer,
                                            OUT window_start timestamptz,
                                            OUT window_end timestamptz,
@@ -2772,19 +2851,19 @@ CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT client_id text,
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
-REVOKE ALL ON FUNCTION apikeys._failing_addresses FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._failing_addresses TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
+REVOKE ALL ON FUNCTION apikeys_internal._failing_addresses FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._failing_addresses TO apikeys_admin;
 
 -- Removes the failure records of an address or network (for
 -- apikeys.unblock_address, which audits it).
-CREATE FUNCTION apikeys._unblock_address(address inet, OUT blocks_lifted integer,
+CREATE FUNCTION apikeys_internal._unblock_address(address inet, OUT blocks_lifted integer,
                                          OUT records_cleared integer)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_unblock'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
-REVOKE ALL ON FUNCTION apikeys._unblock_address FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
+REVOKE ALL ON FUNCTION apikeys_internal._unblock_address FROM PUBLIC;
 
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
@@ -2812,16 +2891,16 @@ GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
 
 -- The packed journal row (format in src/journal_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
-CREATE FUNCTION apikeys._journal_decode(data bytea,
+CREATE FUNCTION apikeys_internal._journal_decode(data bytea,
                                         OUT client_id text, OUT code text,
                                         OUT count bigint, OUT last_used timestamptz)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_journal_decode'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     ROWS 1000;
-COMMENT ON FUNCTION apikeys._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
-REVOKE ALL ON FUNCTION apikeys._journal_decode FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._journal_decode TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+REVOKE ALL ON FUNCTION apikeys_internal._journal_decode FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._journal_decode TO apikeys_admin;
 
 -- The rolled-up usage, one row per key, hour and code used; the VALID row
 -- also holds the key's last use in that hour.
@@ -2832,35 +2911,35 @@ SELECT d.client_id COLLATE "C" AS client_id,
        pg_catalog.sum(COALESCE(d.count, 0))::bigint AS count,
        pg_catalog.max(d.last_used) FILTER (WHERE COALESCE(d.code, 'VALID') OPERATOR(pg_catalog.=) 'VALID') AS last_used_at
   FROM apikeys.usage_packed p,
-       LATERAL apikeys._journal_decode(p.data) d
+       LATERAL apikeys_internal._journal_decode(p.data) d
  GROUP BY 1, 2, 3;
 COMMENT ON VIEW apikeys.usage IS 'Verification counts per key, per hour, per outcome code, rolled up from the usage journal (extension owner only)';
 COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s last valid use in that hour (what key_list.last_used_at shows once rolled up)';
 REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
 
-CREATE FUNCTION apikeys._usage_find(data bytea, client_id text)
+CREATE FUNCTION apikeys_internal._usage_find(data bytea, client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_usage_find'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._usage_find IS 'Internal: a key''s last use in a packed usage row (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._usage_find FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_find IS 'Internal: a key''s last use in a packed usage row (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_find FROM PUBLIC;
 
 -- Neither is STRICT: a STRICT call with NULL constants is folded away
 -- before the EXECUTE privilege is checked.
 -- For the update from 1.0: rows of one hour and bucket as apikeys.usage
 -- shows them, packed as apikeys.usage_packed holds them.
-CREATE FUNCTION apikeys._usage_pack(client_ids text[], codes text[], counts bigint[],
+CREATE FUNCTION apikeys_internal._usage_pack(client_ids text[], codes text[], counts bigint[],
                                     last_used timestamptz[])
     RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_usage_pack'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._usage_pack IS 'Internal: usage rows of one hour and bucket (key, code, count, last use) packed as a row of apikeys.usage_packed';
-REVOKE ALL ON FUNCTION apikeys._usage_pack FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_pack IS 'Internal: usage rows of one hour and bucket (key, code, count, last use) packed as a row of apikeys.usage_packed';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_pack FROM PUBLIC;
 
 -- A key's last use rolled up into apikeys.usage_packed: the latest of its
 -- newest hour (the row's bucket: src/journal.c, UsageBucket), NULL when
 -- none.  One index scan of its bucket, newest hour first.
-CREATE FUNCTION apikeys._usage_last_use(client_id text)
+CREATE FUNCTION apikeys_internal._usage_last_use(client_id text)
     RETURNS timestamptz
     LANGUAGE plpgsql STABLE
     SECURITY DEFINER
@@ -2871,7 +2950,7 @@ DECLARE
     found_hour timestamptz;
     best timestamptz;
 BEGIN
-    FOR r IN SELECT p.hour, apikeys._usage_find(p.data, _usage_last_use.client_id) AS t
+    FOR r IN SELECT p.hour, apikeys_internal._usage_find(p.data, _usage_last_use.client_id) AS t
                FROM apikeys.usage_packed p
               WHERE p.bucket OPERATOR(pg_catalog.=) (pg_catalog.right(_usage_last_use.client_id, 2) COLLATE "C")
               ORDER BY p.hour DESC
@@ -2885,44 +2964,44 @@ BEGIN
     RETURN best;
 END
 $$;
-COMMENT ON FUNCTION apikeys._usage_last_use IS 'Internal: a key''s last use rolled up into apikeys.usage (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._usage_last_use FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._usage_last_use TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._usage_last_use IS 'Internal: a key''s last use rolled up into apikeys.usage (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_last_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._usage_last_use TO apikeys_admin;
 
-CREATE FUNCTION apikeys._recent_use(client_id text)
+CREATE FUNCTION apikeys_internal._recent_use(client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._recent_use FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._recent_use TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys_internal._recent_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._recent_use TO apikeys_admin;
 
 -- Proof of non-use, for revoke_unused_after (src/journal.c): why this
 -- database cannot prove that a key without a recorded use in the last
 -- unused_after was unused (NULL: it can); what that depends on; and the
 -- superuser's way to accept the possible losses noted so far.
-CREATE FUNCTION apikeys._usage_unproven(unused_after interval)
+CREATE FUNCTION apikeys_internal._usage_unproven(unused_after interval)
     RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_usage_unproven'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
-REVOKE ALL ON FUNCTION apikeys._usage_unproven FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_unproven FROM PUBLIC;
 
-CREATE FUNCTION apikeys._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
+CREATE FUNCTION apikeys_internal._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
                                       OUT journal_in_recent boolean)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_usage_health'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
-REVOKE ALL ON FUNCTION apikeys._usage_health FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._usage_health TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_health FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._usage_health TO apikeys_admin;
 
-CREATE FUNCTION apikeys._usage_accept_losses()
+CREATE FUNCTION apikeys_internal._usage_accept_losses()
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_usage_accept_losses'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
-REVOKE ALL ON FUNCTION apikeys._usage_accept_losses FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_accept_losses FROM PUBLIC;
 
 -- After a restart the shared cache is empty, and every key's first
 -- verification is a miss; this fills it at once, as pg_prewarm does for
@@ -2952,8 +3031,8 @@ SELECT k.client_id,
        k.created_at,
        k.created_by,
        k.expires_at,
-       GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
-                apikeys._usage_last_use(k.client_id)) AS last_used_at,
+       GREATEST(k.last_used_at, apikeys_internal._recent_use(k.client_id),
+                apikeys_internal._usage_last_use(k.client_id)) AS last_used_at,
        k.contact_email,
        k.contact_phone,
        k.allowed_cidrs,
@@ -2976,7 +3055,7 @@ GRANT SELECT ON apikeys.key_list TO apikeys_admin;
 -- The journal's counts, for key_usage: nothing on a standby, where the
 -- unlogged journal cannot be read (and is empty).  PL/pgSQL plans the
 -- query only when it runs it.
-CREATE FUNCTION apikeys._journal_usage(OUT client_id text, OUT hour timestamptz,
+CREATE FUNCTION apikeys_internal._journal_usage(OUT client_id text, OUT hour timestamptz,
                                        OUT code text, OUT count bigint)
     RETURNS SETOF record
     LANGUAGE plpgsql STABLE
@@ -2990,13 +3069,13 @@ BEGIN
     RETURN QUERY
         SELECT d.client_id COLLATE "C", pg_catalog.date_trunc('hour', j.flushed_at), d.code, d.count
           FROM apikeys.usage_journal j,
-               LATERAL apikeys._journal_decode(j.data) d
+               LATERAL apikeys_internal._journal_decode(j.data) d
          WHERE d.code IS NOT NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._journal_usage IS 'Internal: the counts of the usage journal, one row per key, hour and code (none on a standby)';
-REVOKE ALL ON FUNCTION apikeys._journal_usage FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._journal_usage TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._journal_usage IS 'Internal: the counts of the usage journal, one row per key, hour and code (none on a standby)';
+REVOKE ALL ON FUNCTION apikeys_internal._journal_usage FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._journal_usage TO apikeys_admin;
 
 -- Usage: the rolled-up hours plus what the journal holds.
 CREATE VIEW apikeys.key_usage AS
@@ -3005,7 +3084,7 @@ SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
           FROM apikeys.usage u
         UNION ALL
         SELECT j.client_id COLLATE "C", j.hour, j.code, j.count
-          FROM apikeys._journal_usage() j) s
+          FROM apikeys_internal._journal_usage() j) s
  GROUP BY s.client_id, s.hour, s.code;
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
 REVOKE ALL ON TABLE apikeys.key_usage FROM PUBLIC;
@@ -3017,7 +3096,7 @@ GRANT SELECT ON apikeys.key_usage TO apikeys_admin;
 CREATE VIEW apikeys.failing_addresses AS
 SELECT f.address, f.client_id, f.failures, f.window_start, f.window_end, f.blocked,
        f.blocked_attempts
-  FROM apikeys._failing_addresses() f
+  FROM apikeys_internal._failing_addresses() f
  ORDER BY f.failures DESC, f.address, f.client_id;
 COMMENT ON VIEW apikeys.failing_addresses IS 'Callers (IPv4 address, IPv6 /64 or ::1, with the client ID they named) and networks (IPv4 /24, IPv6 /48) with failed attempts in their current window, noisiest first';
 COMMENT ON COLUMN apikeys.failing_addresses.client_id IS 'The client ID the failing attempts named, as presented (it may not exist); NULL for a network, or for attempts that named none';
@@ -3040,9 +3119,9 @@ BEGIN
     IF unblock_address.address IS NULL THEN
         RAISE EXCEPTION 'address cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    r := apikeys._unblock_address(unblock_address.address);
+    r := apikeys_internal._unblock_address(unblock_address.address);
     IF r.records_cleared OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM apikeys._audit('address_unblocked', NULL, NULL,
+        PERFORM apikeys_internal._audit('address_unblocked', NULL, NULL,
             pg_catalog.jsonb_build_object('address', pg_catalog.host(unblock_address.address)
                                               OPERATOR(pg_catalog.||) '/'
                                               OPERATOR(pg_catalog.||) pg_catalog.masklen(unblock_address.address),
@@ -3084,6 +3163,7 @@ COMMENT ON TABLE apikeys.claims IS 'Handoff claims: hashes of each claim token a
 CREATE INDEX claims_client_id_idx ON apikeys.claims (client_id);
 SELECT pg_catalog.pg_extension_config_dump('apikeys.claims', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.claims_id_seq', '');
+COMMENT ON SEQUENCE apikeys.claims_id_seq IS 'Identity of claims.id';
 ALTER TABLE apikeys.claims ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.claims FROM PUBLIC;
 
@@ -3120,6 +3200,7 @@ CREATE INDEX outbox_pending_idx ON apikeys.outbox (id)
 CREATE INDEX outbox_claim_idx ON apikeys.outbox (claim_id) WHERE claim_id IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('apikeys.outbox_id_seq', '');
+COMMENT ON SEQUENCE apikeys.outbox_id_seq IS 'Identity of outbox.id';
 -- the delivery role reads every outbox row (it is granted SELECT below);
 -- nobody else has a policy
 ALTER TABLE apikeys.outbox ENABLE ROW LEVEL SECURITY;
@@ -3132,73 +3213,73 @@ GRANT SELECT ON apikeys.outbox TO apikeys_delivery;
 
 -- Handoff (src/claim.c): claim secrets from pg_strong_random(), constant-
 -- time hash comparison, and the claim's use of the address throttle.
-CREATE FUNCTION apikeys._claim_secrets(OUT claim_token text, OUT code text)
+CREATE FUNCTION apikeys_internal._claim_secrets(OUT claim_token text, OUT code text)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_claim_secrets'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
-REVOKE ALL ON FUNCTION apikeys._claim_secrets FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_secrets FROM PUBLIC;
 
 -- Not STRICT, like flush_usage: a STRICT call with NULL constants is
 -- folded away before the EXECUTE privilege is checked.
-CREATE FUNCTION apikeys._hash_equal(a bytea, b bytea)
+CREATE FUNCTION apikeys_internal._hash_equal(a bytea, b bytea)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._hash_equal IS 'Internal: constant-time equality of two hashes';
-REVOKE ALL ON FUNCTION apikeys._hash_equal FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._hash_equal IS 'Internal: constant-time equality of two hashes';
+REVOKE ALL ON FUNCTION apikeys_internal._hash_equal FROM PUBLIC;
 
 -- Refuses at once on a standby; the caller's address (client_ip, else as
 -- pre_request chooses it).  Not STRICT: NULL client_ip is the usual call.
-CREATE FUNCTION apikeys._claim_begin(client_ip inet)
+CREATE FUNCTION apikeys_internal._claim_begin(client_ip inet)
     RETURNS inet
     AS 'MODULE_PATHNAME', 'apikeys_claim_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_begin IS 'Internal: refuses a claim on a standby; the caller''s address (client_ip, else as pre_request chooses it)';
-REVOKE ALL ON FUNCTION apikeys._claim_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_begin IS 'Internal: refuses a claim on a standby; the caller''s address (client_ip, else as pre_request chooses it)';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_begin FROM PUBLIC;
 
 -- Counts one code comparison (before comparing), then compares.
-CREATE FUNCTION apikeys._claim_attempt(claim_id bigint, failures integer, expires_at timestamptz,
+CREATE FUNCTION apikeys_internal._claim_attempt(claim_id bigint, failures integer, expires_at timestamptz,
                                        code_hash bytea, presented bytea)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_claim_attempt'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_attempt IS 'Internal: counts one code comparison of a claim before making it (at most five, ever), then compares';
-REVOKE ALL ON FUNCTION apikeys._claim_attempt FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_attempt IS 'Internal: counts one code comparison of a claim before making it (at most five, ever), then compares';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_attempt FROM PUBLIC;
 
 -- Not STRICT: a NULL address (unix socket) is a call like any other.
-CREATE FUNCTION apikeys._claim_failed(address inet)
+CREATE FUNCTION apikeys_internal._claim_failed(address inet)
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_claim_failed'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_failed IS 'Internal: counts a failed claim against the caller''s address in the throttle';
-REVOKE ALL ON FUNCTION apikeys._claim_failed FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_failed IS 'Internal: counts a failed claim against the caller''s address in the throttle';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_failed FROM PUBLIC;
 
-CREATE FUNCTION apikeys._claim_attempts(OUT claim_id bigint, OUT tag bytea, OUT attempts integer,
+CREATE FUNCTION apikeys_internal._claim_attempts(OUT claim_id bigint, OUT tag bytea, OUT attempts integer,
                                         OUT wrong integer, OUT synced integer)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_claim_attempts'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._claim_attempts IS 'Internal: this database''s claim attempts counted in shared memory (none without preloading)';
-REVOKE ALL ON FUNCTION apikeys._claim_attempts FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_attempts IS 'Internal: this database''s claim attempts counted in shared memory (none without preloading)';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_attempts FROM PUBLIC;
 
 -- _setting_interval: an apikeys.* duration setting as an interval (read
 -- through _setting), with a fallback when it is unset.
-CREATE FUNCTION apikeys._setting_interval(p_name text, p_default interval)
+CREATE FUNCTION apikeys_internal._setting_interval(p_name text, p_default interval)
     RETURNS interval
     LANGUAGE sql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(apikeys._setting(p_name)::interval, p_default)
+    SELECT COALESCE(apikeys_internal._setting(p_name)::interval, p_default)
 $$;
-COMMENT ON FUNCTION apikeys._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
-REVOKE ALL ON FUNCTION apikeys._setting_interval FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
+REVOKE ALL ON FUNCTION apikeys_internal._setting_interval FROM PUBLIC;
 
 -- _deliver appends one outbox row addressed to a person (channel email or
 -- sms) or to applications (channel NULL) and sends a wake-up NOTIFY that
 -- names only the event and the row.  The one writer of deliveries.
-CREATE FUNCTION apikeys._deliver(p_event text, p_client_id text, p_owner text,
+CREATE FUNCTION apikeys_internal._deliver(p_event text, p_client_id text, p_owner text,
                                  p_channel text, p_recipient text, p_payload jsonb,
                                  p_claim_id bigint DEFAULT NULL)
     RETURNS bigint
@@ -3218,8 +3299,8 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
-REVOKE ALL ON FUNCTION apikeys._deliver FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
+REVOKE ALL ON FUNCTION apikeys_internal._deliver FROM PUBLIC;
 
 -- Every audit row written by this transaction becomes an outbox event
 -- (channel NULL).  Rows restored from a dump (COPY) are skipped: they carry
@@ -3227,7 +3308,7 @@ REVOKE ALL ON FUNCTION apikeys._deliver FROM PUBLIC;
 -- transaction never has both (the txid alone can coincide between two
 -- young clusters).  So are rows whose event is already in the outbox as a
 -- delivery (detail names its outbox_id).
-CREATE FUNCTION apikeys._audit_outbox_trigger()
+CREATE FUNCTION apikeys_internal._audit_outbox_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -3241,8 +3322,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
-REVOKE ALL ON FUNCTION apikeys._audit_outbox_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
+REVOKE ALL ON FUNCTION apikeys_internal._audit_outbox_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_outbox
     AFTER INSERT ON apikeys.audit_log
@@ -3250,11 +3331,11 @@ CREATE TRIGGER audit_log_outbox
     WHEN (NEW.at OPERATOR(pg_catalog.=) pg_catalog.now()
           AND NEW.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()
           AND NOT (NEW.detail OPERATOR(pg_catalog.?) 'outbox_id'))
-    EXECUTE FUNCTION apikeys._audit_outbox_trigger();
+    EXECUTE FUNCTION apikeys_internal._audit_outbox_trigger();
 
 -- Keeps keys.secret_set_at: when the current secret was set (rotation
 -- policy).
-CREATE FUNCTION apikeys._keys_secret_set_at_trigger()
+CREATE FUNCTION apikeys_internal._keys_secret_set_at_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -3266,16 +3347,16 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
-REVOKE ALL ON FUNCTION apikeys._keys_secret_set_at_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_secret_set_at_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_secret_set_at
     BEFORE UPDATE OF secret_hash ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_secret_set_at_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_secret_set_at_trigger();
 
 -- _outbox_erase removes the one-time secrets (claim token, code) from the
 -- outbox rows of the given claims.
-CREATE FUNCTION apikeys._outbox_erase(p_claim_ids bigint[])
+CREATE FUNCTION apikeys_internal._outbox_erase(p_claim_ids bigint[])
     RETURNS void
     LANGUAGE sql
     SECURITY DEFINER
@@ -3286,13 +3367,13 @@ AS $$
      WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
        AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
 $$;
-COMMENT ON FUNCTION apikeys._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
-REVOKE ALL ON FUNCTION apikeys._outbox_erase FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
+REVOKE ALL ON FUNCTION apikeys_internal._outbox_erase FROM PUBLIC;
 
 -- _handoff_start: a new claim for a pending key (any earlier open claim
 -- is superseded and its secrets erased), its two deliveries and the
 -- handoff_sent audit row.  Returns when the claim expires.
-CREATE FUNCTION apikeys._handoff_start(k apikeys.keys)
+CREATE FUNCTION apikeys_internal._handoff_start(k apikeys.keys)
     RETURNS timestamptz
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -3311,12 +3392,12 @@ BEGIN
         RETURNING c.id)
     SELECT pg_catalog.array_agg(id) INTO v_old FROM sup;
     IF v_old IS NOT NULL THEN
-        PERFORM apikeys._outbox_erase(v_old);
+        PERFORM apikeys_internal._outbox_erase(v_old);
     END IF;
 
-    s := apikeys._claim_secrets();
+    s := apikeys_internal._claim_secrets();
     v_exp := pg_catalog.now() OPERATOR(pg_catalog.+)
-             apikeys._setting_interval('apikeys.claim_lifetime', '24 hours');
+             apikeys_internal._setting_interval('apikeys.claim_lifetime', '24 hours');
     INSERT INTO apikeys.claims (client_id, token_hash, code_hash, expires_at)
     VALUES (k.client_id,
             pg_catalog.sha256(pg_catalog.convert_to(s.claim_token, 'UTF8')),
@@ -3325,25 +3406,25 @@ BEGIN
             v_exp)
     RETURNING id INTO v_claim;
 
-    PERFORM apikeys._deliver('handoff_link', k.client_id, k.owner, 'email', k.contact_email,
+    PERFORM apikeys_internal._deliver('handoff_link', k.client_id, k.owner, 'email', k.contact_email,
         pg_catalog.jsonb_build_object('claim_token', s.claim_token, 'client_id', k.client_id,
                                       'name', k.name, 'claim_expires_at', v_exp),
         v_claim);
-    PERFORM apikeys._deliver('handoff_code', k.client_id, k.owner, 'sms', k.contact_phone,
+    PERFORM apikeys_internal._deliver('handoff_code', k.client_id, k.owner, 'sms', k.contact_phone,
         pg_catalog.jsonb_build_object('code', s.code, 'client_id', k.client_id,
                                       'claim_expires_at', v_exp),
         v_claim);
-    PERFORM apikeys._audit('handoff_sent', k.client_id, k.owner,
+    PERFORM apikeys_internal._audit('handoff_sent', k.client_id, k.owner,
         pg_catalog.jsonb_build_object('claim_expires_at', v_exp,
                                       'email', k.contact_email, 'phone', k.contact_phone));
     RETURN v_exp;
 END
 $$;
-COMMENT ON FUNCTION apikeys._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
-REVOKE ALL ON FUNCTION apikeys._handoff_start FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
+REVOKE ALL ON FUNCTION apikeys_internal._handoff_start FROM PUBLIC;
 
 -- _claim_refuse: the one answer to every failed claim, whatever was wrong.
-CREATE FUNCTION apikeys._claim_refuse()
+CREATE FUNCTION apikeys_internal._claim_refuse()
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -3355,8 +3436,8 @@ BEGIN
               HINT = 'Ask the administrator of the key for a new link and code.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_refuse IS 'Internal: raises the one error of every failed claim';
-REVOKE ALL ON FUNCTION apikeys._claim_refuse FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_refuse IS 'Internal: raises the one error of every failed claim';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_refuse FROM PUBLIC;
 
 -- _claim_record writes a claim's attempt count from the shared-memory
 -- table (src/claim.c) to its row: failures never goes down, and with
@@ -3364,7 +3445,7 @@ REVOKE ALL ON FUNCTION apikeys._claim_refuse FROM PUBLIC;
 -- lock audited, once.  Run by the claim sync worker in its own
 -- transaction.  A row locked by someone else is skipped, never waited for
 -- (false: try again later); a claim that is gone counts as written.
-CREATE FUNCTION apikeys._claim_record(p_claim_id bigint, p_tag bytea, p_attempts integer,
+CREATE FUNCTION apikeys_internal._claim_record(p_claim_id bigint, p_tag bytea, p_attempts integer,
                                       p_lock boolean)
     RETURNS boolean
     LANGUAGE plpgsql
@@ -3391,31 +3472,31 @@ BEGIN
      WHERE cl.id OPERATOR(pg_catalog.=) c.id
     RETURNING * INTO c;
     IF v_locks THEN
-        PERFORM apikeys._claim_locked(c);
+        PERFORM apikeys_internal._claim_locked(c);
     END IF;
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_record IS 'Internal: writes a claim''s attempt count (and its lock) to its row; run by the claim sync worker';
-REVOKE ALL ON FUNCTION apikeys._claim_record FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_record IS 'Internal: writes a claim''s attempt count (and its lock) to its row; run by the claim sync worker';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_record FROM PUBLIC;
 
 -- _claim_locked: what follows the lock of a claim (five wrong codes): its
 -- secrets leave the outbox and the lock is audited.
-CREATE FUNCTION apikeys._claim_locked(c apikeys.claims)
+CREATE FUNCTION apikeys_internal._claim_locked(c apikeys.claims)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
-    PERFORM apikeys._audit('claim_locked', c.client_id,
+    PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
+    PERFORM apikeys_internal._audit('claim_locked', c.client_id,
         (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
         pg_catalog.jsonb_build_object('failures', c.failures));
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_locked IS 'Internal: erases a locked claim''s secrets from the outbox and audits the lock';
-REVOKE ALL ON FUNCTION apikeys._claim_locked FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_locked IS 'Internal: erases a locked claim''s secrets from the outbox and audits the lock';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_locked FROM PUBLIC;
 
 -- _claim_count_attempt: without preloading, one code comparison counted in
 -- the claim's row before it is made, and made.  Run by the claim count
@@ -3424,7 +3505,7 @@ REVOKE ALL ON FUNCTION apikeys._claim_locked FROM PUBLIC;
 -- more comparisons (or is closed); true: the code is right; false: wrong,
 -- and the fifth wrong code locks the claim.  "failures < 5" in the UPDATE
 -- makes count-and-check one atomic step under any concurrency.
-CREATE FUNCTION apikeys._claim_count_attempt(p_claim_id bigint, p_presented bytea)
+CREATE FUNCTION apikeys_internal._claim_count_attempt(p_claim_id bigint, p_presented bytea)
     RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -3442,24 +3523,24 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    IF apikeys._hash_equal(c.code_hash, p_presented) THEN
+    IF apikeys_internal._hash_equal(c.code_hash, p_presented) THEN
         RETURN true;
     END IF;
     IF c.failures OPERATOR(pg_catalog.>=) 5 THEN
         UPDATE apikeys.claims cl SET locked_at = pg_catalog.now()
          WHERE cl.id OPERATOR(pg_catalog.=) c.id
         RETURNING * INTO c;
-        PERFORM apikeys._claim_locked(c);
+        PERFORM apikeys_internal._claim_locked(c);
     END IF;
     RETURN false;
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_count_attempt IS 'Internal: without preloading, counts one comparison in the claim''s row and makes it (run by the claim count worker)';
-REVOKE ALL ON FUNCTION apikeys._claim_count_attempt FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_count_attempt IS 'Internal: without preloading, counts one comparison in the claim''s row and makes it (run by the claim count worker)';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_count_attempt FROM PUBLIC;
 
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).
 -- Every code comparison is counted before it is made, where the error
--- that ends a failed claim cannot undo it (apikeys._claim_attempt, see
+-- that ends a failed claim cannot undo it (apikeys_internal._claim_attempt, see
 -- src/claim.c): at most five per claim, ever.  A right code then locks the
 -- claim and its key without waiting (a concurrent claim holding them
 -- wins) and looks again.  The caller's address (client_ip, else as
@@ -3480,7 +3561,7 @@ DECLARE
     v_ok boolean := false;
 BEGIN
     -- a standby refuses here, at once (25006)
-    v_addr := apikeys._claim_begin(claim_key.client_ip);
+    v_addr := apikeys_internal._claim_begin(claim_key.client_ip);
     -- Every failure ends at the one RAISE below, so not even the error's
     -- CONTEXT line tells which check failed.
     IF claim_key.claim_token IS NOT NULL AND claim_key.code IS NOT NULL AND
@@ -3491,7 +3572,7 @@ BEGIN
         IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
            c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND
            c.failures OPERATOR(pg_catalog.<) 5 AND
-           apikeys._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
+           apikeys_internal._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
                pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
                                                        OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
             -- the code is right: lock without waiting, and look again (a
@@ -3511,12 +3592,12 @@ BEGIN
         END IF;
     END IF;
     IF NOT v_ok THEN
-        PERFORM apikeys._claim_failed(v_addr);
-        PERFORM apikeys._claim_refuse();
+        PERFORM apikeys_internal._claim_failed(v_addr);
+        PERFORM apikeys_internal._claim_refuse();
     END IF;
 
-    m := apikeys._mint(k.client_id);
-    PERFORM apikeys._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
+    m := apikeys_internal._mint(k.client_id);
+    PERFORM apikeys_internal._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
     UPDATE apikeys.keys SET
         secret_hash = m.secret_hash,
         hash_alg = m.hash_alg,
@@ -3528,9 +3609,9 @@ BEGIN
         pending_since = NULL,
         claimed_at = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
     UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
-    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+    PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
@@ -3553,7 +3634,7 @@ DECLARE
     k apikeys.keys;
     m record;
 BEGIN
-    k := apikeys._key_row(reset_key.client_id);
+    k := apikeys_internal._key_row(reset_key.client_id);
     IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', reset_key.client_id
             USING ERRCODE = '55000',
@@ -3565,8 +3646,8 @@ BEGIN
                   HINT = 'Set contact_email and contact_phone with apikeys.update_key() first.';
     END IF;
 
-    m := apikeys._mint(k.client_id);   -- its secret is dropped unseen
-    PERFORM apikeys._op_begin('reset', NULL);
+    m := apikeys_internal._mint(k.client_id);   -- its secret is dropped unseen
+    PERFORM apikeys_internal._op_begin('reset', NULL);
     UPDATE apikeys.keys SET
         secret_hash = m.secret_hash,
         hash_alg = m.hash_alg,
@@ -3578,8 +3659,8 @@ BEGIN
         pending_since = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
     RETURNING * INTO k;
-    PERFORM apikeys._op_end();
-    PERFORM apikeys._handoff_start(k);
+    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys_internal._handoff_start(k);
 END
 $$;
 COMMENT ON FUNCTION apikeys.reset_key IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
@@ -3589,14 +3670,14 @@ GRANT EXECUTE ON FUNCTION apikeys.reset_key TO apikeys_admin;
 -- _outbox_housekeeping: rows of claims that expired lose their one-time
 -- secrets (and, undelivered, are given up: the link is dead); rows whose
 -- last allowed attempt's lease ran out are given up.
-CREATE FUNCTION apikeys._outbox_housekeeping()
+CREATE FUNCTION apikeys_internal._outbox_housekeeping()
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     UPDATE apikeys.outbox o SET
         payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[],
@@ -3619,8 +3700,8 @@ BEGIN
        AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
 END
 $$;
-COMMENT ON FUNCTION apikeys._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
-REVOKE ALL ON FUNCTION apikeys._outbox_housekeeping FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
+REVOKE ALL ON FUNCTION apikeys_internal._outbox_housekeeping FROM PUBLIC;
 
 -- outbox_take: due, undelivered rows, oldest first, each leased to the
 -- caller until now() + lease.  FOR UPDATE SKIP LOCKED: concurrent takers
@@ -3633,7 +3714,7 @@ CREATE FUNCTION apikeys.outbox_take(max_rows integer DEFAULT 100, lease interval
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 10000 THEN
         RAISE EXCEPTION 'max_rows must be between 1 and 10000' USING ERRCODE = '22023';
@@ -3642,7 +3723,7 @@ BEGIN
        lease OPERATOR(pg_catalog.>) '1 day'::interval THEN
         RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = '22023';
     END IF;
-    PERFORM apikeys._outbox_housekeeping();
+    PERFORM apikeys_internal._outbox_housekeeping();
     RETURN QUERY
     WITH due AS (
         SELECT o.id FROM apikeys.outbox o
@@ -3657,7 +3738,7 @@ BEGIN
         UPDATE apikeys.outbox o SET
             attempts = o.attempts OPERATOR(pg_catalog.+) 1,
             leased_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) lease,
-            leased_by = pg_catalog.format('%s pid %s', apikeys._outer_user(), pg_catalog.pg_backend_pid())
+            leased_by = pg_catalog.format('%s pid %s', apikeys_internal._outer_user(), pg_catalog.pg_backend_pid())
           FROM due
          WHERE o.id OPERATOR(pg_catalog.=) due.id
         RETURNING o.*)
@@ -3704,7 +3785,7 @@ CREATE FUNCTION apikeys.outbox_retry(id bigint, error text)
 AS $$
 DECLARE
     o apikeys.outbox;
-    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
     v_delay interval;
 BEGIN
     SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id OPERATOR(pg_catalog.=) outbox_retry.id FOR UPDATE;
@@ -3716,11 +3797,11 @@ BEGIN
         RAISE EXCEPTION 'outbox row % has already been delivered', o.id
             USING ERRCODE = '55000';
     END IF;
-    v_delay := LEAST(apikeys._setting_interval('apikeys.outbox_backoff', '10 seconds')
+    v_delay := LEAST(apikeys_internal._setting_interval('apikeys.outbox_backoff', '10 seconds')
                      OPERATOR(pg_catalog.*)
                      pg_catalog.power(2::double precision,
                                       (LEAST(GREATEST(o.attempts, 1), 30) OPERATOR(pg_catalog.-) 1)::double precision),
-                     apikeys._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
+                     apikeys_internal._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
     UPDATE apikeys.outbox ob SET
         leased_until = NULL,
         last_error = pg_catalog."left"(COALESCE(outbox_retry.error, ''), 1000),
@@ -3757,7 +3838,7 @@ REVOKE ALL ON TABLE apikeys.policy_notices FROM PUBLIC;
 -- _policy_notice: one expires_soon / rotation_due notice for a key, unless
 -- already sent for this subject; audited, delivered to the key's contact
 -- email (or to applications when it has none).  True when sent.
-CREATE FUNCTION apikeys._policy_notice(k apikeys.keys, p_event text, p_subject timestamptz,
+CREATE FUNCTION apikeys_internal._policy_notice(k apikeys.keys, p_event text, p_subject timestamptz,
                                        p_payload jsonb)
     RETURNS boolean
     LANGUAGE plpgsql
@@ -3773,18 +3854,18 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    v_id := apikeys._deliver(p_event, k.client_id, k.owner,
+    v_id := apikeys_internal._deliver(p_event, k.client_id, k.owner,
                              CASE WHEN k.contact_email IS NOT NULL THEN 'email' END,
                              k.contact_email,
                              p_payload OPERATOR(pg_catalog.||)
                              pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name));
-    PERFORM apikeys._audit(p_event, k.client_id, k.owner,
+    PERFORM apikeys_internal._audit(p_event, k.client_id, k.owner,
         p_payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('outbox_id', v_id));
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
-REVOKE ALL ON FUNCTION apikeys._policy_notice FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
+REVOKE ALL ON FUNCTION apikeys_internal._policy_notice FROM PUBLIC;
 
 -- apply_policies: one pass of the lifecycle policies over live keys, plus
 -- outbox housekeeping and retention.  Returns the number of actions
@@ -3801,14 +3882,14 @@ DECLARE
     n integer := 0;
     r record;
     k apikeys.keys;
-    v_retention interval := apikeys._setting_interval('apikeys.outbox_retention', '7 days');
+    v_retention interval := apikeys_internal._setting_interval('apikeys.outbox_retention', '7 days');
     v_last timestamptz;
     v_proof record;
     v_skipped integer := 0;
     v_skip_reason text;
     v_skip_ids text[] := '{}';
 BEGIN
-    PERFORM apikeys._outbox_housekeeping();
+    PERFORM apikeys_internal._outbox_housekeeping();
     IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
         DELETE FROM apikeys.outbox o
          WHERE o.delivered_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention)
@@ -3820,11 +3901,11 @@ BEGIN
     FOR r IN
         SELECT kk.client_id, kk.expires_at,
                COALESCE(p.revoke_unused_after,
-                        apikeys._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
+                        apikeys_internal._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
                COALESCE(p.warn_before_expiry,
-                        apikeys._setting_interval('apikeys.default_warn_before_expiry', '14 days')) AS warn_before,
+                        apikeys_internal._setting_interval('apikeys.default_warn_before_expiry', '14 days')) AS warn_before,
                COALESCE(p.rotate_every,
-                        apikeys._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
+                        apikeys_internal._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
           FROM apikeys.keys kk
           LEFT JOIN apikeys.owner_policies p ON p.owner OPERATOR(pg_catalog.=) kk.owner
          WHERE kk.revoked_at IS NULL
@@ -3845,9 +3926,9 @@ BEGIN
         END IF;
 
         -- revoke_unused_after: never used counts from creation; only a
-        -- proven non-use revokes (apikeys._unused_proven)
+        -- proven non-use revokes (apikeys_internal._unused_proven)
         IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
-            SELECT * INTO v_proof FROM apikeys._unused_proven(k, r.unused_after);
+            SELECT * INTO v_proof FROM apikeys_internal._unused_proven(k, r.unused_after);
             v_last := v_proof.last_used_at;
             IF NOT v_proof.proven AND v_proof.reason IS NOT NULL THEN
                 v_skipped := v_skipped OPERATOR(pg_catalog.+) 1;
@@ -3857,11 +3938,11 @@ BEGIN
                 END IF;
             END IF;
             IF v_proof.proven THEN
-                IF apikeys._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
+                IF apikeys_internal._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
                        'reason', 'unused', 'policy', 'revoke_unused_after',
                        'unused_after', r.unused_after, 'last_used_at', v_last),
                        false, false) OPERATOR(pg_catalog.>) 0 THEN
-                    PERFORM apikeys._deliver('revoked_unused', k.client_id, k.owner,
+                    PERFORM apikeys_internal._deliver('revoked_unused', k.client_id, k.owner,
                         CASE WHEN k.contact_email IS NOT NULL THEN 'email' END, k.contact_email,
                         pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name,
                                                       'last_used_at', v_last,
@@ -3874,7 +3955,7 @@ BEGIN
 
         IF r.warn_before OPERATOR(pg_catalog.>) '0'::interval AND
            k.expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before) THEN
-            IF apikeys._policy_notice(k, 'expires_soon', k.expires_at,
+            IF apikeys_internal._policy_notice(k, 'expires_soon', k.expires_at,
                    pg_catalog.jsonb_build_object('expires_at', k.expires_at)) THEN
                 n := n OPERATOR(pg_catalog.+) 1;
             END IF;
@@ -3882,7 +3963,7 @@ BEGIN
 
         IF r.rotate_every OPERATOR(pg_catalog.>) '0'::interval AND k.pending_since IS NULL AND
            k.secret_set_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every) THEN
-            IF apikeys._policy_notice(k, 'rotation_due', k.secret_set_at,
+            IF apikeys_internal._policy_notice(k, 'rotation_due', k.secret_set_at,
                    pg_catalog.jsonb_build_object('secret_set_at', k.secret_set_at,
                                                  'rotate_every', r.rotate_every)) THEN
                 n := n OPERATOR(pg_catalog.+) 1;
@@ -3894,7 +3975,7 @@ BEGIN
         RAISE WARNING 'apikeys.apply_policies did not revoke % keys without a recorded use', v_skipped
             USING DETAIL = 'Their non-use is not proven: ' OPERATOR(pg_catalog.||) v_skip_reason OPERATOR(pg_catalog.||) '.',
                   HINT = 'See "Lifecycle policies" in the apikeys documentation.';
-        PERFORM apikeys._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
+        PERFORM apikeys_internal._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
             'policy', 'revoke_unused_after', 'reason', v_skip_reason,
             'keys', v_skipped, 'client_ids', pg_catalog.to_jsonb(v_skip_ids)));
     END IF;
@@ -3909,13 +3990,13 @@ GRANT EXECUTE ON FUNCTION apikeys.apply_policies TO apikeys_admin;
 -- unused only when its last recorded use (or, never used, its creation or
 -- its last claim: a handoff key cannot be used before it is claimed) is
 -- older than unused_after AND every use in that time would have been
--- recorded (apikeys._usage_unproven: preloaded, no standby that may verify,
+-- recorded (apikeys_internal._usage_unproven: preloaded, no standby that may verify,
 -- no use lost in that time, the journal's last uses all known).  proven
 -- false with a reason: it looks unused but that is not proven; without a
 -- reason: it was used.  The recorded last use is the latest of
 -- keys.last_used_at (written without preloading), the last use awaiting the
 -- rollup (flushed to the journal: _recent_use) and the rolled-up usage rows.
-CREATE FUNCTION apikeys._unused_proven(p_key apikeys.keys, p_unused_after interval,
+CREATE FUNCTION apikeys_internal._unused_proven(p_key apikeys.keys, p_unused_after interval,
                                        OUT proven boolean, OUT last_used_at timestamptz,
                                        OUT reason text)
     LANGUAGE plpgsql
@@ -3925,9 +4006,9 @@ AS $$
 BEGIN
     -- first: the uses still in shared memory reach the journal, and no
     -- rollup moves them while this transaction reads them
-    reason := apikeys._usage_unproven(p_unused_after);
-    last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
-        apikeys._usage_last_use(p_key.client_id));
+    reason := apikeys_internal._usage_unproven(p_unused_after);
+    last_used_at := GREATEST(p_key.last_used_at, apikeys_internal._recent_use(p_key.client_id),
+        apikeys_internal._usage_last_use(p_key.client_id));
     IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
        (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
         proven := false;
@@ -3937,8 +4018,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._unused_proven IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
-REVOKE ALL ON FUNCTION apikeys._unused_proven FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._unused_proven IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
+REVOKE ALL ON FUNCTION apikeys_internal._unused_proven FROM PUBLIC;
 
 -- apikeys.key_hygiene: the keys an administrator should look at, each with
 -- its findings, so a periodic review (or an alert) is one SELECT:
@@ -3963,11 +4044,11 @@ SELECT k.client_id,
   FROM (SELECT k0.client_id, k0.owner, k0.name, k0.disabled_at, k0.revoked_at,
                k0.created_at, k0.expires_at, k0.scopes, k0.contact_email,
                k0.contact_phone, k0.prev_secret_hash, k0.prev_expires_at,
-               GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id),
-                apikeys._usage_last_use(k0.client_id)) AS last_used_at
+               GREATEST(k0.last_used_at, apikeys_internal._recent_use(k0.client_id),
+                apikeys_internal._usage_last_use(k0.client_id)) AS last_used_at
           FROM apikeys.keys k0) k,
        LATERAL (SELECT pg_catalog.array_remove(ARRAY[
-                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])
+                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys_internal._expand_scopes(k.scopes)::text[])
                          THEN 'full_access' END,
                     CASE WHEN k.expires_at OPERATOR(pg_catalog.<)
                               (pg_catalog.now() OPERATOR(pg_catalog.+) '14 days'::interval)
@@ -4026,14 +4107,14 @@ GRANT SELECT ON apikeys.key_hygiene TO apikeys_admin;
 -- floods).  The owner's policy row is locked until commit, so concurrent
 -- actions of one owner are counted exactly; a refused or rolled-back
 -- action is not counted (it wrote nothing).
-CREATE FUNCTION apikeys._count_tenant_action(p_owner text)
+CREATE FUNCTION apikeys_internal._count_tenant_action(p_owner text)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := apikeys._setting_integer('apikeys.max_tenant_actions', 60);
+    v_max integer := apikeys_internal._setting_integer('apikeys.max_tenant_actions', 60);
     v_now timestamptz := pg_catalog.clock_timestamp();
     v_n integer;
 BEGIN
@@ -4058,8 +4139,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._count_tenant_action IS 'Internal: counts a self-service management action of the owner; 54000 above apikeys.max_tenant_actions a minute';
-REVOKE ALL ON FUNCTION apikeys._count_tenant_action FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._count_tenant_action IS 'Internal: counts a self-service management action of the owner; 54000 above apikeys.max_tenant_actions a minute';
+REVOKE ALL ON FUNCTION apikeys_internal._count_tenant_action FROM PUBLIC;
 
 -- _acting_row: the authenticated key's current row, if it is live at the
 -- time of the call (clock_timestamp(): a transaction opened before the key
@@ -4067,7 +4148,7 @@ REVOKE ALL ON FUNCTION apikeys._count_tenant_action FROM PUBLIC;
 -- p_scope; else 42501.  The one liveness check of management actions; it
 -- counts the action (_count_tenant_action).  With p_raise false (for
 -- reading, my_keys): NULL instead of the error, no row lock, not counted.
-CREATE FUNCTION apikeys._acting_row(p_scope text, p_raise boolean DEFAULT true)
+CREATE FUNCTION apikeys_internal._acting_row(p_scope text, p_raise boolean DEFAULT true)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -4084,7 +4165,7 @@ BEGIN
                   HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
     END IF;
     -- a derived token (apikeys.derive_token) never acts on keys
-    IF apikeys._current_derived() THEN
+    IF apikeys_internal._current_derived() THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'a derived token cannot manage keys'
             USING ERRCODE = '42501',
@@ -4093,7 +4174,7 @@ BEGIN
     IF p_raise THEN
         -- counted first: the owner's policy row is locked before the key
         -- row, in the order create_key and revoke_all_keys take them
-        PERFORM apikeys._count_tenant_action(apikeys.current_owner());
+        PERFORM apikeys_internal._count_tenant_action(apikeys.current_owner());
         -- a change follows: serialise with a concurrent revoke of this key
         SELECT * INTO k FROM apikeys.keys a
          WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
@@ -4106,7 +4187,7 @@ BEGIN
     END IF;
     IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
        k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() OR
-       NOT apikeys.scopes_grant(apikeys._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
+       NOT apikeys.scopes_grant(apikeys_internal._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
             USING ERRCODE = '42501',
@@ -4115,15 +4196,15 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
-REVOKE ALL ON FUNCTION apikeys._acting_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
+REVOKE ALL ON FUNCTION apikeys_internal._acting_row FROM PUBLIC;
 
 -- _check_target: may the acting key change this key at all?  Only a key
 -- within its own power (_check_grant of the key as it is: a narrower key
 -- must not rotate, disable, revoke or delete a broader one), and never by
 -- enabling a key an admin disabled (disabled_by_key NULL): a tenant does
 -- not undo the platform.  Every my_* change reaches it through _target_row.
-CREATE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
+CREATE FUNCTION apikeys_internal._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -4131,10 +4212,10 @@ CREATE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target apikeys.ke
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
+    PERFORM apikeys_internal._check_grant(p_acting, p_target.client_id, p_target.scopes,
                                  p_target.expires_at, p_target.db_role, p_target.rate_limit,
                                  p_target.rate_window, p_target.allowed_cidrs, p_target.prefix,
-                                 apikeys._credits_balance(p_target.client_id),
+                                 apikeys_internal._credits_balance(p_target.client_id),
                                  p_target.refill_amount, p_target.refill_every);
     IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
@@ -4145,13 +4226,13 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_target IS 'Internal: 42501 unless the acting key may change that key (within its power; an admin''s disable is not lifted)';
-REVOKE ALL ON FUNCTION apikeys._check_target FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_target IS 'Internal: 42501 unless the acting key may change that key (within its power; an admin''s disable is not lifted)';
+REVOKE ALL ON FUNCTION apikeys_internal._check_target FROM PUBLIC;
 
 -- _target_row: a key of the acting key's owner, locked for the change and
 -- checked by _check_target for p_action; a key of another owner is 42704,
 -- exactly as if it did not exist.
-CREATE FUNCTION apikeys._target_row(p_acting apikeys.keys, p_client_id text, p_action text)
+CREATE FUNCTION apikeys_internal._target_row(p_acting apikeys.keys, p_client_id text, p_action text)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -4176,19 +4257,19 @@ BEGIN
         RAISE EXCEPTION 'API key "%" does not exist', p_client_id
             USING ERRCODE = '42704';
     END IF;
-    PERFORM apikeys._check_target(p_acting, t, p_action);
+    PERFORM apikeys_internal._check_target(p_acting, t, p_action);
     RETURN t;
 END
 $$;
-COMMENT ON FUNCTION apikeys._target_row IS 'Internal: a key of the acting key''s owner, locked and checked by _check_target; 42704 for any other';
-REVOKE ALL ON FUNCTION apikeys._target_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._target_row IS 'Internal: a key of the acting key''s owner, locked and checked by _check_target; 42704 for any other';
+REVOKE ALL ON FUNCTION apikeys_internal._target_row FROM PUBLIC;
 
 -- _grant_scopes: the scopes a key gives, validated (_check_settings) and
 -- with every '@set' replaced by the set's scopes as they are now.  A set
 -- is global and only admins define it: a key made through self-service
 -- holds plain scopes, so widening a set later widens only the keys an
 -- admin gave it to.  NULL stays NULL (not given).
-CREATE FUNCTION apikeys._grant_scopes(p_scopes text[])
+CREATE FUNCTION apikeys_internal._grant_scopes(p_scopes text[])
     RETURNS apikeys.scope[]
     LANGUAGE plpgsql
     VOLATILE
@@ -4201,14 +4282,14 @@ BEGIN
     IF p_scopes IS NULL THEN
         RETURN NULL;
     END IF;
-    v_scopes := apikeys._check_settings(p_scopes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    v_scopes := apikeys_internal._check_settings(p_scopes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     -- expanded, then validated again: duplicates go, at most 100 scopes
-    RETURN apikeys._check_settings(apikeys._expand_scopes(v_scopes)::text[],
+    RETURN apikeys_internal._check_settings(apikeys_internal._expand_scopes(v_scopes)::text[],
                                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys._grant_scopes IS 'Internal: scopes a key gives through self-service, validated, with every @set expanded into plain scopes';
-REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._grant_scopes IS 'Internal: scopes a key gives through self-service, validated, with every @set expanded into plain scopes';
+REVOKE ALL ON FUNCTION apikeys_internal._grant_scopes FROM PUBLIC;
 
 -- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
 -- may give a key (new, or changed, or one it acts on: _check_target) only
@@ -4238,7 +4319,7 @@ REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
 --                and a refill only if the acting key has one, of at most
 --                its amount, at most as often (_interval_us)
 -- Anything else: 42501.
-CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
+CREATE FUNCTION apikeys_internal._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
                                      p_rate_window interval, p_allowed_cidrs cidr[],
@@ -4251,16 +4332,16 @@ CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_held apikeys.scope[] := apikeys._expand_scopes(p_acting.scopes);
+    v_held apikeys.scope[] := apikeys_internal._expand_scopes(p_acting.scopes);
     v_what text := CASE WHEN p_client_id IS NULL THEN 'a new API key'
                         ELSE pg_catalog.format('API key "%s"', p_client_id) END;
     s apikeys.scope;
     c cidr;
     v_most bigint;
 BEGIN
-    FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
+    FOREACH s IN ARRAY apikeys_internal._expand_scopes(COALESCE(p_scopes, '{}'))
     LOOP
-        IF NOT apikeys._scopes_cover(v_held, s) THEN
+        IF NOT apikeys_internal._scopes_cover(v_held, s) THEN
             RAISE EXCEPTION 'API key "%" cannot give % the scope "%"', p_acting.client_id, v_what, s::text
                 USING ERRCODE = '42501',
                       DETAIL = 'A key can only give scopes its own scopes grant.';
@@ -4286,10 +4367,10 @@ BEGIN
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
         (p_rate_limit::numeric OPERATOR(pg_catalog.*)
-         COALESCE(apikeys._interval_us(p_acting.rate_window), 60000000)::numeric)
+         COALESCE(apikeys_internal._interval_us(p_acting.rate_window), 60000000)::numeric)
           OPERATOR(pg_catalog.>)
         (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*)
-         COALESCE(apikeys._interval_us(p_rate_window), 60000000)::numeric)) THEN
+         COALESCE(apikeys_internal._interval_us(p_rate_window), 60000000)::numeric)) THEN
         RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = pg_catalog.format('The acting key allows %s requests per %s.',
@@ -4300,7 +4381,7 @@ BEGIN
             RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501';
         END IF;
-        c := apikeys._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
+        c := apikeys_internal._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
         IF c IS NOT NULL THEN
             RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
@@ -4308,7 +4389,7 @@ BEGIN
         END IF;
     END IF;
     IF p_acting.credits IS NOT NULL THEN
-        v_most := GREATEST(apikeys._credits_balance(p_acting.client_id),
+        v_most := GREATEST(apikeys_internal._credits_balance(p_acting.client_id),
                            COALESCE(p_acting.refill_amount, 0));
         IF p_credits IS NULL THEN
             RAISE EXCEPTION 'API key "%" cannot give % unlimited use', p_acting.client_id, v_what
@@ -4324,8 +4405,8 @@ BEGIN
         IF p_refill_amount IS NOT NULL AND
            (p_acting.refill_amount IS NULL OR
             p_refill_amount OPERATOR(pg_catalog.>) p_acting.refill_amount OR
-            apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
-            apikeys._interval_us(p_acting.refill_every)) THEN
+            apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
+            apikeys_internal._interval_us(p_acting.refill_every)) THEN
             RAISE EXCEPTION 'API key "%" cannot give % a larger or faster refill than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = CASE WHEN p_acting.refill_amount IS NULL
@@ -4336,8 +4417,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
-REVOKE ALL ON FUNCTION apikeys._check_grant FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
+REVOKE ALL ON FUNCTION apikeys_internal._check_grant FROM PUBLIC;
 
 CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
                                       expires_at timestamptz DEFAULT NULL,
@@ -4356,7 +4437,7 @@ CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:create');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:create');
     v_scopes apikeys.scope[];
     v_max_lifetime interval;
     v_expires timestamptz;
@@ -4379,11 +4460,11 @@ BEGIN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
     END IF;
-    v_scopes := apikeys._grant_scopes(my_create_key.scopes);
-    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+    v_scopes := apikeys_internal._grant_scopes(my_create_key.scopes);
+    PERFORM apikeys_internal._check_settings(NULL, NULL, NULL, NULL,
                                     my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- defaults inherit from the acting key: never more than it has
-    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(a.owner) l;
+    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(a.owner) l;
     v_expires := COALESCE(my_create_key.expires_at,
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
@@ -4398,19 +4479,19 @@ BEGIN
         v_refill_every := my_create_key.refill_every;
     END IF;
     v_credits := COALESCE(my_create_key.credits, v_refill_amount);
-    PERFORM apikeys._check_credits(v_credits, v_refill_amount, v_refill_every);
-    PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
+    PERFORM apikeys_internal._check_credits(v_credits, v_refill_amount, v_refill_every);
+    PERFORM apikeys_internal._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
                                  a.rate_limit, a.rate_window, v_cidrs, a.prefix,
                                  v_credits, v_refill_amount, v_refill_every);
 
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
                             my_create_key.description, my_create_key.contact_email,
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
                             COALESCE(a.rate_window, '1 minute'::interval), false,
                             v_credits, v_refill_amount, v_refill_every, a.prefix);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
     RETURN r;
 END
 $$;
@@ -4439,25 +4520,25 @@ CREATE FUNCTION apikeys.my_update_key(client_id text,
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id, 'update');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_update_key.client_id, 'update');
     v_scopes apikeys.scope[];
 BEGIN
-    v_scopes := apikeys._grant_scopes(my_update_key.scopes);
-    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+    v_scopes := apikeys_internal._grant_scopes(my_update_key.scopes);
+    PERFORM apikeys_internal._check_settings(NULL, NULL, NULL, NULL,
                                     my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- the key as it will be afterwards must be within the acting key's power
-    PERFORM apikeys._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
+    PERFORM apikeys_internal._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
         t.rate_limit, t.rate_window,
         CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
              ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix,
-        COALESCE(my_update_key.credits, apikeys._credits_balance(t.client_id),
+        COALESCE(my_update_key.credits, apikeys_internal._credits_balance(t.client_id),
                  my_update_key.refill_amount),
         COALESCE(my_update_key.refill_amount, t.refill_amount),
         COALESCE(my_update_key.refill_every, t.refill_every));
 
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
                                v_scopes::text[], my_update_key.expires_at,
                                my_update_key.contact_email, my_update_key.contact_phone,
@@ -4465,7 +4546,7 @@ BEGIN
                                credits => my_update_key.credits,
                                refill_amount => my_update_key.refill_amount,
                                refill_every => my_update_key.refill_every);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
@@ -4479,15 +4560,15 @@ CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0'
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
     -- the acting key learns the new secret: _target_row checks the key is
     -- within its power
-    t apikeys.keys := apikeys._target_row(a, my_rotate_key.client_id, 'rotate');
+    t apikeys.keys := apikeys_internal._target_row(a, my_rotate_key.client_id, 'rotate');
     r apikeys.new_key;
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     r := apikeys.rotate_key(t.client_id, my_rotate_key.grace);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
     RETURN r;
 END
 $$;
@@ -4502,12 +4583,12 @@ CREATE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_disable_key.client_id, 'disable');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_disable_key.client_id, 'disable');
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.disable_key(t.client_id, my_disable_key.reason);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_disable_key IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
@@ -4521,12 +4602,12 @@ CREATE FUNCTION apikeys.my_enable_key(client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_enable_key.client_id, 'enable');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_enable_key.client_id, 'enable');
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.enable_key(t.client_id);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_enable_key IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
@@ -4540,12 +4621,12 @@ CREATE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:delete');
-    t apikeys.keys := apikeys._target_row(a, my_revoke_key.client_id, 'revoke');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys_internal._target_row(a, my_revoke_key.client_id, 'revoke');
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.revoke_key(t.client_id, my_revoke_key.reason);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_revoke_key IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
@@ -4559,12 +4640,12 @@ CREATE FUNCTION apikeys.my_delete_key(client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:delete');
-    t apikeys.keys := apikeys._target_row(a, my_delete_key.client_id, 'delete');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys_internal._target_row(a, my_delete_key.client_id, 'delete');
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.delete_key(t.client_id);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_delete_key IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
@@ -4576,7 +4657,7 @@ GRANT EXECUTE ON FUNCTION apikeys.my_delete_key TO apikeys_verifier, apikeys_adm
 -- authenticated in this transaction is live and holds apikeys:read.
 -- _my_keys reads key_list as the extension owner; the view over it is what
 -- callers use.
-CREATE FUNCTION apikeys._my_keys()
+CREATE FUNCTION apikeys_internal._my_keys()
     RETURNS SETOF apikeys.key_list
     LANGUAGE plpgsql
     STABLE
@@ -4584,7 +4665,7 @@ CREATE FUNCTION apikeys._my_keys()
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:read', false);
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:read', false);
 BEGIN
     IF a.client_id IS NULL THEN
         RETURN;
@@ -4594,12 +4675,12 @@ BEGIN
                   ORDER BY l.created_at, l.client_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
-REVOKE ALL ON FUNCTION apikeys._my_keys FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._my_keys TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
+REVOKE ALL ON FUNCTION apikeys_internal._my_keys FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._my_keys TO apikeys_verifier, apikeys_admin;
 
 CREATE VIEW apikeys.my_keys AS
-SELECT * FROM apikeys._my_keys();
+SELECT * FROM apikeys_internal._my_keys();
 COMMENT ON VIEW apikeys.my_keys IS 'Self-service: key_list for the authenticated key''s owner; empty unless that key is live and holds apikeys:read';
 REVOKE ALL ON TABLE apikeys.my_keys FROM PUBLIC;
 GRANT SELECT ON apikeys.my_keys TO apikeys_verifier, apikeys_admin;
@@ -4632,16 +4713,16 @@ REVOKE ALL ON TABLE apikeys.protected_tables FROM PUBLIC;
 -- (_check_settings) and by pre_request at every switch to it.  Not
 -- STRICT: a STRICT call with a NULL constant would be folded away before
 -- the EXECUTE privilege is checked.
-CREATE FUNCTION apikeys._protected_table_owned_by(role oid) RETURNS regclass
+CREATE FUNCTION apikeys_internal._protected_table_owned_by(role oid) RETURNS regclass
     AS 'MODULE_PATHNAME', 'apikeys_protected_table_owned_by'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._protected_table_owned_by IS 'Internal: a table protected without FORCE ROW LEVEL SECURITY whose owner the role is or is a member of (such a role cannot be a key''s db_role)';
-REVOKE ALL ON FUNCTION apikeys._protected_table_owned_by FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._protected_table_owned_by IS 'Internal: a table protected without FORCE ROW LEVEL SECURITY whose owner the role is or is a member of (such a role cannot be a key''s db_role)';
+REVOKE ALL ON FUNCTION apikeys_internal._protected_table_owned_by FROM PUBLIC;
 
 -- _protected_record / _protected_forget keep protect()'s bookkeeping.  They
 -- run as the extension owner (the table is not PUBLIC-writable) and act
 -- only for the owner of the table in question.
-CREATE FUNCTION apikeys._protected_record(p_tbl regclass, p_owner_column name, p_resource text,
+CREATE FUNCTION apikeys_internal._protected_record(p_tbl regclass, p_owner_column name, p_resource text,
                                           p_public_filter text, p_enabled_rls boolean,
                                           p_forced_rls boolean)
     RETURNS void
@@ -4650,7 +4731,7 @@ CREATE FUNCTION apikeys._protected_record(p_tbl regclass, p_owner_column name, p
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT pg_catalog.pg_has_role(apikeys._outer_user()::name,
+    IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
@@ -4666,11 +4747,11 @@ BEGIN
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
 END
 $$;
-COMMENT ON FUNCTION apikeys._protected_record IS 'Internal: records what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_record FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_record TO PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._protected_record IS 'Internal: records what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys_internal._protected_record FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._protected_record TO PUBLIC;
 
-CREATE FUNCTION apikeys._protected_forget(p_tbl regclass)
+CREATE FUNCTION apikeys_internal._protected_forget(p_tbl regclass)
     RETURNS apikeys.protected_tables
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -4679,7 +4760,7 @@ AS $$
 DECLARE
     p apikeys.protected_tables;
 BEGIN
-    IF NOT pg_catalog.pg_has_role(apikeys._outer_user()::name,
+    IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
@@ -4687,18 +4768,19 @@ BEGIN
     RETURN p;
 END
 $$;
-COMMENT ON FUNCTION apikeys._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_forget FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_forget TO PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys_internal._protected_forget FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._protected_forget TO PUBLIC;
 
 -- protect: RLS policies mapping SELECT/INSERT/UPDATE/DELETE to
 -- resource:read/create/update/delete for keys of the row's owner.
--- Runs as the caller, who must own tbl.
+-- Runs as the caller, who must own tbl.  Returns the four scopes a key
+-- needs, so psql shows what to put in create_key's scopes.
 CREATE FUNCTION apikeys.protect(tbl regclass, owner_column name,
                                 resource text DEFAULT NULL,
                                 public_filter text DEFAULT NULL,
                                 force boolean DEFAULT false)
-    RETURNS void
+    RETURNS text[]
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -4783,11 +4865,13 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
     END IF;
 
-    PERFORM apikeys._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
+    PERFORM apikeys_internal._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
                                       NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
+    RETURN ARRAY[v_res OPERATOR(pg_catalog.||) ':read', v_res OPERATOR(pg_catalog.||) ':create',
+                 v_res OPERATOR(pg_catalog.||) ':update', v_res OPERATOR(pg_catalog.||) ':delete'];
 END
 $$;
-COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete';
+COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete; returns those four scopes';
 REVOKE ALL ON FUNCTION apikeys.protect FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.protect TO PUBLIC;
 
@@ -4802,7 +4886,7 @@ DECLARE
     p apikeys.protected_tables;
     pol text;
 BEGIN
-    p := apikeys._protected_forget(tbl);
+    p := apikeys_internal._protected_forget(tbl);
     IF p.tbl IS NULL THEN
         RAISE EXCEPTION 'table % is not protected by apikeys', tbl
             USING ERRCODE = '55000', HINT = 'Use apikeys.protect() first.';
@@ -4826,11 +4910,12 @@ GRANT EXECUTE ON FUNCTION apikeys.unprotect TO PUBLIC;
 -- only to keys allowed to read that field (resource:read(field, ...));
 -- other columns read as NULL.  The view is security_invoker, so the
 -- table's RLS still decides which rows are visible.  An unqualified
--- view_name is created in the table's schema.
+-- view_name is created in the table's schema.  Returns the view, by its
+-- qualified name.
 CREATE FUNCTION apikeys.create_field_view(view_name text, tbl regclass,
                                           resource text DEFAULT NULL,
                                           always_visible name[] DEFAULT '{}')
-    RETURNS void
+    RETURNS regclass
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -4879,9 +4964,10 @@ BEGIN
 
     EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
                               v_view, cols, tbl);
+    RETURN v_view::pg_catalog.regclass;
 END
 $$;
-COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL';
+COMMENT ON FUNCTION apikeys.create_field_view IS 'Creates a view showing each column only to keys allowed to read that field; others read as NULL; returns the view';
 REVOKE ALL ON FUNCTION apikeys.create_field_view FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.create_field_view TO PUBLIC;
 
@@ -4893,7 +4979,7 @@ GRANT EXECUTE ON FUNCTION apikeys.create_field_view TO PUBLIC;
 
 -- The server-wide counters behind apikeys.stats (src/stats.c): totals
 -- since stats_since, NULL without shared_preload_libraries.
-CREATE FUNCTION apikeys._stats(OUT stats_since timestamptz,
+CREATE FUNCTION apikeys_internal._stats(OUT stats_since timestamptz,
                                OUT verifications_valid bigint,
                                OUT verifications_malformed bigint,
                                OUT verifications_not_found bigint,
@@ -4914,16 +5000,16 @@ CREATE FUNCTION apikeys._stats(OUT stats_since timestamptz,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._stats IS 'Internal: the shared-memory counters behind apikeys.stats';
-REVOKE ALL ON FUNCTION apikeys._stats FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._stats IS 'Internal: the shared-memory counters behind apikeys.stats';
+REVOKE ALL ON FUNCTION apikeys_internal._stats FROM PUBLIC;
 -- apikeys.stats: numbers only, for admins and monitoring (pg_monitor).
-GRANT EXECUTE ON FUNCTION apikeys._stats TO apikeys_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION apikeys_internal._stats TO apikeys_admin, pg_monitor;
 
 -- The gauges of apikeys.stats that tables and locked-down functions hold:
 -- the cache's fill, blocked addresses (a count, never an address) and this
 -- database's outbox backlog.  SECURITY DEFINER, so pg_monitor can read the
 -- numbers without reading the addresses or the outbox.
-CREATE FUNCTION apikeys._stats_gauges(OUT cache_entries bigint, OUT cache_capacity bigint,
+CREATE FUNCTION apikeys_internal._stats_gauges(OUT cache_entries bigint, OUT cache_capacity bigint,
                                       OUT cache_invalidations bigint,
                                       OUT addresses_blocked bigint,
                                       OUT outbox_backlog bigint, OUT outbox_failed bigint,
@@ -4934,7 +5020,7 @@ CREATE FUNCTION apikeys._stats_gauges(OUT cache_entries bigint, OUT cache_capaci
     SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT c.entries, c.capacity, c.invalidations,
-       (SELECT pg_catalog.count(*) FROM apikeys._failing_addresses() f WHERE f.blocked),
+       (SELECT pg_catalog.count(*) FROM apikeys_internal._failing_addresses() f WHERE f.blocked),
        (SELECT pg_catalog.count(*) FROM apikeys.outbox o
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL),
        (SELECT pg_catalog.count(*) FROM apikeys.outbox o WHERE o.failed_at IS NOT NULL),
@@ -4942,9 +5028,9 @@ SELECT c.entries, c.capacity, c.invalidations,
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL)
   FROM apikeys.cache_stats() c
 $$;
-COMMENT ON FUNCTION apikeys._stats_gauges IS 'Internal: the gauges behind apikeys.stats (counts only)';
-REVOKE ALL ON FUNCTION apikeys._stats_gauges FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._stats_gauges TO apikeys_admin, pg_monitor;
+COMMENT ON FUNCTION apikeys_internal._stats_gauges IS 'Internal: the gauges behind apikeys.stats (counts only)';
+REVOKE ALL ON FUNCTION apikeys_internal._stats_gauges FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._stats_gauges TO apikeys_admin, pg_monitor;
 
 -- The operator's view: one row, cheap enough to scrape every 15 seconds.
 -- Counters (verifications_*, cache_hits/misses/evictions, usage_flushes,
@@ -4973,7 +5059,7 @@ SELECT s.stats_since,
        pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
            AS outbox_oldest_age_seconds,
        s.verifications_usage_exceeded
-  FROM apikeys._stats() s, apikeys._stats_gauges() g;
+  FROM apikeys_internal._stats() s, apikeys_internal._stats_gauges() g;
 COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
 COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';
 COMMENT ON COLUMN apikeys.stats.outbox_backlog IS 'Undelivered, not failed outbox rows of this database';
@@ -5001,26 +5087,26 @@ COMMENT ON TABLE apikeys.derived_signing_key IS 'The secret the signing key of d
 REVOKE ALL ON TABLE apikeys.derived_signing_key FROM PUBLIC;
 ALTER TABLE apikeys.derived_signing_key ENABLE ROW LEVEL SECURITY;
 
-CREATE FUNCTION apikeys._new_signing_secret() RETURNS bytea
+CREATE FUNCTION apikeys_internal._new_signing_secret() RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_new_signing_secret'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._new_signing_secret IS 'Internal: 32 bytes from pg_strong_random(), the secret of apikeys.derived_signing_key';
-REVOKE ALL ON FUNCTION apikeys._new_signing_secret FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._new_signing_secret IS 'Internal: 32 bytes from pg_strong_random(), the secret of apikeys.derived_signing_key';
+REVOKE ALL ON FUNCTION apikeys_internal._new_signing_secret FROM PUBLIC;
 
 -- Each backend keeps the signing key it made: any change of the row (or
 -- TRUNCATE) sends a relcache invalidation that makes every backend, on
 -- standbys too, read it again.  ENABLE ALWAYS: also under replication apply.
-CREATE FUNCTION apikeys._signing_key_changed() RETURNS trigger
+CREATE FUNCTION apikeys_internal._signing_key_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_signing_key_changed'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._signing_key_changed IS 'Internal: makes every backend read the signing secret of derived tokens again';
-REVOKE ALL ON FUNCTION apikeys._signing_key_changed FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._signing_key_changed IS 'Internal: makes every backend read the signing secret of derived tokens again';
+REVOKE ALL ON FUNCTION apikeys_internal._signing_key_changed FROM PUBLIC;
 CREATE TRIGGER derived_signing_key_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.derived_signing_key
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._signing_key_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._signing_key_changed();
 ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
 
-INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());
+INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys_internal._new_signing_secret());
 
 CREATE FUNCTION apikeys.derive_token(scopes text[] DEFAULT NULL,
                                      ttl interval DEFAULT '15 minutes')
@@ -5031,8 +5117,8 @@ COMMENT ON FUNCTION apikeys.derive_token IS 'For the key authenticated in this t
 REVOKE ALL ON FUNCTION apikeys.derive_token FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.derive_token TO apikeys_verifier, apikeys_admin;
 
-CREATE FUNCTION apikeys._current_derived() RETURNS boolean
+CREATE FUNCTION apikeys_internal._current_derived() RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_current_derived'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._current_derived IS 'Internal: did a derived token authenticate this transaction (NULL: nothing did)?';
-REVOKE ALL ON FUNCTION apikeys._current_derived FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._current_derived IS 'Internal: did a derived token authenticate this transaction (NULL: nothing did)?';
+REVOKE ALL ON FUNCTION apikeys_internal._current_derived FROM PUBLIC;

@@ -471,7 +471,7 @@ flush_timed() { # db population run_seconds lsn0: print "charged_s flush_s rollu
 		wal=$(wal_since "$4")
 		# the keys the rollup folds: this flush's and those the worker journaled during the run
 		keys=$(psqlv "$1" -c "SELECT count(DISTINCT d.client_id) FROM apikeys.usage_journal j,
-		                       LATERAL apikeys._journal_decode(j.data) d") || die "reading the usage journal failed in $1"
+		                       LATERAL apikeys_internal._journal_decode(j.data) d") || die "reading the usage journal failed in $1"
 		out=$(timed_sql "$1" "SELECT apikeys.flush_usage(true)") || die "apikeys.flush_usage(true) failed in $1"
 		read -r rs _ <<<"$out"
 		awk -v f="$fs" -v r="$rs" -v k="$keys" -v p="$2" -v d="$3" -v w="$wal" 'BEGIN {
@@ -617,7 +617,7 @@ ST_TPS=$(pgb_field "$WORK/logs/steady.log" tps)
 if [ "$HAS_JOURNAL" = t ]; then
 	l2=$(lsn)
 	ST_KEYS=$(psqlv "$db" -c "SELECT count(DISTINCT d.client_id) FROM apikeys.usage_journal j,
-	                          LATERAL apikeys._journal_decode(j.data) d")
+	                          LATERAL apikeys_internal._journal_decode(j.data) d")
 	psqlc "$db" -c 'SELECT apikeys.flush_usage(true)' >/dev/null || die "apikeys.flush_usage(true) failed"
 	ST_ROLL=$(wal_since "$l2")
 	ST_ROLL_WHAT=$(waldump_summary "$l2" "$(lsn)")

@@ -93,7 +93,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		psqlc -c 'SELECT apikeys.flush_usage(false)' >/dev/null || die "flush failed"
 	done
 	jw=$(since "$l0")
-	keys=$(psqlv -c "SELECT count(DISTINCT d.client_id) FROM apikeys.usage_journal j, LATERAL apikeys._journal_decode(j.data) d")
+	keys=$(psqlv -c "SELECT count(DISTINCT d.client_id) FROM apikeys.usage_journal j, LATERAL apikeys_internal._journal_decode(j.data) d")
 	psqlc -c "UPDATE apikeys.usage_journal SET flushed_at = flushed_at - interval '$(( ROUNDS + 1 - r )) hours'" \
 		-c CHECKPOINT >/dev/null
 	l1=$(lsn)

@@ -35,7 +35,7 @@ static char *op_event = NULL;
 
 /*
  * The key a tenant self-service function (apikeys.my_*) acts for, set by
- * apikeys._acting_begin() around the admin function it calls, so every
+ * apikeys_internal._acting_begin() around the admin function it calls, so every
  * audit row of that change names it (detail.by_key).  Backend memory,
  * cleared at the end of the transaction, like the label.
  */
@@ -105,7 +105,7 @@ PG_FUNCTION_INFO_V1(apikeys_acting_begin);
 PG_FUNCTION_INFO_V1(apikeys_acting_key);
 
 /*
- * SQL function: apikeys._acting_begin(client_id text) returns void
+ * SQL function: apikeys_internal._acting_begin(client_id text) returns void
  *
  * Names the key the following changes are made for; NULL forgets it.
  */
@@ -119,7 +119,7 @@ apikeys_acting_begin(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* SQL function: apikeys._acting_key() returns text (NULL: none) */
+/* SQL function: apikeys_internal._acting_key() returns text (NULL: none) */
 Datum
 apikeys_acting_key(PG_FUNCTION_ARGS)
 {
@@ -130,7 +130,7 @@ apikeys_acting_key(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(apikeys_in_apply_worker);
 
-/* SQL function: apikeys._op_begin(event text, detail jsonb) returns void */
+/* SQL function: apikeys_internal._op_begin(event text, detail jsonb) returns void */
 Datum
 apikeys_op_begin(PG_FUNCTION_ARGS)
 {
@@ -151,7 +151,7 @@ apikeys_op_begin(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* SQL function: apikeys._op_end() returns void */
+/* SQL function: apikeys_internal._op_end() returns void */
 Datum
 apikeys_op_end(PG_FUNCTION_ARGS)
 {
@@ -159,7 +159,7 @@ apikeys_op_end(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* SQL function: apikeys._op_event() returns text */
+/* SQL function: apikeys_internal._op_event() returns text */
 Datum
 apikeys_op_event(PG_FUNCTION_ARGS)
 {
@@ -168,7 +168,7 @@ apikeys_op_event(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(op_event));
 }
 
-/* SQL function: apikeys._op_detail() returns jsonb */
+/* SQL function: apikeys_internal._op_detail() returns jsonb */
 Datum
 apikeys_op_detail(PG_FUNCTION_ARGS)
 {
@@ -182,7 +182,7 @@ apikeys_op_detail(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._outer_user() returns text
+ * SQL function: apikeys_internal._outer_user() returns text
  *
  * current_user as the caller set it (SET ROLE), not the owner a SECURITY
  * DEFINER function runs as: that is who to record in the audit trail.
@@ -194,7 +194,7 @@ apikeys_outer_user(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._in_apply_worker() returns boolean
+ * SQL function: apikeys_internal._in_apply_worker() returns boolean
  *
  * True in a logical replication worker the server itself started: an apply
  * worker, a parallel apply worker or a table sync worker, which is what

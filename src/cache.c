@@ -1361,7 +1361,7 @@ PG_FUNCTION_INFO_V1(apikeys_cache_stats);
 PG_FUNCTION_INFO_V1(apikeys_cache_prewarm);
 
 /*
- * SQL function: apikeys._keys_cache_trigger() returns trigger
+ * SQL function: apikeys_internal._keys_cache_trigger() returns trigger
  *
  * AFTER UPDATE OR DELETE FOR EACH ROW on apikeys.keys: invalidates the
  * key's cache entry (both client IDs if the client ID itself changed).
@@ -1374,7 +1374,7 @@ apikeys_keys_cache_trigger(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "apikeys._keys_cache_trigger must be an AFTER ROW trigger");
+		elog(ERROR, "apikeys_internal._keys_cache_trigger must be an AFTER ROW trigger");
 
 	if (ApikeysSharedReady())
 	{
@@ -1393,7 +1393,7 @@ apikeys_keys_cache_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._scope_sets_cache_trigger() returns trigger
+ * SQL function: apikeys_internal._scope_sets_cache_trigger() returns trigger
  *
  * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on
  * apikeys.scope_sets: step W1 for this database's scope-set generation,
@@ -1407,7 +1407,7 @@ apikeys_scope_sets_cache_trigger(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
-		elog(ERROR, "apikeys._scope_sets_cache_trigger must be an AFTER STATEMENT trigger");
+		elog(ERROR, "apikeys_internal._scope_sets_cache_trigger must be an AFTER STATEMENT trigger");
 
 	if (ApikeysSharedReady() && !xact_setgen_marked)
 	{
@@ -1419,7 +1419,7 @@ apikeys_scope_sets_cache_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._cache_invalidate_all() returns void
+ * SQL function: apikeys_internal._cache_invalidate_all() returns void
  *
  * Outdates the whole shared cache when this transaction ends (CacheMarkAll).
  * Called by the event trigger on ALTER TABLE of the extension's tables.
@@ -1528,7 +1528,7 @@ apikeys_cache_prewarm(PG_FUNCTION_ARGS)
 									   "SELECT k.client_id FROM apikeys.keys k "
 									   "  LEFT JOIN (SELECT d.client_id COLLATE \"C\" AS client_id, pg_catalog.max(d.last_used) AS t "
 									   "               FROM apikeys.usage_packed p, "
-									   "                    LATERAL apikeys._journal_decode(p.data) d "
+									   "                    LATERAL apikeys_internal._journal_decode(p.data) d "
 									   "              WHERE p.hour OPERATOR(pg_catalog.>=) "
 									   "                    ((SELECT pg_catalog.max(p2.hour) FROM apikeys.usage_packed p2) "
 									   "                     OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval) "

@@ -209,7 +209,7 @@ ClaimShmemInit(void)
 }
 
 /*
- * SQL function: apikeys._claim_secrets() returns record
+ * SQL function: apikeys_internal._claim_secrets() returns record
  *	 (claim_token text, code text)
  *
  * A fresh claim token and a 6-digit code, both from pg_strong_random().
@@ -250,7 +250,7 @@ apikeys_claim_secrets(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._hash_equal(a bytea, b bytea) returns boolean
+ * SQL function: apikeys_internal._hash_equal(a bytea, b bytea) returns boolean
  *
  * Constant-time equality of two hashes (timingsafe_bcmp), so a wrong
  * claim code takes as long to refuse as any other.
@@ -288,7 +288,7 @@ HashEqual(const uint8 *a, int alen, const uint8 *b, int blen)
  */
 
 /*
- * SQL function: apikeys._claim_begin(client_ip inet) returns inet
+ * SQL function: apikeys_internal._claim_begin(client_ip inet) returns inet
  *
  * Opens every claim: refuses at once during recovery (nothing can be
  * counted on a standby), and returns the caller's address, normalised as
@@ -319,7 +319,7 @@ apikeys_claim_begin(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._claim_failed(address inet) returns void
+ * SQL function: apikeys_internal._claim_failed(address inet) returns void
  *
  * Counts a failed claim against the caller's address (NULL: none known) in
  * the address throttle.  claim_key never asks the throttle whether the
@@ -555,7 +555,7 @@ ClaimCountInRow(int64 claim_id, const uint8 *presented, int presented_len)
 }
 
 /*
- * SQL function: apikeys._claim_attempt(claim_id bigint, failures integer,
+ * SQL function: apikeys_internal._claim_attempt(claim_id bigint, failures integer,
  *		expires_at timestamptz, code_hash bytea, presented bytea) returns boolean
  *
  * The one door to a code comparison: counts the attempt first (in shared
@@ -627,7 +627,7 @@ apikeys_claim_attempt(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._claim_attempts() returns setof record
+ * SQL function: apikeys_internal._claim_attempts() returns setof record
  *	 (claim_id bigint, tag bytea, attempts integer, wrong integer, synced integer)
  *
  * This database's entries of the attempt table (none without preloading):
@@ -689,7 +689,7 @@ ClaimWorkerConnect(const char *appname)
 
 /*
  * ApikeysClaimSyncMain writes the attempt table's counts of its database
- * to the claims' rows through apikeys._claim_record (which skips a locked
+ * to the claims' rows through apikeys_internal._claim_record (which skips a locked
  * row rather than wait), then, once committed, marks what it wrote.
  */
 void
@@ -744,7 +744,7 @@ ApikeysClaimSyncMain(Datum arg)
 		/* claim rows are skipped when locked; nothing else may hold it up */
 		if (SPI_execute("SELECT pg_catalog.set_config('lock_timeout', '1s', true)", false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not set lock_timeout");
-		plan = SPI_prepare("SELECT apikeys._claim_record($1, $2, $3, $4)", 4, argtypes);
+		plan = SPI_prepare("SELECT apikeys_internal._claim_record($1, $2, $3, $4)", 4, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the claim sync");
 		for (int i = 0; i < n; i++)
@@ -791,7 +791,7 @@ ApikeysClaimSyncMain(Datum arg)
 /*
  * ApikeysClaimCountMain is the worker behind ClaimCountInRow: it counts
  * one attempt in the claim's row and compares the code, through
- * apikeys._claim_count_attempt, commits, and only then answers in the
+ * apikeys_internal._claim_count_attempt, commits, and only then answers in the
  * shared request.  A lock held on the row ends it after lock_timeout (1 s)
  * with no answer, which the caller takes as a refusal.
  */
@@ -823,7 +823,7 @@ ApikeysClaimCountMain(Datum arg)
 	memcpy(VARDATA(presented), req->presented, req->presented_len);
 	values[0] = Int64GetDatum(req->claim_id);
 	values[1] = PointerGetDatum(presented);
-	if (SPI_execute_with_args("SELECT apikeys._claim_count_attempt($1, $2)",
+	if (SPI_execute_with_args("SELECT apikeys_internal._claim_count_attempt($1, $2)",
 							  2, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not count a claim attempt");
 	right = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

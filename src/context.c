@@ -333,7 +333,7 @@ apikeys_field_allowed(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._current_derived() returns boolean
+ * SQL function: apikeys_internal._current_derived() returns boolean
  *
  * Did a derived token authenticate this transaction?  NULL when nothing
  * did.  The self-service functions refuse such a context (_acting_row):

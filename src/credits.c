@@ -13,7 +13,7 @@
  * take more than the balance holds, and nothing is written per call.  The
  * background worker writes the balances that changed to
  * apikeys.credit_balances at every visit (apikeys.flush_interval, with the
- * usage flush), through apikeys._credits_write: a table of their own, so
+ * usage flush), through apikeys_internal._credits_write: a table of their own, so
  * that a flush fires none of apikeys.keys' triggers and outdates nothing in
  * the shared verification cache.
  *
@@ -509,7 +509,7 @@ ReadRowsSpi(const char *client_id, bool lock_first, KeyInfo *key, StoredBalance 
  * CreditsSpendRow: the spend without shared memory.  The key's row is
  * locked until the transaction ends (ReadRowsSpi), its live balance
  * computed (LiveFromStored, CreditsRefill) and, when it changed, written
- * to credit_balances (apikeys._credits_write), as the extension owner in
+ * to credit_balances (apikeys_internal._credits_write), as the extension owner in
  * a subtransaction.  An error (a serialization failure in REPEATABLE
  * READ, a lock timeout) refuses the spend: never a free use.
  */
@@ -560,7 +560,7 @@ CreditsSpendRow(const KeyInfo *key, int cost, TimestampTz now, CreditsOutcome *o
 				args[2] = Int64GetDatum(live.added_seen);
 				args[3] = Int64GetDatum(live.balance);
 				args[4] = TimestampTzGetDatum(live.period);
-				if (SPI_execute_with_args("SELECT apikeys._credits_write($1, $2, $3, $4, $5)",
+				if (SPI_execute_with_args("SELECT apikeys_internal._credits_write($1, $2, $3, $4, $5)",
 										  5, types, args, nulls, false, 1) != SPI_OK_SELECT)
 					elog(ERROR, "could not write the key's credits");
 			}
@@ -680,7 +680,7 @@ FlushXactCallback(XactEvent event, void *arg)
 
 /*
  * CreditsFlushDatabase writes this database's changed balances to
- * apikeys.credit_balances (apikeys._credits_write), in the current
+ * apikeys.credit_balances (apikeys_internal._credits_write), in the current
  * transaction, and drops
  * entries written and left unchanged for two flush intervals.  Returns the
  * number of keys written.  Does nothing without shared memory or during
@@ -735,7 +735,7 @@ CreditsFlushDatabase(void)
 	{
 		Oid			types[5] = {TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID};
 
-		plan = SPI_prepare("SELECT apikeys._credits_write($1, $2, $3, $4, $5)", 5, types);
+		plan = SPI_prepare("SELECT apikeys_internal._credits_write($1, $2, $3, $4, $5)", 5, types);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the credit flush");
 	}
@@ -778,7 +778,7 @@ CreditsFlushDatabase(void)
 PG_FUNCTION_INFO_V1(apikeys_credits_flush);
 PG_FUNCTION_INFO_V1(apikeys_credits_balance);
 
-/* SQL function: apikeys._credits_flush() returns bigint */
+/* SQL function: apikeys_internal._credits_flush() returns bigint */
 Datum
 apikeys_credits_flush(PG_FUNCTION_ARGS)
 {
@@ -786,7 +786,7 @@ apikeys_credits_flush(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._credits_balance(client_id text) returns bigint
+ * SQL function: apikeys_internal._credits_balance(client_id text) returns bigint
  *
  * The balance a verification would see now, spending nothing: the shared
  * entry brought up to date with the key's row as this transaction sees it

@@ -268,7 +268,7 @@ SigningKey(uint8 *out)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the signing key of derived tokens is missing"),
 				 errdetail("apikeys.derived_signing_key must hold one row of 32 bytes."),
-				 errhint("Recreate the extension, or insert apikeys._new_signing_secret() as the extension's owner.")));
+				 errhint("Recreate the extension, or insert apikeys_internal._new_signing_secret() as the extension's owner.")));
 
 	parts[0] = (const uint8 *) SIGNING_KEY_LABEL;
 	lens[0] = sizeof(SIGNING_KEY_LABEL);	/* with its zero byte */
@@ -536,7 +536,7 @@ DerivedTokenMint(const char *client_id, char hash_alg, const uint8 *key_hash,
 PG_FUNCTION_INFO_V1(apikeys_signing_key_changed);
 
 /*
- * SQL function: apikeys._signing_key_changed() returns trigger
+ * SQL function: apikeys_internal._signing_key_changed() returns trigger
  *
  * AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE FOR EACH STATEMENT on
  * apikeys.derived_signing_key: a relcache invalidation of the table, so
@@ -549,7 +549,7 @@ apikeys_signing_key_changed(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
-		elog(ERROR, "apikeys._signing_key_changed must be an AFTER trigger");
+		elog(ERROR, "apikeys_internal._signing_key_changed must be an AFTER trigger");
 	CacheInvalidateRelcache(td->tg_relation);
 	return PointerGetDatum(NULL);
 }
@@ -557,7 +557,7 @@ apikeys_signing_key_changed(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(apikeys_new_signing_secret);
 
 /*
- * SQL function: apikeys._new_signing_secret() returns bytea
+ * SQL function: apikeys_internal._new_signing_secret() returns bytea
  *
  * 32 bytes from pg_strong_random(): the secret of a new
  * apikeys.derived_signing_key row (made when the extension is created).

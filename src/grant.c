@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * grant.c
- *	  What the no-escalation check (apikeys._check_grant) needs from C: the
+ *	  What the no-escalation check (apikeys_internal._check_grant) needs from C: the
  *	  measures verification itself uses, so that a grant is judged on what
  *	  the key will actually be able to do.
  *
@@ -32,7 +32,7 @@
 PG_FUNCTION_INFO_V1(apikeys_cidrs_outside);
 
 /*
- * SQL function: apikeys._cidrs_outside(inner cidr[], outer cidr[]) returns cidr
+ * SQL function: apikeys_internal._cidrs_outside(inner cidr[], outer cidr[]) returns cidr
  *
  * The first network of inner that is not inside one of outer's networks,
  * both normalised as verification normalises them; NULL when every one is
@@ -87,7 +87,7 @@ apikeys_cidrs_outside(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(apikeys_interval_us);
 
 /*
- * SQL function: apikeys._interval_us(w interval) returns bigint
+ * SQL function: apikeys_internal._interval_us(w interval) returns bigint
  *
  * A rate window's length as verification measures it (IntervalUs: a month
  * is 30 days, a day 24 hours).  NULL in, NULL out.

@@ -272,7 +272,7 @@ JournalTake(HTAB *items, TimestampTz before)
 /*
  * The rolled-up usage: apikeys.usage_packed holds, per hour and bucket of
  * client IDs (their last USAGE_BUCKET_CHARS characters: the lookup,
- * apikeys._usage_last_use(), computes the same with right()), rows whose
+ * apikeys_internal._usage_last_use(), computes the same with right()), rows whose
  * data is packed as a journal row is (journal_codec.c): the keys of the
  * bucket used in that hour, in client-ID order, each with its counts and
  * last use.  The view apikeys.usage unpacks them, one row per key, hour and
@@ -823,7 +823,7 @@ DecodeOne(const char *client_id, int len, const uint64 *counts,
 }
 
 /*
- * SQL function: apikeys._journal_decode(data bytea)
+ * SQL function: apikeys_internal._journal_decode(data bytea)
  *	 returns setof (client_id text, code text, count bigint, last_used timestamptz)
  *
  * One row per key and outcome code counted in a journal row (one with a
@@ -860,7 +860,7 @@ FindOne(const char *client_id, int len, const uint64 *counts,
 }
 
 /*
- * SQL function: apikeys._usage_find(data bytea, client_id text)
+ * SQL function: apikeys_internal._usage_find(data bytea, client_id text)
  *	 returns timestamptz
  *
  * The key's last use in a packed usage row (journal format), NULL when the
@@ -885,7 +885,7 @@ apikeys_usage_find(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._usage_pack(client_ids text[], codes text[],
+ * SQL function: apikeys_internal._usage_pack(client_ids text[], codes text[],
  *	 counts bigint[], last_used timestamptz[]) returns bytea
  *
  * Rows of one hour and bucket as apikeys.usage showed them (a key, a code,
@@ -955,7 +955,7 @@ apikeys_usage_pack(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._recent_use(client_id text) returns timestamptz
+ * SQL function: apikeys_internal._recent_use(client_id text) returns timestamptz
  *
  * The key's last use written to the usage journal and not yet rolled up
  * into apikeys.usage; NULL when there is none (or not preloaded).
@@ -1006,11 +1006,11 @@ StandbysMayVerify(void)
 }
 
 /*
- * SQL function: apikeys._usage_unproven(unused_after interval) returns text
+ * SQL function: apikeys_internal._usage_unproven(unused_after interval) returns text
  *
  * Why this database cannot prove that a key without a recorded use in the
  * last unused_after was not used (NULL when it can); the one place that
- * knows where uses are recorded, for apikeys._unused_proven.  Its first
+ * knows where uses are recorded, for apikeys_internal._unused_proven.  Its first
  * call in a transaction makes the recorded uses complete: it waits for a
  * rollup under way and keeps others from starting until the transaction
  * ends (a rollup forgets recent.c's times before its apikeys.usage rows
@@ -1079,7 +1079,7 @@ apikeys_usage_unproven(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._usage_health(OUT lost_until timestamptz,
+ * SQL function: apikeys_internal._usage_health(OUT lost_until timestamptz,
  *	 OUT visits_not_started bigint, OUT journal_in_recent boolean)
  *
  * What the proof of non-use depends on: the latest time up to which a use
@@ -1105,7 +1105,7 @@ apikeys_usage_health(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._usage_accept_losses() returns void
+ * SQL function: apikeys_internal._usage_accept_losses() returns void
  *
  * Superuser only: forget the possible losses noted so far (e.g. after the
  * first start with apikeys preloaded, when no key was in use before).

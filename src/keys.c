@@ -93,7 +93,7 @@ NewKeyPrefix(text *arg)
 }
 
 /*
- * SQL function: apikeys._mint(client_id text, prefix text) returns record
+ * SQL function: apikeys_internal._mint(client_id text, prefix text) returns record
  *	 (client_id text, client_secret text, token text, secret_hash bytea,
  *	  hash_alg "char")
  *
@@ -169,7 +169,7 @@ apikeys_mint(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._check_prefix(prefix text) returns text
+ * SQL function: apikeys_internal._check_prefix(prefix text) returns text
  *
  * The prefix a new key will carry (NULL: apikeys.token_prefix), or 22023
  * when it is not allowed: create_key asks before it writes anything, and

@@ -187,7 +187,7 @@ LegacyAlgs(HeapTuple tuple, TupleDesc desc, char *alg, char *prev_alg)
 PG_FUNCTION_INFO_V1(apikeys_keys_legacy_cache_trigger);
 
 /*
- * SQL function: apikeys._keys_legacy_cache_trigger() returns trigger
+ * SQL function: apikeys_internal._keys_legacy_cache_trigger() returns trigger
  *
  * AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on apikeys.keys: when the
  * row's legacy hashes (hash_alg or prev_hash_alg 'l') come or go, a relcache
@@ -207,7 +207,7 @@ apikeys_keys_legacy_cache_trigger(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "apikeys._keys_legacy_cache_trigger must be an AFTER ROW trigger");
+		elog(ERROR, "apikeys_internal._keys_legacy_cache_trigger must be an AFTER ROW trigger");
 	desc = RelationGetDescr(td->tg_relation);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		LegacyAlgs(td->tg_trigtuple, desc, &after, &prev_after);
@@ -229,7 +229,7 @@ apikeys_keys_legacy_cache_trigger(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(apikeys_legacy_token_max_length);
 
-/* SQL function: apikeys._legacy_token_max_length() returns integer */
+/* SQL function: apikeys_internal._legacy_token_max_length() returns integer */
 Datum
 apikeys_legacy_token_max_length(PG_FUNCTION_ARGS)
 {

@@ -112,7 +112,7 @@ ForgetOwnerLimits(Datum arg, Oid relid)
  * IntervalUs: an interval's length in microseconds, a month being 30 days
  * and a day 24 hours (as PostgreSQL compares intervals).  The one measure
  * of a rate window: verification (lookup.c, here) and the no-escalation
- * check (apikeys._interval_us) use it.
+ * check (apikeys_internal._interval_us) use it.
  */
 int64
 IntervalUs(const Interval *w)
@@ -324,10 +324,10 @@ OwnerLimitKnownNone(const char *owner)
 PG_FUNCTION_INFO_V1(apikeys_owner_max_length);
 
 /*
- * SQL function: apikeys._owner_max_length() returns integer
+ * SQL function: apikeys_internal._owner_max_length() returns integer
  *
  * The longest owner name in characters: the one limit, checked by
- * apikeys._check_owner for every function that takes an owner.
+ * apikeys_internal._check_owner for every function that takes an owner.
  */
 Datum
 apikeys_owner_max_length(PG_FUNCTION_ARGS)
@@ -338,7 +338,7 @@ apikeys_owner_max_length(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(apikeys_owner_limit_cache_trigger);
 
 /*
- * SQL function: apikeys._owner_limit_cache_trigger() returns trigger
+ * SQL function: apikeys_internal._owner_limit_cache_trigger() returns trigger
  *
  * AFTER INSERT OR DELETE OR UPDATE OF rate_limit, rate_window FOR EACH ROW
  * on apikeys.owner_policies: a relcache invalidation of the table, sent to
@@ -351,7 +351,7 @@ apikeys_owner_limit_cache_trigger(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "apikeys._owner_limit_cache_trigger must be an AFTER ROW trigger");
+		elog(ERROR, "apikeys_internal._owner_limit_cache_trigger must be an AFTER ROW trigger");
 	CacheInvalidateRelcache(td->tg_relation);
 	return PointerGetDatum(NULL);
 }

@@ -17,8 +17,8 @@
 
 /*
  * The longest owner name, in characters (SQL's length(), whatever the
- * bytes: 256 CJK characters are 768 bytes).  apikeys._check_owner checks
- * it through apikeys._owner_max_length(); nothing in C measures owners.
+ * bytes: 256 CJK characters are 768 bytes).  apikeys_internal._check_owner checks
+ * it through apikeys_internal._owner_max_length(); nothing in C measures owners.
  */
 #define APIKEYS_OWNER_MAX_CHARS		256
 

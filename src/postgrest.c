@@ -449,7 +449,7 @@ ScrubHeaders(Jsonb *headers, const char *const *names, int n)
  * its row-level security unless it is forced, so no key's db_role may be
  * such a role.  The one rule: pre_request applies it at every switch
  * (SwitchToKeyRole) and create_key / update_key when they are given the
- * role (apikeys._protected_table_owned_by).  One pg_class lookup per
+ * role (apikeys_internal._protected_table_owned_by).  One pg_class lookup per
  * protected table; no SQL, no privilege check (the caller has the key).
  */
 static Oid
@@ -498,7 +498,7 @@ OwnedProtectedTable(Oid roleid)
 PG_FUNCTION_INFO_V1(apikeys_protected_table_owned_by);
 
 /*
- * SQL function: apikeys._protected_table_owned_by(role oid) returns regclass
+ * SQL function: apikeys_internal._protected_table_owned_by(role oid) returns regclass
  * OwnedProtectedTable for create_key and update_key; NULL for none.
  */
 Datum

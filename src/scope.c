@@ -378,7 +378,7 @@ ScopeArrayGrants(ArrayType *granted, const Scope *required)
  * the action ("res:act", "res:*" or "*"); "res:act(a,b)" lets its holder
  * use the action, but give it only with fields among a and b.  A field
  * list is covered field by field, as in ScopeArrayGrants.  This is the
- * subset test of the no-escalation rule (apikeys._check_grant).
+ * subset test of the no-escalation rule (apikeys_internal._check_grant).
  */
 bool
 ScopeArrayCovers(ArrayType *granted, const Scope *required)
@@ -655,7 +655,7 @@ apikeys_scope_grants(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(apikeys_scopes_cover);
 
-/* SQL function: apikeys._scopes_cover(granted scope[], required scope) returns boolean */
+/* SQL function: apikeys_internal._scopes_cover(granted scope[], required scope) returns boolean */
 Datum
 apikeys_scopes_cover(PG_FUNCTION_ARGS)
 {

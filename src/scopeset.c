@@ -15,7 +15,7 @@
  * itself, so a redefinition committed before this call is always seen.
  * A cached key holds the expansion made when it was filled; a change to
  * apikeys.scope_sets therefore invalidates every cached key of the
- * database (the statement trigger apikeys._scope_sets_cache_trigger, and
+ * database (the statement trigger apikeys_internal._scope_sets_cache_trigger, and
  * the per-database "scope-set generation" in cache.c).
  *
  * A set holds plain scopes only (define_scope_set refuses "@" members), so
@@ -184,7 +184,7 @@ ScopeSetExpand(ArrayType *scopes)
 PG_FUNCTION_INFO_V1(apikeys_expand_scopes);
 
 /*
- * SQL function: apikeys._expand_scopes(scopes scope[]) returns scope[]
+ * SQL function: apikeys_internal._expand_scopes(scopes scope[]) returns scope[]
  *
  * The same expansion verification makes, for the no-escalation check of
  * the self-service functions and for key_hygiene: one code path, so what

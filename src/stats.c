@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * stats.c
- *	  Server-wide counters, and apikeys._stats() behind the apikeys.stats
+ *	  Server-wide counters, and apikeys_internal._stats() behind the apikeys.stats
  *	  view.
  *
  * An operator scraping every 15 seconds wants totals since the server
@@ -15,9 +15,9 @@
  * to the same line; a read sums the stripes (a few hundred loads, no
  * lock).  A sum read while others add is a moment's value, as
  * pg_stat_statements' are.  Without shared_preload_libraries there is no
- * shared memory, nothing is counted, and apikeys._stats() answers NULLs.
+ * shared memory, nothing is counted, and apikeys_internal._stats() answers NULLs.
  *
- * One function reads everything (apikeys._stats()); what other modules
+ * One function reads everything (apikeys_internal._stats()); what other modules
  * know (the cache's size, the usage table's fill, the address table's)
  * is read through their own small accessor functions, so a module that
  * gains a counter adds a column here and nowhere else.  Gauges that live
@@ -153,7 +153,7 @@ StatsSum(int i)
 	return (int64) sum;
 }
 
-/* The columns of apikeys._stats(), in order. */
+/* The columns of apikeys_internal._stats(), in order. */
 enum
 {
 	COL_SINCE = 0,
@@ -176,7 +176,7 @@ enum
 PG_FUNCTION_INFO_V1(apikeys_stats);
 
 /*
- * SQL function: apikeys._stats() returns record
+ * SQL function: apikeys_internal._stats() returns record
  *
  * The shared-memory half of the apikeys.stats view: totals since
  * stats_since (the server's start, or its last crash restart); all NULL
@@ -196,7 +196,7 @@ apikeys_stats(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	if (tupdesc->natts != STATS_NCOLS)
-		elog(ERROR, "apikeys._stats() has %d columns, expected %d",
+		elog(ERROR, "apikeys_internal._stats() has %d columns, expected %d",
 			 tupdesc->natts, STATS_NCOLS);
 
 	memset(values, 0, sizeof(values));

@@ -1023,7 +1023,7 @@ ThrottleDiscardDatabase(void)
 PG_FUNCTION_INFO_V1(apikeys_failing_addresses);
 
 /*
- * SQL function: apikeys._failing_addresses() returns setof record
+ * SQL function: apikeys_internal._failing_addresses() returns setof record
  *	 (address inet, client_id text, failures integer,
  *	  window_start timestamptz, window_end timestamptz, blocked boolean,
  *	  blocked_attempts bigint)

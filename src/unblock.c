@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * unblock.c
- *	  apikeys._unblock_address(): lifting failure-throttle records at commit.
+ *	  apikeys_internal._unblock_address(): lifting failure-throttle records at commit.
  *
  * The failure throttle lives in shared memory (throttle.c), which a
  * rollback does not undo.  An admin's unblock_address must still be
@@ -139,7 +139,7 @@ UnblockAtCommit(Datum addr)
 PG_FUNCTION_INFO_V1(apikeys_unblock);
 
 /*
- * SQL function: apikeys._unblock_address(address inet, OUT blocks_lifted
+ * SQL function: apikeys_internal._unblock_address(address inet, OUT blocks_lifted
  *				integer, OUT records_cleared integer) returns record
  *
  * For apikeys.unblock_address(), which audits it: refuses a read-only

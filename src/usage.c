@@ -195,7 +195,7 @@ UsageCollect(HTAB *items, TimestampTz hour)
 /*
  * Counts live in shared memory until a flush, so a restart would lose up
  * to one flush interval of uses, and the "unused" policy could then never
- * trust the last unused_after (journal.c, apikeys._usage_unproven).  As
+ * trust the last unused_after (journal.c, apikeys_internal._usage_unproven).  As
  * pg_stat_statements does, the postmaster saves them to a file when it
  * exits cleanly (after the shutdown checkpoint, when every backend has
  * gone and nothing can count any more), and the launcher of the next run reads them back and deletes the
@@ -394,7 +394,7 @@ apikeys_usage_stats(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._preloaded() returns boolean
+ * SQL function: apikeys_internal._preloaded() returns boolean
  *
  * Is the library in shared_preload_libraries (with shared memory)?  Used
  * to warn that rate limits are not enforced otherwise.

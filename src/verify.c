@@ -697,7 +697,7 @@ apikeys_verify_client(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL function: apikeys._live_secret_key(token text) returns text
+ * SQL function: apikeys_internal._live_secret_key(token text) returns text
  *
  * The client ID of the key whose live secret the token holds: its current
  * secret, or its previous one within the rotation grace (secret_live, the

@@ -11,7 +11,7 @@
 # shared_preload_libraries (test/regress.conf), then on one without
 # (test/regress-not-preloaded.conf, as make installcheck meets a stock
 # server).  A test whose output differs without preloading has an alternate
-# expected file NAME_1.out, and prints apikeys._preloaded() near its top, so
+# expected file NAME_1.out, and prints apikeys_internal._preloaded() near its top, so
 # a run in one mode can never pass by matching the other mode's file; a
 # NAME_1.out whose guard does not read "t" in NAME.out and "f" in NAME_1.out
 # is a failure.
@@ -212,7 +212,7 @@ accept() {
 
 # check_alternates DIR: an alternate expected file (NAME_1.out, the output
 # without apikeys preloaded) is honest only when its test prints
-# apikeys._preloaded(): "t" in NAME.out, "f" in NAME_1.out, so a preloaded
+# apikeys_internal._preloaded(): "t" in NAME.out, "f" in NAME_1.out, so a preloaded
 # run can never pass by matching the other file.  One failure per file that
 # does not.
 check_alternates() {
@@ -221,17 +221,17 @@ check_alternates() {
 		[ -e "$f" ] || continue
 		base=$(basename "$f" _1.out); main="$dir/$base.out"
 		if [ "$(guard_value "$main")" != t ] || [ "$(guard_value "$f")" != f ]; then
-			fail_with "alternates/$base" "$base.out must print apikeys._preloaded() as t and ${base}_1.out as f"
+			fail_with "alternates/$base" "$base.out must print apikeys_internal._preloaded() as t and ${base}_1.out as f"
 		fi
 	done
 }
 
-# guard_value FILE: the value printed under "SELECT apikeys._preloaded() AS
+# guard_value FILE: the value printed under "SELECT apikeys_internal._preloaded() AS
 # preloaded;" (or under the permutation step that runs it, in isolation
 # output), or nothing.
 guard_value() {
 	[ -f "$1" ] || return 0
-	awk '/apikeys\._preloaded\(\) AS preloaded/ { on = 1; next }
+	awk '/apikeys_internal\._preloaded\(\) AS preloaded/ { on = 1; next }
 	     on && /^ *[tf] *$/ { gsub(/ /, ""); print; exit }' "$1"
 }
 
@@ -248,7 +248,7 @@ accept_mode() {
 		if cmp -s "$f" "$exp/$base.out"; then
 			[ -e "$exp/${base}_1.out" ] && { echo "ACCEPT: removes $exp/${base}_1.out (no longer needed)"; rm -f "$exp/${base}_1.out"; }
 		elif [ "$(guard_value "$f")" != f ]; then
-			fail_with "accept/$base" "differs without preloading, but does not print apikeys._preloaded() near its top: add the guard, then accept"
+			fail_with "accept/$base" "differs without preloading, but does not print apikeys_internal._preloaded() near its top: add the guard, then accept"
 		elif ! cmp -s "$f" "$exp/${base}_1.out"; then
 			if [ -e "$exp/${base}_1.out" ]; then echo "ACCEPT: changes $exp/${base}_1.out"; else echo "ACCEPT: creates $exp/${base}_1.out"; fi
 			diff -u "$exp/${base}_1.out" "$f" 2>/dev/null | head -40 || true

@@ -98,3 +98,27 @@ GRANT USAGE ON SCHEMA apikeys TO PUBLIC;
 -- few that views call (views run their functions as the caller:
 -- _recent_use, _expand_scopes, _my_keys).
 COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes and row-level security';
+
+-- Schema apikeys_internal: the internal helpers (functions named _*), out of the
+-- user's way, so that \df apikeys.* lists the public functions only.  Not
+-- for direct use: they may change in any release.  CREATE SCHEMA fails on
+-- a schema that exists, and the guard says why: a schema made before the
+-- extension could hold functions that shadow its own.  USAGE for PUBLIC,
+-- as for apikeys: protect() and unprotect() run as the calling table owner
+-- (any role) and call _protected_record and _protected_forget; EXECUTE is
+-- what guards each function (revoked from PUBLIC, granted per function).
+DO $guard$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace
+                WHERE nspname OPERATOR(pg_catalog.=) 'apikeys_internal') THEN
+        RAISE EXCEPTION 'schema "apikeys_internal" already exists'
+            USING ERRCODE = '42P06',
+                  DETAIL = 'The extension keeps its internal functions in a schema of its own; objects in a schema made before it could shadow them.',
+                  HINT = 'Drop or rename schema apikeys_internal, then create the extension again.';
+    END IF;
+END
+$guard$;
+CREATE SCHEMA apikeys_internal;
+REVOKE ALL ON SCHEMA apikeys_internal FROM PUBLIC;
+GRANT USAGE ON SCHEMA apikeys_internal TO PUBLIC;
+COMMENT ON SCHEMA apikeys_internal IS 'Internal helpers of the apikeys extension: not for direct use, they may change in any release';

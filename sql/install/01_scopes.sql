@@ -211,28 +211,28 @@ REVOKE ALL ON TABLE apikeys.scope_sets FROM PUBLIC;
 -- (the no-escalation subset test, src/scope.c ScopeArrayCovers).
 -- Not STRICT (NULL in, NULL out, in C): a STRICT call with NULL constants
 -- would be folded away before the EXECUTE privilege is checked.
-CREATE FUNCTION apikeys._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
+CREATE FUNCTION apikeys_internal._scopes_cover(granted apikeys.scope[], required apikeys.scope) RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_scopes_cover'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
-REVOKE ALL ON FUNCTION apikeys._scopes_cover FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._scopes_cover IS 'Internal: may a key holding these scopes give that scope (a field-less scope needs a field-less grant)';
+REVOKE ALL ON FUNCTION apikeys_internal._scopes_cover FROM PUBLIC;
 
 -- Internal: scopes with every '@name' replaced by the set's scopes, read
 -- with the latest snapshot: the expansion verification makes (src/scopeset.c).
-CREATE FUNCTION apikeys._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
+CREATE FUNCTION apikeys_internal._expand_scopes(scopes apikeys.scope[]) RETURNS apikeys.scope[]
     AS 'MODULE_PATHNAME', 'apikeys_expand_scopes'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
-REVOKE ALL ON FUNCTION apikeys._expand_scopes FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._expand_scopes TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._expand_scopes IS 'Internal: scopes with each @set replaced by the set''s scopes, as verification expands them';
+REVOKE ALL ON FUNCTION apikeys_internal._expand_scopes FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._expand_scopes TO apikeys_admin;
 
 -- Outdates every cached key of the database when a scope set changes.
-CREATE FUNCTION apikeys._scope_sets_cache_trigger()
+CREATE FUNCTION apikeys_internal._scope_sets_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_scope_sets_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
-REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._scope_sets_cache_trigger IS 'Internal: outdates every cached key of the database when a scope set changes';
+REVOKE ALL ON FUNCTION apikeys_internal._scope_sets_cache_trigger FROM PUBLIC;
 
 -- Named scope sets (apikeys_admin)
 --
@@ -244,7 +244,7 @@ REVOKE ALL ON FUNCTION apikeys._scope_sets_cache_trigger FROM PUBLIC;
 -- _scope_set_holders: the number of live keys (not revoked, not expired)
 -- whose scopes name the set: what define_scope_set reports and what
 -- drop_scope_set refuses to leave without their grants.
-CREATE FUNCTION apikeys._scope_set_holders(p_name text)
+CREATE FUNCTION apikeys_internal._scope_set_holders(p_name text)
     RETURNS bigint
     LANGUAGE sql
     STABLE
@@ -255,8 +255,8 @@ AS $$
        AND k.revoked_at IS NULL
        AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
 $$;
-COMMENT ON FUNCTION apikeys._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
-REVOKE ALL ON FUNCTION apikeys._scope_set_holders FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
+REVOKE ALL ON FUNCTION apikeys_internal._scope_set_holders FROM PUBLIC;
 
 -- define_scope_set returns the number of live keys holding the set: the
 -- keys whose grants the definition now decides.
@@ -279,7 +279,7 @@ BEGIN
     IF define_scope_set.scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    v_scopes := apikeys._check_settings(define_scope_set.scopes, define_scope_set.description,
+    v_scopes := apikeys_internal._check_settings(define_scope_set.scopes, define_scope_set.description,
                     NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scopes) u(s)
                 WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@') THEN
@@ -296,10 +296,10 @@ BEGIN
         scopes = EXCLUDED.scopes,
         description = COALESCE(EXCLUDED.description, ss.description),
         updated_at = pg_catalog.now();
-    PERFORM apikeys._audit('scope_set_defined', NULL, NULL,
+    PERFORM apikeys_internal._audit('scope_set_defined', NULL, NULL,
         pg_catalog.jsonb_build_object('name', define_scope_set.name,
             'scopes', pg_catalog.jsonb_build_object('old', old_s.scopes, 'new', v_scopes)));
-    RETURN apikeys._scope_set_holders(define_scope_set.name);
+    RETURN apikeys_internal._scope_set_holders(define_scope_set.name);
 END
 $$;
 COMMENT ON FUNCTION apikeys.define_scope_set IS 'Creates or redefines a named scope set; keys holding @name see the change when it commits; returns how many live keys hold it';
@@ -324,7 +324,7 @@ BEGIN
         RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
             USING ERRCODE = '42704';
     END IF;
-    n := apikeys._scope_set_holders(drop_scope_set.name);
+    n := apikeys_internal._scope_set_holders(drop_scope_set.name);
     IF n OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
             USING ERRCODE = '2BP01',
@@ -332,7 +332,7 @@ BEGIN
                   HINT = 'Change those keys'' scopes with apikeys.update_key(), or revoke them, first.';
     END IF;
     DELETE FROM apikeys.scope_sets ss WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name;
-    PERFORM apikeys._audit('scope_set_dropped', NULL, NULL,
+    PERFORM apikeys_internal._audit('scope_set_dropped', NULL, NULL,
         pg_catalog.jsonb_build_object('name', drop_scope_set.name));
 END
 $$;
@@ -344,5 +344,5 @@ GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set TO apikeys_admin;
 -- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.
 CREATE TRIGGER scope_sets_cache
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.scope_sets
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._scope_sets_cache_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._scope_sets_cache_trigger();
 ALTER TABLE apikeys.scope_sets ENABLE ALWAYS TRIGGER scope_sets_cache;

@@ -64,7 +64,7 @@ CREATE TABLE apikeys.keys (
     secret_by_key       text,
     prev_secret_by_key  text,
     -- handoff: when the key was last claimed; it could not be used before,
-    -- so revoke_unused_after counts from here (apikeys._unused_proven)
+    -- so revoke_unused_after counts from here (apikeys_internal._unused_proven)
     claimed_at          timestamptz,
     -- the prefix the key was issued with: the head of its client ID, so it
     -- cannot disagree with the tokens (create_key's prefix argument)
@@ -207,72 +207,72 @@ GRANT SELECT ON apikeys.audit_log TO apikeys_admin;
 
 -- Internal: new client ID (under the given prefix, NULL: token_prefix) or
 -- the given one, + secret + token + hash.
-CREATE FUNCTION apikeys._mint(client_id text, prefix text DEFAULT NULL,
+CREATE FUNCTION apikeys_internal._mint(client_id text, prefix text DEFAULT NULL,
                               OUT client_id text, OUT client_secret text, OUT token text,
                               OUT secret_hash bytea, OUT hash_alg "char")
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_mint'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
-REVOKE ALL ON FUNCTION apikeys._mint FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._mint IS 'Internal: draws a client ID and secret, builds the token, hashes the secret';
+REVOKE ALL ON FUNCTION apikeys_internal._mint FROM PUBLIC;
 
 -- Internal: the prefix a new key carries: NULL is apikeys.token_prefix,
 -- anything else must be it or one of apikeys.allowed_prefixes (22023 with
 -- the allowed ones in the hint).  The same C check _mint makes.
-CREATE FUNCTION apikeys._check_prefix(prefix text)
+CREATE FUNCTION apikeys_internal._check_prefix(prefix text)
     RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_check_prefix'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
-REVOKE ALL ON FUNCTION apikeys._check_prefix FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
+REVOKE ALL ON FUNCTION apikeys_internal._check_prefix FROM PUBLIC;
 
 -- Internal: the event label the audit trigger reads (src/audit.c).
-CREATE FUNCTION apikeys._op_begin(event text, detail jsonb) RETURNS void
+CREATE FUNCTION apikeys_internal._op_begin(event text, detail jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_begin IS 'Internal: labels the audit rows of the change that follows';
-REVOKE ALL ON FUNCTION apikeys._op_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_begin IS 'Internal: labels the audit rows of the change that follows';
+REVOKE ALL ON FUNCTION apikeys_internal._op_begin FROM PUBLIC;
 
-CREATE FUNCTION apikeys._op_end() RETURNS void
+CREATE FUNCTION apikeys_internal._op_end() RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_end'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_end IS 'Internal: clears the audit label';
-REVOKE ALL ON FUNCTION apikeys._op_end FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_end IS 'Internal: clears the audit label';
+REVOKE ALL ON FUNCTION apikeys_internal._op_end FROM PUBLIC;
 
-CREATE FUNCTION apikeys._op_event() RETURNS text
+CREATE FUNCTION apikeys_internal._op_event() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_op_event'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_event IS 'Internal: the current audit label';
-REVOKE ALL ON FUNCTION apikeys._op_event FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_event IS 'Internal: the current audit label';
+REVOKE ALL ON FUNCTION apikeys_internal._op_event FROM PUBLIC;
 
-CREATE FUNCTION apikeys._op_detail() RETURNS jsonb
+CREATE FUNCTION apikeys_internal._op_detail() RETURNS jsonb
     AS 'MODULE_PATHNAME', 'apikeys_op_detail'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._op_detail IS 'Internal: the current audit detail';
-REVOKE ALL ON FUNCTION apikeys._op_detail FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._op_detail IS 'Internal: the current audit detail';
+REVOKE ALL ON FUNCTION apikeys_internal._op_detail FROM PUBLIC;
 
-CREATE FUNCTION apikeys._outer_user() RETURNS text
+CREATE FUNCTION apikeys_internal._outer_user() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_outer_user'
     LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
-REVOKE ALL ON FUNCTION apikeys._outer_user FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._outer_user IS 'Internal: current_user as the caller set it, outside SECURITY DEFINER';
+REVOKE ALL ON FUNCTION apikeys_internal._outer_user FROM PUBLIC;
 
 -- Internal: the first network of inner outside every network of outer,
 -- both normalised as verification normalises them (src/grant.c); NULL
 -- when all are inside.
-CREATE FUNCTION apikeys._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
+CREATE FUNCTION apikeys_internal._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
     AS 'MODULE_PATHNAME', 'apikeys_cidrs_outside'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._cidrs_outside IS 'Internal: the first network of inner outside outer, normalised as verification normalises addresses';
-REVOKE ALL ON FUNCTION apikeys._cidrs_outside FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._cidrs_outside IS 'Internal: the first network of inner outside outer, normalised as verification normalises addresses';
+REVOKE ALL ON FUNCTION apikeys_internal._cidrs_outside FROM PUBLIC;
 
 -- Internal: an interval's length in microseconds as verification measures
 -- a rate window (a month is 30 days; src/grant.c).
-CREATE FUNCTION apikeys._interval_us(w interval) RETURNS bigint
+CREATE FUNCTION apikeys_internal._interval_us(w interval) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_interval_us'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._interval_us IS 'Internal: a rate window in microseconds, as verification measures it';
-REVOKE ALL ON FUNCTION apikeys._interval_us FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._interval_us IS 'Internal: a rate window in microseconds, as verification measures it';
+REVOKE ALL ON FUNCTION apikeys_internal._interval_us FROM PUBLIC;
 
 -- Usage, the shared cache and the background worker (src/usage.c,
 -- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
@@ -286,55 +286,55 @@ REVOKE ALL ON FUNCTION apikeys._interval_us FROM PUBLIC;
 
 -- Tells every backend to forget its cached owner-wide rate limits when an
 -- owner's limit changes (src/ownerlimit.c).
-CREATE FUNCTION apikeys._owner_limit_cache_trigger()
+CREATE FUNCTION apikeys_internal._owner_limit_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
-REVOKE ALL ON FUNCTION apikeys._owner_limit_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._owner_limit_cache_trigger IS 'Internal: makes every backend forget its cached owner-wide rate limits when one changes';
+REVOKE ALL ON FUNCTION apikeys_internal._owner_limit_cache_trigger FROM PUBLIC;
 
-CREATE FUNCTION apikeys._keys_cache_trigger()
+CREATE FUNCTION apikeys_internal._keys_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
-REVOKE ALL ON FUNCTION apikeys._keys_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_cache_trigger IS 'Internal: invalidates the shared verification cache entry of a changed or deleted key';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_cache_trigger FROM PUBLIC;
 
 -- Makes every backend read again whether the database holds imported keys.
-CREATE FUNCTION apikeys._keys_legacy_cache_trigger()
+CREATE FUNCTION apikeys_internal._keys_legacy_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_keys_legacy_cache_trigger'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._keys_legacy_cache_trigger IS 'Internal: makes every backend read again whether the database holds imported keys';
-REVOKE ALL ON FUNCTION apikeys._keys_legacy_cache_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_legacy_cache_trigger IS 'Internal: makes every backend read again whether the database holds imported keys';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_legacy_cache_trigger FROM PUBLIC;
 
-CREATE FUNCTION apikeys._cache_invalidate_all()
+CREATE FUNCTION apikeys_internal._cache_invalidate_all()
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_cache_invalidate_all'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
-REVOKE ALL ON FUNCTION apikeys._cache_invalidate_all FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._cache_invalidate_all IS 'Internal: outdates every entry of the shared verification cache when the transaction ends';
+REVOKE ALL ON FUNCTION apikeys_internal._cache_invalidate_all FROM PUBLIC;
 
 -- Is this session a logical replication apply worker?  Not settable from
 -- SQL: it is the process's kind, fixed when the server started it.
-CREATE FUNCTION apikeys._in_apply_worker()
+CREATE FUNCTION apikeys_internal._in_apply_worker()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_in_apply_worker'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
-REVOKE ALL ON FUNCTION apikeys._in_apply_worker FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._in_apply_worker IS 'Internal: is this session a logical replication apply worker?';
+REVOKE ALL ON FUNCTION apikeys_internal._in_apply_worker FROM PUBLIC;
 
-CREATE FUNCTION apikeys._preloaded()
+CREATE FUNCTION apikeys_internal._preloaded()
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_preloaded_fn'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
-REVOKE ALL ON FUNCTION apikeys._preloaded FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._preloaded IS 'Internal: is apikeys in shared_preload_libraries?';
+REVOKE ALL ON FUNCTION apikeys_internal._preloaded FROM PUBLIC;
 
 -- _audit appends one audit row and wakes listeners (NOTIFY apikeys_events
 -- with the event and the client ID only).
 -- It is the only writer of audit_log, so every row has the same shape.
-CREATE FUNCTION apikeys._audit(p_event text, p_client_id text, p_owner text, p_detail jsonb)
+CREATE FUNCTION apikeys_internal._audit(p_event text, p_client_id text, p_owner text, p_detail jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -344,9 +344,9 @@ BEGIN
     INSERT INTO apikeys.audit_log (event, client_id, owner, detail, db_user, application_name)
     VALUES (p_event, p_client_id, p_owner,
             COALESCE(p_detail, '{}'::jsonb) OPERATOR(pg_catalog.||)
-                CASE WHEN apikeys._acting_key() IS NULL THEN '{}'::jsonb
-                     ELSE pg_catalog.jsonb_build_object('by_key', apikeys._acting_key()) END,
-            apikeys._outer_user(),
+                CASE WHEN apikeys_internal._acting_key() IS NULL THEN '{}'::jsonb
+                     ELSE pg_catalog.jsonb_build_object('by_key', apikeys_internal._acting_key()) END,
+            apikeys_internal._outer_user(),
             pg_catalog.current_setting('application_name', true));
     -- Any role may LISTEN on any channel, so the payload holds only what
     -- is public: the event and the client ID.  Owners, names, reasons and
@@ -355,12 +355,12 @@ BEGIN
         pg_catalog.jsonb_build_object('event', p_event, 'client_id', p_client_id)::text);
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
-REVOKE ALL ON FUNCTION apikeys._audit FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
+REVOKE ALL ON FUNCTION apikeys_internal._audit FROM PUBLIC;
 
 -- _key_row finds a key for a change and locks it; 42704 when missing,
 -- 55000 when revoked (unless p_allow_revoked).
-CREATE FUNCTION apikeys._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
+CREATE FUNCTION apikeys_internal._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -393,11 +393,11 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys._key_row IS 'Internal: finds and locks a key for a change';
-REVOKE ALL ON FUNCTION apikeys._key_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._key_row IS 'Internal: finds and locks a key for a change';
+REVOKE ALL ON FUNCTION apikeys_internal._key_row FROM PUBLIC;
 
 -- _owner_limits returns the effective (max_keys, max_lifetime) of an owner.
-CREATE FUNCTION apikeys._owner_limits(p_owner text, OUT max_keys integer, OUT max_lifetime interval)
+CREATE FUNCTION apikeys_internal._owner_limits(p_owner text, OUT max_keys integer, OUT max_lifetime interval)
     RETURNS record
     LANGUAGE plpgsql
     STABLE
@@ -409,7 +409,7 @@ BEGIN
     -- session without preloading nothing may have loaded it yet: calling
     -- one of its C functions does (its _PG_init defines the settings, with
     -- the value from postgresql.conf or the default).
-    PERFORM apikeys._preloaded();
+    PERFORM apikeys_internal._preloaded();
     SELECT p.max_keys, p.max_lifetime INTO max_keys, max_lifetime
       FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
     max_keys := COALESCE(max_keys,
@@ -418,11 +418,11 @@ BEGIN
         pg_catalog.current_setting('apikeys.default_max_lifetime')::interval);
 END
 $$;
-COMMENT ON FUNCTION apikeys._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._owner_limits FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys_internal._owner_limits FROM PUBLIC;
 
 -- _check_text: non-empty (when required) and not too long; 22023 otherwise.
-CREATE FUNCTION apikeys._check_text(p_field text, p_value text, p_max integer, p_required boolean)
+CREATE FUNCTION apikeys_internal._check_text(p_field text, p_value text, p_max integer, p_required boolean)
     RETURNS void
     LANGUAGE plpgsql
     IMMUTABLE
@@ -442,35 +442,35 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_text IS 'Internal: validates a text argument';
-REVOKE ALL ON FUNCTION apikeys._check_text FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_text IS 'Internal: validates a text argument';
+REVOKE ALL ON FUNCTION apikeys_internal._check_text FROM PUBLIC;
 
 -- The longest owner name, in characters (length(), as every _check_text
 -- measures), from the one constant the C code uses too (ownerlimit.h).
-CREATE FUNCTION apikeys._owner_max_length() RETURNS integer
+CREATE FUNCTION apikeys_internal._owner_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_owner_max_length'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._owner_max_length IS 'Internal: the longest owner name in characters (the constant the C code uses)';
-REVOKE ALL ON FUNCTION apikeys._owner_max_length FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._owner_max_length IS 'Internal: the longest owner name in characters (the constant the C code uses)';
+REVOKE ALL ON FUNCTION apikeys_internal._owner_max_length FROM PUBLIC;
 
 -- _check_owner: an owner name is non-empty and at most _owner_max_length()
 -- characters; every function taking an owner checks it here.
-CREATE FUNCTION apikeys._check_owner(p_owner text)
+CREATE FUNCTION apikeys_internal._check_owner(p_owner text)
     RETURNS void
     LANGUAGE plpgsql
     IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_text('owner', p_owner, apikeys._owner_max_length(), true);
+    PERFORM apikeys_internal._check_text('owner', p_owner, apikeys_internal._owner_max_length(), true);
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_owner IS 'Internal: 22023 unless the owner name is non-empty and at most _owner_max_length() characters';
-REVOKE ALL ON FUNCTION apikeys._check_owner FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_owner IS 'Internal: 22023 unless the owner name is non-empty and at most _owner_max_length() characters';
+REVOKE ALL ON FUNCTION apikeys_internal._check_owner FROM PUBLIC;
 
 -- _check_settings validates every optional setting of a key; 22023 naming
 -- the field on the first bad one.  NULL means "not given".
-CREATE FUNCTION apikeys._check_settings(p_scopes text[], p_description text,
+CREATE FUNCTION apikeys_internal._check_settings(p_scopes text[], p_description text,
                                         p_contact_email text, p_contact_phone text,
                                         p_allowed_cidrs cidr[], p_metadata jsonb,
                                         p_db_role text, p_rate_limit integer,
@@ -515,7 +515,7 @@ BEGIN
         END LOOP;
     END IF;
 
-    PERFORM apikeys._check_text('description', p_description, 1024, false);
+    PERFORM apikeys_internal._check_text('description', p_description, 1024, false);
 
     IF p_contact_email IS NOT NULL AND p_contact_email OPERATOR(pg_catalog.<>) '' AND
        (pg_catalog.length(p_contact_email) OPERATOR(pg_catalog.>) 254 OR
@@ -564,7 +564,7 @@ BEGIN
                 USING ERRCODE = '22023',
                       DETAIL = 'Superuser and BYPASSRLS roles would escape row-level security.';
         END IF;
-        v_tbl := apikeys._protected_table_owned_by(r.oid);
+        v_tbl := apikeys_internal._protected_table_owned_by(r.oid);
         IF v_tbl IS NOT NULL THEN
             RAISE EXCEPTION 'role "%" cannot be used for API keys', p_db_role
                 USING ERRCODE = '22023',
@@ -586,11 +586,11 @@ BEGIN
     RETURN v_scopes;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_settings IS 'Internal: validates a key''s settings';
-REVOKE ALL ON FUNCTION apikeys._check_settings FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_settings IS 'Internal: validates a key''s settings';
+REVOKE ALL ON FUNCTION apikeys_internal._check_settings FROM PUBLIC;
 
 -- _check_expiry: in the future and within the owner's max lifetime.
-CREATE FUNCTION apikeys._check_expiry(p_expires_at timestamptz, p_max_lifetime interval)
+CREATE FUNCTION apikeys_internal._check_expiry(p_expires_at timestamptz, p_max_lifetime interval)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -608,12 +608,12 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._check_expiry FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_expiry IS 'Internal: validates an expiry against the maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys_internal._check_expiry FROM PUBLIC;
 
 -- _check_key_cap: 54000 when the owner's live keys and p_adding new ones
 -- would be more than max_keys (create_key, import_key, import_keys).  The caller holds the owner's policy row lock.
-CREATE FUNCTION apikeys._check_key_cap(p_owner text, p_max_keys integer,
+CREATE FUNCTION apikeys_internal._check_key_cap(p_owner text, p_max_keys integer,
                                        p_adding integer DEFAULT 1)
     RETURNS void
     LANGUAGE plpgsql
@@ -650,14 +650,14 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
-REVOKE ALL ON FUNCTION apikeys._check_key_cap FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
+REVOKE ALL ON FUNCTION apikeys_internal._check_key_cap FROM PUBLIC;
 
 -- _check_credits validates a key's credit settings as they will be (the
 -- merged result for update_key): a balance of zero or more, a refill of a
 -- positive amount every 1 second to 100 years (measured as verification
 -- measures it: _interval_us), given both or neither.  22023 otherwise.
-CREATE FUNCTION apikeys._check_credits(p_credits bigint, p_refill_amount bigint,
+CREATE FUNCTION apikeys_internal._check_credits(p_credits bigint, p_refill_amount bigint,
                                        p_refill_every interval)
     RETURNS void
     LANGUAGE plpgsql
@@ -674,7 +674,7 @@ BEGIN
             HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
     END IF;
     IF p_refill_every IS NOT NULL AND
-       (apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
+       (apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
         p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
         RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
     END IF;
@@ -685,8 +685,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
-REVOKE ALL ON FUNCTION apikeys._check_credits FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_credits IS 'Internal: 22023 unless a key''s credits, refill_amount and refill_every are valid together';
+REVOKE ALL ON FUNCTION apikeys_internal._check_credits FROM PUBLIC;
 
 CREATE FUNCTION apikeys.create_key(owner text, name text, scopes text[],
                                    expires_at timestamptz DEFAULT NULL,
@@ -720,8 +720,8 @@ DECLARE
     m record;
     v_key apikeys.keys;
 BEGIN
-    PERFORM apikeys._check_owner(create_key.owner);
-    PERFORM apikeys._check_text('name', create_key.name, 128, true);
+    PERFORM apikeys_internal._check_owner(create_key.owner);
+    PERFORM apikeys_internal._check_text('name', create_key.name, 128, true);
     IF create_key.scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
@@ -730,7 +730,7 @@ BEGIN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use NULL for no limit.';
     END IF;
-    v_scopes := apikeys._check_settings(create_key.scopes, create_key.description,
+    v_scopes := apikeys_internal._check_settings(create_key.scopes, create_key.description,
                     create_key.contact_email, create_key.contact_phone,
                     create_key.allowed_cidrs, create_key.metadata,
                     create_key.db_role::text, create_key.rate_limit,
@@ -738,7 +738,7 @@ BEGIN
     IF create_key.handoff IS NULL THEN
         RAISE EXCEPTION 'handoff cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    PERFORM apikeys._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
+    PERFORM apikeys_internal._check_credits(v_credits, create_key.refill_amount, create_key.refill_every);
     IF create_key.handoff AND
        (NULLIF(create_key.contact_email, '') IS NULL OR NULLIF(create_key.contact_phone, '') IS NULL) THEN
         RAISE EXCEPTION 'a handoff needs a contact email and a contact phone'
@@ -746,7 +746,7 @@ BEGIN
                   DETAIL = 'The claim link goes to the email address and the code to the phone.',
                   HINT = 'Give contact_email and contact_phone.';
     END IF;
-    v_prefix := apikeys._check_prefix(create_key.prefix);
+    v_prefix := apikeys_internal._check_prefix(create_key.prefix);
 
     -- Serialise creates for this owner: the upsert row-locks the owner's
     -- policy row, and a REPEATABLE READ transaction racing another create
@@ -757,13 +757,13 @@ BEGIN
     DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
 
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
-      FROM apikeys._owner_limits(create_key.owner) l;
+      FROM apikeys_internal._owner_limits(create_key.owner) l;
 
     v_expires := COALESCE(create_key.expires_at,
                           pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
-    PERFORM apikeys._check_expiry(v_expires, v_max_lifetime);
+    PERFORM apikeys_internal._check_expiry(v_expires, v_max_lifetime);
 
-    PERFORM apikeys._check_key_cap(create_key.owner, v_max_keys);
+    PERFORM apikeys_internal._check_key_cap(create_key.owner, v_max_keys);
 
     -- With handoff, the secret minted here is dropped unseen: the stored
     -- hash matches nothing anybody has, so the key answers NOT_FOUND until
@@ -774,7 +774,7 @@ BEGIN
     -- owner's key: ON CONFLICT DO NOTHING, draw again, and after three
     -- misses fail with a message of our own.
     FOR attempt IN 1..3 LOOP
-        m := apikeys._mint(NULL, v_prefix);
+        m := apikeys_internal._mint(NULL, v_prefix);
 
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
@@ -782,14 +782,14 @@ BEGIN
                                   rate_limit, rate_window, pending_since, created_by_key,
                                   credits, refill_amount, refill_every, credits_refilled_at)
         VALUES (m.client_id, create_key.owner, create_key.name, v_scopes, m.secret_hash,
-                m.hash_alg, v_expires, apikeys._outer_user(),
+                m.hash_alg, v_expires, apikeys_internal._outer_user(),
                 NULLIF(create_key.description, ''), NULLIF(create_key.contact_email, ''),
                 NULLIF(create_key.contact_phone, ''), create_key.allowed_cidrs,
                 NULLIF(create_key.metadata, '{}'::jsonb), NULLIF(create_key.db_role::text, ''),
                 create_key.rate_limit,
                 CASE WHEN create_key.rate_limit IS NOT NULL THEN create_key.rate_window END,
                 CASE WHEN create_key.handoff THEN pg_catalog.now() END,
-                apikeys._acting_key(),
+                apikeys_internal._acting_key(),
                 v_credits, create_key.refill_amount, create_key.refill_every,
                 CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END)
         ON CONFLICT (client_id) DO NOTHING
@@ -802,7 +802,7 @@ BEGIN
                   HINT = 'Try again.';
     END IF;
 
-    PERFORM apikeys._audit('created', m.client_id, create_key.owner,
+    PERFORM apikeys_internal._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires, 'prefix', v_key.prefix)
         OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
@@ -814,7 +814,7 @@ BEGIN
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
     IF create_key.handoff THEN
-        PERFORM apikeys._handoff_start(v_key);
+        PERFORM apikeys_internal._handoff_start(v_key);
         RETURN ROW(m.client_id, NULL, NULL, v_expires)::apikeys.new_key;
     END IF;
     RETURN ROW(m.client_id, m.client_secret, m.token, v_expires)::apikeys.new_key;
@@ -832,7 +832,7 @@ GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
 -- _import_reserve (create_key's _check_key_cap) and its expiry with
 -- create_key's _check_expiry; import_key inserts one key (_import_one),
 -- import_keys all of a table in one statement.
-CREATE FUNCTION apikeys._import_check(p_owner text, p_name text, p_scopes text[],
+CREATE FUNCTION apikeys_internal._import_check(p_owner text, p_name text, p_scopes text[],
                                       p_secret_hash text, p_hash_format text, p_token text,
                                       p_description text, p_contact_email text,
                                       p_contact_phone text, p_allowed_cidrs cidr[],
@@ -844,8 +844,8 @@ CREATE FUNCTION apikeys._import_check(p_owner text, p_name text, p_scopes text[]
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_owner(p_owner);
-    PERFORM apikeys._check_text('name', p_name, 128, true);
+    PERFORM apikeys_internal._check_owner(p_owner);
+    PERFORM apikeys_internal._check_text('name', p_name, 128, true);
     IF p_scopes IS NULL THEN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
@@ -856,8 +856,8 @@ BEGIN
     END IF;
     IF p_token IS NOT NULL THEN
         IF p_token OPERATOR(pg_catalog.=) '' OR
-           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys._legacy_token_max_length() THEN
-            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys._legacy_token_max_length()
+           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys_internal._legacy_token_max_length() THEN
+            RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys_internal._legacy_token_max_length()
                 USING ERRCODE = '22023';
         END IF;
         IF apikeys.token_client_id(p_token) IS NOT NULL THEN
@@ -902,16 +902,16 @@ BEGIN
                       DETAIL = 'A SHA-256 hash is 32 bytes: 64 hexadecimal digits or 44 base64 characters.';
         END IF;
     END IF;
-    scopes := apikeys._check_settings(p_scopes, p_description, p_contact_email,
+    scopes := apikeys_internal._check_settings(p_scopes, p_description, p_contact_email,
                     p_contact_phone, p_allowed_cidrs, p_metadata, p_db_role, NULL, NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys._import_check IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
-REVOKE ALL ON FUNCTION apikeys._import_check FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._import_check IS 'Internal: validates an imported key''s arguments (create_key''s checks); returns the legacy hash and the scopes';
+REVOKE ALL ON FUNCTION apikeys_internal._import_check FROM PUBLIC;
 
 -- _import_reserve: create_key's lock on the owner's policy row, and its
 -- cap for p_adding more keys; returns the owner's maximum lifetime.
-CREATE FUNCTION apikeys._import_reserve(p_owner text, p_adding integer)
+CREATE FUNCTION apikeys_internal._import_reserve(p_owner text, p_adding integer)
     RETURNS interval
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -926,15 +926,15 @@ BEGIN
     ON CONFLICT ON CONSTRAINT owner_policies_pkey
     DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) p_adding;
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
-      FROM apikeys._owner_limits(p_owner) l;
-    PERFORM apikeys._check_key_cap(p_owner, v_max_keys, p_adding);
+      FROM apikeys_internal._owner_limits(p_owner) l;
+    PERFORM apikeys_internal._check_key_cap(p_owner, v_max_keys, p_adding);
     RETURN v_max_lifetime;
 END
 $$;
-COMMENT ON FUNCTION apikeys._import_reserve IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
-REVOKE ALL ON FUNCTION apikeys._import_reserve FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._import_reserve IS 'Internal: takes the owner''s policy row lock and checks its cap for keys being imported; returns its maximum lifetime';
+REVOKE ALL ON FUNCTION apikeys_internal._import_reserve FROM PUBLIC;
 
-CREATE FUNCTION apikeys._import_one(p_owner text, p_name text, p_scopes text[],
+CREATE FUNCTION apikeys_internal._import_one(p_owner text, p_name text, p_scopes text[],
                                     p_secret_hash text, p_hash_format text, p_token text,
                                     p_expires_at timestamptz, p_description text,
                                     p_contact_email text, p_contact_phone text,
@@ -951,21 +951,21 @@ DECLARE
     v_max_lifetime interval;
     m record;
 BEGIN
-    c := apikeys._import_check(p_owner, p_name, p_scopes, p_secret_hash, p_hash_format,
+    c := apikeys_internal._import_check(p_owner, p_name, p_scopes, p_secret_hash, p_hash_format,
                                p_token, p_description, p_contact_email, p_contact_phone,
                                p_allowed_cidrs, p_metadata, p_db_role);
     scopes := c.scopes;
-    v_max_lifetime := apikeys._import_reserve(p_owner, 1);
+    v_max_lifetime := apikeys_internal._import_reserve(p_owner, 1);
     expires_at := COALESCE(p_expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
-    PERFORM apikeys._check_expiry(expires_at, v_max_lifetime);
+    PERFORM apikeys_internal._check_expiry(expires_at, v_max_lifetime);
 
     FOR attempt IN 1..3 LOOP
-        m := apikeys._mint(NULL);
+        m := apikeys_internal._mint(NULL);
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role)
         VALUES (m.client_id, p_owner, p_name, c.scopes, c.hash, 'l', expires_at,
-                apikeys._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
+                apikeys_internal._outer_user(), NULLIF(p_description, ''), NULLIF(p_contact_email, ''),
                 NULLIF(p_contact_phone, ''), p_allowed_cidrs,
                 NULLIF(p_metadata, '{}'::jsonb), NULLIF(p_db_role, ''))
         ON CONFLICT DO NOTHING
@@ -984,14 +984,14 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
-REVOKE ALL ON FUNCTION apikeys._import_one FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
+REVOKE ALL ON FUNCTION apikeys_internal._import_one FROM PUBLIC;
 
-CREATE FUNCTION apikeys._legacy_token_max_length() RETURNS integer
+CREATE FUNCTION apikeys_internal._legacy_token_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_legacy_token_max_length'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
-REVOKE ALL ON FUNCTION apikeys._legacy_token_max_length FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
+REVOKE ALL ON FUNCTION apikeys_internal._legacy_token_max_length FROM PUBLIC;
 
 CREATE FUNCTION apikeys.import_key(owner text, name text, scopes text[],
                                    secret_hash text DEFAULT NULL,
@@ -1012,13 +1012,13 @@ AS $$
 DECLARE
     r record;
 BEGIN
-    r := apikeys._import_one(import_key.owner, import_key.name, import_key.scopes,
+    r := apikeys_internal._import_one(import_key.owner, import_key.name, import_key.scopes,
                              import_key.secret_hash, import_key.hash_format, import_key.token,
                              import_key.expires_at, import_key.description,
                              import_key.contact_email, import_key.contact_phone,
                              import_key.allowed_cidrs, import_key.metadata,
                              import_key.db_role::text);
-    PERFORM apikeys._audit('imported', r.client_id, import_key.owner,
+    PERFORM apikeys_internal._audit('imported', r.client_id, import_key.owner,
         pg_catalog.jsonb_build_object('name', import_key.name, 'scopes', r.scopes,
                                       'expires_at', r.expires_at,
                                       'from', CASE WHEN import_key.token IS NULL
@@ -1055,7 +1055,7 @@ COMMENT ON TYPE apikeys._import_row IS 'Internal: one key of a bulk import, as i
 -- capped once for all its new keys (_import_reserve, in owner order so
 -- that two imports cannot deadlock), every expiry checked, then one
 -- INSERT.  Any error rolls back the whole import.  One audit row.
-CREATE FUNCTION apikeys._import_rows(p_source regclass, p_rows apikeys._import_row[])
+CREATE FUNCTION apikeys_internal._import_rows(p_source regclass, p_rows apikeys._import_row[])
     RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -1070,16 +1070,16 @@ BEGIN
     checked AS MATERIALIZED (
         SELECT s.*, c.hash, c.scopes AS checked_scopes
           FROM src s,
-               LATERAL apikeys._import_check(s.owner, s.name, s.scopes, s.secret_hash,
+               LATERAL apikeys_internal._import_check(s.owner, s.name, s.scopes, s.secret_hash,
                            COALESCE(s.hash_format, 'sha256_hex'), s.token, s.description,
                            s.contact_email, s.contact_phone, s.allowed_cidrs,
                            COALESCE(s.metadata, '{}'::jsonb), s.db_role) c),
     owners AS MATERIALIZED (
-        SELECT o.owner, apikeys._import_reserve(o.owner, o.n::integer) AS max_lifetime
+        SELECT o.owner, apikeys_internal._import_reserve(o.owner, o.n::integer) AS max_lifetime
           FROM (SELECT ch.owner, pg_catalog.count(*) AS n FROM checked ch
                  GROUP BY ch.owner ORDER BY ch.owner) o),
     ready AS MATERIALIZED (
-        SELECT ch.*, x.expires, apikeys._check_expiry(x.expires, o.max_lifetime)::text AS ok
+        SELECT ch.*, x.expires, apikeys_internal._check_expiry(x.expires, o.max_lifetime)::text AS ok
           FROM checked ch
           JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
                LATERAL (SELECT COALESCE(ch.expires_at,
@@ -1088,8 +1088,8 @@ BEGIN
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
                                   contact_phone, allowed_cidrs, metadata, db_role)
-        SELECT (apikeys._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
-               'l', r.expires, apikeys._outer_user(), NULLIF(r.description, ''),
+        SELECT (apikeys_internal._mint(NULL)).client_id, r.owner, r.name, r.checked_scopes, r.hash,
+               'l', r.expires, apikeys_internal._outer_user(), NULLIF(r.description, ''),
                NULLIF(r.contact_email, ''), NULLIF(r.contact_phone, ''), r.allowed_cidrs,
                NULLIF(r.metadata, '{}'::jsonb), NULLIF(r.db_role, '')
           FROM ready r
@@ -1106,14 +1106,14 @@ BEGIN
                                        v_rows OPERATOR(pg_catalog.-) v_n, v_rows, p_source);
     END IF;
 
-    PERFORM apikeys._audit('imported', NULL, NULL,
+    PERFORM apikeys_internal._audit('imported', NULL, NULL,
         pg_catalog.jsonb_build_object('source', p_source::text, 'keys', v_n));
     RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION apikeys._import_rows IS 'Internal: validates and inserts the keys import_keys read, in one statement, with one audit row';
-REVOKE ALL ON FUNCTION apikeys._import_rows FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._import_rows TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._import_rows IS 'Internal: validates and inserts the keys import_keys read, in one statement, with one audit row';
+REVOKE ALL ON FUNCTION apikeys_internal._import_rows FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._import_rows TO apikeys_admin;
 
 -- import_keys reads its source as the caller (SECURITY INVOKER): the
 -- caller's privileges, row-level security and column grants decide what
@@ -1166,7 +1166,7 @@ BEGIN
         'SELECT pg_catalog.array_agg(ROW(%s)::apikeys._import_row) FROM %s s',
         v_select, import_keys.source)
     INTO v_rows;
-    RETURN apikeys._import_rows(import_keys.source,
+    RETURN apikeys_internal._import_rows(import_keys.source,
                                 COALESCE(v_rows, '{}'::apikeys._import_row[]));
 END
 $$;
@@ -1188,7 +1188,7 @@ BEGIN
     IF grace IS NULL OR grace OPERATOR(pg_catalog.<) '0'::interval THEN
         RAISE EXCEPTION 'grace must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
-    k := apikeys._key_row(rotate_key.client_id);
+    k := apikeys_internal._key_row(rotate_key.client_id);
     IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', rotate_key.client_id
             USING ERRCODE = '55000',
@@ -1201,11 +1201,11 @@ BEGIN
                   HINT = 'Use apikeys.reset_key() to send a new claim link and code.';
     END IF;
 
-    m := apikeys._mint(k.client_id);
+    m := apikeys_internal._mint(k.client_id);
     -- the old secret lives on for the grace period, never past the key's expiry
     v_prev_until := LEAST(pg_catalog.now() OPERATOR(pg_catalog.+) grace, k.expires_at);
 
-    PERFORM apikeys._op_begin('rotated', pg_catalog.jsonb_build_object(
+    PERFORM apikeys_internal._op_begin('rotated', pg_catalog.jsonb_build_object(
         'grace', grace, 'old_secret_valid_until',
         CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END));
     UPDATE apikeys.keys SET
@@ -1215,9 +1215,9 @@ BEGIN
         prev_secret_by_key = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_by_key END,
         secret_hash      = m.secret_hash,
         hash_alg         = m.hash_alg,
-        secret_by_key    = apikeys._acting_key()
+        secret_by_key    = apikeys_internal._acting_key()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
@@ -1237,18 +1237,18 @@ AS $$
 DECLARE
     k apikeys.keys;
 BEGIN
-    PERFORM apikeys._check_text('reason', reason, 1024, false);
-    k := apikeys._key_row(disable_key.client_id);
-    PERFORM apikeys._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
+    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
+    k := apikeys_internal._key_row(disable_key.client_id);
+    PERFORM apikeys_internal._op_begin('disabled', pg_catalog.jsonb_build_object('reason', reason));
     -- who disabled it: a key (self-service) or an admin (NULL).  An admin's
     -- disable of a key a key disabled makes it the admin's, so that no key
     -- can lift it (_check_target).
     UPDATE apikeys.keys SET disabled_at = COALESCE(disabled_at, pg_catalog.now()),
-                            disabled_by_key = apikeys._acting_key()
+                            disabled_by_key = apikeys_internal._acting_key()
      WHERE keys.client_id OPERATOR(pg_catalog.=) disable_key.client_id
        AND (disabled_at IS NULL OR
-            (disabled_by_key IS NOT NULL AND apikeys._acting_key() IS NULL));
-    PERFORM apikeys._op_end();
+            (disabled_by_key IS NOT NULL AND apikeys_internal._acting_key() IS NULL));
+    PERFORM apikeys_internal._op_end();
     RETURN k.disabled_at IS NULL;
 END
 $$;
@@ -1267,12 +1267,12 @@ AS $$
 DECLARE
     k apikeys.keys;
 BEGIN
-    k := apikeys._key_row(enable_key.client_id);
-    PERFORM apikeys._op_begin('enabled', NULL);
+    k := apikeys_internal._key_row(enable_key.client_id);
+    PERFORM apikeys_internal._op_begin('enabled', NULL);
     UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
      WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
        AND disabled_at IS NOT NULL;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
     RETURN k.disabled_at IS NOT NULL;
 END
 $$;
@@ -1303,7 +1303,7 @@ GRANT EXECUTE ON FUNCTION apikeys.enable_key TO apikeys_admin;
 --     is accepted here, with a NOTICE: its live descendants are revoked.
 -- p_strict: a missing or revoked key raises (42704, 55000, as _key_row);
 -- otherwise it is skipped.  Returns the number of keys revoked.
-CREATE FUNCTION apikeys._revoke_key(p_client_id text, p_detail jsonb,
+CREATE FUNCTION apikeys_internal._revoke_key(p_client_id text, p_detail jsonb,
                                     p_with_descendants boolean DEFAULT false,
                                     p_strict boolean DEFAULT true)
     RETURNS integer
@@ -1339,7 +1339,7 @@ BEGIN
     ELSIF p_strict THEN
         -- with descendants, a key revoked already is accepted: its tree
         -- may still be live
-        k := apikeys._key_row(p_client_id, p_with_descendants);
+        k := apikeys_internal._key_row(p_client_id, p_with_descendants);
         v_was_revoked := k.revoked_at IS NOT NULL;
     ELSE
         SELECT * INTO k FROM apikeys.keys k2
@@ -1350,14 +1350,14 @@ BEGIN
         END IF;
     END IF;
     IF NOT v_deleted THEN
-        PERFORM apikeys._op_begin('revoked', p_detail);
+        PERFORM apikeys_internal._op_begin('revoked', p_detail);
         UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
          WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
            AND revoked_at IS NULL;
         IF FOUND THEN
             n := 1;
         END IF;
-        PERFORM apikeys._op_end();
+        PERFORM apikeys_internal._op_end();
 
         FOR c IN SELECT k2.client_id FROM apikeys.keys k2
                   WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
@@ -1365,7 +1365,7 @@ BEGIN
                     AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
                   ORDER BY k2.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(
                     'created by %s while it was being revoked', k.client_id)), false, false);
         END LOOP;
@@ -1401,7 +1401,7 @@ BEGIN
                     AND k4.revoked_at IS NULL
                   ORDER BY d.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(v_why, p_client_id)),
                 false, false);
         END LOOP;
@@ -1414,8 +1414,8 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION apikeys._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
-REVOKE ALL ON FUNCTION apikeys._revoke_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._revoke_key IS 'Internal: the one revocation every path calls; also revokes children created while it waited (or all descendants)';
+REVOKE ALL ON FUNCTION apikeys_internal._revoke_key FROM PUBLIC;
 
 -- revoke_key returns the number of keys it revoked, as revoke_all_keys
 -- does: 1, and with with_descendants the descendants too (a key revoked
@@ -1428,8 +1428,8 @@ CREATE FUNCTION apikeys.revoke_key(client_id text, reason text DEFAULT NULL,
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_text('reason', reason, 1024, false);
-    RETURN apikeys._revoke_key(revoke_key.client_id,
+    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
+    RETURN apikeys_internal._revoke_key(revoke_key.client_id,
         pg_catalog.jsonb_build_object('reason', reason)
         OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
                                      THEN '{"with_descendants": true}'::jsonb
@@ -1451,8 +1451,8 @@ DECLARE
     n integer := 0;
     c text;
 BEGIN
-    PERFORM apikeys._check_owner(revoke_all_keys.owner);
-    PERFORM apikeys._check_text('reason', reason, 1024, false);
+    PERFORM apikeys_internal._check_owner(revoke_all_keys.owner);
+    PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
 
     -- Take the lock create_key takes: the owner's policy row, made here if
     -- missing (a concurrent first create_key and this upsert then wait for
@@ -1475,10 +1475,10 @@ BEGIN
                 AND k.revoked_at IS NULL
               ORDER BY k.client_id
     LOOP
-        n := n OPERATOR(pg_catalog.+) apikeys._revoke_key(c,
+        n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
             pg_catalog.jsonb_build_object('reason', reason, 'all', true), false, false);
     END LOOP;
-    PERFORM apikeys._audit('revoked_all', NULL, revoke_all_keys.owner,
+    PERFORM apikeys_internal._audit('revoked_all', NULL, revoke_all_keys.owner,
         pg_catalog.jsonb_build_object('reason', reason, 'count', n));
     RETURN n;
 END
@@ -1496,23 +1496,23 @@ CREATE FUNCTION apikeys.delete_key(client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    k apikeys.keys := apikeys._key_row(delete_key.client_id, true);
+    k apikeys.keys := apikeys_internal._key_row(delete_key.client_id, true);
     v_up text;
 BEGIN
-    PERFORM apikeys._op_begin('deleted', NULL);
+    PERFORM apikeys_internal._op_begin('deleted', NULL);
     DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
     DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
     -- The tree revoke_key(with_descendants) walks must survive the
     -- deletion: a key that leads to other keys leaves its link behind
     -- (deleted_keys); one that leads nowhere leaves none, and a deleted
     -- ancestor it was the last link of is dropped, up the tree.
-    IF apikeys._leads_to_keys(k.client_id) THEN
+    IF apikeys_internal._leads_to_keys(k.client_id) THEN
         INSERT INTO apikeys.deleted_keys (client_id, owner, created_by_key)
         VALUES (k.client_id, k.owner, k.created_by_key);
     ELSE
         v_up := k.created_by_key;
-        WHILE v_up IS NOT NULL AND NOT apikeys._leads_to_keys(v_up) LOOP
+        WHILE v_up IS NOT NULL AND NOT apikeys_internal._leads_to_keys(v_up) LOOP
             DELETE FROM apikeys.deleted_keys d
              WHERE d.client_id OPERATOR(pg_catalog.=) v_up
             RETURNING d.created_by_key INTO v_up;
@@ -1527,7 +1527,7 @@ GRANT EXECUTE ON FUNCTION apikeys.delete_key TO apikeys_admin;
 
 -- _leads_to_keys: does a key (or deleted key) have children, live or
 -- deleted ones that lead further?
-CREATE FUNCTION apikeys._leads_to_keys(p_client_id text)
+CREATE FUNCTION apikeys_internal._leads_to_keys(p_client_id text)
     RETURNS boolean
     LANGUAGE sql
     STABLE
@@ -1538,8 +1538,8 @@ AS $$
         OR EXISTS (SELECT 1 FROM apikeys.deleted_keys d
                     WHERE d.created_by_key OPERATOR(pg_catalog.=) p_client_id)
 $$;
-COMMENT ON FUNCTION apikeys._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
-REVOKE ALL ON FUNCTION apikeys._leads_to_keys FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
+REVOKE ALL ON FUNCTION apikeys_internal._leads_to_keys FROM PUBLIC;
 
 CREATE FUNCTION apikeys.update_key(client_id text,
                                    name text DEFAULT NULL,
@@ -1568,19 +1568,19 @@ DECLARE
     v_credits bigint;
 BEGIN
     IF update_key.name IS NOT NULL THEN
-        PERFORM apikeys._check_text('name', update_key.name, 128, true);
+        PERFORM apikeys_internal._check_text('name', update_key.name, 128, true);
     END IF;
-    v_scopes := apikeys._check_settings(update_key.scopes, update_key.description,
+    v_scopes := apikeys_internal._check_settings(update_key.scopes, update_key.description,
                     update_key.contact_email, update_key.contact_phone,
                     update_key.allowed_cidrs, update_key.metadata,
                     update_key.db_role::text, update_key.rate_limit, update_key.rate_window);
-    k := apikeys._key_row(update_key.client_id);
+    k := apikeys_internal._key_row(update_key.client_id);
     -- the credit settings as they will be: a refill given to a key without
     -- credits starts it full
     v_credits := COALESCE(update_key.credits, k.credits,
                           CASE WHEN update_key.refill_amount IS NOT NULL AND k.refill_amount IS NULL
                                THEN update_key.refill_amount END);
-    PERFORM apikeys._check_credits(v_credits,
+    PERFORM apikeys_internal._check_credits(v_credits,
                                    COALESCE(update_key.refill_amount, k.refill_amount),
                                    COALESCE(update_key.refill_every, k.refill_every));
 
@@ -1591,11 +1591,11 @@ BEGIN
                       DETAIL = pg_catalog.format('The key expires at %s; an expiry can only be brought forward.', k.expires_at),
                       HINT = 'Issue a new key for a longer lifetime.';
         END IF;
-        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(k.owner) l;
-        PERFORM apikeys._check_expiry(update_key.expires_at, v_max_lifetime);
+        SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(k.owner) l;
+        PERFORM apikeys_internal._check_expiry(update_key.expires_at, v_max_lifetime);
     END IF;
 
-    PERFORM apikeys._op_begin('updated', NULL);
+    PERFORM apikeys_internal._op_begin('updated', NULL);
     UPDATE apikeys.keys SET
         name          = COALESCE(update_key.name, keys.name),
         description   = CASE WHEN update_key.description IS NULL THEN keys.description
@@ -1637,7 +1637,7 @@ BEGIN
         refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
         refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
 END
 $$;
 COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leaves a setting, '''' (or {} / 0) clears it; expiry can only be shortened; credits sets the balance outright';
@@ -1647,25 +1647,25 @@ GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 -- Credits (src/credits.c).  With shared_preload_libraries a key's balance
 -- lives in shared memory while the server runs, and apikeys.credit_balances
 -- holds it as last flushed; reading the balance asks shared memory first.
-CREATE FUNCTION apikeys._credits_balance(client_id text) RETURNS bigint
+CREATE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
-REVOKE ALL ON FUNCTION apikeys._credits_balance FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
+REVOKE ALL ON FUNCTION apikeys_internal._credits_balance FROM PUBLIC;
 
 -- Writes the balances spent in shared memory to apikeys.credit_balances
 -- now (the background worker does it every apikeys.flush_interval); the
 -- number of keys written.
-CREATE FUNCTION apikeys._credits_flush() RETURNS bigint
+CREATE FUNCTION apikeys_internal._credits_flush() RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_flush'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
-REVOKE ALL ON FUNCTION apikeys._credits_flush FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._credits_flush IS 'Internal: writes the balances held in shared memory to apikeys.credit_balances (the worker does so every apikeys.flush_interval)';
+REVOKE ALL ON FUNCTION apikeys_internal._credits_flush FROM PUBLIC;
 
 -- One key's balance written (the flush, or a spend without preloading):
 -- never over a balance loaded from a newer credits_seq; nothing for a key
 -- deleted meanwhile.
-CREATE FUNCTION apikeys._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
+CREATE FUNCTION apikeys_internal._credits_write(p_client_id text, p_seq bigint, p_added_seen bigint,
                                        p_balance bigint, p_refilled_at timestamptz)
     RETURNS void
     LANGUAGE sql
@@ -1682,8 +1682,8 @@ AS $$
         written_at = pg_catalog.now()
      WHERE b.credits_seq OPERATOR(pg_catalog.<=) EXCLUDED.credits_seq;
 $$;
-COMMENT ON FUNCTION apikeys._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
-REVOKE ALL ON FUNCTION apikeys._credits_write FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
+REVOKE ALL ON FUNCTION apikeys_internal._credits_write FROM PUBLIC;
 
 CREATE FUNCTION apikeys.add_credits(client_id text, amount bigint)
     RETURNS bigint
@@ -1699,7 +1699,7 @@ BEGIN
         RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
             HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
     END IF;
-    k := apikeys._key_row(add_credits.client_id);
+    k := apikeys_internal._key_row(add_credits.client_id);
     IF k.credits IS NULL THEN
         RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
             DETAIL = 'A key without credits has unlimited use.',
@@ -1709,14 +1709,14 @@ BEGIN
     -- the difference of credits_added it has not counted yet, after any
     -- refill that is due; keys.credits, the balance if nothing was spent
     -- since it was set, gains it too
-    PERFORM apikeys._op_begin('credits_added', NULL);
+    PERFORM apikeys_internal._op_begin('credits_added', NULL);
     UPDATE apikeys.keys SET
         credits = keys.credits OPERATOR(pg_catalog.+) add_credits.amount,
         credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
-    v_balance := apikeys._credits_balance(k.client_id);
-    PERFORM apikeys._audit('credits_added', k.client_id, k.owner,
+    PERFORM apikeys_internal._op_end();
+    v_balance := apikeys_internal._credits_balance(k.client_id);
+    PERFORM apikeys_internal._audit('credits_added', k.client_id, k.owner,
         pg_catalog.jsonb_build_object('amount', add_credits.amount, 'balance', v_balance));
     RETURN v_balance;
 END
@@ -1745,7 +1745,7 @@ DECLARE
     det jsonb := '{}'::jsonb;
     col text;
 BEGIN
-    PERFORM apikeys._check_owner(set_owner_policy.owner);
+    PERFORM apikeys_internal._check_owner(set_owner_policy.owner);
     IF set_owner_policy.max_keys IS NOT NULL AND
        (set_owner_policy.max_keys OPERATOR(pg_catalog.<) 1 OR
         set_owner_policy.max_keys OPERATOR(pg_catalog.>) 1000000) THEN
@@ -1785,7 +1785,7 @@ BEGIN
     SELECT * INTO old_p FROM apikeys.owner_policies p
      WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
 
-    PERFORM apikeys._op_begin('policy_changed', NULL);
+    PERFORM apikeys_internal._op_begin('policy_changed', NULL);
     INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, revoke_unused_after,
                                              warn_before_expiry, rotate_every, rate_limit,
                                              rate_window)
@@ -1808,7 +1808,7 @@ BEGIN
                                          EXCLUDED.rate_window) END,
         updated_at = pg_catalog.now()
     RETURNING * INTO new_p;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
 
     -- old -> new of every setting that changed
     FOREACH col IN ARRAY ARRAY['max_keys', 'max_lifetime', 'revoke_unused_after',
@@ -1823,7 +1823,7 @@ BEGIN
                     'new', pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col));
         END IF;
     END LOOP;
-    PERFORM apikeys._audit('policy_changed', NULL, set_owner_policy.owner, det);
+    PERFORM apikeys_internal._audit('policy_changed', NULL, set_owner_policy.owner, det);
     -- what changed (the audit row also names max_keys and max_lifetime
     -- when they did not)
     RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::jsonb)
@@ -1848,12 +1848,12 @@ BEGIN
     IF older_than IS NULL OR older_than OPERATOR(pg_catalog.<) '0'::interval THEN
         RAISE EXCEPTION 'older_than must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
-    PERFORM apikeys._op_begin('purge', NULL);
+    PERFORM apikeys_internal._op_begin('purge', NULL);
     DELETE FROM apikeys.audit_log
      WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM apikeys._op_end();
-    PERFORM apikeys._audit('audit_purged', NULL, NULL,
+    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys_internal._audit('audit_purged', NULL, NULL,
         pg_catalog.jsonb_build_object('older_than', older_than, 'rows', n));
     RETURN n;
 END
@@ -1865,11 +1865,11 @@ GRANT EXECUTE ON FUNCTION apikeys.purge_audit TO apikeys_admin;
 -- The client ID of the key whose live secret a token holds (current, or
 -- previous within its grace: the rule verification applies), else NULL;
 -- verifies as apikeys.verify(token) does.  For report_leaked.
-CREATE FUNCTION apikeys._live_secret_key(token text) RETURNS text
+CREATE FUNCTION apikeys_internal._live_secret_key(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_live_secret_key'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._live_secret_key IS 'Internal: the client ID of the key whose live secret (current, or previous within its grace) a token holds; for report_leaked';
-REVOKE ALL ON FUNCTION apikeys._live_secret_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._live_secret_key IS 'Internal: the client ID of the key whose live secret (current, or previous within its grace) a token holds; for report_leaked';
+REVOKE ALL ON FUNCTION apikeys_internal._live_secret_key FROM PUBLIC;
 
 -- Anyone who finds a leaked token can kill it (GitHub's credential
 -- revocation API).  It says nothing either way, so it is no oracle: it
@@ -1891,12 +1891,12 @@ BEGIN
             USING ERRCODE = '25006',
                   HINT = 'Call apikeys.report_leaked() on the primary, outside a read-only transaction.';
     END IF;
-    v_client_id := apikeys._live_secret_key(token);
+    v_client_id := apikeys_internal._live_secret_key(token);
     IF v_client_id IS NULL THEN
         RETURN;
     END IF;
     -- a revoked key is skipped (not strict)
-    PERFORM apikeys._revoke_key(v_client_id, pg_catalog.jsonb_build_object(
+    PERFORM apikeys_internal._revoke_key(v_client_id, pg_catalog.jsonb_build_object(
         'reason', 'leaked', 'reported_by', SESSION_USER), false, false);
 END
 $$;
@@ -1919,46 +1919,46 @@ GRANT EXECUTE ON FUNCTION apikeys.report_leaked TO PUBLIC;
 -- library (calling one of its C functions) replaces every placeholder by
 -- the registered setting, and drops a value that the role who set it was
 -- not allowed to set (they are superuser-only).  So: load, then read.
-CREATE FUNCTION apikeys._setting(p_name text)
+CREATE FUNCTION apikeys_internal._setting(p_name text)
     RETURNS text
     LANGUAGE plpgsql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._preloaded();
+    PERFORM apikeys_internal._preloaded();
     RETURN NULLIF(pg_catalog.current_setting(p_name, true), '');
 END
 $$;
-COMMENT ON FUNCTION apikeys._setting IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';
-REVOKE ALL ON FUNCTION apikeys._setting FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._setting IS 'Internal: an apikeys.* setting as the library registered it (loads the library first, so no placeholder is read)';
+REVOKE ALL ON FUNCTION apikeys_internal._setting FROM PUBLIC;
 
 -- _setting_integer: the same for an integer setting.
-CREATE FUNCTION apikeys._setting_integer(p_name text, p_default integer)
+CREATE FUNCTION apikeys_internal._setting_integer(p_name text, p_default integer)
     RETURNS integer
     LANGUAGE sql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(apikeys._setting(p_name)::integer, p_default)
+    SELECT COALESCE(apikeys_internal._setting(p_name)::integer, p_default)
 $$;
-COMMENT ON FUNCTION apikeys._setting_integer IS 'Internal: an apikeys.* integer setting, read through _setting';
-REVOKE ALL ON FUNCTION apikeys._setting_integer FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._setting_integer IS 'Internal: an apikeys.* integer setting, read through _setting';
+REVOKE ALL ON FUNCTION apikeys_internal._setting_integer FROM PUBLIC;
 
 -- Audits UPDATE and DELETE on apikeys.keys, labelled by the extension
 -- function that made the change or, for a direct change, direct_update /
 -- direct_delete.  Hashes never reach the audit row: a new secret shows as
 -- "secret": "replaced".  Inserts are audited by create_key itself, so a
 -- restore (COPY into the table) does not add rows to the trail.
-CREATE FUNCTION apikeys._keys_audit_trigger()
+CREATE FUNCTION apikeys_internal._keys_audit_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    ev text := apikeys._op_event();
-    det jsonb := COALESCE(apikeys._op_detail(), '{}'::jsonb);
+    ev text := apikeys_internal._op_event();
+    det jsonb := COALESCE(apikeys_internal._op_detail(), '{}'::jsonb);
     o jsonb;
     n jsonb;
     changes jsonb := '{}'::jsonb;
@@ -1972,7 +1972,7 @@ BEGIN
         RETURN NEW;
     END IF;
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-        PERFORM apikeys._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
+        PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
             det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
         RETURN OLD;
     END IF;
@@ -1992,24 +1992,24 @@ BEGIN
     IF changes OPERATOR(pg_catalog.=) '{}'::jsonb THEN
         RETURN NEW;
     END IF;
-    PERFORM apikeys._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
+    PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
         det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('changes', changes));
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_audit_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_audit_trigger IS 'Internal: audits every UPDATE and DELETE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_audit_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_audit
     AFTER UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_audit_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_audit_trigger();
 
 -- Refuses UPDATE, DELETE and TRUNCATE of audit rows, except inside
 -- apikeys.purge_audit, which audits itself, and except a DELETE applied by
 -- a logical replication apply worker: that is the publisher's purge_audit
 -- (whose own audit row replicates as an INSERT), and the publisher's copy
 -- of this trigger let nothing else through.
-CREATE FUNCTION apikeys._audit_append_only_trigger()
+CREATE FUNCTION apikeys_internal._audit_append_only_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -2017,7 +2017,7 @@ CREATE FUNCTION apikeys._audit_append_only_trigger()
 AS $$
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND
-       (apikeys._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys._in_apply_worker()) THEN
+       (apikeys_internal._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys_internal._in_apply_worker()) THEN
         RETURN OLD;
     END IF;
     RAISE EXCEPTION 'the API key audit log is append-only'
@@ -2025,12 +2025,12 @@ BEGIN
               HINT = 'Use apikeys.purge_audit(older_than) to apply a retention period.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
-REVOKE ALL ON FUNCTION apikeys._audit_append_only_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._audit_append_only_trigger IS 'Internal: keeps apikeys.audit_log append-only';
+REVOKE ALL ON FUNCTION apikeys_internal._audit_append_only_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_append_only
     BEFORE UPDATE OR DELETE ON apikeys.audit_log
-    FOR EACH ROW EXECUTE FUNCTION apikeys._audit_append_only_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._audit_append_only_trigger();
 -- ENABLE ALWAYS: a session with session_replication_role = replica (a
 -- superuser's, a restore's, a logical replication apply worker's) must not
 -- get around append-only either.  Apply workers may still apply the
@@ -2039,11 +2039,11 @@ ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 
 CREATE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON apikeys.audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._audit_append_only_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._audit_append_only_trigger();
 ALTER TABLE apikeys.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
 -- A TRUNCATE of the keys would bypass the row trigger: refuse it.
-CREATE FUNCTION apikeys._keys_no_truncate_trigger()
+CREATE FUNCTION apikeys_internal._keys_no_truncate_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -2054,12 +2054,12 @@ BEGIN
               HINT = 'Use apikeys.revoke_all_keys() or apikeys.delete_key(), which are audited.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
-REVOKE ALL ON FUNCTION apikeys._keys_no_truncate_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_no_truncate_trigger IS 'Internal: refuses TRUNCATE of apikeys.keys';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_no_truncate_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_no_truncate
     BEFORE TRUNCATE ON apikeys.keys
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._keys_no_truncate_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._keys_no_truncate_trigger();
 -- ALWAYS as well: a replica-mode TRUNCATE would empty the table behind the
 -- cache's back.  Replica-mode INSERT, UPDATE and DELETE (restore, logical
 -- replication apply) stay allowed: keys_cache sees them.
@@ -2070,7 +2070,7 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_no_truncate;
 -- (logical replication apply).
 CREATE TRIGGER keys_cache
     AFTER UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_cache_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
 -- Whether the database holds imported keys (src/legacy.c): every backend
@@ -2079,7 +2079,7 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 -- unchangeable; the C function looks at hash_alg itself.)
 CREATE TRIGGER keys_legacy_cache
     AFTER INSERT OR UPDATE OR DELETE ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_legacy_cache_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_legacy_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache;
 
 -- An owner-wide rate limit's change reaches every connection's cache of
@@ -2087,7 +2087,7 @@ ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_legacy_cache;
 -- ENABLE ALWAYS: also under logical replication apply.
 CREATE TRIGGER owner_policies_limit_cache
     AFTER INSERT OR DELETE OR UPDATE OF rate_limit, rate_window ON apikeys.owner_policies
-    FOR EACH ROW EXECUTE FUNCTION apikeys._owner_limit_cache_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._owner_limit_cache_trigger();
 ALTER TABLE apikeys.owner_policies ENABLE ALWAYS TRIGGER owner_policies_limit_cache;
 
 -- ALTER TABLE fires no row trigger, yet it can change what the cache must
@@ -2101,7 +2101,7 @@ ALTER TABLE apikeys.owner_policies ENABLE ALWAYS TRIGGER owner_policies_limit_ca
 -- fires on the INSERTs or COPY a restore runs) and outdates the whole shared
 -- cache at commit.  SECURITY DEFINER because it runs for every ALTER TABLE
 -- in the database, also of roles that cannot see this schema.
-CREATE FUNCTION apikeys._ddl_guard()
+CREATE FUNCTION apikeys_internal._ddl_guard()
     RETURNS event_trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -2129,28 +2129,28 @@ BEGIN
         -- nested ALTER TABLE: fires this again, which then finds nothing to do
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
     END LOOP;
-    PERFORM apikeys._cache_invalidate_all();
+    PERFORM apikeys_internal._cache_invalidate_all();
 END
 $$;
-COMMENT ON FUNCTION apikeys._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
-REVOKE ALL ON FUNCTION apikeys._ddl_guard FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._ddl_guard IS 'Internal: after ALTER TABLE of keys or audit_log, re-enables their ALWAYS triggers and outdates the shared cache';
+REVOKE ALL ON FUNCTION apikeys_internal._ddl_guard FROM PUBLIC;
 
 CREATE EVENT TRIGGER apikeys_ddl_guard
     ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
-    EXECUTE FUNCTION apikeys._ddl_guard();
+    EXECUTE FUNCTION apikeys_internal._ddl_guard();
 COMMENT ON EVENT TRIGGER apikeys_ddl_guard IS 'Keeps the ALWAYS triggers of apikeys.keys and apikeys.audit_log ALWAYS, and the shared cache fresh, after ALTER TABLE';
 -- event triggers, too, follow session_replication_role unless ALWAYS
 ALTER EVENT TRIGGER apikeys_ddl_guard ENABLE ALWAYS;
 
 -- Rate limits need shared memory: say so when one is set without it.
-CREATE FUNCTION apikeys._rate_limit_warning_trigger()
+CREATE FUNCTION apikeys_internal._rate_limit_warning_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NEW.rate_limit IS NOT NULL AND NOT apikeys._preloaded() THEN
+    IF NEW.rate_limit IS NOT NULL AND NOT apikeys_internal._preloaded() THEN
         RAISE WARNING 'rate limit of API key "%" is not enforced', NEW.client_id
             USING DETAIL = 'Rate limits are kept in shared memory.',
                   HINT = 'Add apikeys to "shared_preload_libraries" and restart the server.';
@@ -2158,12 +2158,12 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
-REVOKE ALL ON FUNCTION apikeys._rate_limit_warning_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._rate_limit_warning_trigger IS 'Internal: warns that rate limits are not enforced without shared_preload_libraries';
+REVOKE ALL ON FUNCTION apikeys_internal._rate_limit_warning_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_rate_limit_warning
     AFTER INSERT OR UPDATE OF rate_limit ON apikeys.keys
     -- only a key with a limit can warn: the others skip a PL/pgSQL call
     -- (half the time of a bulk import_keys)
     FOR EACH ROW WHEN (NEW.rate_limit IS NOT NULL)
-    EXECUTE FUNCTION apikeys._rate_limit_warning_trigger();
+    EXECUTE FUNCTION apikeys_internal._rate_limit_warning_trigger();

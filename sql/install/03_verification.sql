@@ -26,17 +26,17 @@ COMMENT ON TYPE apikeys.verification IS 'Outcome of verify/verify_client/authent
 
 -- Internal: the key a self-service function (my_*) acts for, named in the
 -- audit rows of its changes (detail.by_key); cleared at transaction end.
-CREATE FUNCTION apikeys._acting_begin(client_id text) RETURNS void
+CREATE FUNCTION apikeys_internal._acting_begin(client_id text) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_acting_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
-REVOKE ALL ON FUNCTION apikeys._acting_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._acting_begin IS 'Internal: names the key a self-service change is made for (audit detail.by_key); NULL forgets it';
+REVOKE ALL ON FUNCTION apikeys_internal._acting_begin FROM PUBLIC;
 
-CREATE FUNCTION apikeys._acting_key() RETURNS text
+CREATE FUNCTION apikeys_internal._acting_key() RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_acting_key'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
-REVOKE ALL ON FUNCTION apikeys._acting_key FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._acting_key IS 'Internal: the key named by _acting_begin in this transaction, or NULL';
+REVOKE ALL ON FUNCTION apikeys_internal._acting_key FROM PUBLIC;
 
 CREATE FUNCTION apikeys.token_client_id(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_client_id'

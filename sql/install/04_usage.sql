@@ -9,7 +9,7 @@
 -- characters) used in it, packed as a journal row is (src/journal.c),
 -- never one row per key or per request; the view apikeys.usage unpacks
 -- them.  Each key's entry also holds its last use in that hour: key_list's
--- last_used_at reads it (apikeys._usage_last_use; the rollup never updates
+-- last_used_at reads it (apikeys_internal._usage_last_use; the rollup never updates
 -- apikeys.keys, whose last_used_at is written only without preloading).
 CREATE TABLE apikeys.usage_packed (
     hour        timestamptz NOT NULL,
@@ -30,7 +30,7 @@ ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.usage_packed FROM PUBLIC;
 
 -- One row per flush: the numbers of every key used in the interval, packed
--- (format in src/journal.c; decode with apikeys._journal_decode()).
+-- (format in src/journal.c; decode with apikeys_internal._journal_decode()).
 -- UNLOGGED: a flush every flush_interval writes no WAL (at a million keys in
 -- use, ~28 bytes per key and interval were most of the WAL the cluster
 -- wrote).  A clean shutdown keeps it; a crash empties it, losing the uses
@@ -62,7 +62,7 @@ COMMENT ON FUNCTION apikeys.flush_usage IS 'Writes this database''s usage now: w
 REVOKE ALL ON FUNCTION apikeys.flush_usage FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.flush_usage TO apikeys_admin;
 
-CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT client_id text,
+CREATE FUNCTION apikeys_internal._failing_addresses(OUT address inet, OUT client_id text,
                                            OUT failures integer,
                                            OUT window_start timestamptz,
                                            OUT window_end timestamptz,
@@ -71,19 +71,19 @@ CREATE FUNCTION apikeys._failing_addresses(OUT address inet, OUT client_id text,
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_failing_addresses'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
-REVOKE ALL ON FUNCTION apikeys._failing_addresses FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._failing_addresses TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._failing_addresses IS 'Internal: the address failure table behind apikeys.failing_addresses';
+REVOKE ALL ON FUNCTION apikeys_internal._failing_addresses FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._failing_addresses TO apikeys_admin;
 
 -- Removes the failure records of an address or network (for
 -- apikeys.unblock_address, which audits it).
-CREATE FUNCTION apikeys._unblock_address(address inet, OUT blocks_lifted integer,
+CREATE FUNCTION apikeys_internal._unblock_address(address inet, OUT blocks_lifted integer,
                                          OUT records_cleared integer)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_unblock'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
-REVOKE ALL ON FUNCTION apikeys._unblock_address FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._unblock_address IS 'Internal: removes failure throttle records, for unblock_address';
+REVOKE ALL ON FUNCTION apikeys_internal._unblock_address FROM PUBLIC;
 
 CREATE FUNCTION apikeys.cache_stats(OUT shared boolean, OUT capacity bigint,
                                     OUT entries bigint, OUT entry_bytes integer,
@@ -111,16 +111,16 @@ GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
 
 -- The packed journal row (format in src/journal_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
-CREATE FUNCTION apikeys._journal_decode(data bytea,
+CREATE FUNCTION apikeys_internal._journal_decode(data bytea,
                                         OUT client_id text, OUT code text,
                                         OUT count bigint, OUT last_used timestamptz)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_journal_decode'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     ROWS 1000;
-COMMENT ON FUNCTION apikeys._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
-REVOKE ALL ON FUNCTION apikeys._journal_decode FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._journal_decode TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._journal_decode IS 'Internal: the keys, codes, counts and last-use times of a usage journal row';
+REVOKE ALL ON FUNCTION apikeys_internal._journal_decode FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._journal_decode TO apikeys_admin;
 
 -- The rolled-up usage, one row per key, hour and code used; the VALID row
 -- also holds the key's last use in that hour.
@@ -131,35 +131,35 @@ SELECT d.client_id COLLATE "C" AS client_id,
        pg_catalog.sum(COALESCE(d.count, 0))::bigint AS count,
        pg_catalog.max(d.last_used) FILTER (WHERE COALESCE(d.code, 'VALID') OPERATOR(pg_catalog.=) 'VALID') AS last_used_at
   FROM apikeys.usage_packed p,
-       LATERAL apikeys._journal_decode(p.data) d
+       LATERAL apikeys_internal._journal_decode(p.data) d
  GROUP BY 1, 2, 3;
 COMMENT ON VIEW apikeys.usage IS 'Verification counts per key, per hour, per outcome code, rolled up from the usage journal (extension owner only)';
 COMMENT ON COLUMN apikeys.usage.last_used_at IS 'On the VALID row: the key''s last valid use in that hour (what key_list.last_used_at shows once rolled up)';
 REVOKE ALL ON TABLE apikeys.usage FROM PUBLIC;
 
-CREATE FUNCTION apikeys._usage_find(data bytea, client_id text)
+CREATE FUNCTION apikeys_internal._usage_find(data bytea, client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_usage_find'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._usage_find IS 'Internal: a key''s last use in a packed usage row (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._usage_find FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_find IS 'Internal: a key''s last use in a packed usage row (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_find FROM PUBLIC;
 
 -- Neither is STRICT: a STRICT call with NULL constants is folded away
 -- before the EXECUTE privilege is checked.
 -- For the update from 1.0: rows of one hour and bucket as apikeys.usage
 -- shows them, packed as apikeys.usage_packed holds them.
-CREATE FUNCTION apikeys._usage_pack(client_ids text[], codes text[], counts bigint[],
+CREATE FUNCTION apikeys_internal._usage_pack(client_ids text[], codes text[], counts bigint[],
                                     last_used timestamptz[])
     RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_usage_pack'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._usage_pack IS 'Internal: usage rows of one hour and bucket (key, code, count, last use) packed as a row of apikeys.usage_packed';
-REVOKE ALL ON FUNCTION apikeys._usage_pack FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_pack IS 'Internal: usage rows of one hour and bucket (key, code, count, last use) packed as a row of apikeys.usage_packed';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_pack FROM PUBLIC;
 
 -- A key's last use rolled up into apikeys.usage_packed: the latest of its
 -- newest hour (the row's bucket: src/journal.c, UsageBucket), NULL when
 -- none.  One index scan of its bucket, newest hour first.
-CREATE FUNCTION apikeys._usage_last_use(client_id text)
+CREATE FUNCTION apikeys_internal._usage_last_use(client_id text)
     RETURNS timestamptz
     LANGUAGE plpgsql STABLE
     SECURITY DEFINER
@@ -170,7 +170,7 @@ DECLARE
     found_hour timestamptz;
     best timestamptz;
 BEGIN
-    FOR r IN SELECT p.hour, apikeys._usage_find(p.data, _usage_last_use.client_id) AS t
+    FOR r IN SELECT p.hour, apikeys_internal._usage_find(p.data, _usage_last_use.client_id) AS t
                FROM apikeys.usage_packed p
               WHERE p.bucket OPERATOR(pg_catalog.=) (pg_catalog.right(_usage_last_use.client_id, 2) COLLATE "C")
               ORDER BY p.hour DESC
@@ -184,44 +184,44 @@ BEGIN
     RETURN best;
 END
 $$;
-COMMENT ON FUNCTION apikeys._usage_last_use IS 'Internal: a key''s last use rolled up into apikeys.usage (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._usage_last_use FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._usage_last_use TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._usage_last_use IS 'Internal: a key''s last use rolled up into apikeys.usage (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_last_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._usage_last_use TO apikeys_admin;
 
-CREATE FUNCTION apikeys._recent_use(client_id text)
+CREATE FUNCTION apikeys_internal._recent_use(client_id text)
     RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
     LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
-REVOKE ALL ON FUNCTION apikeys._recent_use FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._recent_use TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._recent_use IS 'Internal: a key''s last use flushed to the usage journal and not yet rolled up (NULL when none)';
+REVOKE ALL ON FUNCTION apikeys_internal._recent_use FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._recent_use TO apikeys_admin;
 
 -- Proof of non-use, for revoke_unused_after (src/journal.c): why this
 -- database cannot prove that a key without a recorded use in the last
 -- unused_after was unused (NULL: it can); what that depends on; and the
 -- superuser's way to accept the possible losses noted so far.
-CREATE FUNCTION apikeys._usage_unproven(unused_after interval)
+CREATE FUNCTION apikeys_internal._usage_unproven(unused_after interval)
     RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_usage_unproven'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
-REVOKE ALL ON FUNCTION apikeys._usage_unproven FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_unproven IS 'Internal: why a key without a recorded use in that interval may still have been used (NULL when its non-use is proven)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_unproven FROM PUBLIC;
 
-CREATE FUNCTION apikeys._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
+CREATE FUNCTION apikeys_internal._usage_health(OUT lost_until timestamptz, OUT visits_not_started bigint,
                                       OUT journal_in_recent boolean)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_usage_health'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
-REVOKE ALL ON FUNCTION apikeys._usage_health FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._usage_health TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._usage_health IS 'What the proof of non-use depends on: the time up to which uses may have been lost, worker visits that could not start, whether the journal''s last uses are all known';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_health FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._usage_health TO apikeys_admin;
 
-CREATE FUNCTION apikeys._usage_accept_losses()
+CREATE FUNCTION apikeys_internal._usage_accept_losses()
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_usage_accept_losses'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
-REVOKE ALL ON FUNCTION apikeys._usage_accept_losses FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._usage_accept_losses IS 'Internal, extension owner only: forget the possible losses of uses noted so far (revoke_unused_after may then act on them)';
+REVOKE ALL ON FUNCTION apikeys_internal._usage_accept_losses FROM PUBLIC;
 
 -- After a restart the shared cache is empty, and every key's first
 -- verification is a miss; this fills it at once, as pg_prewarm does for
@@ -251,8 +251,8 @@ SELECT k.client_id,
        k.created_at,
        k.created_by,
        k.expires_at,
-       GREATEST(k.last_used_at, apikeys._recent_use(k.client_id),
-                apikeys._usage_last_use(k.client_id)) AS last_used_at,
+       GREATEST(k.last_used_at, apikeys_internal._recent_use(k.client_id),
+                apikeys_internal._usage_last_use(k.client_id)) AS last_used_at,
        k.contact_email,
        k.contact_phone,
        k.allowed_cidrs,
@@ -275,7 +275,7 @@ GRANT SELECT ON apikeys.key_list TO apikeys_admin;
 -- The journal's counts, for key_usage: nothing on a standby, where the
 -- unlogged journal cannot be read (and is empty).  PL/pgSQL plans the
 -- query only when it runs it.
-CREATE FUNCTION apikeys._journal_usage(OUT client_id text, OUT hour timestamptz,
+CREATE FUNCTION apikeys_internal._journal_usage(OUT client_id text, OUT hour timestamptz,
                                        OUT code text, OUT count bigint)
     RETURNS SETOF record
     LANGUAGE plpgsql STABLE
@@ -289,13 +289,13 @@ BEGIN
     RETURN QUERY
         SELECT d.client_id COLLATE "C", pg_catalog.date_trunc('hour', j.flushed_at), d.code, d.count
           FROM apikeys.usage_journal j,
-               LATERAL apikeys._journal_decode(j.data) d
+               LATERAL apikeys_internal._journal_decode(j.data) d
          WHERE d.code IS NOT NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._journal_usage IS 'Internal: the counts of the usage journal, one row per key, hour and code (none on a standby)';
-REVOKE ALL ON FUNCTION apikeys._journal_usage FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._journal_usage TO apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._journal_usage IS 'Internal: the counts of the usage journal, one row per key, hour and code (none on a standby)';
+REVOKE ALL ON FUNCTION apikeys_internal._journal_usage FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._journal_usage TO apikeys_admin;
 
 -- Usage: the rolled-up hours plus what the journal holds.
 CREATE VIEW apikeys.key_usage AS
@@ -304,7 +304,7 @@ SELECT s.client_id, s.hour, s.code, pg_catalog.sum(s.count)::bigint AS count
           FROM apikeys.usage u
         UNION ALL
         SELECT j.client_id COLLATE "C", j.hour, j.code, j.count
-          FROM apikeys._journal_usage() j) s
+          FROM apikeys_internal._journal_usage() j) s
  GROUP BY s.client_id, s.hour, s.code;
 COMMENT ON VIEW apikeys.key_usage IS 'Verification counts per key, per hour, per outcome code (rolled-up hours and the usage journal; flushed every apikeys.flush_interval when preloaded)';
 REVOKE ALL ON TABLE apikeys.key_usage FROM PUBLIC;
@@ -316,7 +316,7 @@ GRANT SELECT ON apikeys.key_usage TO apikeys_admin;
 CREATE VIEW apikeys.failing_addresses AS
 SELECT f.address, f.client_id, f.failures, f.window_start, f.window_end, f.blocked,
        f.blocked_attempts
-  FROM apikeys._failing_addresses() f
+  FROM apikeys_internal._failing_addresses() f
  ORDER BY f.failures DESC, f.address, f.client_id;
 COMMENT ON VIEW apikeys.failing_addresses IS 'Callers (IPv4 address, IPv6 /64 or ::1, with the client ID they named) and networks (IPv4 /24, IPv6 /48) with failed attempts in their current window, noisiest first';
 COMMENT ON COLUMN apikeys.failing_addresses.client_id IS 'The client ID the failing attempts named, as presented (it may not exist); NULL for a network, or for attempts that named none';
@@ -339,9 +339,9 @@ BEGIN
     IF unblock_address.address IS NULL THEN
         RAISE EXCEPTION 'address cannot be NULL' USING ERRCODE = '22023';
     END IF;
-    r := apikeys._unblock_address(unblock_address.address);
+    r := apikeys_internal._unblock_address(unblock_address.address);
     IF r.records_cleared OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM apikeys._audit('address_unblocked', NULL, NULL,
+        PERFORM apikeys_internal._audit('address_unblocked', NULL, NULL,
             pg_catalog.jsonb_build_object('address', pg_catalog.host(unblock_address.address)
                                               OPERATOR(pg_catalog.||) '/'
                                               OPERATOR(pg_catalog.||) pg_catalog.masklen(unblock_address.address),

@@ -76,73 +76,73 @@ GRANT SELECT ON apikeys.outbox TO apikeys_delivery;
 
 -- Handoff (src/claim.c): claim secrets from pg_strong_random(), constant-
 -- time hash comparison, and the claim's use of the address throttle.
-CREATE FUNCTION apikeys._claim_secrets(OUT claim_token text, OUT code text)
+CREATE FUNCTION apikeys_internal._claim_secrets(OUT claim_token text, OUT code text)
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_claim_secrets'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
-REVOKE ALL ON FUNCTION apikeys._claim_secrets FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_secrets IS 'Internal: a new claim token and 6-digit code from pg_strong_random()';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_secrets FROM PUBLIC;
 
 -- Not STRICT, like flush_usage: a STRICT call with NULL constants is
 -- folded away before the EXECUTE privilege is checked.
-CREATE FUNCTION apikeys._hash_equal(a bytea, b bytea)
+CREATE FUNCTION apikeys_internal._hash_equal(a bytea, b bytea)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_hash_equal'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys._hash_equal IS 'Internal: constant-time equality of two hashes';
-REVOKE ALL ON FUNCTION apikeys._hash_equal FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._hash_equal IS 'Internal: constant-time equality of two hashes';
+REVOKE ALL ON FUNCTION apikeys_internal._hash_equal FROM PUBLIC;
 
 -- Refuses at once on a standby; the caller's address (client_ip, else as
 -- pre_request chooses it).  Not STRICT: NULL client_ip is the usual call.
-CREATE FUNCTION apikeys._claim_begin(client_ip inet)
+CREATE FUNCTION apikeys_internal._claim_begin(client_ip inet)
     RETURNS inet
     AS 'MODULE_PATHNAME', 'apikeys_claim_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_begin IS 'Internal: refuses a claim on a standby; the caller''s address (client_ip, else as pre_request chooses it)';
-REVOKE ALL ON FUNCTION apikeys._claim_begin FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_begin IS 'Internal: refuses a claim on a standby; the caller''s address (client_ip, else as pre_request chooses it)';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_begin FROM PUBLIC;
 
 -- Counts one code comparison (before comparing), then compares.
-CREATE FUNCTION apikeys._claim_attempt(claim_id bigint, failures integer, expires_at timestamptz,
+CREATE FUNCTION apikeys_internal._claim_attempt(claim_id bigint, failures integer, expires_at timestamptz,
                                        code_hash bytea, presented bytea)
     RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_claim_attempt'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_attempt IS 'Internal: counts one code comparison of a claim before making it (at most five, ever), then compares';
-REVOKE ALL ON FUNCTION apikeys._claim_attempt FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_attempt IS 'Internal: counts one code comparison of a claim before making it (at most five, ever), then compares';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_attempt FROM PUBLIC;
 
 -- Not STRICT: a NULL address (unix socket) is a call like any other.
-CREATE FUNCTION apikeys._claim_failed(address inet)
+CREATE FUNCTION apikeys_internal._claim_failed(address inet)
     RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_claim_failed'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._claim_failed IS 'Internal: counts a failed claim against the caller''s address in the throttle';
-REVOKE ALL ON FUNCTION apikeys._claim_failed FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_failed IS 'Internal: counts a failed claim against the caller''s address in the throttle';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_failed FROM PUBLIC;
 
-CREATE FUNCTION apikeys._claim_attempts(OUT claim_id bigint, OUT tag bytea, OUT attempts integer,
+CREATE FUNCTION apikeys_internal._claim_attempts(OUT claim_id bigint, OUT tag bytea, OUT attempts integer,
                                         OUT wrong integer, OUT synced integer)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'apikeys_claim_attempts'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._claim_attempts IS 'Internal: this database''s claim attempts counted in shared memory (none without preloading)';
-REVOKE ALL ON FUNCTION apikeys._claim_attempts FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_attempts IS 'Internal: this database''s claim attempts counted in shared memory (none without preloading)';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_attempts FROM PUBLIC;
 
 -- _setting_interval: an apikeys.* duration setting as an interval (read
 -- through _setting), with a fallback when it is unset.
-CREATE FUNCTION apikeys._setting_interval(p_name text, p_default interval)
+CREATE FUNCTION apikeys_internal._setting_interval(p_name text, p_default interval)
     RETURNS interval
     LANGUAGE sql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(apikeys._setting(p_name)::interval, p_default)
+    SELECT COALESCE(apikeys_internal._setting(p_name)::interval, p_default)
 $$;
-COMMENT ON FUNCTION apikeys._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
-REVOKE ALL ON FUNCTION apikeys._setting_interval FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._setting_interval IS 'Internal: an apikeys.* duration setting as an interval';
+REVOKE ALL ON FUNCTION apikeys_internal._setting_interval FROM PUBLIC;
 
 -- _deliver appends one outbox row addressed to a person (channel email or
 -- sms) or to applications (channel NULL) and sends a wake-up NOTIFY that
 -- names only the event and the row.  The one writer of deliveries.
-CREATE FUNCTION apikeys._deliver(p_event text, p_client_id text, p_owner text,
+CREATE FUNCTION apikeys_internal._deliver(p_event text, p_client_id text, p_owner text,
                                  p_channel text, p_recipient text, p_payload jsonb,
                                  p_claim_id bigint DEFAULT NULL)
     RETURNS bigint
@@ -162,8 +162,8 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
-REVOKE ALL ON FUNCTION apikeys._deliver FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._deliver IS 'Internal: appends an outbox delivery and sends a wake-up NOTIFY';
+REVOKE ALL ON FUNCTION apikeys_internal._deliver FROM PUBLIC;
 
 -- Every audit row written by this transaction becomes an outbox event
 -- (channel NULL).  Rows restored from a dump (COPY) are skipped: they carry
@@ -171,7 +171,7 @@ REVOKE ALL ON FUNCTION apikeys._deliver FROM PUBLIC;
 -- transaction never has both (the txid alone can coincide between two
 -- young clusters).  So are rows whose event is already in the outbox as a
 -- delivery (detail names its outbox_id).
-CREATE FUNCTION apikeys._audit_outbox_trigger()
+CREATE FUNCTION apikeys_internal._audit_outbox_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -185,8 +185,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION apikeys._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
-REVOKE ALL ON FUNCTION apikeys._audit_outbox_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._audit_outbox_trigger IS 'Internal: copies each audit row of this transaction into the outbox';
+REVOKE ALL ON FUNCTION apikeys_internal._audit_outbox_trigger FROM PUBLIC;
 
 CREATE TRIGGER audit_log_outbox
     AFTER INSERT ON apikeys.audit_log
@@ -194,11 +194,11 @@ CREATE TRIGGER audit_log_outbox
     WHEN (NEW.at OPERATOR(pg_catalog.=) pg_catalog.now()
           AND NEW.txid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()
           AND NOT (NEW.detail OPERATOR(pg_catalog.?) 'outbox_id'))
-    EXECUTE FUNCTION apikeys._audit_outbox_trigger();
+    EXECUTE FUNCTION apikeys_internal._audit_outbox_trigger();
 
 -- Keeps keys.secret_set_at: when the current secret was set (rotation
 -- policy).
-CREATE FUNCTION apikeys._keys_secret_set_at_trigger()
+CREATE FUNCTION apikeys_internal._keys_secret_set_at_trigger()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -210,16 +210,16 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION apikeys._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
-REVOKE ALL ON FUNCTION apikeys._keys_secret_set_at_trigger FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._keys_secret_set_at_trigger IS 'Internal: records when a key''s secret was set';
+REVOKE ALL ON FUNCTION apikeys_internal._keys_secret_set_at_trigger FROM PUBLIC;
 
 CREATE TRIGGER keys_secret_set_at
     BEFORE UPDATE OF secret_hash ON apikeys.keys
-    FOR EACH ROW EXECUTE FUNCTION apikeys._keys_secret_set_at_trigger();
+    FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_secret_set_at_trigger();
 
 -- _outbox_erase removes the one-time secrets (claim token, code) from the
 -- outbox rows of the given claims.
-CREATE FUNCTION apikeys._outbox_erase(p_claim_ids bigint[])
+CREATE FUNCTION apikeys_internal._outbox_erase(p_claim_ids bigint[])
     RETURNS void
     LANGUAGE sql
     SECURITY DEFINER
@@ -230,13 +230,13 @@ AS $$
      WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
        AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
 $$;
-COMMENT ON FUNCTION apikeys._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
-REVOKE ALL ON FUNCTION apikeys._outbox_erase FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
+REVOKE ALL ON FUNCTION apikeys_internal._outbox_erase FROM PUBLIC;
 
 -- _handoff_start: a new claim for a pending key (any earlier open claim
 -- is superseded and its secrets erased), its two deliveries and the
 -- handoff_sent audit row.  Returns when the claim expires.
-CREATE FUNCTION apikeys._handoff_start(k apikeys.keys)
+CREATE FUNCTION apikeys_internal._handoff_start(k apikeys.keys)
     RETURNS timestamptz
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -255,12 +255,12 @@ BEGIN
         RETURNING c.id)
     SELECT pg_catalog.array_agg(id) INTO v_old FROM sup;
     IF v_old IS NOT NULL THEN
-        PERFORM apikeys._outbox_erase(v_old);
+        PERFORM apikeys_internal._outbox_erase(v_old);
     END IF;
 
-    s := apikeys._claim_secrets();
+    s := apikeys_internal._claim_secrets();
     v_exp := pg_catalog.now() OPERATOR(pg_catalog.+)
-             apikeys._setting_interval('apikeys.claim_lifetime', '24 hours');
+             apikeys_internal._setting_interval('apikeys.claim_lifetime', '24 hours');
     INSERT INTO apikeys.claims (client_id, token_hash, code_hash, expires_at)
     VALUES (k.client_id,
             pg_catalog.sha256(pg_catalog.convert_to(s.claim_token, 'UTF8')),
@@ -269,25 +269,25 @@ BEGIN
             v_exp)
     RETURNING id INTO v_claim;
 
-    PERFORM apikeys._deliver('handoff_link', k.client_id, k.owner, 'email', k.contact_email,
+    PERFORM apikeys_internal._deliver('handoff_link', k.client_id, k.owner, 'email', k.contact_email,
         pg_catalog.jsonb_build_object('claim_token', s.claim_token, 'client_id', k.client_id,
                                       'name', k.name, 'claim_expires_at', v_exp),
         v_claim);
-    PERFORM apikeys._deliver('handoff_code', k.client_id, k.owner, 'sms', k.contact_phone,
+    PERFORM apikeys_internal._deliver('handoff_code', k.client_id, k.owner, 'sms', k.contact_phone,
         pg_catalog.jsonb_build_object('code', s.code, 'client_id', k.client_id,
                                       'claim_expires_at', v_exp),
         v_claim);
-    PERFORM apikeys._audit('handoff_sent', k.client_id, k.owner,
+    PERFORM apikeys_internal._audit('handoff_sent', k.client_id, k.owner,
         pg_catalog.jsonb_build_object('claim_expires_at', v_exp,
                                       'email', k.contact_email, 'phone', k.contact_phone));
     RETURN v_exp;
 END
 $$;
-COMMENT ON FUNCTION apikeys._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
-REVOKE ALL ON FUNCTION apikeys._handoff_start FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._handoff_start IS 'Internal: opens a claim for a pending key and enqueues its link and code';
+REVOKE ALL ON FUNCTION apikeys_internal._handoff_start FROM PUBLIC;
 
 -- _claim_refuse: the one answer to every failed claim, whatever was wrong.
-CREATE FUNCTION apikeys._claim_refuse()
+CREATE FUNCTION apikeys_internal._claim_refuse()
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -299,8 +299,8 @@ BEGIN
               HINT = 'Ask the administrator of the key for a new link and code.';
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_refuse IS 'Internal: raises the one error of every failed claim';
-REVOKE ALL ON FUNCTION apikeys._claim_refuse FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_refuse IS 'Internal: raises the one error of every failed claim';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_refuse FROM PUBLIC;
 
 -- _claim_record writes a claim's attempt count from the shared-memory
 -- table (src/claim.c) to its row: failures never goes down, and with
@@ -308,7 +308,7 @@ REVOKE ALL ON FUNCTION apikeys._claim_refuse FROM PUBLIC;
 -- lock audited, once.  Run by the claim sync worker in its own
 -- transaction.  A row locked by someone else is skipped, never waited for
 -- (false: try again later); a claim that is gone counts as written.
-CREATE FUNCTION apikeys._claim_record(p_claim_id bigint, p_tag bytea, p_attempts integer,
+CREATE FUNCTION apikeys_internal._claim_record(p_claim_id bigint, p_tag bytea, p_attempts integer,
                                       p_lock boolean)
     RETURNS boolean
     LANGUAGE plpgsql
@@ -335,31 +335,31 @@ BEGIN
      WHERE cl.id OPERATOR(pg_catalog.=) c.id
     RETURNING * INTO c;
     IF v_locks THEN
-        PERFORM apikeys._claim_locked(c);
+        PERFORM apikeys_internal._claim_locked(c);
     END IF;
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_record IS 'Internal: writes a claim''s attempt count (and its lock) to its row; run by the claim sync worker';
-REVOKE ALL ON FUNCTION apikeys._claim_record FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_record IS 'Internal: writes a claim''s attempt count (and its lock) to its row; run by the claim sync worker';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_record FROM PUBLIC;
 
 -- _claim_locked: what follows the lock of a claim (five wrong codes): its
 -- secrets leave the outbox and the lock is audited.
-CREATE FUNCTION apikeys._claim_locked(c apikeys.claims)
+CREATE FUNCTION apikeys_internal._claim_locked(c apikeys.claims)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
-    PERFORM apikeys._audit('claim_locked', c.client_id,
+    PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
+    PERFORM apikeys_internal._audit('claim_locked', c.client_id,
         (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
         pg_catalog.jsonb_build_object('failures', c.failures));
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_locked IS 'Internal: erases a locked claim''s secrets from the outbox and audits the lock';
-REVOKE ALL ON FUNCTION apikeys._claim_locked FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_locked IS 'Internal: erases a locked claim''s secrets from the outbox and audits the lock';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_locked FROM PUBLIC;
 
 -- _claim_count_attempt: without preloading, one code comparison counted in
 -- the claim's row before it is made, and made.  Run by the claim count
@@ -368,7 +368,7 @@ REVOKE ALL ON FUNCTION apikeys._claim_locked FROM PUBLIC;
 -- more comparisons (or is closed); true: the code is right; false: wrong,
 -- and the fifth wrong code locks the claim.  "failures < 5" in the UPDATE
 -- makes count-and-check one atomic step under any concurrency.
-CREATE FUNCTION apikeys._claim_count_attempt(p_claim_id bigint, p_presented bytea)
+CREATE FUNCTION apikeys_internal._claim_count_attempt(p_claim_id bigint, p_presented bytea)
     RETURNS boolean
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -386,24 +386,24 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    IF apikeys._hash_equal(c.code_hash, p_presented) THEN
+    IF apikeys_internal._hash_equal(c.code_hash, p_presented) THEN
         RETURN true;
     END IF;
     IF c.failures OPERATOR(pg_catalog.>=) 5 THEN
         UPDATE apikeys.claims cl SET locked_at = pg_catalog.now()
          WHERE cl.id OPERATOR(pg_catalog.=) c.id
         RETURNING * INTO c;
-        PERFORM apikeys._claim_locked(c);
+        PERFORM apikeys_internal._claim_locked(c);
     END IF;
     RETURN false;
 END
 $$;
-COMMENT ON FUNCTION apikeys._claim_count_attempt IS 'Internal: without preloading, counts one comparison in the claim''s row and makes it (run by the claim count worker)';
-REVOKE ALL ON FUNCTION apikeys._claim_count_attempt FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._claim_count_attempt IS 'Internal: without preloading, counts one comparison in the claim''s row and makes it (run by the claim count worker)';
+REVOKE ALL ON FUNCTION apikeys_internal._claim_count_attempt FROM PUBLIC;
 
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).
 -- Every code comparison is counted before it is made, where the error
--- that ends a failed claim cannot undo it (apikeys._claim_attempt, see
+-- that ends a failed claim cannot undo it (apikeys_internal._claim_attempt, see
 -- src/claim.c): at most five per claim, ever.  A right code then locks the
 -- claim and its key without waiting (a concurrent claim holding them
 -- wins) and looks again.  The caller's address (client_ip, else as
@@ -424,7 +424,7 @@ DECLARE
     v_ok boolean := false;
 BEGIN
     -- a standby refuses here, at once (25006)
-    v_addr := apikeys._claim_begin(claim_key.client_ip);
+    v_addr := apikeys_internal._claim_begin(claim_key.client_ip);
     -- Every failure ends at the one RAISE below, so not even the error's
     -- CONTEXT line tells which check failed.
     IF claim_key.claim_token IS NOT NULL AND claim_key.code IS NOT NULL AND
@@ -435,7 +435,7 @@ BEGIN
         IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
            c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND
            c.failures OPERATOR(pg_catalog.<) 5 AND
-           apikeys._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
+           apikeys_internal._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
                pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
                                                        OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
             -- the code is right: lock without waiting, and look again (a
@@ -455,12 +455,12 @@ BEGIN
         END IF;
     END IF;
     IF NOT v_ok THEN
-        PERFORM apikeys._claim_failed(v_addr);
-        PERFORM apikeys._claim_refuse();
+        PERFORM apikeys_internal._claim_failed(v_addr);
+        PERFORM apikeys_internal._claim_refuse();
     END IF;
 
-    m := apikeys._mint(k.client_id);
-    PERFORM apikeys._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
+    m := apikeys_internal._mint(k.client_id);
+    PERFORM apikeys_internal._op_begin('claimed', pg_catalog.jsonb_build_object('claim_created_at', c.created_at));
     UPDATE apikeys.keys SET
         secret_hash = m.secret_hash,
         hash_alg = m.hash_alg,
@@ -472,9 +472,9 @@ BEGIN
         pending_since = NULL,
         claimed_at = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    PERFORM apikeys._op_end();
+    PERFORM apikeys_internal._op_end();
     UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
-    PERFORM apikeys._outbox_erase(ARRAY[c.id]);
+    PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
 END
@@ -497,7 +497,7 @@ DECLARE
     k apikeys.keys;
     m record;
 BEGIN
-    k := apikeys._key_row(reset_key.client_id);
+    k := apikeys_internal._key_row(reset_key.client_id);
     IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', reset_key.client_id
             USING ERRCODE = '55000',
@@ -509,8 +509,8 @@ BEGIN
                   HINT = 'Set contact_email and contact_phone with apikeys.update_key() first.';
     END IF;
 
-    m := apikeys._mint(k.client_id);   -- its secret is dropped unseen
-    PERFORM apikeys._op_begin('reset', NULL);
+    m := apikeys_internal._mint(k.client_id);   -- its secret is dropped unseen
+    PERFORM apikeys_internal._op_begin('reset', NULL);
     UPDATE apikeys.keys SET
         secret_hash = m.secret_hash,
         hash_alg = m.hash_alg,
@@ -522,8 +522,8 @@ BEGIN
         pending_since = pg_catalog.now()
      WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
     RETURNING * INTO k;
-    PERFORM apikeys._op_end();
-    PERFORM apikeys._handoff_start(k);
+    PERFORM apikeys_internal._op_end();
+    PERFORM apikeys_internal._handoff_start(k);
 END
 $$;
 COMMENT ON FUNCTION apikeys.reset_key IS 'Stops the key''s secret at once and sends a new handoff (claim link and code)';
@@ -533,14 +533,14 @@ GRANT EXECUTE ON FUNCTION apikeys.reset_key TO apikeys_admin;
 -- _outbox_housekeeping: rows of claims that expired lose their one-time
 -- secrets (and, undelivered, are given up: the link is dead); rows whose
 -- last allowed attempt's lease ran out are given up.
-CREATE FUNCTION apikeys._outbox_housekeeping()
+CREATE FUNCTION apikeys_internal._outbox_housekeeping()
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     UPDATE apikeys.outbox o SET
         payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[],
@@ -563,8 +563,8 @@ BEGIN
        AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
 END
 $$;
-COMMENT ON FUNCTION apikeys._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
-REVOKE ALL ON FUNCTION apikeys._outbox_housekeeping FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
+REVOKE ALL ON FUNCTION apikeys_internal._outbox_housekeeping FROM PUBLIC;
 
 -- outbox_take: due, undelivered rows, oldest first, each leased to the
 -- caller until now() + lease.  FOR UPDATE SKIP LOCKED: concurrent takers
@@ -577,7 +577,7 @@ CREATE FUNCTION apikeys.outbox_take(max_rows integer DEFAULT 100, lease interval
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 10000 THEN
         RAISE EXCEPTION 'max_rows must be between 1 and 10000' USING ERRCODE = '22023';
@@ -586,7 +586,7 @@ BEGIN
        lease OPERATOR(pg_catalog.>) '1 day'::interval THEN
         RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = '22023';
     END IF;
-    PERFORM apikeys._outbox_housekeeping();
+    PERFORM apikeys_internal._outbox_housekeeping();
     RETURN QUERY
     WITH due AS (
         SELECT o.id FROM apikeys.outbox o
@@ -601,7 +601,7 @@ BEGIN
         UPDATE apikeys.outbox o SET
             attempts = o.attempts OPERATOR(pg_catalog.+) 1,
             leased_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) lease,
-            leased_by = pg_catalog.format('%s pid %s', apikeys._outer_user(), pg_catalog.pg_backend_pid())
+            leased_by = pg_catalog.format('%s pid %s', apikeys_internal._outer_user(), pg_catalog.pg_backend_pid())
           FROM due
          WHERE o.id OPERATOR(pg_catalog.=) due.id
         RETURNING o.*)
@@ -648,7 +648,7 @@ CREATE FUNCTION apikeys.outbox_retry(id bigint, error text)
 AS $$
 DECLARE
     o apikeys.outbox;
-    v_max integer := apikeys._setting_integer('apikeys.outbox_max_attempts', 10);
+    v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
     v_delay interval;
 BEGIN
     SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id OPERATOR(pg_catalog.=) outbox_retry.id FOR UPDATE;
@@ -660,11 +660,11 @@ BEGIN
         RAISE EXCEPTION 'outbox row % has already been delivered', o.id
             USING ERRCODE = '55000';
     END IF;
-    v_delay := LEAST(apikeys._setting_interval('apikeys.outbox_backoff', '10 seconds')
+    v_delay := LEAST(apikeys_internal._setting_interval('apikeys.outbox_backoff', '10 seconds')
                      OPERATOR(pg_catalog.*)
                      pg_catalog.power(2::double precision,
                                       (LEAST(GREATEST(o.attempts, 1), 30) OPERATOR(pg_catalog.-) 1)::double precision),
-                     apikeys._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
+                     apikeys_internal._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
     UPDATE apikeys.outbox ob SET
         leased_until = NULL,
         last_error = pg_catalog."left"(COALESCE(outbox_retry.error, ''), 1000),

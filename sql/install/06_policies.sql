@@ -22,7 +22,7 @@ REVOKE ALL ON TABLE apikeys.policy_notices FROM PUBLIC;
 -- _policy_notice: one expires_soon / rotation_due notice for a key, unless
 -- already sent for this subject; audited, delivered to the key's contact
 -- email (or to applications when it has none).  True when sent.
-CREATE FUNCTION apikeys._policy_notice(k apikeys.keys, p_event text, p_subject timestamptz,
+CREATE FUNCTION apikeys_internal._policy_notice(k apikeys.keys, p_event text, p_subject timestamptz,
                                        p_payload jsonb)
     RETURNS boolean
     LANGUAGE plpgsql
@@ -38,18 +38,18 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    v_id := apikeys._deliver(p_event, k.client_id, k.owner,
+    v_id := apikeys_internal._deliver(p_event, k.client_id, k.owner,
                              CASE WHEN k.contact_email IS NOT NULL THEN 'email' END,
                              k.contact_email,
                              p_payload OPERATOR(pg_catalog.||)
                              pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name));
-    PERFORM apikeys._audit(p_event, k.client_id, k.owner,
+    PERFORM apikeys_internal._audit(p_event, k.client_id, k.owner,
         p_payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('outbox_id', v_id));
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION apikeys._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
-REVOKE ALL ON FUNCTION apikeys._policy_notice FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._policy_notice IS 'Internal: sends a lifecycle notice once per key, event and subject';
+REVOKE ALL ON FUNCTION apikeys_internal._policy_notice FROM PUBLIC;
 
 -- apply_policies: one pass of the lifecycle policies over live keys, plus
 -- outbox housekeeping and retention.  Returns the number of actions
@@ -66,14 +66,14 @@ DECLARE
     n integer := 0;
     r record;
     k apikeys.keys;
-    v_retention interval := apikeys._setting_interval('apikeys.outbox_retention', '7 days');
+    v_retention interval := apikeys_internal._setting_interval('apikeys.outbox_retention', '7 days');
     v_last timestamptz;
     v_proof record;
     v_skipped integer := 0;
     v_skip_reason text;
     v_skip_ids text[] := '{}';
 BEGIN
-    PERFORM apikeys._outbox_housekeeping();
+    PERFORM apikeys_internal._outbox_housekeeping();
     IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
         DELETE FROM apikeys.outbox o
          WHERE o.delivered_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention)
@@ -85,11 +85,11 @@ BEGIN
     FOR r IN
         SELECT kk.client_id, kk.expires_at,
                COALESCE(p.revoke_unused_after,
-                        apikeys._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
+                        apikeys_internal._setting_interval('apikeys.default_revoke_unused_after', '0')) AS unused_after,
                COALESCE(p.warn_before_expiry,
-                        apikeys._setting_interval('apikeys.default_warn_before_expiry', '14 days')) AS warn_before,
+                        apikeys_internal._setting_interval('apikeys.default_warn_before_expiry', '14 days')) AS warn_before,
                COALESCE(p.rotate_every,
-                        apikeys._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
+                        apikeys_internal._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
           FROM apikeys.keys kk
           LEFT JOIN apikeys.owner_policies p ON p.owner OPERATOR(pg_catalog.=) kk.owner
          WHERE kk.revoked_at IS NULL
@@ -110,9 +110,9 @@ BEGIN
         END IF;
 
         -- revoke_unused_after: never used counts from creation; only a
-        -- proven non-use revokes (apikeys._unused_proven)
+        -- proven non-use revokes (apikeys_internal._unused_proven)
         IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
-            SELECT * INTO v_proof FROM apikeys._unused_proven(k, r.unused_after);
+            SELECT * INTO v_proof FROM apikeys_internal._unused_proven(k, r.unused_after);
             v_last := v_proof.last_used_at;
             IF NOT v_proof.proven AND v_proof.reason IS NOT NULL THEN
                 v_skipped := v_skipped OPERATOR(pg_catalog.+) 1;
@@ -122,11 +122,11 @@ BEGIN
                 END IF;
             END IF;
             IF v_proof.proven THEN
-                IF apikeys._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
+                IF apikeys_internal._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
                        'reason', 'unused', 'policy', 'revoke_unused_after',
                        'unused_after', r.unused_after, 'last_used_at', v_last),
                        false, false) OPERATOR(pg_catalog.>) 0 THEN
-                    PERFORM apikeys._deliver('revoked_unused', k.client_id, k.owner,
+                    PERFORM apikeys_internal._deliver('revoked_unused', k.client_id, k.owner,
                         CASE WHEN k.contact_email IS NOT NULL THEN 'email' END, k.contact_email,
                         pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name,
                                                       'last_used_at', v_last,
@@ -139,7 +139,7 @@ BEGIN
 
         IF r.warn_before OPERATOR(pg_catalog.>) '0'::interval AND
            k.expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before) THEN
-            IF apikeys._policy_notice(k, 'expires_soon', k.expires_at,
+            IF apikeys_internal._policy_notice(k, 'expires_soon', k.expires_at,
                    pg_catalog.jsonb_build_object('expires_at', k.expires_at)) THEN
                 n := n OPERATOR(pg_catalog.+) 1;
             END IF;
@@ -147,7 +147,7 @@ BEGIN
 
         IF r.rotate_every OPERATOR(pg_catalog.>) '0'::interval AND k.pending_since IS NULL AND
            k.secret_set_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every) THEN
-            IF apikeys._policy_notice(k, 'rotation_due', k.secret_set_at,
+            IF apikeys_internal._policy_notice(k, 'rotation_due', k.secret_set_at,
                    pg_catalog.jsonb_build_object('secret_set_at', k.secret_set_at,
                                                  'rotate_every', r.rotate_every)) THEN
                 n := n OPERATOR(pg_catalog.+) 1;
@@ -159,7 +159,7 @@ BEGIN
         RAISE WARNING 'apikeys.apply_policies did not revoke % keys without a recorded use', v_skipped
             USING DETAIL = 'Their non-use is not proven: ' OPERATOR(pg_catalog.||) v_skip_reason OPERATOR(pg_catalog.||) '.',
                   HINT = 'See "Lifecycle policies" in the apikeys documentation.';
-        PERFORM apikeys._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
+        PERFORM apikeys_internal._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
             'policy', 'revoke_unused_after', 'reason', v_skip_reason,
             'keys', v_skipped, 'client_ids', pg_catalog.to_jsonb(v_skip_ids)));
     END IF;
@@ -174,13 +174,13 @@ GRANT EXECUTE ON FUNCTION apikeys.apply_policies TO apikeys_admin;
 -- unused only when its last recorded use (or, never used, its creation or
 -- its last claim: a handoff key cannot be used before it is claimed) is
 -- older than unused_after AND every use in that time would have been
--- recorded (apikeys._usage_unproven: preloaded, no standby that may verify,
+-- recorded (apikeys_internal._usage_unproven: preloaded, no standby that may verify,
 -- no use lost in that time, the journal's last uses all known).  proven
 -- false with a reason: it looks unused but that is not proven; without a
 -- reason: it was used.  The recorded last use is the latest of
 -- keys.last_used_at (written without preloading), the last use awaiting the
 -- rollup (flushed to the journal: _recent_use) and the rolled-up usage rows.
-CREATE FUNCTION apikeys._unused_proven(p_key apikeys.keys, p_unused_after interval,
+CREATE FUNCTION apikeys_internal._unused_proven(p_key apikeys.keys, p_unused_after interval,
                                        OUT proven boolean, OUT last_used_at timestamptz,
                                        OUT reason text)
     LANGUAGE plpgsql
@@ -190,9 +190,9 @@ AS $$
 BEGIN
     -- first: the uses still in shared memory reach the journal, and no
     -- rollup moves them while this transaction reads them
-    reason := apikeys._usage_unproven(p_unused_after);
-    last_used_at := GREATEST(p_key.last_used_at, apikeys._recent_use(p_key.client_id),
-        apikeys._usage_last_use(p_key.client_id));
+    reason := apikeys_internal._usage_unproven(p_unused_after);
+    last_used_at := GREATEST(p_key.last_used_at, apikeys_internal._recent_use(p_key.client_id),
+        apikeys_internal._usage_last_use(p_key.client_id));
     IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
        (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
         proven := false;
@@ -202,8 +202,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._unused_proven IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
-REVOKE ALL ON FUNCTION apikeys._unused_proven FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._unused_proven IS 'Internal: is the key''s non-use for that long proven (the rule of revoke_unused_after), its last recorded use, and why not';
+REVOKE ALL ON FUNCTION apikeys_internal._unused_proven FROM PUBLIC;
 
 -- apikeys.key_hygiene: the keys an administrator should look at, each with
 -- its findings, so a periodic review (or an alert) is one SELECT:
@@ -228,11 +228,11 @@ SELECT k.client_id,
   FROM (SELECT k0.client_id, k0.owner, k0.name, k0.disabled_at, k0.revoked_at,
                k0.created_at, k0.expires_at, k0.scopes, k0.contact_email,
                k0.contact_phone, k0.prev_secret_hash, k0.prev_expires_at,
-               GREATEST(k0.last_used_at, apikeys._recent_use(k0.client_id),
-                apikeys._usage_last_use(k0.client_id)) AS last_used_at
+               GREATEST(k0.last_used_at, apikeys_internal._recent_use(k0.client_id),
+                apikeys_internal._usage_last_use(k0.client_id)) AS last_used_at
           FROM apikeys.keys k0) k,
        LATERAL (SELECT pg_catalog.array_remove(ARRAY[
-                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys._expand_scopes(k.scopes)::text[])
+                    CASE WHEN '*'::text OPERATOR(pg_catalog.=) ANY (apikeys_internal._expand_scopes(k.scopes)::text[])
                          THEN 'full_access' END,
                     CASE WHEN k.expires_at OPERATOR(pg_catalog.<)
                               (pg_catalog.now() OPERATOR(pg_catalog.+) '14 days'::interval)

@@ -31,14 +31,14 @@
 -- floods).  The owner's policy row is locked until commit, so concurrent
 -- actions of one owner are counted exactly; a refused or rolled-back
 -- action is not counted (it wrote nothing).
-CREATE FUNCTION apikeys._count_tenant_action(p_owner text)
+CREATE FUNCTION apikeys_internal._count_tenant_action(p_owner text)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := apikeys._setting_integer('apikeys.max_tenant_actions', 60);
+    v_max integer := apikeys_internal._setting_integer('apikeys.max_tenant_actions', 60);
     v_now timestamptz := pg_catalog.clock_timestamp();
     v_n integer;
 BEGIN
@@ -63,8 +63,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._count_tenant_action IS 'Internal: counts a self-service management action of the owner; 54000 above apikeys.max_tenant_actions a minute';
-REVOKE ALL ON FUNCTION apikeys._count_tenant_action FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._count_tenant_action IS 'Internal: counts a self-service management action of the owner; 54000 above apikeys.max_tenant_actions a minute';
+REVOKE ALL ON FUNCTION apikeys_internal._count_tenant_action FROM PUBLIC;
 
 -- _acting_row: the authenticated key's current row, if it is live at the
 -- time of the call (clock_timestamp(): a transaction opened before the key
@@ -72,7 +72,7 @@ REVOKE ALL ON FUNCTION apikeys._count_tenant_action FROM PUBLIC;
 -- p_scope; else 42501.  The one liveness check of management actions; it
 -- counts the action (_count_tenant_action).  With p_raise false (for
 -- reading, my_keys): NULL instead of the error, no row lock, not counted.
-CREATE FUNCTION apikeys._acting_row(p_scope text, p_raise boolean DEFAULT true)
+CREATE FUNCTION apikeys_internal._acting_row(p_scope text, p_raise boolean DEFAULT true)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -89,7 +89,7 @@ BEGIN
                   HINT = 'Present a key holding the apikeys:* scopes (apikeys.authenticate() or apikeys.pre_request()).';
     END IF;
     -- a derived token (apikeys.derive_token) never acts on keys
-    IF apikeys._current_derived() THEN
+    IF apikeys_internal._current_derived() THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'a derived token cannot manage keys'
             USING ERRCODE = '42501',
@@ -98,7 +98,7 @@ BEGIN
     IF p_raise THEN
         -- counted first: the owner's policy row is locked before the key
         -- row, in the order create_key and revoke_all_keys take them
-        PERFORM apikeys._count_tenant_action(apikeys.current_owner());
+        PERFORM apikeys_internal._count_tenant_action(apikeys.current_owner());
         -- a change follows: serialise with a concurrent revoke of this key
         SELECT * INTO k FROM apikeys.keys a
          WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
@@ -111,7 +111,7 @@ BEGIN
     END IF;
     IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
        k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() OR
-       NOT apikeys.scopes_grant(apikeys._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
+       NOT apikeys.scopes_grant(apikeys_internal._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
             USING ERRCODE = '42501',
@@ -120,15 +120,15 @@ BEGIN
     RETURN k;
 END
 $$;
-COMMENT ON FUNCTION apikeys._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
-REVOKE ALL ON FUNCTION apikeys._acting_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._acting_row IS 'Internal: the authenticated key''s current row if it is live and holds the scope; 42501 (or NULL) otherwise';
+REVOKE ALL ON FUNCTION apikeys_internal._acting_row FROM PUBLIC;
 
 -- _check_target: may the acting key change this key at all?  Only a key
 -- within its own power (_check_grant of the key as it is: a narrower key
 -- must not rotate, disable, revoke or delete a broader one), and never by
 -- enabling a key an admin disabled (disabled_by_key NULL): a tenant does
 -- not undo the platform.  Every my_* change reaches it through _target_row.
-CREATE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
+CREATE FUNCTION apikeys_internal._check_target(p_acting apikeys.keys, p_target apikeys.keys, p_action text)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -136,10 +136,10 @@ CREATE FUNCTION apikeys._check_target(p_acting apikeys.keys, p_target apikeys.ke
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM apikeys._check_grant(p_acting, p_target.client_id, p_target.scopes,
+    PERFORM apikeys_internal._check_grant(p_acting, p_target.client_id, p_target.scopes,
                                  p_target.expires_at, p_target.db_role, p_target.rate_limit,
                                  p_target.rate_window, p_target.allowed_cidrs, p_target.prefix,
-                                 apikeys._credits_balance(p_target.client_id),
+                                 apikeys_internal._credits_balance(p_target.client_id),
                                  p_target.refill_amount, p_target.refill_every);
     IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
@@ -150,13 +150,13 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_target IS 'Internal: 42501 unless the acting key may change that key (within its power; an admin''s disable is not lifted)';
-REVOKE ALL ON FUNCTION apikeys._check_target FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_target IS 'Internal: 42501 unless the acting key may change that key (within its power; an admin''s disable is not lifted)';
+REVOKE ALL ON FUNCTION apikeys_internal._check_target FROM PUBLIC;
 
 -- _target_row: a key of the acting key's owner, locked for the change and
 -- checked by _check_target for p_action; a key of another owner is 42704,
 -- exactly as if it did not exist.
-CREATE FUNCTION apikeys._target_row(p_acting apikeys.keys, p_client_id text, p_action text)
+CREATE FUNCTION apikeys_internal._target_row(p_acting apikeys.keys, p_client_id text, p_action text)
     RETURNS apikeys.keys
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -181,19 +181,19 @@ BEGIN
         RAISE EXCEPTION 'API key "%" does not exist', p_client_id
             USING ERRCODE = '42704';
     END IF;
-    PERFORM apikeys._check_target(p_acting, t, p_action);
+    PERFORM apikeys_internal._check_target(p_acting, t, p_action);
     RETURN t;
 END
 $$;
-COMMENT ON FUNCTION apikeys._target_row IS 'Internal: a key of the acting key''s owner, locked and checked by _check_target; 42704 for any other';
-REVOKE ALL ON FUNCTION apikeys._target_row FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._target_row IS 'Internal: a key of the acting key''s owner, locked and checked by _check_target; 42704 for any other';
+REVOKE ALL ON FUNCTION apikeys_internal._target_row FROM PUBLIC;
 
 -- _grant_scopes: the scopes a key gives, validated (_check_settings) and
 -- with every '@set' replaced by the set's scopes as they are now.  A set
 -- is global and only admins define it: a key made through self-service
 -- holds plain scopes, so widening a set later widens only the keys an
 -- admin gave it to.  NULL stays NULL (not given).
-CREATE FUNCTION apikeys._grant_scopes(p_scopes text[])
+CREATE FUNCTION apikeys_internal._grant_scopes(p_scopes text[])
     RETURNS apikeys.scope[]
     LANGUAGE plpgsql
     VOLATILE
@@ -206,14 +206,14 @@ BEGIN
     IF p_scopes IS NULL THEN
         RETURN NULL;
     END IF;
-    v_scopes := apikeys._check_settings(p_scopes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    v_scopes := apikeys_internal._check_settings(p_scopes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     -- expanded, then validated again: duplicates go, at most 100 scopes
-    RETURN apikeys._check_settings(apikeys._expand_scopes(v_scopes)::text[],
+    RETURN apikeys_internal._check_settings(apikeys_internal._expand_scopes(v_scopes)::text[],
                                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 END
 $$;
-COMMENT ON FUNCTION apikeys._grant_scopes IS 'Internal: scopes a key gives through self-service, validated, with every @set expanded into plain scopes';
-REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._grant_scopes IS 'Internal: scopes a key gives through self-service, validated, with every @set expanded into plain scopes';
+REVOKE ALL ON FUNCTION apikeys_internal._grant_scopes FROM PUBLIC;
 
 -- _check_grant: the no-escalation rule, in one place.  A key (p_acting)
 -- may give a key (new, or changed, or one it acts on: _check_target) only
@@ -243,7 +243,7 @@ REVOKE ALL ON FUNCTION apikeys._grant_scopes FROM PUBLIC;
 --                and a refill only if the acting key has one, of at most
 --                its amount, at most as often (_interval_us)
 -- Anything else: 42501.
-CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
+CREATE FUNCTION apikeys_internal._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
                                      p_rate_window interval, p_allowed_cidrs cidr[],
@@ -256,16 +256,16 @@ CREATE FUNCTION apikeys._check_grant(p_acting apikeys.keys, p_client_id text,
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_held apikeys.scope[] := apikeys._expand_scopes(p_acting.scopes);
+    v_held apikeys.scope[] := apikeys_internal._expand_scopes(p_acting.scopes);
     v_what text := CASE WHEN p_client_id IS NULL THEN 'a new API key'
                         ELSE pg_catalog.format('API key "%s"', p_client_id) END;
     s apikeys.scope;
     c cidr;
     v_most bigint;
 BEGIN
-    FOREACH s IN ARRAY apikeys._expand_scopes(COALESCE(p_scopes, '{}'))
+    FOREACH s IN ARRAY apikeys_internal._expand_scopes(COALESCE(p_scopes, '{}'))
     LOOP
-        IF NOT apikeys._scopes_cover(v_held, s) THEN
+        IF NOT apikeys_internal._scopes_cover(v_held, s) THEN
             RAISE EXCEPTION 'API key "%" cannot give % the scope "%"', p_acting.client_id, v_what, s::text
                 USING ERRCODE = '42501',
                       DETAIL = 'A key can only give scopes its own scopes grant.';
@@ -291,10 +291,10 @@ BEGIN
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
         (p_rate_limit::numeric OPERATOR(pg_catalog.*)
-         COALESCE(apikeys._interval_us(p_acting.rate_window), 60000000)::numeric)
+         COALESCE(apikeys_internal._interval_us(p_acting.rate_window), 60000000)::numeric)
           OPERATOR(pg_catalog.>)
         (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*)
-         COALESCE(apikeys._interval_us(p_rate_window), 60000000)::numeric)) THEN
+         COALESCE(apikeys_internal._interval_us(p_rate_window), 60000000)::numeric)) THEN
         RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = pg_catalog.format('The acting key allows %s requests per %s.',
@@ -305,7 +305,7 @@ BEGIN
             RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501';
         END IF;
-        c := apikeys._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
+        c := apikeys_internal._cidrs_outside(p_allowed_cidrs, p_acting.allowed_cidrs);
         IF c IS NOT NULL THEN
             RAISE EXCEPTION 'API key "%" cannot give % a wider network restriction than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
@@ -313,7 +313,7 @@ BEGIN
         END IF;
     END IF;
     IF p_acting.credits IS NOT NULL THEN
-        v_most := GREATEST(apikeys._credits_balance(p_acting.client_id),
+        v_most := GREATEST(apikeys_internal._credits_balance(p_acting.client_id),
                            COALESCE(p_acting.refill_amount, 0));
         IF p_credits IS NULL THEN
             RAISE EXCEPTION 'API key "%" cannot give % unlimited use', p_acting.client_id, v_what
@@ -329,8 +329,8 @@ BEGIN
         IF p_refill_amount IS NOT NULL AND
            (p_acting.refill_amount IS NULL OR
             p_refill_amount OPERATOR(pg_catalog.>) p_acting.refill_amount OR
-            apikeys._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
-            apikeys._interval_us(p_acting.refill_every)) THEN
+            apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
+            apikeys_internal._interval_us(p_acting.refill_every)) THEN
             RAISE EXCEPTION 'API key "%" cannot give % a larger or faster refill than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = CASE WHEN p_acting.refill_amount IS NULL
@@ -341,8 +341,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION apikeys._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
-REVOKE ALL ON FUNCTION apikeys._check_grant FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._check_grant IS 'Internal: the no-escalation rule of the self-service functions; 42501 when a key would get more than the acting key holds';
+REVOKE ALL ON FUNCTION apikeys_internal._check_grant FROM PUBLIC;
 
 CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
                                       expires_at timestamptz DEFAULT NULL,
@@ -361,7 +361,7 @@ CREATE FUNCTION apikeys.my_create_key(name text, scopes text[],
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:create');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:create');
     v_scopes apikeys.scope[];
     v_max_lifetime interval;
     v_expires timestamptz;
@@ -384,11 +384,11 @@ BEGIN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
     END IF;
-    v_scopes := apikeys._grant_scopes(my_create_key.scopes);
-    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+    v_scopes := apikeys_internal._grant_scopes(my_create_key.scopes);
+    PERFORM apikeys_internal._check_settings(NULL, NULL, NULL, NULL,
                                     my_create_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- defaults inherit from the acting key: never more than it has
-    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys._owner_limits(a.owner) l;
+    SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(a.owner) l;
     v_expires := COALESCE(my_create_key.expires_at,
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
@@ -403,19 +403,19 @@ BEGIN
         v_refill_every := my_create_key.refill_every;
     END IF;
     v_credits := COALESCE(my_create_key.credits, v_refill_amount);
-    PERFORM apikeys._check_credits(v_credits, v_refill_amount, v_refill_every);
-    PERFORM apikeys._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
+    PERFORM apikeys_internal._check_credits(v_credits, v_refill_amount, v_refill_every);
+    PERFORM apikeys_internal._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
                                  a.rate_limit, a.rate_window, v_cidrs, a.prefix,
                                  v_credits, v_refill_amount, v_refill_every);
 
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     r := apikeys.create_key(a.owner, my_create_key.name, v_scopes::text[], v_expires,
                             my_create_key.description, my_create_key.contact_email,
                             my_create_key.contact_phone, v_cidrs,
                             my_create_key.metadata, a.db_role::name, a.rate_limit,
                             COALESCE(a.rate_window, '1 minute'::interval), false,
                             v_credits, v_refill_amount, v_refill_every, a.prefix);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
     RETURN r;
 END
 $$;
@@ -444,25 +444,25 @@ CREATE FUNCTION apikeys.my_update_key(client_id text,
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_update_key.client_id, 'update');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_update_key.client_id, 'update');
     v_scopes apikeys.scope[];
 BEGIN
-    v_scopes := apikeys._grant_scopes(my_update_key.scopes);
-    PERFORM apikeys._check_settings(NULL, NULL, NULL, NULL,
+    v_scopes := apikeys_internal._grant_scopes(my_update_key.scopes);
+    PERFORM apikeys_internal._check_settings(NULL, NULL, NULL, NULL,
                                     my_update_key.allowed_cidrs, NULL, NULL, NULL, NULL);
     -- the key as it will be afterwards must be within the acting key's power
-    PERFORM apikeys._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
+    PERFORM apikeys_internal._check_grant(a, t.client_id, COALESCE(v_scopes, t.scopes),
         COALESCE(my_update_key.expires_at, t.expires_at), t.db_role,
         t.rate_limit, t.rate_window,
         CASE WHEN my_update_key.allowed_cidrs IS NULL THEN t.allowed_cidrs
              ELSE NULLIF(my_update_key.allowed_cidrs, '{}'::cidr[]) END, t.prefix,
-        COALESCE(my_update_key.credits, apikeys._credits_balance(t.client_id),
+        COALESCE(my_update_key.credits, apikeys_internal._credits_balance(t.client_id),
                  my_update_key.refill_amount),
         COALESCE(my_update_key.refill_amount, t.refill_amount),
         COALESCE(my_update_key.refill_every, t.refill_every));
 
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
                                v_scopes::text[], my_update_key.expires_at,
                                my_update_key.contact_email, my_update_key.contact_phone,
@@ -470,7 +470,7 @@ BEGIN
                                credits => my_update_key.credits,
                                refill_amount => my_update_key.refill_amount,
                                refill_every => my_update_key.refill_every);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
@@ -484,15 +484,15 @@ CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0'
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:update');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
     -- the acting key learns the new secret: _target_row checks the key is
     -- within its power
-    t apikeys.keys := apikeys._target_row(a, my_rotate_key.client_id, 'rotate');
+    t apikeys.keys := apikeys_internal._target_row(a, my_rotate_key.client_id, 'rotate');
     r apikeys.new_key;
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     r := apikeys.rotate_key(t.client_id, my_rotate_key.grace);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
     RETURN r;
 END
 $$;
@@ -507,12 +507,12 @@ CREATE FUNCTION apikeys.my_disable_key(client_id text, reason text DEFAULT NULL)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_disable_key.client_id, 'disable');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_disable_key.client_id, 'disable');
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.disable_key(t.client_id, my_disable_key.reason);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_disable_key IS 'Self-service: the authenticated key (apikeys:update) disables a key of its own owner';
@@ -526,12 +526,12 @@ CREATE FUNCTION apikeys.my_enable_key(client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:update');
-    t apikeys.keys := apikeys._target_row(a, my_enable_key.client_id, 'enable');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_enable_key.client_id, 'enable');
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.enable_key(t.client_id);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_enable_key IS 'Self-service: the authenticated key (apikeys:update) enables a key of its own owner';
@@ -545,12 +545,12 @@ CREATE FUNCTION apikeys.my_revoke_key(client_id text, reason text DEFAULT NULL)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:delete');
-    t apikeys.keys := apikeys._target_row(a, my_revoke_key.client_id, 'revoke');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys_internal._target_row(a, my_revoke_key.client_id, 'revoke');
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.revoke_key(t.client_id, my_revoke_key.reason);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_revoke_key IS 'Self-service: the authenticated key (apikeys:delete) revokes a key of its own owner';
@@ -564,12 +564,12 @@ CREATE FUNCTION apikeys.my_delete_key(client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:delete');
-    t apikeys.keys := apikeys._target_row(a, my_delete_key.client_id, 'delete');
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:delete');
+    t apikeys.keys := apikeys_internal._target_row(a, my_delete_key.client_id, 'delete');
 BEGIN
-    PERFORM apikeys._acting_begin(a.client_id);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.delete_key(t.client_id);
-    PERFORM apikeys._acting_begin(NULL);
+    PERFORM apikeys_internal._acting_begin(NULL);
 END
 $$;
 COMMENT ON FUNCTION apikeys.my_delete_key IS 'Self-service: the authenticated key (apikeys:delete) deletes a key of its own owner';
@@ -581,7 +581,7 @@ GRANT EXECUTE ON FUNCTION apikeys.my_delete_key TO apikeys_verifier, apikeys_adm
 -- authenticated in this transaction is live and holds apikeys:read.
 -- _my_keys reads key_list as the extension owner; the view over it is what
 -- callers use.
-CREATE FUNCTION apikeys._my_keys()
+CREATE FUNCTION apikeys_internal._my_keys()
     RETURNS SETOF apikeys.key_list
     LANGUAGE plpgsql
     STABLE
@@ -589,7 +589,7 @@ CREATE FUNCTION apikeys._my_keys()
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    a apikeys.keys := apikeys._acting_row('apikeys:read', false);
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:read', false);
 BEGIN
     IF a.client_id IS NULL THEN
         RETURN;
@@ -599,12 +599,12 @@ BEGIN
                   ORDER BY l.created_at, l.client_id;
 END
 $$;
-COMMENT ON FUNCTION apikeys._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
-REVOKE ALL ON FUNCTION apikeys._my_keys FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._my_keys TO apikeys_verifier, apikeys_admin;
+COMMENT ON FUNCTION apikeys_internal._my_keys IS 'Internal: the rows of my_keys, read as the extension owner';
+REVOKE ALL ON FUNCTION apikeys_internal._my_keys FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._my_keys TO apikeys_verifier, apikeys_admin;
 
 CREATE VIEW apikeys.my_keys AS
-SELECT * FROM apikeys._my_keys();
+SELECT * FROM apikeys_internal._my_keys();
 COMMENT ON VIEW apikeys.my_keys IS 'Self-service: key_list for the authenticated key''s owner; empty unless that key is live and holds apikeys:read';
 REVOKE ALL ON TABLE apikeys.my_keys FROM PUBLIC;
 GRANT SELECT ON apikeys.my_keys TO apikeys_verifier, apikeys_admin;

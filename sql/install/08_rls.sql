@@ -26,16 +26,16 @@ REVOKE ALL ON TABLE apikeys.protected_tables FROM PUBLIC;
 -- (_check_settings) and by pre_request at every switch to it.  Not
 -- STRICT: a STRICT call with a NULL constant would be folded away before
 -- the EXECUTE privilege is checked.
-CREATE FUNCTION apikeys._protected_table_owned_by(role oid) RETURNS regclass
+CREATE FUNCTION apikeys_internal._protected_table_owned_by(role oid) RETURNS regclass
     AS 'MODULE_PATHNAME', 'apikeys_protected_table_owned_by'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._protected_table_owned_by IS 'Internal: a table protected without FORCE ROW LEVEL SECURITY whose owner the role is or is a member of (such a role cannot be a key''s db_role)';
-REVOKE ALL ON FUNCTION apikeys._protected_table_owned_by FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._protected_table_owned_by IS 'Internal: a table protected without FORCE ROW LEVEL SECURITY whose owner the role is or is a member of (such a role cannot be a key''s db_role)';
+REVOKE ALL ON FUNCTION apikeys_internal._protected_table_owned_by FROM PUBLIC;
 
 -- _protected_record / _protected_forget keep protect()'s bookkeeping.  They
 -- run as the extension owner (the table is not PUBLIC-writable) and act
 -- only for the owner of the table in question.
-CREATE FUNCTION apikeys._protected_record(p_tbl regclass, p_owner_column name, p_resource text,
+CREATE FUNCTION apikeys_internal._protected_record(p_tbl regclass, p_owner_column name, p_resource text,
                                           p_public_filter text, p_enabled_rls boolean,
                                           p_forced_rls boolean)
     RETURNS void
@@ -44,7 +44,7 @@ CREATE FUNCTION apikeys._protected_record(p_tbl regclass, p_owner_column name, p
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT pg_catalog.pg_has_role(apikeys._outer_user()::name,
+    IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
@@ -60,11 +60,11 @@ BEGIN
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
 END
 $$;
-COMMENT ON FUNCTION apikeys._protected_record IS 'Internal: records what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_record FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_record TO PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._protected_record IS 'Internal: records what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys_internal._protected_record FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._protected_record TO PUBLIC;
 
-CREATE FUNCTION apikeys._protected_forget(p_tbl regclass)
+CREATE FUNCTION apikeys_internal._protected_forget(p_tbl regclass)
     RETURNS apikeys.protected_tables
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -73,7 +73,7 @@ AS $$
 DECLARE
     p apikeys.protected_tables;
 BEGIN
-    IF NOT pg_catalog.pg_has_role(apikeys._outer_user()::name,
+    IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
               (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
@@ -81,9 +81,9 @@ BEGIN
     RETURN p;
 END
 $$;
-COMMENT ON FUNCTION apikeys._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
-REVOKE ALL ON FUNCTION apikeys._protected_forget FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._protected_forget TO PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._protected_forget IS 'Internal: forgets and returns what protect() did (table owner only)';
+REVOKE ALL ON FUNCTION apikeys_internal._protected_forget FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._protected_forget TO PUBLIC;
 
 -- protect: RLS policies mapping SELECT/INSERT/UPDATE/DELETE to
 -- resource:read/create/update/delete for keys of the row's owner.
@@ -178,7 +178,7 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
     END IF;
 
-    PERFORM apikeys._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
+    PERFORM apikeys_internal._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
                                       NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
     RETURN ARRAY[v_res OPERATOR(pg_catalog.||) ':read', v_res OPERATOR(pg_catalog.||) ':create',
                  v_res OPERATOR(pg_catalog.||) ':update', v_res OPERATOR(pg_catalog.||) ':delete'];
@@ -199,7 +199,7 @@ DECLARE
     p apikeys.protected_tables;
     pol text;
 BEGIN
-    p := apikeys._protected_forget(tbl);
+    p := apikeys_internal._protected_forget(tbl);
     IF p.tbl IS NULL THEN
         RAISE EXCEPTION 'table % is not protected by apikeys', tbl
             USING ERRCODE = '55000', HINT = 'Use apikeys.protect() first.';

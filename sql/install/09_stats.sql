@@ -6,7 +6,7 @@
 
 -- The server-wide counters behind apikeys.stats (src/stats.c): totals
 -- since stats_since, NULL without shared_preload_libraries.
-CREATE FUNCTION apikeys._stats(OUT stats_since timestamptz,
+CREATE FUNCTION apikeys_internal._stats(OUT stats_since timestamptz,
                                OUT verifications_valid bigint,
                                OUT verifications_malformed bigint,
                                OUT verifications_not_found bigint,
@@ -27,16 +27,16 @@ CREATE FUNCTION apikeys._stats(OUT stats_since timestamptz,
     RETURNS record
     AS 'MODULE_PATHNAME', 'apikeys_stats'
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._stats IS 'Internal: the shared-memory counters behind apikeys.stats';
-REVOKE ALL ON FUNCTION apikeys._stats FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._stats IS 'Internal: the shared-memory counters behind apikeys.stats';
+REVOKE ALL ON FUNCTION apikeys_internal._stats FROM PUBLIC;
 -- apikeys.stats: numbers only, for admins and monitoring (pg_monitor).
-GRANT EXECUTE ON FUNCTION apikeys._stats TO apikeys_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION apikeys_internal._stats TO apikeys_admin, pg_monitor;
 
 -- The gauges of apikeys.stats that tables and locked-down functions hold:
 -- the cache's fill, blocked addresses (a count, never an address) and this
 -- database's outbox backlog.  SECURITY DEFINER, so pg_monitor can read the
 -- numbers without reading the addresses or the outbox.
-CREATE FUNCTION apikeys._stats_gauges(OUT cache_entries bigint, OUT cache_capacity bigint,
+CREATE FUNCTION apikeys_internal._stats_gauges(OUT cache_entries bigint, OUT cache_capacity bigint,
                                       OUT cache_invalidations bigint,
                                       OUT addresses_blocked bigint,
                                       OUT outbox_backlog bigint, OUT outbox_failed bigint,
@@ -47,7 +47,7 @@ CREATE FUNCTION apikeys._stats_gauges(OUT cache_entries bigint, OUT cache_capaci
     SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT c.entries, c.capacity, c.invalidations,
-       (SELECT pg_catalog.count(*) FROM apikeys._failing_addresses() f WHERE f.blocked),
+       (SELECT pg_catalog.count(*) FROM apikeys_internal._failing_addresses() f WHERE f.blocked),
        (SELECT pg_catalog.count(*) FROM apikeys.outbox o
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL),
        (SELECT pg_catalog.count(*) FROM apikeys.outbox o WHERE o.failed_at IS NOT NULL),
@@ -55,9 +55,9 @@ SELECT c.entries, c.capacity, c.invalidations,
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL)
   FROM apikeys.cache_stats() c
 $$;
-COMMENT ON FUNCTION apikeys._stats_gauges IS 'Internal: the gauges behind apikeys.stats (counts only)';
-REVOKE ALL ON FUNCTION apikeys._stats_gauges FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikeys._stats_gauges TO apikeys_admin, pg_monitor;
+COMMENT ON FUNCTION apikeys_internal._stats_gauges IS 'Internal: the gauges behind apikeys.stats (counts only)';
+REVOKE ALL ON FUNCTION apikeys_internal._stats_gauges FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._stats_gauges TO apikeys_admin, pg_monitor;
 
 -- The operator's view: one row, cheap enough to scrape every 15 seconds.
 -- Counters (verifications_*, cache_hits/misses/evictions, usage_flushes,
@@ -86,7 +86,7 @@ SELECT s.stats_since,
        pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) g.outbox_oldest)
            AS outbox_oldest_age_seconds,
        s.verifications_usage_exceeded
-  FROM apikeys._stats() s, apikeys._stats_gauges() g;
+  FROM apikeys_internal._stats() s, apikeys_internal._stats_gauges() g;
 COMMENT ON VIEW apikeys.stats IS 'One row of server-wide counters (since stats_since) and gauges for monitoring: verifications by code, shared cache, address throttle, usage flush, policy runs, outbox backlog of this database (counters NULL when not preloaded)';
 COMMENT ON COLUMN apikeys.stats.usage_flush_age_seconds IS 'Seconds since the background worker last committed a usage flush or rollup (NULL: none since stats_since)';
 COMMENT ON COLUMN apikeys.stats.outbox_backlog IS 'Undelivered, not failed outbox rows of this database';

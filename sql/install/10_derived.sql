@@ -19,26 +19,26 @@ COMMENT ON TABLE apikeys.derived_signing_key IS 'The secret the signing key of d
 REVOKE ALL ON TABLE apikeys.derived_signing_key FROM PUBLIC;
 ALTER TABLE apikeys.derived_signing_key ENABLE ROW LEVEL SECURITY;
 
-CREATE FUNCTION apikeys._new_signing_secret() RETURNS bytea
+CREATE FUNCTION apikeys_internal._new_signing_secret() RETURNS bytea
     AS 'MODULE_PATHNAME', 'apikeys_new_signing_secret'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._new_signing_secret IS 'Internal: 32 bytes from pg_strong_random(), the secret of apikeys.derived_signing_key';
-REVOKE ALL ON FUNCTION apikeys._new_signing_secret FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._new_signing_secret IS 'Internal: 32 bytes from pg_strong_random(), the secret of apikeys.derived_signing_key';
+REVOKE ALL ON FUNCTION apikeys_internal._new_signing_secret FROM PUBLIC;
 
 -- Each backend keeps the signing key it made: any change of the row (or
 -- TRUNCATE) sends a relcache invalidation that makes every backend, on
 -- standbys too, read it again.  ENABLE ALWAYS: also under replication apply.
-CREATE FUNCTION apikeys._signing_key_changed() RETURNS trigger
+CREATE FUNCTION apikeys_internal._signing_key_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_signing_key_changed'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION apikeys._signing_key_changed IS 'Internal: makes every backend read the signing secret of derived tokens again';
-REVOKE ALL ON FUNCTION apikeys._signing_key_changed FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._signing_key_changed IS 'Internal: makes every backend read the signing secret of derived tokens again';
+REVOKE ALL ON FUNCTION apikeys_internal._signing_key_changed FROM PUBLIC;
 CREATE TRIGGER derived_signing_key_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.derived_signing_key
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._signing_key_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._signing_key_changed();
 ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
 
-INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());
+INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys_internal._new_signing_secret());
 
 CREATE FUNCTION apikeys.derive_token(scopes text[] DEFAULT NULL,
                                      ttl interval DEFAULT '15 minutes')
@@ -49,8 +49,8 @@ COMMENT ON FUNCTION apikeys.derive_token IS 'For the key authenticated in this t
 REVOKE ALL ON FUNCTION apikeys.derive_token FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.derive_token TO apikeys_verifier, apikeys_admin;
 
-CREATE FUNCTION apikeys._current_derived() RETURNS boolean
+CREATE FUNCTION apikeys_internal._current_derived() RETURNS boolean
     AS 'MODULE_PATHNAME', 'apikeys_current_derived'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION apikeys._current_derived IS 'Internal: did a derived token authenticate this transaction (NULL: nothing did)?';
-REVOKE ALL ON FUNCTION apikeys._current_derived FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._current_derived IS 'Internal: did a derived token authenticate this transaction (NULL: nothing did)?';
+REVOKE ALL ON FUNCTION apikeys_internal._current_derived FROM PUBLIC;

@@ -13,21 +13,21 @@ UPDATE apikeys.keys k SET claimed_at = c.claimed_at
 -- key_list gained a last column (prefix); my_keys, whose text is unchanged,
 -- picks it up when its SELECT * is expanded again.
 CREATE OR REPLACE VIEW apikeys.my_keys AS
-SELECT * FROM apikeys._my_keys();
+SELECT * FROM apikeys_internal._my_keys();
 -- derived tokens: the trigger that makes backends read the signing secret
 -- again, and the secret of this database
 CREATE TRIGGER derived_signing_key_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.derived_signing_key
-    FOR EACH STATEMENT EXECUTE FUNCTION apikeys._signing_key_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._signing_key_changed();
 ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_key_changed;
-INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys._new_signing_secret());
+INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys_internal._new_signing_secret());
 
 -- The 1.0 usage rows, packed per hour and bucket (the last two characters
 -- of the client ID, as the rollup packs them: src/journal.c), then the 1.0
 -- table dropped.
 INSERT INTO apikeys.usage_packed (hour, bucket, keys, data)
 SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DISTINCT u.client_id),
-       apikeys._usage_pack(pg_catalog.array_agg(u.client_id), pg_catalog.array_agg(u.code),
+       apikeys_internal._usage_pack(pg_catalog.array_agg(u.client_id), pg_catalog.array_agg(u.code),
                            pg_catalog.array_agg(u.count), pg_catalog.array_agg(u.last_used_at))
   FROM apikeys.usage_1_0 u
  GROUP BY 1, 2;

@@ -9,7 +9,7 @@
 -- The address throttle lives in shared memory: without preloading nothing
 -- is counted (claim_proxy_1.out), and the claims succeed all the same.
 --
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 DELETE FROM apikeys.outbox;
 SET apikeys.max_failures = 3;
 

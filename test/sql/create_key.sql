@@ -107,9 +107,9 @@ SELECT (SELECT last_value FROM apikeys.audit_log_id_seq) - :audit_seq_before AS 
        (SELECT count(*) FROM apikeys.owner_policies) - :policies_before AS policy_rows_written,
        (SELECT count(*) FROM apikeys.keys WHERE owner = 'o') AS keys_of_o;
 SELECT apikeys.delete_key(client_id) FROM apikeys.keys WHERE owner = 'o';
--- (one invalidation with the shared cache, none without: apikeys._preloaded())
+-- (one invalidation with the shared cache, none without: apikeys_internal._preloaded())
 SELECT (SELECT coalesce(invalidations, 0) FROM apikeys.cache_stats()) - :inval_before
-       = CASE WHEN apikeys._preloaded() THEN 1 ELSE 0 END AS cache_invalidations_after_delete;
+       = CASE WHEN apikeys_internal._preloaded() THEN 1 ELSE 0 END AS cache_invalidations_after_delete;
 
 -- The key cap: at most max_keys live keys per owner (default 5), 54000 after.
 SELECT count(*) FROM (SELECT apikeys.create_key('initrode', 'k' || i, '{}') FROM generate_series(1, 5) i) s;

@@ -8,7 +8,7 @@
 -- nothing: without preloading a key with credits answers USAGE_EXCEEDED
 -- there (expected/credits_1.out).
 --
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 SET client_min_messages = warning;
 SELECT apikeys.set_owner_policy('cr_acme', max_keys => 30);
 
@@ -76,7 +76,7 @@ SELECT err(format('SELECT apikeys.authenticate(%L)', :'tok'));
 
 -- The balance reaches credit_balances (flushed; without preloading at each spend)
 RESET ROLE;
-SELECT apikeys._credits_flush() >= 0 AS flushed;
+SELECT apikeys_internal._credits_flush() >= 0 AS flushed;
 SELECT b.balance, b.credits_seq, b.added_seen, k.credits_seq AS key_seq, k.credits_added AS key_added
   FROM apikeys.credit_balances b JOIN apikeys.keys k USING (client_id) WHERE client_id = :'cid';
 SET ROLE regress_admin;

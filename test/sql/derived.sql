@@ -224,7 +224,7 @@ RESET ROLE;
 -- A new signing secret ends every derived token: each session makes its
 -- signing key again (the table's trigger), this one too
 SELECT code FROM apikeys.verify(:'d2') AS before_new_secret;
-UPDATE apikeys.derived_signing_key SET secret = apikeys._new_signing_secret();
+UPDATE apikeys.derived_signing_key SET secret = apikeys_internal._new_signing_secret();
 SELECT code FROM apikeys.verify(:'d2') AS after_new_secret;
 -- ... and so does a change of the pepper (mixed into the signing key)
 SET ROLE regress_verifier;

@@ -7,7 +7,7 @@
 -- an apikeys.* setting before the library loads makes a placeholder:
 -- those checks differ, hence escalation_1.out.
 --
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 SET client_min_messages = warning;
 SELECT apikeys.set_owner_policy('esc_t', max_keys => 50);
 SELECT current_user AS su \gset
@@ -118,14 +118,14 @@ SELECT (k).token AS v4_tok
                                   expires_at => now() + '1 day', allowed_cidrs => '{10.0.0.0/8}') k) s \gset
 SELECT esc_as(:'v4_tok', $$SELECT apikeys.my_create_key('m4', ARRAY['orders:read'], allowed_cidrs => '{::ffff:10.1.0.0/112}')$$, '10.1.2.3') AS grant_mapped_inside;
 SELECT esc_as(:'v4_tok', $$SELECT apikeys.my_create_key('m4', ARRAY['orders:read'], allowed_cidrs => '{::ffff:11.0.0.0/104}')$$, '10.1.2.3') AS grant_mapped_outside;
-SELECT apikeys._cidrs_outside('{::ffff:0.0.0.0/96}', '{::/0}') AS outside,
-       apikeys._cidrs_outside('{::ffff:10.1.0.0/112}', '{10.0.0.0/8}') AS inside;
+SELECT apikeys_internal._cidrs_outside('{::ffff:0.0.0.0/96}', '{::/0}') AS outside,
+       apikeys_internal._cidrs_outside('{::ffff:10.1.0.0/112}', '{10.0.0.0/8}') AS inside;
 
 -- 2d. Rate windows are measured as verification measures them --------------
 -- (without preloading, create_key warns that rate limits are not enforced)
 SET client_min_messages = error;
-SELECT apikeys._interval_us('1 year -359 days') = 86400000000 AS one_day,
-       apikeys._interval_us('1 day') = 86400000000 AS one_day_too;
+SELECT apikeys_internal._interval_us('1 year -359 days') = 86400000000 AS one_day,
+       apikeys_internal._interval_us('1 day') = 86400000000 AS one_day_too;
 SELECT (k).token AS rate_tok
   FROM (SELECT apikeys.create_key('esc_t', 'rate manager', ARRAY['apikeys:*', 'orders:read'],
                                   expires_at => now() + '2 days', rate_limit => 10,
@@ -166,9 +166,9 @@ SELECT esc_as(:'mgr_tok', $$SELECT apikeys.my_create_key('h', ARRAY['orders:read
 SELECT count(*) AS outbox_deliveries FROM apikeys.outbox WHERE owner = 'esc_t' AND channel IS NOT NULL;
 
 -- 6. One revocation ---------------------------------------------------------
--- nothing but apikeys._revoke_key sets revoked_at
+-- nothing but apikeys_internal._revoke_key sets revoked_at
 SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE n.nspname = 'apikeys' AND p.prosrc ~* 'revoked_at\s*=\s*pg_catalog\.now'
+ WHERE n.nspname IN ('apikeys', 'apikeys_internal') AND p.prosrc ~* 'revoked_at\s*=\s*pg_catalog\.now'
  ORDER BY 1;
 -- revoke_key(with_descendants): the manager's children, and theirs
 SELECT apikeys.set_owner_policy('esc_tree', max_keys => 20);
@@ -213,8 +213,8 @@ SELECT apikeys.report_leaked(:'leak_tok');
 SELECT code FROM apikeys.verify(:'leak_tok') AS after_report;
 
 -- 8. Owner names are measured in characters, everywhere --------------------
-SELECT err($$SELECT apikeys._check_owner(repeat('鍵', 256))$$) AS chars_256;
-SELECT err($$SELECT apikeys._check_owner(repeat('鍵', 257))$$) AS chars_257;
+SELECT err($$SELECT apikeys_internal._check_owner(repeat('鍵', 256))$$) AS chars_256;
+SELECT err($$SELECT apikeys_internal._check_owner(repeat('鍵', 257))$$) AS chars_257;
 SELECT apikeys.set_owner_policy(repeat('鍵', 100), rate_limit => 2, rate_window => '1 hour');
 SELECT (k).token AS cjk_tok
   FROM (SELECT apikeys.create_key(repeat('鍵', 100), 'cjk', ARRAY['docs:read']) k) s \gset

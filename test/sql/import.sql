@@ -5,7 +5,7 @@
 -- then verifies as it is through verify, authenticate and pre_request.
 --
 -- Without apikeys preloaded the output differs: expected/import_1.out.
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 \set VERBOSITY terse
 
 -- Before any import: junk is MALFORMED, with no lookup.
@@ -256,8 +256,8 @@ SET ROLE regress_admin;
 SELECT apikeys.import_keys('public.rls_keys');
 -- the inner function takes only what import_keys read: admins only
 RESET ROLE;
-SELECT has_function_privilege('regress_verifier', 'apikeys._import_rows(regclass, apikeys._import_row[])', 'EXECUTE') AS verifier_may,
-       has_function_privilege('regress_admin', 'apikeys._import_rows(regclass, apikeys._import_row[])', 'EXECUTE') AS admin_may,
+SELECT has_function_privilege('regress_verifier', 'apikeys_internal._import_rows(regclass, apikeys._import_row[])', 'EXECUTE') AS verifier_may,
+       has_function_privilege('regress_admin', 'apikeys_internal._import_rows(regclass, apikeys._import_row[])', 'EXECUTE') AS admin_may,
        (SELECT prosecdef FROM pg_proc WHERE oid = 'apikeys.import_keys(regclass)'::regprocedure) AS import_keys_definer;
 DROP TABLE public.rls_keys;
 SELECT event, client_id, owner, detail FROM apikeys.audit_log

@@ -36,7 +36,7 @@ SELECT apikeys.disable_key(:'cid');
 SELECT pg_temp.snap(:'cid') AS after_disable \gset
 -- (the fourth part, the cache's invalidations, reads "inval=no cache" without preloading)
 SELECT split_part(:'before', ' ', g) <> split_part(:'after_disable', ' ', g)
-       OR split_part(:'after_disable', ' ', g) = 'inval=no' AND NOT apikeys._preloaded() AS moved
+       OR split_part(:'after_disable', ' ', g) = 'inval=no' AND NOT apikeys_internal._preloaded() AS moved
   FROM generate_series(1, 4) g;
 SELECT apikeys.enable_key(:'cid');
 

@@ -183,7 +183,7 @@ SELECT err('DELETE FROM apikeys.outbox');
 SELECT err('UPDATE apikeys.outbox SET attempts = 0');
 SELECT err($$SELECT apikeys.create_key('x', 'y', '{}')$$);
 SELECT err('SELECT apikeys.apply_policies()');
-SELECT err($$SELECT apikeys._deliver('x', NULL, NULL, NULL, NULL, '{}')$$);
+SELECT err($$SELECT apikeys_internal._deliver('x', NULL, NULL, NULL, NULL, '{}')$$);
 SET ROLE regress_admin;
 SELECT err('SELECT * FROM apikeys.outbox_take()');
 SELECT err('SELECT apikeys.outbox_done(1)');

@@ -6,7 +6,7 @@
 -- Without apikeys preloaded the output differs: expected/owner_limits_1.out.
 -- This line keeps each run to its own expected file (test/run.sh checks
 -- that every file with an alternate prints it).
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 SET client_min_messages = warning;
 
 -- Invalid input: the limit and its window (the lifecycle arguments are

@@ -7,9 +7,9 @@
 --
 -- Without apikeys preloaded nothing is revoked as unused (uses in read-only
 -- transactions and pre_request are not recorded): expected/policies_1.out.
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 -- a fresh server may have lost uses of its last run (none here: accepted)
-SELECT apikeys._usage_accept_losses();
+SELECT apikeys_internal._usage_accept_losses();
 
 -- Invalid input: set_owner_policy
 SET ROLE regress_admin;
@@ -157,7 +157,7 @@ SELECT (apikeys.verify(:'jrbtok')).code;
 BEGIN;
 SELECT apikeys.flush_usage(false) >= 0 AS journaled_then_rolled_back;
 ROLLBACK;
-SELECT journal_in_recent FROM apikeys._usage_health();
+SELECT journal_in_recent FROM apikeys_internal._usage_health();
 SET ROLE regress_admin;
 SELECT apikeys.apply_policies() AS actions;
 SELECT name, status FROM apikeys.key_list WHERE owner = 'journaled' ORDER BY name;

@@ -22,9 +22,9 @@ SELECT err(q) FROM (VALUES
     ($$SELECT apikeys.revoke_key('ak_0000000000000000')$$),
     ($$SELECT apikeys.set_owner_policy('priv', 100)$$),
     ($$SELECT apikeys.purge_audit('1 day')$$),
-    ($$SELECT apikeys._mint(NULL)$$),
-    ($$SELECT apikeys._op_begin('purge', NULL)$$),
-    ($$SELECT apikeys._audit('x', NULL, NULL, NULL)$$),
+    ($$SELECT apikeys_internal._mint(NULL)$$),
+    ($$SELECT apikeys_internal._op_begin('purge', NULL)$$),
+    ($$SELECT apikeys_internal._audit('x', NULL, NULL, NULL)$$),
     ($$UPDATE apikeys.keys SET revoked_at = NULL$$),
     ($$INSERT INTO apikeys.audit_log (event) VALUES ('forged')$$)) AS c(q);
 RESET ROLE;
@@ -58,16 +58,16 @@ RESET ROLE;
 -- Every SECURITY DEFINER function pins search_path.
 SELECT p.proname, p.proconfig
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE n.nspname = 'apikeys' AND p.prosecdef
+ WHERE n.nspname IN ('apikeys', 'apikeys_internal') AND p.prosecdef
  ORDER BY 1;
 SELECT count(*) AS definer_without_search_path
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE n.nspname = 'apikeys' AND p.prosecdef
+ WHERE n.nspname IN ('apikeys', 'apikeys_internal') AND p.prosecdef
    AND NOT ('search_path=pg_catalog, pg_temp' = ANY (coalesce(p.proconfig, '{}')));
 -- Every user-facing function, table, view and type has a comment.
 SELECT p.proname AS uncommented_function
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE n.nspname = 'apikeys' AND obj_description(p.oid, 'pg_proc') IS NULL;
+ WHERE n.nspname IN ('apikeys', 'apikeys_internal') AND obj_description(p.oid, 'pg_proc') IS NULL;
 SELECT c.relname AS uncommented_relation
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'apikeys' AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL;
@@ -84,17 +84,17 @@ SELECT p.proname AS internal_function,
                   ORDER BY CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END)
          AS grantees
   FROM pg_proc p, aclexplode(p.proacl) a
- WHERE p.pronamespace = 'apikeys'::regnamespace AND p.proname LIKE '\_%'
+ WHERE p.pronamespace IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace) AND p.proname LIKE '\_%'
    AND a.grantee <> p.proowner
  GROUP BY p.proname ORDER BY 1;
 -- without the grant, the view fails for the admin
 BEGIN;
-REVOKE EXECUTE ON FUNCTION apikeys._recent_use(text) FROM apikeys_admin;
+REVOKE EXECUTE ON FUNCTION apikeys_internal._recent_use(text) FROM apikeys_admin;
 SET ROLE regress_admin;
 SELECT err($$SELECT count(*) FROM apikeys.key_list$$) AS key_list_without_recent_use;
 ROLLBACK;
 BEGIN;
-REVOKE EXECUTE ON FUNCTION apikeys._journal_decode(bytea) FROM apikeys_admin;
+REVOKE EXECUTE ON FUNCTION apikeys_internal._journal_decode(bytea) FROM apikeys_admin;
 SET ROLE regress_admin;
 SELECT err($$SELECT count(*) FROM apikeys.key_usage$$) AS key_usage_without_journal_decode;
 ROLLBACK;

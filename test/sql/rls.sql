@@ -144,7 +144,7 @@ SELECT apikeys.protect('rls.docs', 'owner');
 RESET ROLE;
 SET ROLE regress_nobody;
 SELECT err($$SELECT apikeys.unprotect('rls.docs')$$) AS unprotect_not_owner;
-SELECT err($$SELECT apikeys._protected_forget('rls.docs')$$) AS internal_helper;
+SELECT err($$SELECT apikeys_internal._protected_forget('rls.docs')$$) AS internal_helper;
 RESET ROLE;
 
 --

@@ -262,8 +262,8 @@ SELECT count(*) AS keys_rows_holding_hash_elsewhere FROM apikeys.keys k
 SET ROLE regress_admin;
 SELECT err('SELECT secret_hash FROM apikeys.keys') AS admin_keys;
 SELECT err('SELECT * FROM apikeys.keys') AS admin_keys_star;
-SELECT err($$SELECT apikeys._key_row('$$ || :'s_cid' || $$')$$) AS admin_key_row;
-SELECT err('SELECT * FROM apikeys._mint(NULL)') AS admin_mint;
+SELECT err($$SELECT apikeys_internal._key_row('$$ || :'s_cid' || $$')$$) AS admin_key_row;
+SELECT err('SELECT * FROM apikeys_internal._mint(NULL)') AS admin_mint;
 SELECT err('SELECT secret_hash FROM apikeys.key_list') AS admin_key_list_hash;
 RESET ROLE;
 SET ROLE regress_verifier;
@@ -466,7 +466,7 @@ GRANT EXECUTE ON FUNCTION pg_temp.call_sql(regprocedure) TO PUBLIC;
 SET ROLE regress_verifier;
 SELECT p.oid::regprocedure AS function, left(err(pg_temp.call_sql(p.oid)), 5) AS sqlstate
   FROM pg_proc p
- WHERE p.pronamespace = 'apikeys'::regnamespace
+ WHERE p.pronamespace IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace)
    AND NOT has_function_privilege('regress_verifier', p.oid, 'EXECUTE')
  ORDER BY p.oid::regprocedure::text;
 -- ... and every table, view and sequence, for every privilege
@@ -509,7 +509,7 @@ SET ROLE regress_nobody;
 SELECT count(*) FILTER (WHERE left(err(pg_temp.call_sql(p.oid)), 5) = '42501') AS denied,
        count(*) AS not_granted
   FROM pg_proc p
- WHERE p.pronamespace = 'apikeys'::regnamespace
+ WHERE p.pronamespace IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace)
    AND NOT has_function_privilege('regress_nobody', p.oid, 'EXECUTE');
 RESET ROLE;
 -- Role switches are checked against the session user, so make the

@@ -11,7 +11,7 @@
 -- Without apikeys preloaded the output differs: expected/security_inventory_1.out.
 -- This line keeps each run to its own expected file (test/run.sh checks
 -- that every file with an alternate prints it).
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 
 -- grantees(acl, owner, privilege): who besides the owner holds a privilege
 CREATE FUNCTION pg_temp.grantees(acl aclitem[], owner oid, priv text, kind "char")
@@ -28,7 +28,7 @@ SELECT p.oid::regprocedure AS function,
        CASE WHEN p.prosecdef THEN 'definer' ELSE 'invoker' END AS security,
        COALESCE(array_to_string(p.proconfig, ' '), '') AS config
   FROM pg_proc p
- WHERE p.pronamespace = 'apikeys'::regnamespace
+ WHERE p.pronamespace IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace)
  ORDER BY p.oid::regprocedure::text;
 
 -- Tables, views and sequences: privileges per grantee, RLS
@@ -68,27 +68,27 @@ SELECT t.oid::regtype AS type, t.typtype,
 -- a SECURITY DEFINER function without search_path = pg_catalog, pg_temp
 SELECT p.oid::regprocedure AS definer_without_pinned_search_path
   FROM pg_proc p
- WHERE p.pronamespace = 'apikeys'::regnamespace AND p.prosecdef
+ WHERE p.pronamespace IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace) AND p.prosecdef
    AND NOT COALESCE(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false);
 -- a plpgsql or SQL function without a pinned search_path
 SELECT p.oid::regprocedure AS sql_function_without_pinned_search_path
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
- WHERE p.pronamespace = 'apikeys'::regnamespace AND l.lanname IN ('plpgsql', 'sql')
+ WHERE p.pronamespace IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace) AND l.lanname IN ('plpgsql', 'sql')
    AND NOT COALESCE(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false);
 -- a function PUBLIC may execute that is SECURITY DEFINER, other than the
 -- ones reviewed here: report_leaked (anyone may kill a leaked token) and
 -- protect()'s bookkeeping (checks table ownership itself)
 SELECT p.oid::regprocedure AS public_definer_not_reviewed
   FROM pg_proc p
- WHERE p.pronamespace = 'apikeys'::regnamespace AND p.prosecdef
+ WHERE p.pronamespace IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace) AND p.prosecdef
    AND has_function_privilege('public', p.oid, 'EXECUTE')
    AND p.oid NOT IN ('apikeys.report_leaked(text)'::regprocedure,
-                     'apikeys._protected_record(regclass, name, text, text, boolean, boolean)'::regprocedure,
-                     'apikeys._protected_forget(regclass)'::regprocedure);
+                     'apikeys_internal._protected_record(regclass, name, text, text, boolean, boolean)'::regprocedure,
+                     'apikeys_internal._protected_forget(regclass)'::regprocedure);
 -- an object in schema apikeys that does not belong to the extension
 SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS not_an_extension_member
   FROM pg_depend d
- WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = 'apikeys'::regnamespace
+ WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace)
    AND d.classid <> 'pg_extension'::regclass
    AND NOT EXISTS (SELECT 1 FROM pg_depend e
                     WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e'

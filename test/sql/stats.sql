@@ -5,7 +5,7 @@
 -- runs) and gauges (cache fill, blocked addresses, outbox backlog).
 --
 -- Without apikeys preloaded the counters are NULL: expected/stats_1.out.
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 
 -- its columns, in order
 SELECT attnum, attname, format_type(atttypid, atttypmod) AS type
@@ -69,7 +69,7 @@ CREATE ROLE regress_monitor LOGIN IN ROLE pg_monitor;
 SET ROLE regress_monitor;
 SELECT count(*) AS monitor_rows, bool_and(outbox_backlog >= 0) AS monitor_sees_backlog FROM apikeys.stats;
 SELECT err('SELECT * FROM apikeys.failing_addresses') AS monitor_addresses;
-SELECT err('SELECT * FROM apikeys._failing_addresses()') AS monitor_addresses_fn;
+SELECT err('SELECT * FROM apikeys_internal._failing_addresses()') AS monitor_addresses_fn;
 SELECT err('SELECT count(*) FROM apikeys.outbox') AS monitor_outbox;
 RESET ROLE;
 SET ROLE regress_verifier;
@@ -77,6 +77,6 @@ SELECT err('SELECT * FROM apikeys.stats') AS verifier;
 RESET ROLE;
 SET ROLE regress_nobody;
 SELECT err('SELECT * FROM apikeys.stats') AS nobody;
-SELECT err('SELECT * FROM apikeys._stats()') AS nobody_fn;
+SELECT err('SELECT * FROM apikeys_internal._stats()') AS nobody_fn;
 RESET ROLE;
 DROP ROLE regress_monitor;

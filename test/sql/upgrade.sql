@@ -237,7 +237,7 @@ INSERT INTO fingerprint_changes VALUES
     ('index redefined', 'DROP INDEX apikeys.audit_log_at_idx; CREATE INDEX audit_log_at_idx ON apikeys.audit_log (at DESC)'),
     ('storage option', 'ALTER TABLE apikeys.keys SET (fillfactor = 100)'),
     ('column storage', 'ALTER TABLE apikeys.usage_journal ALTER COLUMN data SET STORAGE EXTENDED'),
-    ('view redefined', 'CREATE OR REPLACE VIEW apikeys.failing_addresses AS SELECT f.address, f.client_id, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts FROM apikeys._failing_addresses() f'),
+    ('view redefined', 'CREATE OR REPLACE VIEW apikeys.failing_addresses AS SELECT f.address, f.client_id, f.failures, f.window_start, f.window_end, f.blocked, f.blocked_attempts FROM apikeys_internal._failing_addresses() f'),
     ('function grant', 'GRANT EXECUTE ON FUNCTION apikeys.delete_key(text) TO apikeys_verifier'),
     ('comment changed', 'COMMENT ON FUNCTION apikeys.delete_key(text) IS ''changed'''),
     ('column comment dropped', 'COMMENT ON COLUMN apikeys.outbox.claim_id IS NULL'),

@@ -6,7 +6,7 @@
 -- Without apikeys preloaded the output differs: expected/usage_1.out.
 -- This line keeps each run to its own expected file (test/run.sh checks
 -- that every file with an alternate prints it).
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 SET client_min_messages = error;   -- the rate-limit warning without preloading
 SELECT (k).client_id AS cid, (k).token AS tok
   FROM apikeys.create_key('usage-owner', 'usage key', ARRAY['docs:read']) k \gset
@@ -53,7 +53,7 @@ SELECT (apikeys.verify(:'jtok', 'docs:read')).code FROM generate_series(1, 3);
 SELECT (apikeys.verify(:'jtok', 'docs:write')).code;
 SELECT apikeys.flush_usage(false) >= 0 AS journaled;
 SELECT d.code, sum(d.count) AS count, count(DISTINCT d.last_used) = 1 AS one_last_use
-  FROM apikeys.usage_journal j, apikeys._journal_decode(j.data) d
+  FROM apikeys.usage_journal j, apikeys_internal._journal_decode(j.data) d
  WHERE d.client_id = :'jcid' GROUP BY d.code ORDER BY d.code;
 -- about 30 bytes per key, whatever the number of calls
 SELECT bool_and(length(data) < 16 + 48 * keys) AS compact FROM apikeys.usage_journal;
@@ -65,7 +65,7 @@ SELECT code, count FROM apikeys.key_usage WHERE client_id = :'jcid' ORDER BY cod
 -- into apikeys.usage, the last use on the VALID row; apikeys.keys stays
 -- untouched; the numbers seen do not change
 SELECT apikeys.flush_usage(NULL) > 0 AS rolled_up;
-SELECT count(*) AS journal_rows_with_key FROM apikeys.usage_journal j, apikeys._journal_decode(j.data) d
+SELECT count(*) AS journal_rows_with_key FROM apikeys.usage_journal j, apikeys_internal._journal_decode(j.data) d
  WHERE d.client_id = :'jcid';
 SELECT code, count FROM apikeys.usage WHERE client_id = :'jcid' ORDER BY code;
 SELECT code, count FROM apikeys.key_usage WHERE client_id = :'jcid' ORDER BY code;
@@ -77,10 +77,10 @@ SELECT code, last_used_at IS NOT NULL AS has_last_use FROM apikeys.usage WHERE c
 -- of client IDs (their last two characters) into one row of
 -- apikeys.usage_packed, not one row per key; the last use is read from it
 SELECT count(*) AS packed_rows_with_key, bool_and(p.bucket = right(:'jcid', 2)) AS in_its_bucket,
-       bool_and(d.last_used = apikeys._usage_last_use(:'jcid')) AS last_use_found
-  FROM apikeys.usage_packed p, apikeys._journal_decode(p.data) d
+       bool_and(d.last_used = apikeys_internal._usage_last_use(:'jcid')) AS last_use_found
+  FROM apikeys.usage_packed p, apikeys_internal._journal_decode(p.data) d
  WHERE d.client_id = :'jcid' AND d.code = 'VALID';
-SELECT apikeys._usage_last_use('ak_nosuchkey') IS NULL AS unknown_key_no_use;
+SELECT apikeys_internal._usage_last_use('ak_nosuchkey') IS NULL AS unknown_key_no_use;
 -- more use after the rollup adds to the same hour's row
 SELECT (apikeys.verify(:'jtok', 'docs:read')).code;
 SELECT apikeys.flush_usage() > 0 AS rolled_up_again;
@@ -114,8 +114,8 @@ SELECT hour - date_trunc('hour', :'h1'::timestamptz) AS after_first_hour, code, 
 SELECT l.last_used_at = :'h3'::timestamptz AS latest_use, k.last_used_at IS NULL AS keys_row_untouched
   FROM apikeys.key_list l JOIN apikeys.keys k USING (client_id) WHERE client_id = :'hcid';
 
-SELECT apikeys._recent_use(NULL) IS NULL AS no_key_no_time,
-       apikeys._recent_use('ak_nosuchkey') IS NULL AS unknown_key_no_time;
+SELECT apikeys_internal._recent_use(NULL) IS NULL AS no_key_no_time,
+       apikeys_internal._recent_use('ak_nosuchkey') IS NULL AS unknown_key_no_time;
 -- cache_prewarm() fills the shared cache with the live keys, so even a key
 -- never verified yet answers from the cache
 SET client_min_messages = warning;
@@ -131,15 +131,15 @@ SELECT session_hits = :hits_before + 1 AS hit, session_misses = :misses_before A
 
 -- journal data is checked as it is read: every malformed row is an error,
 -- never a wrong count
-SELECT err($$SELECT * FROM apikeys._journal_decode('\x'::bytea)$$) AS empty;
-SELECT err($$SELECT * FROM apikeys._journal_decode('\x02000000000000000000'::bytea)$$) AS bad_version;
-SELECT err($$SELECT * FROM apikeys._journal_decode('\x0100000000000000'::bytea)$$) AS short_header;
-SELECT err($$SELECT * FROM apikeys._journal_decode('\x01000000000000000000'::bytea)$$) AS empty_client_id;
-SELECT err($$SELECT * FROM apikeys._journal_decode('\x010000000000000000056162636465'::bytea)$$) AS no_mask;
-SELECT err($$SELECT * FROM apikeys._journal_decode('\x01000000000000000001610200'::bytea)$$) AS unknown_code;
-SELECT err($$SELECT * FROM apikeys._journal_decode('\x0100000000000000000161000180'::bytea)$$) AS cut_varint;
-SELECT err($$SELECT * FROM apikeys._journal_decode('\x01000000000000000001610001ffffffffffffffffffff01'::bytea)$$) AS long_varint;
-SELECT * FROM apikeys._journal_decode('\x010000000000000000016100010500'::bytea);
+SELECT err($$SELECT * FROM apikeys_internal._journal_decode('\x'::bytea)$$) AS empty;
+SELECT err($$SELECT * FROM apikeys_internal._journal_decode('\x02000000000000000000'::bytea)$$) AS bad_version;
+SELECT err($$SELECT * FROM apikeys_internal._journal_decode('\x0100000000000000'::bytea)$$) AS short_header;
+SELECT err($$SELECT * FROM apikeys_internal._journal_decode('\x01000000000000000000'::bytea)$$) AS empty_client_id;
+SELECT err($$SELECT * FROM apikeys_internal._journal_decode('\x010000000000000000056162636465'::bytea)$$) AS no_mask;
+SELECT err($$SELECT * FROM apikeys_internal._journal_decode('\x01000000000000000001610200'::bytea)$$) AS unknown_code;
+SELECT err($$SELECT * FROM apikeys_internal._journal_decode('\x0100000000000000000161000180'::bytea)$$) AS cut_varint;
+SELECT err($$SELECT * FROM apikeys_internal._journal_decode('\x01000000000000000001610001ffffffffffffffffffff01'::bytea)$$) AS long_varint;
+SELECT * FROM apikeys_internal._journal_decode('\x010000000000000000016100010500'::bytea);
 
 -- failed verifications are counted per address, one row per address (the
 -- table is the server's, not the database's: a make installcheck before
@@ -177,7 +177,7 @@ SET ROLE regress_verifier;
 SELECT err('SELECT * FROM apikeys.key_usage');
 SELECT err('SELECT apikeys.cache_prewarm()');
 SELECT err('SELECT * FROM apikeys.failing_addresses');
-SELECT err('SELECT * FROM apikeys._failing_addresses()');
+SELECT err('SELECT * FROM apikeys_internal._failing_addresses()');
 SELECT err('SELECT apikeys.flush_usage()');
 SELECT err('SELECT * FROM apikeys.cache_stats()');
 SELECT err('SELECT * FROM apikeys.usage_stats()');
@@ -187,9 +187,9 @@ SET ROLE regress_nobody;
 SELECT err('SELECT * FROM apikeys.key_usage');
 SELECT err('SELECT apikeys.flush_usage()');
 SELECT err('SELECT apikeys.flush_usage(false)');
-SELECT err('SELECT apikeys._recent_use(NULL)');
-SELECT err($$SELECT * FROM apikeys._journal_decode('\x'::bytea)$$);
-SELECT err('SELECT apikeys._preloaded()');
+SELECT err('SELECT apikeys_internal._recent_use(NULL)');
+SELECT err($$SELECT * FROM apikeys_internal._journal_decode('\x'::bytea)$$);
+SELECT err('SELECT apikeys_internal._preloaded()');
 RESET ROLE;
 
 -- who may execute the new functions
@@ -198,7 +198,7 @@ SELECT p.oid::regprocedure AS function,
        has_function_privilege('apikeys_verifier', p.oid, 'EXECUTE') AS verifier,
        has_function_privilege('regress_nobody', p.oid, 'EXECUTE') AS nobody
   FROM pg_proc p
- WHERE p.pronamespace = 'apikeys'::regnamespace
+ WHERE p.pronamespace IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace)
    AND p.proname IN ('flush_usage', '_failing_addresses', 'cache_stats', 'usage_stats',
                      '_keys_cache_trigger', '_preloaded', '_rate_limit_warning_trigger')
  ORDER BY 1::text;

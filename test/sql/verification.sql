@@ -7,7 +7,7 @@
 --
 -- Without apikeys preloaded there is no cache and no rate-limit window:
 -- expected/verification_1.out.  This line keeps each run to its own file.
-SELECT apikeys._preloaded() AS preloaded;
+SELECT apikeys_internal._preloaded() AS preloaded;
 \set VERBOSITY terse
 
 -- A seed-shaped key: a UUID owner, twelve scopes (three with field lists),

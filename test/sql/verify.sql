@@ -90,7 +90,7 @@ SELECT label,
        -- limits are not kept, without preloading: shown as whether it is so)
        CASE WHEN label = 'rate limited'
             THEN ((apikeys.verify(tok, NULL, '198.51.100.1')).code
-                  = CASE WHEN apikeys._preloaded() THEN 'RATE_LIMITED' ELSE 'VALID' END)::text
+                  = CASE WHEN apikeys_internal._preloaded() THEN 'RATE_LIMITED' ELSE 'VALID' END)::text
             ELSE (apikeys.verify(tok, NULL, '198.51.100.1')).code END AS right_secret,
        v.code AS wrong_secret, v.valid, v.client_id, v.owner, v.scopes, v.expires_at, v.retry_after,
        (apikeys.verify_client(cid, repeat('x', 43), NULL, '198.51.100.1')).code AS wrong_pair,

@@ -1,10 +1,10 @@
 # test/t/042_apply_worker_audit.pl
 #
-# The audit log is append-only (apikeys._audit_append_only_trigger), with
+# The audit log is append-only (apikeys_internal._audit_append_only_trigger), with
 # one exception for logical replication: a DELETE applied by a worker the
 # server started for a subscription is the publisher's purge_audit, and is
 # let through (docs/security.md, "Replica mode").  What recognises such a
-# worker is apikeys._in_apply_worker() (src/audit.c), and PostgreSQL has
+# worker is apikeys_internal._in_apply_worker() (src/audit.c), and PostgreSQL has
 # several kinds of them, renamed and added between majors: the leader apply
 # worker, the table synchronization worker (its own entry point since 17)
 # and the parallel apply worker of a streamed transaction (16).  So the

@@ -120,7 +120,7 @@ $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_of
 $node->poll_query_until('postgres', 'SELECT 1', '1');
 ok(defined wait_launcher($pid), 'after SIGKILL the server recovers and the worker runs again');
 is(flushed(), '110', 'rolled-up usage survives the crash, the journal since the rollup is lost');
-is($node->safe_psql('postgres', 'SELECT lost_until IS NOT NULL FROM apikeys._usage_health()'), 't',
+is($node->safe_psql('postgres', 'SELECT lost_until IS NOT NULL FROM apikeys_internal._usage_health()'), 't',
 	'... and the loss is noted for the proof of non-use');
 ok($node->poll_query_until('postgres', 'SELECT NOT EXISTS (SELECT FROM apikeys.usage_journal)'),
 	'after the crash the journal is empty');

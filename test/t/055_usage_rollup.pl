@@ -79,7 +79,7 @@ is(sq($node, qq{SELECT string_agg(code || ' ' || count || ' ' || (last_used_at =
            FROM apikeys.usage WHERE client_id = '$cid' AND hour = date_trunc('hour', '$past'::timestamptz)}),
 	'VALID 2 true', '... into apikeys.usage, the last use on the VALID row');
 is(sq($node, qq{SELECT (SELECT count(*) FROM apikeys.usage WHERE client_id = '$cid' AND hour = date_trunc('hour', now()))
-             || ' ' || (SELECT sum(d.count) FROM apikeys.usage_journal j, apikeys._journal_decode(j.data) d
+             || ' ' || (SELECT sum(d.count) FROM apikeys.usage_journal j, apikeys_internal._journal_decode(j.data) d
                          WHERE d.client_id = '$cid' AND d.code = 'VALID')}),
 	'0 3', '... and leaves the current hour in the journal');
 is(sq($node, qq{SELECT sum(count) FROM apikeys.key_usage WHERE client_id = '$cid' AND code = 'VALID'}), '5',

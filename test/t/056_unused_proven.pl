@@ -63,7 +63,7 @@ sub apply
 sub accept_losses
 {
 	my ($node) = @_;
-	$node->psql('postgres', 'SELECT apikeys._usage_accept_losses()');
+	$node->psql('postgres', 'SELECT apikeys_internal._usage_accept_losses()');
 }
 
 # --- 1. worker slots all taken: max_worker_processes leaves none for a flush
@@ -83,7 +83,7 @@ my $log = slurp_file($slots->logfile, $log_from);
 my $warnings = () = $log =~ /WARNING:  could not start an apikeys usage flush worker/g;
 cmp_ok($warnings, '>=', 2,
 	'slots: a flush that cannot start is a WARNING, retried every round (the database stays marked)');
-my (undef, $not_started) = $slots->psql('postgres', 'SELECT visits_not_started FROM apikeys._usage_health()');
+my (undef, $not_started) = $slots->psql('postgres', 'SELECT visits_not_started FROM apikeys_internal._usage_health()');
 cmp_ok($not_started || 0, '>=', 2,
 	'slots: visits that could not start are counted');
 apply($slots);
@@ -115,7 +115,7 @@ is($node->safe_psql('postgres', "SELECT count FROM apikeys.key_usage WHERE clien
 # apply_policies journals it itself before it decides
 my ($l_used, $l_tok, $l_idle) = keys_for($node, 'late');
 is($node->safe_psql('postgres', "SELECT (apikeys.verify('$l_tok')).code"), 'VALID', 'unflushed: the used key verifies');
-is($node->safe_psql('postgres', 'SELECT journal_in_recent FROM apikeys._usage_health()'), 't',
+is($node->safe_psql('postgres', 'SELECT journal_in_recent FROM apikeys_internal._usage_health()'), 't',
 	'unflushed: the journal was rolled up at start');
 apply($node);
 is(status($node, $l_used), 'active', 'unflushed: the key whose use is only in shared memory is kept');

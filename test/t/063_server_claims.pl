@@ -143,7 +143,7 @@ $node->safe_psql('postgres', q{
 DELETE FROM apikeys.usage_packed;
 INSERT INTO apikeys.usage_packed (hour, bucket, keys, data)
 SELECT date_trunc('hour', now()), right(k.client_id, 2), count(*),
-       apikeys._usage_pack(array_agg(k.client_id), array_agg('VALID'::text), array_agg(1::bigint),
+       apikeys_internal._usage_pack(array_agg(k.client_id), array_agg('VALID'::text), array_agg(1::bigint),
                            array_agg(now() - substr(k.client_id, 4)::int * interval '1 second'))
   FROM apikeys.keys k WHERE k.owner = 'bulk' GROUP BY 2;
 UPDATE apikeys.keys SET revoked_at = now() WHERE client_id = 'ak_' || lpad('2', 16, '0')});

@@ -76,7 +76,7 @@ my $log_offset = -s $node->logfile;
 my @answers = map { claim($node, $claim, wrong($code, $_)) } 1 .. 10;
 is_deeply(\@answers, [ ('28000') x 10 ], 'ten wrong codes without a free worker slot: each refused');
 is(claim($node, $claim, $code), '28000', 'the right code after them is refused: the claim allows no more comparisons');
-is($node->safe_psql('postgres', "SELECT a.attempts, a.wrong FROM apikeys._claim_attempts() a JOIN apikeys.claims c ON c.id = a.claim_id AND substr(c.code_hash, 1, 8) = a.tag WHERE c.client_id = '$cid'"),
+is($node->safe_psql('postgres', "SELECT a.attempts, a.wrong FROM apikeys_internal._claim_attempts() a JOIN apikeys.claims c ON c.id = a.claim_id AND substr(c.code_hash, 1, 8) = a.tag WHERE c.client_id = '$cid'"),
 	'5|5', 'five codes were compared, no more');
 ok($node->log_contains('no background worker slot is free', $log_offset),
 	'no worker could start (the count did not need one)');
@@ -94,7 +94,7 @@ is(claim($node, $claim2, wrong($code2, 2)), '28000', 'another wrong code');
 is($node->safe_psql('postgres', "SELECT failures FROM apikeys.claims WHERE client_id = '$cid2'"),
 	'2', 'the claim sync worker wrote both to the claim\'s row');
 $node->restart;
-is($node->safe_psql('postgres', 'SELECT count(*) FROM apikeys._claim_attempts()'), '0',
+is($node->safe_psql('postgres', 'SELECT count(*) FROM apikeys_internal._claim_attempts()'), '0',
 	'a restart empties the attempt table');
 @answers = map { claim($node, $claim2, wrong($code2, $_)) } 3 .. 5;
 is_deeply(\@answers, [ ('28000') x 3 ], 'three more wrong codes after the restart');
@@ -118,7 +118,7 @@ $node->pgbench(
 		  . "lpad((($code5 + 1 + floor(random() * 999998)::int) % 1000000)::text, 6, '0')); "
 		  . "EXCEPTION WHEN OTHERS THEN NULL; END \$\$;"
 	});
-is($node->safe_psql('postgres', "SELECT a.attempts, a.wrong FROM apikeys._claim_attempts() a JOIN apikeys.claims c ON c.id = a.claim_id AND substr(c.code_hash, 1, 8) = a.tag WHERE c.client_id = '$cid5'"),
+is($node->safe_psql('postgres', "SELECT a.attempts, a.wrong FROM apikeys_internal._claim_attempts() a JOIN apikeys.claims c ON c.id = a.claim_id AND substr(c.code_hash, 1, 8) = a.tag WHERE c.client_id = '$cid5'"),
 	'5|5', 'five of them were compared, no more');
 is(claim($node, $claim5, $code5), '28000', 'the right code after them is refused');
 is($node->safe_psql('postgres',

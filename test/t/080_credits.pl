@@ -58,7 +58,7 @@ log_statement = none
 	is(sq($node, q{SELECT string_agg(code || '=' || n, ',' ORDER BY code)
 		FROM (SELECT code, count(*) AS n FROM answers WHERE k = 'n' GROUP BY code) c}),
 		'USAGE_EXCEEDED=700,VALID=500', '500 credits, 8 clients, 1,200 attempts: exactly 500 VALID');
-	sq($node, 'SELECT apikeys._credits_flush()');
+	sq($node, 'SELECT apikeys_internal._credits_flush()');
 	is(sq($node, q{SELECT balance FROM apikeys.credit_balances b JOIN tok USING (client_id) WHERE tok.k = 'n'}),
 		'0', 'credit_balances holds the balance: 0');
 
@@ -70,7 +70,7 @@ log_statement = none
 		"INSERT INTO answers SELECT 'r', (apikeys.verify(token)).code FROM tok WHERE k = 'r';\n",
 		'-c', '8', '-j', '2', '-T', '5');
 	unlike($err, qr/aborted|ERROR/, 'no pgbench client failed (refill)') or diag($err);
-	sq($node, 'SELECT apikeys._credits_flush()');
+	sq($node, 'SELECT apikeys_internal._credits_flush()');
 	my ($valid, $periods) = split /\|/, sq($node, q{
 		SELECT (SELECT count(*) FROM answers WHERE k = 'r' AND code = 'VALID'),
 		       (SELECT floor(extract(epoch FROM b.refilled_at - k.credits_refilled_at) / 2)::int
@@ -97,7 +97,7 @@ log_statement = none
 	$node->start;
 	my ($spent, $balance) = split /\|/, sq($node, q{
 		SELECT (SELECT count(*) FROM answers WHERE k = 'c' AND code = 'VALID'),
-		       (SELECT apikeys._credits_balance(client_id) FROM tok WHERE k = 'c')});
+		       (SELECT apikeys_internal._credits_balance(client_id) FROM tok WHERE k = 'c')});
 	my $lost = $balance - (1000000 - $spent);
 	my $rate = $spent / $secs;
 	note(sprintf('crash: %d spends in %.1f s (%.0f/s), %d given back by the immediate stop '
