@@ -116,6 +116,12 @@ ALTER FUNCTION apikeys._stats() SET SCHEMA apikeys_internal;
 ALTER FUNCTION apikeys._stats_gauges() SET SCHEMA apikeys_internal;
 -- move-internal: end
 
+-- The DDL guard (apikeys_ddl_guard) is off while the update runs: its
+-- function calls helpers that move below before its own new body is
+-- created; the post part switches it back on (ALWAYS) and empties the
+-- shared cache once, as the guard would have after each ALTER TABLE.
+ALTER EVENT TRIGGER apikeys_ddl_guard DISABLE;
+
 -- keys.claimed_at: when a handoff key was last claimed (revoke_unused_after
 -- counts from there); filled from the claims in the post part
 ALTER TABLE apikeys.keys ADD COLUMN claimed_at timestamptz;
@@ -1676,7 +1682,7 @@ $$;
 -- holds it as last flushed; reading the balance asks shared memory first.
 CREATE OR REPLACE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
-    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 -- Writes the balances spent in shared memory to apikeys.credit_balances
 -- now (the background worker does it every apikeys.flush_interval); the
@@ -4034,6 +4040,11 @@ DROP TABLE apikeys.usage_1_0;
 -- until prev_expires_at, found by the previous hash (src/legacy.c)
 CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
     WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
+
+-- the DDL guard back on (the pre part switched it off), and the shared
+-- cache emptied once for the tables the update altered
+ALTER EVENT TRIGGER apikeys_ddl_guard ENABLE ALWAYS;
+SELECT apikeys_internal._cache_invalidate_all();
 
 -- Part 4: every comment and privilege of sql/install/ again (each is idempotent)
 

@@ -2125,7 +2125,7 @@ GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 -- holds it as last flushed; reading the balance asks shared memory first.
 CREATE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
-    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION apikeys_internal._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
 REVOKE ALL ON FUNCTION apikeys_internal._credits_balance FROM PUBLIC;
 

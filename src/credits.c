@@ -797,12 +797,21 @@ apikeys_credits_flush(PG_FUNCTION_ARGS)
 Datum
 apikeys_credits_balance(PG_FUNCTION_ARGS)
 {
-	char	   *cid = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *cid;
 	KeyInfo		key;
 	StoredBalance b;
 	LiveBalance live;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 	bool		found;
+
+	/*
+	 * Not declared STRICT: a strict call with a constant NULL would be folded
+	 * away before its EXECUTE privilege is checked.
+	 */
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	cid = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	now = GetCurrentTimestamp();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -37,3 +37,8 @@ DROP TABLE apikeys.usage_1_0;
 -- until prev_expires_at, found by the previous hash (src/legacy.c)
 CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
     WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
+
+-- the DDL guard back on (the pre part switched it off), and the shared
+-- cache emptied once for the tables the update altered
+ALTER EVENT TRIGGER apikeys_ddl_guard ENABLE ALWAYS;
+SELECT apikeys_internal._cache_invalidate_all();

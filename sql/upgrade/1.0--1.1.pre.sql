@@ -107,6 +107,12 @@ ALTER FUNCTION apikeys._stats() SET SCHEMA apikeys_internal;
 ALTER FUNCTION apikeys._stats_gauges() SET SCHEMA apikeys_internal;
 -- move-internal: end
 
+-- The DDL guard (apikeys_ddl_guard) is off while the update runs: its
+-- function calls helpers that move below before its own new body is
+-- created; the post part switches it back on (ALWAYS) and empties the
+-- shared cache once, as the guard would have after each ALTER TABLE.
+ALTER EVENT TRIGGER apikeys_ddl_guard DISABLE;
+
 -- keys.claimed_at: when a handoff key was last claimed (revoke_unused_after
 -- counts from there); filled from the claims in the post part
 ALTER TABLE apikeys.keys ADD COLUMN claimed_at timestamptz;
