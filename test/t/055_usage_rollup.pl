@@ -122,7 +122,7 @@ note("rollup of $rows usage rows: $wal bytes of WAL");
 # per key (~350 bytes each): at most 150 bytes per key, full-page images
 # after the checkpoint included
 ok($wal <= 150 * 500, "the rollup writes at most 150 bytes of WAL per key ($wal for 500 keys)");
-is(sq(q{SELECT count(*) || ' ' || (sum(keys) BETWEEN 500 AND 510) FROM apikeys.usage_packed
+is(sq($node, q{SELECT count(*) || ' ' || (sum(keys) BETWEEN 500 AND 510) FROM apikeys.usage_packed
          WHERE hour = date_trunc('hour', now()) AND bucket ~ '^[0-9][0-9]$'}),
 	'100 true', '... one row per bucket (the last two characters of the client ID), holding its keys');
 
