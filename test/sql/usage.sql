@@ -201,7 +201,7 @@ SELECT p.oid::regprocedure AS function,
  WHERE p.pronamespace IN ('apikeys'::regnamespace, 'apikeys_internal'::regnamespace)
    AND p.proname IN ('flush_usage', '_failing_addresses', 'cache_stats', 'usage_stats',
                      '_keys_cache_trigger', '_preloaded', '_rate_limit_warning_trigger')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 -- clean up this test's keys
 SET client_min_messages = warning;
