@@ -88,6 +88,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "credits.h"
 #include "dblist.h"
 #include "ownerlimit.h"
@@ -157,10 +158,9 @@ CreditsShmemInit(void)
 	info.keysize = sizeof(CreditsTag);
 	info.entrysize = sizeof(CreditsEntry);
 	info.num_partitions = CREDITS_PARTITIONS;
-	credits_hash = ShmemInitHash("apikeys credits by key",
-								 APIKEYS_CREDITS_MAX_KEYS, APIKEYS_CREDITS_MAX_KEYS,
-								 &info,
-								 HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE);
+	credits_hash = ApikeysShmemInitHash("apikeys credits by key",
+										APIKEYS_CREDITS_MAX_KEYS, &info,
+										HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE);
 }
 
 /*
