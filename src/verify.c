@@ -437,35 +437,23 @@ VerifyToken(text *token, const Scope *required,
 			VerifyResult *res)
 {
 	ParsedToken pt;
+	const char *s = token ? VARDATA_ANY(token) : NULL;
+	int			len = token ? VARSIZE_ANY_EXHDR(token) : 0;
 
-	if (token != NULL &&
-		DerivedTokenShaped(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)))
-	{
-		VerifyDerivedToken(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
-						   required, ip_known, client_ip, may_write, cost, res);
-		ServerStatsCountVerification(res->code);
-		return;
-	}
-	if (token != NULL &&
-		!TokenParse(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &pt) &&
-		VARSIZE_ANY_EXHDR(token) > 0 &&
-		VARSIZE_ANY_EXHDR(token) <= APIKEYS_LEGACY_TOKEN_MAXLEN &&
-		LegacyImportsExist())
-	{
-		VerifyLegacyToken(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
-						  required, ip_known, client_ip, may_write, cost, res);
-		ServerStatsCountVerification(res->code);
-		return;
-	}
-	if (token == NULL ||
-		!TokenParse(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token), &pt))
-	{
+	/* one parse per call: derived, native, legacy (imports only) or junk */
+	if (token != NULL && DerivedTokenShaped(s, len))
+		VerifyDerivedToken(s, len, required, ip_known, client_ip, may_write,
+						   cost, res);
+	else if (token != NULL && TokenParse(s, len, &pt))
+		VerifyCredentials(pt.client_id, pt.client_id_len, pt.secret,
+						  pt.secret_len, required, ip_known, client_ip,
+						  may_write, cost, res);
+	else if (len > 0 && len <= APIKEYS_LEGACY_TOKEN_MAXLEN &&
+			 LegacyImportsExist())
+		VerifyLegacyToken(s, len, required, ip_known, client_ip, may_write,
+						  cost, res);
+	else
 		SetMalformed(res);
-		ServerStatsCountVerification(res->code);
-		return;
-	}
-	VerifyCredentials(pt.client_id, pt.client_id_len, pt.secret, pt.secret_len,
-					  required, ip_known, client_ip, may_write, cost, res);
 	ServerStatsCountVerification(res->code);
 }
 
