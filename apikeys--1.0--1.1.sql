@@ -261,7 +261,7 @@ CREATE OR REPLACE FUNCTION apikeys_internal._scope_sets_cache_trigger()
 -- '@name'.  Verification expands the set when it loads the key, so a
 -- redefinition takes effect for every key holding the set when it commits,
 -- on every connection: the statement trigger scope_sets_cache outdates
--- every cached key of the database (src/cache.c, "Named scope sets").
+-- every cached key of the database (src/verify_cache.c, "Named scope sets").
 -- _scope_set_holders: the number of live keys (not revoked, not expired)
 -- whose scopes name the set: what define_scope_set reports and what
 -- drop_scope_set refuses to leave without their grants.
@@ -370,7 +370,7 @@ CREATE OR REPLACE FUNCTION apikeys_internal._check_prefix(prefix text)
     AS 'MODULE_PATHNAME', 'apikeys_check_prefix'
     LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
--- Internal: the event label the audit trigger reads (src/audit.c).
+-- Internal: the event label the audit trigger reads (src/admin_audit.c).
 CREATE OR REPLACE FUNCTION apikeys_internal._op_begin(event text, detail jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
@@ -392,20 +392,20 @@ CREATE OR REPLACE FUNCTION apikeys_internal._outer_user() RETURNS text
     LANGUAGE C STABLE PARALLEL SAFE;
 
 -- Internal: the first network of inner outside every network of outer,
--- both normalised as verification normalises them (src/grant.c); NULL
+-- both normalised as verification normalises them (src/admin_grant.c); NULL
 -- when all are inside.
 CREATE OR REPLACE FUNCTION apikeys_internal._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
     AS 'MODULE_PATHNAME', 'apikeys_cidrs_outside'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 -- Internal: an interval's length in microseconds as verification measures
--- a rate window (a month is 30 days; src/grant.c).
+-- a rate window (a month is 30 days; src/admin_grant.c).
 CREATE OR REPLACE FUNCTION apikeys_internal._interval_us(w interval) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_interval_us'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 -- Usage, the shared cache and the background worker (src/usage.c,
--- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
+-- src/usage_counters.c, src/verify_cache.c, src/usage_journal.c, src/worker.c, src/usage_lastused.c).  With apikeys in
 -- shared_preload_libraries, verification counts usage, failures per client
 -- address and rate-limit windows in shared memory and writes nothing; the
 -- worker writes each apikeys.flush_interval's usage as one row of
@@ -414,7 +414,7 @@ CREATE OR REPLACE FUNCTION apikeys_internal._interval_us(w interval) RETURNS big
 -- last_used_at is written at most once per key per
 -- apikeys.last_used_granularity and nothing else is kept.
 -- Tells every backend to forget its cached owner-wide rate limits when an
--- owner's limit changes (src/ownerlimit.c).
+-- owner's limit changes (src/verify_ownerlimit.c).
 CREATE OR REPLACE FUNCTION apikeys_internal._owner_limit_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
@@ -555,7 +555,7 @@ END
 $$;
 
 -- The longest owner name, in characters (length(), as every _check_text
--- measures), from the one constant the C code uses too (ownerlimit.h).
+-- measures), from the one constant the C code uses too (verify_ownerlimit.h).
 CREATE OR REPLACE FUNCTION apikeys_internal._owner_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_owner_max_length'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -921,7 +921,7 @@ $$;
 -- Importing keys an adopter already issued (import_key, import_keys).  The
 -- key gets a client ID of ours; its hash is SHA-256 of the whole legacy
 -- token (hash_alg 'l'), which verification looks up by that hash
--- (src/legacy.c).  Both paths check a key's arguments in _import_check
+-- (src/verify_legacy.c).  Both paths check a key's arguments in _import_check
 -- (create_key's checks), take the owner's lock and check its cap in
 -- _import_reserve (create_key's _check_key_cap) and its expiry with
 -- create_key's _check_expiry; import_key inserts one key (_import_one),
@@ -1677,7 +1677,7 @@ BEGIN
 END
 $$;
 
--- Credits (src/credits.c).  With shared_preload_libraries a key's balance
+-- Credits (src/verify_credits.c).  With shared_preload_libraries a key's balance
 -- lives in shared memory while the server runs, and apikeys.credit_balances
 -- holds it as last flushed; reading the balance asks shared memory first.
 CREATE OR REPLACE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
@@ -2142,7 +2142,7 @@ CREATE OR REPLACE FUNCTION apikeys_internal._unblock_address(address inet, OUT b
     AS 'MODULE_PATHNAME', 'apikeys_unblock'
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
--- The packed journal row (format in src/journal_codec.c) and the last-use
+-- The packed journal row (format in src/usage_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
 CREATE OR REPLACE FUNCTION apikeys_internal._journal_decode(data bytea,
                                         OUT client_id text, OUT code text,
@@ -2180,7 +2180,7 @@ CREATE OR REPLACE FUNCTION apikeys_internal._usage_pack(client_ids text[], codes
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 -- A key's last use rolled up into apikeys.usage_packed: the latest of its
--- newest hour (the row's bucket: src/journal.c, UsageBucket), NULL when
+-- newest hour (the row's bucket: src/usage_journal.c, UsageBucket), NULL when
 -- none.  One index scan of its bucket, newest hour first.
 CREATE OR REPLACE FUNCTION apikeys_internal._usage_last_use(client_id text)
     RETURNS timestamptz
@@ -2213,7 +2213,7 @@ CREATE OR REPLACE FUNCTION apikeys_internal._recent_use(client_id text)
     AS 'MODULE_PATHNAME', 'apikeys_recent_use'
     LANGUAGE C VOLATILE PARALLEL SAFE;
 
--- Proof of non-use, for revoke_unused_after (src/journal.c): why this
+-- Proof of non-use, for revoke_unused_after (src/usage_journal.c): why this
 -- database cannot prove that a key without a recorded use in the last
 -- unused_after was unused (NULL: it can); what that depends on; and the
 -- superuser's way to accept the possible losses noted so far.
@@ -2332,7 +2332,7 @@ BEGIN
 END
 $$;
 
--- Handoff (src/claim.c): claim secrets from pg_strong_random(), constant-
+-- Handoff (src/admin_claim.c): claim secrets from pg_strong_random(), constant-
 -- time hash comparison, and the claim's use of the address throttle.
 CREATE OR REPLACE FUNCTION apikeys_internal._claim_secrets(OUT claim_token text, OUT code text)
     RETURNS record
@@ -2523,7 +2523,7 @@ END
 $$;
 
 -- _claim_record writes a claim's attempt count from the shared-memory
--- table (src/claim.c) to its row: failures never goes down, and with
+-- table (src/admin_claim.c) to its row: failures never goes down, and with
 -- p_lock (five wrong codes) the claim is locked, its secrets erased and the
 -- lock audited, once.  Run by the claim sync worker in its own
 -- transaction.  A row locked by someone else is skipped, never waited for
@@ -2579,7 +2579,7 @@ $$;
 
 -- _claim_count_attempt: without preloading, one code comparison counted in
 -- the claim's row before it is made, and made.  Run by the claim count
--- worker of src/claim.c in its own transaction (so the count survives
+-- worker of src/admin_claim.c in its own transaction (so the count survives
 -- claim_key's error), under a short lock_timeout.  NULL: the claim allows no
 -- more comparisons (or is closed); true: the code is right; false: wrong,
 -- and the fifth wrong code locks the claim.  "failures < 5" in the UPDATE
@@ -2618,7 +2618,7 @@ $$;
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).
 -- Every code comparison is counted before it is made, where the error
 -- that ends a failed claim cannot undo it (apikeys_internal._claim_attempt, see
--- src/claim.c): at most five per claim, ever.  A right code then locks the
+-- src/admin_claim.c): at most five per claim, ever.  A right code then locks the
 -- claim and its key without waiting (a concurrent claim holding them
 -- wins) and looks again.  The caller's address (client_ip, else as
 -- pre_request chooses it) only counts failures in the address throttle:
@@ -3357,7 +3357,7 @@ BEGIN
                   DETAIL = pg_catalog.format('A key acts only on keys of its own prefix, %s.', p_acting.prefix),
                   HINT = 'An administrator issues keys with other prefixes (apikeys.create_key(..., prefix => ...)).';
     END IF;
-    -- a missing window is one minute, as verification reads it (lookup.c)
+    -- a missing window is one minute, as verification reads it (verify_lookup.c)
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
         (p_rate_limit::numeric OPERATOR(pg_catalog.*)
@@ -3651,7 +3651,7 @@ SELECT * FROM apikeys_internal._my_keys();
 -- without FORCE ROW LEVEL SECURITY whose owner the role is, or is a member
 -- of; NULL if none.  A table's owner escapes its row-level security unless
 -- it is forced, so no key's db_role may be such a role: the one rule (in
--- src/postgrest.c), applied here when a key is given the role
+-- src/http_postgrest.c), applied here when a key is given the role
 -- (_check_settings) and by pre_request at every switch to it.  Not
 -- STRICT: a STRICT call with a NULL constant would be folded away before
 -- the EXECUTE privilege is checked.
@@ -4026,7 +4026,7 @@ ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_ke
 INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys_internal._new_signing_secret());
 
 -- The 1.0 usage rows, packed per hour and bucket (the last two characters
--- of the client ID, as the rollup packs them: src/journal.c), then the 1.0
+-- of the client ID, as the rollup packs them: src/usage_journal.c), then the 1.0
 -- table dropped.
 INSERT INTO apikeys.usage_packed (hour, bucket, keys, data)
 SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DISTINCT u.client_id),
@@ -4037,7 +4037,7 @@ SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DI
 ALTER EXTENSION apikeys DROP TABLE apikeys.usage_1_0;   -- and from pg_dump's configuration
 DROP TABLE apikeys.usage_1_0;
 -- an imported key rotated with a grace period: its legacy token works
--- until prev_expires_at, found by the previous hash (src/legacy.c)
+-- until prev_expires_at, found by the previous hash (src/verify_legacy.c)
 CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
     WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 

@@ -367,7 +367,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._scope_sets_cache_trigger FROM PUBLIC;
 -- '@name'.  Verification expands the set when it loads the key, so a
 -- redefinition takes effect for every key holding the set when it commits,
 -- on every connection: the statement trigger scope_sets_cache outdates
--- every cached key of the database (src/cache.c, "Named scope sets").
+-- every cached key of the database (src/verify_cache.c, "Named scope sets").
 -- _scope_set_holders: the number of live keys (not revoked, not expired)
 -- whose scopes name the set: what define_scope_set reports and what
 -- drop_scope_set refuses to leave without their grants.
@@ -468,7 +468,7 @@ REVOKE ALL ON FUNCTION apikeys.drop_scope_set FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set TO apikeys_admin;
 
 -- A scope set's change outdates every cached key of the database at
--- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.
+-- commit (src/verify_cache.c).  ENABLE ALWAYS, like keys_cache.
 CREATE TRIGGER scope_sets_cache
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.scope_sets
     FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._scope_sets_cache_trigger();
@@ -493,7 +493,7 @@ COMMENT ON TYPE apikeys.new_key IS 'A newly issued or rotated key; the only plac
 --
 -- Nobody but the extension owner can read these tables.  Admins work
 -- through the functions and views below; verification reads apikeys.keys
--- through its primary-key index from C (src/lookup.c).  No column stores an
+-- through its primary-key index from C (src/verify_lookup.c).  No column stores an
 -- OID, so dump/restore and pg_upgrade carry everything over.
 
 -- One row per key.  The column order is part of the C code (src/catalog.h):
@@ -551,7 +551,7 @@ CREATE TABLE apikeys.keys (
     -- rule and the start of its refill period then; credits_seq counts the
     -- times an admin set the balance outright, credits_added the credits
     -- add_credits ever gave, so that the live balance (shared memory,
-    -- apikeys.credit_balances: src/credits.c) tells a new balance from a
+    -- apikeys.credit_balances: src/verify_credits.c) tells a new balance from a
     -- top-up it must add to what is left
     credits             bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
     refill_amount       bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
@@ -571,11 +571,11 @@ CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
 CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
     WHERE created_by_key IS NOT NULL;
 -- imported keys (hash_alg 'l': SHA-256 of the whole legacy token), found
--- by that hash when a token is not in apikeys' format (src/legacy.c)
+-- by that hash when a token is not in apikeys' format (src/verify_legacy.c)
 CREATE UNIQUE INDEX keys_legacy_hash_idx ON apikeys.keys (secret_hash)
     WHERE hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 -- an imported key rotated with a grace period: its legacy token works
--- until prev_expires_at, found by the previous hash (src/legacy.c)
+-- until prev_expires_at, found by the previous hash (src/verify_legacy.c)
 CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
     WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 -- Room on each page, so the rollup's last_used_at updates are HOT (that
@@ -588,7 +588,7 @@ ALTER TABLE apikeys.keys ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.keys FROM PUBLIC;
 
 -- Balances spent in shared memory, as the credit flush last wrote them
--- (src/credits.c), apart from apikeys.keys so that a flush neither fires
+-- (src/verify_credits.c), apart from apikeys.keys so that a flush neither fires
 -- the keys' triggers nor outdates the shared verification cache.  A key's
 -- live balance is this row's balance plus the top-ups (keys.credits_added)
 -- it has not counted, while credits_seq is still the key's; otherwise the
@@ -648,7 +648,7 @@ CREATE TABLE apikeys.owner_policies (
 COMMENT ON TABLE apikeys.owner_policies IS 'Per-owner key cap and maximum lifetime (extension owner only)';
 -- the owners with a rate limit (usually none): verification reads it once
 -- after each change of this table to learn whether any owner has one
--- (src/ownerlimit.c); without it every verification looks its owner up
+-- (src/verify_ownerlimit.c); without it every verification looks its owner up
 CREATE INDEX owner_policies_rate_limited_idx ON apikeys.owner_policies (owner)
     WHERE rate_limit IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('apikeys.owner_policies', '');
@@ -702,7 +702,7 @@ CREATE FUNCTION apikeys_internal._check_prefix(prefix text)
 COMMENT ON FUNCTION apikeys_internal._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
 REVOKE ALL ON FUNCTION apikeys_internal._check_prefix FROM PUBLIC;
 
--- Internal: the event label the audit trigger reads (src/audit.c).
+-- Internal: the event label the audit trigger reads (src/admin_audit.c).
 CREATE FUNCTION apikeys_internal._op_begin(event text, detail jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
@@ -734,7 +734,7 @@ COMMENT ON FUNCTION apikeys_internal._outer_user IS 'Internal: current_user as t
 REVOKE ALL ON FUNCTION apikeys_internal._outer_user FROM PUBLIC;
 
 -- Internal: the first network of inner outside every network of outer,
--- both normalised as verification normalises them (src/grant.c); NULL
+-- both normalised as verification normalises them (src/admin_grant.c); NULL
 -- when all are inside.
 CREATE FUNCTION apikeys_internal._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
     AS 'MODULE_PATHNAME', 'apikeys_cidrs_outside'
@@ -743,7 +743,7 @@ COMMENT ON FUNCTION apikeys_internal._cidrs_outside IS 'Internal: the first netw
 REVOKE ALL ON FUNCTION apikeys_internal._cidrs_outside FROM PUBLIC;
 
 -- Internal: an interval's length in microseconds as verification measures
--- a rate window (a month is 30 days; src/grant.c).
+-- a rate window (a month is 30 days; src/admin_grant.c).
 CREATE FUNCTION apikeys_internal._interval_us(w interval) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_interval_us'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
@@ -751,7 +751,7 @@ COMMENT ON FUNCTION apikeys_internal._interval_us IS 'Internal: a rate window in
 REVOKE ALL ON FUNCTION apikeys_internal._interval_us FROM PUBLIC;
 
 -- Usage, the shared cache and the background worker (src/usage.c,
--- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
+-- src/usage_counters.c, src/verify_cache.c, src/usage_journal.c, src/worker.c, src/usage_lastused.c).  With apikeys in
 -- shared_preload_libraries, verification counts usage, failures per client
 -- address and rate-limit windows in shared memory and writes nothing; the
 -- worker writes each apikeys.flush_interval's usage as one row of
@@ -761,7 +761,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._interval_us FROM PUBLIC;
 -- apikeys.last_used_granularity and nothing else is kept.
 
 -- Tells every backend to forget its cached owner-wide rate limits when an
--- owner's limit changes (src/ownerlimit.c).
+-- owner's limit changes (src/verify_ownerlimit.c).
 CREATE FUNCTION apikeys_internal._owner_limit_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
@@ -922,7 +922,7 @@ COMMENT ON FUNCTION apikeys_internal._check_text IS 'Internal: validates a text 
 REVOKE ALL ON FUNCTION apikeys_internal._check_text FROM PUBLIC;
 
 -- The longest owner name, in characters (length(), as every _check_text
--- measures), from the one constant the C code uses too (ownerlimit.h).
+-- measures), from the one constant the C code uses too (verify_ownerlimit.h).
 CREATE FUNCTION apikeys_internal._owner_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_owner_max_length'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -1303,7 +1303,7 @@ GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
 -- Importing keys an adopter already issued (import_key, import_keys).  The
 -- key gets a client ID of ours; its hash is SHA-256 of the whole legacy
 -- token (hash_alg 'l'), which verification looks up by that hash
--- (src/legacy.c).  Both paths check a key's arguments in _import_check
+-- (src/verify_legacy.c).  Both paths check a key's arguments in _import_check
 -- (create_key's checks), take the owner's lock and check its cap in
 -- _import_reserve (create_key's _check_key_cap) and its expiry with
 -- create_key's _check_expiry; import_key inserts one key (_import_one),
@@ -2120,7 +2120,7 @@ COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leave
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 
--- Credits (src/credits.c).  With shared_preload_libraries a key's balance
+-- Credits (src/verify_credits.c).  With shared_preload_libraries a key's balance
 -- lives in shared memory while the server runs, and apikeys.credit_balances
 -- holds it as last flushed; reading the balance asks shared memory first.
 CREATE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
@@ -2549,7 +2549,7 @@ CREATE TRIGGER keys_cache
     FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
--- Whether the database holds imported keys (src/legacy.c): every backend
+-- Whether the database holds imported keys (src/verify_legacy.c): every backend
 -- reads it again when an imported key comes, goes or changes algorithm.
 -- (No WHEN clause or column list: those would make hash_alg's type
 -- unchangeable; the C function looks at hash_alg itself.)
@@ -2786,7 +2786,7 @@ GRANT EXECUTE ON FUNCTION apikeys.pre_request(text) TO apikeys_verifier, apikeys
 
 -- Verification counts per key, per hour, per outcome code, written by the
 -- hourly rollup: per hour, one row per bucket of client IDs (their last two
--- characters) used in it, packed as a journal row is (src/journal.c),
+-- characters) used in it, packed as a journal row is (src/usage_journal.c),
 -- never one row per key or per request; the view apikeys.usage unpacks
 -- them.  Each key's entry also holds its last use in that hour: key_list's
 -- last_used_at reads it (apikeys_internal._usage_last_use; the rollup never updates
@@ -2810,7 +2810,7 @@ ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.usage_packed FROM PUBLIC;
 
 -- One row per flush: the numbers of every key used in the interval, packed
--- (format in src/journal.c; decode with apikeys_internal._journal_decode()).
+-- (format in src/usage_journal.c; decode with apikeys_internal._journal_decode()).
 -- UNLOGGED: a flush every flush_interval writes no WAL (at a million keys in
 -- use, ~28 bytes per key and interval were most of the WAL the cluster
 -- wrote).  A clean shutdown keeps it; a crash empties it, losing the uses
@@ -2889,7 +2889,7 @@ COMMENT ON FUNCTION apikeys.usage_stats IS 'Size and use of the shared usage, fa
 REVOKE ALL ON FUNCTION apikeys.usage_stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
 
--- The packed journal row (format in src/journal_codec.c) and the last-use
+-- The packed journal row (format in src/usage_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
 CREATE FUNCTION apikeys_internal._journal_decode(data bytea,
                                         OUT client_id text, OUT code text,
@@ -2937,7 +2937,7 @@ COMMENT ON FUNCTION apikeys_internal._usage_pack IS 'Internal: usage rows of one
 REVOKE ALL ON FUNCTION apikeys_internal._usage_pack FROM PUBLIC;
 
 -- A key's last use rolled up into apikeys.usage_packed: the latest of its
--- newest hour (the row's bucket: src/journal.c, UsageBucket), NULL when
+-- newest hour (the row's bucket: src/usage_journal.c, UsageBucket), NULL when
 -- none.  One index scan of its bucket, newest hour first.
 CREATE FUNCTION apikeys_internal._usage_last_use(client_id text)
     RETURNS timestamptz
@@ -2976,7 +2976,7 @@ COMMENT ON FUNCTION apikeys_internal._recent_use IS 'Internal: a key''s last use
 REVOKE ALL ON FUNCTION apikeys_internal._recent_use FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys_internal._recent_use TO apikeys_admin;
 
--- Proof of non-use, for revoke_unused_after (src/journal.c): why this
+-- Proof of non-use, for revoke_unused_after (src/usage_journal.c): why this
 -- database cannot prove that a key without a recorded use in the last
 -- unused_after was unused (NULL: it can); what that depends on; and the
 -- superuser's way to accept the possible losses noted so far.
@@ -3211,7 +3211,7 @@ REVOKE ALL ON TABLE apikeys.outbox FROM PUBLIC;
 -- apikeys_admin nor apikeys_verifier may read it.
 GRANT SELECT ON apikeys.outbox TO apikeys_delivery;
 
--- Handoff (src/claim.c): claim secrets from pg_strong_random(), constant-
+-- Handoff (src/admin_claim.c): claim secrets from pg_strong_random(), constant-
 -- time hash comparison, and the claim's use of the address throttle.
 CREATE FUNCTION apikeys_internal._claim_secrets(OUT claim_token text, OUT code text)
     RETURNS record
@@ -3440,7 +3440,7 @@ COMMENT ON FUNCTION apikeys_internal._claim_refuse IS 'Internal: raises the one 
 REVOKE ALL ON FUNCTION apikeys_internal._claim_refuse FROM PUBLIC;
 
 -- _claim_record writes a claim's attempt count from the shared-memory
--- table (src/claim.c) to its row: failures never goes down, and with
+-- table (src/admin_claim.c) to its row: failures never goes down, and with
 -- p_lock (five wrong codes) the claim is locked, its secrets erased and the
 -- lock audited, once.  Run by the claim sync worker in its own
 -- transaction.  A row locked by someone else is skipped, never waited for
@@ -3500,7 +3500,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._claim_locked FROM PUBLIC;
 
 -- _claim_count_attempt: without preloading, one code comparison counted in
 -- the claim's row before it is made, and made.  Run by the claim count
--- worker of src/claim.c in its own transaction (so the count survives
+-- worker of src/admin_claim.c in its own transaction (so the count survives
 -- claim_key's error), under a short lock_timeout.  NULL: the claim allows no
 -- more comparisons (or is closed); true: the code is right; false: wrong,
 -- and the fifth wrong code locks the claim.  "failures < 5" in the UPDATE
@@ -3541,7 +3541,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._claim_count_attempt FROM PUBLIC;
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).
 -- Every code comparison is counted before it is made, where the error
 -- that ends a failed claim cannot undo it (apikeys_internal._claim_attempt, see
--- src/claim.c): at most five per claim, ever.  A right code then locks the
+-- src/admin_claim.c): at most five per claim, ever.  A right code then locks the
 -- claim and its key without waiting (a concurrent claim holding them
 -- wins) and looks again.  The caller's address (client_ip, else as
 -- pre_request chooses it) only counts failures in the address throttle:
@@ -4363,7 +4363,7 @@ BEGIN
                   DETAIL = pg_catalog.format('A key acts only on keys of its own prefix, %s.', p_acting.prefix),
                   HINT = 'An administrator issues keys with other prefixes (apikeys.create_key(..., prefix => ...)).';
     END IF;
-    -- a missing window is one minute, as verification reads it (lookup.c)
+    -- a missing window is one minute, as verification reads it (verify_lookup.c)
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
         (p_rate_limit::numeric OPERATOR(pg_catalog.*)
@@ -4709,7 +4709,7 @@ REVOKE ALL ON TABLE apikeys.protected_tables FROM PUBLIC;
 -- without FORCE ROW LEVEL SECURITY whose owner the role is, or is a member
 -- of; NULL if none.  A table's owner escapes its row-level security unless
 -- it is forced, so no key's db_role may be such a role: the one rule (in
--- src/postgrest.c), applied here when a key is given the role
+-- src/http_postgrest.c), applied here when a key is given the role
 -- (_check_settings) and by pre_request at every switch to it.  Not
 -- STRICT: a STRICT call with a NULL constant would be folded away before
 -- the EXECUTE privilege is checked.
@@ -5066,7 +5066,7 @@ COMMENT ON COLUMN apikeys.stats.outbox_backlog IS 'Undelivered, not failed outbo
 REVOKE ALL ON TABLE apikeys.stats FROM PUBLIC;
 GRANT SELECT ON apikeys.stats TO apikeys_admin, pg_monitor;
 
--- sql/install/10_derived.sql: derived tokens (src/derived.c, src/derive.c)
+-- sql/install/10_derived.sql: derived tokens (src/verify_derived.c, src/admin_derive.c)
 --
 -- A section of the install script: make concatenates sql/install/*.sql
 -- in name order into apikeys--<version>.sql.  Each object is followed by

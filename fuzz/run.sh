@@ -3,7 +3,7 @@
 #
 #   token_fuzz   src/token.c: TokenParse, ClientIdIsWellFormed, ...
 #   scope_fuzz   src/scope.c: ScopeParse, ScopeGrants
-#   journal_codec_fuzz   src/journal_codec.c: the usage journal row format
+#   usage_codec_fuzz   src/usage_codec.c: the usage journal row format
 #
 # Each target is built with clang -fsanitize=fuzzer,address,undefined,
 # outside the server: the parsers are linked with PostgreSQL's static
@@ -47,7 +47,7 @@ LIBS="-L$LIB -lpgcommon -lpgport -lcrypto"
 
 status=0
 total_runs=0
-for t in token scope journal_codec; do
+for t in token scope usage_codec; do
 	echo "==> building ${t}_fuzz" >&2
 	clang $CFLAGS -o "$OUT/${t}_fuzz" "$ROOT/fuzz/${t}_fuzz.c" "$ROOT/src/$t.c" "$ROOT/fuzz/shims.c" $LIBS \
 		>"$OUT/${t}_build.log" 2>&1 || { cat "$OUT/${t}_build.log" >&2; exit 1; }

@@ -34,15 +34,15 @@
 #include "storage/lwlock.h"
 
 #include "apikeys.h"
-#include "cache.h"
-#include "counters.h"
-#include "credits.h"
-#include "dblist.h"
-#include "prewarm.h"
-#include "recent.h"
+#include "verify_cache.h"
+#include "usage_counters.h"
+#include "verify_credits.h"
+#include "worker_dblist.h"
+#include "verify_prewarm.h"
+#include "usage_recent.h"
 #include "shmem.h"
 #include "stats.h"
-#include "throttle.h"
+#include "verify_throttle.h"
 #include "usage.h"
 
 PG_MODULE_MAGIC;
@@ -53,10 +53,10 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /*
- * The outcome table.  authenticate (context.c) raises 28000 for a
+ * The outcome table.  authenticate (http_context.c) raises 28000 for a
  * credential that is no good, 42501 for a good one that may not do this,
  * 54000 when rate limited or out of credits; its messages name the client ID at most, never
- * the token.  pre_request (postgrest.c) answers 401 with WWW-Authenticate,
+ * the token.  pre_request (http_postgrest.c) answers 401 with WWW-Authenticate,
  * 403, or 429 with Retry-After.
  */
 const ApikeysOutcome ApikeysOutcomes[APIKEYS_NUM_CODES] = {

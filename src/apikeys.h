@@ -31,7 +31,7 @@
 /* Hash algorithms recorded per key, so a pepper can be added later */
 #define APIKEYS_HASH_SHA256			's'
 #define APIKEYS_HASH_HMAC			'h'
-/* an imported key: SHA-256 of the whole legacy token (src/legacy.c) */
+/* an imported key: SHA-256 of the whole legacy token (src/verify_legacy.c) */
 #define APIKEYS_HASH_LEGACY			'l'
 /* the longest legacy token looked up; longer input stays MALFORMED */
 #define APIKEYS_LEGACY_TOKEN_MAXLEN	512
@@ -53,7 +53,7 @@ typedef enum ApikeysCode
 	APIKEYS_INSUFFICIENT_SCOPE,
 	APIKEYS_IP_NOT_ALLOWED,
 	APIKEYS_RATE_LIMITED,
-	APIKEYS_USAGE_EXCEEDED,		/* too few credits left (credits.c) */
+	APIKEYS_USAGE_EXCEEDED,		/* too few credits left (verify_credits.c) */
 	APIKEYS_NUM_CODES
 } ApikeysCode;
 
@@ -114,7 +114,7 @@ extern void ApikeysDefineGucs(void);
 extern void ApikeysContextInit(void);
 extern void ApikeysCatalogInit(void);
 extern void WorkerRegister(void);	/* worker.c, preloaded only */
-extern void ClaimShmemRequest(void);	/* claim.c, preloaded only */
+extern void ClaimShmemRequest(void);	/* admin_claim.c, preloaded only */
 extern void ClaimShmemInit(void);
 
 #endif							/* APIKEYS_H */

@@ -226,8 +226,8 @@ ApikeysRestoreUser(const ApikeysSavedUser *saved)
  * LookupLockTimeoutBegin lowers lock_timeout to apikeys.lock_timeout for
  * what follows, unless the session's own is shorter; returns the GUC nest
  * level to give LookupLockTimeoutEnd.  An error on the way unwinds it with
- * the (sub)transaction.  (Named for lookup.c, where it began; also
- * lastused.c's bound on its write.)
+ * the (sub)transaction.  (Named for verify_lookup.c, where it began; also
+ * usage_lastused.c's bound on its write.)
  */
 int
 LookupLockTimeoutBegin(void)
@@ -280,8 +280,8 @@ ApikeysLockForRead(Oid relid)
  * once.  locked: the caller already holds AccessShareLock on relid;
  * otherwise it is taken here, by ApikeysLockForRead (apikeys.lock_timeout).
  * The one way the C code reads a row of the extension's tables by key
- * (lookup.c, ownerlimit.c, scopeset.c; IndexScanOpen, below, for another
- * index: legacy.c, ownerlimit.c); PkScanEnd releases everything.
+ * (verify_lookup.c, verify_ownerlimit.c, scopeset.c; IndexScanOpen, below, for another
+ * index: verify_legacy.c, verify_ownerlimit.c); PkScanEnd releases everything.
  */
 void
 PkScanBegin(PkScan *ps, Oid relid, bool locked)
@@ -311,8 +311,8 @@ IndexScanStart(PkScan *ps, Relation rel, Oid idxoid)
 
 /*
  * IndexScanOpen is PkScanBegin for another index, idxoid, of relid: the
- * partial indexes that tell whether any imported key (legacy.c) or any
- * owner rate limit (ownerlimit.c) exists.  The table is locked by
+ * partial indexes that tell whether any imported key (verify_legacy.c) or any
+ * owner rate limit (verify_ownerlimit.c) exists.  The table is locked by
  * ApikeysLockForRead.  Read with IndexScanFetch; PkScanEnd releases
  * everything.
  */

@@ -5,7 +5,7 @@
  *
  * GUCs hold configuration only.  The authenticated request context is
  * never a GUC: any PGC_USERSET setting can be changed by the client, and
- * the context must not be forgeable (see context.c).
+ * the context must not be forgeable (see http_context.c).
  *
  * IDENTIFICATION
  *	  src/guc.c
@@ -22,7 +22,7 @@
 
 #include "apikeys.h"
 #include "compat.h"
-#include "throttle.h"
+#include "verify_throttle.h"
 #include "token.h"
 
 char	   *apikeys_token_prefix = NULL;

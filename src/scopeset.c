@@ -6,7 +6,7 @@
  * A key's scopes may name a set ("@support") defined with
  * apikeys.define_scope_set(); the key grants what the set grants at the
  * time of each verification.  The expansion is done once, when a key is
- * loaded for verification (lookup.c calls ScopeSetExpand), so the key that
+ * loaded for verification (verify_lookup.c calls ScopeSetExpand), so the key that
  * verify, authenticate and the shared cache hold carries plain scopes:
  * matching a key with a set costs exactly what matching the same scopes
  * written inline costs.
@@ -16,14 +16,14 @@
  * A cached key holds the expansion made when it was filled; a change to
  * apikeys.scope_sets therefore invalidates every cached key of the
  * database (the statement trigger apikeys_internal._scope_sets_cache_trigger, and
- * the per-database "scope-set generation" in cache.c).
+ * the per-database "scope-set generation" in verify_cache.c).
  *
  * A set holds plain scopes only (define_scope_set refuses "@" members), so
  * expansion is one level deep and cannot loop.  A set that does not exist
  * (a superuser deleted the row by hand: drop_scope_set refuses while a key
  * uses it) expands to nothing: it fails closed.
  *
- * Like lookup.c this reads the table through its primary-key index, not
+ * Like verify_lookup.c this reads the table through its primary-key index, not
  * through SPI, and needs no privilege on it.
  *
  * IDENTIFICATION

@@ -45,10 +45,10 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
-#include "counters.h"
+#include "usage_counters.h"
 #include "shmem.h"
 #include "stats.h"
-#include "throttle.h"
+#include "verify_throttle.h"
 
 #define STATS_STRIPES		16
 #define STATS_NUM_COUNTERS	(APIKEYS_NUM_CODES + STATS_NUM_EVENTS)
@@ -214,7 +214,7 @@ apikeys_stats(PG_FUNCTION_ARGS)
 	values[COL_CACHE_MISSES] = Int64GetDatum(StatsSum(APIKEYS_NUM_CODES + STATS_CACHE_MISS));
 	values[COL_CACHE_EVICTIONS] = Int64GetDatum(StatsSum(APIKEYS_NUM_CODES + STATS_CACHE_EVICTION));
 
-	/* counters.c: per-key usage waiting for the next flush */
+	/* usage_counters.c: per-key usage waiting for the next flush */
 	CountersStats(&tracked, &capacity, &dropped);
 	values[COL_USAGE_KEYS_PENDING] = Int64GetDatum(tracked);
 	values[COL_USAGE_KEYS_DROPPED] = Int64GetDatum(dropped);
@@ -229,7 +229,7 @@ apikeys_stats(PG_FUNCTION_ARGS)
 	values[COL_POLICY_LAST_RUN] = TimestampTzGetDatum((TimestampTz) t);
 	nulls[COL_POLICY_LAST_RUN] = (t == 0);
 
-	/* throttle.c: the address failure table */
+	/* verify_throttle.c: the address failure table */
 	ThrottleAddressStats(&tracked, &capacity, &dropped);
 	values[COL_ADDRESSES_TRACKED] = Int64GetDatum(tracked);
 	values[COL_ADDRESSES_DROPPED] = Int64GetDatum(dropped);

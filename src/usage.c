@@ -13,12 +13,12 @@
  * Preloaded (shared_preload_libraries): counts by outcome code and the
  * last VALID use live in shared memory and survive the request
  * transaction, so a rolled-back request still counts.  A key the cache
- * holds counts in its entry's usage slot (cache.c, through the handle its
+ * holds counts in its entry's usage slot (verify_cache.c, through the handle its
  * lookup gave the verification); any other key in the per-key table
- * (counters.c).  Every apikeys.flush_interval the background worker
- * (worker.c) has journal.c write the counts of a database as one row of
+ * (usage_counters.c).  Every apikeys.flush_interval the background worker
+ * (worker.c) has usage_journal.c write the counts of a database as one row of
  * apikeys.usage_journal, gathered here (UsageCollect) into a set of items;
- * about once an hour journal.c rolls the journal up into apikeys.usage
+ * about once an hour usage_journal.c rolls the journal up into apikeys.usage
  * (the VALID row holding the hour's last use; apikeys.keys is not
  * written).  apikeys.flush_usage() does it at once.
  * A crash loses what was not yet flushed (at most one interval) and
@@ -26,11 +26,11 @@
  * write it anywhere).
  *
  * Not preloaded: nothing is shared; last_used_at is written directly,
- * rarely (lastused.c).  Usage counts, address throttling and rate limits
- * (throttle.c) need shared memory and are not available.
+ * rarely (usage_lastused.c).  Usage counts, address throttling and rate limits
+ * (verify_throttle.c) need shared memory and are not available.
  *
- * Calls: cache.c, counters.c, lastused.c; called by verify.c (the count)
- * and journal.c (the collection).
+ * Calls: verify_cache.c, usage_counters.c, usage_lastused.c; called by verify.c (the count)
+ * and usage_journal.c (the collection).
  *
  * IDENTIFICATION
  *	  src/usage.c
@@ -51,18 +51,18 @@
 #include "storage/ipc.h"
 #include "utils/timestamp.h"
 
-#include "cache.h"
-#include "counters.h"
-#include "dblist.h"
-#include "lastused.h"
-#include "recent.h"
+#include "verify_cache.h"
+#include "usage_counters.h"
+#include "worker_dblist.h"
+#include "usage_lastused.h"
+#include "usage_recent.h"
 #include "shmem.h"
-#include "throttle.h"
+#include "verify_throttle.h"
 #include "usage.h"
 
 /*
  * CountCode adds one outcome to a key's counters: in the cache entry the
- * handle names when it still holds the key, else in counters.c's table.
+ * handle names when it still holds the key, else in usage_counters.c's table.
  * Not during recovery.
  */
 static void
@@ -81,7 +81,7 @@ CountCode(const CacheHandle *handle, const char *client_id, int len,
 /*
  * UsageRecordFailure counts a NOT_FOUND against the key, when the client
  * ID exists (client_id NULL otherwise), in shared memory, so the count
- * survives the request's rollback.  The address is counted by throttle.c.
+ * survives the request's rollback.  The address is counted by verify_throttle.c.
  */
 void
 UsageRecordFailure(const CacheHandle *handle, const char *client_id, int cid_len)
@@ -185,7 +185,7 @@ UsageCollect(HTAB *items, TimestampTz hour)
 		return;
 	sink.items = items;
 	sink.hour = hour;
-	/* keys in the cache count in its slots; the others in counters.c */
+	/* keys in the cache count in its slots; the others in usage_counters.c */
 	CacheDrainUsage(MyDatabaseId, CollectOne, &sink);
 	CountersDrain(MyDatabaseId, CollectOne, &sink);
 }
@@ -195,7 +195,7 @@ UsageCollect(HTAB *items, TimestampTz hour)
 /*
  * Counts live in shared memory until a flush, so a restart would lose up
  * to one flush interval of uses, and the "unused" policy could then never
- * trust the last unused_after (journal.c, apikeys_internal._usage_unproven).  As
+ * trust the last unused_after (usage_journal.c, apikeys_internal._usage_unproven).  As
  * pg_stat_statements does, the postmaster saves them to a file when it
  * exits cleanly (after the shutdown checkpoint, when every backend has
  * gone and nothing can count any more), and the launcher of the next run reads them back and deletes the

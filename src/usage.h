@@ -13,9 +13,9 @@
 #define APIKEYS_USAGE_H
 
 #include "apikeys.h"
-#include "cache.h"
-#include "lookup.h"
-#include "usageitem.h"
+#include "verify_cache.h"
+#include "verify_lookup.h"
+#include "usage_item.h"
 #include "utils/hsearch.h"
 
 extern void UsageRecordFailure(const CacheHandle *handle,

@@ -11,23 +11,23 @@
  *	2. lookup + secret			NOT_FOUND (unknown client ID or wrong secret),
  *								or RATE_LIMITED when this failing caller
  *								or its network has used up its failures
- *								(throttle.c)
+ *								(verify_throttle.c)
  *	3. revoked					REVOKED
  *	4. disabled					DISABLED
  *	5. expiry, rotation grace	EXPIRED
  *	6. client address			IP_NOT_ALLOWED
  *	7. required scope			INSUFFICIENT_SCOPE
  *	8. rate limit: the key's, then	RATE_LIMITED
- *	   its owner's (ownerlimit.c)
+ *	   its owner's (verify_ownerlimit.c)
  *	9. credits: cost taken from		USAGE_EXCEEDED (none taken)
- *	   the key's balance (credits.c)
+ *	   the key's balance (verify_credits.c)
  *
  * Every attempt is judged by its own credential: nothing another caller
  * did from the same address stops a correct secret (the failure throttle
- * is asked only once the secret has failed; see throttle.c).
+ * is asked only once the secret has failed; see verify_throttle.c).
  *
  * Then the outcome is counted (usage.c), through the handle the lookup
- * gave back (cache.c), so counting needs no second search.  On a cache
+ * gave back (verify_cache.c), so counting needs no second search.  On a cache
  * hit, checks 2 to 7 run inside the lookup's hold of the cache partition
  * lock (JudgeHit), which counts the outcome there: one lock per
  * verification, unless a rate limit (8) still has a say.
@@ -35,7 +35,7 @@
  * An unknown client ID and a wrong secret both hash the presented secret
  * (a dummy comparison when there is no key) and both answer NOT_FOUND, so
  * the code never tells a caller which client IDs exist (but see
- * throttle.c: once an address is blocked for failures naming unknown
+ * verify_throttle.c: once an address is blocked for failures naming unknown
  * client IDs, a failure naming an existing one is counted apart).  The time comes
  * close but not equal: a known client ID also reads the key's row, some
  * 0.7 us without the shared cache (README, Verifying).  Client IDs are
@@ -61,14 +61,14 @@
 #include "utils/typcache.h"
 #include "utils/timestamp.h"
 
-#include "cache.h"
-#include "credits.h"
-#include "derived.h"
-#include "legacy.h"
+#include "verify_cache.h"
+#include "verify_credits.h"
+#include "verify_derived.h"
+#include "verify_legacy.h"
 #include "secret.h"
 #include "stats.h"
-#include "ownerlimit.h"
-#include "throttle.h"
+#include "verify_ownerlimit.h"
+#include "verify_throttle.h"
 #include "token.h"
 #include "usage.h"
 #include "verify.h"
@@ -111,7 +111,7 @@ ConnectionAddress(Datum *addr)
 /*
  * AddressAllowed: is the client address a (parsed once per call, in
  * VerifyCredentials) inside one of the cidr[] entries?  Both sides are
- * normalised (throttle.c), so 10.0.0.0/8 admits ::ffff:10.1.2.3 and
+ * normalised (verify_throttle.c), so 10.0.0.0/8 admits ::ffff:10.1.2.3 and
  * ::ffff:10.0.0.0/104 admits 10.1.2.3.
  */
 static bool
@@ -206,7 +206,7 @@ JudgeKey(const KeyInfo *key, bool found, Judgement *j)
 	/* the one rule for which secrets a key answers to (report_leaked too) */
 	j->secret_live = j->derived == NULL &&
 		(current_ok || (prev_ok && now < key->prev_expires_at));
-	/* a derived token: its scopes the key still covers (derived.c) */
+	/* a derived token: its scopes the key still covers (verify_derived.c) */
 	if (j->derived != NULL)
 		j->derived_scopes = DerivedScopes(j->derived, key->scopes);
 	if (key->revoked)
@@ -298,7 +298,7 @@ VerifyCredentialsExt(const char *client_id, int cid_len,
 		 * The caller is the address with the client ID it presented when that
 		 * key exists, else the address alone: a client ID the attacker makes
 		 * up anew each time must not make a new caller each time
-		 * (throttle.c).
+		 * (verify_throttle.c).
 		 */
 		UsageRecordFailure(&handle, found ? client_id : NULL, cid_len);
 		res->code = ThrottleFailure(j.ip_known ? &j.client_net : NULL,
@@ -375,7 +375,7 @@ SetMalformed(VerifyResult *res)
 /*
  * VerifyLegacyToken verifies a token not in apikeys' format while the
  * database holds imported keys: the key is found by the SHA-256 of the
- * whole token (legacy.c), then judged by its client ID like any key.  No
+ * whole token (verify_legacy.c), then judged by its client ID like any key.  No
  * such key: NOT_FOUND, throttled like a wrong secret.
  */
 static void
@@ -405,7 +405,7 @@ VerifyLegacyToken(const char *token, int len, const Scope *required,
 }
 
 /*
- * VerifyDerivedToken verifies a derived token (derived.c): its signature
+ * VerifyDerivedToken verifies a derived token (verify_derived.c): its signature
  * stands for the secret, checked against its key's current hash, and then
  * the key is judged, limited and counted as for its own token.  Malformed:
  * MALFORMED, with no lookup.

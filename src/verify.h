@@ -13,7 +13,7 @@
 
 #include "apikeys.h"
 #include "fmgr.h"
-#include "lookup.h"
+#include "verify_lookup.h"
 #include "scope.h"
 
 typedef struct VerifyResult
@@ -49,7 +49,7 @@ extern void VerifyClientSecret(const char *client_id, int cid_len,
 							   bool may_write, int cost, VerifyResult *res);
 extern int	ApikeysHttpStatus(ApikeysCode code);
 extern bool ConnectionAddress(Datum *addr);
-extern bool RequestClientAddress(Datum *addr);	/* postgrest.c */
+extern bool RequestClientAddress(Datum *addr);	/* http_postgrest.c */
 extern const Scope *VerifyRequiredScopeArg(FunctionCallInfo fcinfo, int argno, Scope *buf);
 extern bool VerifyClientAddressArg(FunctionCallInfo fcinfo, int argno, Datum *addr);
 extern Datum VerificationDatum(FunctionCallInfo fcinfo, VerifyResult *r);

@@ -3,9 +3,9 @@
  * worker.c
  *	  The background worker that flushes usage to tables.
  *
- * Verification counts usage in shared memory (usage.c, counters.c) and
+ * Verification counts usage in shared memory (usage.c, usage_counters.c) and
  * never writes.  Which databases to visit, and when a rollup is due, is
- * kept in dblist.c.
+ * kept in worker_dblist.c.
  * A launcher worker, registered at preload and restarted by the postmaster
  * if it dies (bgw_restart_time), wakes every apikeys.flush_interval on a
  * primary.  A background worker can connect to only one database, and
@@ -17,7 +17,7 @@
  * A flush writes the interval's usage as one row of the usage journal;
  * once an hour the visit is a rollup of the hours that are over, which
  * folds their journal rows into apikeys.usage, last-use times included
- * (journal.c); when the recent-use table fills, and at start, the launcher
+ * (usage_journal.c); when the recent-use table fills, and at start, the launcher
  * rolls up everything, so what a crash left in a journal reaches the
  * tables.  Both run as the extension owner and write only apikeys.usage
  * and the journal (never apikeys.keys), so they produce no audit rows and
@@ -60,11 +60,11 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
-#include "counters.h"
-#include "credits.h"
-#include "dblist.h"
-#include "journal.h"
-#include "recent.h"
+#include "usage_counters.h"
+#include "verify_credits.h"
+#include "worker_dblist.h"
+#include "usage_journal.h"
+#include "usage_recent.h"
 #include "shmem.h"
 #include "stats.h"
 #include "usage.h"
@@ -283,7 +283,7 @@ ApikeysFlushWorkerMain(Datum arg)
 		rows = UsageWrite(kind == 'f' ? USAGE_FLUSH :
 						  kind == 'r' || DbListRollupWanted(MyDatabaseId) ? USAGE_ROLLUP_ALL :
 						  USAGE_ROLLUP_PAST_HOURS);
-		/* the balances spent since the last visit (credits.c) */
+		/* the balances spent since the last visit (verify_credits.c) */
 		rows += CreditsFlushDatabase();
 	}
 	else

@@ -3,8 +3,8 @@
 # #include lines and their object files (make first), and the check that
 # they run one way.
 #
-# A unit is a .c file and the .h of the same name (cache.c + cache.h is
-# "cache"); a header without a .c (usageitem.h) is a unit of its own, and
+# A unit is a .c file and the .h of the same name (verify_cache.c + verify_cache.h is
+# "cache"); a header without a .c (usage_item.h) is a unit of its own, and
 # so is apikeys.h, the project's common header (constants, types, GUC
 # variables, the outcome table's type, the prototypes of the initialisers
 # _PG_init calls), which includes nothing of ours and which every file may

@@ -240,7 +240,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._scope_sets_cache_trigger FROM PUBLIC;
 -- '@name'.  Verification expands the set when it loads the key, so a
 -- redefinition takes effect for every key holding the set when it commits,
 -- on every connection: the statement trigger scope_sets_cache outdates
--- every cached key of the database (src/cache.c, "Named scope sets").
+-- every cached key of the database (src/verify_cache.c, "Named scope sets").
 -- _scope_set_holders: the number of live keys (not revoked, not expired)
 -- whose scopes name the set: what define_scope_set reports and what
 -- drop_scope_set refuses to leave without their grants.
@@ -341,7 +341,7 @@ REVOKE ALL ON FUNCTION apikeys.drop_scope_set FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.drop_scope_set TO apikeys_admin;
 
 -- A scope set's change outdates every cached key of the database at
--- commit (src/cache.c).  ENABLE ALWAYS, like keys_cache.
+-- commit (src/verify_cache.c).  ENABLE ALWAYS, like keys_cache.
 CREATE TRIGGER scope_sets_cache
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON apikeys.scope_sets
     FOR EACH STATEMENT EXECUTE FUNCTION apikeys_internal._scope_sets_cache_trigger();

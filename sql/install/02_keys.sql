@@ -17,7 +17,7 @@ COMMENT ON TYPE apikeys.new_key IS 'A newly issued or rotated key; the only plac
 --
 -- Nobody but the extension owner can read these tables.  Admins work
 -- through the functions and views below; verification reads apikeys.keys
--- through its primary-key index from C (src/lookup.c).  No column stores an
+-- through its primary-key index from C (src/verify_lookup.c).  No column stores an
 -- OID, so dump/restore and pg_upgrade carry everything over.
 
 -- One row per key.  The column order is part of the C code (src/catalog.h):
@@ -75,7 +75,7 @@ CREATE TABLE apikeys.keys (
     -- rule and the start of its refill period then; credits_seq counts the
     -- times an admin set the balance outright, credits_added the credits
     -- add_credits ever gave, so that the live balance (shared memory,
-    -- apikeys.credit_balances: src/credits.c) tells a new balance from a
+    -- apikeys.credit_balances: src/verify_credits.c) tells a new balance from a
     -- top-up it must add to what is left
     credits             bigint CHECK (credits OPERATOR(pg_catalog.>=) 0),
     refill_amount       bigint CHECK (refill_amount OPERATOR(pg_catalog.>) 0),
@@ -95,11 +95,11 @@ CREATE INDEX keys_owner_live_idx ON apikeys.keys (owner, expires_at)
 CREATE INDEX keys_created_by_key_idx ON apikeys.keys (created_by_key)
     WHERE created_by_key IS NOT NULL;
 -- imported keys (hash_alg 'l': SHA-256 of the whole legacy token), found
--- by that hash when a token is not in apikeys' format (src/legacy.c)
+-- by that hash when a token is not in apikeys' format (src/verify_legacy.c)
 CREATE UNIQUE INDEX keys_legacy_hash_idx ON apikeys.keys (secret_hash)
     WHERE hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 -- an imported key rotated with a grace period: its legacy token works
--- until prev_expires_at, found by the previous hash (src/legacy.c)
+-- until prev_expires_at, found by the previous hash (src/verify_legacy.c)
 CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
     WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 -- Room on each page, so the rollup's last_used_at updates are HOT (that
@@ -112,7 +112,7 @@ ALTER TABLE apikeys.keys ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.keys FROM PUBLIC;
 
 -- Balances spent in shared memory, as the credit flush last wrote them
--- (src/credits.c), apart from apikeys.keys so that a flush neither fires
+-- (src/verify_credits.c), apart from apikeys.keys so that a flush neither fires
 -- the keys' triggers nor outdates the shared verification cache.  A key's
 -- live balance is this row's balance plus the top-ups (keys.credits_added)
 -- it has not counted, while credits_seq is still the key's; otherwise the
@@ -172,7 +172,7 @@ CREATE TABLE apikeys.owner_policies (
 COMMENT ON TABLE apikeys.owner_policies IS 'Per-owner key cap and maximum lifetime (extension owner only)';
 -- the owners with a rate limit (usually none): verification reads it once
 -- after each change of this table to learn whether any owner has one
--- (src/ownerlimit.c); without it every verification looks its owner up
+-- (src/verify_ownerlimit.c); without it every verification looks its owner up
 CREATE INDEX owner_policies_rate_limited_idx ON apikeys.owner_policies (owner)
     WHERE rate_limit IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('apikeys.owner_policies', '');
@@ -226,7 +226,7 @@ CREATE FUNCTION apikeys_internal._check_prefix(prefix text)
 COMMENT ON FUNCTION apikeys_internal._check_prefix IS 'Internal: the prefix a new key gets (NULL: apikeys.token_prefix); 22023 unless it is token_prefix or in apikeys.allowed_prefixes';
 REVOKE ALL ON FUNCTION apikeys_internal._check_prefix FROM PUBLIC;
 
--- Internal: the event label the audit trigger reads (src/audit.c).
+-- Internal: the event label the audit trigger reads (src/admin_audit.c).
 CREATE FUNCTION apikeys_internal._op_begin(event text, detail jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'apikeys_op_begin'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
@@ -258,7 +258,7 @@ COMMENT ON FUNCTION apikeys_internal._outer_user IS 'Internal: current_user as t
 REVOKE ALL ON FUNCTION apikeys_internal._outer_user FROM PUBLIC;
 
 -- Internal: the first network of inner outside every network of outer,
--- both normalised as verification normalises them (src/grant.c); NULL
+-- both normalised as verification normalises them (src/admin_grant.c); NULL
 -- when all are inside.
 CREATE FUNCTION apikeys_internal._cidrs_outside(inner cidr[], outer cidr[]) RETURNS cidr
     AS 'MODULE_PATHNAME', 'apikeys_cidrs_outside'
@@ -267,7 +267,7 @@ COMMENT ON FUNCTION apikeys_internal._cidrs_outside IS 'Internal: the first netw
 REVOKE ALL ON FUNCTION apikeys_internal._cidrs_outside FROM PUBLIC;
 
 -- Internal: an interval's length in microseconds as verification measures
--- a rate window (a month is 30 days; src/grant.c).
+-- a rate window (a month is 30 days; src/admin_grant.c).
 CREATE FUNCTION apikeys_internal._interval_us(w interval) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_interval_us'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
@@ -275,7 +275,7 @@ COMMENT ON FUNCTION apikeys_internal._interval_us IS 'Internal: a rate window in
 REVOKE ALL ON FUNCTION apikeys_internal._interval_us FROM PUBLIC;
 
 -- Usage, the shared cache and the background worker (src/usage.c,
--- src/counters.c, src/cache.c, src/journal.c, src/worker.c, src/lastused.c).  With apikeys in
+-- src/usage_counters.c, src/verify_cache.c, src/usage_journal.c, src/worker.c, src/usage_lastused.c).  With apikeys in
 -- shared_preload_libraries, verification counts usage, failures per client
 -- address and rate-limit windows in shared memory and writes nothing; the
 -- worker writes each apikeys.flush_interval's usage as one row of
@@ -285,7 +285,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._interval_us FROM PUBLIC;
 -- apikeys.last_used_granularity and nothing else is kept.
 
 -- Tells every backend to forget its cached owner-wide rate limits when an
--- owner's limit changes (src/ownerlimit.c).
+-- owner's limit changes (src/verify_ownerlimit.c).
 CREATE FUNCTION apikeys_internal._owner_limit_cache_trigger()
     RETURNS trigger
     AS 'MODULE_PATHNAME', 'apikeys_owner_limit_cache_trigger'
@@ -446,7 +446,7 @@ COMMENT ON FUNCTION apikeys_internal._check_text IS 'Internal: validates a text 
 REVOKE ALL ON FUNCTION apikeys_internal._check_text FROM PUBLIC;
 
 -- The longest owner name, in characters (length(), as every _check_text
--- measures), from the one constant the C code uses too (ownerlimit.h).
+-- measures), from the one constant the C code uses too (verify_ownerlimit.h).
 CREATE FUNCTION apikeys_internal._owner_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_owner_max_length'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -827,7 +827,7 @@ GRANT EXECUTE ON FUNCTION apikeys.create_key TO apikeys_admin;
 -- Importing keys an adopter already issued (import_key, import_keys).  The
 -- key gets a client ID of ours; its hash is SHA-256 of the whole legacy
 -- token (hash_alg 'l'), which verification looks up by that hash
--- (src/legacy.c).  Both paths check a key's arguments in _import_check
+-- (src/verify_legacy.c).  Both paths check a key's arguments in _import_check
 -- (create_key's checks), take the owner's lock and check its cap in
 -- _import_reserve (create_key's _check_key_cap) and its expiry with
 -- create_key's _check_expiry; import_key inserts one key (_import_one),
@@ -1644,7 +1644,7 @@ COMMENT ON FUNCTION apikeys.update_key IS 'Changes a key''s settings; NULL leave
 REVOKE ALL ON FUNCTION apikeys.update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 
--- Credits (src/credits.c).  With shared_preload_libraries a key's balance
+-- Credits (src/verify_credits.c).  With shared_preload_libraries a key's balance
 -- lives in shared memory while the server runs, and apikeys.credit_balances
 -- holds it as last flushed; reading the balance asks shared memory first.
 CREATE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
@@ -2073,7 +2073,7 @@ CREATE TRIGGER keys_cache
     FOR EACH ROW EXECUTE FUNCTION apikeys_internal._keys_cache_trigger();
 ALTER TABLE apikeys.keys ENABLE ALWAYS TRIGGER keys_cache;
 
--- Whether the database holds imported keys (src/legacy.c): every backend
+-- Whether the database holds imported keys (src/verify_legacy.c): every backend
 -- reads it again when an imported key comes, goes or changes algorithm.
 -- (No WHEN clause or column list: those would make hash_alg's type
 -- unchangeable; the C function looks at hash_alg itself.)

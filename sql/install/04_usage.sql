@@ -6,7 +6,7 @@
 
 -- Verification counts per key, per hour, per outcome code, written by the
 -- hourly rollup: per hour, one row per bucket of client IDs (their last two
--- characters) used in it, packed as a journal row is (src/journal.c),
+-- characters) used in it, packed as a journal row is (src/usage_journal.c),
 -- never one row per key or per request; the view apikeys.usage unpacks
 -- them.  Each key's entry also holds its last use in that hour: key_list's
 -- last_used_at reads it (apikeys_internal._usage_last_use; the rollup never updates
@@ -30,7 +30,7 @@ ALTER TABLE apikeys.usage_packed ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE apikeys.usage_packed FROM PUBLIC;
 
 -- One row per flush: the numbers of every key used in the interval, packed
--- (format in src/journal.c; decode with apikeys_internal._journal_decode()).
+-- (format in src/usage_journal.c; decode with apikeys_internal._journal_decode()).
 -- UNLOGGED: a flush every flush_interval writes no WAL (at a million keys in
 -- use, ~28 bytes per key and interval were most of the WAL the cluster
 -- wrote).  A clean shutdown keeps it; a crash empties it, losing the uses
@@ -109,7 +109,7 @@ COMMENT ON FUNCTION apikeys.usage_stats IS 'Size and use of the shared usage, fa
 REVOKE ALL ON FUNCTION apikeys.usage_stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.usage_stats TO apikeys_admin;
 
--- The packed journal row (format in src/journal_codec.c) and the last-use
+-- The packed journal row (format in src/usage_codec.c) and the last-use
 -- times awaiting the rollup, for the views below.
 CREATE FUNCTION apikeys_internal._journal_decode(data bytea,
                                         OUT client_id text, OUT code text,
@@ -157,7 +157,7 @@ COMMENT ON FUNCTION apikeys_internal._usage_pack IS 'Internal: usage rows of one
 REVOKE ALL ON FUNCTION apikeys_internal._usage_pack FROM PUBLIC;
 
 -- A key's last use rolled up into apikeys.usage_packed: the latest of its
--- newest hour (the row's bucket: src/journal.c, UsageBucket), NULL when
+-- newest hour (the row's bucket: src/usage_journal.c, UsageBucket), NULL when
 -- none.  One index scan of its bucket, newest hour first.
 CREATE FUNCTION apikeys_internal._usage_last_use(client_id text)
     RETURNS timestamptz
@@ -196,7 +196,7 @@ COMMENT ON FUNCTION apikeys_internal._recent_use IS 'Internal: a key''s last use
 REVOKE ALL ON FUNCTION apikeys_internal._recent_use FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys_internal._recent_use TO apikeys_admin;
 
--- Proof of non-use, for revoke_unused_after (src/journal.c): why this
+-- Proof of non-use, for revoke_unused_after (src/usage_journal.c): why this
 -- database cannot prove that a key without a recorded use in the last
 -- unused_after was unused (NULL: it can); what that depends on; and the
 -- superuser's way to accept the possible losses noted so far.

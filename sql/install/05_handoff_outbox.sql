@@ -74,7 +74,7 @@ REVOKE ALL ON TABLE apikeys.outbox FROM PUBLIC;
 -- apikeys_admin nor apikeys_verifier may read it.
 GRANT SELECT ON apikeys.outbox TO apikeys_delivery;
 
--- Handoff (src/claim.c): claim secrets from pg_strong_random(), constant-
+-- Handoff (src/admin_claim.c): claim secrets from pg_strong_random(), constant-
 -- time hash comparison, and the claim's use of the address throttle.
 CREATE FUNCTION apikeys_internal._claim_secrets(OUT claim_token text, OUT code text)
     RETURNS record
@@ -303,7 +303,7 @@ COMMENT ON FUNCTION apikeys_internal._claim_refuse IS 'Internal: raises the one 
 REVOKE ALL ON FUNCTION apikeys_internal._claim_refuse FROM PUBLIC;
 
 -- _claim_record writes a claim's attempt count from the shared-memory
--- table (src/claim.c) to its row: failures never goes down, and with
+-- table (src/admin_claim.c) to its row: failures never goes down, and with
 -- p_lock (five wrong codes) the claim is locked, its secrets erased and the
 -- lock audited, once.  Run by the claim sync worker in its own
 -- transaction.  A row locked by someone else is skipped, never waited for
@@ -363,7 +363,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._claim_locked FROM PUBLIC;
 
 -- _claim_count_attempt: without preloading, one code comparison counted in
 -- the claim's row before it is made, and made.  Run by the claim count
--- worker of src/claim.c in its own transaction (so the count survives
+-- worker of src/admin_claim.c in its own transaction (so the count survives
 -- claim_key's error), under a short lock_timeout.  NULL: the claim allows no
 -- more comparisons (or is closed); true: the code is right; false: wrong,
 -- and the fifth wrong code locks the claim.  "failures < 5" in the UPDATE
@@ -404,7 +404,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._claim_count_attempt FROM PUBLIC;
 -- claim_key: the integrator's side of the handoff (apikeys_verifier).
 -- Every code comparison is counted before it is made, where the error
 -- that ends a failed claim cannot undo it (apikeys_internal._claim_attempt, see
--- src/claim.c): at most five per claim, ever.  A right code then locks the
+-- src/admin_claim.c): at most five per claim, ever.  A right code then locks the
 -- claim and its key without waiting (a concurrent claim holding them
 -- wins) and looks again.  The caller's address (client_ip, else as
 -- pre_request chooses it) only counts failures in the address throttle:

@@ -287,7 +287,7 @@ BEGIN
                   DETAIL = pg_catalog.format('A key acts only on keys of its own prefix, %s.', p_acting.prefix),
                   HINT = 'An administrator issues keys with other prefixes (apikeys.create_key(..., prefix => ...)).';
     END IF;
-    -- a missing window is one minute, as verification reads it (lookup.c)
+    -- a missing window is one minute, as verification reads it (verify_lookup.c)
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
         (p_rate_limit::numeric OPERATOR(pg_catalog.*)

@@ -22,7 +22,7 @@ REVOKE ALL ON TABLE apikeys.protected_tables FROM PUBLIC;
 -- without FORCE ROW LEVEL SECURITY whose owner the role is, or is a member
 -- of; NULL if none.  A table's owner escapes its row-level security unless
 -- it is forced, so no key's db_role may be such a role: the one rule (in
--- src/postgrest.c), applied here when a key is given the role
+-- src/http_postgrest.c), applied here when a key is given the role
 -- (_check_settings) and by pre_request at every switch to it.  Not
 -- STRICT: a STRICT call with a NULL constant would be folded away before
 -- the EXECUTE privilege is checked.

@@ -1,4 +1,4 @@
--- sql/install/10_derived.sql: derived tokens (src/derived.c, src/derive.c)
+-- sql/install/10_derived.sql: derived tokens (src/verify_derived.c, src/admin_derive.c)
 --
 -- A section of the install script: make concatenates sql/install/*.sql
 -- in name order into apikeys--<version>.sql.  Each object is followed by

@@ -23,7 +23,7 @@ ALTER TABLE apikeys.derived_signing_key ENABLE ALWAYS TRIGGER derived_signing_ke
 INSERT INTO apikeys.derived_signing_key (secret) VALUES (apikeys_internal._new_signing_secret());
 
 -- The 1.0 usage rows, packed per hour and bucket (the last two characters
--- of the client ID, as the rollup packs them: src/journal.c), then the 1.0
+-- of the client ID, as the rollup packs them: src/usage_journal.c), then the 1.0
 -- table dropped.
 INSERT INTO apikeys.usage_packed (hour, bucket, keys, data)
 SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DISTINCT u.client_id),
@@ -34,7 +34,7 @@ SELECT u.hour, pg_catalog.right(u.client_id, 2) COLLATE "C", pg_catalog.count(DI
 ALTER EXTENSION apikeys DROP TABLE apikeys.usage_1_0;   -- and from pg_dump's configuration
 DROP TABLE apikeys.usage_1_0;
 -- an imported key rotated with a grace period: its legacy token works
--- until prev_expires_at, found by the previous hash (src/legacy.c)
+-- until prev_expires_at, found by the previous hash (src/verify_legacy.c)
 CREATE INDEX keys_legacy_prev_hash_idx ON apikeys.keys (prev_secret_hash)
     WHERE prev_hash_alg OPERATOR(pg_catalog.=) 'l'::"char";
 

@@ -4,7 +4,7 @@
 # one exception for logical replication: a DELETE applied by a worker the
 # server started for a subscription is the publisher's purge_audit, and is
 # let through (docs/security.md, "Replica mode").  What recognises such a
-# worker is apikeys_internal._in_apply_worker() (src/audit.c), and PostgreSQL has
+# worker is apikeys_internal._in_apply_worker() (src/admin_audit.c), and PostgreSQL has
 # several kinds of them, renamed and added between majors: the leader apply
 # worker, the table synchronization worker (its own entry point since 17)
 # and the parallel apply worker of a streamed transaction (16).  So the

@@ -1,6 +1,6 @@
 # Verification on a streaming hot standby (apikeys preloaded on both):
 # it works, writes nothing (the primary's WAL does not move), caches the
-# key it verified (entries validated against the heap, standby.c; the
+# key it verified (entries validated against the heap, verify_standby.c; the
 # freshness under replay is 068_standby_cache.pl's) and keeps its own rate
 # limits and failure counters; its usage views show the rolled-up hours.
 use strict;

@@ -1,7 +1,7 @@
 # Stress of the shared verification cache: while pgbench keeps verifying
 # (and so refilling the cache) random keys from two clients, keys are
 # revoked, disabled and rotated one by one; each change must be seen by the
-# very next verification after its commit (src/cache.c): in the session
+# very next verification after its commit (src/verify_cache.c): in the session
 # that made it, in another session that was open all along (its backend
 # had the key cached before the change), and in every pgbench verification
 # that began after the commit.  pgbench stores each answer with the time

@@ -1,6 +1,6 @@
 # test/t/055_usage_rollup.pl
 #
-# The hourly rollup (src/journal.c) with apikeys preloaded:
+# The hourly rollup (src/usage_journal.c) with apikeys preloaded:
 #   - the worker's hourly rollup folds only the hours that are over into
 #     apikeys.usage, with the last use on the VALID row, and leaves the
 #     current hour's journal rows (rolling up mid-hour would make the next
@@ -48,7 +48,7 @@ $held->query_safe('SELECT apikeys.flush_usage(true)');
 
 # A journal row of the last hour, as the worker leaves one when it was down
 # at the top of the hour (2 VALID uses, the last at flushed_at; format in
-# src/journal_codec.c), and 3 uses now, which the worker journals.
+# src/usage_codec.c), and 3 uses now, which the worker journals.
 my $past = sq($node, q{SELECT date_trunc('hour', now()) - interval '50 minutes'});
 sq($node, qq{INSERT INTO apikeys.usage_journal (flushed_at, keys, data)
       SELECT '$past', 1, '\\x01'::bytea

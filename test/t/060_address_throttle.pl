@@ -1,4 +1,4 @@
-# The failure throttle (src/throttle.c) against the attacks of issue 10: a
+# The failure throttle (src/verify_throttle.c) against the attacks of issue 10: a
 # forged X-Forwarded-For entry behind an appending proxy, address forms
 # that shared one bucket, and a flood of distinct addresses that filled the
 # table (fail open) and stalled valid verifications behind a global lock;

@@ -1,5 +1,5 @@
 # The shared verification cache never outlives what apikeys.keys says, also
-# along the paths that fire no row trigger (src/cache.c, src/catalog.c and
+# along the paths that fire no row trigger (src/verify_cache.c, src/catalog.c and
 # the event trigger apikeys_ddl_guard):
 #   1. session_replication_role = replica: TRUNCATE of keys, DELETE, UPDATE
 #      and TRUNCATE of audit_log are refused (ALWAYS triggers);

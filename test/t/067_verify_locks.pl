@@ -1,5 +1,5 @@
 # Verification while a long admin transaction holds locks on apikeys.keys
-# (src/lookup.c): it neither hangs nor fails open.
+# (src/verify_lookup.c): it neither hangs nor fails open.
 #   - row locks (an open UPDATE of the key, SELECT ... FOR UPDATE) never
 #     block: the lookup reads the last committed row;
 #   - a conflicting table lock (LOCK TABLE ... IN ACCESS EXCLUSIVE MODE)
@@ -43,7 +43,7 @@ for my $preloaded (1, 0)
 	my ($c1, $t1) = issue_key($node, 'lock-owner', 'held');
 	my ($c2, $t2) = issue_key($node, 'lock-owner', 'other');
 	my ($c3, $t3) = issue_key($node, 'lock-owner', 'never verified');	# never in the cache
-	# an imported key: found by the hash of its whole token (src/legacy.c)
+	# an imported key: found by the hash of its whole token (src/verify_legacy.c)
 	my $legacy = 'sk_live_imported_lock_test_0123456789';
 	$node->safe_psql('postgres',
 		"SELECT apikeys.import_key('lock-owner', 'imported', ARRAY['docs:read'], token => '$legacy')");

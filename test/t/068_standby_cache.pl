@@ -1,6 +1,6 @@
 # test/t/068_standby_cache.pl
 #
-# The shared verification cache on a hot standby (src/standby.c): entries
+# The shared verification cache on a hot standby (src/verify_standby.c): entries
 # filled during recovery are re-checked against the heap tuple they came
 # from on every hit, so a change replayed from the primary is seen by the
 # very first verification after its commit is replayed, never later.

@@ -1,7 +1,7 @@
 # test/t/069_cache_prewarm.pl
 #
 # After a restart the shared verification cache is reloaded in the
-# background (src/prewarm.c), on the primary and on a hot standby, without
+# background (src/verify_prewarm.c), on the primary and on a hot standby, without
 # any call to apikeys.cache_prewarm(), and without delaying the start: the
 # server logs that it accepts connections before the reload ends.
 use strict;
@@ -34,7 +34,7 @@ $standby->init_from_backup($primary, 'bk', has_streaming => 1);
 
 # verifications of three keys in one fresh session: "codes|hits|misses";
 # the standby verifies other keys than the primary: a row version that
-# replay replaced makes a standby entry a miss (standby.c); the usage
+# replay replaced makes a standby entry a miss (verify_standby.c); the usage
 # rollup no longer rewrites key rows, but keeping them apart costs nothing
 sub three
 {

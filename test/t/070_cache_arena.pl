@@ -1,4 +1,4 @@
-# The shared cache's arena (src/cache.c, "Records"): seed-shaped keys (a
+# The shared cache's arena (src/verify_cache.c, "Records"): seed-shaped keys (a
 # UUID owner, 8 to 15 scopes of which some carry field lists, a network, a
 # database role, metadata) are cached, and many more of them than the
 # arena holds keep being answered right while entries are evicted to make

@@ -1,6 +1,6 @@
 # test/t/071_cache_evictions.pl
 #
-# The cache_evictions counter of apikeys.stats (src/cache.c CacheInsert,
+# The cache_evictions counter of apikeys.stats (src/verify_cache.c CacheInsert,
 # src/stats.c): a cache of the smallest size (apikeys.cache_size = 64,
 # rounded up to 16 ways in each of the 128 partitions) is filled past its
 # capacity by verifying each of 3,000 keys once, on a fresh server with no

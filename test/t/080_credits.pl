@@ -1,6 +1,6 @@
 # test/t/080_credits.pl
 #
-# Credits under load, through a crash and on a standby (src/credits.c):
+# Credits under load, through a crash and on a standby (src/verify_credits.c):
 #   1. pgbench, 8 clients, a key with 500 credits and 1,200 attempts:
 #      exactly 500 VALID, with and without preloading;
 #   2. a refill (50 every 2 s) under 8 clients for about 5 s: exactly 50
