@@ -126,6 +126,12 @@ ALTER EVENT TRIGGER apikeys_ddl_guard DISABLE;
 -- counts from there); filled from the claims in the post part
 ALTER TABLE apikeys.keys ADD COLUMN claimed_at timestamptz;
 
+-- owner_policies.cap_live, cap_issued: the cap count's bound
+-- (_check_key_cap); NULL until an owner's next create or import counts.
+ALTER TABLE apikeys.owner_policies
+    ADD COLUMN cap_live bigint,
+    ADD COLUMN cap_issued bigint;
+
 -- Prefixes per key (create_key's prefix, apikeys.allowed_prefixes): the
 -- prefix a key was issued with is the head of its client ID, so existing
 -- rows get the prefix their tokens carry.  The generated column is
@@ -713,7 +719,11 @@ END
 $$;
 
 -- _check_key_cap: 54000 when the owner's live keys and p_adding new ones
--- would be more than max_keys (create_key, import_key, import_keys).  The caller holds the owner's policy row lock.
+-- would be more than max_keys (create_key, import_key, import_keys).  The
+-- caller holds the owner's policy row lock and has already added p_adding to
+-- its keys_issued: every path that adds a live key does (a key never comes
+-- back to life: no un-revoke, an expiry is only brought forward, the owner
+-- never changes), so keys_issued only grows by keys that may be live.
 CREATE OR REPLACE FUNCTION apikeys_internal._check_key_cap(p_owner text, p_max_keys integer,
                                        p_adding integer DEFAULT 1)
     RETURNS void
@@ -724,10 +734,23 @@ AS $$
 DECLARE
     v_live bigint;
     v_max_keys integer := p_max_keys;
+    v_issued bigint;
+    v_cap_live bigint;
+    v_cap_issued bigint;
 BEGIN
-    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
-    -- and stops at the cap, so it costs the same however many keys the
-    -- owner has held; the exact number is counted only for the error.
+    -- The bound first: the live keys at the last count, plus every key
+    -- issued since (this call's p_adding included).  Below the cap, nothing
+    -- is read but the locked policy row, however many keys the owner holds.
+    SELECT p.keys_issued, p.cap_live, p.cap_issued INTO v_issued, v_cap_live, v_cap_issued
+      FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
+    IF v_cap_live IS NOT NULL AND v_issued OPERATOR(pg_catalog.>=) v_cap_issued AND
+       v_cap_live OPERATOR(pg_catalog.+) (v_issued OPERATOR(pg_catalog.-) v_cap_issued)
+           OPERATOR(pg_catalog.<=) v_max_keys THEN
+        RETURN;
+    END IF;
+    -- At the bound (revoked or expired keys since the last count): count.
+    -- The count reads the owner's live keys only (keys_owner_live_idx) and
+    -- stops at the cap; the exact number is counted only for the error.
     SELECT pg_catalog.count(*) INTO v_live
       FROM (SELECT 1 FROM apikeys.keys k
              WHERE k.owner OPERATOR(pg_catalog.=) p_owner
@@ -749,6 +772,10 @@ BEGIN
                               THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
                               ELSE 'Revoke a key you no longer need with apikeys.my_revoke_key() (expired keys do not count), then try again; only an administrator can raise the limit.' END;
     END IF;
+    -- the new bound: the keys counted and the ones being added
+    UPDATE apikeys.owner_policies p
+       SET cap_live = v_live OPERATOR(pg_catalog.+) p_adding, cap_issued = v_issued
+     WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
 END
 $$;
 

@@ -642,6 +642,13 @@ CREATE TABLE apikeys.owner_policies (
     -- minute (apikeys.max_tenant_actions; _count_tenant_action)
     actions_since       timestamptz,
     actions             integer NOT NULL DEFAULT 0,
+    -- the cap count's bound (_check_key_cap): at most cap_live live keys
+    -- once keys_issued was cap_issued; every key added since is in
+    -- keys_issued (create_key and the imports count there before the cap
+    -- check), so cap_live + keys_issued - cap_issued bounds the live keys
+    -- without reading them.  NULL: not counted yet.
+    cap_live            bigint,
+    cap_issued          bigint,
     CONSTRAINT owner_policies_max_keys_check CHECK (max_keys OPERATOR(pg_catalog.>) 0),
     CONSTRAINT owner_policies_max_lifetime_check CHECK (max_lifetime OPERATOR(pg_catalog.>) '0'::interval)
 );
@@ -1088,7 +1095,11 @@ COMMENT ON FUNCTION apikeys_internal._check_expiry IS 'Internal: validates an ex
 REVOKE ALL ON FUNCTION apikeys_internal._check_expiry FROM PUBLIC;
 
 -- _check_key_cap: 54000 when the owner's live keys and p_adding new ones
--- would be more than max_keys (create_key, import_key, import_keys).  The caller holds the owner's policy row lock.
+-- would be more than max_keys (create_key, import_key, import_keys).  The
+-- caller holds the owner's policy row lock and has already added p_adding to
+-- its keys_issued: every path that adds a live key does (a key never comes
+-- back to life: no un-revoke, an expiry is only brought forward, the owner
+-- never changes), so keys_issued only grows by keys that may be live.
 CREATE FUNCTION apikeys_internal._check_key_cap(p_owner text, p_max_keys integer,
                                        p_adding integer DEFAULT 1)
     RETURNS void
@@ -1099,10 +1110,23 @@ AS $$
 DECLARE
     v_live bigint;
     v_max_keys integer := p_max_keys;
+    v_issued bigint;
+    v_cap_live bigint;
+    v_cap_issued bigint;
 BEGIN
-    -- The cap count reads the owner's live keys only (keys_owner_live_idx)
-    -- and stops at the cap, so it costs the same however many keys the
-    -- owner has held; the exact number is counted only for the error.
+    -- The bound first: the live keys at the last count, plus every key
+    -- issued since (this call's p_adding included).  Below the cap, nothing
+    -- is read but the locked policy row, however many keys the owner holds.
+    SELECT p.keys_issued, p.cap_live, p.cap_issued INTO v_issued, v_cap_live, v_cap_issued
+      FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
+    IF v_cap_live IS NOT NULL AND v_issued OPERATOR(pg_catalog.>=) v_cap_issued AND
+       v_cap_live OPERATOR(pg_catalog.+) (v_issued OPERATOR(pg_catalog.-) v_cap_issued)
+           OPERATOR(pg_catalog.<=) v_max_keys THEN
+        RETURN;
+    END IF;
+    -- At the bound (revoked or expired keys since the last count): count.
+    -- The count reads the owner's live keys only (keys_owner_live_idx) and
+    -- stops at the cap; the exact number is counted only for the error.
     SELECT pg_catalog.count(*) INTO v_live
       FROM (SELECT 1 FROM apikeys.keys k
              WHERE k.owner OPERATOR(pg_catalog.=) p_owner
@@ -1124,6 +1148,10 @@ BEGIN
                               THEN 'Revoke a key the owner no longer needs (expired keys do not count), or raise max_keys with apikeys.set_owner_policy().'
                               ELSE 'Revoke a key you no longer need with apikeys.my_revoke_key() (expired keys do not count), then try again; only an administrator can raise the limit.' END;
     END IF;
+    -- the new bound: the keys counted and the ones being added
+    UPDATE apikeys.owner_policies p
+       SET cap_live = v_live OPERATOR(pg_catalog.+) p_adding, cap_issued = v_issued
+     WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
 END
 $$;
 COMMENT ON FUNCTION apikeys_internal._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';

@@ -117,6 +117,12 @@ ALTER EVENT TRIGGER apikeys_ddl_guard DISABLE;
 -- counts from there); filled from the claims in the post part
 ALTER TABLE apikeys.keys ADD COLUMN claimed_at timestamptz;
 
+-- owner_policies.cap_live, cap_issued: the cap count's bound
+-- (_check_key_cap); NULL until an owner's next create or import counts.
+ALTER TABLE apikeys.owner_policies
+    ADD COLUMN cap_live bigint,
+    ADD COLUMN cap_issued bigint;
+
 -- Prefixes per key (create_key's prefix, apikeys.allowed_prefixes): the
 -- prefix a key was issued with is the head of its client ID, so existing
 -- rows get the prefix their tokens carry.  The generated column is

@@ -142,6 +142,36 @@ SET apikeys.default_max_lifetime = '1d';
 SELECT err($$SELECT apikeys.create_key('hooly', 'c', '{}', expires_at => now() + interval '2 days')$$);
 RESET apikeys.default_max_lifetime;
 
+-- Below the cap, create_key reads none of the owner's keys: the policy
+-- row's bound (live keys at the last count + keys issued since) answers, so
+-- the cost does not grow with the keys the owner holds.  At the bound it
+-- counts, and the cap holds: revoked keys make room, a lowered cap binds.
+SELECT apikeys.set_owner_policy('bound', max_keys => 3);
+SELECT count(*) FROM (SELECT apikeys.create_key('bound', 'k' || i, '{}') FROM generate_series(1, 2) i) s;
+CREATE FUNCTION pg_temp.owner_reads() RETURNS bigint LANGUAGE sql AS $$
+    SELECT pg_stat_get_xact_numscans('apikeys.keys'::regclass)
+         + pg_stat_get_xact_numscans('apikeys.keys_owner_idx'::regclass)
+         + pg_stat_get_xact_numscans('apikeys.keys_owner_live_idx'::regclass) $$;
+-- (counted within one transaction: the counters of earlier ones may not
+-- have been sent yet)
+BEGIN;
+SELECT pg_temp.owner_reads() AS reads_before \gset
+SELECT count(*) FROM apikeys.create_key('bound', 'third', '{}');
+SELECT pg_temp.owner_reads() - :reads_before AS keys_read_below_the_cap;
+SELECT err($$SELECT apikeys.create_key('bound', 'fourth', '{}')$$);
+SELECT pg_temp.owner_reads() - :reads_before > 0 AS keys_read_at_the_cap;
+COMMIT;
+SELECT client_id AS bound_cid FROM apikeys.key_list WHERE owner = 'bound' ORDER BY client_id LIMIT 1 \gset
+SELECT apikeys.revoke_key(:'bound_cid');
+SELECT count(*) FROM apikeys.create_key('bound', 'fourth', '{}');
+SELECT err($$SELECT apikeys.create_key('bound', 'fifth', '{}')$$);
+SELECT count(*) FROM apikeys.set_owner_policy('bound', max_keys => 10);
+SELECT count(*) FROM apikeys.create_key('bound', 'fifth', '{}');
+SELECT count(*) FROM apikeys.set_owner_policy('bound', max_keys => 4);
+SELECT err($$SELECT apikeys.create_key('bound', 'sixth', '{}')$$);
+SELECT status, count(*) FROM apikeys.key_list WHERE owner = 'bound' GROUP BY 1 ORDER BY 1;
+SELECT apikeys.delete_key(client_id) FROM apikeys.keys WHERE owner = 'bound';
+
 -- The documented limits, on both sides of each bound (README, Validation):
 -- owner 256 and name 128 characters, 100 scopes, description 1024, email
 -- 254, phone + and 7 to 15 digits, 100 allowed_cidrs, db_role neither
