@@ -763,15 +763,19 @@ CreditsSpendRow(const KeyInfo *key, int cost, TimestampTz now, CreditsOutcome *o
  * CreditsCheck: the credit step of a verification of a key with credits
  * (key->has_credits).  spend: the verification is VALID so far, take cost
  * credits (or refuse: out->ok false, nothing taken); otherwise only report
- * the balance.  may_write false (pre_request) forbids the row update that
- * a spend needs without shared memory.
+ * the balance.  cost 0 (report_leaked's verification, never a caller's:
+ * verify refuses it) spends nothing and is never refused, so a leaked key
+ * can be reported whatever its balance.  may_write false (pre_request)
+ * forbids the row update that a spend needs without shared memory.
  */
 void
 CreditsCheck(const KeyInfo *key, int cost, bool spend, TimestampTz now,
 			 bool may_write, CreditsOutcome *out)
 {
 	Assert(key->has_credits);
-	Assert(cost > 0);
+	Assert(cost >= 0);
+	if (cost == 0)
+		spend = false;
 	if (RecoveryInProgress())
 	{
 		/* a standby cannot record a spend: refuse (see the top) */
