@@ -42,7 +42,8 @@
  *
  * What a crash or failover loses.  The entries are in memory only: after
  * a crash, an immediate shutdown or a failover, each key starts again
- * from its credit_balances row, that is from the last flush.  What was
+ * from its credit_balances row, that is from the last flush (on a promoted
+ * standby: the last flush that had replicated to it).  What was
  * spent since (at most one apikeys.flush_interval of spends, plus a flush
  * that was under way) is given back: the bound of the over-spend.  A
  * refill applied only in memory is applied again from storage, which is
