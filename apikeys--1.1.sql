@@ -98,7 +98,7 @@ GRANT USAGE ON SCHEMA apikeys TO PUBLIC;
 -- SELECT on the outbox and the three outbox functions.  Internal functions
 -- (_*) and the other tables belong to the extension owner alone, except the
 -- few that views call (views run their functions as the caller:
--- _recent_use, _expand_scopes, _my_keys).
+-- _recent_use, _expand_scopes, _my_keys, _credits_balance).
 COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes and row-level security';
 
 -- Schema apikeys_internal: the internal helpers (functions named _*), out of the
@@ -2151,11 +2151,17 @@ GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 -- Credits (src/verify_credits.c).  With shared_preload_libraries a key's balance
 -- lives in shared memory while the server runs, and apikeys.credit_balances
 -- holds it as last flushed; reading the balance asks shared memory first.
+-- key_list shows it (credits_remaining), and views run their functions as
+-- the caller: so it reads the tables as the extension owner, and
+-- apikeys_admin may run it.
 CREATE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
-    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION apikeys_internal._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
 REVOKE ALL ON FUNCTION apikeys_internal._credits_balance FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._credits_balance TO apikeys_admin;
 
 -- Writes the balances spent in shared memory to apikeys.credit_balances
 -- now (the background worker does it every apikeys.flush_interval); the
@@ -2228,6 +2234,40 @@ $$;
 COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (after any refill due); returns the new balance';
 REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
+
+-- remove_credits gives a key unlimited use again: its balance and refill
+-- rule go (update_key cannot: NULL there leaves a setting, and 0 is a
+-- balance).  credits_seq moves on, so a balance still in shared memory or
+-- credit_balances is never taken for the key's again (a balance given
+-- later starts afresh); the stored one is deleted.  Audited as
+-- credits_removed, with the balance the key had.  True when the key had
+-- credits; false (nothing written) for a key without.
+CREATE FUNCTION apikeys.remove_credits(client_id text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys := apikeys_internal._key_row(remove_credits.client_id);
+BEGIN
+    IF k.credits IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM apikeys_internal._op_begin('credits_removed', pg_catalog.jsonb_build_object(
+        'balance', apikeys_internal._credits_balance(k.client_id)));
+    UPDATE apikeys.keys SET
+        credits = NULL, refill_amount = NULL, refill_every = NULL, credits_refilled_at = NULL,
+        credits_seq = keys.credits_seq OPERATOR(pg_catalog.+) 1
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys_internal._op_end();
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION apikeys.remove_credits IS 'Removes a key''s credits and refill rule (unlimited use again); audited; true if the key had credits';
+REVOKE ALL ON FUNCTION apikeys.remove_credits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.remove_credits TO apikeys_admin;
 
 -- set_owner_policy returns what it changed: {"setting": {"old": ...,
 -- "new": ...}, ...} (null: the default), '{}' when nothing changed.
@@ -3071,12 +3111,15 @@ SELECT k.client_id,
        k.disabled_at,
        k.revoked_at,
        k.prev_expires_at AS old_secret_valid_until,
-       k.prefix
+       k.prefix,
+       CASE WHEN k.credits IS NOT NULL
+            THEN apikeys_internal._credits_balance(k.client_id) END AS credits_remaining
   FROM apikeys.keys k;
 COMMENT ON VIEW apikeys.key_list IS 'API keys for administrators: metadata and status, never secrets or hashes';
 COMMENT ON COLUMN apikeys.key_list.status IS 'active, disabled, revoked, expired, or pending (a handoff key not yet claimed)';
 COMMENT ON COLUMN apikeys.key_list.old_secret_valid_until IS 'After a rotation with grace: when the previous secret stops working';
 COMMENT ON COLUMN apikeys.key_list.prefix IS 'The token prefix the key was issued with (apikeys.token_prefix or one of apikeys.allowed_prefixes at the time)';
+COMMENT ON COLUMN apikeys.key_list.credits_remaining IS 'The key''s live balance of credits (what its next verification would find, refill applied; NULL: no credits, unlimited use)';
 REVOKE ALL ON TABLE apikeys.key_list FROM PUBLIC;
 GRANT SELECT ON apikeys.key_list TO apikeys_admin;
 
@@ -4580,6 +4623,33 @@ $$;
 COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated key (apikeys:update) changes a key of its own owner, never beyond what it holds';
 REVOKE ALL ON FUNCTION apikeys.my_update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.my_update_key TO apikeys_verifier, apikeys_admin;
+
+-- my_remove_credits: unlimited use is within the power only of a key that
+-- has it (_check_grant with no credits): a key with credits can never
+-- remove credits, from another key or itself.
+CREATE FUNCTION apikeys.my_remove_credits(client_id text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_remove_credits.client_id, 'update');
+    r boolean;
+BEGIN
+    -- the key as it will be afterwards must be within the acting key's power
+    PERFORM apikeys_internal._check_grant(a, t.client_id, t.scopes, t.expires_at, t.db_role,
+        t.rate_limit, t.rate_window, t.allowed_cidrs, t.prefix, NULL, NULL, NULL);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
+    r := apikeys.remove_credits(t.client_id);
+    PERFORM apikeys_internal._acting_begin(NULL);
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION apikeys.my_remove_credits IS 'Self-service: the authenticated key (apikeys:update), itself without credits, removes the credits of a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_remove_credits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.my_remove_credits TO apikeys_verifier, apikeys_admin;
 
 CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0')
     RETURNS apikeys.new_key

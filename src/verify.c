@@ -691,7 +691,8 @@ apikeys_verify_client(PG_FUNCTION_ARGS)
  * secret, or its previous one within the rotation grace (secret_live, the
  * rule verification applies), whatever the key's state; NULL for anything
  * else, including a secret rotated away whose grace is over.  It verifies
- * as apikeys.verify(token) does (counted, throttled), for report_leaked.
+ * as apikeys.verify(token) does (counted, throttled), for report_leaked,
+ * but takes no credits.
  */
 Datum
 apikeys_live_secret_key(PG_FUNCTION_ARGS)
@@ -700,8 +701,9 @@ apikeys_live_secret_key(PG_FUNCTION_ARGS)
 	Datum		addr = (Datum) 0;
 	bool		ip_known = ConnectionAddress(&addr);
 
+	/* cost 0: a report takes no credits (CreditsCheck) */
 	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
-				NULL, ip_known, addr, true, 1, &res);
+				NULL, ip_known, addr, true, 0, &res);
 	if (!res.have_key || !res.secret_live)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(res.key.client_id));

@@ -41,11 +41,19 @@
  * without preloading): once per period, whoever comes first.
  *
  * What a crash or failover loses.  The entries are in memory only: after
- * a crash, an immediate shutdown, a restart or a failover, each key starts
- * again from its credit_balances row, that is from the last flush.  What was spent since
- * (at most one apikeys.flush_interval of spends, plus a flush that was
- * under way) is given back: the bound of the over-spend.  A refill applied
- * only in memory is applied again from storage, which is the same refill.
+ * a crash, an immediate shutdown or a failover, each key starts again
+ * from its credit_balances row, that is from the last flush (on a promoted
+ * standby: the last flush that had replicated to it).  What was
+ * spent since (at most one apikeys.flush_interval of spends, plus a flush
+ * that was under way) is given back: the bound of the over-spend.  A
+ * refill applied only in memory is applied again from storage, which is
+ * the same refill.  A clean shutdown loses nothing: as usage.c does for
+ * counts, the postmaster saves the entries not yet written to a file
+ * after the shutdown checkpoint (CreditsSaveAtExit), and the next start
+ * loads them back before any backend runs (CreditsLoadSaved), if that
+ * checkpoint is still the last one (no run came in between) and the
+ * server does not start as a standby; the launcher's first visit of each
+ * database writes them out.
  *
  * Standbys cannot write, and their memory is not the primary's: a key
  * with credits answers USAGE_EXCEEDED on a hot standby (its balance is
@@ -68,6 +76,8 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
@@ -77,7 +87,10 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
 #include "port/atomics.h"
+#include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -143,7 +156,14 @@ CreditsShmemRequest(void)
 	RequestNamedLWLockTranche(CREDITS_TRANCHE, CREDITS_PARTITIONS);
 }
 
-/* CreditsShmemInit creates or attaches the table (AddinShmemInitLock held). */
+static void CreditsLoadSaved(void);
+static void CreditsSaveAtExit(int code, Datum arg);
+
+/*
+ * CreditsShmemInit creates or attaches the table (AddinShmemInitLock held).
+ * The postmaster, creating it, loads what a clean shutdown saved and saves
+ * at its own exit.
+ */
 void
 CreditsShmemInit(void)
 {
@@ -161,6 +181,150 @@ CreditsShmemInit(void)
 	credits_hash = ApikeysShmemInitHash("apikeys credits by key",
 										APIKEYS_CREDITS_MAX_KEYS, &info,
 										HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE);
+	if (!found && !IsUnderPostmaster)
+	{
+		CreditsLoadSaved();
+		on_shmem_exit(CreditsSaveAtExit, (Datum) 0);
+	}
+}
+
+/* ---- balances kept across a clean shutdown (see the top) ---- */
+
+#define CREDITS_SAVE_FILE		"pg_stat/apikeys_credits.stat"
+#define CREDITS_SAVE_TMP		"pg_stat/apikeys_credits.tmp"
+#define CREDITS_SAVE_MAGIC		0x41504b43	/* "APKC" */
+
+typedef struct CreditsSaveHeader
+{
+	uint32		magic;
+	uint32		entry_size;
+	XLogRecPtr	checkpoint;		/* the shutdown checkpoint it followed */
+} CreditsSaveHeader;
+
+/* One saved balance: an entry's tag and what a flush would write. */
+typedef struct CreditsSaved
+{
+	CreditsTag	tag;
+	int64		seq;
+	int64		added_seen;
+	int64		balance;
+	TimestampTz period;
+} CreditsSaved;
+
+/*
+ * CreditsSaveAtExit: on_shmem_exit of the postmaster.  After a shutdown
+ * checkpoint only (a clean exit: every backend is gone, nothing spends any
+ * more), the entries not yet written go to CREDITS_SAVE_FILE, with that
+ * checkpoint's location.  An immediate shutdown exits with 0 too, but
+ * leaves no shutdown checkpoint: nothing is saved, as after a crash.
+ */
+static void
+CreditsSaveAtExit(int code, Datum arg)
+{
+	ControlFileData *control;
+	bool		crc_ok;
+	CreditsSaveHeader h;
+	HASH_SEQ_STATUS seq;
+	CreditsEntry *e;
+	FILE	   *f;
+	bool		ok;
+	int			n = 0;
+
+	if (code != 0 || !ApikeysSharedReady() || credits_hash == NULL)
+		return;
+	control = get_controlfile(DataDir, &crc_ok);
+	if (!crc_ok || control->state != DB_SHUTDOWNED)
+		return;
+	memset(&h, 0, sizeof(h));
+	h.magic = CREDITS_SAVE_MAGIC;
+	h.entry_size = sizeof(CreditsSaved);
+	h.checkpoint = control->checkPoint;
+	f = fopen(CREDITS_SAVE_TMP, PG_BINARY_W);
+	if (f == NULL)
+		return;
+	ok = fwrite(&h, sizeof(h), 1, f) == 1;
+	/* no lock: no other process is left */
+	hash_seq_init(&seq, credits_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		CreditsSaved rec;
+
+		if (!ok || e->changes == e->flushed)
+			continue;
+		memset(&rec, 0, sizeof(rec));
+		rec.tag = e->tag;
+		rec.seq = e->seq;
+		rec.added_seen = e->added_seen;
+		rec.balance = e->balance;
+		rec.period = e->period;
+		ok = fwrite(&rec, sizeof(rec), 1, f) == 1;
+		n++;
+	}
+	if (fclose(f) != 0 || !ok || n == 0 || rename(CREDITS_SAVE_TMP, CREDITS_SAVE_FILE) != 0)
+	{
+		if (n > 0)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not save API key credit balances to \"%s\": %m",
+							CREDITS_SAVE_FILE)));
+		unlink(CREDITS_SAVE_TMP);
+	}
+}
+
+/*
+ * CreditsLoadSaved (the postmaster, creating the table, before any backend
+ * runs): the balances a clean shutdown saved become entries again, marked
+ * unwritten, so the launcher's first visit of each database writes them.
+ * Only when the server stopped cleanly at the checkpoint the file names
+ * (a run in between, with apikeys not preloaded, may have spent from the
+ * table since) and does not start as a standby (a promoted standby, or a
+ * backup made from a copy, starts from the replicated balances).  The file
+ * is deleted in every case.
+ */
+static void
+CreditsLoadSaved(void)
+{
+	FILE	   *f;
+	CreditsSaveHeader h;
+	ControlFileData *control;
+	bool		crc_ok;
+	TimestampTz now = GetCurrentTimestamp();
+	int			n = 0;
+
+	f = fopen(CREDITS_SAVE_FILE, PG_BINARY_R);
+	if (f == NULL)
+		return;
+	control = get_controlfile(DataDir, &crc_ok);
+	if (fread(&h, sizeof(h), 1, f) == 1 && h.magic == CREDITS_SAVE_MAGIC &&
+		h.entry_size == sizeof(CreditsSaved) &&
+		crc_ok && control->state == DB_SHUTDOWNED && control->checkPoint == h.checkpoint &&
+		access("standby.signal", F_OK) != 0 && access("recovery.signal", F_OK) != 0)
+	{
+		CreditsSaved rec;
+
+		while (fread(&rec, sizeof(rec), 1, f) == 1)
+		{
+			CreditsEntry *e;
+			bool		found;
+
+			e = hash_search(credits_hash, &rec.tag, HASH_ENTER_NULL, &found);
+			if (e == NULL)
+				break;			/* full: cannot be, it held them all */
+			e->seq = rec.seq;
+			e->added_seen = rec.added_seen;
+			e->balance = rec.balance;
+			e->period = rec.period;
+			e->changes = 1;
+			e->flushed = 0;
+			e->touched = now;
+			n++;
+		}
+		if (n > 0)
+			ereport(LOG,
+					(errmsg("loaded %d API key credit balances saved at the last shutdown", n)));
+	}
+	fclose(f);
+	unlink(CREDITS_SAVE_FILE);
 }
 
 /*
@@ -600,15 +764,19 @@ CreditsSpendRow(const KeyInfo *key, int cost, TimestampTz now, CreditsOutcome *o
  * CreditsCheck: the credit step of a verification of a key with credits
  * (key->has_credits).  spend: the verification is VALID so far, take cost
  * credits (or refuse: out->ok false, nothing taken); otherwise only report
- * the balance.  may_write false (pre_request) forbids the row update that
- * a spend needs without shared memory.
+ * the balance.  cost 0 (report_leaked's verification, never a caller's:
+ * verify refuses it) spends nothing and is never refused, so a leaked key
+ * can be reported whatever its balance.  may_write false (pre_request)
+ * forbids the row update that a spend needs without shared memory.
  */
 void
 CreditsCheck(const KeyInfo *key, int cost, bool spend, TimestampTz now,
 			 bool may_write, CreditsOutcome *out)
 {
 	Assert(key->has_credits);
-	Assert(cost > 0);
+	Assert(cost >= 0);
+	if (cost == 0)
+		spend = false;
 	if (RecoveryInProgress())
 	{
 		/* a standby cannot record a spend: refuse (see the top) */

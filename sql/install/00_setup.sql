@@ -96,7 +96,7 @@ GRANT USAGE ON SCHEMA apikeys TO PUBLIC;
 -- SELECT on the outbox and the three outbox functions.  Internal functions
 -- (_*) and the other tables belong to the extension owner alone, except the
 -- few that views call (views run their functions as the caller:
--- _recent_use, _expand_scopes, _my_keys).
+-- _recent_use, _expand_scopes, _my_keys, _credits_balance).
 COMMENT ON SCHEMA apikeys IS 'API keys: issuance, hashed verification, scopes and row-level security';
 
 -- Schema apikeys_internal: the internal helpers (functions named _*), out of the

@@ -1675,11 +1675,17 @@ GRANT EXECUTE ON FUNCTION apikeys.update_key TO apikeys_admin;
 -- Credits (src/verify_credits.c).  With shared_preload_libraries a key's balance
 -- lives in shared memory while the server runs, and apikeys.credit_balances
 -- holds it as last flushed; reading the balance asks shared memory first.
+-- key_list shows it (credits_remaining), and views run their functions as
+-- the caller: so it reads the tables as the extension owner, and
+-- apikeys_admin may run it.
 CREATE FUNCTION apikeys_internal._credits_balance(client_id text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'apikeys_credits_balance'
-    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION apikeys_internal._credits_balance IS 'Internal: a key''s balance now (shared memory first, refill applied), NULL for a key without credits';
 REVOKE ALL ON FUNCTION apikeys_internal._credits_balance FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys_internal._credits_balance TO apikeys_admin;
 
 -- Writes the balances spent in shared memory to apikeys.credit_balances
 -- now (the background worker does it every apikeys.flush_interval); the
@@ -1752,6 +1758,40 @@ $$;
 COMMENT ON FUNCTION apikeys.add_credits IS 'Adds credits to a key''s balance (after any refill due); returns the new balance';
 REVOKE ALL ON FUNCTION apikeys.add_credits FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.add_credits TO apikeys_admin;
+
+-- remove_credits gives a key unlimited use again: its balance and refill
+-- rule go (update_key cannot: NULL there leaves a setting, and 0 is a
+-- balance).  credits_seq moves on, so a balance still in shared memory or
+-- credit_balances is never taken for the key's again (a balance given
+-- later starts afresh); the stored one is deleted.  Audited as
+-- credits_removed, with the balance the key had.  True when the key had
+-- credits; false (nothing written) for a key without.
+CREATE FUNCTION apikeys.remove_credits(client_id text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k apikeys.keys := apikeys_internal._key_row(remove_credits.client_id);
+BEGIN
+    IF k.credits IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM apikeys_internal._op_begin('credits_removed', pg_catalog.jsonb_build_object(
+        'balance', apikeys_internal._credits_balance(k.client_id)));
+    UPDATE apikeys.keys SET
+        credits = NULL, refill_amount = NULL, refill_every = NULL, credits_refilled_at = NULL,
+        credits_seq = keys.credits_seq OPERATOR(pg_catalog.+) 1
+     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+    PERFORM apikeys_internal._op_end();
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION apikeys.remove_credits IS 'Removes a key''s credits and refill rule (unlimited use again); audited; true if the key had credits';
+REVOKE ALL ON FUNCTION apikeys.remove_credits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.remove_credits TO apikeys_admin;
 
 -- set_owner_policy returns what it changed: {"setting": {"old": ...,
 -- "new": ...}, ...} (null: the default), '{}' when nothing changed.

@@ -263,12 +263,15 @@ SELECT k.client_id,
        k.disabled_at,
        k.revoked_at,
        k.prev_expires_at AS old_secret_valid_until,
-       k.prefix
+       k.prefix,
+       CASE WHEN k.credits IS NOT NULL
+            THEN apikeys_internal._credits_balance(k.client_id) END AS credits_remaining
   FROM apikeys.keys k;
 COMMENT ON VIEW apikeys.key_list IS 'API keys for administrators: metadata and status, never secrets or hashes';
 COMMENT ON COLUMN apikeys.key_list.status IS 'active, disabled, revoked, expired, or pending (a handoff key not yet claimed)';
 COMMENT ON COLUMN apikeys.key_list.old_secret_valid_until IS 'After a rotation with grace: when the previous secret stops working';
 COMMENT ON COLUMN apikeys.key_list.prefix IS 'The token prefix the key was issued with (apikeys.token_prefix or one of apikeys.allowed_prefixes at the time)';
+COMMENT ON COLUMN apikeys.key_list.credits_remaining IS 'The key''s live balance of credits (what its next verification would find, refill applied; NULL: no credits, unlimited use)';
 REVOKE ALL ON TABLE apikeys.key_list FROM PUBLIC;
 GRANT SELECT ON apikeys.key_list TO apikeys_admin;
 

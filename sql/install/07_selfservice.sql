@@ -477,6 +477,33 @@ COMMENT ON FUNCTION apikeys.my_update_key IS 'Self-service: the authenticated ke
 REVOKE ALL ON FUNCTION apikeys.my_update_key FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikeys.my_update_key TO apikeys_verifier, apikeys_admin;
 
+-- my_remove_credits: unlimited use is within the power only of a key that
+-- has it (_check_grant with no credits): a key with credits can never
+-- remove credits, from another key or itself.
+CREATE FUNCTION apikeys.my_remove_credits(client_id text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a apikeys.keys := apikeys_internal._acting_row('apikeys:update');
+    t apikeys.keys := apikeys_internal._target_row(a, my_remove_credits.client_id, 'update');
+    r boolean;
+BEGIN
+    -- the key as it will be afterwards must be within the acting key's power
+    PERFORM apikeys_internal._check_grant(a, t.client_id, t.scopes, t.expires_at, t.db_role,
+        t.rate_limit, t.rate_window, t.allowed_cidrs, t.prefix, NULL, NULL, NULL);
+    PERFORM apikeys_internal._acting_begin(a.client_id);
+    r := apikeys.remove_credits(t.client_id);
+    PERFORM apikeys_internal._acting_begin(NULL);
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION apikeys.my_remove_credits IS 'Self-service: the authenticated key (apikeys:update), itself without credits, removes the credits of a key of its own owner';
+REVOKE ALL ON FUNCTION apikeys.my_remove_credits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikeys.my_remove_credits TO apikeys_verifier, apikeys_admin;
+
 CREATE FUNCTION apikeys.my_rotate_key(client_id text, grace interval DEFAULT '0')
     RETURNS apikeys.new_key
     LANGUAGE plpgsql

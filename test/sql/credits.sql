@@ -163,3 +163,87 @@ RESET ROLE;
 -- The verification row ends with the two new attributes
 SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
  WHERE attrelid = 'apikeys.verification'::regclass AND attnum > 13 ORDER BY attnum;
+
+-- key_list and my_keys end with credits_remaining: the live balance (what the
+-- next verification finds, not the stored one), NULL for a key without credits
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE c.oid IN ('apikeys.key_list'::regclass, 'apikeys.my_keys'::regclass)
+   AND a.attnum = (SELECT max(attnum) FROM pg_attribute WHERE attrelid = c.oid)
+ ORDER BY 1;
+SET ROLE regress_admin;
+SELECT (k).client_id AS lcid, (k).token AS ltok
+  FROM (SELECT apikeys.create_key('cr_acme', 'listed', ARRAY['api:read'], credits => 10) k) s \gset
+SELECT code, credits_remaining FROM apikeys.verify(:'ltok', cost => 3);
+SELECT name, credits_remaining FROM apikeys.key_list
+ WHERE owner = 'cr_acme' AND name IN ('listed', 'unlimited') ORDER BY name;
+RESET ROLE;
+SET ROLE regress_verifier;
+BEGIN;
+SELECT code FROM apikeys.authenticate(:'ftok');
+SELECT name, credits_remaining FROM apikeys.my_keys WHERE name IN ('listed', 'unlimited') ORDER BY name;
+COMMIT;
+RESET ROLE;
+
+-- remove_credits: back to unlimited use (update_key cannot: NULL leaves a
+-- setting, 0 is a balance); audited with the balance it had; a key without
+-- credits: false, nothing written; a balance given again starts afresh
+SET ROLE regress_admin;
+SELECT apikeys.remove_credits(:'lcid') AS removed;
+SELECT valid, code, credits_remaining FROM apikeys.verify(:'ltok', cost => 50);
+SELECT name, credits_remaining FROM apikeys.key_list WHERE client_id = :'lcid';
+SELECT event, detail - 'by_key' AS detail FROM apikeys.audit_log
+ WHERE client_id = :'lcid' AND event = 'credits_removed';
+SELECT apikeys.remove_credits(:'lcid') AS removed_again;
+SELECT count(*) AS audit_rows FROM apikeys.audit_log WHERE client_id = :'lcid' AND event = 'credits_removed';
+SELECT err($$SELECT apikeys.remove_credits('nosuch_key')$$);
+SELECT apikeys.update_key(:'lcid', credits => 4);
+SELECT code, credits_remaining FROM apikeys.verify(:'ltok');
+RESET ROLE;
+SELECT event FROM apikeys.outbox WHERE client_id = :'lcid' AND event = 'credits_removed';
+-- self-service: only a key without credits may remove credits (unlimited use
+-- is beyond the power of a key with credits, even for its own child)
+SET ROLE regress_verifier;
+BEGIN;
+SELECT code FROM apikeys.authenticate(:'mtok');
+SELECT err(format('SELECT apikeys.my_remove_credits(k.client_id) FROM apikeys.my_keys k WHERE k.name = %L', 'c4'));
+SELECT err(format('SELECT apikeys.my_remove_credits(%L)', :'mcid'));
+COMMIT;
+BEGIN;
+SELECT code FROM apikeys.authenticate(:'ftok');
+SELECT err(format('SELECT apikeys.my_remove_credits(k.client_id) FROM apikeys.my_keys k WHERE k.name = %L', 'c6'));
+COMMIT;
+RESET ROLE;
+SELECT name, credits, refill_amount, refill_every FROM apikeys.keys
+ WHERE owner = 'cr_acme' AND name IN ('c4', 'c6', 'manager') ORDER BY name;
+SELECT event, detail->>'by_key' IS NOT NULL AS by_key FROM apikeys.audit_log
+ WHERE event = 'credits_removed' AND client_id = (SELECT client_id FROM apikeys.keys WHERE name = 'c6');
+
+-- Imported keys take credits after the import (import_key has no credit
+-- arguments): update_key gives a balance, add_credits tops it up
+SET ROLE regress_admin;
+SELECT apikeys.import_key('cr_acme', 'imported', ARRAY['api:read'], token => 'sk_legacy_credits_0123456789') AS icid \gset
+SELECT code, credits_remaining FROM apikeys.verify('sk_legacy_credits_0123456789');
+SELECT apikeys.update_key(:'icid', credits => 1);
+SELECT code, credits_remaining FROM apikeys.verify('sk_legacy_credits_0123456789');
+SELECT code, credits_remaining FROM apikeys.verify('sk_legacy_credits_0123456789');
+SELECT apikeys.add_credits(:'icid', 2) AS balance;
+SELECT code, credits_remaining FROM apikeys.verify('sk_legacy_credits_0123456789', cost => 2);
+RESET ROLE;
+
+-- report_leaked takes no credit and works on a key with none left
+SET ROLE regress_admin;
+SELECT (k).client_id AS k5cid, (k).token AS k5tok
+  FROM (SELECT apikeys.create_key('cr_acme', 'leaked five', '{}', credits => 5) k) s \gset
+SELECT (k).client_id AS k0cid, (k).token AS k0tok
+  FROM (SELECT apikeys.create_key('cr_acme', 'leaked none', '{}', credits => 0) k) s \gset
+SELECT code, credits_remaining FROM apikeys.verify(:'k5tok');
+RESET ROLE;
+SET ROLE regress_nobody;
+SELECT apikeys.report_leaked(:'k5tok');
+SELECT apikeys.report_leaked(:'k0tok');
+RESET ROLE;
+SET ROLE regress_admin;
+SELECT name, status, credits_remaining FROM apikeys.key_list
+ WHERE client_id IN (:'k5cid', :'k0cid') ORDER BY name;
+RESET ROLE;

@@ -7,8 +7,14 @@
 #      VALID per period that began, with and without preloading;
 #   3. preloaded: an immediate stop right after a run of spends gives back
 #      at most the spends of the last flush intervals (measured, printed);
+#   3b. preloaded: a fast restart before any flush gives back nothing (the
+#      postmaster saves the unwritten balances), the saved balances are
+#      written after the start, and a saved file outdated by a run without
+#      preloading is not loaded;
 #   4. a hot standby answers USAGE_EXCEEDED for a key with credits and
-#      VALID for a key without.
+#      VALID for a key without;
+#   5. a promoted standby starts from the balances last flushed (and
+#      replicated): the spends after that flush are given back.
 use strict;
 use warnings;
 use FindBin;
@@ -105,6 +111,48 @@ log_statement = none
 	ok($lost >= 0, "the restart never takes more than was spent ($lost given back)");
 	ok($lost <= $rate * 2, sprintf("at most the spends of about one flush interval are given back (%d <= 2 s at %.0f/s)", $lost, $rate));
 
+	# 3b: a clean (fast) restart gives back nothing.  No flush may run
+	# meanwhile: the interval is raised, so every spend is in shared memory
+	# only when the server stops.
+	sq($node, q{ALTER SYSTEM SET apikeys.flush_interval = 3600; SELECT pg_reload_conf();
+		SELECT apikeys_internal._credits_flush();
+		INSERT INTO tok SELECT 's', client_id, token
+		FROM apikeys.create_key('load', 's', '{}', credits => 1000);
+		INSERT INTO tok SELECT 't', client_id, token
+		FROM apikeys.create_key('load', 't', '{}', credits => 1000);});
+	# every spend of 's' unflushed; 't' flushed at 990, then 5 more unflushed
+	sq($node, q{SELECT count(apikeys.verify(token)) FROM tok, generate_series(1, 10) WHERE k = 't';
+		SELECT apikeys_internal._credits_flush();
+		SELECT count(apikeys.verify(token)) FROM tok, generate_series(1, 5) WHERE k = 't';
+		SELECT count(apikeys.verify(token)) FROM tok, generate_series(1, 37) WHERE k = 's';});
+	my $balances = q{SELECT string_agg(k || '=' || apikeys_internal._credits_balance(client_id), ',' ORDER BY k)
+		FROM tok WHERE k IN ('s', 't')};
+	is(sq($node, $balances), 's=963,t=985', 'before the restart: 37 and 15 spent');
+	$node->stop('fast');
+	$node->start;
+	is(sq($node, $balances), 's=963,t=985', 'a fast restart before any flush gives back no spend');
+	# the launcher's first visit writes the loaded balances: then even an
+	# immediate stop keeps them
+	ok($node->poll_query_until('postgres', q{SELECT string_agg(k || '=' || balance, ',' ORDER BY k)
+		FROM apikeys.credit_balances JOIN tok USING (client_id) WHERE k IN ('s', 't')}, 's=963,t=985'),
+		'the balances saved at shutdown are written to credit_balances after the start');
+	$node->stop('immediate');
+	$node->start;
+	is(sq($node, $balances), 's=963,t=985', 'and kept by an immediate stop after that');
+	# a saved file is used only by the very next start: a run in between
+	# without preloading (which spends from credit_balances) outdates it;
+	# what that file held (3 spends) is then given back, never taken twice
+	sq($node, q{SELECT count(apikeys.verify(token)) FROM tok, generate_series(1, 3) WHERE k = 's'});
+	$node->stop('fast');
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = ''\n");
+	$node->start;
+	sq($node, q{SELECT count(apikeys.verify(token)) FROM tok, generate_series(1, 4) WHERE k = 's'});
+	is(sq($node, $balances), 's=959,t=985', 'not preloaded: spends from the table (963), not the saved 960');
+	$node->stop('fast');
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = '$libs'\n");
+	$node->start;
+	is(sq($node, $balances), 's=959,t=985', 'the next preloaded start does not load the outdated file');
+
 	# 4: a standby refuses keys with credits
 	$node->backup('bk');
 	my $standby = PostgreSQL::Test::Cluster->new('credits_standby');
@@ -115,6 +163,21 @@ log_statement = none
 	is($standby->safe_psql('postgres', q{SELECT string_agg(k || '=' || (apikeys.verify(token)).code, ',' ORDER BY k)
 		FROM tok WHERE k IN ('c', 'f')}),
 		'c=USAGE_EXCEEDED,f=VALID', 'on a standby, a key with credits is refused, a key without is not');
+
+	# 5: a promoted standby starts from the last replicated flush: 10 spends
+	# flushed, 5 not (the interval is still an hour) and given back
+	sq($node, q{INSERT INTO tok SELECT 'p', client_id, token
+		FROM apikeys.create_key('load', 'p', '{}', credits => 100);
+		SELECT count(apikeys.verify(token)) FROM tok, generate_series(1, 10) WHERE k = 'p';
+		SELECT apikeys_internal._credits_flush();
+		SELECT count(apikeys.verify(token)) FROM tok, generate_series(1, 5) WHERE k = 'p';});
+	$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+	$node->stop('immediate');
+	$standby->promote;
+	is(sq($standby, q{SELECT apikeys_internal._credits_balance(client_id) FROM tok WHERE k = 'p'}),
+		'90', 'promoted: the balance last flushed on the old primary (90), the 5 spends after it given back');
+	is(sq($standby, q{SELECT v.code || '=' || v.credits_remaining FROM tok, apikeys.verify(tok.token) v WHERE k = 'p'}),
+		'VALID=89', 'the promoted standby spends from there');
 	$standby->stop;
 	$node->stop;
 });
