@@ -286,6 +286,36 @@ static LWLockPadded *cache_locks = NULL;
 #define TAG_OF(hash)	((hash) | 1)
 
 /*
+ * A hit reads three places far apart in a cache of hundreds of megabytes:
+ * the set's line of tags, the matching entry and the way's usage slot.
+ * Each is a cache miss, and most often a TLB miss too, once the keys in
+ * use outgrow the CPU's caches (a profile at 1M keys drawn uniformly: over
+ * 90 % of KeyLookupCached's own time stalled on these three loads, the
+ * usage slot's atomic add the largest).  So a lookup asks for each as
+ * soon as its address is known: the tags before the partition lock is
+ * taken, the entry and the usage slot (for writing) as soon as a tag
+ * matches, so that the slot's miss overlaps with copying and judging the
+ * entry.  A hint only: it changes no value read or written.
+ */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+/*
+ * asm: gcc 12 -O2 left CachePrefetchWay's __builtin_prefetch calls out of
+ * the object code.  prefetchw is a no-op on x86-64 CPUs without it.
+ */
+#define CachePrefetch(addr, rw) \
+	do { \
+		if (rw) \
+			__asm__ __volatile__("prefetchw %0" : : "m"(*(const char *) (addr))); \
+		else \
+			__asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char *) (addr))); \
+	} while (0)
+#elif defined(__GNUC__) || defined(__clang__)
+#define CachePrefetch(addr, rw)	__builtin_prefetch((addr), (rw), 3)
+#else
+#define CachePrefetch(addr, rw)	((void) 0)
+#endif
+
+/*
  * Usage counters of the key in each way, beside the entries: a cached
  * verification counts its outcome in the slot of the entry it just used,
  * one lock and no second lookup.  When an entry is evicted or invalidated,
@@ -903,6 +933,24 @@ CacheInsert(uint32 hash, const CacheImage *img, const ApikeysKeysId *id)
 }
 
 /*
+ * CachePrefetchWay asks for a way's entry (all of it: its record follows
+ * the fixed part) and its usage slot, which a hit is about to read and
+ * update (see CachePrefetch).
+ */
+static inline void
+CachePrefetchWay(Size way)
+{
+	const char *e = (const char *) &cache->entries[way];
+	const char *u = (const char *) &cache_usage[way];
+
+	/* 64: the line of x86 and most arm64 (PG_CACHE_LINE_SIZE says 128) */
+	for (int off = 0; off < CACHE_ENTRY_SIZE; off += 64)
+		CachePrefetch(e + off, 0);
+	CachePrefetch(u, 1);
+	CachePrefetch(u + sizeof(CacheUsageSlot) - 1, 1);
+}
+
+/*
  * KeyLookupStandby is KeyLookupCached during recovery: a hit is used only
  * if the row version it was filled from is still current (verify_standby.c); a
  * fill remembers that row version and carries generation STANDBY_GEN.
@@ -1031,14 +1079,15 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 		return KeyLookup(client_id, len, out);
 	}
 
-	ApikeysKeysIdentity(&id);
 	hash = ClientIdHash(client_id, len);
+	base = (Size) (hash % cache->nsets) * CACHE_WAYS;
+	CachePrefetch(&cache_tags[base], 0);
+	ApikeysKeysIdentity(&id);
 	handle->hash = hash;
 	handle->id = id;
 	part = hash % APIKEYS_CACHE_PARTITIONS;
 	cp = &cache->parts[part];
 	sg = MySetGen();
-	base = (Size) (hash % cache->nsets) * CACHE_WAYS;
 
 	LWLockAcquire(PartitionLock(part), LW_SHARED);
 	pending = pg_atomic_read_u32(&cp->pending) != 0 ||
@@ -1056,6 +1105,7 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 
 			if (tags[w] != TAG_OF(hash))
 				continue;
+			CachePrefetchWay(base + w);
 			if (EntryMatches(e, &id, client_id, len) && e->h.gen == g0 &&
 				e->h.setgen == (uint32) s0)
 			{
