@@ -976,7 +976,10 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 		if (id.relid == relid && id.relfilenode == ApikeysRelFileNumber(rel))
 		{
 			KeyOrigin	origin;
+			Size		hit_way = 0;
+			Buffer		found_in = InvalidBuffer;
 
+			CachePrefetch(&cache_tags[base], 0);
 			LWLockAcquire(PartitionLock(part), LW_SHARED);
 			for (int w = 0; w < CACHE_WAYS; w++)
 			{
@@ -991,12 +994,34 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 					if (e->h.used == 0)
 						e->h.used = 1;
 					hit = true;
+					hit_way = base + w;
 					break;
 				}
 			}
 			LWLockRelease(PartitionLock(part));
 			/* the page check runs outside the partition lock */
-			hit = hit && KeyOriginUnchanged(rel, &origin);
+			hit = hit && KeyOriginUnchanged(rel, &origin, &found_in);
+
+			/*
+			 * The page was no longer in the buffer the entry remembered (it
+			 * was evicted and read again, into another buffer): remember
+			 * where it is now, so that the next hit pins it directly
+			 * (ReadRecentBuffer) instead of looking the block up again.  Only
+			 * a hint: ReadRecentBuffer checks the buffer's tag, so a stale
+			 * one costs a lookup, never a wrong answer.  Stored only if the
+			 * way still holds the same row version.
+			 */
+			if (hit && found_in != origin.buffer)
+			{
+				KeyOrigin  *o = &cache_origins[hit_way];
+
+				LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
+				if (cache_tags[hit_way] == TAG_OF(hash) && o->valid &&
+					ItemPointerEquals(&o->tid, &origin.tid) &&
+					o->xmin == origin.xmin)
+					o->buffer = found_in;
+				LWLockRelease(PartitionLock(part));
+			}
 		}
 		KeyOriginUnlock(rel);
 	}
