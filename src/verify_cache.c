@@ -16,8 +16,10 @@
  *
  * Layout: a set-associative array of fixed 256-byte entries, 16 ways per
  * set, with the ways' 32-bit tags in one cache line per set.  A client ID
- * hashes to one set, so a lookup reads one line of tags and the matching
- * entry, and eviction is a second-chance clock within the set.  Entries
+ * hashes to two sets of its partition (SetBase) and lives in one of them,
+ * the first whenever it has room, so a lookup mostly reads one line of
+ * tags and the matching entry; eviction is a second-chance clock within
+ * the first set.  Entries
  * are tagged with the identity of the table they were read from
  * (ApikeysKeysIdentity: the database OID and its pg_database row's xmin,
  * the OID of apikeys.keys and its relfilenode), so changes that fire no
@@ -286,6 +288,36 @@ static LWLockPadded *cache_locks = NULL;
 #define TAG_OF(hash)	((hash) | 1)
 
 /*
+ * A hit reads three places far apart in a cache of hundreds of megabytes:
+ * the set's line of tags, the matching entry and the way's usage slot.
+ * Each is a cache miss, and most often a TLB miss too, once the keys in
+ * use outgrow the CPU's caches (a profile at 1M keys drawn uniformly: over
+ * 90 % of KeyLookupCached's own time stalled on these three loads, the
+ * usage slot's atomic add the largest).  So a lookup asks for each as
+ * soon as its address is known: the tags before the partition lock is
+ * taken, the entry and the usage slot (for writing) as soon as a tag
+ * matches, so that the slot's miss overlaps with copying and judging the
+ * entry.  A hint only: it changes no value read or written.
+ */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+/*
+ * asm: gcc 12 -O2 left CachePrefetchWay's __builtin_prefetch calls out of
+ * the object code.  prefetchw is a no-op on x86-64 CPUs without it.
+ */
+#define CachePrefetch(addr, rw) \
+	do { \
+		if (rw) \
+			__asm__ __volatile__("prefetchw %0" : : "m"(*(const char *) (addr))); \
+		else \
+			__asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char *) (addr))); \
+	} while (0)
+#elif defined(__GNUC__) || defined(__clang__)
+#define CachePrefetch(addr, rw)	__builtin_prefetch((addr), (rw), 3)
+#else
+#define CachePrefetch(addr, rw)	((void) 0)
+#endif
+
+/*
  * Usage counters of the key in each way, beside the entries: a cached
  * verification counts its outcome in the slot of the entry it just used,
  * one lock and no second lookup.  When an entry is evicted or invalidated,
@@ -495,6 +527,37 @@ static inline uint32
 ClientIdHash(const char *client_id, int len)
 {
 	return hash_bytes((const unsigned char *) client_id, len);
+}
+
+/*
+ * SetBase: the first way of a key's set choice (0 or 1).  A key may live
+ * in either of two sets of its partition (the set index modulo the number
+ * of partitions is the partition, as for the first): with one set per key,
+ * 16-way sets filled to two thirds (apikeys.cache_size = 1.5 x the keys)
+ * overflowed for 1.1 % of keys drawn uniformly from 1M, each such draw a
+ * table read, and the overflowing keys kept evicting one another.  A fill
+ * prefers a free way in the first set, then in the second, and replaces
+ * the key's own entry wherever it is, so a key has at most one entry; a
+ * lookup reads the second set's tags only when the first had no hit (so
+ * mostly for keys not cached at all, which then read the table anyway).
+ */
+static inline Size
+SetBase(uint32 hash, int choice)
+{
+	uint32		set = hash % cache->nsets;
+	uint32		per = cache->nsets / APIKEYS_CACHE_PARTITIONS;
+
+	if (choice == 1 && per > 1)
+		set = (set + (1 + (hash / cache->nsets) % (per - 1)) *
+			   APIKEYS_CACHE_PARTITIONS) % cache->nsets;
+	return (Size) set * CACHE_WAYS;
+}
+
+/* SetChoices: how many distinct sets a key may live in (1 in a tiny cache). */
+static inline int
+SetChoices(void)
+{
+	return cache->nsets > APIKEYS_CACHE_PARTITIONS ? 2 : 1;
 }
 
 /*
@@ -849,9 +912,10 @@ KeyToEntry(const KeyInfo *key, int cid_len, const ApikeysKeysId *id, uint64 gen,
 }
 
 /*
- * CacheInsert stores img in its set (partition lock held exclusively):
- * over an entry of the same key, else a free way, else the first way
- * without its second-chance bit.  A record too large for the entry goes
+ * CacheInsert stores img in one of its two sets (partition lock held
+ * exclusively, SetBase): over an entry of the same key in either, else a
+ * free way of the first set, then of the second, else the first way of the
+ * first set without its second-chance bit.  A record too large for the entry goes
  * to the arena, which may evict other entries of the partition to make
  * room.  Returns the way, or -1 if the arena could not make room (the key
  * is then simply not cached).
@@ -860,22 +924,40 @@ static int64
 CacheInsert(uint32 hash, const CacheImage *img, const ApikeysKeysId *id)
 {
 	uint32		part = hash % APIKEYS_CACHE_PARTITIONS;
-	Size		base = (Size) (hash % cache->nsets) * CACHE_WAYS;
-	CacheEntry *set = &cache->entries[base];
+	Size		base = SetBase(hash, 0);
+	CacheEntry *set;
 	int			victim = -1;
 	int			start = (hash >> 24) % CACHE_WAYS;
 	uint32		first = CACHE_NO_CHUNK;
+	Size		free_base = 0;
+	int			free_way = -1;
 
-	for (int w = 0; w < CACHE_WAYS; w++)
+	for (int choice = 0; victim < 0 && choice < SetChoices(); choice++)
 	{
-		if (EntryMatches(&set[w], id, img->e.h.client_id, img->e.h.cid_len))
+		Size		b = SetBase(hash, choice);
+
+		set = &cache->entries[b];
+		for (int w = 0; w < CACHE_WAYS; w++)
 		{
-			victim = w;
-			break;
+			if (EntryMatches(&set[w], id, img->e.h.client_id, img->e.h.cid_len))
+			{
+				base = b;
+				victim = w;
+				break;
+			}
+			if (free_way < 0 && set[w].h.dbid == InvalidOid)
+			{
+				free_base = b;
+				free_way = w;
+			}
 		}
-		if (victim < 0 && set[w].h.dbid == InvalidOid)
-			victim = w;
 	}
+	if (victim < 0 && free_way >= 0)
+	{
+		base = free_base;
+		victim = free_way;
+	}
+	set = &cache->entries[base];
 	if (victim < 0)
 		ServerStatsCount(STATS_CACHE_EVICTION, 1);	/* a live entry goes */
 	for (int i = 0; victim < 0 && i < 2 * CACHE_WAYS; i++)
@@ -903,6 +985,24 @@ CacheInsert(uint32 hash, const CacheImage *img, const ApikeysKeysId *id)
 }
 
 /*
+ * CachePrefetchWay asks for a way's entry (all of it: its record follows
+ * the fixed part) and its usage slot, which a hit is about to read and
+ * update (see CachePrefetch).
+ */
+static inline void
+CachePrefetchWay(Size way)
+{
+	const char *e = (const char *) &cache->entries[way];
+	const char *u = (const char *) &cache_usage[way];
+
+	/* 64: the line of x86 and most arm64 (PG_CACHE_LINE_SIZE says 128) */
+	for (int off = 0; off < CACHE_ENTRY_SIZE; off += 64)
+		CachePrefetch(e + off, 0);
+	CachePrefetch(u, 1);
+	CachePrefetch(u + sizeof(CacheUsageSlot) - 1, 1);
+}
+
+/*
  * KeyLookupStandby is KeyLookupCached during recovery: a hit is used only
  * if the row version it was filled from is still current (verify_standby.c); a
  * fill remembers that row version and carries generation STANDBY_GEN.
@@ -915,7 +1015,7 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 	ApikeysKeysId id;
 	uint32		hash = ClientIdHash(client_id, len);
 	uint32		part = hash % APIKEYS_CACHE_PARTITIONS;
-	Size		base = (Size) (hash % cache->nsets) * CACHE_WAYS;
+	Size		base = SetBase(hash, 0);
 	bool		hit = false;
 	bool		found;
 	CacheImage	img;
@@ -928,27 +1028,56 @@ KeyLookupStandby(const char *client_id, int len, KeyInfo *out)
 		if (id.relid == relid && id.relfilenode == ApikeysRelFileNumber(rel))
 		{
 			KeyOrigin	origin;
+			Size		hit_way = 0;
+			Buffer		found_in = InvalidBuffer;
 
+			CachePrefetch(&cache_tags[base], 0);
 			LWLockAcquire(PartitionLock(part), LW_SHARED);
-			for (int w = 0; w < CACHE_WAYS; w++)
+			for (int choice = 0; !hit && choice < SetChoices(); choice++)
 			{
-				CacheEntry *e = &cache->entries[base + w];
-
-				if (cache_tags[base + w] == TAG_OF(hash) &&
-					EntryMatches(e, &id, client_id, len) &&
-					e->h.gen == STANDBY_GEN && cache_origins[base + w].valid)
+				base = SetBase(hash, choice);
+				for (int w = 0; w < CACHE_WAYS; w++)
 				{
-					EntryToKey(e, out);
-					origin = cache_origins[base + w];
-					if (e->h.used == 0)
-						e->h.used = 1;
-					hit = true;
-					break;
+					CacheEntry *e = &cache->entries[base + w];
+
+					if (cache_tags[base + w] == TAG_OF(hash) &&
+						EntryMatches(e, &id, client_id, len) &&
+						e->h.gen == STANDBY_GEN && cache_origins[base + w].valid)
+					{
+						EntryToKey(e, out);
+						origin = cache_origins[base + w];
+						if (e->h.used == 0)
+							e->h.used = 1;
+						hit = true;
+						hit_way = base + w;
+						break;
+					}
 				}
 			}
 			LWLockRelease(PartitionLock(part));
 			/* the page check runs outside the partition lock */
-			hit = hit && KeyOriginUnchanged(rel, &origin);
+			hit = hit && KeyOriginUnchanged(rel, &origin, &found_in);
+
+			/*
+			 * The page was no longer in the buffer the entry remembered (it
+			 * was evicted and read again, into another buffer): remember
+			 * where it is now, so that the next hit pins it directly
+			 * (ReadRecentBuffer) instead of looking the block up again.  Only
+			 * a hint: ReadRecentBuffer checks the buffer's tag, so a stale
+			 * one costs a lookup, never a wrong answer.  Stored only if the
+			 * way still holds the same row version.
+			 */
+			if (hit && found_in != origin.buffer)
+			{
+				KeyOrigin  *o = &cache_origins[hit_way];
+
+				LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
+				if (cache_tags[hit_way] == TAG_OF(hash) && o->valid &&
+					ItemPointerEquals(&o->tid, &origin.tid) &&
+					o->xmin == origin.xmin)
+					o->buffer = found_in;
+				LWLockRelease(PartitionLock(part));
+			}
 		}
 		KeyOriginUnlock(rel);
 	}
@@ -1031,14 +1160,15 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 		return KeyLookup(client_id, len, out);
 	}
 
-	ApikeysKeysIdentity(&id);
 	hash = ClientIdHash(client_id, len);
+	base = SetBase(hash, 0);
+	CachePrefetch(&cache_tags[base], 0);
+	ApikeysKeysIdentity(&id);
 	handle->hash = hash;
 	handle->id = id;
 	part = hash % APIKEYS_CACHE_PARTITIONS;
 	cp = &cache->parts[part];
 	sg = MySetGen();
-	base = (Size) (hash % cache->nsets) * CACHE_WAYS;
 
 	LWLockAcquire(PartitionLock(part), LW_SHARED);
 	pending = pg_atomic_read_u32(&cp->pending) != 0 ||
@@ -1046,16 +1176,19 @@ KeyLookupCached(const char *client_id, int len, KeyInfo *out,
 	pg_read_barrier();
 	g0 = pg_atomic_read_u64(&cp->gen);
 	s0 = pg_atomic_read_u64(&sg->gen);
-	if (!pending)
+	for (int choice = 0; !pending && choice < SetChoices(); choice++)
 	{
-		uint32	   *tags = &cache_tags[base];
+		uint32	   *tags;
 
+		base = SetBase(hash, choice);
+		tags = &cache_tags[base];
 		for (int w = 0; w < CACHE_WAYS; w++)
 		{
 			CacheEntry *e = &cache->entries[base + w];
 
 			if (tags[w] != TAG_OF(hash))
 				continue;
+			CachePrefetchWay(base + w);
 			if (EntryMatches(e, &id, client_id, len) && e->h.gen == g0 &&
 				e->h.setgen == (uint32) s0)
 			{
@@ -1123,7 +1256,8 @@ CacheCountUsage(const CacheHandle *handle, const char *client_id, int len,
 		return false;
 	if (handle->counted)
 		return true;
-	Assert((Size) handle->way / CACHE_WAYS == handle->hash % cache->nsets);
+	Assert((Size) handle->way / CACHE_WAYS * CACHE_WAYS == SetBase(handle->hash, 0) ||
+		   (Size) handle->way / CACHE_WAYS * CACHE_WAYS == SetBase(handle->hash, 1));
 	part = handle->hash % APIKEYS_CACHE_PARTITIONS;
 
 	LWLockAcquire(PartitionLock(part), LW_SHARED);
@@ -1199,7 +1333,6 @@ CacheMarkAndRemove(const char *client_id, int len)
 {
 	uint32		hash = ClientIdHash(client_id, len);
 	uint32		part = hash % APIKEYS_CACHE_PARTITIONS;
-	CacheEntry *set = &cache->entries[(Size) (hash % cache->nsets) * CACHE_WAYS];
 
 	if (!xact_marked[part])
 	{
@@ -1211,13 +1344,18 @@ CacheMarkAndRemove(const char *client_id, int len)
 	pg_atomic_fetch_add_u32(&cache->parts[part].invalidations, 1);
 
 	LWLockAcquire(PartitionLock(part), LW_EXCLUSIVE);
-	for (int w = 0; w < CACHE_WAYS; w++)
+	for (int choice = 0; choice < SetChoices(); choice++)
 	{
-		CacheEntry *e = &set[w];
+		Size		base = SetBase(hash, choice);
 
-		if (e->h.dbid != InvalidOid && e->h.cid_len == len &&
-			memcmp(e->h.client_id, client_id, len) == 0)
-			EmptyWay(part, (Size) (hash % cache->nsets) * CACHE_WAYS + w);
+		for (int w = 0; w < CACHE_WAYS; w++)
+		{
+			CacheEntry *e = &cache->entries[base + w];
+
+			if (e->h.dbid != InvalidOid && e->h.cid_len == len &&
+				memcmp(e->h.client_id, client_id, len) == 0)
+				EmptyWay(part, base + w);
+		}
 	}
 	LWLockRelease(PartitionLock(part));
 }

@@ -146,10 +146,13 @@ KeyOriginUnlock(Relation rel)
 /*
  * KeyOriginUnchanged: is the row version origin names still in rnode's
  * buffer, unchanged and neither updated nor deleted (committed or not)?
- * See the top of this file.  The caller holds KeyOriginLock.
+ * See the top of this file.  The caller holds KeyOriginLock.  *found_in is
+ * set to the buffer the page was found in (InvalidBuffer if none), which
+ * differs from origin->buffer when the page had been evicted and read
+ * again: the caller may remember it for the next check.
  */
 bool
-KeyOriginUnchanged(Relation rel, const KeyOrigin *origin)
+KeyOriginUnchanged(Relation rel, const KeyOrigin *origin, Buffer *found_in)
 {
 	Buffer		buf = origin->buffer;
 	BlockNumber blk = ItemPointerGetBlockNumberNoCheck(&origin->tid);
@@ -157,6 +160,7 @@ KeyOriginUnchanged(Relation rel, const KeyOrigin *origin)
 	bool		ok = false;
 	Page		page;
 
+	*found_in = InvalidBuffer;
 	if (!origin->valid)
 		return false;
 	if (buf < 1 || buf > NBuffers ||
@@ -168,6 +172,7 @@ KeyOriginUnchanged(Relation rel, const KeyOrigin *origin)
 		buf = ReadBufferExtended(rel, MAIN_FORKNUM, blk, RBM_NORMAL, NULL);
 	}
 
+	*found_in = buf;
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page))

@@ -28,6 +28,7 @@ typedef struct KeyOrigin
 extern void KeyOriginFromSlot(TupleTableSlot *slot, KeyOrigin *origin);
 extern Relation KeyOriginLock(Oid relid);
 extern void KeyOriginUnlock(Relation rel);
-extern bool KeyOriginUnchanged(Relation rel, const KeyOrigin *origin);
+extern bool KeyOriginUnchanged(Relation rel, const KeyOrigin *origin,
+							   Buffer *found_in);
 
 #endif							/* APIKEYS_VERIFY_STANDBY_H */
