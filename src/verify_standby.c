@@ -157,6 +157,7 @@ KeyOriginUnchanged(Relation rel, const KeyOrigin *origin)
 	bool		ok = false;
 	Page		page;
 
+	Assert(CheckRelationLockedByMe(rel, AccessShareLock, true));
 	if (!origin->valid)
 		return false;
 	if (buf < 1 || buf > NBuffers ||
