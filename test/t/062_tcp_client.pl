@@ -23,24 +23,17 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
-my $node = PostgreSQL::Test::Cluster->new('tcp');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-listen_addresses = '127.0.0.1'
-shared_preload_libraries = 'apikeys'
-});
-my $hba = $node->data_dir . '/pg_hba.conf';
-my $hba_text = slurp_file($hba);
-open my $fh, '>', $hba or die "could not write $hba: $!";
-print $fh "host all all 127.0.0.1/32 trust\n", $hba_text;
-close $fh;
-$node->start;
+# the extension is created below, after the two connections are checked
+my $node = start_node('tcp', tcp => 1, create => '');
 
-my $tcp = 'host=127.0.0.1 port=' . $node->port . ' dbname=postgres';
+my $tcp = tcp_connstr($node);
 # tq: over TCP from 127.0.0.1; uq: over the unix socket (setup and checks)
 sub tq { return $node->safe_psql('postgres', $_[0], connstr => $tcp); }
-sub uq { return $node->safe_psql('postgres', $_[0]); }
+sub uq { return sq($node, $_[0]); }
 
 is(tq('SELECT inet_client_addr()'), '127.0.0.1', 'the client connects over TCP from 127.0.0.1');
 is(uq('SELECT inet_client_addr() IS NULL'), 't', 'the other client uses the unix socket');
