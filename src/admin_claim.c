@@ -168,6 +168,7 @@ static LWLock *
 ClaimLock(void)
 {
 	Assert(claim_lock != NULL);
+	Assert(!DbListLockHeldByMe());	/* held alone */
 	return claim_lock;
 }
 
@@ -364,6 +365,8 @@ ClaimSlotFind(int64 claim_id, uint64 tag, bool create,
 	int			reuse = -1;
 	TimestampTz now = GetCurrentTimestamp();
 
+	Assert(create ? LWLockHeldByMeInMode(ClaimLock(), LW_EXCLUSIVE) :
+		   LWLockHeldByMe(ClaimLock()));
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	key.claim_id = claim_id;

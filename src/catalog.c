@@ -23,9 +23,11 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
@@ -34,7 +36,9 @@
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -223,11 +227,62 @@ ApikeysRestoreUser(const ApikeysSavedUser *saved)
 }
 
 /*
+ * ApikeysRunAsOwner runs work(arg) in a subtransaction, as the extension
+ * owner (ApikeysBecomeOwner), under apikeys.lock_timeout
+ * (LookupLockTimeoutBegin) and connected to SPI: the one way C writes a
+ * row the caller may not write (usage_lastused.c's last_used_at,
+ * verify_credits.c's balance without shared memory).  Returns true when
+ * work finished; false when it raised an error, which is then discarded
+ * with the subtransaction (and everything work wrote): the caller decides
+ * what a failed write means.  Either way the caller's user, memory context
+ * and resource owner are back as they were.
+ */
+bool
+ApikeysRunAsOwner(ApikeysOwnerWork work, void *arg)
+{
+	ApikeysSavedUser saved;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool done = false;
+
+	/* filled before PG_TRY, so the error path can always restore it */
+	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		ApikeysBecomeOwner(&saved);
+		/* a table lock (CREATE INDEX's SHARE) must not hold the request */
+		(void) LookupLockTimeoutBegin();	/* unwound with the subtransaction */
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		work(arg);
+		SPI_finish();
+		ApikeysRestoreUser(&saved);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		done = true;
+	}
+	PG_CATCH();
+	{
+		/* e.g. a serialization failure in REPEATABLE READ, a lock timeout */
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ApikeysRestoreUser(&saved);
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return done;
+}
+
+/*
  * LookupLockTimeoutBegin lowers lock_timeout to apikeys.lock_timeout for
  * what follows, unless the session's own is shorter; returns the GUC nest
  * level to give LookupLockTimeoutEnd.  An error on the way unwinds it with
  * the (sub)transaction.  (Named for verify_lookup.c, where it began; also
- * usage_lastused.c's bound on its write.)
+ * ApikeysRunAsOwner's bound on its write.)
  */
 int
 LookupLockTimeoutBegin(void)

@@ -79,6 +79,11 @@ typedef struct ApikeysSavedUser
 extern void ApikeysBecomeOwner(ApikeysSavedUser *saved);
 extern void ApikeysRestoreUser(const ApikeysSavedUser *saved);
 
+/* Work that ApikeysRunAsOwner runs as the extension owner, SPI connected. */
+typedef void (*ApikeysOwnerWork) (void *arg);
+
+extern bool ApikeysRunAsOwner(ApikeysOwnerWork work, void *arg);
+
 /*
  * Rows of one of the extension's tables read by its one-column text
  * primary key, with the latest snapshot (see PkScanBegin in catalog.c).

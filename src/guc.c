@@ -82,6 +82,44 @@ CheckTokenPrefix(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * A list setting (apikeys.allowed_prefixes, apikeys.trusted_proxies) is
+ * items separated by commas, spaces or tabs.  GucListMax is the most items
+ * the text can hold (to size the parsed list); GucListNext moves *p to the
+ * next item and sets *len to its length, false when there is none left.
+ */
+static bool
+GucListSeparator(char c)
+{
+	return c == ',' || c == ' ' || c == '\t';
+}
+
+static int
+GucListMax(const char *p)
+{
+	int			max = 1;
+
+	for (; *p; p++)
+		if (GucListSeparator(*p))
+			max++;
+	return max;
+}
+
+static bool
+GucListNext(const char **p, int *len)
+{
+	const char *s = *p;
+	int			n = 0;
+
+	while (GucListSeparator(*s))
+		s++;
+	while (s[n] != '\0' && !GucListSeparator(s[n]))
+		n++;
+	*p = s;
+	*len = n;
+	return n > 0;
+}
+
+/*
  * CheckAllowedPrefixes accepts a list of token prefixes separated by commas
  * or spaces, each under token_prefix's rule (TokenPrefixIsValid: so every
  * one of them matches the secret scanners' regex and parses back out of a
@@ -91,12 +129,10 @@ static bool
 CheckAllowedPrefixes(char **newval, void **extra, GucSource source)
 {
 	const char *p = *newval != NULL ? *newval : "";
-	int			max = 1;
+	int			max = GucListMax(p);
+	int			len;
 	ApikeysPrefixList *list;
 
-	for (const char *q = p; *q; q++)
-		if (*q == ',' || *q == ' ' || *q == '\t')
-			max++;
 	/* extra comes from the GUC allocator: the GUC machinery frees it */
 	list = ApikeysGucMalloc(offsetof(ApikeysPrefixList, prefixes) +
 							max * sizeof(list->prefixes[0]));
@@ -106,16 +142,8 @@ CheckAllowedPrefixes(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	list->n = 0;
-	while (*p)
+	while (GucListNext(&p, &len))
 	{
-		int			len = 0;
-
-		while (*p == ',' || *p == ' ' || *p == '\t')
-			p++;
-		while (p[len] != '\0' && p[len] != ',' && p[len] != ' ' && p[len] != '\t')
-			len++;
-		if (len == 0)
-			break;
 		if (!TokenPrefixIsValid(p, len))
 		{
 			GUC_check_errdetail("\"%.*s\" is not a token prefix: 1 to %d characters, a lowercase letter, then lowercase letters, digits or underscores, not ending in an underscore.",
@@ -147,12 +175,10 @@ static bool
 CheckTrustedProxies(char **newval, void **extra, GucSource source)
 {
 	const char *p = *newval != NULL ? *newval : "";
-	int			max = 1;
+	int			max = GucListMax(p);
+	int			len;
 	ApikeysNetList *list;
 
-	for (const char *q = p; *q; q++)
-		if (*q == ',' || *q == ' ' || *q == '\t')
-			max++;
 	/* extra comes from the GUC allocator: the GUC machinery frees it */
 	list = ApikeysGucMalloc(offsetof(ApikeysNetList, nets) + max * sizeof(ApikeysNet));
 	if (list == NULL)
@@ -161,16 +187,8 @@ CheckTrustedProxies(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	list->n = 0;
-	while (*p)
+	while (GucListNext(&p, &len))
 	{
-		int			len = 0;
-
-		while (*p == ',' || *p == ' ' || *p == '\t')
-			p++;
-		while (p[len] != '\0' && p[len] != ',' && p[len] != ' ' && p[len] != '\t')
-			len++;
-		if (len == 0)
-			break;
 		if (!NetParse(p, len, true, &list->nets[list->n]))
 		{
 			GUC_check_errdetail("\"%.*s\" is not an IP address or a CIDR network with no bits set past its prefix.",

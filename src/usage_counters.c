@@ -75,6 +75,7 @@ static inline LWLock *
 UsageLock(void)
 {
 	Assert(counters_lock != NULL);
+	Assert(!DbListLockHeldByMe());	/* the list's lock comes after ours */
 	return counters_lock;
 }
 
@@ -175,6 +176,7 @@ UsageEntryAcquire(const UsageKey *k)
 static inline void
 NoteLastUsed(UsageEntry *e, TimestampTz t)
 {
+	Assert(LWLockHeldByMe(counters_lock));
 	if (t != 0 && (uint64) t > pg_atomic_read_u64(&e->last_used))
 		pg_atomic_write_u64(&e->last_used, (uint64) t);
 }

@@ -17,7 +17,8 @@
  * it never waits long for a table lock, inside a subtransaction so that a
  * failure there never fails the verification.
  *
- * A leaf: calls catalog.c (the owner) and verify_lookup.c (the lock timeout).
+ * A leaf: calls catalog.c (ApikeysRunAsOwner: the owner, the lock timeout,
+ * the subtransaction).
  *
  * IDENTIFICATION
  *	  src/usage_lastused.c
@@ -32,79 +33,68 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
 #include "usage_lastused.h"
 
+/* What LastUsedWrite does as the extension owner. */
+typedef struct LastUsedWrite
+{
+	const KeyInfo *key;
+	TimestampTz now;
+	int64		gran;
+} LastUsedWrite;
+
+/* LastUsedUpdate: the UPDATE itself, run by ApikeysRunAsOwner. */
+static void
+LastUsedUpdate(void *arg)
+{
+	static SPIPlanPtr plan = NULL;
+	LastUsedWrite *w = (LastUsedWrite *) arg;
+	Datum		args[3];
+
+	if (plan == NULL)
+	{
+		Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+		SPIPlanPtr	p = SPI_prepare(
+									"UPDATE apikeys.keys k SET last_used_at = $2 "
+									"  FROM (SELECT l.client_id FROM apikeys.keys l "
+									"         WHERE l.client_id OPERATOR(pg_catalog.=) $1 "
+									"           AND (l.last_used_at IS NULL OR l.last_used_at OPERATOR(pg_catalog.<) $3) "
+									"         FOR UPDATE SKIP LOCKED) s "
+									" WHERE k.client_id OPERATOR(pg_catalog.=) s.client_id",
+									3, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the last-used update");
+		plan = p;
+	}
+	args[0] = CStringGetTextDatum(w->key->client_id);
+	args[1] = TimestampTzGetDatum(w->now);
+	args[2] = TimestampTzGetDatum(w->now - w->gran);
+	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "last-used update failed");
+}
+
 /*
  * LastUsedWriteDirect writes key's last_used_at = now, unless it was
  * written less than apikeys.last_used_granularity ago or the transaction
- * cannot write (read-only, recovery, parallel mode).  Never raises.
+ * cannot write (read-only, recovery, parallel mode).  Never raises: a
+ * failed write (a serialization failure in REPEATABLE READ, a lock
+ * timeout) is skipped.
  */
 void
 LastUsedWriteDirect(const KeyInfo *key, TimestampTz now)
 {
-	static SPIPlanPtr plan = NULL;
-	ApikeysSavedUser saved;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	int64		gran = (int64) apikeys_last_used_granularity * USECS_PER_SEC;
-	Datum		args[3];
+	LastUsedWrite w;
 
+	w.key = key;
+	w.now = now;
+	w.gran = (int64) apikeys_last_used_granularity * USECS_PER_SEC;
 	if (XactReadOnly || RecoveryInProgress() || IsInParallelMode())
 		return;
-	if (key->has_last_used && now - key->last_used_at < gran)
+	if (key->has_last_used && now - key->last_used_at < w.gran)
 		return;
-
-	/* filled before PG_TRY, so the error path can always restore it */
-	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
-	BeginInternalSubTransaction(NULL);
-	PG_TRY();
-	{
-		ApikeysBecomeOwner(&saved);
-		/* a table lock (CREATE INDEX's SHARE) must not hold the request */
-		(void) LookupLockTimeoutBegin();	/* unwound with the subtransaction */
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (plan == NULL)
-		{
-			Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-			SPIPlanPtr	p = SPI_prepare(
-										"UPDATE apikeys.keys k SET last_used_at = $2 "
-										"  FROM (SELECT l.client_id FROM apikeys.keys l "
-										"         WHERE l.client_id OPERATOR(pg_catalog.=) $1 "
-										"           AND (l.last_used_at IS NULL OR l.last_used_at OPERATOR(pg_catalog.<) $3) "
-										"         FOR UPDATE SKIP LOCKED) s "
-										" WHERE k.client_id OPERATOR(pg_catalog.=) s.client_id",
-										3, types);
-
-			if (p == NULL || SPI_keepplan(p) != 0)
-				elog(ERROR, "could not prepare the last-used update");
-			plan = p;
-		}
-		args[0] = CStringGetTextDatum(key->client_id);
-		args[1] = TimestampTzGetDatum(now);
-		args[2] = TimestampTzGetDatum(now - gran);
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "last-used update failed");
-		SPI_finish();
-		ApikeysRestoreUser(&saved);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		/* e.g. a serialization failure in REPEATABLE READ: skip, never fail */
-		MemoryContextSwitchTo(oldcxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		ApikeysRestoreUser(&saved);
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_END_TRY();
+	(void) ApikeysRunAsOwner(LastUsedUpdate, &w);
 }

@@ -65,6 +65,7 @@ static inline LWLock *
 UsageLock(void)
 {
 	Assert(recent_lock != NULL);
+	Assert(!DbListLockHeldByMe());	/* released before calling it */
 	return recent_lock;
 }
 

@@ -477,6 +477,27 @@ CacheShmemInit(void)
 }
 
 /*
+ * PartitionLockHeld: does this process hold partition part's lock
+ * (exclusively, when exclusive)?  WayPartition: the partition of a way (a
+ * set's ways lie in one partition: set s belongs to partition
+ * s % APIKEYS_CACHE_PARTITIONS).  For the Asserts of the functions below
+ * that say which lock their caller holds.
+ */
+static inline bool
+PartitionLockHeld(uint32 part, bool exclusive)
+{
+	LWLock	   *lock = &cache_locks[part].lock;
+
+	return exclusive ? LWLockHeldByMeInMode(lock, LW_EXCLUSIVE) : LWLockHeldByMe(lock);
+}
+
+static inline uint32
+WayPartition(Size way)
+{
+	return (uint32) ((way / CACHE_WAYS) % APIKEYS_CACHE_PARTITIONS);
+}
+
+/*
  * ArenaFree returns a way's record chunks to its partition's free list
  * (partition lock held exclusively).
  */
@@ -486,6 +507,7 @@ ArenaFree(uint32 part, CacheEntry *e)
 	CachePartition *cp = &cache->parts[part];
 	uint32		c = e->h.rec_chunk;
 
+	Assert(PartitionLockHeld(part, true));
 	while (c != CACHE_NO_CHUNK)
 	{
 		uint32		next = ChunkNext(c);
@@ -510,6 +532,7 @@ DrainWay(Size way)
 	bool		any = false;
 	TimestampTz last_used;
 
+	Assert(PartitionLockHeld(WayPartition(way), true));
 	if (e->h.dbid == InvalidOid)
 		return;
 	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
@@ -612,6 +635,7 @@ EmptyWay(uint32 part, Size way)
 {
 	CacheEntry *e = &cache->entries[way];
 
+	Assert(WayPartition(way) == part && PartitionLockHeld(part, true));
 	if (e->h.dbid == InvalidOid)
 		return;
 	DrainWay(way);
@@ -632,6 +656,7 @@ ArenaMakeRoom(uint32 part, uint32 nchunks)
 	CachePartition *cp = &cache->parts[part];
 	uint32		nways = WaysPerPartition();
 
+	Assert(PartitionLockHeld(part, true));
 	for (uint32 i = 0; cp->free_count < nchunks && i < 2 * nways; i++)
 	{
 		uint32		h = cp->hand;
@@ -665,6 +690,7 @@ ArenaWrite(uint32 part, const char *rec, Size len)
 	uint32		first = CACHE_NO_CHUNK;
 	uint32		prev = CACHE_NO_CHUNK;
 
+	Assert(PartitionLockHeld(part, true));
 	for (Size off = 0; off < len; off += CACHE_CHUNK_DATA)
 	{
 		uint32		c = cp->free_head;
@@ -932,6 +958,7 @@ CacheInsert(uint32 hash, const CacheImage *img, const ApikeysKeysId *id)
 	Size		free_base = 0;
 	int			free_way = -1;
 
+	Assert(PartitionLockHeld(part, true));
 	for (int choice = 0; victim < 0 && choice < SetChoices(); choice++)
 	{
 		Size		b = SetBase(hash, choice);
@@ -1115,6 +1142,7 @@ CountInWay(Size way, ApikeysCode code, TimestampTz now)
 {
 	CacheUsageSlot *u = &cache_usage[way];
 
+	Assert(PartitionLockHeld(WayPartition(way), false));
 	pg_atomic_fetch_add_u32(&u->counts[code], 1);
 	if (code == APIKEYS_VALID && (uint64) now > pg_atomic_read_u64(&u->last_used))
 		pg_atomic_write_u64(&u->last_used, (uint64) now);

@@ -97,7 +97,6 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
@@ -669,95 +668,87 @@ ReadRowsSpi(const char *client_id, bool lock_first, KeyInfo *key, StoredBalance 
 	return true;
 }
 
+/* What CreditsSpendRow does as the extension owner, and what it found. */
+typedef struct CreditsRowSpend
+{
+	const KeyInfo *key;
+	int			cost;
+	TimestampTz now;
+	bool		ok;
+	int64		balance;
+	TimestampTz period;
+	bool		got;
+} CreditsRowSpend;
+
+/* CreditsSpendRowLocked: the read and write, run by ApikeysRunAsOwner. */
+static void
+CreditsSpendRowLocked(void *arg)
+{
+	CreditsRowSpend *sp = (CreditsRowSpend *) arg;
+	KeyInfo		row;
+	StoredBalance b;
+
+	if (ReadRowsSpi(sp->key->client_id, true, &row, &b) && row.has_credits)
+	{
+		LiveBalance live;
+		bool		changed;
+
+		LiveFromStored(&row, &b, sp->now, &live);
+		changed = CreditsRefill(&live.balance, &live.period, row.refill_amount,
+								row.refill_every_us, sp->now);
+		sp->ok = live.balance >= sp->cost;
+		if (sp->ok)
+		{
+			live.balance -= sp->cost;
+			changed = true;
+		}
+		if (changed)
+		{
+			Oid			types[5] = {TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID};
+			Datum		args[5];
+			char		nulls[5] = {' ', ' ', ' ', ' ', live.period == 0 ? 'n' : ' '};
+
+			args[0] = CStringGetTextDatum(sp->key->client_id);
+			args[1] = Int64GetDatum(live.seq);
+			args[2] = Int64GetDatum(live.added_seen);
+			args[3] = Int64GetDatum(live.balance);
+			args[4] = TimestampTzGetDatum(live.period);
+			if (SPI_execute_with_args("SELECT apikeys_internal._credits_write($1, $2, $3, $4, $5)",
+									  5, types, args, nulls, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not write the key's credits");
+		}
+		sp->balance = live.balance;
+		sp->period = live.period;
+		sp->got = true;
+	}
+}
+
 /*
  * CreditsSpendRow: the spend without shared memory.  The key's row is
  * locked until the transaction ends (ReadRowsSpi), its live balance
  * computed (LiveFromStored, CreditsRefill) and, when it changed, written
- * to credit_balances (apikeys_internal._credits_write), as the extension owner in
- * a subtransaction.  An error (a serialization failure in REPEATABLE
- * READ, a lock timeout) refuses the spend: never a free use.
+ * to credit_balances (apikeys_internal._credits_write), as the extension
+ * owner in a subtransaction (ApikeysRunAsOwner).  An error (a
+ * serialization failure in REPEATABLE READ, a lock timeout) refuses the
+ * spend: never a free use.
  */
 static void
 CreditsSpendRow(const KeyInfo *key, int cost, TimestampTz now, CreditsOutcome *out)
 {
-	ApikeysSavedUser saved;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool ok = false;
-	volatile int64 balance = 0;
-	volatile TimestampTz period = 0;
-	volatile bool got = false;
+	CreditsRowSpend sp = {.key = key,.cost = cost,.now = now};
 
-	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
-	BeginInternalSubTransaction(NULL);
-	PG_TRY();
-	{
-		KeyInfo		row;
-		StoredBalance b;
+	if (!ApikeysRunAsOwner(CreditsSpendRowLocked, &sp))
+		sp.got = false;
 
-		ApikeysBecomeOwner(&saved);
-		(void) LookupLockTimeoutBegin();	/* unwound with the subtransaction */
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (ReadRowsSpi(key->client_id, true, &row, &b) && row.has_credits)
-		{
-			LiveBalance live;
-			bool		changed;
-
-			LiveFromStored(&row, &b, now, &live);
-			changed = CreditsRefill(&live.balance, &live.period, row.refill_amount,
-									row.refill_every_us, now);
-			ok = live.balance >= cost;
-			if (ok)
-			{
-				live.balance -= cost;
-				changed = true;
-			}
-			if (changed)
-			{
-				Oid			types[5] = {TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID};
-				Datum		args[5];
-				char		nulls[5] = {' ', ' ', ' ', ' ', live.period == 0 ? 'n' : ' '};
-
-				args[0] = CStringGetTextDatum(key->client_id);
-				args[1] = Int64GetDatum(live.seq);
-				args[2] = Int64GetDatum(live.added_seen);
-				args[3] = Int64GetDatum(live.balance);
-				args[4] = TimestampTzGetDatum(live.period);
-				if (SPI_execute_with_args("SELECT apikeys_internal._credits_write($1, $2, $3, $4, $5)",
-										  5, types, args, nulls, false, 1) != SPI_OK_SELECT)
-					elog(ERROR, "could not write the key's credits");
-			}
-			balance = live.balance;
-			period = live.period;
-			got = true;
-		}
-		SPI_finish();
-		ApikeysRestoreUser(&saved);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		ApikeysRestoreUser(&saved);
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_END_TRY();
-
-	if (!got)
+	if (!sp.got)
 	{
 		StoredOutcome(key, cost, false, now, out);
 		return;
 	}
-	out->ok = ok;
-	out->balance = balance;
-	out->retry_after = ok ? 0 :
-		RetryAfter(period, key->refill_every_us, key->refill_amount, cost, now);
+	out->ok = sp.ok;
+	out->balance = sp.balance;
+	out->retry_after = sp.ok ? 0 :
+		RetryAfter(sp.period, key->refill_every_us, key->refill_amount, cost, now);
 }
 
 /*

@@ -161,6 +161,7 @@ KeyOriginUnchanged(Relation rel, const KeyOrigin *origin, Buffer *found_in)
 	Page		page;
 
 	*found_in = InvalidBuffer;
+	Assert(CheckRelationLockedByMe(rel, AccessShareLock, true));
 	if (!origin->valid)
 		return false;
 	if (buf < 1 || buf > NBuffers ||

@@ -564,6 +564,7 @@ SecondsUntil(TimestampTz t, TimestampTz now)
 static AddressSlot *
 FindBlocked(AddressPartition *p, int start, const ThrottleKey *key, TimestampTz now)
 {
+	Assert(LWLockHeldByMe(AddressLock((int) (p - throttle->parts))));
 	for (int i = 0; i < THROTTLE_PROBE; i++)
 	{
 		AddressSlot *s = &p->slots[(start + i) % ADDR_SLOTS_PER_PART];
@@ -691,6 +692,7 @@ CountFailure(const ThrottleKey *key, TimestampTz now, int *secs)
 		uint64		cur = pg_atomic_read_u64(&p->horizon);
 
 		/* under the partition lock: the only writer of this horizon */
+		Assert(LWLockHeldByMeInMode(AddressLock(part), LW_EXCLUSIVE));
 		if (cur < until)
 			pg_atomic_write_u64(&p->horizon, until);
 	}

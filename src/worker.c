@@ -128,6 +128,21 @@ VisitDatabase(Oid dbid, char kind)
 	}
 }
 
+/* VisitEveryDatabase visits (VisitDatabase) every database one can connect to. */
+static void
+VisitEveryDatabase(char kind)
+{
+	List	   *dbs = DbListConnectable();
+	ListCell   *lc;
+
+	foreach(lc, dbs)
+	{
+		CHECK_FOR_INTERRUPTS();
+		VisitDatabase(lfirst_oid(lc), kind);
+	}
+	list_free(dbs);
+}
+
 /*
  * ApikeysLauncherMain: at start, on a primary, roll up every database's
  * usage journal (what a crash left there); then every
@@ -161,17 +176,7 @@ ApikeysLauncherMain(Datum arg)
 	}
 
 	if (!RecoveryInProgress())
-	{
-		List	   *dbs = DbListConnectable();
-		ListCell   *lc;
-
-		foreach(lc, dbs)
-		{
-			CHECK_FOR_INTERRUPTS();
-			VisitDatabase(lfirst_oid(lc), 'r');
-		}
-		list_free(dbs);
-	}
+		VisitEveryDatabase('r');
 
 	next_policy = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											  (int64) apikeys_policy_interval * 1000);
@@ -217,15 +222,7 @@ ApikeysLauncherMain(Datum arg)
 		/* policies: checked after each flush round, so at that granularity */
 		if (GetCurrentTimestamp() >= next_policy)
 		{
-			List	   *dbs = DbListConnectable();
-			ListCell   *lc;
-
-			foreach(lc, dbs)
-			{
-				CHECK_FOR_INTERRUPTS();
-				VisitDatabase(lfirst_oid(lc), 'p');
-			}
-			list_free(dbs);
+			VisitEveryDatabase('p');
 			next_policy = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  (int64) apikeys_policy_interval * 1000);
 		}

@@ -111,6 +111,18 @@ DbListLock(void)
 	return dblist_lock;
 }
 
+/*
+ * DbListLockHeldByMe: does this backend hold the list's lock?  It is the
+ * last in the lock order, so the lock helpers of the tables whose locks
+ * come before it (usage_counters.c, usage_recent.c, admin_claim.c) assert
+ * that it is not held.
+ */
+bool
+DbListLockHeldByMe(void)
+{
+	return dblist_lock != NULL && LWLockHeldByMe(dblist_lock);
+}
+
 /* DbListShmemInit creates or attaches the list (AddinShmemInitLock held). */
 void
 DbListShmemInit(void)

@@ -22,6 +22,7 @@
 extern Size DbListShmemSize(void);
 extern void DbListShmemRequest(void);
 extern void DbListShmemInit(void);
+extern bool DbListLockHeldByMe(void);
 extern void DbListMarkDirty(Oid dbid);
 extern void DbListWantRollup(Oid dbid);
 extern bool DbListRollupWanted(Oid dbid);

@@ -39,10 +39,7 @@ my ($a2, $ta2) = issue($primary, 'acme', 'acme 2');
 my ($a3, $ta3) = issue($primary, 'acme', 'acme 3');
 my ($g1, $tg1) = issue($primary, 'globex', 'globex 1', "ARRAY['docs:read', 'docs:create']");
 
-$primary->backup('b1');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'b1', has_streaming => 1);
-$standby->start;
+my $standby = start_standby($primary, 'standby');
 
 # keys issued after the base backup reach the standby by streaming
 my ($g2, $tg2) = issue($primary, 'globex', 'globex 2');

@@ -29,10 +29,7 @@ $primary->safe_psql('postgres', q{
 	  FROM apikeys.create_key('standby-owner', 'limited', ARRAY['docs:read'],
 	                          rate_limit => 2, rate_window => '1 hour') k});
 
-$primary->backup('bk');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'bk', has_streaming => 1);
-$standby->start;
+my $standby = start_standby($primary, 'standby');
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 
 my $v = "(SELECT token FROM tok WHERE name = 'plain')";

@@ -145,10 +145,7 @@ is($node->safe_psql('postgres', qq{
 	'revoke_unused_after true true', 'crash: an audit row names the keys and the reason');
 
 # --- 3. a hot standby verifies; its uses never reach the primary
-$node->backup('bk');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($node, 'bk', has_streaming => 1);
-$standby->start;
+my $standby = start_standby($node, 'standby');
 my ($b_used, $b_tok, $b_idle) = keys_for($node, 'standby');
 $node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
 accept_losses($node);

@@ -18,6 +18,8 @@ use Test::More;
 use JSON::PP;
 use File::Temp qw(tempdir);
 use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 # the repository: this file is test/t/ in it (make test also says so in
 # APIKEYS_ROOT; make installcheck runs prove in the repository)
@@ -26,30 +28,23 @@ my $example = "$root/examples/delivery";
 plan skip_all => 'node or the example\'s npm packages are missing (run test/deps.sh)'
   unless -d "$example/node_modules/pg" && system('node --version >/dev/null 2>&1') == 0;
 
-my $node = PostgreSQL::Test::Cluster->new('handoff');
-$node->init;
 # pg_cron, where it is installed for this PostgreSQL (it has no package for
-# every major): without it its part below is skipped, and says so
-my $cron = -f $node->config_data('--pkglibdir') . '/pg_cron.so';
-$node->append_conf('postgresql.conf', $cron ? q{
-shared_preload_libraries = 'apikeys, pg_cron'
+# every major): without it its part below is skipped, and says so (the
+# pg_config on PATH: the one the cluster's binaries come with)
+my ($pkglibdir) = run_command([ 'pg_config', '--pkglibdir' ]);
+chomp $pkglibdir;
+my $cron = -f "$pkglibdir/pg_cron.so";
+my $node = start_node('handoff', tcp => 1,
+	preload => $cron ? 'apikeys, pg_cron' : 1,
+	conf => ($cron ? q{
 cron.database_name = 'postgres'
 cron.use_background_workers = on
-} : q{
-shared_preload_libraries = 'apikeys'
-});
-$node->append_conf(
-	'postgresql.conf', q{
-listen_addresses = '127.0.0.1'
+} : '') . q{
 max_worker_processes = 20
 apikeys.policy_interval = '2s'
 apikeys.flush_interval = '1s'
 apikeys.max_failures = 3
-});
-$node->append_conf('pg_hba.conf', "host all all 127.0.0.1/32 trust\n");
-$node->start;
-$node->safe_psql(
-	'postgres', q{
+}, create => q{
 CREATE EXTENSION apikeys;
 CREATE ROLE admin LOGIN IN ROLE apikeys_admin;
 CREATE ROLE app LOGIN IN ROLE apikeys_verifier;
@@ -82,7 +77,7 @@ sub read_json
 }
 
 # --- the handoff end to end
-my $cid = $node->safe_psql('postgres',
+my $cid = sq($node,
 	q{SELECT client_id || '|' || coalesce(client_secret, 'NULL') || '|' || coalesce(token, 'NULL')
 	    FROM apikeys.create_key('theatre', 'box office', '{events:read}',
 	         contact_email => 'integrator@example.com', contact_phone => '+447894123456',
@@ -106,17 +101,17 @@ my ($code) = $text->{text} =~ /code: ([0-9]{6})$/;
 ok(defined $claim && defined $code, 'the email holds the link and the SMS the code');
 unlike($mail->{text}, qr/\Q$code\E/, 'the email does not hold the code');
 unlike($text->{text}, qr/\Q$claim\E/, 'the SMS does not hold the link');
-is($node->safe_psql('postgres',
+is(sq($node,
 		q{SELECT count(*) FILTER (WHERE delivered_at IS NULL) || '/' ||
 		         count(*) FILTER (WHERE payload ?| ARRAY['claim_token', 'code']) FROM apikeys.outbox}),
 	'0/0', 'every row is delivered and no claim token or code is left in the outbox');
-is($node->safe_psql('postgres', "SELECT status FROM apikeys.key_list WHERE client_id = '$client_id'"),
+is(sq($node, "SELECT status FROM apikeys.key_list WHERE client_id = '$client_id'"),
 	'pending', 'the key is pending');
 
-my $token = $node->safe_psql('postgres', "SELECT token FROM apikeys.claim_key('$claim', '$code')",
+my $token = sq($node, "SELECT token FROM apikeys.claim_key('$claim', '$code')",
 	extra_params => [ '-U', 'app' ]);
 like($token, qr/^ak_[A-Za-z0-9]{16}_[A-Za-z0-9]{49}$/, 'claim_key returns the token');
-is($node->safe_psql('postgres', "SELECT (apikeys.verify('$token')).code", extra_params => [ '-U', 'app' ]),
+is(sq($node, "SELECT (apikeys.verify('$token')).code", extra_params => [ '-U', 'app' ]),
 	'VALID', 'the claimed token verifies');
 my ($rc, $o, $e) = $node->psql('postgres', "SELECT apikeys.claim_key('$claim', '$code')",
 	extra_params => [ '-U', 'app' ]);
@@ -125,9 +120,9 @@ like($e, qr/could not claim the API key/, 'a second claim fails');
 like($out, qr/delivered 1/, 'the claimed event is delivered too');
 
 # --- a taker that dies between outbox_take and outbox_done
-$node->safe_psql('postgres', "SELECT apikeys.disable_key('$client_id', 'crash test')",
+sq($node, "SELECT apikeys.disable_key('$client_id', 'crash test')",
 	extra_params => [ '-U', 'admin' ]);
-my $taken = $node->safe_psql('postgres', q{SELECT id FROM apikeys.outbox_take(10, '3 seconds')},
+my $taken = sq($node, q{SELECT id FROM apikeys.outbox_take(10, '3 seconds')},
 	extra_params => [ '-U', 'deliv' ]);
 ok($taken =~ /^\d+$/, 'a taker took the row and went away without outbox_done');
 ($ok, $out) = run_worker($outdir);
@@ -138,48 +133,48 @@ ok($node->poll_query_until('postgres',
 ($ok, $out) = run_worker($outdir);
 like($out, qr/delivered 1/, 'after the lease the row is delivered');
 ok(-e "$outdir/event-$taken.json", 'by the worker, to its sink');
-is($node->safe_psql('postgres', "SELECT attempts FROM apikeys.outbox WHERE id = $taken"),
+is(sq($node, "SELECT attempts FROM apikeys.outbox WHERE id = $taken"),
 	'2', 'the lost attempt is counted');
 
 # --- claims count toward the address throttle (apikeys.max_failures = 3)
-my $cid2 = $node->safe_psql('postgres',
+my $cid2 = sq($node,
 	q{SELECT client_id FROM apikeys.create_key('theatre', 'second', '{events:read}',
 	         contact_email => 'integrator@example.com', contact_phone => '+447894123456',
 	         handoff => true)},
 	extra_params => [ '-U', 'admin' ]);
-my ($claim2, $code2) = split /\|/, $node->safe_psql('postgres',
+my ($claim2, $code2) = split /\|/, sq($node,
 	qq{SELECT (SELECT payload->>'claim_token' FROM apikeys.outbox WHERE client_id = '$cid2' AND event = 'handoff_link')
 	    || '|' || (SELECT payload->>'code' FROM apikeys.outbox WHERE client_id = '$cid2' AND event = 'handoff_code')});
-my $tcp = 'host=127.0.0.1 port=' . $node->port . ' dbname=postgres user=app';
+my $tcp = tcp_connstr($node, 'app');
 for my $i (1 .. 3)
 {
 	my ($r) = $node->psql('postgres', "SELECT apikeys.claim_key('nope$i', '000000')",
 		connstr => $tcp);
 	isnt($r, 0, "bad claim $i from 127.0.0.1 fails");
 }
-is($node->safe_psql('postgres', q{SELECT failures || ' ' || blocked FROM apikeys.failing_addresses WHERE address = '127.0.0.1'}),
+is(sq($node, q{SELECT failures || ' ' || blocked FROM apikeys.failing_addresses WHERE address = '127.0.0.1'}),
 	'3 true', 'the failed claims count against the address');
 # ... but never refuse a claim with the right link and code from that
 # address (issue 18 item 4: a correct credential is never refused because
 # other callers failed from the same address, a proxy's or a NAT's)
-like($node->safe_psql('postgres', "SELECT token FROM apikeys.claim_key('$claim2', '$code2')",
+like(sq($node, "SELECT token FROM apikeys.claim_key('$claim2', '$code2')",
 		connstr => $tcp),
 	qr/^ak_/, 'the blocked address still claims with the right link and code');
-is($node->safe_psql('postgres', "SELECT status FROM apikeys.key_list WHERE client_id = '$cid2'"),
+is(sq($node, "SELECT status FROM apikeys.key_list WHERE client_id = '$cid2'"),
 	'active', 'the key is claimed');
 
 # --- the preloaded worker applies policies every apikeys.policy_interval
-$node->safe_psql('postgres',
+sq($node,
 	q{SELECT apikeys.set_owner_policy('theatre', rotate_every => '1 second')},
 	extra_params => [ '-U', 'admin' ]);
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) > 0 FROM apikeys.outbox WHERE event = 'rotation_due' AND client_id = '$client_id'"),
 	'the background worker sent rotation_due');
-my $n1 = $node->safe_psql('postgres', "SELECT count(*) FROM apikeys.outbox WHERE event = 'rotation_due' AND client_id = '$client_id'");
+my $n1 = sq($node, "SELECT count(*) FROM apikeys.outbox WHERE event = 'rotation_due' AND client_id = '$client_id'");
 sleep 5;    # two more policy intervals
-is($node->safe_psql('postgres', "SELECT count(*) FROM apikeys.outbox WHERE event = 'rotation_due' AND client_id = '$client_id'"),
+is(sq($node, "SELECT count(*) FROM apikeys.outbox WHERE event = 'rotation_due' AND client_id = '$client_id'"),
 	$n1, 'later runs do not send it again');
-is($node->safe_psql('postgres',
+is(sq($node,
 		"SELECT count(*) FROM apikeys.audit_log WHERE event = 'rotation_due' AND client_id = '$client_id'"),
 	'1', 'and it is audited once');
 
@@ -189,15 +184,15 @@ SKIP:
 	# test/run.sh counts this skip as "not run", not as passed, and only
 	# where it finds no pg_cron for the version itself
 	skip 'needs pg_cron, which is not installed for this PostgreSQL', 3 unless $cron;
-	$node->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
-	my $job = $node->safe_psql('postgres',
+	sq($node, 'CREATE EXTENSION pg_cron');
+	my $job = sq($node,
 		q{SELECT cron.schedule('apikeys-policies', '* * * * *', 'SELECT apikeys.apply_policies()')});
 	ok($job =~ /^\d+$/, 'the job is scheduled');
 	ok($node->poll_query_until('postgres',
 			"SELECT count(*) > 0 FROM cron.job_run_details WHERE jobid = $job AND status = 'succeeded'"),
 		'pg_cron ran apply_policies successfully');
 	# "SELECT 1" with cron.use_background_workers, "1 row" over libpq
-	like($node->safe_psql('postgres',
+	like(sq($node,
 			"SELECT return_message FROM cron.job_run_details WHERE jobid = $job AND status = 'succeeded' LIMIT 1"),
 		qr/^(SELECT 1|1 row)$/, 'it returned one row (the number of actions)');
 }

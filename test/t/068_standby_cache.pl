@@ -44,10 +44,7 @@ my %cid;
 $cid{$_} = issue($_) for qw(rev dis rot0 rotg rotx del upd flip vac late);
 $cid{set} = issue('set', "ARRAY['\@readers']");
 
-$primary->backup('bk');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'bk', has_streaming => 1);
-$standby->start;
+my $standby = start_standby($primary, 'standby');
 
 sub replay { $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert')); }
 replay();

@@ -9,28 +9,24 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 $PostgreSQL::Test::Utils::timeout_default = 120;
 my $nkeys = 3000;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
+my $primary = start_node('primary', init => { allows_streaming => 1 }, conf => q{
 apikeys.cache_size = 10000
 apikeys.prewarm = on
-});
-$primary->start;
-$primary->safe_psql('postgres', qq{
+}, create => qq{
 CREATE EXTENSION apikeys;
 CREATE TABLE tok AS
 SELECT g, (k).client_id, (k).token
   FROM generate_series(1, $nkeys) g,
        LATERAL apikeys.create_key('owner ' || g, 'key', ARRAY['docs:read']) k;
 });
-$primary->backup('bk');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'bk', has_streaming => 1);
+my $standby = start_standby($primary, 'standby', start => 0);
 
 # verifications of three keys in one fresh session: "codes|hits|misses";
 # the standby verifies other keys than the primary: a row version that
@@ -40,7 +36,7 @@ sub three
 {
 	my ($node, $base) = @_;
 	$base //= 0;
-	my $out = $node->safe_psql('postgres', join("\n",
+	my $out = sq($node, join("\n",
 		(map { "SELECT (apikeys.verify((SELECT token FROM tok WHERE g = $_))).code;" }
 		  ($base + 1, $base + 1500, $base + 2990)),
 		"SELECT session_hits || '|' || session_misses FROM apikeys.cache_stats();"));

@@ -48,10 +48,7 @@ my ($cid, $tok) = issue_key($primary, 'acme', 'parent', "ARRAY['docs:read', 'doc
 my $d1 = derive($primary, $tok, "ARRAY['docs:read']");
 like($d1, qr/^\Q$cid\E\.dt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/, 'a derived token, shaped');
 
-$primary->backup('b1');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'b1', has_streaming => 1);
-$standby->start;
+my $standby = start_standby($primary, 'standby');
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery');
 
 is(code($standby, $d1, 'docs:read'), 'VALID', 'a token derived on the primary verifies on the standby');

@@ -25,18 +25,15 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 my $root = $ENV{APIKEYS_ROOT} or die 'APIKEYS_ROOT is not set';
 my $python = '/usr/bin/python3';
 
-my $node = PostgreSQL::Test::Cluster->new('apps');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'apikeys'
-apikeys.max_failures = 1000
-});
-$node->start;
+# the extension is created by the examples' schema.sql, below
+my $node = start_node('apps', conf => "apikeys.max_failures = 1000\n", create => '');
 
 is(compare("$root/examples/node/schema.sql", "$root/examples/python/schema.sql"),
 	0, 'both examples ship the same schema.sql (python\'s links to node\'s)');
@@ -44,7 +41,7 @@ $node->command_ok(
 	[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
 		'-f', "$root/examples/node/schema.sql" ],
 	'schema.sql runs as its header says');
-$node->safe_psql('postgres', q{
+sq($node, q{
 SELECT apikeys.set_owner_policy('acme', max_keys => 50);
 SELECT apikeys.set_owner_policy('globex', max_keys => 50);
 INSERT INTO public.notes (owner, title, public) VALUES ('acme', 'acme public note', true),
@@ -57,7 +54,7 @@ sub key
 {
 	my ($owner, $name, $scopes, $extra) = @_;
 	$extra = $extra ? ", $extra" : '';
-	return $node->safe_psql('postgres',
+	return sq($node,
 		"SELECT token FROM apikeys.create_key('$owner', '$name', ARRAY[$scopes]$extra)");
 }
 
@@ -122,7 +119,7 @@ for my $name (sort keys %apps)
 	my $limited = key('acme', "$name limited", q{'notes:read'}, q{rate_limit => 2, rate_window => '1 hour'});
 	my $office = key('acme', "$name office", q{'notes:read'}, q{allowed_cidrs => '{127.0.0.2/32}'});
 	my $revoked = key('globex', "$name revoked", q{'notes:read'});
-	$node->safe_psql('postgres',
+	sq($node,
 		"SELECT apikeys.revoke_key(client_id) FROM apikeys.key_list WHERE name = '$name revoked'");
 
 	# public endpoint
@@ -151,9 +148,9 @@ for my $name (sort keys %apps)
 	is($r->{status}, 201, "$name: POST with notes:create: 201");
 	my $row = $r->{status} == 201 ? $json->decode($r->{content}) : {};
 	is($row->{owner}, 'acme', "$name: ... the note belongs to the key's owner");
-	is($node->safe_psql('postgres', "SELECT count(*) FROM public.notes WHERE title = \$\$$title\$\$"),
+	is(sq($node, "SELECT count(*) FROM public.notes WHERE title = \$\$$title\$\$"),
 		'1', "$name: ... stored exactly as sent (bind parameters)");
-	$node->safe_psql('postgres', "DELETE FROM public.notes WHERE title = \$\$$title\$\$");
+	sq($node, "DELETE FROM public.notes WHERE title = \$\$$title\$\$");
 
 	# rate limit: the third request within the hour
 	my @st = map { req($from1, 'GET', $url, $limited) } 1 .. 3;

@@ -5,6 +5,7 @@
 #   use ApikeysTest;
 #
 #   my $node = start_node('name', conf => "apikeys.cache_size = 64\n");
+#   my $standby = start_standby($node, 'standby');
 #   for_each_preload(sub { my ($preload, $libs) = @_; ... });
 #   my ($client_id, $token) = issue_key($node, 'acme', 'key 1');
 #   is(verify_code($node, $token, 'docs:read'), 'VALID', '...');
@@ -16,27 +17,67 @@ use warnings;
 use Exporter 'import';
 use Test::More;
 use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(start_node for_each_preload sq issue_key verify_code);
+our @EXPORT = qw(start_node start_standby tcp_connstr for_each_preload sq issue_key verify_code);
 
-# start_node(NAME, preload => 1, conf => TEXT, init => {...},
+# start_node(NAME, preload => 1, conf => TEXT, init => {...}, tcp => 0,
 #            create => 'CREATE EXTENSION apikeys'): a new cluster, initialised
 # with init's options (say allows_streaming => 1), apikeys in
-# shared_preload_libraries unless preload => 0, conf appended to
-# postgresql.conf, started, and create (SQL, '' for nothing) run in
-# database postgres.
+# shared_preload_libraries unless preload => 0 (preload => 'apikeys, other'
+# names the list), conf appended to postgresql.conf, listening on
+# 127.0.0.1 with trust authentication from there when tcp => 1 (a client
+# whose address the server knows: tcp_connstr), started, and create (SQL,
+# '' for nothing) run in database postgres.
 sub start_node
 {
 	my ($name, %opt) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init(%{ $opt{init} // {} });
-	my $conf = ($opt{preload} // 1) ? "shared_preload_libraries = 'apikeys'\n" : '';
+	my $preload = $opt{preload} // 1;
+	my $conf = !$preload ? ''
+	  : $preload eq '1' ? "shared_preload_libraries = 'apikeys'\n"
+	  : "shared_preload_libraries = '$preload'\n";
+	$conf .= "listen_addresses = '127.0.0.1'\n" if $opt{tcp};
 	$conf .= $opt{conf} // '';
 	$node->append_conf('postgresql.conf', $conf) if $conf ne '';
+	if ($opt{tcp})
+	{
+		# first, so that no line of initdb's decides for 127.0.0.1
+		my $hba = $node->data_dir . '/pg_hba.conf';
+		my $text = slurp_file($hba);
+		open my $fh, '>', $hba or die "could not write $hba: $!";
+		print $fh "host all all 127.0.0.1/32 trust\n", $text;
+		close $fh;
+	}
 	$node->start;
 	my $create = $opt{create} // 'CREATE EXTENSION apikeys';
 	$node->safe_psql('postgres', $create) if $create ne '';
 	return $node;
+}
+
+# tcp_connstr(NODE, [USER]): a libpq connection string to database postgres
+# over TCP from 127.0.0.1 (a node started with tcp => 1), as USER if given;
+# for safe_psql's connstr.
+sub tcp_connstr
+{
+	my ($node, $user) = @_;
+	my $c = 'host=127.0.0.1 port=' . $node->port . ' dbname=postgres';
+	$c .= " user=$user" if defined $user;
+	return $c;
+}
+
+# start_standby(PRIMARY, NAME, start => 1): a streaming hot standby of
+# PRIMARY (initialised with allows_streaming), from a new base backup
+# named after it, started unless start => 0.
+sub start_standby
+{
+	my ($primary, $name, %opt) = @_;
+	$primary->backup("${name}_backup");
+	my $standby = PostgreSQL::Test::Cluster->new($name);
+	$standby->init_from_backup($primary, "${name}_backup", has_streaming => 1);
+	$standby->start if $opt{start} // 1;
+	return $standby;
 }
 
 # for_each_preload(BODY, libs => 'other,libs'): runs BODY($preload, $libs)

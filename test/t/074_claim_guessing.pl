@@ -1,4 +1,4 @@
-# test/t/064_claim_guessing.pl
+# test/t/074_claim_guessing.pl
 #
 # A claim code cannot be guessed (issue 18 item 3): at most five codes are
 # compared per claim, in the server setups pg_regress cannot give.
@@ -46,10 +46,10 @@ $$;
 sub handoff
 {
 	my ($n, $name) = @_;
-	my $cid = $n->safe_psql('postgres',
+	my $cid = sq($n,
 		"SELECT client_id FROM apikeys.create_key('guess', '$name', '{docs:read}',
 		        contact_email => 'int\@example.com', contact_phone => '+447894123456', handoff => true)");
-	my ($claim, $code) = split /\|/, $n->safe_psql('postgres',
+	my ($claim, $code) = split /\|/, sq($n,
 		qq{SELECT (SELECT payload->>'claim_token' FROM apikeys.outbox WHERE client_id = '$cid' AND event = 'handoff_link')
 		    || '|' || (SELECT payload->>'code' FROM apikeys.outbox WHERE client_id = '$cid' AND event = 'handoff_code')});
 	return ($cid, $claim, $code);
@@ -59,7 +59,7 @@ sub handoff
 sub claim
 {
 	my ($n, $claim, $code) = @_;
-	return $n->safe_psql('postgres', "SELECT public.err(\$\$SELECT apikeys.claim_key('$claim', '$code')\$\$)");
+	return sq($n, "SELECT public.err(\$\$SELECT apikeys.claim_key('$claim', '$code')\$\$)");
 }
 
 sub wrong
@@ -76,11 +76,11 @@ my $log_offset = -s $node->logfile;
 my @answers = map { claim($node, $claim, wrong($code, $_)) } 1 .. 10;
 is_deeply(\@answers, [ ('28000') x 10 ], 'ten wrong codes without a free worker slot: each refused');
 is(claim($node, $claim, $code), '28000', 'the right code after them is refused: the claim allows no more comparisons');
-is($node->safe_psql('postgres', "SELECT a.attempts, a.wrong FROM apikeys_internal._claim_attempts() a JOIN apikeys.claims c ON c.id = a.claim_id AND substr(c.code_hash, 1, 8) = a.tag WHERE c.client_id = '$cid'"),
+is(sq($node, "SELECT a.attempts, a.wrong FROM apikeys_internal._claim_attempts() a JOIN apikeys.claims c ON c.id = a.claim_id AND substr(c.code_hash, 1, 8) = a.tag WHERE c.client_id = '$cid'"),
 	'5|5', 'five codes were compared, no more');
 ok($node->log_contains('no background worker slot is free', $log_offset),
 	'no worker could start (the count did not need one)');
-is($node->safe_psql('postgres', "SELECT status FROM apikeys.key_list WHERE client_id = '$cid'"),
+is(sq($node, "SELECT status FROM apikeys.key_list WHERE client_id = '$cid'"),
 	'pending', 'the key is still pending');
 
 #
@@ -91,18 +91,18 @@ $node->restart;
 my ($cid2, $claim2, $code2) = handoff($node, 'restart');
 is(claim($node, $claim2, wrong($code2, 1)), '28000', 'a wrong code');
 is(claim($node, $claim2, wrong($code2, 2)), '28000', 'another wrong code');
-is($node->safe_psql('postgres', "SELECT failures FROM apikeys.claims WHERE client_id = '$cid2'"),
+is(sq($node, "SELECT failures FROM apikeys.claims WHERE client_id = '$cid2'"),
 	'2', 'the claim sync worker wrote both to the claim\'s row');
 $node->restart;
-is($node->safe_psql('postgres', 'SELECT count(*) FROM apikeys_internal._claim_attempts()'), '0',
+is(sq($node, 'SELECT count(*) FROM apikeys_internal._claim_attempts()'), '0',
 	'a restart empties the attempt table');
 @answers = map { claim($node, $claim2, wrong($code2, $_)) } 3 .. 5;
 is_deeply(\@answers, [ ('28000') x 3 ], 'three more wrong codes after the restart');
 is(claim($node, $claim2, $code2), '28000', 'then the right code is refused: five in all, across the restart');
-is($node->safe_psql('postgres',
+is(sq($node,
 		"SELECT failures, locked_at IS NOT NULL FROM apikeys.claims WHERE client_id = '$cid2'"),
 	'5|t', 'the claim is locked in its row');
-is($node->safe_psql('postgres',
+is(sq($node,
 		"SELECT count(*) FROM apikeys.audit_log WHERE client_id = '$cid2' AND event = 'claim_locked'"),
 	'1', 'and the lock is audited once');
 
@@ -118,10 +118,10 @@ $node->pgbench(
 		  . "lpad((($code5 + 1 + floor(random() * 999998)::int) % 1000000)::text, 6, '0')); "
 		  . "EXCEPTION WHEN OTHERS THEN NULL; END \$\$;"
 	});
-is($node->safe_psql('postgres', "SELECT a.attempts, a.wrong FROM apikeys_internal._claim_attempts() a JOIN apikeys.claims c ON c.id = a.claim_id AND substr(c.code_hash, 1, 8) = a.tag WHERE c.client_id = '$cid5'"),
+is(sq($node, "SELECT a.attempts, a.wrong FROM apikeys_internal._claim_attempts() a JOIN apikeys.claims c ON c.id = a.claim_id AND substr(c.code_hash, 1, 8) = a.tag WHERE c.client_id = '$cid5'"),
 	'5|5', 'five of them were compared, no more');
 is(claim($node, $claim5, $code5), '28000', 'the right code after them is refused');
-is($node->safe_psql('postgres',
+is(sq($node,
 		"SELECT failures, locked_at IS NOT NULL FROM apikeys.claims WHERE client_id = '$cid5'"),
 	'5|t', 'the claim is locked in its row');
 
@@ -133,14 +133,14 @@ $node->restart;
 my ($cid3, $claim3, $code3) = handoff($node, 'not preloaded');
 is(claim($node, $claim3, $code3), '53400',
 	'without preloading and without a free slot even the right code is refused (53400)');
-is($node->safe_psql('postgres', "SELECT failures FROM apikeys.claims WHERE client_id = '$cid3'"),
+is(sq($node, "SELECT failures FROM apikeys.claims WHERE client_id = '$cid3'"),
 	'0', 'and nothing was compared or counted');
 $node->append_conf('postgresql.conf', "max_worker_processes = 8\n");
 $node->restart;
 @answers = map { claim($node, $claim3, wrong($code3, $_)) } 1 .. 5;
 is_deeply(\@answers, [ ('28000') x 5 ], 'with a slot: five wrong codes');
 is(claim($node, $claim3, $code3), '28000', 'then the right code is refused');
-is($node->safe_psql('postgres',
+is(sq($node,
 		"SELECT failures, locked_at IS NOT NULL FROM apikeys.claims WHERE client_id = '$cid3'"),
 	'5|t', 'counted in the row, and locked');
 
@@ -150,10 +150,7 @@ is($node->safe_psql('postgres',
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'apikeys'\n");
 $node->restart;
 my ($cid4, $claim4, $code4) = handoff($node, 'standby');
-$node->backup('b1');
-my $standby = PostgreSQL::Test::Cluster->new('guessing_standby');
-$standby->init_from_backup($node, 'b1', has_streaming => 1);
-$standby->start;
+my $standby = start_standby($node, 'guessing_standby');
 $node->wait_for_catchup($standby, 'replay');
 my $t0 = time;
 my $timed_out = 0;
@@ -166,7 +163,7 @@ ok($elapsed < 10, sprintf('at once (%.1f s)', $elapsed));
 ($rc, $out, $err) = $standby->psql('postgres', "SELECT apikeys.claim_key('$claim4', '$code4')",
 	extra_params => [ '-v', 'VERBOSITY=verbose' ], timeout => 60);
 like($err, qr/25006: cannot claim an API key during recovery/, 'the right code on the standby: 25006');
-is($node->safe_psql('postgres', "SELECT token IS NOT NULL FROM apikeys.claim_key('$claim4', '$code4')"),
+is(sq($node, "SELECT token IS NOT NULL FROM apikeys.claim_key('$claim4', '$code4')"),
 	't', 'the primary claims it');
 
 done_testing();
