@@ -120,7 +120,7 @@ ROLLBACK;
 -- swapped arguments, a derived token as a scope, a cast: not quoted
 SELECT position(:'d_tok' IN e) = 0 AS no_token, e
   FROM err(format('SELECT apikeys.verify(%L, %L)', 'api:read', :'d_tok')) e;
-SELECT position(:'dt' IN e) = 0 AS no_token, e
+SELECT position(split_part(:'dt', '.', 4) IN e) = 0 AS no_signature, e
   FROM err(format('SELECT apikeys.verify(%L, %L)', 'api:read', :'dt')) e;
 SELECT position('0123456789abcdef0123456789abcdef' IN e) = 0 AS no_hex_key, e
   FROM err($$SELECT 'sk_live:0123456789abcdef0123456789abcdef'::apikeys.scope$$) e;
@@ -135,7 +135,7 @@ SELECT err($$SELECT 'orders:read(id,'::apikeys.scope$$);
 RESET ROLE;
 -- a derived token where a client ID belongs: not quoted either
 SET ROLE regress_admin;
-SELECT position(:'dt' IN e) = 0 AS no_token, e
+SELECT position(split_part(:'dt', '.', 4) IN e) = 0 AS no_signature, e
   FROM err(format('SELECT apikeys.disable_key(%L)', :'dt')) e;
 RESET ROLE;
 
