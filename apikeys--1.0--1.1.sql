@@ -232,7 +232,7 @@ DROP FUNCTION IF EXISTS apikeys.define_scope_set(text, text[], text);
 DROP FUNCTION IF EXISTS apikeys.protect(regclass, name, text, text, boolean);
 DROP FUNCTION IF EXISTS apikeys.create_field_view(text, regclass, text, name[]);
 
--- Part 2: the 137 functions and views of sql/install/ that are new or changed since 1.0
+-- Part 2: the 138 functions and views of sql/install/ that are new or changed since 1.0
 
 -- Internal: may a key holding granted give a key the scope required?  As
 -- scopes_grant, except that a field-less scope needs a field-less grant
@@ -473,6 +473,32 @@ BEGIN
 END
 $$;
 
+-- _no_such_key raises the error for a client ID no key has, quoting the
+-- value only when it is shaped like a client ID (prefix, '_', 16 base62
+-- characters): a whole token (native or derived: 22023) or anything else
+-- (a legacy token, a hex key) given where a client ID belongs never
+-- reaches an error message or the server log.
+CREATE OR REPLACE FUNCTION apikeys_internal._no_such_key(p_client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
+        RAISE EXCEPTION 'a token was given where a client ID is expected'
+            USING ERRCODE = '22023',
+                  HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
+    END IF;
+    IF p_client_id OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,19}_[A-Za-z0-9]{16}$' THEN
+        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
+            USING ERRCODE = '42704';
+    END IF;
+    RAISE EXCEPTION 'API key does not exist'
+        USING ERRCODE = '42704',
+              DETAIL = 'The value given is not shaped like a client ID (a prefix, "_" and 16 letters or digits), so it is not shown: it could be a credential.';
+END
+$$;
+
 -- _key_row finds a key for a change and locks it; 42704 when missing,
 -- 55000 when revoked (unless p_allow_revoked).
 CREATE OR REPLACE FUNCTION apikeys_internal._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
@@ -491,14 +517,7 @@ BEGIN
      WHERE client_id OPERATOR(pg_catalog.=) p_client_id
      FOR UPDATE;
     IF NOT FOUND THEN
-        -- a whole token where a client ID belongs: never echo the secret
-        IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
-            RAISE EXCEPTION 'a token was given where a client ID is expected'
-                USING ERRCODE = '22023',
-                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
-        END IF;
-        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
-            USING ERRCODE = '42704';
+        PERFORM apikeys_internal._no_such_key(p_client_id);
     END IF;
     IF k.revoked_at IS NOT NULL AND NOT p_allow_revoked THEN
         RAISE EXCEPTION 'API key "%" has been revoked', p_client_id
@@ -3285,13 +3304,7 @@ BEGIN
        AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
      FOR UPDATE;
     IF NOT FOUND THEN
-        IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
-            RAISE EXCEPTION 'a token was given where a client ID is expected'
-                USING ERRCODE = '22023',
-                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
-        END IF;
-        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
-            USING ERRCODE = '42704';
+        PERFORM apikeys_internal._no_such_key(p_client_id);
     END IF;
     PERFORM apikeys_internal._check_target(p_acting, t, p_action);
     RETURN t;
@@ -4243,6 +4256,8 @@ COMMENT ON FUNCTION apikeys_internal._preloaded IS 'Internal: is apikeys in shar
 REVOKE ALL ON FUNCTION apikeys_internal._preloaded FROM PUBLIC;
 COMMENT ON FUNCTION apikeys_internal._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
 REVOKE ALL ON FUNCTION apikeys_internal._audit FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._no_such_key IS 'Internal: 42704 for a missing key, quoting the client ID only when it is shaped like one (22023 for a whole token)';
+REVOKE ALL ON FUNCTION apikeys_internal._no_such_key FROM PUBLIC;
 COMMENT ON FUNCTION apikeys_internal._key_row IS 'Internal: finds and locks a key for a change';
 REVOKE ALL ON FUNCTION apikeys_internal._key_row FROM PUBLIC;
 COMMENT ON FUNCTION apikeys_internal._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';

@@ -834,6 +834,34 @@ $$;
 COMMENT ON FUNCTION apikeys_internal._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
 REVOKE ALL ON FUNCTION apikeys_internal._audit FROM PUBLIC;
 
+-- _no_such_key raises the error for a client ID no key has, quoting the
+-- value only when it is shaped like a client ID (prefix, '_', 16 base62
+-- characters): a whole token (native or derived: 22023) or anything else
+-- (a legacy token, a hex key) given where a client ID belongs never
+-- reaches an error message or the server log.
+CREATE FUNCTION apikeys_internal._no_such_key(p_client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
+        RAISE EXCEPTION 'a token was given where a client ID is expected'
+            USING ERRCODE = '22023',
+                  HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
+    END IF;
+    IF p_client_id OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,19}_[A-Za-z0-9]{16}$' THEN
+        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
+            USING ERRCODE = '42704';
+    END IF;
+    RAISE EXCEPTION 'API key does not exist'
+        USING ERRCODE = '42704',
+              DETAIL = 'The value given is not shaped like a client ID (a prefix, "_" and 16 letters or digits), so it is not shown: it could be a credential.';
+END
+$$;
+COMMENT ON FUNCTION apikeys_internal._no_such_key IS 'Internal: 42704 for a missing key, quoting the client ID only when it is shaped like one (22023 for a whole token)';
+REVOKE ALL ON FUNCTION apikeys_internal._no_such_key FROM PUBLIC;
+
 -- _key_row finds a key for a change and locks it; 42704 when missing,
 -- 55000 when revoked (unless p_allow_revoked).
 CREATE FUNCTION apikeys_internal._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
@@ -852,14 +880,7 @@ BEGIN
      WHERE client_id OPERATOR(pg_catalog.=) p_client_id
      FOR UPDATE;
     IF NOT FOUND THEN
-        -- a whole token where a client ID belongs: never echo the secret
-        IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
-            RAISE EXCEPTION 'a token was given where a client ID is expected'
-                USING ERRCODE = '22023',
-                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
-        END IF;
-        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
-            USING ERRCODE = '42704';
+        PERFORM apikeys_internal._no_such_key(p_client_id);
     END IF;
     IF k.revoked_at IS NOT NULL AND NOT p_allow_revoked THEN
         RAISE EXCEPTION 'API key "%" has been revoked', p_client_id
@@ -4289,13 +4310,7 @@ BEGIN
        AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
      FOR UPDATE;
     IF NOT FOUND THEN
-        IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
-            RAISE EXCEPTION 'a token was given where a client ID is expected'
-                USING ERRCODE = '22023',
-                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
-        END IF;
-        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
-            USING ERRCODE = '42704';
+        PERFORM apikeys_internal._no_such_key(p_client_id);
     END IF;
     PERFORM apikeys_internal._check_target(p_acting, t, p_action);
     RETURN t;

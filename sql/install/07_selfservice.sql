@@ -173,13 +173,7 @@ BEGIN
        AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
      FOR UPDATE;
     IF NOT FOUND THEN
-        IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
-            RAISE EXCEPTION 'a token was given where a client ID is expected'
-                USING ERRCODE = '22023',
-                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
-        END IF;
-        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
-            USING ERRCODE = '42704';
+        PERFORM apikeys_internal._no_such_key(p_client_id);
     END IF;
     PERFORM apikeys_internal._check_target(p_acting, t, p_action);
     RETURN t;

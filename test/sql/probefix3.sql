@@ -137,6 +137,16 @@ RESET ROLE;
 SET ROLE regress_admin;
 SELECT position(split_part(:'dt', '.', 4) IN e) = 0 AS no_signature, e
   FROM err(format('SELECT apikeys.disable_key(%L)', :'dt')) e;
+-- nor a legacy token or a hex key; a value shaped like a client ID is quoted
+SELECT err($$SELECT apikeys.disable_key('sk.live.0123456789abcdef')$$);
+SELECT err($$SELECT apikeys.update_key('0123456789abcdef0123456789abcdef', name => 'x')$$);
+SELECT err($$SELECT apikeys.disable_key('ak_AAAAAAAAAAAAAAAA')$$);
+RESET ROLE;
+SET ROLE regress_verifier;
+BEGIN;
+SELECT code FROM apikeys.authenticate(:'f_tok');
+SELECT err($$SELECT apikeys.my_disable_key('sk.live.0123456789abcdef')$$);
+ROLLBACK;
 RESET ROLE;
 
 -- 5. import_key takes only what verification looks up as legacy ----------------
