@@ -238,7 +238,7 @@ DROP FUNCTION IF EXISTS apikeys.define_scope_set(text, text[], text);
 DROP FUNCTION IF EXISTS apikeys.protect(regclass, name, text, text, boolean);
 DROP FUNCTION IF EXISTS apikeys.create_field_view(text, regclass, text, name[]);
 
--- Part 2: the 138 functions and views of sql/install/ that are new or changed since 1.0
+-- Part 2: the 140 functions and views of sql/install/ that are new or changed since 1.0
 
 -- Internal: may a key holding granted give a key the scope required?  As
 -- scopes_grant, except that a field-less scope needs a field-less grant
@@ -479,6 +479,32 @@ BEGIN
 END
 $$;
 
+-- _no_such_key raises the error for a client ID no key has, quoting the
+-- value only when it is shaped like a client ID (prefix, '_', 16 base62
+-- characters): a whole token (native or derived: 22023) or anything else
+-- (a legacy token, a hex key) given where a client ID belongs never
+-- reaches an error message or the server log.
+CREATE OR REPLACE FUNCTION apikeys_internal._no_such_key(p_client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
+        RAISE EXCEPTION 'a token was given where a client ID is expected'
+            USING ERRCODE = '22023',
+                  HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
+    END IF;
+    IF p_client_id OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,19}_[A-Za-z0-9]{16}$' THEN
+        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
+            USING ERRCODE = '42704';
+    END IF;
+    RAISE EXCEPTION 'API key does not exist'
+        USING ERRCODE = '42704',
+              DETAIL = 'The value given is not shaped like a client ID (a prefix, "_" and 16 letters or digits), so it is not shown: it could be a credential.';
+END
+$$;
+
 -- _key_row finds a key for a change and locks it; 42704 when missing,
 -- 55000 when revoked (unless p_allow_revoked).
 CREATE OR REPLACE FUNCTION apikeys_internal._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
@@ -497,14 +523,7 @@ BEGIN
      WHERE client_id OPERATOR(pg_catalog.=) p_client_id
      FOR UPDATE;
     IF NOT FOUND THEN
-        -- a whole token where a client ID belongs: never echo the secret
-        IF apikeys.token_client_id(p_client_id) IS NOT NULL THEN
-            RAISE EXCEPTION 'a token was given where a client ID is expected'
-                USING ERRCODE = '22023',
-                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
-        END IF;
-        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
-            USING ERRCODE = '42704';
+        PERFORM apikeys_internal._no_such_key(p_client_id);
     END IF;
     IF k.revoked_at IS NOT NULL AND NOT p_allow_revoked THEN
         RAISE EXCEPTION 'API key "%" has been revoked', p_client_id
@@ -981,9 +1000,16 @@ BEGIN
             RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys_internal._legacy_token_max_length()
                 USING ERRCODE = '22023';
         END IF;
-        IF apikeys.token_client_id(p_token) IS NOT NULL THEN
+        -- verification's own classifier (TokenClassify): only what it
+        -- looks up as legacy can be imported, or the key never verifies
+        IF apikeys_internal._token_kind(p_token) OPERATOR(pg_catalog.=) 'native' THEN
             RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
                 HINT = 'Only tokens issued by another system can be imported.';
+        END IF;
+        IF apikeys_internal._token_kind(p_token) OPERATOR(pg_catalog.<>) 'legacy' THEN
+            RAISE EXCEPTION 'the token has the shape of an apikeys derived token' USING ERRCODE = '22023',
+                DETAIL = 'Verification reads such a token as a derived token, so the imported key would never verify.',
+                HINT = 'A token of this shape cannot be imported: issue its holder a new key with apikeys.create_key().';
         END IF;
         -- a native prefix but not a valid native token: most likely a
         -- mistyped apikeys token, which would become a different key
@@ -1101,6 +1127,10 @@ BEGIN
     END IF;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION apikeys_internal._token_kind(token text) RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_token_kind'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 CREATE OR REPLACE FUNCTION apikeys_internal._legacy_token_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_legacy_token_max_length'
@@ -1658,7 +1688,12 @@ BEGIN
         PERFORM apikeys_internal._check_expiry(update_key.expires_at, v_max_lifetime);
     END IF;
 
-    PERFORM apikeys_internal._op_begin('updated', NULL);
+    -- a balance set is audited even when it equals keys.credits (the last
+    -- balance set): the trigger records the live balance it replaces
+    PERFORM apikeys_internal._op_begin('updated',
+        CASE WHEN update_key.credits IS NOT NULL AND k.credits IS NOT NULL
+             THEN pg_catalog.jsonb_build_object('balance_before',
+                      apikeys_internal._credits_balance(k.client_id)) END);
     UPDATE apikeys.keys SET
         name          = COALESCE(update_key.name, keys.name),
         description   = CASE WHEN update_key.description IS NULL THEN keys.description
@@ -1763,6 +1798,17 @@ BEGIN
         RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
             DETAIL = 'A key without credits has unlimited use.',
             HINT = 'Give it a balance first with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    -- every counter the top-up adds to (keys.credits, credits_added, the
+    -- live balance after a refill) must stay a bigint: 22023, nothing written
+    v_balance := apikeys_internal._credits_balance(k.client_id);
+    IF add_credits.amount OPERATOR(pg_catalog.>)
+       (9223372036854775807::bigint OPERATOR(pg_catalog.-)
+        GREATEST(k.credits, k.credits_added, v_balance, k.refill_amount, 0)) THEN
+        RAISE EXCEPTION 'amount is too large for the balance of API key "%"', k.client_id
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('The balance would exceed %s.', 9223372036854775807::bigint),
+                  HINT = 'Give a smaller amount.';
     END IF;
     -- a top-up: the live balance (shared memory, credit_balances) gains
     -- the difference of credits_added it has not counted yet, after any
@@ -2050,8 +2096,19 @@ BEGIN
 
     o := pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) hidden;
     n := pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) hidden;
+    -- a balance set (credits_seq moves) replaces the live balance: its old
+    -- value is that balance (update_key passes it), not keys.credits, and
+    -- it is a change even when keys.credits stays the same
+    IF OLD.credits_seq IS DISTINCT FROM NEW.credits_seq AND
+       det OPERATOR(pg_catalog.?) 'balance_before' THEN
+        o := o OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('credits',
+                 det OPERATOR(pg_catalog.->) 'balance_before');
+    END IF;
+    det := det OPERATOR(pg_catalog.-) 'balance_before';
     FOR col IN SELECT pg_catalog.jsonb_object_keys(n) LOOP
-        IF (o OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (n OPERATOR(pg_catalog.->) col) THEN
+        IF (o OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (n OPERATOR(pg_catalog.->) col) OR
+           (col OPERATOR(pg_catalog.=) 'credits' AND
+            OLD.credits_seq IS DISTINCT FROM NEW.credits_seq) THEN
             changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
                 pg_catalog.jsonb_build_object('old', o OPERATOR(pg_catalog.->) col,
                                               'new', n OPERATOR(pg_catalog.->) col));
@@ -3312,13 +3369,7 @@ BEGIN
        AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
      FOR UPDATE;
     IF NOT FOUND THEN
-        IF apikeys.token_client_id(p_client_id) IS NOT NULL THEN
-            RAISE EXCEPTION 'a token was given where a client ID is expected'
-                USING ERRCODE = '22023',
-                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
-        END IF;
-        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
-            USING ERRCODE = '42704';
+        PERFORM apikeys_internal._no_such_key(p_client_id);
     END IF;
     PERFORM apikeys_internal._check_target(p_acting, t, p_action);
     RETURN t;
@@ -3376,14 +3427,23 @@ $$;
 --                balance no larger than the most the acting key can hold
 --                (its balance now, or its refill_amount if that is more),
 --                and a refill only if the acting key has one, of at most
---                its amount, at most as often (_interval_us)
+--                its amount, at most as often (_interval_us).  A key with
+--                credits never mints any (self-service only lowers):
+--                a new key starts with at most the acting key's balance
+--                now, and a balance set on an existing key (p_sets_balance:
+--                my_update_key(credits => n), the acting key itself
+--                included) can only be 0.  Any n > 0 would be a mint: the
+--                set replaces the live balance at commit, so the credits
+--                spent while the change is open (or since the balance was
+--                read) come back; a balance is raised only by an
+--                administrator (update_key, add_credits)
 -- Anything else: 42501.
 CREATE OR REPLACE FUNCTION apikeys_internal._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
                                      p_rate_window interval, p_allowed_cidrs cidr[],
                                      p_prefix text, p_credits bigint, p_refill_amount bigint,
-                                     p_refill_every interval)
+                                     p_refill_every interval, p_sets_balance boolean DEFAULT false)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -3397,6 +3457,7 @@ DECLARE
     s apikeys.scope;
     c cidr;
     v_most bigint;
+    v_balance bigint;
 BEGIN
     FOREACH s IN ARRAY apikeys_internal._expand_scopes(COALESCE(p_scopes, '{}'))
     LOOP
@@ -3448,8 +3509,9 @@ BEGIN
         END IF;
     END IF;
     IF p_acting.credits IS NOT NULL THEN
-        v_most := GREATEST(apikeys_internal._credits_balance(p_acting.client_id),
-                           COALESCE(p_acting.refill_amount, 0));
+        v_balance := apikeys_internal._credits_balance(p_acting.client_id);
+        -- within its power: a key it acts on may hold up to a refill
+        v_most := GREATEST(v_balance, COALESCE(p_acting.refill_amount, 0));
         IF p_credits IS NULL THEN
             RAISE EXCEPTION 'API key "%" cannot give % unlimited use', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
@@ -3460,6 +3522,23 @@ BEGIN
             RAISE EXCEPTION 'API key "%" cannot give % more credits than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = pg_catalog.format('The acting key can hold at most %s credits.', v_most);
+        END IF;
+        -- no mint: a new key's balance comes from what the acting key has
+        -- left now (a copy, not a transfer: docs/pending/probefix3.md)
+        IF p_client_id IS NULL AND p_credits OPERATOR(pg_catalog.>) v_balance THEN
+            RAISE EXCEPTION 'API key "%" cannot give % more credits than it has left', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The acting key has %s credits left.', v_balance),
+                      HINT = pg_catalog.format('Give credits of at most %s.', v_balance);
+        END IF;
+        -- no mint: a set balance replaces the live one at commit, so only
+        -- 0 never gives back credits spent meanwhile
+        IF p_client_id IS NOT NULL AND p_sets_balance AND
+           p_credits OPERATOR(pg_catalog.<>) 0 THEN
+            RAISE EXCEPTION 'API key "%" cannot set the balance of %', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = 'A key with credits can only set a balance to 0: a balance set replaces the one left at commit, so any other value could give back credits already spent.',
+                      HINT = 'Only an administrator raises a balance (apikeys.update_key, apikeys.add_credits).';
         END IF;
         IF p_refill_amount IS NOT NULL AND
            (p_acting.refill_amount IS NULL OR
@@ -3526,8 +3605,9 @@ BEGIN
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
     -- credits: none given inherits the acting key's refill rule, and a
-    -- balance of its refill_amount (or, without a refill, none: a key with
-    -- credits must then give a balance, _check_grant says so)
+    -- balance of its refill_amount, at most what the acting key has left
+    -- (or, without a refill, none: a key with credits must then give a
+    -- balance, _check_grant says so)
     IF my_create_key.refill_amount IS NULL AND my_create_key.refill_every IS NULL THEN
         v_refill_amount := a.refill_amount;
         v_refill_every := a.refill_every;
@@ -3535,7 +3615,11 @@ BEGIN
         v_refill_amount := my_create_key.refill_amount;
         v_refill_every := my_create_key.refill_every;
     END IF;
-    v_credits := COALESCE(my_create_key.credits, v_refill_amount);
+    v_credits := COALESCE(my_create_key.credits,
+                          CASE WHEN a.credits IS NULL OR v_refill_amount IS NULL
+                               THEN v_refill_amount
+                               ELSE LEAST(v_refill_amount,
+                                          apikeys_internal._credits_balance(a.client_id)) END);
     PERFORM apikeys_internal._check_credits(v_credits, v_refill_amount, v_refill_every);
     PERFORM apikeys_internal._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
                                  a.rate_limit, a.rate_window, v_cidrs, a.prefix,
@@ -3587,7 +3671,8 @@ BEGIN
         COALESCE(my_update_key.credits, apikeys_internal._credits_balance(t.client_id),
                  my_update_key.refill_amount),
         COALESCE(my_update_key.refill_amount, t.refill_amount),
-        COALESCE(my_update_key.refill_every, t.refill_every));
+        COALESCE(my_update_key.refill_every, t.refill_every),
+        my_update_key.credits IS NOT NULL);
 
     PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,
@@ -4260,6 +4345,8 @@ COMMENT ON FUNCTION apikeys_internal._preloaded IS 'Internal: is apikeys in shar
 REVOKE ALL ON FUNCTION apikeys_internal._preloaded FROM PUBLIC;
 COMMENT ON FUNCTION apikeys_internal._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
 REVOKE ALL ON FUNCTION apikeys_internal._audit FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._no_such_key IS 'Internal: 42704 for a missing key, quoting the client ID only when it is shaped like one (22023 for a whole token)';
+REVOKE ALL ON FUNCTION apikeys_internal._no_such_key FROM PUBLIC;
 COMMENT ON FUNCTION apikeys_internal._key_row IS 'Internal: finds and locks a key for a change';
 REVOKE ALL ON FUNCTION apikeys_internal._key_row FROM PUBLIC;
 COMMENT ON FUNCTION apikeys_internal._owner_limits IS 'Internal: an owner''s effective key cap and maximum lifetime';
@@ -4287,6 +4374,8 @@ COMMENT ON FUNCTION apikeys_internal._import_reserve IS 'Internal: takes the own
 REVOKE ALL ON FUNCTION apikeys_internal._import_reserve FROM PUBLIC;
 COMMENT ON FUNCTION apikeys_internal._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
 REVOKE ALL ON FUNCTION apikeys_internal._import_one FROM PUBLIC;
+COMMENT ON FUNCTION apikeys_internal._token_kind IS 'Internal: what verification reads a presented token as: derived, native, legacy or junk';
+REVOKE ALL ON FUNCTION apikeys_internal._token_kind FROM PUBLIC;
 COMMENT ON FUNCTION apikeys_internal._legacy_token_max_length IS 'Internal: the longest legacy token import_key accepts and verification looks up';
 REVOKE ALL ON FUNCTION apikeys_internal._legacy_token_max_length FROM PUBLIC;
 COMMENT ON FUNCTION apikeys.import_key IS 'Imports a key issued by another system from the SHA-256 of its token (hex or base64) or the token itself (stored hashed); the legacy token then verifies as it is; returns the client ID assigned';

@@ -635,8 +635,22 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 			text	   *tok = colon == dec ?
 			cstring_to_text_with_len(colon + 1, declen - 1) :
 			cstring_to_text_with_len(dec, declen - 1);
+			ParsedToken pt;
 
-			VerifyToken(tok, required, ip_known, addr, false, 1, &res);
+			/*
+			 * Never a derived token: Basic credentials are cached and
+			 * replayed by browsers, and the docs promise Basic takes none.
+			 * MALFORMED, as for any other credential Basic cannot carry.
+			 */
+			if (TokenClassify(VARDATA_ANY(tok), VARSIZE_ANY_EXHDR(tok), &pt) ==
+				TOKEN_DERIVED)
+			{
+				memset(&res, 0, sizeof(res));
+				res.code = APIKEYS_MALFORMED;
+				explicit_bzero(&pt, sizeof(pt));
+			}
+			else
+				VerifyToken(tok, required, ip_known, addr, false, 1, &res);
 			explicit_bzero(VARDATA(tok), VARSIZE(tok) - VARHDRSZ);
 		}
 		else

@@ -224,17 +224,59 @@ ScopeParse(const char *s, size_t len, Scope *out, const char **why)
 	}
 }
 
-/* ScopeParseOrError parses a scope or raises 22023 naming it. */
+/*
+ * ScopeEchoable says whether an invalid scope may be quoted in an error.  A
+ * token lands in a scope argument when arguments are swapped, and errors
+ * reach clients and the server log, so only what is short and structured
+ * is quoted: at most 64 bytes with no run of more than 24 letters, digits,
+ * '_' or '-' (an apikeys token, whose client ID and secret are one such
+ * run, a derived token's payload and signature, a hex or UUID key all are;
+ * a resource or action name is shorter).
+ */
+static bool
+ScopeEchoable(const char *s, size_t len)
+{
+	int			run = 0;
+
+	if (len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (IsLower(c) || IsDigit(c) || (c >= 'A' && c <= 'Z') ||
+			c == '_' || c == '-')
+		{
+			if (++run > 24)
+				return false;
+		}
+		else
+			run = 0;
+	}
+	return true;
+}
+
+/*
+ * ScopeParseOrError parses a scope or raises 22023, naming it only when it
+ * looks like a scope (ScopeEchoable): never a credential in an error.
+ */
 void
 ScopeParseOrError(const char *s, size_t len, Scope *out)
 {
 	const char *why;
 
-	if (!ScopeParse(s, len, out, &why))
+	if (ScopeParse(s, len, out, &why))
+		return;
+	if (ScopeEchoable(s, len))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid scope \"%.*s\"", (int) Min(len, 200), s),
+				 errmsg("invalid scope \"%.*s\"", (int) len, s),
 				 errdetail("%s", why)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid scope"),
+			 errdetail("%s The value is not shown: a long or unstructured value could be a credential.", why),
+			 errhint("A scope is resource:action, such as \"api:read\"; check that a token was not passed where a scope is expected.")));
 }
 
 /* FieldIn says whether f is one of g's fields. */

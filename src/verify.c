@@ -428,6 +428,26 @@ VerifyDerivedToken(const char *token, int len, const Scope *required,
 }
 
 /*
+ * TokenClassify says what a presented token is, with one parse: derived,
+ * native (pt filled), legacy (what an imported key's token may be) or junk.
+ * Verification dispatches on it and import_key refuses all but legacy
+ * (apikeys_internal._token_kind), so an imported token is always looked up.
+ */
+TokenKind
+TokenClassify(const char *s, int len, ParsedToken *pt)
+{
+	if (s == NULL || len <= 0)
+		return TOKEN_JUNK;
+	if (DerivedTokenShaped(s, len))
+		return TOKEN_DERIVED;
+	if (TokenParse(s, len, pt))
+		return TOKEN_NATIVE;
+	if (len <= APIKEYS_LEGACY_TOKEN_MAXLEN)
+		return TOKEN_LEGACY;
+	return TOKEN_JUNK;
+}
+
+/*
  * VerifyToken parses a whole token and verifies it.  NULL, empty, huge and
  * non-UTF-8 input all answer MALFORMED.
  */
@@ -441,20 +461,50 @@ VerifyToken(text *token, const Scope *required,
 	int			len = token ? VARSIZE_ANY_EXHDR(token) : 0;
 
 	/* one parse per call: derived, native, legacy (imports only) or junk */
-	if (token != NULL && DerivedTokenShaped(s, len))
-		VerifyDerivedToken(s, len, required, ip_known, client_ip, may_write,
-						   cost, res);
-	else if (token != NULL && TokenParse(s, len, &pt))
-		VerifyCredentials(pt.client_id, pt.client_id_len, pt.secret,
-						  pt.secret_len, required, ip_known, client_ip,
-						  may_write, cost, res);
-	else if (len > 0 && len <= APIKEYS_LEGACY_TOKEN_MAXLEN &&
-			 LegacyImportsExist())
-		VerifyLegacyToken(s, len, required, ip_known, client_ip, may_write,
-						  cost, res);
-	else
-		SetMalformed(res);
+	switch (TokenClassify(s, len, &pt))
+	{
+		case TOKEN_DERIVED:
+			VerifyDerivedToken(s, len, required, ip_known, client_ip,
+							   may_write, cost, res);
+			break;
+		case TOKEN_NATIVE:
+			VerifyCredentials(pt.client_id, pt.client_id_len, pt.secret,
+							  pt.secret_len, required, ip_known, client_ip,
+							  may_write, cost, res);
+			break;
+		case TOKEN_LEGACY:
+			if (LegacyImportsExist())
+			{
+				VerifyLegacyToken(s, len, required, ip_known, client_ip,
+								  may_write, cost, res);
+				break;
+			}
+			/* FALLTHROUGH */
+		case TOKEN_JUNK:
+			SetMalformed(res);
+			break;
+	}
 	ServerStatsCountVerification(res->code);
+}
+
+PG_FUNCTION_INFO_V1(apikeys_token_kind);
+
+/*
+ * SQL function: apikeys_internal._token_kind(token text) returns text (NULL: junk)
+ *	 'derived', 'native', 'legacy' or 'junk': TokenClassify, for import_key.
+ */
+Datum
+apikeys_token_kind(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	ParsedToken pt;
+	static const char *const names[] = {"junk", "derived", "native", "legacy"};
+
+	if (t == NULL)
+		PG_RETURN_TEXT_P(cstring_to_text(names[TOKEN_JUNK]));
+	PG_RETURN_TEXT_P(cstring_to_text(names[TokenClassify(VARDATA_ANY(t),
+														 VARSIZE_ANY_EXHDR(t),
+														 &pt)]));
 }
 
 /*

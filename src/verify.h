@@ -15,6 +15,7 @@
 #include "fmgr.h"
 #include "verify_lookup.h"
 #include "scope.h"
+#include "token.h"
 
 typedef struct VerifyResult
 {
@@ -39,6 +40,17 @@ extern void VerifyCredentials(const char *client_id, int cid_len,
 							  const Scope *required,
 							  bool ip_known, Datum client_ip,
 							  bool may_write, int cost, VerifyResult *res);
+
+/* what a presented token is: one classifier for verification and import */
+typedef enum TokenKind
+{
+	TOKEN_JUNK,					/* empty, or too long for a legacy token */
+	TOKEN_DERIVED,				/* shaped like a derived token */
+	TOKEN_NATIVE,				/* a well-formed apikeys token */
+	TOKEN_LEGACY				/* anything else: looked up as imported */
+} TokenKind;
+
+extern TokenKind TokenClassify(const char *s, int len, ParsedToken *pt);
 extern void VerifyToken(text *token, const Scope *required,
 						bool ip_known, Datum client_ip, bool may_write,
 						int cost, VerifyResult *res);

@@ -365,6 +365,34 @@ $$;
 COMMENT ON FUNCTION apikeys_internal._audit IS 'Internal: appends an audit row and sends NOTIFY apikeys_events';
 REVOKE ALL ON FUNCTION apikeys_internal._audit FROM PUBLIC;
 
+-- _no_such_key raises the error for a client ID no key has, quoting the
+-- value only when it is shaped like a client ID (prefix, '_', 16 base62
+-- characters): a whole token (native or derived: 22023) or anything else
+-- (a legacy token, a hex key) given where a client ID belongs never
+-- reaches an error message or the server log.
+CREATE FUNCTION apikeys_internal._no_such_key(p_client_id text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
+        RAISE EXCEPTION 'a token was given where a client ID is expected'
+            USING ERRCODE = '22023',
+                  HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
+    END IF;
+    IF p_client_id OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,19}_[A-Za-z0-9]{16}$' THEN
+        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
+            USING ERRCODE = '42704';
+    END IF;
+    RAISE EXCEPTION 'API key does not exist'
+        USING ERRCODE = '42704',
+              DETAIL = 'The value given is not shaped like a client ID (a prefix, "_" and 16 letters or digits), so it is not shown: it could be a credential.';
+END
+$$;
+COMMENT ON FUNCTION apikeys_internal._no_such_key IS 'Internal: 42704 for a missing key, quoting the client ID only when it is shaped like one (22023 for a whole token)';
+REVOKE ALL ON FUNCTION apikeys_internal._no_such_key FROM PUBLIC;
+
 -- _key_row finds a key for a change and locks it; 42704 when missing,
 -- 55000 when revoked (unless p_allow_revoked).
 CREATE FUNCTION apikeys_internal._key_row(p_client_id text, p_allow_revoked boolean DEFAULT false)
@@ -383,14 +411,7 @@ BEGIN
      WHERE client_id OPERATOR(pg_catalog.=) p_client_id
      FOR UPDATE;
     IF NOT FOUND THEN
-        -- a whole token where a client ID belongs: never echo the secret
-        IF apikeys.token_client_id(p_client_id) IS NOT NULL THEN
-            RAISE EXCEPTION 'a token was given where a client ID is expected'
-                USING ERRCODE = '22023',
-                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
-        END IF;
-        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
-            USING ERRCODE = '42704';
+        PERFORM apikeys_internal._no_such_key(p_client_id);
     END IF;
     IF k.revoked_at IS NOT NULL AND NOT p_allow_revoked THEN
         RAISE EXCEPTION 'API key "%" has been revoked', p_client_id
@@ -888,9 +909,16 @@ BEGIN
             RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys_internal._legacy_token_max_length()
                 USING ERRCODE = '22023';
         END IF;
-        IF apikeys.token_client_id(p_token) IS NOT NULL THEN
+        -- verification's own classifier (TokenClassify): only what it
+        -- looks up as legacy can be imported, or the key never verifies
+        IF apikeys_internal._token_kind(p_token) OPERATOR(pg_catalog.=) 'native' THEN
             RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
                 HINT = 'Only tokens issued by another system can be imported.';
+        END IF;
+        IF apikeys_internal._token_kind(p_token) OPERATOR(pg_catalog.<>) 'legacy' THEN
+            RAISE EXCEPTION 'the token has the shape of an apikeys derived token' USING ERRCODE = '22023',
+                DETAIL = 'Verification reads such a token as a derived token, so the imported key would never verify.',
+                HINT = 'A token of this shape cannot be imported: issue its holder a new key with apikeys.create_key().';
         END IF;
         -- a native prefix but not a valid native token: most likely a
         -- mistyped apikeys token, which would become a different key
@@ -1014,6 +1042,12 @@ END
 $$;
 COMMENT ON FUNCTION apikeys_internal._import_one IS 'Internal: validates and inserts one imported key (create_key''s checks and cap), without an audit row';
 REVOKE ALL ON FUNCTION apikeys_internal._import_one FROM PUBLIC;
+
+CREATE FUNCTION apikeys_internal._token_kind(token text) RETURNS text
+    AS 'MODULE_PATHNAME', 'apikeys_token_kind'
+    LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION apikeys_internal._token_kind IS 'Internal: what verification reads a presented token as: derived, native, legacy or junk';
+REVOKE ALL ON FUNCTION apikeys_internal._token_kind FROM PUBLIC;
 
 CREATE FUNCTION apikeys_internal._legacy_token_max_length() RETURNS integer
     AS 'MODULE_PATHNAME', 'apikeys_legacy_token_max_length'
@@ -1623,7 +1657,12 @@ BEGIN
         PERFORM apikeys_internal._check_expiry(update_key.expires_at, v_max_lifetime);
     END IF;
 
-    PERFORM apikeys_internal._op_begin('updated', NULL);
+    -- a balance set is audited even when it equals keys.credits (the last
+    -- balance set): the trigger records the live balance it replaces
+    PERFORM apikeys_internal._op_begin('updated',
+        CASE WHEN update_key.credits IS NOT NULL AND k.credits IS NOT NULL
+             THEN pg_catalog.jsonb_build_object('balance_before',
+                      apikeys_internal._credits_balance(k.client_id)) END);
     UPDATE apikeys.keys SET
         name          = COALESCE(update_key.name, keys.name),
         description   = CASE WHEN update_key.description IS NULL THEN keys.description
@@ -1738,6 +1777,17 @@ BEGIN
         RAISE EXCEPTION 'API key "%" has no credits', k.client_id USING ERRCODE = '22023',
             DETAIL = 'A key without credits has unlimited use.',
             HINT = 'Give it a balance first with apikeys.update_key(client_id, credits => ...).';
+    END IF;
+    -- every counter the top-up adds to (keys.credits, credits_added, the
+    -- live balance after a refill) must stay a bigint: 22023, nothing written
+    v_balance := apikeys_internal._credits_balance(k.client_id);
+    IF add_credits.amount OPERATOR(pg_catalog.>)
+       (9223372036854775807::bigint OPERATOR(pg_catalog.-)
+        GREATEST(k.credits, k.credits_added, v_balance, k.refill_amount, 0)) THEN
+        RAISE EXCEPTION 'amount is too large for the balance of API key "%"', k.client_id
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('The balance would exceed %s.', 9223372036854775807::bigint),
+                  HINT = 'Give a smaller amount.';
     END IF;
     -- a top-up: the live balance (shared memory, credit_balances) gains
     -- the difference of credits_added it has not counted yet, after any
@@ -2047,8 +2097,19 @@ BEGIN
 
     o := pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) hidden;
     n := pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) hidden;
+    -- a balance set (credits_seq moves) replaces the live balance: its old
+    -- value is that balance (update_key passes it), not keys.credits, and
+    -- it is a change even when keys.credits stays the same
+    IF OLD.credits_seq IS DISTINCT FROM NEW.credits_seq AND
+       det OPERATOR(pg_catalog.?) 'balance_before' THEN
+        o := o OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('credits',
+                 det OPERATOR(pg_catalog.->) 'balance_before');
+    END IF;
+    det := det OPERATOR(pg_catalog.-) 'balance_before';
     FOR col IN SELECT pg_catalog.jsonb_object_keys(n) LOOP
-        IF (o OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (n OPERATOR(pg_catalog.->) col) THEN
+        IF (o OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (n OPERATOR(pg_catalog.->) col) OR
+           (col OPERATOR(pg_catalog.=) 'credits' AND
+            OLD.credits_seq IS DISTINCT FROM NEW.credits_seq) THEN
             changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
                 pg_catalog.jsonb_build_object('old', o OPERATOR(pg_catalog.->) col,
                                               'new', n OPERATOR(pg_catalog.->) col));

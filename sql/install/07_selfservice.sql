@@ -173,13 +173,7 @@ BEGIN
        AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
      FOR UPDATE;
     IF NOT FOUND THEN
-        IF apikeys.token_client_id(p_client_id) IS NOT NULL THEN
-            RAISE EXCEPTION 'a token was given where a client ID is expected'
-                USING ERRCODE = '22023',
-                      HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
-        END IF;
-        RAISE EXCEPTION 'API key "%" does not exist', p_client_id
-            USING ERRCODE = '42704';
+        PERFORM apikeys_internal._no_such_key(p_client_id);
     END IF;
     PERFORM apikeys_internal._check_target(p_acting, t, p_action);
     RETURN t;
@@ -241,14 +235,23 @@ REVOKE ALL ON FUNCTION apikeys_internal._grant_scopes FROM PUBLIC;
 --                balance no larger than the most the acting key can hold
 --                (its balance now, or its refill_amount if that is more),
 --                and a refill only if the acting key has one, of at most
---                its amount, at most as often (_interval_us)
+--                its amount, at most as often (_interval_us).  A key with
+--                credits never mints any (self-service only lowers):
+--                a new key starts with at most the acting key's balance
+--                now, and a balance set on an existing key (p_sets_balance:
+--                my_update_key(credits => n), the acting key itself
+--                included) can only be 0.  Any n > 0 would be a mint: the
+--                set replaces the live balance at commit, so the credits
+--                spent while the change is open (or since the balance was
+--                read) come back; a balance is raised only by an
+--                administrator (update_key, add_credits)
 -- Anything else: 42501.
 CREATE FUNCTION apikeys_internal._check_grant(p_acting apikeys.keys, p_client_id text,
                                      p_scopes apikeys.scope[], p_expires_at timestamptz,
                                      p_db_role text, p_rate_limit integer,
                                      p_rate_window interval, p_allowed_cidrs cidr[],
                                      p_prefix text, p_credits bigint, p_refill_amount bigint,
-                                     p_refill_every interval)
+                                     p_refill_every interval, p_sets_balance boolean DEFAULT false)
     RETURNS void
     LANGUAGE plpgsql
     STABLE
@@ -262,6 +265,7 @@ DECLARE
     s apikeys.scope;
     c cidr;
     v_most bigint;
+    v_balance bigint;
 BEGIN
     FOREACH s IN ARRAY apikeys_internal._expand_scopes(COALESCE(p_scopes, '{}'))
     LOOP
@@ -313,8 +317,9 @@ BEGIN
         END IF;
     END IF;
     IF p_acting.credits IS NOT NULL THEN
-        v_most := GREATEST(apikeys_internal._credits_balance(p_acting.client_id),
-                           COALESCE(p_acting.refill_amount, 0));
+        v_balance := apikeys_internal._credits_balance(p_acting.client_id);
+        -- within its power: a key it acts on may hold up to a refill
+        v_most := GREATEST(v_balance, COALESCE(p_acting.refill_amount, 0));
         IF p_credits IS NULL THEN
             RAISE EXCEPTION 'API key "%" cannot give % unlimited use', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
@@ -325,6 +330,23 @@ BEGIN
             RAISE EXCEPTION 'API key "%" cannot give % more credits than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = pg_catalog.format('The acting key can hold at most %s credits.', v_most);
+        END IF;
+        -- no mint: a new key's balance comes from what the acting key has
+        -- left now (a copy, not a transfer: docs/pending/probefix3.md)
+        IF p_client_id IS NULL AND p_credits OPERATOR(pg_catalog.>) v_balance THEN
+            RAISE EXCEPTION 'API key "%" cannot give % more credits than it has left', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The acting key has %s credits left.', v_balance),
+                      HINT = pg_catalog.format('Give credits of at most %s.', v_balance);
+        END IF;
+        -- no mint: a set balance replaces the live one at commit, so only
+        -- 0 never gives back credits spent meanwhile
+        IF p_client_id IS NOT NULL AND p_sets_balance AND
+           p_credits OPERATOR(pg_catalog.<>) 0 THEN
+            RAISE EXCEPTION 'API key "%" cannot set the balance of %', p_acting.client_id, v_what
+                USING ERRCODE = '42501',
+                      DETAIL = 'A key with credits can only set a balance to 0: a balance set replaces the one left at commit, so any other value could give back credits already spent.',
+                      HINT = 'Only an administrator raises a balance (apikeys.update_key, apikeys.add_credits).';
         END IF;
         IF p_refill_amount IS NOT NULL AND
            (p_acting.refill_amount IS NULL OR
@@ -393,8 +415,9 @@ BEGIN
                           LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
     -- credits: none given inherits the acting key's refill rule, and a
-    -- balance of its refill_amount (or, without a refill, none: a key with
-    -- credits must then give a balance, _check_grant says so)
+    -- balance of its refill_amount, at most what the acting key has left
+    -- (or, without a refill, none: a key with credits must then give a
+    -- balance, _check_grant says so)
     IF my_create_key.refill_amount IS NULL AND my_create_key.refill_every IS NULL THEN
         v_refill_amount := a.refill_amount;
         v_refill_every := a.refill_every;
@@ -402,7 +425,11 @@ BEGIN
         v_refill_amount := my_create_key.refill_amount;
         v_refill_every := my_create_key.refill_every;
     END IF;
-    v_credits := COALESCE(my_create_key.credits, v_refill_amount);
+    v_credits := COALESCE(my_create_key.credits,
+                          CASE WHEN a.credits IS NULL OR v_refill_amount IS NULL
+                               THEN v_refill_amount
+                               ELSE LEAST(v_refill_amount,
+                                          apikeys_internal._credits_balance(a.client_id)) END);
     PERFORM apikeys_internal._check_credits(v_credits, v_refill_amount, v_refill_every);
     PERFORM apikeys_internal._check_grant(a, NULL, v_scopes, v_expires, a.db_role,
                                  a.rate_limit, a.rate_window, v_cidrs, a.prefix,
@@ -460,7 +487,8 @@ BEGIN
         COALESCE(my_update_key.credits, apikeys_internal._credits_balance(t.client_id),
                  my_update_key.refill_amount),
         COALESCE(my_update_key.refill_amount, t.refill_amount),
-        COALESCE(my_update_key.refill_every, t.refill_every));
+        COALESCE(my_update_key.refill_every, t.refill_every),
+        my_update_key.credits IS NOT NULL);
 
     PERFORM apikeys_internal._acting_begin(a.client_id);
     PERFORM apikeys.update_key(t.client_id, my_update_key.name, my_update_key.description,

@@ -119,6 +119,8 @@ SELECT err(format('SELECT apikeys.my_disable_key(%L)', :'ucid'));
 -- a child of its own cannot be given more
 SELECT err(format('SELECT apikeys.my_update_key(k.client_id, credits => 500) FROM apikeys.my_keys k WHERE k.name = %L', 'c4'));
 SELECT err(format('SELECT apikeys.my_update_key(k.client_id, credits => 7) FROM apikeys.my_keys k WHERE k.name = %L', 'c4'));
+-- ... but emptied: a balance of 0 never gives back what was spent
+SELECT err(format('SELECT apikeys.my_update_key(k.client_id, credits => 0) FROM apikeys.my_keys k WHERE k.name = %L', 'c4'));
 COMMIT;
 RESET ROLE;
 SELECT name, credits, refill_amount, refill_every FROM apikeys.keys
