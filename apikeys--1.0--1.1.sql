@@ -238,7 +238,7 @@ DROP FUNCTION IF EXISTS apikeys.define_scope_set(text, text[], text);
 DROP FUNCTION IF EXISTS apikeys.protect(regclass, name, text, text, boolean);
 DROP FUNCTION IF EXISTS apikeys.create_field_view(text, regclass, text, name[]);
 
--- Part 2: the 140 functions and views of sql/install/ that are new or changed since 1.0
+-- Part 2: the 141 functions and views of sql/install/ that are new or changed since 1.0
 
 -- Internal: may a key holding granted give a key the scope required?  As
 -- scopes_grant, except that a field-less scope needs a field-less grant
@@ -278,9 +278,9 @@ CREATE OR REPLACE FUNCTION apikeys_internal._scope_set_holders(p_name text)
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.count(*) FROM apikeys.keys k
-     WHERE ('@' OPERATOR(pg_catalog.||) p_name)::apikeys.scope OPERATOR(apikeys.=) ANY (k.scopes)
+     WHERE ('@' || p_name)::apikeys.scope OPERATOR(apikeys.=) ANY (k.scopes)
        AND k.revoked_at IS NULL
-       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+       AND k.expires_at > pg_catalog.now()
 $$;
 
 -- define_scope_set returns the number of live keys holding the set: the
@@ -296,7 +296,7 @@ DECLARE
     old_s apikeys.scope_sets;
 BEGIN
     IF define_scope_set.name IS NULL OR
-       define_scope_set.name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+       define_scope_set.name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'invalid scope set name "%"', define_scope_set.name
             USING ERRCODE = '22023',
                   DETAIL = 'A scope set name is a lowercase letter followed by up to 62 lowercase letters, digits or underscores.';
@@ -307,14 +307,14 @@ BEGIN
     v_scopes := apikeys_internal._check_settings(define_scope_set.scopes, define_scope_set.description,
                     NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scopes) u(s)
-                WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@') THEN
+                WHERE pg_catalog.left(u.s::text, 1) = '@') THEN
         RAISE EXCEPTION 'a scope set cannot contain another scope set'
             USING ERRCODE = '22023',
                   HINT = 'List the other set''s scopes instead.';
     END IF;
 
     SELECT * INTO old_s FROM apikeys.scope_sets ss
-     WHERE ss.name OPERATOR(pg_catalog.=) define_scope_set.name FOR UPDATE;
+     WHERE ss.name = define_scope_set.name FOR UPDATE;
     INSERT INTO apikeys.scope_sets AS ss (name, scopes, description)
     VALUES (define_scope_set.name, v_scopes, NULLIF(define_scope_set.description, ''))
     ON CONFLICT ON CONSTRAINT scope_sets_pkey DO UPDATE SET
@@ -341,19 +341,19 @@ BEGIN
     -- share lock on it until it commits, and the count below (a new
     -- statement) then sees its key
     PERFORM 1 FROM apikeys.scope_sets ss
-      WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name FOR UPDATE;
+      WHERE ss.name = drop_scope_set.name FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
             USING ERRCODE = '42704';
     END IF;
     n := apikeys_internal._scope_set_holders(drop_scope_set.name);
-    IF n OPERATOR(pg_catalog.>) 0 THEN
+    IF n > 0 THEN
         RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
             USING ERRCODE = '2BP01',
                   DETAIL = pg_catalog.format('Live keys holding "@%s": %s.', drop_scope_set.name, n),
                   HINT = 'Change those keys'' scopes with apikeys.update_key(), or revoke them, first.';
     END IF;
-    DELETE FROM apikeys.scope_sets ss WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name;
+    DELETE FROM apikeys.scope_sets ss WHERE ss.name = drop_scope_set.name;
     PERFORM apikeys_internal._audit('scope_set_dropped', NULL, NULL,
         pg_catalog.jsonb_build_object('name', drop_scope_set.name));
 END
@@ -466,7 +466,7 @@ AS $$
 BEGIN
     INSERT INTO apikeys.audit_log (event, client_id, owner, detail, db_user, application_name)
     VALUES (p_event, p_client_id, p_owner,
-            COALESCE(p_detail, '{}'::jsonb) OPERATOR(pg_catalog.||)
+            COALESCE(p_detail, '{}'::jsonb) ||
                 CASE WHEN apikeys_internal._acting_key() IS NULL THEN '{}'::jsonb
                      ELSE pg_catalog.jsonb_build_object('by_key', apikeys_internal._acting_key()) END,
             apikeys_internal._outer_user(),
@@ -490,12 +490,12 @@ CREATE OR REPLACE FUNCTION apikeys_internal._no_such_key(p_client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
+    IF apikeys_internal._token_kind(p_client_id) = ANY (ARRAY['native', 'derived']) THEN
         RAISE EXCEPTION 'a token was given where a client ID is expected'
             USING ERRCODE = '22023',
                   HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
     END IF;
-    IF p_client_id OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,19}_[A-Za-z0-9]{16}$' THEN
+    IF p_client_id ~ '^[a-z][a-z0-9_]{0,19}_[A-Za-z0-9]{16}$' THEN
         RAISE EXCEPTION 'API key "%" does not exist', p_client_id
             USING ERRCODE = '42704';
     END IF;
@@ -520,7 +520,7 @@ BEGIN
         RAISE EXCEPTION 'client_id cannot be NULL' USING ERRCODE = '22023';
     END IF;
     SELECT * INTO k FROM apikeys.keys
-     WHERE client_id OPERATOR(pg_catalog.=) p_client_id
+     WHERE client_id = p_client_id
      FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM apikeys_internal._no_such_key(p_client_id);
@@ -549,7 +549,7 @@ BEGIN
     -- the value from postgresql.conf or the default).
     PERFORM apikeys_internal._preloaded();
     SELECT p.max_keys, p.max_lifetime INTO max_keys, max_lifetime
-      FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
+      FROM apikeys.owner_policies p WHERE p.owner = p_owner;
     max_keys := COALESCE(max_keys,
         pg_catalog.current_setting('apikeys.default_max_keys')::integer);
     max_lifetime := COALESCE(max_lifetime,
@@ -565,13 +565,13 @@ CREATE OR REPLACE FUNCTION apikeys_internal._check_text(p_field text, p_value te
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_value IS NULL OR pg_catalog.btrim(p_value) OPERATOR(pg_catalog.=) '' THEN
+    IF p_value IS NULL OR pg_catalog.btrim(p_value) = '' THEN
         IF p_required THEN
             RAISE EXCEPTION '% cannot be empty', p_field USING ERRCODE = '22023';
         END IF;
         RETURN;
     END IF;
-    IF pg_catalog.length(p_value) OPERATOR(pg_catalog.>) p_max THEN
+    IF pg_catalog.length(p_value) > p_max THEN
         RAISE EXCEPTION '% is too long', p_field
             USING ERRCODE = '22023',
                   DETAIL = pg_catalog.format('The %s is at most %s characters.', p_field, p_max);
@@ -619,7 +619,7 @@ BEGIN
         IF pg_catalog.array_position(p_scopes, NULL) IS NOT NULL THEN
             RAISE EXCEPTION 'scopes cannot contain NULL' USING ERRCODE = '22023';
         END IF;
-        IF pg_catalog.cardinality(p_scopes) OPERATOR(pg_catalog.>) 100 THEN
+        IF pg_catalog.cardinality(p_scopes) > 100 THEN
             RAISE EXCEPTION 'too many scopes'
                 USING ERRCODE = '22023', DETAIL = 'A key has at most 100 scopes.';
         END IF;
@@ -634,9 +634,9 @@ BEGIN
         -- concurrent drop_scope_set wait for this key and then see it
         FOR r IN SELECT pg_catalog.substr(u.s::text, 2) AS name
                    FROM pg_catalog.unnest(v_scopes) AS u(s)
-                  WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@' LOOP
+                  WHERE pg_catalog.left(u.s::text, 1) = '@' LOOP
             PERFORM 1 FROM apikeys.scope_sets ss
-              WHERE ss.name OPERATOR(pg_catalog.=) r.name FOR KEY SHARE;
+              WHERE ss.name = r.name FOR KEY SHARE;
             IF NOT FOUND THEN
                 RAISE EXCEPTION 'scope set "%" does not exist', r.name
                     USING ERRCODE = '22023',
@@ -647,16 +647,16 @@ BEGIN
 
     PERFORM apikeys_internal._check_text('description', p_description, 1024, false);
 
-    IF p_contact_email IS NOT NULL AND p_contact_email OPERATOR(pg_catalog.<>) '' AND
-       (pg_catalog.length(p_contact_email) OPERATOR(pg_catalog.>) 254 OR
-        p_contact_email OPERATOR(pg_catalog.!~) '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$') THEN
+    IF p_contact_email IS NOT NULL AND p_contact_email <> '' AND
+       (pg_catalog.length(p_contact_email) > 254 OR
+        p_contact_email !~ '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$') THEN
         RAISE EXCEPTION 'invalid contact email "%"', p_contact_email
             USING ERRCODE = '22023',
                   HINT = 'Give an address such as api-owner@example.com.';
     END IF;
 
-    IF p_contact_phone IS NOT NULL AND p_contact_phone OPERATOR(pg_catalog.<>) '' AND
-       p_contact_phone OPERATOR(pg_catalog.!~) '^\+[1-9][0-9]{6,14}$' THEN
+    IF p_contact_phone IS NOT NULL AND p_contact_phone <> '' AND
+       p_contact_phone !~ '^\+[1-9][0-9]{6,14}$' THEN
         RAISE EXCEPTION 'invalid contact phone "%"', p_contact_phone
             USING ERRCODE = '22023',
                   DETAIL = 'A phone number is in E.164 form: a plus sign and 7 to 15 digits.',
@@ -667,25 +667,25 @@ BEGIN
         IF pg_catalog.array_position(p_allowed_cidrs, NULL) IS NOT NULL THEN
             RAISE EXCEPTION 'allowed_cidrs cannot contain NULL' USING ERRCODE = '22023';
         END IF;
-        IF pg_catalog.cardinality(p_allowed_cidrs) OPERATOR(pg_catalog.>) 100 THEN
+        IF pg_catalog.cardinality(p_allowed_cidrs) > 100 THEN
             RAISE EXCEPTION 'too many allowed_cidrs entries'
                 USING ERRCODE = '22023', DETAIL = 'A key allows at most 100 networks.';
         END IF;
     END IF;
 
     IF p_metadata IS NOT NULL THEN
-        IF pg_catalog.jsonb_typeof(p_metadata) OPERATOR(pg_catalog.<>) 'object' THEN
+        IF pg_catalog.jsonb_typeof(p_metadata) <> 'object' THEN
             RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = '22023';
         END IF;
-        IF pg_catalog.octet_length(p_metadata::text) OPERATOR(pg_catalog.>) 65536 THEN
+        IF pg_catalog.octet_length(p_metadata::text) > 65536 THEN
             RAISE EXCEPTION 'metadata is too large'
                 USING ERRCODE = '22023', DETAIL = 'Metadata is at most 64 kB as JSON text.';
         END IF;
     END IF;
 
-    IF p_db_role IS NOT NULL AND p_db_role OPERATOR(pg_catalog.<>) '' THEN
+    IF p_db_role IS NOT NULL AND p_db_role <> '' THEN
         SELECT oid, rolsuper, rolbypassrls INTO r
-          FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) p_db_role;
+          FROM pg_catalog.pg_roles WHERE rolname = p_db_role;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'role "%" does not exist', p_db_role USING ERRCODE = '22023';
         END IF;
@@ -703,13 +703,13 @@ BEGIN
         END IF;
     END IF;
 
-    IF p_rate_limit IS NOT NULL AND p_rate_limit OPERATOR(pg_catalog.<) 0 THEN
+    IF p_rate_limit IS NOT NULL AND p_rate_limit < 0 THEN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use NULL at creation, or 0 in update_key, for no limit.';
     END IF;
     IF p_rate_window IS NOT NULL AND
-       (p_rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
-        p_rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+       (p_rate_window < '1 second'::interval OR
+        p_rate_window > '1 day'::interval) THEN
         RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
     END IF;
 
@@ -725,10 +725,10 @@ CREATE OR REPLACE FUNCTION apikeys_internal._check_expiry(p_expires_at timestamp
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+    IF p_expires_at <= pg_catalog.now() THEN
         RAISE EXCEPTION 'expiry must be in the future' USING ERRCODE = '22023';
     END IF;
-    IF p_expires_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) p_max_lifetime) THEN
+    IF p_expires_at > (pg_catalog.now() + p_max_lifetime) THEN
         RAISE EXCEPTION 'expiry is beyond the maximum key lifetime'
             USING ERRCODE = '22023',
                   DETAIL = pg_catalog.format('Keys of this owner live at most %s.', p_max_lifetime),
@@ -761,10 +761,10 @@ BEGIN
     -- issued since (this call's p_adding included).  Below the cap, nothing
     -- is read but the locked policy row, however many keys the owner holds.
     SELECT p.keys_issued, p.cap_live, p.cap_issued INTO v_issued, v_cap_live, v_cap_issued
-      FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
-    IF v_cap_live IS NOT NULL AND v_issued OPERATOR(pg_catalog.>=) v_cap_issued AND
-       v_cap_live OPERATOR(pg_catalog.+) (v_issued OPERATOR(pg_catalog.-) v_cap_issued)
-           OPERATOR(pg_catalog.<=) v_max_keys THEN
+      FROM apikeys.owner_policies p WHERE p.owner = p_owner;
+    IF v_cap_live IS NOT NULL AND v_issued >= v_cap_issued AND
+       (v_cap_live + (v_issued - v_cap_issued))
+           <= v_max_keys THEN
         RETURN;
     END IF;
     -- At the bound (revoked or expired keys since the last count): count.
@@ -772,18 +772,18 @@ BEGIN
     -- stops at the cap; the exact number is counted only for the error.
     SELECT pg_catalog.count(*) INTO v_live
       FROM (SELECT 1 FROM apikeys.keys k
-             WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+             WHERE k.owner = p_owner
                AND k.revoked_at IS NULL
-               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+               AND k.expires_at > pg_catalog.now()
              LIMIT v_max_keys) live;
-    IF v_live OPERATOR(pg_catalog.+) p_adding OPERATOR(pg_catalog.>) v_max_keys THEN
+    IF (v_live + p_adding) > v_max_keys THEN
         SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
-         WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+         WHERE k.owner = p_owner
            AND k.revoked_at IS NULL
-           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+           AND k.expires_at > pg_catalog.now();
         RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', p_owner
             USING ERRCODE = '54000',
-                  DETAIL = CASE WHEN p_adding OPERATOR(pg_catalog.=) 1
+                  DETAIL = CASE WHEN p_adding = 1
                                 THEN pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys)
                                 ELSE pg_catalog.format('The owner has %s live keys and %s more would be imported; the limit is %s.', v_live, p_adding, v_max_keys) END,
                   -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
@@ -793,8 +793,8 @@ BEGIN
     END IF;
     -- the new bound: the keys counted and the ones being added
     UPDATE apikeys.owner_policies p
-       SET cap_live = v_live OPERATOR(pg_catalog.+) p_adding, cap_issued = v_issued
-     WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
+       SET cap_live = v_live + p_adding, cap_issued = v_issued
+     WHERE p.owner = p_owner;
 END
 $$;
 
@@ -810,20 +810,20 @@ CREATE OR REPLACE FUNCTION apikeys_internal._check_credits(p_credits bigint, p_r
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_credits OPERATOR(pg_catalog.<) 0 THEN
+    IF p_credits < 0 THEN
         RAISE EXCEPTION 'credits must be zero or more' USING ERRCODE = '22023',
             HINT = 'Leave credits NULL for a key without a balance (unlimited use).';
     END IF;
-    IF p_refill_amount OPERATOR(pg_catalog.<=) 0 THEN
+    IF p_refill_amount <= 0 THEN
         RAISE EXCEPTION 'refill_amount must be positive' USING ERRCODE = '22023',
             HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
     END IF;
     IF p_refill_every IS NOT NULL AND
-       (apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
-        p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+       (apikeys_internal._interval_us(p_refill_every) < 1000000 OR
+        p_refill_every > '100 years'::interval) THEN
         RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
     END IF;
-    IF (p_refill_amount IS NULL) OPERATOR(pg_catalog.<>) (p_refill_every IS NULL) THEN
+    IF (p_refill_amount IS NULL) <> (p_refill_every IS NULL) THEN
         RAISE EXCEPTION 'refill_amount and refill_every go together' USING ERRCODE = '22023',
             DETAIL = 'A refill sets the balance back to refill_amount every refill_every.',
             HINT = 'Give both, or neither for credits that never refill.';
@@ -869,7 +869,7 @@ BEGIN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
     END IF;
-    IF create_key.rate_limit IS NOT NULL AND create_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN
+    IF create_key.rate_limit IS NOT NULL AND create_key.rate_limit = 0 THEN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use NULL for no limit.';
     END IF;
@@ -897,13 +897,13 @@ BEGIN
     INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
     VALUES (create_key.owner, 1)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey
-    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
+    DO UPDATE SET keys_issued = p.keys_issued + 1;
 
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
       FROM apikeys_internal._owner_limits(create_key.owner) l;
 
     v_expires := COALESCE(create_key.expires_at,
-                          pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
+                          pg_catalog.now() + v_max_lifetime);
     PERFORM apikeys_internal._check_expiry(v_expires, v_max_lifetime);
 
     PERFORM apikeys_internal._check_key_cap(create_key.owner, v_max_keys);
@@ -948,12 +948,12 @@ BEGIN
     PERFORM apikeys_internal._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires, 'prefix', v_key.prefix)
-        OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
+        || CASE WHEN v_credits IS NULL THEN '{}'::jsonb
                                      ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                                          'credits', v_credits,
                                          'refill_amount', create_key.refill_amount,
                                          'refill_every', create_key.refill_every)) END
-        OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
+        || CASE WHEN create_key.handoff
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
     IF create_key.handoff THEN
@@ -990,23 +990,23 @@ BEGIN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
     END IF;
-    IF (p_secret_hash IS NULL) OPERATOR(pg_catalog.=) (p_token IS NULL) THEN
+    IF (p_secret_hash IS NULL) = (p_token IS NULL) THEN
         RAISE EXCEPTION 'give exactly one of secret_hash and token' USING ERRCODE = '22023',
             HINT = 'Prefer secret_hash: the SHA-256 of the whole legacy token, so the token itself never travels.';
     END IF;
     IF p_token IS NOT NULL THEN
-        IF p_token OPERATOR(pg_catalog.=) '' OR
-           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys_internal._legacy_token_max_length() THEN
+        IF p_token = '' OR
+           pg_catalog.octet_length(p_token) > apikeys_internal._legacy_token_max_length() THEN
             RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys_internal._legacy_token_max_length()
                 USING ERRCODE = '22023';
         END IF;
         -- verification's own classifier (TokenClassify): only what it
         -- looks up as legacy can be imported, or the key never verifies
-        IF apikeys_internal._token_kind(p_token) OPERATOR(pg_catalog.=) 'native' THEN
+        IF apikeys_internal._token_kind(p_token) = 'native' THEN
             RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
                 HINT = 'Only tokens issued by another system can be imported.';
         END IF;
-        IF apikeys_internal._token_kind(p_token) OPERATOR(pg_catalog.<>) 'legacy' THEN
+        IF apikeys_internal._token_kind(p_token) <> 'legacy' THEN
             RAISE EXCEPTION 'the token has the shape of an apikeys derived token' USING ERRCODE = '22023',
                 DETAIL = 'Verification reads such a token as a derived token, so the imported key would never verify.',
                 HINT = 'A token of this shape cannot be imported: issue its holder a new key with apikeys.create_key().';
@@ -1016,12 +1016,12 @@ BEGIN
         -- (one expression, no query: this runs for every row of a bulk
         -- import; prefixes are [a-z0-9_], so they are safe in a regex)
         IF pg_catalog.starts_with(p_token, pg_catalog.current_setting('apikeys.token_prefix', true)
-                                           OPERATOR(pg_catalog.||) '_') OR
-           p_token OPERATOR(pg_catalog.~) ('^(' OPERATOR(pg_catalog.||) pg_catalog.regexp_replace(
+                                           || '_') OR
+           p_token ~ ('^(' || pg_catalog.regexp_replace(
                pg_catalog.btrim(COALESCE(pg_catalog.current_setting('apikeys.allowed_prefixes', true), ''), E' \t\n,'),
-               E'[\\s,]+', '|', 'g') OPERATOR(pg_catalog.||) ')_') AND
+               E'[\\s,]+', '|', 'g') || ')_') AND
            pg_catalog.btrim(COALESCE(pg_catalog.current_setting('apikeys.allowed_prefixes', true), ''), E' \t\n,')
-               OPERATOR(pg_catalog.<>) '' THEN
+               <> '' THEN
             RAISE EXCEPTION 'the token has the prefix of an apikeys token but is not a valid one'
                 USING ERRCODE = '22023',
                       HINT = 'Check it for a typo. A token another system issued with this prefix can be imported by its hash (secret_hash).';
@@ -1029,19 +1029,19 @@ BEGIN
         hash := pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'));
     ELSE
         IF p_hash_format IS NULL OR
-           p_hash_format OPERATOR(pg_catalog.<>) ALL (ARRAY['sha256_hex', 'sha256_base64']) THEN
+           p_hash_format <> ALL (ARRAY['sha256_hex', 'sha256_base64']) THEN
             RAISE EXCEPTION 'hash_format must be sha256_hex or sha256_base64' USING ERRCODE = '22023';
         END IF;
         -- checked before decode(), so no error (or subtransaction) is
         -- needed; ltrim with a character set is cheaper than a regex
-        IF p_hash_format OPERATOR(pg_catalog.=) 'sha256_hex' AND
-           pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 64 AND
-           pg_catalog.ltrim(p_secret_hash, '0123456789abcdefABCDEF') OPERATOR(pg_catalog.=) '' THEN
+        IF p_hash_format = 'sha256_hex' AND
+           pg_catalog.octet_length(p_secret_hash) = 64 AND
+           pg_catalog.ltrim(p_secret_hash, '0123456789abcdefABCDEF') = '' THEN
             hash := pg_catalog.decode(p_secret_hash, 'hex');
-        ELSIF p_hash_format OPERATOR(pg_catalog.=) 'sha256_base64' AND
-              pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 44 AND
+        ELSIF p_hash_format = 'sha256_base64' AND
+              pg_catalog.octet_length(p_secret_hash) = 44 AND
               pg_catalog.ltrim(p_secret_hash, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/')
-                  OPERATOR(pg_catalog.=) '=' THEN
+                  = '=' THEN
             hash := pg_catalog.decode(p_secret_hash, 'base64');
         ELSE
             RAISE EXCEPTION 'secret_hash is not a SHA-256 hash in %', p_hash_format
@@ -1069,7 +1069,7 @@ BEGIN
     INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
     VALUES (p_owner, p_adding)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey
-    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) p_adding;
+    DO UPDATE SET keys_issued = p.keys_issued + p_adding;
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
       FROM apikeys_internal._owner_limits(p_owner) l;
     PERFORM apikeys_internal._check_key_cap(p_owner, v_max_keys, p_adding);
@@ -1099,7 +1099,7 @@ BEGIN
                                p_allowed_cidrs, p_metadata, p_db_role);
     scopes := c.scopes;
     v_max_lifetime := apikeys_internal._import_reserve(p_owner, 1);
-    expires_at := COALESCE(p_expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
+    expires_at := COALESCE(p_expires_at, pg_catalog.now() + v_max_lifetime);
     PERFORM apikeys_internal._check_expiry(expires_at, v_max_lifetime);
 
     FOR attempt IN 1..3 LOOP
@@ -1116,8 +1116,8 @@ BEGIN
         EXIT WHEN client_id IS NOT NULL;
         -- the same legacy token imported twice: the hash's index, not the client ID
         IF EXISTS (SELECT 1 FROM apikeys.keys k
-                    WHERE k.secret_hash OPERATOR(pg_catalog.=) c.hash
-                      AND k.hash_alg OPERATOR(pg_catalog.=) 'l'::"char") THEN
+                    WHERE k.secret_hash = c.hash
+                      AND k.hash_alg = 'l'::"char") THEN
             RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505';
         END IF;
     END LOOP;
@@ -1202,9 +1202,9 @@ BEGIN
     ready AS MATERIALIZED (
         SELECT ch.*, x.expires, apikeys_internal._check_expiry(x.expires, o.max_lifetime)::text AS ok
           FROM checked ch
-          JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
+          JOIN owners o ON o.owner = ch.owner,
                LATERAL (SELECT COALESCE(ch.expires_at,
-                               pg_catalog.now() OPERATOR(pg_catalog.+) o.max_lifetime) AS expires) x),
+                               pg_catalog.now() + o.max_lifetime) AS expires) x),
     ins AS (
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
@@ -1221,10 +1221,10 @@ BEGIN
 
     -- A row left out: its legacy hash was imported before, or is in the
     -- source twice (a client ID drawn twice does not happen at 95 bits).
-    IF v_n OPERATOR(pg_catalog.<>) v_rows THEN
+    IF v_n <> v_rows THEN
         RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505',
             DETAIL = pg_catalog.format('%s of the %s keys in %s were imported before or appear twice in it; nothing was imported.',
-                                       v_rows OPERATOR(pg_catalog.-) v_n, v_rows, p_source);
+                                       v_rows - v_n, v_rows, p_source);
     END IF;
 
     PERFORM apikeys_internal._audit('imported', NULL, NULL,
@@ -1260,20 +1260,20 @@ BEGIN
     EXECUTE pg_catalog.format('SELECT FROM %s LIMIT 0', import_keys.source);
     SELECT pg_catalog.array_agg(a.attname::text) INTO v_cols
       FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) import_keys.source
-       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
-    IF NOT v_cols OPERATOR(pg_catalog.@>) ARRAY['owner', 'name', 'scopes'] THEN
+     WHERE a.attrelid = import_keys.source
+       AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT v_cols @> ARRAY['owner', 'name', 'scopes'] THEN
         RAISE EXCEPTION 'table % needs the columns owner, name and scopes', import_keys.source
             USING ERRCODE = '22023',
                   HINT = 'Name the columns like the arguments of apikeys.import_key(), for example in a view.';
     END IF;
-    IF NOT v_cols OPERATOR(pg_catalog.&&) ARRAY['secret_hash', 'token'] THEN
+    IF NOT v_cols && ARRAY['secret_hash', 'token'] THEN
         RAISE EXCEPTION 'table % needs a column secret_hash or token', import_keys.source
             USING ERRCODE = '22023';
     END IF;
     -- the source's columns by import_key's names and types; absent ones NULL
     SELECT pg_catalog.string_agg(
-               CASE WHEN u.c OPERATOR(pg_catalog.=) ANY (v_cols)
+               CASE WHEN u.c = ANY (v_cols)
                     THEN pg_catalog.format('s.%I::%s', u.c, u.t)
                     ELSE pg_catalog.format('NULL::%s', u.t) END, ', ')
       INTO v_select
@@ -1300,11 +1300,11 @@ DECLARE
     m record;
     v_prev_until timestamptz;
 BEGIN
-    IF grace IS NULL OR grace OPERATOR(pg_catalog.<) '0'::interval THEN
+    IF grace IS NULL OR grace < '0'::interval THEN
         RAISE EXCEPTION 'grace must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
     k := apikeys_internal._key_row(rotate_key.client_id);
-    IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+    IF k.expires_at <= pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', rotate_key.client_id
             USING ERRCODE = '55000',
                   HINT = 'An expired key cannot be rotated; issue a new key with apikeys.create_key().';
@@ -1318,20 +1318,20 @@ BEGIN
 
     m := apikeys_internal._mint(k.client_id);
     -- the old secret lives on for the grace period, never past the key's expiry
-    v_prev_until := LEAST(pg_catalog.now() OPERATOR(pg_catalog.+) grace, k.expires_at);
+    v_prev_until := LEAST(pg_catalog.now() + grace, k.expires_at);
 
     PERFORM apikeys_internal._op_begin('rotated', pg_catalog.jsonb_build_object(
         'grace', grace, 'old_secret_valid_until',
-        CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END));
+        CASE WHEN grace > '0'::interval THEN v_prev_until END));
     UPDATE apikeys.keys SET
-        prev_secret_hash = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_hash END,
-        prev_hash_alg    = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN hash_alg END,
-        prev_expires_at  = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END,
-        prev_secret_by_key = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_by_key END,
+        prev_secret_hash = CASE WHEN grace > '0'::interval THEN secret_hash END,
+        prev_hash_alg    = CASE WHEN grace > '0'::interval THEN hash_alg END,
+        prev_expires_at  = CASE WHEN grace > '0'::interval THEN v_prev_until END,
+        prev_secret_by_key = CASE WHEN grace > '0'::interval THEN secret_by_key END,
         secret_hash      = m.secret_hash,
         hash_alg         = m.hash_alg,
         secret_by_key    = apikeys_internal._acting_key()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
@@ -1357,7 +1357,7 @@ BEGIN
     -- can lift it (_check_target).
     UPDATE apikeys.keys SET disabled_at = COALESCE(disabled_at, pg_catalog.now()),
                             disabled_by_key = apikeys_internal._acting_key()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) disable_key.client_id
+     WHERE keys.client_id = disable_key.client_id
        AND (disabled_at IS NULL OR
             (disabled_by_key IS NOT NULL AND apikeys_internal._acting_key() IS NULL));
     PERFORM apikeys_internal._op_end();
@@ -1379,7 +1379,7 @@ BEGIN
     k := apikeys_internal._key_row(enable_key.client_id);
     PERFORM apikeys_internal._op_begin('enabled', NULL);
     UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
-     WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
+     WHERE keys.client_id = enable_key.client_id
        AND disabled_at IS NOT NULL;
     PERFORM apikeys_internal._op_end();
     RETURN k.disabled_at IS NOT NULL;
@@ -1430,14 +1430,14 @@ BEGIN
         RAISE EXCEPTION 'with_descendants cannot be NULL' USING ERRCODE = '22023';
     END IF;
     v_before := ARRAY(SELECT k2.client_id FROM apikeys.keys k2
-                       WHERE k2.created_by_key OPERATOR(pg_catalog.=) p_client_id);
+                       WHERE k2.created_by_key = p_client_id);
     IF p_with_descendants AND p_client_id IS NOT NULL AND
        NOT EXISTS (SELECT 1 FROM apikeys.keys k2
-                    WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id) THEN
+                    WHERE k2.client_id = p_client_id) THEN
         -- a deleted key: lock its link so that a concurrent delete_key
         -- cannot drop it under us
         PERFORM 1 FROM apikeys.deleted_keys d
-          WHERE d.client_id OPERATOR(pg_catalog.=) p_client_id FOR UPDATE;
+          WHERE d.client_id = p_client_id FOR UPDATE;
         v_deleted := FOUND;
     END IF;
     IF v_deleted THEN
@@ -1449,7 +1449,7 @@ BEGIN
         v_was_revoked := k.revoked_at IS NOT NULL;
     ELSE
         SELECT * INTO k FROM apikeys.keys k2
-         WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id
+         WHERE k2.client_id = p_client_id
          FOR UPDATE;
         IF NOT FOUND OR k.revoked_at IS NOT NULL THEN
             RETURN 0;
@@ -1458,7 +1458,7 @@ BEGIN
     IF NOT v_deleted THEN
         PERFORM apikeys_internal._op_begin('revoked', p_detail);
         UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
-         WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+         WHERE keys.client_id = k.client_id
            AND revoked_at IS NULL;
         IF FOUND THEN
             n := 1;
@@ -1466,12 +1466,12 @@ BEGIN
         PERFORM apikeys_internal._op_end();
 
         FOR c IN SELECT k2.client_id FROM apikeys.keys k2
-                  WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
+                  WHERE k2.created_by_key = k.client_id
                     AND k2.revoked_at IS NULL
-                    AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
+                    AND k2.client_id <> ALL (v_before)
                   ORDER BY k2.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+            n := n + apikeys_internal._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(
                     'created by %s while it was being revoked', k.client_id)), false, false);
         END LOOP;
@@ -1483,7 +1483,7 @@ BEGIN
         -- still live (current, or previous within its grace)
         FOR c, v_why IN WITH RECURSIVE e(client_id, created_by_key, secret_by_key, prev_secret_by_key) AS (
                      SELECT k2.client_id, k2.created_by_key, k2.secret_by_key,
-                            CASE WHEN k2.prev_expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+                            CASE WHEN k2.prev_expires_at > pg_catalog.now()
                                  THEN k2.prev_secret_by_key END
                        FROM apikeys.keys k2
                      UNION ALL
@@ -1493,21 +1493,21 @@ BEGIN
                      SELECT p_client_id COLLATE "C"
                      UNION
                      SELECT e.client_id FROM e, d
-                      WHERE e.created_by_key OPERATOR(pg_catalog.=) d.client_id
-                         OR e.secret_by_key OPERATOR(pg_catalog.=) d.client_id
-                         OR e.prev_secret_by_key OPERATOR(pg_catalog.=) d.client_id)
+                      WHERE e.created_by_key = d.client_id
+                         OR e.secret_by_key = d.client_id
+                         OR e.prev_secret_by_key = d.client_id)
                  SELECT d.client_id,
                         CASE WHEN EXISTS (SELECT 1 FROM d d2
-                                           WHERE d2.client_id OPERATOR(pg_catalog.=) k4.created_by_key)
+                                           WHERE d2.client_id = k4.created_by_key)
                              THEN 'created by %s or its descendants, revoked with it'
                              ELSE 'holding a secret issued by %s or its descendants, revoked with it' END
                    FROM d, apikeys.keys k4
-                  WHERE k4.client_id OPERATOR(pg_catalog.=) d.client_id
-                    AND k4.client_id OPERATOR(pg_catalog.<>) p_client_id
+                  WHERE k4.client_id = d.client_id
+                    AND k4.client_id <> p_client_id
                     AND k4.revoked_at IS NULL
                   ORDER BY d.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+            n := n + apikeys_internal._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(v_why, p_client_id)),
                 false, false);
         END LOOP;
@@ -1535,7 +1535,7 @@ BEGIN
     PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
     RETURN apikeys_internal._revoke_key(revoke_key.client_id,
         pg_catalog.jsonb_build_object('reason', reason)
-        OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
+        || CASE WHEN revoke_key.with_descendants
                                      THEN '{"with_descendants": true}'::jsonb
                                      ELSE '{}'::jsonb END,
         revoke_key.with_descendants, true);
@@ -1572,11 +1572,11 @@ BEGIN
     -- each, so a key committed by a create that held the lock before us is
     -- seen); keys another key of the owner created are the owner's too
     FOR c IN SELECT k.client_id FROM apikeys.keys k
-              WHERE k.owner OPERATOR(pg_catalog.=) revoke_all_keys.owner
+              WHERE k.owner = revoke_all_keys.owner
                 AND k.revoked_at IS NULL
               ORDER BY k.client_id
     LOOP
-        n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+        n := n + apikeys_internal._revoke_key(c,
             pg_catalog.jsonb_build_object('reason', reason, 'all', true), false, false);
     END LOOP;
     PERFORM apikeys_internal._audit('revoked_all', NULL, revoke_all_keys.owner,
@@ -1598,8 +1598,8 @@ DECLARE
     v_up text;
 BEGIN
     PERFORM apikeys_internal._op_begin('deleted', NULL);
-    DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
+    DELETE FROM apikeys.keys WHERE keys.client_id = k.client_id;
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
     -- The tree revoke_key(with_descendants) walks must survive the
     -- deletion: a key that leads to other keys leaves its link behind
@@ -1612,7 +1612,7 @@ BEGIN
         v_up := k.created_by_key;
         WHILE v_up IS NOT NULL AND NOT apikeys_internal._leads_to_keys(v_up) LOOP
             DELETE FROM apikeys.deleted_keys d
-             WHERE d.client_id OPERATOR(pg_catalog.=) v_up
+             WHERE d.client_id = v_up
             RETURNING d.created_by_key INTO v_up;
         END LOOP;
     END IF;
@@ -1629,9 +1629,9 @@ CREATE OR REPLACE FUNCTION apikeys_internal._leads_to_keys(p_client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM apikeys.keys k
-                    WHERE k.created_by_key OPERATOR(pg_catalog.=) p_client_id)
+                    WHERE k.created_by_key = p_client_id)
         OR EXISTS (SELECT 1 FROM apikeys.deleted_keys d
-                    WHERE d.created_by_key OPERATOR(pg_catalog.=) p_client_id)
+                    WHERE d.created_by_key = p_client_id)
 $$;
 
 CREATE OR REPLACE FUNCTION apikeys.update_key(client_id text,
@@ -1678,7 +1678,7 @@ BEGIN
                                    COALESCE(update_key.refill_every, k.refill_every));
 
     IF update_key.expires_at IS NOT NULL THEN
-        IF update_key.expires_at OPERATOR(pg_catalog.>) k.expires_at THEN
+        IF update_key.expires_at > k.expires_at THEN
             RAISE EXCEPTION 'cannot extend the expiry of API key "%"', k.client_id
                 USING ERRCODE = '22023',
                       DETAIL = pg_catalog.format('The key expires at %s; an expiry can only be brought forward.', k.expires_at),
@@ -1717,7 +1717,7 @@ BEGIN
                              ELSE NULLIF(update_key.db_role::text, '') END,
         rate_limit    = CASE WHEN update_key.rate_limit IS NULL THEN keys.rate_limit
                              ELSE NULLIF(update_key.rate_limit, 0) END,
-        rate_window   = CASE WHEN update_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+        rate_window   = CASE WHEN update_key.rate_limit = 0 THEN NULL
                              ELSE COALESCE(update_key.rate_window, keys.rate_window,
                                            CASE WHEN update_key.rate_limit IS NOT NULL
                                                 THEN '1 minute'::interval END) END,
@@ -1727,14 +1727,14 @@ BEGIN
         credits       = v_credits,
         credits_seq   = CASE WHEN v_credits IS DISTINCT FROM keys.credits OR
                                   update_key.credits IS NOT NULL
-                             THEN keys.credits_seq OPERATOR(pg_catalog.+) 1
+                             THEN keys.credits_seq + 1
                              ELSE keys.credits_seq END,
         credits_refilled_at = CASE WHEN update_key.credits IS NOT NULL OR keys.credits IS NULL
                                    THEN CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END
                                    ELSE keys.credits_refilled_at END,
         refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
         refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
 END
 $$;
@@ -1771,12 +1771,12 @@ AS $$
     INSERT INTO apikeys.credit_balances AS b
            (client_id, credits_seq, added_seen, balance, refilled_at)
     SELECT k.client_id, p_seq, p_added_seen, p_balance, p_refilled_at
-      FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
+      FROM apikeys.keys k WHERE k.client_id = p_client_id
     ON CONFLICT (client_id) DO UPDATE SET
         credits_seq = EXCLUDED.credits_seq, added_seen = EXCLUDED.added_seen,
         balance = EXCLUDED.balance, refilled_at = EXCLUDED.refilled_at,
         written_at = pg_catalog.now()
-     WHERE b.credits_seq OPERATOR(pg_catalog.<=) EXCLUDED.credits_seq;
+     WHERE b.credits_seq <= EXCLUDED.credits_seq;
 $$;
 
 CREATE OR REPLACE FUNCTION apikeys.add_credits(client_id text, amount bigint)
@@ -1789,7 +1789,7 @@ DECLARE
     k apikeys.keys;
     v_balance bigint;
 BEGIN
-    IF add_credits.amount IS NULL OR add_credits.amount OPERATOR(pg_catalog.<=) 0 THEN
+    IF add_credits.amount IS NULL OR add_credits.amount <= 0 THEN
         RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
             HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
     END IF;
@@ -1802,8 +1802,8 @@ BEGIN
     -- every counter the top-up adds to (keys.credits, credits_added, the
     -- live balance after a refill) must stay a bigint: 22023, nothing written
     v_balance := apikeys_internal._credits_balance(k.client_id);
-    IF add_credits.amount OPERATOR(pg_catalog.>)
-       (9223372036854775807::bigint OPERATOR(pg_catalog.-)
+    IF add_credits.amount >
+       (9223372036854775807::bigint -
         GREATEST(k.credits, k.credits_added, v_balance, k.refill_amount, 0)) THEN
         RAISE EXCEPTION 'amount is too large for the balance of API key "%"', k.client_id
             USING ERRCODE = '22023',
@@ -1816,9 +1816,9 @@ BEGIN
     -- since it was set, gains it too
     PERFORM apikeys_internal._op_begin('credits_added', NULL);
     UPDATE apikeys.keys SET
-        credits = keys.credits OPERATOR(pg_catalog.+) add_credits.amount,
-        credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+        credits = keys.credits + add_credits.amount,
+        credits_added = keys.credits_added + add_credits.amount
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
     v_balance := apikeys_internal._credits_balance(k.client_id);
     PERFORM apikeys_internal._audit('credits_added', k.client_id, k.owner,
@@ -1850,10 +1850,10 @@ BEGIN
         'balance', apikeys_internal._credits_balance(k.client_id)));
     UPDATE apikeys.keys SET
         credits = NULL, refill_amount = NULL, refill_every = NULL, credits_refilled_at = NULL,
-        credits_seq = keys.credits_seq OPERATOR(pg_catalog.+) 1
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+        credits_seq = keys.credits_seq + 1
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
-    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id = k.client_id;
     RETURN true;
 END
 $$;
@@ -1880,43 +1880,43 @@ DECLARE
 BEGIN
     PERFORM apikeys_internal._check_owner(set_owner_policy.owner);
     IF set_owner_policy.max_keys IS NOT NULL AND
-       (set_owner_policy.max_keys OPERATOR(pg_catalog.<) 1 OR
-        set_owner_policy.max_keys OPERATOR(pg_catalog.>) 1000000) THEN
+       (set_owner_policy.max_keys < 1 OR
+        set_owner_policy.max_keys > 1000000) THEN
         RAISE EXCEPTION 'max_keys must be between 1 and 1000000' USING ERRCODE = '22023';
     END IF;
     IF set_owner_policy.max_lifetime IS NOT NULL AND
-       (set_owner_policy.max_lifetime OPERATOR(pg_catalog.<) '1 minute'::interval OR
-        set_owner_policy.max_lifetime OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+       (set_owner_policy.max_lifetime < '1 minute'::interval OR
+        set_owner_policy.max_lifetime > '100 years'::interval) THEN
         RAISE EXCEPTION 'max_lifetime must be between 1 minute and 100 years' USING ERRCODE = '22023';
     END IF;
     -- the lifecycle intervals: '0' turns a policy off for this owner
-    IF set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.<) '0'::interval OR
-       set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.>) '100 years'::interval THEN
+    IF set_owner_policy.revoke_unused_after < '0'::interval OR
+       set_owner_policy.revoke_unused_after > '100 years'::interval THEN
         RAISE EXCEPTION 'revoke_unused_after must be between 0 and 100 years' USING ERRCODE = '22023',
             HINT = 'Use 0 to turn the policy off for this owner.';
     END IF;
-    IF set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.<) '0'::interval OR
-       set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.>) '100 years'::interval THEN
+    IF set_owner_policy.warn_before_expiry < '0'::interval OR
+       set_owner_policy.warn_before_expiry > '100 years'::interval THEN
         RAISE EXCEPTION 'warn_before_expiry must be between 0 and 100 years' USING ERRCODE = '22023',
             HINT = 'Use 0 to turn the policy off for this owner.';
     END IF;
-    IF set_owner_policy.rotate_every OPERATOR(pg_catalog.<) '0'::interval OR
-       set_owner_policy.rotate_every OPERATOR(pg_catalog.>) '100 years'::interval THEN
+    IF set_owner_policy.rotate_every < '0'::interval OR
+       set_owner_policy.rotate_every > '100 years'::interval THEN
         RAISE EXCEPTION 'rotate_every must be between 0 and 100 years' USING ERRCODE = '22023',
             HINT = 'Use 0 to turn the policy off for this owner.';
     END IF;
-    IF set_owner_policy.rate_limit OPERATOR(pg_catalog.<) 0 THEN
+    IF set_owner_policy.rate_limit < 0 THEN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use 0 for no owner-wide limit.';
     END IF;
     IF set_owner_policy.rate_window IS NOT NULL AND
-       (set_owner_policy.rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
-        set_owner_policy.rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+       (set_owner_policy.rate_window < '1 second'::interval OR
+        set_owner_policy.rate_window > '1 day'::interval) THEN
         RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
     END IF;
 
     SELECT * INTO old_p FROM apikeys.owner_policies p
-     WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
+     WHERE p.owner = set_owner_policy.owner FOR UPDATE;
 
     PERFORM apikeys_internal._op_begin('policy_changed', NULL);
     INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, revoke_unused_after,
@@ -1935,7 +1935,7 @@ BEGIN
         rotate_every = COALESCE(EXCLUDED.rotate_every, p.rotate_every),
         rate_limit = CASE WHEN set_owner_policy.rate_limit IS NULL THEN p.rate_limit
                           ELSE EXCLUDED.rate_limit END,
-        rate_window = CASE WHEN set_owner_policy.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+        rate_window = CASE WHEN set_owner_policy.rate_limit = 0 THEN NULL
                            WHEN set_owner_policy.rate_limit IS NULL AND p.rate_limit IS NULL THEN NULL
                            ELSE COALESCE(set_owner_policy.rate_window, p.rate_window,
                                          EXCLUDED.rate_window) END,
@@ -1947,13 +1947,13 @@ BEGIN
     FOREACH col IN ARRAY ARRAY['max_keys', 'max_lifetime', 'revoke_unused_after',
                                'warn_before_expiry', 'rotate_every', 'rate_limit',
                                'rate_window'] LOOP
-        IF (pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col) IS DISTINCT FROM
-           (pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col) OR
-           col OPERATOR(pg_catalog.=) ANY (ARRAY['max_keys', 'max_lifetime']) THEN
-            det := det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
+        IF (pg_catalog.to_jsonb(old_p) -> col) IS DISTINCT FROM
+           (pg_catalog.to_jsonb(new_p) -> col) OR
+           col = ANY (ARRAY['max_keys', 'max_lifetime']) THEN
+            det := det || pg_catalog.jsonb_build_object(col,
                 pg_catalog.jsonb_build_object(
-                    'old', pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col,
-                    'new', pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col));
+                    'old', pg_catalog.to_jsonb(old_p) -> col,
+                    'new', pg_catalog.to_jsonb(new_p) -> col));
         END IF;
     END LOOP;
     PERFORM apikeys_internal._audit('policy_changed', NULL, set_owner_policy.owner, det);
@@ -1961,8 +1961,8 @@ BEGIN
     -- when they did not)
     RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::jsonb)
               FROM pg_catalog.jsonb_each(det) d
-             WHERE (d.value OPERATOR(pg_catalog.->) 'old') IS DISTINCT FROM
-                   (d.value OPERATOR(pg_catalog.->) 'new'));
+             WHERE (d.value -> 'old') IS DISTINCT FROM
+                   (d.value -> 'new'));
 END
 $$;
 
@@ -1975,12 +1975,12 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
-    IF older_than IS NULL OR older_than OPERATOR(pg_catalog.<) '0'::interval THEN
+    IF older_than IS NULL OR older_than < '0'::interval THEN
         RAISE EXCEPTION 'older_than must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
     PERFORM apikeys_internal._op_begin('purge', NULL);
     DELETE FROM apikeys.audit_log
-     WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
+     WHERE at < (pg_catalog.now() - older_than);
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM apikeys_internal._op_end();
     PERFORM apikeys_internal._audit('audit_purged', NULL, NULL,
@@ -2085,43 +2085,43 @@ DECLARE
                           'credits_refilled_at', 'credits_seq', 'credits_added'];
 BEGIN
     -- add_credits writes its own audit row (amount and balance)
-    IF ev OPERATOR(pg_catalog.=) 'credits_added' AND TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+    IF ev = 'credits_added' AND TG_OP = 'UPDATE' THEN
         RETURN NEW;
     END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+    IF TG_OP = 'DELETE' THEN
         PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
-            det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
+            det || pg_catalog.jsonb_build_object('name', OLD.name));
         RETURN OLD;
     END IF;
 
-    o := pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) hidden;
-    n := pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) hidden;
+    o := pg_catalog.to_jsonb(OLD) - hidden;
+    n := pg_catalog.to_jsonb(NEW) - hidden;
     -- a balance set (credits_seq moves) replaces the live balance: its old
     -- value is that balance (update_key passes it), not keys.credits, and
     -- it is a change even when keys.credits stays the same
     IF OLD.credits_seq IS DISTINCT FROM NEW.credits_seq AND
-       det OPERATOR(pg_catalog.?) 'balance_before' THEN
-        o := o OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('credits',
-                 det OPERATOR(pg_catalog.->) 'balance_before');
+       det ? 'balance_before' THEN
+        o := o || pg_catalog.jsonb_build_object('credits',
+                 det -> 'balance_before');
     END IF;
-    det := det OPERATOR(pg_catalog.-) 'balance_before';
+    det := det - 'balance_before';
     FOR col IN SELECT pg_catalog.jsonb_object_keys(n) LOOP
-        IF (o OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (n OPERATOR(pg_catalog.->) col) OR
-           (col OPERATOR(pg_catalog.=) 'credits' AND
+        IF (o -> col) IS DISTINCT FROM (n -> col) OR
+           (col = 'credits' AND
             OLD.credits_seq IS DISTINCT FROM NEW.credits_seq) THEN
-            changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
-                pg_catalog.jsonb_build_object('old', o OPERATOR(pg_catalog.->) col,
-                                              'new', n OPERATOR(pg_catalog.->) col));
+            changes := changes || pg_catalog.jsonb_build_object(col,
+                pg_catalog.jsonb_build_object('old', o -> col,
+                                              'new', n -> col));
         END IF;
     END LOOP;
     IF OLD.secret_hash IS DISTINCT FROM NEW.secret_hash THEN
-        changes := changes OPERATOR(pg_catalog.||) '{"secret": "replaced"}'::jsonb;
+        changes := changes || '{"secret": "replaced"}'::jsonb;
     END IF;
-    IF changes OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+    IF changes = '{}'::jsonb THEN
         RETURN NEW;
     END IF;
     PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
-        det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('changes', changes));
+        det || pg_catalog.jsonb_build_object('changes', changes));
     RETURN NEW;
 END
 $$;
@@ -2138,7 +2138,7 @@ CREATE OR REPLACE FUNCTION apikeys_internal._audit_append_only_trigger()
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND
+    IF TG_OP = 'DELETE' AND
        (apikeys_internal._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys_internal._in_apply_worker()) THEN
         RETURN OLD;
     END IF;
@@ -2182,20 +2182,20 @@ DECLARE
     t record;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
-                    WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                      AND (c.objid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
-                           OR c.objid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass)) THEN
+                    WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND (c.objid = 'apikeys.keys'::pg_catalog.regclass
+                           OR c.objid = 'apikeys.audit_log'::pg_catalog.regclass)) THEN
         RETURN;
     END IF;
     FOR t IN SELECT tg.tgrelid::pg_catalog.regclass AS rel, tg.tgname
                FROM pg_catalog.pg_trigger tg
-              WHERE ((tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
-                      AND (tg.tgname OPERATOR(pg_catalog.=) 'keys_cache'
-                           OR tg.tgname OPERATOR(pg_catalog.=) 'keys_no_truncate'))
-                  OR (tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass
-                      AND (tg.tgname OPERATOR(pg_catalog.=) 'audit_log_append_only'
-                           OR tg.tgname OPERATOR(pg_catalog.=) 'audit_log_no_truncate')))
-                AND tg.tgenabled OPERATOR(pg_catalog.<>) 'A'
+              WHERE ((tg.tgrelid = 'apikeys.keys'::pg_catalog.regclass
+                      AND (tg.tgname = 'keys_cache'
+                           OR tg.tgname = 'keys_no_truncate'))
+                  OR (tg.tgrelid = 'apikeys.audit_log'::pg_catalog.regclass
+                      AND (tg.tgname = 'audit_log_append_only'
+                           OR tg.tgname = 'audit_log_no_truncate')))
+                AND tg.tgenabled <> 'A'
     LOOP
         -- nested ALTER TABLE: fires this again, which then finds nothing to do
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
@@ -2315,10 +2315,10 @@ DECLARE
 BEGIN
     FOR r IN SELECT p.hour, apikeys_internal._usage_find(p.data, _usage_last_use.client_id) AS t
                FROM apikeys.usage_packed p
-              WHERE p.bucket OPERATOR(pg_catalog.=) (pg_catalog.right(_usage_last_use.client_id, 2) COLLATE "C")
+              WHERE p.bucket = (pg_catalog.right(_usage_last_use.client_id, 2) COLLATE "C")
               ORDER BY p.hour DESC
     LOOP
-        EXIT WHEN found_hour IS NOT NULL AND r.hour OPERATOR(pg_catalog.<) found_hour;
+        EXIT WHEN found_hour IS NOT NULL AND r.hour < found_hour;
         IF r.t IS NOT NULL THEN
             found_hour := r.hour;
             best := GREATEST(best, r.t);
@@ -2442,15 +2442,15 @@ BEGIN
         RAISE EXCEPTION 'address cannot be NULL' USING ERRCODE = '22023';
     END IF;
     r := apikeys_internal._unblock_address(unblock_address.address);
-    IF r.records_cleared OPERATOR(pg_catalog.>) 0 THEN
+    IF r.records_cleared > 0 THEN
         PERFORM apikeys_internal._audit('address_unblocked', NULL, NULL,
             pg_catalog.jsonb_build_object('address', pg_catalog.host(unblock_address.address)
-                                              OPERATOR(pg_catalog.||) '/'
-                                              OPERATOR(pg_catalog.||) pg_catalog.masklen(unblock_address.address),
+                                              || '/'
+                                              || pg_catalog.masklen(unblock_address.address),
                                           'blocks_lifted', r.blocks_lifted,
                                           'records_cleared', r.records_cleared));
     END IF;
-    RETURN r.blocks_lifted OPERATOR(pg_catalog.>) 0;
+    RETURN r.blocks_lifted > 0;
 END
 $$;
 
@@ -2574,9 +2574,9 @@ CREATE OR REPLACE FUNCTION apikeys_internal._outbox_erase(p_claim_ids bigint[])
     SET search_path = pg_catalog, pg_temp
 AS $$
     UPDATE apikeys.outbox o
-       SET payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[]
-     WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
-       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+       SET payload = o.payload - ARRAY['claim_token', 'code']::text[]
+     WHERE o.claim_id = ANY (p_claim_ids)
+       AND o.payload ?| ARRAY['claim_token', 'code']::text[];
 $$;
 
 -- _handoff_start: a new claim for a pending key (any earlier open claim
@@ -2596,7 +2596,7 @@ DECLARE
 BEGIN
     WITH sup AS (
         UPDATE apikeys.claims c SET superseded_at = pg_catalog.now()
-         WHERE c.client_id OPERATOR(pg_catalog.=) k.client_id
+         WHERE c.client_id = k.client_id
            AND c.claimed_at IS NULL AND c.superseded_at IS NULL
         RETURNING c.id)
     SELECT pg_catalog.array_agg(id) INTO v_old FROM sup;
@@ -2605,13 +2605,13 @@ BEGIN
     END IF;
 
     s := apikeys_internal._claim_secrets();
-    v_exp := pg_catalog.now() OPERATOR(pg_catalog.+)
+    v_exp := pg_catalog.now() +
              apikeys_internal._setting_interval('apikeys.claim_lifetime', '24 hours');
     INSERT INTO apikeys.claims (client_id, token_hash, code_hash, expires_at)
     VALUES (k.client_id,
             pg_catalog.sha256(pg_catalog.convert_to(s.claim_token, 'UTF8')),
-            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token OPERATOR(pg_catalog.||) ':'
-                                                    OPERATOR(pg_catalog.||) s.code, 'UTF8')),
+            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token || ':'
+                                                    || s.code, 'UTF8')),
             v_exp)
     RETURNING id INTO v_claim;
 
@@ -2662,19 +2662,19 @@ DECLARE
     v_locks boolean;
 BEGIN
     SELECT * INTO c FROM apikeys.claims cl
-     WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
-       AND pg_catalog.substr(cl.code_hash, 1, 8) OPERATOR(pg_catalog.=) p_tag
+     WHERE cl.id = p_claim_id
+       AND pg_catalog.substr(cl.code_hash, 1, 8) = p_tag
        FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN NOT EXISTS (SELECT 1 FROM apikeys.claims cl
-                            WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
-                              AND pg_catalog.substr(cl.code_hash, 1, 8) OPERATOR(pg_catalog.=) p_tag);
+                            WHERE cl.id = p_claim_id
+                              AND pg_catalog.substr(cl.code_hash, 1, 8) = p_tag);
     END IF;
     v_locks := p_lock AND c.locked_at IS NULL AND c.claimed_at IS NULL AND c.superseded_at IS NULL;
     UPDATE apikeys.claims cl SET
         failures = GREATEST(cl.failures, p_attempts),
         locked_at = CASE WHEN v_locks THEN pg_catalog.now() ELSE cl.locked_at END
-     WHERE cl.id OPERATOR(pg_catalog.=) c.id
+     WHERE cl.id = c.id
     RETURNING * INTO c;
     IF v_locks THEN
         PERFORM apikeys_internal._claim_locked(c);
@@ -2694,7 +2694,7 @@ AS $$
 BEGIN
     PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
     PERFORM apikeys_internal._audit('claim_locked', c.client_id,
-        (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
+        (SELECT k.owner FROM apikeys.keys k WHERE k.client_id = c.client_id),
         pg_catalog.jsonb_build_object('failures', c.failures));
 END
 $$;
@@ -2715,11 +2715,11 @@ AS $$
 DECLARE
     c apikeys.claims;
 BEGIN
-    UPDATE apikeys.claims cl SET failures = cl.failures OPERATOR(pg_catalog.+) 1
-     WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
+    UPDATE apikeys.claims cl SET failures = cl.failures + 1
+     WHERE cl.id = p_claim_id
        AND cl.claimed_at IS NULL AND cl.locked_at IS NULL AND cl.superseded_at IS NULL
-       AND cl.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
-       AND cl.failures OPERATOR(pg_catalog.<) 5
+       AND cl.expires_at > pg_catalog.now()
+       AND cl.failures < 5
     RETURNING * INTO c;
     IF NOT FOUND THEN
         RETURN NULL;
@@ -2727,9 +2727,9 @@ BEGIN
     IF apikeys_internal._hash_equal(c.code_hash, p_presented) THEN
         RETURN true;
     END IF;
-    IF c.failures OPERATOR(pg_catalog.>=) 5 THEN
+    IF c.failures >= 5 THEN
         UPDATE apikeys.claims cl SET locked_at = pg_catalog.now()
-         WHERE cl.id OPERATOR(pg_catalog.=) c.id
+         WHERE cl.id = c.id
         RETURNING * INTO c;
         PERFORM apikeys_internal._claim_locked(c);
     END IF;
@@ -2764,27 +2764,27 @@ BEGIN
     -- Every failure ends at the one RAISE below, so not even the error's
     -- CONTEXT line tells which check failed.
     IF claim_key.claim_token IS NOT NULL AND claim_key.code IS NOT NULL AND
-       pg_catalog.length(claim_key.claim_token) OPERATOR(pg_catalog.<=) 256 THEN
+       pg_catalog.length(claim_key.claim_token) <= 256 THEN
         SELECT * INTO c FROM apikeys.claims cl
-         WHERE cl.token_hash OPERATOR(pg_catalog.=)
+         WHERE cl.token_hash =
                pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token, 'UTF8'));
         IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
-           c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND
-           c.failures OPERATOR(pg_catalog.<) 5 AND
+           c.superseded_at IS NULL AND c.expires_at > pg_catalog.now() AND
+           c.failures < 5 AND
            apikeys_internal._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
-               pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
-                                                       OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
+               pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token || ':'
+                                                       || claim_key.code, 'UTF8'))) THEN
             -- the code is right: lock without waiting, and look again (a
             -- concurrent claim may have won meanwhile)
             BEGIN
                 SELECT * INTO c FROM apikeys.claims cl
-                 WHERE cl.id OPERATOR(pg_catalog.=) c.id FOR UPDATE NOWAIT;
+                 WHERE cl.id = c.id FOR UPDATE NOWAIT;
                 SELECT * INTO k FROM apikeys.keys kk
-                 WHERE kk.client_id OPERATOR(pg_catalog.=) c.client_id FOR UPDATE NOWAIT;
+                 WHERE kk.client_id = c.client_id FOR UPDATE NOWAIT;
                 v_ok := c.claimed_at IS NULL AND c.locked_at IS NULL AND c.superseded_at IS NULL AND
                         k.client_id IS NOT NULL AND k.revoked_at IS NULL AND
                         k.pending_since IS NOT NULL AND
-                        k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+                        k.expires_at > pg_catalog.now();
             EXCEPTION WHEN lock_not_available THEN
                 v_ok := false;
             END;
@@ -2807,9 +2807,9 @@ BEGIN
         prev_secret_by_key = NULL,
         pending_since = NULL,
         claimed_at = pg_catalog.now()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
-    UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
+    UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id = c.id;
     PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
@@ -2830,7 +2830,7 @@ DECLARE
     m record;
 BEGIN
     k := apikeys_internal._key_row(reset_key.client_id);
-    IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+    IF k.expires_at <= pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', reset_key.client_id
             USING ERRCODE = '55000',
                   HINT = 'An expired key cannot be reset; issue a new key with apikeys.create_key().';
@@ -2852,7 +2852,7 @@ BEGIN
         secret_by_key = NULL,
         prev_secret_by_key = NULL,
         pending_since = pg_catalog.now()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+     WHERE keys.client_id = k.client_id
     RETURNING * INTO k;
     PERFORM apikeys_internal._op_end();
     PERFORM apikeys_internal._handoff_start(k);
@@ -2872,24 +2872,24 @@ DECLARE
     v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     UPDATE apikeys.outbox o SET
-        payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[],
+        payload = o.payload - ARRAY['claim_token', 'code']::text[],
         failed_at = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
                          THEN pg_catalog.now() ELSE o.failed_at END,
         last_error = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
                           THEN 'the claim expired before delivery' ELSE o.last_error END,
         leased_until = NULL
       FROM apikeys.claims c
-     WHERE o.claim_id OPERATOR(pg_catalog.=) c.id
-       AND c.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+     WHERE o.claim_id = c.id
+       AND c.expires_at <= pg_catalog.now()
+       AND o.payload ?| ARRAY['claim_token', 'code']::text[];
 
     UPDATE apikeys.outbox o SET
         failed_at = pg_catalog.now(),
         last_error = COALESCE(o.last_error, 'the lease of the last attempt ran out'),
         leased_until = NULL
      WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
-       AND o.attempts OPERATOR(pg_catalog.>=) v_max
-       AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
+       AND o.attempts >= v_max
+       AND o.leased_until <= pg_catalog.clock_timestamp();
 END
 $$;
 
@@ -2906,11 +2906,11 @@ AS $$
 DECLARE
     v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
-    IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 10000 THEN
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 10000 THEN
         RAISE EXCEPTION 'max_rows must be between 1 and 10000' USING ERRCODE = '22023';
     END IF;
-    IF lease IS NULL OR lease OPERATOR(pg_catalog.<) '1 second'::interval OR
-       lease OPERATOR(pg_catalog.>) '1 day'::interval THEN
+    IF lease IS NULL OR lease < '1 second'::interval OR
+       lease > '1 day'::interval THEN
         RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = '22023';
     END IF;
     PERFORM apikeys_internal._outbox_housekeeping();
@@ -2918,21 +2918,42 @@ BEGIN
     WITH due AS (
         SELECT o.id FROM apikeys.outbox o
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
-           AND o.available_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
-           AND (o.leased_until IS NULL OR o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
-           AND o.attempts OPERATOR(pg_catalog.<) v_max
+           AND o.available_at <= pg_catalog.clock_timestamp()
+           AND (o.leased_until IS NULL OR o.leased_until <= pg_catalog.clock_timestamp())
+           AND o.attempts < v_max
          ORDER BY o.id
          LIMIT max_rows
          FOR UPDATE SKIP LOCKED),
     taken AS (
         UPDATE apikeys.outbox o SET
-            attempts = o.attempts OPERATOR(pg_catalog.+) 1,
-            leased_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) lease,
+            attempts = o.attempts + 1,
+            leased_until = pg_catalog.clock_timestamp() + lease,
             leased_by = pg_catalog.format('%s pid %s', apikeys_internal._outer_user(), pg_catalog.pg_backend_pid())
           FROM due
-         WHERE o.id OPERATOR(pg_catalog.=) due.id
+         WHERE o.id = due.id
         RETURNING o.*)
     SELECT * FROM taken ORDER BY taken.id;
+END
+$$;
+
+-- outbox_done: the row was delivered.  Its one-time secrets are erased.
+-- Idempotent: at-least-once delivery may report a row twice.
+CREATE OR REPLACE FUNCTION apikeys.outbox_done(id bigint)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE apikeys.outbox o SET
+        delivered_at = COALESCE(o.delivered_at, pg_catalog.now()),
+        leased_until = NULL,
+        payload = o.payload - ARRAY['claim_token', 'code']::text[]
+     WHERE o.id = outbox_done.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox row % does not exist', COALESCE(outbox_done.id::text, 'NULL')
+            USING ERRCODE = '42704';
+    END IF;
 END
 $$;
 
@@ -2951,7 +2972,7 @@ DECLARE
     v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
     v_delay interval;
 BEGIN
-    SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id OPERATOR(pg_catalog.=) outbox_retry.id FOR UPDATE;
+    SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id = outbox_retry.id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % does not exist', COALESCE(outbox_retry.id::text, 'NULL')
             USING ERRCODE = '42704';
@@ -2961,16 +2982,16 @@ BEGIN
             USING ERRCODE = '55000';
     END IF;
     v_delay := LEAST(apikeys_internal._setting_interval('apikeys.outbox_backoff', '10 seconds')
-                     OPERATOR(pg_catalog.*)
+                     *
                      pg_catalog.power(2::double precision,
-                                      (LEAST(GREATEST(o.attempts, 1), 30) OPERATOR(pg_catalog.-) 1)::double precision),
+                                      (LEAST(GREATEST(o.attempts, 1), 30) - 1)::double precision),
                      apikeys_internal._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
     UPDATE apikeys.outbox ob SET
         leased_until = NULL,
         last_error = pg_catalog."left"(COALESCE(outbox_retry.error, ''), 1000),
-        available_at = pg_catalog.now() OPERATOR(pg_catalog.+) v_delay,
-        failed_at = CASE WHEN o.attempts OPERATOR(pg_catalog.>=) v_max THEN pg_catalog.now() END
-     WHERE ob.id OPERATOR(pg_catalog.=) o.id;
+        available_at = pg_catalog.now() + v_delay,
+        failed_at = CASE WHEN o.attempts >= v_max THEN pg_catalog.now() END
+     WHERE ob.id = o.id;
 END
 $$;
 
@@ -2996,10 +3017,10 @@ BEGIN
     v_id := apikeys_internal._deliver(p_event, k.client_id, k.owner,
                              CASE WHEN k.contact_email IS NOT NULL THEN 'email' END,
                              k.contact_email,
-                             p_payload OPERATOR(pg_catalog.||)
+                             p_payload ||
                              pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name));
     PERFORM apikeys_internal._audit(p_event, k.client_id, k.owner,
-        p_payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('outbox_id', v_id));
+        p_payload || pg_catalog.jsonb_build_object('outbox_id', v_id));
     RETURN true;
 END
 $$;
@@ -3027,12 +3048,12 @@ DECLARE
     v_skip_ids text[] := '{}';
 BEGIN
     PERFORM apikeys_internal._outbox_housekeeping();
-    IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
+    IF v_retention > '0'::interval THEN
         DELETE FROM apikeys.outbox o
-         WHERE o.delivered_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention)
-            OR o.failed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+         WHERE o.delivered_at < (pg_catalog.now() - v_retention)
+            OR o.failed_at < (pg_catalog.now() - v_retention);
         DELETE FROM apikeys.claims c
-         WHERE c.expires_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+         WHERE c.expires_at < (pg_catalog.now() - v_retention);
     END IF;
 
     FOR r IN
@@ -3044,73 +3065,73 @@ BEGIN
                COALESCE(p.rotate_every,
                         apikeys_internal._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
           FROM apikeys.keys kk
-          LEFT JOIN apikeys.owner_policies p ON p.owner OPERATOR(pg_catalog.=) kk.owner
+          LEFT JOIN apikeys.owner_policies p ON p.owner = kk.owner
          WHERE kk.revoked_at IS NULL
-           AND kk.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+           AND kk.expires_at > pg_catalog.now()
          ORDER BY kk.client_id
     LOOP
         -- nothing to do for this key: skip the row fetch (with the default
         -- expiry warning on, most keys are far from their expiry)
-        IF r.unused_after OPERATOR(pg_catalog.<=) '0'::interval AND
-           (r.warn_before OPERATOR(pg_catalog.<=) '0'::interval OR
-            r.expires_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before)) AND
-           r.rotate_every OPERATOR(pg_catalog.<=) '0'::interval THEN
+        IF r.unused_after <= '0'::interval AND
+           (r.warn_before <= '0'::interval OR
+            r.expires_at > (pg_catalog.now() + r.warn_before)) AND
+           r.rotate_every <= '0'::interval THEN
             CONTINUE;
         END IF;
-        SELECT * INTO k FROM apikeys.keys kk WHERE kk.client_id OPERATOR(pg_catalog.=) r.client_id;
+        SELECT * INTO k FROM apikeys.keys kk WHERE kk.client_id = r.client_id;
         IF NOT FOUND THEN
             CONTINUE;
         END IF;
 
         -- revoke_unused_after: never used counts from creation; only a
         -- proven non-use revokes (apikeys_internal._unused_proven)
-        IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
+        IF r.unused_after > '0'::interval THEN
             SELECT * INTO v_proof FROM apikeys_internal._unused_proven(k, r.unused_after);
             v_last := v_proof.last_used_at;
             IF NOT v_proof.proven AND v_proof.reason IS NOT NULL THEN
-                v_skipped := v_skipped OPERATOR(pg_catalog.+) 1;
+                v_skipped := v_skipped + 1;
                 v_skip_reason := COALESCE(v_skip_reason, v_proof.reason);
-                IF v_skipped OPERATOR(pg_catalog.<=) 100 THEN
-                    v_skip_ids := v_skip_ids OPERATOR(pg_catalog.||) k.client_id;
+                IF v_skipped <= 100 THEN
+                    v_skip_ids := v_skip_ids || k.client_id;
                 END IF;
             END IF;
             IF v_proof.proven THEN
                 IF apikeys_internal._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
                        'reason', 'unused', 'policy', 'revoke_unused_after',
                        'unused_after', r.unused_after, 'last_used_at', v_last),
-                       false, false) OPERATOR(pg_catalog.>) 0 THEN
+                       false, false) > 0 THEN
                     PERFORM apikeys_internal._deliver('revoked_unused', k.client_id, k.owner,
                         CASE WHEN k.contact_email IS NOT NULL THEN 'email' END, k.contact_email,
                         pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name,
                                                       'last_used_at', v_last,
                                                       'unused_after', r.unused_after));
-                    n := n OPERATOR(pg_catalog.+) 1;
+                    n := n + 1;
                     CONTINUE;
                 END IF;
             END IF;
         END IF;
 
-        IF r.warn_before OPERATOR(pg_catalog.>) '0'::interval AND
-           k.expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before) THEN
+        IF r.warn_before > '0'::interval AND
+           k.expires_at <= (pg_catalog.now() + r.warn_before) THEN
             IF apikeys_internal._policy_notice(k, 'expires_soon', k.expires_at,
                    pg_catalog.jsonb_build_object('expires_at', k.expires_at)) THEN
-                n := n OPERATOR(pg_catalog.+) 1;
+                n := n + 1;
             END IF;
         END IF;
 
-        IF r.rotate_every OPERATOR(pg_catalog.>) '0'::interval AND k.pending_since IS NULL AND
-           k.secret_set_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every) THEN
+        IF r.rotate_every > '0'::interval AND k.pending_since IS NULL AND
+           k.secret_set_at < (pg_catalog.now() - r.rotate_every) THEN
             IF apikeys_internal._policy_notice(k, 'rotation_due', k.secret_set_at,
                    pg_catalog.jsonb_build_object('secret_set_at', k.secret_set_at,
                                                  'rotate_every', r.rotate_every)) THEN
-                n := n OPERATOR(pg_catalog.+) 1;
+                n := n + 1;
             END IF;
         END IF;
     END LOOP;
-    IF v_skipped OPERATOR(pg_catalog.>) 0 THEN
+    IF v_skipped > 0 THEN
         -- said loudly, once per run: the log (the worker's run too) and the audit trail
         RAISE WARNING 'apikeys.apply_policies did not revoke % keys without a recorded use', v_skipped
-            USING DETAIL = 'Their non-use is not proven: ' OPERATOR(pg_catalog.||) v_skip_reason OPERATOR(pg_catalog.||) '.',
+            USING DETAIL = 'Their non-use is not proven: ' || v_skip_reason || '.',
                   HINT = 'See "Lifecycle policies" in the apikeys documentation.';
         PERFORM apikeys_internal._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
             'policy', 'revoke_unused_after', 'reason', v_skip_reason,
@@ -3143,8 +3164,8 @@ BEGIN
     reason := apikeys_internal._usage_unproven(p_unused_after);
     last_used_at := GREATEST(p_key.last_used_at, apikeys_internal._recent_use(p_key.client_id),
         apikeys_internal._usage_last_use(p_key.client_id));
-    IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
-       (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
+    IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) >=
+       (pg_catalog.now() - p_unused_after) THEN
         proven := false;
         reason := NULL;
     ELSE
@@ -3244,20 +3265,20 @@ DECLARE
     v_now timestamptz := pg_catalog.clock_timestamp();
     v_n integer;
 BEGIN
-    IF v_max OPERATOR(pg_catalog.<=) 0 OR p_owner IS NULL THEN
+    IF v_max <= 0 OR p_owner IS NULL THEN
         RETURN;
     END IF;
     INSERT INTO apikeys.owner_policies AS p (owner, actions_since, actions)
     VALUES (p_owner, v_now, 1)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE SET
         actions = CASE WHEN p.actions_since IS NULL OR
-                            p.actions_since OPERATOR(pg_catalog.<=) (v_now OPERATOR(pg_catalog.-) '1 minute'::interval)
-                       THEN 1 ELSE p.actions OPERATOR(pg_catalog.+) 1 END,
+                            p.actions_since <= (v_now - '1 minute'::interval)
+                       THEN 1 ELSE p.actions + 1 END,
         actions_since = CASE WHEN p.actions_since IS NULL OR
-                                  p.actions_since OPERATOR(pg_catalog.<=) (v_now OPERATOR(pg_catalog.-) '1 minute'::interval)
+                                  p.actions_since <= (v_now - '1 minute'::interval)
                              THEN v_now ELSE p.actions_since END
     RETURNING p.actions INTO v_n;
-    IF v_n OPERATOR(pg_catalog.>) v_max THEN
+    IF v_n > v_max THEN
         RAISE EXCEPTION 'too many key management actions for this owner'
             USING ERRCODE = '54000',
                   DETAIL = pg_catalog.format('The keys of an owner make at most %s management actions a minute.', v_max),
@@ -3301,16 +3322,16 @@ BEGIN
         PERFORM apikeys_internal._count_tenant_action(apikeys.current_owner());
         -- a change follows: serialise with a concurrent revoke of this key
         SELECT * INTO k FROM apikeys.keys a
-         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
+         WHERE a.client_id = v_cid
          FOR SHARE;
     ELSE
         -- reading only (my_keys): no lock, so it works in READ ONLY
         -- transactions (PostgREST's GET) and on a standby
         SELECT * INTO k FROM apikeys.keys a
-         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid;
+         WHERE a.client_id = v_cid;
     END IF;
     IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
-       k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() OR
+       k.expires_at <= pg_catalog.clock_timestamp() OR
        NOT apikeys.scopes_grant(apikeys_internal._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
@@ -3339,7 +3360,7 @@ BEGIN
                                  p_target.rate_window, p_target.allowed_cidrs, p_target.prefix,
                                  apikeys_internal._credits_balance(p_target.client_id),
                                  p_target.refill_amount, p_target.refill_every);
-    IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
+    IF p_action = 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
         RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
             USING ERRCODE = '42501',
@@ -3365,8 +3386,8 @@ BEGIN
         RAISE EXCEPTION 'client_id cannot be NULL' USING ERRCODE = '22023';
     END IF;
     SELECT * INTO t FROM apikeys.keys k
-     WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
-       AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
+     WHERE k.client_id = p_client_id
+       AND k.owner = p_acting.owner
      FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM apikeys_internal._no_such_key(p_client_id);
@@ -3467,7 +3488,7 @@ BEGIN
                       DETAIL = 'A key can only give scopes its own scopes grant.';
         END IF;
     END LOOP;
-    IF p_expires_at IS NULL OR p_expires_at OPERATOR(pg_catalog.>) p_acting.expires_at THEN
+    IF p_expires_at IS NULL OR p_expires_at > p_acting.expires_at THEN
         RAISE EXCEPTION 'API key "%" cannot give % an expiry later than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = pg_catalog.format('The acting key expires at %s.', p_acting.expires_at);
@@ -3486,10 +3507,10 @@ BEGIN
     -- a missing window is one minute, as verification reads it (verify_lookup.c)
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
-        (p_rate_limit::numeric OPERATOR(pg_catalog.*)
+        (p_rate_limit::numeric *
          COALESCE(apikeys_internal._interval_us(p_acting.rate_window), 60000000)::numeric)
-          OPERATOR(pg_catalog.>)
-        (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*)
+          >
+        (p_acting.rate_limit::numeric *
          COALESCE(apikeys_internal._interval_us(p_rate_window), 60000000)::numeric)) THEN
         RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
@@ -3518,14 +3539,14 @@ BEGIN
                       DETAIL = 'The acting key has credits, so every key it gives must have credits too.',
                       HINT = pg_catalog.format('Give credits of at most %s.', v_most);
         END IF;
-        IF p_credits OPERATOR(pg_catalog.>) v_most THEN
+        IF p_credits > v_most THEN
             RAISE EXCEPTION 'API key "%" cannot give % more credits than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = pg_catalog.format('The acting key can hold at most %s credits.', v_most);
         END IF;
         -- no mint: a new key's balance comes from what the acting key has
         -- left now (a copy, not a transfer: docs/pending/probefix3.md)
-        IF p_client_id IS NULL AND p_credits OPERATOR(pg_catalog.>) v_balance THEN
+        IF p_client_id IS NULL AND p_credits > v_balance THEN
             RAISE EXCEPTION 'API key "%" cannot give % more credits than it has left', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = pg_catalog.format('The acting key has %s credits left.', v_balance),
@@ -3534,7 +3555,7 @@ BEGIN
         -- no mint: a set balance replaces the live one at commit, so only
         -- 0 never gives back credits spent meanwhile
         IF p_client_id IS NOT NULL AND p_sets_balance AND
-           p_credits OPERATOR(pg_catalog.<>) 0 THEN
+           p_credits <> 0 THEN
             RAISE EXCEPTION 'API key "%" cannot set the balance of %', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = 'A key with credits can only set a balance to 0: a balance set replaces the one left at commit, so any other value could give back credits already spent.',
@@ -3542,8 +3563,8 @@ BEGIN
         END IF;
         IF p_refill_amount IS NOT NULL AND
            (p_acting.refill_amount IS NULL OR
-            p_refill_amount OPERATOR(pg_catalog.>) p_acting.refill_amount OR
-            apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
+            p_refill_amount > p_acting.refill_amount OR
+            apikeys_internal._interval_us(p_refill_every) <
             apikeys_internal._interval_us(p_acting.refill_every)) THEN
             RAISE EXCEPTION 'API key "%" cannot give % a larger or faster refill than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
@@ -3602,7 +3623,7 @@ BEGIN
     -- defaults inherit from the acting key: never more than it has
     SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(a.owner) l;
     v_expires := COALESCE(my_create_key.expires_at,
-                          LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
+                          LEAST(a.expires_at, pg_catalog.now() + v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
     -- credits: none given inherits the acting key's refill rule, and a
     -- balance of its refill_amount, at most what the acting key has left
@@ -3813,7 +3834,7 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY SELECT l.* FROM apikeys.key_list l
-                  WHERE l.owner OPERATOR(pg_catalog.=) a.owner
+                  WHERE l.owner = a.owner
                   ORDER BY l.created_at, l.client_id;
 END
 $$;
@@ -3846,7 +3867,7 @@ CREATE OR REPLACE FUNCTION apikeys_internal._protected_record(p_tbl regclass, p_
 AS $$
 BEGIN
     IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
-              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid = p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
     -- A row left by a dropped table whose OID was reused is replaced.
@@ -3858,7 +3879,7 @@ BEGIN
            forced_rls = EXCLUDED.forced_rls;
     -- Forget tables dropped without unprotect().
     DELETE FROM apikeys.protected_tables t
-     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = t.tbl);
 END
 $$;
 
@@ -3872,10 +3893,10 @@ DECLARE
     p apikeys.protected_tables;
 BEGIN
     IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
-              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid = p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
-    DELETE FROM apikeys.protected_tables t WHERE t.tbl OPERATOR(pg_catalog.=) p_tbl RETURNING * INTO p;
+    DELETE FROM apikeys.protected_tables t WHERE t.tbl = p_tbl RETURNING * INTO p;
     RETURN p;
 END
 $$;
@@ -3903,38 +3924,38 @@ BEGIN
         RAISE EXCEPTION 'table and owner column are required' USING ERRCODE = '22023';
     END IF;
     SELECT relname, relrowsecurity, relforcerowsecurity, relkind INTO c
-      FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
-    IF c.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r'::"char", 'p'::"char"]) THEN
+      FROM pg_catalog.pg_class WHERE oid = tbl;
+    IF c.relkind <> ALL (ARRAY['r'::"char", 'p'::"char"]) THEN
         RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '22023';
     END IF;
     IF NOT pg_catalog.pg_has_role(CURRENT_USER,
-              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501';
     END IF;
     -- the type by its qualified name, which carries no type modifier
     -- (format_type() would say "character", which means char(1))
     SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) INTO v_type
       FROM pg_catalog.pg_attribute a
-      JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
-     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
-       AND a.attname OPERATOR(pg_catalog.=) owner_column
-       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+      JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+      JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+     WHERE a.attrelid = tbl
+       AND a.attname = owner_column
+       AND a.attnum > 0 AND NOT a.attisdropped;
     IF v_type IS NULL THEN
         RAISE EXCEPTION 'column "%" of table % does not exist', owner_column, tbl
             USING ERRCODE = '22023';
     END IF;
     v_res := COALESCE(resource, c.relname);
     -- validate resource through the scope grammar (22023 on failure)
-    PERFORM (v_res OPERATOR(pg_catalog.||) ':read')::apikeys.scope;
+    PERFORM (v_res || ':read')::apikeys.scope;
 
     -- idempotent: undo an earlier protect() first
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy
-                WHERE polrelid OPERATOR(pg_catalog.=) tbl
-                  AND polname OPERATOR(pg_catalog.=) 'apikeys_read') THEN
+                WHERE polrelid = tbl
+                  AND polname = 'apikeys_read') THEN
         PERFORM apikeys.unprotect(tbl);
         SELECT relrowsecurity, relforcerowsecurity INTO c.relrowsecurity, c.relforcerowsecurity
-          FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
+          FROM pg_catalog.pg_class WHERE oid = tbl;
     END IF;
 
     -- A key matches a row only when the row's owner, written back as text,
@@ -3956,18 +3977,18 @@ BEGIN
     v_own := pg_catalog.format('(%1$I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%2$s AND '
                                '(%1$I)::pg_catalog.text COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) apikeys.current_owner())',
                                owner_column, v_type);
-    v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter OPERATOR(pg_catalog.<>) ''
+    v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter <> ''
                   THEN pg_catalog.format(' OR (%s)', public_filter) ELSE '' END;
 
     EXECUTE pg_catalog.format('CREATE POLICY apikeys_read ON %s FOR SELECT USING ((%s AND apikeys.has_scope(%L))%s)',
-                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':read', v_pub);
+                              tbl, v_own, v_res || ':read', v_pub);
     EXECUTE pg_catalog.format('CREATE POLICY apikeys_create ON %s FOR INSERT WITH CHECK (%s AND apikeys.has_scope(%L))',
-                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':create');
+                              tbl, v_own, v_res || ':create');
     EXECUTE pg_catalog.format('CREATE POLICY apikeys_update ON %s FOR UPDATE USING (%s AND apikeys.has_scope(%L)) WITH CHECK (%s AND apikeys.has_scope(%L))',
-                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':update',
-                              v_own, v_res OPERATOR(pg_catalog.||) ':update');
+                              tbl, v_own, v_res || ':update',
+                              v_own, v_res || ':update');
     EXECUTE pg_catalog.format('CREATE POLICY apikeys_delete ON %s FOR DELETE USING (%s AND apikeys.has_scope(%L))',
-                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':delete');
+                              tbl, v_own, v_res || ':delete');
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     IF force THEN
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
@@ -3975,8 +3996,8 @@ BEGIN
 
     PERFORM apikeys_internal._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
                                       NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
-    RETURN ARRAY[v_res OPERATOR(pg_catalog.||) ':read', v_res OPERATOR(pg_catalog.||) ':create',
-                 v_res OPERATOR(pg_catalog.||) ':update', v_res OPERATOR(pg_catalog.||) ':delete'];
+    RETURN ARRAY[v_res || ':read', v_res || ':create',
+                 v_res || ':update', v_res || ':delete'];
 END
 $$;
 
@@ -4027,42 +4048,42 @@ DECLARE
     v_name text[];
     v_view text;
 BEGIN
-    IF view_name IS NULL OR view_name OPERATOR(pg_catalog.=) '' OR tbl IS NULL THEN
+    IF view_name IS NULL OR view_name = '' OR tbl IS NULL THEN
         RAISE EXCEPTION 'view name and table are required' USING ERRCODE = '22023';
     END IF;
     -- as protect(): only the table's owner decides how keys see it
     IF NOT pg_catalog.pg_has_role(CURRENT_USER,
-              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501',
             HINT = 'A field view is made by the owner of its table.';
     END IF;
     -- This function runs with search_path = pg_catalog, so an unqualified
     -- name would land there: it goes into the table's schema instead.
     v_name := pg_catalog.parse_ident(view_name);
-    IF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 1 THEN
+    IF pg_catalog.cardinality(v_name) = 1 THEN
         v_view := pg_catalog.format('%I.%I',
                       (SELECT n.nspname FROM pg_catalog.pg_class c
-                         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-                        WHERE c.oid OPERATOR(pg_catalog.=) tbl),
+                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.oid = tbl),
                       v_name[1]);
-    ELSIF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 2 THEN
+    ELSIF pg_catalog.cardinality(v_name) = 2 THEN
         v_view := pg_catalog.format('%I.%I', v_name[1], v_name[2]);
     ELSE
         RAISE EXCEPTION 'invalid view name "%"', view_name USING ERRCODE = '22023',
             HINT = 'Give a view name, optionally qualified by a schema name.';
     END IF;
-    v_res := COALESCE(resource, (SELECT relname FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl));
-    PERFORM (v_res OPERATOR(pg_catalog.||) ':read')::apikeys.scope;
+    v_res := COALESCE(resource, (SELECT relname FROM pg_catalog.pg_class WHERE oid = tbl));
+    PERFORM (v_res || ':read')::apikeys.scope;
 
     SELECT pg_catalog.string_agg(
-               CASE WHEN a.attname OPERATOR(pg_catalog.=) ANY (always_visible)
+               CASE WHEN a.attname = ANY (always_visible)
                     THEN pg_catalog.quote_ident(a.attname)
                     ELSE pg_catalog.format('CASE WHEN apikeys.field_allowed(%L, %L) THEN %I END AS %I',
                                            v_res, a.attname, a.attname, a.attname) END,
                ', ' ORDER BY a.attnum)
       INTO cols
       FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+     WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
 
     EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
                               v_view, cols, tbl);

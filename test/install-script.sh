@@ -43,6 +43,11 @@ fi
 if ! python3 tools/build-upgrade-script.py --check; then
 	status=1
 fi
+# no operator qualifier that changes nothing (CONTRIBUTING.md: inside a
+# function pinned to pg_catalog, pg_temp an operator comes from pg_catalog)
+if ! python3 tools/strip-idle-qualifiers.py --check; then
+	status=1
+fi
 # the release's metadata: META.json names this version (x.y as x.y.0) and
 # this script, and the licence a packager needs is there
 meta=$(sed -n 's/^   "version": "\(.*\)",$/\1/p' META.json 2>/dev/null)

@@ -22,6 +22,8 @@ kept.  make test's install-script check and the upgrade test cover the
 result like any change of a function body.
 
     tools/strip-idle-qualifiers.py [sql/install/*.sql]
+    tools/strip-idle-qualifiers.py --check     exit 1, writing nothing, if any would go
+                                               (test/install-script.sh, in make test)
 """
 import glob
 import re
@@ -178,8 +180,8 @@ def process(text):
         if m.start() < pos:
             continue
         b = STMT_DOLLAR.search(text, m.end())
-        if not b:
-            continue
+        if not b or ';' in text[m.end():b.start()]:
+            continue        # no body of its own (LANGUAGE C): the next statement's
         semi = text.find(';', b.end())
         header = text[m.start():b.start()] + text[b.end():semi]
         if not PINNED.search(header):
@@ -195,15 +197,22 @@ def process(text):
 
 
 def main():
-    files = sys.argv[1:] or sorted(glob.glob('sql/install/*.sql'))
+    args = sys.argv[1:]
+    check = '--check' in args
+    files = [a for a in args if a != '--check'] or sorted(glob.glob('sql/install/*.sql'))
     total_r = total_k = 0
     for f in files:
         text = open(f).read()
         new, r, k = process(text)
         total_r += r
         total_k += k
-        if new != text:
+        if new != text and not check:
             open(f, 'w').write(new)
+        if new != text and check:
+            print('%s: %d OPERATOR(pg_catalog.x) qualifiers that change nothing '
+                  '(tools/strip-idle-qualifiers.py removes them)' % (f, r))
+    if check:
+        sys.exit(1 if total_r else 0)
     left = sum(len(QUAL.findall(open(f).read())) for f in files)
     print('removed %d qualifiers; kept %d in pinned functions (precedence could change); '
           '%d remain in all' % (total_r, total_k, left))

@@ -251,9 +251,9 @@ CREATE FUNCTION apikeys_internal._scope_set_holders(p_name text)
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.count(*) FROM apikeys.keys k
-     WHERE ('@' OPERATOR(pg_catalog.||) p_name)::apikeys.scope OPERATOR(apikeys.=) ANY (k.scopes)
+     WHERE ('@' || p_name)::apikeys.scope OPERATOR(apikeys.=) ANY (k.scopes)
        AND k.revoked_at IS NULL
-       AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+       AND k.expires_at > pg_catalog.now()
 $$;
 COMMENT ON FUNCTION apikeys_internal._scope_set_holders IS 'Internal: the number of live keys whose scopes name the scope set';
 REVOKE ALL ON FUNCTION apikeys_internal._scope_set_holders FROM PUBLIC;
@@ -271,7 +271,7 @@ DECLARE
     old_s apikeys.scope_sets;
 BEGIN
     IF define_scope_set.name IS NULL OR
-       define_scope_set.name OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+       define_scope_set.name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'invalid scope set name "%"', define_scope_set.name
             USING ERRCODE = '22023',
                   DETAIL = 'A scope set name is a lowercase letter followed by up to 62 lowercase letters, digits or underscores.';
@@ -282,14 +282,14 @@ BEGIN
     v_scopes := apikeys_internal._check_settings(define_scope_set.scopes, define_scope_set.description,
                     NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scopes) u(s)
-                WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@') THEN
+                WHERE pg_catalog.left(u.s::text, 1) = '@') THEN
         RAISE EXCEPTION 'a scope set cannot contain another scope set'
             USING ERRCODE = '22023',
                   HINT = 'List the other set''s scopes instead.';
     END IF;
 
     SELECT * INTO old_s FROM apikeys.scope_sets ss
-     WHERE ss.name OPERATOR(pg_catalog.=) define_scope_set.name FOR UPDATE;
+     WHERE ss.name = define_scope_set.name FOR UPDATE;
     INSERT INTO apikeys.scope_sets AS ss (name, scopes, description)
     VALUES (define_scope_set.name, v_scopes, NULLIF(define_scope_set.description, ''))
     ON CONFLICT ON CONSTRAINT scope_sets_pkey DO UPDATE SET
@@ -319,19 +319,19 @@ BEGIN
     -- share lock on it until it commits, and the count below (a new
     -- statement) then sees its key
     PERFORM 1 FROM apikeys.scope_sets ss
-      WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name FOR UPDATE;
+      WHERE ss.name = drop_scope_set.name FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'scope set "%" does not exist', drop_scope_set.name
             USING ERRCODE = '42704';
     END IF;
     n := apikeys_internal._scope_set_holders(drop_scope_set.name);
-    IF n OPERATOR(pg_catalog.>) 0 THEN
+    IF n > 0 THEN
         RAISE EXCEPTION 'cannot drop scope set "%" because API keys use it', drop_scope_set.name
             USING ERRCODE = '2BP01',
                   DETAIL = pg_catalog.format('Live keys holding "@%s": %s.', drop_scope_set.name, n),
                   HINT = 'Change those keys'' scopes with apikeys.update_key(), or revoke them, first.';
     END IF;
-    DELETE FROM apikeys.scope_sets ss WHERE ss.name OPERATOR(pg_catalog.=) drop_scope_set.name;
+    DELETE FROM apikeys.scope_sets ss WHERE ss.name = drop_scope_set.name;
     PERFORM apikeys_internal._audit('scope_set_dropped', NULL, NULL,
         pg_catalog.jsonb_build_object('name', drop_scope_set.name));
 END

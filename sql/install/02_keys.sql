@@ -350,7 +350,7 @@ AS $$
 BEGIN
     INSERT INTO apikeys.audit_log (event, client_id, owner, detail, db_user, application_name)
     VALUES (p_event, p_client_id, p_owner,
-            COALESCE(p_detail, '{}'::jsonb) OPERATOR(pg_catalog.||)
+            COALESCE(p_detail, '{}'::jsonb) ||
                 CASE WHEN apikeys_internal._acting_key() IS NULL THEN '{}'::jsonb
                      ELSE pg_catalog.jsonb_build_object('by_key', apikeys_internal._acting_key()) END,
             apikeys_internal._outer_user(),
@@ -376,12 +376,12 @@ CREATE FUNCTION apikeys_internal._no_such_key(p_client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF apikeys_internal._token_kind(p_client_id) OPERATOR(pg_catalog.=) ANY (ARRAY['native', 'derived']) THEN
+    IF apikeys_internal._token_kind(p_client_id) = ANY (ARRAY['native', 'derived']) THEN
         RAISE EXCEPTION 'a token was given where a client ID is expected'
             USING ERRCODE = '22023',
                   HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
     END IF;
-    IF p_client_id OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,19}_[A-Za-z0-9]{16}$' THEN
+    IF p_client_id ~ '^[a-z][a-z0-9_]{0,19}_[A-Za-z0-9]{16}$' THEN
         RAISE EXCEPTION 'API key "%" does not exist', p_client_id
             USING ERRCODE = '42704';
     END IF;
@@ -408,7 +408,7 @@ BEGIN
         RAISE EXCEPTION 'client_id cannot be NULL' USING ERRCODE = '22023';
     END IF;
     SELECT * INTO k FROM apikeys.keys
-     WHERE client_id OPERATOR(pg_catalog.=) p_client_id
+     WHERE client_id = p_client_id
      FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM apikeys_internal._no_such_key(p_client_id);
@@ -439,7 +439,7 @@ BEGIN
     -- the value from postgresql.conf or the default).
     PERFORM apikeys_internal._preloaded();
     SELECT p.max_keys, p.max_lifetime INTO max_keys, max_lifetime
-      FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
+      FROM apikeys.owner_policies p WHERE p.owner = p_owner;
     max_keys := COALESCE(max_keys,
         pg_catalog.current_setting('apikeys.default_max_keys')::integer);
     max_lifetime := COALESCE(max_lifetime,
@@ -457,13 +457,13 @@ CREATE FUNCTION apikeys_internal._check_text(p_field text, p_value text, p_max i
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_value IS NULL OR pg_catalog.btrim(p_value) OPERATOR(pg_catalog.=) '' THEN
+    IF p_value IS NULL OR pg_catalog.btrim(p_value) = '' THEN
         IF p_required THEN
             RAISE EXCEPTION '% cannot be empty', p_field USING ERRCODE = '22023';
         END IF;
         RETURN;
     END IF;
-    IF pg_catalog.length(p_value) OPERATOR(pg_catalog.>) p_max THEN
+    IF pg_catalog.length(p_value) > p_max THEN
         RAISE EXCEPTION '% is too long', p_field
             USING ERRCODE = '22023',
                   DETAIL = pg_catalog.format('The %s is at most %s characters.', p_field, p_max);
@@ -517,7 +517,7 @@ BEGIN
         IF pg_catalog.array_position(p_scopes, NULL) IS NOT NULL THEN
             RAISE EXCEPTION 'scopes cannot contain NULL' USING ERRCODE = '22023';
         END IF;
-        IF pg_catalog.cardinality(p_scopes) OPERATOR(pg_catalog.>) 100 THEN
+        IF pg_catalog.cardinality(p_scopes) > 100 THEN
             RAISE EXCEPTION 'too many scopes'
                 USING ERRCODE = '22023', DETAIL = 'A key has at most 100 scopes.';
         END IF;
@@ -532,9 +532,9 @@ BEGIN
         -- concurrent drop_scope_set wait for this key and then see it
         FOR r IN SELECT pg_catalog.substr(u.s::text, 2) AS name
                    FROM pg_catalog.unnest(v_scopes) AS u(s)
-                  WHERE pg_catalog.left(u.s::text, 1) OPERATOR(pg_catalog.=) '@' LOOP
+                  WHERE pg_catalog.left(u.s::text, 1) = '@' LOOP
             PERFORM 1 FROM apikeys.scope_sets ss
-              WHERE ss.name OPERATOR(pg_catalog.=) r.name FOR KEY SHARE;
+              WHERE ss.name = r.name FOR KEY SHARE;
             IF NOT FOUND THEN
                 RAISE EXCEPTION 'scope set "%" does not exist', r.name
                     USING ERRCODE = '22023',
@@ -545,16 +545,16 @@ BEGIN
 
     PERFORM apikeys_internal._check_text('description', p_description, 1024, false);
 
-    IF p_contact_email IS NOT NULL AND p_contact_email OPERATOR(pg_catalog.<>) '' AND
-       (pg_catalog.length(p_contact_email) OPERATOR(pg_catalog.>) 254 OR
-        p_contact_email OPERATOR(pg_catalog.!~) '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$') THEN
+    IF p_contact_email IS NOT NULL AND p_contact_email <> '' AND
+       (pg_catalog.length(p_contact_email) > 254 OR
+        p_contact_email !~ '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$') THEN
         RAISE EXCEPTION 'invalid contact email "%"', p_contact_email
             USING ERRCODE = '22023',
                   HINT = 'Give an address such as api-owner@example.com.';
     END IF;
 
-    IF p_contact_phone IS NOT NULL AND p_contact_phone OPERATOR(pg_catalog.<>) '' AND
-       p_contact_phone OPERATOR(pg_catalog.!~) '^\+[1-9][0-9]{6,14}$' THEN
+    IF p_contact_phone IS NOT NULL AND p_contact_phone <> '' AND
+       p_contact_phone !~ '^\+[1-9][0-9]{6,14}$' THEN
         RAISE EXCEPTION 'invalid contact phone "%"', p_contact_phone
             USING ERRCODE = '22023',
                   DETAIL = 'A phone number is in E.164 form: a plus sign and 7 to 15 digits.',
@@ -565,25 +565,25 @@ BEGIN
         IF pg_catalog.array_position(p_allowed_cidrs, NULL) IS NOT NULL THEN
             RAISE EXCEPTION 'allowed_cidrs cannot contain NULL' USING ERRCODE = '22023';
         END IF;
-        IF pg_catalog.cardinality(p_allowed_cidrs) OPERATOR(pg_catalog.>) 100 THEN
+        IF pg_catalog.cardinality(p_allowed_cidrs) > 100 THEN
             RAISE EXCEPTION 'too many allowed_cidrs entries'
                 USING ERRCODE = '22023', DETAIL = 'A key allows at most 100 networks.';
         END IF;
     END IF;
 
     IF p_metadata IS NOT NULL THEN
-        IF pg_catalog.jsonb_typeof(p_metadata) OPERATOR(pg_catalog.<>) 'object' THEN
+        IF pg_catalog.jsonb_typeof(p_metadata) <> 'object' THEN
             RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = '22023';
         END IF;
-        IF pg_catalog.octet_length(p_metadata::text) OPERATOR(pg_catalog.>) 65536 THEN
+        IF pg_catalog.octet_length(p_metadata::text) > 65536 THEN
             RAISE EXCEPTION 'metadata is too large'
                 USING ERRCODE = '22023', DETAIL = 'Metadata is at most 64 kB as JSON text.';
         END IF;
     END IF;
 
-    IF p_db_role IS NOT NULL AND p_db_role OPERATOR(pg_catalog.<>) '' THEN
+    IF p_db_role IS NOT NULL AND p_db_role <> '' THEN
         SELECT oid, rolsuper, rolbypassrls INTO r
-          FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) p_db_role;
+          FROM pg_catalog.pg_roles WHERE rolname = p_db_role;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'role "%" does not exist', p_db_role USING ERRCODE = '22023';
         END IF;
@@ -601,13 +601,13 @@ BEGIN
         END IF;
     END IF;
 
-    IF p_rate_limit IS NOT NULL AND p_rate_limit OPERATOR(pg_catalog.<) 0 THEN
+    IF p_rate_limit IS NOT NULL AND p_rate_limit < 0 THEN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use NULL at creation, or 0 in update_key, for no limit.';
     END IF;
     IF p_rate_window IS NOT NULL AND
-       (p_rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
-        p_rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+       (p_rate_window < '1 second'::interval OR
+        p_rate_window > '1 day'::interval) THEN
         RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
     END IF;
 
@@ -625,10 +625,10 @@ CREATE FUNCTION apikeys_internal._check_expiry(p_expires_at timestamptz, p_max_l
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+    IF p_expires_at <= pg_catalog.now() THEN
         RAISE EXCEPTION 'expiry must be in the future' USING ERRCODE = '22023';
     END IF;
-    IF p_expires_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) p_max_lifetime) THEN
+    IF p_expires_at > (pg_catalog.now() + p_max_lifetime) THEN
         RAISE EXCEPTION 'expiry is beyond the maximum key lifetime'
             USING ERRCODE = '22023',
                   DETAIL = pg_catalog.format('Keys of this owner live at most %s.', p_max_lifetime),
@@ -663,10 +663,10 @@ BEGIN
     -- issued since (this call's p_adding included).  Below the cap, nothing
     -- is read but the locked policy row, however many keys the owner holds.
     SELECT p.keys_issued, p.cap_live, p.cap_issued INTO v_issued, v_cap_live, v_cap_issued
-      FROM apikeys.owner_policies p WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
-    IF v_cap_live IS NOT NULL AND v_issued OPERATOR(pg_catalog.>=) v_cap_issued AND
-       v_cap_live OPERATOR(pg_catalog.+) (v_issued OPERATOR(pg_catalog.-) v_cap_issued)
-           OPERATOR(pg_catalog.<=) v_max_keys THEN
+      FROM apikeys.owner_policies p WHERE p.owner = p_owner;
+    IF v_cap_live IS NOT NULL AND v_issued >= v_cap_issued AND
+       (v_cap_live + (v_issued - v_cap_issued))
+           <= v_max_keys THEN
         RETURN;
     END IF;
     -- At the bound (revoked or expired keys since the last count): count.
@@ -674,18 +674,18 @@ BEGIN
     -- stops at the cap; the exact number is counted only for the error.
     SELECT pg_catalog.count(*) INTO v_live
       FROM (SELECT 1 FROM apikeys.keys k
-             WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+             WHERE k.owner = p_owner
                AND k.revoked_at IS NULL
-               AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+               AND k.expires_at > pg_catalog.now()
              LIMIT v_max_keys) live;
-    IF v_live OPERATOR(pg_catalog.+) p_adding OPERATOR(pg_catalog.>) v_max_keys THEN
+    IF (v_live + p_adding) > v_max_keys THEN
         SELECT pg_catalog.count(*) INTO v_live FROM apikeys.keys k
-         WHERE k.owner OPERATOR(pg_catalog.=) p_owner
+         WHERE k.owner = p_owner
            AND k.revoked_at IS NULL
-           AND k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+           AND k.expires_at > pg_catalog.now();
         RAISE EXCEPTION 'owner "%" already has the maximum number of API keys', p_owner
             USING ERRCODE = '54000',
-                  DETAIL = CASE WHEN p_adding OPERATOR(pg_catalog.=) 1
+                  DETAIL = CASE WHEN p_adding = 1
                                 THEN pg_catalog.format('The owner has %s live keys; the limit is %s.', v_live, v_max_keys)
                                 ELSE pg_catalog.format('The owner has %s live keys and %s more would be imported; the limit is %s.', v_live, p_adding, v_max_keys) END,
                   -- a tenant (self-service) cannot call set_owner_policy: tell it what it can do
@@ -695,8 +695,8 @@ BEGIN
     END IF;
     -- the new bound: the keys counted and the ones being added
     UPDATE apikeys.owner_policies p
-       SET cap_live = v_live OPERATOR(pg_catalog.+) p_adding, cap_issued = v_issued
-     WHERE p.owner OPERATOR(pg_catalog.=) p_owner;
+       SET cap_live = v_live + p_adding, cap_issued = v_issued
+     WHERE p.owner = p_owner;
 END
 $$;
 COMMENT ON FUNCTION apikeys_internal._check_key_cap IS 'Internal: 54000 when the owner''s live keys and the ones being added would exceed its maximum';
@@ -714,20 +714,20 @@ CREATE FUNCTION apikeys_internal._check_credits(p_credits bigint, p_refill_amoun
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_credits OPERATOR(pg_catalog.<) 0 THEN
+    IF p_credits < 0 THEN
         RAISE EXCEPTION 'credits must be zero or more' USING ERRCODE = '22023',
             HINT = 'Leave credits NULL for a key without a balance (unlimited use).';
     END IF;
-    IF p_refill_amount OPERATOR(pg_catalog.<=) 0 THEN
+    IF p_refill_amount <= 0 THEN
         RAISE EXCEPTION 'refill_amount must be positive' USING ERRCODE = '22023',
             HINT = 'Leave refill_amount and refill_every NULL for credits that never refill.';
     END IF;
     IF p_refill_every IS NOT NULL AND
-       (apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<) 1000000 OR
-        p_refill_every OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+       (apikeys_internal._interval_us(p_refill_every) < 1000000 OR
+        p_refill_every > '100 years'::interval) THEN
         RAISE EXCEPTION 'refill_every must be between 1 second and 100 years' USING ERRCODE = '22023';
     END IF;
-    IF (p_refill_amount IS NULL) OPERATOR(pg_catalog.<>) (p_refill_every IS NULL) THEN
+    IF (p_refill_amount IS NULL) <> (p_refill_every IS NULL) THEN
         RAISE EXCEPTION 'refill_amount and refill_every go together' USING ERRCODE = '22023',
             DETAIL = 'A refill sets the balance back to refill_amount every refill_every.',
             HINT = 'Give both, or neither for credits that never refill.';
@@ -775,7 +775,7 @@ BEGIN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
     END IF;
-    IF create_key.rate_limit IS NOT NULL AND create_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN
+    IF create_key.rate_limit IS NOT NULL AND create_key.rate_limit = 0 THEN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use NULL for no limit.';
     END IF;
@@ -803,13 +803,13 @@ BEGIN
     INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
     VALUES (create_key.owner, 1)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey
-    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) 1;
+    DO UPDATE SET keys_issued = p.keys_issued + 1;
 
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
       FROM apikeys_internal._owner_limits(create_key.owner) l;
 
     v_expires := COALESCE(create_key.expires_at,
-                          pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
+                          pg_catalog.now() + v_max_lifetime);
     PERFORM apikeys_internal._check_expiry(v_expires, v_max_lifetime);
 
     PERFORM apikeys_internal._check_key_cap(create_key.owner, v_max_keys);
@@ -854,12 +854,12 @@ BEGIN
     PERFORM apikeys_internal._audit('created', m.client_id, create_key.owner,
         pg_catalog.jsonb_build_object('name', create_key.name, 'scopes', v_scopes,
                                       'expires_at', v_expires, 'prefix', v_key.prefix)
-        OPERATOR(pg_catalog.||) CASE WHEN v_credits IS NULL THEN '{}'::jsonb
+        || CASE WHEN v_credits IS NULL THEN '{}'::jsonb
                                      ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                                          'credits', v_credits,
                                          'refill_amount', create_key.refill_amount,
                                          'refill_every', create_key.refill_every)) END
-        OPERATOR(pg_catalog.||) CASE WHEN create_key.handoff
+        || CASE WHEN create_key.handoff
                                      THEN '{"handoff": true}'::jsonb ELSE '{}'::jsonb END);
 
     IF create_key.handoff THEN
@@ -899,23 +899,23 @@ BEGIN
         RAISE EXCEPTION 'scopes cannot be NULL' USING ERRCODE = '22023',
             HINT = 'Give an empty array for a key that may do nothing yet.';
     END IF;
-    IF (p_secret_hash IS NULL) OPERATOR(pg_catalog.=) (p_token IS NULL) THEN
+    IF (p_secret_hash IS NULL) = (p_token IS NULL) THEN
         RAISE EXCEPTION 'give exactly one of secret_hash and token' USING ERRCODE = '22023',
             HINT = 'Prefer secret_hash: the SHA-256 of the whole legacy token, so the token itself never travels.';
     END IF;
     IF p_token IS NOT NULL THEN
-        IF p_token OPERATOR(pg_catalog.=) '' OR
-           pg_catalog.octet_length(p_token) OPERATOR(pg_catalog.>) apikeys_internal._legacy_token_max_length() THEN
+        IF p_token = '' OR
+           pg_catalog.octet_length(p_token) > apikeys_internal._legacy_token_max_length() THEN
             RAISE EXCEPTION 'a legacy token must be 1 to % bytes long', apikeys_internal._legacy_token_max_length()
                 USING ERRCODE = '22023';
         END IF;
         -- verification's own classifier (TokenClassify): only what it
         -- looks up as legacy can be imported, or the key never verifies
-        IF apikeys_internal._token_kind(p_token) OPERATOR(pg_catalog.=) 'native' THEN
+        IF apikeys_internal._token_kind(p_token) = 'native' THEN
             RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
                 HINT = 'Only tokens issued by another system can be imported.';
         END IF;
-        IF apikeys_internal._token_kind(p_token) OPERATOR(pg_catalog.<>) 'legacy' THEN
+        IF apikeys_internal._token_kind(p_token) <> 'legacy' THEN
             RAISE EXCEPTION 'the token has the shape of an apikeys derived token' USING ERRCODE = '22023',
                 DETAIL = 'Verification reads such a token as a derived token, so the imported key would never verify.',
                 HINT = 'A token of this shape cannot be imported: issue its holder a new key with apikeys.create_key().';
@@ -925,12 +925,12 @@ BEGIN
         -- (one expression, no query: this runs for every row of a bulk
         -- import; prefixes are [a-z0-9_], so they are safe in a regex)
         IF pg_catalog.starts_with(p_token, pg_catalog.current_setting('apikeys.token_prefix', true)
-                                           OPERATOR(pg_catalog.||) '_') OR
-           p_token OPERATOR(pg_catalog.~) ('^(' OPERATOR(pg_catalog.||) pg_catalog.regexp_replace(
+                                           || '_') OR
+           p_token ~ ('^(' || pg_catalog.regexp_replace(
                pg_catalog.btrim(COALESCE(pg_catalog.current_setting('apikeys.allowed_prefixes', true), ''), E' \t\n,'),
-               E'[\\s,]+', '|', 'g') OPERATOR(pg_catalog.||) ')_') AND
+               E'[\\s,]+', '|', 'g') || ')_') AND
            pg_catalog.btrim(COALESCE(pg_catalog.current_setting('apikeys.allowed_prefixes', true), ''), E' \t\n,')
-               OPERATOR(pg_catalog.<>) '' THEN
+               <> '' THEN
             RAISE EXCEPTION 'the token has the prefix of an apikeys token but is not a valid one'
                 USING ERRCODE = '22023',
                       HINT = 'Check it for a typo. A token another system issued with this prefix can be imported by its hash (secret_hash).';
@@ -938,19 +938,19 @@ BEGIN
         hash := pg_catalog.sha256(pg_catalog.convert_to(p_token, 'UTF8'));
     ELSE
         IF p_hash_format IS NULL OR
-           p_hash_format OPERATOR(pg_catalog.<>) ALL (ARRAY['sha256_hex', 'sha256_base64']) THEN
+           p_hash_format <> ALL (ARRAY['sha256_hex', 'sha256_base64']) THEN
             RAISE EXCEPTION 'hash_format must be sha256_hex or sha256_base64' USING ERRCODE = '22023';
         END IF;
         -- checked before decode(), so no error (or subtransaction) is
         -- needed; ltrim with a character set is cheaper than a regex
-        IF p_hash_format OPERATOR(pg_catalog.=) 'sha256_hex' AND
-           pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 64 AND
-           pg_catalog.ltrim(p_secret_hash, '0123456789abcdefABCDEF') OPERATOR(pg_catalog.=) '' THEN
+        IF p_hash_format = 'sha256_hex' AND
+           pg_catalog.octet_length(p_secret_hash) = 64 AND
+           pg_catalog.ltrim(p_secret_hash, '0123456789abcdefABCDEF') = '' THEN
             hash := pg_catalog.decode(p_secret_hash, 'hex');
-        ELSIF p_hash_format OPERATOR(pg_catalog.=) 'sha256_base64' AND
-              pg_catalog.octet_length(p_secret_hash) OPERATOR(pg_catalog.=) 44 AND
+        ELSIF p_hash_format = 'sha256_base64' AND
+              pg_catalog.octet_length(p_secret_hash) = 44 AND
               pg_catalog.ltrim(p_secret_hash, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/')
-                  OPERATOR(pg_catalog.=) '=' THEN
+                  = '=' THEN
             hash := pg_catalog.decode(p_secret_hash, 'base64');
         ELSE
             RAISE EXCEPTION 'secret_hash is not a SHA-256 hash in %', p_hash_format
@@ -980,7 +980,7 @@ BEGIN
     INSERT INTO apikeys.owner_policies AS p (owner, keys_issued)
     VALUES (p_owner, p_adding)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey
-    DO UPDATE SET keys_issued = p.keys_issued OPERATOR(pg_catalog.+) p_adding;
+    DO UPDATE SET keys_issued = p.keys_issued + p_adding;
     SELECT l.max_keys, l.max_lifetime INTO v_max_keys, v_max_lifetime
       FROM apikeys_internal._owner_limits(p_owner) l;
     PERFORM apikeys_internal._check_key_cap(p_owner, v_max_keys, p_adding);
@@ -1012,7 +1012,7 @@ BEGIN
                                p_allowed_cidrs, p_metadata, p_db_role);
     scopes := c.scopes;
     v_max_lifetime := apikeys_internal._import_reserve(p_owner, 1);
-    expires_at := COALESCE(p_expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime);
+    expires_at := COALESCE(p_expires_at, pg_catalog.now() + v_max_lifetime);
     PERFORM apikeys_internal._check_expiry(expires_at, v_max_lifetime);
 
     FOR attempt IN 1..3 LOOP
@@ -1029,8 +1029,8 @@ BEGIN
         EXIT WHEN client_id IS NOT NULL;
         -- the same legacy token imported twice: the hash's index, not the client ID
         IF EXISTS (SELECT 1 FROM apikeys.keys k
-                    WHERE k.secret_hash OPERATOR(pg_catalog.=) c.hash
-                      AND k.hash_alg OPERATOR(pg_catalog.=) 'l'::"char") THEN
+                    WHERE k.secret_hash = c.hash
+                      AND k.hash_alg = 'l'::"char") THEN
             RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505';
         END IF;
     END LOOP;
@@ -1143,9 +1143,9 @@ BEGIN
     ready AS MATERIALIZED (
         SELECT ch.*, x.expires, apikeys_internal._check_expiry(x.expires, o.max_lifetime)::text AS ok
           FROM checked ch
-          JOIN owners o ON o.owner OPERATOR(pg_catalog.=) ch.owner,
+          JOIN owners o ON o.owner = ch.owner,
                LATERAL (SELECT COALESCE(ch.expires_at,
-                               pg_catalog.now() OPERATOR(pg_catalog.+) o.max_lifetime) AS expires) x),
+                               pg_catalog.now() + o.max_lifetime) AS expires) x),
     ins AS (
         INSERT INTO apikeys.keys (client_id, owner, name, scopes, secret_hash, hash_alg,
                                   expires_at, created_by, description, contact_email,
@@ -1162,10 +1162,10 @@ BEGIN
 
     -- A row left out: its legacy hash was imported before, or is in the
     -- source twice (a client ID drawn twice does not happen at 95 bits).
-    IF v_n OPERATOR(pg_catalog.<>) v_rows THEN
+    IF v_n <> v_rows THEN
         RAISE EXCEPTION 'this legacy token has already been imported' USING ERRCODE = '23505',
             DETAIL = pg_catalog.format('%s of the %s keys in %s were imported before or appear twice in it; nothing was imported.',
-                                       v_rows OPERATOR(pg_catalog.-) v_n, v_rows, p_source);
+                                       v_rows - v_n, v_rows, p_source);
     END IF;
 
     PERFORM apikeys_internal._audit('imported', NULL, NULL,
@@ -1204,20 +1204,20 @@ BEGIN
     EXECUTE pg_catalog.format('SELECT FROM %s LIMIT 0', import_keys.source);
     SELECT pg_catalog.array_agg(a.attname::text) INTO v_cols
       FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) import_keys.source
-       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
-    IF NOT v_cols OPERATOR(pg_catalog.@>) ARRAY['owner', 'name', 'scopes'] THEN
+     WHERE a.attrelid = import_keys.source
+       AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT v_cols @> ARRAY['owner', 'name', 'scopes'] THEN
         RAISE EXCEPTION 'table % needs the columns owner, name and scopes', import_keys.source
             USING ERRCODE = '22023',
                   HINT = 'Name the columns like the arguments of apikeys.import_key(), for example in a view.';
     END IF;
-    IF NOT v_cols OPERATOR(pg_catalog.&&) ARRAY['secret_hash', 'token'] THEN
+    IF NOT v_cols && ARRAY['secret_hash', 'token'] THEN
         RAISE EXCEPTION 'table % needs a column secret_hash or token', import_keys.source
             USING ERRCODE = '22023';
     END IF;
     -- the source's columns by import_key's names and types; absent ones NULL
     SELECT pg_catalog.string_agg(
-               CASE WHEN u.c OPERATOR(pg_catalog.=) ANY (v_cols)
+               CASE WHEN u.c = ANY (v_cols)
                     THEN pg_catalog.format('s.%I::%s', u.c, u.t)
                     ELSE pg_catalog.format('NULL::%s', u.t) END, ', ')
       INTO v_select
@@ -1247,11 +1247,11 @@ DECLARE
     m record;
     v_prev_until timestamptz;
 BEGIN
-    IF grace IS NULL OR grace OPERATOR(pg_catalog.<) '0'::interval THEN
+    IF grace IS NULL OR grace < '0'::interval THEN
         RAISE EXCEPTION 'grace must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
     k := apikeys_internal._key_row(rotate_key.client_id);
-    IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+    IF k.expires_at <= pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', rotate_key.client_id
             USING ERRCODE = '55000',
                   HINT = 'An expired key cannot be rotated; issue a new key with apikeys.create_key().';
@@ -1265,20 +1265,20 @@ BEGIN
 
     m := apikeys_internal._mint(k.client_id);
     -- the old secret lives on for the grace period, never past the key's expiry
-    v_prev_until := LEAST(pg_catalog.now() OPERATOR(pg_catalog.+) grace, k.expires_at);
+    v_prev_until := LEAST(pg_catalog.now() + grace, k.expires_at);
 
     PERFORM apikeys_internal._op_begin('rotated', pg_catalog.jsonb_build_object(
         'grace', grace, 'old_secret_valid_until',
-        CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END));
+        CASE WHEN grace > '0'::interval THEN v_prev_until END));
     UPDATE apikeys.keys SET
-        prev_secret_hash = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_hash END,
-        prev_hash_alg    = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN hash_alg END,
-        prev_expires_at  = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN v_prev_until END,
-        prev_secret_by_key = CASE WHEN grace OPERATOR(pg_catalog.>) '0'::interval THEN secret_by_key END,
+        prev_secret_hash = CASE WHEN grace > '0'::interval THEN secret_hash END,
+        prev_hash_alg    = CASE WHEN grace > '0'::interval THEN hash_alg END,
+        prev_expires_at  = CASE WHEN grace > '0'::interval THEN v_prev_until END,
+        prev_secret_by_key = CASE WHEN grace > '0'::interval THEN secret_by_key END,
         secret_hash      = m.secret_hash,
         hash_alg         = m.hash_alg,
         secret_by_key    = apikeys_internal._acting_key()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
@@ -1307,7 +1307,7 @@ BEGIN
     -- can lift it (_check_target).
     UPDATE apikeys.keys SET disabled_at = COALESCE(disabled_at, pg_catalog.now()),
                             disabled_by_key = apikeys_internal._acting_key()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) disable_key.client_id
+     WHERE keys.client_id = disable_key.client_id
        AND (disabled_at IS NULL OR
             (disabled_by_key IS NOT NULL AND apikeys_internal._acting_key() IS NULL));
     PERFORM apikeys_internal._op_end();
@@ -1332,7 +1332,7 @@ BEGIN
     k := apikeys_internal._key_row(enable_key.client_id);
     PERFORM apikeys_internal._op_begin('enabled', NULL);
     UPDATE apikeys.keys SET disabled_at = NULL, disabled_by_key = NULL
-     WHERE keys.client_id OPERATOR(pg_catalog.=) enable_key.client_id
+     WHERE keys.client_id = enable_key.client_id
        AND disabled_at IS NOT NULL;
     PERFORM apikeys_internal._op_end();
     RETURN k.disabled_at IS NOT NULL;
@@ -1386,14 +1386,14 @@ BEGIN
         RAISE EXCEPTION 'with_descendants cannot be NULL' USING ERRCODE = '22023';
     END IF;
     v_before := ARRAY(SELECT k2.client_id FROM apikeys.keys k2
-                       WHERE k2.created_by_key OPERATOR(pg_catalog.=) p_client_id);
+                       WHERE k2.created_by_key = p_client_id);
     IF p_with_descendants AND p_client_id IS NOT NULL AND
        NOT EXISTS (SELECT 1 FROM apikeys.keys k2
-                    WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id) THEN
+                    WHERE k2.client_id = p_client_id) THEN
         -- a deleted key: lock its link so that a concurrent delete_key
         -- cannot drop it under us
         PERFORM 1 FROM apikeys.deleted_keys d
-          WHERE d.client_id OPERATOR(pg_catalog.=) p_client_id FOR UPDATE;
+          WHERE d.client_id = p_client_id FOR UPDATE;
         v_deleted := FOUND;
     END IF;
     IF v_deleted THEN
@@ -1405,7 +1405,7 @@ BEGIN
         v_was_revoked := k.revoked_at IS NOT NULL;
     ELSE
         SELECT * INTO k FROM apikeys.keys k2
-         WHERE k2.client_id OPERATOR(pg_catalog.=) p_client_id
+         WHERE k2.client_id = p_client_id
          FOR UPDATE;
         IF NOT FOUND OR k.revoked_at IS NOT NULL THEN
             RETURN 0;
@@ -1414,7 +1414,7 @@ BEGIN
     IF NOT v_deleted THEN
         PERFORM apikeys_internal._op_begin('revoked', p_detail);
         UPDATE apikeys.keys SET revoked_at = pg_catalog.now()
-         WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+         WHERE keys.client_id = k.client_id
            AND revoked_at IS NULL;
         IF FOUND THEN
             n := 1;
@@ -1422,12 +1422,12 @@ BEGIN
         PERFORM apikeys_internal._op_end();
 
         FOR c IN SELECT k2.client_id FROM apikeys.keys k2
-                  WHERE k2.created_by_key OPERATOR(pg_catalog.=) k.client_id
+                  WHERE k2.created_by_key = k.client_id
                     AND k2.revoked_at IS NULL
-                    AND k2.client_id OPERATOR(pg_catalog.<>) ALL (v_before)
+                    AND k2.client_id <> ALL (v_before)
                   ORDER BY k2.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+            n := n + apikeys_internal._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(
                     'created by %s while it was being revoked', k.client_id)), false, false);
         END LOOP;
@@ -1439,7 +1439,7 @@ BEGIN
         -- still live (current, or previous within its grace)
         FOR c, v_why IN WITH RECURSIVE e(client_id, created_by_key, secret_by_key, prev_secret_by_key) AS (
                      SELECT k2.client_id, k2.created_by_key, k2.secret_by_key,
-                            CASE WHEN k2.prev_expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+                            CASE WHEN k2.prev_expires_at > pg_catalog.now()
                                  THEN k2.prev_secret_by_key END
                        FROM apikeys.keys k2
                      UNION ALL
@@ -1449,21 +1449,21 @@ BEGIN
                      SELECT p_client_id COLLATE "C"
                      UNION
                      SELECT e.client_id FROM e, d
-                      WHERE e.created_by_key OPERATOR(pg_catalog.=) d.client_id
-                         OR e.secret_by_key OPERATOR(pg_catalog.=) d.client_id
-                         OR e.prev_secret_by_key OPERATOR(pg_catalog.=) d.client_id)
+                      WHERE e.created_by_key = d.client_id
+                         OR e.secret_by_key = d.client_id
+                         OR e.prev_secret_by_key = d.client_id)
                  SELECT d.client_id,
                         CASE WHEN EXISTS (SELECT 1 FROM d d2
-                                           WHERE d2.client_id OPERATOR(pg_catalog.=) k4.created_by_key)
+                                           WHERE d2.client_id = k4.created_by_key)
                              THEN 'created by %s or its descendants, revoked with it'
                              ELSE 'holding a secret issued by %s or its descendants, revoked with it' END
                    FROM d, apikeys.keys k4
-                  WHERE k4.client_id OPERATOR(pg_catalog.=) d.client_id
-                    AND k4.client_id OPERATOR(pg_catalog.<>) p_client_id
+                  WHERE k4.client_id = d.client_id
+                    AND k4.client_id <> p_client_id
                     AND k4.revoked_at IS NULL
                   ORDER BY d.client_id
         LOOP
-            n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+            n := n + apikeys_internal._revoke_key(c,
                 pg_catalog.jsonb_build_object('reason', pg_catalog.format(v_why, p_client_id)),
                 false, false);
         END LOOP;
@@ -1493,7 +1493,7 @@ BEGIN
     PERFORM apikeys_internal._check_text('reason', reason, 1024, false);
     RETURN apikeys_internal._revoke_key(revoke_key.client_id,
         pg_catalog.jsonb_build_object('reason', reason)
-        OPERATOR(pg_catalog.||) CASE WHEN revoke_key.with_descendants
+        || CASE WHEN revoke_key.with_descendants
                                      THEN '{"with_descendants": true}'::jsonb
                                      ELSE '{}'::jsonb END,
         revoke_key.with_descendants, true);
@@ -1533,11 +1533,11 @@ BEGIN
     -- each, so a key committed by a create that held the lock before us is
     -- seen); keys another key of the owner created are the owner's too
     FOR c IN SELECT k.client_id FROM apikeys.keys k
-              WHERE k.owner OPERATOR(pg_catalog.=) revoke_all_keys.owner
+              WHERE k.owner = revoke_all_keys.owner
                 AND k.revoked_at IS NULL
               ORDER BY k.client_id
     LOOP
-        n := n OPERATOR(pg_catalog.+) apikeys_internal._revoke_key(c,
+        n := n + apikeys_internal._revoke_key(c,
             pg_catalog.jsonb_build_object('reason', reason, 'all', true), false, false);
     END LOOP;
     PERFORM apikeys_internal._audit('revoked_all', NULL, revoke_all_keys.owner,
@@ -1562,8 +1562,8 @@ DECLARE
     v_up text;
 BEGIN
     PERFORM apikeys_internal._op_begin('deleted', NULL);
-    DELETE FROM apikeys.keys WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
-    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
+    DELETE FROM apikeys.keys WHERE keys.client_id = k.client_id;
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
     -- The tree revoke_key(with_descendants) walks must survive the
     -- deletion: a key that leads to other keys leaves its link behind
@@ -1576,7 +1576,7 @@ BEGIN
         v_up := k.created_by_key;
         WHILE v_up IS NOT NULL AND NOT apikeys_internal._leads_to_keys(v_up) LOOP
             DELETE FROM apikeys.deleted_keys d
-             WHERE d.client_id OPERATOR(pg_catalog.=) v_up
+             WHERE d.client_id = v_up
             RETURNING d.created_by_key INTO v_up;
         END LOOP;
     END IF;
@@ -1596,9 +1596,9 @@ CREATE FUNCTION apikeys_internal._leads_to_keys(p_client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM apikeys.keys k
-                    WHERE k.created_by_key OPERATOR(pg_catalog.=) p_client_id)
+                    WHERE k.created_by_key = p_client_id)
         OR EXISTS (SELECT 1 FROM apikeys.deleted_keys d
-                    WHERE d.created_by_key OPERATOR(pg_catalog.=) p_client_id)
+                    WHERE d.created_by_key = p_client_id)
 $$;
 COMMENT ON FUNCTION apikeys_internal._leads_to_keys IS 'Internal: whether a key or deleted key has children (live keys, or deleted keys that keep a link)';
 REVOKE ALL ON FUNCTION apikeys_internal._leads_to_keys FROM PUBLIC;
@@ -1647,7 +1647,7 @@ BEGIN
                                    COALESCE(update_key.refill_every, k.refill_every));
 
     IF update_key.expires_at IS NOT NULL THEN
-        IF update_key.expires_at OPERATOR(pg_catalog.>) k.expires_at THEN
+        IF update_key.expires_at > k.expires_at THEN
             RAISE EXCEPTION 'cannot extend the expiry of API key "%"', k.client_id
                 USING ERRCODE = '22023',
                       DETAIL = pg_catalog.format('The key expires at %s; an expiry can only be brought forward.', k.expires_at),
@@ -1686,7 +1686,7 @@ BEGIN
                              ELSE NULLIF(update_key.db_role::text, '') END,
         rate_limit    = CASE WHEN update_key.rate_limit IS NULL THEN keys.rate_limit
                              ELSE NULLIF(update_key.rate_limit, 0) END,
-        rate_window   = CASE WHEN update_key.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+        rate_window   = CASE WHEN update_key.rate_limit = 0 THEN NULL
                              ELSE COALESCE(update_key.rate_window, keys.rate_window,
                                            CASE WHEN update_key.rate_limit IS NOT NULL
                                                 THEN '1 minute'::interval END) END,
@@ -1696,14 +1696,14 @@ BEGIN
         credits       = v_credits,
         credits_seq   = CASE WHEN v_credits IS DISTINCT FROM keys.credits OR
                                   update_key.credits IS NOT NULL
-                             THEN keys.credits_seq OPERATOR(pg_catalog.+) 1
+                             THEN keys.credits_seq + 1
                              ELSE keys.credits_seq END,
         credits_refilled_at = CASE WHEN update_key.credits IS NOT NULL OR keys.credits IS NULL
                                    THEN CASE WHEN v_credits IS NOT NULL THEN pg_catalog.now() END
                                    ELSE keys.credits_refilled_at END,
         refill_amount = COALESCE(update_key.refill_amount, keys.refill_amount),
         refill_every  = COALESCE(update_key.refill_every, keys.refill_every)
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
 END
 $$;
@@ -1748,12 +1748,12 @@ AS $$
     INSERT INTO apikeys.credit_balances AS b
            (client_id, credits_seq, added_seen, balance, refilled_at)
     SELECT k.client_id, p_seq, p_added_seen, p_balance, p_refilled_at
-      FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
+      FROM apikeys.keys k WHERE k.client_id = p_client_id
     ON CONFLICT (client_id) DO UPDATE SET
         credits_seq = EXCLUDED.credits_seq, added_seen = EXCLUDED.added_seen,
         balance = EXCLUDED.balance, refilled_at = EXCLUDED.refilled_at,
         written_at = pg_catalog.now()
-     WHERE b.credits_seq OPERATOR(pg_catalog.<=) EXCLUDED.credits_seq;
+     WHERE b.credits_seq <= EXCLUDED.credits_seq;
 $$;
 COMMENT ON FUNCTION apikeys_internal._credits_write IS 'Internal: writes one key''s live balance to apikeys.credit_balances';
 REVOKE ALL ON FUNCTION apikeys_internal._credits_write FROM PUBLIC;
@@ -1768,7 +1768,7 @@ DECLARE
     k apikeys.keys;
     v_balance bigint;
 BEGIN
-    IF add_credits.amount IS NULL OR add_credits.amount OPERATOR(pg_catalog.<=) 0 THEN
+    IF add_credits.amount IS NULL OR add_credits.amount <= 0 THEN
         RAISE EXCEPTION 'amount must be positive' USING ERRCODE = '22023',
             HINT = 'To lower a balance, set it with apikeys.update_key(client_id, credits => ...).';
     END IF;
@@ -1781,8 +1781,8 @@ BEGIN
     -- every counter the top-up adds to (keys.credits, credits_added, the
     -- live balance after a refill) must stay a bigint: 22023, nothing written
     v_balance := apikeys_internal._credits_balance(k.client_id);
-    IF add_credits.amount OPERATOR(pg_catalog.>)
-       (9223372036854775807::bigint OPERATOR(pg_catalog.-)
+    IF add_credits.amount >
+       (9223372036854775807::bigint -
         GREATEST(k.credits, k.credits_added, v_balance, k.refill_amount, 0)) THEN
         RAISE EXCEPTION 'amount is too large for the balance of API key "%"', k.client_id
             USING ERRCODE = '22023',
@@ -1795,9 +1795,9 @@ BEGIN
     -- since it was set, gains it too
     PERFORM apikeys_internal._op_begin('credits_added', NULL);
     UPDATE apikeys.keys SET
-        credits = keys.credits OPERATOR(pg_catalog.+) add_credits.amount,
-        credits_added = keys.credits_added OPERATOR(pg_catalog.+) add_credits.amount
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+        credits = keys.credits + add_credits.amount,
+        credits_added = keys.credits_added + add_credits.amount
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
     v_balance := apikeys_internal._credits_balance(k.client_id);
     PERFORM apikeys_internal._audit('credits_added', k.client_id, k.owner,
@@ -1832,10 +1832,10 @@ BEGIN
         'balance', apikeys_internal._credits_balance(k.client_id)));
     UPDATE apikeys.keys SET
         credits = NULL, refill_amount = NULL, refill_every = NULL, credits_refilled_at = NULL,
-        credits_seq = keys.credits_seq OPERATOR(pg_catalog.+) 1
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+        credits_seq = keys.credits_seq + 1
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
-    DELETE FROM apikeys.credit_balances b WHERE b.client_id OPERATOR(pg_catalog.=) k.client_id;
+    DELETE FROM apikeys.credit_balances b WHERE b.client_id = k.client_id;
     RETURN true;
 END
 $$;
@@ -1865,43 +1865,43 @@ DECLARE
 BEGIN
     PERFORM apikeys_internal._check_owner(set_owner_policy.owner);
     IF set_owner_policy.max_keys IS NOT NULL AND
-       (set_owner_policy.max_keys OPERATOR(pg_catalog.<) 1 OR
-        set_owner_policy.max_keys OPERATOR(pg_catalog.>) 1000000) THEN
+       (set_owner_policy.max_keys < 1 OR
+        set_owner_policy.max_keys > 1000000) THEN
         RAISE EXCEPTION 'max_keys must be between 1 and 1000000' USING ERRCODE = '22023';
     END IF;
     IF set_owner_policy.max_lifetime IS NOT NULL AND
-       (set_owner_policy.max_lifetime OPERATOR(pg_catalog.<) '1 minute'::interval OR
-        set_owner_policy.max_lifetime OPERATOR(pg_catalog.>) '100 years'::interval) THEN
+       (set_owner_policy.max_lifetime < '1 minute'::interval OR
+        set_owner_policy.max_lifetime > '100 years'::interval) THEN
         RAISE EXCEPTION 'max_lifetime must be between 1 minute and 100 years' USING ERRCODE = '22023';
     END IF;
     -- the lifecycle intervals: '0' turns a policy off for this owner
-    IF set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.<) '0'::interval OR
-       set_owner_policy.revoke_unused_after OPERATOR(pg_catalog.>) '100 years'::interval THEN
+    IF set_owner_policy.revoke_unused_after < '0'::interval OR
+       set_owner_policy.revoke_unused_after > '100 years'::interval THEN
         RAISE EXCEPTION 'revoke_unused_after must be between 0 and 100 years' USING ERRCODE = '22023',
             HINT = 'Use 0 to turn the policy off for this owner.';
     END IF;
-    IF set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.<) '0'::interval OR
-       set_owner_policy.warn_before_expiry OPERATOR(pg_catalog.>) '100 years'::interval THEN
+    IF set_owner_policy.warn_before_expiry < '0'::interval OR
+       set_owner_policy.warn_before_expiry > '100 years'::interval THEN
         RAISE EXCEPTION 'warn_before_expiry must be between 0 and 100 years' USING ERRCODE = '22023',
             HINT = 'Use 0 to turn the policy off for this owner.';
     END IF;
-    IF set_owner_policy.rotate_every OPERATOR(pg_catalog.<) '0'::interval OR
-       set_owner_policy.rotate_every OPERATOR(pg_catalog.>) '100 years'::interval THEN
+    IF set_owner_policy.rotate_every < '0'::interval OR
+       set_owner_policy.rotate_every > '100 years'::interval THEN
         RAISE EXCEPTION 'rotate_every must be between 0 and 100 years' USING ERRCODE = '22023',
             HINT = 'Use 0 to turn the policy off for this owner.';
     END IF;
-    IF set_owner_policy.rate_limit OPERATOR(pg_catalog.<) 0 THEN
+    IF set_owner_policy.rate_limit < 0 THEN
         RAISE EXCEPTION 'rate_limit must be positive' USING ERRCODE = '22023',
             HINT = 'Use 0 for no owner-wide limit.';
     END IF;
     IF set_owner_policy.rate_window IS NOT NULL AND
-       (set_owner_policy.rate_window OPERATOR(pg_catalog.<) '1 second'::interval OR
-        set_owner_policy.rate_window OPERATOR(pg_catalog.>) '1 day'::interval) THEN
+       (set_owner_policy.rate_window < '1 second'::interval OR
+        set_owner_policy.rate_window > '1 day'::interval) THEN
         RAISE EXCEPTION 'rate_window must be between 1 second and 1 day' USING ERRCODE = '22023';
     END IF;
 
     SELECT * INTO old_p FROM apikeys.owner_policies p
-     WHERE p.owner OPERATOR(pg_catalog.=) set_owner_policy.owner FOR UPDATE;
+     WHERE p.owner = set_owner_policy.owner FOR UPDATE;
 
     PERFORM apikeys_internal._op_begin('policy_changed', NULL);
     INSERT INTO apikeys.owner_policies AS p (owner, max_keys, max_lifetime, revoke_unused_after,
@@ -1920,7 +1920,7 @@ BEGIN
         rotate_every = COALESCE(EXCLUDED.rotate_every, p.rotate_every),
         rate_limit = CASE WHEN set_owner_policy.rate_limit IS NULL THEN p.rate_limit
                           ELSE EXCLUDED.rate_limit END,
-        rate_window = CASE WHEN set_owner_policy.rate_limit OPERATOR(pg_catalog.=) 0 THEN NULL
+        rate_window = CASE WHEN set_owner_policy.rate_limit = 0 THEN NULL
                            WHEN set_owner_policy.rate_limit IS NULL AND p.rate_limit IS NULL THEN NULL
                            ELSE COALESCE(set_owner_policy.rate_window, p.rate_window,
                                          EXCLUDED.rate_window) END,
@@ -1932,13 +1932,13 @@ BEGIN
     FOREACH col IN ARRAY ARRAY['max_keys', 'max_lifetime', 'revoke_unused_after',
                                'warn_before_expiry', 'rotate_every', 'rate_limit',
                                'rate_window'] LOOP
-        IF (pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col) IS DISTINCT FROM
-           (pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col) OR
-           col OPERATOR(pg_catalog.=) ANY (ARRAY['max_keys', 'max_lifetime']) THEN
-            det := det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
+        IF (pg_catalog.to_jsonb(old_p) -> col) IS DISTINCT FROM
+           (pg_catalog.to_jsonb(new_p) -> col) OR
+           col = ANY (ARRAY['max_keys', 'max_lifetime']) THEN
+            det := det || pg_catalog.jsonb_build_object(col,
                 pg_catalog.jsonb_build_object(
-                    'old', pg_catalog.to_jsonb(old_p) OPERATOR(pg_catalog.->) col,
-                    'new', pg_catalog.to_jsonb(new_p) OPERATOR(pg_catalog.->) col));
+                    'old', pg_catalog.to_jsonb(old_p) -> col,
+                    'new', pg_catalog.to_jsonb(new_p) -> col));
         END IF;
     END LOOP;
     PERFORM apikeys_internal._audit('policy_changed', NULL, set_owner_policy.owner, det);
@@ -1946,8 +1946,8 @@ BEGIN
     -- when they did not)
     RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(d.key, d.value), '{}'::jsonb)
               FROM pg_catalog.jsonb_each(det) d
-             WHERE (d.value OPERATOR(pg_catalog.->) 'old') IS DISTINCT FROM
-                   (d.value OPERATOR(pg_catalog.->) 'new'));
+             WHERE (d.value -> 'old') IS DISTINCT FROM
+                   (d.value -> 'new'));
 END
 $$;
 COMMENT ON FUNCTION apikeys.set_owner_policy IS 'Sets an owner''s key cap, maximum key lifetime, lifecycle policies and owner-wide rate limit; NULL leaves a setting, 0 turns a lifecycle policy or the rate limit off; returns the settings it changed, old and new';
@@ -1963,12 +1963,12 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
-    IF older_than IS NULL OR older_than OPERATOR(pg_catalog.<) '0'::interval THEN
+    IF older_than IS NULL OR older_than < '0'::interval THEN
         RAISE EXCEPTION 'older_than must be zero or a positive interval' USING ERRCODE = '22023';
     END IF;
     PERFORM apikeys_internal._op_begin('purge', NULL);
     DELETE FROM apikeys.audit_log
-     WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
+     WHERE at < (pg_catalog.now() - older_than);
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM apikeys_internal._op_end();
     PERFORM apikeys_internal._audit('audit_purged', NULL, NULL,
@@ -2086,43 +2086,43 @@ DECLARE
                           'credits_refilled_at', 'credits_seq', 'credits_added'];
 BEGIN
     -- add_credits writes its own audit row (amount and balance)
-    IF ev OPERATOR(pg_catalog.=) 'credits_added' AND TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+    IF ev = 'credits_added' AND TG_OP = 'UPDATE' THEN
         RETURN NEW;
     END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+    IF TG_OP = 'DELETE' THEN
         PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_delete'), OLD.client_id, OLD.owner,
-            det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('name', OLD.name));
+            det || pg_catalog.jsonb_build_object('name', OLD.name));
         RETURN OLD;
     END IF;
 
-    o := pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) hidden;
-    n := pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) hidden;
+    o := pg_catalog.to_jsonb(OLD) - hidden;
+    n := pg_catalog.to_jsonb(NEW) - hidden;
     -- a balance set (credits_seq moves) replaces the live balance: its old
     -- value is that balance (update_key passes it), not keys.credits, and
     -- it is a change even when keys.credits stays the same
     IF OLD.credits_seq IS DISTINCT FROM NEW.credits_seq AND
-       det OPERATOR(pg_catalog.?) 'balance_before' THEN
-        o := o OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('credits',
-                 det OPERATOR(pg_catalog.->) 'balance_before');
+       det ? 'balance_before' THEN
+        o := o || pg_catalog.jsonb_build_object('credits',
+                 det -> 'balance_before');
     END IF;
-    det := det OPERATOR(pg_catalog.-) 'balance_before';
+    det := det - 'balance_before';
     FOR col IN SELECT pg_catalog.jsonb_object_keys(n) LOOP
-        IF (o OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (n OPERATOR(pg_catalog.->) col) OR
-           (col OPERATOR(pg_catalog.=) 'credits' AND
+        IF (o -> col) IS DISTINCT FROM (n -> col) OR
+           (col = 'credits' AND
             OLD.credits_seq IS DISTINCT FROM NEW.credits_seq) THEN
-            changes := changes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col,
-                pg_catalog.jsonb_build_object('old', o OPERATOR(pg_catalog.->) col,
-                                              'new', n OPERATOR(pg_catalog.->) col));
+            changes := changes || pg_catalog.jsonb_build_object(col,
+                pg_catalog.jsonb_build_object('old', o -> col,
+                                              'new', n -> col));
         END IF;
     END LOOP;
     IF OLD.secret_hash IS DISTINCT FROM NEW.secret_hash THEN
-        changes := changes OPERATOR(pg_catalog.||) '{"secret": "replaced"}'::jsonb;
+        changes := changes || '{"secret": "replaced"}'::jsonb;
     END IF;
-    IF changes OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+    IF changes = '{}'::jsonb THEN
         RETURN NEW;
     END IF;
     PERFORM apikeys_internal._audit(COALESCE(ev, 'direct_update'), NEW.client_id, NEW.owner,
-        det OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('changes', changes));
+        det || pg_catalog.jsonb_build_object('changes', changes));
     RETURN NEW;
 END
 $$;
@@ -2145,7 +2145,7 @@ CREATE FUNCTION apikeys_internal._audit_append_only_trigger()
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND
+    IF TG_OP = 'DELETE' AND
        (apikeys_internal._op_event() IS NOT DISTINCT FROM 'purge' OR apikeys_internal._in_apply_worker()) THEN
         RETURN OLD;
     END IF;
@@ -2240,20 +2240,20 @@ DECLARE
     t record;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
-                    WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                      AND (c.objid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
-                           OR c.objid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass)) THEN
+                    WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND (c.objid = 'apikeys.keys'::pg_catalog.regclass
+                           OR c.objid = 'apikeys.audit_log'::pg_catalog.regclass)) THEN
         RETURN;
     END IF;
     FOR t IN SELECT tg.tgrelid::pg_catalog.regclass AS rel, tg.tgname
                FROM pg_catalog.pg_trigger tg
-              WHERE ((tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.keys'::pg_catalog.regclass
-                      AND (tg.tgname OPERATOR(pg_catalog.=) 'keys_cache'
-                           OR tg.tgname OPERATOR(pg_catalog.=) 'keys_no_truncate'))
-                  OR (tg.tgrelid OPERATOR(pg_catalog.=) 'apikeys.audit_log'::pg_catalog.regclass
-                      AND (tg.tgname OPERATOR(pg_catalog.=) 'audit_log_append_only'
-                           OR tg.tgname OPERATOR(pg_catalog.=) 'audit_log_no_truncate')))
-                AND tg.tgenabled OPERATOR(pg_catalog.<>) 'A'
+              WHERE ((tg.tgrelid = 'apikeys.keys'::pg_catalog.regclass
+                      AND (tg.tgname = 'keys_cache'
+                           OR tg.tgname = 'keys_no_truncate'))
+                  OR (tg.tgrelid = 'apikeys.audit_log'::pg_catalog.regclass
+                      AND (tg.tgname = 'audit_log_append_only'
+                           OR tg.tgname = 'audit_log_no_truncate')))
+                AND tg.tgenabled <> 'A'
     LOOP
         -- nested ALTER TABLE: fires this again, which then finds nothing to do
         EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);

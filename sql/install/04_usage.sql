@@ -172,10 +172,10 @@ DECLARE
 BEGIN
     FOR r IN SELECT p.hour, apikeys_internal._usage_find(p.data, _usage_last_use.client_id) AS t
                FROM apikeys.usage_packed p
-              WHERE p.bucket OPERATOR(pg_catalog.=) (pg_catalog.right(_usage_last_use.client_id, 2) COLLATE "C")
+              WHERE p.bucket = (pg_catalog.right(_usage_last_use.client_id, 2) COLLATE "C")
               ORDER BY p.hour DESC
     LOOP
-        EXIT WHEN found_hour IS NOT NULL AND r.hour OPERATOR(pg_catalog.<) found_hour;
+        EXIT WHEN found_hour IS NOT NULL AND r.hour < found_hour;
         IF r.t IS NOT NULL THEN
             found_hour := r.hour;
             best := GREATEST(best, r.t);
@@ -343,15 +343,15 @@ BEGIN
         RAISE EXCEPTION 'address cannot be NULL' USING ERRCODE = '22023';
     END IF;
     r := apikeys_internal._unblock_address(unblock_address.address);
-    IF r.records_cleared OPERATOR(pg_catalog.>) 0 THEN
+    IF r.records_cleared > 0 THEN
         PERFORM apikeys_internal._audit('address_unblocked', NULL, NULL,
             pg_catalog.jsonb_build_object('address', pg_catalog.host(unblock_address.address)
-                                              OPERATOR(pg_catalog.||) '/'
-                                              OPERATOR(pg_catalog.||) pg_catalog.masklen(unblock_address.address),
+                                              || '/'
+                                              || pg_catalog.masklen(unblock_address.address),
                                           'blocks_lifted', r.blocks_lifted,
                                           'records_cleared', r.records_cleared));
     END IF;
-    RETURN r.blocks_lifted OPERATOR(pg_catalog.>) 0;
+    RETURN r.blocks_lifted > 0;
 END
 $$;
 COMMENT ON FUNCTION apikeys.unblock_address IS 'Lifts the failure throttle''s records of an address (every client ID named from it) or of every caller and network inside a network; true if a block was lifted; audited';

@@ -226,9 +226,9 @@ CREATE FUNCTION apikeys_internal._outbox_erase(p_claim_ids bigint[])
     SET search_path = pg_catalog, pg_temp
 AS $$
     UPDATE apikeys.outbox o
-       SET payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[]
-     WHERE o.claim_id OPERATOR(pg_catalog.=) ANY (p_claim_ids)
-       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+       SET payload = o.payload - ARRAY['claim_token', 'code']::text[]
+     WHERE o.claim_id = ANY (p_claim_ids)
+       AND o.payload ?| ARRAY['claim_token', 'code']::text[];
 $$;
 COMMENT ON FUNCTION apikeys_internal._outbox_erase IS 'Internal: erases claim tokens and codes from the outbox rows of claims';
 REVOKE ALL ON FUNCTION apikeys_internal._outbox_erase FROM PUBLIC;
@@ -250,7 +250,7 @@ DECLARE
 BEGIN
     WITH sup AS (
         UPDATE apikeys.claims c SET superseded_at = pg_catalog.now()
-         WHERE c.client_id OPERATOR(pg_catalog.=) k.client_id
+         WHERE c.client_id = k.client_id
            AND c.claimed_at IS NULL AND c.superseded_at IS NULL
         RETURNING c.id)
     SELECT pg_catalog.array_agg(id) INTO v_old FROM sup;
@@ -259,13 +259,13 @@ BEGIN
     END IF;
 
     s := apikeys_internal._claim_secrets();
-    v_exp := pg_catalog.now() OPERATOR(pg_catalog.+)
+    v_exp := pg_catalog.now() +
              apikeys_internal._setting_interval('apikeys.claim_lifetime', '24 hours');
     INSERT INTO apikeys.claims (client_id, token_hash, code_hash, expires_at)
     VALUES (k.client_id,
             pg_catalog.sha256(pg_catalog.convert_to(s.claim_token, 'UTF8')),
-            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token OPERATOR(pg_catalog.||) ':'
-                                                    OPERATOR(pg_catalog.||) s.code, 'UTF8')),
+            pg_catalog.sha256(pg_catalog.convert_to(s.claim_token || ':'
+                                                    || s.code, 'UTF8')),
             v_exp)
     RETURNING id INTO v_claim;
 
@@ -320,19 +320,19 @@ DECLARE
     v_locks boolean;
 BEGIN
     SELECT * INTO c FROM apikeys.claims cl
-     WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
-       AND pg_catalog.substr(cl.code_hash, 1, 8) OPERATOR(pg_catalog.=) p_tag
+     WHERE cl.id = p_claim_id
+       AND pg_catalog.substr(cl.code_hash, 1, 8) = p_tag
        FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN NOT EXISTS (SELECT 1 FROM apikeys.claims cl
-                            WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
-                              AND pg_catalog.substr(cl.code_hash, 1, 8) OPERATOR(pg_catalog.=) p_tag);
+                            WHERE cl.id = p_claim_id
+                              AND pg_catalog.substr(cl.code_hash, 1, 8) = p_tag);
     END IF;
     v_locks := p_lock AND c.locked_at IS NULL AND c.claimed_at IS NULL AND c.superseded_at IS NULL;
     UPDATE apikeys.claims cl SET
         failures = GREATEST(cl.failures, p_attempts),
         locked_at = CASE WHEN v_locks THEN pg_catalog.now() ELSE cl.locked_at END
-     WHERE cl.id OPERATOR(pg_catalog.=) c.id
+     WHERE cl.id = c.id
     RETURNING * INTO c;
     IF v_locks THEN
         PERFORM apikeys_internal._claim_locked(c);
@@ -354,7 +354,7 @@ AS $$
 BEGIN
     PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
     PERFORM apikeys_internal._audit('claim_locked', c.client_id,
-        (SELECT k.owner FROM apikeys.keys k WHERE k.client_id OPERATOR(pg_catalog.=) c.client_id),
+        (SELECT k.owner FROM apikeys.keys k WHERE k.client_id = c.client_id),
         pg_catalog.jsonb_build_object('failures', c.failures));
 END
 $$;
@@ -377,11 +377,11 @@ AS $$
 DECLARE
     c apikeys.claims;
 BEGIN
-    UPDATE apikeys.claims cl SET failures = cl.failures OPERATOR(pg_catalog.+) 1
-     WHERE cl.id OPERATOR(pg_catalog.=) p_claim_id
+    UPDATE apikeys.claims cl SET failures = cl.failures + 1
+     WHERE cl.id = p_claim_id
        AND cl.claimed_at IS NULL AND cl.locked_at IS NULL AND cl.superseded_at IS NULL
-       AND cl.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
-       AND cl.failures OPERATOR(pg_catalog.<) 5
+       AND cl.expires_at > pg_catalog.now()
+       AND cl.failures < 5
     RETURNING * INTO c;
     IF NOT FOUND THEN
         RETURN NULL;
@@ -389,9 +389,9 @@ BEGIN
     IF apikeys_internal._hash_equal(c.code_hash, p_presented) THEN
         RETURN true;
     END IF;
-    IF c.failures OPERATOR(pg_catalog.>=) 5 THEN
+    IF c.failures >= 5 THEN
         UPDATE apikeys.claims cl SET locked_at = pg_catalog.now()
-         WHERE cl.id OPERATOR(pg_catalog.=) c.id
+         WHERE cl.id = c.id
         RETURNING * INTO c;
         PERFORM apikeys_internal._claim_locked(c);
     END IF;
@@ -428,27 +428,27 @@ BEGIN
     -- Every failure ends at the one RAISE below, so not even the error's
     -- CONTEXT line tells which check failed.
     IF claim_key.claim_token IS NOT NULL AND claim_key.code IS NOT NULL AND
-       pg_catalog.length(claim_key.claim_token) OPERATOR(pg_catalog.<=) 256 THEN
+       pg_catalog.length(claim_key.claim_token) <= 256 THEN
         SELECT * INTO c FROM apikeys.claims cl
-         WHERE cl.token_hash OPERATOR(pg_catalog.=)
+         WHERE cl.token_hash =
                pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token, 'UTF8'));
         IF FOUND AND c.claimed_at IS NULL AND c.locked_at IS NULL AND
-           c.superseded_at IS NULL AND c.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND
-           c.failures OPERATOR(pg_catalog.<) 5 AND
+           c.superseded_at IS NULL AND c.expires_at > pg_catalog.now() AND
+           c.failures < 5 AND
            apikeys_internal._claim_attempt(c.id, c.failures, c.expires_at, c.code_hash,
-               pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token OPERATOR(pg_catalog.||) ':'
-                                                       OPERATOR(pg_catalog.||) claim_key.code, 'UTF8'))) THEN
+               pg_catalog.sha256(pg_catalog.convert_to(claim_key.claim_token || ':'
+                                                       || claim_key.code, 'UTF8'))) THEN
             -- the code is right: lock without waiting, and look again (a
             -- concurrent claim may have won meanwhile)
             BEGIN
                 SELECT * INTO c FROM apikeys.claims cl
-                 WHERE cl.id OPERATOR(pg_catalog.=) c.id FOR UPDATE NOWAIT;
+                 WHERE cl.id = c.id FOR UPDATE NOWAIT;
                 SELECT * INTO k FROM apikeys.keys kk
-                 WHERE kk.client_id OPERATOR(pg_catalog.=) c.client_id FOR UPDATE NOWAIT;
+                 WHERE kk.client_id = c.client_id FOR UPDATE NOWAIT;
                 v_ok := c.claimed_at IS NULL AND c.locked_at IS NULL AND c.superseded_at IS NULL AND
                         k.client_id IS NOT NULL AND k.revoked_at IS NULL AND
                         k.pending_since IS NOT NULL AND
-                        k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now();
+                        k.expires_at > pg_catalog.now();
             EXCEPTION WHEN lock_not_available THEN
                 v_ok := false;
             END;
@@ -471,9 +471,9 @@ BEGIN
         prev_secret_by_key = NULL,
         pending_since = NULL,
         claimed_at = pg_catalog.now()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id;
+     WHERE keys.client_id = k.client_id;
     PERFORM apikeys_internal._op_end();
-    UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) c.id;
+    UPDATE apikeys.claims SET claimed_at = pg_catalog.now() WHERE id = c.id;
     PERFORM apikeys_internal._outbox_erase(ARRAY[c.id]);
 
     RETURN ROW(m.client_id, m.client_secret, m.token, k.expires_at)::apikeys.new_key;
@@ -498,7 +498,7 @@ DECLARE
     m record;
 BEGIN
     k := apikeys_internal._key_row(reset_key.client_id);
-    IF k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+    IF k.expires_at <= pg_catalog.now() THEN
         RAISE EXCEPTION 'API key "%" has expired', reset_key.client_id
             USING ERRCODE = '55000',
                   HINT = 'An expired key cannot be reset; issue a new key with apikeys.create_key().';
@@ -520,7 +520,7 @@ BEGIN
         secret_by_key = NULL,
         prev_secret_by_key = NULL,
         pending_since = pg_catalog.now()
-     WHERE keys.client_id OPERATOR(pg_catalog.=) k.client_id
+     WHERE keys.client_id = k.client_id
     RETURNING * INTO k;
     PERFORM apikeys_internal._op_end();
     PERFORM apikeys_internal._handoff_start(k);
@@ -543,24 +543,24 @@ DECLARE
     v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
     UPDATE apikeys.outbox o SET
-        payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[],
+        payload = o.payload - ARRAY['claim_token', 'code']::text[],
         failed_at = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
                          THEN pg_catalog.now() ELSE o.failed_at END,
         last_error = CASE WHEN o.delivered_at IS NULL AND o.failed_at IS NULL
                           THEN 'the claim expired before delivery' ELSE o.last_error END,
         leased_until = NULL
       FROM apikeys.claims c
-     WHERE o.claim_id OPERATOR(pg_catalog.=) c.id
-       AND c.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-       AND o.payload OPERATOR(pg_catalog.?|) ARRAY['claim_token', 'code']::text[];
+     WHERE o.claim_id = c.id
+       AND c.expires_at <= pg_catalog.now()
+       AND o.payload ?| ARRAY['claim_token', 'code']::text[];
 
     UPDATE apikeys.outbox o SET
         failed_at = pg_catalog.now(),
         last_error = COALESCE(o.last_error, 'the lease of the last attempt ran out'),
         leased_until = NULL
      WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
-       AND o.attempts OPERATOR(pg_catalog.>=) v_max
-       AND o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp();
+       AND o.attempts >= v_max
+       AND o.leased_until <= pg_catalog.clock_timestamp();
 END
 $$;
 COMMENT ON FUNCTION apikeys_internal._outbox_housekeeping IS 'Internal: erases secrets of expired claims and gives up rows out of attempts';
@@ -579,11 +579,11 @@ AS $$
 DECLARE
     v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
 BEGIN
-    IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 OR max_rows OPERATOR(pg_catalog.>) 10000 THEN
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 10000 THEN
         RAISE EXCEPTION 'max_rows must be between 1 and 10000' USING ERRCODE = '22023';
     END IF;
-    IF lease IS NULL OR lease OPERATOR(pg_catalog.<) '1 second'::interval OR
-       lease OPERATOR(pg_catalog.>) '1 day'::interval THEN
+    IF lease IS NULL OR lease < '1 second'::interval OR
+       lease > '1 day'::interval THEN
         RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = '22023';
     END IF;
     PERFORM apikeys_internal._outbox_housekeeping();
@@ -591,19 +591,19 @@ BEGIN
     WITH due AS (
         SELECT o.id FROM apikeys.outbox o
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL
-           AND o.available_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
-           AND (o.leased_until IS NULL OR o.leased_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
-           AND o.attempts OPERATOR(pg_catalog.<) v_max
+           AND o.available_at <= pg_catalog.clock_timestamp()
+           AND (o.leased_until IS NULL OR o.leased_until <= pg_catalog.clock_timestamp())
+           AND o.attempts < v_max
          ORDER BY o.id
          LIMIT max_rows
          FOR UPDATE SKIP LOCKED),
     taken AS (
         UPDATE apikeys.outbox o SET
-            attempts = o.attempts OPERATOR(pg_catalog.+) 1,
-            leased_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) lease,
+            attempts = o.attempts + 1,
+            leased_until = pg_catalog.clock_timestamp() + lease,
             leased_by = pg_catalog.format('%s pid %s', apikeys_internal._outer_user(), pg_catalog.pg_backend_pid())
           FROM due
-         WHERE o.id OPERATOR(pg_catalog.=) due.id
+         WHERE o.id = due.id
         RETURNING o.*)
     SELECT * FROM taken ORDER BY taken.id;
 END
@@ -624,8 +624,8 @@ BEGIN
     UPDATE apikeys.outbox o SET
         delivered_at = COALESCE(o.delivered_at, pg_catalog.now()),
         leased_until = NULL,
-        payload = o.payload OPERATOR(pg_catalog.-) ARRAY['claim_token', 'code']::text[]
-     WHERE o.id OPERATOR(pg_catalog.=) outbox_done.id;
+        payload = o.payload - ARRAY['claim_token', 'code']::text[]
+     WHERE o.id = outbox_done.id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % does not exist', COALESCE(outbox_done.id::text, 'NULL')
             USING ERRCODE = '42704';
@@ -651,7 +651,7 @@ DECLARE
     v_max integer := apikeys_internal._setting_integer('apikeys.outbox_max_attempts', 10);
     v_delay interval;
 BEGIN
-    SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id OPERATOR(pg_catalog.=) outbox_retry.id FOR UPDATE;
+    SELECT * INTO o FROM apikeys.outbox ob WHERE ob.id = outbox_retry.id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % does not exist', COALESCE(outbox_retry.id::text, 'NULL')
             USING ERRCODE = '42704';
@@ -661,16 +661,16 @@ BEGIN
             USING ERRCODE = '55000';
     END IF;
     v_delay := LEAST(apikeys_internal._setting_interval('apikeys.outbox_backoff', '10 seconds')
-                     OPERATOR(pg_catalog.*)
+                     *
                      pg_catalog.power(2::double precision,
-                                      (LEAST(GREATEST(o.attempts, 1), 30) OPERATOR(pg_catalog.-) 1)::double precision),
+                                      (LEAST(GREATEST(o.attempts, 1), 30) - 1)::double precision),
                      apikeys_internal._setting_interval('apikeys.outbox_max_backoff', '1 hour'));
     UPDATE apikeys.outbox ob SET
         leased_until = NULL,
         last_error = pg_catalog."left"(COALESCE(outbox_retry.error, ''), 1000),
-        available_at = pg_catalog.now() OPERATOR(pg_catalog.+) v_delay,
-        failed_at = CASE WHEN o.attempts OPERATOR(pg_catalog.>=) v_max THEN pg_catalog.now() END
-     WHERE ob.id OPERATOR(pg_catalog.=) o.id;
+        available_at = pg_catalog.now() + v_delay,
+        failed_at = CASE WHEN o.attempts >= v_max THEN pg_catalog.now() END
+     WHERE ob.id = o.id;
 END
 $$;
 COMMENT ON FUNCTION apikeys.outbox_retry IS 'Returns an outbox row to the queue after an exponential backoff; gives up after apikeys.outbox_max_attempts';

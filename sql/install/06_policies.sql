@@ -41,10 +41,10 @@ BEGIN
     v_id := apikeys_internal._deliver(p_event, k.client_id, k.owner,
                              CASE WHEN k.contact_email IS NOT NULL THEN 'email' END,
                              k.contact_email,
-                             p_payload OPERATOR(pg_catalog.||)
+                             p_payload ||
                              pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name));
     PERFORM apikeys_internal._audit(p_event, k.client_id, k.owner,
-        p_payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('outbox_id', v_id));
+        p_payload || pg_catalog.jsonb_build_object('outbox_id', v_id));
     RETURN true;
 END
 $$;
@@ -74,12 +74,12 @@ DECLARE
     v_skip_ids text[] := '{}';
 BEGIN
     PERFORM apikeys_internal._outbox_housekeeping();
-    IF v_retention OPERATOR(pg_catalog.>) '0'::interval THEN
+    IF v_retention > '0'::interval THEN
         DELETE FROM apikeys.outbox o
-         WHERE o.delivered_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention)
-            OR o.failed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+         WHERE o.delivered_at < (pg_catalog.now() - v_retention)
+            OR o.failed_at < (pg_catalog.now() - v_retention);
         DELETE FROM apikeys.claims c
-         WHERE c.expires_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) v_retention);
+         WHERE c.expires_at < (pg_catalog.now() - v_retention);
     END IF;
 
     FOR r IN
@@ -91,73 +91,73 @@ BEGIN
                COALESCE(p.rotate_every,
                         apikeys_internal._setting_interval('apikeys.default_rotate_every', '0')) AS rotate_every
           FROM apikeys.keys kk
-          LEFT JOIN apikeys.owner_policies p ON p.owner OPERATOR(pg_catalog.=) kk.owner
+          LEFT JOIN apikeys.owner_policies p ON p.owner = kk.owner
          WHERE kk.revoked_at IS NULL
-           AND kk.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+           AND kk.expires_at > pg_catalog.now()
          ORDER BY kk.client_id
     LOOP
         -- nothing to do for this key: skip the row fetch (with the default
         -- expiry warning on, most keys are far from their expiry)
-        IF r.unused_after OPERATOR(pg_catalog.<=) '0'::interval AND
-           (r.warn_before OPERATOR(pg_catalog.<=) '0'::interval OR
-            r.expires_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before)) AND
-           r.rotate_every OPERATOR(pg_catalog.<=) '0'::interval THEN
+        IF r.unused_after <= '0'::interval AND
+           (r.warn_before <= '0'::interval OR
+            r.expires_at > (pg_catalog.now() + r.warn_before)) AND
+           r.rotate_every <= '0'::interval THEN
             CONTINUE;
         END IF;
-        SELECT * INTO k FROM apikeys.keys kk WHERE kk.client_id OPERATOR(pg_catalog.=) r.client_id;
+        SELECT * INTO k FROM apikeys.keys kk WHERE kk.client_id = r.client_id;
         IF NOT FOUND THEN
             CONTINUE;
         END IF;
 
         -- revoke_unused_after: never used counts from creation; only a
         -- proven non-use revokes (apikeys_internal._unused_proven)
-        IF r.unused_after OPERATOR(pg_catalog.>) '0'::interval THEN
+        IF r.unused_after > '0'::interval THEN
             SELECT * INTO v_proof FROM apikeys_internal._unused_proven(k, r.unused_after);
             v_last := v_proof.last_used_at;
             IF NOT v_proof.proven AND v_proof.reason IS NOT NULL THEN
-                v_skipped := v_skipped OPERATOR(pg_catalog.+) 1;
+                v_skipped := v_skipped + 1;
                 v_skip_reason := COALESCE(v_skip_reason, v_proof.reason);
-                IF v_skipped OPERATOR(pg_catalog.<=) 100 THEN
-                    v_skip_ids := v_skip_ids OPERATOR(pg_catalog.||) k.client_id;
+                IF v_skipped <= 100 THEN
+                    v_skip_ids := v_skip_ids || k.client_id;
                 END IF;
             END IF;
             IF v_proof.proven THEN
                 IF apikeys_internal._revoke_key(k.client_id, pg_catalog.jsonb_build_object(
                        'reason', 'unused', 'policy', 'revoke_unused_after',
                        'unused_after', r.unused_after, 'last_used_at', v_last),
-                       false, false) OPERATOR(pg_catalog.>) 0 THEN
+                       false, false) > 0 THEN
                     PERFORM apikeys_internal._deliver('revoked_unused', k.client_id, k.owner,
                         CASE WHEN k.contact_email IS NOT NULL THEN 'email' END, k.contact_email,
                         pg_catalog.jsonb_build_object('client_id', k.client_id, 'name', k.name,
                                                       'last_used_at', v_last,
                                                       'unused_after', r.unused_after));
-                    n := n OPERATOR(pg_catalog.+) 1;
+                    n := n + 1;
                     CONTINUE;
                 END IF;
             END IF;
         END IF;
 
-        IF r.warn_before OPERATOR(pg_catalog.>) '0'::interval AND
-           k.expires_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) r.warn_before) THEN
+        IF r.warn_before > '0'::interval AND
+           k.expires_at <= (pg_catalog.now() + r.warn_before) THEN
             IF apikeys_internal._policy_notice(k, 'expires_soon', k.expires_at,
                    pg_catalog.jsonb_build_object('expires_at', k.expires_at)) THEN
-                n := n OPERATOR(pg_catalog.+) 1;
+                n := n + 1;
             END IF;
         END IF;
 
-        IF r.rotate_every OPERATOR(pg_catalog.>) '0'::interval AND k.pending_since IS NULL AND
-           k.secret_set_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) r.rotate_every) THEN
+        IF r.rotate_every > '0'::interval AND k.pending_since IS NULL AND
+           k.secret_set_at < (pg_catalog.now() - r.rotate_every) THEN
             IF apikeys_internal._policy_notice(k, 'rotation_due', k.secret_set_at,
                    pg_catalog.jsonb_build_object('secret_set_at', k.secret_set_at,
                                                  'rotate_every', r.rotate_every)) THEN
-                n := n OPERATOR(pg_catalog.+) 1;
+                n := n + 1;
             END IF;
         END IF;
     END LOOP;
-    IF v_skipped OPERATOR(pg_catalog.>) 0 THEN
+    IF v_skipped > 0 THEN
         -- said loudly, once per run: the log (the worker's run too) and the audit trail
         RAISE WARNING 'apikeys.apply_policies did not revoke % keys without a recorded use', v_skipped
-            USING DETAIL = 'Their non-use is not proven: ' OPERATOR(pg_catalog.||) v_skip_reason OPERATOR(pg_catalog.||) '.',
+            USING DETAIL = 'Their non-use is not proven: ' || v_skip_reason || '.',
                   HINT = 'See "Lifecycle policies" in the apikeys documentation.';
         PERFORM apikeys_internal._audit('unused_not_revoked', NULL, NULL, pg_catalog.jsonb_build_object(
             'policy', 'revoke_unused_after', 'reason', v_skip_reason,
@@ -193,8 +193,8 @@ BEGIN
     reason := apikeys_internal._usage_unproven(p_unused_after);
     last_used_at := GREATEST(p_key.last_used_at, apikeys_internal._recent_use(p_key.client_id),
         apikeys_internal._usage_last_use(p_key.client_id));
-    IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) OPERATOR(pg_catalog.>=)
-       (pg_catalog.now() OPERATOR(pg_catalog.-) p_unused_after) THEN
+    IF GREATEST(last_used_at, p_key.created_at, p_key.claimed_at) >=
+       (pg_catalog.now() - p_unused_after) THEN
         proven := false;
         reason := NULL;
     ELSE

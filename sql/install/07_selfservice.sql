@@ -42,20 +42,20 @@ DECLARE
     v_now timestamptz := pg_catalog.clock_timestamp();
     v_n integer;
 BEGIN
-    IF v_max OPERATOR(pg_catalog.<=) 0 OR p_owner IS NULL THEN
+    IF v_max <= 0 OR p_owner IS NULL THEN
         RETURN;
     END IF;
     INSERT INTO apikeys.owner_policies AS p (owner, actions_since, actions)
     VALUES (p_owner, v_now, 1)
     ON CONFLICT ON CONSTRAINT owner_policies_pkey DO UPDATE SET
         actions = CASE WHEN p.actions_since IS NULL OR
-                            p.actions_since OPERATOR(pg_catalog.<=) (v_now OPERATOR(pg_catalog.-) '1 minute'::interval)
-                       THEN 1 ELSE p.actions OPERATOR(pg_catalog.+) 1 END,
+                            p.actions_since <= (v_now - '1 minute'::interval)
+                       THEN 1 ELSE p.actions + 1 END,
         actions_since = CASE WHEN p.actions_since IS NULL OR
-                                  p.actions_since OPERATOR(pg_catalog.<=) (v_now OPERATOR(pg_catalog.-) '1 minute'::interval)
+                                  p.actions_since <= (v_now - '1 minute'::interval)
                              THEN v_now ELSE p.actions_since END
     RETURNING p.actions INTO v_n;
-    IF v_n OPERATOR(pg_catalog.>) v_max THEN
+    IF v_n > v_max THEN
         RAISE EXCEPTION 'too many key management actions for this owner'
             USING ERRCODE = '54000',
                   DETAIL = pg_catalog.format('The keys of an owner make at most %s management actions a minute.', v_max),
@@ -101,16 +101,16 @@ BEGIN
         PERFORM apikeys_internal._count_tenant_action(apikeys.current_owner());
         -- a change follows: serialise with a concurrent revoke of this key
         SELECT * INTO k FROM apikeys.keys a
-         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid
+         WHERE a.client_id = v_cid
          FOR SHARE;
     ELSE
         -- reading only (my_keys): no lock, so it works in READ ONLY
         -- transactions (PostgREST's GET) and on a standby
         SELECT * INTO k FROM apikeys.keys a
-         WHERE a.client_id OPERATOR(pg_catalog.=) v_cid;
+         WHERE a.client_id = v_cid;
     END IF;
     IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.disabled_at IS NOT NULL OR
-       k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() OR
+       k.expires_at <= pg_catalog.clock_timestamp() OR
        NOT apikeys.scopes_grant(apikeys_internal._expand_scopes(k.scopes), p_scope::apikeys.scope) THEN
         IF NOT p_raise THEN RETURN NULL; END IF;
         RAISE EXCEPTION 'API key "%" may not manage keys', v_cid
@@ -141,7 +141,7 @@ BEGIN
                                  p_target.rate_window, p_target.allowed_cidrs, p_target.prefix,
                                  apikeys_internal._credits_balance(p_target.client_id),
                                  p_target.refill_amount, p_target.refill_every);
-    IF p_action OPERATOR(pg_catalog.=) 'enable' AND p_target.disabled_at IS NOT NULL AND
+    IF p_action = 'enable' AND p_target.disabled_at IS NOT NULL AND
        p_target.disabled_by_key IS NULL THEN
         RAISE EXCEPTION 'API key "%" cannot enable API key "%"', p_acting.client_id, p_target.client_id
             USING ERRCODE = '42501',
@@ -169,8 +169,8 @@ BEGIN
         RAISE EXCEPTION 'client_id cannot be NULL' USING ERRCODE = '22023';
     END IF;
     SELECT * INTO t FROM apikeys.keys k
-     WHERE k.client_id OPERATOR(pg_catalog.=) p_client_id
-       AND k.owner OPERATOR(pg_catalog.=) p_acting.owner
+     WHERE k.client_id = p_client_id
+       AND k.owner = p_acting.owner
      FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM apikeys_internal._no_such_key(p_client_id);
@@ -275,7 +275,7 @@ BEGIN
                       DETAIL = 'A key can only give scopes its own scopes grant.';
         END IF;
     END LOOP;
-    IF p_expires_at IS NULL OR p_expires_at OPERATOR(pg_catalog.>) p_acting.expires_at THEN
+    IF p_expires_at IS NULL OR p_expires_at > p_acting.expires_at THEN
         RAISE EXCEPTION 'API key "%" cannot give % an expiry later than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
                   DETAIL = pg_catalog.format('The acting key expires at %s.', p_acting.expires_at);
@@ -294,10 +294,10 @@ BEGIN
     -- a missing window is one minute, as verification reads it (verify_lookup.c)
     IF p_acting.rate_limit IS NOT NULL AND
        (p_rate_limit IS NULL OR
-        (p_rate_limit::numeric OPERATOR(pg_catalog.*)
+        (p_rate_limit::numeric *
          COALESCE(apikeys_internal._interval_us(p_acting.rate_window), 60000000)::numeric)
-          OPERATOR(pg_catalog.>)
-        (p_acting.rate_limit::numeric OPERATOR(pg_catalog.*)
+          >
+        (p_acting.rate_limit::numeric *
          COALESCE(apikeys_internal._interval_us(p_rate_window), 60000000)::numeric)) THEN
         RAISE EXCEPTION 'API key "%" cannot give % a higher rate limit than its own', p_acting.client_id, v_what
             USING ERRCODE = '42501',
@@ -326,14 +326,14 @@ BEGIN
                       DETAIL = 'The acting key has credits, so every key it gives must have credits too.',
                       HINT = pg_catalog.format('Give credits of at most %s.', v_most);
         END IF;
-        IF p_credits OPERATOR(pg_catalog.>) v_most THEN
+        IF p_credits > v_most THEN
             RAISE EXCEPTION 'API key "%" cannot give % more credits than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = pg_catalog.format('The acting key can hold at most %s credits.', v_most);
         END IF;
         -- no mint: a new key's balance comes from what the acting key has
         -- left now (a copy, not a transfer: docs/pending/probefix3.md)
-        IF p_client_id IS NULL AND p_credits OPERATOR(pg_catalog.>) v_balance THEN
+        IF p_client_id IS NULL AND p_credits > v_balance THEN
             RAISE EXCEPTION 'API key "%" cannot give % more credits than it has left', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = pg_catalog.format('The acting key has %s credits left.', v_balance),
@@ -342,7 +342,7 @@ BEGIN
         -- no mint: a set balance replaces the live one at commit, so only
         -- 0 never gives back credits spent meanwhile
         IF p_client_id IS NOT NULL AND p_sets_balance AND
-           p_credits OPERATOR(pg_catalog.<>) 0 THEN
+           p_credits <> 0 THEN
             RAISE EXCEPTION 'API key "%" cannot set the balance of %', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
                       DETAIL = 'A key with credits can only set a balance to 0: a balance set replaces the one left at commit, so any other value could give back credits already spent.',
@@ -350,8 +350,8 @@ BEGIN
         END IF;
         IF p_refill_amount IS NOT NULL AND
            (p_acting.refill_amount IS NULL OR
-            p_refill_amount OPERATOR(pg_catalog.>) p_acting.refill_amount OR
-            apikeys_internal._interval_us(p_refill_every) OPERATOR(pg_catalog.<)
+            p_refill_amount > p_acting.refill_amount OR
+            apikeys_internal._interval_us(p_refill_every) <
             apikeys_internal._interval_us(p_acting.refill_every)) THEN
             RAISE EXCEPTION 'API key "%" cannot give % a larger or faster refill than its own', p_acting.client_id, v_what
                 USING ERRCODE = '42501',
@@ -412,7 +412,7 @@ BEGIN
     -- defaults inherit from the acting key: never more than it has
     SELECT l.max_lifetime INTO v_max_lifetime FROM apikeys_internal._owner_limits(a.owner) l;
     v_expires := COALESCE(my_create_key.expires_at,
-                          LEAST(a.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) v_max_lifetime));
+                          LEAST(a.expires_at, pg_catalog.now() + v_max_lifetime));
     v_cidrs := COALESCE(NULLIF(my_create_key.allowed_cidrs, '{}'::cidr[]), a.allowed_cidrs);
     -- credits: none given inherits the acting key's refill rule, and a
     -- balance of its refill_amount, at most what the acting key has left
@@ -650,7 +650,7 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY SELECT l.* FROM apikeys.key_list l
-                  WHERE l.owner OPERATOR(pg_catalog.=) a.owner
+                  WHERE l.owner = a.owner
                   ORDER BY l.created_at, l.client_id;
 END
 $$;

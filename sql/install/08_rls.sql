@@ -45,7 +45,7 @@ CREATE FUNCTION apikeys_internal._protected_record(p_tbl regclass, p_owner_colum
 AS $$
 BEGIN
     IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
-              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid = p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
     -- A row left by a dropped table whose OID was reused is replaced.
@@ -57,7 +57,7 @@ BEGIN
            forced_rls = EXCLUDED.forced_rls;
     -- Forget tables dropped without unprotect().
     DELETE FROM apikeys.protected_tables t
-     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t.tbl);
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = t.tbl);
 END
 $$;
 COMMENT ON FUNCTION apikeys_internal._protected_record IS 'Internal: records what protect() did (table owner only)';
@@ -74,10 +74,10 @@ DECLARE
     p apikeys.protected_tables;
 BEGIN
     IF NOT pg_catalog.pg_has_role(apikeys_internal._outer_user()::name,
-              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) p_tbl), 'USAGE') THEN
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid = p_tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501';
     END IF;
-    DELETE FROM apikeys.protected_tables t WHERE t.tbl OPERATOR(pg_catalog.=) p_tbl RETURNING * INTO p;
+    DELETE FROM apikeys.protected_tables t WHERE t.tbl = p_tbl RETURNING * INTO p;
     RETURN p;
 END
 $$;
@@ -108,38 +108,38 @@ BEGIN
         RAISE EXCEPTION 'table and owner column are required' USING ERRCODE = '22023';
     END IF;
     SELECT relname, relrowsecurity, relforcerowsecurity, relkind INTO c
-      FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
-    IF c.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r'::"char", 'p'::"char"]) THEN
+      FROM pg_catalog.pg_class WHERE oid = tbl;
+    IF c.relkind <> ALL (ARRAY['r'::"char", 'p'::"char"]) THEN
         RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '22023';
     END IF;
     IF NOT pg_catalog.pg_has_role(CURRENT_USER,
-              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501';
     END IF;
     -- the type by its qualified name, which carries no type modifier
     -- (format_type() would say "character", which means char(1))
     SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) INTO v_type
       FROM pg_catalog.pg_attribute a
-      JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
-     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
-       AND a.attname OPERATOR(pg_catalog.=) owner_column
-       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+      JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+      JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+     WHERE a.attrelid = tbl
+       AND a.attname = owner_column
+       AND a.attnum > 0 AND NOT a.attisdropped;
     IF v_type IS NULL THEN
         RAISE EXCEPTION 'column "%" of table % does not exist', owner_column, tbl
             USING ERRCODE = '22023';
     END IF;
     v_res := COALESCE(resource, c.relname);
     -- validate resource through the scope grammar (22023 on failure)
-    PERFORM (v_res OPERATOR(pg_catalog.||) ':read')::apikeys.scope;
+    PERFORM (v_res || ':read')::apikeys.scope;
 
     -- idempotent: undo an earlier protect() first
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy
-                WHERE polrelid OPERATOR(pg_catalog.=) tbl
-                  AND polname OPERATOR(pg_catalog.=) 'apikeys_read') THEN
+                WHERE polrelid = tbl
+                  AND polname = 'apikeys_read') THEN
         PERFORM apikeys.unprotect(tbl);
         SELECT relrowsecurity, relforcerowsecurity INTO c.relrowsecurity, c.relforcerowsecurity
-          FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl;
+          FROM pg_catalog.pg_class WHERE oid = tbl;
     END IF;
 
     -- A key matches a row only when the row's owner, written back as text,
@@ -161,18 +161,18 @@ BEGIN
     v_own := pg_catalog.format('(%1$I OPERATOR(pg_catalog.=) (apikeys.current_owner())::%2$s AND '
                                '(%1$I)::pg_catalog.text COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) apikeys.current_owner())',
                                owner_column, v_type);
-    v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter OPERATOR(pg_catalog.<>) ''
+    v_pub := CASE WHEN public_filter IS NOT NULL AND public_filter <> ''
                   THEN pg_catalog.format(' OR (%s)', public_filter) ELSE '' END;
 
     EXECUTE pg_catalog.format('CREATE POLICY apikeys_read ON %s FOR SELECT USING ((%s AND apikeys.has_scope(%L))%s)',
-                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':read', v_pub);
+                              tbl, v_own, v_res || ':read', v_pub);
     EXECUTE pg_catalog.format('CREATE POLICY apikeys_create ON %s FOR INSERT WITH CHECK (%s AND apikeys.has_scope(%L))',
-                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':create');
+                              tbl, v_own, v_res || ':create');
     EXECUTE pg_catalog.format('CREATE POLICY apikeys_update ON %s FOR UPDATE USING (%s AND apikeys.has_scope(%L)) WITH CHECK (%s AND apikeys.has_scope(%L))',
-                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':update',
-                              v_own, v_res OPERATOR(pg_catalog.||) ':update');
+                              tbl, v_own, v_res || ':update',
+                              v_own, v_res || ':update');
     EXECUTE pg_catalog.format('CREATE POLICY apikeys_delete ON %s FOR DELETE USING (%s AND apikeys.has_scope(%L))',
-                              tbl, v_own, v_res OPERATOR(pg_catalog.||) ':delete');
+                              tbl, v_own, v_res || ':delete');
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     IF force THEN
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
@@ -180,8 +180,8 @@ BEGIN
 
     PERFORM apikeys_internal._protected_record(tbl, owner_column, v_res, NULLIF(public_filter, ''),
                                       NOT c.relrowsecurity, force AND NOT c.relforcerowsecurity);
-    RETURN ARRAY[v_res OPERATOR(pg_catalog.||) ':read', v_res OPERATOR(pg_catalog.||) ':create',
-                 v_res OPERATOR(pg_catalog.||) ':update', v_res OPERATOR(pg_catalog.||) ':delete'];
+    RETURN ARRAY[v_res || ':read', v_res || ':create',
+                 v_res || ':update', v_res || ':delete'];
 END
 $$;
 COMMENT ON FUNCTION apikeys.protect IS 'Enables RLS on a table: rows visible/changeable only to keys of the row''s owner with resource:read/create/update/delete; returns those four scopes';
@@ -238,42 +238,42 @@ DECLARE
     v_name text[];
     v_view text;
 BEGIN
-    IF view_name IS NULL OR view_name OPERATOR(pg_catalog.=) '' OR tbl IS NULL THEN
+    IF view_name IS NULL OR view_name = '' OR tbl IS NULL THEN
         RAISE EXCEPTION 'view name and table are required' USING ERRCODE = '22023';
     END IF;
     -- as protect(): only the table's owner decides how keys see it
     IF NOT pg_catalog.pg_has_role(CURRENT_USER,
-              (SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+              (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = '42501',
             HINT = 'A field view is made by the owner of its table.';
     END IF;
     -- This function runs with search_path = pg_catalog, so an unqualified
     -- name would land there: it goes into the table's schema instead.
     v_name := pg_catalog.parse_ident(view_name);
-    IF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 1 THEN
+    IF pg_catalog.cardinality(v_name) = 1 THEN
         v_view := pg_catalog.format('%I.%I',
                       (SELECT n.nspname FROM pg_catalog.pg_class c
-                         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-                        WHERE c.oid OPERATOR(pg_catalog.=) tbl),
+                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.oid = tbl),
                       v_name[1]);
-    ELSIF pg_catalog.cardinality(v_name) OPERATOR(pg_catalog.=) 2 THEN
+    ELSIF pg_catalog.cardinality(v_name) = 2 THEN
         v_view := pg_catalog.format('%I.%I', v_name[1], v_name[2]);
     ELSE
         RAISE EXCEPTION 'invalid view name "%"', view_name USING ERRCODE = '22023',
             HINT = 'Give a view name, optionally qualified by a schema name.';
     END IF;
-    v_res := COALESCE(resource, (SELECT relname FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) tbl));
-    PERFORM (v_res OPERATOR(pg_catalog.||) ':read')::apikeys.scope;
+    v_res := COALESCE(resource, (SELECT relname FROM pg_catalog.pg_class WHERE oid = tbl));
+    PERFORM (v_res || ':read')::apikeys.scope;
 
     SELECT pg_catalog.string_agg(
-               CASE WHEN a.attname OPERATOR(pg_catalog.=) ANY (always_visible)
+               CASE WHEN a.attname = ANY (always_visible)
                     THEN pg_catalog.quote_ident(a.attname)
                     ELSE pg_catalog.format('CASE WHEN apikeys.field_allowed(%L, %L) THEN %I END AS %I',
                                            v_res, a.attname, a.attname, a.attname) END,
                ', ' ORDER BY a.attnum)
       INTO cols
       FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+     WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
 
     EXECUTE pg_catalog.format('CREATE VIEW %s WITH (security_invoker = true, security_barrier = true) AS SELECT %s FROM %s',
                               v_view, cols, tbl);
