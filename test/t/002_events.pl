@@ -11,11 +11,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
-my $node = PostgreSQL::Test::Cluster->new('events');
-$node->init;
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
+my $node = start_node('events', preload => 0);
 
 # One psql session listens, runs the changes, and prints what it received.
 my $sql = q{
@@ -46,10 +46,10 @@ like($p->{client_id}, qr/^ak_[A-Za-z0-9]{16}$/, 'payload names the client ID');
 is(scalar(grep { index($_, $secret) >= 0 } @payloads), 0, 'no payload carries the secret');
 
 # A role with no apikeys privilege at all listens in its own session.
-$node->safe_psql('postgres', 'CREATE ROLE nosy LOGIN');
+sq($node, 'CREATE ROLE nosy LOGIN');
 my $nosy = $node->background_psql('postgres', extra_params => [ '-U', 'nosy' ]);
 $nosy->query_safe('LISTEN apikeys_events');
-$node->safe_psql('postgres', q{
+sq($node, q{
 CREATE TABLE k2 AS SELECT * FROM apikeys.create_key('nosy-target-owner', 'nosy-target-name', '{docs:read}',
                                                     description => 'nosy-target-description');
 SELECT apikeys.update_key((SELECT client_id FROM k2), name => 'nosy-renamed', contact_email => 'nosy-target@example.com');
@@ -68,7 +68,7 @@ is_deeply([ sort keys %{ { map { %{ decode_json($_) } } @nosy_payloads } } ],
 is(scalar(grep { /nosy-target|nosy-renamed|events-owner/ } @nosy_payloads), 0,
 	'no payload names an owner, a key name, a reason, an email or a description')
   or diag join("\n", @nosy_payloads);
-my $k2 = $node->safe_psql('postgres', 'SELECT client_id FROM k2');
+my $k2 = sq($node, 'SELECT client_id FROM k2');
 is_deeply([ map { decode_json($_)->{client_id} // 'none' } @nosy_payloads ],
 	[ $k2, $k2, $k2, 'none', $k2, 'none' ],
 	'per-key events carry the client ID; owner-wide events carry none');

@@ -13,17 +13,18 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
-my $node = PostgreSQL::Test::Cluster->new('edges');
-$node->init;
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION apikeys');
-my ($cid, $secret) = split /\|/, $node->safe_psql('postgres',
+# not preloaded: update_key's warning below is the one without preloading
+my $node = start_node('edges', preload => 0);
+my ($cid, $secret) = split /\|/, sq($node,
 	"SELECT client_id || '|' || client_secret FROM apikeys.create_key('t', 'timing', '{}')");
 
 # Many small interleaved batches in one session; the median of the
 # per-round ratios shrugs off the noise of a shared machine.
-my $out = $node->safe_psql('postgres', qq{
+my $out = sq($node, qq{
 CREATE TEMP TABLE timings (round int, kind text, us float8);
 DO \$\$
 DECLARE
@@ -46,7 +47,7 @@ SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY u.us / w.us)::numeric, 
 });
 note "median per-round time ratio unknown/wrong_secret: $out";
 ok($out > 0.5 && $out < 2, "unknown client ID and wrong secret take about the same time (ratio unknown/wrong $out)");
-is($node->safe_psql('postgres', "SELECT (apikeys.verify_client('ak_ZZZZZZZZZZZZZZZZ', repeat('A', 43))).code || (apikeys.verify_client('$cid', repeat('A', 43))).code"),
+is(sq($node, "SELECT (apikeys.verify_client('ak_ZZZZZZZZZZZZZZZZ', repeat('A', 43))).code || (apikeys.verify_client('$cid', repeat('A', 43))).code"),
 	'NOT_FOUNDNOT_FOUND', 'both answer NOT_FOUND');
 
 # The ratio above cannot see a skipped hash: SHA-256 of a secret is a
@@ -61,17 +62,17 @@ is($node->safe_psql('postgres', "SELECT (apikeys.verify_client('ak_ZZZZZZZZZZZZZ
 #   so it takes the branch an unknown client ID takes: the dummy hash and
 #   compare).  Same lookup, same row; in a build that skips the dummy hash
 #   this difference is the whole hash.
-my $pcid = $node->safe_psql('postgres', qq{
+my $pcid = sq($node, qq{
 SET apikeys.pepper = 'pepper-for-timing';
 SELECT count(*) FROM apikeys.rotate_key('$cid', '1 hour');
 SELECT client_id FROM apikeys.create_key('t', 'peppered', '{}');
 });
 $pcid = (split /\n/, $pcid)[-1];
-my $scid = $node->safe_psql('postgres',
+my $scid = sq($node,
 	"SELECT client_id FROM apikeys.create_key('t', 'plain', '{}')");
-is($node->safe_psql('postgres', "SELECT string_agg(hash_alg::text || '/' || COALESCE(prev_hash_alg::text, '-'), ',' ORDER BY client_id = '$cid' DESC, client_id = '$pcid' DESC) FROM apikeys.keys WHERE client_id IN ('$cid', '$pcid', '$scid')"),
+is(sq($node, "SELECT string_agg(hash_alg::text || '/' || COALESCE(prev_hash_alg::text, '-'), ',' ORDER BY client_id = '$cid' DESC, client_id = '$pcid' DESC) FROM apikeys.keys WHERE client_id IN ('$cid', '$pcid', '$scid')"),
 	'h/s,h/-,s/-', 'timing keys: rotated HMAC over SHA-256, HMAC, SHA-256');
-my $share = $node->safe_psql('postgres', qq{
+my $share = sq($node, qq{
 CREATE TEMP TABLE t2 (round int, kind text, us float8);
 SET apikeys.pepper = 'pepper-for-timing';
 DO \$\$
@@ -112,7 +113,7 @@ note "one SHA-256 + compare: $hash_us us per call; wrong secret minus unknown-ke
 ok($hash_us > 0, "the measurement sees one hash ($hash_us us of a $call_us us call)");
 ok(abs($skip_us) < $hash_us / 2,
 	"the unknown-key branch hashes like a wrong secret (difference $skip_us us, one hash $hash_us us)");
-is($node->safe_psql('postgres', "SELECT (apikeys.verify_client('$pcid', repeat('A', 43))).code || (apikeys.verify_client('$scid', repeat('A', 43))).code"),
+is(sq($node, "SELECT (apikeys.verify_client('$pcid', repeat('A', 43))).code || (apikeys.verify_client('$scid', repeat('A', 43))).code"),
 	'NOT_FOUNDNOT_FOUND', 'both timed calls answer NOT_FOUND');
 
 # Without preloading rate limits are not enforced: update_key says so when
@@ -123,19 +124,19 @@ like($stderr, qr/WARNING:  rate limit of API key "\Q$scid\E" is not enforced/, '
 ($rc, $stdout, $stderr) = $node->psql('postgres',
 	"SELECT apikeys.update_key('$scid', rate_limit => 0)");
 unlike($stderr, qr/WARNING/, 'update_key does not warn when it clears the rate limit');
-is($node->safe_psql('postgres', "SELECT rate_limit IS NULL FROM apikeys.key_list WHERE client_id = '$scid'"), 't', 'the rate limit is cleared');
+is(sq($node, "SELECT rate_limit IS NULL FROM apikeys.key_list WHERE client_id = '$scid'"), 't', 'the rate limit is cleared');
 
 # Non-UTF-8 bytes: a SQL_ASCII database accepts any byte in text.
-$node->safe_psql('postgres', "CREATE DATABASE bytes ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
-$node->safe_psql('bytes', 'CREATE EXTENSION apikeys');
-my $codes = $node->safe_psql('bytes', q{
+sq($node, "CREATE DATABASE bytes ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+sq($node, 'CREATE EXTENSION apikeys', db => 'bytes');
+my $codes = sq($node, q{
 SELECT string_agg(DISTINCT (apikeys.verify(convert_from(b, 'SQL_ASCII'))).code, ',')
   FROM (VALUES ('\xff'::bytea), ('\xc328'::bytea), ('\x616b5ffe'::bytea),
                (decode(repeat('ff', 69), 'hex')), (decode(repeat('80', 100000), 'hex'))) v(b);
-});
+}, db => 'bytes');
 like($codes, qr/^MALFORMED$/, 'invalid UTF-8 byte sequences answer MALFORMED');
-is($node->safe_psql('bytes', q{SELECT (apikeys.verify_client(convert_from('\xfffe'::bytea, 'SQL_ASCII'), convert_from(decode(repeat('e9', 43), 'hex'), 'SQL_ASCII'))).code}),
+is(sq($node, q{SELECT (apikeys.verify_client(convert_from('\xfffe'::bytea, 'SQL_ASCII'), convert_from(decode(repeat('e9', 43), 'hex'), 'SQL_ASCII'))).code}, db => 'bytes'),
 	'MALFORMED', 'verify_client with non-UTF-8 id and secret answers MALFORMED');
-is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is still up');
+is(sq($node, 'SELECT 1'), '1', 'the server is still up');
 
 done_testing();

@@ -12,21 +12,16 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
-my $node = PostgreSQL::Test::Cluster->new('prepare_login');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'apikeys'
-max_prepared_transactions = 5
-});
-$node->start;
-$node->safe_psql('postgres', q{
+my $node = start_node('prepare_login', conf => "max_prepared_transactions = 5\n", create => q{
 CREATE EXTENSION apikeys;
 CREATE ROLE regress_nobody LOGIN;
 GRANT apikeys_verifier TO regress_nobody;
 });
-my ($cid, $tok) = split /\|/, $node->safe_psql('postgres',
-	"SELECT client_id || '|' || token FROM apikeys.create_key('regress_ctx', 'ctx', ARRAY['notes:read'])");
+my ($cid, $tok) = issue_key($node, 'regress_ctx', 'ctx', "ARRAY['notes:read']");
 
 # PREPARE TRANSACTION: the identity goes with the transaction
 my $who = q{COALESCE(apikeys.current_client_id(), 'NULL') || ' / ' || COALESCE(apikeys.current_owner(), 'NULL')
@@ -57,12 +52,12 @@ PREPARE TRANSACTION 'usage_test';
 like($stderr, qr/0A000: cannot prepare a transaction that changed API keys/,
 	'PREPARE TRANSACTION of a key change is refused with 0A000');
 like($stderr, qr/The verification cache must see the change when it commits\./, 'with its detail');
-is($node->safe_psql('postgres', qq{SELECT (apikeys.verify('$tok')).code || ' '
+is(sq($node, qq{SELECT (apikeys.verify('$tok')).code || ' '
 	|| (SELECT count(*) FROM pg_prepared_xacts)}), 'VALID 0',
 	'the refused transaction changed nothing and left nothing prepared');
 
 # per-role defaults apply at login and forge nothing
-$node->safe_psql('postgres',
+sq($node,
 	q{ALTER ROLE regress_nobody SET request.jwt.claims = '{"sub":"regress_ctx","role":"regress_nobody"}'});
 (undef, $out) = $node->psql('postgres', qq{
 SELECT current_user, current_setting('request.jwt.claims');

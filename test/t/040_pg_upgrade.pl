@@ -18,6 +18,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 my ($bindir) = grep { -x "$_/pg_upgrade" } split /:/, $ENV{PATH};
 die 'pg_upgrade not found on PATH (it ships with the PostgreSQL server)' unless defined $bindir;
@@ -25,23 +28,21 @@ my $from = $ENV{APIKEYS_UPGRADE_FROM};
 my $oldbin = defined $from ? "$from/bin" : $bindir;
 die "APIKEYS_UPGRADE_FROM=$from is not a PostgreSQL installation" unless -x "$oldbin/pg_ctl";
 
-my $conf = qq{
-shared_preload_libraries = 'apikeys'
-apikeys.flush_interval = '1h'
-};
+my $flush = "apikeys.flush_interval = '1h'\n";
+my $conf = "shared_preload_libraries = 'apikeys'\n$flush";
 
 # both sides with data checksums (the default of initdb since 18)
+# not start_node: the old node is of another installation, and pg_upgrade wants the new one initialised, not started
 my $old = PostgreSQL::Test::Cluster->new('old', defined $from ? (install_path => $from) : ());
 $old->init(extra => ['--data-checksums']);
 $old->append_conf('postgresql.conf', $conf);
 $old->start;
-my $oldversion = $old->safe_psql('postgres', 'SHOW server_version_num');
+my $oldversion = sq($old, 'SHOW server_version_num');
 my $newversion = `$bindir/postgres --version`;
 chomp $newversion;
 note "from $oldversion ($oldbin) to $newversion ($bindir)";
 
-$old->safe_psql(
-	'postgres', q{
+sq($old, q{
 CREATE EXTENSION apikeys;
 CREATE TABLE public.docs (id int, owner text);
 SELECT apikeys.protect('public.docs', 'owner');
@@ -49,16 +50,14 @@ SELECT apikeys.set_owner_policy('acme', 7);
 });
 my @tok = map {
 	(split /\|/,
-		$old->safe_psql('postgres',
-			"SELECT client_id, token FROM apikeys.create_key('acme', 'k$_', ARRAY['docs:read'])"))[1]
+		sq($old, "SELECT client_id, token FROM apikeys.create_key('acme', 'k$_', ARRAY['docs:read'])"))[1]
 } 1 .. 3;
-my $cid1 = $old->safe_psql('postgres', "SELECT apikeys.token_client_id('$tok[0]')");
-my $cid3 = $old->safe_psql('postgres', "SELECT apikeys.token_client_id('$tok[2]')");
-$old->safe_psql('postgres', "SELECT apikeys.revoke_key('$cid3')");
+my $cid1 = sq($old, "SELECT apikeys.token_client_id('$tok[0]')");
+my $cid3 = sq($old, "SELECT apikeys.token_client_id('$tok[2]')");
+sq($old, "SELECT apikeys.revoke_key('$cid3')");
 # usage: verifications counted in shared memory, then written
-$old->safe_psql('postgres',
-	"SELECT apikeys.verify(t) FROM unnest(ARRAY['$tok[0]', '$tok[0]', '$tok[1]', '$tok[2]']) t");
-ok($old->safe_psql('postgres', 'SELECT apikeys.flush_usage()') > 0, 'old: usage written');
+sq($old, "SELECT apikeys.verify(t) FROM unnest(ARRAY['$tok[0]', '$tok[0]', '$tok[1]', '$tok[2]']) t");
+ok(sq($old, 'SELECT apikeys.flush_usage()') > 0, 'old: usage written');
 
 my %q = (
 	audit => "SELECT count(*) || ' ' || md5(string_agg(a::text, ',' ORDER BY id)) FROM apikeys.audit_log a",
@@ -67,7 +66,7 @@ my %q = (
 	version => "SELECT extversion FROM pg_extension WHERE extname = 'apikeys'",
 	protected => 'SELECT tbl::text FROM apikeys.protected_tables',
 );
-my %before = map { $_ => $old->safe_psql('postgres', $q{$_}) } keys %q;
+my %before = map { $_ => sq($old, $q{$_}) } keys %q;
 like($before{usage}, qr/^[1-9]/, 'old: there are usage rows to carry over');
 
 # a dump taken on the old major, with its own pg_dump
@@ -82,27 +81,26 @@ sub check_carried
 	my ($node, $how) = @_;
 	for my $k (sort keys %q)
 	{
-		is($node->safe_psql('postgres', $q{$k}), $before{$k}, "$how: $k the same");
+		is(sq($node, $q{$k}), $before{$k}, "$how: $k the same");
 	}
-	is($node->safe_psql('postgres', "SELECT (apikeys.verify('$tok[0]')).code"), 'VALID', "$how: keys verify");
-	is($node->safe_psql('postgres', "SELECT (apikeys.verify('$tok[2]')).code"), 'REVOKED', "$how: revocations hold");
+	is(sq($node, "SELECT (apikeys.verify('$tok[0]')).code"), 'VALID', "$how: keys verify");
+	is(sq($node, "SELECT (apikeys.verify('$tok[2]')).code"), 'REVOKED', "$how: revocations hold");
 	# the shared cache: a hit, then a revocation made here reaches it
-	is($node->safe_psql('postgres',
-			"SELECT string_agg((apikeys.verify('$tok[1]')).code, ',') FROM generate_series(1, 3)"),
+	is(sq($node, "SELECT string_agg((apikeys.verify('$tok[1]')).code, ',') FROM generate_series(1, 3)"),
 		'VALID,VALID,VALID', "$how: a key verifies again and again (cached)");
-	my $cid2 = $node->safe_psql('postgres', "SELECT apikeys.token_client_id('$tok[1]')");
-	$node->safe_psql('postgres', "SELECT apikeys.revoke_key('$cid2')");
-	is($node->safe_psql('postgres', "SELECT (apikeys.verify('$tok[1]')).code"), 'REVOKED',
+	my $cid2 = sq($node, "SELECT apikeys.token_client_id('$tok[1]')");
+	sq($node, "SELECT apikeys.revoke_key('$cid2')");
+	is(sq($node, "SELECT (apikeys.verify('$tok[1]')).code"), 'REVOKED',
 		"$how: a revocation after the move reaches the cache");
-	$node->safe_psql('postgres', "SELECT apikeys.unprotect('public.docs')");
-	is($node->safe_psql('postgres', "SELECT count(*) FROM pg_policy WHERE polrelid = 'public.docs'::regclass"),
+	sq($node, "SELECT apikeys.unprotect('public.docs')");
+	is(sq($node, "SELECT count(*) FROM pg_policy WHERE polrelid = 'public.docs'::regclass"),
 		'0', "$how: unprotect works");
 	my ($c, $t) = split /\|/,
-	  $node->safe_psql('postgres', "SELECT client_id, token FROM apikeys.create_key('acme', 'new', ARRAY['docs:read'])");
-	is($node->safe_psql('postgres', "SELECT (apikeys.verify('$t')).code"), 'VALID', "$how: issuing works");
-	$node->safe_psql('postgres', "SELECT apikeys.verify('$tok[0]')");
-	ok($node->safe_psql('postgres', 'SELECT apikeys.flush_usage()') > 0, "$how: usage is counted");
-	like($node->safe_psql('postgres', "SELECT sum(count) FROM apikeys.usage WHERE client_id = '$cid1'"),
+	  sq($node, "SELECT client_id, token FROM apikeys.create_key('acme', 'new', ARRAY['docs:read'])");
+	is(sq($node, "SELECT (apikeys.verify('$t')).code"), 'VALID', "$how: issuing works");
+	sq($node, "SELECT apikeys.verify('$tok[0]')");
+	ok(sq($node, 'SELECT apikeys.flush_usage()') > 0, "$how: usage is counted");
+	like(sq($node, "SELECT sum(count) FROM apikeys.usage WHERE client_id = '$cid1'"),
 		qr/^[3-9]$/, "$how: on top of the rows carried over");
 }
 
@@ -139,10 +137,7 @@ SKIP:
 }
 
 # the old major's dump, restored on the new
-my $restored = PostgreSQL::Test::Cluster->new('restored');
-$restored->init;
-$restored->append_conf('postgresql.conf', $conf);
-$restored->start;
+my $restored = start_node('restored', conf => $flush, create => '');
 command_ok([ "$bindir/psql", '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $restored->connstr('postgres'), '-f', $dump ],
 	"the dump of $oldversion restores");
 check_carried($restored, 'dump and restore');

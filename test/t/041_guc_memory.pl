@@ -14,6 +14,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
 # two valid values and one invalid value of every string setting: a string
 # setting without a line here fails the test (add it)
@@ -46,16 +49,13 @@ sub shown
 for my $preload (1, 0)
 {
 	my $mode = $preload ? 'preloaded' : 'loaded in the session';
-	my $node = PostgreSQL::Test::Cluster->new($preload ? 'guc_pre' : 'guc_load');
-	$node->init;
-	$node->append_conf('postgresql.conf',
-		($preload ? "shared_preload_libraries = 'apikeys'\n" : '')
-		  . join('', map { "$_ = '$in_file{$_}'\n" } sort keys %in_file));
-	$node->start;
+	# not for_each_preload: each mode has assertions of its own, not a subtest
+	my $node = start_node($preload ? 'guc_pre' : 'guc_load', preload => $preload, create => '',
+		conf => join('', map { "$_ = '$in_file{$_}'\n" } sort keys %in_file));
 	my $load = $preload ? '' : "LOAD 'apikeys';\n";
 
 	# every string setting the library defines has test values
-	my @names = split /\n/, $node->safe_psql('postgres', qq{${load}
+	my @names = split /\n/, sq($node, qq{${load}
 		SELECT name FROM pg_settings WHERE name LIKE 'apikeys.%' AND vartype = 'string'
 		UNION SELECT 'apikeys.pepper' ORDER BY 1});
 	for my $name (@names)
@@ -69,7 +69,7 @@ for my $preload (1, 0)
 		my ($v1, $v2, $bad) = @{ $values{$name} || next };
 		my $file = shown($name, $in_file{$name});
 		my ($s1, $s2) = (shown($name, $v1), shown($name, $v2));
-		my $out = $node->safe_psql('postgres', qq{${load}
+		my $out = sq($node, qq{${load}
 			SELECT current_setting('$name');
 			SET $name = '$v1';
 			SET $name = '$v2';
@@ -95,7 +95,7 @@ for my $preload (1, 0)
 			SET $name = '$bad';});
 		isnt($ret, 0, "$mode: $name refuses an invalid value");
 		like($stderr, qr/invalid value for parameter "\Q$name\E"/, '... with the GUC error');
-		is($node->safe_psql('postgres', qq{${load}
+		is(sq($node, qq{${load}
 			SET $name = '$v1';
 			DO \$\$BEGIN PERFORM set_config('$name', '$bad', false);
 			  EXCEPTION WHEN OTHERS THEN NULL; END\$\$;
@@ -103,10 +103,10 @@ for my $preload (1, 0)
 	}
 
 	# a function's SET clause (not for the pepper, which cannot be stored there)
-	$node->safe_psql('postgres', qq{${load}
+	sq($node, qq{${load}
 		CREATE FUNCTION tp() RETURNS text LANGUAGE sql SET apikeys.token_prefix = 'zz'
 		  SET apikeys.trusted_proxies = '::1' AS \$\$SELECT current_setting('apikeys.token_prefix')\$\$;});
-	is($node->safe_psql('postgres', qq{${load}SELECT tp(); SELECT tp(); SELECT current_setting('apikeys.token_prefix');}),
+	is(sq($node, qq{${load}SELECT tp(); SELECT tp(); SELECT current_setting('apikeys.token_prefix');}),
 		"zz\nzz\ntp", "$mode: a function's SET clause is set and restored");
 
 	# a session that lives through the reloads
@@ -130,7 +130,7 @@ for my $preload (1, 0)
 			my $seen = '';
 			for (1 .. 300)
 			{
-				$seen = $node->safe_psql('postgres', "${load}SELECT current_setting('$name')");
+				$seen = sq($node, "${load}SELECT current_setting('$name')");
 				last if $seen eq $want;
 				sleep(0.1);
 			}

@@ -28,20 +28,19 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use FindBin;
+use lib $FindBin::RealBin;
+use ApikeysTest;
 
-my $pub = PostgreSQL::Test::Cluster->new('pub');
-$pub->init(allows_streaming => 'logical');
-$pub->append_conf('postgresql.conf', "logical_decoding_work_mem = '64kB'\n");
-$pub->start;
-my $sub = PostgreSQL::Test::Cluster->new('sub');
-$sub->init;
-$sub->start;
-my $major = int($pub->safe_psql('postgres', 'SHOW server_version_num') / 10000);
+# apikeys not preloaded, and in database app on both sides
+my $pub = start_node('pub', preload => 0, init => { allows_streaming => 'logical' },
+	conf => "logical_decoding_work_mem = '64kB'\n", create => 'CREATE DATABASE app');
+my $sub = start_node('sub', preload => 0, create => 'CREATE DATABASE app');
+my $major = int(sq($pub, 'SHOW server_version_num') / 10000);
 
 for my $node ($pub, $sub)
 {
-	$node->safe_psql('postgres', 'CREATE DATABASE app');
-	$node->safe_psql('app', 'CREATE EXTENSION apikeys');
+	sq($node, 'CREATE EXTENSION apikeys', db => 'app');
 }
 
 # the probe: which kind of process deletes audit rows on the subscriber

@@ -95,11 +95,13 @@ sub for_each_preload
 	return;
 }
 
-# sq(NODE, SQL, PARAMS...): safe_psql in database postgres.
+# sq(NODE, SQL, db => NAME, PARAMS...): safe_psql in database NAME
+# (default postgres); the other PARAMS go to safe_psql.
 sub sq
 {
-	my ($node, $sql, @params) = @_;
-	return $node->safe_psql('postgres', $sql, @params);
+	my ($node, $sql, %params) = @_;
+	my $db = delete $params{db} // 'postgres';
+	return $node->safe_psql($db, $sql, %params);
 }
 
 # issue_key(NODE, OWNER, NAME, [SCOPES]): (client_id, token) of a new key
