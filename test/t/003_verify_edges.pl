@@ -78,7 +78,7 @@ SET apikeys.pepper = 'pepper-for-timing';
 DO \$\$
 DECLARE t0 timestamptz; wrong text := repeat('A', 43);
 BEGIN
-    FOR r IN 1..300 LOOP
+    FOR r IN 1..1000 LOOP
         t0 := clock_timestamp();
         PERFORM apikeys.verify_client('$cid', wrong) FROM generate_series(1, 50);
         INSERT INTO t2 VALUES (r, 'hmac_sha', extract(epoch FROM clock_timestamp() - t0) * 1e6);
@@ -91,7 +91,7 @@ RESET apikeys.pepper;
 DO \$\$
 DECLARE t0 timestamptz; wrong text := repeat('A', 43);
 BEGIN
-    FOR r IN 1..300 LOOP
+    FOR r IN 1..1000 LOOP
         t0 := clock_timestamp();
         PERFORM apikeys.verify_client('$scid', wrong) FROM generate_series(1, 50);
         INSERT INTO t2 VALUES (r, 'sha', extract(epoch FROM clock_timestamp() - t0) * 1e6);
@@ -111,7 +111,11 @@ SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY a.us - b.us) / 50)::nu
 my ($hash_us, $skip_us, $call_us) = split /\|/, (split /\n/, $share)[-1];
 note "one SHA-256 + compare: $hash_us us per call; wrong secret minus unknown-key branch: $skip_us us; a call: $call_us us";
 ok($hash_us > 0, "the measurement sees one hash ($hash_us us of a $call_us us call)");
-ok(abs($skip_us) < $hash_us / 2,
+# one-sided: a skipped hash makes the difference one whole hash; the
+# unknown-key branch coming out slower than a wrong secret is no skip (and
+# a known client ID's extra row read is documented), so only noise decides
+# a negative value, and it must not fail the test
+ok($skip_us < $hash_us / 2,
 	"the unknown-key branch hashes like a wrong secret (difference $skip_us us, one hash $hash_us us)");
 is(sq($node, "SELECT (apikeys.verify_client('$pcid', repeat('A', 43))).code || (apikeys.verify_client('$scid', repeat('A', 43))).code"),
 	'NOT_FOUNDNOT_FOUND', 'both timed calls answer NOT_FOUND');
