@@ -608,7 +608,7 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 
 	/* the contract: pre_request writes nothing (may_write = false) */
 	if (key != NULL)
-		VerifyToken(cstring_to_text(key), required, ip_known, addr, false, 1, &res);
+		VerifyToken(cstring_to_text(key), true, required, ip_known, addr, false, 1, &res);
 	else if (auth != NULL && pg_strncasecmp(auth, "basic ", 6) == 0)
 	{
 		const char *b64 = auth + 6;
@@ -635,22 +635,14 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 			text	   *tok = colon == dec ?
 			cstring_to_text_with_len(colon + 1, declen - 1) :
 			cstring_to_text_with_len(dec, declen - 1);
-			ParsedToken pt;
 
 			/*
-			 * Never a derived token: Basic credentials are cached and
-			 * replayed by browsers, and the docs promise Basic takes none.
-			 * MALFORMED, as for any other credential Basic cannot carry.
+			 * Never a derived token (derived_ok false): Basic credentials are
+			 * cached and replayed by browsers, and the docs promise Basic
+			 * takes none.  MALFORMED, as for any other credential Basic
+			 * cannot carry, and counted like one.
 			 */
-			if (TokenClassify(VARDATA_ANY(tok), VARSIZE_ANY_EXHDR(tok), &pt) ==
-				TOKEN_DERIVED)
-			{
-				memset(&res, 0, sizeof(res));
-				res.code = APIKEYS_MALFORMED;
-				explicit_bzero(&pt, sizeof(pt));
-			}
-			else
-				VerifyToken(tok, required, ip_known, addr, false, 1, &res);
+			VerifyToken(tok, false, required, ip_known, addr, false, 1, &res);
 			explicit_bzero(VARDATA(tok), VARSIZE(tok) - VARHDRSZ);
 		}
 		else

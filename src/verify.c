@@ -449,10 +449,11 @@ TokenClassify(const char *s, int len, ParsedToken *pt)
 
 /*
  * VerifyToken parses a whole token and verifies it.  NULL, empty, huge and
- * non-UTF-8 input all answer MALFORMED.
+ * non-UTF-8 input all answer MALFORMED, and so does a derived token where
+ * the caller takes none (derived_ok false: pre_request's Basic credentials).
  */
 void
-VerifyToken(text *token, const Scope *required,
+VerifyToken(text *token, bool derived_ok, const Scope *required,
 			bool ip_known, Datum client_ip, bool may_write, int cost,
 			VerifyResult *res)
 {
@@ -464,6 +465,11 @@ VerifyToken(text *token, const Scope *required,
 	switch (TokenClassify(s, len, &pt))
 	{
 		case TOKEN_DERIVED:
+			if (!derived_ok)
+			{
+				SetMalformed(res);
+				break;
+			}
 			VerifyDerivedToken(s, len, required, ip_known, client_ip,
 							   may_write, cost, res);
 			break;
@@ -687,7 +693,7 @@ VerifyTokenArgs(FunctionCallInfo fcinfo, VerifyResult *res)
 	bool		ip_known = VerifyClientAddressArg(fcinfo, 2, &addr);
 	int			cost = VerifyCostArg(fcinfo, 3);
 
-	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), true,
 				required, ip_known, addr, true, cost, res);
 }
 
@@ -752,7 +758,7 @@ apikeys_live_secret_key(PG_FUNCTION_ARGS)
 	bool		ip_known = ConnectionAddress(&addr);
 
 	/* cost 0: a report takes no credits (CreditsCheck) */
-	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+	VerifyToken(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), true,
 				NULL, ip_known, addr, true, 0, &res);
 	if (!res.have_key || !res.secret_live)
 		PG_RETURN_NULL();

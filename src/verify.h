@@ -51,7 +51,7 @@ typedef enum TokenKind
 } TokenKind;
 
 extern TokenKind TokenClassify(const char *s, int len, ParsedToken *pt);
-extern void VerifyToken(text *token, const Scope *required,
+extern void VerifyToken(text *token, bool derived_ok, const Scope *required,
 						bool ip_known, Datum client_ip, bool may_write,
 						int cost, VerifyResult *res);
 extern void VerifyClientSecret(const char *client_id, int cid_len,
