@@ -17,7 +17,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 REGRESS        = init token scopes create_key verify lifecycle handoff claim_proxy outbox policies audit usage owner_limits \
                  hygiene authenticate context rls postgrest postgrest_tenant forwarded selfservice escalation privileges security \
-                 security_inventory security_edges probefix probefix3 stats verification import prefixes derived credits surface upgrade cleanup
+                 security_inventory security_edges probefix probefix3 stats verification import prefixes derived credits surface upgrade probefix4 cleanup
 REGRESS_OPTS   = --inputdir=test --load-extension=pgcrypto
 ISOLATION      = key_cap_race revoke_vs_verify rotate_no_grace cache_invalidation concurrent_rollup revoke_all_vs_create \
                  claim_race claim_guess outbox_take_race selfservice_revoke_race selfservice_cap_race scope_set_vs_verify \

@@ -843,7 +843,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._audit FROM PUBLIC;
 
 -- _no_such_key raises the error for a client ID no key has, quoting the
 -- value only when it is shaped like a client ID (prefix, '_', 16 base62
--- characters): a whole token (native or derived: 22023) or anything else
+-- characters): a whole token (native, derived or mistyped: 22023) or anything else
 -- (a legacy token, a hex key) given where a client ID belongs never
 -- reaches an error message or the server log.
 CREATE FUNCTION apikeys_internal._no_such_key(p_client_id text)
@@ -852,7 +852,7 @@ CREATE FUNCTION apikeys_internal._no_such_key(p_client_id text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF apikeys_internal._token_kind(p_client_id) = ANY (ARRAY['native', 'derived']) THEN
+    IF apikeys_internal._token_kind(p_client_id) = ANY (ARRAY['native', 'derived', 'mistyped']) THEN
         RAISE EXCEPTION 'a token was given where a client ID is expected'
             USING ERRCODE = '22023',
                   HINT = 'Pass the client ID (the token up to the secret), never the token itself.';
@@ -1391,7 +1391,8 @@ BEGIN
             RAISE EXCEPTION 'the token is already an apikeys token' USING ERRCODE = '22023',
                 HINT = 'Only tokens issued by another system can be imported.';
         END IF;
-        IF apikeys_internal._token_kind(p_token) <> 'legacy' THEN
+        -- (a mistyped apikeys token, 'mistyped', is refused just below)
+        IF apikeys_internal._token_kind(p_token) NOT IN ('legacy', 'mistyped') THEN
             RAISE EXCEPTION 'the token has the shape of an apikeys derived token' USING ERRCODE = '22023',
                 DETAIL = 'Verification reads such a token as a derived token, so the imported key would never verify.',
                 HINT = 'A token of this shape cannot be imported: issue its holder a new key with apikeys.create_key().';
@@ -1522,7 +1523,7 @@ REVOKE ALL ON FUNCTION apikeys_internal._import_one FROM PUBLIC;
 CREATE FUNCTION apikeys_internal._token_kind(token text) RETURNS text
     AS 'MODULE_PATHNAME', 'apikeys_token_kind'
     LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION apikeys_internal._token_kind IS 'Internal: what verification reads a presented token as: derived, native, legacy or junk';
+COMMENT ON FUNCTION apikeys_internal._token_kind IS 'Internal: what verification reads a presented token as: derived, native, legacy, mistyped or junk';
 REVOKE ALL ON FUNCTION apikeys_internal._token_kind FROM PUBLIC;
 
 CREATE FUNCTION apikeys_internal._legacy_token_max_length() RETURNS integer

@@ -36,25 +36,6 @@ PG_FUNCTION_INFO_V1(apikeys_check_prefix);
 PG_FUNCTION_INFO_V1(apikeys_token_client_id);
 
 /*
- * PrefixAllowed: may a new key carry this prefix?  Exactly
- * apikeys.token_prefix or one of apikeys.allowed_prefixes.
- */
-static bool
-PrefixAllowed(const char *prefix, size_t len)
-{
-	const ApikeysPrefixList *list = apikeys_allowed_prefix_list;
-
-	if (strlen(apikeys_token_prefix) == len &&
-		memcmp(apikeys_token_prefix, prefix, len) == 0)
-		return true;
-	for (int i = 0; list != NULL && i < list->n; i++)
-		if (strlen(list->prefixes[i]) == len &&
-			memcmp(list->prefixes[i], prefix, len) == 0)
-			return true;
-	return false;
-}
-
-/*
  * NewKeyPrefix returns the prefix of a new key: apikeys.token_prefix for
  * NULL, else the given one if it is allowed; 22023 otherwise.  A value
  * that is not a prefix at all is not echoed: it may be a pasted token.
@@ -77,7 +58,7 @@ NewKeyPrefix(text *arg)
 				 errmsg("invalid prefix"),
 				 errdetail("A prefix is 1 to %d characters: a lowercase letter, then lowercase letters, digits or underscores, not ending in an underscore.",
 						   APIKEYS_PREFIX_MAXLEN)));
-	if (PrefixAllowed(p, len))
+	if (TokenPrefixConfigured(p, len))
 		return pnstrdup(p, len);
 
 	initStringInfo(&allowed);

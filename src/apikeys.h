@@ -76,6 +76,7 @@ extern const ApikeysOutcome ApikeysOutcomes[APIKEYS_NUM_CODES];
 
 /* GUC variables (guc.c) */
 extern char *apikeys_token_prefix;
+extern bool TokenPrefixConfigured(const char *prefix, size_t len);
 extern char *apikeys_pepper;
 extern int	apikeys_default_max_keys;
 extern int	apikeys_default_max_lifetime;

@@ -167,6 +167,27 @@ AssignAllowedPrefixes(const char *newval, void *extra)
 }
 
 /*
+ * TokenPrefixConfigured: is this prefix apikeys.token_prefix or one of
+ * apikeys.allowed_prefixes?  The prefixes a new key may carry
+ * (admin_keys.c), and those whose mistyped tokens verification answers
+ * MALFORMED without looking for an imported key (verify.c, TokenClassify).
+ */
+bool
+TokenPrefixConfigured(const char *prefix, size_t len)
+{
+	const ApikeysPrefixList *list = apikeys_allowed_prefix_list;
+
+	if (apikeys_token_prefix != NULL && strlen(apikeys_token_prefix) == len &&
+		memcmp(apikeys_token_prefix, prefix, len) == 0)
+		return true;
+	for (int i = 0; list != NULL && i < list->n; i++)
+		if (strlen(list->prefixes[i]) == len &&
+			memcmp(list->prefixes[i], prefix, len) == 0)
+			return true;
+	return false;
+}
+
+/*
  * CheckTrustedProxies accepts a list of addresses and CIDR networks
  * separated by commas or spaces, and hands the parsed list (normalised:
  * ::ffff:10.0.0.0/104 is 10.0.0.0/8) to AssignTrustedProxies.

@@ -79,6 +79,40 @@
 
 #define ERRCODE_PGRST	MAKE_SQLSTATE('P','G','R','S','T')
 
+/*
+ * RequestHeaders parses request.headers (raw) as jsonb.  JSON allows the
+ * escape \u0000, which jsonb cannot hold: jsonb_in would raise 22P05, a
+ * plain error rather than the answer the header deserves.  Each such
+ * escape is read as \u001a (SUB, the character for one that cannot be
+ * represented) instead, which no reader here accepts: a forwarding header
+ * with it is unreadable (400 INVALID_FORWARDED for a presented key), a
+ * key with it is no token, and any other header is not read.  Any other
+ * invalid JSON still raises jsonb_in's error.  The one parse for
+ * pre_request and RequestClientAddress.
+ */
+static Jsonb *
+RequestHeaders(const char *raw)
+{
+	char	   *copy = NULL;
+
+	for (const char *p = raw; *p != '\0'; p++)
+	{
+		if (*p != '\\' || p[1] == '\0')
+			continue;
+		if (p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
+		{
+			if (copy == NULL)
+				copy = pstrdup(raw);
+			memcpy(copy + (p - raw) + 2, "001a", 4);	/* same length */
+			p += 5;
+		}
+		else
+			p++;				/* an escaped character, \\ included */
+	}
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(copy != NULL ? copy : raw)));
+}
+
 /* HeaderValue returns the string value of a header, or NULL. */
 static char *
 HeaderValue(Jsonb *headers, const char *name)
@@ -379,7 +413,7 @@ RequestClientAddress(Datum *addr)
 
 	if (apikeys_trust_forwarded_for && raw != NULL && raw[0] != '\0')
 	{
-		Jsonb	   *headers = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(raw)));
+		Jsonb	   *headers = RequestHeaders(raw);
 
 		if (JB_ROOT_IS_OBJECT(headers))
 			fwd = ForwardedClient(headers, addr);
@@ -588,7 +622,7 @@ apikeys_pre_request(PG_FUNCTION_ARGS)
 	raw = GetConfigOption("request.headers", true, false);
 	if (raw == NULL || raw[0] == '\0')
 		PG_RETURN_VOID();
-	headers = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(raw)));
+	headers = RequestHeaders(raw);
 	if (!JB_ROOT_IS_OBJECT(headers))
 		PG_RETURN_VOID();
 

@@ -127,6 +127,25 @@ TokenChecksum(const char *data, size_t len, char *out)
 }
 
 /*
+ * TokenLayout: is token laid out as an apikeys token, "<client ID>_<43
+ * base62 secret><6 base62 checksum>" with a valid prefix, whatever its
+ * checksum?  Sets *cid_len.  Any input is safe.
+ */
+bool
+TokenLayout(const char *token, size_t len, size_t *cid_len)
+{
+	if (len < APIKEYS_CLIENT_RANDOM_LEN + 2 + 1 + APIKEYS_SECRET_LEN + APIKEYS_CHECKSUM_LEN ||
+		len > APIKEYS_TOKEN_MAXLEN)
+		return false;
+
+	*cid_len = len - APIKEYS_CHECKSUM_LEN - APIKEYS_SECRET_LEN - 1;
+	if (token[*cid_len] != '_')
+		return false;
+	return ClientIdIsWellFormed(token, *cid_len) &&
+		AllBase62(token + *cid_len + 1, APIKEYS_SECRET_LEN + APIKEYS_CHECKSUM_LEN);
+}
+
+/*
  * TokenParse splits a token into client ID and secret and checks its
  * checksum.  Returns false, touching nothing, for anything that is not a
  * well-formed token: wrong length, wrong characters, or a bad checksum.
@@ -137,19 +156,8 @@ TokenParse(const char *token, size_t len, ParsedToken *out)
 {
 	size_t		cid_len;
 	char		sum[APIKEYS_CHECKSUM_LEN];
-	const char *secret;
 
-	if (len < APIKEYS_CLIENT_RANDOM_LEN + 2 + 1 + APIKEYS_SECRET_LEN + APIKEYS_CHECKSUM_LEN ||
-		len > APIKEYS_TOKEN_MAXLEN)
-		return false;
-
-	cid_len = len - APIKEYS_CHECKSUM_LEN - APIKEYS_SECRET_LEN - 1;
-	if (token[cid_len] != '_')
-		return false;
-	secret = token + cid_len + 1;
-
-	if (!ClientIdIsWellFormed(token, cid_len) ||
-		!AllBase62(secret, APIKEYS_SECRET_LEN + APIKEYS_CHECKSUM_LEN))
+	if (!TokenLayout(token, len, &cid_len))
 		return false;
 
 	TokenChecksum(token, len - APIKEYS_CHECKSUM_LEN, sum);
@@ -158,7 +166,7 @@ TokenParse(const char *token, size_t len, ParsedToken *out)
 
 	out->client_id = token;
 	out->client_id_len = (int) cid_len;
-	out->secret = secret;
+	out->secret = token + cid_len + 1;
 	out->secret_len = APIKEYS_SECRET_LEN;
 	return true;
 }

@@ -35,6 +35,7 @@ typedef struct ApikeysPrefixList
 extern const ApikeysPrefixList *apikeys_allowed_prefix_list;
 
 extern bool TokenPrefixIsValid(const char *prefix, size_t len);
+extern bool TokenLayout(const char *token, size_t len, size_t *cid_len);
 extern bool TokenParse(const char *token, size_t len, ParsedToken *out);
 extern bool ClientIdIsWellFormed(const char *client_id, size_t len);
 extern bool SecretIsWellFormed(const char *secret, size_t len);

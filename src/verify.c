@@ -22,6 +22,9 @@
  *	9. credits: cost taken from		USAGE_EXCEEDED (none taken)
  *	   the key's balance (verify_credits.c)
  *
+ * Only a VALID answer uses anything up: a window slot taken by check 8 is
+ * given back when the owner's window or credits refuse (JudgeLimits).
+ *
  * Every attempt is judged by its own credential: nothing another caller
  * did from the same address stops a correct secret (the failure throttle
  * is asked only once the secret has failed; see verify_throttle.c).
@@ -249,6 +252,73 @@ JudgeHit(const KeyInfo *key, void *arg, TimestampTz *now)
 }
 
 /*
+ * JudgeLimits: checks 8 and 9 of the list at the top, the ones that use
+ * something up (a request in the key's window, one in its owner's, cost
+ * credits), for a verification judged VALID so far; for any other outcome
+ * it only reports the key's limit and balance.  All or nothing: each check
+ * takes its share, and a refusal by a later one gives the earlier shares
+ * back, so only a VALID answer uses anything.  A request refused for
+ * credits (USAGE_EXCEEDED: also every metered request on a standby) thus
+ * leaves both windows as they were, and a RATE_LIMITED one takes no
+ * credits.  The one rule, for every path: cache hit, table, standby,
+ * derived and legacy tokens all come through here.  (Between a take and
+ * its give-back another request may find the window one fuller: a refusal
+ * in the strict direction, never a request over a limit.)
+ */
+static void
+JudgeLimits(const KeyInfo *key, int cost, bool may_write, TimestampTz *now,
+			VerifyResult *res)
+{
+	TimestampTz owner_reset = 0;
+	bool		key_taken = false;
+
+	if (key->rate_limit > 0)
+		res->rate_limit = key->rate_limit;
+	if (res->code == APIKEYS_VALID && key->rate_limit > 0)
+	{
+		if (ThrottleRateWindow(key->client_id, key->rate_limit,
+							   key->rate_window_us, &res->retry_after,
+							   &res->rate_remaining, &res->rate_reset))
+			res->code = APIKEYS_RATE_LIMITED;
+		else
+			key_taken = res->rate_reset != 0;
+		/* no window without shared memory (not preloaded) */
+		res->rate_known = res->rate_reset != 0;
+	}
+	if (res->code == APIKEYS_VALID &&
+		OwnerRateLimited(key->owner, &res->retry_after, &owner_reset))
+		res->code = APIKEYS_RATE_LIMITED;	/* the owner's shared window */
+
+	/* last: a refused verification takes no credits */
+	if (key->has_credits)
+	{
+		CreditsOutcome co;
+
+		if (*now == 0)
+			*now = GetCurrentTimestamp();
+		CreditsCheck(key, cost, res->code == APIKEYS_VALID, *now, may_write, &co);
+		res->credits_known = true;
+		res->credits_remaining = co.balance;
+		if (res->code == APIKEYS_VALID && !co.ok)
+		{
+			res->code = APIKEYS_USAGE_EXCEEDED;
+			res->retry_after = co.retry_after;
+		}
+	}
+
+	/* refused after a window counted it: give it back */
+	if (res->code != APIKEYS_VALID)
+	{
+		OwnerRateGiveBack(key->owner, owner_reset);
+		if (key_taken)
+		{
+			ThrottleRateGiveBack(key->client_id, res->rate_reset);
+			res->rate_remaining++;
+		}
+	}
+}
+
+/*
  * VerifyCredentials checks a client ID and secret (already known to be
  * well-formed) and fills res.  ip_known false means no address is known,
  * which fails closed for a key with allowed_cidrs.  may_write false
@@ -317,37 +387,7 @@ VerifyCredentialsExt(const char *client_id, int cid_len,
 		res->key.scopes = j.derived_scopes;
 		res->key.expires_at = Min(key->expires_at, derived->expires_at);
 	}
-	if (key->rate_limit > 0)
-		res->rate_limit = key->rate_limit;
-	if (res->code == APIKEYS_VALID && key->rate_limit > 0)
-	{
-		if (ThrottleRateWindow(key->client_id, key->rate_limit,
-							   key->rate_window_us, &res->retry_after,
-							   &res->rate_remaining, &res->rate_reset))
-			res->code = APIKEYS_RATE_LIMITED;
-		/* no window without shared memory (not preloaded) */
-		res->rate_known = res->rate_reset != 0;
-	}
-	if (res->code == APIKEYS_VALID &&
-		OwnerRateLimited(key->owner, &res->retry_after))
-		res->code = APIKEYS_RATE_LIMITED;	/* the owner's shared window */
-
-	/* last: a refused verification takes no credits */
-	if (key->has_credits)
-	{
-		CreditsOutcome co;
-
-		if (j.now == 0)
-			j.now = GetCurrentTimestamp();
-		CreditsCheck(key, cost, res->code == APIKEYS_VALID, j.now, may_write, &co);
-		res->credits_known = true;
-		res->credits_remaining = co.balance;
-		if (res->code == APIKEYS_VALID && !co.ok)
-		{
-			res->code = APIKEYS_USAGE_EXCEEDED;
-			res->retry_after = co.retry_after;
-		}
-	}
+	JudgeLimits(key, cost, may_write, &j.now, res);
 
 	UsageRecord(&handle, key, res->code, j.now != 0 ? j.now : GetCurrentTimestamp(),
 				may_write);
@@ -429,19 +469,28 @@ VerifyDerivedToken(const char *token, int len, const Scope *required,
 
 /*
  * TokenClassify says what a presented token is, with one parse: derived,
- * native (pt filled), legacy (what an imported key's token may be) or junk.
- * Verification dispatches on it and import_key refuses all but legacy
- * (apikeys_internal._token_kind), so an imported token is always looked up.
+ * native (pt filled), mistyped, legacy (what an imported key's token may
+ * be) or junk.  Mistyped: laid out as an apikeys token with a prefix of
+ * apikeys.token_prefix or apikeys.allowed_prefixes, but its checksum
+ * fails; a typo, answered MALFORMED like junk, whether imported keys exist
+ * or not (no legacy lookup).  Verification dispatches on it and import_key
+ * refuses all but legacy (apikeys_internal._token_kind), so an imported
+ * token is always looked up.
  */
 TokenKind
 TokenClassify(const char *s, int len, ParsedToken *pt)
 {
+	size_t		cid_len;
+
 	if (s == NULL || len <= 0)
 		return TOKEN_JUNK;
 	if (DerivedTokenShaped(s, len))
 		return TOKEN_DERIVED;
 	if (TokenParse(s, len, pt))
 		return TOKEN_NATIVE;
+	if (TokenLayout(s, len, &cid_len) &&
+		TokenPrefixConfigured(s, cid_len - APIKEYS_CLIENT_RANDOM_LEN - 1))
+		return TOKEN_MISTYPED;
 	if (len <= APIKEYS_LEGACY_TOKEN_MAXLEN)
 		return TOKEN_LEGACY;
 	return TOKEN_JUNK;
@@ -486,6 +535,7 @@ VerifyToken(text *token, bool derived_ok, const Scope *required,
 				break;
 			}
 			/* FALLTHROUGH */
+		case TOKEN_MISTYPED:
 		case TOKEN_JUNK:
 			SetMalformed(res);
 			break;
@@ -497,14 +547,16 @@ PG_FUNCTION_INFO_V1(apikeys_token_kind);
 
 /*
  * SQL function: apikeys_internal._token_kind(token text) returns text (NULL: junk)
- *	 'derived', 'native', 'legacy' or 'junk': TokenClassify, for import_key.
+ *	 'derived', 'native', 'legacy', 'mistyped' or 'junk': TokenClassify, for
+ *	 import_key.
  */
 Datum
 apikeys_token_kind(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	ParsedToken pt;
-	static const char *const names[] = {"junk", "derived", "native", "legacy"};
+	static const char *const names[] = {"junk", "derived", "native", "legacy",
+	"mistyped"};
 
 	if (t == NULL)
 		PG_RETURN_TEXT_P(cstring_to_text(names[TOKEN_JUNK]));

@@ -47,7 +47,9 @@ typedef enum TokenKind
 	TOKEN_JUNK,					/* empty, or too long for a legacy token */
 	TOKEN_DERIVED,				/* shaped like a derived token */
 	TOKEN_NATIVE,				/* a well-formed apikeys token */
-	TOKEN_LEGACY				/* anything else: looked up as imported */
+	TOKEN_LEGACY,				/* anything else: looked up as imported */
+	TOKEN_MISTYPED				/* an apikeys token of a configured prefix,
+								 * but its checksum fails */
 } TokenKind;
 
 extern TokenKind TokenClassify(const char *s, int len, ParsedToken *pt);

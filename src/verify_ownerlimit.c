@@ -6,9 +6,11 @@
  * With a limit per key, a customer with five keys gets five times the
  * limit.  apikeys.set_owner_policy(owner, rate_limit => n, rate_window =>
  * w) sets one window for all keys of the owner, on each server: a
- * verification that passed every other check, the key's own rate limit
+ * verification that passed the checks before it, the key's own rate limit
  * included, is counted in the owner's window too, and answers
- * RATE_LIMITED with retry_after when that window is full.
+ * RATE_LIMITED with retry_after when that window is full; one that credits
+ * then refuse is given back (OwnerRateGiveBack, from verify.c's
+ * JudgeLimits), so only VALID answers use up the owner's window.
  *
  * The window lives in verify_throttle.c's rate-limit table (shared memory, keyed
  * by database), under a name no client ID can have: '@' and 32 hex digits
@@ -266,21 +268,34 @@ OwnerLimit(const char *owner, uint64 hash)
 	return e;
 }
 
+/* OwnerWindowName: the name of owner's window in verify_throttle.c's table. */
+static void
+OwnerWindowName(const char *owner, size_t len, uint64 h0, char *name)
+{
+	snprintf(name, OWNER_NAME_LEN + 1, "@%016llx%016llx", (unsigned long long) h0,
+			 (unsigned long long) hash_bytes_extended((const unsigned char *) owner, len, 1));
+}
+
 /*
  * OwnerRateLimited: is this verification over its owner's limit?  Counts
- * it in the owner's window when it is not; sets *retry_after when it is.
+ * it in the owner's window when it is not, and sets *reset to that
+ * window's end (0: not counted), for OwnerRateGiveBack; sets *retry_after
+ * when it is.
  */
 bool
-OwnerRateLimited(const char *owner, int *retry_after)
+OwnerRateLimited(const char *owner, int *retry_after, TimestampTz *reset)
 {
 	const OwnerLimitEntry *e;
 	OwnerLimitEntry uncached;
 	size_t		len;
 	uint64		h0;
 	char		name[OWNER_NAME_LEN + 1];
+	int32		remaining;
+	bool		limited;
 
 	StaticAssertStmt(OWNER_NAME_LEN <= APIKEYS_CLIENT_ID_MAXLEN,
 					 "an owner's window name fits where client IDs go");
+	*reset = 0;
 	if (!ApikeysSharedReady() || owner == NULL || !AnyOwnerLimits())
 		return false;
 	len = strlen(owner);
@@ -295,9 +310,29 @@ OwnerRateLimited(const char *owner, int *retry_after)
 	}
 	if (e->limit <= 0)
 		return false;
-	snprintf(name, sizeof(name), "@%016llx%016llx", (unsigned long long) h0,
-			 (unsigned long long) hash_bytes_extended((const unsigned char *) owner, len, 1));
-	return ThrottleRateLimited(name, e->limit, e->window_us, retry_after);
+	OwnerWindowName(owner, len, h0, name);
+	limited = ThrottleRateWindow(name, e->limit, e->window_us, retry_after,
+								 &remaining, reset);
+	if (limited)
+		*reset = 0;
+	return limited;
+}
+
+/*
+ * OwnerRateGiveBack takes back the request OwnerRateLimited counted in
+ * owner's window ending at reset (verify.c: a later check refused it).
+ */
+void
+OwnerRateGiveBack(const char *owner, TimestampTz reset)
+{
+	size_t		len;
+	char		name[OWNER_NAME_LEN + 1];
+
+	if (reset == 0 || owner == NULL || (len = strlen(owner)) == 0)
+		return;
+	OwnerWindowName(owner, len,
+					hash_bytes_extended((const unsigned char *) owner, len, 0), name);
+	ThrottleRateGiveBack(name, reset);
 }
 
 /*

@@ -22,7 +22,9 @@
  */
 #define APIKEYS_OWNER_MAX_CHARS		256
 
-extern bool OwnerRateLimited(const char *owner, int *retry_after);
+extern bool OwnerRateLimited(const char *owner, int *retry_after,
+							 TimestampTz *reset);
+extern void OwnerRateGiveBack(const char *owner, TimestampTz reset);
 extern int64 IntervalUs(const Interval *w);
 extern bool OwnerLimitKnownNone(const char *owner);
 

@@ -86,8 +86,9 @@
  *
  * Rate limits.  rate_limit requests per rate_window per key, in a fixed
  * window starting at the first request; exceeded answers RATE_LIMITED
- * with the seconds until the window ends.  Only VALID-bound requests count
- * (verify.c makes it the last check).  The windows live in a second table
+ * with the seconds until the window ends.  Only requests answered VALID
+ * count: verify.c (JudgeLimits) gives back the request that a later check
+ * (the owner's window, credits) refused (ThrottleRateGiveBack).  The windows live in a second table
  * of the same shape, keyed by database and client ID, with as many slots
  * as the per-key usage table; a full probe range evicts the window that
  * ends first.  Only keys with a rate limit touch it, under their
@@ -901,30 +902,40 @@ ThrottleUnblock(Datum addr, bool remove, int *cleared)
  */
 
 /*
- * ThrottleRateLimited: is this request over the key's limit?  Counts it
- * when it is not, and sets *retry_after when it is.
+ * RateWindowFind: the partition and first slot of the window named name
+ * (a client ID, or an owner's "@..." name) in this database; false without
+ * shared memory or for a name that cannot be one.
  */
-bool
-ThrottleRateLimited(const char *client_id, int32 limit, int64 window_us, int *retry_after)
+static bool
+RateWindowFind(const char *name, RateKey *k, int *part, RateSlot **base,
+			   int *start)
 {
-	int32		remaining;
-	TimestampTz reset;
+	int			len = strlen(name);
+	int			per = RATE_SLOTS_PER_PART();
 
-	return ThrottleRateWindow(client_id, limit, window_us, retry_after,
-							  &remaining, &reset);
+	if (!ApikeysSharedReady() || len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
+		return false;
+	memset(k, 0, sizeof(RateKey));
+	k->dbid = MyDatabaseId;
+	memcpy(k->client_id, name, len);
+	KeyHash(k, sizeof(RateKey), per, part, start);
+	*base = rate_slots + (Size) *part * per;
+	return true;
 }
 
 /*
- * ThrottleRateWindow is ThrottleRateLimited that also tells what the
+ * ThrottleRateWindow: is this request over the limit of the window named
+ * client_id (a key's, or an owner's: verify_ownerlimit.c)?  Counts it when
+ * it is not, and sets *retry_after when it is.  Also tells what the
  * X-RateLimit-* headers need: the requests left in the window after this
- * one, and when the window ends (both 0 without shared memory).
+ * one, and when the window ends (both 0 without shared memory; a counted
+ * request can be given back by that end, ThrottleRateGiveBack).
  */
 bool
 ThrottleRateWindow(const char *client_id, int32 limit, int64 window_us,
 				   int *retry_after, int32 *remaining, TimestampTz *reset)
 {
 	RateKey		k;
-	int			len = strlen(client_id);
 	int			per = RATE_SLOTS_PER_PART();
 	int			part;
 	int			start;
@@ -937,14 +948,9 @@ ThrottleRateWindow(const char *client_id, int32 limit, int64 window_us,
 
 	*remaining = 0;
 	*reset = 0;
-	if (!ApikeysSharedReady() || limit <= 0 || window_us <= 0 ||
-		len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
+	if (limit <= 0 || window_us <= 0 ||
+		!RateWindowFind(client_id, &k, &part, &base, &start))
 		return false;
-	memset(&k, 0, sizeof(k));
-	k.dbid = MyDatabaseId;
-	memcpy(k.client_id, client_id, len);
-	KeyHash(&k, sizeof(k), per, &part, &start);
-	base = rate_slots + (Size) part * per;
 	now = GetCurrentTimestamp();
 
 	LWLockAcquire(RateLock(part), LW_EXCLUSIVE);
@@ -989,6 +995,39 @@ ThrottleRateWindow(const char *client_id, int32 limit, int64 window_us,
 	*reset = s->start + s->window_us;
 	LWLockRelease(RateLock(part));
 	return limited;
+}
+
+/*
+ * ThrottleRateGiveBack takes back one request that ThrottleRateWindow
+ * counted in the window named client_id, ending at reset: the request was
+ * refused by a later check (verify.c, JudgeLimits), and only a VALID answer
+ * uses up a window.  Nothing when that window is gone (ended, replaced or
+ * evicted): its count went with it.
+ */
+void
+ThrottleRateGiveBack(const char *client_id, TimestampTz reset)
+{
+	RateKey		k;
+	int			per = RATE_SLOTS_PER_PART();
+	int			part;
+	int			start;
+	RateSlot   *base;
+
+	if (reset == 0 || !RateWindowFind(client_id, &k, &part, &base, &start))
+		return;
+	LWLockAcquire(RateLock(part), LW_EXCLUSIVE);
+	for (int i = 0; i < THROTTLE_PROBE && i < per; i++)
+	{
+		RateSlot   *c = &base[(start + i) % per];
+
+		if (c->key.dbid != InvalidOid && memcmp(&c->key, &k, sizeof(k)) == 0)
+		{
+			if (c->start != 0 && c->start + c->window_us == reset && c->count > 0)
+				c->count--;
+			break;
+		}
+	}
+	LWLockRelease(RateLock(part));
 }
 
 /*

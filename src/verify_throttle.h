@@ -75,11 +75,10 @@ extern void ThrottleStats(ThrottleStatsData *st);
 extern void ThrottleAddressStats(int64 *tracked, int64 *capacity, int64 *dropped);
 
 /* Per-key and per-owner rate limits */
-extern bool ThrottleRateLimited(const char *client_id, int32 limit,
-								int64 window_us, int *retry_after);
 extern bool ThrottleRateWindow(const char *client_id, int32 limit,
 							   int64 window_us, int *retry_after,
 							   int32 *remaining, TimestampTz *reset);
+extern void ThrottleRateGiveBack(const char *client_id, TimestampTz reset);
 extern void ThrottleDiscardDatabase(void);
 
 #endif							/* APIKEYS_VERIFY_THROTTLE_H */

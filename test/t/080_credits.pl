@@ -12,7 +12,7 @@
 #      written after the start, and a saved file outdated by a run without
 #      preloading is not loaded;
 #   4. a hot standby answers USAGE_EXCEEDED for a key with credits and
-#      VALID for a key without;
+#      VALID for a key without; those refusals use up no owner window;
 #   5. a promoted standby starts from the balances last flushed (and
 #      replicated): the spends after that flush are given back.
 use strict;
@@ -163,6 +163,23 @@ log_statement = none
 	is($standby->safe_psql('postgres', q{SELECT string_agg(k || '=' || (apikeys.verify(token)).code, ',' ORDER BY k)
 		FROM tok WHERE k IN ('c', 'f')}),
 		'c=USAGE_EXCEEDED,f=VALID', 'on a standby, a key with credits is refused, a key without is not');
+
+	# 4b: those refusals use up no window (verify.c, JudgeLimits): an owner
+	# limited to 3 an hour, its metered key refused 5 times on the standby,
+	# then its key without credits still has the owner's 3 requests there
+	# (before: RATE_LIMITED at once, retry_after the whole hour)
+	sq($node, q{SELECT apikeys.set_owner_policy('stb', rate_limit => 3, rate_window => '1 hour');
+		INSERT INTO tok SELECT 'sc', client_id, token FROM apikeys.create_key('stb', 'sc', '{}', credits => 50);
+		INSERT INTO tok SELECT 'sf', client_id, token FROM apikeys.create_key('stb', 'sf', '{}')});
+	$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+	is($standby->safe_psql('postgres', q{SELECT string_agg(v.code, ',' ORDER BY i)
+		FROM tok, generate_series(1, 5) i, LATERAL (SELECT (apikeys.verify(tok.token || left(i::text, 0))).code) v
+		WHERE k = 'sc'}),
+		join(',', ('USAGE_EXCEEDED') x 5), 'on a standby, the metered key of a rate-limited owner is refused for credits');
+	is($standby->safe_psql('postgres', q{SELECT string_agg(v.code, ',' ORDER BY i)
+		FROM tok, generate_series(1, 4) i, LATERAL (SELECT (apikeys.verify(tok.token || left(i::text, 0))).code) v
+		WHERE k = 'sf'}),
+		'VALID,VALID,VALID,RATE_LIMITED', 'and the owner\'s window is untouched: its other key has its 3 requests');
 
 	# 5: a promoted standby starts from the last replicated flush: 10 spends
 	# flushed, 5 not (the interval is still an hour) and given back
