@@ -34,7 +34,8 @@
  * key with a scope or two) stays inside its entry; a larger one (a real
  * key: a UUID owner, a dozen scopes with field lists, a network, a role,
  * metadata: about 500 bytes) is a chain of 128-byte chunks in an arena of
- * 256 bytes per way.  The arena is cut into one piece per partition, so
+ * 256 bytes per way, whose numbers the entry also lists in the inline
+ * area it does not need, so that a hit asks for every chunk at once.  The arena is cut into one piece per partition, so
  * the partition lock that guards an entry also guards its chunks and
  * nothing else needs a lock: allocating is popping a free list, freeing is
  * pushing onto it, and when a partition's arena is full a second clock
@@ -216,6 +217,9 @@ typedef struct CacheEntryHead
 } CacheEntryHead;
 
 #define CACHE_INLINE_LEN	(CACHE_ENTRY_SIZE - MAXALIGN(sizeof(CacheEntryHead)))
+
+/* chunk numbers an arena record's entry lists in its inline area (ArenaWrite) */
+#define CACHE_CHUNK_LIST	((int) (CACHE_INLINE_LEN / sizeof(uint32)))
 
 typedef struct CacheEntry
 {
@@ -678,17 +682,29 @@ ArenaMakeRoom(uint32 part, uint32 nchunks)
 	return cp->free_count >= nchunks;
 }
 
+/* ArenaChunks: chunks a record of len bytes takes (0: inline). */
+static inline uint32
+ArenaChunks(Size len)
+{
+	return len <= CACHE_INLINE_LEN ? 0 :
+		(uint32) ((len + CACHE_CHUNK_DATA - 1) / CACHE_CHUNK_DATA);
+}
+
 /*
  * ArenaWrite stores rec[0..len) in a chain of free chunks of partition
  * part (ArenaMakeRoom made room; lock held exclusively) and returns its
- * first chunk.
+ * first chunk.  The numbers of the first CACHE_CHUNK_LIST chunks also go
+ * to list (the entry's inline area, which an arena record leaves unused),
+ * so that a hit can ask for all of them at once (ArenaRead) instead of
+ * one chunk's miss after another's.
  */
 static uint32
-ArenaWrite(uint32 part, const char *rec, Size len)
+ArenaWrite(uint32 part, const char *rec, Size len, uint32 *list)
 {
 	CachePartition *cp = &cache->parts[part];
 	uint32		first = CACHE_NO_CHUNK;
 	uint32		prev = CACHE_NO_CHUNK;
+	int			n = 0;
 
 	Assert(PartitionLockHeld(part, true));
 	for (Size off = 0; off < len; off += CACHE_CHUNK_DATA)
@@ -705,14 +721,43 @@ ArenaWrite(uint32 part, const char *rec, Size len)
 		else
 			ChunkNext(prev) = c;
 		prev = c;
+		if (n < CACHE_CHUNK_LIST)
+			list[n++] = c;
 	}
 	return first;
 }
 
-/* ArenaRead copies a chain of chunks (len bytes) to dst. */
+/*
+ * ArenaRead copies entry e's arena record to dst.  A chain of at most
+ * CACHE_CHUNK_LIST chunks is read from the list ArenaWrite kept in the
+ * entry: every chunk is asked for first, so their misses overlap; a
+ * longer chain (a record over ~3 kB) follows the links.
+ */
 static void
-ArenaRead(uint32 c, char *dst, Size len)
+ArenaRead(const CacheEntry *e, char *dst)
 {
+	Size		len = e->h.rec_len;
+	uint32		c = e->h.rec_chunk;
+
+	if (ArenaChunks(len) <= CACHE_CHUNK_LIST)
+	{
+		const uint32 *list = (const uint32 *) e->data;
+		int			n = (int) ArenaChunks(len);
+
+		Assert(list[0] == c);
+		for (int i = 0; i < n; i++)
+		{
+			CachePrefetch(ChunkData(list[i]), 0);
+			CachePrefetch(ChunkData(list[i]) + 64, 0);
+		}
+		for (int i = 0; i < n; i++)
+		{
+			Size		off = (Size) i * CACHE_CHUNK_DATA;
+
+			memcpy(dst + off, ChunkData(list[i]), Min(CACHE_CHUNK_DATA, len - off));
+		}
+		return;
+	}
 	for (Size off = 0; off < len; off += CACHE_CHUNK_DATA)
 	{
 		Assert(c != CACHE_NO_CHUNK);
@@ -770,7 +815,7 @@ EntryToKey(const CacheEntry *e, KeyInfo *out)
 	if (e->h.rec_chunk == CACHE_NO_CHUNK)
 		memcpy(rec, e->data, e->h.rec_len);
 	else
-		ArenaRead(e->h.rec_chunk, rec, e->h.rec_len);
+		ArenaRead(e, rec);
 	RecordLayoutOf(&e->h, &l);
 	Assert(l.len == e->h.rec_len);
 
@@ -828,13 +873,6 @@ typedef struct CacheImage
 	char	   *rec;			/* NULL: the record is in e.data */
 } CacheImage;
 
-/* ArenaChunks: chunks a record of len bytes takes (0: inline). */
-static inline uint32
-ArenaChunks(Size len)
-{
-	return len <= CACHE_INLINE_LEN ? 0 :
-		(uint32) ((len + CACHE_CHUNK_DATA - 1) / CACHE_CHUNK_DATA);
-}
 
 /*
  * KeyToEntry packs key into img; false when the key is too large to cache
@@ -999,13 +1037,12 @@ CacheInsert(uint32 hash, const CacheImage *img, const ApikeysKeysId *id)
 	if (victim < 0)
 		victim = start;
 	EmptyWay(part, base + victim);
-	if (img->rec != NULL)
-	{
-		if (!ArenaMakeRoom(part, ArenaChunks(img->e.h.rec_len)))
-			return -1;
-		first = ArenaWrite(part, img->rec, img->e.h.rec_len);
-	}
+	if (img->rec != NULL && !ArenaMakeRoom(part, ArenaChunks(img->e.h.rec_len)))
+		return -1;
 	memcpy(&set[victim], &img->e, sizeof(CacheEntry));
+	if (img->rec != NULL)
+		first = ArenaWrite(part, img->rec, img->e.h.rec_len,
+						   (uint32 *) set[victim].data);
 	set[victim].h.rec_chunk = first;
 	cache_tags[base + victim] = TAG_OF(hash);
 	return (int64) (base + victim);

@@ -11,7 +11,10 @@
 #      verification, here and in another session open all along;
 #   4. usage counts every verification exactly once, although counts move
 #      out of evicted entries all along;
-#   5. the arena never holds more than its size.
+#   5. the arena never holds more than its size;
+#   6. in a larger cache, records read through the entry's chunk list (up
+#      to 26 chunks) and through the chunk links (longer ones, up to 8 kB)
+#      come back whole, boundaries included.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -118,4 +121,29 @@ is($node->safe_psql('postgres', 'SELECT sum(count) FROM apikeys.key_usage'),
 	120 + 6000 + $tx + 400, 'usage counts every verification exactly once');
 
 $node->stop;
+
+# 6: 20,000 entries: a partition's arena takes records of up to 78 chunks,
+# so both ways of reading a record are used; each record's metadata is a
+# string of its length, and the answer must return it byte for byte
+my $big = start_node('arena_big', conf => qq{
+apikeys.cache_size = 20000
+log_statement = none
+}, create => '');
+$big->safe_psql('postgres', q{
+	CREATE EXTENSION apikeys;
+	CREATE TABLE tok AS
+	SELECT n, (k).token
+	  FROM unnest(ARRAY[100, 1000, 3000, 3200, 3300, 4000, 7000]) n,
+	       LATERAL apikeys.create_key('owner ' || n, 'big ' || n, ARRAY['api:read'],
+	           metadata => jsonb_build_object('pad', repeat(chr(65 + n % 26), n))) k});
+my $big_check = q{
+	SELECT string_agg(n || ':' || ((v).code = 'VALID' AND (v).owner = 'owner ' || t.n
+	                   AND (v).metadata = jsonb_build_object('pad', repeat(chr(65 + t.n % 26), t.n)))::text, ' ' ORDER BY n)
+	  FROM tok t, LATERAL (SELECT apikeys.verify(t.token, 'api:read') AS v) x};
+my $whole = '100:true 1000:true 3000:true 3200:true 3300:true 4000:true 7000:true';
+is($big->safe_psql('postgres', $big_check), $whole, 'large records answer whole (cold)');
+is($big->safe_psql('postgres', $big_check . q{;
+	SELECT session_hits, session_misses FROM apikeys.cache_stats()}),
+	"$whole\n7|0", 'and whole from the cache, through the chunk list and the chunk links');
+$big->stop;
 done_testing();
