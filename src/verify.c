@@ -528,13 +528,13 @@ VerifyToken(text *token, bool derived_ok, const Scope *required,
 							  may_write, cost, res);
 			break;
 		case TOKEN_LEGACY:
+			/* nothing to look up before a key was imported */
 			if (LegacyImportsExist())
-			{
 				VerifyLegacyToken(s, len, required, ip_known, client_ip,
 								  may_write, cost, res);
-				break;
-			}
-			/* FALLTHROUGH */
+			else
+				SetMalformed(res);
+			break;
 		case TOKEN_MISTYPED:
 		case TOKEN_JUNK:
 			SetMalformed(res);

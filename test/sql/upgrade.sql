@@ -172,6 +172,18 @@ SELECT count(*) AS journal_rows_before FROM apikeys.usage_journal \gset
 
 ALTER EXTENSION apikeys UPDATE;
 SELECT extversion = :'direct_version' AS updated_to_default FROM pg_extension WHERE extname = 'apikeys';
+-- the usage rows, the last uses key_list shows and the journal are carried
+-- over (checked before anything verifies again: the worker may flush new
+-- uses at any moment)
+SELECT count(*) = :usage_rows_before AS usage_rows_kept,
+       md5(string_agg(u::text, ',' ORDER BY client_id, hour, code)) = :'usage_before' AS usage_rows_identical
+  FROM apikeys.usage u;
+SELECT sum(keys) AS packed_keys_and_hours FROM apikeys.usage_packed;
+SELECT md5(string_agg(client_id || ':' || coalesce(last_used_at::text, '-'), ',' ORDER BY client_id)) = :'listed_before'
+       AS last_uses_identical
+  FROM apikeys.key_list;
+SELECT (SELECT count(*) FROM apikeys.usage_journal) = :journal_rows_before AS journal_kept,
+       (SELECT relpersistence FROM pg_class WHERE oid = 'apikeys.usage_journal'::regclass) AS journal_persistence;
 
 -- every token answers exactly as before; every audit row and key row is there
 -- (last_used_at aside, which verification itself may write); a column or
@@ -192,16 +204,6 @@ SELECT count(*) = (SELECT count(*) FROM apikeys.keys) AS key_rows_kept,
        bool_and((SELECT bool_and(to_jsonb(k) -> e.key IS NOT DISTINCT FROM e.value)
                    FROM jsonb_each(to_jsonb(b) - 'last_used_at') e)) AS key_rows_identical
   FROM keys_before b JOIN apikeys.keys k USING (client_id);
--- the usage rows, the last uses key_list shows and the journal are carried over
-SELECT count(*) = :usage_rows_before AS usage_rows_kept,
-       md5(string_agg(u::text, ',' ORDER BY client_id, hour, code)) = :'usage_before' AS usage_rows_identical
-  FROM apikeys.usage u;
-SELECT sum(keys) AS packed_keys_and_hours FROM apikeys.usage_packed;
-SELECT md5(string_agg(client_id || ':' || coalesce(last_used_at::text, '-'), ',' ORDER BY client_id)) = :'listed_before'
-       AS last_uses_identical
-  FROM apikeys.key_list;
-SELECT (SELECT count(*) FROM apikeys.usage_journal) = :journal_rows_before AS journal_kept,
-       (SELECT relpersistence FROM pg_class WHERE oid = 'apikeys.usage_journal'::regclass) AS journal_persistence;
 -- every key got the prefix its tokens carry (1.1's prefix column)
 SELECT t.label, k.prefix, starts_with(t.token, k.prefix || '_') AS token_carries_it
   FROM (SELECT 'key ' || n AS label, client_id, token FROM issued
