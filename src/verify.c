@@ -416,12 +416,13 @@ SetMalformed(VerifyResult *res)
  * VerifyLegacyToken verifies a token not in apikeys' format while the
  * database holds imported keys: the key is found by the SHA-256 of the
  * whole token (verify_legacy.c), then judged by its client ID like any key.  No
- * such key: NOT_FOUND, throttled like a wrong secret.
+ * such key: NOT_FOUND, throttled like a wrong secret; MALFORMED, not
+ * counted, for a mistyped apikeys token (TokenClassify).
  */
 static void
-VerifyLegacyToken(const char *token, int len, const Scope *required,
-				  bool ip_known, Datum client_ip, bool may_write,
-				  int cost, VerifyResult *res)
+VerifyLegacyToken(const char *token, int len, bool mistyped,
+				  const Scope *required, bool ip_known, Datum client_ip,
+				  bool may_write, int cost, VerifyResult *res)
 {
 	uint8		hash[APIKEYS_HASH_LEN];
 	char		client_id[APIKEYS_CLIENT_ID_MAXLEN + 1];
@@ -436,6 +437,12 @@ VerifyLegacyToken(const char *token, int len, const Scope *required,
 	{
 		VerifyCredentialsExt(client_id, cid_len, token, len, true, NULL,
 							 required, ip_known, client_ip, may_write, cost, res);
+		return;
+	}
+	if (mistyped)
+	{
+		/* no imported key: a typo of an apikeys token, not a guess */
+		SetMalformed(res);
 		return;
 	}
 	memset(res, 0, sizeof(VerifyResult));
@@ -472,10 +479,11 @@ VerifyDerivedToken(const char *token, int len, const Scope *required,
  * native (pt filled), mistyped, legacy (what an imported key's token may
  * be) or junk.  Mistyped: laid out as an apikeys token with a prefix of
  * apikeys.token_prefix or apikeys.allowed_prefixes, but its checksum
- * fails; a typo, answered MALFORMED like junk, whether imported keys exist
- * or not (no legacy lookup).  Verification dispatches on it and import_key
- * refuses all but legacy (apikeys_internal._token_kind), so an imported
- * token is always looked up.
+ * fails: a typo, answered MALFORMED unless an imported key has it (one
+ * imported by its hash, or under a prefix configured after its import),
+ * and never counted as a failure.  Verification dispatches on it and
+ * import_key refuses all but legacy (apikeys_internal._token_kind), so an
+ * imported token is always looked up.
  */
 TokenKind
 TokenClassify(const char *s, int len, ParsedToken *pt)
@@ -507,11 +515,13 @@ VerifyToken(text *token, bool derived_ok, const Scope *required,
 			VerifyResult *res)
 {
 	ParsedToken pt;
+	TokenKind	kind;
 	const char *s = token ? VARDATA_ANY(token) : NULL;
 	int			len = token ? VARSIZE_ANY_EXHDR(token) : 0;
 
 	/* one parse per call: derived, native, legacy (imports only) or junk */
-	switch (TokenClassify(s, len, &pt))
+	kind = TokenClassify(s, len, &pt);
+	switch (kind)
 	{
 		case TOKEN_DERIVED:
 			if (!derived_ok)
@@ -528,14 +538,14 @@ VerifyToken(text *token, bool derived_ok, const Scope *required,
 							  may_write, cost, res);
 			break;
 		case TOKEN_LEGACY:
+		case TOKEN_MISTYPED:
 			/* nothing to look up before a key was imported */
 			if (LegacyImportsExist())
-				VerifyLegacyToken(s, len, required, ip_known, client_ip,
-								  may_write, cost, res);
+				VerifyLegacyToken(s, len, kind == TOKEN_MISTYPED, required,
+								  ip_known, client_ip, may_write, cost, res);
 			else
 				SetMalformed(res);
 			break;
-		case TOKEN_MISTYPED:
 		case TOKEN_JUNK:
 			SetMalformed(res);
 			break;

@@ -134,6 +134,15 @@ SET ROLE regress_verifier;
 SELECT (apikeys.verify(:'other_prefix')).code AS its_key_still,
        (apikeys.verify(:'other_typo')).code AS imported_layout;
 RESET ROLE;
+-- its prefix configured later: the imported key still verifies (looked up
+-- although the layout now reads as a typo), and a typo of it is MALFORMED
+SET apikeys.allowed_prefixes = 'pf4x';
+SET ROLE regress_verifier;
+SELECT (apikeys.verify(:'other_typo')).code AS imported_layout_prefix_added,
+       (apikeys.verify(left(:'other_typo', -2) || CASE WHEN right(:'other_typo', 2) = 'zz' THEN 'yy' ELSE 'zz' END)).code
+       AS its_typo;
+RESET ROLE;
+RESET apikeys.allowed_prefixes;
 -- the classifier import_key asks: a mistyped token is refused as before,
 -- and one given where a client ID belongs is named a token (22023), never quoted
 SELECT apikeys_internal._token_kind(:'typo') AS kind_typo,
