@@ -108,45 +108,6 @@ UsageRecord(const CacheHandle *handle, const KeyInfo *key, ApikeysCode code,
 		LastUsedWriteDirect(key, now);
 }
 
-/* UsageItemsCreate: an empty set of per-key, per-hour numbers. */
-HTAB *
-UsageItemsCreate(void)
-{
-	HASHCTL		ctl;
-
-	ctl.keysize = sizeof(UsageItemKey);
-	ctl.entrysize = sizeof(UsageItem);
-	ctl.hcxt = CurrentMemoryContext;
-	return hash_create("apikeys usage items", 1024, &ctl,
-					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
-/* UsageItemAdd adds one source's numbers for a key and hour to a set. */
-void
-UsageItemAdd(HTAB *items, const char *client_id, int len, TimestampTz hour,
-			 const uint64 *counts, TimestampTz last_used)
-{
-	UsageItemKey key;
-	UsageItem  *it;
-	bool		found;
-
-	if (len <= 0 || len > APIKEYS_CLIENT_ID_MAXLEN)
-		return;
-	memset(&key, 0, sizeof(key));
-	memcpy(key.client_id, client_id, len);
-	key.hour = hour;
-	it = hash_search(items, &key, HASH_ENTER, &found);
-	if (!found)
-	{
-		memset(it->counts, 0, sizeof(it->counts));
-		it->last_used = 0;
-	}
-	for (int c = 0; c < APIKEYS_NUM_CODES; c++)
-		it->counts[c] += counts[c];
-	if (last_used > it->last_used)
-		it->last_used = last_used;
-}
-
 /* UsageItemSinkAdd adds a key's numbers to sink's items under sink's hour. */
 void
 UsageItemSinkAdd(const char *client_id, int len, const uint64 *counts,
@@ -177,7 +138,7 @@ CollectOne(const char *client_id, int len, const uint32 *counts,
  * counted twice.
  */
 void
-UsageCollect(HTAB *items, TimestampTz hour)
+UsageCollect(UsageItems *items, TimestampTz hour)
 {
 	UsageItemSink sink;
 

@@ -16,21 +16,16 @@
 #include "verify_cache.h"
 #include "verify_lookup.h"
 #include "usage_item.h"
-#include "utils/hsearch.h"
 
 extern void UsageRecordFailure(const CacheHandle *handle,
 							   const char *client_id, int cid_len);
 extern void UsageRecord(const CacheHandle *handle, const KeyInfo *key,
 						ApikeysCode code, TimestampTz now, bool may_write);
 
-extern HTAB *UsageItemsCreate(void);
 extern void UsageItemSinkAdd(const char *client_id, int len,
 							 const uint64 *counts, TimestampTz last_used,
 							 void *sink);
-extern void UsageItemAdd(HTAB *items, const char *client_id, int len,
-						 TimestampTz hour, const uint64 *counts,
-						 TimestampTz last_used);
-extern void UsageCollect(HTAB *items, TimestampTz hour);
+extern void UsageCollect(UsageItems *items, TimestampTz hour);
 extern void UsageSaveRegister(void);
 extern bool UsageLoadSaved(void);
 

@@ -65,11 +65,9 @@
  * *nentries gets the number of keys in it.
  */
 static bytea *
-JournalEncode(HTAB *items, TimestampTz base, int64 *nentries)
+JournalEncode(UsageItems *items, TimestampTz base, int64 *nentries)
 {
 	StringInfoData buf;
-	HASH_SEQ_STATUS st;
-	UsageItem  *it;
 	bytea	   *result;
 
 	initStringInfo(&buf);
@@ -77,14 +75,14 @@ JournalEncode(HTAB *items, TimestampTz base, int64 *nentries)
 	JournalPutHeader((uint8 *) buf.data + VARHDRSZ, base);
 
 	*nentries = 0;
-	hash_seq_init(&st, items);
-	while ((it = hash_seq_search(&st)) != NULL)
+	for (uint32 i = 0; i < UsageItemsCount(items); i++)
 	{
+		UsageItem  *it = UsageItemAt(items, i);
 		size_t		n;
 
 		enlargeStringInfo(&buf, JOURNAL_ENTRY_MAXLEN);
 		n = JournalPutEntry((uint8 *) buf.data + buf.len, base,
-							it->key.client_id, strlen(it->key.client_id),
+							it->key.client_id, it->len,
 							it->counts, it->last_used);
 		if (n == 0)
 			continue;
@@ -150,7 +148,7 @@ LeaveOwnerContext(OwnerContext *oc)
 
 /* JournalWrite stores items as one journal row; returns the keys in it. */
 static int64
-JournalWrite(HTAB *items, TimestampTz base)
+JournalWrite(UsageItems *items, TimestampTz base)
 {
 	int64		nentries;
 	bytea	   *data = JournalEncode(items, base, &nentries);
@@ -196,7 +194,7 @@ JournalRelid(void)
  * commits meanwhile adds rows it did not see, which stay for the next one.
  */
 static bool
-JournalTake(HTAB *items, TimestampTz before)
+JournalTake(UsageItems *items, TimestampTz before)
 {
 	Portal		portal;
 	List	   *tids = NIL;
@@ -287,12 +285,10 @@ JournalTake(HTAB *items, TimestampTz before)
 #define USAGE_BUCKET_CHARS 2
 
 static const char *
-UsageBucket(const char *client_id, int *len)
+UsageBucket(const UsageItem *it, int *len)
 {
-	int			n = (int) strlen(client_id);
-
-	*len = Min(n, USAGE_BUCKET_CHARS);
-	return client_id + n - *len;
+	*len = Min(it->len, USAGE_BUCKET_CHARS);
+	return it->key.client_id + it->len - *len;
 }
 
 /* qsort comparator: items by hour, bucket, then client ID */
@@ -309,8 +305,8 @@ ItemCmp(const void *a, const void *b)
 
 	if (x->key.hour != y->key.hour)
 		return (x->key.hour > y->key.hour) - (x->key.hour < y->key.hour);
-	bx = UsageBucket(x->key.client_id, &lx);
-	by = UsageBucket(y->key.client_id, &ly);
+	bx = UsageBucket(x, &lx);
+	by = UsageBucket(y, &ly);
 	c = memcmp(bx, by, Min(lx, ly));
 	if (c != 0)
 		return c;
@@ -321,18 +317,14 @@ ItemCmp(const void *a, const void *b)
 
 /* ItemsSorted: the items of a set, sorted by ItemCmp; *n gets how many. */
 static UsageItem **
-ItemsSorted(HTAB *items, long *n)
+ItemsSorted(UsageItems *items, long *n)
 {
-	HASH_SEQ_STATUS st;
-	UsageItem  *it;
 	UsageItem **sorted;
-	long		k = 0;
 
-	*n = hash_get_num_entries(items);
+	*n = UsageItemsCount(items);
 	sorted = palloc_extended(sizeof(UsageItem *) * (Size) Max(*n, 1), MCXT_ALLOC_HUGE);
-	hash_seq_init(&st, items);
-	while ((it = hash_seq_search(&st)) != NULL)
-		sorted[k++] = it;
+	for (long k = 0; k < *n; k++)
+		sorted[k] = UsageItemAt(items, (uint32) k);
 	qsort(sorted, *n, sizeof(UsageItem *), ItemCmp);
 	return sorted;
 }
@@ -361,7 +353,7 @@ PackItems(UsageItem **items, long n, int *nkeys)
 
 		enlargeStringInfo(&buf, JOURNAL_ENTRY_MAXLEN);
 		len = JournalPutEntry((uint8 *) buf.data + buf.len, base,
-							  items[i]->key.client_id, strlen(items[i]->key.client_id),
+							  items[i]->key.client_id, items[i]->len,
 							  items[i]->counts, items[i]->last_used);
 		if (len == 0)
 			continue;
@@ -394,7 +386,7 @@ UsageRows(const UsageItem *it)
  * for a last use alone).
  */
 static int64
-UsageApply(HTAB *items)
+UsageApply(UsageItems *items)
 {
 	long		nitems;
 	UsageItem **sorted;
@@ -406,7 +398,7 @@ UsageApply(HTAB *items)
 	int64		written = 0;
 	long		first = 0;
 
-	if (hash_get_num_entries(items) == 0)
+	if (UsageItemsCount(items) == 0)
 		return 0;
 	sorted = ItemsSorted(items, &nitems);
 	p_hour = palloc_extended(sizeof(Datum) * (Size) nitems, MCXT_ALLOC_HUGE);
@@ -417,14 +409,14 @@ UsageApply(HTAB *items)
 	{
 		long		last = first + 1;
 		int			blen;
-		const char *bucket = UsageBucket(sorted[first]->key.client_id, &blen);
+		const char *bucket = UsageBucket(sorted[first], &blen);
 		int			nkeys;
 		bytea	   *data;
 
 		while (last < nitems && sorted[last]->key.hour == sorted[first]->key.hour)
 		{
 			int			l;
-			const char *b = UsageBucket(sorted[last]->key.client_id, &l);
+			const char *b = UsageBucket(sorted[last], &l);
 
 			if (l != blen || memcmp(b, bucket, blen) != 0)
 				break;
@@ -491,7 +483,7 @@ JournalOldest(void)
  */
 typedef struct TakenSet
 {
-	HTAB	   *items;
+	UsageItems *items;
 	int			level;
 } TakenSet;
 
@@ -505,20 +497,18 @@ static bool proof_prepared = false; /* apikeys_usage_unproven ran in this xact *
 
 /* GiveBack returns a set's counts to shared memory (usage_counters.c). */
 static void
-GiveBack(HTAB *items)
+GiveBack(UsageItems *items)
 {
-	HASH_SEQ_STATUS st;
-	UsageItem  *it;
 	bool		any = false;
 
-	hash_seq_init(&st, items);
-	while ((it = hash_seq_search(&st)) != NULL)
+	for (uint32 i = 0; i < UsageItemsCount(items); i++)
 	{
+		UsageItem  *it = UsageItemAt(items, i);
 		uint32		c32[APIKEYS_NUM_CODES];
 
 		for (int c = 0; c < APIKEYS_NUM_CODES; c++)
 			c32[c] = (uint32) Min(it->counts[c], (uint64) PG_UINT32_MAX);
-		CountersAdd(MyDatabaseId, it->key.client_id, strlen(it->key.client_id),
+		CountersAdd(MyDatabaseId, it->key.client_id, it->len,
 					c32, it->last_used);
 		any = true;
 	}
@@ -624,11 +614,11 @@ TakenCallbacksRegister(void)
  * that goes back to shared memory if this (sub)transaction does not
  * commit.
  */
-static HTAB *
+static UsageItems *
 TakeUsage(TimestampTz hour)
 {
 	MemoryContext old;
-	HTAB	   *taken;
+	UsageItems *taken;
 	TakenSet   *t;
 
 	TakenCallbacksRegister();
@@ -638,7 +628,7 @@ TakeUsage(TimestampTz hour)
 		took_in_xact = true;
 	}
 	old = MemoryContextSwitchTo(TopTransactionContext);
-	taken = UsageItemsCreate();
+	taken = UsageItemsCreate(1024);
 	t = palloc(sizeof(TakenSet));
 	t->items = taken;
 	t->level = GetCurrentTransactionNestLevel();
@@ -697,8 +687,8 @@ UsageFlushDatabase(bool rollup)
 int64
 UsageWrite(UsageWriteMode mode)
 {
-	HTAB	   *taken;
-	HTAB	   *items;
+	UsageItems *taken;
+	UsageItems *items;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz hour;
 	int64		written = 0;
@@ -717,7 +707,7 @@ UsageWrite(UsageWriteMode mode)
 												   CStringGetTextDatum("hour"),
 												   TimestampTzGetDatum(now)));
 	taken = TakeUsage(hour);
-	if (hash_get_num_entries(taken) == 0 && mode == USAGE_FLUSH)
+	if (UsageItemsCount(taken) == 0 && mode == USAGE_FLUSH)
 		return 0;
 
 	EnterOwnerContext(&oc);
@@ -729,17 +719,17 @@ UsageWrite(UsageWriteMode mode)
 	}
 	if (mode != USAGE_FLUSH)
 	{
-		HASH_SEQ_STATUS st;
-		UsageItem  *it;
-
 		/* the rollup's own set: the taken counts stay as they are */
-		items = UsageItemsCreate();
+		items = UsageItemsCreate(UsageItemsCount(taken));
 		if (mode == USAGE_ROLLUP_ALL)
 		{
-			hash_seq_init(&st, taken);
-			while ((it = hash_seq_search(&st)) != NULL)
-				UsageItemAdd(items, it->key.client_id, strlen(it->key.client_id),
+			for (uint32 i = 0; i < UsageItemsCount(taken); i++)
+			{
+				UsageItem  *it = UsageItemAt(taken, i);
+
+				UsageItemAdd(items, it->key.client_id, it->len,
 							 it->key.hour, it->counts, it->last_used);
+			}
 
 			/*
 			 * usage_recent.c is complete once this commits
@@ -765,7 +755,7 @@ UsageWrite(UsageWriteMode mode)
 			RecentNote(taken);
 			DbListJournalState(MyDatabaseId, JournalOldest(), false);
 		}
-		hash_destroy(items);
+		UsageItemsDestroy(items);
 	}
 	LeaveOwnerContext(&oc);
 	return written;
@@ -909,7 +899,7 @@ apikeys_usage_pack(PG_FUNCTION_ARGS)
 	bool	   *nulls[4];
 	int			ns[4];
 	Oid			elty[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
-	HTAB	   *items = UsageItemsCreate();
+	UsageItems *items = UsageItemsCreate(0);
 	UsageItem **sorted;
 	long		nitems;
 	int			nkeys;

@@ -116,24 +116,22 @@ MakeRecentKey(const char *client_id, int len, RecentKey *k)
  * a rollup is asked for, which empties it.
  */
 void
-RecentNote(HTAB *items)
+RecentNote(UsageItems *items)
 {
-	HASH_SEQ_STATUS st;
-	UsageItem  *it;
 	bool		full = false;
 
 	if (!ApikeysSharedReady())
 		return;
 	LWLockAcquire(UsageLock(), LW_EXCLUSIVE);
-	hash_seq_init(&st, items);
-	while ((it = hash_seq_search(&st)) != NULL)
+	for (uint32 i = 0; i < UsageItemsCount(items) && !full; i++)
 	{
+		UsageItem  *it = UsageItemAt(items, i);
 		RecentKey	k;
 		RecentEntry *r;
 		bool		found;
 
-		if (it->last_used == 0 || full ||
-			!MakeRecentKey(it->key.client_id, strlen(it->key.client_id), &k))
+		if (it->last_used == 0 ||
+			!MakeRecentKey(it->key.client_id, it->len, &k))
 			continue;
 		r = hash_search(recent_hash, &k, HASH_ENTER_NULL, &found);
 		if (r == NULL)
@@ -154,22 +152,19 @@ RecentNote(HTAB *items)
  * written to apikeys.keys (those no later than what it wrote).
  */
 void
-RecentForget(HTAB *items)
+RecentForget(UsageItems *items)
 {
-	HASH_SEQ_STATUS st;
-	UsageItem  *it;
-
 	if (!ApikeysSharedReady())
 		return;
 	LWLockAcquire(UsageLock(), LW_EXCLUSIVE);
-	hash_seq_init(&st, items);
-	while ((it = hash_seq_search(&st)) != NULL)
+	for (uint32 i = 0; i < UsageItemsCount(items); i++)
 	{
+		UsageItem  *it = UsageItemAt(items, i);
 		RecentKey	k;
 		RecentEntry *r;
 
 		if (it->last_used == 0 ||
-			!MakeRecentKey(it->key.client_id, strlen(it->key.client_id), &k))
+			!MakeRecentKey(it->key.client_id, it->len, &k))
 			continue;
 		r = hash_search(recent_hash, &k, HASH_FIND, NULL);
 		if (r != NULL && r->last_used <= it->last_used)

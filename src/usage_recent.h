@@ -12,13 +12,13 @@
 #define APIKEYS_USAGE_RECENT_H
 
 #include "apikeys.h"
-#include "utils/hsearch.h"
+#include "usage_item.h"
 
 extern Size RecentShmemSize(void);
 extern void RecentShmemRequest(void);
 extern void RecentShmemInit(void);
-extern void RecentNote(HTAB *items);
-extern void RecentForget(HTAB *items);
+extern void RecentNote(UsageItems *items);
+extern void RecentForget(UsageItems *items);
 extern TimestampTz RecentUse(const char *client_id, int len);
 extern void RecentDiscardDatabase(Oid dbid);
 
