@@ -1368,7 +1368,8 @@ CacheDrainUsage(Oid dbid, UsageCountsFn fn, void *arg)
 				const char *next = (const char *)
 				&cache_usage[(Size) (s + APIKEYS_CACHE_PARTITIONS) * CACHE_WAYS];
 
-				for (Size off = 0; off < sizeof(CacheUsageSlot) * CACHE_WAYS; off += PG_CACHE_LINE_SIZE)
+				/* 64: the line of x86 and most arm64, as in CachePrefetchWay */
+				for (Size off = 0; off < sizeof(CacheUsageSlot) * CACHE_WAYS; off += 64)
 					CachePrefetch(next + off, 0);
 			}
 
@@ -1389,8 +1390,9 @@ CacheDrainUsage(Oid dbid, UsageCountsFn fn, void *arg)
 				if (!any && pg_atomic_read_u64(&u->last_used) == 0)
 					continue;
 				used |= (uint32) 1 << w;
-				CachePrefetch(&cache->entries[way], 0);
-				CachePrefetch((const char *) &cache->entries[way] + PG_CACHE_LINE_SIZE, 0);
+				/* the head's lines: dbid first, the client ID at its end */
+				for (Size off = 0; off < sizeof(CacheEntryHead); off += 64)
+					CachePrefetch((const char *) &cache->entries[way] + off, 0);
 			}
 			for (int w = 0; used != 0; w++, used >>= 1)
 			{
