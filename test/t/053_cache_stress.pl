@@ -14,7 +14,6 @@ use Test::More;
 use FindBin;
 use lib $FindBin::RealBin;
 use ApikeysTest;
-use IPC::Run;
 
 my $node = start_node('stress', conf => qq{
 apikeys.cache_size = 64
@@ -35,11 +34,7 @@ my $script = $node->basedir . '/verify.sql';
 PostgreSQL::Test::Utils::append_to_file($script,
 	"\\set id random(1, 300)\n"
 	  . "INSERT INTO answers SELECT id, clock_timestamp(), (apikeys.verify(token)).code FROM tok WHERE id = :id;\n");
-my ($out, $err) = ('', '');
-my $bench = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-j', '2', '-T', '15', '-f', $script,
-	  '-h', $node->host, '-p', $node->port, 'postgres' ],
-	'>', \$out, '2>', \$err);
+my $bench = start_pgbench($node, $script, 2, 15);
 
 # another session, open before any change: it must see each change too
 my $obs = $node->background_psql('postgres');
@@ -86,10 +81,9 @@ is($wrong, 0, "$n changes each seen by the next verification in the session that
 is($wrong_obs, 0, "$n changes each seen by the next verification in another session open all along");
 $obs->quit;
 
-IPC::Run::finish($bench);
+my ($tx, $out, $err) = finish_pgbench($bench);
 like($out, qr/number of transactions actually processed: [1-9]/, 'pgbench verified concurrently');
 unlike($err, qr/aborted|ERROR/, 'no pgbench client failed') or diag($err);
-my ($tx) = $out =~ /number of transactions actually processed: (\d+)/;
 
 # pgbench's own answers: one row per transaction; a verification that
 # began after a change's commit saw the change; no answer is other than

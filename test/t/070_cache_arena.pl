@@ -23,7 +23,6 @@ use Test::More;
 use FindBin;
 use lib $FindBin::RealBin;
 use ApikeysTest;
-use IPC::Run;
 
 # 64 entries are rounded up to 16 ways in each of the 128 partitions: 2048
 # entries and a 512 kB arena, room for about 1,000 seed-shaped keys
@@ -76,11 +75,7 @@ my $script = $node->basedir . '/verify.sql';
 PostgreSQL::Test::Utils::append_to_file($script,
 	"\\set id random(1, 3000)\n"
 	  . "INSERT INTO answers SELECT id, clock_timestamp(), (apikeys.verify(token, 'res1:read', '10.1.2.3')).code FROM tok WHERE id = :id;\n");
-my ($out, $err) = ('', '');
-my $bench = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-j', '2', '-T', '10', '-f', $script,
-	  '-h', $node->host, '-p', $node->port, 'postgres' ],
-	'>', \$out, '2>', \$err);
+my $bench = start_pgbench($node, $script, 2, 10);
 my $obs = $node->background_psql('postgres');
 my ($wrong, $wrong_obs) = (0, 0);
 for my $id (1 .. 100)
@@ -102,9 +97,8 @@ for my $id (1 .. 100)
 is($wrong, 0, '100 revokes each seen by the next verification in the session that made it');
 is($wrong_obs, 0, 'and in another session open all along');
 $obs->quit;
-IPC::Run::finish($bench);
+my ($tx, $out, $err) = finish_pgbench($bench);
 unlike($err, qr/aborted|ERROR/, 'no pgbench client failed') or diag($err);
-my ($tx) = $out =~ /number of transactions actually processed: (\d+)/;
 ok($tx > 0, "pgbench verified concurrently ($tx)");
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM answers a JOIN changes c USING (id)

@@ -22,7 +22,6 @@ use Test::More;
 use FindBin;
 use lib $FindBin::RealBin;
 use ApikeysTest;
-use IPC::Run;
 
 my $node = start_node('limits_load', conf => "log_statement = none\n");
 $node->safe_psql('postgres', q{
@@ -41,11 +40,7 @@ PostgreSQL::Test::Utils::append_to_file($script,
 	  . "INSERT INTO answers SELECT which, (v).code, (v).rate_remaining, (v).rate_limit\n"
 	  . "  FROM (SELECT which, apikeys.verify(token, 'api:read') AS v FROM tok\n"
 	  . "         WHERE which = (ARRAY['empty', 'low', 'plain'])[:k]) x;\n");
-my ($out, $err) = ('', '');
-my $bench = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '4', '-j', '2', '-T', '6', '-f', $script,
-	  '-h', $node->host, '-p', $node->port, 'postgres' ],
-	'>', \$out, '2>', \$err);
+my $bench = start_pgbench($node, $script, 4, 6);
 # a concurrent admin: balance and rule changes that must not give or take
 for my $i (1 .. 20)
 {
@@ -53,9 +48,8 @@ for my $i (1 .. 20)
 		SELECT apikeys.update_key(client_id, credits => 0) FROM apikeys.keys WHERE name = 'empty';
 		SELECT apikeys.update_key(client_id, name => 'low') FROM apikeys.keys WHERE name = 'low'});
 }
-IPC::Run::finish($bench);
+my ($tx, $out, $err) = finish_pgbench($bench);
 unlike($err, qr/aborted|ERROR/, 'no pgbench client failed') or diag($err);
-my ($tx) = $out =~ /number of transactions actually processed: (\d+)/;
 ok($tx > 100, "pgbench verified concurrently ($tx)");
 
 # 1

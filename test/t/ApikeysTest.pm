@@ -18,8 +18,10 @@ use Exporter 'import';
 use Test::More;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use IPC::Run;
 
-our @EXPORT = qw(start_node start_standby tcp_connstr for_each_preload sq issue_key verify_code);
+our @EXPORT = qw(start_node start_standby tcp_connstr for_each_preload sq issue_key verify_code
+  start_pgbench finish_pgbench);
 
 # start_node(NAME, preload => 1, conf => TEXT, init => {...}, tcp => 0,
 #            create => 'CREATE EXTENSION apikeys'): a new cluster, initialised
@@ -54,6 +56,30 @@ sub start_node
 	my $create = $opt{create} // 'CREATE EXTENSION apikeys';
 	$node->safe_psql('postgres', $create) if $create ne '';
 	return $node;
+}
+
+# start_pgbench(NODE, SCRIPT, CLIENTS, SECONDS): pgbench running SCRIPT
+# against database postgres in the background (-n, -j 2), for
+# finish_pgbench.
+sub start_pgbench
+{
+	my ($node, $script, $clients, $seconds) = @_;
+	my $run = { out => '', err => '' };
+	$run->{h} = IPC::Run::start(
+		[ 'pgbench', '-n', '-c', $clients, '-j', '2', '-T', $seconds, '-f', $script,
+		  '-h', $node->host, '-p', $node->port, 'postgres' ],
+		'>', \$run->{out}, '2>', \$run->{err});
+	return $run;
+}
+
+# finish_pgbench(RUN): waits for start_pgbench's run; returns its
+# transactions (undef if it printed none), its stdout and its stderr.
+sub finish_pgbench
+{
+	my ($run) = @_;
+	IPC::Run::finish($run->{h});
+	my ($tx) = $run->{out} =~ /number of transactions actually processed: (\d+)/;
+	return ($tx, $run->{out}, $run->{err});
 }
 
 # tcp_connstr(NODE, [USER]): a libpq connection string to database postgres
